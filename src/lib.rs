@@ -1,0 +1,8 @@
+//! kaiser: a Python application server and Emperor-style supervisor that runs existing
+//! uWSGI deployments unchanged. See ARCHITECTURE.md for the map of this crate.
+//!
+//! The binary (`main.rs`) picks a role; everything else lives in these modules. The crate is
+//! also a library so that fuzz targets and benchmarks can reach the sans-I/O codecs.
+
+pub mod config;
+pub mod protocol;
