@@ -4,5 +4,11 @@
 //! The binary (`main.rs`) picks a role; everything else lives in these modules. The crate is
 //! also a library so that fuzz targets and benchmarks can reach the sans-I/O codecs.
 
+pub mod check;
 pub mod config;
+pub mod logging;
 pub mod protocol;
+pub mod python;
+pub mod sys;
+pub mod vassal;
+pub mod worker;

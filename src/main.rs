@@ -1,1 +1,126 @@
-fn main() {}
+//! Picks the role (help, config check, emperor, vassal master) and turns errors into exit
+//! codes. Nothing else lives here.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use kaiser::config::{self, Action, Context};
+use kaiser::{logging, sys, vassal};
+
+fn context() -> Context {
+    let uid = sys::process::uid();
+    let gid = sys::process::gid();
+    let user = sys::process::lookup_user(&uid.to_string()).map(|(_, _, name)| name).unwrap_or_else(|_| uid.to_string());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Context {
+        cwd: std::env::current_dir().unwrap_or_else(|_| "/".into()),
+        hostname: sys::process::hostname(),
+        uid,
+        user,
+        gid,
+        group: gid.to_string(),
+        cpu_count: sys::process::cpu_count(),
+        binary: std::env::current_exe().unwrap_or_else(|_| "kaiser".into()),
+        now_unix: now.as_secs(),
+        now_micros: now.as_micros() as u64,
+    }
+}
+
+/// Prints an error and its chain of causes, one per line.
+fn report(err: &dyn std::error::Error) {
+    eprintln!("kaiser: error: {err}");
+    let mut source = err.source();
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
+}
+
+fn signal_pidfile(path: &std::path::Path, sig: libc::c_int) -> ExitCode {
+    let pid: Option<i32> = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok());
+    let Some(pid) = pid else {
+        eprintln!("kaiser: error: cannot read a pid from `{}`", path.display());
+        return ExitCode::from(1);
+    };
+    match sys::signal::kill(pid, sig) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("kaiser: error: cannot signal pid {pid} from `{}`: {err}", path.display());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let loaded = match config::load(&args, &env, &context()) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::from(vassal::exit::CONFIG as u8);
+        }
+    };
+    match &loaded.config.action {
+        Action::Help => {
+            print!("{}", config::help_text());
+            return ExitCode::SUCCESS;
+        }
+        Action::Version => {
+            println!("kaiser {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Action::ShowConfig => {
+            print!("{}", loaded.show_config);
+            return ExitCode::SUCCESS;
+        }
+        Action::Reload(path) => return signal_pidfile(path, libc::SIGHUP),
+        Action::Stop(path) => return signal_pidfile(path, libc::SIGTERM),
+        Action::CheckConfig | Action::Run => {}
+    }
+    logging::init();
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    if loaded.config.action == Action::CheckConfig {
+        return match kaiser::check::check_config(&loaded.config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                report(&err);
+                ExitCode::from(err.exit_code() as u8)
+            }
+        };
+    }
+    if !loaded.config.emperor.is_empty() {
+        let span = tracing::info_span!("emperor");
+        let _entered = span.enter();
+        return match kaiser::emperor::run(&loaded.config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                report(&err);
+                ExitCode::from(1)
+            }
+        };
+    }
+    let span = tracing::info_span!("vassal", name = %loaded.config.name);
+    let _entered = span.enter();
+    match vassal::run(loaded.clone(), args) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(err) => {
+            tracing::error!("{}", error_chain(&err));
+            ExitCode::from(err.exit_code() as u8)
+        }
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,45 @@
+//! `--check-config`: the config parsed (that happened before we got here); now prove the
+//! app imports, in this process, without binding anything or forking.
+
+use crate::config::Config;
+use crate::python::{self, AppSpec, InterpreterOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckConfigError {
+    #[error("cannot change directory to `{}` (`chdir`)", .0.display())]
+    Chdir(std::path::PathBuf, #[source] std::io::Error),
+    #[error(transparent)]
+    Python(#[from] python::InitPythonError),
+    #[error(transparent)]
+    App(#[from] python::LoadAppError),
+}
+
+impl CheckConfigError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CheckConfigError::App(_) => crate::vassal::exit::FAILED_APP,
+            _ => crate::vassal::exit::CONFIG,
+        }
+    }
+}
+
+pub fn check_config(config: &Config) -> Result<(), CheckConfigError> {
+    if let Some(dir) = &config.chdir {
+        std::env::set_current_dir(dir).map_err(|e| CheckConfigError::Chdir(dir.clone(), e))?;
+    }
+    for (key, value) in &config.env {
+        std::env::set_var(key, value);
+    }
+    if config.wsgi_file.is_some() || config.module.is_some() {
+        python::initialize(&InterpreterOptions { home: config.home.clone(), pythonpath: config.pythonpath.clone() })?;
+        let app = python::load_app(&AppSpec {
+            wsgi_file: config.wsgi_file.clone(),
+            module: config.module.clone(),
+            callable: config.callable.clone(),
+        })?;
+        tracing::info!(app = %app.description, "configuration and app OK");
+    } else {
+        tracing::info!("configuration OK (no app configured)");
+    }
+    Ok(())
+}

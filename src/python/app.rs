@@ -1,0 +1,133 @@
+//! Importing the WSGI callable: `wsgi-file`, `module` (`pkg.mod:callable`), `callable`.
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+
+#[derive(Debug, Clone)]
+pub struct AppSpec {
+    pub wsgi_file: Option<PathBuf>,
+    pub module: Option<String>,
+    pub callable: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadAppError {
+    #[error("no app configured: set `wsgi-file` or `module`")]
+    NothingConfigured,
+    #[error("importing the app from `{source_name}` failed:\n{traceback}")]
+    Import { source_name: String, traceback: String },
+    #[error("`{source_name}` has no callable `{callable}`")]
+    NoCallable { source_name: String, callable: String },
+    #[error("`{callable}` in `{source_name}` is not callable (it is a `{type_name}`)")]
+    NotCallable { source_name: String, callable: String, type_name: String },
+}
+
+/// A loaded WSGI application.
+pub struct App {
+    pub(crate) callable: Py<PyAny>,
+    /// Where it came from, for logs (`app.py`, `mysite.wsgi:application`).
+    pub description: String,
+}
+
+impl App {
+    /// With `need-app = false`: an app that answers 500 to everything, so the server runs
+    /// (uWSGI's "full dynamic mode" answers errors too) while the log says why.
+    pub fn unavailable(reason: &str) -> Result<App, LoadAppError> {
+        Python::attach(|py| {
+            let code = c"def application(environ, start_response):\n    start_response('500 Internal Server Error', [('Content-Type', 'text/plain')])\n    return [b'the app failed to load; see the server log\\n']\n";
+            let globals = pyo3::types::PyDict::new(py);
+            let made = py.run(code, Some(&globals), None).and_then(|()| {
+                globals
+                    .get_item("application")?
+                    .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("fallback app missing"))
+            });
+            match made {
+                Ok(callable) => Ok(App { callable: callable.unbind(), description: format!("(unavailable: {reason})") }),
+                Err(e) => Err(LoadAppError::Import { source_name: "fallback app".into(), traceback: format_exception(py, &e) }),
+            }
+        })
+    }
+}
+
+/// Formats a Python exception with its traceback, as `traceback.print_exc` would.
+pub(crate) fn format_exception(py: Python<'_>, err: &PyErr) -> String {
+    let formatted = (|| -> PyResult<String> {
+        let traceback = py.import("traceback")?;
+        let lines = traceback.call_method1("format_exception", (err.clone_ref(py),))?;
+        let text: String = pyo3::types::PyString::new(py, "").call_method1("join", (lines,))?.extract()?;
+        Ok(text)
+    })();
+    formatted.unwrap_or_else(|_| err.to_string()).trim_end().to_string()
+}
+
+/// `uwsgi_file_` + the path with every non-alphanumeric byte replaced by `_`: the module
+/// name uWSGI gives a `wsgi-file`, kept so that code inspecting `__name__` sees the same.
+fn file_module_name(path: &std::path::Path) -> String {
+    let mangled: String = path
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("uwsgi_file_{mangled}")
+}
+
+pub fn load_app(spec: &AppSpec) -> Result<App, LoadAppError> {
+    Python::attach(|py| {
+        let (module, source_name, callable_name) = if let Some(file) = &spec.wsgi_file {
+            let name = file_module_name(file);
+            let source_name = file.display().to_string();
+            let module = load_file(py, &name, file).map_err(|e| LoadAppError::Import {
+                source_name: source_name.clone(),
+                traceback: format_exception(py, &e),
+            })?;
+            (module, source_name, spec.callable.clone())
+        } else if let Some(module_spec) = &spec.module {
+            let (module_name, callable) = match module_spec.split_once(':') {
+                Some((m, c)) => (m.to_string(), c.to_string()),
+                None => (module_spec.clone(), spec.callable.clone()),
+            };
+            let module = py.import(module_name.as_str()).map_err(|e| LoadAppError::Import {
+                source_name: module_name.clone(),
+                traceback: format_exception(py, &e),
+            })?;
+            (module.into_any(), module_name, callable)
+        } else {
+            return Err(LoadAppError::NothingConfigured);
+        };
+        // `module:factory()` is not uWSGI syntax; a dotted attribute path is (`app.wsgi`).
+        let mut object = module;
+        for part in callable_name.split('.') {
+            object = object.getattr(part).map_err(|_| LoadAppError::NoCallable {
+                source_name: source_name.clone(),
+                callable: callable_name.clone(),
+            })?;
+        }
+        if !object.is_callable() {
+            return Err(LoadAppError::NotCallable {
+                source_name,
+                callable: callable_name,
+                type_name: object.get_type().name().map(|n| n.to_string()).unwrap_or_default(),
+            });
+        }
+        Ok(App { callable: object.unbind(), description: format!("{source_name}:{callable_name}") })
+    })
+}
+
+fn load_file<'py>(py: Python<'py>, name: &str, path: &std::path::Path) -> PyResult<Bound<'py, PyAny>> {
+    let util = py.import("importlib.util")?;
+    let path_str = path.to_string_lossy().into_owned();
+    let spec = util.call_method1("spec_from_file_location", (name, path_str.as_str()))?;
+    if spec.is_none() {
+        return Err(pyo3::exceptions::PyImportError::new_err(format!("cannot load `{path_str}` as Python source")));
+    }
+    let module = util.call_method1("module_from_spec", (&spec,))?;
+    let modules = py.import("sys")?.getattr("modules")?;
+    modules.set_item(name, &module)?;
+    let loader = spec.getattr("loader")?;
+    if let Err(e) = loader.call_method1("exec_module", (&module,)) {
+        let _ = modules.del_item(name);
+        return Err(e);
+    }
+    Ok(module)
+}

@@ -1,0 +1,173 @@
+//! Interpreter start-up and fork.
+
+use std::ffi::{CStr, CString};
+use std::path::{Path, PathBuf};
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use crate::sys::fork::{ForkError, Forked};
+
+/// The Python kaiser was built against (see `.cargo/config.toml`): `sys.executable` when no
+/// venv is configured, so `multiprocessing` and `subprocess.run([sys.executable, …])` start
+/// Python, never kaiser.
+const BUILD_PYTHON: &str = env!("PYO3_PYTHON");
+
+#[derive(Debug, Clone, Default)]
+pub struct InterpreterOptions {
+    /// `home` / `virtualenv` / `venv`: a venv made with this same Python, or a PYTHONHOME.
+    pub home: Option<PathBuf>,
+    /// `pythonpath` entries, prepended to `sys.path` in order.
+    pub pythonpath: Vec<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitPythonError {
+    #[error("venv `{home}` was made with Python {venv_version}, but kaiser embeds Python {embedded}; recreate it with `{python} -m venv {home}`", home = .home.display())]
+    VenvVersion { home: PathBuf, venv_version: String, embedded: String, python: String },
+    #[error("`home` `{}` does not exist", .0.display())]
+    HomeMissing(PathBuf),
+    #[error("python initialisation failed: {0}")]
+    Init(String),
+    #[error("setting up `sys.path` failed:\n{0}")]
+    SysPath(String),
+}
+
+/// The embedded interpreter's "major.minor", readable before initialisation.
+fn embedded_version() -> String {
+    // SAFETY: Py_GetVersion returns a static NUL-terminated string and may be called
+    // before Py_Initialize.
+    let full = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy().into_owned();
+    let number = full.split_whitespace().next().unwrap_or("");
+    number.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+/// Reads `version`/`version_info` from a venv's pyvenv.cfg, if `home` is a venv.
+fn venv_version(home: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(home.join("pyvenv.cfg")).ok()?;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else { continue };
+        let key = key.trim();
+        if key == "version" || key == "version_info" {
+            let value = value.trim();
+            return Some(value.split('.').take(2).collect::<Vec<_>>().join("."));
+        }
+    }
+    Some(String::new())
+}
+
+fn status_error(status: ffi::PyStatus) -> Option<String> {
+    // SAFETY: PyStatus_Exception only reads the struct.
+    if unsafe { ffi::PyStatus_Exception(status) } == 0 {
+        return None;
+    }
+    let msg = if status.err_msg.is_null() {
+        format!("exit code {}", status.exitcode)
+    } else {
+        // SAFETY: err_msg is a static NUL-terminated string when non-null.
+        unsafe { CStr::from_ptr(status.err_msg) }.to_string_lossy().into_owned()
+    };
+    Some(msg)
+}
+
+/// Initialises CPython once, without Python's own signal handlers (kaiser owns signals),
+/// then releases the GIL so any thread can attach.
+///
+/// A venv is honoured the way CPython's own `bin/python` does it: `executable` is set to the
+/// venv's interpreter, so `getpath` finds `pyvenv.cfg`, sets `sys.prefix` to the venv and
+/// `site` adds its site-packages. Setting PYTHONHOME to a venv (uWSGI's approach) breaks
+/// the standard library lookup for venvs made without copies.
+pub fn initialize(options: &InterpreterOptions) -> Result<(), InitPythonError> {
+    let embedded = embedded_version();
+    let mut executable = PathBuf::from(BUILD_PYTHON);
+    let mut python_home: Option<PathBuf> = None;
+    if let Some(home) = &options.home {
+        if !home.is_dir() {
+            return Err(InitPythonError::HomeMissing(home.clone()));
+        }
+        match venv_version(home) {
+            Some(version) => {
+                if !version.is_empty() && version != embedded {
+                    return Err(InitPythonError::VenvVersion {
+                        home: home.clone(),
+                        venv_version: version,
+                        embedded,
+                        python: BUILD_PYTHON.to_string(),
+                    });
+                }
+                executable = home.join("bin").join("python");
+            }
+            None => python_home = Some(home.clone()),
+        }
+    }
+
+    // SAFETY: PyConfig is a C struct that PyConfig_InitPythonConfig fully initialises before
+    // any field is read; strings are set through the API, which copies them; the config is
+    // cleared after use. This runs once, on the main thread, before any other Python call.
+    unsafe {
+        let mut config: ffi::PyConfig = std::mem::zeroed();
+        ffi::PyConfig_InitPythonConfig(&mut config);
+        config.install_signal_handlers = 0;
+        config.parse_argv = 0;
+        let exe = CString::new(executable.as_os_str().as_encoded_bytes()).map_err(|e| InitPythonError::Init(e.to_string()))?;
+        let status = ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe.as_ptr());
+        if let Some(msg) = status_error(status) {
+            ffi::PyConfig_Clear(&mut config);
+            return Err(InitPythonError::Init(msg));
+        }
+        let status = ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, exe.as_ptr());
+        if let Some(msg) = status_error(status) {
+            ffi::PyConfig_Clear(&mut config);
+            return Err(InitPythonError::Init(msg));
+        }
+        if let Some(home) = &python_home {
+            let home = CString::new(home.as_os_str().as_encoded_bytes()).map_err(|e| InitPythonError::Init(e.to_string()))?;
+            let status = ffi::PyConfig_SetBytesString(&mut config, &mut config.home, home.as_ptr());
+            if let Some(msg) = status_error(status) {
+                ffi::PyConfig_Clear(&mut config);
+                return Err(InitPythonError::Init(msg));
+            }
+        }
+        let status = ffi::Py_InitializeFromConfig(&config);
+        ffi::PyConfig_Clear(&mut config);
+        if let Some(msg) = status_error(status) {
+            return Err(InitPythonError::Init(msg));
+        }
+        // Release the GIL taken by initialisation; pyo3's `attach` re-acquires it.
+        ffi::PyEval_SaveThread();
+    }
+    // pyo3 keeps its own "initialised" flag; this is a no-op for the interpreter itself.
+    Python::initialize();
+
+    Python::attach(|py| -> PyResult<()> {
+        let sys = py.import("sys")?;
+        let path = sys.getattr("path")?;
+        // uWSGI puts the current directory first on sys.path, so `module = app` finds
+        // `./app.py` after `chdir`.
+        path.call_method1("insert", (0, ""))?;
+        for (index, entry) in options.pythonpath.iter().enumerate() {
+            path.call_method1("insert", (index, entry.to_string_lossy().into_owned()))?;
+        }
+        Ok(())
+    })
+    .map_err(|e| Python::attach(|py| InitPythonError::SysPath(crate::python::app::format_exception(py, &e))))
+}
+
+/// Forks with the interpreter in a consistent state: `PyOS_BeforeFork` takes Python's
+/// internal locks on this (attached) thread, and `PyOS_AfterFork_Child` resets them and the
+/// thread state in the child. Only the thread that initialised Python may call this.
+pub fn fork() -> Result<Forked, ForkError> {
+    Python::attach(|_py| {
+        // SAFETY: we are attached to the interpreter on the thread that initialised it, which
+        // is what PyOS_BeforeFork/AfterFork require.
+        unsafe { ffi::PyOS_BeforeFork() };
+        let result = crate::sys::fork::fork();
+        match &result {
+            // SAFETY: as above; exactly one of the two after-fork calls runs in each process.
+            Ok(Forked::Child) => unsafe { ffi::PyOS_AfterFork_Child() },
+            // SAFETY: as above.
+            Ok(Forked::Parent { .. }) | Err(_) => unsafe { ffi::PyOS_AfterFork_Parent() },
+        }
+        result
+    })
+}

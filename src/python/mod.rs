@@ -1,0 +1,16 @@
+//! The embedded CPython: the only module of kaiser that names pyo3.
+//!
+//! It initialises the interpreter (honouring a venv), imports the WSGI app, forks with the
+//! interpreter in a consistent state, provides `import uwsgi`, and runs one WSGI request
+//! against an [`Exchange`] that the worker implements over its socket. It does no socket
+//! I/O of its own and knows nothing of HTTP framing: bytes in, status/headers/bytes out.
+
+mod app;
+mod interpreter;
+mod uwsgi_module;
+mod wsgi;
+
+pub use app::{load_app, App, AppSpec, LoadAppError};
+pub use interpreter::{fork, initialize, InitPythonError, InterpreterOptions};
+pub use uwsgi_module::{install as install_uwsgi_module, set_worker_id, ModuleInfo};
+pub use wsgi::{Exchange, ListenerEnv, Outcome, RequestVars, RespondError, ResponseHead, WsgiRunner};

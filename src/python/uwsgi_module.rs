@@ -1,0 +1,101 @@
+//! `import uwsgi`: the module real apps and `uwsgidecorators` import. This first version
+//! carries the process facts (`worker_id`, `masterpid`, `numproc`, `opt`, …) and the
+//! constants; signals, spooler, cache and locks come with their own features.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyModule};
+
+static WORKER_ID: AtomicU32 = AtomicU32::new(0);
+static INFO: OnceLock<ModuleInfo> = OnceLock::new();
+
+/// Facts the module exposes, fixed when the master starts.
+#[derive(Debug, Clone)]
+pub struct ModuleInfo {
+    pub numproc: u32,
+    pub master_pid: i32,
+    pub buffer_size: usize,
+    pub started_on: u64,
+    pub threads: u32,
+    /// Effective options, as `uwsgi.opt` (a flag without value is `True`).
+    pub options: Vec<(String, Option<String>)>,
+}
+
+/// Called in a worker right after fork: `uwsgi.worker_id()` then returns `id` (1-based).
+pub fn set_worker_id(id: u32) {
+    WORKER_ID.store(id, Ordering::Relaxed);
+}
+
+#[pyfunction]
+fn worker_id() -> u32 {
+    WORKER_ID.load(Ordering::Relaxed)
+}
+
+#[pyfunction]
+fn masterpid() -> i32 {
+    INFO.get().map(|i| i.master_pid).unwrap_or(0)
+}
+
+#[pyfunction]
+fn mule_id() -> u32 {
+    0
+}
+
+#[pyfunction]
+fn log(message: &str) {
+    tracing::info!(target: "app", "{message}");
+}
+
+#[pyfunction]
+fn reload() -> bool {
+    let pid = masterpid();
+    pid > 0 && crate::sys::signal::kill(pid, libc::SIGHUP).is_ok()
+}
+
+#[pyfunction]
+fn stop() -> bool {
+    let pid = masterpid();
+    pid > 0 && crate::sys::signal::kill(pid, libc::SIGTERM).is_ok()
+}
+
+/// Registers `uwsgi` in `sys.modules`. Call once, after initialising Python and before
+/// importing the app.
+pub fn install(info: ModuleInfo) -> PyResult<()> {
+    let _ = INFO.set(info.clone());
+    Python::attach(|py| {
+        let module = PyModule::new(py, "uwsgi")?;
+        module.add("version", PyBytes::new(py, concat!("kaiser-", env!("CARGO_PKG_VERSION")).as_bytes()))?;
+        module.add("version_info", (2, 0, 30, 0, "kaiser"))?;
+        module.add("hostname", PyBytes::new(py, crate::sys::process::hostname().as_bytes()))?;
+        module.add("numproc", info.numproc)?;
+        module.add("cores", info.threads)?;
+        module.add("has_threads", 1)?;
+        module.add("buffer_size", info.buffer_size)?;
+        module.add("started_on", info.started_on)?;
+        module.add("is_a_reload", false)?;
+        module.add("SPOOL_OK", -2)?;
+        module.add("SPOOL_RETRY", -1)?;
+        module.add("SPOOL_IGNORE", 0)?;
+        module.add("applications", py.None())?;
+        let opt = PyDict::new(py);
+        for (key, value) in &info.options {
+            // As in uWSGI on Python 3: values are bytes, a bare flag is True, and a repeated
+            // key keeps its last value.
+            match value {
+                Some(value) => opt.set_item(key, PyBytes::new(py, value.as_bytes()))?,
+                None => opt.set_item(key, true)?,
+            }
+        }
+        module.add("opt", opt)?;
+        module.add_function(wrap_pyfunction!(worker_id, &module)?)?;
+        module.add_function(wrap_pyfunction!(masterpid, &module)?)?;
+        module.add_function(wrap_pyfunction!(mule_id, &module)?)?;
+        module.add_function(wrap_pyfunction!(log, &module)?)?;
+        module.add_function(wrap_pyfunction!(reload, &module)?)?;
+        module.add_function(wrap_pyfunction!(stop, &module)?)?;
+        py.import("sys")?.getattr("modules")?.set_item("uwsgi", module)?;
+        Ok(())
+    })
+}

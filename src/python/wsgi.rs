@@ -1,0 +1,613 @@
+//! One WSGI request (PEP 3333): environ, `wsgi.input`, `start_response` with `exc_info`,
+//! `write()`, result iteration with `close()` on every path, `wsgi.file_wrapper`.
+//!
+//! The GIL is released around every call into the [`Exchange`] (socket reads and writes),
+//! so other request threads of the worker run while this one waits on the network.
+
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use super::app::{format_exception, App};
+
+/// The worker's side of one request: the request body and the response bytes.
+pub trait Exchange: Send {
+    /// Appends up to `max` bytes of the (decoded) request body to `out`; 0 at the end.
+    fn read_body(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize>;
+    /// Sends response data. `head` is `Some` until the head has been sent, i.e. on the
+    /// first call; `last` marks the end of the body.
+    fn respond(&mut self, head: Option<ResponseHead<'_>>, body: &[u8], last: bool) -> Result<(), RespondError>;
+    /// Gives the concrete exchange back to the worker after the request.
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
+}
+
+pub struct ResponseHead<'a> {
+    pub status: &'a [u8],
+    pub headers: &'a [(Vec<u8>, Vec<u8>)],
+    /// The whole body's length when the driver knows it (a list result, or a single
+    /// `respond` with `last`), so the worker can send Content-Length instead of chunking.
+    pub content_length: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RespondError {
+    /// The client went away or timed out: stop producing the response.
+    #[error("client connection failed")]
+    Io(#[source] io::Error),
+    /// The app produced something that cannot be sent (a bad status or header).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What happened to a request, for logging and for the connection's fate.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Outcome {
+    /// The response was not completed: the connection must be closed.
+    pub aborted: bool,
+    /// The app raised (or produced an invalid response).
+    pub app_error: bool,
+}
+
+/// Per-listener constants every environ starts from.
+pub struct ListenerEnv {
+    pub server_name: String,
+    pub server_port: String,
+    pub url_scheme: &'static str,
+}
+
+/// The CGI variables of one request plus connection facts.
+pub struct RequestVars<'a> {
+    pub listener: usize,
+    pub vars: &'a mut dyn Iterator<Item = (&'a [u8], &'a [u8])>,
+    /// REMOTE_ADDR/REMOTE_PORT for HTTP sockets (nginx sends them in uwsgi packets).
+    pub remote: Option<(&'a str, &'a str)>,
+}
+
+struct State {
+    exchange: Option<Box<dyn Exchange>>,
+    status: Option<Vec<u8>>,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    head_sent: bool,
+    input: Vec<u8>,
+    input_pos: usize,
+    input_eof: bool,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn lock(state: &Shared) -> MutexGuard<'_, State> {
+    // A panic while holding this lock would already have aborted the worker (panic=abort
+    // in release); in debug builds take the data anyway rather than cascade.
+    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The runner a worker builds once after fork and shares between its request threads.
+pub struct WsgiRunner {
+    app: Py<PyAny>,
+    bases: Vec<Py<PyDict>>,
+}
+
+fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) if s.is_ascii() => PyString::new(py, s),
+        _ => {
+            // PEP 3333: environ strings are "bytes as latin-1", one char per byte.
+            let decoded: String = bytes.iter().map(|&b| b as char).collect();
+            PyString::new(py, &decoded)
+        }
+    }
+}
+
+fn to_latin1(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+    let s = value
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(format!("{what} must be a str, not {}", type_name(value))))?;
+    let s = s.to_cow()?;
+    if s.is_ascii() {
+        return Ok(s.as_bytes().to_vec());
+    }
+    s.chars()
+        .map(|c| u8::try_from(u32::from(c)).map_err(|_| PyValueError::new_err(format!("{what} is not latin-1: {s:?}"))))
+        .collect()
+}
+
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+}
+
+impl WsgiRunner {
+    pub fn new(app: &App, listeners: &[ListenerEnv], multithread: bool, multiprocess: bool) -> PyResult<Self> {
+        Python::attach(|py| {
+            let sys = py.import("sys")?;
+            let errors = sys.getattr("stderr")?;
+            let file_wrapper = py.get_type::<FileWrapper>();
+            let version = PyTuple::new(py, [1, 0])?;
+            let mut bases = Vec::with_capacity(listeners.len());
+            for listener in listeners {
+                let base = PyDict::new(py);
+                base.set_item("SCRIPT_NAME", "")?;
+                base.set_item("SERVER_NAME", listener.server_name.as_str())?;
+                base.set_item("SERVER_PORT", listener.server_port.as_str())?;
+                base.set_item("SERVER_PROTOCOL", "HTTP/1.0")?;
+                base.set_item("wsgi.version", &version)?;
+                base.set_item("wsgi.url_scheme", listener.url_scheme)?;
+                base.set_item("wsgi.errors", &errors)?;
+                base.set_item("wsgi.multithread", multithread)?;
+                base.set_item("wsgi.multiprocess", multiprocess)?;
+                base.set_item("wsgi.run_once", false)?;
+                base.set_item("wsgi.file_wrapper", &file_wrapper)?;
+                base.set_item("wsgi.input_terminated", true)?;
+                bases.push(base.unbind());
+            }
+            Ok(WsgiRunner { app: app.callable.clone_ref(py), bases })
+        })
+    }
+
+    /// Runs one request to completion. Always gives the exchange back.
+    pub fn run(&self, request: RequestVars<'_>, exchange: Box<dyn Exchange>) -> (Box<dyn Exchange>, Outcome) {
+        let state: Shared = Arc::new(Mutex::new(State {
+            exchange: Some(exchange),
+            status: None,
+            headers: Vec::new(),
+            head_sent: false,
+            input: Vec::new(),
+            input_pos: 0,
+            input_eof: false,
+        }));
+        let outcome = Python::attach(|py| self.run_attached(py, request, &state));
+        let exchange = lock(&state).exchange.take().expect("the exchange is always put back after each use");
+        (exchange, outcome)
+    }
+
+    fn run_attached(&self, py: Python<'_>, request: RequestVars<'_>, state: &Shared) -> Outcome {
+        let mut outcome = Outcome::default();
+        let environ = match self.build_environ(py, request, state) {
+            Ok(environ) => environ,
+            Err(err) => {
+                tracing::error!("building the WSGI environ failed: {}", format_exception(py, &err));
+                internal_error(py, state, &mut outcome);
+                return outcome;
+            }
+        };
+        let start_response = match Py::new(py, StartResponse { state: state.clone() }) {
+            Ok(sr) => sr,
+            Err(err) => {
+                tracing::error!("creating start_response failed: {}", format_exception(py, &err));
+                internal_error(py, state, &mut outcome);
+                return outcome;
+            }
+        };
+        let result = match self.app.bind(py).call1((&environ, start_response)) {
+            Ok(result) => result,
+            Err(err) => {
+                report_app_error(py, &environ, &err);
+                outcome.app_error = true;
+                if lock(state).head_sent {
+                    outcome.aborted = true;
+                } else {
+                    internal_error(py, state, &mut outcome);
+                }
+                return outcome;
+            }
+        };
+        let sent = send_result(py, state, &result);
+        // PEP 3333: close() must be called on every path, whether iteration finished,
+        // failed, or the client went away.
+        let closed = match result.getattr_opt(intern!(py, "close")) {
+            Ok(Some(close)) => close.call0().map(|_| ()),
+            Ok(None) => Ok(()),
+            Err(err) => Err(err),
+        };
+        match sent {
+            Ok(()) => {}
+            Err(SendError::Client) => outcome.aborted = true,
+            Err(SendError::App(err)) => {
+                report_app_error(py, &environ, &err);
+                outcome.app_error = true;
+                if lock(state).head_sent {
+                    outcome.aborted = true;
+                } else {
+                    internal_error(py, state, &mut outcome);
+                }
+            }
+        }
+        if let Err(err) = closed {
+            report_app_error(py, &environ, &err);
+            outcome.app_error = true;
+        }
+        outcome
+    }
+
+    fn build_environ<'py>(&self, py: Python<'py>, request: RequestVars<'_>, state: &Shared) -> PyResult<Bound<'py, PyDict>> {
+        let environ = self.bases[request.listener].bind(py).copy()?;
+        let mut scheme_override: Option<&'static str> = None;
+        for (key, value) in request.vars {
+            match key {
+                b"UWSGI_SCHEME" => scheme_override = Some(if value == b"https" { "https" } else { "http" }),
+                b"HTTPS" if scheme_override.is_none() && (value.eq_ignore_ascii_case(b"on") || value == b"1") => {
+                    scheme_override = Some("https")
+                }
+                _ => {}
+            }
+            environ.set_item(latin1(py, key), latin1(py, value))?;
+        }
+        if let Some(scheme) = scheme_override {
+            environ.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
+        }
+        if let Some((addr, port)) = request.remote {
+            environ.set_item(intern!(py, "REMOTE_ADDR"), addr)?;
+            environ.set_item(intern!(py, "REMOTE_PORT"), port)?;
+        }
+        environ.set_item(intern!(py, "wsgi.input"), Py::new(py, Input { state: state.clone() })?)?;
+        Ok(environ)
+    }
+}
+
+fn report_app_error(py: Python<'_>, environ: &Bound<'_, PyDict>, err: &PyErr) {
+    let method = environ.get_item("REQUEST_METHOD").ok().flatten().map(|v| v.to_string()).unwrap_or_default();
+    let uri = environ
+        .get_item("REQUEST_URI")
+        .ok()
+        .flatten()
+        .or_else(|| environ.get_item("PATH_INFO").ok().flatten())
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    tracing::error!(%method, %uri, "the app raised an exception\n{}", format_exception(py, err));
+}
+
+/// Answers 500 if nothing was sent yet; otherwise marks the connection for closing.
+fn internal_error(py: Python<'_>, state: &Shared, outcome: &mut Outcome) {
+    outcome.app_error = true;
+    let body = b"Internal Server Error";
+    let headers = vec![(b"Content-Type".to_vec(), b"text/plain".to_vec())];
+    {
+        let mut st = lock(state);
+        if st.head_sent {
+            outcome.aborted = true;
+            return;
+        }
+        st.status = Some(b"500 Internal Server Error".to_vec());
+        st.headers = headers;
+    }
+    if respond(py, state, body, true, Some(body.len() as u64)).is_err() {
+        outcome.aborted = true;
+    }
+}
+
+enum SendError {
+    /// The client went away; nothing more can be sent.
+    Client,
+    /// The app (or its iterable) failed.
+    App(PyErr),
+}
+
+/// Sends response bytes through the exchange with the GIL released.
+fn respond(py: Python<'_>, state: &Shared, body: &[u8], last: bool, content_length: Option<u64>) -> Result<(), SendError> {
+    let (mut exchange, head) = {
+        let mut st = lock(state);
+        let Some(exchange) = st.exchange.take() else {
+            return Err(SendError::Client);
+        };
+        let head = if st.head_sent {
+            None
+        } else {
+            let Some(status) = st.status.clone() else {
+                st.exchange = Some(exchange);
+                return Err(SendError::App(PyAssertionError::new_err("the app did not call start_response before returning a body")));
+            };
+            st.head_sent = true;
+            Some((status, std::mem::take(&mut st.headers)))
+        };
+        (exchange, head)
+    };
+    let (exchange, result) = py.detach(move || {
+        let result = match &head {
+            Some((status, headers)) => {
+                exchange.respond(Some(ResponseHead { status, headers, content_length }), body, last)
+            }
+            None => exchange.respond(None, body, last),
+        };
+        (exchange, result)
+    });
+    lock(state).exchange = Some(exchange);
+    match result {
+        Ok(()) => Ok(()),
+        Err(RespondError::Io(_)) => Err(SendError::Client),
+        Err(RespondError::Invalid(msg)) => {
+            // The head was refused before anything was written: let the 500 path send one.
+            lock(state).head_sent = false;
+            Err(SendError::App(PyValueError::new_err(msg)))
+        }
+    }
+}
+
+fn send_result(py: Python<'_>, state: &Shared, result: &Bound<'_, PyAny>) -> Result<(), SendError> {
+    // A list or tuple (what most frameworks return) has a known length: send it with
+    // Content-Length, in as few writes as possible.
+    if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
+        let items: Vec<Bound<'_, PyAny>> = result.try_iter().map_err(SendError::App)?.collect::<PyResult<_>>().map_err(SendError::App)?;
+        let mut total: u64 = 0;
+        for item in &items {
+            let bytes = item.cast::<PyBytes>().map_err(|_| SendError::App(not_bytes(item)))?;
+            total += bytes.as_bytes().len() as u64;
+        }
+        let count = items.len();
+        if count == 0 {
+            return respond(py, state, b"", true, Some(0));
+        }
+        for (index, item) in items.iter().enumerate() {
+            let bytes = item.cast::<PyBytes>().map_err(|_| SendError::App(not_bytes(item)))?;
+            respond(py, state, bytes.as_bytes(), index + 1 == count, Some(total))?;
+        }
+        return Ok(());
+    }
+    let iterator = result.try_iter().map_err(SendError::App)?;
+    for item in iterator {
+        let item = item.map_err(SendError::App)?;
+        let bytes = item.cast::<PyBytes>().map_err(|_| SendError::App(not_bytes(&item)))?;
+        let data = bytes.as_bytes();
+        // PEP 3333: the head waits for the first non-empty chunk.
+        if data.is_empty() {
+            continue;
+        }
+        respond(py, state, data, false, None)?;
+    }
+    respond(py, state, b"", true, None)
+}
+
+fn not_bytes(item: &Bound<'_, PyAny>) -> PyErr {
+    PyTypeError::new_err(format!("the response body must be an iterable of bytes, got an item of type {}", type_name(item)))
+}
+
+/// `start_response(status, response_headers, exc_info=None)`.
+#[pyclass(module = "kaiser")]
+struct StartResponse {
+    state: Shared,
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        exc_info: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Write>> {
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        {
+            let st = lock(&self.state);
+            if let Some(exc_info) = exc_info {
+                if st.head_sent {
+                    // PEP 3333: re-raise the original exception once headers are out.
+                    let value = exc_info.get_item(1)?;
+                    return Err(PyErr::from_value(value));
+                }
+            } else if st.status.is_some() || st.head_sent {
+                return Err(PyAssertionError::new_err("start_response called a second time without exc_info"));
+            }
+        }
+        let status = to_latin1(status, "status")?;
+        let mut parsed = Vec::new();
+        let list = headers
+            .cast::<PyList>()
+            .map_err(|_| PyTypeError::new_err(format!("response_headers must be a list, not {}", type_name(headers))))?;
+        for header in list.iter() {
+            let tuple = header
+                .cast::<PyTuple>()
+                .map_err(|_| PyTypeError::new_err(format!("each header must be a (name, value) tuple, not {}", type_name(&header))))?;
+            if tuple.len() != 2 {
+                return Err(PyTypeError::new_err("each header must be a (name, value) tuple of length 2"));
+            }
+            let name = to_latin1(&tuple.get_item(0)?, "header name")?;
+            let value = to_latin1(&tuple.get_item(1)?, "header value")?;
+            parsed.push((name, value));
+        }
+        let mut st = lock(&self.state);
+        st.status = Some(status);
+        st.headers = parsed;
+        drop(st);
+        Py::new(py, Write { state: self.state.clone() })
+    }
+}
+
+/// The `write(data)` callable returned by `start_response`.
+#[pyclass(module = "kaiser")]
+struct Write {
+    state: Shared,
+}
+
+#[pymethods]
+impl Write {
+    fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let bytes = data.cast::<PyBytes>().map_err(|_| not_bytes(data))?;
+        match respond(py, &self.state, bytes.as_bytes(), false, None) {
+            Ok(()) => Ok(()),
+            Err(SendError::Client) => Err(PyOSError::new_err("client connection closed")),
+            Err(SendError::App(err)) => Err(err),
+        }
+    }
+}
+
+/// `wsgi.input`: the request body, bounded by CONTENT_LENGTH, chunked bodies decoded.
+#[pyclass(module = "kaiser")]
+struct Input {
+    state: Shared,
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+impl Input {
+    /// Reads more body bytes into the buffer with the GIL released. Returns false at EOF.
+    fn fill(&self, py: Python<'_>, want: usize) -> PyResult<bool> {
+        let mut exchange = {
+            let mut st = lock(&self.state);
+            if st.input_eof {
+                return Ok(false);
+            }
+            match st.exchange.take() {
+                Some(exchange) => exchange,
+                None => return Ok(false),
+            }
+        };
+        let want = want.clamp(1, READ_CHUNK);
+        let (exchange, chunk, result) = py.detach(move || {
+            let mut chunk = Vec::with_capacity(want);
+            let result = exchange.read_body(&mut chunk, want);
+            (exchange, chunk, result)
+        });
+        let mut st = lock(&self.state);
+        st.exchange = Some(exchange);
+        match result {
+            Ok(0) => {
+                st.input_eof = true;
+                Ok(false)
+            }
+            Ok(_) => {
+                if st.input_pos > 0 && st.input_pos == st.input.len() {
+                    st.input.clear();
+                    st.input_pos = 0;
+                }
+                st.input.extend_from_slice(&chunk);
+                Ok(true)
+            }
+            Err(err) => {
+                st.input_eof = true;
+                Err(PyOSError::new_err(format!("error reading the request body: {err}")))
+            }
+        }
+    }
+
+    fn available(&self) -> usize {
+        let st = lock(&self.state);
+        st.input.len() - st.input_pos
+    }
+
+    fn take<'py>(&self, py: Python<'py>, count: usize) -> Bound<'py, PyBytes> {
+        let mut st = lock(&self.state);
+        let start = st.input_pos;
+        let end = (start + count).min(st.input.len());
+        let bytes = PyBytes::new(py, &st.input[start..end]);
+        st.input_pos = end;
+        bytes
+    }
+}
+
+#[pymethods]
+impl Input {
+    #[pyo3(signature = (size=-1))]
+    fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        let size = size.unwrap_or(-1);
+        if size < 0 {
+            while self.fill(py, READ_CHUNK)? {}
+            let available = self.available();
+            return Ok(self.take(py, available));
+        }
+        let size = size as usize;
+        while self.available() < size {
+            let missing = size - self.available();
+            if !self.fill(py, missing)? {
+                break;
+            }
+        }
+        Ok(self.take(py, size))
+    }
+
+    #[pyo3(signature = (size=-1))]
+    fn readline<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        let limit = match size {
+            Some(s) if s >= 0 => s as usize,
+            _ => usize::MAX,
+        };
+        let mut scanned = 0;
+        loop {
+            let found = {
+                let st = lock(&self.state);
+                let window = &st.input[st.input_pos..];
+                let upto = window.len().min(limit);
+                window[scanned.min(upto)..upto].iter().position(|&b| b == b'\n').map(|i| scanned.min(upto) + i + 1)
+            };
+            if let Some(end) = found {
+                return Ok(self.take(py, end));
+            }
+            let available = self.available();
+            if available >= limit {
+                return Ok(self.take(py, limit));
+            }
+            scanned = available;
+            if !self.fill(py, 8192)? {
+                return Ok(self.take(py, available));
+            }
+        }
+    }
+
+    #[pyo3(signature = (hint=-1))]
+    fn readlines<'py>(&self, py: Python<'py>, hint: Option<isize>) -> PyResult<Bound<'py, PyList>> {
+        let hint = hint.unwrap_or(-1);
+        let lines = PyList::empty(py);
+        let mut total = 0usize;
+        loop {
+            let line = self.readline(py, None)?;
+            let len = line.as_bytes().len();
+            if len == 0 {
+                break;
+            }
+            total += len;
+            lines.append(line)?;
+            if hint > 0 && total >= hint as usize {
+                break;
+            }
+        }
+        Ok(lines)
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let line = self.readline(py, None)?;
+        Ok(if line.as_bytes().is_empty() { None } else { Some(line) })
+    }
+}
+
+/// `wsgi.file_wrapper(filelike, blksize=8192)`: an iterable over the file in blocks that
+/// closes it with the response.
+#[pyclass(module = "kaiser")]
+struct FileWrapper {
+    filelike: Py<PyAny>,
+    blksize: usize,
+}
+
+#[pymethods]
+impl FileWrapper {
+    #[new]
+    #[pyo3(signature = (filelike, blksize=8192))]
+    fn new(filelike: Py<PyAny>, blksize: usize) -> Self {
+        FileWrapper { filelike, blksize: blksize.max(1) }
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let block = self.filelike.bind(py).call_method1(intern!(py, "read"), (self.blksize,))?;
+        if block.len().unwrap_or(0) == 0 {
+            return Ok(None);
+        }
+        Ok(Some(block))
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if let Some(close) = self.filelike.bind(py).getattr_opt(intern!(py, "close"))? {
+            close.call0()?;
+        }
+        Ok(())
+    }
+}

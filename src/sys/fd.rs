@@ -1,0 +1,138 @@
+//! Raw reads, writes and flags on file descriptors, for sockets the worker drives itself.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// `read(2)`, retrying on EINTR.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is a valid writable slice of `buf.len()` bytes and `fd` is open.
+        let ret = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match cvt_size(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Reads into the spare capacity of `buf`, growing it by `at_least` first if needed.
+pub fn read_append(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, at_least: usize) -> io::Result<usize> {
+    if buf.capacity() - buf.len() < at_least {
+        buf.reserve(at_least);
+    }
+    let spare = buf.spare_capacity_mut();
+    loop {
+        // SAFETY: the spare capacity is valid for writes of `spare.len()` bytes; `read`
+        // initialises exactly the returned count, which is what `set_len` then exposes.
+        let ret = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        match cvt_size(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(n) => {
+                // SAFETY: `n` bytes past the old length were just written by `read`.
+                unsafe { buf.set_len(buf.len() + n) };
+                return Ok(n);
+            }
+        }
+    }
+}
+
+/// `send(2)` with MSG_NOSIGNAL (a peer that went away gives EPIPE, never SIGPIPE).
+pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is a valid readable slice and `fd` is an open socket.
+        let ret = unsafe {
+            libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
+        };
+        match cvt_size(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// `write(2)` to a non-socket (a pipe or a log file), retrying on EINTR.
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is a valid readable slice and `fd` is open.
+        let ret = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+        match cvt_size(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// `sendfile(2)` from `file` at `offset` to the socket `out`.
+pub fn sendfile(out: BorrowedFd<'_>, file: BorrowedFd<'_>, offset: &mut i64, count: usize) -> io::Result<usize> {
+    loop {
+        // SAFETY: both fds are open and `offset` points to a valid off_t.
+        let ret = unsafe { libc::sendfile(out.as_raw_fd(), file.as_raw_fd(), offset, count) };
+        match cvt_size(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL on an open fd have no memory effects.
+    unsafe {
+        let flags = cvt(libc::fcntl(fd.as_raw_fd(), libc::F_GETFL))?;
+        let flags = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
+        cvt(libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags))?;
+    }
+    Ok(())
+}
+
+pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFD/F_SETFD on an open fd have no memory effects.
+    unsafe {
+        let flags = cvt(libc::fcntl(fd.as_raw_fd(), libc::F_GETFD))?;
+        let flags = if on { flags | libc::FD_CLOEXEC } else { flags & !libc::FD_CLOEXEC };
+        cvt(libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, flags))?;
+    }
+    Ok(())
+}
+
+/// A pipe whose both ends are close-on-exec.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Takes ownership of an fd number inherited from the parent process (named in the
+/// environment), after checking that it is open.
+pub fn adopt_inherited(raw: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only queries the descriptor table.
+    cvt(unsafe { libc::fcntl(raw, libc::F_GETFD) })?;
+    // SAFETY: the fd is open and, by the inheritance contract, nobody else in this process
+    // owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Duplicates `fd` onto `target` (dup2), for stdio redirection in a child.
+pub fn dup2(fd: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 only manipulates the descriptor table.
+    cvt(unsafe { libc::dup2(fd.as_raw_fd(), target) })?;
+    Ok(())
+}

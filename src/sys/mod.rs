@@ -1,0 +1,13 @@
+//! Thin, safe wrappers over the Linux system calls kaiser needs: fork, signals, sockets,
+//! epoll, process control, privileges and the sd_notify datagram.
+//!
+//! Every `unsafe` block of the crate outside `python/` lives here, each with a `// SAFETY:`
+//! comment. This module knows nothing about config, Python or protocols; it does not log.
+
+pub mod fd;
+pub mod fork;
+pub mod net;
+pub mod notify;
+pub mod poll;
+pub mod process;
+pub mod signal;

@@ -1,0 +1,130 @@
+//! Readiness: `poll(2)` for the master's few fds and for a worker thread waiting on one
+//! socket, `epoll(7)` for a worker's shared connection set, and `eventfd(2)` for wake-ups.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+pub const READABLE: i16 = libc::POLLIN;
+pub const WRITABLE: i16 = libc::POLLOUT;
+
+fn millis(timeout: Option<Duration>) -> libc::c_int {
+    match timeout {
+        None => -1,
+        Some(d) => d.as_millis().min(i32::MAX as u128) as libc::c_int,
+    }
+}
+
+/// Waits until each fd has one of its `events` (or an error/hangup), or the timeout passes.
+/// Returns the `revents` of each fd, all zero on timeout. EINTR counts as a timeout.
+pub fn poll(fds: &[(BorrowedFd<'_>, i16)], timeout: Option<Duration>) -> io::Result<Vec<i16>> {
+    let mut pollfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|(fd, events)| libc::pollfd { fd: fd.as_raw_fd(), events: *events, revents: 0 })
+        .collect();
+    // SAFETY: `pollfds` is a valid array of `len` pollfd structs.
+    let ret = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, millis(timeout)) };
+    if ret < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+        return Ok(vec![0; fds.len()]);
+    }
+    Ok(pollfds.iter().map(|p| p.revents).collect())
+}
+
+/// Waits for one fd; true when it is ready (or in error, which the next read/write reports).
+pub fn wait_one(fd: BorrowedFd<'_>, events: i16, timeout: Duration) -> io::Result<bool> {
+    Ok(poll(&[(fd, events)], Some(timeout))?[0] != 0)
+}
+
+pub const EPOLLIN: u32 = libc::EPOLLIN as u32;
+pub const EPOLLEXCLUSIVE: u32 = libc::EPOLLEXCLUSIVE as u32;
+pub const EPOLLONESHOT: u32 = libc::EPOLLONESHOT as u32;
+pub const EPOLLRDHUP: u32 = libc::EPOLLRDHUP as u32;
+
+pub struct Epoll(OwnedFd);
+
+impl Epoll {
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: creating a new epoll instance.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh fd that we own.
+        Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event { events, u64: token };
+        // SAFETY: `event` is a valid epoll_event; the kernel copies it.
+        if unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd, &mut event) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    pub fn add(&self, fd: BorrowedFd<'_>, events: u32, token: u64) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd.as_raw_fd(), events, token)
+    }
+
+    pub fn modify(&self, fd: BorrowedFd<'_>, events: u32, token: u64) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd.as_raw_fd(), events, token)
+    }
+
+    pub fn delete(&self, fd: RawFd) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
+    }
+
+    /// Waits for events; fills `out` with `(token, events)`. EINTR gives no events.
+    pub fn wait(&self, out: &mut Vec<(u64, u32)>, max: usize, timeout: Option<Duration>) -> io::Result<()> {
+        out.clear();
+        let mut events: Vec<libc::epoll_event> = Vec::with_capacity(max);
+        // SAFETY: `events` has capacity for `max` entries; epoll_wait writes at most that
+        // many and returns the count, which is then exposed with set_len.
+        let n = unsafe {
+            libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), max as libc::c_int, millis(timeout))
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                return Ok(());
+            }
+            return Err(err);
+        }
+        // SAFETY: epoll_wait initialised the first `n` entries.
+        unsafe { events.set_len(n as usize) };
+        out.extend(events.iter().map(|e| (e.u64, e.events)));
+        Ok(())
+    }
+}
+
+/// An eventfd used as a level-triggered "something changed" flag shared by threads.
+pub struct EventFd(OwnedFd);
+
+impl EventFd {
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: creating a new eventfd.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh fd that we own.
+        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    pub fn signal(&self) {
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes from a valid u64. A full counter (EAGAIN) still leaves the
+        // fd readable, which is all a waiter needs.
+        unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+impl AsFd for EventFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}

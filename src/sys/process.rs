@@ -1,0 +1,173 @@
+//! Process control: reaping children, parent-death signals, identities and privileges,
+//! memory figures from /proc.
+
+use std::ffi::CString;
+use std::io;
+
+pub type Pid = libc::pid_t;
+
+pub fn getpid() -> Pid {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() }
+}
+
+pub fn getppid() -> Pid {
+    // SAFETY: getppid cannot fail.
+    unsafe { libc::getppid() }
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    Code(i32),
+    Signal(i32),
+}
+
+impl std::fmt::Display for ExitKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitKind::Code(code) => write!(f, "exit code {code}"),
+            ExitKind::Signal(sig) => write!(f, "killed by {} ({sig})", super::signal::name(*sig)),
+        }
+    }
+}
+
+/// Reaps one exited child without blocking.
+pub fn try_wait_any() -> io::Result<Option<(Pid, ExitKind)>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is a valid out-pointer.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid < 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ECHILD) {
+            return Ok(None);
+        }
+        return Err(err);
+    }
+    if pid == 0 {
+        return Ok(None);
+    }
+    let kind = if libc::WIFEXITED(status) {
+        ExitKind::Code(libc::WEXITSTATUS(status))
+    } else {
+        ExitKind::Signal(libc::WTERMSIG(status))
+    };
+    Ok(Some((pid, kind)))
+}
+
+/// Asks the kernel to send `sig` to this process when its parent dies.
+pub fn set_parent_death_signal(sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and no pointers.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Ends the process at once, without running atexit handlers or destructors: what a forked
+/// child does so that it never runs its parent's cleanup (Python finalisation, vacuum).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and is always sound.
+    unsafe { libc::_exit(code) }
+}
+
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: `buf` is writable for its length.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return String::from("localhost");
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+pub fn uid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+pub fn gid() -> u32 {
+    // SAFETY: getgid cannot fail.
+    unsafe { libc::getgid() }
+}
+
+pub fn cpu_count() -> u32 {
+    // SAFETY: sysconf has no memory effects.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n < 1 { 1 } else { n as u32 }
+}
+
+/// A user resolved by name or number: (uid, primary gid, name).
+pub fn lookup_user(spec: &str) -> io::Result<(u32, u32, String)> {
+    let name = CString::new(spec).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in user name"))?;
+    let mut buf = vec![0 as libc::c_char; 16384];
+    // SAFETY: passwd is plain old data.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    let ret = match spec.parse::<u32>() {
+        // SAFETY: all pointers are valid for the sizes given.
+        Ok(uid) => unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) },
+        // SAFETY: all pointers are valid for the sizes given.
+        Err(_) => unsafe { libc::getpwnam_r(name.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) },
+    };
+    if ret != 0 || result.is_null() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, format!("no user `{spec}`")));
+    }
+    // SAFETY: on success pw_name points into `buf`, NUL-terminated.
+    let user = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned();
+    Ok((pwd.pw_uid, pwd.pw_gid, user))
+}
+
+/// A group resolved by name or number.
+pub fn lookup_group(spec: &str) -> io::Result<u32> {
+    if let Ok(gid) = spec.parse::<u32>() {
+        return Ok(gid);
+    }
+    let name = CString::new(spec).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in group name"))?;
+    let mut buf = vec![0 as libc::c_char; 16384];
+    // SAFETY: group is plain old data.
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: all pointers are valid for the sizes given.
+    let ret = unsafe { libc::getgrnam_r(name.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if ret != 0 || result.is_null() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, format!("no group `{spec}`")));
+    }
+    Ok(grp.gr_gid)
+}
+
+/// Drops to `gid` then `uid` (in that order: after setuid we could no longer change groups),
+/// clearing supplementary groups.
+pub fn drop_privileges(uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+    if let Some(gid) = gid {
+        // SAFETY: setgroups with an empty list, then setgid; no pointers besides null.
+        unsafe {
+            if libc::setgroups(0, std::ptr::null()) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::setgid(gid) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    if let Some(uid) = uid {
+        // SAFETY: setuid has no memory effects.
+        if unsafe { libc::setuid(uid) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+pub fn chown(path: &std::path::Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+    std::os::unix::fs::chown(path, uid, gid)
+}
+
+/// Resident set size of `pid` in bytes, from /proc/PID/statm.
+pub fn rss_bytes(pid: Pid) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no memory effects.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    Some(pages * page)
+}

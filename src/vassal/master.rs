@@ -1,0 +1,598 @@
+//! The master's start-up and event loop.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::exit;
+use super::sockets::{self, BoundSocket, LISTEN_FDS_ENV};
+use crate::config::{Config, Loaded};
+use crate::python::{self, App, AppSpec, InterpreterOptions, ModuleInfo};
+use crate::sys;
+use crate::sys::fork::Forked;
+use crate::sys::net::BindAddr;
+use crate::sys::notify::{Notifier, EMPEROR_FD_ENV};
+use crate::sys::process::{ExitKind, Pid};
+use crate::worker::{self, AppSource, Limits, Listener, WorkerSetup};
+
+const OLD_WORKERS_ENV: &str = "KAISER_OLD_WORKERS";
+const RELOADS_ENV: &str = "KAISER_RELOADS";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunVassalError {
+    #[error("cannot change directory to `{}` (`chdir`)", .path.display())]
+    Chdir { path: std::path::PathBuf, #[source] source: std::io::Error },
+    #[error(transparent)]
+    Bind(#[from] sockets::BindSocketError),
+    #[error("cannot drop privileges to `{spec}`")]
+    Privileges { spec: String, #[source] source: std::io::Error },
+    #[error("cannot write pidfile `{}`", .path.display())]
+    Pidfile { path: std::path::PathBuf, #[source] source: std::io::Error },
+    #[error(transparent)]
+    Python(#[from] python::InitPythonError),
+    #[error(transparent)]
+    App(#[from] python::LoadAppError),
+    #[error("importing the app started {threads} threads; forking workers now could deadlock them: set `lazy-apps = true` so that each worker imports the app after fork")]
+    ThreadsAtImport { threads: usize },
+    #[error("no socket configured: add `http-socket = :8080` or `socket = /run/uwsgi/app.sock`")]
+    NoSocket,
+    #[error("setting up the `uwsgi` module failed: {0}")]
+    Module(String),
+    #[error("system call failed during start-up")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Fork(#[from] sys::fork::ForkError),
+}
+
+impl RunVassalError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunVassalError::App(_) | RunVassalError::ThreadsAtImport { .. } => exit::FAILED_APP,
+            _ => exit::CONFIG,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    id: u32,
+    pid: Option<Pid>,
+    ready: bool,
+    spawned_at: Instant,
+    respawn_at: Option<Instant>,
+    respawns: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Running,
+    /// A `--check-config` child is vetting the new config before the re-exec.
+    Checking { pid: Pid },
+    Stopping { deadline: Instant, fast: bool },
+}
+
+struct Master<'a> {
+    config: &'a Config,
+    args: Vec<OsString>,
+    sockets: Vec<BoundSocket>,
+    listeners: Arc<Vec<Listener>>,
+    notifier: Notifier,
+    app: Option<App>,
+    lazy: Option<(AppSpec, InterpreterOptions, ModuleInfo)>,
+    slots: Vec<Slot>,
+    old_workers: Vec<Pid>,
+    phase: Phase,
+    started: Instant,
+    announced_ready: bool,
+    respawn_times: Vec<Instant>,
+    ready_read: OwnedFd,
+    ready_write: OwnedFd,
+    signals: sys::signal::SignalFd,
+    reloads: u64,
+    exit_code: i32,
+}
+
+/// Runs a vassal master to completion and returns its exit code.
+pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
+    let config = &loaded.config;
+    let started = Instant::now();
+    let notifier = Notifier::from_env()?;
+    let _ = notifier.notify(&format!("MAINPID={}\nSTATUS=starting", sys::process::getpid()));
+    let reloads: u64 = std::env::var(RELOADS_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    std::env::remove_var(RELOADS_ENV);
+    let old_workers: Vec<Pid> = std::env::var(OLD_WORKERS_ENV)
+        .ok()
+        .map(|v| v.split(',').filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default();
+    std::env::remove_var(OLD_WORKERS_ENV);
+    let mut inherited = sockets::take_inherited();
+
+    if let Some(dir) = &config.chdir {
+        std::env::set_current_dir(dir).map_err(|source| RunVassalError::Chdir { path: dir.clone(), source })?;
+    }
+    for (key, value) in &config.env {
+        std::env::set_var(key, value);
+    }
+    if config.sockets.is_empty() {
+        return Err(RunVassalError::NoSocket);
+    }
+    let bound = sockets::bind_all(config, &mut inherited)?;
+    drop_privileges(config)?;
+    if let Some(path) = &config.pidfile {
+        std::fs::write(path, format!("{}\n", sys::process::getpid()))
+            .map_err(|source| RunVassalError::Pidfile { path: path.clone(), source })?;
+    }
+
+    let interpreter = InterpreterOptions { home: config.home.clone(), pythonpath: config.pythonpath.clone() };
+    let spec = AppSpec { wsgi_file: config.wsgi_file.clone(), module: config.module.clone(), callable: config.callable.clone() };
+    let module = ModuleInfo {
+        numproc: config.processes,
+        master_pid: sys::process::getpid(),
+        buffer_size: config.buffer_size,
+        started_on: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        threads: config.threads,
+        options: loaded.options.clone(),
+    };
+    let (app, lazy) = if config.lazy_apps {
+        tracing::info!("lazy-apps: each worker imports the app after fork");
+        (None, Some((spec, interpreter, module)))
+    } else {
+        (Some(preload(config, &interpreter, &spec, module)?), None)
+    };
+
+    let handled = sys::signal::SigSet::of(&[
+        libc::SIGHUP,
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGCHLD,
+        libc::SIGUSR1,
+    ]);
+    sys::signal::block(&handled)?;
+    sys::signal::ignore_sigpipe();
+    let signals = sys::signal::SignalFd::new(&handled)?;
+    let (ready_read, ready_write) = sys::fd::pipe()?;
+    sys::fd::set_nonblocking(ready_read.as_fd(), true)?;
+
+    let listeners = Arc::new(bound.iter().map(listener_of).collect::<Vec<_>>());
+    let slots = (1..=config.processes.max(1))
+        .map(|id| Slot { id, pid: None, ready: false, spawned_at: started, respawn_at: None, respawns: 0 })
+        .collect();
+    let mut master = Master {
+        config,
+        args,
+        sockets: bound,
+        listeners,
+        notifier,
+        app,
+        lazy,
+        slots,
+        old_workers,
+        phase: Phase::Running,
+        started,
+        announced_ready: false,
+        respawn_times: Vec::new(),
+        ready_read,
+        ready_write,
+        signals,
+        reloads,
+        exit_code: exit::OK,
+    };
+    for index in 0..master.slots.len() {
+        master.spawn(index)?;
+    }
+    master.event_loop()
+}
+
+fn preload(config: &Config, interpreter: &InterpreterOptions, spec: &AppSpec, module: ModuleInfo) -> Result<App, RunVassalError> {
+    python::initialize(interpreter)?;
+    python::install_uwsgi_module(module).map_err(|e| RunVassalError::Module(e.to_string()))?;
+    let app = match python::load_app(spec) {
+        Ok(app) => app,
+        Err(err) if !config.need_app => {
+            tracing::error!("{err}");
+            tracing::warn!("need-app is off: serving 500 for every request until the app loads");
+            python::App::unavailable(&err.to_string())?
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let threads = sys::fork::thread_count()?;
+    if threads > 1 {
+        return Err(RunVassalError::ThreadsAtImport { threads });
+    }
+    tracing::info!(app = %app.description, "app preloaded in the master");
+    Ok(app)
+}
+
+fn drop_privileges(config: &Config) -> Result<(), RunVassalError> {
+    let gid = match &config.gid {
+        Some(spec) => Some(
+            sys::process::lookup_group(spec).map_err(|source| RunVassalError::Privileges { spec: spec.clone(), source })?,
+        ),
+        None => None,
+    };
+    let uid = match &config.uid {
+        Some(spec) => {
+            let (uid, primary, _) =
+                sys::process::lookup_user(spec).map_err(|source| RunVassalError::Privileges { spec: spec.clone(), source })?;
+            Some((uid, primary))
+        }
+        None => None,
+    };
+    let gid = gid.or(uid.map(|(_, primary)| primary).filter(|_| sys::process::uid() == 0));
+    if uid.is_none() && gid.is_none() {
+        return Ok(());
+    }
+    sys::process::drop_privileges(uid.map(|(u, _)| u), gid).map_err(|source| RunVassalError::Privileges {
+        spec: config.uid.clone().or(config.gid.clone()).unwrap_or_default(),
+        source,
+    })?;
+    tracing::info!(uid = sys::process::uid(), gid = sys::process::gid(), "dropped privileges");
+    Ok(())
+}
+
+fn listener_of(socket: &BoundSocket) -> Listener {
+    let (server_name, server_port, is_tcp) = match &socket.local {
+        BindAddr::Tcp(addr) => {
+            let name = if addr.ip().is_unspecified() { sys::process::hostname() } else { addr.ip().to_string() };
+            (name, addr.port().to_string(), true)
+        }
+        // uWSGI's http-socket on a unix path reports the hostname and port 80.
+        _ => (sys::process::hostname(), "80".to_string(), false),
+    };
+    Listener { fd: socket.fd.as_raw_fd(), protocol: socket.spec.protocol, server_name, server_port, is_tcp }
+}
+
+impl Master<'_> {
+    fn worker_pids(&self) -> Vec<Pid> {
+        self.slots.iter().filter_map(|s| s.pid).chain(self.old_workers.iter().copied()).collect()
+    }
+
+    fn spawn(&mut self, index: usize) -> Result<(), RunVassalError> {
+        let id = self.slots[index].id;
+        let forked = match &self.app {
+            Some(_) => python::fork()?,
+            None => sys::fork::fork()?,
+        };
+        match forked {
+            Forked::Child => {
+                let mut close_fds: Vec<RawFd> = vec![self.signals.as_fd().as_raw_fd(), self.ready_read.as_raw_fd()];
+                close_fds.extend(self.notifier.raw_emperor_fd());
+                let app = match (&self.app, self.lazy.take()) {
+                    (Some(app), _) => AppSource::Preloaded(app),
+                    (None, Some((spec, interpreter, module))) => AppSource::Lazy { spec, interpreter, module },
+                    (None, None) => unreachable!("a master has either a preloaded app or a lazy spec"),
+                };
+                let config = self.config;
+                worker::run(WorkerSetup {
+                    id,
+                    master_pid: sys::process::getppid(),
+                    threads: config.threads.max(1),
+                    processes: config.processes.max(1),
+                    listeners: self.listeners.clone(),
+                    app,
+                    limits: Limits {
+                        buffer_size: config.buffer_size,
+                        socket_timeout: config.socket_timeout,
+                        keepalive_timeout: config.socket_timeout.max(Duration::from_secs(30)),
+                        disable_logging: config.disable_logging,
+                        max_requests: config.max_requests,
+                    },
+                    ready_fd: self.ready_write.as_raw_fd(),
+                    close_fds,
+                })
+            }
+            Forked::Parent { child } => {
+                let slot = &mut self.slots[index];
+                slot.pid = Some(child);
+                slot.ready = false;
+                slot.spawned_at = Instant::now();
+                slot.respawn_at = None;
+                if slot.respawns == 0 {
+                    tracing::info!(worker = id, pid = child, "spawned worker");
+                } else {
+                    tracing::info!(worker = id, pid = child, respawns = slot.respawns, "respawned worker");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn event_loop(&mut self) -> Result<i32, RunVassalError> {
+        loop {
+            let timeout = self.next_timeout();
+            let mut fds: Vec<(std::os::fd::BorrowedFd<'_>, i16)> =
+                vec![(self.signals.as_fd(), sys::poll::READABLE), (self.ready_read.as_fd(), sys::poll::READABLE)];
+            if let Some(channel) = self.notifier.emperor_channel() {
+                fds.push((channel, sys::poll::READABLE));
+            }
+            let revents = sys::poll::poll(&fds, Some(timeout))?;
+            let emperor_event = revents.get(2).copied().unwrap_or(0);
+            drop(fds);
+            if revents[0] != 0 {
+                while let Some(sig) = self.signals.read()? {
+                    self.on_signal(sig)?;
+                }
+            }
+            if revents[1] != 0 {
+                self.on_ready_bytes();
+            }
+            if emperor_event != 0 {
+                self.on_emperor_channel();
+            }
+            self.reap()?;
+            self.on_timers()?;
+            if let Phase::Stopping { .. } = self.phase {
+                if self.worker_pids().is_empty() {
+                    return Ok(self.finish());
+                }
+            }
+        }
+    }
+
+    fn next_timeout(&self) -> Duration {
+        let now = Instant::now();
+        let mut next = now + Duration::from_secs(1);
+        if let Phase::Stopping { deadline, .. } = self.phase {
+            next = next.min(deadline);
+        }
+        for slot in &self.slots {
+            if let Some(at) = slot.respawn_at {
+                next = next.min(at);
+            }
+        }
+        next.saturating_duration_since(now).max(Duration::from_millis(1))
+    }
+
+    fn on_signal(&mut self, sig: libc::c_int) -> Result<(), RunVassalError> {
+        match sig {
+            libc::SIGCHLD => {}
+            libc::SIGTERM | libc::SIGQUIT => self.begin_stop(false, sys::signal::name(sig)),
+            libc::SIGINT => self.begin_stop(true, "SIGINT"),
+            libc::SIGHUP => self.begin_reload()?,
+            libc::SIGUSR1 => self.log_stats(),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn log_stats(&self) {
+        for slot in &self.slots {
+            tracing::info!(worker = slot.id, pid = slot.pid.unwrap_or(0), ready = slot.ready, respawns = slot.respawns, "worker");
+        }
+    }
+
+    fn on_ready_bytes(&mut self) {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = sys::fd::read(self.ready_read.as_fd(), &mut buf) {
+            if n == 0 {
+                break;
+            }
+            for &id in &buf[..n] {
+                if let Some(slot) = self.slots.iter_mut().find(|s| (s.id % 256) as u8 == id) {
+                    slot.ready = true;
+                }
+            }
+        }
+        if self.phase == Phase::Running && self.slots.iter().all(|s| s.ready) {
+            self.all_ready();
+        }
+    }
+
+    fn all_ready(&mut self) {
+        if !self.old_workers.is_empty() {
+            tracing::info!(old = ?self.old_workers, "new workers accept; stopping the previous generation gracefully");
+            for pid in &self.old_workers {
+                let _ = sys::signal::kill(*pid, libc::SIGTERM);
+            }
+        }
+        if self.announced_ready {
+            return;
+        }
+        self.announced_ready = true;
+        let elapsed = self.started.elapsed().as_millis();
+        let n = self.slots.len();
+        if self.reloads > 0 {
+            tracing::info!(workers = n, reloads = self.reloads, "reloaded in {elapsed} ms, {n} workers");
+        } else {
+            tracing::info!(workers = n, "ready in {elapsed} ms, {n} workers");
+        }
+        let _ = self.notifier.notify(&format!("READY=1\nSTATUS=serving with {n} workers"));
+    }
+
+    fn on_emperor_channel(&mut self) {
+        let Some(channel) = self.notifier.emperor_channel() else { return };
+        let mut buf = [0u8; 512];
+        match sys::fd::read(channel, &mut buf) {
+            Ok(0) | Err(_) => {
+                if !matches!(self.phase, Phase::Stopping { .. }) {
+                    tracing::warn!("lost the emperor channel (the emperor died); shutting down");
+                    self.notifier = Notifier::None;
+                    self.begin_stop(false, "emperor gone");
+                } else {
+                    self.notifier = Notifier::None;
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+
+    fn reap(&mut self) -> Result<(), RunVassalError> {
+        while let Some((pid, how)) = sys::process::try_wait_any()? {
+            if let Phase::Checking { pid: checker } = self.phase {
+                if pid == checker {
+                    self.on_check_done(how)?;
+                    continue;
+                }
+            }
+            if let Some(position) = self.old_workers.iter().position(|p| *p == pid) {
+                self.old_workers.remove(position);
+                tracing::info!(pid, %how, "previous-generation worker finished");
+                continue;
+            }
+            let Some(index) = self.slots.iter().position(|s| s.pid == Some(pid)) else { continue };
+            let was_ready = self.slots[index].ready;
+            let id = self.slots[index].id;
+            self.slots[index].pid = None;
+            self.slots[index].ready = false;
+            if let Phase::Stopping { .. } = self.phase {
+                tracing::info!(worker = id, pid, %how, "worker stopped");
+                continue;
+            }
+            if how == ExitKind::Code(worker::EXIT_FAILED_APP) && !was_ready {
+                tracing::error!(worker = id, "the app failed to load in a worker (lazy-apps); shutting down");
+                self.exit_code = exit::FAILED_APP;
+                self.begin_stop(true, "app failed to load");
+                continue;
+            }
+            match how {
+                ExitKind::Code(0) => tracing::info!(worker = id, pid, "worker exited (recycled), respawning"),
+                _ => tracing::warn!(worker = id, pid, %how, "worker died, respawning"),
+            }
+            self.schedule_respawn(index);
+        }
+        Ok(())
+    }
+
+    /// Respawns at once, unless workers are dying faster than `processes` per second: then
+    /// wait (uWSGI's fork-bomb guard, `worker respawning too fast`).
+    fn schedule_respawn(&mut self, index: usize) {
+        let now = Instant::now();
+        self.respawn_times.retain(|t| now.duration_since(*t) < Duration::from_secs(1));
+        self.respawn_times.push(now);
+        self.slots[index].respawns += 1;
+        if self.respawn_times.len() > self.slots.len() {
+            tracing::warn!("workers are respawning too fast; waiting 2 seconds");
+            self.slots[index].respawn_at = Some(now + Duration::from_secs(2));
+        } else {
+            self.slots[index].respawn_at = Some(now);
+        }
+    }
+
+    fn on_timers(&mut self) -> Result<(), RunVassalError> {
+        let now = Instant::now();
+        if let Phase::Stopping { deadline, fast } = self.phase {
+            if now >= deadline {
+                for pid in self.worker_pids() {
+                    tracing::warn!(pid, fast, "worker did not stop within worker-reload-mercy; killing it");
+                    let _ = sys::signal::kill(pid, libc::SIGKILL);
+                }
+                self.phase = Phase::Stopping { deadline: now + Duration::from_secs(3600), fast };
+            }
+            return Ok(());
+        }
+        for index in 0..self.slots.len() {
+            if self.slots[index].pid.is_none() && self.slots[index].respawn_at.is_some_and(|at| at <= now) {
+                self.spawn(index)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn begin_stop(&mut self, fast: bool, why: &str) {
+        if let Phase::Stopping { fast: already_fast, .. } = self.phase {
+            if already_fast || !fast {
+                return;
+            }
+        }
+        if let Phase::Checking { pid } = self.phase {
+            let _ = sys::signal::kill(pid, libc::SIGKILL);
+        }
+        let mercy = if fast { Duration::from_secs(3) } else { self.config.worker_reload_mercy };
+        tracing::info!(reason = why, fast, "shutting down");
+        let _ = self.notifier.notify("STOPPING=1\nSTATUS=stopping");
+        let sig = if fast { libc::SIGINT } else { libc::SIGTERM };
+        for pid in self.worker_pids() {
+            let _ = sys::signal::kill(pid, sig);
+        }
+        self.phase = Phase::Stopping { deadline: Instant::now() + mercy, fast };
+    }
+
+    /// Graceful reload, step 1: vet the new config (and app import) in a separate
+    /// `--check-config` process while the current workers keep serving.
+    fn begin_reload(&mut self) -> Result<(), RunVassalError> {
+        if self.phase != Phase::Running {
+            tracing::info!("reload requested while busy; ignoring");
+            return Ok(());
+        }
+        tracing::info!("graceful reload: checking the new configuration");
+        let _ = self.notifier.notify("RELOADING=1\nSTATUS=reloading");
+        let exe = std::env::current_exe()?;
+        let child = std::process::Command::new(exe)
+            .args(&self.args)
+            .arg("--check-config")
+            .stdin(std::process::Stdio::null())
+            .spawn()?;
+        self.phase = Phase::Checking { pid: child.id() as Pid };
+        // The child is reaped by `reap` through waitpid; dropping the handle does not wait.
+        drop(child);
+        Ok(())
+    }
+
+    /// Graceful reload, step 2: re-exec with the sockets inherited, or keep serving.
+    fn on_check_done(&mut self, how: ExitKind) -> Result<(), RunVassalError> {
+        self.phase = Phase::Running;
+        if how != ExitKind::Code(0) {
+            tracing::error!(%how, "reload aborted: the new configuration does not load; the current workers keep serving");
+            let n = self.slots.len();
+            let _ = self.notifier.notify(&format!("READY=1\nSTATUS=serving with {n} workers (reload failed)"));
+            return Ok(());
+        }
+        let err = self.reexec();
+        tracing::error!(error = %err, "re-exec for reload failed; the current workers keep serving");
+        let _ = self.notifier.notify("READY=1");
+        Ok(())
+    }
+
+    fn reexec(&mut self) -> std::io::Error {
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => return e,
+        };
+        let mut fds = Vec::new();
+        for socket in &self.sockets {
+            if let Err(e) = sys::fd::set_cloexec(socket.fd.as_fd(), false) {
+                return e;
+            }
+            fds.push(socket.fd.as_raw_fd().to_string());
+        }
+        if let Some(raw) = self.notifier.raw_emperor_fd() {
+            if let Some(channel) = self.notifier.emperor_channel() {
+                let _ = sys::fd::set_cloexec(channel, false);
+            }
+            std::env::set_var(EMPEROR_FD_ENV, raw.to_string());
+        }
+        std::env::set_var(LISTEN_FDS_ENV, fds.join(","));
+        let old: Vec<String> = self.worker_pids().iter().map(|p| p.to_string()).collect();
+        std::env::set_var(OLD_WORKERS_ENV, old.join(","));
+        std::env::set_var(RELOADS_ENV, (self.reloads + 1).to_string());
+        tracing::info!(sockets = fds.len(), workers = old.len(), "re-executing the master; current workers serve until the new ones accept");
+        use std::os::unix::process::CommandExt;
+        // exec only returns on failure. The signal mask is inherited across exec, and the
+        // new image blocks the same signals before it reads them, so none is lost.
+        let err = std::process::Command::new(exe).args(&self.args).exec();
+        // Undo what the failed exec needed.
+        for socket in &self.sockets {
+            let _ = sys::fd::set_cloexec(socket.fd.as_fd(), true);
+        }
+        for key in [LISTEN_FDS_ENV, OLD_WORKERS_ENV, RELOADS_ENV, EMPEROR_FD_ENV] {
+            std::env::remove_var(key);
+        }
+        err
+    }
+
+    fn finish(&mut self) -> i32 {
+        if self.config.vacuum {
+            sockets::vacuum(&self.sockets);
+            if let Some(path) = &self.config.pidfile {
+                if std::fs::remove_file(path).is_ok() {
+                    tracing::info!(path = %path.display(), "vacuum: removed pidfile");
+                }
+            }
+        }
+        tracing::info!("goodbye");
+        self.exit_code
+    }
+}
+

@@ -1,0 +1,22 @@
+//! The vassal master: one per INI file. Single-threaded for its whole life, no async
+//! runtime: a plain `poll` loop over a signalfd, the workers' readiness pipe and the emperor
+//! channel, with timers from the loop's timeout.
+//!
+//! It binds the sockets (or adopts them across a reload), drops privileges, preloads the
+//! app through the embedded Python, forks the workers and supervises them: respawn with a
+//! fork-bomb guard, graceful and fast shutdown bounded by `worker-reload-mercy`, and a
+//! graceful reload that re-execs the master with the listening sockets inherited, so no
+//! connection is refused. It never serves a request itself.
+
+mod master;
+mod sockets;
+
+pub use master::{run, RunVassalError};
+pub use sockets::LISTEN_FDS_ENV;
+
+/// Process exit codes of a vassal master (the emperor reads them).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const CONFIG: i32 = 1;
+    pub const FAILED_APP: i32 = 22;
+}

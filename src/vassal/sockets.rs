@@ -1,0 +1,160 @@
+//! Binding the configured sockets, or adopting them from the previous image on a reload.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
+
+use crate::config::{Address, Config, Protocol, SocketSpec};
+use crate::sys;
+use crate::sys::net::BindAddr;
+
+/// The environment variable listing listening fds handed across a reload's exec.
+pub const LISTEN_FDS_ENV: &str = "KAISER_LISTEN_FDS";
+
+pub struct BoundSocket {
+    pub fd: OwnedFd,
+    pub spec: SocketSpec,
+    pub local: BindAddr,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindSocketError {
+    #[error("cannot resolve `{address}` for `{option}`")]
+    Resolve { option: String, address: String, #[source] source: std::io::Error },
+    #[error("cannot bind `{address}` for `{option}`")]
+    Bind { option: String, address: String, #[source] source: std::io::Error },
+    #[error("cannot set permissions on `{path}` (`chmod-socket`/`chown-socket`)")]
+    Permissions { path: String, #[source] source: std::io::Error },
+}
+
+fn resolve(spec: &SocketSpec) -> Result<BindAddr, BindSocketError> {
+    match &spec.address {
+        Address::Unix(path) => Ok(BindAddr::Unix(path.clone())),
+        Address::Abstract(name) => Ok(BindAddr::Abstract(name.as_bytes().to_vec())),
+        Address::Tcp { host, port } => {
+            let host = match host.as_str() {
+                "" | "*" | "0" => "0.0.0.0",
+                other => other.trim_start_matches('[').trim_end_matches(']'),
+            };
+            let mut addrs = (host, *port).to_socket_addrs().map_err(|source| BindSocketError::Resolve {
+                option: spec.option.clone(),
+                address: format!("{host}:{port}"),
+                source,
+            })?;
+            let addr: SocketAddr = addrs.next().ok_or_else(|| BindSocketError::Resolve {
+                option: spec.option.clone(),
+                address: format!("{host}:{port}"),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address found"),
+            })?;
+            Ok(BindAddr::Tcp(addr))
+        }
+    }
+}
+
+/// Same address, where port 0 matches any port (the inherited socket carries the real one).
+fn same_address(wanted: &BindAddr, actual: &BindAddr) -> bool {
+    match (wanted, actual) {
+        (BindAddr::Tcp(w), BindAddr::Tcp(a)) => w.ip() == a.ip() && (w.port() == 0 || w.port() == a.port()),
+        (w, a) => w == a,
+    }
+}
+
+/// Binds every configured socket, reusing inherited ones where the address matches.
+pub fn bind_all(config: &Config, inherited: &mut Vec<(OwnedFd, BindAddr)>) -> Result<Vec<BoundSocket>, BindSocketError> {
+    let mut backlog = config.listen;
+    if let Some(max) = sys::net::somaxconn() {
+        if backlog > max {
+            tracing::warn!(listen = backlog, somaxconn = max, "`listen` is above net.core.somaxconn; the kernel caps it (raise the sysctl to get more)");
+            backlog = max;
+        }
+    }
+    let mut bound = Vec::new();
+    for spec in &config.sockets {
+        let wanted = resolve(spec)?;
+        if let Some(position) = inherited.iter().position(|(_, local)| same_address(&wanted, local)) {
+            let (fd, local) = inherited.remove(position);
+            tracing::info!(protocol = protocol_name(spec.protocol), address = %local, fd = fd.as_raw_fd(), "listening (inherited)");
+            bound.push(BoundSocket { fd, spec: spec.clone(), local });
+            continue;
+        }
+        let fd = sys::net::bind_listener(&wanted, backlog).map_err(|source| BindSocketError::Bind {
+            option: spec.option.clone(),
+            address: wanted.to_string(),
+            source,
+        })?;
+        if let BindAddr::Unix(path) = &wanted {
+            let mode = config.chmod_socket.unwrap_or(0o666);
+            // Without `chmod-socket` the socket keeps the umask's mode, as in uWSGI.
+            if config.chmod_socket.is_some() {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+                    BindSocketError::Permissions { path: path.display().to_string(), source }
+                })?;
+            }
+            if let Some(owner) = &config.chown_socket {
+                chown_socket(path, owner).map_err(|source| BindSocketError::Permissions { path: path.display().to_string(), source })?;
+            }
+        }
+        let local = sys::net::local_addr(fd.as_fd()).unwrap_or(wanted);
+        tracing::info!(protocol = protocol_name(spec.protocol), address = %local, fd = fd.as_raw_fd(), "listening");
+        bound.push(BoundSocket { fd, spec: spec.clone(), local });
+    }
+    // Inherited sockets no longer in the config are closed (dropped) here.
+    for (_, local) in inherited.drain(..) {
+        tracing::info!(address = %local, "closing a socket the new config no longer names");
+    }
+    Ok(bound)
+}
+
+fn chown_socket(path: &std::path::Path, owner: &str) -> std::io::Result<()> {
+    let (user, group) = match owner.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (owner, None),
+    };
+    let (uid, primary_gid, _) = sys::process::lookup_user(user)?;
+    let gid = match group {
+        Some(g) => sys::process::lookup_group(g)?,
+        None => primary_gid,
+    };
+    sys::process::chown(path, Some(uid), Some(gid))
+}
+
+pub fn protocol_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Http => "http",
+        Protocol::Uwsgi => "uwsgi",
+    }
+}
+
+/// Adopts the listening fds named in the environment by the previous image.
+pub fn take_inherited() -> Vec<(OwnedFd, BindAddr)> {
+    let Some(list) = std::env::var_os(LISTEN_FDS_ENV) else { return Vec::new() };
+    std::env::remove_var(LISTEN_FDS_ENV);
+    let mut sockets = Vec::new();
+    for item in list.to_string_lossy().split(',').filter(|s| !s.is_empty()) {
+        let Ok(raw) = item.parse::<RawFd>() else { continue };
+        match sys::fd::adopt_inherited(raw) {
+            Ok(fd) => {
+                let _ = sys::fd::set_cloexec(fd.as_fd(), true);
+                match sys::net::local_addr(fd.as_fd()) {
+                    Ok(local) => sockets.push((fd, local)),
+                    Err(err) => tracing::warn!(fd = raw, error = %err, "inherited fd is not a socket; closing it"),
+                }
+            }
+            Err(err) => tracing::warn!(fd = raw, error = %err, "inherited listening fd is not open"),
+        }
+    }
+    sockets
+}
+
+/// Removes the unix socket files this vassal created (`vacuum`).
+pub fn vacuum(sockets: &[BoundSocket]) {
+    for socket in sockets {
+        if let BindAddr::Unix(path) = &socket.local {
+            match std::fs::remove_file(path) {
+                Ok(()) => tracing::info!(path = %path.display(), "vacuum: removed unix socket"),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => tracing::warn!(path = %path.display(), error = %err, "vacuum: cannot remove unix socket"),
+            }
+        }
+    }
+}

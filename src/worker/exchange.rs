@@ -1,0 +1,384 @@
+//! The worker's [`Exchange`]: request body in, response bytes out, over one connection,
+//! with `socket-timeout` bounding every wait so a slow client cannot hold a thread forever.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::serve::Conn;
+use super::Shared;
+use crate::config::Protocol;
+use crate::protocol::http::{ChunkedDecoder, Version};
+use crate::protocol::response;
+use crate::python::{Exchange, Outcome, RespondError, ResponseHead};
+use crate::sys;
+
+/// How the request body is delimited.
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked(ChunkedDecoder),
+}
+
+/// What the request log line needs.
+#[derive(Default)]
+pub struct RequestLog {
+    pub method: String,
+    pub uri: String,
+    pub protocol: String,
+    pub remote_addr: String,
+    pub remote_user: String,
+    pub var_count: usize,
+    pub packet_size: usize,
+    pub status: u16,
+    pub body_bytes: u64,
+    pub header_count: usize,
+    pub header_bytes: usize,
+    pub start_unix: u64,
+    pub elapsed: Duration,
+}
+
+impl RequestLog {
+    /// Writes uWSGI's default request line to stderr in one `write(2)`, so lines from
+    /// concurrent workers never interleave.
+    pub fn write(&self, pid: sys::process::Pid, total_requests: u64) {
+        let line = crate::protocol::log::RequestLogLine {
+            pid: pid as u32,
+            app_id: 0,
+            app_requests: total_requests,
+            total_requests,
+            remote_addr: &self.remote_addr,
+            remote_user: &self.remote_user,
+            var_count: self.var_count,
+            packet_size: self.packet_size,
+            start_unix_secs: self.start_unix,
+            method: &self.method,
+            uri: &self.uri,
+            body_bytes: self.body_bytes,
+            msecs: self.elapsed.as_millis() as u64,
+            protocol: &self.protocol,
+            status: self.status,
+            header_count: self.header_count,
+            header_bytes: self.header_bytes,
+            switches: 1,
+            core: 0,
+        };
+        let mut text = String::with_capacity(256);
+        line.format(&mut text);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        // SAFETY: fd 2 stays open for the life of the process.
+        let stderr = unsafe { std::os::fd::BorrowedFd::borrow_raw(2) };
+        let _ = sys::fd::write(stderr, text.as_bytes());
+    }
+}
+
+pub struct ConnExchange {
+    conn: Conn,
+    timeout: Duration,
+    body: Framing,
+    body_remaining_known: bool,
+    body_failed: bool,
+    expect_continue: bool,
+    protocol: Protocol,
+    version: Version,
+    is_head: bool,
+    request_keep_alive: bool,
+    // response state
+    response_framing: Option<response::Framing>,
+    keep_alive_after: bool,
+    completed: bool,
+    broken: bool,
+    length_left: Option<u64>,
+    wbuf: Vec<u8>,
+    started: Instant,
+    pub log: RequestLog,
+}
+
+/// Bodies larger than this are not drained to save a keep-alive connection.
+const MAX_DRAIN: u64 = 1 << 20;
+/// Below this, the head and body go out in one write.
+const COALESCE: usize = 64 * 1024;
+
+impl ConnExchange {
+    #[expect(clippy::too_many_arguments, reason = "one constructor call per protocol, each naming every fact")]
+    pub fn new(
+        conn: Conn,
+        shared: &Shared,
+        body: Framing,
+        protocol: Protocol,
+        version: Version,
+        is_head: bool,
+        request_keep_alive: bool,
+        expect_continue: bool,
+    ) -> Self {
+        let remote_addr = conn.peer_addr.clone();
+        ConnExchange {
+            conn,
+            timeout: shared.limits.socket_timeout,
+            body,
+            body_remaining_known: true,
+            body_failed: false,
+            expect_continue,
+            protocol,
+            version,
+            is_head,
+            request_keep_alive,
+            response_framing: None,
+            keep_alive_after: false,
+            completed: false,
+            broken: false,
+            length_left: None,
+            wbuf: Vec::new(),
+            started: Instant::now(),
+            log: RequestLog {
+                remote_addr,
+                start_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                ..RequestLog::default()
+            },
+        }
+    }
+
+    fn wait(&self, events: i16) -> io::Result<()> {
+        if sys::poll::wait_one(self.conn.fd.as_fd(), events, self.timeout)? {
+            Ok(())
+        } else {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "socket-timeout expired"))
+        }
+    }
+
+    fn send_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            match sys::fd::send(self.conn.fd.as_fd(), data) {
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(sys::poll::WRITABLE)?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_wbuf(&mut self) -> io::Result<()> {
+        let buf = std::mem::take(&mut self.wbuf);
+        let result = self.send_all(&buf);
+        self.wbuf = buf;
+        self.wbuf.clear();
+        result
+    }
+
+    /// Reads more bytes from the socket into the connection buffer; false at EOF.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.expect_continue {
+            self.expect_continue = false;
+            if self.response_framing.is_none() {
+                self.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            }
+        }
+        loop {
+            match sys::fd::read_append(self.conn.fd.as_fd(), &mut self.conn.buf, COALESCE) {
+                Ok(0) => return Ok(false),
+                Ok(_) => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(sys::poll::READABLE)?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn body_done(&self) -> bool {
+        match &self.body {
+            Framing::None => true,
+            Framing::Length(left) => *left == 0,
+            Framing::Chunked(decoder) => decoder.is_done(),
+        }
+    }
+
+    /// Reads and discards what the app left of the body, so the connection can carry the
+    /// next request. Gives up (the connection then closes) on large or broken bodies.
+    fn drain_body(&mut self) -> bool {
+        if self.body_failed || !self.body_remaining_known {
+            return false;
+        }
+        if let Framing::Length(left) = self.body {
+            if left > MAX_DRAIN {
+                return false;
+            }
+        }
+        let mut sink = Vec::new();
+        let mut drained: u64 = 0;
+        while !self.body_done() {
+            sink.clear();
+            match self.read_body_inner(&mut sink, COALESCE) {
+                Ok(0) => break,
+                Ok(n) => drained += n as u64,
+                Err(_) => return false,
+            }
+            if drained > MAX_DRAIN {
+                return false;
+            }
+        }
+        self.body_done()
+    }
+
+    fn read_body_inner(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        loop {
+            match &mut self.body {
+                Framing::None => return Ok(0),
+                Framing::Length(left) => {
+                    if *left == 0 {
+                        return Ok(0);
+                    }
+                    if !self.conn.buf.is_empty() {
+                        let n = (*left).min(max as u64).min(self.conn.buf.len() as u64) as usize;
+                        out.extend_from_slice(&self.conn.buf[..n]);
+                        self.conn.buf.drain(..n);
+                        *left -= n as u64;
+                        return Ok(n);
+                    }
+                }
+                Framing::Chunked(decoder) => {
+                    if decoder.is_done() {
+                        return Ok(0);
+                    }
+                    if !self.conn.buf.is_empty() {
+                        let before = out.len();
+                        let decoded = decoder
+                            .decode(&self.conn.buf, out)
+                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                        self.conn.buf.drain(..decoded.consumed);
+                        let produced = out.len() - before;
+                        if produced > 0 || decoded.done {
+                            return Ok(produced);
+                        }
+                        if decoded.consumed > 0 {
+                            continue;
+                        }
+                    }
+                }
+            }
+            if !self.fill()? {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the client closed the connection before sending the whole body"));
+            }
+        }
+    }
+
+    /// Takes the connection back with the request's log record and whether the
+    /// connection can serve another request.
+    pub fn into_parts(mut self: Box<Self>, outcome: Outcome) -> (Option<Conn>, bool, RequestLog) {
+        self.log.elapsed = self.started.elapsed();
+        let mut reusable = !outcome.aborted
+            && !self.broken
+            && self.completed
+            && self.keep_alive_after
+            && self.protocol == Protocol::Http
+            && self.length_left.is_none_or(|left| left == 0);
+        if reusable && !self.body_done() {
+            reusable = !self.expect_continue && self.drain_body();
+        }
+        if !self.completed && !self.broken && self.response_framing.is_some() {
+            reusable = false;
+        }
+        let this = *self;
+        let conn = if this.broken { None } else { Some(this.conn) };
+        (conn, reusable, this.log)
+    }
+}
+
+impl Exchange for ConnExchange {
+    fn read_body(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        let result = self.read_body_inner(out, max);
+        if result.is_err() {
+            self.body_failed = true;
+        }
+        result
+    }
+
+    fn respond(&mut self, head: Option<ResponseHead<'_>>, body: &[u8], last: bool) -> Result<(), RespondError> {
+        if self.broken {
+            return Err(RespondError::Io(io::Error::from(io::ErrorKind::BrokenPipe)));
+        }
+        self.wbuf.clear();
+        if let Some(head) = head {
+            let code = response::parse_status(head.status).map_err(|e| RespondError::Invalid(format!("invalid status from the app: {e}")))?;
+            let mut app_length: Option<u64> = None;
+            for (name, value) in head.headers {
+                response::validate_header(name, value)
+                    .map_err(|e| RespondError::Invalid(format!("invalid response header from the app: {e}")))?;
+                if name.eq_ignore_ascii_case(b"content-length") {
+                    app_length = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse().ok());
+                }
+            }
+            let known = app_length.or(head.content_length).or(if last { Some(body.len() as u64) } else { None });
+            let (framing, keep_alive) = match self.protocol {
+                Protocol::Http => response::choose_framing(
+                    self.version,
+                    self.is_head,
+                    code,
+                    known,
+                    self.request_keep_alive,
+                    self.version == Version::Http11,
+                ),
+                Protocol::Uwsgi => response::choose_framing(self.version, self.is_head, code, known, false, false),
+            };
+            let mut headers: Vec<(&[u8], &[u8])> = head.headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
+            let length_text;
+            if app_length.is_none() {
+                if let response::Framing::Length(n) = framing {
+                    length_text = n.to_string();
+                    headers.push((b"Content-Length", length_text.as_bytes()));
+                }
+            }
+            response::write_head(&mut self.wbuf, self.version, head.status, &headers, &framing, keep_alive);
+            self.log.status = code;
+            self.log.header_count = headers.len();
+            self.log.header_bytes = self.wbuf.len();
+            self.length_left = match framing {
+                response::Framing::Length(n) => Some(n),
+                _ => None,
+            };
+            self.response_framing = Some(framing);
+            self.keep_alive_after = keep_alive;
+        }
+        let framing = self.response_framing.as_ref().expect("the head is always handled on the first call");
+        let mut body = body;
+        if let Some(left) = self.length_left.as_mut() {
+            if body.len() as u64 > *left {
+                tracing::warn!(extra = body.len() as u64 - *left, "the app sent more bytes than its Content-Length; truncating");
+                body = &body[..*left as usize];
+                self.keep_alive_after = false;
+            }
+            *left -= body.len() as u64;
+        }
+        self.log.body_bytes += body.len() as u64;
+        let send_body = !matches!(framing, response::Framing::NoBody);
+        let chunked = matches!(framing, response::Framing::Chunked);
+        let result = if send_body && !chunked && body.len() >= COALESCE {
+            // Large bodies go out without a copy.
+            self.flush_wbuf().and_then(|()| self.send_all(body))
+        } else {
+            if send_body {
+                if chunked {
+                    response::write_chunk(&mut self.wbuf, body);
+                    if last {
+                        response::write_last_chunk(&mut self.wbuf);
+                    }
+                } else {
+                    self.wbuf.extend_from_slice(body);
+                }
+            }
+            self.flush_wbuf()
+        };
+        if let Err(err) = result {
+            self.broken = true;
+            return Err(RespondError::Io(err));
+        }
+        if last {
+            self.completed = true;
+        }
+        Ok(())
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
+}

@@ -1,0 +1,241 @@
+//! A worker: a process forked from the vassal master that serves requests with `threads`
+//! Python threads.
+//!
+//! Accept model: every worker has its own epoll set holding the shared listening sockets
+//! with `EPOLLEXCLUSIVE`, so a new connection wakes one idle worker rather than all of them
+//! (no thundering herd), and a worker whose threads are all busy is skipped by the kernel.
+//! Inside a worker the threads share that epoll set (leader/follower): each idle thread
+//! waits in `epoll_wait` for one event; connections are registered `EPOLLONESHOT`, so a
+//! ready connection is handled by exactly one thread, which parses, runs the app and
+//! answers on that same thread (no hand-off), then re-arms the connection if it is kept
+//! alive. An idle keep-alive connection costs an fd, never a thread, so a worker serves any
+//! number of keep-alive clients.
+//!
+//! This module does not bind sockets, decide worker counts or restart anything: that is
+//! the master's job (`vassal/`).
+
+mod exchange;
+mod serve;
+
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Protocol;
+use crate::python::{self, App, AppSpec, InterpreterOptions, ListenerEnv, ModuleInfo, WsgiRunner};
+use crate::sys;
+
+/// A listening socket as the worker sees it (the master owns the fd).
+pub struct Listener {
+    pub fd: RawFd,
+    pub protocol: Protocol,
+    pub server_name: String,
+    pub server_port: String,
+    pub is_tcp: bool,
+}
+
+impl Listener {
+    fn fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the master keeps every listening socket open for the whole life of the
+        // process tree, and the worker never closes it.
+        unsafe { BorrowedFd::borrow_raw(self.fd) }
+    }
+}
+
+/// How the worker gets its app: forked with it (preload) or importing it after fork.
+pub enum AppSource<'a> {
+    Preloaded(&'a App),
+    Lazy { spec: AppSpec, interpreter: InterpreterOptions, module: ModuleInfo },
+}
+
+/// Request-handling settings, copied from the config.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub buffer_size: usize,
+    pub socket_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub disable_logging: bool,
+    pub max_requests: u64,
+}
+
+pub struct WorkerSetup<'a> {
+    pub id: u32,
+    pub master_pid: sys::process::Pid,
+    pub threads: u32,
+    pub processes: u32,
+    pub listeners: Arc<Vec<Listener>>,
+    pub app: AppSource<'a>,
+    pub limits: Limits,
+    /// The write end of the master's readiness pipe: one byte (the worker id) once accepting.
+    pub ready_fd: RawFd,
+    /// Master-only descriptors to close first thing in the child.
+    pub close_fds: Vec<RawFd>,
+}
+
+/// Exit codes a worker uses (uWSGI's, so logs read the same).
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILED_APP: i32 = 22;
+
+/// Runs the worker in the freshly forked child. Never returns.
+pub fn run(setup: WorkerSetup<'_>) -> ! {
+    // First: no inherited signal plumbing, no master-only fds, die with the master.
+    sys::signal::reset_all();
+    sys::signal::ignore_sigpipe();
+    for fd in &setup.close_fds {
+        // SAFETY: these fds belong to the master; the child never uses them.
+        unsafe { libc::close(*fd) };
+    }
+    let _ = sys::process::set_parent_death_signal(libc::SIGKILL);
+    if sys::process::getppid() != setup.master_pid {
+        sys::process::exit_now(EXIT_OK);
+    }
+    python::set_worker_id(setup.id);
+    let pid = sys::process::getpid();
+    let span = tracing::info_span!("worker", id = setup.id, pid);
+    let _entered = span.enter();
+
+    let code = match serve_until_stopped(setup) {
+        Ok(()) => EXIT_OK,
+        Err(WorkerError::App(err)) => {
+            tracing::error!("{err}");
+            EXIT_FAILED_APP
+        }
+        Err(err) => {
+            tracing::error!("worker failed: {err}");
+            1
+        }
+    };
+    sys::process::exit_now(code)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum WorkerError {
+    #[error(transparent)]
+    App(#[from] python::LoadAppError),
+    #[error(transparent)]
+    Init(#[from] python::InitPythonError),
+    #[error("python setup failed: {0}")]
+    Python(String),
+    #[error("system call failed")]
+    Io(#[from] std::io::Error),
+}
+
+/// State shared by the threads of one worker.
+pub(crate) struct Shared {
+    pub epoll: sys::poll::Epoll,
+    pub stop: sys::poll::EventFd,
+    pub stopping: AtomicBool,
+    pub listeners: Arc<Vec<Listener>>,
+    pub runner: WsgiRunner,
+    pub limits: Limits,
+    pub conns: std::sync::Mutex<std::collections::HashMap<RawFd, serve::Conn>>,
+    pub requests: AtomicU64,
+    pub pid: sys::process::Pid,
+    pub multithreaded: bool,
+}
+
+fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
+    let lazy_app;
+    let app: &App = match setup.app {
+        AppSource::Preloaded(app) => app,
+        AppSource::Lazy { spec, interpreter, module } => {
+            python::initialize(&interpreter)?;
+            python::install_uwsgi_module(module).map_err(|e| WorkerError::Python(e.to_string()))?;
+            lazy_app = python::load_app(&spec)?;
+            tracing::info!(app = %lazy_app.description, "app loaded in worker (lazy-apps)");
+            &lazy_app
+        }
+    };
+    let envs: Vec<ListenerEnv> = setup
+        .listeners
+        .iter()
+        .map(|l| ListenerEnv {
+            server_name: l.server_name.clone(),
+            server_port: l.server_port.clone(),
+            url_scheme: "http",
+        })
+        .collect();
+    let runner = WsgiRunner::new(app, &envs, setup.threads > 1, setup.processes > 1)
+        .map_err(|e| WorkerError::Python(e.to_string()))?;
+
+    let handled = sys::signal::SigSet::of(&[libc::SIGHUP, libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1]);
+    sys::signal::block(&handled)?;
+    let signals = sys::signal::SignalFd::new(&handled)?;
+
+    let shared = Arc::new(Shared {
+        epoll: sys::poll::Epoll::new()?,
+        stop: sys::poll::EventFd::new()?,
+        stopping: AtomicBool::new(false),
+        listeners: setup.listeners.clone(),
+        runner,
+        limits: setup.limits.clone(),
+        conns: std::sync::Mutex::new(std::collections::HashMap::new()),
+        requests: AtomicU64::new(0),
+        pid: sys::process::getpid(),
+        multithreaded: setup.threads > 1,
+    });
+    for (index, listener) in shared.listeners.iter().enumerate() {
+        shared
+            .epoll
+            .add(listener.fd(), sys::poll::EPOLLIN | sys::poll::EPOLLEXCLUSIVE, serve::listener_token(index))?;
+    }
+    shared.epoll.add(shared.stop.as_fd(), sys::poll::EPOLLIN | sys::poll::EPOLLONESHOT, serve::STOP_TOKEN)?;
+
+    let mut handles = Vec::new();
+    for thread_index in 0..setup.threads.max(1) {
+        let shared = shared.clone();
+        let span = tracing::Span::current();
+        let handle = std::thread::Builder::new()
+            .name(format!("kaiser-w{}-t{thread_index}", setup.id))
+            .spawn(move || {
+                let _entered = span.enter();
+                serve::thread_loop(&shared)
+            })?;
+        handles.push(handle);
+    }
+    // SAFETY: the master handed us this pipe's write end; it stays open until we exit.
+    let ready = unsafe { BorrowedFd::borrow_raw(setup.ready_fd) };
+    let id_byte = [(setup.id % 256) as u8];
+    let _ = sys::fd::write(ready, &id_byte);
+
+    // The forking thread only waits for signals; request threads do the work.
+    loop {
+        let revents = sys::poll::poll(&[(signals.as_fd(), sys::poll::READABLE)], Some(Duration::from_millis(500)))?;
+        if revents[0] != 0 {
+            while let Some(sig) = signals.read()? {
+                match sig {
+                    libc::SIGINT => sys::process::exit_now(EXIT_OK),
+                    libc::SIGHUP | libc::SIGTERM | libc::SIGQUIT => begin_stop(&shared, sig),
+                    libc::SIGUSR1 => tracing::info!(requests = shared.requests.load(Ordering::Relaxed), "worker stats"),
+                    _ => {}
+                }
+            }
+        }
+        if handles.iter().all(|h| h.is_finished()) {
+            break;
+        }
+        if setup.limits.max_requests > 0
+            && shared.requests.load(Ordering::Relaxed) >= setup.limits.max_requests
+            && !shared.stopping.load(Ordering::Relaxed)
+        {
+            tracing::info!(limit = setup.limits.max_requests, "max-requests reached, recycling worker");
+            begin_stop(&shared, 0);
+        }
+    }
+    for handle in handles {
+        let _ = handle.join();
+    }
+    Ok(())
+}
+
+/// Graceful stop: stop accepting, finish requests in flight, close idle connections.
+fn begin_stop(shared: &Shared, sig: libc::c_int) {
+    if shared.stopping.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    if sig != 0 {
+        tracing::debug!(signal = sys::signal::name(sig), "stopping gracefully");
+    }
+    shared.stop.signal();
+}

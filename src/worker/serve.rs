@@ -1,0 +1,366 @@
+//! The request threads' loop: accept, read a request head, run it, keep the connection.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::exchange::{ConnExchange, Framing as BodyFraming};
+use super::Shared;
+use crate::config::Protocol;
+use crate::protocol::{http, uwsgi};
+use crate::python::RequestVars;
+use crate::sys;
+use crate::sys::net::BindAddr;
+
+pub const STOP_TOKEN: u64 = u64::MAX;
+const LISTENER_BASE: u64 = u64::MAX - 1 - 4096;
+
+pub fn listener_token(index: usize) -> u64 {
+    LISTENER_BASE + index as u64
+}
+
+/// One client connection and the bytes read from it but not yet consumed.
+pub struct Conn {
+    pub fd: OwnedFd,
+    pub listener: usize,
+    pub peer_addr: String,
+    pub peer_port: String,
+    pub buf: Vec<u8>,
+    pub last_active: Instant,
+    /// A request head has started arriving (slow clients get `socket-timeout`, idle
+    /// keep-alive connections the keep-alive timeout).
+    pub partial: bool,
+    /// Already added to the worker's epoll set (later parks re-arm with `EPOLL_CTL_MOD`).
+    pub registered: bool,
+}
+
+const READ_SIZE: usize = 16 * 1024;
+
+pub fn thread_loop(shared: &Shared) {
+    let mut events = Vec::with_capacity(8);
+    // With several threads, take one event at a time so that a ready connection is never
+    // queued behind another one on a busy thread while a sibling is idle.
+    let max_events = if shared.multithreaded { 1 } else { 32 };
+    let mut last_sweep = Instant::now();
+    loop {
+        if shared.stopping.load(Ordering::Acquire) && lock_conns(shared).is_empty() {
+            // Pass the stop on: wake a sibling so every thread gets to exit.
+            let _ = shared.epoll.modify(shared.stop.as_fd(), sys::poll::EPOLLIN | sys::poll::EPOLLONESHOT, STOP_TOKEN);
+            return;
+        }
+        if let Err(err) = shared.epoll.wait(&mut events, max_events, Some(Duration::from_secs(1))) {
+            tracing::error!(error = %err, "epoll_wait failed");
+            return;
+        }
+        if last_sweep.elapsed() >= Duration::from_secs(1) {
+            last_sweep = Instant::now();
+            sweep_idle(shared);
+        }
+        for &(token, _) in events.iter() {
+            if token == STOP_TOKEN {
+                stop_accepting(shared);
+                continue;
+            }
+            if token >= LISTENER_BASE {
+                accept_some(shared, (token - LISTENER_BASE) as usize);
+                continue;
+            }
+            let conn = lock_conns(shared).remove(&(token as i32));
+            if let Some(conn) = conn {
+                drive(shared, conn);
+            }
+        }
+    }
+}
+
+fn lock_conns(shared: &Shared) -> std::sync::MutexGuard<'_, std::collections::HashMap<i32, Conn>> {
+    shared.conns.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Stop accepting; close idle connections that have nothing pending, and let those with a
+/// request already on the wire be served (with `Connection: close`).
+fn stop_accepting(shared: &Shared) {
+    for listener in shared.listeners.iter() {
+        let _ = shared.epoll.delete(listener.fd);
+    }
+    let mut conns = lock_conns(shared);
+    let idle: Vec<i32> = conns
+        .iter()
+        .filter(|(_, conn)| conn.buf.is_empty() && !has_pending_input(conn))
+        .map(|(fd, _)| *fd)
+        .collect();
+    for fd in idle {
+        if let Some(conn) = conns.remove(&fd) {
+            let _ = shared.epoll.delete(conn.fd.as_raw_fd());
+        }
+    }
+    drop(conns);
+    // Wake the next thread so it notices the stop too.
+    let _ = shared.epoll.modify(shared.stop.as_fd(), sys::poll::EPOLLIN | sys::poll::EPOLLONESHOT, STOP_TOKEN);
+}
+
+fn has_pending_input(conn: &Conn) -> bool {
+    sys::poll::wait_one(conn.fd.as_fd(), sys::poll::READABLE, Duration::ZERO).unwrap_or(false)
+}
+
+/// Closes connections idle past their timeout.
+fn sweep_idle(shared: &Shared) {
+    let now = Instant::now();
+    let mut conns = lock_conns(shared);
+    let expired: Vec<i32> = conns
+        .iter()
+        .filter(|(_, c)| {
+            let limit = if c.partial { shared.limits.socket_timeout } else { shared.limits.keepalive_timeout };
+            now.duration_since(c.last_active) > limit
+        })
+        .map(|(fd, _)| *fd)
+        .collect();
+    for fd in expired {
+        if let Some(conn) = conns.remove(&fd) {
+            if conn.partial {
+                tracing::warn!(peer = %conn.peer_addr, "closing a connection whose request did not arrive within socket-timeout");
+            }
+            let _ = shared.epoll.delete(conn.fd.as_raw_fd());
+        }
+    }
+}
+
+fn accept_some(shared: &Shared, index: usize) {
+    let listener = &shared.listeners[index];
+    // Accept a few at a time: enough to drain a burst, few enough that a sibling worker
+    // gets its share of a wave of new connections.
+    for _ in 0..8 {
+        if shared.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        match sys::net::accept(listener.fd()) {
+            Ok(Some((fd, peer))) => {
+                if listener.is_tcp {
+                    sys::net::set_nodelay(fd.as_fd());
+                }
+                let (peer_addr, peer_port) = match peer {
+                    Some(BindAddr::Tcp(addr)) => (addr.ip().to_string(), addr.port().to_string()),
+                    _ => (String::new(), String::new()),
+                };
+                let conn = Conn {
+                    fd,
+                    listener: index,
+                    peer_addr,
+                    peer_port,
+                    buf: Vec::new(),
+                    last_active: Instant::now(),
+                    partial: false,
+                    registered: false,
+                };
+                drive(shared, conn);
+            }
+            Ok(None) => return,
+            Err(err) => {
+                // EMFILE and friends: log and back off this wake-up; the listener stays
+                // registered so the next wake retries.
+                tracing::error!(error = %err, "accept failed");
+                return;
+            }
+        }
+    }
+}
+
+/// Parks a connection until it is readable again.
+///
+/// The connection enters the table and is armed under the table lock: a thread woken for
+/// it blocks on the lock until it is there, and nothing can close it in between.
+fn park(shared: &Shared, mut conn: Conn) {
+    let fd = conn.fd.as_raw_fd();
+    let token = fd as u64;
+    let events = sys::poll::EPOLLIN | sys::poll::EPOLLONESHOT | sys::poll::EPOLLRDHUP;
+    let first = !conn.registered;
+    conn.registered = true;
+    let mut conns = lock_conns(shared);
+    let armed = if first { shared.epoll.add(conn.fd.as_fd(), events, token) } else { shared.epoll.modify(conn.fd.as_fd(), events, token) };
+    match armed {
+        Ok(()) => {
+            conns.insert(fd, conn);
+        }
+        Err(err) => {
+            drop(conns);
+            tracing::error!(error = %err, "cannot watch a connection; closing it");
+        }
+    }
+}
+
+/// Reads and serves requests on `conn` until it would block, closes, or is parked.
+fn drive(shared: &Shared, mut conn: Conn) {
+    let max_head = shared.limits.buffer_size;
+    let protocol = shared.listeners[conn.listener].protocol;
+    loop {
+        if !conn.buf.is_empty() {
+            // Parse from a buffer taken out of the connection, so that a complete request
+            // can move the connection into its exchange while the head is still borrowed.
+            let buf = std::mem::take(&mut conn.buf);
+            match protocol {
+                Protocol::Http => match http::parse_request_head(&buf, max_head) {
+                    Ok(Some(head)) => {
+                        conn.buf = buf[head.len..].to_vec();
+                        match serve_http(shared, conn, head) {
+                            Some(next) => {
+                                conn = next;
+                                continue;
+                            }
+                            None => return,
+                        }
+                    }
+                    Ok(None) => conn.buf = buf,
+                    Err(err) => {
+                        tracing::warn!(peer = %conn.peer_addr, error = %err, "bad HTTP request; closing the connection");
+                        let status = err.status();
+                        let reply = crate::protocol::response::simple_response(status, reason(status), &format!("{err}\n"));
+                        let _ = sys::fd::send(conn.fd.as_fd(), &reply);
+                        close(shared, conn);
+                        return;
+                    }
+                },
+                Protocol::Uwsgi => match uwsgi::parse_packet(&buf, shared.limits.buffer_size) {
+                    Ok(Some(packet)) => {
+                        conn.buf = buf[packet.len..].to_vec();
+                        serve_uwsgi(shared, conn, packet);
+                        return;
+                    }
+                    Ok(None) => conn.buf = buf,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "bad uwsgi packet; closing the connection");
+                        close(shared, conn);
+                        return;
+                    }
+                },
+            }
+        }
+        match sys::fd::read_append(conn.fd.as_fd(), &mut conn.buf, READ_SIZE) {
+            Ok(0) => {
+                close(shared, conn);
+                return;
+            }
+            Ok(_) => {
+                conn.partial = true;
+                conn.last_active = Instant::now();
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                if shared.stopping.load(Ordering::Acquire) && conn.buf.is_empty() {
+                    close(shared, conn);
+                    return;
+                }
+                conn.partial = !conn.buf.is_empty();
+                park(shared, conn);
+                return;
+            }
+            Err(_) => {
+                close(shared, conn);
+                return;
+            }
+        }
+    }
+}
+
+/// Closes a connection. Closing the fd also removes it from the epoll set (no other
+/// process or fd shares the connection), so no `EPOLL_CTL_DEL` is needed.
+fn close(_shared: &Shared, conn: Conn) {
+    drop(conn);
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        505 => "HTTP Version Not Supported",
+        _ => "Error",
+    }
+}
+
+/// Serves one HTTP request whose head is at the start of `conn.buf`. Returns the
+/// connection if it stays open for another request.
+fn serve_http(shared: &Shared, conn: Conn, head: http::RequestHead<'_>) -> Option<Conn> {
+    let framing = match head.body {
+        http::BodyFraming::None => BodyFraming::None,
+        http::BodyFraming::Length(n) => BodyFraming::Length(n),
+        http::BodyFraming::Chunked => BodyFraming::Chunked(http::ChunkedDecoder::new(shared.limits.buffer_size)),
+    };
+    let vars = http::cgi_vars(&head);
+    let listener = conn.listener;
+    let peer_addr = conn.peer_addr.clone();
+    let peer_port = conn.peer_port.clone();
+    let mut exchange = ConnExchange::new(
+        conn,
+        shared,
+        framing,
+        Protocol::Http,
+        head.version,
+        head.method == b"HEAD",
+        head.keep_alive && !shared.stopping.load(Ordering::Acquire),
+        head.expect_continue,
+    );
+    exchange.log.method = String::from_utf8_lossy(head.method).into_owned();
+    exchange.log.uri = String::from_utf8_lossy(head.target).into_owned();
+    exchange.log.protocol = head.version.as_str().to_string();
+    exchange.log.var_count = vars.len() + 8;
+    exchange.log.packet_size = vars.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    let mut iter = vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
+    let request = RequestVars { listener, vars: &mut iter, remote: Some((peer_addr.as_str(), peer_port.as_str())) };
+    let (exchange, outcome) = shared.runner.run(request, Box::new(exchange));
+    finish(shared, exchange, outcome)
+}
+
+/// Serves one uwsgi-protocol request. The connection always closes afterwards: the
+/// response is close-delimited, as nginx's `uwsgi_pass` expects.
+fn serve_uwsgi(shared: &Shared, conn: Conn, packet: uwsgi::Packet<'_>) {
+    let packet_len = packet.len;
+    let find = |name: &[u8]| packet.vars.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    let content_length: u64 = find(b"CONTENT_LENGTH")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let framing = if content_length > 0 { BodyFraming::Length(content_length) } else { BodyFraming::None };
+    let version = match find(b"SERVER_PROTOCOL") {
+        Some(b"HTTP/1.1") => http::Version::Http11,
+        _ => http::Version::Http10,
+    };
+    let is_head = find(b"REQUEST_METHOD") == Some(b"HEAD");
+    let listener = conn.listener;
+    let mut exchange = ConnExchange::new(conn, shared, framing, Protocol::Uwsgi, version, is_head, false, false);
+    exchange.log.method = String::from_utf8_lossy(find(b"REQUEST_METHOD").unwrap_or(b"")).into_owned();
+    exchange.log.uri = String::from_utf8_lossy(find(b"REQUEST_URI").or_else(|| find(b"PATH_INFO")).unwrap_or(b"")).into_owned();
+    exchange.log.protocol = String::from_utf8_lossy(find(b"SERVER_PROTOCOL").unwrap_or(b"HTTP/1.0")).into_owned();
+    exchange.log.remote_addr = String::from_utf8_lossy(find(b"REMOTE_ADDR").unwrap_or(b"")).into_owned();
+    exchange.log.remote_user = String::from_utf8_lossy(find(b"REMOTE_USER").unwrap_or(b"")).into_owned();
+    exchange.log.var_count = packet.vars.len();
+    exchange.log.packet_size = packet_len - uwsgi::HEADER_LEN;
+    let mut iter = packet.vars.iter().map(|(k, v)| (*k, *v));
+    let request = RequestVars { listener, vars: &mut iter, remote: None };
+    let (exchange, outcome) = shared.runner.run(request, Box::new(exchange));
+    if let Some(conn) = finish(shared, exchange, outcome) {
+        close(shared, conn);
+    }
+}
+
+/// Logs the request and decides whether the connection lives on.
+fn finish(shared: &Shared, exchange: Box<dyn crate::python::Exchange>, outcome: crate::python::Outcome) -> Option<Conn> {
+    let exchange: Box<ConnExchange> = exchange
+        .into_any()
+        .downcast()
+        .expect("the exchange given to the runner is a ConnExchange");
+    let total = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let (conn, reusable, log) = exchange.into_parts(outcome);
+    if !shared.limits.disable_logging {
+        log.write(shared.pid, total);
+    }
+    let mut conn = conn?;
+    if !reusable || shared.stopping.load(Ordering::Acquire) {
+        close(shared, conn);
+        return None;
+    }
+    conn.partial = !conn.buf.is_empty();
+    conn.last_active = Instant::now();
+    Some(conn)
+}
