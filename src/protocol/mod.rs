@@ -8,5 +8,7 @@
 //! of copying, and say "need more bytes" with `Ok(None)` rather than blocking.
 
 
+pub mod http;
+pub mod response;
 mod syntax;
 pub mod uwsgi;
