@@ -7,8 +7,8 @@
 //! unit-tested, property-tested and fuzzed alone. Parsers borrow the caller's buffer instead
 //! of copying, and say "need more bytes" with `Ok(None)` rather than blocking.
 
-
 pub mod http;
+pub mod log;
 pub mod response;
 mod syntax;
 pub mod uwsgi;
