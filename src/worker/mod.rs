@@ -176,6 +176,10 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         multithreaded: setup.threads > 1,
     });
     for (index, listener) in shared.listeners.iter().enumerate() {
+        // Non-blocking (a file status flag shared by every process holding the socket):
+        // several threads and workers race for each connection and the losers must get
+        // EAGAIN, not sleep in accept().
+        sys::fd::set_nonblocking(listener.fd(), true)?;
         shared
             .epoll
             .add(listener.fd(), sys::poll::EPOLLIN | sys::poll::EPOLLEXCLUSIVE, serve::listener_token(index))?;
