@@ -518,7 +518,7 @@ fn wrap(text: &str, width: usize, indent: &str) -> String {
 /// The README's option table, in Markdown.
 pub(crate) fn markdown() -> String {
     let mut out = String::from(
-        "| option | aliases | type | default | status | description |\n\
+        "| option | aliases (and related options sharing the row) | type | default | status | description |\n\
          |---|---|---|---|---|---|\n",
     );
     for group in Group::ALL {

@@ -305,6 +305,53 @@ fn environment() {
 }
 
 #[test]
+fn command_line_forms() {
+    check_with(
+        &[],
+        "-s :80 -p 2 -M -T",
+        &[],
+        "processes = 2 | socket = :80",
+    );
+    check_with(
+        &[],
+        "--socket=:80 --workers=3 --threads 2",
+        &[],
+        "processes = 3 | threads = 2 | socket = :80",
+    );
+    check_with(&[], "-p4 -t 30 -R 100 -L -b 8192 -l 64 -z 9", &[], "processes = 4 | listen = 64 | buffer-size = 8192 | socket-timeout = 9 | disable-logging = true | max-requests = 100 | harakiri = 30");
+    check_with(
+        &[],
+        "--need-app=false --lazy-apps",
+        &[],
+        "need-app = false | lazy-apps = true",
+    );
+    check_with(
+        &[],
+        "-C --socket /tmp/a.sock",
+        &[],
+        "socket = /tmp/a.sock | chmod-socket = 666",
+    );
+    check_with(
+        &[],
+        "-H /venv -w app:create_app",
+        &[],
+        "module = app | callable = create_app | home = /venv",
+    );
+    check_with(&[], "-S processes=3", &[], "processes = 3");
+    check_with(
+        &[],
+        "app.py --http :8000",
+        &[],
+        "wsgi-file = app.py | http = :8000",
+    );
+    check_with(&[], "--max_requests 5", &[], "error: command line argument 1: unknown option `--max_requests` (did you mean `--max-requests`?)");
+    check_with(&[], "-Q /tmp/spool", &[], "error: command line argument 1: spooler: `spooler` is a uWSGI option that kaiser does not support yet");
+    check_with(&[], "--daemonize /tmp/log", &[], "error: command line argument 1: daemonize: `daemonize` is a uWSGI option that kaiser does not support yet; run kaiser under systemd or the emperor");
+    check_with(&[], "app.yaml", &[], "error: command line argument 1: cannot load `app.yaml`: kaiser reads INI files only (convert it to an `[uwsgi]` INI file)");
+    check_with(&[], "", &[("UWSGI_PLUGINS", "python3")], "");
+}
+
+#[test]
 fn precedence_of_command_line_and_files() {
     let p = [("p.ini", "[uwsgi]\nprocesses = 2")];
     check_with(&p, "--processes 4 --ini p.ini", &[], "processes = 2");
