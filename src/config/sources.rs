@@ -232,8 +232,11 @@ impl Loader<'_> {
         let text = match self.fs.read(Path::new(&abs)) {
             Ok(text) => text,
             Err(error) => {
+                let hint = hints::inline_comment(spec)
+                    .map(|_| format!("; {}", hints::inline_comment_message(key, spec, false)))
+                    .unwrap_or_default();
                 self.report
-                    .error(origin, key, format!("cannot read `{path}`: {error}"));
+                    .error(origin, key, format!("cannot read `{path}`: {error}{hint}"));
                 return;
             }
         };
