@@ -10,9 +10,38 @@
 //! CONTRACT (other modules build on this surface; extend it, do not break it):
 //! - [`load`] takes argv (without argv[0]) and the environment and returns [`Loaded`].
 //! - [`Config`] fields below are what the vassal, worker and emperor read.
+//!
+//! Where the stages live:
+//! - `cli.rs`: argv to entries (long and short forms, bare config files);
+//! - `ini.rs`: the uWSGI INI dialect (repeated keys, no inline comments);
+//! - `expand.rs`: magic variables, `$(ENV)`, `@(file)`, `%(placeholder)` with arithmetic;
+//! - `sources.rs`: env → argv → files in uWSGI's order, `include` in place, `inherit` last;
+//! - `options.rs`: the one option table, `--help` and the README table;
+//! - `typed.rs`: entries to [`Config`], statuses, strict mode, unknown keys;
+//! - `hints.rs`: the blog-post mistakes; `diagnostics.rs`: origins and messages;
+//! - `show.rs`: `--show-config`.
+//!
+//! Deliberate differences from uWSGI 2.0 (each also noted where it is implemented): values
+//! that uWSGI would misread are errors, not silent surprises (an inline comment that changes
+//! the value, `key==value`, a non-numeric number, two sockets on one address); an unknown key
+//! that no `%(…)` uses is a warning; a known uWSGI option kaiser does not implement is an
+//! error; unique prefixes of long options are not accepted; XML/YAML/JSON files are refused.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
+
+mod cli;
+mod diagnostics;
+mod expand;
+mod hints;
+mod ini;
+mod options;
+mod show;
+mod sources;
+mod typed;
+
+pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
 
 /// Facts about the running process that magic variables need (`%v %h %k %u %g %t %b`).
 #[derive(Debug, Clone)]
@@ -74,7 +103,10 @@ pub struct SocketSpec {
 }
 
 /// The typed, validated configuration of one kaiser process.
-#[derive(Debug, Clone)]
+///
+/// `module` never contains `:callable`: `module = pkg.mod:app` is split into `module` and
+/// `callable` while loading.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub action: Action,
     /// Config files read, in order (for `%` expansion and messages).
@@ -139,11 +171,148 @@ pub struct Config {
     pub vassals_inherit_before: Vec<String>,
 }
 
+impl Default for Config {
+    /// The defaults of an empty configuration (uWSGI 2.1's where they differ from 2.0).
+    fn default() -> Self {
+        Config {
+            action: Action::Run,
+            files: Vec::new(),
+            name: "kaiser".to_string(),
+            strict: false,
+            wsgi_file: None,
+            module: None,
+            callable: "application".to_string(),
+            chdir: None,
+            pythonpath: Vec::new(),
+            home: None,
+            env: Vec::new(),
+            need_app: true,
+            lazy_apps: false,
+            processes: 1,
+            threads: 1,
+            worker_reload_mercy: Duration::from_secs(60),
+            reload_mercy: Duration::from_secs(30),
+            pidfile: None,
+            vacuum: false,
+            uid: None,
+            gid: None,
+            sockets: Vec::new(),
+            chmod_socket: None,
+            chown_socket: None,
+            listen: 100,
+            buffer_size: 4096,
+            post_buffering: 0,
+            socket_timeout: Duration::from_secs(4),
+            disable_logging: false,
+            max_requests: 0,
+            max_requests_delta: 0,
+            harakiri: None,
+            touch_reload: Vec::new(),
+            master_fifo: Vec::new(),
+            stats: None,
+            emperor: Vec::new(),
+            emperor_throttle: Duration::from_millis(1000),
+            emperor_max_throttle: Duration::from_millis(180_000),
+            emperor_stats: None,
+            emperor_tyrant: false,
+            vassals_include: Vec::new(),
+            vassals_include_before: Vec::new(),
+            vassals_inherit: Vec::new(),
+            vassals_inherit_before: Vec::new(),
+        }
+    }
+}
+
 /// The result of loading: the config plus non-fatal diagnostics to log.
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub config: Config,
+    /// Each `origin: key: message`, like errors, in the order they were written.
     pub warnings: Vec<String>,
     /// `--show-config` output: the effective options as an INI text.
     pub show_config: String,
+    /// Every expanded entry in order, `(key as written, value)`, for Python's `uwsgi.opt`
+    /// (a flag given without a value has the value `""`). Placeholders from `set-ph` are
+    /// not included.
+    pub options: Vec<(String, String)>,
 }
+
+/// argv WITHOUT argv[0]; env = the process environment pairs; ctx = machine facts.
+///
+/// Reads the config files named by argv and env (and `@(file)`); does no other I/O.
+/// `--help`/`-h` and `--version` return at once, whatever else argv holds.
+pub fn load(
+    args: &[OsString],
+    env: &[(String, String)],
+    ctx: &Context,
+) -> Result<Loaded, LoadConfigError> {
+    load_with(args, env, ctx, &sources::RealFs)
+}
+
+/// `kaiser --help` text: options by group, one line each.
+pub fn help_text() -> String {
+    options::help_text()
+}
+
+/// The README's option table (Markdown): name, aliases, type, default, status, one-line doc.
+pub fn option_table_markdown() -> String {
+    options::markdown()
+}
+
+fn load_with(
+    args: &[OsString],
+    env: &[(String, String)],
+    ctx: &Context,
+    fs: &dyn sources::FileSystem,
+) -> Result<Loaded, LoadConfigError> {
+    if let Some(early) = cli::early_action(args) {
+        let action = match early {
+            cli::Early::Help => Action::Help,
+            cli::Early::Version => Action::Version,
+        };
+        return Ok(Loaded {
+            config: Config {
+                action,
+                ..Config::default()
+            },
+            warnings: Vec::new(),
+            show_config: String::new(),
+            options: Vec::new(),
+        });
+    }
+    let mut report = diagnostics::Report::default();
+    let cli_entries = cli::parse(args, &mut report);
+    let collected = sources::collect(&cli_entries, env, ctx, fs, &mut report);
+    let config = typed::build(
+        &collected.entries,
+        collected.files.clone(),
+        &collected.used_as_placeholder,
+        &mut report,
+    );
+    let files: Vec<String> = collected
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    if !report.errors.is_empty() {
+        let mut problems = report.errors;
+        diagnostics::sort(&mut problems, &files);
+        return Err(LoadConfigError { problems });
+    }
+    let mut warnings = report.warnings;
+    diagnostics::sort(&mut warnings, &files);
+    Ok(Loaded {
+        show_config: show::render(&config),
+        config,
+        warnings: warnings.iter().map(ToString::to_string).collect(),
+        options: collected
+            .entries
+            .iter()
+            .filter(|e| !e.placeholder_only)
+            .map(|e| (e.key.clone(), e.value.clone()))
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,624 @@
+//! The one option table: every option kaiser knows, with aliases, type, default and status.
+//!
+//! The table drives command-line parsing (arity, short forms), typed conversion (which
+//! options are implemented, no-ops or refused), `kaiser --help` and the README's option
+//! table. It holds no logic beyond lookups and rendering; what an implemented option does to
+//! [`super::Config`] lives in `typed.rs`, keyed by the canonical name.
+
+/// How a value is read. Also decides command-line arity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `false`/`off`/`no`/`0` are false, anything else (even empty) is true. No argument on
+    /// the command line.
+    Bool,
+    /// A non-negative integer.
+    Int,
+    /// Megabytes, decimals allowed (`reload-on-rss = 1.5`).
+    Megabytes,
+    /// Whole seconds.
+    Seconds,
+    /// Whole milliseconds.
+    Millis,
+    /// A socket address (`:8080`, `host:port`, `[::1]:80`, a path, `@abstract`).
+    Address,
+    Path,
+    /// `NAME=value`.
+    KeyValue,
+    /// Free text.
+    Text,
+    /// A user or group, by name or number (`www-data`, `33`, `www-data:www`).
+    Owner,
+    /// A file mode in octal; the value is optional (bare means 0666).
+    Mode,
+    /// Loads a config file (`ini`, `include`, `inherit`).
+    Load,
+    /// Defines a placeholder or option (`set`, `set-ph`): `name=value`.
+    Define,
+    /// Selects what kaiser does (`--check-config`); no argument.
+    ActionFlag,
+    /// Selects what kaiser does and takes an argument (`--reload PIDFILE`).
+    ActionArg,
+    /// A flag whose value is optional and only given as `--name=value` (`need-app`).
+    OptionalBool,
+}
+
+impl Kind {
+    /// Whether the command-line form takes the next argument as its value.
+    pub fn takes_value(self) -> Arity {
+        match self {
+            Kind::Bool | Kind::ActionFlag => Arity::None,
+            Kind::Mode | Kind::OptionalBool => Arity::Optional,
+            _ => Arity::Required,
+        }
+    }
+
+    fn doc_name(self) -> &'static str {
+        match self {
+            Kind::Bool | Kind::OptionalBool => "bool",
+            Kind::Int => "int",
+            Kind::Megabytes => "size (MB)",
+            Kind::Seconds => "seconds",
+            Kind::Millis => "milliseconds",
+            Kind::Address => "address",
+            Kind::Path => "path",
+            Kind::KeyValue => "`NAME=VALUE`",
+            Kind::Text => "string",
+            Kind::Owner => "user/group",
+            Kind::Mode => "octal mode",
+            Kind::Load => "file[:section]",
+            Kind::Define => "`name=value`",
+            Kind::ActionFlag => "flag",
+            Kind::ActionArg => "pidfile",
+        }
+    }
+
+    fn metavar(self) -> &'static str {
+        match self {
+            Kind::Bool | Kind::ActionFlag => "",
+            Kind::OptionalBool => "[=BOOL]",
+            Kind::Int => " N",
+            Kind::Megabytes => " MB",
+            Kind::Seconds => " SECS",
+            Kind::Millis => " MS",
+            Kind::Address => " ADDR",
+            Kind::Path => " PATH",
+            Kind::KeyValue => " NAME=VALUE",
+            Kind::Text => " VALUE",
+            Kind::Owner => " USER",
+            Kind::Mode => "[=MODE]",
+            Kind::Load => " FILE[:SECTION]",
+            Kind::Define => " NAME=VALUE",
+            Kind::ActionArg => " PIDFILE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Arity {
+    None,
+    /// Only `--name=value` carries a value; `--name value` leaves `value` as an argument,
+    /// as with getopt's `optional_argument`.
+    Optional,
+    Required,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    Implemented,
+    /// Accepted and documented as doing nothing in kaiser, with the reason.
+    NoOp(&'static str),
+    /// A uWSGI option kaiser refuses for now, with an optional hint for the message.
+    NotYet(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Group {
+    Actions,
+    Loading,
+    Application,
+    Processes,
+    Sockets,
+    Logging,
+    Lifecycle,
+    Emperor,
+}
+
+impl Group {
+    const ALL: [Group; 8] = [
+        Group::Actions,
+        Group::Loading,
+        Group::Application,
+        Group::Processes,
+        Group::Sockets,
+        Group::Logging,
+        Group::Lifecycle,
+        Group::Emperor,
+    ];
+
+    fn title(self) -> &'static str {
+        match self {
+            Group::Actions => "Actions",
+            Group::Loading => "Loading configuration",
+            Group::Application => "Python application",
+            Group::Processes => "Processes and privileges",
+            Group::Sockets => "Sockets and HTTP",
+            Group::Logging => "Logging",
+            Group::Lifecycle => "Reloading, recycling and monitoring",
+            Group::Emperor => "Emperor",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OptionSpec {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub short: Option<char>,
+    pub kind: Kind,
+    /// Repeated entries accumulate instead of the last one winning.
+    pub multi: bool,
+    pub group: Group,
+    pub status: Status,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+impl OptionSpec {
+    const fn new(name: &'static str, kind: Kind, group: Group, doc: &'static str) -> Self {
+        OptionSpec {
+            name,
+            aliases: &[],
+            short: None,
+            kind,
+            multi: false,
+            group,
+            status: Status::Implemented,
+            default: "",
+            doc,
+        }
+    }
+    const fn aliases(mut self, aliases: &'static [&'static str]) -> Self {
+        self.aliases = aliases;
+        self
+    }
+    const fn short(mut self, short: char) -> Self {
+        self.short = Some(short);
+        self
+    }
+    const fn multi(mut self) -> Self {
+        self.multi = true;
+        self
+    }
+    const fn default(mut self, default: &'static str) -> Self {
+        self.default = default;
+        self
+    }
+    const fn noop(mut self, why: &'static str) -> Self {
+        self.status = Status::NoOp(why);
+        self
+    }
+    const fn later(mut self) -> Self {
+        self.status = Status::NotYet("");
+        self
+    }
+    const fn later_hint(mut self, hint: &'static str) -> Self {
+        self.status = Status::NotYet(hint);
+        self
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> {
+        std::iter::once(self.name).chain(self.aliases.iter().copied())
+    }
+}
+
+use Group::*;
+use Kind::*;
+
+const fn opt(name: &'static str, kind: Kind, group: Group, doc: &'static str) -> OptionSpec {
+    OptionSpec::new(name, kind, group, doc)
+}
+
+/// Every option kaiser recognises. Names and aliases are uWSGI 2.0's (core and the python
+/// plugin), so existing files keep working; the status column is the honest state of kaiser.
+pub(crate) static OPTIONS: &[OptionSpec] = &[
+    // --- actions ---
+    opt("help", ActionFlag, Actions, "print this help and exit").aliases(&["usage"]).short('h'),
+    opt("version", ActionFlag, Actions, "print the version and exit"),
+    opt("check-config", ActionFlag, Actions, "parse and validate the configuration (and import the app), exit 0 or 1"),
+    opt("show-config", ActionFlag, Actions, "print the effective options as an `[uwsgi]` INI and exit"),
+    opt("reload", ActionArg, Actions, "gracefully reload the instance whose pid is in PIDFILE (SIGHUP)"),
+    opt("stop", ActionArg, Actions, "gracefully stop the instance whose pid is in PIDFILE (SIGTERM; uWSGI 2.0 sends SIGINT)"),
+    opt("pause", ActionArg, Actions, "pause an instance").aliases(&["suspend", "resume"]).later(),
+    opt("get", Text, Actions, "print an option's value and exit").later(),
+    opt("dump-options", Bool, Actions, "list all options").later_hint("use `kaiser --help`"),
+    // --- loading ---
+    opt("ini", Load, Loading, "load an INI file (its `[uwsgi]` section, or `file:section`) at this point").multi(),
+    opt("include", Load, Loading, "load a config file at this point; later entries override it").multi(),
+    opt("inherit", Load, Loading, "load a config file as a template, appended at the end so it overrides the including file (as uWSGI does)").multi(),
+    opt("set", Define, Loading, "set an option (or a placeholder) as `name=value`").short('S').multi(),
+    opt("set-placeholder", Define, Loading, "define a placeholder `name=value` (allowed in strict mode)").aliases(&["set-ph"]).multi(),
+    opt("strict", Bool, Loading, "make unknown keys errors instead of warnings").default("false"),
+    opt("xml", Path, Loading, "load an XML config file").aliases(&["xmlconfig"]).short('x').later_hint("convert it to an INI file"),
+    opt("yaml", Path, Loading, "load a YAML config file").aliases(&["yml"]).short('y').later_hint("convert it to an INI file"),
+    opt("json", Path, Loading, "load a JSON config file").aliases(&["js"]).short('j').later_hint("convert it to an INI file"),
+    opt("config", Path, Loading, "load a config file through the pluggable system").later(),
+    opt("for", Text, Loading, "config logic: for loop").aliases(&["for-glob", "for-times", "for-readline", "endfor", "end-for"]).later(),
+    opt("if-env", Text, Loading, "config logic: conditional block").aliases(&[
+        "if-not-env", "ifenv", "if-opt", "if-not-opt", "if-exists", "if-not-exists", "ifexists",
+        "if-file", "if-not-file", "if-dir", "if-not-dir", "ifdir", "if-directory", "if-reload",
+        "if-not-reload", "if-hostname", "if-not-hostname", "if-plugin", "if-not-plugin",
+        "ifplugin", "endif", "end-if",
+    ]).later(),
+    opt("declare-option", Text, Loading, "declare a custom option").aliases(&["declare-option2"]).later(),
+    opt("inject-before", Path, Loading, "inject a text file before the config file").aliases(&["inject-after"]).later(),
+    // --- application ---
+    opt("wsgi-file", Path, Application, "load the WSGI application from this Python file").aliases(&["file"]),
+    opt("module", Text, Application, "load the WSGI application from this module (`pkg.mod` or `pkg.mod:callable`)").aliases(&["wsgi"]).short('w'),
+    opt("callable", Text, Application, "name of the WSGI callable in the module or file").default("application"),
+    opt("chdir", Path, Application, "change to this directory before loading the app"),
+    opt("pythonpath", Path, Application, "add a directory to `sys.path`").aliases(&["python-path", "pp"]).multi(),
+    opt("home", Path, Application, "use this virtualenv (made with `python -m venv` from the same Python)").aliases(&["virtualenv", "venv", "pyhome"]).short('H'),
+    opt("env", KeyValue, Application, "set an environment variable for the app").multi(),
+    opt("need-app", OptionalBool, Application, "exit if the app cannot be loaded (uWSGI 2.1 default; 2.0 defaulted to off)").default("true"),
+    opt("lazy-apps", Bool, Application, "load the app in each worker after fork instead of in the master").default("false"),
+    opt("enable-threads", Bool, Application, "enable Python threads").short('T').noop("Python threads are always enabled"),
+    opt("single-interpreter", Bool, Application, "use one Python interpreter").short('i').noop("kaiser always uses a single interpreter"),
+    opt("py-call-osafterfork", Bool, Application, "let workers handle OS signals in Python").noop("kaiser always calls `PyOS_AfterFork_Child` in workers"),
+    opt("py-call-uwsgi-fork-hooks", Bool, Application, "call CPython's fork hooks").noop("kaiser always calls `PyOS_BeforeFork`/`PyOS_AfterFork_*`"),
+    opt("plugins", Text, Application, "load uWSGI plugins").aliases(&["plugin", "need-plugin", "need-plugins", "plugins-dir", "plugin-dir"]).multi()
+        .noop("kaiser is Python-only and has the python plugin built in; `python*` and `http` are accepted, other plugins are refused"),
+    opt("wsgi-env-behaviour", Text, Application, "WSGI environ allocation strategy").aliases(&["wsgi-env-behavior"]).noop("kaiser builds a fresh environ per request"),
+    opt("chdir2", Path, Application, "change directory after loading the app").later(),
+    opt("unenv", Text, Application, "unset an environment variable").multi().later(),
+    opt("lazy", Bool, Application, "load apps in workers and reload only workers on SIGHUP").later_hint("use `lazy-apps`"),
+    opt("mount", Text, Application, "mount an app under a path").multi().later(),
+    opt("manage-script-name", Bool, Application, "fix SCRIPT_NAME and PATH_INFO for mounted apps").later(),
+    opt("import", Text, Application, "import a Python module at startup").aliases(&["pyimport", "py-import", "python-import"]).multi().later(),
+    opt("shared-import", Text, Application, "import a Python module in every process").aliases(&["shared-pyimport", "shared-py-import", "shared-python-import"]).multi().later(),
+    opt("eval", Text, Application, "evaluate Python code as the app").later(),
+    opt("paste", Text, Application, "load a paste.deploy config").aliases(&["ini-paste", "ini-paste-logged", "paste-logger"]).later(),
+    opt("pyargv", Text, Application, "set `sys.argv`").later(),
+    opt("optimize", Int, Application, "set the Python optimisation level").short('O').later(),
+    opt("py-tracebacker", Path, Application, "expose Python tracebacks on a socket").later(),
+    opt("py-autoreload", Int, Application, "reload when Python modules change").aliases(&["py-auto-reload", "python-autoreload", "python-auto-reload"]).later(),
+    opt("py-executable", Path, Application, "override `sys.executable`").aliases(&["py-sys-executable"]).later_hint("kaiser sets `sys.executable` to the virtualenv's interpreter"),
+    opt("py-programname", Text, Application, "set the Python program name").aliases(&["py-program-name"]).later(),
+    opt("wsgi-disable-file-wrapper", Bool, Application, "disable `wsgi.file_wrapper`").later(),
+    opt("spooler-import", Text, Application, "import a module in the spooler").aliases(&["spooler-pyimport", "spooler-py-import", "spooler-python-import"]).later(),
+    opt("gevent", Int, Application, "run the gevent loop engine").aliases(&["async", "ugreen", "greenlet", "asyncio"]).later(),
+    // --- processes ---
+    opt("processes", Int, Processes, "number of worker processes").aliases(&["workers"]).short('p').default("1"),
+    opt("threads", Int, Processes, "Python threads per worker").default("1"),
+    opt("master", Bool, Processes, "enable the master process").short('M').noop("kaiser always runs a master"),
+    opt("uid", Owner, Processes, "drop privileges to this user (name or number)"),
+    opt("gid", Owner, Processes, "drop privileges to this group (name or number)"),
+    opt("pidfile", Path, Processes, "write the master's pid to this file (before dropping privileges)"),
+    opt("vacuum", Bool, Processes, "remove unix sockets and the pidfile on exit").default("false"),
+    opt("worker-reload-mercy", Seconds, Processes, "how long a worker may take to finish on reload or shutdown").default("60"),
+    opt("reload-mercy", Seconds, Processes, "how long the master waits for all processes on reload or shutdown").default("30"),
+    opt("die-on-term", Bool, Processes, "exit on SIGTERM").noop("SIGTERM always stops kaiser gracefully (uWSGI 2.1 and systemd semantics)"),
+    opt("thunder-lock", Bool, Processes, "serialise accept()").noop("kaiser's workers do not suffer the thundering herd it works around"),
+    opt("auto-procname", Bool, Processes, "give processes meaningful names").noop("process titles are not changed yet"),
+    opt("procname-prefix", Text, Processes, "prefix process names").aliases(&["procname-prefix-spaced", "procname-append", "procname", "procname-master"]).noop("process titles are not changed yet"),
+    opt("pidfile2", Path, Processes, "write the pid after dropping privileges").aliases(&["safe-pidfile", "safe-pidfile2"]).later_hint("use `pidfile`"),
+    opt("mule-reload-mercy", Seconds, Processes, "how long a mule may take to reload").later(),
+    opt("exit-on-reload", Bool, Processes, "exit instead of reloading").later(),
+    opt("umask", Text, Processes, "set the umask").later(),
+    opt("chroot", Path, Processes, "chroot to a directory").later(),
+    opt("cap", Text, Processes, "set process capabilities").later(),
+    opt("unshare", Text, Processes, "unshare namespaces").aliases(&["unshare2"]).later(),
+    opt("add-gid", Owner, Processes, "add a supplementary group").later(),
+    opt("no-initgroups", Bool, Processes, "do not set supplementary groups").later(),
+    opt("immediate-uid", Owner, Processes, "drop to this user immediately").aliases(&["immediate-gid"]).later_hint("use `uid`/`gid`"),
+    opt("daemonize", Path, Processes, "detach and log to a file").aliases(&["daemonize2"]).short('d').later_hint("run kaiser under systemd or the emperor"),
+    opt("threads-stacksize", Int, Processes, "stack size of worker threads in KB").aliases(&["thread-stacksize"]).later(),
+    opt("no-orphans", Bool, Processes, "kill workers if the master dies").later(),
+    opt("reaper", Bool, Processes, "reap zombies after each request").short('r').later(),
+    opt("close-on-exec", Bool, Processes, "set close-on-exec on request sockets").aliases(&["close-on-exec2"]).later(),
+    opt("limit-as", Int, Processes, "limit the address space of processes (MB)").later(),
+    opt("cpu-affinity", Int, Processes, "pin workers to CPUs").later(),
+    opt("idle", Seconds, Processes, "go cheap after this many idle seconds").aliases(&["die-on-idle", "cheap"]).later(),
+    opt("honour-stdin", Bool, Processes, "do not remap stdin to /dev/null").later(),
+    opt("skip-atexit", Bool, Processes, "skip atexit hooks").aliases(&["skip-atexit-teardown"]).later(),
+    opt("hook-asap", Text, Processes, "run a hook at a given phase").aliases(&[
+        "hook-pre-app", "hook-post-app", "hook-post-fork", "hook-as-root", "hook-as-user",
+        "hook-accepting", "hook-accepting1", "hook-master-start", "hook-as-vassal", "hook-touch",
+    ]).multi().later(),
+    opt("exec-asap", Text, Processes, "run a command at a given phase").aliases(&[
+        "exec-pre-app", "exec-post-app", "exec-as-root", "exec-as-user", "exec-as-user-atexit",
+        "exec-pre-jail", "exec-post-jail", "exec-in-jail", "exec-as-vassal", "exec-as-emperor",
+    ]).multi().later(),
+    opt("attach-daemon", Text, Processes, "run and supervise an external daemon").aliases(&["attach-daemon2", "smart-attach-daemon", "smart-attach-daemon2", "attach-control-daemon"]).multi().later(),
+    // --- sockets ---
+    opt("socket", Address, Sockets, "listen with the uwsgi protocol (nginx `uwsgi_pass`)").aliases(&["uwsgi-socket"]).short('s').multi(),
+    opt("http-socket", Address, Sockets, "listen with HTTP/1.1, parsed by the workers").aliases(&["http11-socket"]).multi(),
+    opt("http", Address, Sockets, "serve HTTP on this address (kaiser serves it from the workers; there is no separate router process)").multi(),
+    opt("protocol", Text, Sockets, "protocol of `socket` entries: `uwsgi` or `http`").aliases(&["socket-protocol"]).default("uwsgi"),
+    opt("chmod-socket", Mode, Sockets, "mode of unix sockets in octal (bare: 666)").aliases(&["chmod"]).short('C'),
+    opt("chown-socket", Owner, Sockets, "owner of unix sockets (`user` or `user:group`)"),
+    opt("listen", Int, Sockets, "listen backlog").short('l').default("100"),
+    opt("buffer-size", Int, Sockets, "maximum size of a request's headers in bytes (at most 65535)").short('b').default("4096"),
+    opt("post-buffering", Int, Sockets, "buffer request bodies larger than this many bytes before calling the app (0: off)").default("0"),
+    opt("socket-timeout", Seconds, Sockets, "timeout for socket reads and writes").short('z').default("4"),
+    opt("https-socket", Address, Sockets, "listen with HTTPS").aliases(&["https", "ssl-socket", "suwsgi-socket", "https2"]).multi().later_hint("terminate TLS in nginx"),
+    opt("shared-socket", Address, Sockets, "create a shared socket").aliases(&["undeferred-shared-socket"]).multi().later(),
+    opt("fastcgi-socket", Address, Sockets, "listen with FastCGI").aliases(&["scgi-socket", "scgi-nph-socket", "raw-socket", "puwsgi-socket", "fastcgi-nph-socket"]).multi().later(),
+    opt("abstract-socket", Bool, Sockets, "force abstract unix sockets").short('a').later_hint("write the address as `@name`"),
+    opt("reuse-port", Bool, Sockets, "set SO_REUSEPORT").later(),
+    opt("so-keepalive", Bool, Sockets, "set SO_KEEPALIVE").later(),
+    opt("tcp-nodelay", Bool, Sockets, "set TCP_NODELAY").later(),
+    opt("freebind", Bool, Sockets, "set IP_FREEBIND").later(),
+    opt("map-socket", Text, Sockets, "map sockets to workers").multi().later(),
+    opt("http-timeout", Seconds, Sockets, "timeout of the HTTP router").later(),
+    opt("http-keepalive", Bool, Sockets, "HTTP keep-alive in the router").aliases(&["http-auto-chunked", "http-auto-gzip", "http-websockets", "http-enable-proxy-protocol", "http-processes", "http-workers"]).later(),
+    opt("http-socket-modifier1", Int, Sockets, "modifier1 for http sockets").aliases(&["http-modifier1", "http-socket-modifier2"]).later(),
+    opt("add-header", Text, Sockets, "add a response header").multi().later(),
+    opt("static-map", Text, Sockets, "serve static files").aliases(&["static-map2", "check-static", "static-index", "static-expires", "static-skip-ext", "static-safe", "offload-threads"]).multi().later_hint("serve static files from nginx"),
+    opt("route", Text, Sockets, "internal routing rule").aliases(&["route-run", "route-host", "route-uri", "route-if", "route-if-not", "response-route", "final-route", "error-route"]).multi().later(),
+    opt("limit-post", Int, Sockets, "maximum request body size").later(),
+    opt("post-buffering-bufsize", Int, Sockets, "buffer size for post-buffering").later(),
+    opt("enable-proxy-protocol", Bool, Sockets, "accept the PROXY protocol").later(),
+    opt("upload-progress", Path, Sockets, "upload progress files").later(),
+    opt("zerg", Address, Sockets, "attach to a zerg server").aliases(&["zerg-server", "zergpool"]).later(),
+    opt("subscribe-to", Text, Sockets, "subscribe to a router").aliases(&["subscribe2", "st"]).multi().later(),
+    opt("max-vars", Int, Sockets, "maximum number of request variables").short('v').later(),
+    // --- logging ---
+    opt("disable-logging", Bool, Logging, "do not log requests").short('L').default("false"),
+    opt("logto", Path, Logging, "log to a file (or UDP `host:port`)").aliases(&["logto2"]).later_hint("log to stderr and let systemd or the emperor collect it"),
+    opt("log-format", Text, Logging, "format of request log lines").aliases(&["logformat", "logformat-strftime", "log-format-strftime"]).later(),
+    opt("log-date", Text, Logging, "prefix log lines with a date").aliases(&["logdate"]).later(),
+    opt("log-maxsize", Int, Logging, "rotate the log past this size").aliases(&["log-backupname", "log-reopen", "log-truncate"]).later(),
+    opt("log-master", Bool, Logging, "let the master write the logs").aliases(&["threaded-logger", "log-master-bufsize", "log-master-stream"]).later(),
+    opt("logger", Text, Logging, "add a logger").aliases(&["req-logger", "log-route", "log-req-route", "logger-req", "log-encoder", "log-drain", "log-filter"]).multi().later(),
+    opt("log-4xx", Bool, Logging, "log 4xx responses even with logging disabled").aliases(&["log-5xx", "log-zero", "log-sendfile", "log-ioerror"]).later(),
+    opt("log-slow", Int, Logging, "log requests slower than this many ms").aliases(&["log-big"]).later(),
+    opt("log-micros", Bool, Logging, "log response times in microseconds").later(),
+    opt("log-x-forwarded-for", Bool, Logging, "log the X-Forwarded-For address").later(),
+    opt("memory-report", Bool, Logging, "add memory usage to request logs").short('m').later(),
+    opt("harakiri-verbose", Bool, Logging, "log more about harakiri").later(),
+    opt("ignore-sigpipe", Bool, Logging, "do not report SIGPIPE").noop("kaiser ignores SIGPIPE and reports broken connections once, quietly"),
+    opt("ignore-write-errors", Bool, Logging, "do not report write errors").aliases(&["disable-write-exception", "write-errors-exception-only", "write-errors-tolerance"]).later(),
+    // --- lifecycle ---
+    opt("max-requests", Int, Lifecycle, "recycle a worker after this many requests (0: never)").short('R').default("0"),
+    opt("max-requests-delta", Int, Lifecycle, "add worker_id × delta to `max-requests` so workers do not recycle together").default("0"),
+    opt("harakiri", Seconds, Lifecycle, "kill a worker stuck on one request for this long (0: off)").short('t').default("0"),
+    opt("touch-reload", Path, Lifecycle, "gracefully reload when this file is touched").multi(),
+    opt("master-fifo", Path, Lifecycle, "control the master through this FIFO (first is active)").multi(),
+    opt("stats", Text, Lifecycle, "serve stats JSON on this address (uwsgitop)").aliases(&["stats-server"]),
+    opt("stats-http", Bool, Lifecycle, "serve stats over HTTP").aliases(&["stats-minified", "stats-min", "stats-no-cores", "stats-no-metrics"]).later(),
+    opt("harakiri-graceful-timeout", Seconds, Lifecycle, "graceful harakiri").aliases(&["harakiri-graceful-signal", "harakiri-queue-threshold", "harakiri-no-arh"]).later(),
+    opt("max-worker-lifetime", Seconds, Lifecycle, "recycle workers after this many seconds").aliases(&["max-worker-lifetime-delta", "min-worker-lifetime"]).later(),
+    opt("reload-on-rss", Megabytes, Lifecycle, "recycle a worker whose RSS exceeds this").aliases(&["reload-on-as", "evil-reload-on-rss", "evil-reload-on-as"]).later(),
+    opt("reload-on-exception", Bool, Lifecycle, "recycle a worker after an unhandled exception").later(),
+    opt("touch-workers-reload", Path, Lifecycle, "reload workers when touched").aliases(&["touch-chain-reload", "touch-logreopen", "touch-logrotate", "touch-exec", "touch-signal", "fs-reload", "fs-brutal-reload"]).multi().later(),
+    opt("cheaper", Int, Lifecycle, "adaptive worker count: minimum workers").later(),
+    opt("cheaper-algo", Text, Lifecycle, "adaptive worker count options").aliases(&[
+        "cheaper-initial", "cheaper-step", "cheaper-overload", "cheaper-rss-limit-soft",
+        "cheaper-rss-limit-hard", "cheaper-busyness-max", "cheaper-busyness-min",
+        "cheaper-busyness-multiplier", "cheaper-busyness-penalty", "cheaper-busyness-verbose",
+        "cheaper-busyness-backlog-alert", "cheaper-busyness-backlog-multiplier",
+        "cheaper-busyness-backlog-step", "cheaper-busyness-backlog-nonzero",
+    ]).later(),
+    opt("spooler", Path, Lifecycle, "run a spooler on this directory").short('Q').multi().later(),
+    opt("spooler-processes", Int, Lifecycle, "spooler options").aliases(&["spooler-frequency", "spooler-freq", "spooler-harakiri", "spooler-max-tasks", "spooler-chdir", "spooler-ordered", "spooler-quiet", "spooler-external"]).later(),
+    opt("mule", Text, Lifecycle, "add a mule process").aliases(&["mules", "farm", "mule-harakiri", "mule-msg-size"]).multi().later(),
+    opt("cache2", Text, Lifecycle, "create a shared cache").aliases(&["cache", "cache-blocksize", "cache-store", "cache-store-sync"]).multi().later(),
+    opt("queue", Int, Lifecycle, "shared queue").aliases(&["sharedarea", "py-sharedarea"]).later(),
+    opt("signal-timer", Text, Lifecycle, "uwsgi signal timers").aliases(&["timer", "rbtimer", "signal-rbtimer", "cron", "cron2", "unique-cron", "legion-cron"]).multi().later(),
+    opt("enable-metrics", Bool, Lifecycle, "metrics subsystem").aliases(&["metric", "carbon", "carbon-use-metrics", "metrics-dir"]).later(),
+    opt("alarm", Text, Lifecycle, "alarms").aliases(&["alarm-log", "alarm-backlog", "alarm-segfault", "listen-queue-alarm"]).multi().later(),
+    opt("heartbeat", Seconds, Lifecycle, "send heartbeats to the emperor").later(),
+    opt("vassal-sos", Int, Lifecycle, "ask the emperor for reinforcements").aliases(&["vassal-sos-backlog"]).later(),
+    // --- emperor ---
+    opt("emperor", Text, Emperor, "run as the Emperor, watching this directory or glob for vassal files").multi(),
+    opt("emperor-throttle", Millis, Emperor, "throttle step for vassals that keep dying, in ms").default("1000"),
+    opt("emperor-max-throttle", Millis, Emperor, "maximum throttle for vassals that keep dying, in ms (3 minutes)").default("180000"),
+    opt("emperor-stats", Text, Emperor, "serve the Emperor's stats JSON on this address").aliases(&["emperor-stats-server"]),
+    opt("emperor-tyrant", Bool, Emperor, "run each vassal as the owner of its file").default("false"),
+    opt("vassals-include", Path, Emperor, "add `--include FILE` after each vassal's file").multi(),
+    opt("vassals-include-before", Path, Emperor, "add `--include FILE` before each vassal's file").multi(),
+    opt("vassals-inherit", Path, Emperor, "add `--inherit FILE` after each vassal's file").multi(),
+    opt("vassals-inherit-before", Path, Emperor, "add `--inherit FILE` before each vassal's file").multi(),
+    opt("emperor-freq", Seconds, Emperor, "rescan interval").later_hint("kaiser watches the directory with inotify"),
+    opt("emperor-pidfile", Path, Emperor, "write the Emperor's pid").later(),
+    opt("emperor-procname", Text, Emperor, "Emperor process name").later(),
+    opt("emperor-nofollow", Bool, Emperor, "do not follow symlinks").aliases(&["emperor-tyrant-nofollow"]).later(),
+    opt("emperor-on-demand-directory", Path, Emperor, "on-demand vassals").aliases(&["emperor-on-demand-dir", "emperor-on-demand-extension", "emperor-on-demand-ext", "emperor-on-demand-exec"]).later(),
+    opt("emperor-graceful-shutdown", Bool, Emperor, "stop vassals gracefully").later(),
+    opt("emperor-required-heartbeat", Seconds, Emperor, "heartbeat tolerance").aliases(&["emperor-curse-tolerance"]).later(),
+    opt("emperor-wrapper", Path, Emperor, "binary wrapper for vassals").aliases(&["emperor-wrapper-override", "emperor-wrapper-fallback"]).later(),
+    opt("vassals-set", Text, Emperor, "set an option in every vassal").aliases(&["vassal-set"]).multi().later_hint("use `vassals-include`"),
+    opt("vassals-start-hook", Text, Emperor, "command run before each vassal starts").aliases(&["vassals-stop-hook"]).later(),
+    opt("emperor-extra-extension", Text, Emperor, "accept more vassal file extensions").aliases(&["emperor-extra-ext"]).later(),
+    opt("emperor-no-blacklist", Bool, Emperor, "disable throttling of failing vassals").later(),
+    opt("emperor-broodlord", Int, Emperor, "broodlord mode").aliases(&["emperor-use-clone", "emperor-magic-exec", "early-emperor"]).later(),
+];
+
+/// The option spec for a name or alias, exactly as written (uWSGI matches keys exactly).
+pub(crate) fn find(name: &str) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|spec| spec.names().any(|n| n == name))
+}
+
+pub(crate) fn find_short(short: char) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|spec| spec.short == Some(short))
+}
+
+pub(crate) fn all_names() -> impl Iterator<Item = &'static str> {
+    OPTIONS.iter().flat_map(|spec| spec.names())
+}
+
+fn status_doc(status: Status) -> String {
+    match status {
+        Status::Implemented => "implemented".to_string(),
+        Status::NoOp(why) => format!("no-op: {why}"),
+        Status::NotYet("") => "not yet supported".to_string(),
+        Status::NotYet(hint) => format!("not yet supported ({hint})"),
+    }
+}
+
+/// `kaiser --help`: options that work, by group, one line each; then the uWSGI options
+/// that are recognised but refused.
+pub(crate) fn help_text() -> String {
+    let mut out = String::from(
+        "kaiser: a Python application server that runs uWSGI configurations\n\n\
+         usage: kaiser [OPTIONS] [FILE.ini ...]\n       \
+         kaiser --ini FILE.ini[:SECTION] [OPTIONS]\n       \
+         kaiser --emperor DIR\n\n\
+         Every option works as `--name VALUE`, `--name=VALUE`, or `name = VALUE` in an `[uwsgi]` INI\n\
+         section, and as a `UWSGI_NAME` environment variable.\n",
+    );
+    for group in Group::ALL {
+        out.push_str(&format!("\n{}:\n", group.title()));
+        for spec in OPTIONS
+            .iter()
+            .filter(|spec| spec.group == group && !matches!(spec.status, Status::NotYet(_)))
+        {
+            let short = spec.short.map(|c| format!("-{c}, ")).unwrap_or_default();
+            let flag = format!("{short}--{}{}", spec.name, spec.kind.metavar());
+            let mut doc = spec.doc.to_string();
+            if !spec.aliases.is_empty() {
+                doc.push_str(&format!(" (also: {})", spec.aliases.join(", ")));
+            }
+            if !spec.default.is_empty() {
+                doc.push_str(&format!(" [default: {}]", spec.default));
+            }
+            if let Status::NoOp(_) = spec.status {
+                doc.push_str(" [accepted, no effect]");
+            }
+            out.push_str(&format!("  {flag:<34} {doc}\n"));
+        }
+    }
+    let refused: Vec<&str> = OPTIONS
+        .iter()
+        .filter(|spec| matches!(spec.status, Status::NotYet(_)))
+        .flat_map(|spec| spec.names())
+        .collect();
+    out.push_str(&format!(
+        "\nRecognised uWSGI options that kaiser does not support yet (an error if used):\n{}\n",
+        wrap(&refused.join(", "), 92, "  ")
+    ));
+    out
+}
+
+fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut lines = Vec::new();
+    let mut line = String::from(indent);
+    for word in text.split(' ') {
+        if line.len() + word.len() + 1 > width && line.trim() != "" {
+            lines.push(line.trim_end().to_string());
+            line = String::from(indent);
+        }
+        line.push_str(word);
+        line.push(' ');
+    }
+    lines.push(line.trim_end().to_string());
+    lines.join("\n")
+}
+
+/// The README's option table, in Markdown.
+pub(crate) fn markdown() -> String {
+    let mut out = String::from(
+        "| option | aliases (and related options sharing the row) | type | default | status | description |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for group in Group::ALL {
+        for spec in OPTIONS.iter().filter(|spec| spec.group == group) {
+            let mut aliases: Vec<String> = spec.aliases.iter().map(|a| format!("`{a}`")).collect();
+            if let Some(short) = spec.short {
+                aliases.insert(0, format!("`-{short}`"));
+            }
+            let kind = if spec.multi {
+                format!("{} (repeatable)", spec.kind.doc_name())
+            } else {
+                spec.kind.doc_name().to_string()
+            };
+            let default = if spec.default.is_empty() {
+                String::new()
+            } else {
+                format!("`{}`", spec.default)
+            };
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} | {} | {} |\n",
+                spec.name,
+                aliases.join(" "),
+                kind,
+                default,
+                status_doc(spec.status),
+                spec.doc.replace('|', "\\|"),
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_and_shorts_are_unique() {
+        let mut seen = HashSet::new();
+        for name in all_names() {
+            assert!(seen.insert(name), "option name `{name}` appears twice");
+        }
+        let mut shorts = HashSet::new();
+        for short in OPTIONS.iter().filter_map(|spec| spec.short) {
+            assert!(
+                shorts.insert(short),
+                "short option `-{short}` appears twice"
+            );
+        }
+    }
+
+    #[test]
+    fn uwsgi_short_forms_are_present() {
+        for (short, long) in [
+            ('s', "socket"),
+            ('p', "processes"),
+            ('M', "master"),
+            ('b', "buffer-size"),
+            ('t', "harakiri"),
+            ('L', "disable-logging"),
+            ('R', "max-requests"),
+            ('z', "socket-timeout"),
+            ('l', "listen"),
+            ('d', "daemonize"),
+            ('m', "memory-report"),
+            ('T', "enable-threads"),
+            ('i', "single-interpreter"),
+            ('Q', "spooler"),
+            ('S', "set"),
+            ('H', "home"),
+            ('w', "module"),
+            ('h', "help"),
+        ] {
+            assert_eq!(
+                find_short(short).map(|spec| spec.name),
+                Some(long),
+                "-{short}"
+            );
+        }
+    }
+
+    #[test]
+    fn help_has_one_line_per_working_option() {
+        let help = help_text();
+        assert!(help.contains("  -p, --processes N"), "{help}");
+        assert!(help.contains("--emperor-max-throttle MS"), "{help}");
+        assert!(help.contains("spooler"), "{help}");
+        assert!(
+            !help.contains("--spooler"),
+            "refused options are listed by name only"
+        );
+    }
+
+    #[test]
+    fn markdown_has_a_row_per_option() {
+        let table = markdown();
+        assert_eq!(table.lines().count(), OPTIONS.len() + 2);
+        assert!(table.contains("| `processes` | `-p` `workers` | int | `1` | implemented |"));
+        assert!(table.contains("| `cheaper` |"));
+        assert!(table.contains("not yet supported"));
+    }
+}

@@ -1,0 +1,178 @@
+//! `--show-config`: the effective configuration as an `[uwsgi]` INI text.
+//!
+//! Rendered from the typed [`Config`] rather than from the raw entries, so includes,
+//! placeholders and overridden scalars are already resolved and loading the text back gives
+//! the same configuration. Options at their default are left out.
+
+use std::fmt::Write;
+
+use super::{Address, Config, Protocol};
+
+pub(crate) fn render(config: &Config) -> String {
+    let default = Config::default();
+    let mut out = String::from("[uwsgi]\n");
+    let mut line = |key: &str, value: &str| {
+        // `%` would be eaten by magic expansion when the text is read back.
+        let _ = writeln!(out, "{key} = {}", value.replace('%', "%%"));
+    };
+    let path = |p: &std::path::Path| p.display().to_string();
+
+    if config.strict {
+        line("strict", "true");
+    }
+    if let Some(file) = &config.wsgi_file {
+        line("wsgi-file", &path(file));
+    }
+    if let Some(module) = &config.module {
+        line("module", module);
+    }
+    if config.callable != default.callable {
+        line("callable", &config.callable);
+    }
+    if let Some(dir) = &config.chdir {
+        line("chdir", &path(dir));
+    }
+    for dir in &config.pythonpath {
+        line("pythonpath", &path(dir));
+    }
+    if let Some(home) = &config.home {
+        line("home", &path(home));
+    }
+    for (name, value) in &config.env {
+        line("env", &format!("{name}={value}"));
+    }
+    if config.need_app != default.need_app {
+        line("need-app", &config.need_app.to_string());
+    }
+    if config.lazy_apps != default.lazy_apps {
+        line("lazy-apps", &config.lazy_apps.to_string());
+    }
+
+    if config.processes != default.processes {
+        line("processes", &config.processes.to_string());
+    }
+    if config.threads != default.threads {
+        line("threads", &config.threads.to_string());
+    }
+    if let Some(uid) = &config.uid {
+        line("uid", uid);
+    }
+    if let Some(gid) = &config.gid {
+        line("gid", gid);
+    }
+    if let Some(pidfile) = &config.pidfile {
+        line("pidfile", &path(pidfile));
+    }
+    if config.vacuum {
+        line("vacuum", "true");
+    }
+    if config.worker_reload_mercy != default.worker_reload_mercy {
+        line(
+            "worker-reload-mercy",
+            &config.worker_reload_mercy.as_secs().to_string(),
+        );
+    }
+    if config.reload_mercy != default.reload_mercy {
+        line("reload-mercy", &config.reload_mercy.as_secs().to_string());
+    }
+
+    // `protocol` applies to every `socket` entry, so one line restores them all.
+    if config
+        .sockets
+        .iter()
+        .any(|s| s.option == "socket" && s.protocol == Protocol::Http)
+    {
+        line("protocol", "http");
+    }
+    for socket in &config.sockets {
+        line(&socket.option, &render_address(&socket.address));
+    }
+    if let Some(mode) = config.chmod_socket {
+        line("chmod-socket", &format!("{mode:o}"));
+    }
+    if let Some(owner) = &config.chown_socket {
+        line("chown-socket", owner);
+    }
+    if config.listen != default.listen {
+        line("listen", &config.listen.to_string());
+    }
+    if config.buffer_size != default.buffer_size {
+        line("buffer-size", &config.buffer_size.to_string());
+    }
+    if config.post_buffering != default.post_buffering {
+        line("post-buffering", &config.post_buffering.to_string());
+    }
+    if config.socket_timeout != default.socket_timeout {
+        line(
+            "socket-timeout",
+            &config.socket_timeout.as_secs().to_string(),
+        );
+    }
+
+    if config.disable_logging {
+        line("disable-logging", "true");
+    }
+
+    if config.max_requests != default.max_requests {
+        line("max-requests", &config.max_requests.to_string());
+    }
+    if config.max_requests_delta != default.max_requests_delta {
+        line("max-requests-delta", &config.max_requests_delta.to_string());
+    }
+    if let Some(harakiri) = config.harakiri {
+        line("harakiri", &harakiri.as_secs().to_string());
+    }
+    for file in &config.touch_reload {
+        line("touch-reload", &path(file));
+    }
+    for fifo in &config.master_fifo {
+        line("master-fifo", &path(fifo));
+    }
+    if let Some(stats) = &config.stats {
+        line("stats", stats);
+    }
+
+    for watched in &config.emperor {
+        line("emperor", watched);
+    }
+    if config.emperor_throttle != default.emperor_throttle {
+        line(
+            "emperor-throttle",
+            &config.emperor_throttle.as_millis().to_string(),
+        );
+    }
+    if config.emperor_max_throttle != default.emperor_max_throttle {
+        line(
+            "emperor-max-throttle",
+            &config.emperor_max_throttle.as_millis().to_string(),
+        );
+    }
+    if let Some(stats) = &config.emperor_stats {
+        line("emperor-stats", stats);
+    }
+    if config.emperor_tyrant {
+        line("emperor-tyrant", "true");
+    }
+    for file in &config.vassals_include {
+        line("vassals-include", file);
+    }
+    for file in &config.vassals_include_before {
+        line("vassals-include-before", file);
+    }
+    for file in &config.vassals_inherit {
+        line("vassals-inherit", file);
+    }
+    for file in &config.vassals_inherit_before {
+        line("vassals-inherit-before", file);
+    }
+    out
+}
+
+pub(crate) fn render_address(address: &Address) -> String {
+    match address {
+        Address::Tcp { host, port } if host.contains(':') => format!("[{host}]:{port}"),
+        Address::Tcp { host, port } => format!("{host}:{port}"),
+        Address::Unix(path) => path.display().to_string(),
+        Address::Abstract(name) => format!("@{name}"),
+    }
+}

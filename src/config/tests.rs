@@ -1,0 +1,939 @@
+//! End-to-end cases for [`super::load`]: files, argv and environment in, effective
+//! configuration (as `--show-config` prints it) or the list of problems out.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+
+use super::expand::tests::test_context;
+use super::sources::{absolute, FileSystem};
+use super::*;
+
+/// An in-memory tree of config files, relative names under the test cwd (`/srv/cwd`).
+struct MemFs(HashMap<String, String>);
+
+impl MemFs {
+    fn new(files: &[(&str, &str)]) -> Self {
+        let cwd = test_context().cwd;
+        MemFs(
+            files
+                .iter()
+                .map(|(name, text)| (absolute(&cwd, name), text.to_string()))
+                .collect(),
+        )
+    }
+}
+
+impl FileSystem for MemFs {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        self.0
+            .get(path.to_str().unwrap_or(""))
+            .cloned()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+
+    fn inode(&self, _: &Path) -> Option<u64> {
+        Some(7)
+    }
+}
+
+fn args(line: &str) -> Vec<OsString> {
+    line.split_whitespace().map(OsString::from).collect()
+}
+
+fn run(
+    files: &[(&str, &str)],
+    argv: &str,
+    env: &[(&str, &str)],
+) -> Result<Loaded, LoadConfigError> {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    load_with(&args(argv), &env, &test_context(), &MemFs::new(files))
+}
+
+/// The show-config body as `key = value` items joined by ` | `, or `error: ` and the
+/// problems joined by ` || `.
+fn render(result: &Result<Loaded, LoadConfigError>) -> String {
+    match result {
+        Ok(loaded) => loaded
+            .show_config
+            .lines()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" | "),
+        Err(error) => format!(
+            "error: {}",
+            error
+                .problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" || ")
+        ),
+    }
+}
+
+/// One `app.ini` holding `ini`, loaded with `kaiser --ini app.ini`.
+fn check(ini: &str, expected: &str) {
+    let result = run(&[("app.ini", ini)], "--ini app.ini", &[]);
+    assert_eq!(render(&result), expected, "loading:\n{ini}");
+}
+
+/// Several files, an argv and an environment.
+fn check_with(files: &[(&str, &str)], argv: &str, env: &[(&str, &str)], expected: &str) {
+    let result = run(files, argv, env);
+    assert_eq!(
+        render(&result),
+        expected,
+        "files {files:?}, argv {argv:?}, env {env:?}"
+    );
+}
+
+/// The warnings (joined by ` || `) of loading `app.ini`.
+fn check_warnings(ini: &str, expected: &str) {
+    let result = run(&[("app.ini", ini)], "--ini app.ini", &[]);
+    let loaded = result.unwrap_or_else(|e| panic!("loading {ini:?} failed:\n{e}"));
+    assert_eq!(
+        loaded.warnings.join(" || "),
+        expected,
+        "warnings of:\n{ini}"
+    );
+}
+
+#[test]
+fn dialect() {
+    check("[uwsgi]\nprocesses = 4", "processes = 4");
+    check("[uwsgi]\nprocesses = 2\nprocesses = 4", "processes = 4");
+    check(
+        "[uwsgi]\nsocket = :1\nsocket = :2",
+        "socket = :1 | socket = :2",
+    );
+    check("[uwsgi]\nvacuum", "vacuum = true");
+    check("[uwsgi]\nvacuum = off", "");
+    check("[uwsgi]\nvacuum = No", "");
+    check("[uwsgi]\nvacuum = 0", "");
+    check("[uwsgi]\nvacuum = yes please", "vacuum = true");
+    check("[uwsgi]\ncallable = \"app\"", "callable = \"app\"");
+    check("[uwsgi]\n; processes = 3\n# processes = 5\n", "");
+    check(
+        "[other]\nprocesses = 3\n[uwsgi]\nthreads = 2",
+        "threads = 2",
+    );
+    check(
+        "[uwsgi]\nthreads = 2\n[other]\nx = 1\n[uwsgi]\nprocesses = 3",
+        "processes = 3 | threads = 2",
+    );
+    check("[uwsgi]\nenv = A=b=c", "env = A=b=c");
+    check(
+        "[uwsgi]\n= 4",
+        "error: app.ini:2: the line `=4` has no key before `=`",
+    );
+    check_with(
+        &[("app.ini", "[prod]\nprocesses = 8\n[uwsgi]\nprocesses = 1")],
+        "--ini app.ini:prod",
+        &[],
+        "processes = 8",
+    );
+    check_with(
+        &[("app.ini", "[prod]\nprocesses = 8\n[uwsgi]\nprocesses = 2")],
+        "app.ini:",
+        &[],
+        "processes = 2",
+    );
+    check_with(
+        &[(
+            "app.ini",
+            "[uwsgi]\nprocesses = 2\nini = :extra\n[extra]\nthreads = 3",
+        )],
+        "app.ini",
+        &[],
+        "processes = 2 | threads = 3",
+    );
+}
+
+#[test]
+fn magic_variables() {
+    let conf = |ini: &str, expected: &str| {
+        check_with(
+            &[("conf/app.ini", ini)],
+            "--ini conf/app.ini",
+            &[],
+            expected,
+        )
+    };
+    conf(
+        "[uwsgi]\nwsgi-file = %dapp.py",
+        "wsgi-file = /srv/cwd/conf/app.py",
+    );
+    conf("[uwsgi]\npidfile = /run/%n.pid", "pidfile = /run/app.pid");
+    conf("[uwsgi]\nchdir = %v/%c", "chdir = /srv/cwd/conf");
+    conf("[uwsgi]\nprocesses = %k", "processes = 4");
+    conf("[uwsgi]\nuid = %U\ngid = %G", "uid = www-data | gid = www");
+    conf(
+        "[uwsgi]\nstats = /tmp/%h-%N.sock",
+        "stats = /tmp/web1-app.sock",
+    );
+    conf("[uwsgi]\nchdir = /x%Y/100%%", "chdir = /x/100%%");
+    check_with(
+        &[("conf/app.ini", "[%n]\nprocesses = 3")],
+        "--ini conf/app.ini:app",
+        &[],
+        "processes = 3",
+    );
+    // Bare arguments, like `include`, do not set the uppercase variables.
+    check_with(
+        &[("app.ini", "[uwsgi]\nstats = /tmp/[%N]")],
+        "app.ini",
+        &[],
+        "stats = /tmp/[]",
+    );
+    // An included file sees its own `%d` and the first file's `%D`.
+    check_with(
+        &[
+            ("app.ini", "[uwsgi]\ninclude = sub/base.ini"),
+            ("sub/base.ini", "[uwsgi]\nchdir = %d\npidfile = %D%n.pid"),
+        ],
+        "--ini app.ini",
+        &[],
+        "chdir = /srv/cwd/sub/ | pidfile = /srv/cwd/base.pid",
+    );
+}
+
+#[test]
+fn placeholders() {
+    check(
+        "[uwsgi]\nproject = mysite\nchdir = /var/www/%(project)",
+        "chdir = /var/www/mysite",
+    );
+    check(
+        "[uwsgi]\nbase = 2\nprocesses = %(base + 1)",
+        "processes = 3",
+    );
+    check(
+        "[uwsgi]\nprocesses = 3\nthreads = %(processes * 2)",
+        "processes = 3 | threads = 6",
+    );
+    check(
+        "[uwsgi]\nset-ph = n=2\nset-ph = n=3\nprocesses = %(n)",
+        "processes = 2",
+    );
+    check("[uwsgi]\nchdir = /a/%(nope)", "chdir = /a/%%(nope)");
+    check("[uwsgi]\nprocesses = %(later)\nlater = 7", "processes = 7");
+    check("[uwsgi]\na = %(b)\nb = %(a)\nchdir = %(a)", "error: app.ini:2: a: placeholders refer to each other in a loop || app.ini:3: b: placeholders refer to each other in a loop || app.ini:4: chdir: placeholders refer to each other in a loop");
+    check("[uwsgi]\nset = processes=3", "processes = 3");
+    check(
+        "[uwsgi]\nset = processes",
+        "error: app.ini:2: set: expected `name=value`, got `processes`",
+    );
+    check_with(
+        &[("app.ini", "[uwsgi]\nchdir = /srv/%(app)")],
+        "--set-ph app=blog --ini app.ini",
+        &[],
+        "chdir = /srv/blog",
+    );
+}
+
+#[test]
+fn environment() {
+    check_with(&[], "", &[("UWSGI_PROCESSES", "3")], "processes = 3");
+    check_with(
+        &[],
+        "--processes 5",
+        &[("UWSGI_PROCESSES", "3")],
+        "processes = 5",
+    );
+    check_with(
+        &[("app.ini", "[uwsgi]\nprocesses = 2")],
+        "--ini app.ini",
+        &[("UWSGI_PROCESSES", "3")],
+        "processes = 2",
+    );
+    check_with(&[], "", &[("UWSGI_MAX_REQUESTS", "5")], "max-requests = 5");
+    check_with(
+        &[],
+        "",
+        &[("UWSGI_SOCKET", ":9000"), ("UWSGI_HTTP_SOCKET", ":9001")],
+        "socket = :9000 | http-socket = :9001",
+    );
+    check_with(
+        &[],
+        "",
+        &[
+            ("UWSGI_EMPEROR_FD", "3"),
+            ("UWSGI_RELOADS", "1"),
+            ("UWSGI_VASSAL_PROCESSES", "9"),
+        ],
+        "",
+    );
+    check_with(
+        &[("app.ini", "[uwsgi]\nthreads = 4")],
+        "",
+        &[("UWSGI_INI", "app.ini")],
+        "threads = 4",
+    );
+    check_with(
+        &[("app.ini", "[uwsgi]\nchdir = $(APP_HOME)/src")],
+        "app.ini",
+        &[("APP_HOME", "/opt/app")],
+        "chdir = /opt/app/src",
+    );
+    check_with(
+        &[("app.ini", "[uwsgi]\nchdir = $(NOPE:-/srv)/src")],
+        "app.ini",
+        &[],
+        "chdir = /srv/src",
+    );
+    check_with(
+        &[
+            ("app.ini", "[uwsgi]\nhome = @(venv.txt)"),
+            ("venv.txt", "/opt/venv\n"),
+        ],
+        "app.ini",
+        &[],
+        "home = /opt/venv",
+    );
+    check_with(
+        &[("app.ini", "[uwsgi]\nhome = @(missing.txt)")],
+        "app.ini",
+        &[],
+        "error: app.ini:2: home: cannot read `missing.txt` for `@(missing.txt)`: entity not found",
+    );
+}
+
+#[test]
+fn command_line_forms() {
+    check_with(
+        &[],
+        "-s :80 -p 2 -M -T",
+        &[],
+        "processes = 2 | socket = :80",
+    );
+    check_with(
+        &[],
+        "--socket=:80 --workers=3 --threads 2",
+        &[],
+        "processes = 3 | threads = 2 | socket = :80",
+    );
+    check_with(&[], "-p4 -t 30 -R 100 -L -b 8192 -l 64 -z 9", &[], "processes = 4 | listen = 64 | buffer-size = 8192 | socket-timeout = 9 | disable-logging = true | max-requests = 100 | harakiri = 30");
+    check_with(
+        &[],
+        "--need-app=false --lazy-apps",
+        &[],
+        "need-app = false | lazy-apps = true",
+    );
+    check_with(
+        &[],
+        "-C --socket /tmp/a.sock",
+        &[],
+        "socket = /tmp/a.sock | chmod-socket = 666",
+    );
+    check_with(
+        &[],
+        "-H /venv -w app:create_app",
+        &[],
+        "module = app | callable = create_app | home = /venv",
+    );
+    check_with(&[], "-S processes=3", &[], "processes = 3");
+    check_with(
+        &[],
+        "app.py --http :8000",
+        &[],
+        "wsgi-file = app.py | http = :8000",
+    );
+    check_with(&[], "--max_requests 5", &[], "error: command line argument 1: unknown option `--max_requests` (did you mean `--max-requests`?)");
+    check_with(&[], "-Q /tmp/spool", &[], "error: command line argument 1: spooler: `spooler` is a uWSGI option that kaiser does not support yet");
+    check_with(&[], "--daemonize /tmp/log", &[], "error: command line argument 1: daemonize: `daemonize` is a uWSGI option that kaiser does not support yet; run kaiser under systemd or the emperor");
+    check_with(&[], "app.yaml", &[], "error: command line argument 1: cannot load `app.yaml`: kaiser reads INI files only (convert it to an `[uwsgi]` INI file)");
+    check_with(&[], "", &[("UWSGI_PLUGINS", "python3")], "");
+}
+
+#[test]
+fn precedence_of_command_line_and_files() {
+    let p = [("p.ini", "[uwsgi]\nprocesses = 2")];
+    check_with(&p, "--processes 4 --ini p.ini", &[], "processes = 2");
+    check_with(&p, "--ini p.ini --processes 4", &[], "processes = 4");
+    check_with(&p, "-p 4 p.ini", &[], "processes = 2");
+    check_with(
+        &p,
+        "--socket :1 --ini p.ini --socket :2",
+        &[],
+        "processes = 2 | socket = :1 | socket = :2",
+    );
+}
+
+#[test]
+fn include_and_inherit() {
+    let base = ("base.ini", "[uwsgi]\nprocesses = 2\nthreads = 8");
+    check_with(
+        &[
+            base,
+            ("app.ini", "[uwsgi]\ninclude = base.ini\nprocesses = 4"),
+        ],
+        "app.ini",
+        &[],
+        "processes = 4 | threads = 8",
+    );
+    check_with(
+        &[
+            base,
+            ("app.ini", "[uwsgi]\ninherit = base.ini\nprocesses = 4"),
+        ],
+        "app.ini",
+        &[],
+        "processes = 2 | threads = 8",
+    );
+    check_with(
+        &[
+            base,
+            ("app.ini", "[uwsgi]\nprocesses = 4\ninclude = base.ini"),
+        ],
+        "app.ini",
+        &[],
+        "processes = 2 | threads = 8",
+    );
+    check_with(
+        &[base, ("app.ini", "[uwsgi]\nprocesses = 4")],
+        "--inherit base.ini --ini app.ini",
+        &[],
+        "processes = 2 | threads = 8",
+    );
+    check_with(
+        &[("app.ini", "[uwsgi]\ninclude = app.ini")],
+        "app.ini",
+        &[],
+        "error: app.ini:2: include: `app.ini` includes itself",
+    );
+    check_with(
+        &[("app.ini", "[uwsgi]\ninclude = nope.ini")],
+        "app.ini",
+        &[],
+        "error: app.ini:2: include: cannot read `nope.ini`: entity not found",
+    );
+    check_with(
+        &[],
+        "--ini nope.ini",
+        &[],
+        "error: command line argument 1: ini: cannot read `nope.ini`: entity not found",
+    );
+    check_with(&[("app.ini", "[uwsgi]\ninclude = http://x/a.ini")], "app.ini", &[], "error: app.ini:2: include: cannot load `http://x/a.ini`: kaiser reads config files from the filesystem only");
+    // Templates are not expanded after the passes, exactly as uWSGI.
+    check_with(
+        &[
+            ("t.ini", "[uwsgi]\nchdir = /srv/%(name)"),
+            ("app.ini", "[uwsgi]\nname = x\ninherit = t.ini"),
+        ],
+        "app.ini",
+        &[],
+        "chdir = /srv/%%(name)",
+    );
+}
+
+#[test]
+fn strict_mode() {
+    check(
+        "[uwsgi]\nstrict = true\nprocesses = 2\nproject = x",
+        "error: app.ini:4: project: unknown option",
+    );
+    check(
+        "[uwsgi]\nproject = x\nstrict = true",
+        "error: app.ini:2: project: unknown option",
+    );
+    check(
+        "[uwsgi]\nstrict\nmax_requests = 5",
+        "error: app.ini:3: max_requests: unknown option (did you mean `max-requests`?)",
+    );
+    check("[uwsgi]\nstrict\nproject = x\nchdir = /%(project)", "error: app.ini:3: project: unknown option; in strict mode define placeholders with `set-ph = project=…`");
+    check(
+        "[uwsgi]\nstrict\nset-ph = project=x\nchdir = /%(project)",
+        "strict = true | chdir = /x",
+    );
+    check(
+        "[uwsgi]\nstrict\nset = project=x",
+        "error: app.ini:3: project: unknown option",
+    );
+    check("[uwsgi]\nstrict = true\nstrict = false\nproject = x", "");
+    check_with(
+        &[],
+        "--strict",
+        &[("UWSGI_BOGUS", "1")],
+        "error: environment `UWSGI_BOGUS`: bogus: unknown option",
+    );
+}
+
+#[test]
+fn unknown_keys_warn_with_did_you_mean() {
+    check_warnings(
+        "[uwsgi]\nmax_requests = 5",
+        "app.ini:2: max_requests: unknown option, ignored (did you mean `max-requests`?)",
+    );
+    check_warnings("[uwsgi]\npy-callos-afterfork = true", "app.ini:2: py-callos-afterfork: unknown option, ignored (did you mean `py-call-osafterfork`?)");
+    check_warnings(
+        "[uwsgi]\nworkers_count = 5",
+        "app.ini:2: workers_count: unknown option, ignored",
+    );
+    check_warnings("[uwsgi]\nproject = x\nchdir = /%(project)", "");
+    check_warnings(
+        "[uwsgi]\nchdir = /%(nope)",
+        "app.ini:2: chdir: placeholder `%(nope)` is not defined, so it is left as is",
+    );
+    check_warnings(
+        "[other]\nprocesses = 2",
+        "command line argument 1: ini: section `[uwsgi]` not found in `app.ini`",
+    );
+}
+
+#[test]
+fn blog_post_hints() {
+    check("[uwsgi]\nuid = www-data # Ubuntu default user", "error: app.ini:2: uid: the whole text `www-data # Ubuntu default user` is the value because uWSGI INI files have no inline comments (it is not what was meant); move the comment to its own line above `uid`");
+    check("[uwsgi]\npidfile=uwsgi.pid // pid file", "error: app.ini:2: pidfile: the whole text `uwsgi.pid // pid file` is the value because uWSGI INI files have no inline comments (it is not what was meant); move the comment to its own line above `pidfile`");
+    check("[uwsgi]\nvacuum = false ; never", "error: app.ini:2: vacuum: the whole text `false ; never` is the value because uWSGI INI files have no inline comments (it is not what was meant); move the comment to its own line above `vacuum`");
+    check("[uwsgi]\nvacuum = true ; clean up", "vacuum = true");
+    check_warnings("[uwsgi]\nharakiri = 60   ; seconds", "app.ini:2: harakiri: the whole text `60   ; seconds` is the value because uWSGI INI files have no inline comments (uWSGI happens to read the same value here); move the comment to its own line above `harakiri`");
+    check("[uwsgi]\nharakiri = 60   ; seconds", "harakiri = 60");
+    check("[uwsgi]\nsocket==:8080", "error: app.ini:2: socket: the value `=:8080` starts with `=` (written `socket==:8080`?); write `socket = :8080`");
+    check("[uwsgi]\nprocesses==4", "error: app.ini:2: processes: the value `=4` starts with `=` (written `processes==4`?); write `processes = 4`");
+    check_warnings("[uwsgi]\nchdir = $HOME/app", "app.ini:2: chdir: `$HOME` is not expanded; uWSGI config files write environment variables as `$(HOME)`");
+    check_warnings("[uwsgi]\nenv = STAMP=%Y-%m", "app.ini:2: env: `%Y`, `%m` removed: uWSGI deletes `%` sequences that are not magic variables and replaces the ones that are (`%d` is the file's directory); write `%%` for a literal `%`, as strftime formats need");
+    check("[uwsgi]\nsocket = :8080\nhttp = :8080", "error: app.ini:3: http: `:8080` is already used by `socket` at app.ini:2; a uwsgi `socket` and an HTTP socket cannot share an address, give each its own port or path");
+    check(
+        "[uwsgi]\nsocket = /tmp/a.sock\nsocket = /tmp/a.sock",
+        "error: app.ini:3: socket: `/tmp/a.sock` is already used by `socket` at app.ini:2",
+    );
+    check(
+        "[uwsgi]\nprocesses = four",
+        "error: app.ini:2: processes: expected a whole number, got `four`",
+    );
+    check(
+        "[uwsgi]\nprocesses = 0",
+        "error: app.ini:2: processes: must be at least 1, got `0`",
+    );
+    check(
+        "[uwsgi]\nharakiri = -1",
+        "error: app.ini:2: harakiri: must not be negative, got `-1`",
+    );
+}
+
+#[test]
+fn all_problems_of_a_file_at_once() {
+    check(
+        "[uwsgi]\nprocesses = x\nspooler = /tmp/spool\nsocket = :http\nstrict\nbogus = 1",
+        "error: app.ini:2: processes: expected a whole number, got `x` || \
+         app.ini:3: spooler: `spooler` is a uWSGI option that kaiser does not support yet || \
+         app.ini:4: socket: invalid port `http` in `:http` || \
+         app.ini:6: bogus: unknown option",
+    );
+}
+
+#[test]
+fn statuses() {
+    check(
+        "[uwsgi]\nspooler = /tmp/spool",
+        "error: app.ini:2: spooler: `spooler` is a uWSGI option that kaiser does not support yet",
+    );
+    check("[uwsgi]\nlogto = /var/log/app.log", "error: app.ini:2: logto: `logto` is a uWSGI option that kaiser does not support yet; log to stderr and let systemd or the emperor collect it");
+    check("[uwsgi]\nlazy = true", "error: app.ini:2: lazy: `lazy` is a uWSGI option that kaiser does not support yet; use `lazy-apps`");
+    check("[uwsgi]\nharakiri-verbose = false", "");
+    check("[uwsgi]\nmaster = true\nenable-threads\nsingle-interpreter\ndie-on-term\nthunder-lock\nauto-procname\npy-call-osafterfork", "");
+    check("[uwsgi]\nplugins = python3", "");
+    check("[uwsgi]\nplugin = python311,http", "");
+    check("[uwsgi]\nplugins = php", "error: app.ini:2: plugins: plugin `php` is not available: kaiser is a Python-only server with the python plugin built in");
+    check("[uwsgi]\nfor = a b\nendfor", "error: app.ini:2: for: `for` is a uWSGI option that kaiser does not support yet || app.ini:3: endfor: `endfor` is a uWSGI option that kaiser does not support yet");
+}
+
+#[test]
+fn typed_values() {
+    check("[uwsgi]\nworkers = 3", "processes = 3");
+    check("[uwsgi]\nvenv = /v", "home = /v");
+    check("[uwsgi]\npyhome = /v", "home = /v");
+    check(
+        "[uwsgi]\npp = /a\npython-path = /b\npythonpath = /c",
+        "pythonpath = /a | pythonpath = /b | pythonpath = /c",
+    );
+    check("[uwsgi]\nfile = app.py", "wsgi-file = app.py");
+    check("[uwsgi]\nwsgi = app", "module = app");
+    check(
+        "[uwsgi]\nmodule = app:application2",
+        "module = app | callable = application2",
+    );
+    check(
+        "[uwsgi]\ncallable = x\nmodule = app:app",
+        "module = app | callable = app",
+    );
+    check("[uwsgi]\nchmod-socket", "chmod-socket = 666");
+    check("[uwsgi]\nchmod-socket = 660", "chmod-socket = 660");
+    check(
+        "[uwsgi]\nchmod = 9",
+        "error: app.ini:2: chmod: expected an octal file mode such as `660`, got `9`",
+    );
+    check("[uwsgi]\nbuffer-size = 100000", "buffer-size = 65535");
+    check(
+        "[uwsgi]\nbuffer-size = 32768\npost-buffering = 8192\nlisten = 1024\nsocket-timeout = 10",
+        "listen = 1024 | buffer-size = 32768 | post-buffering = 8192 | socket-timeout = 10",
+    );
+    check("[uwsgi]\nharakiri = 0", "");
+    check(
+        "[uwsgi]\nneed-app = false\nlazy-apps = true",
+        "need-app = false | lazy-apps = true",
+    );
+    check(
+        "[uwsgi]\nenv = NOVALUE",
+        "error: app.ini:2: env: expected `NAME=value`, got `NOVALUE`",
+    );
+    check(
+        "[uwsgi]\nemperor-max-throttle = 60000\nemperor-throttle = 500",
+        "emperor-throttle = 500 | emperor-max-throttle = 60000",
+    );
+    check(
+        "[uwsgi]\nhttp-socket = [::1]:8000\nhttp11-socket = @kaiser\nuwsgi-socket = 127.0.0.1:0",
+        "http-socket = [::1]:8000 | http11-socket = @kaiser | uwsgi-socket = 127.0.0.1:0",
+    );
+    check(
+        "[uwsgi]\nprotocol = http\nsocket = :80\nuwsgi-socket = :81",
+        "protocol = http | socket = :80 | uwsgi-socket = :81",
+    );
+    check("[uwsgi]\nprotocol = fastcgi", "error: app.ini:2: protocol: kaiser speaks `uwsgi` and `http` on `socket` entries, not `fastcgi`");
+    check(
+        "[uwsgi]\nstats-server = 127.0.0.1:9191\nmaster-fifo = /tmp/f\ntouch-reload = /tmp/t",
+        "touch-reload = /tmp/t | master-fifo = /tmp/f | stats = 127.0.0.1:9191",
+    );
+}
+
+#[test]
+fn sockets_are_typed() {
+    let loaded = run(
+        &[],
+        "-s :8080 --http-socket /run/a.sock --http @x --socket [::1]:0",
+        &[],
+    )
+    .expect("loads");
+    let sockets: Vec<(Protocol, Address, &str)> = loaded
+        .config
+        .sockets
+        .iter()
+        .map(|s| (s.protocol, s.address.clone(), s.option.as_str()))
+        .collect();
+    assert_eq!(
+        sockets,
+        vec![
+            (
+                Protocol::Uwsgi,
+                Address::Tcp {
+                    host: String::new(),
+                    port: 8080
+                },
+                "socket"
+            ),
+            (
+                Protocol::Http,
+                Address::Unix(PathBuf::from("/run/a.sock")),
+                "http-socket"
+            ),
+            (Protocol::Http, Address::Abstract("x".into()), "http"),
+            (
+                Protocol::Uwsgi,
+                Address::Tcp {
+                    host: "::1".into(),
+                    port: 0
+                },
+                "socket"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn actions_and_names() {
+    let action = |argv: &str| run(&[("app.ini", "[uwsgi]\n")], argv, &[]).map(|l| l.config.action);
+    assert_eq!(action("--help --bogus"), Ok(Action::Help));
+    assert_eq!(action("--bogus -h"), Ok(Action::Help));
+    assert_eq!(action("--version nope.conf"), Ok(Action::Version));
+    assert_eq!(action("app.ini"), Ok(Action::Run));
+    assert_eq!(action("--check-config app.ini"), Ok(Action::CheckConfig));
+    assert_eq!(
+        action("--show-config --ini app.ini"),
+        Ok(Action::ShowConfig)
+    );
+    assert_eq!(
+        action("--reload /run/app.pid"),
+        Ok(Action::Reload("/run/app.pid".into()))
+    );
+    assert_eq!(
+        action("--stop /run/app.pid"),
+        Ok(Action::Stop("/run/app.pid".into()))
+    );
+
+    let loaded = run(
+        &[
+            ("conf/mysite.ini", "[uwsgi]\ninclude = base.ini"),
+            ("base.ini", ""),
+        ],
+        "conf/mysite.ini",
+        &[],
+    )
+    .expect("loads");
+    assert_eq!(loaded.config.name, "mysite");
+    assert_eq!(
+        loaded.config.files,
+        vec![PathBuf::from("conf/mysite.ini"), PathBuf::from("base.ini")]
+    );
+    assert_eq!(run(&[], "-s :1", &[]).expect("loads").config.name, "kaiser");
+    let options = run(
+        &[("app.ini", "[uwsgi]\nmaster\nset-ph = x=1\nprocesses = %(x)")],
+        "app.ini",
+        &[],
+    )
+    .expect("loads")
+    .options;
+    assert_eq!(
+        options,
+        vec![
+            ("ini".into(), "app.ini".into()),
+            ("master".into(), String::new()),
+            ("processes".into(), "1".into())
+        ]
+    );
+}
+
+#[test]
+fn defaults() {
+    let config = run(&[], "", &[])
+        .expect("an empty configuration loads")
+        .config;
+    assert_eq!(config, Config::default());
+    assert_eq!(
+        (config.processes, config.threads, config.callable.as_str()),
+        (1, 1, "application")
+    );
+    assert!(config.need_app && !config.lazy_apps);
+    assert_eq!(config.worker_reload_mercy, Duration::from_secs(60));
+    assert_eq!(config.reload_mercy, Duration::from_secs(30));
+    assert_eq!(
+        (config.listen, config.buffer_size, config.post_buffering),
+        (100, 4096, 0)
+    );
+    assert_eq!(config.socket_timeout, Duration::from_secs(4));
+    assert_eq!(config.emperor_throttle, Duration::from_secs(1));
+    assert_eq!(config.emperor_max_throttle, Duration::from_secs(180));
+}
+
+fn fixture(name: &str) -> &'static str {
+    match name {
+        "django.ini" => include_str!("testdata/django.ini"),
+        "flask.ini" => include_str!("testdata/flask.ini"),
+        "bloomberg.ini" => include_str!("testdata/bloomberg.ini"),
+        "emperor.ini" => include_str!("testdata/emperor.ini"),
+        _ => unreachable!("no fixture `{name}`"),
+    }
+}
+
+fn check_fixture(name: &str, expected: &str) {
+    let path = format!("/etc/uwsgi/vassals/{name}");
+    let result = run(
+        &[(path.as_str(), fixture(name))],
+        &format!("--ini {path}"),
+        &[],
+    );
+    let rendered = match &result {
+        Ok(loaded) => loaded.show_config.clone(),
+        Err(error) => format!("error:\n{error}\n"),
+    };
+    assert_eq!(rendered, expected, "fixture {name}");
+}
+
+#[test]
+fn fixture_django() {
+    check_fixture(
+        "django.ini",
+        "[uwsgi]\n\
+         module = mysite.wsgi\n\
+         chdir = /var/www/mysite\n\
+         home = /var/www/mysite/venv\n\
+         env = DJANGO_SETTINGS_MODULE=mysite.settings\n\
+         processes = 5\n\
+         uid = www-data\n\
+         gid = www-data\n\
+         vacuum = true\n\
+         socket = /run/uwsgi/mysite.sock\n\
+         chmod-socket = 664\n",
+    );
+}
+
+#[test]
+fn fixture_flask() {
+    check_fixture(
+        "flask.ini",
+        "[uwsgi]\n\
+         module = app\n\
+         callable = app\n\
+         chdir = /etc/uwsgi/vassals/\n\
+         home = /etc/uwsgi/vassals/venv\n\
+         processes = 5\n\
+         threads = 2\n\
+         vacuum = true\n\
+         socket = myproject.sock\n\
+         http = :5000\n\
+         chmod-socket = 660\n",
+    );
+}
+
+#[test]
+fn fixture_bloomberg_lists_every_problem() {
+    let path = "/etc/uwsgi/vassals/bloomberg.ini";
+    let error = run(
+        &[(path, fixture("bloomberg.ini"))],
+        &format!("--ini {path}"),
+        &[],
+    )
+    .expect_err("the production block uses options kaiser does not support yet");
+    let lines: Vec<String> = error
+        .problems
+        .iter()
+        .map(|p| format!("{}: {}", p.origin, p.key))
+        .collect();
+    let f = |line: u32, key: &str| format!("{path}:{line}: {key}");
+    assert_eq!(
+        lines,
+        vec![
+            f(11, "log-4xx"),
+            f(12, "log-5xx"),
+            f(15, "py-callos-afterfork"),
+            f(18, "max-worker-lifetime"),
+            f(19, "reload-on-rss"),
+            f(22, "cheaper-algo"),
+            f(24, "cheaper"),
+            f(25, "cheaper-initial"),
+            f(26, "cheaper-overload"),
+            f(27, "cheaper-step"),
+            f(29, "cheaper-busyness-multiplier"),
+            f(30, "cheaper-busyness-min"),
+            f(31, "cheaper-busyness-max"),
+            f(32, "cheaper-busyness-backlog-alert"),
+            f(33, "cheaper-busyness-backlog-step"),
+            f(38, "spooler"),
+            f(40, "logto"),
+        ]
+    );
+    assert!(error.to_string().contains(&format!(
+        "{path}:15: py-callos-afterfork: unknown option (did you mean `py-call-osafterfork`?)"
+    )));
+}
+
+#[test]
+fn fixture_bloomberg_supported_part_warns_about_inline_comments() {
+    let supported: String = fixture("bloomberg.ini")
+        .lines()
+        .filter(|line| {
+            let key = line.split('=').next().unwrap_or("").trim();
+            !(key.starts_with("log-")
+                || key.starts_with("cheaper")
+                || key.starts_with("py-callos")
+                || ["max-worker-lifetime", "reload-on-rss", "spooler", "logto"].contains(&key))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let loaded =
+        run(&[("app.ini", &supported)], "--ini app.ini", &[]).expect("the supported part loads");
+    assert_eq!(
+        loaded.show_config,
+        "[uwsgi]\nstrict = true\nprocesses = 128\nvacuum = true\n\
+         disable-logging = true\nmax-requests = 1000\nharakiri = 60\nstats = /tmp/mysvc-stats.sock\n"
+    );
+    let commented: Vec<&str> = loaded
+        .warnings
+        .iter()
+        .filter(|w| w.contains("no inline comments"))
+        .map(|w| w.split(':').nth(2).unwrap_or("").trim())
+        .collect();
+    assert_eq!(
+        commented,
+        vec![
+            "vacuum",
+            "die-on-term",
+            "disable-logging",
+            "harakiri",
+            "max-requests",
+            "worker-reload-mercy",
+            "processes",
+            "procname-prefix"
+        ]
+    );
+}
+
+#[test]
+fn fixture_emperor() {
+    check_fixture(
+        "emperor.ini",
+        "[uwsgi]\n\
+         uid = root\n\
+         gid = root\n\
+         emperor = /etc/uwsgi/vassals\n\
+         emperor-throttle = 2000\n\
+         emperor-stats = 127.0.0.1:9192\n\
+         emperor-tyrant = true\n\
+         vassals-include = /etc/uwsgi/vassals/vassal-defaults.ini\n",
+    );
+}
+
+#[test]
+fn help_and_table_are_public() {
+    assert!(help_text().contains("--socket ADDR"));
+    assert!(option_table_markdown().starts_with("| option |"));
+}
+
+/// Config lines that load on their own, for the round-trip property.
+fn config_line() -> impl Strategy<Value = String> {
+    let word = "[a-z][a-z0-9_.]{0,8}";
+    let path = "/[a-z0-9_.]{1,8}(/[a-z0-9_.-]{1,8}){0,2}";
+    prop_oneof![
+        (1u32..64).prop_map(|n| format!("processes = {n}")),
+        (1u32..16).prop_map(|n| format!("threads = {n}")),
+        (0u64..100_000).prop_map(|n| format!("max-requests = {n}")),
+        (0u64..600).prop_map(|n| format!("harakiri = {n}")),
+        (0u64..600).prop_map(|n| format!("worker-reload-mercy = {n}")),
+        (1u32..4096).prop_map(|n| format!("listen = {n}")),
+        (0usize..200_000).prop_map(|n| format!("buffer-size = {n}")),
+        (0u32..0o777).prop_map(|n| format!("chmod-socket = {n:o}")),
+        (0u64..1_000_000).prop_map(|n| format!("emperor-max-throttle = {n}")),
+        any::<bool>().prop_map(|b| format!("vacuum = {b}")),
+        any::<bool>().prop_map(|b| format!("need-app = {b}")),
+        any::<bool>().prop_map(|b| format!("strict = {b}")),
+        (1u16..65535).prop_map(|p| format!("http-socket = 127.0.0.1:{p}")),
+        (1u16..65535).prop_map(|p| format!("socket = [::1]:{p}")),
+        path.prop_map(|p| format!("socket = {p}.sock")),
+        word.prop_map(|w| format!("socket = @{w}")),
+        (word, word).prop_map(|(m, c)| format!("module = {m}:{c}")),
+        word.prop_map(|w| format!("callable = {w}")),
+        path.prop_map(|p| format!("pythonpath = {p}")),
+        path.prop_map(|p| format!("home = {p}")),
+        path.prop_map(|p| format!("touch-reload = {p}")),
+        ("[A-Z_]{1,6}", "[a-z0-9%=:/]{0,10}")
+            .prop_map(|(k, v)| format!("env = {k}={}", v.replace('%', "%%"))),
+        word.prop_map(|w| format!("uid = {w}")),
+        path.prop_map(|p| format!("emperor = {p}")),
+        Just("protocol = http".to_string()),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn show_config_round_trips(lines in proptest::collection::vec(config_line(), 0..20)) {
+        let ini = format!("[uwsgi]\n{}\n", lines.join("\n"));
+        let Ok(first) = run(&[("app.ini", &ini)], "--ini app.ini", &[]) else {
+            // Duplicate socket addresses are refused; nothing to round-trip.
+            return Ok(());
+        };
+        let again = run(&[("shown.ini", &first.show_config)], "--ini shown.ini", &[])
+            .unwrap_or_else(|e| panic!("show-config output does not load:\n{}\n{e}", first.show_config));
+        let normalize = |mut config: Config| {
+            config.files.clear();
+            config.name.clear();
+            config
+        };
+        prop_assert_eq!(normalize(again.config), normalize(first.config));
+        prop_assert_eq!(again.show_config, first.show_config);
+    }
+}

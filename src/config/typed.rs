@@ -1,0 +1,564 @@
+//! Expanded entries to the typed [`Config`]: value parsing, statuses from the option table
+//! (implemented, no-op, not yet supported), strict mode, unknown keys and the checks that
+//! need the whole configuration (two sockets on one address).
+//!
+//! Scalars take the last entry, list options accumulate, as in uWSGI. Every problem is
+//! collected, none stops the others from being found.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::diagnostics::{did_you_mean, Origin, Report};
+use super::options::{self, Kind, OptionSpec, Status};
+use super::sources::Entry;
+use super::{hints, Action, Address, Config, Protocol, SocketSpec};
+
+/// `buffer-size` is a 16-bit field in uWSGI.
+const MAX_BUFFER_SIZE: usize = 65535;
+
+pub(crate) fn build(
+    entries: &[Entry],
+    files: Vec<PathBuf>,
+    used_as_placeholder: &HashSet<String>,
+    report: &mut Report,
+) -> Config {
+    let mut config = Config {
+        name: files
+            .first()
+            .and_then(|file| file.file_stem())
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "kaiser".to_string()),
+        files,
+        ..Config::default()
+    };
+    let mut sockets: Vec<&Entry> = Vec::new();
+    let mut protocol = Protocol::Uwsgi;
+    let mut unknown: Vec<&Entry> = Vec::new();
+    for entry in entries.iter().filter(|e| !e.placeholder_only) {
+        if entry.key.is_empty() {
+            report.error(
+                &entry.origin,
+                "",
+                format!("the line `={}` has no key before `=`", entry.value),
+            );
+            continue;
+        }
+        let Some(spec) = options::find(&entry.key) else {
+            unknown.push(entry);
+            continue;
+        };
+        if let Status::NotYet(hint) = spec.status {
+            let switched_off = matches!(spec.kind, Kind::Bool) && !uwsgi_bool(&entry.value);
+            if !switched_off {
+                let hint = if hint.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {hint}")
+                };
+                report.error(
+                    &entry.origin,
+                    &entry.key,
+                    format!(
+                        "`{}` is a uWSGI option that kaiser does not support yet{hint}",
+                        entry.key
+                    ),
+                );
+            }
+            continue;
+        }
+        let Some(value) = prepare_value(spec, entry, report) else {
+            continue;
+        };
+        let applied = match spec.status {
+            Status::NoOp(_) => check_noop(spec, &value),
+            _ => match spec.name {
+                "socket" | "http-socket" | "http" => {
+                    sockets.push(entry);
+                    Ok(())
+                }
+                "protocol" => match value.as_str() {
+                    "uwsgi" => {
+                        protocol = Protocol::Uwsgi;
+                        Ok(())
+                    }
+                    "http" | "http11" => {
+                        protocol = Protocol::Http;
+                        Ok(())
+                    }
+                    other => Err(format!(
+                        "kaiser speaks `uwsgi` and `http` on `socket` entries, not `{other}`"
+                    )),
+                },
+                _ => apply(&mut config, spec, &value),
+            },
+        };
+        if let Err(message) = applied {
+            report.error(&entry.origin, &entry.key, message);
+        }
+    }
+    split_module_callable(&mut config);
+    config.sockets = build_sockets(&sockets, protocol, report);
+    for entry in unknown {
+        unknown_key(entry, config.strict, used_as_placeholder, report);
+    }
+    config
+}
+
+/// Applies the hints that change how a value is read, giving the value to parse, or `None`
+/// when the value cannot mean what was written (an error is reported).
+fn prepare_value(spec: &OptionSpec, entry: &Entry, report: &mut Report) -> Option<String> {
+    let value = entry.value.as_str();
+    let free_text =
+        matches!(spec.kind, Kind::Text | Kind::KeyValue) || matches!(spec.status, Status::NoOp(_));
+    if value.starts_with('=') {
+        let message = hints::doubled_equals_message(&entry.key, value);
+        if free_text {
+            report.warn(&entry.origin, &entry.key, message);
+        } else {
+            report.error(&entry.origin, &entry.key, message);
+            return None;
+        }
+    }
+    let Some(at) = hints::inline_comment(value) else {
+        return Some(value.to_string());
+    };
+    let intended = value[..at].trim_end();
+    if free_text {
+        let message = hints::inline_comment_message(&entry.key, value, false);
+        report.warn(&entry.origin, &entry.key, message);
+        return Some(value.to_string());
+    }
+    // uWSGI reads booleans as "true unless false/off/no/0" and integers with strtol, so a
+    // trailing comment sometimes does no harm; then a warning is enough.
+    let same_meaning = match spec.kind {
+        Kind::Bool | Kind::OptionalBool => uwsgi_bool(value) == uwsgi_bool(intended),
+        Kind::Int | Kind::Seconds | Kind::Millis => {
+            let digits: String = value.chars().take_while(char::is_ascii_digit).collect();
+            !digits.is_empty() && digits == intended
+        }
+        _ => false,
+    };
+    let message = hints::inline_comment_message(&entry.key, value, same_meaning);
+    if same_meaning {
+        report.warn(&entry.origin, &entry.key, message);
+        Some(intended.to_string())
+    } else {
+        report.error(&entry.origin, &entry.key, message);
+        None
+    }
+}
+
+fn check_noop(spec: &OptionSpec, value: &str) -> Result<(), String> {
+    if spec.name == "plugins" {
+        // `plugins = python3` and friends are how uWSGI loads what kaiser has built in.
+        for plugin in value.split([',', ' ']).filter(|p| !p.is_empty()) {
+            let builtin =
+                plugin.starts_with("python") || plugin == "http" || plugin == "router_http";
+            if !builtin && plugin.contains('/') {
+                continue; // a plugin directory
+            }
+            if !builtin {
+                return Err(format!(
+                    "plugin `{plugin}` is not available: kaiser is a Python-only server with the python plugin built in"
+                ));
+            }
+        }
+        return Ok(());
+    }
+    check_kind(spec.kind, value)
+}
+
+/// Validates a value against its kind without using it.
+fn check_kind(kind: Kind, value: &str) -> Result<(), String> {
+    match kind {
+        Kind::Int | Kind::Seconds | Kind::Millis => number(value).map(drop),
+        Kind::Megabytes => megabytes(value).map(drop),
+        Kind::Address => address(value).map(drop),
+        Kind::KeyValue => key_value(value).map(drop),
+        Kind::Mode => mode(value).map(drop),
+        _ => Ok(()),
+    }
+}
+
+/// Sets an implemented option on `config`. The match is on the canonical name from the
+/// option table; a test checks every implemented option is handled here.
+fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), String> {
+    let v = value;
+    match spec.name {
+        "help" => config.action = Action::Help,
+        "version" => config.action = Action::Version,
+        "check-config" if uwsgi_bool(v) => config.action = Action::CheckConfig,
+        "show-config" if uwsgi_bool(v) => config.action = Action::ShowConfig,
+        "check-config" | "show-config" => {}
+        "reload" => config.action = Action::Reload(path(v)?),
+        "stop" => config.action = Action::Stop(path(v)?),
+        // Loading options were applied while the sources were read.
+        "ini" | "include" | "inherit" | "set" | "set-placeholder" => {}
+        "strict" => config.strict = uwsgi_bool(v),
+
+        "wsgi-file" => config.wsgi_file = Some(path(v)?),
+        "module" => config.module = Some(text(v)?),
+        "callable" => config.callable = text(v)?,
+        "chdir" => config.chdir = Some(path(v)?),
+        "pythonpath" => config.pythonpath.push(path(v)?),
+        "home" => config.home = Some(path(v)?),
+        "env" => config.env.push(key_value(v)?),
+        "need-app" => config.need_app = uwsgi_bool(v),
+        "lazy-apps" => config.lazy_apps = uwsgi_bool(v),
+
+        "processes" => config.processes = at_least_one(v)?,
+        "threads" => config.threads = at_least_one(v)?,
+        "uid" => config.uid = Some(text(v)?),
+        "gid" => config.gid = Some(text(v)?),
+        "pidfile" => config.pidfile = Some(path(v)?),
+        "vacuum" => config.vacuum = uwsgi_bool(v),
+        "worker-reload-mercy" => config.worker_reload_mercy = seconds(v)?,
+        "reload-mercy" => config.reload_mercy = seconds(v)?,
+
+        "chmod-socket" => config.chmod_socket = Some(mode(v)?),
+        "chown-socket" => config.chown_socket = Some(text(v)?),
+        "listen" => config.listen = at_least_one(v)?,
+        "buffer-size" => {
+            // uWSGI clamps the 16-bit field; we do the same rather than refuse old files.
+            let size = usize::try_from(number(v)?).unwrap_or(usize::MAX);
+            config.buffer_size = size.min(MAX_BUFFER_SIZE);
+        }
+        "post-buffering" => {
+            config.post_buffering = usize::try_from(number(v)?).unwrap_or(usize::MAX)
+        }
+        "socket-timeout" => config.socket_timeout = seconds(v)?,
+
+        "disable-logging" => config.disable_logging = uwsgi_bool(v),
+
+        "max-requests" => config.max_requests = number(v)?,
+        "max-requests-delta" => config.max_requests_delta = number(v)?,
+        "harakiri" => {
+            let timeout = seconds(v)?;
+            config.harakiri = (!timeout.is_zero()).then_some(timeout);
+        }
+        "touch-reload" => config.touch_reload.push(path(v)?),
+        "master-fifo" => config.master_fifo.push(path(v)?),
+        "stats" => config.stats = Some(text(v)?),
+
+        "emperor" => config.emperor.push(text(v)?),
+        "emperor-throttle" => config.emperor_throttle = Duration::from_millis(number(v)?),
+        "emperor-max-throttle" => config.emperor_max_throttle = Duration::from_millis(number(v)?),
+        "emperor-stats" => config.emperor_stats = Some(text(v)?),
+        "emperor-tyrant" => config.emperor_tyrant = uwsgi_bool(v),
+        "vassals-include" => config.vassals_include.push(text(v)?),
+        "vassals-include-before" => config.vassals_include_before.push(text(v)?),
+        "vassals-inherit" => config.vassals_inherit.push(text(v)?),
+        "vassals-inherit-before" => config.vassals_inherit_before.push(text(v)?),
+        other => {
+            return Err(format!(
+                "option `{other}` is marked implemented but kaiser does not apply it (a bug)"
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// `module = pkg.mod:callable` names the callable too, and then it wins over `callable`
+/// (uWSGI's python loader does the same), so the app loader gets both parts separately.
+fn split_module_callable(config: &mut Config) {
+    let Some(module) = config.module.take() else {
+        return;
+    };
+    match module.split_once(':') {
+        Some((name, callable)) if !callable.is_empty() => {
+            config.module = Some(name.to_string());
+            config.callable = callable.to_string();
+        }
+        _ => config.module = Some(module),
+    }
+}
+
+fn build_sockets(entries: &[&Entry], protocol: Protocol, report: &mut Report) -> Vec<SocketSpec> {
+    let mut sockets: Vec<(SocketSpec, &Origin)> = Vec::new();
+    for entry in entries {
+        let socket_protocol = match entry.key.as_str() {
+            // `protocol` changes the default sockets only; `uwsgi-socket` is explicit.
+            "socket" => protocol,
+            "uwsgi-socket" => Protocol::Uwsgi,
+            _ => Protocol::Http,
+        };
+        let address = match address(&entry.value) {
+            Ok(address) => address,
+            Err(message) => {
+                report.error(&entry.origin, &entry.key, message);
+                continue;
+            }
+        };
+        if let Some((earlier, origin)) = sockets.iter().find(|(s, _)| s.address == address) {
+            let why = if earlier.protocol != socket_protocol {
+                "; a uwsgi `socket` and an HTTP socket cannot share an address, give each its own port or path"
+            } else {
+                ""
+            };
+            report.error(
+                &entry.origin,
+                &entry.key,
+                format!(
+                    "`{}` is already used by `{}` at {origin}{why}",
+                    entry.value, earlier.option
+                ),
+            );
+            continue;
+        }
+        sockets.push((
+            SocketSpec {
+                protocol: socket_protocol,
+                address,
+                option: entry.key.clone(),
+            },
+            &entry.origin,
+        ));
+    }
+    sockets.into_iter().map(|(socket, _)| socket).collect()
+}
+
+fn unknown_key(entry: &Entry, strict: bool, used: &HashSet<String>, report: &mut Report) {
+    let suggestion = did_you_mean(&entry.key, options::all_names());
+    let hint = suggestion
+        .map(|name| format!(" (did you mean `{name}`?)"))
+        .unwrap_or_default();
+    if strict {
+        let placeholder = if used.contains(&entry.key) && suggestion.is_none() {
+            format!(
+                "; in strict mode define placeholders with `set-ph = {}=…`",
+                entry.key
+            )
+        } else {
+            String::new()
+        };
+        report.error(
+            &entry.origin,
+            &entry.key,
+            format!("unknown option{hint}{placeholder}"),
+        );
+    } else if !used.contains(&entry.key) {
+        // uWSGI silently keeps unknown keys as placeholders; a key that no `%(…)` uses is
+        // much more likely a typo.
+        report.warn(
+            &entry.origin,
+            &entry.key,
+            format!("unknown option, ignored{hint}"),
+        );
+    }
+}
+
+/// uWSGI's `uwsgi_opt_true`: false only for `false`, `off`, `no` (any case) and `0`.
+pub(crate) fn uwsgi_bool(value: &str) -> bool {
+    !(value.eq_ignore_ascii_case("false")
+        || value.eq_ignore_ascii_case("off")
+        || value.eq_ignore_ascii_case("no")
+        || value == "0")
+}
+
+fn number(value: &str) -> Result<u64, String> {
+    if value.starts_with('-') {
+        return Err(format!("must not be negative, got `{value}`"));
+    }
+    value
+        .parse::<u64>()
+        .map_err(|_| format!("expected a whole number, got `{value}`"))
+}
+
+fn at_least_one(value: &str) -> Result<u32, String> {
+    let n = number(value)?;
+    match u32::try_from(n) {
+        Ok(0) => Err("must be at least 1, got `0`".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{value}` is too large")),
+    }
+}
+
+fn seconds(value: &str) -> Result<Duration, String> {
+    number(value).map(Duration::from_secs)
+}
+
+/// Megabytes with decimals (`uwsgi_opt_set_megabytes`), as bytes.
+pub(crate) fn megabytes(value: &str) -> Result<u64, String> {
+    match value.parse::<f64>() {
+        Ok(mb) if mb >= 0.0 && mb.is_finite() => Ok((mb * 1024.0 * 1024.0) as u64),
+        _ => Err(format!(
+            "expected a size in megabytes such as `512` or `1.5`, got `{value}`"
+        )),
+    }
+}
+
+fn mode(value: &str) -> Result<u32, String> {
+    if value.is_empty() {
+        return Ok(0o666);
+    }
+    match u32::from_str_radix(value, 8) {
+        Ok(mode) if mode <= 0o7777 => Ok(mode),
+        _ => Err(format!(
+            "expected an octal file mode such as `660`, got `{value}`"
+        )),
+    }
+}
+
+fn path(value: &str) -> Result<PathBuf, String> {
+    if value.is_empty() {
+        return Err("expected a path, got an empty value".to_string());
+    }
+    Ok(PathBuf::from(value))
+}
+
+fn text(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err("expected a value, got an empty one".to_string());
+    }
+    Ok(value.to_string())
+}
+
+fn key_value(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((name, v)) if !name.is_empty() => Ok((name.to_string(), v.to_string())),
+        _ => Err(format!("expected `NAME=value`, got `{value}`")),
+    }
+}
+
+/// Parses a socket address the way uWSGI decides between TCP and unix sockets: a value with
+/// a `/` or without a `:` is a path; `@name` is a Linux abstract socket.
+pub(crate) fn address(value: &str) -> Result<Address, String> {
+    if value.is_empty() {
+        return Err(
+            "expected an address such as `:8080` or `/run/app.sock`, got an empty value"
+                .to_string(),
+        );
+    }
+    if let Some(name) = value.strip_prefix('@') {
+        if name.is_empty() {
+            return Err("an abstract socket needs a name after `@`".to_string());
+        }
+        return Ok(Address::Abstract(name.to_string()));
+    }
+    if value.contains('/') || !value.contains(':') {
+        return Ok(Address::Unix(PathBuf::from(value)));
+    }
+    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+        let Some((host, port)) = rest.split_once("]:") else {
+            return Err(format!("expected `[address]:port`, got `{value}`"));
+        };
+        (host, port)
+    } else {
+        let (host, port) = value.rsplit_once(':').expect("the value contains `:`");
+        if host.contains(':') {
+            return Err(format!(
+                "write IPv6 addresses in brackets, e.g. `[::1]:8080`, got `{value}`"
+            ));
+        }
+        (host, port)
+    };
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("invalid port `{port}` in `{value}`"))?;
+    Ok(Address::Tcp {
+        host: host.to_string(),
+        port,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_address(value: &str, expected: Result<Address, &str>) {
+        assert_eq!(
+            address(value),
+            expected.map_err(str::to_string),
+            "address {value:?}"
+        );
+    }
+
+    fn tcp(host: &str, port: u16) -> Result<Address, &'static str> {
+        Ok(Address::Tcp {
+            host: host.into(),
+            port,
+        })
+    }
+
+    #[test]
+    fn addresses() {
+        check_address(":8080", tcp("", 8080));
+        check_address("127.0.0.1:80", tcp("127.0.0.1", 80));
+        check_address("0.0.0.0:0", tcp("0.0.0.0", 0));
+        check_address("[::1]:80", tcp("::1", 80));
+        check_address("[::]:9000", tcp("::", 9000));
+        check_address("localhost:80", tcp("localhost", 80));
+        check_address("/run/app.sock", Ok(Address::Unix("/run/app.sock".into())));
+        check_address("app.sock", Ok(Address::Unix("app.sock".into())));
+        check_address("./a:b.sock", Ok(Address::Unix("./a:b.sock".into())));
+        check_address("@kaiser", Ok(Address::Abstract("kaiser".into())));
+        check_address("@", Err("an abstract socket needs a name after `@`"));
+        check_address(":http", Err("invalid port `http` in `:http`"));
+        check_address(":70000", Err("invalid port `70000` in `:70000`"));
+        check_address(
+            "::1:80",
+            Err("write IPv6 addresses in brackets, e.g. `[::1]:8080`, got `::1:80`"),
+        );
+        check_address("[::1]80", Err("expected `[address]:port`, got `[::1]80`"));
+    }
+
+    #[test]
+    fn values() {
+        for (value, expected) in [
+            ("", true),
+            ("true", true),
+            ("yes", true),
+            ("1", true),
+            ("whatever", true),
+            ("false", false),
+            ("OFF", false),
+            ("No", false),
+            ("0", false),
+        ] {
+            assert_eq!(uwsgi_bool(value), expected, "bool {value:?}");
+        }
+        assert_eq!(number("12"), Ok(12));
+        assert_eq!(number("-1"), Err("must not be negative, got `-1`".into()));
+        assert_eq!(
+            number("4 workers"),
+            Err("expected a whole number, got `4 workers`".into())
+        );
+        assert_eq!(at_least_one("0"), Err("must be at least 1, got `0`".into()));
+        assert_eq!(megabytes("1.5"), Ok(1572864));
+        assert_eq!(megabytes("512"), Ok(536870912));
+        assert!(megabytes("lots").is_err());
+        assert_eq!(mode(""), Ok(0o666));
+        assert_eq!(mode("660"), Ok(0o660));
+        assert_eq!(mode("0644"), Ok(0o644));
+        assert!(mode("999").is_err());
+        assert_eq!(key_value("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(key_value("A").is_err());
+        assert!(key_value("=b").is_err());
+    }
+
+    #[test]
+    fn every_implemented_option_is_applied() {
+        for spec in options::OPTIONS
+            .iter()
+            .filter(|s| s.status == Status::Implemented)
+        {
+            if matches!(spec.name, "socket" | "http-socket" | "http" | "protocol") {
+                continue;
+            }
+            let sample = match spec.kind {
+                Kind::Int | Kind::Seconds | Kind::Millis => "2",
+                Kind::KeyValue | Kind::Define => "A=b",
+                Kind::Mode => "660",
+                _ => "x",
+            };
+            let mut config = Config::default();
+            assert_eq!(
+                apply(&mut config, spec, sample),
+                Ok(()),
+                "option `{}`",
+                spec.name
+            );
+        }
+    }
+}
