@@ -5,4 +5,5 @@
 //! also a library so that fuzz targets and benchmarks can reach the sans-I/O codecs.
 
 pub mod config;
+pub mod emperor;
 pub mod protocol;
