@@ -646,6 +646,13 @@ impl Governor {
         if after == State::Ready {
             vassal.first_failure = 0;
         }
+        if after == State::Failed {
+            let now = unix_now();
+            if vassal.first_failure == 0 {
+                vassal.first_failure = now;
+            }
+            vassal.last_failure = now;
+        }
         if let Some(action) = action {
             self.apply(path, action);
         }
