@@ -304,7 +304,7 @@ fn initial_vassals_then_a_dropped_one_come_up_and_systemd_hears_ready() {
 }
 
 #[test]
-fn touch_and_atomic_save_each_reload_once_without_refusing_a_request() {
+fn touch_atomic_save_and_vim_save_each_reload_once_without_refusing_a_request() {
     let port = free_port();
     let emperor = Emperor::start("reload", &[], &[("site.ini", hello_ini(port))]);
     emperor.wait_notify("READY=1");
@@ -324,12 +324,25 @@ fn touch_and_atomic_save_each_reload_once_without_refusing_a_request() {
     // an editor's atomic save: temp file, rename over the original
     atomic_save(&ini, &(hello_ini(port) + "# edited\n"));
     emperor.wait_log(&["vassal reloaded", "vassal=site"], 2);
+    // vim's default save: move the original to a backup, write a new file, drop the backup.
+    // The file is briefly missing; that must be one reload, not a stop and a start.
+    let backup = ini.with_file_name("site.ini~");
+    std::fs::rename(&ini, &backup).expect("move to backup");
+    std::fs::write(&ini, hello_ini(port) + "# edited again\n").expect("write new file");
+    std::fs::remove_file(&backup).expect("remove backup");
+    emperor.wait_log(&["vassal reloaded", "vassal=site"], 3);
+
     // A burst must not cause a second reload: give any stray one time to show up.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         emperor.count(&["vassal reloading", "vassal=site"]),
-        2,
+        3,
         "one reload per change"
+    );
+    assert_eq!(
+        emperor.count(&["vassal stopping"]),
+        0,
+        "no save stopped the vassal"
     );
 
     let (ok, failures) = clients.finish();
@@ -562,4 +575,41 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         unit_problems.is_empty() && output.status.success(),
         "systemd-analyze verify: {stderr}"
     );
+}
+
+#[test]
+fn several_monitors_a_glob_and_a_directory_created_later() {
+    let (in_dir, in_glob, late) = (free_port(), free_port(), free_port());
+    let base = std::env::temp_dir().join(format!("kaiser-globs-base-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(base.join("conf")).expect("temp dir");
+    std::fs::write(base.join("conf/globbed.ini"), hello_ini(in_glob)).expect("write");
+    std::fs::write(base.join("conf/other.txt"), "not matched\n").expect("write");
+    let glob = format!("{}/conf/*.ini", base.display());
+    let later = base.join("later");
+    let emperor = Emperor::start(
+        "globs",
+        &[
+            "--emperor",
+            &glob,
+            "--emperor",
+            later.to_str().expect("utf-8 temp dir"),
+        ],
+        &[("plain.ini", hello_ini(in_dir))],
+    );
+    let ready = emperor.wait_notify("READY=1");
+    assert!(ready.contains("2 ready"), "{ready:?}");
+    assert_eq!(get(in_dir), Ok("Hello World".into()));
+    assert_eq!(get(in_glob), Ok("Hello World".into()));
+    emperor.wait_log(&["cannot read vassals", "later"], 1);
+
+    // A monitored directory that appears later is picked up by the periodic rescan.
+    std::fs::create_dir_all(&later).expect("create the late directory");
+    std::fs::write(later.join("late.ini"), hello_ini(late)).expect("write");
+    wait_for("the late directory's vassal to serve", || get(late).ok());
+    // Once watched, its changes are seen through inotify again.
+    std::fs::remove_file(later.join("late.ini")).expect("rm");
+    emperor.wait_log(&["vassal removed", "vassal=late"], 1);
+    drop(emperor);
+    let _ = std::fs::remove_dir_all(&base);
 }
