@@ -613,3 +613,24 @@ fn several_monitors_a_glob_and_a_directory_created_later() {
     drop(emperor);
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[test]
+fn emperor_tyrant_refuses_files_owned_by_root() {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        // Files we create are only root-owned when the tests run as root (as in CI here).
+        return;
+    }
+    let emperor = Emperor::start(
+        "tyrant",
+        &["--emperor-tyrant"],
+        &[("root.ini", hello_ini(free_port()))],
+    );
+    let ready = emperor.wait_notify("READY=1");
+    assert!(ready.contains("1 failed"), "{ready:?}");
+    emperor.wait_log(&["refusing a vassal file owned by root", "vassal=root"], 1);
+    assert!(
+        emperor.vassal_pids("root.ini").is_empty(),
+        "nothing was spawned"
+    );
+}

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// One `--emperor` argument, classified as uWSGI's `emperor_build_scanners` does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,12 +306,6 @@ pub fn vassal_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// True when `path` lies under `root` for matching an event to a monitor.
-pub fn is_under(path: &Path, root: &Path) -> bool {
-    let root: Vec<Component> = root.components().collect();
-    path.components().take(root.len()).eq(root.iter().copied())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,16 +507,8 @@ mod tests {
     }
 
     #[test]
-    fn vassal_names_and_roots() {
+    fn vassal_names() {
         assert_eq!(vassal_name(Path::new("/etc/uwsgi/mysite.ini")), "mysite");
         assert_eq!(vassal_name(Path::new("my.site.ini")), "my.site");
-        assert!(is_under(
-            Path::new("/etc/uwsgi/a.ini"),
-            Path::new("/etc/uwsgi")
-        ));
-        assert!(!is_under(
-            Path::new("/etc/uwsgi2/a.ini"),
-            Path::new("/etc/uwsgi")
-        ));
     }
 }
