@@ -96,7 +96,7 @@ fn main() -> ExitCode {
     if !loaded.config.emperor.is_empty() {
         let span = tracing::info_span!("emperor");
         let _entered = span.enter();
-        return match Err::<(), std::io::Error>(std::io::Error::other("emperor not built yet")) {
+        return match kaiser::emperor::run(&loaded.config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 report(&err);

@@ -19,8 +19,8 @@ pub struct ModuleInfo {
     pub buffer_size: usize,
     pub started_on: u64,
     pub threads: u32,
-    /// Effective options, as `uwsgi.opt` (a flag without value is `True`).
-    pub options: Vec<(String, Option<String>)>,
+    /// Effective options, as `uwsgi.opt` (a flag without a value, given as "", is `True`).
+    pub options: Vec<(String, String)>,
 }
 
 /// Called in a worker right after fork: `uwsgi.worker_id()` then returns `id` (1-based).
@@ -83,9 +83,10 @@ pub fn install(info: ModuleInfo) -> PyResult<()> {
         for (key, value) in &info.options {
             // As in uWSGI on Python 3: values are bytes, a bare flag is True, and a repeated
             // key keeps its last value.
-            match value {
-                Some(value) => opt.set_item(key, PyBytes::new(py, value.as_bytes()))?,
-                None => opt.set_item(key, true)?,
+            if value.is_empty() {
+                opt.set_item(key, true)?;
+            } else {
+                opt.set_item(key, PyBytes::new(py, value.as_bytes()))?;
             }
         }
         module.add("opt", opt)?;

@@ -1,0 +1,1009 @@
+//! The emperor's event loop: one task on a current-thread tokio runtime that owns the vassal
+//! table and reacts to filesystem changes, vassal messages and exits, signals, timers and
+//! stats connections.
+//!
+//! Everything that decides lives elsewhere and is pure ([`super::state`], [`super::monitor`],
+//! [`super::debounce`]); this file carries out decisions and keeps the books (timestamps,
+//! pids, systemd status). It never blocks: spawning execs at once, and stats clients are
+//! written to from their own tasks.
+
+use std::collections::{BTreeMap, HashSet};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use notify::Watcher as _;
+use tokio::io::AsyncWriteExt;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+
+use super::debounce::Debouncer;
+use super::monitor::{self, Change, FileStamp, Monitor, Snapshot};
+use super::sd_notify::{self, Notifier, VassalMessage};
+use super::spawn::{self, SpawnRequest};
+use super::state::{Action, Event, Exit, Lifecycle, State, Throttle};
+use super::stats::{self, EmperorStats, VassalStats};
+use super::{EmperorError, Settings};
+
+/// How long the filesystem must be quiet before a rescan (see [`Debouncer`]).
+const DEBOUNCE_QUIET: Duration = Duration::from_millis(30);
+const DEBOUNCE_MAX_WAIT: Duration = Duration::from_millis(300);
+/// The safety-net rescan for missed events, edits behind symlinks and directories that appear.
+const RESCAN_INTERVAL: Duration = Duration::from_secs(5);
+/// Without inotify (limit reached), polling is all there is: poll faster.
+const RESCAN_INTERVAL_WITHOUT_INOTIFY: Duration = Duration::from_secs(1);
+/// Upper bound on holding back systemd's READY=1 (start) or the end of a reload while vassals
+/// are still starting; below systemd's default TimeoutStartSec of 90 s.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// After the final SIGKILLs, how long to wait for the kernel to hand us the exits.
+const REAP_GRACE: Duration = Duration::from_secs(5);
+
+/// What vassal-side tasks report to the loop. `spawn_id` tells instances of one vassal apart,
+/// so a late message from a process that was replaced is recognised as stale.
+#[derive(Debug)]
+enum VassalReport {
+    Datagram {
+        spawn_id: u64,
+        bytes: Vec<u8>,
+    },
+    Exited {
+        spawn_id: u64,
+        exit: Exit,
+        detail: String,
+    },
+}
+
+struct Vassal {
+    name: String,
+    file_name: String,
+    path: PathBuf,
+    monitor_idx: usize,
+    life: Lifecycle,
+    stamp: FileStamp,
+    spawn_id: u64,
+    pid: Option<u32>,
+    since: Instant,
+    spawned_at: Option<Instant>,
+    retry_at: Option<Instant>,
+    retry_delay: Duration,
+    kill_at: Option<Instant>,
+    status: String,
+    spawns: u64,
+    born: u64,
+    first_run: u64,
+    last_run: u64,
+    last_ready: u64,
+    cursed: u64,
+    first_failure: u64,
+    last_failure: u64,
+}
+
+struct MonitorState {
+    monitor: Monitor,
+    snapshot: Snapshot,
+    watched: bool,
+    /// The last scan error logged, so a missing directory is reported once, not every rescan.
+    error_logged: Option<std::io::ErrorKind>,
+}
+
+struct Shutdown {
+    deadline: Instant,
+    killed: bool,
+}
+
+pub struct Governor {
+    settings: Settings,
+    program: PathBuf,
+    monitors: Vec<MonitorState>,
+    vassals: BTreeMap<PathBuf, Vassal>,
+    next_spawn_id: u64,
+    reports: mpsc::UnboundedSender<VassalReport>,
+    notifier: Notifier,
+    debouncer: Debouncer,
+    next_rescan: Instant,
+    rescan_interval: Duration,
+    watcher: Option<notify::RecommendedWatcher>,
+    shutdown: Option<Shutdown>,
+    /// Until when systemd is kept waiting for READY=1 (at start, and after RELOADING=1).
+    settle_deadline: Option<Instant>,
+    watchdog: Option<(Duration, Instant)>,
+    last_status: String,
+    warned: HashSet<PathBuf>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `WATCHDOG_USEC` (honouring `WATCHDOG_PID`): we ping at half the interval, as sd_watchdog_enabled(3) advises.
+fn watchdog_interval() -> Option<Duration> {
+    if let Some(pid) = std::env::var_os("WATCHDOG_PID") {
+        if pid.to_str()?.parse::<u32>().ok()? != std::process::id() {
+            return None;
+        }
+    }
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    (usec > 0).then(|| Duration::from_micros(usec / 2))
+}
+
+enum StatsListener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+enum StatsStream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+impl StatsListener {
+    /// `:` in the address means TCP, anything else a unix socket path, as in uWSGI.
+    async fn bind(address: &str) -> std::io::Result<Self> {
+        if address.contains(':') {
+            let address = address
+                .strip_prefix(':')
+                .map_or(address.to_owned(), |port| format!("0.0.0.0:{port}"));
+            Ok(StatsListener::Tcp(
+                tokio::net::TcpListener::bind(address).await?,
+            ))
+        } else {
+            let path = Path::new(address);
+            // A socket left behind by a previous run would make bind fail with EADDRINUSE.
+            if std::fs::symlink_metadata(path)
+                .is_ok_and(|meta| std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()))
+            {
+                std::fs::remove_file(path)?;
+            }
+            Ok(StatsListener::Unix(tokio::net::UnixListener::bind(path)?))
+        }
+    }
+}
+
+async fn accept_stats(listener: &Option<StatsListener>) -> std::io::Result<StatsStream> {
+    match listener {
+        None => std::future::pending().await,
+        Some(StatsListener::Tcp(listener)) => Ok(StatsStream::Tcp(listener.accept().await?.0)),
+        Some(StatsListener::Unix(listener)) => Ok(StatsStream::Unix(listener.accept().await?.0)),
+    }
+}
+
+struct Signals {
+    hup: Signal,
+    term: Signal,
+    quit: Signal,
+    int: Signal,
+    usr1: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, EmperorError> {
+        let install = |kind: SignalKind, name: &'static str| {
+            signal(kind).map_err(|source| EmperorError::Signal {
+                signal: name,
+                source,
+            })
+        };
+        Ok(Signals {
+            hup: install(SignalKind::hangup(), "SIGHUP")?,
+            term: install(SignalKind::terminate(), "SIGTERM")?,
+            quit: install(SignalKind::quit(), "SIGQUIT")?,
+            int: install(SignalKind::interrupt(), "SIGINT")?,
+            usr1: install(SignalKind::user_defined1(), "SIGUSR1")?,
+        })
+    }
+}
+
+impl Governor {
+    pub async fn run(settings: Settings, program: PathBuf) -> Result<(), EmperorError> {
+        let mut signals = Signals::install()?;
+        let stats_listener =
+            match &settings.stats {
+                Some(address) => Some(StatsListener::bind(address).await.map_err(|source| {
+                    EmperorError::Stats {
+                        address: address.clone(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
+        let (reports_tx, mut reports_rx) = mpsc::unbounded_channel();
+        let (fs_tx, mut fs_rx) = mpsc::unbounded_channel();
+        let watcher = match notify::recommended_watcher(move |event| {
+            // The receiver only goes away when the loop ends.
+            let _ = fs_tx.send(event);
+        }) {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                error!(%error, "cannot use inotify, falling back to polling every second \
+                    (raise the `fs.inotify.max_user_instances` sysctl)");
+                None
+            }
+        };
+        let now = Instant::now();
+        let mut governor = Governor {
+            monitors: settings
+                .monitors
+                .iter()
+                .map(|arg| MonitorState {
+                    monitor: monitor::classify_monitor(arg),
+                    snapshot: Snapshot::new(),
+                    watched: false,
+                    error_logged: None,
+                })
+                .collect(),
+            rescan_interval: if watcher.is_some() {
+                RESCAN_INTERVAL
+            } else {
+                RESCAN_INTERVAL_WITHOUT_INOTIFY
+            },
+            settings,
+            program,
+            vassals: BTreeMap::new(),
+            next_spawn_id: 0,
+            reports: reports_tx,
+            notifier: Notifier::from_env(),
+            debouncer: Debouncer::new(DEBOUNCE_QUIET, DEBOUNCE_MAX_WAIT),
+            next_rescan: now,
+            watcher,
+            shutdown: None,
+            settle_deadline: Some(now + SETTLE_TIMEOUT),
+            watchdog: watchdog_interval().map(|interval| (interval, now)),
+            last_status: String::new(),
+            warned: HashSet::new(),
+        };
+        for state in &governor.monitors {
+            info!(monitor = state.monitor.arg(), watch = %state.monitor.watch_root().display(), "governing vassals of");
+        }
+        governor.notifier.send("STATUS=initializing");
+        governor.rescan();
+        governor.next_rescan = Instant::now() + governor.rescan_interval;
+
+        loop {
+            governor.after_event(Instant::now());
+            if governor.is_finished(Instant::now()) {
+                break;
+            }
+            let deadline = governor.next_deadline();
+            tokio::select! {
+                Some(event) = fs_rx.recv() => governor.on_fs_event(event),
+                Some(report) = reports_rx.recv() => governor.on_report(report),
+                _ = signals.hup.recv() => governor.reload_all(),
+                _ = signals.term.recv() => governor.begin_shutdown("SIGTERM"),
+                _ = signals.quit.recv() => governor.begin_shutdown("SIGQUIT"),
+                _ = signals.int.recv() => governor.begin_shutdown("SIGINT"),
+                _ = signals.usr1.recv() => governor.log_table(),
+                accepted = accept_stats(&stats_listener) => governor.serve_stats(accepted),
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+            }
+        }
+        let status = "STATUS=The Emperor is buried.";
+        governor.notifier.send(status);
+        info!("the emperor is buried");
+        if let (Some(StatsListener::Unix(_)), Some(path)) =
+            (&stats_listener, &governor.settings.stats)
+        {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    fn throttle(&self) -> Throttle {
+        Throttle {
+            base: self.settings.throttle,
+            max: self.settings.max_throttle,
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut deadline = self.next_rescan;
+        let mut consider = |candidate: Option<Instant>| {
+            if let Some(candidate) = candidate {
+                deadline = deadline.min(candidate);
+            }
+        };
+        consider(self.debouncer.deadline());
+        consider(self.settle_deadline);
+        consider(self.watchdog.map(|(interval, last)| last + interval));
+        consider(self.shutdown.as_ref().map(|shutdown| {
+            if shutdown.killed {
+                shutdown.deadline + REAP_GRACE
+            } else {
+                shutdown.deadline
+            }
+        }));
+        for vassal in self.vassals.values() {
+            consider(vassal.retry_at);
+            consider(vassal.kill_at);
+        }
+        deadline
+    }
+
+    fn is_finished(&self, now: Instant) -> bool {
+        match &self.shutdown {
+            Some(_) if self.vassals.is_empty() => true,
+            Some(shutdown) if shutdown.killed && now >= shutdown.deadline + REAP_GRACE => {
+                error!(
+                    left = self.vassals.len(),
+                    "vassals did not exit even after SIGKILL, giving up on them"
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Timers, rescans and systemd bookkeeping, run after every wake-up.
+    fn after_event(&mut self, now: Instant) {
+        if self.shutdown.is_none() && (self.debouncer.fire(now) || now >= self.next_rescan) {
+            self.rescan();
+            self.next_rescan = Instant::now() + self.rescan_interval;
+        }
+        let due: Vec<PathBuf> = self
+            .vassals
+            .values()
+            .filter(|vassal| vassal.retry_at.is_some_and(|at| at <= now))
+            .map(|vassal| vassal.path.clone())
+            .collect();
+        for path in due {
+            if let Some(vassal) = self.vassals.get_mut(&path) {
+                vassal.retry_at = None;
+            }
+            self.feed(&path, Event::RetryDue);
+        }
+        for vassal in self.vassals.values_mut() {
+            if vassal.kill_at.is_some_and(|at| at <= now) {
+                vassal.kill_at = None;
+                if let Some(pid) = vassal.pid {
+                    warn!(vassal = %vassal.name, pid, mercy_s = self.settings.mercy.as_secs(), "vassal ignored the stop, no mercy: SIGKILL");
+                    spawn::send_signal(-(pid as i32), libc::SIGKILL);
+                }
+            }
+        }
+        if let Some(shutdown) = &mut self.shutdown {
+            if !shutdown.killed && now >= shutdown.deadline {
+                shutdown.killed = true;
+                for vassal in self.vassals.values() {
+                    if let Some(pid) = vassal.pid {
+                        warn!(vassal = %vassal.name, pid, "no mercy for vassal: SIGKILL");
+                        spawn::send_signal(-(pid as i32), libc::SIGKILL);
+                    }
+                }
+            }
+        }
+        if let Some((interval, last)) = &mut self.watchdog {
+            if now >= *last + *interval {
+                self.notifier.send("WATCHDOG=1");
+                *last = now;
+            }
+        }
+        self.check_settled(now);
+        let status = self.status_line();
+        if status != self.last_status {
+            self.notifier.send(&format!("STATUS={status}"));
+            self.last_status = status;
+        }
+    }
+
+    fn status_line(&self) -> String {
+        if self.shutdown.is_some() {
+            return format!("stopping, {} vassals left", self.vassals.len());
+        }
+        let count = |wanted: &[State]| {
+            self.vassals
+                .values()
+                .filter(|vassal| wanted.contains(&vassal.life.state))
+                .count()
+        };
+        format!(
+            "governing {} vassals, {} ready, {} starting, {} failed",
+            self.vassals.len(),
+            count(&[State::Ready, State::Reloading]),
+            count(&[State::Starting]),
+            count(&[State::Failed, State::Throttled]),
+        )
+    }
+
+    /// READY=1 once every vassal is ready or has failed (or the settle timeout passed), after
+    /// the start and after an emperor-wide reload.
+    fn check_settled(&mut self, now: Instant) {
+        let Some(deadline) = self.settle_deadline else {
+            return;
+        };
+        let unsettled = self
+            .vassals
+            .values()
+            .filter(|vassal| matches!(vassal.life.state, State::Starting | State::Reloading))
+            .count();
+        if unsettled > 0 && now < deadline {
+            return;
+        }
+        if unsettled > 0 {
+            warn!(
+                unsettled,
+                timeout_s = SETTLE_TIMEOUT.as_secs(),
+                "vassals still starting, reporting ready anyway"
+            );
+        }
+        self.settle_deadline = None;
+        let status = self.status_line();
+        info!(status = %status, "emperor ready");
+        self.notifier.send(&format!("READY=1\nSTATUS={status}"));
+        self.last_status = status;
+    }
+
+    fn on_fs_event(&mut self, event: notify::Result<notify::Event>) {
+        match event {
+            Ok(event) => {
+                if event.need_rescan() {
+                    warn!("inotify queue overflowed, rescanning everything");
+                }
+                if matches!(event.kind, notify::EventKind::Access(_)) {
+                    return;
+                }
+                debug!(kind = ?event.kind, paths = ?event.paths, "filesystem event");
+            }
+            Err(error) => warn!(%error, "filesystem watch error, rescanning"),
+        }
+        self.debouncer.event(Instant::now());
+    }
+
+    fn ensure_watched(&mut self, idx: usize) {
+        let Some(watcher) = &mut self.watcher else {
+            return;
+        };
+        let state = &mut self.monitors[idx];
+        if state.watched {
+            return;
+        }
+        let mode = match &state.monitor {
+            Monitor::Glob {
+                recursive: true, ..
+            } => notify::RecursiveMode::Recursive,
+            _ => notify::RecursiveMode::NonRecursive,
+        };
+        let root = state.monitor.watch_root();
+        match watcher.watch(root, mode) {
+            Ok(()) => state.watched = true,
+            Err(error) => {
+                if matches!(error.kind, notify::ErrorKind::MaxFilesWatch) {
+                    error!(monitor = state.monitor.arg(), %error, "inotify watch limit reached, \
+                        changes are seen by polling only (raise the `fs.inotify.max_user_watches` sysctl)");
+                } else {
+                    warn!(monitor = state.monitor.arg(), %error, "cannot watch, will retry");
+                }
+            }
+        }
+    }
+
+    fn rescan(&mut self) {
+        for idx in 0..self.monitors.len() {
+            let report = monitor::scan(&self.monitors[idx].monitor);
+            let arg = self.monitors[idx].monitor.arg().to_owned();
+            if let Some(error) = &report.error {
+                if self.monitors[idx].error_logged != Some(error.kind()) {
+                    error!(monitor = %arg, %error, "cannot read vassals");
+                    self.monitors[idx].error_logged = Some(error.kind());
+                }
+                if error.kind() != std::io::ErrorKind::NotFound {
+                    // A transient error (EMFILE, EACCES during a chmod) must not stop every
+                    // vassal of this monitor: keep the last known snapshot.
+                    continue;
+                }
+                // Gone: its inotify watch died with it; watch again when it comes back.
+                if self.monitors[idx].watched {
+                    if let Some(watcher) = &mut self.watcher {
+                        let _ = watcher.unwatch(self.monitors[idx].monitor.watch_root());
+                    }
+                    self.monitors[idx].watched = false;
+                }
+            } else {
+                if self.monitors[idx].error_logged.take().is_some() {
+                    info!(monitor = %arg, "vassals readable again");
+                }
+                self.ensure_watched(idx);
+            }
+            for path in report.unsupported.iter().chain(&report.not_regular) {
+                if self.warned.insert(path.clone()) {
+                    if report.unsupported.contains(path) {
+                        warn!(vassal = %monitor::vassal_name(path), file = %path.display(),
+                            "only `.ini` vassals are supported, ignoring this file");
+                    } else {
+                        warn!(vassal = %monitor::vassal_name(path), file = %path.display(),
+                            "not a regular file (or a dangling symlink), ignoring it");
+                    }
+                }
+            }
+            let changes = monitor::diff(
+                &self.monitors[idx].snapshot,
+                &report.snapshot,
+                self.settings.tyrant,
+            );
+            for change in changes {
+                match change {
+                    Change::Added(path) => {
+                        let stamp = report.snapshot[&path];
+                        self.warned.remove(&path);
+                        self.on_added(idx, path, stamp);
+                    }
+                    Change::Modified(path) => {
+                        if let Some(vassal) =
+                            self.vassals.get_mut(&path).filter(|v| v.monitor_idx == idx)
+                        {
+                            vassal.stamp = report.snapshot[&path];
+                            info!(vassal = %vassal.name, "config changed");
+                            self.feed(&path, Event::Changed);
+                        }
+                    }
+                    Change::Removed(path) => {
+                        if self
+                            .vassals
+                            .get(&path)
+                            .is_some_and(|v| v.monitor_idx == idx)
+                        {
+                            info!(vassal = %monitor::vassal_name(&path), file = %path.display(), "config removed");
+                            self.feed(&path, Event::Removed);
+                        }
+                    }
+                }
+            }
+            self.monitors[idx].snapshot = report.snapshot;
+        }
+    }
+
+    fn on_added(&mut self, monitor_idx: usize, path: PathBuf, stamp: FileStamp) {
+        if let Some(vassal) = self.vassals.get_mut(&path) {
+            if vassal.monitor_idx == monitor_idx {
+                // Came back while its previous instance is still stopping.
+                vassal.stamp = stamp;
+                self.feed(&path, Event::Changed);
+            } else {
+                debug!(vassal = %vassal.name, "already governed through another monitor");
+            }
+            return;
+        }
+        let (life, action) = Lifecycle::new();
+        let now = Instant::now();
+        let vassal = Vassal {
+            name: monitor::vassal_name(&path),
+            file_name: path
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path: path.clone(),
+            monitor_idx,
+            life,
+            stamp,
+            spawn_id: 0,
+            pid: None,
+            since: now,
+            spawned_at: None,
+            retry_at: None,
+            retry_delay: Duration::ZERO,
+            kill_at: None,
+            status: String::new(),
+            spawns: 0,
+            born: 0,
+            first_run: 0,
+            last_run: 0,
+            last_ready: 0,
+            cursed: 0,
+            first_failure: 0,
+            last_failure: 0,
+        };
+        info!(vassal = %vassal.name, file = %path.display(), "new vassal");
+        self.vassals.insert(path.clone(), vassal);
+        self.apply(&path, action);
+    }
+
+    /// Runs one event through a vassal's state machine, logs the transition and carries out
+    /// the action.
+    fn feed(&mut self, path: &Path, event: Event) {
+        let throttle = self.throttle();
+        let Some(vassal) = self.vassals.get_mut(path) else {
+            return;
+        };
+        let before = vassal.life.state;
+        let action = vassal.life.handle(event, throttle);
+        let after = vassal.life.state;
+        let now = Instant::now();
+        if before != after {
+            let elapsed_ms = millis(now - vassal.since);
+            let name = &vassal.name;
+            let pid = vassal.pid.unwrap_or(0);
+            match (before, after) {
+                (State::Starting, State::Ready) => {
+                    info!(vassal = %name, pid, startup_ms = elapsed_ms, status = %vassal.status, "vassal ready")
+                }
+                (State::Reloading, State::Ready) => {
+                    info!(vassal = %name, pid, reload_ms = elapsed_ms, status = %vassal.status, "vassal reloaded")
+                }
+                (_, State::Reloading) => info!(vassal = %name, pid, "vassal reloading"),
+                (_, State::Stopping) => info!(vassal = %name, pid, "vassal stopping"),
+                (_, State::Failed) => error!(vassal = %name, file = %vassal.path.display(),
+                    "vassal failed with a config error; fix the file to retry"),
+                (_, State::Throttled) => {} // logged with its delay in `apply`
+                (from, to) => debug!(vassal = %name, %from, %to, elapsed_ms, "vassal state"),
+            }
+            vassal.since = now;
+            if after == State::Ready {
+                vassal.last_ready = unix_now();
+            }
+        }
+        if after != State::Throttled {
+            vassal.retry_at = None;
+        }
+        if after != State::Stopping {
+            vassal.kill_at = None;
+            vassal.cursed = 0;
+        }
+        if after == State::Ready {
+            vassal.first_failure = 0;
+        }
+        if after == State::Failed {
+            let now = unix_now();
+            if vassal.first_failure == 0 {
+                vassal.first_failure = now;
+            }
+            vassal.last_failure = now;
+        }
+        if let Some(action) = action {
+            self.apply(path, action);
+        }
+    }
+
+    fn apply(&mut self, path: &Path, action: Action) {
+        match action {
+            Action::Spawn => self.spawn(path),
+            Action::Reload => {
+                if let Some(pid) = self.vassals.get(path).and_then(|vassal| vassal.pid) {
+                    spawn::send_signal(pid as i32, libc::SIGHUP);
+                }
+            }
+            Action::Stop => {
+                let mercy = self.settings.mercy;
+                if let Some(vassal) = self.vassals.get_mut(path) {
+                    if let Some(pid) = vassal.pid {
+                        spawn::send_signal(pid as i32, libc::SIGTERM);
+                    }
+                    vassal.kill_at = Some(Instant::now() + mercy);
+                    vassal.cursed = unix_now();
+                }
+            }
+            Action::RetryAfter(delay) => {
+                if let Some(vassal) = self.vassals.get_mut(path) {
+                    let now = unix_now();
+                    if vassal.first_failure == 0 {
+                        vassal.first_failure = now;
+                    }
+                    vassal.last_failure = now;
+                    vassal.retry_delay = delay;
+                    vassal.retry_at = Some(Instant::now() + delay);
+                    warn!(vassal = %vassal.name, failures = vassal.life.failures, retry_in_ms = millis(delay),
+                        "vassal died before it became ready, throttling its respawn");
+                    if delay >= self.settings.max_throttle {
+                        warn!(vassal = %vassal.name, "maximum throttle level reached");
+                    }
+                }
+            }
+            Action::Forget => {
+                if let Some(vassal) = self.vassals.remove(path) {
+                    info!(vassal = %vassal.name, file = %vassal.path.display(), "vassal removed");
+                }
+            }
+        }
+    }
+
+    fn spawn(&mut self, path: &Path) {
+        let Some(vassal) = self.vassals.get(path) else {
+            return;
+        };
+        let owner = (vassal.stamp.uid, vassal.stamp.gid);
+        if self.settings.tyrant && (owner.0 == 0 || owner.1 == 0) {
+            error!(vassal = %vassal.name, file = %path.display(), uid = owner.0, gid = owner.1,
+                "emperor-tyrant: refusing a vassal file owned by root; chown it to the user it should run as");
+            self.feed(path, Event::Exited(Exit::ConfigError));
+            return;
+        }
+        let cwd = match &self.monitors[vassal.monitor_idx].monitor {
+            Monitor::Dir { dir, .. } => std::path::absolute(dir).unwrap_or_else(|_| dir.clone()),
+            Monitor::Glob { .. } => path
+                .parent()
+                .map_or_else(|| PathBuf::from("/"), Path::to_owned),
+        };
+        let request = SpawnRequest {
+            program: &self.program,
+            config: path,
+            cwd: &cwd,
+            args: &self.settings.vassal_args,
+            owner: self.settings.tyrant.then_some(owner),
+        };
+        match spawn::spawn(&request) {
+            Ok(spawned) => {
+                self.next_spawn_id += 1;
+                let spawn_id = self.next_spawn_id;
+                let vassal = self
+                    .vassals
+                    .get_mut(path)
+                    .expect("checked at the top of spawn");
+                let now = unix_now();
+                vassal.spawn_id = spawn_id;
+                vassal.pid = Some(spawned.pid);
+                vassal.spawned_at = Some(Instant::now());
+                vassal.since = Instant::now();
+                vassal.spawns += 1;
+                vassal.born = now;
+                vassal.last_run = now;
+                if vassal.first_run == 0 {
+                    vassal.first_run = now;
+                }
+                vassal.status.clear();
+                info!(vassal = %vassal.name, pid = spawned.pid,
+                    command = %spawn::command_line(&self.program, &spawn::vassal_argv(&self.settings.vassal_args, path)),
+                    "vassal starting");
+                self.watch_vassal(spawn_id, spawned.child, spawned.channel);
+            }
+            Err(spawn_error) => {
+                error!(vassal = %vassal.name, error = %spawn_error, cause = %std::error::Error::source(&spawn_error).map(ToString::to_string).unwrap_or_default(), "cannot start vassal");
+                self.feed(path, Event::SpawnFailed);
+            }
+        }
+    }
+
+    /// One task reads the vassal's channel, another waits for its exit; both report to the loop.
+    fn watch_vassal(&self, spawn_id: u64, mut child: tokio::process::Child, channel: OwnedFd) {
+        let reports = self.reports.clone();
+        match tokio::net::UnixDatagram::from_std(std::os::unix::net::UnixDatagram::from(channel)) {
+            Ok(socket) => {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    // SOCK_SEQPACKET: a zero-length read is EOF, the vassal closed or exited.
+                    while let Ok(len @ 1..) = socket.recv(&mut buf).await {
+                        let bytes = buf[..len].to_vec();
+                        if reports
+                            .send(VassalReport::Datagram { spawn_id, bytes })
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(error) => {
+                warn!(%error, "cannot read the vassal's channel; its readiness will not be seen")
+            }
+        }
+        let reports = self.reports.clone();
+        tokio::spawn(async move {
+            let (exit, detail) = match child.wait().await {
+                Ok(status) => (Exit::from_status(status), describe(status)),
+                Err(error) => (Exit::Crashed, format!("wait failed: {error}")),
+            };
+            let _ = reports.send(VassalReport::Exited {
+                spawn_id,
+                exit,
+                detail,
+            });
+        });
+    }
+
+    fn path_of(&self, spawn_id: u64) -> Option<PathBuf> {
+        self.vassals
+            .values()
+            .find(|vassal| vassal.spawn_id == spawn_id && vassal.pid.is_some())
+            .map(|vassal| vassal.path.clone())
+    }
+
+    fn on_report(&mut self, report: VassalReport) {
+        match report {
+            VassalReport::Datagram { spawn_id, bytes } => {
+                let Some(path) = self.path_of(spawn_id) else {
+                    return;
+                };
+                for message in sd_notify::parse(&bytes) {
+                    let vassal = self.vassals.get_mut(&path).expect("path_of found it");
+                    match message {
+                        VassalMessage::Ready => self.feed(&path, Event::Ready),
+                        VassalMessage::Reloading => self.feed(&path, Event::Reloading),
+                        VassalMessage::Status(status) => {
+                            if status != vassal.status {
+                                info!(vassal = %vassal.name, status = %status, "vassal status");
+                                vassal.status = status;
+                            }
+                        }
+                        VassalMessage::Stopping => {
+                            debug!(vassal = %vassal.name, "vassal says it is stopping")
+                        }
+                        VassalMessage::MainPid(pid) => {
+                            if Some(pid) != vassal.pid {
+                                warn!(vassal = %vassal.name, pid, spawned = vassal.pid, "vassal reports a different MAINPID");
+                            }
+                        }
+                        VassalMessage::Other(key, value) => {
+                            debug!(vassal = %vassal.name, key, value, "vassal message")
+                        }
+                    }
+                }
+            }
+            VassalReport::Exited {
+                spawn_id,
+                exit,
+                detail,
+            } => {
+                let Some(path) = self.path_of(spawn_id) else {
+                    return;
+                };
+                let vassal = self.vassals.get_mut(&path).expect("path_of found it");
+                let pid = vassal.pid.take().unwrap_or(0);
+                let uptime_ms = vassal
+                    .spawned_at
+                    .take()
+                    .map_or(0, |at| millis(at.elapsed()));
+                // Workers left behind by a vassal that crashed share its process group.
+                spawn::send_signal(-(pid as i32), libc::SIGKILL);
+                if vassal.life.state == State::Stopping && exit == Exit::Clean {
+                    info!(vassal = %vassal.name, pid, uptime_ms, "vassal stopped");
+                } else {
+                    let reason = match exit {
+                        Exit::Clean => "exited on its own",
+                        Exit::ConfigError => "config error",
+                        Exit::ImportError => "app failed to import",
+                        Exit::Crashed => "crashed",
+                    };
+                    warn!(vassal = %vassal.name, pid, uptime_ms, exit = %detail, reason, state = %vassal.life.state, "vassal exited");
+                }
+                self.feed(&path, Event::Exited(exit));
+            }
+        }
+    }
+
+    fn reload_all(&mut self) {
+        if self.shutdown.is_some() {
+            info!("SIGHUP ignored while stopping");
+            return;
+        }
+        info!(
+            vassals = self.vassals.len(),
+            "SIGHUP: reloading all vassals"
+        );
+        self.notifier.send(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading all vassals",
+            sd_notify::monotonic_usec()
+        ));
+        self.settle_deadline = Some(Instant::now() + SETTLE_TIMEOUT);
+        let paths: Vec<PathBuf> = self.vassals.keys().cloned().collect();
+        for path in paths {
+            self.feed(&path, Event::ReloadAll);
+        }
+    }
+
+    fn begin_shutdown(&mut self, signal: &'static str) {
+        if let Some(shutdown) = &self.shutdown {
+            let left = shutdown.deadline.saturating_duration_since(Instant::now());
+            info!(signal, mercyless_in_s = left.as_secs(), "already stopping");
+            return;
+        }
+        let mercy = self.settings.mercy;
+        info!(
+            signal,
+            vassals = self.vassals.len(),
+            mercy_s = mercy.as_secs(),
+            "stopping all vassals"
+        );
+        self.notifier.send(&format!(
+            "STOPPING=1\nSTATUS=stopping {} vassals",
+            self.vassals.len()
+        ));
+        self.shutdown = Some(Shutdown {
+            deadline: Instant::now() + mercy,
+            killed: false,
+        });
+        self.settle_deadline = None;
+        let paths: Vec<PathBuf> = self.vassals.keys().cloned().collect();
+        for path in paths {
+            self.feed(&path, Event::StopAll);
+        }
+    }
+
+    fn log_table(&self) {
+        info!(vassals = self.vassals.len(), status = %self.status_line(), "vassal table");
+        for vassal in self.vassals.values() {
+            info!(
+                vassal = %vassal.name,
+                state = %vassal.life.state,
+                pid = vassal.pid.unwrap_or(0),
+                for_s = vassal.since.elapsed().as_secs(),
+                respawns = vassal.spawns.saturating_sub(1),
+                failures = vassal.life.failures,
+                status = %vassal.status,
+                file = %vassal.path.display(),
+                "vassal"
+            );
+        }
+    }
+
+    fn stats(&self) -> EmperorStats {
+        let now = Instant::now();
+        EmperorStats {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id(),
+            // SAFETY: getuid/getgid cannot fail and have no preconditions.
+            uid: unsafe { libc::getuid() },
+            // SAFETY: as above.
+            gid: unsafe { libc::getgid() },
+            cwd: std::env::current_dir()
+                .map(|dir| dir.display().to_string())
+                .unwrap_or_default(),
+            monitors: self
+                .monitors
+                .iter()
+                .map(|state| state.monitor.arg().to_owned())
+                .collect(),
+            tyrant: self.settings.tyrant,
+            throttle_ms: millis(self.settings.throttle),
+            vassals: self
+                .vassals
+                .values()
+                .map(|vassal| VassalStats {
+                    id: vassal.file_name.clone(),
+                    config: vassal.path.display().to_string(),
+                    pid: vassal.pid.unwrap_or(0),
+                    state: vassal.life.state.as_str(),
+                    status: vassal.status.clone(),
+                    born: vassal.born,
+                    last_mod: u64::try_from(vassal.stamp.mtime_sec).unwrap_or(0),
+                    ready: matches!(vassal.life.state, State::Ready | State::Reloading),
+                    last_ready: vassal.last_ready,
+                    first_run: vassal.first_run,
+                    last_run: vassal.last_run,
+                    cursed: vassal.cursed,
+                    uid: vassal.stamp.uid,
+                    gid: vassal.stamp.gid,
+                    monitor: self.monitors[vassal.monitor_idx].monitor.arg().to_owned(),
+                    respawns: vassal.spawns.saturating_sub(1),
+                    failures: vassal.life.failures,
+                    throttle_ms: vassal.retry_at.map_or(millis(vassal.retry_delay), |at| {
+                        millis(at.saturating_duration_since(now))
+                    }),
+                    first_failure: vassal.first_failure,
+                    last_failure: vassal.last_failure,
+                })
+                .collect(),
+        }
+    }
+
+    fn serve_stats(&self, accepted: std::io::Result<StatsStream>) {
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(error) => {
+                warn!(%error, "emperor-stats accept failed");
+                return;
+            }
+        };
+        let body = stats::render(&self.stats()).to_string();
+        tokio::spawn(async move {
+            let result = match stream {
+                StatsStream::Tcp(mut stream) => stream.write_all(body.as_bytes()).await,
+                StatsStream::Unix(mut stream) => stream.write_all(body.as_bytes()).await,
+            };
+            if let Err(error) = result {
+                debug!(%error, "emperor-stats client went away");
+            }
+        });
+    }
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => status.to_string(),
+    }
+}

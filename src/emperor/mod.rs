@@ -1,0 +1,127 @@
+//! The Emperor: `kaiser --emperor DIR` governs one vassal per `*.ini` file.
+//!
+//! It watches directories and globs (inotify through `notify`, debounced, with a periodic
+//! rescan as a safety net), spawns each vassal by exec-ing this same binary with
+//! `--ini FILE`, follows each vassal's lifecycle from the messages on its channel and its
+//! exit, throttles crash loops, and speaks sd_notify to systemd. It never embeds Python and
+//! never forks except to exec a vassal.
+//!
+//! # The contract with a vassal
+//! - argv: `[--inherit T]* [--include I]* --ini FILE [--inherit T]* [--include I]*`
+//!   (the `-before` variants first); cwd is the vassals directory; stdin is `/dev/null`;
+//!   stdout and stderr are the emperor's; its own process group; `PR_SET_PDEATHSIG=SIGKILL`.
+//! - env: the emperor's, minus `NOTIFY_SOCKET`/`WATCHDOG_*`/`LISTEN_*`, with
+//!   `UWSGI_VASSAL_xxx` renamed to `UWSGI_xxx`, plus `KAISER_EMPEROR_FD=<n>`, the vassal's end
+//!   of a `SOCK_SEQPACKET` socketpair.
+//! - vassal → emperor: sd_notify datagrams (`MAINPID=`, `STATUS=`, `READY=1` once workers
+//!   accept, `RELOADING=1` … `READY=1` around a reload, `STOPPING=1`).
+//! - emperor → vassal: SIGHUP graceful reload, SIGTERM graceful stop, SIGKILL to the process
+//!   group after `reload-mercy`; EOF on the channel means the emperor is gone.
+//! - exit codes: 0 requested stop, 1 config error (waits for an edit), 22 app import failure,
+//!   anything else a crash. Deaths before `READY=1` are throttled (1 s, doubling, capped).
+//!
+//! Module map: [`monitor`] (what files are vassals, snapshots and diffs), [`debounce`],
+//! [`state`] (the per-vassal state machine), [`backoff`], [`spawn`] (the process contract),
+//! [`sd_notify`], [`stats`] (uWSGI's emperor-stats JSON), `governor` (the event loop that
+//! ties them together and the only part doing I/O beyond spawning).
+
+pub mod backoff;
+pub mod debounce;
+mod governor;
+pub mod monitor;
+pub mod sd_notify;
+pub mod spawn;
+pub mod state;
+pub mod stats;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::Config;
+
+/// Errors that stop the emperor itself. A vassal's failure is never one of these.
+#[derive(Debug, thiserror::Error)]
+pub enum EmperorError {
+    #[error("no `emperor` directory or glob given")]
+    NoMonitors,
+    #[error("cannot start the emperor's event loop")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot find the kaiser executable to run vassals with")]
+    CurrentExe(#[source] std::io::Error),
+    #[error("cannot listen for `emperor-stats` on `{address}`")]
+    Stats {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot handle {signal}")]
+    Signal {
+        signal: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the emperor takes from [`Config`].
+#[derive(Debug, Clone)]
+struct Settings {
+    monitors: Vec<String>,
+    throttle: Duration,
+    max_throttle: Duration,
+    stats: Option<String>,
+    tyrant: bool,
+    /// How long a stopping vassal gets before SIGKILL (`reload-mercy`; 0 means 30 s, as uWSGI).
+    mercy: Duration,
+    vassal_args: spawn::VassalArgs,
+}
+
+impl Settings {
+    fn from_config(config: &Config) -> Self {
+        Settings {
+            monitors: config.emperor.clone(),
+            throttle: config.emperor_throttle,
+            max_throttle: config.emperor_max_throttle,
+            stats: config.emperor_stats.clone(),
+            tyrant: config.emperor_tyrant,
+            mercy: if config.reload_mercy.is_zero() {
+                Duration::from_secs(30)
+            } else {
+                config.reload_mercy
+            },
+            vassal_args: spawn::VassalArgs {
+                inherit_before: config.vassals_inherit_before.clone(),
+                include_before: config.vassals_include_before.clone(),
+                inherit: config.vassals_inherit.clone(),
+                include: config.vassals_include.clone(),
+            },
+        }
+    }
+}
+
+/// Test hook: run this program as the vassal instead of this binary. Lets the emperor be
+/// tested against a stand-in that speaks the vassal contract. Not a user-facing option.
+const VASSAL_EXE_ENV: &str = "KAISER_VASSAL_EXE";
+
+/// Runs the emperor until it is told to stop (SIGTERM, SIGQUIT, SIGINT) and every vassal is
+/// gone. Returns `Ok` on a requested stop, so `main` exits 0.
+pub fn run(config: &Config) -> Result<(), EmperorError> {
+    let settings = Settings::from_config(config);
+    if settings.monitors.is_empty() {
+        return Err(EmperorError::NoMonitors);
+    }
+    let program = match std::env::var_os(VASSAL_EXE_ENV) {
+        Some(program) => PathBuf::from(program),
+        None => std::env::current_exe().map_err(EmperorError::CurrentExe)?,
+    };
+    let _span = tracing::info_span!("emperor").entered();
+    tracing::info!(pid = std::process::id(), "starting the kaiser emperor");
+    // A current-thread runtime, driven by this thread for the emperor's whole life: vassals
+    // are spawned with PR_SET_PDEATHSIG, which fires when the *thread* that forked them exits,
+    // so spawning from a worker thread that a multi-thread runtime may retire would kill
+    // healthy vassals.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(EmperorError::Runtime)?;
+    runtime.block_on(governor::Governor::run(settings, program))
+}

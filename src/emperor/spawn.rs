@@ -1,0 +1,292 @@
+//! Starting one vassal process: its command line, its environment, and the channel fd it
+//! inherits. This is the contract with the vassal (see `mod.rs`), so it is kept in one place.
+//!
+//! The emperor never forks except through `Command::spawn`, which execs at once.
+
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// The environment variable naming the vassal's end of the channel.
+pub const CHANNEL_ENV: &str = "KAISER_EMPEROR_FD";
+
+/// What the vassal is started with, besides its config file.
+#[derive(Debug, Clone, Default)]
+pub struct VassalArgs {
+    pub inherit_before: Vec<String>,
+    pub include_before: Vec<String>,
+    pub inherit: Vec<String>,
+    pub include: Vec<String>,
+}
+
+/// argv after the program: `[--inherit T]* [--include I]* --ini FILE [--inherit T]* [--include I]*`,
+/// the order of uWSGI's `uwsgi_emperor_spawn_vassal` (reference §2.4).
+pub fn vassal_argv(args: &VassalArgs, config: &Path) -> Vec<OsString> {
+    fn push(argv: &mut Vec<OsString>, flag: &str, values: &[String]) {
+        for value in values {
+            argv.push(flag.into());
+            argv.push(value.into());
+        }
+    }
+    let mut argv = Vec::new();
+    push(&mut argv, "--inherit", &args.inherit_before);
+    push(&mut argv, "--include", &args.include_before);
+    argv.push("--ini".into());
+    argv.push(config.as_os_str().to_owned());
+    push(&mut argv, "--inherit", &args.inherit);
+    push(&mut argv, "--include", &args.include);
+    argv
+}
+
+/// The vassal's environment from the emperor's: systemd's per-service variables are removed
+/// (the vassal is not the service's main process), a stale channel variable is dropped, and
+/// `UWSGI_VASSAL_xxx=v` becomes `UWSGI_xxx=v`, overriding an existing `UWSGI_xxx`, as uWSGI does.
+pub fn vassal_env(
+    parent: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Vec<(OsString, OsString)> {
+    const DROPPED: [&str; 8] = [
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "LISTEN_FDNAMES",
+        "UWSGI_RELOADS",
+        CHANNEL_ENV,
+    ];
+    let mut plain: Vec<(OsString, OsString)> = Vec::new();
+    let mut injected: Vec<(OsString, OsString)> = Vec::new();
+    for (key, value) in parent {
+        let Some(text) = key.to_str() else {
+            plain.push((key, value));
+            continue;
+        };
+        if DROPPED.contains(&text) {
+            continue;
+        }
+        match text.strip_prefix("UWSGI_VASSAL_") {
+            Some(option) if !option.is_empty() => {
+                injected.push((format!("UWSGI_{option}").into(), value))
+            }
+            _ => plain.push((key, value)),
+        }
+    }
+    plain.retain(|(key, _)| !injected.iter().any(|(name, _)| name == key));
+    plain.extend(injected);
+    plain
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnVassalError {
+    #[error("cannot create the channel for `{config}`")]
+    Channel {
+        config: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start `{program}` for `{config}`")]
+    Exec {
+        program: PathBuf,
+        config: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running vassal: the process and the emperor's end of its channel.
+#[derive(Debug)]
+pub struct Spawned {
+    pub child: tokio::process::Child,
+    pub pid: u32,
+    pub channel: OwnedFd,
+}
+
+/// Everything needed to start one vassal.
+#[derive(Debug)]
+pub struct SpawnRequest<'a> {
+    pub program: &'a Path,
+    pub config: &'a Path,
+    pub cwd: &'a Path,
+    pub args: &'a VassalArgs,
+    /// `emperor-tyrant`: run as this uid/gid (the config file's owner).
+    pub owner: Option<(u32, u32)>,
+}
+
+/// Starts a vassal. Must be called from the thread that lives as long as the emperor:
+/// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, not the process.
+pub fn spawn(request: &SpawnRequest<'_>) -> Result<Spawned, SpawnVassalError> {
+    let (ours, theirs) = seqpacket_pair().map_err(|source| SpawnVassalError::Channel {
+        config: request.config.to_owned(),
+        source,
+    })?;
+    let child_fd: RawFd = theirs.as_raw_fd();
+    // SAFETY: getpid has no preconditions.
+    let emperor_pid = unsafe { libc::getpid() };
+
+    let mut command = tokio::process::Command::new(request.program);
+    command
+        .args(vassal_argv(request.args, request.config))
+        .current_dir(request.cwd)
+        .env_clear()
+        .envs(vassal_env(std::env::vars_os()))
+        .env(CHANNEL_ENV, child_fd.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .process_group(0);
+    if let Some((uid, gid)) = request.owner {
+        // std drops supplementary groups (setgroups(0)) when changing uid as root.
+        command.uid(uid).gid(gid);
+    }
+    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+    // functions (prctl, getppid, fcntl, _exit); it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The emperor may have died between fork and prctl; then no signal will come.
+            if libc::getppid() != emperor_pid {
+                libc::_exit(1);
+            }
+            // The vassal's end was created close-on-exec so that no *other* vassal inherits
+            // it; only this child keeps it across exec.
+            let flags = libc::fcntl(child_fd, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(child_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn().map_err(|source| SpawnVassalError::Exec {
+        program: request.program.to_owned(),
+        config: request.config.to_owned(),
+        source,
+    })?;
+    drop(theirs);
+    let pid = child
+        .id()
+        .expect("a freshly spawned child has not been reaped yet");
+    Ok(Spawned {
+        child,
+        pid,
+        channel: ours,
+    })
+}
+
+/// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`: message boundaries like datagrams,
+/// EOF like a stream, so the vassal sees the emperor die. Our end is non-blocking for tokio.
+fn seqpacket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` is a valid two-element array for socketpair to fill.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: socketpair succeeded, so both fds are open and owned by nobody else.
+    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: `ours` is an open fd.
+    let rc = unsafe {
+        let flags = libc::fcntl(ours.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(ours.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK)
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((ours, theirs))
+}
+
+/// Sends `signal` to a pid (positive) or a process group (negative). A process that is already
+/// gone is not an error.
+pub fn send_signal(target: i32, signal: libc::c_int) {
+    // SAFETY: kill has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(target, signal) };
+    if rc != 0 {
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::ESRCH) {
+            tracing::warn!(target, signal, %error, "kill failed");
+        }
+    }
+}
+
+/// Makes a display form of argv for logs ("the same command line a person would type").
+pub fn command_line(program: &Path, argv: &[OsString]) -> String {
+    std::iter::once(program.as_os_str())
+        .chain(argv.iter().map(OsString::as_os_str))
+        .map(OsStr::to_string_lossy)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_order_matches_uwsgi() {
+        fn check(args: VassalArgs, expected: &str) {
+            let argv = vassal_argv(&args, Path::new("/v/app.ini"));
+            assert_eq!(
+                command_line(Path::new("kaiser"), &argv),
+                expected,
+                "{args:?}"
+            );
+        }
+        check(VassalArgs::default(), "kaiser --ini /v/app.ini");
+        check(
+            VassalArgs {
+                inherit_before: vec!["a.ini".into(), "b.ini".into()],
+                include_before: vec!["c.ini".into()],
+                inherit: vec!["d.ini".into()],
+                include: vec!["e.ini".into(), "f.ini".into()],
+            },
+            "kaiser --inherit a.ini --inherit b.ini --include c.ini --ini /v/app.ini \
+             --inherit d.ini --include e.ini --include f.ini",
+        );
+    }
+
+    #[test]
+    fn environment() {
+        fn check(parent: &[(&str, &str)], expected: &[(&str, &str)]) {
+            let parent = parent
+                .iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+            let got = vassal_env(parent);
+            let expected: Vec<(OsString, OsString)> =
+                expected.iter().map(|(k, v)| (k.into(), v.into())).collect();
+            assert_eq!(got, expected);
+        }
+        check(&[("PATH", "/bin")], &[("PATH", "/bin")]);
+        check(
+            &[
+                ("NOTIFY_SOCKET", "/run/systemd/notify"),
+                ("WATCHDOG_USEC", "1"),
+                ("LISTEN_FDS", "1"),
+                ("KAISER_EMPEROR_FD", "3"),
+                ("HOME", "/root"),
+            ],
+            &[("HOME", "/root")],
+        );
+        check(
+            &[
+                ("UWSGI_PROCESSES", "2"),
+                ("UWSGI_VASSAL_PROCESSES", "4"),
+                ("UWSGI_VASSAL_", "x"),
+                ("UWSGI_MASTER", "1"),
+            ],
+            &[
+                ("UWSGI_VASSAL_", "x"),
+                ("UWSGI_MASTER", "1"),
+                ("UWSGI_PROCESSES", "4"),
+            ],
+        );
+    }
+}
