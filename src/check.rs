@@ -31,7 +31,10 @@ pub fn check_config(config: &Config) -> Result<(), CheckConfigError> {
         std::env::set_var(key, value);
     }
     if config.wsgi_file.is_some() || config.module.is_some() {
-        python::initialize(&InterpreterOptions { home: config.home.clone(), pythonpath: config.pythonpath.clone() })?;
+        python::initialize(&InterpreterOptions {
+            home: config.home.clone(),
+            pythonpath: config.pythonpath.clone(),
+        })?;
         let app = python::load_app(&AppSpec {
             wsgi_file: config.wsgi_file.clone(),
             module: config.module.clone(),

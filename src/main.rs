@@ -10,8 +10,12 @@ use kaiser::{logging, sys, vassal};
 fn context() -> Context {
     let uid = sys::process::uid();
     let gid = sys::process::gid();
-    let user = sys::process::lookup_user(&uid.to_string()).map(|(_, _, name)| name).unwrap_or_else(|_| uid.to_string());
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let user = sys::process::lookup_user(&uid.to_string())
+        .map(|(_, _, name)| name)
+        .unwrap_or_else(|_| uid.to_string());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     Context {
         cwd: std::env::current_dir().unwrap_or_else(|_| "/".into()),
         hostname: sys::process::hostname(),
@@ -37,7 +41,9 @@ fn report(err: &dyn std::error::Error) {
 }
 
 fn signal_pidfile(path: &std::path::Path, sig: libc::c_int) -> ExitCode {
-    let pid: Option<i32> = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok());
+    let pid: Option<i32> = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
     let Some(pid) = pid else {
         eprintln!("kaiser: error: cannot read a pid from `{}`", path.display());
         return ExitCode::from(1);
@@ -45,7 +51,10 @@ fn signal_pidfile(path: &std::path::Path, sig: libc::c_int) -> ExitCode {
     match sys::signal::kill(pid, sig) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("kaiser: error: cannot signal pid {pid} from `{}`: {err}", path.display());
+            eprintln!(
+                "kaiser: error: cannot signal pid {pid} from `{}`: {err}",
+                path.display()
+            );
             ExitCode::from(1)
         }
     }

@@ -16,11 +16,21 @@ pub enum LoadAppError {
     #[error("no app configured: set `wsgi-file` or `module`")]
     NothingConfigured,
     #[error("importing the app from `{source_name}` failed:\n{traceback}")]
-    Import { source_name: String, traceback: String },
+    Import {
+        source_name: String,
+        traceback: String,
+    },
     #[error("`{source_name}` has no callable `{callable}`")]
-    NoCallable { source_name: String, callable: String },
+    NoCallable {
+        source_name: String,
+        callable: String,
+    },
     #[error("`{callable}` in `{source_name}` is not callable (it is a `{type_name}`)")]
-    NotCallable { source_name: String, callable: String, type_name: String },
+    NotCallable {
+        source_name: String,
+        callable: String,
+        type_name: String,
+    },
 }
 
 /// A loaded WSGI application.
@@ -38,13 +48,19 @@ impl App {
             let code = c"def application(environ, start_response):\n    start_response('500 Internal Server Error', [('Content-Type', 'text/plain')])\n    return [b'the app failed to load; see the server log\\n']\n";
             let globals = pyo3::types::PyDict::new(py);
             let made = py.run(code, Some(&globals), None).and_then(|()| {
-                globals
-                    .get_item("application")?
-                    .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("fallback app missing"))
+                globals.get_item("application")?.ok_or_else(|| {
+                    pyo3::exceptions::PyRuntimeError::new_err("fallback app missing")
+                })
             });
             match made {
-                Ok(callable) => Ok(App { callable: callable.unbind(), description: format!("(unavailable: {reason})") }),
-                Err(e) => Err(LoadAppError::Import { source_name: "fallback app".into(), traceback: format_exception(py, &e) }),
+                Ok(callable) => Ok(App {
+                    callable: callable.unbind(),
+                    description: format!("(unavailable: {reason})"),
+                }),
+                Err(e) => Err(LoadAppError::Import {
+                    source_name: "fallback app".into(),
+                    traceback: format_exception(py, &e),
+                }),
             }
         })
     }
@@ -55,10 +71,15 @@ pub(crate) fn format_exception(py: Python<'_>, err: &PyErr) -> String {
     let formatted = (|| -> PyResult<String> {
         let traceback = py.import("traceback")?;
         let lines = traceback.call_method1("format_exception", (err.clone_ref(py),))?;
-        let text: String = pyo3::types::PyString::new(py, "").call_method1("join", (lines,))?.extract()?;
+        let text: String = pyo3::types::PyString::new(py, "")
+            .call_method1("join", (lines,))?
+            .extract()?;
         Ok(text)
     })();
-    formatted.unwrap_or_else(|_| err.to_string()).trim_end().to_string()
+    formatted
+        .unwrap_or_else(|_| err.to_string())
+        .trim_end()
+        .to_string()
 }
 
 /// `uwsgi_file_` + the path with every non-alphanumeric byte replaced by `_`: the module
@@ -87,10 +108,12 @@ pub fn load_app(spec: &AppSpec) -> Result<App, LoadAppError> {
                 Some((m, c)) => (m.to_string(), c.to_string()),
                 None => (module_spec.clone(), spec.callable.clone()),
             };
-            let module = py.import(module_name.as_str()).map_err(|e| LoadAppError::Import {
-                source_name: module_name.clone(),
-                traceback: format_exception(py, &e),
-            })?;
+            let module = py
+                .import(module_name.as_str())
+                .map_err(|e| LoadAppError::Import {
+                    source_name: module_name.clone(),
+                    traceback: format_exception(py, &e),
+                })?;
             (module.into_any(), module_name, callable)
         } else {
             return Err(LoadAppError::NothingConfigured);
@@ -107,19 +130,32 @@ pub fn load_app(spec: &AppSpec) -> Result<App, LoadAppError> {
             return Err(LoadAppError::NotCallable {
                 source_name,
                 callable: callable_name,
-                type_name: object.get_type().name().map(|n| n.to_string()).unwrap_or_default(),
+                type_name: object
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
             });
         }
-        Ok(App { callable: object.unbind(), description: format!("{source_name}:{callable_name}") })
+        Ok(App {
+            callable: object.unbind(),
+            description: format!("{source_name}:{callable_name}"),
+        })
     })
 }
 
-fn load_file<'py>(py: Python<'py>, name: &str, path: &std::path::Path) -> PyResult<Bound<'py, PyAny>> {
+fn load_file<'py>(
+    py: Python<'py>,
+    name: &str,
+    path: &std::path::Path,
+) -> PyResult<Bound<'py, PyAny>> {
     let util = py.import("importlib.util")?;
     let path_str = path.to_string_lossy().into_owned();
     let spec = util.call_method1("spec_from_file_location", (name, path_str.as_str()))?;
     if spec.is_none() {
-        return Err(pyo3::exceptions::PyImportError::new_err(format!("cannot load `{path_str}` as Python source")));
+        return Err(pyo3::exceptions::PyImportError::new_err(format!(
+            "cannot load `{path_str}` as Python source"
+        )));
     }
     let module = util.call_method1("module_from_spec", (&spec,))?;
     let modules = py.import("sys")?.getattr("modules")?;

@@ -24,7 +24,12 @@ pub struct InterpreterOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum InitPythonError {
     #[error("venv `{home}` was made with Python {venv_version}, but kaiser embeds Python {embedded}; recreate it with `{python} -m venv {home}`", home = .home.display())]
-    VenvVersion { home: PathBuf, venv_version: String, embedded: String, python: String },
+    VenvVersion {
+        home: PathBuf,
+        venv_version: String,
+        embedded: String,
+        python: String,
+    },
     #[error("`home` `{}` does not exist", .0.display())]
     HomeMissing(PathBuf),
     #[error("python initialisation failed: {0}")]
@@ -37,7 +42,9 @@ pub enum InitPythonError {
 fn embedded_version() -> String {
     // SAFETY: Py_GetVersion returns a static NUL-terminated string and may be called
     // before Py_Initialize.
-    let full = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy().into_owned();
+    let full = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }
+        .to_string_lossy()
+        .into_owned();
     let number = full.split_whitespace().next().unwrap_or("");
     number.split('.').take(2).collect::<Vec<_>>().join(".")
 }
@@ -46,7 +53,9 @@ fn embedded_version() -> String {
 fn venv_version(home: &Path) -> Option<String> {
     let text = std::fs::read_to_string(home.join("pyvenv.cfg")).ok()?;
     for line in text.lines() {
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         let key = key.trim();
         if key == "version" || key == "version_info" {
             let value = value.trim();
@@ -65,7 +74,9 @@ fn status_error(status: ffi::PyStatus) -> Option<String> {
         format!("exit code {}", status.exitcode)
     } else {
         // SAFETY: err_msg is a static NUL-terminated string when non-null.
-        unsafe { CStr::from_ptr(status.err_msg) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(status.err_msg) }
+            .to_string_lossy()
+            .into_owned()
     };
     Some(msg)
 }
@@ -109,19 +120,23 @@ pub fn initialize(options: &InterpreterOptions) -> Result<(), InitPythonError> {
         ffi::PyConfig_InitPythonConfig(&mut config);
         config.install_signal_handlers = 0;
         config.parse_argv = 0;
-        let exe = CString::new(executable.as_os_str().as_encoded_bytes()).map_err(|e| InitPythonError::Init(e.to_string()))?;
-        let status = ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe.as_ptr());
+        let exe = CString::new(executable.as_os_str().as_encoded_bytes())
+            .map_err(|e| InitPythonError::Init(e.to_string()))?;
+        let status =
+            ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe.as_ptr());
         if let Some(msg) = status_error(status) {
             ffi::PyConfig_Clear(&mut config);
             return Err(InitPythonError::Init(msg));
         }
-        let status = ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, exe.as_ptr());
+        let status =
+            ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, exe.as_ptr());
         if let Some(msg) = status_error(status) {
             ffi::PyConfig_Clear(&mut config);
             return Err(InitPythonError::Init(msg));
         }
         if let Some(home) = &python_home {
-            let home = CString::new(home.as_os_str().as_encoded_bytes()).map_err(|e| InitPythonError::Init(e.to_string()))?;
+            let home = CString::new(home.as_os_str().as_encoded_bytes())
+                .map_err(|e| InitPythonError::Init(e.to_string()))?;
             let status = ffi::PyConfig_SetBytesString(&mut config, &mut config.home, home.as_ptr());
             if let Some(msg) = status_error(status) {
                 ffi::PyConfig_Clear(&mut config);
@@ -150,7 +165,9 @@ pub fn initialize(options: &InterpreterOptions) -> Result<(), InitPythonError> {
         }
         Ok(())
     })
-    .map_err(|e| Python::attach(|py| InitPythonError::SysPath(crate::python::app::format_exception(py, &e))))
+    .map_err(|e| {
+        Python::attach(|py| InitPythonError::SysPath(crate::python::app::format_exception(py, &e)))
+    })
 }
 
 /// Forks with the interpreter in a consistent state: `PyOS_BeforeFork` takes Python's

@@ -13,4 +13,6 @@ mod wsgi;
 pub use app::{load_app, App, AppSpec, LoadAppError};
 pub use interpreter::{fork, initialize, InitPythonError, InterpreterOptions};
 pub use uwsgi_module::{install as install_uwsgi_module, set_worker_id, ModuleInfo};
-pub use wsgi::{Exchange, ListenerEnv, Outcome, RequestVars, RespondError, ResponseHead, WsgiRunner};
+pub use wsgi::{
+    Exchange, ListenerEnv, Outcome, RequestVars, RespondError, ResponseHead, WsgiRunner,
+};

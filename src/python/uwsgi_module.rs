@@ -66,9 +66,15 @@ pub fn install(info: ModuleInfo) -> PyResult<()> {
     let _ = INFO.set(info.clone());
     Python::attach(|py| {
         let module = PyModule::new(py, "uwsgi")?;
-        module.add("version", PyBytes::new(py, concat!("kaiser-", env!("CARGO_PKG_VERSION")).as_bytes()))?;
+        module.add(
+            "version",
+            PyBytes::new(py, concat!("kaiser-", env!("CARGO_PKG_VERSION")).as_bytes()),
+        )?;
         module.add("version_info", (2, 0, 30, 0, "kaiser"))?;
-        module.add("hostname", PyBytes::new(py, crate::sys::process::hostname().as_bytes()))?;
+        module.add(
+            "hostname",
+            PyBytes::new(py, crate::sys::process::hostname().as_bytes()),
+        )?;
         module.add("numproc", info.numproc)?;
         module.add("cores", info.threads)?;
         module.add("has_threads", 1)?;
@@ -96,7 +102,9 @@ pub fn install(info: ModuleInfo) -> PyResult<()> {
         module.add_function(wrap_pyfunction!(log, &module)?)?;
         module.add_function(wrap_pyfunction!(reload, &module)?)?;
         module.add_function(wrap_pyfunction!(stop, &module)?)?;
-        py.import("sys")?.getattr("modules")?.set_item("uwsgi", module)?;
+        py.import("sys")?
+            .getattr("modules")?
+            .set_item("uwsgi", module)?;
         Ok(())
     })
 }

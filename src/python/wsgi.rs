@@ -20,7 +20,12 @@ pub trait Exchange: Send {
     fn read_body(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize>;
     /// Sends response data. `head` is `Some` until the head has been sent, i.e. on the
     /// first call; `last` marks the end of the body.
-    fn respond(&mut self, head: Option<ResponseHead<'_>>, body: &[u8], last: bool) -> Result<(), RespondError>;
+    fn respond(
+        &mut self,
+        head: Option<ResponseHead<'_>>,
+        body: &[u8],
+        last: bool,
+    ) -> Result<(), RespondError>;
     /// Gives the concrete exchange back to the worker after the request.
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
 }
@@ -82,7 +87,9 @@ type Shared = Arc<Mutex<State>>;
 fn lock(state: &Shared) -> MutexGuard<'_, State> {
     // A panic while holding this lock would already have aborted the worker (panic=abort
     // in release); in debug builds take the data anyway rather than cascade.
-    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The runner a worker builds once after fork and shares between its request threads.
@@ -103,24 +110,36 @@ fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
 }
 
 fn to_latin1(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
-    let s = value
-        .cast::<PyString>()
-        .map_err(|_| PyTypeError::new_err(format!("{what} must be a str, not {}", type_name(value))))?;
+    let s = value.cast::<PyString>().map_err(|_| {
+        PyTypeError::new_err(format!("{what} must be a str, not {}", type_name(value)))
+    })?;
     let s = s.to_cow()?;
     if s.is_ascii() {
         return Ok(s.as_bytes().to_vec());
     }
     s.chars()
-        .map(|c| u8::try_from(u32::from(c)).map_err(|_| PyValueError::new_err(format!("{what} is not latin-1: {s:?}"))))
+        .map(|c| {
+            u8::try_from(u32::from(c))
+                .map_err(|_| PyValueError::new_err(format!("{what} is not latin-1: {s:?}")))
+        })
         .collect()
 }
 
 fn type_name(value: &Bound<'_, PyAny>) -> String {
-    value.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+    value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 impl WsgiRunner {
-    pub fn new(app: &App, listeners: &[ListenerEnv], multithread: bool, multiprocess: bool) -> PyResult<Self> {
+    pub fn new(
+        app: &App,
+        listeners: &[ListenerEnv],
+        multithread: bool,
+        multiprocess: bool,
+    ) -> PyResult<Self> {
         Python::attach(|py| {
             let sys = py.import("sys")?;
             let errors = sys.getattr("stderr")?;
@@ -143,12 +162,19 @@ impl WsgiRunner {
                 base.set_item("wsgi.input_terminated", true)?;
                 bases.push(base.unbind());
             }
-            Ok(WsgiRunner { app: app.callable.clone_ref(py), bases })
+            Ok(WsgiRunner {
+                app: app.callable.clone_ref(py),
+                bases,
+            })
         })
     }
 
     /// Runs one request to completion. Always gives the exchange back.
-    pub fn run(&self, request: RequestVars<'_>, exchange: Box<dyn Exchange>) -> (Box<dyn Exchange>, Outcome) {
+    pub fn run(
+        &self,
+        request: RequestVars<'_>,
+        exchange: Box<dyn Exchange>,
+    ) -> (Box<dyn Exchange>, Outcome) {
         let state: Shared = Arc::new(Mutex::new(State {
             exchange: Some(exchange),
             status: None,
@@ -159,7 +185,10 @@ impl WsgiRunner {
             input_eof: false,
         }));
         let outcome = Python::attach(|py| self.run_attached(py, request, &state));
-        let exchange = lock(&state).exchange.take().expect("the exchange is always put back after each use");
+        let exchange = lock(&state)
+            .exchange
+            .take()
+            .expect("the exchange is always put back after each use");
         (exchange, outcome)
     }
 
@@ -168,15 +197,26 @@ impl WsgiRunner {
         let environ = match self.build_environ(py, request, state) {
             Ok(environ) => environ,
             Err(err) => {
-                tracing::error!("building the WSGI environ failed: {}", format_exception(py, &err));
+                tracing::error!(
+                    "building the WSGI environ failed: {}",
+                    format_exception(py, &err)
+                );
                 internal_error(py, state, &mut outcome);
                 return outcome;
             }
         };
-        let start_response = match Py::new(py, StartResponse { state: state.clone() }) {
+        let start_response = match Py::new(
+            py,
+            StartResponse {
+                state: state.clone(),
+            },
+        ) {
             Ok(sr) => sr,
             Err(err) => {
-                tracing::error!("creating start_response failed: {}", format_exception(py, &err));
+                tracing::error!(
+                    "creating start_response failed: {}",
+                    format_exception(py, &err)
+                );
                 internal_error(py, state, &mut outcome);
                 return outcome;
             }
@@ -222,13 +262,23 @@ impl WsgiRunner {
         outcome
     }
 
-    fn build_environ<'py>(&self, py: Python<'py>, request: RequestVars<'_>, state: &Shared) -> PyResult<Bound<'py, PyDict>> {
+    fn build_environ<'py>(
+        &self,
+        py: Python<'py>,
+        request: RequestVars<'_>,
+        state: &Shared,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let environ = self.bases[request.listener].bind(py).copy()?;
         let mut scheme_override: Option<&'static str> = None;
         for (key, value) in request.vars {
             match key {
-                b"UWSGI_SCHEME" => scheme_override = Some(if value == b"https" { "https" } else { "http" }),
-                b"HTTPS" if scheme_override.is_none() && (value.eq_ignore_ascii_case(b"on") || value == b"1") => {
+                b"UWSGI_SCHEME" => {
+                    scheme_override = Some(if value == b"https" { "https" } else { "http" })
+                }
+                b"HTTPS"
+                    if scheme_override.is_none()
+                        && (value.eq_ignore_ascii_case(b"on") || value == b"1") =>
+                {
                     scheme_override = Some("https")
                 }
                 _ => {}
@@ -242,13 +292,26 @@ impl WsgiRunner {
             environ.set_item(intern!(py, "REMOTE_ADDR"), addr)?;
             environ.set_item(intern!(py, "REMOTE_PORT"), port)?;
         }
-        environ.set_item(intern!(py, "wsgi.input"), Py::new(py, Input { state: state.clone() })?)?;
+        environ.set_item(
+            intern!(py, "wsgi.input"),
+            Py::new(
+                py,
+                Input {
+                    state: state.clone(),
+                },
+            )?,
+        )?;
         Ok(environ)
     }
 }
 
 fn report_app_error(py: Python<'_>, environ: &Bound<'_, PyDict>, err: &PyErr) {
-    let method = environ.get_item("REQUEST_METHOD").ok().flatten().map(|v| v.to_string()).unwrap_or_default();
+    let method = environ
+        .get_item("REQUEST_METHOD")
+        .ok()
+        .flatten()
+        .map(|v| v.to_string())
+        .unwrap_or_default();
     let uri = environ
         .get_item("REQUEST_URI")
         .ok()
@@ -286,7 +349,13 @@ enum SendError {
 }
 
 /// Sends response bytes through the exchange with the GIL released.
-fn respond(py: Python<'_>, state: &Shared, body: &[u8], last: bool, content_length: Option<u64>) -> Result<(), SendError> {
+fn respond(
+    py: Python<'_>,
+    state: &Shared,
+    body: &[u8],
+    last: bool,
+    content_length: Option<u64>,
+) -> Result<(), SendError> {
     let (mut exchange, head) = {
         let mut st = lock(state);
         let Some(exchange) = st.exchange.take() else {
@@ -297,7 +366,9 @@ fn respond(py: Python<'_>, state: &Shared, body: &[u8], last: bool, content_leng
         } else {
             let Some(status) = st.status.clone() else {
                 st.exchange = Some(exchange);
-                return Err(SendError::App(PyAssertionError::new_err("the app did not call start_response before returning a body")));
+                return Err(SendError::App(PyAssertionError::new_err(
+                    "the app did not call start_response before returning a body",
+                )));
             };
             st.head_sent = true;
             Some((status, std::mem::take(&mut st.headers)))
@@ -306,9 +377,15 @@ fn respond(py: Python<'_>, state: &Shared, body: &[u8], last: bool, content_leng
     };
     let (exchange, result) = py.detach(move || {
         let result = match &head {
-            Some((status, headers)) => {
-                exchange.respond(Some(ResponseHead { status, headers, content_length }), body, last)
-            }
+            Some((status, headers)) => exchange.respond(
+                Some(ResponseHead {
+                    status,
+                    headers,
+                    content_length,
+                }),
+                body,
+                last,
+            ),
             None => exchange.respond(None, body, last),
         };
         (exchange, result)
@@ -329,10 +406,16 @@ fn send_result(py: Python<'_>, state: &Shared, result: &Bound<'_, PyAny>) -> Res
     // A list or tuple (what most frameworks return) has a known length: send it with
     // Content-Length, in as few writes as possible.
     if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
-        let items: Vec<Bound<'_, PyAny>> = result.try_iter().map_err(SendError::App)?.collect::<PyResult<_>>().map_err(SendError::App)?;
+        let items: Vec<Bound<'_, PyAny>> = result
+            .try_iter()
+            .map_err(SendError::App)?
+            .collect::<PyResult<_>>()
+            .map_err(SendError::App)?;
         let mut total: u64 = 0;
         for item in &items {
-            let bytes = item.cast::<PyBytes>().map_err(|_| SendError::App(not_bytes(item)))?;
+            let bytes = item
+                .cast::<PyBytes>()
+                .map_err(|_| SendError::App(not_bytes(item)))?;
             total += bytes.as_bytes().len() as u64;
         }
         let count = items.len();
@@ -340,7 +423,9 @@ fn send_result(py: Python<'_>, state: &Shared, result: &Bound<'_, PyAny>) -> Res
             return respond(py, state, b"", true, Some(0));
         }
         for (index, item) in items.iter().enumerate() {
-            let bytes = item.cast::<PyBytes>().map_err(|_| SendError::App(not_bytes(item)))?;
+            let bytes = item
+                .cast::<PyBytes>()
+                .map_err(|_| SendError::App(not_bytes(item)))?;
             respond(py, state, bytes.as_bytes(), index + 1 == count, Some(total))?;
         }
         return Ok(());
@@ -348,7 +433,9 @@ fn send_result(py: Python<'_>, state: &Shared, result: &Bound<'_, PyAny>) -> Res
     let iterator = result.try_iter().map_err(SendError::App)?;
     for item in iterator {
         let item = item.map_err(SendError::App)?;
-        let bytes = item.cast::<PyBytes>().map_err(|_| SendError::App(not_bytes(&item)))?;
+        let bytes = item
+            .cast::<PyBytes>()
+            .map_err(|_| SendError::App(not_bytes(&item)))?;
         let data = bytes.as_bytes();
         // PEP 3333: the head waits for the first non-empty chunk.
         if data.is_empty() {
@@ -360,7 +447,10 @@ fn send_result(py: Python<'_>, state: &Shared, result: &Bound<'_, PyAny>) -> Res
 }
 
 fn not_bytes(item: &Bound<'_, PyAny>) -> PyErr {
-    PyTypeError::new_err(format!("the response body must be an iterable of bytes, got an item of type {}", type_name(item)))
+    PyTypeError::new_err(format!(
+        "the response body must be an iterable of bytes, got an item of type {}",
+        type_name(item)
+    ))
 }
 
 /// `start_response(status, response_headers, exc_info=None)`.
@@ -389,20 +479,30 @@ impl StartResponse {
                     return Err(PyErr::from_value(value));
                 }
             } else if st.status.is_some() || st.head_sent {
-                return Err(PyAssertionError::new_err("start_response called a second time without exc_info"));
+                return Err(PyAssertionError::new_err(
+                    "start_response called a second time without exc_info",
+                ));
             }
         }
         let status = to_latin1(status, "status")?;
         let mut parsed = Vec::new();
-        let list = headers
-            .cast::<PyList>()
-            .map_err(|_| PyTypeError::new_err(format!("response_headers must be a list, not {}", type_name(headers))))?;
+        let list = headers.cast::<PyList>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "response_headers must be a list, not {}",
+                type_name(headers)
+            ))
+        })?;
         for header in list.iter() {
-            let tuple = header
-                .cast::<PyTuple>()
-                .map_err(|_| PyTypeError::new_err(format!("each header must be a (name, value) tuple, not {}", type_name(&header))))?;
+            let tuple = header.cast::<PyTuple>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "each header must be a (name, value) tuple, not {}",
+                    type_name(&header)
+                ))
+            })?;
             if tuple.len() != 2 {
-                return Err(PyTypeError::new_err("each header must be a (name, value) tuple of length 2"));
+                return Err(PyTypeError::new_err(
+                    "each header must be a (name, value) tuple of length 2",
+                ));
             }
             let name = to_latin1(&tuple.get_item(0)?, "header name")?;
             let value = to_latin1(&tuple.get_item(1)?, "header value")?;
@@ -412,7 +512,12 @@ impl StartResponse {
         st.status = Some(status);
         st.headers = parsed;
         drop(st);
-        Py::new(py, Write { state: self.state.clone() })
+        Py::new(
+            py,
+            Write {
+                state: self.state.clone(),
+            },
+        )
     }
 }
 
@@ -478,7 +583,9 @@ impl Input {
             }
             Err(err) => {
                 st.input_eof = true;
-                Err(PyOSError::new_err(format!("error reading the request body: {err}")))
+                Err(PyOSError::new_err(format!(
+                    "error reading the request body: {err}"
+                )))
             }
         }
     }
@@ -530,7 +637,10 @@ impl Input {
                 let st = lock(&self.state);
                 let window = &st.input[st.input_pos..];
                 let upto = window.len().min(limit);
-                window[scanned.min(upto)..upto].iter().position(|&b| b == b'\n').map(|i| scanned.min(upto) + i + 1)
+                window[scanned.min(upto)..upto]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map(|i| scanned.min(upto) + i + 1)
             };
             if let Some(end) = found {
                 return Ok(self.take(py, end));
@@ -572,7 +682,11 @@ impl Input {
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let line = self.readline(py, None)?;
-        Ok(if line.as_bytes().is_empty() { None } else { Some(line) })
+        Ok(if line.as_bytes().is_empty() {
+            None
+        } else {
+            Some(line)
+        })
     }
 }
 
@@ -589,7 +703,10 @@ impl FileWrapper {
     #[new]
     #[pyo3(signature = (filelike, blksize=8192))]
     fn new(filelike: Py<PyAny>, blksize: usize) -> Self {
-        FileWrapper { filelike, blksize: blksize.max(1) }
+        FileWrapper {
+            filelike,
+            blksize: blksize.max(1),
+        }
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -597,7 +714,10 @@ impl FileWrapper {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let block = self.filelike.bind(py).call_method1(intern!(py, "read"), (self.blksize,))?;
+        let block = self
+            .filelike
+            .bind(py)
+            .call_method1(intern!(py, "read"), (self.blksize,))?;
         if block.len().unwrap_or(0) == 0 {
             return Ok(None);
         }

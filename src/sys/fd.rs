@@ -58,7 +58,12 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     loop {
         // SAFETY: `buf` is a valid readable slice and `fd` is an open socket.
         let ret = unsafe {
-            libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
+            libc::send(
+                fd.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_NOSIGNAL,
+            )
         };
         match cvt_size(ret) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -80,7 +85,12 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 }
 
 /// `sendfile(2)` from `file` at `offset` to the socket `out`.
-pub fn sendfile(out: BorrowedFd<'_>, file: BorrowedFd<'_>, offset: &mut i64, count: usize) -> io::Result<usize> {
+pub fn sendfile(
+    out: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    offset: &mut i64,
+    count: usize,
+) -> io::Result<usize> {
     loop {
         // SAFETY: both fds are open and `offset` points to a valid off_t.
         let ret = unsafe { libc::sendfile(out.as_raw_fd(), file.as_raw_fd(), offset, count) };
@@ -95,7 +105,11 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL on an open fd have no memory effects.
     unsafe {
         let flags = cvt(libc::fcntl(fd.as_raw_fd(), libc::F_GETFL))?;
-        let flags = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
+        let flags = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
         cvt(libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags))?;
     }
     Ok(())
@@ -105,7 +119,11 @@ pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     // SAFETY: F_GETFD/F_SETFD on an open fd have no memory effects.
     unsafe {
         let flags = cvt(libc::fcntl(fd.as_raw_fd(), libc::F_GETFD))?;
-        let flags = if on { flags | libc::FD_CLOEXEC } else { flags & !libc::FD_CLOEXEC };
+        let flags = if on {
+            flags | libc::FD_CLOEXEC
+        } else {
+            flags & !libc::FD_CLOEXEC
+        };
         cvt(libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, flags))?;
     }
     Ok(())

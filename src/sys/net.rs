@@ -44,7 +44,12 @@ fn socket(domain: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn setsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn setsockopt_int(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: passing a pointer to a c_int with its size.
     cvt(unsafe {
         libc::setsockopt(
@@ -65,24 +70,34 @@ fn encode(addr: &BindAddr) -> io::Result<(libc::sockaddr_storage, libc::socklen_
     let len = match addr {
         BindAddr::Tcp(SocketAddr::V4(v4)) => {
             // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
-            let sin = unsafe { &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let sin = unsafe {
+                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
             sin.sin_port = v4.port().to_be();
-            sin.sin_addr = libc::in_addr { s_addr: u32::from_ne_bytes(v4.ip().octets()) };
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from_ne_bytes(v4.ip().octets()),
+            };
             mem::size_of::<libc::sockaddr_in>()
         }
         BindAddr::Tcp(SocketAddr::V6(v6)) => {
             // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in6.
-            let sin6 = unsafe { &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let sin6 = unsafe {
+                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
             sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
             sin6.sin6_port = v6.port().to_be();
-            sin6.sin6_addr = libc::in6_addr { s6_addr: v6.ip().octets() };
+            sin6.sin6_addr = libc::in6_addr {
+                s6_addr: v6.ip().octets(),
+            };
             sin6.sin6_scope_id = v6.scope_id();
             mem::size_of::<libc::sockaddr_in6>()
         }
         BindAddr::Unix(_) | BindAddr::Abstract(_) => {
             // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_un.
-            let sun = unsafe { &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_un>() };
+            let sun = unsafe {
+                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_un>()
+            };
             sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
             let (bytes, offset): (&[u8], usize) = match addr {
                 BindAddr::Unix(path) => (path.as_os_str().as_bytes(), 0),
@@ -93,7 +108,11 @@ fn encode(addr: &BindAddr) -> io::Result<(libc::sockaddr_storage, libc::socklen_
             if bytes.len() + 1 > sun.sun_path.len() {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    format!("unix socket name is {} bytes, longer than the {} the kernel allows", bytes.len(), sun.sun_path.len() - 1),
+                    format!(
+                        "unix socket name is {} bytes, longer than the {} the kernel allows",
+                        bytes.len(),
+                        sun.sun_path.len() - 1
+                    ),
                 ));
             }
             for (i, b) in bytes.iter().enumerate() {
@@ -113,31 +132,46 @@ fn decode(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<Bind
     match storage.ss_family as libc::c_int {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.
-            let sin = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let sin =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-            Some(BindAddr::Tcp(SocketAddr::new(IpAddr::V4(ip), u16::from_be(sin.sin_port))))
+            Some(BindAddr::Tcp(SocketAddr::new(
+                IpAddr::V4(ip),
+                u16::from_be(sin.sin_port),
+            )))
         }
         libc::AF_INET6 => {
             // SAFETY: the family says the storage holds a sockaddr_in6.
-            let sin6 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let sin6 = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
             let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
             // uWSGI reports IPv4-mapped peers as plain IPv4 (REMOTE_ADDR).
             let ip = match ip.to_ipv4_mapped() {
                 Some(v4) => IpAddr::V4(v4),
                 None => IpAddr::V6(ip),
             };
-            Some(BindAddr::Tcp(SocketAddr::new(ip, u16::from_be(sin6.sin6_port))))
+            Some(BindAddr::Tcp(SocketAddr::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+            )))
         }
         libc::AF_UNIX => {
             // SAFETY: the family says the storage holds a sockaddr_un.
-            let sun = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_un>() };
+            let sun =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_un>() };
             let path_len = (len as usize).saturating_sub(mem::size_of::<libc::sa_family_t>());
-            let raw: Vec<u8> = sun.sun_path[..path_len.min(sun.sun_path.len())].iter().map(|&c| c as u8).collect();
+            let raw: Vec<u8> = sun.sun_path[..path_len.min(sun.sun_path.len())]
+                .iter()
+                .map(|&c| c as u8)
+                .collect();
             if raw.first() == Some(&0) && raw.len() > 1 {
                 Some(BindAddr::Abstract(raw[1..].to_vec()))
             } else {
                 let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-                Some(BindAddr::Unix(PathBuf::from(OsStr::from_bytes(&raw[..end]))))
+                Some(BindAddr::Unix(PathBuf::from(OsStr::from_bytes(
+                    &raw[..end],
+                ))))
             }
         }
         _ => None,
@@ -160,7 +194,13 @@ pub fn bind_listener(addr: &BindAddr, backlog: u32) -> io::Result<OwnedFd> {
     }
     let (storage, len) = encode(addr)?;
     // SAFETY: `storage` holds a valid address of `len` bytes.
-    cvt(unsafe { libc::bind(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len) })?;
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    })?;
     // SAFETY: listen on a bound socket.
     cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog.min(i32::MAX as u32) as libc::c_int) })?;
     Ok(fd)
@@ -194,8 +234,15 @@ pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<BindAddr> {
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: `storage` and `len` describe a writable buffer.
-    cvt(unsafe { libc::getsockname(fd.as_raw_fd(), (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len) })?;
-    decode(&storage, len).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown socket family"))
+    cvt(unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    })?;
+    decode(&storage, len)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown socket family"))
 }
 
 /// Accepts one connection, non-blocking and close-on-exec, with its peer address.
@@ -219,7 +266,9 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<Option<(OwnedFd, Option<Bi
             match err.raw_os_error() {
                 Some(libc::EINTR) => continue,
                 // ECONNABORTED and friends: the peer gave up while queued; nothing to accept.
-                Some(libc::EAGAIN) | Some(libc::ECONNABORTED) | Some(libc::EPROTO) => return Ok(None),
+                Some(libc::EAGAIN) | Some(libc::ECONNABORTED) | Some(libc::EPROTO) => {
+                    return Ok(None)
+                }
                 _ => return Err(err),
             }
         }
@@ -243,7 +292,11 @@ pub fn shutdown_write(fd: BorrowedFd<'_>) {
 
 /// `net.core.somaxconn`, the kernel's cap on listen backlogs.
 pub fn somaxconn() -> Option<u32> {
-    std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok()?.trim().parse().ok()
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Sends one datagram to a unix datagram socket address (path or `@abstract`).

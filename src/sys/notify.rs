@@ -26,10 +26,12 @@ impl Notifier {
         if let Some(raw) = std::env::var_os(EMPEROR_FD_ENV) {
             std::env::remove_var(EMPEROR_FD_ENV);
             std::env::remove_var("NOTIFY_SOCKET");
-            let raw: i32 = raw
-                .to_str()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("`{EMPEROR_FD_ENV}` is not an fd number")))?;
+            let raw: i32 = raw.to_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("`{EMPEROR_FD_ENV}` is not an fd number"),
+                )
+            })?;
             let fd = super::fd::adopt_inherited(raw)?;
             super::fd::set_cloexec(fd.as_fd(), true)?;
             return Ok(Notifier::Emperor(fd));

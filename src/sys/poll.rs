@@ -20,10 +20,20 @@ fn millis(timeout: Option<Duration>) -> libc::c_int {
 pub fn poll(fds: &[(BorrowedFd<'_>, i16)], timeout: Option<Duration>) -> io::Result<Vec<i16>> {
     let mut pollfds: Vec<libc::pollfd> = fds
         .iter()
-        .map(|(fd, events)| libc::pollfd { fd: fd.as_raw_fd(), events: *events, revents: 0 })
+        .map(|(fd, events)| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: *events,
+            revents: 0,
+        })
         .collect();
     // SAFETY: `pollfds` is a valid array of `len` pollfd structs.
-    let ret = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, millis(timeout)) };
+    let ret = unsafe {
+        libc::poll(
+            pollfds.as_mut_ptr(),
+            pollfds.len() as libc::nfds_t,
+            millis(timeout),
+        )
+    };
     if ret < 0 {
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {
@@ -79,13 +89,23 @@ impl Epoll {
     }
 
     /// Waits for events; fills `out` with `(token, events)`. EINTR gives no events.
-    pub fn wait(&self, out: &mut Vec<(u64, u32)>, max: usize, timeout: Option<Duration>) -> io::Result<()> {
+    pub fn wait(
+        &self,
+        out: &mut Vec<(u64, u32)>,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
         out.clear();
         let mut events: Vec<libc::epoll_event> = Vec::with_capacity(max);
         // SAFETY: `events` has capacity for `max` entries; epoll_wait writes at most that
         // many and returns the count, which is then exposed with set_len.
         let n = unsafe {
-            libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), max as libc::c_int, millis(timeout))
+            libc::epoll_wait(
+                self.0.as_raw_fd(),
+                events.as_mut_ptr(),
+                max as libc::c_int,
+                millis(timeout),
+            )
         };
         if n < 0 {
             let err = io::Error::last_os_error();

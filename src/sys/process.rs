@@ -94,27 +94,47 @@ pub fn gid() -> u32 {
 pub fn cpu_count() -> u32 {
     // SAFETY: sysconf has no memory effects.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    if n < 1 { 1 } else { n as u32 }
+    if n < 1 {
+        1
+    } else {
+        n as u32
+    }
 }
 
 /// A user resolved by name or number: (uid, primary gid, name).
 pub fn lookup_user(spec: &str) -> io::Result<(u32, u32, String)> {
-    let name = CString::new(spec).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in user name"))?;
+    let name = CString::new(spec)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in user name"))?;
     let mut buf = vec![0 as libc::c_char; 16384];
     // SAFETY: passwd is plain old data.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::passwd = std::ptr::null_mut();
     let ret = match spec.parse::<u32>() {
         // SAFETY: all pointers are valid for the sizes given.
-        Ok(uid) => unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) },
+        Ok(uid) => unsafe {
+            libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result)
+        },
         // SAFETY: all pointers are valid for the sizes given.
-        Err(_) => unsafe { libc::getpwnam_r(name.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) },
+        Err(_) => unsafe {
+            libc::getpwnam_r(
+                name.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            )
+        },
     };
     if ret != 0 || result.is_null() {
-        return Err(io::Error::new(io::ErrorKind::NotFound, format!("no user `{spec}`")));
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no user `{spec}`"),
+        ));
     }
     // SAFETY: on success pw_name points into `buf`, NUL-terminated.
-    let user = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned();
+    let user = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }
+        .to_string_lossy()
+        .into_owned();
     Ok((pwd.pw_uid, pwd.pw_gid, user))
 }
 
@@ -123,15 +143,27 @@ pub fn lookup_group(spec: &str) -> io::Result<u32> {
     if let Ok(gid) = spec.parse::<u32>() {
         return Ok(gid);
     }
-    let name = CString::new(spec).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in group name"))?;
+    let name = CString::new(spec)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in group name"))?;
     let mut buf = vec![0 as libc::c_char; 16384];
     // SAFETY: group is plain old data.
     let mut grp: libc::group = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::group = std::ptr::null_mut();
     // SAFETY: all pointers are valid for the sizes given.
-    let ret = unsafe { libc::getgrnam_r(name.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut result) };
+    let ret = unsafe {
+        libc::getgrnam_r(
+            name.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
     if ret != 0 || result.is_null() {
-        return Err(io::Error::new(io::ErrorKind::NotFound, format!("no group `{spec}`")));
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no group `{spec}`"),
+        ));
     }
     Ok(grp.gr_gid)
 }

@@ -22,13 +22,25 @@ const RELOADS_ENV: &str = "KAISER_RELOADS";
 #[derive(Debug, thiserror::Error)]
 pub enum RunVassalError {
     #[error("cannot change directory to `{}` (`chdir`)", .path.display())]
-    Chdir { path: std::path::PathBuf, #[source] source: std::io::Error },
+    Chdir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Bind(#[from] sockets::BindSocketError),
     #[error("cannot drop privileges to `{spec}`")]
-    Privileges { spec: String, #[source] source: std::io::Error },
+    Privileges {
+        spec: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write pidfile `{}`", .path.display())]
-    Pidfile { path: std::path::PathBuf, #[source] source: std::io::Error },
+    Pidfile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Python(#[from] python::InitPythonError),
     #[error(transparent)]
@@ -68,8 +80,13 @@ struct Slot {
 enum Phase {
     Running,
     /// A `--check-config` child is vetting the new config before the re-exec.
-    Checking { pid: Pid },
-    Stopping { deadline: Instant, fast: bool },
+    Checking {
+        pid: Pid,
+    },
+    Stopping {
+        deadline: Instant,
+        fast: bool,
+    },
 }
 
 struct Master<'a> {
@@ -98,8 +115,14 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     let config = &loaded.config;
     let started = Instant::now();
     let notifier = Notifier::from_env()?;
-    let _ = notifier.notify(&format!("MAINPID={}\nSTATUS=starting", sys::process::getpid()));
-    let reloads: u64 = std::env::var(RELOADS_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let _ = notifier.notify(&format!(
+        "MAINPID={}\nSTATUS=starting",
+        sys::process::getpid()
+    ));
+    let reloads: u64 = std::env::var(RELOADS_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     std::env::remove_var(RELOADS_ENV);
     let old_workers: Vec<Pid> = std::env::var(OLD_WORKERS_ENV)
         .ok()
@@ -109,7 +132,10 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     let mut inherited = sockets::take_inherited();
 
     if let Some(dir) = &config.chdir {
-        std::env::set_current_dir(dir).map_err(|source| RunVassalError::Chdir { path: dir.clone(), source })?;
+        std::env::set_current_dir(dir).map_err(|source| RunVassalError::Chdir {
+            path: dir.clone(),
+            source,
+        })?;
     }
     for (key, value) in &config.env {
         std::env::set_var(key, value);
@@ -120,17 +146,31 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     let bound = sockets::bind_all(config, &mut inherited)?;
     drop_privileges(config)?;
     if let Some(path) = &config.pidfile {
-        std::fs::write(path, format!("{}\n", sys::process::getpid()))
-            .map_err(|source| RunVassalError::Pidfile { path: path.clone(), source })?;
+        std::fs::write(path, format!("{}\n", sys::process::getpid())).map_err(|source| {
+            RunVassalError::Pidfile {
+                path: path.clone(),
+                source,
+            }
+        })?;
     }
 
-    let interpreter = InterpreterOptions { home: config.home.clone(), pythonpath: config.pythonpath.clone() };
-    let spec = AppSpec { wsgi_file: config.wsgi_file.clone(), module: config.module.clone(), callable: config.callable.clone() };
+    let interpreter = InterpreterOptions {
+        home: config.home.clone(),
+        pythonpath: config.pythonpath.clone(),
+    };
+    let spec = AppSpec {
+        wsgi_file: config.wsgi_file.clone(),
+        module: config.module.clone(),
+        callable: config.callable.clone(),
+    };
     let module = ModuleInfo {
         numproc: config.processes,
         master_pid: sys::process::getpid(),
         buffer_size: config.buffer_size,
-        started_on: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        started_on: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
         threads: config.threads,
         options: loaded.options.clone(),
     };
@@ -157,7 +197,14 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
 
     let listeners = Arc::new(bound.iter().map(listener_of).collect::<Vec<_>>());
     let slots = (1..=config.processes.max(1))
-        .map(|id| Slot { id, pid: None, ready: false, spawned_at: started, respawn_at: None, respawns: 0 })
+        .map(|id| Slot {
+            id,
+            pid: None,
+            ready: false,
+            spawned_at: started,
+            respawn_at: None,
+            respawns: 0,
+        })
         .collect();
     let mut master = Master {
         config,
@@ -185,7 +232,12 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     master.event_loop()
 }
 
-fn preload(config: &Config, interpreter: &InterpreterOptions, spec: &AppSpec, module: ModuleInfo) -> Result<App, RunVassalError> {
+fn preload(
+    config: &Config,
+    interpreter: &InterpreterOptions,
+    spec: &AppSpec,
+    module: ModuleInfo,
+) -> Result<App, RunVassalError> {
     python::initialize(interpreter)?;
     python::install_uwsgi_module(module).map_err(|e| RunVassalError::Module(e.to_string()))?;
     let app = match python::load_app(spec) {
@@ -206,47 +258,80 @@ fn preload(config: &Config, interpreter: &InterpreterOptions, spec: &AppSpec, mo
 }
 
 fn drop_privileges(config: &Config) -> Result<(), RunVassalError> {
-    let gid = match &config.gid {
-        Some(spec) => Some(
-            sys::process::lookup_group(spec).map_err(|source| RunVassalError::Privileges { spec: spec.clone(), source })?,
-        ),
-        None => None,
-    };
+    let gid =
+        match &config.gid {
+            Some(spec) => Some(sys::process::lookup_group(spec).map_err(|source| {
+                RunVassalError::Privileges {
+                    spec: spec.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
     let uid = match &config.uid {
         Some(spec) => {
             let (uid, primary, _) =
-                sys::process::lookup_user(spec).map_err(|source| RunVassalError::Privileges { spec: spec.clone(), source })?;
+                sys::process::lookup_user(spec).map_err(|source| RunVassalError::Privileges {
+                    spec: spec.clone(),
+                    source,
+                })?;
             Some((uid, primary))
         }
         None => None,
     };
-    let gid = gid.or(uid.map(|(_, primary)| primary).filter(|_| sys::process::uid() == 0));
+    let gid = gid.or(uid
+        .map(|(_, primary)| primary)
+        .filter(|_| sys::process::uid() == 0));
     if uid.is_none() && gid.is_none() {
         return Ok(());
     }
-    sys::process::drop_privileges(uid.map(|(u, _)| u), gid).map_err(|source| RunVassalError::Privileges {
-        spec: config.uid.clone().or(config.gid.clone()).unwrap_or_default(),
-        source,
+    sys::process::drop_privileges(uid.map(|(u, _)| u), gid).map_err(|source| {
+        RunVassalError::Privileges {
+            spec: config
+                .uid
+                .clone()
+                .or(config.gid.clone())
+                .unwrap_or_default(),
+            source,
+        }
     })?;
-    tracing::info!(uid = sys::process::uid(), gid = sys::process::gid(), "dropped privileges");
+    tracing::info!(
+        uid = sys::process::uid(),
+        gid = sys::process::gid(),
+        "dropped privileges"
+    );
     Ok(())
 }
 
 fn listener_of(socket: &BoundSocket) -> Listener {
     let (server_name, server_port, is_tcp) = match &socket.local {
         BindAddr::Tcp(addr) => {
-            let name = if addr.ip().is_unspecified() { sys::process::hostname() } else { addr.ip().to_string() };
+            let name = if addr.ip().is_unspecified() {
+                sys::process::hostname()
+            } else {
+                addr.ip().to_string()
+            };
             (name, addr.port().to_string(), true)
         }
         // uWSGI's http-socket on a unix path reports the hostname and port 80.
         _ => (sys::process::hostname(), "80".to_string(), false),
     };
-    Listener { fd: socket.fd.as_raw_fd(), protocol: socket.spec.protocol, server_name, server_port, is_tcp }
+    Listener {
+        fd: socket.fd.as_raw_fd(),
+        protocol: socket.spec.protocol,
+        server_name,
+        server_port,
+        is_tcp,
+    }
 }
 
 impl Master<'_> {
     fn worker_pids(&self) -> Vec<Pid> {
-        self.slots.iter().filter_map(|s| s.pid).chain(self.old_workers.iter().copied()).collect()
+        self.slots
+            .iter()
+            .filter_map(|s| s.pid)
+            .chain(self.old_workers.iter().copied())
+            .collect()
     }
 
     fn spawn(&mut self, index: usize) -> Result<(), RunVassalError> {
@@ -257,12 +342,21 @@ impl Master<'_> {
         };
         match forked {
             Forked::Child => {
-                let mut close_fds: Vec<RawFd> = vec![self.signals.as_fd().as_raw_fd(), self.ready_read.as_raw_fd()];
+                let mut close_fds: Vec<RawFd> = vec![
+                    self.signals.as_fd().as_raw_fd(),
+                    self.ready_read.as_raw_fd(),
+                ];
                 close_fds.extend(self.notifier.raw_emperor_fd());
                 let app = match (&self.app, self.lazy.take()) {
                     (Some(app), _) => AppSource::Preloaded(app),
-                    (None, Some((spec, interpreter, module))) => AppSource::Lazy { spec, interpreter, module },
-                    (None, None) => unreachable!("a master has either a preloaded app or a lazy spec"),
+                    (None, Some((spec, interpreter, module))) => AppSource::Lazy {
+                        spec,
+                        interpreter,
+                        module,
+                    },
+                    (None, None) => {
+                        unreachable!("a master has either a preloaded app or a lazy spec")
+                    }
                 };
                 let config = self.config;
                 worker::run(WorkerSetup {
@@ -292,7 +386,12 @@ impl Master<'_> {
                 if slot.respawns == 0 {
                     tracing::info!(worker = id, pid = child, "spawned worker");
                 } else {
-                    tracing::info!(worker = id, pid = child, respawns = slot.respawns, "respawned worker");
+                    tracing::info!(
+                        worker = id,
+                        pid = child,
+                        respawns = slot.respawns,
+                        "respawned worker"
+                    );
                 }
                 Ok(())
             }
@@ -302,8 +401,10 @@ impl Master<'_> {
     fn event_loop(&mut self) -> Result<i32, RunVassalError> {
         loop {
             let timeout = self.next_timeout();
-            let mut fds: Vec<(std::os::fd::BorrowedFd<'_>, i16)> =
-                vec![(self.signals.as_fd(), sys::poll::READABLE), (self.ready_read.as_fd(), sys::poll::READABLE)];
+            let mut fds: Vec<(std::os::fd::BorrowedFd<'_>, i16)> = vec![
+                (self.signals.as_fd(), sys::poll::READABLE),
+                (self.ready_read.as_fd(), sys::poll::READABLE),
+            ];
             if let Some(channel) = self.notifier.emperor_channel() {
                 fds.push((channel, sys::poll::READABLE));
             }
@@ -342,7 +443,8 @@ impl Master<'_> {
                 next = next.min(at);
             }
         }
-        next.saturating_duration_since(now).max(Duration::from_millis(1))
+        next.saturating_duration_since(now)
+            .max(Duration::from_millis(1))
     }
 
     fn on_signal(&mut self, sig: libc::c_int) -> Result<(), RunVassalError> {
@@ -359,7 +461,13 @@ impl Master<'_> {
 
     fn log_stats(&self) {
         for slot in &self.slots {
-            tracing::info!(worker = slot.id, pid = slot.pid.unwrap_or(0), ready = slot.ready, respawns = slot.respawns, "worker");
+            tracing::info!(
+                worker = slot.id,
+                pid = slot.pid.unwrap_or(0),
+                ready = slot.ready,
+                respawns = slot.respawns,
+                "worker"
+            );
         }
     }
 
@@ -394,15 +502,23 @@ impl Master<'_> {
         let elapsed = self.started.elapsed().as_millis();
         let n = self.slots.len();
         if self.reloads > 0 {
-            tracing::info!(workers = n, reloads = self.reloads, "reloaded in {elapsed} ms, {n} workers");
+            tracing::info!(
+                workers = n,
+                reloads = self.reloads,
+                "reloaded in {elapsed} ms, {n} workers"
+            );
         } else {
             tracing::info!(workers = n, "ready in {elapsed} ms, {n} workers");
         }
-        let _ = self.notifier.notify(&format!("READY=1\nSTATUS=serving with {n} workers"));
+        let _ = self
+            .notifier
+            .notify(&format!("READY=1\nSTATUS=serving with {n} workers"));
     }
 
     fn on_emperor_channel(&mut self) {
-        let Some(channel) = self.notifier.emperor_channel() else { return };
+        let Some(channel) = self.notifier.emperor_channel() else {
+            return;
+        };
         let mut buf = [0u8; 512];
         match sys::fd::read(channel, &mut buf) {
             Ok(0) | Err(_) => {
@@ -431,7 +547,9 @@ impl Master<'_> {
                 tracing::info!(pid, %how, "previous-generation worker finished");
                 continue;
             }
-            let Some(index) = self.slots.iter().position(|s| s.pid == Some(pid)) else { continue };
+            let Some(index) = self.slots.iter().position(|s| s.pid == Some(pid)) else {
+                continue;
+            };
             let was_ready = self.slots[index].ready;
             let id = self.slots[index].id;
             self.slots[index].pid = None;
@@ -441,13 +559,18 @@ impl Master<'_> {
                 continue;
             }
             if how == ExitKind::Code(worker::EXIT_FAILED_APP) && !was_ready {
-                tracing::error!(worker = id, "the app failed to load in a worker (lazy-apps); shutting down");
+                tracing::error!(
+                    worker = id,
+                    "the app failed to load in a worker (lazy-apps); shutting down"
+                );
                 self.exit_code = exit::FAILED_APP;
                 self.begin_stop(true, "app failed to load");
                 continue;
             }
             match how {
-                ExitKind::Code(0) => tracing::info!(worker = id, pid, "worker exited (recycled), respawning"),
+                ExitKind::Code(0) => {
+                    tracing::info!(worker = id, pid, "worker exited (recycled), respawning")
+                }
                 _ => tracing::warn!(worker = id, pid, %how, "worker died, respawning"),
             }
             self.schedule_respawn(index);
@@ -459,7 +582,8 @@ impl Master<'_> {
     /// wait (uWSGI's fork-bomb guard, `worker respawning too fast`).
     fn schedule_respawn(&mut self, index: usize) {
         let now = Instant::now();
-        self.respawn_times.retain(|t| now.duration_since(*t) < Duration::from_secs(1));
+        self.respawn_times
+            .retain(|t| now.duration_since(*t) < Duration::from_secs(1));
         self.respawn_times.push(now);
         self.slots[index].respawns += 1;
         if self.respawn_times.len() > self.slots.len() {
@@ -475,15 +599,24 @@ impl Master<'_> {
         if let Phase::Stopping { deadline, fast } = self.phase {
             if now >= deadline {
                 for pid in self.worker_pids() {
-                    tracing::warn!(pid, fast, "worker did not stop within worker-reload-mercy; killing it");
+                    tracing::warn!(
+                        pid,
+                        fast,
+                        "worker did not stop within worker-reload-mercy; killing it"
+                    );
                     let _ = sys::signal::kill(pid, libc::SIGKILL);
                 }
-                self.phase = Phase::Stopping { deadline: now + Duration::from_secs(3600), fast };
+                self.phase = Phase::Stopping {
+                    deadline: now + Duration::from_secs(3600),
+                    fast,
+                };
             }
             return Ok(());
         }
         for index in 0..self.slots.len() {
-            if self.slots[index].pid.is_none() && self.slots[index].respawn_at.is_some_and(|at| at <= now) {
+            if self.slots[index].pid.is_none()
+                && self.slots[index].respawn_at.is_some_and(|at| at <= now)
+            {
                 self.spawn(index)?;
             }
         }
@@ -491,7 +624,10 @@ impl Master<'_> {
     }
 
     fn begin_stop(&mut self, fast: bool, why: &str) {
-        if let Phase::Stopping { fast: already_fast, .. } = self.phase {
+        if let Phase::Stopping {
+            fast: already_fast, ..
+        } = self.phase
+        {
             if already_fast || !fast {
                 return;
             }
@@ -499,14 +635,21 @@ impl Master<'_> {
         if let Phase::Checking { pid } = self.phase {
             let _ = sys::signal::kill(pid, libc::SIGKILL);
         }
-        let mercy = if fast { Duration::from_secs(3) } else { self.config.worker_reload_mercy };
+        let mercy = if fast {
+            Duration::from_secs(3)
+        } else {
+            self.config.worker_reload_mercy
+        };
         tracing::info!(reason = why, fast, "shutting down");
         let _ = self.notifier.notify("STOPPING=1\nSTATUS=stopping");
         let sig = if fast { libc::SIGINT } else { libc::SIGTERM };
         for pid in self.worker_pids() {
             let _ = sys::signal::kill(pid, sig);
         }
-        self.phase = Phase::Stopping { deadline: Instant::now() + mercy, fast };
+        self.phase = Phase::Stopping {
+            deadline: Instant::now() + mercy,
+            fast,
+        };
     }
 
     /// Graceful reload, step 1: vet the new config (and app import) in a separate
@@ -524,7 +667,9 @@ impl Master<'_> {
             .arg("--check-config")
             .stdin(std::process::Stdio::null())
             .spawn()?;
-        self.phase = Phase::Checking { pid: child.id() as Pid };
+        self.phase = Phase::Checking {
+            pid: child.id() as Pid,
+        };
         // The child is reaped by `reap` through waitpid; dropping the handle does not wait.
         drop(child);
         Ok(())
@@ -536,7 +681,9 @@ impl Master<'_> {
         if how != ExitKind::Code(0) {
             tracing::error!(%how, "reload aborted: the new configuration does not load; the current workers keep serving");
             let n = self.slots.len();
-            let _ = self.notifier.notify(&format!("READY=1\nSTATUS=serving with {n} workers (reload failed)"));
+            let _ = self.notifier.notify(&format!(
+                "READY=1\nSTATUS=serving with {n} workers (reload failed)"
+            ));
             return Ok(());
         }
         let err = self.reexec();
@@ -567,7 +714,11 @@ impl Master<'_> {
         let old: Vec<String> = self.worker_pids().iter().map(|p| p.to_string()).collect();
         std::env::set_var(OLD_WORKERS_ENV, old.join(","));
         std::env::set_var(RELOADS_ENV, (self.reloads + 1).to_string());
-        tracing::info!(sockets = fds.len(), workers = old.len(), "re-executing the master; current workers serve until the new ones accept");
+        tracing::info!(
+            sockets = fds.len(),
+            workers = old.len(),
+            "re-executing the master; current workers serve until the new ones accept"
+        );
         use std::os::unix::process::CommandExt;
         // exec only returns on failure. The signal mask is inherited across exec, and the
         // new image blocks the same signals before it reads them, so none is lost.
@@ -595,4 +746,3 @@ impl Master<'_> {
         self.exit_code
     }
 }
-

@@ -20,11 +20,25 @@ pub struct BoundSocket {
 #[derive(Debug, thiserror::Error)]
 pub enum BindSocketError {
     #[error("cannot resolve `{address}` for `{option}`")]
-    Resolve { option: String, address: String, #[source] source: std::io::Error },
+    Resolve {
+        option: String,
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot bind `{address}` for `{option}`")]
-    Bind { option: String, address: String, #[source] source: std::io::Error },
+    Bind {
+        option: String,
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot set permissions on `{path}` (`chmod-socket`/`chown-socket`)")]
-    Permissions { path: String, #[source] source: std::io::Error },
+    Permissions {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn resolve(spec: &SocketSpec) -> Result<BindAddr, BindSocketError> {
@@ -36,11 +50,14 @@ fn resolve(spec: &SocketSpec) -> Result<BindAddr, BindSocketError> {
                 "" | "*" | "0" => "0.0.0.0",
                 other => other.trim_start_matches('[').trim_end_matches(']'),
             };
-            let mut addrs = (host, *port).to_socket_addrs().map_err(|source| BindSocketError::Resolve {
-                option: spec.option.clone(),
-                address: format!("{host}:{port}"),
-                source,
-            })?;
+            let mut addrs =
+                (host, *port)
+                    .to_socket_addrs()
+                    .map_err(|source| BindSocketError::Resolve {
+                        option: spec.option.clone(),
+                        address: format!("{host}:{port}"),
+                        source,
+                    })?;
             let addr: SocketAddr = addrs.next().ok_or_else(|| BindSocketError::Resolve {
                 option: spec.option.clone(),
                 address: format!("{host}:{port}"),
@@ -54,13 +71,18 @@ fn resolve(spec: &SocketSpec) -> Result<BindAddr, BindSocketError> {
 /// Same address, where port 0 matches any port (the inherited socket carries the real one).
 fn same_address(wanted: &BindAddr, actual: &BindAddr) -> bool {
     match (wanted, actual) {
-        (BindAddr::Tcp(w), BindAddr::Tcp(a)) => w.ip() == a.ip() && (w.port() == 0 || w.port() == a.port()),
+        (BindAddr::Tcp(w), BindAddr::Tcp(a)) => {
+            w.ip() == a.ip() && (w.port() == 0 || w.port() == a.port())
+        }
         (w, a) => w == a,
     }
 }
 
 /// Binds every configured socket, reusing inherited ones where the address matches.
-pub fn bind_all(config: &Config, inherited: &mut Vec<(OwnedFd, BindAddr)>) -> Result<Vec<BoundSocket>, BindSocketError> {
+pub fn bind_all(
+    config: &Config,
+    inherited: &mut Vec<(OwnedFd, BindAddr)>,
+) -> Result<Vec<BoundSocket>, BindSocketError> {
     let mut backlog = config.listen;
     if let Some(max) = sys::net::somaxconn() {
         if backlog > max {
@@ -71,32 +93,50 @@ pub fn bind_all(config: &Config, inherited: &mut Vec<(OwnedFd, BindAddr)>) -> Re
     let mut bound = Vec::new();
     for spec in &config.sockets {
         let wanted = resolve(spec)?;
-        if let Some(position) = inherited.iter().position(|(_, local)| same_address(&wanted, local)) {
+        if let Some(position) = inherited
+            .iter()
+            .position(|(_, local)| same_address(&wanted, local))
+        {
             let (fd, local) = inherited.remove(position);
             tracing::info!(protocol = protocol_name(spec.protocol), address = %local, fd = fd.as_raw_fd(), "listening (inherited)");
-            bound.push(BoundSocket { fd, spec: spec.clone(), local });
+            bound.push(BoundSocket {
+                fd,
+                spec: spec.clone(),
+                local,
+            });
             continue;
         }
-        let fd = sys::net::bind_listener(&wanted, backlog).map_err(|source| BindSocketError::Bind {
-            option: spec.option.clone(),
-            address: wanted.to_string(),
-            source,
-        })?;
+        let fd =
+            sys::net::bind_listener(&wanted, backlog).map_err(|source| BindSocketError::Bind {
+                option: spec.option.clone(),
+                address: wanted.to_string(),
+                source,
+            })?;
         if let BindAddr::Unix(path) = &wanted {
             let mode = config.chmod_socket.unwrap_or(0o666);
             // Without `chmod-socket` the socket keeps the umask's mode, as in uWSGI.
             if config.chmod_socket.is_some() {
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
-                    BindSocketError::Permissions { path: path.display().to_string(), source }
-                })?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(
+                    |source| BindSocketError::Permissions {
+                        path: path.display().to_string(),
+                        source,
+                    },
+                )?;
             }
             if let Some(owner) = &config.chown_socket {
-                chown_socket(path, owner).map_err(|source| BindSocketError::Permissions { path: path.display().to_string(), source })?;
+                chown_socket(path, owner).map_err(|source| BindSocketError::Permissions {
+                    path: path.display().to_string(),
+                    source,
+                })?;
             }
         }
         let local = sys::net::local_addr(fd.as_fd()).unwrap_or(wanted);
         tracing::info!(protocol = protocol_name(spec.protocol), address = %local, fd = fd.as_raw_fd(), "listening");
-        bound.push(BoundSocket { fd, spec: spec.clone(), local });
+        bound.push(BoundSocket {
+            fd,
+            spec: spec.clone(),
+            local,
+        });
     }
     // Inherited sockets no longer in the config are closed (dropped) here.
     for (_, local) in inherited.drain(..) {
@@ -127,20 +167,28 @@ pub fn protocol_name(protocol: Protocol) -> &'static str {
 
 /// Adopts the listening fds named in the environment by the previous image.
 pub fn take_inherited() -> Vec<(OwnedFd, BindAddr)> {
-    let Some(list) = std::env::var_os(LISTEN_FDS_ENV) else { return Vec::new() };
+    let Some(list) = std::env::var_os(LISTEN_FDS_ENV) else {
+        return Vec::new();
+    };
     std::env::remove_var(LISTEN_FDS_ENV);
     let mut sockets = Vec::new();
     for item in list.to_string_lossy().split(',').filter(|s| !s.is_empty()) {
-        let Ok(raw) = item.parse::<RawFd>() else { continue };
+        let Ok(raw) = item.parse::<RawFd>() else {
+            continue;
+        };
         match sys::fd::adopt_inherited(raw) {
             Ok(fd) => {
                 let _ = sys::fd::set_cloexec(fd.as_fd(), true);
                 match sys::net::local_addr(fd.as_fd()) {
                     Ok(local) => sockets.push((fd, local)),
-                    Err(err) => tracing::warn!(fd = raw, error = %err, "inherited fd is not a socket; closing it"),
+                    Err(err) => {
+                        tracing::warn!(fd = raw, error = %err, "inherited fd is not a socket; closing it")
+                    }
                 }
             }
-            Err(err) => tracing::warn!(fd = raw, error = %err, "inherited listening fd is not open"),
+            Err(err) => {
+                tracing::warn!(fd = raw, error = %err, "inherited listening fd is not open")
+            }
         }
     }
     sockets
@@ -153,7 +201,9 @@ pub fn vacuum(sockets: &[BoundSocket]) {
             match std::fs::remove_file(path) {
                 Ok(()) => tracing::info!(path = %path.display(), "vacuum: removed unix socket"),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => tracing::warn!(path = %path.display(), error = %err, "vacuum: cannot remove unix socket"),
+                Err(err) => {
+                    tracing::warn!(path = %path.display(), error = %err, "vacuum: cannot remove unix socket")
+                }
             }
         }
     }

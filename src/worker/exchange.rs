@@ -102,7 +102,10 @@ const MAX_DRAIN: u64 = 1 << 20;
 const COALESCE: usize = 64 * 1024;
 
 impl ConnExchange {
-    #[expect(clippy::too_many_arguments, reason = "one constructor call per protocol, each naming every fact")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one constructor call per protocol, each naming every fact"
+    )]
     pub fn new(
         conn: Conn,
         shared: &Shared,
@@ -134,7 +137,10 @@ impl ConnExchange {
             started: Instant::now(),
             log: RequestLog {
                 remote_addr,
-                start_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                start_unix: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
                 ..RequestLog::default()
             },
         }
@@ -144,7 +150,10 @@ impl ConnExchange {
         if sys::poll::wait_one(self.conn.fd.as_fd(), events, self.timeout)? {
             Ok(())
         } else {
-            Err(io::Error::new(io::ErrorKind::TimedOut, "socket-timeout expired"))
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "socket-timeout expired",
+            ))
         }
     }
 
@@ -152,7 +161,9 @@ impl ConnExchange {
         while !data.is_empty() {
             match sys::fd::send(self.conn.fd.as_fd(), data) {
                 Ok(n) => data = &data[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(sys::poll::WRITABLE)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait(sys::poll::WRITABLE)?
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -179,7 +190,9 @@ impl ConnExchange {
             match sys::fd::read_append(self.conn.fd.as_fd(), &mut self.conn.buf, COALESCE) {
                 Ok(0) => return Ok(false),
                 Ok(_) => return Ok(true),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(sys::poll::READABLE)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait(sys::poll::READABLE)?
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -242,9 +255,9 @@ impl ConnExchange {
                     }
                     if !self.conn.buf.is_empty() {
                         let before = out.len();
-                        let decoded = decoder
-                            .decode(&self.conn.buf, out)
-                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                        let decoded = decoder.decode(&self.conn.buf, out).map_err(|e| {
+                            io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+                        })?;
                         self.conn.buf.drain(..decoded.consumed);
                         let produced = out.len() - before;
                         if produced > 0 || decoded.done {
@@ -257,7 +270,10 @@ impl ConnExchange {
                 }
             }
             if !self.fill()? {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the client closed the connection before sending the whole body"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the client closed the connection before sending the whole body",
+                ));
             }
         }
     }
@@ -293,22 +309,35 @@ impl Exchange for ConnExchange {
         result
     }
 
-    fn respond(&mut self, head: Option<ResponseHead<'_>>, body: &[u8], last: bool) -> Result<(), RespondError> {
+    fn respond(
+        &mut self,
+        head: Option<ResponseHead<'_>>,
+        body: &[u8],
+        last: bool,
+    ) -> Result<(), RespondError> {
         if self.broken {
             return Err(RespondError::Io(io::Error::from(io::ErrorKind::BrokenPipe)));
         }
         self.wbuf.clear();
         if let Some(head) = head {
-            let code = response::parse_status(head.status).map_err(|e| RespondError::Invalid(format!("invalid status from the app: {e}")))?;
+            let code = response::parse_status(head.status)
+                .map_err(|e| RespondError::Invalid(format!("invalid status from the app: {e}")))?;
             let mut app_length: Option<u64> = None;
             for (name, value) in head.headers {
-                response::validate_header(name, value)
-                    .map_err(|e| RespondError::Invalid(format!("invalid response header from the app: {e}")))?;
+                response::validate_header(name, value).map_err(|e| {
+                    RespondError::Invalid(format!("invalid response header from the app: {e}"))
+                })?;
                 if name.eq_ignore_ascii_case(b"content-length") {
-                    app_length = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse().ok());
+                    app_length = std::str::from_utf8(value)
+                        .ok()
+                        .and_then(|v| v.trim().parse().ok());
                 }
             }
-            let known = app_length.or(head.content_length).or(if last { Some(body.len() as u64) } else { None });
+            let known = app_length.or(head.content_length).or(if last {
+                Some(body.len() as u64)
+            } else {
+                None
+            });
             let (framing, keep_alive) = match self.protocol {
                 Protocol::Http => response::choose_framing(
                     self.version,
@@ -318,9 +347,15 @@ impl Exchange for ConnExchange {
                     self.request_keep_alive,
                     self.version == Version::Http11,
                 ),
-                Protocol::Uwsgi => response::choose_framing(self.version, self.is_head, code, known, false, false),
+                Protocol::Uwsgi => {
+                    response::choose_framing(self.version, self.is_head, code, known, false, false)
+                }
             };
-            let mut headers: Vec<(&[u8], &[u8])> = head.headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
+            let mut headers: Vec<(&[u8], &[u8])> = head
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_slice(), v.as_slice()))
+                .collect();
             let length_text;
             if app_length.is_none() {
                 if let response::Framing::Length(n) = framing {
@@ -328,7 +363,14 @@ impl Exchange for ConnExchange {
                     headers.push((b"Content-Length", length_text.as_bytes()));
                 }
             }
-            response::write_head(&mut self.wbuf, self.version, head.status, &headers, &framing, keep_alive);
+            response::write_head(
+                &mut self.wbuf,
+                self.version,
+                head.status,
+                &headers,
+                &framing,
+                keep_alive,
+            );
             self.log.status = code;
             self.log.header_count = headers.len();
             self.log.header_bytes = self.wbuf.len();
@@ -339,11 +381,17 @@ impl Exchange for ConnExchange {
             self.response_framing = Some(framing);
             self.keep_alive_after = keep_alive;
         }
-        let framing = self.response_framing.as_ref().expect("the head is always handled on the first call");
+        let framing = self
+            .response_framing
+            .as_ref()
+            .expect("the head is always handled on the first call");
         let mut body = body;
         if let Some(left) = self.length_left.as_mut() {
             if body.len() as u64 > *left {
-                tracing::warn!(extra = body.len() as u64 - *left, "the app sent more bytes than its Content-Length; truncating");
+                tracing::warn!(
+                    extra = body.len() as u64 - *left,
+                    "the app sent more bytes than its Content-Length; truncating"
+                );
                 body = &body[..*left as usize];
                 self.keep_alive_after = false;
             }

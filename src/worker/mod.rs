@@ -46,7 +46,11 @@ impl Listener {
 /// How the worker gets its app: forked with it (preload) or importing it after fork.
 pub enum AppSource<'a> {
     Preloaded(&'a App),
-    Lazy { spec: AppSpec, interpreter: InterpreterOptions, module: ModuleInfo },
+    Lazy {
+        spec: AppSpec,
+        interpreter: InterpreterOptions,
+        module: ModuleInfo,
+    },
 }
 
 /// Request-handling settings, copied from the config.
@@ -139,7 +143,11 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     let lazy_app;
     let app: &App = match setup.app {
         AppSource::Preloaded(app) => app,
-        AppSource::Lazy { spec, interpreter, module } => {
+        AppSource::Lazy {
+            spec,
+            interpreter,
+            module,
+        } => {
             python::initialize(&interpreter)?;
             python::install_uwsgi_module(module).map_err(|e| WorkerError::Python(e.to_string()))?;
             lazy_app = python::load_app(&spec)?;
@@ -159,7 +167,13 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     let runner = WsgiRunner::new(app, &envs, setup.threads > 1, setup.processes > 1)
         .map_err(|e| WorkerError::Python(e.to_string()))?;
 
-    let handled = sys::signal::SigSet::of(&[libc::SIGHUP, libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1]);
+    let handled = sys::signal::SigSet::of(&[
+        libc::SIGHUP,
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+    ]);
     sys::signal::block(&handled)?;
     let signals = sys::signal::SignalFd::new(&handled)?;
 
@@ -180,11 +194,17 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         // several threads and workers race for each connection and the losers must get
         // EAGAIN, not sleep in accept().
         sys::fd::set_nonblocking(listener.fd(), true)?;
-        shared
-            .epoll
-            .add(listener.fd(), sys::poll::EPOLLIN | sys::poll::EPOLLEXCLUSIVE, serve::listener_token(index))?;
+        shared.epoll.add(
+            listener.fd(),
+            sys::poll::EPOLLIN | sys::poll::EPOLLEXCLUSIVE,
+            serve::listener_token(index),
+        )?;
     }
-    shared.epoll.add(shared.stop.as_fd(), sys::poll::EPOLLIN | sys::poll::EPOLLONESHOT, serve::STOP_TOKEN)?;
+    shared.epoll.add(
+        shared.stop.as_fd(),
+        sys::poll::EPOLLIN | sys::poll::EPOLLONESHOT,
+        serve::STOP_TOKEN,
+    )?;
 
     let mut handles = Vec::new();
     for thread_index in 0..setup.threads.max(1) {
@@ -205,13 +225,19 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
 
     // The forking thread only waits for signals; request threads do the work.
     loop {
-        let revents = sys::poll::poll(&[(signals.as_fd(), sys::poll::READABLE)], Some(Duration::from_millis(500)))?;
+        let revents = sys::poll::poll(
+            &[(signals.as_fd(), sys::poll::READABLE)],
+            Some(Duration::from_millis(500)),
+        )?;
         if revents[0] != 0 {
             while let Some(sig) = signals.read()? {
                 match sig {
                     libc::SIGINT => sys::process::exit_now(EXIT_OK),
                     libc::SIGHUP | libc::SIGTERM | libc::SIGQUIT => begin_stop(&shared, sig),
-                    libc::SIGUSR1 => tracing::info!(requests = shared.requests.load(Ordering::Relaxed), "worker stats"),
+                    libc::SIGUSR1 => tracing::info!(
+                        requests = shared.requests.load(Ordering::Relaxed),
+                        "worker stats"
+                    ),
                     _ => {}
                 }
             }
@@ -223,7 +249,10 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
             && shared.requests.load(Ordering::Relaxed) >= setup.limits.max_requests
             && !shared.stopping.load(Ordering::Relaxed)
         {
-            tracing::info!(limit = setup.limits.max_requests, "max-requests reached, recycling worker");
+            tracing::info!(
+                limit = setup.limits.max_requests,
+                "max-requests reached, recycling worker"
+            );
             begin_stop(&shared, 0);
         }
     }

@@ -45,10 +45,17 @@ pub fn thread_loop(shared: &Shared) {
     loop {
         if shared.stopping.load(Ordering::Acquire) && lock_conns(shared).is_empty() {
             // Pass the stop on: wake a sibling so every thread gets to exit.
-            let _ = shared.epoll.modify(shared.stop.as_fd(), sys::poll::EPOLLIN | sys::poll::EPOLLONESHOT, STOP_TOKEN);
+            let _ = shared.epoll.modify(
+                shared.stop.as_fd(),
+                sys::poll::EPOLLIN | sys::poll::EPOLLONESHOT,
+                STOP_TOKEN,
+            );
             return;
         }
-        if let Err(err) = shared.epoll.wait(&mut events, max_events, Some(Duration::from_secs(1))) {
+        if let Err(err) = shared
+            .epoll
+            .wait(&mut events, max_events, Some(Duration::from_secs(1)))
+        {
             tracing::error!(error = %err, "epoll_wait failed");
             return;
         }
@@ -96,7 +103,11 @@ fn stop_accepting(shared: &Shared) {
     }
     drop(conns);
     // Wake the next thread so it notices the stop too.
-    let _ = shared.epoll.modify(shared.stop.as_fd(), sys::poll::EPOLLIN | sys::poll::EPOLLONESHOT, STOP_TOKEN);
+    let _ = shared.epoll.modify(
+        shared.stop.as_fd(),
+        sys::poll::EPOLLIN | sys::poll::EPOLLONESHOT,
+        STOP_TOKEN,
+    );
 }
 
 fn has_pending_input(conn: &Conn) -> bool {
@@ -110,7 +121,11 @@ fn sweep_idle(shared: &Shared) {
     let expired: Vec<i32> = conns
         .iter()
         .filter(|(_, c)| {
-            let limit = if c.partial { shared.limits.socket_timeout } else { shared.limits.keepalive_timeout };
+            let limit = if c.partial {
+                shared.limits.socket_timeout
+            } else {
+                shared.limits.keepalive_timeout
+            };
             now.duration_since(c.last_active) > limit
         })
         .map(|(fd, _)| *fd)
@@ -176,7 +191,11 @@ fn park(shared: &Shared, mut conn: Conn) {
     let first = !conn.registered;
     conn.registered = true;
     let mut conns = lock_conns(shared);
-    let armed = if first { shared.epoll.add(conn.fd.as_fd(), events, token) } else { shared.epoll.modify(conn.fd.as_fd(), events, token) };
+    let armed = if first {
+        shared.epoll.add(conn.fd.as_fd(), events, token)
+    } else {
+        shared.epoll.modify(conn.fd.as_fd(), events, token)
+    };
     match armed {
         Ok(()) => {
             conns.insert(fd, conn);
@@ -213,7 +232,11 @@ fn drive(shared: &Shared, mut conn: Conn) {
                     Err(err) => {
                         tracing::warn!(peer = %conn.peer_addr, error = %err, "bad HTTP request; closing the connection");
                         let status = err.status();
-                        let reply = crate::protocol::response::simple_response(status, reason(status), &format!("{err}\n"));
+                        let reply = crate::protocol::response::simple_response(
+                            status,
+                            reason(status),
+                            &format!("{err}\n"),
+                        );
                         let _ = sys::fd::send(conn.fd.as_fd(), &reply);
                         close(shared, conn);
                         return;
@@ -285,7 +308,9 @@ fn serve_http(shared: &Shared, conn: Conn, head: http::RequestHead<'_>) -> Optio
     let framing = match head.body {
         http::BodyFraming::None => BodyFraming::None,
         http::BodyFraming::Length(n) => BodyFraming::Length(n),
-        http::BodyFraming::Chunked => BodyFraming::Chunked(http::ChunkedDecoder::new(shared.limits.buffer_size)),
+        http::BodyFraming::Chunked => {
+            BodyFraming::Chunked(http::ChunkedDecoder::new(shared.limits.buffer_size))
+        }
     };
     let vars = http::cgi_vars(&head);
     let listener = conn.listener;
@@ -307,7 +332,11 @@ fn serve_http(shared: &Shared, conn: Conn, head: http::RequestHead<'_>) -> Optio
     exchange.log.var_count = vars.len() + 8;
     exchange.log.packet_size = vars.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     let mut iter = vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
-    let request = RequestVars { listener, vars: &mut iter, remote: Some((peer_addr.as_str(), peer_port.as_str())) };
+    let request = RequestVars {
+        listener,
+        vars: &mut iter,
+        remote: Some((peer_addr.as_str(), peer_port.as_str())),
+    };
     let (exchange, outcome) = shared.runner.run(request, Box::new(exchange));
     finish(shared, exchange, outcome)
 }
@@ -316,28 +345,60 @@ fn serve_http(shared: &Shared, conn: Conn, head: http::RequestHead<'_>) -> Optio
 /// response is close-delimited, as nginx's `uwsgi_pass` expects.
 fn serve_uwsgi(shared: &Shared, conn: Conn, packet: uwsgi::Packet<'_>) {
     let packet_len = packet.len;
-    let find = |name: &[u8]| packet.vars.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    let find = |name: &[u8]| {
+        packet
+            .vars
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| *v)
+    };
     let content_length: u64 = find(b"CONTENT_LENGTH")
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
-    let framing = if content_length > 0 { BodyFraming::Length(content_length) } else { BodyFraming::None };
+    let framing = if content_length > 0 {
+        BodyFraming::Length(content_length)
+    } else {
+        BodyFraming::None
+    };
     let version = match find(b"SERVER_PROTOCOL") {
         Some(b"HTTP/1.1") => http::Version::Http11,
         _ => http::Version::Http10,
     };
     let is_head = find(b"REQUEST_METHOD") == Some(b"HEAD");
     let listener = conn.listener;
-    let mut exchange = ConnExchange::new(conn, shared, framing, Protocol::Uwsgi, version, is_head, false, false);
-    exchange.log.method = String::from_utf8_lossy(find(b"REQUEST_METHOD").unwrap_or(b"")).into_owned();
-    exchange.log.uri = String::from_utf8_lossy(find(b"REQUEST_URI").or_else(|| find(b"PATH_INFO")).unwrap_or(b"")).into_owned();
-    exchange.log.protocol = String::from_utf8_lossy(find(b"SERVER_PROTOCOL").unwrap_or(b"HTTP/1.0")).into_owned();
-    exchange.log.remote_addr = String::from_utf8_lossy(find(b"REMOTE_ADDR").unwrap_or(b"")).into_owned();
-    exchange.log.remote_user = String::from_utf8_lossy(find(b"REMOTE_USER").unwrap_or(b"")).into_owned();
+    let mut exchange = ConnExchange::new(
+        conn,
+        shared,
+        framing,
+        Protocol::Uwsgi,
+        version,
+        is_head,
+        false,
+        false,
+    );
+    exchange.log.method =
+        String::from_utf8_lossy(find(b"REQUEST_METHOD").unwrap_or(b"")).into_owned();
+    exchange.log.uri = String::from_utf8_lossy(
+        find(b"REQUEST_URI")
+            .or_else(|| find(b"PATH_INFO"))
+            .unwrap_or(b""),
+    )
+    .into_owned();
+    exchange.log.protocol =
+        String::from_utf8_lossy(find(b"SERVER_PROTOCOL").unwrap_or(b"HTTP/1.0")).into_owned();
+    exchange.log.remote_addr =
+        String::from_utf8_lossy(find(b"REMOTE_ADDR").unwrap_or(b"")).into_owned();
+    exchange.log.remote_user =
+        String::from_utf8_lossy(find(b"REMOTE_USER").unwrap_or(b"")).into_owned();
     exchange.log.var_count = packet.vars.len();
     exchange.log.packet_size = packet_len - uwsgi::HEADER_LEN;
     let mut iter = packet.vars.iter().map(|(k, v)| (*k, *v));
-    let request = RequestVars { listener, vars: &mut iter, remote: None };
+    let request = RequestVars {
+        listener,
+        vars: &mut iter,
+        remote: None,
+    };
     let (exchange, outcome) = shared.runner.run(request, Box::new(exchange));
     if let Some(conn) = finish(shared, exchange, outcome) {
         close(shared, conn);
@@ -345,7 +406,11 @@ fn serve_uwsgi(shared: &Shared, conn: Conn, packet: uwsgi::Packet<'_>) {
 }
 
 /// Logs the request and decides whether the connection lives on.
-fn finish(shared: &Shared, exchange: Box<dyn crate::python::Exchange>, outcome: crate::python::Outcome) -> Option<Conn> {
+fn finish(
+    shared: &Shared,
+    exchange: Box<dyn crate::python::Exchange>,
+    outcome: crate::python::Outcome,
+) -> Option<Conn> {
     let exchange: Box<ConnExchange> = exchange
         .into_any()
         .downcast()
