@@ -174,8 +174,8 @@ fn magic_variables() {
     conf("[uwsgi]\nprocesses = %k", "processes = 4");
     conf("[uwsgi]\nuid = %U\ngid = %G", "uid = www-data | gid = www");
     conf(
-        "[uwsgi]\nstats = /tmp/%h-%N.sock",
-        "stats = /tmp/web1-app.sock",
+        "[uwsgi]\npidfile = /tmp/%h-%N.pid",
+        "pidfile = /tmp/web1-app.pid",
     );
     conf("[uwsgi]\nchdir = /x%Y/100%%", "chdir = /x/100%%");
     check_with(
@@ -186,10 +186,10 @@ fn magic_variables() {
     );
     // Bare arguments, like `include`, do not set the uppercase variables.
     check_with(
-        &[("app.ini", "[uwsgi]\nstats = /tmp/[%N]")],
+        &[("app.ini", "[uwsgi]\npidfile = /tmp/[%N]")],
         "app.ini",
         &[],
-        "stats = /tmp/[]",
+        "pidfile = /tmp/[]",
     );
     // An included file sees its own `%d` and the first file's `%D`.
     check_with(
@@ -318,7 +318,7 @@ fn command_line_forms() {
         &[],
         "processes = 3 | threads = 2 | socket = :80",
     );
-    check_with(&[], "-p4 -t 30 -R 100 -L -b 8192 -l 64 -z 9", &[], "processes = 4 | listen = 64 | buffer-size = 8192 | socket-timeout = 9 | disable-logging = true | max-requests = 100 | harakiri = 30");
+    check_with(&[], "-p4 -R 100 -L -b 8192 -l 64 -z 9", &[], "processes = 4 | listen = 64 | buffer-size = 8192 | socket-timeout = 9 | disable-logging = true | max-requests = 100");
     check_with(
         &[],
         "--need-app=false --lazy-apps",
@@ -492,8 +492,11 @@ fn blog_post_hints() {
     check("[uwsgi]\npidfile=uwsgi.pid // pid file", "error: app.ini:2: pidfile: the whole text `uwsgi.pid // pid file` is the value because uWSGI INI files have no inline comments (it is not what was meant); move the comment to its own line above `pidfile`");
     check("[uwsgi]\nvacuum = false ; never", "error: app.ini:2: vacuum: the whole text `false ; never` is the value because uWSGI INI files have no inline comments (it is not what was meant); move the comment to its own line above `vacuum`");
     check("[uwsgi]\nvacuum = true ; clean up", "vacuum = true");
-    check_warnings("[uwsgi]\nharakiri = 60   ; seconds", "app.ini:2: harakiri: the whole text `60   ; seconds` is the value because uWSGI INI files have no inline comments (uWSGI happens to read the same value here); move the comment to its own line above `harakiri`");
-    check("[uwsgi]\nharakiri = 60   ; seconds", "harakiri = 60");
+    check_warnings("[uwsgi]\nsocket-timeout = 60   ; seconds", "app.ini:2: socket-timeout: the whole text `60   ; seconds` is the value because uWSGI INI files have no inline comments (uWSGI happens to read the same value here); move the comment to its own line above `socket-timeout`");
+    check(
+        "[uwsgi]\nsocket-timeout = 60   ; seconds",
+        "socket-timeout = 60",
+    );
     check("[uwsgi]\nsocket==:8080", "error: app.ini:2: socket: the value `=:8080` starts with `=` (written `socket==:8080`?); write `socket = :8080`");
     check("[uwsgi]\nprocesses==4", "error: app.ini:2: processes: the value `=4` starts with `=` (written `processes==4`?); write `processes = 4`");
     check_warnings("[uwsgi]\nchdir = $HOME/app", "app.ini:2: chdir: `$HOME` is not expanded; uWSGI config files write environment variables as `$(HOME)`");
@@ -512,8 +515,8 @@ fn blog_post_hints() {
         "error: app.ini:2: processes: must be at least 1, got `0`",
     );
     check(
-        "[uwsgi]\nharakiri = -1",
-        "error: app.ini:2: harakiri: must not be negative, got `-1`",
+        "[uwsgi]\nsocket-timeout = -1",
+        "error: app.ini:2: socket-timeout: must not be negative, got `-1`",
     );
 }
 
@@ -574,7 +577,7 @@ fn typed_values() {
         "[uwsgi]\nbuffer-size = 32768\npost-buffering = 8192\nlisten = 1024\nsocket-timeout = 10",
         "listen = 1024 | buffer-size = 32768 | post-buffering = 8192 | socket-timeout = 10",
     );
-    check("[uwsgi]\nharakiri = 0", "");
+    check("[uwsgi]\nmax-requests = 0", "");
     check(
         "[uwsgi]\nneed-app = false\nlazy-apps = true",
         "need-app = false | lazy-apps = true",
@@ -598,7 +601,9 @@ fn typed_values() {
     check("[uwsgi]\nprotocol = fastcgi", "error: app.ini:2: protocol: kaiser speaks `uwsgi` and `http` on `socket` entries, not `fastcgi`");
     check(
         "[uwsgi]\nstats-server = 127.0.0.1:9191\nmaster-fifo = /tmp/f\ntouch-reload = /tmp/t",
-        "touch-reload = /tmp/t | master-fifo = /tmp/f | stats = 127.0.0.1:9191",
+        "error: app.ini:2: stats-server: `stats-server` is a uWSGI option that kaiser does not support yet || \
+         app.ini:3: master-fifo: `master-fifo` is a uWSGI option that kaiser does not support yet; use signals: SIGHUP reloads, SIGTERM stops || \
+         app.ini:4: touch-reload: `touch-reload` is a uWSGI option that kaiser does not support yet; send SIGHUP, or `kaiser --reload PIDFILE`",
     );
 }
 
@@ -800,6 +805,7 @@ fn fixture_bloomberg_lists_every_problem() {
         vec![
             f(11, "log-4xx"),
             f(12, "log-5xx"),
+            f(14, "harakiri"),
             f(15, "py-callos-afterfork"),
             f(18, "max-worker-lifetime"),
             f(19, "reload-on-rss"),
@@ -814,6 +820,7 @@ fn fixture_bloomberg_lists_every_problem() {
             f(32, "cheaper-busyness-backlog-alert"),
             f(33, "cheaper-busyness-backlog-step"),
             f(38, "spooler"),
+            f(39, "stats"),
             f(40, "logto"),
         ]
     );
@@ -831,7 +838,15 @@ fn fixture_bloomberg_supported_part_warns_about_inline_comments() {
             !(key.starts_with("log-")
                 || key.starts_with("cheaper")
                 || key.starts_with("py-callos")
-                || ["max-worker-lifetime", "reload-on-rss", "spooler", "logto"].contains(&key))
+                || [
+                    "max-worker-lifetime",
+                    "reload-on-rss",
+                    "spooler",
+                    "logto",
+                    "harakiri",
+                    "stats",
+                ]
+                .contains(&key))
         })
         .map(|line| format!("{line}\n"))
         .collect();
@@ -840,7 +855,7 @@ fn fixture_bloomberg_supported_part_warns_about_inline_comments() {
     assert_eq!(
         loaded.show_config,
         "[uwsgi]\nstrict = true\nprocesses = 128\nvacuum = true\n\
-         disable-logging = true\nmax-requests = 1000\nharakiri = 60\nstats = /tmp/mysvc-stats.sock\n"
+         disable-logging = true\nmax-requests = 1000\n"
     );
     let commented: Vec<&str> = loaded
         .warnings
@@ -854,7 +869,6 @@ fn fixture_bloomberg_supported_part_warns_about_inline_comments() {
             "vacuum",
             "die-on-term",
             "disable-logging",
-            "harakiri",
             "max-requests",
             "worker-reload-mercy",
             "processes",
@@ -892,7 +906,6 @@ fn config_line() -> impl Strategy<Value = String> {
         (1u32..64).prop_map(|n| format!("processes = {n}")),
         (1u32..16).prop_map(|n| format!("threads = {n}")),
         (0u64..100_000).prop_map(|n| format!("max-requests = {n}")),
-        (0u64..600).prop_map(|n| format!("harakiri = {n}")),
         (0u64..600).prop_map(|n| format!("worker-reload-mercy = {n}")),
         (1u32..4096).prop_map(|n| format!("listen = {n}")),
         (0usize..200_000).prop_map(|n| format!("buffer-size = {n}")),
@@ -909,7 +922,6 @@ fn config_line() -> impl Strategy<Value = String> {
         word.prop_map(|w| format!("callable = {w}")),
         path.prop_map(|p| format!("pythonpath = {p}")),
         path.prop_map(|p| format!("home = {p}")),
-        path.prop_map(|p| format!("touch-reload = {p}")),
         ("[A-Z_]{1,6}", "[a-z0-9%=:/]{0,10}")
             .prop_map(|(k, v)| format!("env = {k}={}", v.replace('%', "%%"))),
         word.prop_map(|w| format!("uid = {w}")),
