@@ -6,7 +6,8 @@
 
 use super::{lossy, BodyFraming, Header, ParseHttpError, RequestHead, Version};
 use crate::protocol::syntax::{
-    find_lf, is_field_value_byte, is_token, is_token_byte, parse_decimal, trim_ows,
+    find_byte, find_lf, is_field_value, is_request_target, is_token, is_token_byte, parse_decimal,
+    trim_ows,
 };
 
 /// The most header lines a request may have (431 beyond).
@@ -120,7 +121,7 @@ fn parse_request_line(line: &[u8]) -> Result<RequestLine<'_>, ParseHttpError> {
     };
     // Visible ASCII and, for clients that send raw UTF-8 paths, obs-text; no controls, no
     // spaces, no DEL.
-    if target.is_empty() || !target.iter().all(|&b| b > b' ' && b != 0x7f) {
+    if target.is_empty() || !is_request_target(target) {
         return Err(ParseHttpError::InvalidTarget);
     }
     let version = match version {
@@ -299,21 +300,17 @@ fn parse_lines(buf: &[u8], lines: HeadLines) -> Result<RequestHead<'_>, ParseHtt
 }
 
 fn parse_header_line(line: &[u8], line_number: usize) -> Result<Header<'_>, ParseHttpError> {
-    if matches!(line.first(), Some(b' ' | b'\t')) {
-        return Err(ParseHttpError::ObsFold { line: line_number });
-    }
-    let colon = line
-        .iter()
-        .position(|&b| b == b':')
-        .ok_or(ParseHttpError::InvalidHeaderName { line: line_number })?;
-    let name = &line[..colon];
+    let name = find_byte(b':', line).map(|colon| &line[..colon]);
     // A token admits no whitespace, so `Name : value` is refused here as RFC 9112 §5.1
-    // requires.
-    if !is_token(name) {
-        return Err(ParseHttpError::InvalidHeaderName { line: line_number });
-    }
-    let value = trim_ows(&line[colon + 1..]);
-    if !value.iter().all(|&b| is_field_value_byte(b)) {
+    // requires, and a line starting with whitespace is a folded continuation.
+    let Some(name) = name.filter(|name| is_token(name)) else {
+        return Err(match line.first() {
+            Some(b' ' | b'\t') => ParseHttpError::ObsFold { line: line_number },
+            _ => ParseHttpError::InvalidHeaderName { line: line_number },
+        });
+    };
+    let value = trim_ows(&line[name.len() + 1..]);
+    if !is_field_value(value) {
         return Err(ParseHttpError::InvalidHeaderValue { name: lossy(name) });
     }
     Ok(Header { name, value })
