@@ -286,6 +286,10 @@ impl WsgiRunner {
                 {
                     scheme_override = Some("https")
                 }
+                // nginx's `uwsgi_pass_request_headers` also sends the Content-Length and
+                // Content-Type headers as HTTP_*; PEP 3333 (after CGI, RFC 3875 §4.1.18)
+                // has them only unprefixed, and `wsgiref.validate` rejects the copies.
+                b"HTTP_CONTENT_LENGTH" | b"HTTP_CONTENT_TYPE" => continue,
                 _ => {}
             }
             environ.set_item(latin1(py, key), latin1(py, value))?;
