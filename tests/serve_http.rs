@@ -436,7 +436,16 @@ fn requests_spread_over_processes_and_threads() {
         elapsed < Duration::from_millis(2900),
         "4 requests on 2 processes × 2 threads should run at once, took {elapsed:?}"
     );
-    let logs = kaiser.logs_since(mark);
+    // The request line is logged after the response is sent: wait for all four.
+    let logs = wait_until(
+        "four /sleep request log lines",
+        Duration::from_secs(5),
+        |last| {
+            *last = kaiser.logs_since(mark);
+            Ok((last.matches("GET /sleep?ms=1500").count() == 4).then(|| last.clone()))
+        },
+    )
+    .unwrap();
     let pids: BTreeSet<&str> = logs
         .lines()
         .filter(|l| l.contains("GET /sleep?ms=1500"))
