@@ -26,6 +26,11 @@ pub trait Exchange: Send {
         body: &[u8],
         last: bool,
     ) -> Result<(), RespondError>;
+    /// The status line to answer with instead of a 500 when the app failed because the
+    /// client sent a bad request body (`400 Bad Request`, `408 Request Timeout`).
+    fn request_error_status(&self) -> Option<&'static [u8]> {
+        None
+    }
     /// Gives the concrete exchange back to the worker after the request.
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
 }
@@ -281,6 +286,10 @@ impl WsgiRunner {
                 {
                     scheme_override = Some("https")
                 }
+                // nginx's `uwsgi_pass_request_headers` also sends the Content-Length and
+                // Content-Type headers as HTTP_*; PEP 3333 (after CGI, RFC 3875 §4.1.18)
+                // has them only unprefixed, and `wsgiref.validate` rejects the copies.
+                b"HTTP_CONTENT_LENGTH" | b"HTTP_CONTENT_TYPE" => continue,
                 _ => {}
             }
             environ.set_item(latin1(py, key), latin1(py, value))?;
@@ -322,20 +331,27 @@ fn report_app_error(py: Python<'_>, environ: &Bound<'_, PyDict>, err: &PyErr) {
     tracing::error!(%method, %uri, "the app raised an exception\n{}", format_exception(py, err));
 }
 
-/// Answers 500 if nothing was sent yet; otherwise marks the connection for closing.
+/// Answers 500 if nothing was sent yet (or the 4xx the exchange names when the client's
+/// request body was at fault); otherwise marks the connection for closing.
 fn internal_error(py: Python<'_>, state: &Shared, outcome: &mut Outcome) {
     outcome.app_error = true;
-    let body = b"Internal Server Error";
     let headers = vec![(b"Content-Type".to_vec(), b"text/plain".to_vec())];
-    {
+    let status: &[u8] = {
         let mut st = lock(state);
         if st.head_sent {
             outcome.aborted = true;
             return;
         }
-        st.status = Some(b"500 Internal Server Error".to_vec());
+        let status = st
+            .exchange
+            .as_ref()
+            .and_then(|exchange| exchange.request_error_status())
+            .unwrap_or(b"500 Internal Server Error");
+        st.status = Some(status.to_vec());
         st.headers = headers;
-    }
+        status
+    };
+    let body = &status[4..];
     if respond(py, state, body, true, Some(body.len() as u64)).is_err() {
         outcome.aborted = true;
     }

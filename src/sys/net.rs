@@ -178,6 +178,9 @@ fn decode(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<Bind
     }
 }
 
+/// `TCP_DEFER_ACCEPT` timeout for listening sockets, in seconds.
+const DEFER_ACCEPT_SECS: libc::c_int = 5;
+
 /// Binds and listens. For a unix path, a stale socket file left by a previous run is removed
 /// first (as uWSGI does); any other existing file is an error rather than clobbered.
 pub fn bind_listener(addr: &BindAddr, backlog: u32) -> io::Result<OwnedFd> {
@@ -203,6 +206,19 @@ pub fn bind_listener(addr: &BindAddr, backlog: u32) -> io::Result<OwnedFd> {
     })?;
     // SAFETY: listen on a bound socket.
     cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog.min(i32::MAX as u32) as libc::c_int) })?;
+    if let BindAddr::Tcp(_) = addr {
+        // Both protocols have the client speak first, so let the kernel hand over a
+        // connection only once its first bytes arrived (uWSGI does the same): a worker
+        // thread that accepts then finds the request there, instead of parking an empty
+        // connection in its own epoll set where only its own threads can serve it. The
+        // value is the seconds the kernel waits for data before accepting anyway.
+        setsockopt_int(
+            fd.as_fd_(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            DEFER_ACCEPT_SECS,
+        )?;
+    }
     Ok(fd)
 }
 

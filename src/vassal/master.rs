@@ -305,14 +305,10 @@ fn drop_privileges(config: &Config) -> Result<(), RunVassalError> {
 
 fn listener_of(socket: &BoundSocket) -> Listener {
     let (server_name, server_port, is_tcp) = match &socket.local {
-        BindAddr::Tcp(addr) => {
-            let name = if addr.ip().is_unspecified() {
-                sys::process::hostname()
-            } else {
-                addr.ip().to_string()
-            };
-            (name, addr.port().to_string(), true)
-        }
+        // uWSGI's http-socket sets SERVER_NAME to the machine's hostname whatever address
+        // it is bound to (`proto/http.c`, `uwsgi.hostname`); nginx sends its own in uwsgi
+        // packets, which override this default.
+        BindAddr::Tcp(addr) => (sys::process::hostname(), addr.port().to_string(), true),
         // uWSGI's http-socket on a unix path reports the hostname and port 80.
         _ => (sys::process::hostname(), "80".to_string(), false),
     };

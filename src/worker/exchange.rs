@@ -80,6 +80,9 @@ pub struct ConnExchange {
     body: Framing,
     body_remaining_known: bool,
     body_failed: bool,
+    /// Why reading the request body failed, when it was the client's fault: the status line
+    /// the worker answers with instead of the app's 500.
+    body_error_status: Option<&'static [u8]>,
     expect_continue: bool,
     protocol: Protocol,
     version: Version,
@@ -123,6 +126,7 @@ impl ConnExchange {
             body,
             body_remaining_known: true,
             body_failed: false,
+            body_error_status: None,
             expect_continue,
             protocol,
             version,
@@ -303,10 +307,26 @@ impl ConnExchange {
 impl Exchange for ConnExchange {
     fn read_body(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
         let result = self.read_body_inner(out, max);
-        if result.is_err() {
+        if let Err(err) = &result {
             self.body_failed = true;
+            self.body_error_status = match err.kind() {
+                io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
+                    Some(b"400 Bad Request")
+                }
+                io::ErrorKind::TimedOut => Some(b"408 Request Timeout"),
+                _ => None,
+            };
+            tracing::warn!(
+                peer = %self.conn.peer_addr,
+                error = %err,
+                "bad or incomplete request body; the connection will close"
+            );
         }
         result
+    }
+
+    fn request_error_status(&self) -> Option<&'static [u8]> {
+        self.body_error_status
     }
 
     fn respond(
@@ -344,7 +364,8 @@ impl Exchange for ConnExchange {
                     self.is_head,
                     code,
                     known,
-                    self.request_keep_alive,
+                    // A body that failed to read leaves the stream at an unknown place.
+                    self.request_keep_alive && !self.body_failed,
                     self.version == Version::Http11,
                 ),
                 Protocol::Uwsgi => {

@@ -69,7 +69,7 @@ pub fn thread_loop(shared: &Shared) {
                 continue;
             }
             if token >= LISTENER_BASE {
-                accept_some(shared, (token - LISTENER_BASE) as usize);
+                accept_one(shared, (token - LISTENER_BASE) as usize);
                 continue;
             }
             let conn = lock_conns(shared).remove(&(token as i32));
@@ -140,42 +140,44 @@ fn sweep_idle(shared: &Shared) {
     }
 }
 
-fn accept_some(shared: &Shared, index: usize) {
+/// Accepts one connection and serves it.
+///
+/// One per wake-up: this thread serves what it accepts before accepting again, so a second
+/// connection taken here would wait behind the first while a sibling thread or an idle
+/// worker could have had it. The listener is level-triggered, so what is left in the
+/// backlog wakes another idle waiter (and the kernel skips workers with none,
+/// `EPOLLEXCLUSIVE`).
+fn accept_one(shared: &Shared, index: usize) {
     let listener = &shared.listeners[index];
-    // Accept a few at a time: enough to drain a burst, few enough that a sibling worker
-    // gets its share of a wave of new connections.
-    for _ in 0..8 {
-        if shared.stopping.load(Ordering::Acquire) {
-            return;
+    if shared.stopping.load(Ordering::Acquire) {
+        return;
+    }
+    match sys::net::accept(listener.fd()) {
+        Ok(Some((fd, peer))) => {
+            if listener.is_tcp {
+                sys::net::set_nodelay(fd.as_fd());
+            }
+            let (peer_addr, peer_port) = match peer {
+                Some(BindAddr::Tcp(addr)) => (addr.ip().to_string(), addr.port().to_string()),
+                _ => (String::new(), String::new()),
+            };
+            let conn = Conn {
+                fd,
+                listener: index,
+                peer_addr,
+                peer_port,
+                buf: Vec::new(),
+                last_active: Instant::now(),
+                partial: false,
+                registered: false,
+            };
+            drive(shared, conn);
         }
-        match sys::net::accept(listener.fd()) {
-            Ok(Some((fd, peer))) => {
-                if listener.is_tcp {
-                    sys::net::set_nodelay(fd.as_fd());
-                }
-                let (peer_addr, peer_port) = match peer {
-                    Some(BindAddr::Tcp(addr)) => (addr.ip().to_string(), addr.port().to_string()),
-                    _ => (String::new(), String::new()),
-                };
-                let conn = Conn {
-                    fd,
-                    listener: index,
-                    peer_addr,
-                    peer_port,
-                    buf: Vec::new(),
-                    last_active: Instant::now(),
-                    partial: false,
-                    registered: false,
-                };
-                drive(shared, conn);
-            }
-            Ok(None) => return,
-            Err(err) => {
-                // EMFILE and friends: log and back off this wake-up; the listener stays
-                // registered so the next wake retries.
-                tracing::error!(error = %err, "accept failed");
-                return;
-            }
+        Ok(None) => {}
+        Err(err) => {
+            // EMFILE and friends: log and back off this wake-up; the listener stays
+            // registered so the next wake retries.
+            tracing::error!(error = %err, "accept failed");
         }
     }
 }

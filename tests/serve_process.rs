@@ -1,0 +1,498 @@
+//! The vassal master's life: graceful and fast shutdown, worker respawn and recycling,
+//! pidfile and vacuum, need-app, lazy-apps, `--check-config`, `chmod-socket`, INI files,
+//! the request log, and graceful reload under load.
+
+mod common;
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const EXIT: Duration = Duration::from_secs(20);
+
+fn start_with(args: &[&str]) -> (Kaiser, SocketAddr) {
+    let kaiser = Kaiser::spawn(args);
+    let addr = kaiser
+        .wait_for_addr("protocol=\"http\"", START_TIMEOUT)
+        .unwrap();
+    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    (kaiser, addr)
+}
+
+fn start(args: &[&str]) -> (Kaiser, SocketAddr) {
+    let mut full = vec!["--http-socket", "127.0.0.1:0"];
+    full.extend_from_slice(args);
+    start_with(&full)
+}
+
+fn worker_pid(addr: SocketAddr) -> i32 {
+    let response = http_get(addr, "/pid").unwrap();
+    let value: serde_json::Value = serde_json::from_str(&response.text())
+        .unwrap_or_else(|e| panic!("/pid is not JSON ({e}): {response}"));
+    value["pid"].as_i64().expect("/pid has a pid") as i32
+}
+
+/// Starts `/stream?chunks=2&delay_ms=…` and returns once the first chunk arrived: the
+/// request is then certainly in flight in a worker.
+fn in_flight(addr: SocketAddr, delay_ms: u32) -> TcpStream {
+    let mut stream = wait_for_connect(addr, START_TIMEOUT).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let request = request_bytes(
+        "GET",
+        &format!("/stream?chunks=2&delay_ms={delay_ms}"),
+        &[("Connection", "close")],
+        b"",
+    );
+    std::io::Write::write_all(&mut stream, &request).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("chunk 0") {
+        let n = stream.read(&mut buf).expect("reading the first chunk");
+        assert!(n > 0, "the server closed before the first chunk");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    stream
+}
+
+fn read_rest(mut stream: TcpStream) -> String {
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    String::from_utf8_lossy(&rest).into_owned()
+}
+
+#[test]
+fn sigterm_and_sigquit_finish_the_request_in_flight_then_exit_0() {
+    for (name, signal) in [("SIGTERM", libc::SIGTERM), ("SIGQUIT", libc::SIGQUIT)] {
+        let (mut kaiser, addr) =
+            start(&["--wsgi-file", "tests/apps/wsgi_suite.py", "--threads", "2"]);
+        let stream = in_flight(addr, 700);
+        kaiser.signal(signal);
+        let rest = read_rest(stream);
+        assert!(
+            rest.contains("chunk 1") && rest.ends_with("0\r\n\r\n"),
+            "{name}: the in-flight request was cut: {rest:?}\n{}",
+            kaiser.logs()
+        );
+        let status = kaiser.expect_exit(EXIT);
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{name}: exit status\n{}",
+            kaiser.logs()
+        );
+    }
+}
+
+#[test]
+fn sigint_stops_fast_without_waiting_for_requests() {
+    let (mut kaiser, addr) = start(&["--wsgi-file", "tests/apps/wsgi_suite.py"]);
+    let _stream = in_flight(addr, 30_000);
+    let started = Instant::now();
+    kaiser.signal(libc::SIGINT);
+    kaiser.expect_exit(EXIT);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "SIGINT took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_worker_killed_with_sigkill_is_respawned() {
+    let (kaiser, addr) = start(&["--wsgi-file", "tests/apps/wsgi_suite.py"]);
+    let first = worker_pid(addr);
+    let mark = kaiser.log_mark();
+    // SAFETY: kill(2) on the worker pid the app reported; it is our test's grandchild.
+    assert_eq!(unsafe { libc::kill(first, libc::SIGKILL) }, 0);
+    kaiser
+        .wait_for_log_since(mark, "respawned worker", START_TIMEOUT)
+        .unwrap();
+    let second = wait_until(
+        "the respawned worker to serve",
+        START_TIMEOUT,
+        |last| match http_get(addr, "/pid") {
+            Ok(response) if response.status == 200 => Ok(Some(worker_pid(addr))),
+            Ok(response) => {
+                *last = response.to_string();
+                Ok(None)
+            }
+            Err(e) => {
+                *last = e;
+                Ok(None)
+            }
+        },
+    )
+    .unwrap();
+    assert_ne!(first, second, "the same pid after SIGKILL?");
+}
+
+#[test]
+fn max_requests_recycles_the_worker() {
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--max-requests",
+        "3",
+    ]);
+    let first = worker_pid(addr);
+    for _ in 0..2 {
+        let _ = http_get(addr, "/sleep?ms=1").unwrap();
+    }
+    kaiser
+        .wait_for_log("max-requests reached", START_TIMEOUT)
+        .unwrap();
+    kaiser
+        .wait_for_log("respawned worker", START_TIMEOUT)
+        .unwrap();
+    assert_ne!(
+        worker_pid(addr),
+        first,
+        "the worker was not replaced after max-requests"
+    );
+}
+
+#[test]
+fn pidfile_and_vacuum_are_removed_on_exit_and_chmod_socket_applies() {
+    let dir = TempDir::new("vacuum");
+    let pidfile = dir.join("k.pid");
+    let socket = dir.join("k.sock");
+    let (pidfile_text, socket_text) = (pidfile.display().to_string(), socket.display().to_string());
+    let (mut kaiser, _addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/hello.py",
+        "--socket",
+        &socket_text,
+        "--pidfile",
+        &pidfile_text,
+        "--vacuum",
+        "--chmod-socket=660",
+    ]);
+    let written = std::fs::read_to_string(&pidfile).unwrap();
+    assert_eq!(written.trim(), kaiser.pid().to_string(), "pidfile content");
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660, "chmod-socket = 660 gave {mode:o}");
+    kaiser.signal(libc::SIGTERM);
+    assert_eq!(kaiser.expect_exit(EXIT).code(), Some(0));
+    assert!(
+        !pidfile.exists(),
+        "vacuum left the pidfile\n{}",
+        kaiser.logs()
+    );
+    assert!(
+        !socket.exists(),
+        "vacuum left the unix socket\n{}",
+        kaiser.logs()
+    );
+
+    // A bare `chmod-socket` in an INI means 666.
+    let ini = dir.write(
+        "bare.ini",
+        format!(
+            "[uwsgi]\nsocket = {socket_text}\nchmod-socket =\nwsgi-file = tests/apps/hello.py\n"
+        ),
+    );
+    let ini_text = ini.display().to_string();
+    let kaiser = Kaiser::spawn(&["--ini", &ini_text]);
+    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o666, "bare chmod-socket gave {mode:o}");
+}
+
+#[test]
+fn a_broken_app_is_exit_22_with_its_traceback_unless_need_app_is_off() {
+    let mut kaiser = Kaiser::spawn(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        "tests/apps/broken_import.py",
+    ]);
+    let status = kaiser.expect_exit(EXIT);
+    let logs = kaiser.logs();
+    assert_eq!(
+        status.code(),
+        Some(22),
+        "need-app (default) with a broken app:\n{logs}"
+    );
+    assert!(
+        logs.contains("Traceback")
+            && logs.contains("broken_import.py fails at import time on purpose"),
+        "the traceback is missing:\n{logs}"
+    );
+
+    let (_kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/broken_import.py",
+        "--need-app=false",
+    ]);
+    let response = http_get(addr, "/").unwrap();
+    assert_eq!(
+        response.status, 500,
+        "need-app = false serves 500s: {response}"
+    );
+}
+
+#[test]
+fn threads_at_import_names_lazy_apps_and_works_with_it() {
+    let mut kaiser = Kaiser::spawn(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        "tests/apps/threads_at_import.py",
+    ]);
+    let status = kaiser.expect_exit(EXIT);
+    let logs = kaiser.logs();
+    assert_ne!(status.code(), Some(0), "{logs}");
+    assert!(
+        logs.contains("lazy-apps"),
+        "the error must name lazy-apps:\n{logs}"
+    );
+
+    let (_kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/threads_at_import.py",
+        "--lazy-apps",
+        "--processes",
+        "2",
+    ]);
+    let response = http_get(addr, "/").unwrap();
+    assert_eq!(response.status, 200, "{response}");
+    assert!(
+        response.text().starts_with("threads at import"),
+        "{response}"
+    );
+}
+
+#[test]
+fn check_config_exits_0_22_and_1() {
+    let cases: [(&[&str], i32); 3] = [
+        (&["--wsgi-file", "tests/apps/hello.py"], 0),
+        (&["--wsgi-file", "tests/apps/broken_import.py"], 22),
+        (
+            &["--wsgi-file", "tests/apps/hello.py", "--processes", "many"],
+            1,
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut full = vec!["--http-socket", "127.0.0.1:0", "--check-config"];
+        full.extend_from_slice(args);
+        let mut kaiser = Kaiser::spawn(&full);
+        let status = kaiser.expect_exit(EXIT);
+        assert_eq!(
+            status.code(),
+            Some(expected),
+            "--check-config {args:?}:\n{}",
+            kaiser.logs()
+        );
+    }
+}
+
+#[test]
+fn ini_files_by_flag_and_as_a_bare_argument() {
+    let dir = TempDir::new("ini");
+    let ini = dir.write(
+        "site.ini",
+        "[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = tests/apps/hello.py\nprocesses = 2\nmaster = true\n",
+    );
+    let ini_text = ini.display().to_string();
+    for args in [vec!["--ini", ini_text.as_str()], vec![ini_text.as_str()]] {
+        let (kaiser, addr) = start_with(&args);
+        let response = http_get(addr, "/").unwrap();
+        assert_eq!(
+            response.text(),
+            "Hello World",
+            "kaiser {args:?}: {response}\n{}",
+            kaiser.logs()
+        );
+    }
+}
+
+/// Checks `line` against uWSGI's default request log format (reference §7.1).
+fn check_request_line(line: &str, method: &str, uri: &str, status: u16, body: usize) {
+    let fail = |why: &str| -> ! { panic!("request log line {why}: {line:?}") };
+    let rest = line
+        .strip_prefix("[pid: ")
+        .unwrap_or_else(|| fail("does not start with `[pid: `"));
+    let (pid, rest) = rest
+        .split_once("|app: ")
+        .unwrap_or_else(|| fail("has no `|app: `"));
+    assert!(pid.parse::<u32>().is_ok(), "pid in {line:?}");
+    let (_app, rest) = rest
+        .split_once("|req: ")
+        .unwrap_or_else(|| fail("has no `|req: `"));
+    let (counts, rest) = rest.split_once("] ").unwrap_or_else(|| fail("has no `] `"));
+    assert!(
+        counts.split('/').all(|n| n.parse::<u64>().is_ok()),
+        "req counts in {line:?}"
+    );
+    let (remote, rest) = rest
+        .split_once(" (")
+        .unwrap_or_else(|| fail("has no remote user"));
+    assert_eq!(remote, "127.0.0.1", "{line}");
+    let (_user, rest) = rest
+        .split_once(") {")
+        .unwrap_or_else(|| fail("has no vars block"));
+    let (vars, rest) = rest
+        .split_once("} [")
+        .unwrap_or_else(|| fail("has no vars block end"));
+    let words: Vec<&str> = vars.split(' ').collect();
+    assert!(
+        words.len() == 5 && words[1] == "vars" && words[2] == "in" && words[4] == "bytes",
+        "vars block {vars:?} in {line:?}"
+    );
+    let (ctime, rest) = rest.split_once("] ").unwrap_or_else(|| fail("has no date"));
+    assert_eq!(ctime.len(), 24, "ctime {ctime:?} in {line:?}");
+    let expected = format!("{method} {uri} => generated {body} bytes in ");
+    let rest = rest
+        .strip_prefix(&expected)
+        .unwrap_or_else(|| fail(&format!("lacks {expected:?}")));
+    let (msecs, rest) = rest
+        .split_once(" msecs ")
+        .unwrap_or_else(|| fail("has no msecs"));
+    assert!(msecs.parse::<u64>().is_ok(), "{line}");
+    let expected = format!("(HTTP/1.1 {status}) ");
+    let rest = rest
+        .strip_prefix(&expected)
+        .unwrap_or_else(|| fail(&format!("lacks {expected:?}")));
+    let (headers, rest) = rest
+        .split_once(" headers in ")
+        .unwrap_or_else(|| fail("has no header count"));
+    assert!(headers.parse::<u32>().is_ok(), "{line}");
+    let (_bytes, rest) = rest
+        .split_once(" bytes (")
+        .unwrap_or_else(|| fail("has no header bytes"));
+    assert_eq!(rest, "1 switches on core 0)", "{line}");
+}
+
+#[test]
+fn request_log_matches_uwsgi_and_disable_logging_turns_it_off() {
+    let (kaiser, addr) = start(&["--wsgi-file", "tests/apps/wsgi_suite.py"]);
+    let mark = kaiser.log_mark();
+    let response = http_get(addr, "/sleep?ms=2").unwrap();
+    let line = kaiser
+        .wait_for_log_since(mark, "GET /sleep?ms=2 =>", Duration::from_secs(5))
+        .unwrap();
+    check_request_line(&line, "GET", "/sleep?ms=2", 200, response.body.len());
+
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--disable-logging",
+    ]);
+    let _ = http_get(addr, "/sleep?ms=2").unwrap();
+    // The log message the app itself writes to wsgi.errors comes after the request; once it
+    // is there, a request line would have been too.
+    let _ = http_get(addr, "/log?msg=after-the-request").unwrap();
+    kaiser
+        .wait_for_log("after-the-request", Duration::from_secs(5))
+        .unwrap();
+    let logs = kaiser.logs();
+    assert!(
+        !logs.contains("=> generated"),
+        "disable-logging still logs requests:\n{logs}"
+    );
+}
+
+/// Runs request loops on fresh connections until `stop`, counting failures.
+fn client_loop(
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failures: Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        match http_get(addr, "/") {
+            Ok(response) if response.status == 200 => {
+                ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(response) => failures.lock().unwrap().push(response.to_string()),
+            Err(e) => failures.lock().unwrap().push(e),
+        }
+    }
+}
+
+#[test]
+fn sighup_reloads_gracefully_with_zero_failed_requests_and_keeps_serving_a_broken_app() {
+    let dir = TempDir::new("reload");
+    let app_path = dir.write("app.py", std::fs::read(app("hello.py")).unwrap());
+    let app_text = app_path.display().to_string();
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        &app_text,
+        "--processes",
+        "2",
+        "--threads",
+        "2",
+    ]);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
+            std::thread::spawn(move || client_loop(addr, stop, ok, failures))
+        })
+        .collect();
+    wait_until("the client loop to get answers", START_TIMEOUT, |_| {
+        Ok((ok.load(Ordering::Relaxed) > 20).then_some(()))
+    })
+    .unwrap();
+    let mark = kaiser.log_mark();
+    kaiser.signal(libc::SIGHUP);
+    kaiser
+        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .unwrap();
+    wait_until("the previous workers to finish", START_TIMEOUT, |last| {
+        *last = kaiser.logs_since(mark);
+        Ok((kaiser
+            .logs_since(mark)
+            .matches("previous-generation worker finished")
+            .count()
+            == 2)
+            .then_some(()))
+    })
+    .unwrap();
+    let served_before = ok.load(Ordering::Relaxed);
+    wait_until(
+        "requests served by the new generation",
+        START_TIMEOUT,
+        |_| Ok((ok.load(Ordering::Relaxed) > served_before + 20).then_some(())),
+    )
+    .unwrap();
+
+    // Now break the app and reload again: the check fails and the old workers stay.
+    std::fs::write(&app_path, "raise RuntimeError('now broken on purpose')\n").unwrap();
+    let mark = kaiser.log_mark();
+    kaiser.signal(libc::SIGHUP);
+    kaiser
+        .wait_for_log_since(mark, "reload aborted", START_TIMEOUT)
+        .unwrap();
+    let served_before = ok.load(Ordering::Relaxed);
+    wait_until(
+        "requests served after the failed reload",
+        START_TIMEOUT,
+        |_| Ok((ok.load(Ordering::Relaxed) > served_before + 20).then_some(())),
+    )
+    .unwrap();
+
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let failures = failures.lock().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed during reloads; first: {}\n{}",
+        failures.len(),
+        ok.load(Ordering::Relaxed),
+        failures[0],
+        kaiser.logs()
+    );
+}

@@ -1,0 +1,175 @@
+//! PEP 3333 over `http-socket`: every route of `wsgi_suite_validated.py` passes
+//! `wsgiref.validate`, and the environ is the one uWSGI's http-socket builds for the same
+//! request (reference §5.2).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+
+fn start(args: &[&str]) -> (Kaiser, SocketAddr) {
+    let mut full = vec!["--http-socket", "127.0.0.1:0"];
+    full.extend_from_slice(args);
+    let kaiser = Kaiser::spawn(&full);
+    let addr = kaiser.wait_for_addr("listening", START_TIMEOUT).unwrap();
+    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    (kaiser, addr)
+}
+
+/// The routes of wsgi_suite.py that keep PEP 3333 (all but `/headers-injection` and the
+/// late `exc_info`), with the request and the status each must produce.
+pub fn validated_routes() -> Vec<(&'static str, &'static str, &'static [u8], u16)> {
+    vec![
+        ("GET", "/", b"", 200),
+        ("GET", "/env?a=1", b"", 200),
+        ("POST", "/echo?read=7", b"some body bytes", 200),
+        ("POST", "/echo-lines", b"l1\nl2\nl3\n", 200),
+        ("GET", "/stream?chunks=3", b"", 200),
+        ("GET", "/write", b"", 200),
+        ("GET", "/close", b"", 200),
+        ("GET", "/file", b"", 200),
+        ("GET", "/file?block=100", b"", 200),
+        ("GET", "/error", b"", 500),
+        ("GET", "/exc-info", b"", 500),
+        ("GET", "/sleep?ms=1", b"", 200),
+        ("GET", "/pid", b"", 200),
+        ("GET", "/big?bytes=100000", b"", 200),
+        ("GET", "/big?bytes=100000&stream=1", b"", 200),
+        ("GET", "/status", b"", 204),
+        ("GET", "/status?code=304", b"", 304),
+        ("GET", "/status?code=200", b"", 200),
+        ("HEAD", "/", b"", 200),
+        ("GET", "/log?msg=validated-log-line", b"", 200),
+        ("GET", "/no-such-route", b"", 404),
+    ]
+}
+
+/// What `wsgiref.validate` and Python print when either side breaks PEP 3333.
+pub const VALIDATOR_COMPLAINTS: &[&str] = &["AssertionError", "WSGIWarning", "Exception ignored"];
+
+#[test]
+fn every_validated_route_passes_over_http() {
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/wsgi_suite_validated.py",
+        "--processes",
+        "2",
+        "--threads",
+        "2",
+    ]);
+    let mut conn = HttpConn::new(wait_for_connect(addr, START_TIMEOUT).unwrap());
+    for (method, target, body, expected) in validated_routes() {
+        let response = conn
+            .request(&request_bytes(method, target, &[], body))
+            .unwrap_or_else(|e| panic!("{method} {target}: {e}\n{}", kaiser.logs()));
+        assert_eq!(
+            response.status,
+            expected,
+            "{method} {target}: {response}\nlogs:\n{}",
+            kaiser.logs()
+        );
+    }
+    kaiser
+        .wait_for_log("validated-log-line", Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("wsgi.errors output is missing from the log: {e}"));
+    let logs = kaiser.logs();
+    for complaint in VALIDATOR_COMPLAINTS {
+        assert!(
+            !logs.contains(complaint),
+            "wsgiref.validate complained ({complaint}):\n{logs}"
+        );
+    }
+}
+
+/// The `/env` dump, every value as text (JSON text for non-strings: `true`, `[1,0]`).
+fn env_of(response: &Response) -> std::collections::BTreeMap<String, String> {
+    let value: serde_json::Value = serde_json::from_str(&response.text())
+        .unwrap_or_else(|e| panic!("/env is not JSON ({e}): {response}"));
+    let serde_json::Value::Object(map) = value else {
+        panic!("/env is not a JSON object: {response}");
+    };
+    map.into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(text) => (key, text),
+            other => (key, other.to_string()),
+        })
+        .collect()
+}
+
+#[test]
+fn environ_over_http_socket_matches_uwsgi() {
+    let (kaiser, addr) = start(&["--wsgi-file", "tests/apps/wsgi_suite.py"]);
+    let mut conn = HttpConn::new(wait_for_connect(addr, START_TIMEOUT).unwrap());
+    let response = conn
+        .request(&request_bytes(
+            "POST",
+            "/%65nv?a=1&b=%20x&c",
+            &[
+                ("Host", "example.test:1234"),
+                ("X-Custom-Thing", "one"),
+                ("x-custom-thing", "two"),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Cookie", "k=v"),
+            ],
+            b"k=v",
+        ))
+        .unwrap();
+    assert_eq!(response.status, 200, "{response}\n{}", kaiser.logs());
+    let env = env_of(&response);
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_owned();
+    let port = addr.port().to_string();
+    for (key, expected) in [
+        ("REQUEST_METHOD", "POST"),
+        ("REQUEST_URI", "/%65nv?a=1&b=%20x&c"),
+        ("PATH_INFO", "/env"),
+        ("SCRIPT_NAME", ""),
+        ("QUERY_STRING", "a=1&b=%20x&c"),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("SERVER_NAME", hostname.as_str()),
+        ("SERVER_PORT", port.as_str()),
+        ("REMOTE_ADDR", "127.0.0.1"),
+        ("CONTENT_TYPE", "application/x-www-form-urlencoded"),
+        ("CONTENT_LENGTH", "3"),
+        ("HTTP_HOST", "example.test:1234"),
+        ("HTTP_X_CUSTOM_THING", "one, two"),
+        ("HTTP_COOKIE", "k=v"),
+        ("wsgi.url_scheme", "http"),
+    ] {
+        assert_eq!(
+            env.get(key).map(String::as_str),
+            Some(expected),
+            "environ[{key:?}] differs from uWSGI's; whole environ: {env:?}"
+        );
+    }
+    for absent in ["HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"] {
+        assert!(
+            !env.contains_key(absent),
+            "{absent} must not be set: {env:?}"
+        );
+    }
+    for (key, expected) in [
+        ("wsgi.multithread", "false"),
+        ("wsgi.multiprocess", "false"),
+        ("wsgi.run_once", "false"),
+        ("wsgi.version", "[1,0]"),
+    ] {
+        assert_eq!(
+            env.get(key).map(String::as_str),
+            Some(expected),
+            "{key}: {env:?}"
+        );
+    }
+
+    // A non-UTF-8 percent-escape decodes to one latin-1 char per byte (PEP 3333 "bytes as
+    // latin-1"), and the route does not match, so the 404 body names the path.
+    let response = conn
+        .request(&request_bytes("GET", "/caf%E9", &[], b""))
+        .unwrap();
+    assert_eq!(response.status, 404);
+    assert_eq!(response.text(), "no route for '/caf\u{e9}'\n", "{response}");
+}
