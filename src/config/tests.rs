@@ -579,6 +579,10 @@ fn typed_values() {
     );
     check("[uwsgi]\nmax-requests = 0", "");
     check(
+        "[uwsgi]\nhttp-socket = 127.0.0.1:0\nsocket = 127.0.0.1:0",
+        "http-socket = 127.0.0.1:0 | socket = 127.0.0.1:0",
+    );
+    check(
         "[uwsgi]\nneed-app = false\nlazy-apps = true",
         "need-app = false | lazy-apps = true",
     );

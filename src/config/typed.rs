@@ -290,7 +290,12 @@ fn build_sockets(entries: &[&Entry], protocol: Protocol, report: &mut Report) ->
                 continue;
             }
         };
-        if let Some((earlier, origin)) = sockets.iter().find(|(s, _)| s.address == address) {
+        // Port 0 asks the kernel for a fresh port each time, so two of them never clash.
+        let ephemeral = matches!(address, Address::Tcp { port: 0, .. });
+        if let Some((earlier, origin)) = sockets
+            .iter()
+            .find(|(s, _)| !ephemeral && s.address == address)
+        {
             let why = if earlier.protocol != socket_protocol {
                 "; a uwsgi `socket` and an HTTP socket cannot share an address, give each its own port or path"
             } else {
