@@ -132,9 +132,12 @@ def measure(tools, deployment, workload, seconds, warmup_seconds, wrk_cpu):
     probes = {}
 
     def probe():
-        # Mid-run, when every worker is busy and has touched what the workload needs.
-        time.sleep(seconds * 0.6)
+        # Memory mid-run, when every worker is busy and has touched what the workload needs;
+        # connections near the end, so that a connection queued behind slow requests has had
+        # the whole run to get its first answer.
+        time.sleep(seconds * 0.5)
         probes["memory"] = memory_kib(pgid)
+        time.sleep(seconds * 0.4)
         probes["connections"] = answered_connections(deployment.port)
 
     prober = threading.Thread(target=probe, daemon=True)

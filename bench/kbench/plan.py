@@ -201,7 +201,8 @@ def run_reload(tools, apps, plan, server, results, label):
     results.reloads[server].append(sample)
     print(
         f"{label} {what}: worst gap {sample.worst_gap_ms:.0f} ms, failed {sample.failed}/"
-        f"{sample.failed + sample.succeeded}, answered after the signal: {sample.recovered}",
+        f"{sample.failed + sample.succeeded} {dict(sample.failure_kinds) or ''}, "
+        f"answered after the signal: {sample.recovered}",
         flush=True,
     )
 

@@ -10,6 +10,7 @@ answer's body is checked, so a server that answers errors during the reload is n
 import os
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from . import client
@@ -24,6 +25,7 @@ class ReloadSample:
     failed: int
     succeeded: int
     recovered: bool  # the server answered again after the signal
+    failure_kinds: Counter  # e.g. "ConnectionRefusedError", "status 502", "wrong body"
 
 
 def reload_gap(deployment, reload_signal, workload, before_s, after_s, client_cpu):
@@ -36,13 +38,19 @@ def reload_gap(deployment, reload_signal, workload, before_s, after_s, client_cp
         last_success = time.monotonic()
         worst = 0.0
         failed = succeeded = 0
+        kinds = Counter()
         last_success_after_signal = False
         while time.monotonic() < stop_at:
+            kind = None
             try:
                 status, body = client.request(deployment.port, workload.path, timeout=REQUEST_TIMEOUT)
-                ok = status == 200 and workload.check(body) is None
-            except client.RequestFailed:
-                ok = False
+                if status != 200:
+                    kind = f"status {status}"
+                elif workload.check(body) is not None:
+                    kind = "wrong body"
+            except client.RequestFailed as error:
+                kind = type(error.__cause__).__name__
+            ok = kind is None
             now = time.monotonic()
             if ok:
                 worst = max(worst, now - last_success)
@@ -52,10 +60,11 @@ def reload_gap(deployment, reload_signal, workload, before_s, after_s, client_cp
                     last_success_after_signal = True
             else:
                 failed += 1
+                kinds[kind] += 1
                 time.sleep(0.001)  # a refused connection fails at once; do not spin
         worst = max(worst, time.monotonic() - last_success)
         with lock:
-            results.append((worst, failed, succeeded, last_success_after_signal))
+            results.append((worst, failed, succeeded, last_success_after_signal, kinds))
 
     previous_affinity = os.sched_getaffinity(0)
     if client_cpu is not None:
@@ -76,4 +85,5 @@ def reload_gap(deployment, reload_signal, workload, before_s, after_s, client_cp
         failed=sum(result[1] for result in results),
         succeeded=sum(result[2] for result in results),
         recovered=all(result[3] for result in results),
+        failure_kinds=sum((result[4] for result in results), Counter()),
     )

@@ -11,6 +11,7 @@ import socket
 import statistics
 import subprocess
 import time
+from collections import Counter
 
 from .plan import CLIENT_CPU, FRONT_ENDS, SERVER_CPU
 from .measure import WRK_THREADS
@@ -87,7 +88,7 @@ def _errors_cell(samples):
     non2xx = sum(sample.errors_non2xx for sample in samples)
     sockets = sum(sample.errors_socket for sample in samples)
     timeouts = sum(sample.errors_timeout for sample in samples)
-    parts = [f"{count} {kind}" for count, kind in ((non2xx, "non-2xx"), (sockets, "socket"), (timeouts, "timeout")) if count]
+    parts = [f"{count} {kind}" for count, kind in ((non2xx, "status≥400"), (sockets, "socket"), (timeouts, "timeout")) if count]
     return ", ".join(parts) if parts else "0"
 
 
@@ -122,7 +123,9 @@ def _summary(results, pinning, workloads, failed_keys):
                 else:
                     rps = _ratio(_median_of(kaiser, "rps"), _median_of(peer_samples, "rps"))
                     p99 = _ratio(_median_of(kaiser, "p99_ms"), _median_of(peer_samples, "p99_ms"))
-                    cells.append(f"{rps} (p99 {p99})")
+                    starved = min(sample.answered for sample in peer_samples)
+                    note = f"; {NAMES[peer]} answered {starved}/{workload.connections}" if starved < workload.connections else ""
+                    cells.append(f"{rps} (p99 {p99}{note})")
             if kaiser:
                 kaiser_rps = f"{_median_of(kaiser, 'rps'):,.0f}"
                 answered = f"{min(s.answered for s in kaiser)}/{workload.connections}"
@@ -195,7 +198,12 @@ def _reloads(results, plan):
         failed = sum(sample.failed for sample in samples)
         total = failed + sum(sample.succeeded for sample in samples)
         recovered = "yes" if all(sample.recovered for sample in samples) else "NO"
-        lines.append(f"| {NAMES[server]} | {gap} | {failed} of {total} | {recovered} |")
+        kinds = sum((sample.failure_kinds for sample in samples), Counter())
+        if kinds:
+            failed_text = f"{failed} of {total} (" + ", ".join(f"{count} {kind}" for kind, count in kinds.most_common()) + ")"
+        else:
+            failed_text = f"0 of {total}"
+        lines.append(f"| {NAMES[server]} | {gap} | {failed_text} | {recovered} |")
     return "\n".join(lines)
 
 
