@@ -115,12 +115,21 @@ def wrk(tools, port, workload, seconds, cpu):
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
+class WrkFailed(Exception):
+    pass
+
+
 def _wrk_result(process, seconds):
-    output, _ = process.communicate(timeout=seconds + 30)
+    try:
+        output, _ = process.communicate(timeout=seconds + 30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise WrkFailed(f"wrk ran {seconds + 30} s past a {seconds} s run and was killed")
     for line in output.splitlines():
         if line.startswith("KBENCH "):
             return json.loads(line[len("KBENCH "):])
-    raise RuntimeError(f"wrk printed no result (exit {process.returncode}):\n{output}")
+    raise WrkFailed(f"wrk printed no result (exit {process.returncode}):\n{output}")
 
 
 def measure(tools, deployment, workload, seconds, warmup_seconds, wrk_cpu):

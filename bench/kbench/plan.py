@@ -157,10 +157,14 @@ def run_cell(tools, apps, plan, cell, results, label):
         if problem:
             _fail(results, what, f"wrong answer before measuring: {problem}")
             return
-        sample = measure.measure(
-            tools, deployment, cell.workload, plan.seconds, plan.warmup_seconds,
-            CLIENT_CPU if pinned else None,
-        )
+        try:
+            sample = measure.measure(
+                tools, deployment, cell.workload, plan.seconds, plan.warmup_seconds,
+                CLIENT_CPU if pinned else None,
+            )
+        except measure.WrkFailed as error:
+            _fail(results, what, str(error))
+            return
         problem = _check_answer(deployment, cell.workload)
         if problem:
             _fail(results, what, f"wrong answer after measuring: {problem}")
@@ -201,7 +205,7 @@ def run_reload(tools, apps, plan, server, results, label):
     results.reloads[server].append(sample)
     print(
         f"{label} {what}: worst gap {sample.worst_gap_ms:.0f} ms, failed {sample.failed}/"
-        f"{sample.failed + sample.succeeded} {dict(sample.failure_kinds) or ''}, "
+        f"{sample.failed + sample.succeeded}{' ' + str(dict(sample.failure_kinds)) if sample.failure_kinds else ''}, "
         f"answered after the signal: {sample.recovered}",
         flush=True,
     )

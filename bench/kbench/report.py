@@ -118,7 +118,9 @@ def _summary(results, pinning, workloads, failed_keys):
                     cells.append("")
                 elif (pinning, workload.name, front_end, peer) in failed_keys:
                     cells.append(f"{NAMES[peer]} FAILED")
-                elif not kaiser or not peer_samples:
+                elif not peer_samples:
+                    cells.append("")  # not in this run's plan
+                elif not kaiser:
                     cells.append("—")
                 else:
                     rps = _ratio(_median_of(kaiser, "rps"), _median_of(peer_samples, "rps"))
