@@ -1,0 +1,77 @@
+"""`bench/run [--quick] [--readme [FILE]]`: install, build, measure, write the result."""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+from . import install, plan as plans, report, servers, workloads as workload_defs
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RESULTS_DIR = os.path.join(REPO_ROOT, "bench", "results")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="bench/run",
+        description="Measure kaiser beside uWSGI, gunicorn and granian on this machine, in one run.",
+    )
+    parser.add_argument("--quick", action="store_true", help="one repetition of a short subset (about 1.5 min)")
+    parser.add_argument(
+        "--readme", nargs="?", const="", metavar="FILE",
+        help="print the summary of FILE (default: the newest full result) for the README's Performance section, and exit",
+    )
+    parser.add_argument("--no-build", action="store_true", help="use target/release/kaiser as it is")
+    parser.add_argument(
+        "--servers", help="comma-separated subset of kaiser,uwsgi,gunicorn,granian (for trying the harness)"
+    )
+    parser.add_argument("--repetitions", type=int, help="override the plan's repetitions")
+    parser.add_argument("--seconds", type=int, help="override the measured seconds per cell")
+    return parser.parse_args(argv)
+
+
+def main(argv):
+    args = parse_args(argv)
+    if args.readme is not None:
+        print(report.readme_section(RESULTS_DIR, args.readme or None))
+        return 0
+
+    kaiser, venv, nginx, wrk = install.everything(REPO_ROOT, build=not args.no_build)
+    scratch = tempfile.mkdtemp(prefix="kbench-")
+    tools = servers.Tools(REPO_ROOT, kaiser, venv, nginx, wrk, scratch)
+    work_dir = os.path.join(REPO_ROOT, "target", "bench-work")
+    workloads = workload_defs.all_workloads(work_dir)
+    apps = workload_defs.fixture_apps(REPO_ROOT)
+    only = set(args.servers.split(",")) if args.servers else None
+    plan = (plans.quick_plan if args.quick else plans.full_plan)(workloads, only)
+    if only:
+        plan.reload_servers = tuple(name for name in plan.reload_servers if name in only)
+    if args.repetitions:
+        plan.repetitions = plan.reload_repetitions = args.repetitions
+    if args.seconds:
+        plan.seconds = args.seconds
+    install.say(plan.describe())
+    install.say(f"scratch directory (sockets, nginx, server logs): {scratch}")
+
+    results = plans.run(tools, apps, plan)
+    text = report.markdown(results, plan, workloads, report.versions(tools))
+    path = report.write(text, RESULTS_DIR, plan.name, report.versions(tools)["host"])
+    print()
+    print(text)
+    print()
+    install.say(f"wrote {os.path.relpath(path, REPO_ROOT)}")
+    if results.failures:
+        install.say(
+            f"{len(results.failures)} measurement(s) FAILED (wrong answer or no start); "
+            f"server logs kept in {scratch}"
+        )
+        for what, _ in results.failures:
+            install.say(f"  FAILED: {what}")
+        return 1
+    shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

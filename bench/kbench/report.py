@@ -1,0 +1,287 @@
+"""The result as Markdown: versions, the ratio summary, every figure, the reload gap.
+
+The summary between the `readme` markers is what `bench/run --readme` prints for the
+README's Performance section.
+"""
+
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import time
+from collections import Counter
+
+from .plan import CLIENT_CPU, FRONT_ENDS, SERVER_CPU
+from .measure import WRK_THREADS
+from .servers import WORKER_PROCESSES
+
+README_START = "<!-- readme:start -->"
+README_END = "<!-- readme:end -->"
+PEERS = ("uwsgi", "gunicorn", "granian")
+NAMES = {"kaiser": "kaiser", "uwsgi": "uWSGI", "gunicorn": "gunicorn", "granian": "granian", "nginx": "nginx"}
+FRONT_END_NAMES = {
+    "http": "HTTP keep-alive",
+    "nginx": "nginx uwsgi_pass",
+    "ceiling": "nginx fixed string",
+}
+
+
+def _output(argv):
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    except OSError as error:
+        return f"unknown ({error})"
+    text = (done.stdout + done.stderr).strip()
+    return text.splitlines()[0] if text else "unknown"
+
+
+def _cpu_model():
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def versions(tools):
+    venv_python = tools.venv_bin("python")
+    flask = _output([venv_python, "-c", "import importlib.metadata as m; print(m.version('flask'))"])
+    return {
+        "kaiser": _output(["git", "-C", tools.repo_root, "describe", "--always", "--dirty", "--abbrev=12"]),
+        "uWSGI": _output([tools.venv_bin("uwsgi"), "--version"]),
+        "gunicorn": _output([tools.venv_bin("gunicorn"), "--version"]),
+        "granian": _output([tools.venv_bin("granian"), "--version"]),
+        "Flask": flask,
+        "nginx": _output([tools.nginx, "-v"]).replace("nginx version: ", ""),
+        "wrk": re.sub(r"\s*Copyright.*", "", _output([tools.wrk, "-v"])),
+        "Python": _output(["/usr/bin/python3", "--version"]),
+        "kernel": " ".join(platform.uname()[i] for i in (0, 2)),
+        "CPU": f"{_cpu_model()} ({os.cpu_count()} CPUs)",
+        "host": socket.gethostname(),
+    }
+
+
+def _median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def _ratio(numerator, denominator):
+    if not numerator or not denominator or denominator != denominator or numerator != numerator:
+        return "—"
+    return f"{numerator / denominator:.2f}×"
+
+
+def _median_of(samples, attribute):
+    return _median([getattr(sample, attribute) for sample in samples])
+
+
+def _rps_cell(samples):
+    values = [sample.rps for sample in samples]
+    if len(values) == 1:
+        return f"{values[0]:,.0f}"
+    return f"{_median(values):,.0f} ({min(values):,.0f}–{max(values):,.0f})"
+
+
+def _errors_cell(samples):
+    non2xx = sum(sample.errors_non2xx for sample in samples)
+    sockets = sum(sample.errors_socket for sample in samples)
+    timeouts = sum(sample.errors_timeout for sample in samples)
+    parts = [f"{count} {kind}" for count, kind in ((non2xx, "status≥400"), (sockets, "socket"), (timeouts, "timeout")) if count]
+    return ", ".join(parts) if parts else "0"
+
+
+def _workloads_in(results, pinning, workloads):
+    seen = {key[1] for key in results.samples if key[0] == pinning}
+    return [workload for workload in workloads if workload.name in seen]
+
+
+def _summary(results, pinning, workloads, failed_keys):
+    lines = [
+        f"| workload | front end | kaiser req/s | vs uWSGI | vs gunicorn | vs granian | kaiser answered |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for workload in _workloads_in(results, pinning, workloads):
+        for front_end, names in FRONT_ENDS:
+            if front_end == "ceiling":
+                continue
+            kaiser_key = (pinning, workload.name, front_end, "kaiser")
+            kaiser = results.samples.get(kaiser_key, [])
+            peers_present = [name for name in PEERS if (pinning, workload.name, front_end, name) in results.samples]
+            if not kaiser and not peers_present:
+                continue
+            cells = []
+            for peer in PEERS:
+                peer_samples = results.samples.get((pinning, workload.name, front_end, peer), [])
+                if peer not in names:
+                    cells.append("")
+                elif (pinning, workload.name, front_end, peer) in failed_keys:
+                    cells.append(f"{NAMES[peer]} FAILED")
+                elif not peer_samples:
+                    cells.append("")  # not in this run's plan
+                elif not kaiser:
+                    cells.append("—")
+                else:
+                    rps = _ratio(_median_of(kaiser, "rps"), _median_of(peer_samples, "rps"))
+                    p99 = _ratio(_median_of(kaiser, "p99_ms"), _median_of(peer_samples, "p99_ms"))
+                    starved = min(sample.answered for sample in peer_samples)
+                    note = f"; {NAMES[peer]} answered {starved}/{workload.connections}" if starved < workload.connections else ""
+                    cells.append(f"{rps} (p99 {p99}{note})")
+            if kaiser:
+                kaiser_rps = f"{_median_of(kaiser, 'rps'):,.0f}"
+                answered = f"{min(s.answered for s in kaiser)}/{workload.connections}"
+            else:
+                kaiser_rps = "FAILED" if kaiser_key in failed_keys else "—"
+                answered = "—"
+            lines.append(
+                f"| {workload.title} | {FRONT_END_NAMES[front_end]} | {kaiser_rps} | "
+                + " | ".join(cells) + f" | {answered} |"
+            )
+    ceiling = results.samples.get((pinning, "hello", "ceiling", "nginx"), [])
+    kaiser_hello = results.samples.get((pinning, "hello", "http", "kaiser"), [])
+    notes = []
+    if ceiling:
+        share = ""
+        if kaiser_hello:
+            share = f"; kaiser's hello world over HTTP is {_median_of(kaiser_hello, 'rps') / _median_of(ceiling, 'rps'):.0%} of it"
+        notes.append(f"Ceiling (nginx answering a fixed string itself): {_median_of(ceiling, 'rps'):,.0f} req/s{share}.")
+    memory = []
+    for name in ("hello", "flask"):
+        for front_end in ("http", "nginx"):
+            kaiser = results.samples.get((pinning, name, front_end, "kaiser"), [])
+            uwsgi = results.samples.get((pinning, name, front_end, "uwsgi"), [])
+            if kaiser and uwsgi:
+                memory.append(
+                    f"{name} {FRONT_END_NAMES[front_end]} {_median_of(kaiser, 'pss_mib'):.1f} vs "
+                    f"{_median_of(uwsgi, 'pss_mib'):.1f} MiB ({_ratio(_median_of(kaiser, 'pss_mib'), _median_of(uwsgi, 'pss_mib'))})"
+                )
+    if memory:
+        notes.append("Total PSS under load, kaiser vs uWSGI: " + "; ".join(memory) + ".")
+    return "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "")
+
+
+def _detail(results, pinning, workloads):
+    lines = [
+        "| workload | front end | server | req/s median (min–max) | p50 ms | p99 ms | errors | busy | answered | CPU µs/req | PSS MiB | RSS MiB | 1st response ms |",
+        "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for workload in _workloads_in(results, pinning, workloads):
+        for front_end, names in FRONT_ENDS:
+            for server in names:
+                samples = results.samples.get((pinning, workload.name, front_end, server))
+                if not samples:
+                    continue
+                lines.append(
+                    f"| {workload.title} | {FRONT_END_NAMES[front_end]} | {NAMES[server]} | {_rps_cell(samples)} | "
+                    f"{_median_of(samples, 'p50_ms'):.2f} | {_median_of(samples, 'p99_ms'):.2f} | "
+                    f"{_errors_cell(samples)} | {_median([s.busy for s in samples]):.0f} | "
+                    f"{min(s.answered for s in samples)}/{workload.connections} | "
+                    f"{_median_of(samples, 'cpu_us_per_req'):.0f} | {_median_of(samples, 'pss_mib'):.1f} | "
+                    f"{_median_of(samples, 'rss_mib'):.1f} | {_median_of(samples, 'first_response_ms'):.0f} |"
+                )
+    return "\n".join(lines)
+
+
+def _reloads(results, plan):
+    if not results.reloads:
+        return ""
+    lines = [
+        "| server | worst gap ms median (min–max) | failed requests | answered after the signal |",
+        "|---|---:|---:|---|",
+    ]
+    for server in plan.reload_servers:
+        samples = results.reloads.get(server)
+        if not samples:
+            lines.append(f"| {NAMES[server]} | FAILED | | |")
+            continue
+        gaps = [sample.worst_gap_ms for sample in samples]
+        gap = f"{_median(gaps):.0f}" + (f" ({min(gaps):.0f}–{max(gaps):.0f})" if len(gaps) > 1 else "")
+        failed = sum(sample.failed for sample in samples)
+        total = failed + sum(sample.succeeded for sample in samples)
+        recovered = "yes" if all(sample.recovered for sample in samples) else "NO"
+        kinds = sum((sample.failure_kinds for sample in samples), Counter())
+        if kinds:
+            failed_text = f"{failed} of {total} (" + ", ".join(f"{count} {kind}" for kind, count in kinds.most_common()) + ")"
+        else:
+            failed_text = f"0 of {total}"
+        lines.append(f"| {NAMES[server]} | {gap} | {failed_text} | {recovered} |")
+    return "\n".join(lines)
+
+
+def markdown(results, plan, workloads, version_table):
+    date = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(results.started))
+    minutes = (results.finished - results.started) / 60.0
+    failed_keys = set()
+    for what, _ in results.failures:
+        parts = what.split()
+        if len(parts) == 4:
+            failed_keys.add(tuple(parts))
+    out = [f"# kaiser benchmark: {plan.name} run, {date}, {version_table['host']}", ""]
+    if results.failures:
+        out += [f"**{len(results.failures)} measurement(s) FAILED; see the end of this file.**", ""]
+    out += [
+        f"{plan.describe()}; took {minutes:.1f} min. Every server: {WORKER_PROCESSES} worker "
+        f"processes, 1 thread each (8 for the slow workload), the same fixture apps "
+        f"(tests/apps), a correct answer checked before and after each measurement. "
+        f"Pinned: server (and nginx in front of it) on CPU {SERVER_CPU}, wrk on CPU {CLIENT_CPU}; "
+        f"wrk -t{WRK_THREADS}, 64 connections (256 for the slow workload). "
+        "Ratios are kaiser's median divided by the peer's: above 1 means kaiser serves more "
+        "requests per second; p99 below 1 means kaiser answers faster. See bench/README.md.",
+        "",
+        "| component | version |",
+        "|---|---|",
+    ]
+    out += [f"| {name} | {value} |" for name, value in version_table.items()]
+    out += ["", README_START, f"### kaiser vs peers, {plan.name} run, {date[:10]}, {version_table['CPU']}", ""]
+    out += [_summary(results, "pinned", workloads, failed_keys), README_END, ""]
+    if any(key[0] == "unpinned" for key in results.samples):
+        out += ["## Unpinned (server and wrk free to share both CPUs)", "", _summary(results, "unpinned", workloads, failed_keys), ""]
+    out += ["## Every figure, pinned", "", _detail(results, "pinned", workloads), ""]
+    if any(key[0] == "unpinned" for key in results.samples):
+        out += ["## Every figure, unpinned", "", _detail(results, "unpinned", workloads), ""]
+    reloads = _reloads(results, plan)
+    if reloads:
+        out += [
+            f"## Graceful reload ({plan.reload_workload.title}, SIGHUP, 4 clients on new connections)",
+            "",
+            reloads,
+            "",
+        ]
+    if results.failures:
+        out += ["## Failures", ""]
+        for what, message in results.failures:
+            out += [f"### {what}", "", "```", message.strip(), "```", ""]
+    return "\n".join(out)
+
+
+def write(markdown_text, results_dir, plan_name, host):
+    os.makedirs(results_dir, exist_ok=True)
+    suffix = "" if plan_name == "full" else f"-{plan_name}"
+    path = os.path.join(results_dir, f"{time.strftime('%Y-%m-%d')}-{host}{suffix}.md")
+    scratch = path + ".tmp"
+    with open(scratch, "w") as out:
+        out.write(markdown_text)
+    os.replace(scratch, path)
+    return path
+
+
+def readme_section(results_dir, path=None):
+    """The summary of `path` (or the newest full result) for the README's Performance section."""
+    if path is None:
+        candidates = sorted(
+            (os.path.join(results_dir, name) for name in os.listdir(results_dir) if name.endswith(".md")),
+            key=os.path.getmtime,
+        )
+        full = [candidate for candidate in candidates if not candidate.endswith("-quick.md")]
+        if not (full or candidates):
+            raise SystemExit(f"bench: no result in {results_dir}; run bench/run first")
+        path = (full or candidates)[-1]
+    with open(path) as result:
+        text = result.read()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < 0:
+        raise SystemExit(f"bench: {path} has no readme markers")
+    section = text[start + len(README_START):end].strip()
+    relative = os.path.relpath(path, os.path.dirname(results_dir.rstrip("/")))
+    return f"{section}\n\nMethod and every figure: `bench/{relative}` (rerun with `bench/run`)."
