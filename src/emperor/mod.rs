@@ -34,7 +34,6 @@ pub mod spawn;
 pub mod state;
 pub mod stats;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::Config;
@@ -98,10 +97,6 @@ impl Settings {
     }
 }
 
-/// Test hook: run this program as the vassal instead of this binary. Lets the emperor be
-/// tested against a stand-in that speaks the vassal contract. Not a user-facing option.
-const VASSAL_EXE_ENV: &str = "KAISER_VASSAL_EXE";
-
 /// Runs the emperor until it is told to stop (SIGTERM, SIGQUIT, SIGINT) and every vassal is
 /// gone. Returns `Ok` on a requested stop, so `main` exits 0.
 pub fn run(config: &Config) -> Result<(), EmperorError> {
@@ -109,11 +104,8 @@ pub fn run(config: &Config) -> Result<(), EmperorError> {
     if settings.monitors.is_empty() {
         return Err(EmperorError::NoMonitors);
     }
-    let program = match std::env::var_os(VASSAL_EXE_ENV) {
-        Some(program) => PathBuf::from(program),
-        None => std::env::current_exe().map_err(EmperorError::CurrentExe)?,
-    };
-    let _span = tracing::info_span!("emperor").entered();
+    let program = std::env::current_exe().map_err(EmperorError::CurrentExe)?;
+    // `main` has entered the `emperor` span already.
     tracing::info!(pid = std::process::id(), "starting the kaiser emperor");
     // A current-thread runtime, driven by this thread for the emperor's whole life: vassals
     // are spawned with PR_SET_PDEATHSIG, which fires when the *thread* that forked them exits,
