@@ -9,12 +9,16 @@
 //! # The contract with a vassal
 //! - argv: `[--inherit T]* [--include I]* --ini FILE [--inherit T]* [--include I]*`
 //!   (the `-before` variants first); cwd is the vassals directory; stdin is `/dev/null`;
-//!   stdout and stderr are the emperor's; its own process group; `PR_SET_PDEATHSIG=SIGKILL`.
+//!   stdout and stderr are the emperor's (so under systemd it logs to the same journal, with
+//!   its own `VASSAL=` field, see `crate::logging`); its own process group;
+//!   `PR_SET_PDEATHSIG=SIGKILL`.
 //! - env: the emperor's, minus `NOTIFY_SOCKET`/`WATCHDOG_*`/`LISTEN_*`, with
 //!   `UWSGI_VASSAL_xxx` renamed to `UWSGI_xxx`, plus `KAISER_EMPEROR_FD=<n>`, the vassal's end
 //!   of a `SOCK_SEQPACKET` socketpair.
 //! - vassal → emperor: sd_notify datagrams (`MAINPID=`, `STATUS=`, `READY=1` once workers
-//!   accept, `RELOADING=1` … `READY=1` around a reload, `STOPPING=1`).
+//!   accept, `RELOADING=1` … `READY=1` around a reload, `STOPPING=1`). A reload the vassal
+//!   refuses (its `--check-config` of the new file failed) ends with `READY=1` and a
+//!   `STATUS=` containing `reload failed`: the old workers still serve.
 //! - emperor → vassal: SIGHUP graceful reload, SIGTERM graceful stop, SIGKILL to the process
 //!   group after `reload-mercy`; EOF on the channel means the emperor is gone.
 //! - exit codes: 0 requested stop, 1 config error (waits for an edit), 22 app import failure,
