@@ -1,23 +1,56 @@
-//! Log output: `tracing` to stderr, one line per event, with the role's span (`vassal`,
-//! `worker`, `emperor`) on every line. Under journald (`JOURNAL_STREAM` set) timestamps are
-//! left to the journal. `KAISER_LOG=debug` (or trace, warn, error) sets the level.
+//! Log output: `tracing` events, either as native journald entries or as lines on stderr.
+//!
+//! - Under systemd (`JOURNAL_STREAM` set, as systemd does for a service whose stderr is the
+//!   journal) and with the journal's socket present, every event is sent as a native journal
+//!   entry (see [`journal`]) with structured fields: `VASSAL` (the vassal's name, so
+//!   `journalctl VASSAL=mysite` shows one app, the emperor's lines about it included),
+//!   `WORKER_ID`, `PRIORITY` and `SYSLOG_IDENTIFIER=kaiser`. Vassals inherit the emperor's
+//!   stderr and environment, so they log to the journal the same way.
+//! - Otherwise one readable line per event on stderr, with the role's span (`emperor`,
+//!   `vassal{name=…}`, `worker{id=…}`) on every line; timestamps are left out when stderr is
+//!   the journal's stream anyway.
+//!
+//! `KAISER_LOG=debug` (or trace, warn, error) sets the level. `KAISER_JOURNAL_SOCKET` names
+//! another socket than `/run/systemd/journal/socket`: the tests point it at a socket of their
+//! own, since no journald runs there.
+//!
+//! What this does not do: output written straight to fd 2 (Python's `print` to stderr, the
+//! request log lines) reaches the journal through the stream, without structured fields.
+
+pub mod journal;
 
 use tracing::level_filters::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
-pub fn init() {
-    let level = match std::env::var("KAISER_LOG").ok().as_deref() {
+fn level() -> LevelFilter {
+    match std::env::var("KAISER_LOG").ok().as_deref() {
         Some("trace") => LevelFilter::TRACE,
         Some("debug") => LevelFilter::DEBUG,
         Some("warn") => LevelFilter::WARN,
         Some("error") => LevelFilter::ERROR,
         _ => LevelFilter::INFO,
-    };
+    }
+}
+
+pub fn init() {
+    let level = level();
+    let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    if under_journald {
+        if let Some(layer) = journal::JournalLayer::from_env() {
+            tracing_subscriber::registry()
+                .with(level)
+                .with(layer)
+                .init();
+            return;
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(false)
         .with_max_level(level);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
+    if under_journald {
         builder.without_time().init();
     } else {
         builder.init();

@@ -1,151 +1,133 @@
-//! The emperor end to end: the real `kaiser` binary governing a temp vassals directory, with a
-//! test-owned `NOTIFY_SOCKET` listener, real HTTP requests and real signals.
+//! The emperor end to end: the real `kaiser --emperor` governing real `kaiser --ini` vassals
+//! (fixture apps from `tests/apps`) in a temp directory, with a test-owned `NOTIFY_SOCKET`
+//! listener, real HTTP requests over unix sockets, real signals, uwsgitop in tmux and a
+//! stand-in journald socket.
 //!
-//! Until the real vassal lands, vassals are run by `tests/emperor_standin_vassal.py`, which
-//! speaks the same contract (see `src/emperor/mod.rs`). Switching to the real vassal is one
-//! line: make [`STANDIN_VASSAL`] `false`. The INIs below are real vassal INIs either way.
+//! Vassals inherit the emperor's stderr, so one log holds both sides: the emperor's lines
+//! name a vassal as `vassal=site`, the vassal's own lines carry its span `vassal{name=site}`.
+//! Throttle and mercy values are short so the whole file runs in seconds.
 
-use std::io::{BufRead, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::net::UnixDatagram;
+mod common;
+
+use std::io::Read;
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Run vassals with the stand-in instead of `kaiser --ini` itself.
-const STANDIN_VASSAL: bool = true;
+use common::{app, http_get, http_get_unix, venv, wait_until, Kaiser, NotifyListener, TempDir};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("an ephemeral port is available")
-        .port()
-}
-
-fn hello_ini(port: u16) -> String {
+fn hello_ini(socket: &Path) -> String {
     format!(
-        "[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nwsgi-file = {}\n",
-        repo().join("tests/apps/hello.py").display()
+        "[uwsgi]\nhttp-socket = {}\nwsgi-file = {}\n",
+        socket.display(),
+        app("hello.py").display()
     )
 }
 
-fn missing_app_ini(port: u16) -> String {
-    format!("[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nwsgi-file = /nonexistent/app.py\n")
+/// The hello app on `@DIR@/NAME.sock`, for [`Emperor::start`]'s files (there `@DIR@` is
+/// the emperor's temp dir, and [`Emperor::socket`] names the same path).
+fn hello(name: &str) -> String {
+    hello_ini(Path::new(&format!("@DIR@/{name}.sock")))
 }
 
-/// A GET that returns the body of a 200, or a description of what happened instead.
-fn get(port: u16) -> Result<String, String> {
-    let mut stream =
-        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("set timeout");
-    stream
-        .write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .map_err(|e| format!("write: {e}"))?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|e| format!("read: {e}"))?;
-    match response.split_once("\r\n\r\n") {
-        Some((head, body)) if head.starts_with("HTTP/1.") && head.contains(" 200 ") => {
-            Ok(body.into())
-        }
-        _ => Err(format!("unexpected response {response:?}")),
+/// A 200's body, or what happened instead.
+fn get(socket: &Path) -> Result<String, String> {
+    let response = http_get_unix(socket, "/")?;
+    match response.status {
+        200 => Ok(response.text()),
+        status => Err(format!("status {status}: {}", response.text())),
     }
 }
 
-fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = probe() {
-            return value;
+/// `/proc/PID/stat` as (state, ppid); `None` once the process is gone.
+fn proc_stat(pid: i32) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Zombies count as gone: whoever inherited them (init, a subreaper) reaps them.
+fn alive(pid: i32) -> bool {
+    proc_stat(pid).is_some_and(|(state, _)| state != 'Z')
+}
+
+/// Live children of `pid`, by ppid (not by name).
+fn children(pid: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("procfs").flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if proc_stat(child).is_some_and(|(state, ppid)| ppid == pid && state != 'Z') {
+            found.push(child);
         }
-        assert!(
-            start.elapsed() < TIMEOUT,
-            "timed out after {TIMEOUT:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
+    found.sort_unstable();
+    found
 }
 
-fn pid_alive(pid: i32) -> bool {
-    // Zombies count as gone: their parent (the emperor, or init) will reap them.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
+fn wait_gone(pids: &[i32], what: &str) {
+    wait_until(what, TIMEOUT, |last| {
+        let left: Vec<i32> = pids.iter().copied().filter(|pid| alive(*pid)).collect();
+        *last = format!("still alive: {left:?}");
+        Ok(left.is_empty().then_some(()))
+    })
+    .unwrap_or_else(|error| panic!("{error}"));
 }
 
+/// A running emperor over `dir/vassals`, its notify listener and its log.
 struct Emperor {
-    child: Child,
-    dir: PathBuf,
-    notify: UnixDatagram,
-    log: Arc<Mutex<String>>,
+    kaiser: Kaiser,
+    notify: NotifyListener,
+    dir: TempDir,
+    started: Instant,
 }
 
 impl Emperor {
-    fn start(name: &str, extra: &[&str], files: &[(&str, String)]) -> Emperor {
-        let dir =
-            std::env::temp_dir().join(format!("kaiser-emperor-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("vassals")).expect("temp dir is writable");
-        for (file, text) in files {
-            std::fs::write(dir.join("vassals").join(file), text).expect("write vassal");
+    fn start(label: &str, extra: &[&str], files: &[(&str, String)]) -> Emperor {
+        Emperor::start_with(label, extra, files, |_| {})
+    }
+
+    /// `files` are written into the vassals directory before the emperor starts, so they are
+    /// part of its first scan; `@DIR@` in them is replaced by the test's temp dir (see
+    /// [`hello`]).
+    fn start_with(
+        label: &str,
+        extra: &[&str],
+        files: &[(&str, String)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Emperor {
+        let dir = TempDir::new(label);
+        std::fs::create_dir(dir.join("vassals")).expect("create the vassals dir");
+        for (name, text) in files {
+            let text = text.replace("@DIR@", dir.path().to_str().expect("utf-8 temp dir"));
+            std::fs::write(dir.join("vassals").join(name), text).expect("write a vassal");
         }
-        let notify_path = dir.join("notify.sock");
-        let notify = UnixDatagram::bind(&notify_path).expect("bind NOTIFY_SOCKET");
-        notify
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .expect("set timeout");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kaiser"));
-        command
-            .arg("--emperor")
-            .arg(dir.join("vassals"))
-            .args(extra)
-            .env("NOTIFY_SOCKET", &notify_path)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if STANDIN_VASSAL {
-            command.env(
-                "KAISER_VASSAL_EXE",
-                repo().join("tests/emperor_standin_vassal.py"),
-            );
-        }
-        let mut child = command.spawn().expect("start kaiser");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                eprintln!("{line}");
-                sink.lock().expect("log lock").push_str(&(line + "\n"));
-            }
+        let notify = NotifyListener::new();
+        let vassals = dir.join("vassals");
+        let mut args = vec!["--emperor", vassals.to_str().expect("utf-8 temp dir")];
+        args.extend_from_slice(extra);
+        let kaiser = Kaiser::spawn_with(&args, |command| {
+            command
+                .env("NOTIFY_SOCKET", notify.path())
+                // A test run from a systemd session must still log to the pipe.
+                .env_remove("JOURNAL_STREAM")
+                .env_remove("WATCHDOG_USEC");
+            configure(command);
         });
         Emperor {
-            child,
-            dir,
+            kaiser,
             notify,
-            log,
+            dir,
+            started: Instant::now(),
         }
     }
 
@@ -153,135 +135,162 @@ impl Emperor {
         self.dir.join("vassals")
     }
 
-    fn log(&self) -> String {
-        self.log.lock().expect("log lock").clone()
+    fn socket(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.sock"))
     }
 
-    /// Log lines that contain every one of `needles`.
+    fn write(&self, file: &str, text: &str) {
+        std::fs::write(self.vassals().join(file), text).expect("write a vassal");
+    }
+
+    /// Waits for `READY=1` from the emperor and returns that datagram.
+    fn ready(&mut self) -> String {
+        self.notify
+            .recv_line("READY=1", TIMEOUT)
+            .unwrap_or_else(|error| panic!("{error}\nemperor log:\n{}", self.kaiser.logs()))
+    }
+
+    /// Log lines so far containing every one of `needles`.
     fn count(&self, needles: &[&str]) -> usize {
-        self.log()
+        self.kaiser
+            .logs()
             .lines()
-            .filter(|line| needles.iter().all(|n| line.contains(n)))
+            .filter(|line| needles.iter().all(|needle| line.contains(needle)))
             .count()
     }
 
-    fn wait_log(&self, needles: &[&str], times: usize) {
-        wait_for(&format!("{times}× a log line with {needles:?}"), || {
-            (self.count(needles) >= times).then_some(())
-        });
+    /// Waits for the `times`-th log line containing every one of `needles`, and returns it.
+    fn wait_log_n(&self, needles: &[&str], times: usize) -> String {
+        let mut seen = 0;
+        self.kaiser
+            .wait_for_line(
+                0,
+                &format!("{times}× a log line with {needles:?}"),
+                TIMEOUT,
+                |line| {
+                    if needles.iter().all(|needle| line.contains(needle)) {
+                        seen += 1;
+                        if seen == times {
+                            return Some(line.to_owned());
+                        }
+                    }
+                    None
+                },
+            )
+            .unwrap_or_else(|error| panic!("{error}"))
     }
 
-    /// Waits for a datagram containing `needle` and returns it.
-    fn wait_notify(&self, needle: &str) -> String {
-        let mut seen = Vec::new();
-        let start = Instant::now();
-        let mut buf = [0u8; 4096];
-        while start.elapsed() < TIMEOUT {
-            if let Ok(len) = self.notify.recv(&mut buf) {
-                let message = String::from_utf8_lossy(&buf[..len]).into_owned();
-                if message.contains(needle) {
-                    return message;
-                }
-                seen.push(message);
-            }
-        }
-        panic!("no sd_notify message with {needle:?} within {TIMEOUT:?}; got {seen:?}");
+    fn wait_log(&self, needles: &[&str]) -> String {
+        self.wait_log_n(needles, 1)
     }
 
-    fn signal(&self, signal: i32) {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe { libc::kill(self.child.id() as i32, signal) };
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        wait_for("the emperor to exit", || {
-            self.child.try_wait().expect("try_wait")
+    /// The master pid of the vassal run from `file` (a direct child of the emperor).
+    fn vassal_pid(&self, file: &str) -> i32 {
+        let config = self.vassals().join(file);
+        let needle = config.as_os_str().as_encoded_bytes();
+        let emperor = self.kaiser.pid();
+        wait_until(&format!("a vassal process for {file}"), TIMEOUT, |last| {
+            let masters: Vec<i32> = children(emperor)
+                .into_iter()
+                .filter(|pid| {
+                    std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).any(|arg| arg == needle))
+                })
+                .collect();
+            *last = format!("vassal processes: {masters:?}");
+            Ok((masters.len() == 1).then(|| masters[0]))
         })
+        .unwrap_or_else(|error| panic!("{error}"))
     }
 
-    /// Pids of running vassals whose command line mentions `file`.
-    fn vassal_pids(&self, file: &str) -> Vec<i32> {
-        let needle = self.vassals().join(file);
-        let mut pids = Vec::new();
-        for entry in std::fs::read_dir("/proc").expect("procfs").flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-            if args
-                .iter()
-                .any(|arg| *arg == needle.as_os_str().as_encoded_bytes())
-                && pid_alive(pid)
-            {
-                pids.push(pid);
-            }
-        }
-        pids
+    /// The master's pid and its workers' pids, once `workers` of them run.
+    fn vassal_tree(&self, file: &str, workers: usize) -> (i32, Vec<i32>) {
+        let master = self.vassal_pid(file);
+        let found = wait_until(&format!("{workers} workers of {file}"), TIMEOUT, |last| {
+            let found = children(master);
+            *last = format!("children of {master}: {found:?}");
+            Ok((found.len() == workers).then_some(found))
+        })
+        .unwrap_or_else(|error| panic!("{error}"));
+        (master, found)
+    }
+
+    fn stats_unix(&self, path: &Path) -> serde_json::Value {
+        let mut body = String::new();
+        UnixStream::connect(path)
+            .and_then(|mut stream| stream.read_to_string(&mut body))
+            .unwrap_or_else(|error| panic!("reading emperor stats at {}: {error}", path.display()));
+        serde_json::from_str(&body).unwrap_or_else(|error| panic!("stats JSON: {error}: {body}"))
     }
 }
 
-impl Drop for Emperor {
-    fn drop(&mut self) {
-        // Vassals die with the emperor (PR_SET_PDEATHSIG); that is tested below.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Runs GETs in a loop until stopped; counts successes and records failures.
+/// Clients each sending GETs in a loop until stopped; counts successes and records
+/// failures.
+///
+/// Two clients, not one: with a single strictly serial client, a connection whose
+/// `EPOLLEXCLUSIVE` wake-up went to a worker that is just stopping waits for the *next*
+/// connection to wake a live worker, and a serial client never makes one (a worker bug,
+/// reported to its owner). Real traffic has more than one client; the requests must still
+/// all succeed.
 struct ClientLoop {
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicUsize>,
     failures: Arc<Mutex<Vec<String>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl ClientLoop {
-    fn start(port: u16) -> ClientLoop {
+    fn start(socket: PathBuf) -> ClientLoop {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicUsize::new(0));
         let failures = Arc::new(Mutex::new(Vec::new()));
-        let (s, o, f) = (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failures));
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                match get(port) {
-                    Ok(_) => {
-                        o.fetch_add(1, Ordering::Relaxed);
+        let threads = (0..2)
+            .map(|_| {
+                let (s, o, f) = (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failures));
+                let socket = socket.clone();
+                std::thread::spawn(move || {
+                    while !s.load(Ordering::Relaxed) {
+                        match get(&socket) {
+                            Ok(_) => {
+                                o.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(error) => f.lock().expect("lock").push(error),
+                        }
                     }
-                    Err(error) => f.lock().expect("lock").push(error),
-                }
-            }
-        });
+                })
+            })
+            .collect();
         ClientLoop {
             stop,
             ok,
             failures,
-            thread: Some(thread),
+            threads,
         }
     }
 
-    fn finish(mut self) -> (usize, Vec<String>) {
+    /// Stops the loop; fails the test if any request failed.
+    fn finish(mut self, during: &str) -> usize {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread
-            .take()
-            .expect("started")
-            .join()
-            .expect("client thread");
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.failures.lock().expect("lock").clone(),
-        )
+        for thread in self.threads.drain(..) {
+            thread.join().expect("client thread");
+        }
+        let failures = self.failures.lock().expect("lock").clone();
+        let ok = self.ok.load(Ordering::Relaxed);
+        assert!(
+            failures.is_empty(),
+            "{} of {} requests failed during {during}: {failures:?}",
+            failures.len(),
+            ok + failures.len()
+        );
+        assert!(ok > 0, "the client loop made no request during {during}");
+        ok
     }
 }
 
 fn atomic_save(path: &Path, text: &str) {
     let temp = path.with_file_name(format!(
         ".{}.swp",
-        path.file_name().unwrap().to_string_lossy()
+        path.file_name().expect("a file").to_string_lossy()
     ));
     std::fs::write(&temp, text).expect("write temp file");
     std::fs::rename(&temp, path).expect("rename over the vassal");
@@ -289,28 +298,67 @@ fn atomic_save(path: &Path, text: &str) {
 
 #[test]
 fn initial_vassals_then_a_dropped_one_come_up_and_systemd_hears_ready() {
-    let (first, second) = (free_port(), free_port());
-    let emperor = Emperor::start("drop", &[], &[("first.ini", hello_ini(first))]);
-    let ready = emperor.wait_notify("READY=1");
-    assert!(
-        ready.contains("1 ready"),
-        "READY=1 comes after the initial vassal is ready: {ready:?}"
-    );
-    assert_eq!(get(first), Ok("Hello World".into()));
+    let mut emperor = Emperor::start("e-drop", &[], &[("first.ini", hello("first"))]);
+    let ready = emperor.ready();
+    assert!(ready.contains("1 ready"), "{ready:?}");
+    wait_until("the first vassal to serve", TIMEOUT, |last| {
+        Ok(get(&emperor.socket("first")).map_err(|e| *last = e).ok())
+    })
+    .unwrap_or_else(|error| panic!("{error}"));
 
-    std::fs::write(emperor.vassals().join("second.ini"), hello_ini(second)).expect("drop vassal");
-    wait_for("the dropped vassal to serve", || get(second).ok());
-    emperor.wait_log(&["vassal ready", "vassal=second", "startup_ms="], 1);
+    let dropped_at = Instant::now();
+    emperor.write("second.ini", &hello_ini(&emperor.socket("second")));
+    let body = wait_until("the dropped vassal to serve", TIMEOUT, |last| {
+        Ok(get(&emperor.socket("second")).map_err(|e| *last = e).ok())
+    })
+    .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(body, "Hello World");
+    eprintln!("drop to first 200: {:?}", dropped_at.elapsed());
+    let line = emperor.wait_log(&["vassal ready", "vassal=second", "startup_ms="]);
+    assert!(line.contains("serving with 1 workers"), "{line}");
+}
+
+#[test]
+fn ready_waits_for_the_slowest_initial_vassal_and_no_longer() {
+    let dir = TempDir::new("e-slowapp");
+    let slow_app = dir.write(
+        "slow.py",
+        "import time\ntime.sleep(0.8)\n\ndef application(environ, start_response):\n    \
+         start_response('200 OK', [('Content-Length', '4')])\n    return [b'slow']\n",
+    );
+    let slow = format!(
+        "[uwsgi]\nhttp-socket = @DIR@/slow.sock\nwsgi-file = {}\n",
+        slow_app.display()
+    );
+    let mut emperor = Emperor::start(
+        "e-readyat",
+        &[],
+        &[("slow.ini", slow), ("quick.ini", hello("quick"))],
+    );
+    let started = emperor.started;
+    let ready = emperor.ready();
+    let ready_after = started.elapsed();
+    assert!(ready.contains("2 ready"), "READY=1 names both: {ready:?}");
+    assert!(
+        ready_after >= Duration::from_millis(800),
+        "READY=1 came {ready_after:?} after the start, before the slow vassal's 800 ms import"
+    );
+    assert!(
+        ready_after < Duration::from_secs(10),
+        "READY=1 took {ready_after:?}"
+    );
+    emperor.wait_log(&["vassal ready", "vassal=slow"]);
+    assert_eq!(get(&emperor.socket("slow")), Ok("slow".into()));
 }
 
 #[test]
 fn touch_atomic_save_and_vim_save_each_reload_once_without_refusing_a_request() {
-    let port = free_port();
-    let emperor = Emperor::start("reload", &[], &[("site.ini", hello_ini(port))]);
-    emperor.wait_notify("READY=1");
+    let mut emperor = Emperor::start("e-reload", &[], &[("site.ini", hello("site"))]);
+    let socket = emperor.socket("site");
+    emperor.ready();
     let ini = emperor.vassals().join("site.ini");
-    let pid = emperor.vassal_pids("site.ini");
-    let clients = ClientLoop::start(port);
+    let (master, old_workers) = emperor.vassal_tree("site.ini", 1);
+    let clients = ClientLoop::start(socket.clone());
 
     // touch
     let file = std::fs::File::options()
@@ -319,21 +367,22 @@ fn touch_atomic_save_and_vim_save_each_reload_once_without_refusing_a_request() 
         .expect("open");
     file.set_modified(std::time::SystemTime::now() + Duration::from_secs(1))
         .expect("touch");
-    emperor.wait_log(&["vassal reloaded", "vassal=site"], 1);
+    emperor.wait_log_n(&["vassal reloaded", "vassal=site"], 1);
 
     // an editor's atomic save: temp file, rename over the original
-    atomic_save(&ini, &(hello_ini(port) + "# edited\n"));
-    emperor.wait_log(&["vassal reloaded", "vassal=site"], 2);
+    atomic_save(&ini, &(hello_ini(&socket) + "# edited\n"));
+    emperor.wait_log_n(&["vassal reloaded", "vassal=site"], 2);
     // vim's default save: move the original to a backup, write a new file, drop the backup.
     // The file is briefly missing; that must be one reload, not a stop and a start.
     let backup = ini.with_file_name("site.ini~");
     std::fs::rename(&ini, &backup).expect("move to backup");
-    std::fs::write(&ini, hello_ini(port) + "# edited again\n").expect("write new file");
+    std::fs::write(&ini, hello_ini(&socket) + "# edited again\n").expect("write new file");
     std::fs::remove_file(&backup).expect("remove backup");
-    emperor.wait_log(&["vassal reloaded", "vassal=site"], 3);
+    emperor.wait_log_n(&["vassal reloaded", "vassal=site"], 3);
 
-    // A burst must not cause a second reload: give any stray one time to show up.
-    std::thread::sleep(Duration::from_millis(500));
+    // A burst must not cause a second reload. Absence cannot be waited on, so give a stray
+    // reload (the debounce window is 30-300 ms) a moment to show.
+    std::thread::sleep(Duration::from_millis(400));
     assert_eq!(
         emperor.count(&["vassal reloading", "vassal=site"]),
         3,
@@ -344,227 +393,660 @@ fn touch_atomic_save_and_vim_save_each_reload_once_without_refusing_a_request() 
         0,
         "no save stopped the vassal"
     );
-
-    let (ok, failures) = clients.finish();
-    assert!(
-        failures.is_empty(),
-        "requests failed during reloads: {failures:?}"
-    );
-    assert!(ok > 0, "the client loop made requests");
+    clients.finish("three reloads");
     assert_eq!(
-        emperor.vassal_pids("site.ini"),
-        pid,
-        "a reload keeps the vassal process"
+        emperor.vassal_pid("site.ini"),
+        master,
+        "a reload keeps the master"
     );
+    let (_, new_workers) = emperor.vassal_tree("site.ini", 1);
+    assert_ne!(new_workers, old_workers, "a reload replaces the workers");
+    wait_gone(&old_workers, "the first generation of workers to exit");
 }
 
 #[test]
-fn removing_the_file_stops_the_vassal() {
-    let port = free_port();
-    let emperor = Emperor::start("rm", &[], &[("gone.ini", hello_ini(port))]);
-    emperor.wait_notify("READY=1");
-    let pids = emperor.vassal_pids("gone.ini");
-    assert_eq!(pids.len(), 1, "one vassal process");
+fn a_broken_edit_keeps_the_old_instance_serving_and_names_file_and_line() {
+    let mut emperor = Emperor::start("e-badedit", &[], &[("site.ini", hello("site"))]);
+    let socket = emperor.socket("site");
+    emperor.ready();
+    let master = emperor.vassal_pid("site.ini");
+    let clients = ClientLoop::start(socket.clone());
+
+    // Line 4 is broken.
+    emperor.write("site.ini", &(hello_ini(&socket) + "processes = lots\n"));
+    let failed = emperor.wait_log(&["vassal reload failed", "vassal=site"]);
+    assert!(failed.contains("site.ini"), "names the file: {failed}");
+    emperor.wait_log(&["site.ini:4:", "processes", "lots"]);
+    assert_eq!(get(&socket), Ok("Hello World".into()));
+    assert_eq!(emperor.vassal_pid("site.ini"), master);
+
+    // Fixing it reloads for real.
+    emperor.write("site.ini", &(hello_ini(&socket) + "processes = 2\n"));
+    let reloaded = emperor.wait_log(&["vassal reloaded", "vassal=site"]);
+    assert!(reloaded.contains("serving with 2 workers"), "{reloaded}");
+    clients.finish("a refused and an accepted reload");
+    assert_eq!(emperor.count(&["vassal exited"]), 0);
+}
+
+#[test]
+fn removing_the_file_stops_the_vassal_and_its_workers() {
+    let mut emperor = Emperor::start(
+        "e-rm",
+        &[],
+        &[("gone.ini", hello("gone") + "processes = 2\n")],
+    );
+    let socket = emperor.socket("gone");
+    emperor.ready();
+    let (master, workers) = emperor.vassal_tree("gone.ini", 2);
     std::fs::remove_file(emperor.vassals().join("gone.ini")).expect("rm");
-    emperor.wait_log(&["vassal removed", "vassal=gone"], 1);
-    wait_for("the vassal process to end", || {
-        (!pid_alive(pids[0])).then_some(())
-    });
-    assert!(get(port).is_err(), "nothing serves on the port any more");
+    emperor.wait_log(&["vassal stopped", "vassal=gone"]);
+    emperor.wait_log(&["vassal removed", "vassal=gone"]);
+    wait_gone(&[master], "the vassal master to exit");
+    wait_gone(&workers, "the vassal's workers to exit");
+    assert!(
+        get(&socket).is_err(),
+        "nothing serves on the socket any more"
+    );
 }
 
 #[test]
 fn a_crash_looping_vassal_backs_off_beside_a_healthy_one_and_recovers_when_fixed() {
-    let (good, bad) = (free_port(), free_port());
-    let emperor = Emperor::start(
-        "crashloop",
-        &[],
+    let broken = format!(
+        "[uwsgi]\nhttp-socket = @DIR@/bad.sock\nwsgi-file = {}\n",
+        app("broken_import.py").display()
+    );
+    let mut emperor = Emperor::start(
+        "e-crashloop",
         &[
-            ("good.ini", hello_ini(good)),
-            ("bad.ini", missing_app_ini(bad)),
+            "--emperor-throttle",
+            "200",
+            "--emperor-max-throttle",
+            "1600",
         ],
+        &[("good.ini", hello("good")), ("bad.ini", broken)],
     );
-    emperor.wait_notify("READY=1");
-    assert_eq!(get(good), Ok("Hello World".into()));
-    emperor.wait_log(&["throttling", "vassal=bad", "retry_in_ms=1000"], 1);
-    emperor.wait_log(&["throttling", "vassal=bad", "retry_in_ms=2000"], 1);
-    assert_eq!(
-        get(good),
-        Ok("Hello World".into()),
-        "the healthy vassal is unaffected"
-    );
+    let (good, bad) = (emperor.socket("good"), emperor.socket("bad"));
+    let ready = emperor.ready();
+    assert!(ready.contains("1 ready"), "{ready:?}");
+    let good_master = emperor.vassal_pid("good.ini");
+    for delay in ["retry_in_ms=200", "retry_in_ms=400", "retry_in_ms=800"] {
+        emperor.wait_log(&["throttling", "vassal=bad", delay]);
+        assert_eq!(
+            get(&good),
+            Ok("Hello World".into()),
+            "the healthy vassal serves"
+        );
+    }
+    let line = emperor.wait_log(&["throttling", "vassal=bad", "retry_in_ms=1600"]);
+    assert!(line.contains("failures=4"), "{line}");
+    emperor.wait_log(&["maximum throttle level reached", "vassal=bad"]);
     assert_eq!(emperor.count(&["vassal exited", "vassal=good"]), 0);
+    assert_eq!(emperor.vassal_pid("good.ini"), good_master);
 
-    // Fixing the file retries at once, not after the (now 4 s) backoff.
+    // Fixing the file retries at once, not after the pending 1.6 s.
     let fixed_at = Instant::now();
-    std::fs::write(emperor.vassals().join("bad.ini"), hello_ini(bad)).expect("fix vassal");
-    wait_for("the fixed vassal to serve", || get(bad).ok());
+    emperor.write("bad.ini", &hello_ini(&bad));
+    wait_until("the fixed vassal to serve", TIMEOUT, |last| {
+        Ok(get(&bad).map_err(|e| *last = e).ok())
+    })
+    .unwrap_or_else(|error| panic!("{error}"));
     assert!(
-        fixed_at.elapsed() < Duration::from_secs(3),
-        "recovered in {:?}",
+        fixed_at.elapsed() < Duration::from_millis(1500),
+        "recovered in {:?}, as if it waited for the backoff",
         fixed_at.elapsed()
     );
 }
 
 #[test]
 fn a_broken_config_marks_the_vassal_failed_until_edited() {
-    let port = free_port();
-    let emperor = Emperor::start(
-        "broken",
+    let mut emperor = Emperor::start(
+        "e-broken",
         &[],
-        &[("broken.ini", "[uwsgi]\nthis is not an option\n".into())],
+        &[("broken.ini", "[uwsgi]\nprocesses = lots\n".into())],
     );
-    let ready = emperor.wait_notify("READY=1");
+    let ready = emperor.ready();
     assert!(
         ready.contains("1 failed"),
         "a failed vassal does not hold up READY=1: {ready:?}"
     );
-    emperor.wait_log(&["vassal failed", "vassal=broken"], 1);
-    std::fs::write(emperor.vassals().join("broken.ini"), hello_ini(port)).expect("fix");
-    wait_for("the fixed vassal to serve", || get(port).ok());
+    emperor.wait_log(&["broken.ini:2:"]);
+    emperor.wait_log(&["vassal failed", "vassal=broken"]);
+    let socket = emperor.socket("broken");
+    emperor.write("broken.ini", &hello_ini(&socket));
+    wait_until("the fixed vassal to serve", TIMEOUT, |last| {
+        Ok(get(&socket).map_err(|e| *last = e).ok())
+    })
+    .unwrap_or_else(|error| panic!("{error}"));
 }
 
 #[test]
 fn ignored_files_spawn_nothing_and_other_formats_are_named() {
-    let emperor = Emperor::start(
-        "ignored",
+    let unused = Path::new("/nonexistent/kaiser.sock");
+    let mut emperor = Emperor::start(
+        "e-ignored",
         &[],
         &[
-            (".hidden.ini", hello_ini(free_port())),
-            ("backup.ini~", hello_ini(free_port())),
+            (".hidden.ini", hello_ini(unused)),
+            ("backup.ini~", hello_ini(unused)),
             ("site.yaml", "uwsgi: {}\n".into()),
             ("README", "hello\n".into()),
         ],
     );
-    let ready = emperor.wait_notify("READY=1");
+    let ready = emperor.ready();
     assert!(ready.contains("governing 0 vassals"), "{ready:?}");
-    emperor.wait_log(&["only `.ini` vassals are supported", "site.yaml"], 1);
+    emperor.wait_log(&["only `.ini` vassals are supported", "site.yaml"]);
     assert_eq!(emperor.count(&["new vassal"]), 0);
 }
 
 #[test]
 fn sighup_reloads_every_vassal_and_tells_systemd() {
-    let (a, b) = (free_port(), free_port());
-    let emperor = Emperor::start(
-        "hup",
+    let mut emperor = Emperor::start(
+        "e-hup",
         &[],
-        &[("a.ini", hello_ini(a)), ("b.ini", hello_ini(b))],
+        &[("a.ini", hello("a")), ("b.ini", hello("b"))],
     );
-    emperor.wait_notify("READY=1");
-    emperor.signal(libc::SIGHUP);
-    let reloading = emperor.wait_notify("RELOADING=1");
+    emperor.ready();
+    let masters = [emperor.vassal_pid("a.ini"), emperor.vassal_pid("b.ini")];
+    emperor.kaiser.signal(libc::SIGHUP);
+    let reloading = emperor
+        .notify
+        .recv_line("RELOADING=1", TIMEOUT)
+        .unwrap_or_else(|error| panic!("{error}"));
     assert!(reloading.contains("MONOTONIC_USEC="), "{reloading:?}");
-    emperor.wait_notify("READY=1");
-    assert_eq!(emperor.count(&["vassal reloaded"]), 2);
+    let ready = emperor.ready();
+    assert!(ready.contains("2 ready"), "{ready:?}");
+    emperor.wait_log(&["vassal reloaded", "vassal=a"]);
+    emperor.wait_log(&["vassal reloaded", "vassal=b"]);
+    assert_eq!(
+        [emperor.vassal_pid("a.ini"), emperor.vassal_pid("b.ini")],
+        masters
+    );
+    assert_eq!(get(&emperor.socket("a")), Ok("Hello World".into()));
 }
 
 #[test]
-fn sigquit_stops_every_vassal_and_exits_zero() {
-    let (a, b) = (free_port(), free_port());
+fn sigquit_stops_every_vassal_and_worker_and_exits_zero() {
     let mut emperor = Emperor::start(
-        "quit",
+        "e-quit",
         &[],
-        &[("a.ini", hello_ini(a)), ("b.ini", hello_ini(b))],
+        &[
+            ("a.ini", hello("a") + "processes = 2\n"),
+            ("b.ini", hello("b")),
+        ],
     );
-    emperor.wait_notify("READY=1");
-    let pids: Vec<i32> = ["a.ini", "b.ini"]
-        .iter()
-        .flat_map(|f| emperor.vassal_pids(f))
-        .collect();
-    assert_eq!(pids.len(), 2);
-    emperor.signal(libc::SIGQUIT);
-    emperor.wait_notify("STOPPING=1");
-    let status = emperor.wait_exit();
+    emperor.ready();
+    let (a, a_workers) = emperor.vassal_tree("a.ini", 2);
+    let (b, b_workers) = emperor.vassal_tree("b.ini", 1);
+    emperor.kaiser.signal(libc::SIGQUIT);
+    emperor
+        .notify
+        .recv_line("STOPPING=1", TIMEOUT)
+        .unwrap_or_else(|error| panic!("{error}"));
+    let status = emperor.kaiser.expect_exit(TIMEOUT);
     assert_eq!(status.code(), Some(0), "emperor exit status {status:?}");
-    for pid in pids {
-        assert!(!pid_alive(pid), "vassal {pid} outlived the emperor");
-    }
+    let everyone: Vec<i32> = [a, b]
+        .into_iter()
+        .chain(a_workers)
+        .chain(b_workers)
+        .collect();
+    wait_gone(&everyone, "every vassal and worker to be gone");
     assert_eq!(emperor.count(&["vassal stopped"]), 2);
+    assert!(
+        emperor
+            .notify
+            .recv_line("STATUS=The Emperor is buried.", TIMEOUT)
+            .is_ok(),
+        "systemd hears the last status"
+    );
 }
 
 #[test]
 fn a_vassal_that_ignores_the_stop_is_killed_after_reload_mercy() {
-    if !STANDIN_VASSAL {
-        // Needs a vassal that ignores SIGTERM, which only the stand-in can be told to do.
-        return;
-    }
-    let port = free_port();
-    let stubborn = hello_ini(port) + "standin-ignore-term = true\n";
-    let mut emperor = Emperor::start(
-        "mercy",
-        &["--reload-mercy", "1"],
-        &[("stubborn.ini", stubborn)],
+    let dir = TempDir::new("e-busyapp");
+    let mark = dir.join("in-request");
+    // A request that outlasts the mercy: the worker finishes its current request before it
+    // stops, and `worker-reload-mercy` lets it, so only the emperor's SIGKILL ends it.
+    let busy_app = dir.write(
+        "busy.py",
+        format!(
+            "import time\n\ndef application(environ, start_response):\n    \
+             open({mark:?}, 'w').close()\n    time.sleep(30)\n    \
+             start_response('200 OK', [])\n    return [b'late']\n",
+            mark = mark.display().to_string()
+        ),
     );
-    emperor.wait_notify("READY=1");
-    let started = Instant::now();
-    emperor.signal(libc::SIGTERM);
-    assert_eq!(emperor.wait_exit().code(), Some(0));
+    let busy = format!(
+        "[uwsgi]\nhttp-socket = @DIR@/busy.sock\nwsgi-file = {}\nworker-reload-mercy = 60\n",
+        busy_app.display()
+    );
+    let mut emperor = Emperor::start("e-mercy", &["--reload-mercy", "1"], &[("busy.ini", busy)]);
+    let socket = emperor.socket("busy");
+    emperor.ready();
+    let (master, workers) = emperor.vassal_tree("busy.ini", 1);
+    let request = std::thread::spawn(move || http_get_unix(&socket, "/"));
+    wait_until("the worker to be inside the request", TIMEOUT, |_| {
+        Ok(mark.exists().then_some(()))
+    })
+    .unwrap_or_else(|error| panic!("{error}"));
+
+    let stopped_at = Instant::now();
+    emperor.kaiser.signal(libc::SIGTERM);
+    let status = emperor.kaiser.expect_exit(TIMEOUT);
+    let took = stopped_at.elapsed();
+    assert_eq!(status.code(), Some(0), "{status:?}");
     assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "killed before the mercy time"
+        took >= Duration::from_secs(1),
+        "killed after {took:?}, before the 1 s mercy"
     );
-    emperor.wait_log(&["no mercy", "vassal=stubborn"], 1);
+    assert!(
+        took < Duration::from_secs(10),
+        "took {took:?} to stop: was the mercy honoured?"
+    );
+    emperor.wait_log(&["no mercy", "vassal=busy"]);
+    wait_gone(&[master], "the stubborn master to be killed");
+    wait_gone(&workers, "the busy worker to be killed");
+    assert!(
+        request.join().expect("request thread").is_err(),
+        "the request was cut"
+    );
 }
 
 #[test]
-fn sigkill_of_the_emperor_leaves_no_vassal_behind() {
-    let port = free_port();
-    let mut emperor = Emperor::start("orphans", &[], &[("a.ini", hello_ini(port))]);
-    emperor.wait_notify("READY=1");
-    let pids = emperor.vassal_pids("a.ini");
-    assert_eq!(pids.len(), 1);
-    emperor.child.kill().expect("SIGKILL the emperor");
-    emperor.child.wait().expect("reap the emperor");
-    wait_for("the orphaned vassal to die", || {
-        (!pid_alive(pids[0])).then_some(())
-    });
+fn sigkill_of_the_emperor_leaves_no_vassal_or_worker_behind() {
+    let mut emperor = Emperor::start(
+        "e-orphans",
+        &[],
+        &[
+            ("a.ini", hello("a") + "processes = 2\n"),
+            ("b.ini", hello("b")),
+        ],
+    );
+    emperor.ready();
+    let (a, a_workers) = emperor.vassal_tree("a.ini", 2);
+    let (b, b_workers) = emperor.vassal_tree("b.ini", 1);
+    // A vassal that was reloaded (re-exec'd) must still die with the emperor.
+    std::fs::File::options()
+        .append(true)
+        .open(emperor.vassals().join("b.ini"))
+        .and_then(|file| file.set_modified(std::time::SystemTime::now() + Duration::from_secs(1)))
+        .expect("touch");
+    emperor.wait_log(&["vassal reloaded", "vassal=b"]);
+    let (_, b_new_workers) = emperor.vassal_tree("b.ini", 1);
+
+    emperor.kaiser.signal(libc::SIGKILL);
+    emperor.kaiser.expect_exit(TIMEOUT);
+    let everyone: Vec<i32> = [a, b]
+        .into_iter()
+        .chain(a_workers)
+        .chain(b_workers)
+        .chain(b_new_workers)
+        .collect();
+    wait_gone(&everyone, "every vassal and worker to die with the emperor");
 }
 
 #[test]
-fn emperor_stats_serve_uwsgis_json_layout() {
-    let (port, stats_port) = (free_port(), free_port());
-    let stats_address = format!("127.0.0.1:{stats_port}");
-    let emperor = Emperor::start(
-        "stats",
-        &["--emperor-stats", &stats_address],
-        &[("a.ini", hello_ini(port))],
+fn emperor_stats_serve_uwsgis_json_layout_over_tcp() {
+    let mut emperor = Emperor::start(
+        "e-stats",
+        &["--emperor-stats", "127.0.0.1:0"],
+        &[("a.ini", hello("a"))],
     );
-    emperor.wait_notify("READY=1");
+    emperor.ready();
+    let address = emperor
+        .kaiser
+        .wait_for_addr("serving emperor stats", TIMEOUT)
+        .unwrap_or_else(|error| panic!("{error}"));
     let mut body = String::new();
-    TcpStream::connect(&stats_address)
-        .expect("connect to emperor-stats")
-        .read_to_string(&mut body)
-        .expect("read stats");
+    std::net::TcpStream::connect(address)
+        .and_then(|mut stream| stream.read_to_string(&mut body))
+        .expect("read emperor stats");
     let stats: serde_json::Value = serde_json::from_str(&body).expect("stats are JSON");
     // The fields uwsgitop reads for an emperor.
     assert!(stats["emperor"].is_array(), "{stats}");
     assert_eq!(stats["emperor_tyrant"], 0);
     assert!(stats["pid"].is_u64() && stats["uid"].is_u64() && stats["gid"].is_u64());
     assert_eq!(stats["vassals"][0]["id"], "a.ini");
-    assert_eq!(stats["vassals"][0]["pid"], emperor.vassal_pids("a.ini")[0]);
+    assert_eq!(stats["vassals"][0]["pid"], emperor.vassal_pid("a.ini"));
     assert_eq!(stats["vassals"][0]["ready"], 1);
+    assert_eq!(stats["vassals"][0]["state"], "ready");
+    // The response is the whole document: a plain HTTP client gets nothing else.
+    assert!(http_get(address, "/").is_err());
+}
+
+/// A tmux server of our own (`-L`), so nothing here can touch another tmux; the session is
+/// killed by name on drop.
+struct Tmux {
+    socket: String,
+    session: String,
+}
+
+impl Tmux {
+    fn command(&self) -> Command {
+        let mut command = Command::new("tmux");
+        command.args(["-L", &self.socket, "-f", "/dev/null"]);
+        command
+    }
+
+    fn start(label: &str, width: u16, height: u16, program: &str) -> Tmux {
+        let unique = format!("kaiser-{label}-{}", std::process::id());
+        let tmux = Tmux {
+            socket: unique.clone(),
+            session: unique,
+        };
+        let status = tmux
+            .command()
+            .args(["new-session", "-d", "-s", &tmux.session, "-x"])
+            .arg(width.to_string())
+            .arg("-y")
+            .arg(height.to_string())
+            .arg(program)
+            .status()
+            .expect("tmux is installed (scripts/setup-test-env)");
+        assert!(status.success(), "tmux new-session failed: {status}");
+        tmux
+    }
+
+    fn capture(&self) -> String {
+        let output = self
+            .command()
+            .args(["capture-pane", "-p", "-t", &self.session])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self
+            .command()
+            .args(["kill-session", "-t", &self.session])
+            .status();
+    }
+}
+
+#[test]
+fn uwsgitop_shows_the_vassals_from_emperor_stats_on_a_unix_socket() {
+    let dir = TempDir::new("e-top");
+    let stats = dir.join("emperor-stats.sock");
+    let mut emperor = Emperor::start(
+        "e-uwsgitop",
+        &["--emperor-stats", stats.to_str().expect("utf-8 temp dir")],
+        &[("alpha.ini", hello("alpha")), ("beta.ini", hello("beta"))],
+    );
+    emperor.ready();
+
+    let json = emperor.stats_unix(&stats);
+    let ids: Vec<&str> = json["vassals"]
+        .as_array()
+        .expect("a vassal list")
+        .iter()
+        .filter_map(|vassal| vassal["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["alpha.ini", "beta.ini"]);
+
+    let uwsgitop = venv().join("bin/uwsgitop");
+    let tmux = Tmux::start(
+        "uwsgitop",
+        160,
+        30,
+        &format!("{} {}", uwsgitop.display(), stats.display()),
+    );
+    let alpha = emperor.vassal_pid("alpha.ini").to_string();
+    let screen = wait_until("uwsgitop to show both vassals", TIMEOUT, |last| {
+        let screen = tmux.capture();
+        let shown = screen.contains("VASSAL")
+            && screen.contains("alpha.ini")
+            && screen.contains("beta.ini")
+            && screen.contains(&alpha);
+        *last = screen.clone();
+        Ok(shown.then_some(screen))
+    })
+    .unwrap_or_else(|error| panic!("{error}"));
+    assert!(screen.contains("emperor:"), "{screen}");
+    drop(tmux);
+}
+
+#[test]
+fn watchdog_is_pinged_when_systemd_sets_watchdog_usec() {
+    let mut emperor = Emperor::start_with("e-watchdog", &[], &[], |command| {
+        command.env("WATCHDOG_USEC", "200000");
+    });
+    emperor.ready();
+    for _ in 0..3 {
+        emperor
+            .notify
+            .recv_line("WATCHDOG=1", Duration::from_secs(2))
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+}
+
+#[test]
+fn vassals_include_adds_an_option_to_every_vassal() {
+    let dir = TempDir::new("e-include");
+    let include = dir.write("common.ini", "[uwsgi]\nprocesses = 2\n");
+    let mut emperor = Emperor::start(
+        "e-include",
+        &["--vassals-include", include.to_str().expect("utf-8")],
+        &[("site.ini", hello("site"))],
+    );
+    emperor.ready();
+    let line = emperor.wait_log(&["vassal ready", "vassal=site"]);
+    assert!(line.contains("serving with 2 workers"), "{line}");
+    emperor.wait_log(&["vassal starting", "--include"]);
+    emperor.vassal_tree("site.ini", 2);
+}
+
+#[test]
+fn vassals_inherit_overrides_the_vassals_own_value() {
+    let dir = TempDir::new("e-inherit");
+    let template = dir.write("template.ini", "[uwsgi]\nprocesses = 3\n");
+    let mut emperor = Emperor::start(
+        "e-inherit",
+        &["--vassals-inherit", template.to_str().expect("utf-8")],
+        &[("site.ini", hello("site") + "processes = 1\n")],
+    );
+    emperor.ready();
+    let line = emperor.wait_log(&["vassal ready", "vassal=site"]);
+    assert!(line.contains("serving with 3 workers"), "{line}");
+    emperor.vassal_tree("site.ini", 3);
+}
+
+#[test]
+fn uwsgi_vassal_env_reaches_live_vassals_not_the_emperor() {
+    let mut emperor = Emperor::start_with(
+        "e-envinject",
+        &[],
+        &[("site.ini", hello("site"))],
+        |command| {
+            command.env("UWSGI_VASSAL_PROCESSES", "2");
+        },
+    );
+    emperor.ready();
+    let line = emperor.wait_log(&["vassal ready", "vassal=site"]);
+    assert!(line.contains("serving with 2 workers"), "{line}");
+    let (master, _) = emperor.vassal_tree("site.ini", 2);
+    let environ = std::fs::read(format!("/proc/{master}/environ")).expect("vassal environ");
+    let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+    assert!(
+        vars.contains(&&b"UWSGI_PROCESSES=2"[..]),
+        "renamed for the vassal"
+    );
+    assert!(
+        !vars.iter().any(|var| var.starts_with(b"NOTIFY_SOCKET=")),
+        "NOTIFY_SOCKET is not leaked to vassals"
+    );
+}
+
+/// One journal entry's fields, in order.
+type JournalEntry = Vec<(String, String)>;
+/// A description of an entry the test waits for, and how to recognise it.
+type Wanted<'a> = (&'a str, &'a dyn Fn(&[(String, String)]) -> bool);
+
+/// The native journal protocol's simple and binary field forms.
+fn journal_fields(mut datagram: &[u8]) -> JournalEntry {
+    let mut fields = Vec::new();
+    while let Some(end) = datagram.iter().position(|b| *b == b'\n' || *b == b'=') {
+        let key = String::from_utf8_lossy(&datagram[..end]).into_owned();
+        if datagram[end] == b'=' {
+            let rest = &datagram[end + 1..];
+            let stop = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+            fields.push((key, String::from_utf8_lossy(&rest[..stop]).into_owned()));
+            datagram = &rest[(stop + 1).min(rest.len())..];
+        } else {
+            let rest = &datagram[end + 1..];
+            let len = u64::from_le_bytes(rest[..8].try_into().expect("8 length bytes")) as usize;
+            fields.push((key, String::from_utf8_lossy(&rest[8..8 + len]).into_owned()));
+            datagram = &rest[(8 + len + 1).min(rest.len())..];
+        }
+    }
+    fields
+}
+
+#[test]
+fn under_journald_entries_carry_the_vassal_name_and_worker_id() {
+    let dir = TempDir::new("e-journal");
+    let journal_path = dir.join("journal.sock");
+    let journal = UnixDatagram::bind(&journal_path).expect("bind a journald stand-in");
+    // Drain it from the start, as journald does: senders block once a few datagrams queue
+    // up (`net.unix.max_dgram_qlen`, 10 by default without systemd's sysctl).
+    let received = Arc::new(Mutex::new(Vec::<JournalEntry>::new()));
+    let sink = Arc::clone(&received);
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(len) = journal.recv(&mut buf) {
+            sink.lock().expect("lock").push(journal_fields(&buf[..len]));
+        }
+    });
+    let mut emperor = Emperor::start_with(
+        "e-journald",
+        &[],
+        &[("mysite.ini", hello("mysite") + "processes = 2\n")],
+        |command| {
+            command
+                .env("JOURNAL_STREAM", "8:12345")
+                .env("KAISER_JOURNAL_SOCKET", &journal_path);
+        },
+    );
+    emperor.ready();
+
+    let field = |entry: &[(String, String)], key: &str| {
+        entry.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    };
+    let wanted: [Wanted; 3] = [
+        (
+            "the vassal's own `ready in` line, tagged with its name",
+            &|entry| {
+                field(entry, "VASSAL").as_deref() == Some("mysite")
+                    && field(entry, "MESSAGE").is_some_and(|m| m.contains("ready in"))
+            },
+        ),
+        (
+            "the emperor's line about the vassal, tagged with its name",
+            &|entry| {
+                field(entry, "VASSAL").as_deref() == Some("mysite")
+                    && field(entry, "MESSAGE")
+                        .is_some_and(|m| m.starts_with("emperor: vassal ready"))
+            },
+        ),
+        ("a line naming worker 2 of the vassal", &|entry| {
+            field(entry, "VASSAL").as_deref() == Some("mysite")
+                && field(entry, "WORKER_ID").as_deref() == Some("2")
+        }),
+    ];
+    let entries = wait_until("the journal entries", TIMEOUT, |last| {
+        let entries = received.lock().expect("lock").clone();
+        let missing: Vec<&str> = wanted
+            .iter()
+            .filter(|(_, matches)| !entries.iter().any(|e| matches(e)))
+            .map(|(what, _)| *what)
+            .collect();
+        *last = format!("missing {missing:?} in {entries:#?}");
+        Ok(missing.is_empty().then_some(entries))
+    })
+    .unwrap_or_else(|error| panic!("{error}"));
+    for entry in &entries {
+        assert_eq!(
+            field(entry, "SYSLOG_IDENTIFIER").as_deref(),
+            Some("kaiser"),
+            "{entry:?}"
+        );
+        assert!(
+            field(entry, "PRIORITY").is_some_and(|p| ["3", "4", "6", "7"].contains(&p.as_str())),
+            "{entry:?}"
+        );
+    }
+    assert_eq!(
+        emperor.count(&["vassal ready"]),
+        0,
+        "tracing lines go to the journal socket, not also to stderr"
+    );
+}
+
+#[test]
+fn an_inotify_instance_limit_names_the_sysctl_to_raise() {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        // Exhausting another user's inotify instances needs root (as in CI here).
+        return;
+    }
+    // The limit is per user: use up a throwaway uid's instances, then start the emperor as
+    // that uid. Nothing else runs as this uid, so the rest of the machine is unaffected.
+    const UID: u32 = 61_733;
+    let mut hog = Command::new("python3")
+        .args([
+            "-c",
+            "import ctypes, sys\n\
+             libc = ctypes.CDLL(None, use_errno=True)\n\
+             n = 0\n\
+             while libc.inotify_init() >= 0: n += 1\n\
+             print('holding', n, 'errno', ctypes.get_errno(), flush=True)\n\
+             sys.stdin.read()\n",
+        ])
+        .uid(UID)
+        .gid(UID)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(hog.stdout.as_mut().expect("piped")),
+        &mut line,
+    )
+    .expect("read the hog's report");
+    assert!(
+        line.contains(&format!("errno {}", libc::EMFILE)),
+        "the hog stopped on: {line}"
+    );
+    let emperor = Emperor::start_with("e-inotify", &[], &[], |command| {
+        command.uid(UID).gid(UID);
+    });
+    let line = emperor.wait_log(&["cannot use inotify"]);
+    assert!(line.contains("`fs.inotify.max_user_instances`"), "{line}");
+    // It carries on by polling. (Its READY=1 cannot reach our root-owned notify socket.)
+    emperor.wait_log(&["emperor ready"]);
+    let _ = hog.kill();
+    let _ = hog.wait();
 }
 
 #[test]
 fn the_systemd_unit_passes_systemd_analyze_verify() {
-    let unit = repo().join("systemd/emperor.uwsgi.service");
+    let unit = common::repo_root().join("systemd/emperor.uwsgi.service");
     assert!(unit.exists(), "{} is missing", unit.display());
     // The unit names /usr/bin/kaiser; verify checks that ExecStart exists, so point a copy at
     // the binary under test.
-    let dir = std::env::temp_dir().join(format!("kaiser-unit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = TempDir::new("e-unit");
     let text = std::fs::read_to_string(&unit)
         .expect("read unit")
-        .replace("/usr/bin/kaiser", env!("CARGO_BIN_EXE_kaiser"));
-    let copy = dir.join("emperor.uwsgi.service");
-    std::fs::write(&copy, text).expect("write unit copy");
+        .replace("/usr/bin/kaiser", common::kaiser_bin());
+    let copy = dir.write("emperor.uwsgi.service", text);
     let output = Command::new("systemd-analyze")
         .args(["verify", "--man=no"])
         .arg(&copy)
         .output()
         .expect("systemd-analyze is installed (apt-get install systemd)");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let _ = std::fs::remove_dir_all(&dir);
     // Without a running systemd (a container), verify still parses the unit but may complain
     // about the manager itself; a unit problem always names the unit file.
     let unit_problems: Vec<&str> = stderr
@@ -579,39 +1061,43 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
 
 #[test]
 fn several_monitors_a_glob_and_a_directory_created_later() {
-    let (in_dir, in_glob, late) = (free_port(), free_port(), free_port());
-    let base = std::env::temp_dir().join(format!("kaiser-globs-base-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
-    std::fs::create_dir_all(base.join("conf")).expect("temp dir");
-    std::fs::write(base.join("conf/globbed.ini"), hello_ini(in_glob)).expect("write");
+    let base = TempDir::new("e-globs");
+    std::fs::create_dir(base.join("conf")).expect("temp dir");
+    std::fs::write(
+        base.join("conf/globbed.ini"),
+        hello_ini(&base.join("globbed.sock")),
+    )
+    .expect("write");
     std::fs::write(base.join("conf/other.txt"), "not matched\n").expect("write");
-    let glob = format!("{}/conf/*.ini", base.display());
+    let glob = format!("{}/conf/*.ini", base.path().display());
     let later = base.join("later");
-    let emperor = Emperor::start(
-        "globs",
+    let mut emperor = Emperor::start(
+        "e-monitors",
         &[
             "--emperor",
             &glob,
             "--emperor",
             later.to_str().expect("utf-8 temp dir"),
         ],
-        &[("plain.ini", hello_ini(in_dir))],
+        &[("plain.ini", hello("plain"))],
     );
-    let ready = emperor.wait_notify("READY=1");
+    let ready = emperor.ready();
     assert!(ready.contains("2 ready"), "{ready:?}");
-    assert_eq!(get(in_dir), Ok("Hello World".into()));
-    assert_eq!(get(in_glob), Ok("Hello World".into()));
-    emperor.wait_log(&["cannot read vassals", "later"], 1);
+    assert_eq!(get(&emperor.socket("plain")), Ok("Hello World".into()));
+    assert_eq!(get(&base.join("globbed.sock")), Ok("Hello World".into()));
+    emperor.wait_log(&["cannot read vassals", "later"]);
 
-    // A monitored directory that appears later is picked up by the periodic rescan.
-    std::fs::create_dir_all(&later).expect("create the late directory");
-    std::fs::write(later.join("late.ini"), hello_ini(late)).expect("write");
-    wait_for("the late directory's vassal to serve", || get(late).ok());
+    // A monitored directory that appears later is picked up by the (1 s) rescan.
+    std::fs::create_dir(&later).expect("create the late directory");
+    let late = base.join("late.sock");
+    std::fs::write(later.join("late.ini"), hello_ini(&late)).expect("write");
+    wait_until("the late directory's vassal to serve", TIMEOUT, |last| {
+        Ok(get(&late).map_err(|e| *last = e).ok())
+    })
+    .unwrap_or_else(|error| panic!("{error}"));
     // Once watched, its changes are seen through inotify again.
     std::fs::remove_file(later.join("late.ini")).expect("rm");
-    emperor.wait_log(&["vassal removed", "vassal=late"], 1);
-    drop(emperor);
-    let _ = std::fs::remove_dir_all(&base);
+    emperor.wait_log(&["vassal removed", "vassal=late"]);
 }
 
 #[test]
@@ -621,16 +1107,43 @@ fn emperor_tyrant_refuses_files_owned_by_root() {
         // Files we create are only root-owned when the tests run as root (as in CI here).
         return;
     }
-    let emperor = Emperor::start(
-        "tyrant",
+    let mut emperor = Emperor::start(
+        "e-tyrant",
         &["--emperor-tyrant"],
-        &[("root.ini", hello_ini(free_port()))],
+        &[("root.ini", hello("root"))],
     );
-    let ready = emperor.wait_notify("READY=1");
+    let ready = emperor.ready();
     assert!(ready.contains("1 failed"), "{ready:?}");
-    emperor.wait_log(&["refusing a vassal file owned by root", "vassal=root"], 1);
+    emperor.wait_log(&["refusing a vassal file owned by root", "vassal=root"]);
     assert!(
-        emperor.vassal_pids("root.ini").is_empty(),
+        children(emperor.kaiser.pid()).is_empty(),
         "nothing was spawned"
     );
+}
+
+#[test]
+fn a_socket_already_in_use_fails_that_vassal_only_and_sigusr1_logs_the_table() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port to hold");
+    let port = taken.local_addr().expect("bound address").port();
+    let clash = format!(
+        "[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nwsgi-file = {}\n",
+        app("hello.py").display()
+    );
+    let mut emperor = Emperor::start(
+        "e-inuse",
+        &[],
+        &[("clash.ini", clash), ("fine.ini", hello("fine"))],
+    );
+    let ready = emperor.ready();
+    assert!(
+        ready.contains("1 ready") && ready.contains("1 failed"),
+        "{ready:?}"
+    );
+    emperor.wait_log(&["vassal failed", "vassal=clash"]);
+    assert_eq!(get(&emperor.socket("fine")), Ok("Hello World".into()));
+
+    emperor.kaiser.signal(libc::SIGUSR1);
+    emperor.wait_log(&["vassal table", "vassals=2"]);
+    emperor.wait_log(&["vassal=clash", "state=failed"]);
+    emperor.wait_log(&["vassal=fine", "state=ready"]);
 }

@@ -31,8 +31,9 @@ const DEBOUNCE_QUIET: Duration = Duration::from_millis(30);
 const DEBOUNCE_MAX_WAIT: Duration = Duration::from_millis(300);
 /// The safety-net rescan for missed events, edits behind symlinks and directories that appear.
 const RESCAN_INTERVAL: Duration = Duration::from_secs(5);
-/// Without inotify (limit reached), polling is all there is: poll faster.
-const RESCAN_INTERVAL_WITHOUT_INOTIFY: Duration = Duration::from_secs(1);
+/// Without an inotify watch (limit reached, or a monitored directory that does not exist
+/// yet), polling is all there is for that monitor: poll faster.
+const RESCAN_INTERVAL_UNWATCHED: Duration = Duration::from_secs(1);
 /// Upper bound on holding back systemd's READY=1 (start) or the end of a reload while vassals
 /// are still starting; below systemd's default TimeoutStartSec of 90 s.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -102,7 +103,6 @@ pub struct Governor {
     notifier: Notifier,
     debouncer: Debouncer,
     next_rescan: Instant,
-    rescan_interval: Duration,
     watcher: Option<notify::RecommendedWatcher>,
     shutdown: Option<Shutdown>,
     /// Until when systemd is kept waiting for READY=1 (at start, and after RELOADING=1).
@@ -213,6 +213,18 @@ impl Governor {
                 })?),
                 None => None,
             };
+        match &stats_listener {
+            Some(StatsListener::Tcp(listener)) => {
+                if let Ok(address) = listener.local_addr() {
+                    info!(%address, "serving emperor stats (uwsgitop {address})");
+                }
+            }
+            Some(StatsListener::Unix(_)) => {
+                let address = settings.stats.as_deref().unwrap_or_default();
+                info!(address, "serving emperor stats (uwsgitop {address})");
+            }
+            None => {}
+        }
         let (reports_tx, mut reports_rx) = mpsc::unbounded_channel();
         let (fs_tx, mut fs_rx) = mpsc::unbounded_channel();
         let watcher = match notify::recommended_watcher(move |event| {
@@ -221,8 +233,14 @@ impl Governor {
         }) {
             Ok(watcher) => Some(watcher),
             Err(error) => {
-                error!(%error, "cannot use inotify, falling back to polling every second \
-                    (raise the `fs.inotify.max_user_instances` sysctl)");
+                match inotify_limit_hint(&error) {
+                    Some(hint) => {
+                        error!(%error, "cannot use inotify, falling back to polling every second ({hint})")
+                    }
+                    None => {
+                        error!(%error, "cannot use inotify, falling back to polling every second")
+                    }
+                }
                 None
             }
         };
@@ -238,11 +256,6 @@ impl Governor {
                     error_logged: None,
                 })
                 .collect(),
-            rescan_interval: if watcher.is_some() {
-                RESCAN_INTERVAL
-            } else {
-                RESCAN_INTERVAL_WITHOUT_INOTIFY
-            },
             settings,
             program,
             vassals: BTreeMap::new(),
@@ -263,7 +276,7 @@ impl Governor {
         }
         governor.notifier.send("STATUS=initializing");
         governor.rescan();
-        governor.next_rescan = Instant::now() + governor.rescan_interval;
+        governor.next_rescan = Instant::now() + governor.rescan_interval();
 
         loop {
             governor.after_event(Instant::now());
@@ -292,6 +305,14 @@ impl Governor {
             let _ = std::fs::remove_file(path);
         }
         Ok(())
+    }
+
+    fn rescan_interval(&self) -> Duration {
+        if self.watcher.is_none() || self.monitors.iter().any(|state| !state.watched) {
+            RESCAN_INTERVAL_UNWATCHED
+        } else {
+            RESCAN_INTERVAL
+        }
     }
 
     fn throttle(&self) -> Throttle {
@@ -343,7 +364,7 @@ impl Governor {
     fn after_event(&mut self, now: Instant) {
         if self.shutdown.is_none() && (self.debouncer.fire(now) || now >= self.next_rescan) {
             self.rescan();
-            self.next_rescan = Instant::now() + self.rescan_interval;
+            self.next_rescan = Instant::now() + self.rescan_interval();
         }
         let due: Vec<PathBuf> = self
             .vassals
@@ -471,14 +492,11 @@ impl Governor {
         let root = state.monitor.watch_root();
         match watcher.watch(root, mode) {
             Ok(()) => state.watched = true,
-            Err(error) => {
-                if matches!(error.kind, notify::ErrorKind::MaxFilesWatch) {
-                    error!(monitor = state.monitor.arg(), %error, "inotify watch limit reached, \
-                        changes are seen by polling only (raise the `fs.inotify.max_user_watches` sysctl)");
-                } else {
-                    warn!(monitor = state.monitor.arg(), %error, "cannot watch, will retry");
-                }
-            }
+            Err(error) => match inotify_limit_hint(&error) {
+                Some(hint) => error!(monitor = state.monitor.arg(), %error,
+                        "inotify limit reached, changes are seen by polling only ({hint})"),
+                None => warn!(monitor = state.monitor.arg(), %error, "cannot watch, will retry"),
+            },
         }
     }
 
@@ -620,6 +638,12 @@ impl Governor {
             match (before, after) {
                 (State::Starting, State::Ready) => {
                     info!(vassal = %name, pid, startup_ms = elapsed_ms, status = %vassal.status, "vassal ready")
+                }
+                // The vassal vets a new config in a `--check-config` child before it re-execs;
+                // when that fails it keeps its workers and says so in its status.
+                (State::Reloading, State::Ready) if vassal.status.contains("reload failed") => {
+                    warn!(vassal = %name, pid, file = %vassal.path.display(), status = %vassal.status,
+                        "vassal reload failed, still serving with its previous config (the error is logged above)")
                 }
                 (State::Reloading, State::Ready) => {
                     info!(vassal = %name, pid, reload_ms = elapsed_ms, status = %vassal.status, "vassal reloaded")
@@ -806,7 +830,11 @@ impl Governor {
                 let Some(path) = self.path_of(spawn_id) else {
                     return;
                 };
-                for message in sd_notify::parse(&bytes) {
+                let mut messages = sd_notify::parse(&bytes);
+                // `READY=1\nSTATUS=serving with 4 workers`: take the status first, so the
+                // "vassal ready" line shows the new one.
+                messages.sort_by_key(|message| !matches!(message, VassalMessage::Status(_)));
+                for message in messages {
                     let vassal = self.vassals.get_mut(&path).expect("path_of found it");
                     match message {
                         VassalMessage::Ready => self.feed(&path, Event::Ready),
@@ -999,11 +1027,60 @@ impl Governor {
     }
 }
 
+/// Which sysctl to raise when inotify fails on a kernel limit: `inotify_init` gives EMFILE
+/// at `fs.inotify.max_user_instances`, `inotify_add_watch` gives ENOSPC (notify's
+/// `MaxFilesWatch`) at `fs.inotify.max_user_watches` (inotify(7), "/proc interfaces").
+fn inotify_limit_hint(error: &notify::Error) -> Option<&'static str> {
+    match &error.kind {
+        notify::ErrorKind::MaxFilesWatch => Some(
+            "raise the `fs.inotify.max_user_watches` sysctl, e.g. \
+             `sysctl fs.inotify.max_user_watches=524288`",
+        ),
+        notify::ErrorKind::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => Some(
+            "raise the `fs.inotify.max_user_watches` sysctl, e.g. \
+             `sysctl fs.inotify.max_user_watches=524288`",
+        ),
+        notify::ErrorKind::Io(io) if io.raw_os_error() == Some(libc::EMFILE) => Some(
+            "raise the `fs.inotify.max_user_instances` sysctl, e.g. \
+             `sysctl fs.inotify.max_user_instances=1024`, or the open-file limit",
+        ),
+        _ => None,
+    }
+}
+
 fn describe(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit code {code}"),
         (None, Some(signal)) => format!("killed by signal {signal}"),
         _ => status.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inotify_limits_name_the_sysctl_to_raise() {
+        fn check(error: notify::Error, expected: Option<&str>) {
+            let hint = inotify_limit_hint(&error);
+            match expected {
+                Some(sysctl) => assert!(
+                    hint.is_some_and(|hint| hint.contains(sysctl)),
+                    "{error:?}: expected a hint naming {sysctl}, got {hint:?}"
+                ),
+                None => assert_eq!(hint, None, "{error:?}"),
+            }
+        }
+        let os = |code| notify::Error::io(std::io::Error::from_raw_os_error(code));
+        check(
+            notify::Error::new(notify::ErrorKind::MaxFilesWatch),
+            Some("`fs.inotify.max_user_watches`"),
+        );
+        check(os(libc::ENOSPC), Some("`fs.inotify.max_user_watches`"));
+        check(os(libc::EMFILE), Some("`fs.inotify.max_user_instances`"));
+        check(os(libc::EACCES), None);
+        check(notify::Error::path_not_found(), None);
     }
 }

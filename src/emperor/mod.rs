@@ -9,12 +9,16 @@
 //! # The contract with a vassal
 //! - argv: `[--inherit T]* [--include I]* --ini FILE [--inherit T]* [--include I]*`
 //!   (the `-before` variants first); cwd is the vassals directory; stdin is `/dev/null`;
-//!   stdout and stderr are the emperor's; its own process group; `PR_SET_PDEATHSIG=SIGKILL`.
+//!   stdout and stderr are the emperor's (so under systemd it logs to the same journal, with
+//!   its own `VASSAL=` field, see `crate::logging`); its own process group;
+//!   `PR_SET_PDEATHSIG=SIGKILL`.
 //! - env: the emperor's, minus `NOTIFY_SOCKET`/`WATCHDOG_*`/`LISTEN_*`, with
 //!   `UWSGI_VASSAL_xxx` renamed to `UWSGI_xxx`, plus `KAISER_EMPEROR_FD=<n>`, the vassal's end
 //!   of a `SOCK_SEQPACKET` socketpair.
 //! - vassal → emperor: sd_notify datagrams (`MAINPID=`, `STATUS=`, `READY=1` once workers
-//!   accept, `RELOADING=1` … `READY=1` around a reload, `STOPPING=1`).
+//!   accept, `RELOADING=1` … `READY=1` around a reload, `STOPPING=1`). A reload the vassal
+//!   refuses (its `--check-config` of the new file failed) ends with `READY=1` and a
+//!   `STATUS=` containing `reload failed`: the old workers still serve.
 //! - emperor → vassal: SIGHUP graceful reload, SIGTERM graceful stop, SIGKILL to the process
 //!   group after `reload-mercy`; EOF on the channel means the emperor is gone.
 //! - exit codes: 0 requested stop, 1 config error (waits for an edit), 22 app import failure,
@@ -34,7 +38,6 @@ pub mod spawn;
 pub mod state;
 pub mod stats;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::Config;
@@ -98,10 +101,6 @@ impl Settings {
     }
 }
 
-/// Test hook: run this program as the vassal instead of this binary. Lets the emperor be
-/// tested against a stand-in that speaks the vassal contract. Not a user-facing option.
-const VASSAL_EXE_ENV: &str = "KAISER_VASSAL_EXE";
-
 /// Runs the emperor until it is told to stop (SIGTERM, SIGQUIT, SIGINT) and every vassal is
 /// gone. Returns `Ok` on a requested stop, so `main` exits 0.
 pub fn run(config: &Config) -> Result<(), EmperorError> {
@@ -109,11 +108,8 @@ pub fn run(config: &Config) -> Result<(), EmperorError> {
     if settings.monitors.is_empty() {
         return Err(EmperorError::NoMonitors);
     }
-    let program = match std::env::var_os(VASSAL_EXE_ENV) {
-        Some(program) => PathBuf::from(program),
-        None => std::env::current_exe().map_err(EmperorError::CurrentExe)?,
-    };
-    let _span = tracing::info_span!("emperor").entered();
+    let program = std::env::current_exe().map_err(EmperorError::CurrentExe)?;
+    // `main` has entered the `emperor` span already.
     tracing::info!(pid = std::process::id(), "starting the kaiser emperor");
     // A current-thread runtime, driven by this thread for the emperor's whole life: vassals
     // are spawned with PR_SET_PDEATHSIG, which fires when the *thread* that forked them exits,
