@@ -496,3 +496,67 @@ fn sighup_reloads_gracefully_with_zero_failed_requests_and_keeps_serving_a_broke
         kaiser.logs()
     );
 }
+
+/// Regression: with one client making requests back to back, a reload could stall a
+/// request until the next connection arrived. The connection's EPOLLEXCLUSIVE wake-up went
+/// to an old worker that was stopping, which dropped the listener without accepting, and
+/// no other worker was woken.
+#[test]
+fn a_lone_client_never_stalls_across_reloads() {
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        app("hello.py").to_str().unwrap(),
+        "--processes",
+        "2",
+    ]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let slowest = Arc::new(AtomicU64::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let client = {
+        let (stop, slowest, ok, failures) =
+            (stop.clone(), slowest.clone(), ok.clone(), failures.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                match http_get(addr, "/") {
+                    Ok(response) if response.status == 200 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(response) => failures.lock().unwrap().push(response.to_string()),
+                    Err(e) => failures.lock().unwrap().push(e),
+                }
+                slowest.fetch_max(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+            }
+        })
+    };
+    for round in 0..6 {
+        let mark = kaiser.log_mark();
+        kaiser.signal(libc::SIGHUP);
+        kaiser
+            .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+            .unwrap();
+        wait_until("the previous workers to finish", START_TIMEOUT, |last| {
+            *last = kaiser.logs_since(mark);
+            Ok((last.matches("previous-generation worker finished").count() == 2).then_some(()))
+        })
+        .unwrap_or_else(|e| panic!("round {round}: {e}"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    let failures = failures.lock().unwrap();
+    assert!(
+        failures.is_empty(),
+        "failed requests during reloads: {failures:?}"
+    );
+    assert!(
+        ok.load(Ordering::Relaxed) > 50,
+        "too few requests served: {}",
+        ok.load(Ordering::Relaxed)
+    );
+    let slowest = slowest.load(Ordering::Relaxed);
+    assert!(
+        slowest < 900,
+        "a request waited {slowest} ms during a reload (a lost wake-up leaves it waiting until the next connection or the 1 s backstop)"
+    );
+}

@@ -30,11 +30,15 @@ pub struct Conn {
     /// A request head has started arriving (slow clients get `socket-timeout`, idle
     /// keep-alive connections the keep-alive timeout).
     pub partial: bool,
+    /// No request has been served on it yet.
+    pub fresh: bool,
     /// Already added to the worker's epoll set (later parks re-arm with `EPOLL_CTL_MOD`).
     pub registered: bool,
 }
 
 const READ_SIZE: usize = 16 * 1024;
+/// How many queued connections a stopping worker takes from the backlog at most.
+const BACKLOG_DRAIN: usize = 1024;
 
 pub fn thread_loop(shared: &Shared) {
     let mut events = Vec::with_capacity(8);
@@ -63,6 +67,15 @@ pub fn thread_loop(shared: &Shared) {
             last_sweep = Instant::now();
             sweep_idle(shared);
         }
+        if events.is_empty() && !shared.stopping.load(Ordering::Acquire) {
+            // A quiet second: look at the backlog ourselves. With EPOLLEXCLUSIVE a
+            // connection's wake-up goes to one worker; if that worker died before accepting
+            // (harakiri, a crash), nobody else is woken until the next connection arrives.
+            // This bounds such a stall to one second.
+            for index in 0..shared.listeners.len() {
+                accept_one(shared, index);
+            }
+        }
         for &(token, _) in events.iter() {
             if token == STOP_TOKEN {
                 stop_accepting(shared);
@@ -89,6 +102,16 @@ fn lock_conns(shared: &Shared) -> std::sync::MutexGuard<'_, std::collections::Ha
 fn stop_accepting(shared: &Shared) {
     for listener in shared.listeners.iter() {
         let _ = shared.epoll.delete(listener.fd);
+    }
+    // A connection whose EPOLLEXCLUSIVE wake-up came to this worker just before the listener
+    // left the set wakes nobody else: take whatever is in the backlog now and serve it.
+    // Later arrivals wake the workers still listening.
+    for index in 0..shared.listeners.len() {
+        for _ in 0..BACKLOG_DRAIN {
+            if !accept_one(shared, index) {
+                break;
+            }
+        }
     }
     let mut conns = lock_conns(shared);
     let idle: Vec<i32> = conns
@@ -147,11 +170,11 @@ fn sweep_idle(shared: &Shared) {
 /// worker could have had it. The listener is level-triggered, so what is left in the
 /// backlog wakes another idle waiter (and the kernel skips workers with none,
 /// `EPOLLEXCLUSIVE`).
-fn accept_one(shared: &Shared, index: usize) {
+///
+/// A stopping worker still accepts the connection that woke it (and serves it with
+/// `Connection: close`): the wake-up went to it alone. Returns whether one was accepted.
+fn accept_one(shared: &Shared, index: usize) -> bool {
     let listener = &shared.listeners[index];
-    if shared.stopping.load(Ordering::Acquire) {
-        return;
-    }
     match sys::net::accept(listener.fd()) {
         Ok(Some((fd, peer))) => {
             if listener.is_tcp {
@@ -170,14 +193,17 @@ fn accept_one(shared: &Shared, index: usize) {
                 last_active: Instant::now(),
                 partial: false,
                 registered: false,
+                fresh: true,
             };
             drive(shared, conn);
+            true
         }
-        Ok(None) => {}
+        Ok(None) => false,
         Err(err) => {
             // EMFILE and friends: log and back off this wake-up; the listener stays
             // registered so the next wake retries.
             tracing::error!(error = %err, "accept failed");
+            false
         }
     }
 }
@@ -269,11 +295,15 @@ fn drive(shared: &Shared, mut conn: Conn) {
                 conn.last_active = Instant::now();
             }
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                if shared.stopping.load(Ordering::Acquire) && conn.buf.is_empty() {
+                // An idle keep-alive connection is closed on stop; a new one has a request
+                // on its way and is served.
+                if shared.stopping.load(Ordering::Acquire) && conn.buf.is_empty() && !conn.fresh {
                     close(shared, conn);
                     return;
                 }
-                conn.partial = !conn.buf.is_empty();
+                // A new connection's first request is bounded by `socket-timeout`, as a
+                // started one is; only between requests does the keep-alive timeout apply.
+                conn.partial = conn.fresh || !conn.buf.is_empty();
                 park(shared, conn);
                 return;
             }
@@ -428,6 +458,7 @@ fn finish(
         return None;
     }
     conn.partial = !conn.buf.is_empty();
+    conn.fresh = false;
     conn.last_active = Instant::now();
     Some(conn)
 }
