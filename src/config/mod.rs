@@ -199,7 +199,7 @@ impl Default for Config {
             sockets: Vec::new(),
             chmod_socket: None,
             chown_socket: None,
-            listen: 100,
+            listen: 1024,
             buffer_size: 4096,
             post_buffering: 0,
             socket_timeout: Duration::from_secs(4),

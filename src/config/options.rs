@@ -336,7 +336,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("protocol", Text, Sockets, "protocol of `socket` entries: `uwsgi` or `http`").aliases(&["socket-protocol"]).default("uwsgi"),
     opt("chmod-socket", Mode, Sockets, "mode of unix sockets in octal (bare: 666)").aliases(&["chmod"]).short('C'),
     opt("chown-socket", Owner, Sockets, "owner of unix sockets (`user` or `user:group`)"),
-    opt("listen", Int, Sockets, "listen backlog").short('l').default("100"),
+    opt("listen", Int, Sockets, "listen backlog (capped at net.core.somaxconn; uWSGI defaults to 100)").short('l').default("1024"),
     opt("buffer-size", Int, Sockets, "maximum size of a request's headers in bytes (at most 65535)").short('b').default("4096"),
     opt("post-buffering", Int, Sockets, "buffer request bodies larger than this many bytes before calling the app (0: off)").default("0"),
     opt("socket-timeout", Seconds, Sockets, "timeout for socket reads and writes").short('z').default("4"),

@@ -574,8 +574,8 @@ fn typed_values() {
     );
     check("[uwsgi]\nbuffer-size = 100000", "buffer-size = 65535");
     check(
-        "[uwsgi]\nbuffer-size = 32768\npost-buffering = 8192\nlisten = 1024\nsocket-timeout = 10",
-        "listen = 1024 | buffer-size = 32768 | post-buffering = 8192 | socket-timeout = 10",
+        "[uwsgi]\nbuffer-size = 32768\npost-buffering = 8192\nlisten = 100\nsocket-timeout = 10",
+        "listen = 100 | buffer-size = 32768 | post-buffering = 8192 | socket-timeout = 10",
     );
     check("[uwsgi]\nmax-requests = 0", "");
     check(
@@ -722,7 +722,7 @@ fn defaults() {
     assert_eq!(config.reload_mercy, Duration::from_secs(30));
     assert_eq!(
         (config.listen, config.buffer_size, config.post_buffering),
-        (100, 4096, 0)
+        (1024, 4096, 0)
     );
     assert_eq!(config.socket_timeout, Duration::from_secs(4));
     assert_eq!(config.emperor_throttle, Duration::from_secs(1));

@@ -85,10 +85,12 @@ pub fn bind_all(
 ) -> Result<Vec<BoundSocket>, BindSocketError> {
     let mut backlog = config.listen;
     if let Some(max) = sys::net::somaxconn() {
-        if backlog > max {
+        // The default (1024) is capped quietly on kernels with a smaller somaxconn; only a
+        // value the user chose deserves a warning.
+        if backlog > max && backlog != 1024 {
             tracing::warn!(listen = backlog, somaxconn = max, "`listen` is above net.core.somaxconn; the kernel caps it (raise the sysctl to get more)");
-            backlog = max;
         }
+        backlog = backlog.min(max);
     }
     let mut bound = Vec::new();
     for spec in &config.sockets {
