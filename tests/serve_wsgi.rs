@@ -173,3 +173,37 @@ fn environ_over_http_socket_matches_uwsgi() {
     assert_eq!(response.status, 404);
     assert_eq!(response.text(), "no route for '/caf\u{e9}'\n", "{response}");
 }
+
+/// Regression: each request used to run in a fresh Python thread state, so
+/// `threading.local()` data (Django's database connections) vanished between requests.
+#[test]
+fn threading_local_survives_between_requests_on_a_thread() {
+    let kaiser = Kaiser::spawn(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        app("thread_local.py").to_str().unwrap(),
+        "--processes",
+        "1",
+        "--threads",
+        "1",
+    ]);
+    let addr = kaiser
+        .wait_for_addr("protocol=\"http\"", START_TIMEOUT)
+        .unwrap();
+    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    let counts: Vec<String> = (0..5)
+        .map(|_| http_get(addr, "/").unwrap().text())
+        .collect();
+    let last = counts
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        last, "5",
+        "the thread-local request count should reach 5 on the one thread; got {counts:?}"
+    );
+}

@@ -188,3 +188,19 @@ pub fn fork() -> Result<Forked, ForkError> {
         result
     })
 }
+
+/// Runs `f` on this thread with a Python thread state that lives as long as `f`, holding
+/// the GIL only when `f` attaches.
+///
+/// Without this, every `Python::attach` on a request thread would create and destroy a
+/// thread state (PyGILState_Ensure on a thread that has none): a 16 KiB mmap/munmap and a
+/// gettid per request, and — worse — `threading.local()` data (Django's database
+/// connections, for one) would be lost between requests, since it lives in the thread
+/// state.
+pub fn with_thread_state<R, F>(f: F) -> R
+where
+    F: pyo3::marker::Ungil + FnOnce() -> R,
+    R: pyo3::marker::Ungil,
+{
+    Python::attach(|py| py.detach(f))
+}

@@ -214,7 +214,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
             .name(format!("kaiser-w{}-t{thread_index}", setup.id))
             .spawn(move || {
                 let _entered = span.enter();
-                serve::thread_loop(&shared)
+                python::with_thread_state(|| serve::thread_loop(&shared))
             })?;
         handles.push(handle);
     }
