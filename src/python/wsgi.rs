@@ -101,7 +101,13 @@ fn lock(state: &Shared) -> MutexGuard<'_, State> {
 pub struct WsgiRunner {
     app: Py<PyAny>,
     bases: Vec<Py<PyDict>>,
+    /// Environ keys already made into interned Python strings: a request's variable names
+    /// repeat (HTTP_HOST, HTTP_USER_AGENT, …), so each is created once, and dict lookups
+    /// on them use the cached hash. Bounded, so hostile header names cannot grow it.
+    keys: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Py<PyString>>>,
 }
+
+const KEY_CACHE_LIMIT: usize = 512;
 
 fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
     match std::str::from_utf8(bytes) {
@@ -170,6 +176,7 @@ impl WsgiRunner {
             Ok(WsgiRunner {
                 app: app.callable.clone_ref(py),
                 bases,
+                keys: Default::default(),
             })
         })
     }
@@ -242,7 +249,15 @@ impl WsgiRunner {
         let sent = send_result(py, state, &result);
         // PEP 3333: close() must be called on every path, whether iteration finished,
         // failed, or the client went away.
-        let closed = match result.getattr_opt(intern!(py, "close")) {
+        // A list or tuple has no close(); asking would raise and format an AttributeError
+        // on every request.
+        let plain =
+            result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>();
+        let closed = match if plain {
+            Ok(None)
+        } else {
+            result.getattr_opt(intern!(py, "close"))
+        } {
             Ok(Some(close)) => close.call0().map(|_| ()),
             Ok(None) => Ok(()),
             Err(err) => Err(err),
@@ -265,6 +280,20 @@ impl WsgiRunner {
             outcome.app_error = true;
         }
         outcome
+    }
+
+    fn key<'py>(&self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(key) = keys.get(name) {
+            return key.bind(py).clone();
+        }
+        let key = latin1(py, name);
+        if keys.len() < KEY_CACHE_LIMIT {
+            let interned = PyString::intern(py, &key.to_string_lossy());
+            keys.insert(name.to_vec(), interned.clone().unbind());
+            return interned;
+        }
+        key
     }
 
     fn build_environ<'py>(
@@ -292,7 +321,7 @@ impl WsgiRunner {
                 b"HTTP_CONTENT_LENGTH" | b"HTTP_CONTENT_TYPE" => continue,
                 _ => {}
             }
-            environ.set_item(latin1(py, key), latin1(py, value))?;
+            environ.set_item(self.key(py, key), latin1(py, value))?;
         }
         if let Some(scheme) = scheme_override {
             environ.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
