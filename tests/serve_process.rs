@@ -140,6 +140,9 @@ fn max_requests_recycles_the_worker() {
         "tests/apps/wsgi_suite.py",
         "--max-requests",
         "3",
+        // uWSGI's default of 10 s would make this test wait that long.
+        "--min-worker-lifetime",
+        "0",
     ]);
     let first = worker_pid(addr);
     for _ in 0..2 {

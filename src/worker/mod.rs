@@ -15,6 +15,7 @@
 //! the master's job (`vassal/`).
 
 mod exchange;
+pub mod recycle;
 mod serve;
 
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
@@ -60,7 +61,12 @@ pub struct Limits {
     pub socket_timeout: Duration,
     pub keepalive_timeout: Duration,
     pub disable_logging: bool,
+    /// This worker's own figure: `max-requests` plus its delta and jitter (0: off).
     pub max_requests: u64,
+    /// Bytes (0: off).
+    pub reload_on_rss: u64,
+    pub reload_on_as: u64,
+    pub min_worker_lifetime: Duration,
 }
 
 pub struct WorkerSetup<'a> {
@@ -71,7 +77,7 @@ pub struct WorkerSetup<'a> {
     pub listeners: Arc<Vec<Listener>>,
     pub app: AppSource<'a>,
     pub limits: Limits,
-    /// The write end of the master's readiness pipe: one byte (the worker id) once accepting.
+    /// The write end of the master's pipe: [`recycle::ToMaster`] records (ready, recycle).
     pub ready_fd: RawFd,
     /// Master-only descriptors to close first thing in the child.
     pub close_fds: Vec<RawFd>,
@@ -220,8 +226,8 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     }
     // SAFETY: the master handed us this pipe's write end; it stays open until we exit.
     let ready = unsafe { BorrowedFd::borrow_raw(setup.ready_fd) };
-    let id_byte = [(setup.id % 256) as u8];
-    let _ = sys::fd::write(ready, &id_byte);
+    recycle::send(ready, shared.pid, recycle::ToMaster::Ready);
+    let mut recycling = RecycleWatch::new();
 
     // The forking thread only waits for signals; request threads do the work.
     loop {
@@ -245,16 +251,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         if handles.iter().all(|h| h.is_finished()) {
             break;
         }
-        if setup.limits.max_requests > 0
-            && shared.requests.load(Ordering::Relaxed) >= setup.limits.max_requests
-            && !shared.stopping.load(Ordering::Relaxed)
-        {
-            tracing::info!(
-                limit = setup.limits.max_requests,
-                "max-requests reached, recycling worker"
-            );
-            begin_stop(&shared, 0);
-        }
+        recycling.check(&shared, ready);
     }
     for handle in handles {
         let _ = handle.join();
@@ -271,4 +268,46 @@ fn begin_stop(shared: &Shared, sig: libc::c_int) {
         tracing::debug!(signal = sys::signal::name(sig), "stopping gracefully");
     }
     shared.stop.signal();
+}
+
+/// Checks the recycling limits after requests, and asks the master once for a replacement.
+struct RecycleWatch {
+    started: std::time::Instant,
+    checked_at_requests: u64,
+    asked: bool,
+}
+
+impl RecycleWatch {
+    fn new() -> Self {
+        RecycleWatch {
+            started: std::time::Instant::now(),
+            checked_at_requests: 0,
+            asked: false,
+        }
+    }
+
+    /// Called on each wake of the forking thread (at least every 500 ms); looks only when
+    /// requests were served since the last look, as uWSGI checks after a request.
+    fn check(&mut self, shared: &Shared, master: BorrowedFd<'_>) {
+        let requests = shared.requests.load(Ordering::Relaxed);
+        if self.asked
+            || requests == self.checked_at_requests
+            || shared.stopping.load(Ordering::Relaxed)
+        {
+            return;
+        }
+        let due = recycle::due(&shared.limits, requests, self.started.elapsed(), || {
+            sys::process::memory_bytes(shared.pid)
+        });
+        // A young worker is looked at again after its next request.
+        self.checked_at_requests = requests;
+        if let Some(message) = due {
+            tracing::debug!(
+                ?message,
+                "over a recycling limit; asking the master for a replacement"
+            );
+            recycle::send(master, shared.pid, message);
+            self.asked = true;
+        }
+    }
 }
