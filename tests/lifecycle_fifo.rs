@@ -62,7 +62,7 @@ fn fifo_commands_each_do_what_they_say() {
     let mark = kaiser.log_mark();
     fifo_write(&first, b"xr\n");
     kaiser
-        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .wait_for_log_since(mark, ": reloaded in ", START_TIMEOUT)
         .unwrap();
     wait_for_count(&kaiser, mark, "previous-generation worker finished", 2);
     hammer.wait_for_more(20);
@@ -81,7 +81,7 @@ fn fifo_commands_each_do_what_they_say() {
         .wait_for_log_since(mark, "brutal reload: killing the workers", START_TIMEOUT)
         .unwrap();
     kaiser
-        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .wait_for_log_since(mark, ": reloaded in ", START_TIMEOUT)
         .unwrap();
     assert_eq!(http_get(addr, "/").unwrap().text(), "Hello World");
 

@@ -143,6 +143,7 @@ pub(crate) struct Shared {
     pub requests: AtomicU64,
     pub pid: sys::process::Pid,
     pub multithreaded: bool,
+    pub recycling: RecycleWatch,
 }
 
 fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
@@ -194,6 +195,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         requests: AtomicU64::new(0),
         pid: sys::process::getpid(),
         multithreaded: setup.threads > 1,
+        recycling: RecycleWatch::new(setup.ready_fd),
     });
     for (index, listener) in shared.listeners.iter().enumerate() {
         // Non-blocking (a file status flag shared by every process holding the socket):
@@ -227,7 +229,6 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     // SAFETY: the master handed us this pipe's write end; it stays open until we exit.
     let ready = unsafe { BorrowedFd::borrow_raw(setup.ready_fd) };
     recycle::send(ready, shared.pid, recycle::ToMaster::Ready);
-    let mut recycling = RecycleWatch::new();
 
     // The forking thread only waits for signals; request threads do the work.
     loop {
@@ -251,7 +252,6 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         if handles.iter().all(|h| h.is_finished()) {
             break;
         }
-        recycling.check(&shared, ready);
     }
     for handle in handles {
         let _ = handle.join();
@@ -270,44 +270,44 @@ fn begin_stop(shared: &Shared, sig: libc::c_int) {
     shared.stop.signal();
 }
 
-/// Checks the recycling limits after requests, and asks the master once for a replacement.
-struct RecycleWatch {
+/// Checks the recycling limits after each request, and asks the master once for a
+/// replacement (uWSGI checks in `uwsgi_close_request`, on the request's own thread too).
+pub(crate) struct RecycleWatch {
     started: std::time::Instant,
-    checked_at_requests: u64,
-    asked: bool,
+    master_pipe: RawFd,
+    asked: AtomicBool,
 }
 
 impl RecycleWatch {
-    fn new() -> Self {
+    fn new(master_pipe: RawFd) -> Self {
         RecycleWatch {
             started: std::time::Instant::now(),
-            checked_at_requests: 0,
-            asked: false,
+            master_pipe,
+            asked: AtomicBool::new(false),
         }
     }
+}
 
-    /// Called on each wake of the forking thread (at least every 500 ms); looks only when
-    /// requests were served since the last look, as uWSGI checks after a request.
-    fn check(&mut self, shared: &Shared, master: BorrowedFd<'_>) {
-        let requests = shared.requests.load(Ordering::Relaxed);
-        if self.asked
-            || requests == self.checked_at_requests
-            || shared.stopping.load(Ordering::Relaxed)
-        {
-            return;
-        }
-        let due = recycle::due(&shared.limits, requests, self.started.elapsed(), || {
-            sys::process::memory_bytes(shared.pid)
-        });
-        // A young worker is looked at again after its next request.
-        self.checked_at_requests = requests;
-        if let Some(message) = due {
-            tracing::debug!(
-                ?message,
-                "over a recycling limit; asking the master for a replacement"
-            );
-            recycle::send(master, shared.pid, message);
-            self.asked = true;
-        }
+/// Called by a request thread after each request, with the worker's request count.
+pub(crate) fn after_request(shared: &Shared, requests: u64) {
+    let watch = &shared.recycling;
+    if watch.asked.load(Ordering::Relaxed) || shared.stopping.load(Ordering::Relaxed) {
+        return;
     }
+    let due = recycle::due(&shared.limits, requests, watch.started.elapsed(), || {
+        sys::process::memory_bytes(shared.pid)
+    });
+    let Some(message) = due else {
+        return;
+    };
+    if watch.asked.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    tracing::debug!(
+        ?message,
+        "over a recycling limit; asking the master for a replacement"
+    );
+    // SAFETY: the master's pipe stays open until this process exits.
+    let master = unsafe { BorrowedFd::borrow_raw(watch.master_pipe) };
+    recycle::send(master, shared.pid, message);
 }
