@@ -151,13 +151,28 @@ pub struct Config {
     // --- logging ---
     pub disable_logging: bool,
 
-    // --- lifecycle (issue 5; parsed now so INI files carrying them are accepted) ---
+    // --- lifecycle: reloads and recycling (issue 5) ---
     pub max_requests: u64,
     pub max_requests_delta: u64,
     pub harakiri: Option<Duration>,
     pub touch_reload: Vec<PathBuf>,
     pub master_fifo: Vec<PathBuf>,
     pub stats: Option<String>,
+    /// Kaiser extension: a random 0..=N added to each worker's `max-requests` at each spawn.
+    pub max_requests_jitter: u64,
+    /// Zero means off.
+    pub max_worker_lifetime: Duration,
+    pub max_worker_lifetime_delta: Duration,
+    /// Applies to `max-requests`, `reload-on-rss` and `reload-on-as` (as in uWSGI).
+    pub min_worker_lifetime: Duration,
+    /// Bytes; zero means off. Checked by the worker after a request.
+    pub reload_on_rss: u64,
+    pub reload_on_as: u64,
+    /// Bytes; zero means off. Checked by the master every cycle; the worker is killed.
+    pub evil_reload_on_rss: u64,
+    pub evil_reload_on_as: u64,
+    pub touch_chain_reload: Vec<PathBuf>,
+    pub touch_workers_reload: Vec<PathBuf>,
 
     // --- emperor ---
     pub emperor: Vec<String>,
@@ -210,6 +225,16 @@ impl Default for Config {
             touch_reload: Vec::new(),
             master_fifo: Vec::new(),
             stats: None,
+            max_requests_jitter: 0,
+            max_worker_lifetime: Duration::ZERO,
+            max_worker_lifetime_delta: Duration::ZERO,
+            min_worker_lifetime: Duration::from_secs(10),
+            reload_on_rss: 0,
+            reload_on_as: 0,
+            evil_reload_on_rss: 0,
+            evil_reload_on_as: 0,
+            touch_chain_reload: Vec::new(),
+            touch_workers_reload: Vec::new(),
             emperor: Vec::new(),
             emperor_throttle: Duration::from_millis(1000),
             emperor_max_throttle: Duration::from_millis(180_000),

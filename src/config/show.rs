@@ -131,6 +131,7 @@ pub(crate) fn render(config: &Config) -> String {
     if let Some(stats) = &config.stats {
         line("stats", stats);
     }
+    render_recycling(config, &default, &mut line);
 
     for watched in &config.emperor {
         line("emperor", watched);
@@ -174,5 +175,57 @@ pub(crate) fn render_address(address: &Address) -> String {
         Address::Tcp { host, port } => format!("{host}:{port}"),
         Address::Unix(path) => path.display().to_string(),
         Address::Abstract(name) => format!("@{name}"),
+    }
+}
+
+/// The recycling and touch options (issue 5), kept apart so that their lines stay together.
+fn render_recycling(config: &Config, default: &Config, line: &mut impl FnMut(&str, &str)) {
+    let secs = |d: std::time::Duration| d.as_secs().to_string();
+    // Megabytes with decimals, as they were written (`1.5`); whole numbers stay whole.
+    let mb = |bytes: u64| {
+        let value = bytes as f64 / (1024.0 * 1024.0);
+        format!("{value}")
+    };
+    if config.max_requests_jitter != default.max_requests_jitter {
+        line(
+            "max-requests-jitter",
+            &config.max_requests_jitter.to_string(),
+        );
+    }
+    if config.max_worker_lifetime != default.max_worker_lifetime {
+        line("max-worker-lifetime", &secs(config.max_worker_lifetime));
+    }
+    if config.max_worker_lifetime_delta != default.max_worker_lifetime_delta {
+        line(
+            "max-worker-lifetime-delta",
+            &secs(config.max_worker_lifetime_delta),
+        );
+    }
+    if config.min_worker_lifetime != default.min_worker_lifetime {
+        line("min-worker-lifetime", &secs(config.min_worker_lifetime));
+    }
+    for (key, value, default) in [
+        ("reload-on-rss", config.reload_on_rss, default.reload_on_rss),
+        ("reload-on-as", config.reload_on_as, default.reload_on_as),
+        (
+            "evil-reload-on-rss",
+            config.evil_reload_on_rss,
+            default.evil_reload_on_rss,
+        ),
+        (
+            "evil-reload-on-as",
+            config.evil_reload_on_as,
+            default.evil_reload_on_as,
+        ),
+    ] {
+        if value != default {
+            line(key, &mb(value));
+        }
+    }
+    for file in &config.touch_chain_reload {
+        line("touch-chain-reload", &file.display().to_string());
+    }
+    for file in &config.touch_workers_reload {
+        line("touch-workers-reload", &file.display().to_string());
     }
 }

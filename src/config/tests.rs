@@ -604,10 +604,41 @@ fn typed_values() {
     );
     check("[uwsgi]\nprotocol = fastcgi", "error: app.ini:2: protocol: kaiser speaks `uwsgi` and `http` on `socket` entries, not `fastcgi`");
     check(
-        "[uwsgi]\nstats-server = 127.0.0.1:9191\nmaster-fifo = /tmp/f\ntouch-reload = /tmp/t",
-        "error: app.ini:2: stats-server: `stats-server` is a uWSGI option that kaiser does not support yet || \
-         app.ini:3: master-fifo: `master-fifo` is a uWSGI option that kaiser does not support yet; use signals: SIGHUP reloads, SIGTERM stops || \
-         app.ini:4: touch-reload: `touch-reload` is a uWSGI option that kaiser does not support yet; send SIGHUP, or `kaiser --reload PIDFILE`",
+        "[uwsgi]\nstats-server = 127.0.0.1:9191",
+        "error: app.ini:2: stats-server: `stats-server` is a uWSGI option that kaiser does not support yet",
+    );
+}
+
+#[test]
+fn reload_and_recycling_values() {
+    check(
+        "[uwsgi]\nmaster-fifo = /tmp/f\nmaster-fifo = /tmp/g\ntouch-reload = /tmp/t",
+        "touch-reload = /tmp/t | master-fifo = /tmp/f | master-fifo = /tmp/g",
+    );
+    check(
+        "[uwsgi]\ntouch-chain-reload = /tmp/c\ntouch-workers-reload = /tmp/w",
+        "touch-chain-reload = /tmp/c | touch-workers-reload = /tmp/w",
+    );
+    check(
+        "[uwsgi]\nmax-requests = 1000\nmax-requests-delta = 10\nmax-requests-jitter = 50",
+        "max-requests = 1000 | max-requests-delta = 10 | max-requests-jitter = 50",
+    );
+    check(
+        "[uwsgi]\nmax-worker-lifetime = 3600\nmax-worker-lifetime-delta = 30\nmin-worker-lifetime = 0",
+        "max-worker-lifetime = 3600 | max-worker-lifetime-delta = 30 | min-worker-lifetime = 0",
+    );
+    check("[uwsgi]\nmin-worker-lifetime = 10", "");
+    check(
+        "[uwsgi]\nreload-on-rss = 512\nreload-on-as = 1.5\nevil-reload-on-rss = 1024\nevil-reload-on-as = 4096",
+        "reload-on-rss = 512 | reload-on-as = 1.5 | evil-reload-on-rss = 1024 | evil-reload-on-as = 4096",
+    );
+    check(
+        "[uwsgi]\nreload-on-rss = lots",
+        "error: app.ini:2: reload-on-rss: expected a size in megabytes such as `512` or `1.5`, got `lots`",
+    );
+    check(
+        "[uwsgi]\ntouch-logreopen = /tmp/l",
+        "error: app.ini:2: touch-logreopen: `touch-logreopen` is a uWSGI option that kaiser does not support yet",
     );
 }
 
@@ -811,7 +842,7 @@ fn fixture_bloomberg_lists_every_problem() {
             f(12, "log-5xx"),
             f(14, "harakiri"),
             f(15, "py-callos-afterfork"),
-            f(18, "max-worker-lifetime"),
+            // `max-worker-lifetime = 3600 ; …` only warns: the comment leaves the number whole.
             f(19, "reload-on-rss"),
             f(22, "cheaper-algo"),
             f(24, "cheaper"),

@@ -240,6 +240,16 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "touch-reload" => config.touch_reload.push(path(v)?),
         "master-fifo" => config.master_fifo.push(path(v)?),
         "stats" => config.stats = Some(text(v)?),
+        "max-requests-jitter" => config.max_requests_jitter = number(v)?,
+        "max-worker-lifetime" => config.max_worker_lifetime = seconds(v)?,
+        "max-worker-lifetime-delta" => config.max_worker_lifetime_delta = seconds(v)?,
+        "min-worker-lifetime" => config.min_worker_lifetime = seconds(v)?,
+        "reload-on-rss" => config.reload_on_rss = megabytes(v)?,
+        "reload-on-as" => config.reload_on_as = megabytes(v)?,
+        "evil-reload-on-rss" => config.evil_reload_on_rss = megabytes(v)?,
+        "evil-reload-on-as" => config.evil_reload_on_as = megabytes(v)?,
+        "touch-chain-reload" => config.touch_chain_reload.push(path(v)?),
+        "touch-workers-reload" => config.touch_workers_reload.push(path(v)?),
 
         "emperor" => config.emperor.push(text(v)?),
         "emperor-throttle" => config.emperor_throttle = Duration::from_millis(number(v)?),
@@ -555,6 +565,7 @@ mod tests {
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",
+                Kind::Megabytes => "1.5",
                 _ => "x",
             };
             let mut config = Config::default();

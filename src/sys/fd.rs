@@ -154,3 +154,13 @@ pub fn dup2(fd: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
     cvt(unsafe { libc::dup2(fd.as_raw_fd(), target) })?;
     Ok(())
 }
+
+/// Creates a FIFO at `path` with `mode` (mkfifo(3)); the caller removes what was there.
+pub fn mkfifo(path: &std::path::Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the path"))?;
+    // SAFETY: `path` is a valid NUL-terminated string that outlives the call.
+    cvt(unsafe { libc::mkfifo(path.as_ptr(), mode as libc::mode_t) })?;
+    Ok(())
+}

@@ -203,3 +203,15 @@ pub fn rss_bytes(pid: Pid) -> Option<u64> {
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
     Some(pages * page)
 }
+
+/// Address space and resident set size of `pid` in bytes, from /proc/PID/statm (the first
+/// two fields, in pages).
+pub fn memory_bytes(pid: Pid) -> Option<(u64, u64)> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let mut fields = statm.split_whitespace();
+    let size: u64 = fields.next()?.parse().ok()?;
+    let resident: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf has no memory effects.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    Some((size * page, resident * page))
+}

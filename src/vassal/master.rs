@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::exit;
+use super::fifo::{Command, MasterFifo};
+use super::recycle::{self, Cause, Recycler, Retiring};
 use super::sockets::{self, BoundSocket, LISTEN_FDS_ENV};
+use super::touch::{TouchAction, Touches};
 use crate::config::{Config, Loaded};
 use crate::python::{self, App, AppSpec, InterpreterOptions, ModuleInfo};
 use crate::sys;
@@ -14,6 +17,7 @@ use crate::sys::fork::Forked;
 use crate::sys::net::BindAddr;
 use crate::sys::notify::{Notifier, EMPEROR_FD_ENV};
 use crate::sys::process::{ExitKind, Pid};
+use crate::worker::recycle::{self as messages, ToMaster, RECORD_LEN};
 use crate::worker::{self, AppSource, Limits, Listener, WorkerSetup};
 
 const OLD_WORKERS_ENV: &str = "KAISER_OLD_WORKERS";
@@ -51,6 +55,12 @@ pub enum RunVassalError {
     NoSocket,
     #[error("setting up the `uwsgi` module failed: {0}")]
     Module(String),
+    #[error("cannot create the master fifo `{}`", .path.display())]
+    MasterFifo {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("system call failed during start-up")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -82,6 +92,10 @@ enum Phase {
     /// A `--check-config` child is vetting the new config before the re-exec.
     Checking {
         pid: Pid,
+        /// `reload-mercy`: the check is killed (and the reload aborted) past this.
+        deadline: Instant,
+        /// `R`: kill the workers instead of letting them finish, then re-exec.
+        brutal: bool,
     },
     Stopping {
         deadline: Instant,
@@ -108,6 +122,20 @@ struct Master<'a> {
     signals: sys::signal::SignalFd,
     reloads: u64,
     exit_code: i32,
+    lifecycle: Lifecycle,
+}
+
+/// The master's reload and recycling state (issue 5), kept together so the loop's hooks
+/// stay small.
+struct Lifecycle {
+    fifo: Option<MasterFifo>,
+    touches: Touches,
+    recycler: Recycler,
+    /// Bytes read from the workers' pipe that do not make a whole record yet.
+    from_workers: Vec<u8>,
+    /// When the previous generation (after a re-exec) gets SIGKILL.
+    old_kill_at: Option<Instant>,
+    next_memory_check: Instant,
 }
 
 /// Runs a vassal master to completion and returns its exit code.
@@ -145,6 +173,11 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     }
     let bound = sockets::bind_all(config, &mut inherited)?;
     drop_privileges(config)?;
+    let fifo =
+        MasterFifo::open(&config.master_fifo).map_err(|source| RunVassalError::MasterFifo {
+            path: config.master_fifo[0].clone(),
+            source,
+        })?;
     if let Some(path) = &config.pidfile {
         std::fs::write(path, format!("{}\n", sys::process::getpid())).map_err(|source| {
             RunVassalError::Pidfile {
@@ -225,6 +258,14 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         signals,
         reloads,
         exit_code: exit::OK,
+        lifecycle: Lifecycle {
+            fifo,
+            touches: Touches::new(config),
+            recycler: Recycler::default(),
+            from_workers: Vec::new(),
+            old_kill_at: None,
+            next_memory_check: started,
+        },
     };
     for index in 0..master.slots.len() {
         master.spawn(index)?;
@@ -327,6 +368,7 @@ impl Master<'_> {
             .iter()
             .filter_map(|s| s.pid)
             .chain(self.old_workers.iter().copied())
+            .chain(self.lifecycle.recycler.retiring.iter().map(|r| r.pid))
             .collect()
     }
 
@@ -343,6 +385,7 @@ impl Master<'_> {
                     self.ready_read.as_raw_fd(),
                 ];
                 close_fds.extend(self.notifier.raw_emperor_fd());
+                close_fds.extend(self.lifecycle.fifo_raw_fd());
                 let app = match (&self.app, self.lazy.take()) {
                     (Some(app), _) => AppSource::Preloaded(app),
                     (None, Some((spec, interpreter, module))) => AppSource::Lazy {
@@ -367,7 +410,10 @@ impl Master<'_> {
                         socket_timeout: config.socket_timeout,
                         keepalive_timeout: config.socket_timeout.max(Duration::from_secs(30)),
                         disable_logging: config.disable_logging,
-                        max_requests: config.max_requests,
+                        max_requests: recycle::max_requests_for(config, id),
+                        reload_on_rss: config.reload_on_rss,
+                        reload_on_as: config.reload_on_as,
+                        min_worker_lifetime: config.min_worker_lifetime,
                     },
                     ready_fd: self.ready_write.as_raw_fd(),
                     close_fds,
@@ -401,11 +447,19 @@ impl Master<'_> {
                 (self.signals.as_fd(), sys::poll::READABLE),
                 (self.ready_read.as_fd(), sys::poll::READABLE),
             ];
+            let mut emperor_index = None;
             if let Some(channel) = self.notifier.emperor_channel() {
+                emperor_index = Some(fds.len());
                 fds.push((channel, sys::poll::READABLE));
             }
+            let mut fifo_index = None;
+            if let Some(fifo) = self.lifecycle.fifo.as_ref().and_then(MasterFifo::fd) {
+                fifo_index = Some(fds.len());
+                fds.push((fifo, sys::poll::READABLE));
+            }
             let revents = sys::poll::poll(&fds, Some(timeout))?;
-            let emperor_event = revents.get(2).copied().unwrap_or(0);
+            let emperor_event = emperor_index.map_or(0, |i| revents[i]);
+            let fifo_event = fifo_index.map_or(0, |i| revents[i]);
             drop(fds);
             if revents[0] != 0 {
                 while let Some(sig) = self.signals.read()? {
@@ -417,6 +471,9 @@ impl Master<'_> {
             }
             if emperor_event != 0 {
                 self.on_emperor_channel();
+            }
+            if fifo_event != 0 {
+                self.on_fifo()?;
             }
             self.reap()?;
             self.on_timers()?;
@@ -448,7 +505,7 @@ impl Master<'_> {
             libc::SIGCHLD => {}
             libc::SIGTERM | libc::SIGQUIT => self.begin_stop(false, sys::signal::name(sig)),
             libc::SIGINT => self.begin_stop(true, "SIGINT"),
-            libc::SIGHUP => self.begin_reload()?,
+            libc::SIGHUP => self.begin_reload(false)?,
             libc::SIGUSR1 => self.log_stats(),
             _ => {}
         }
@@ -468,15 +525,21 @@ impl Master<'_> {
     }
 
     fn on_ready_bytes(&mut self) {
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 64 * RECORD_LEN];
         while let Ok(n) = sys::fd::read(self.ready_read.as_fd(), &mut buf) {
             if n == 0 {
                 break;
             }
-            for &id in &buf[..n] {
-                if let Some(slot) = self.slots.iter_mut().find(|s| (s.id % 256) as u8 == id) {
-                    slot.ready = true;
-                }
+            self.lifecycle.from_workers.extend_from_slice(&buf[..n]);
+        }
+        let whole = self.lifecycle.from_workers.len() / RECORD_LEN * RECORD_LEN;
+        let records: Vec<u8> = self.lifecycle.from_workers.drain(..whole).collect();
+        for record in records.chunks_exact(RECORD_LEN) {
+            let record: &[u8; RECORD_LEN] = record.try_into().expect("chunks of RECORD_LEN");
+            match messages::decode(record) {
+                Some((pid, ToMaster::Ready)) => self.on_worker_ready(pid),
+                Some((pid, message)) => self.on_recycle_request(pid, message),
+                None => tracing::warn!("unreadable message from a worker; ignoring it"),
             }
         }
         if self.phase == Phase::Running && self.slots.iter().all(|s| s.ready) {
@@ -485,6 +548,9 @@ impl Master<'_> {
     }
 
     fn all_ready(&mut self) {
+        if !self.old_workers.is_empty() && self.lifecycle.old_kill_at.is_none() {
+            self.lifecycle.old_kill_at = Some(Instant::now() + recycle::whole_mercy(self.config));
+        }
         if !self.old_workers.is_empty() {
             tracing::info!(old = ?self.old_workers, "new workers accept; stopping the previous generation gracefully");
             for pid in &self.old_workers {
@@ -532,11 +598,14 @@ impl Master<'_> {
 
     fn reap(&mut self) -> Result<(), RunVassalError> {
         while let Some((pid, how)) = sys::process::try_wait_any()? {
-            if let Phase::Checking { pid: checker } = self.phase {
+            if let Phase::Checking { pid: checker, .. } = self.phase {
                 if pid == checker {
                     self.on_check_done(how)?;
                     continue;
                 }
+            }
+            if self.reap_retiring(pid, how) {
+                continue;
             }
             if let Some(position) = self.old_workers.iter().position(|p| *p == pid) {
                 self.old_workers.remove(position);
@@ -552,6 +621,10 @@ impl Master<'_> {
             self.slots[index].ready = false;
             if let Phase::Stopping { .. } = self.phase {
                 tracing::info!(worker = id, pid, %how, "worker stopped");
+                continue;
+            }
+            if how == ExitKind::Code(worker::EXIT_FAILED_APP) && !was_ready && self.reinstate(index)
+            {
                 continue;
             }
             if how == ExitKind::Code(worker::EXIT_FAILED_APP) && !was_ready {
@@ -609,6 +682,7 @@ impl Master<'_> {
             }
             return Ok(());
         }
+        self.lifecycle_tick(now)?;
         for index in 0..self.slots.len() {
             if self.slots[index].pid.is_none()
                 && self.slots[index].respawn_at.is_some_and(|at| at <= now)
@@ -628,13 +702,13 @@ impl Master<'_> {
                 return;
             }
         }
-        if let Phase::Checking { pid } = self.phase {
+        if let Phase::Checking { pid, .. } = self.phase {
             let _ = sys::signal::kill(pid, libc::SIGKILL);
         }
         let mercy = if fast {
             Duration::from_secs(3)
         } else {
-            self.config.worker_reload_mercy
+            recycle::whole_mercy(self.config)
         };
         tracing::info!(reason = why, fast, "shutting down");
         let _ = self.notifier.notify("STOPPING=1\nSTATUS=stopping");
@@ -649,13 +723,15 @@ impl Master<'_> {
     }
 
     /// Graceful reload, step 1: vet the new config (and app import) in a separate
-    /// `--check-config` process while the current workers keep serving.
-    fn begin_reload(&mut self) -> Result<(), RunVassalError> {
+    /// `--check-config` process while the current workers keep serving. A brutal reload
+    /// (`R`) is vetted the same way, so a broken config never costs the running workers.
+    fn begin_reload(&mut self, brutal: bool) -> Result<(), RunVassalError> {
         if self.phase != Phase::Running {
             tracing::info!("reload requested while busy; ignoring");
             return Ok(());
         }
-        tracing::info!("graceful reload: checking the new configuration");
+        let kind = if brutal { "brutal" } else { "graceful" };
+        tracing::info!("{kind} reload: checking the new configuration");
         let _ = self.notifier.notify("RELOADING=1\nSTATUS=reloading");
         let exe = std::env::current_exe()?;
         let child = std::process::Command::new(exe)
@@ -665,6 +741,8 @@ impl Master<'_> {
             .spawn()?;
         self.phase = Phase::Checking {
             pid: child.id() as Pid,
+            deadline: Instant::now() + recycle::whole_mercy(self.config),
+            brutal,
         };
         // The child is reaped by `reap` through waitpid; dropping the handle does not wait.
         drop(child);
@@ -673,6 +751,7 @@ impl Master<'_> {
 
     /// Graceful reload, step 2: re-exec with the sockets inherited, or keep serving.
     fn on_check_done(&mut self, how: ExitKind) -> Result<(), RunVassalError> {
+        let brutal = matches!(self.phase, Phase::Checking { brutal: true, .. });
         self.phase = Phase::Running;
         if how != ExitKind::Code(0) {
             tracing::error!(%how, "reload aborted: the new configuration does not load; the current workers keep serving");
@@ -681,6 +760,12 @@ impl Master<'_> {
                 "READY=1\nSTATUS=serving with {n} workers (reload failed)"
             ));
             return Ok(());
+        }
+        if brutal {
+            tracing::info!("brutal reload: killing the workers");
+            for pid in self.worker_pids() {
+                let _ = sys::signal::kill(pid, libc::SIGINT);
+            }
         }
         let err = self.reexec();
         tracing::error!(error = %err, "re-exec for reload failed; the current workers keep serving");
@@ -731,6 +816,9 @@ impl Master<'_> {
 
     fn finish(&mut self) -> i32 {
         if self.config.vacuum {
+            if let Some(fifo) = &self.lifecycle.fifo {
+                fifo.remove();
+            }
             sockets::vacuum(&self.sockets);
             if let Some(path) = &self.config.pidfile {
                 if std::fs::remove_file(path).is_ok() {
@@ -740,5 +828,301 @@ impl Master<'_> {
         }
         tracing::info!("goodbye");
         self.exit_code
+    }
+}
+
+impl Lifecycle {
+    fn fifo_raw_fd(&self) -> Option<RawFd> {
+        self.fifo
+            .as_ref()
+            .and_then(MasterFifo::fd)
+            .map(|fd| fd.as_raw_fd())
+    }
+}
+
+/// Reloads and recycling (issue 5): the hooks the loop calls, and the replacement of one
+/// worker by a new one that is forked first (policy in `recycle.rs`).
+impl Master<'_> {
+    fn slot_of_pid(&self, pid: Pid) -> Option<usize> {
+        self.slots.iter().position(|s| s.pid == Some(pid))
+    }
+
+    /// A worker accepts. If it replaces others, they are told to finish and leave.
+    fn on_worker_ready(&mut self, pid: Pid) {
+        let Some(index) = self.slot_of_pid(pid) else {
+            return;
+        };
+        self.slots[index].ready = true;
+        let id = self.slots[index].id;
+        let kill_at = Instant::now() + self.config.worker_reload_mercy;
+        let mut replaced = Vec::new();
+        for retiring in self.lifecycle.recycler.waiting_for(id) {
+            retiring.kill_at = Some(kill_at);
+            replaced.push(retiring.pid);
+        }
+        for old in replaced {
+            tracing::info!(
+                worker = id,
+                old,
+                new = pid,
+                "worker {id} replaced: the new worker accepts, the old one finishes its requests"
+            );
+            let _ = sys::signal::kill(old, libc::SIGTERM);
+        }
+        self.lifecycle.recycler.accepted(id);
+        if self.lifecycle.recycler.chain_done() {
+            tracing::info!("chain reload complete");
+        }
+    }
+
+    fn on_recycle_request(&mut self, pid: Pid, message: ToMaster) {
+        if matches!(self.phase, Phase::Stopping { .. }) {
+            return;
+        }
+        let (Some(index), Some(cause)) = (self.slot_of_pid(pid), Cause::from_message(message))
+        else {
+            return;
+        };
+        let id = self.slots[index].id;
+        if self.lifecycle.recycler.request(id, cause.clone()) {
+            tracing::debug!(worker = id, pid, %cause, "worker asks to be recycled; queued");
+        }
+    }
+
+    /// True if `pid` was a replaced worker (now gone).
+    fn reap_retiring(&mut self, pid: Pid, how: ExitKind) -> bool {
+        let retiring = &mut self.lifecycle.recycler.retiring;
+        let Some(position) = retiring.iter().position(|r| r.pid == pid) else {
+            return false;
+        };
+        let old = retiring.remove(position);
+        tracing::info!(worker = old.id, pid, %how, "replaced worker exited");
+        true
+    }
+
+    /// The replacement in slot `index` failed to load the app (lazy-apps): the worker it
+    /// was to replace takes the slot back, and queued replacements are cancelled, so a
+    /// broken deploy keeps the old code serving. False if nothing was being replaced.
+    fn reinstate(&mut self, index: usize) -> bool {
+        let id = self.slots[index].id;
+        let recycler = &mut self.lifecycle.recycler;
+        let Some(position) = recycler
+            .retiring
+            .iter()
+            .position(|r| r.id == id && r.kill_at.is_none())
+        else {
+            return false;
+        };
+        let old = recycler.retiring.remove(position);
+        recycler.abort();
+        tracing::error!(
+            worker = id,
+            pid = old.pid,
+            "the replacement for worker {id} failed to load the app; the current worker keeps serving and pending replacements are cancelled"
+        );
+        let slot = &mut self.slots[index];
+        slot.pid = Some(old.pid);
+        slot.ready = true;
+        // Its lifetime starts over, so `max-worker-lifetime` does not retry at once.
+        slot.spawned_at = Instant::now();
+        true
+    }
+
+    /// Once per loop iteration outside a shutdown: touch files, lifetimes, memory, mercy
+    /// for replaced and previous-generation workers, and the next queued replacement.
+    fn lifecycle_tick(&mut self, now: Instant) -> Result<(), RunVassalError> {
+        if let Phase::Checking { pid, deadline, .. } = self.phase {
+            if now >= deadline {
+                tracing::error!(
+                    "the new configuration was not checked within reload-mercy; killing the check"
+                );
+                let _ = sys::signal::kill(pid, libc::SIGKILL);
+            }
+        }
+        for (action, path) in self.lifecycle.touches.changed() {
+            tracing::info!(path = %path.display(), "{}: `{}` was touched", action.option(), path.display());
+            match action {
+                TouchAction::Reload => self.begin_reload(false)?,
+                TouchAction::ChainReload => self.chain_reload(),
+                TouchAction::WorkersReload => self.workers_reload()?,
+            }
+        }
+        for retiring in &mut self.lifecycle.recycler.retiring {
+            if retiring.kill_at.is_some_and(|at| now >= at) {
+                tracing::warn!(
+                    worker = retiring.id,
+                    pid = retiring.pid,
+                    "replaced worker did not finish within worker-reload-mercy; killing it"
+                );
+                let _ = sys::signal::kill(retiring.pid, libc::SIGKILL);
+                retiring.kill_at = Some(now + Duration::from_secs(3600));
+            }
+        }
+        if self.lifecycle.old_kill_at.is_some_and(|at| now >= at) {
+            for pid in &self.old_workers {
+                tracing::warn!(
+                    pid,
+                    "previous-generation worker did not finish within reload-mercy; killing it"
+                );
+                let _ = sys::signal::kill(*pid, libc::SIGKILL);
+            }
+            self.lifecycle.old_kill_at = None;
+        }
+        if self.phase != Phase::Running {
+            return Ok(());
+        }
+        self.check_lifetimes();
+        self.check_evil_memory(now);
+        while let Some((id, cause)) = self.lifecycle.recycler.next_turn() {
+            let Some(index) = self.slots.iter().position(|s| s.id == id) else {
+                continue;
+            };
+            if self.replace_worker(index, &cause)? {
+                self.lifecycle.recycler.started(id);
+                break;
+            }
+        }
+        if self.lifecycle.recycler.chain_done() {
+            tracing::info!("chain reload complete");
+        }
+        Ok(())
+    }
+
+    fn check_lifetimes(&mut self) {
+        for slot in &self.slots {
+            let Some(max) = recycle::lifetime_for(self.config, slot.id) else {
+                return;
+            };
+            let lived = slot.spawned_at.elapsed();
+            if slot.pid.is_some()
+                && slot.ready
+                && lived >= max
+                && !self.lifecycle.recycler.is_pending(slot.id)
+            {
+                self.lifecycle
+                    .recycler
+                    .request(slot.id, Cause::Lifetime { lived, max });
+            }
+        }
+    }
+
+    /// `evil-reload-on-rss`/`-as`: at most once a second, SIGKILL one worker over the
+    /// limit (it is respawned as any dead worker). A hard limit, so no grace.
+    fn check_evil_memory(&mut self, now: Instant) {
+        if self.config.evil_reload_on_rss == 0 && self.config.evil_reload_on_as == 0 {
+            return;
+        }
+        if now < self.lifecycle.next_memory_check {
+            return;
+        }
+        self.lifecycle.next_memory_check = now + Duration::from_secs(1);
+        for slot in &self.slots {
+            let Some(pid) = slot.pid else { continue };
+            let Some(memory) = sys::process::memory_bytes(pid) else {
+                continue;
+            };
+            if let Some(why) = recycle::evil_over(self.config, memory) {
+                tracing::warn!(worker = slot.id, pid, "{why}; killing worker {}", slot.id);
+                let _ = sys::signal::kill(pid, libc::SIGKILL);
+                return;
+            }
+        }
+    }
+
+    /// Forks the replacement of the worker in slot `index`; the old one keeps serving until
+    /// the new one accepts. False if the slot has no worker to replace.
+    fn replace_worker(&mut self, index: usize, cause: &Cause) -> Result<bool, RunVassalError> {
+        let slot = &mut self.slots[index];
+        let (id, Some(pid)) = (slot.id, slot.pid) else {
+            return Ok(false);
+        };
+        tracing::info!(
+            worker = id,
+            pid,
+            "recycling worker {id}: {cause}; starting its replacement first"
+        );
+        self.lifecycle.recycler.retiring.push(Retiring {
+            pid,
+            id,
+            kill_at: None,
+        });
+        slot.pid = None;
+        slot.ready = false;
+        slot.respawns += 1;
+        self.spawn(index)?;
+        Ok(true)
+    }
+
+    fn on_fifo(&mut self) -> Result<(), RunVassalError> {
+        let Some(fifo) = self.lifecycle.fifo.as_mut() else {
+            return Ok(());
+        };
+        for command in fifo.read_commands() {
+            tracing::info!(?command, "master fifo command");
+            match command {
+                Command::Reload => self.begin_reload(false)?,
+                Command::BrutalReload => self.begin_reload(true)?,
+                Command::WorkersReload => self.workers_reload()?,
+                Command::BrutalWorkersReload => self.brutal_workers_reload(),
+                Command::ChainReload => self.chain_reload(),
+                Command::Stop => self.begin_stop(false, "master fifo `q`"),
+                Command::BrutalStop => self.begin_stop(true, "master fifo `Q`"),
+                Command::Stats => self.log_stats(),
+                Command::Unsupported(byte) => tracing::warn!(
+                    "master fifo: command `{}` is not supported by kaiser; ignoring it",
+                    byte as char
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    fn note_preloaded(&self, what: &str) {
+        if !self.config.lazy_apps {
+            tracing::info!("{what}: without lazy-apps the new workers fork from the app preloaded in the master; to load new application code, reload (`r`, SIGHUP, touch-reload)");
+        }
+    }
+
+    /// `w`, `touch-workers-reload`: every worker replaced at once, each new one forked
+    /// before its old one is told to stop, so capacity never dips.
+    fn workers_reload(&mut self) -> Result<(), RunVassalError> {
+        if self.phase != Phase::Running {
+            tracing::info!("workers reload requested while busy; ignoring");
+            return Ok(());
+        }
+        tracing::info!("workers reload: replacing every worker");
+        self.note_preloaded("workers reload");
+        self.lifecycle.recycler.abort();
+        for index in 0..self.slots.len() {
+            self.replace_worker(index, &Cause::WorkersReload)?;
+        }
+        Ok(())
+    }
+
+    /// `W`: every worker exits at once and is respawned; requests in flight are cut.
+    fn brutal_workers_reload(&mut self) {
+        if self.phase != Phase::Running {
+            tracing::info!("brutal workers reload requested while busy; ignoring");
+            return;
+        }
+        tracing::info!("brutal workers reload: stopping every worker now; they are respawned");
+        self.lifecycle.recycler.abort();
+        for pid in self.slots.iter().filter_map(|s| s.pid) {
+            let _ = sys::signal::kill(pid, libc::SIGINT);
+        }
+    }
+
+    /// `c`, `touch-chain-reload`: workers replaced one at a time, the next when the new
+    /// one accepts.
+    fn chain_reload(&mut self) {
+        if self.phase != Phase::Running {
+            tracing::info!("chain reload requested while busy; ignoring");
+            return;
+        }
+        tracing::info!("chain reload: replacing workers one at a time");
+        self.note_preloaded("chain reload");
+        for id in self.slots.iter().map(|s| s.id).collect::<Vec<_>>() {
+            self.lifecycle.recycler.request(id, Cause::ChainReload);
+        }
     }
 }

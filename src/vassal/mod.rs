@@ -7,9 +7,16 @@
 //! fork-bomb guard, graceful and fast shutdown bounded by `worker-reload-mercy`, and a
 //! graceful reload that re-execs the master with the listening sockets inherited, so no
 //! connection is refused. It never serves a request itself.
+//!
+//! Reloads and recycling (issue 5) are spread over small modules the loop calls into: the
+//! master FIFO (`fifo.rs`), touch files (`touch.rs`) and the recycling policy with its
+//! one-at-a-time replacement queue (`recycle.rs`).
 
+mod fifo;
 mod master;
+mod recycle;
 mod sockets;
+mod touch;
 
 pub use master::{run, RunVassalError};
 pub use sockets::LISTEN_FDS_ENV;

@@ -15,6 +15,7 @@
 //! the master's job (`vassal/`).
 
 mod exchange;
+pub mod recycle;
 mod serve;
 
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
@@ -60,7 +61,12 @@ pub struct Limits {
     pub socket_timeout: Duration,
     pub keepalive_timeout: Duration,
     pub disable_logging: bool,
+    /// This worker's own figure: `max-requests` plus its delta and jitter (0: off).
     pub max_requests: u64,
+    /// Bytes (0: off).
+    pub reload_on_rss: u64,
+    pub reload_on_as: u64,
+    pub min_worker_lifetime: Duration,
 }
 
 pub struct WorkerSetup<'a> {
@@ -71,7 +77,7 @@ pub struct WorkerSetup<'a> {
     pub listeners: Arc<Vec<Listener>>,
     pub app: AppSource<'a>,
     pub limits: Limits,
-    /// The write end of the master's readiness pipe: one byte (the worker id) once accepting.
+    /// The write end of the master's pipe: [`recycle::ToMaster`] records (ready, recycle).
     pub ready_fd: RawFd,
     /// Master-only descriptors to close first thing in the child.
     pub close_fds: Vec<RawFd>,
@@ -137,6 +143,7 @@ pub(crate) struct Shared {
     pub requests: AtomicU64,
     pub pid: sys::process::Pid,
     pub multithreaded: bool,
+    pub recycling: RecycleWatch,
 }
 
 fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
@@ -188,6 +195,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         requests: AtomicU64::new(0),
         pid: sys::process::getpid(),
         multithreaded: setup.threads > 1,
+        recycling: RecycleWatch::new(setup.ready_fd),
     });
     for (index, listener) in shared.listeners.iter().enumerate() {
         // Non-blocking (a file status flag shared by every process holding the socket):
@@ -220,8 +228,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     }
     // SAFETY: the master handed us this pipe's write end; it stays open until we exit.
     let ready = unsafe { BorrowedFd::borrow_raw(setup.ready_fd) };
-    let id_byte = [(setup.id % 256) as u8];
-    let _ = sys::fd::write(ready, &id_byte);
+    recycle::send(ready, shared.pid, recycle::ToMaster::Ready);
 
     // The forking thread only waits for signals; request threads do the work.
     loop {
@@ -245,16 +252,6 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         if handles.iter().all(|h| h.is_finished()) {
             break;
         }
-        if setup.limits.max_requests > 0
-            && shared.requests.load(Ordering::Relaxed) >= setup.limits.max_requests
-            && !shared.stopping.load(Ordering::Relaxed)
-        {
-            tracing::info!(
-                limit = setup.limits.max_requests,
-                "max-requests reached, recycling worker"
-            );
-            begin_stop(&shared, 0);
-        }
     }
     for handle in handles {
         let _ = handle.join();
@@ -271,4 +268,46 @@ fn begin_stop(shared: &Shared, sig: libc::c_int) {
         tracing::debug!(signal = sys::signal::name(sig), "stopping gracefully");
     }
     shared.stop.signal();
+}
+
+/// Checks the recycling limits after each request, and asks the master once for a
+/// replacement (uWSGI checks in `uwsgi_close_request`, on the request's own thread too).
+pub(crate) struct RecycleWatch {
+    started: std::time::Instant,
+    master_pipe: RawFd,
+    asked: AtomicBool,
+}
+
+impl RecycleWatch {
+    fn new(master_pipe: RawFd) -> Self {
+        RecycleWatch {
+            started: std::time::Instant::now(),
+            master_pipe,
+            asked: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Called by a request thread after each request, with the worker's request count.
+pub(crate) fn after_request(shared: &Shared, requests: u64) {
+    let watch = &shared.recycling;
+    if watch.asked.load(Ordering::Relaxed) || shared.stopping.load(Ordering::Relaxed) {
+        return;
+    }
+    let due = recycle::due(&shared.limits, requests, watch.started.elapsed(), || {
+        sys::process::memory_bytes(shared.pid)
+    });
+    let Some(message) = due else {
+        return;
+    };
+    if watch.asked.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    tracing::debug!(
+        ?message,
+        "over a recycling limit; asking the master for a replacement"
+    );
+    // SAFETY: the master's pipe stays open until this process exits.
+    let master = unsafe { BorrowedFd::borrow_raw(watch.master_pipe) };
+    recycle::send(master, shared.pid, message);
 }

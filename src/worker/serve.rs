@@ -448,6 +448,7 @@ fn finish(
         .downcast()
         .expect("the exchange given to the runner is a ConnExchange");
     let total = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    super::after_request(shared, total);
     let (conn, reusable, log) = exchange.into_parts(outcome);
     if !shared.limits.disable_logging {
         log.write(shared.pid, total);

@@ -1,0 +1,167 @@
+//! Reloads without a failed request: `touch-reload`, `touch-chain-reload`,
+//! `touch-workers-reload`, `kaiser --reload/--stop PIDFILE`, and reloads of a broken app
+//! that keep the current workers serving.
+
+mod common;
+mod lifecycle_support;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use lifecycle_support::*;
+
+/// Changes `path`'s mtime (creating the file if needed), as `touch` does.
+fn touch(path: &Path) {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    file.set_modified(std::time::SystemTime::now()).unwrap();
+}
+
+#[test]
+fn touch_files_reload_without_a_failed_request() {
+    let dir = TempDir::new("touch");
+    let reload = dir.write("reload", "");
+    let chain = dir.join("chain"); // missing at start: creating it triggers
+    let workers = dir.write("workers", "");
+    let text = |p: &Path| p.display().to_string();
+    let (reload_text, chain_text, workers_text) = (text(&reload), text(&chain), text(&workers));
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/hello.py",
+        "--processes",
+        "2",
+        "--touch-reload",
+        &reload_text,
+        "--touch-chain-reload",
+        &chain_text,
+        "--touch-workers-reload",
+        &workers_text,
+    ]);
+    kaiser
+        .wait_for_log("touch-chain-reload: the file does not exist", START_TIMEOUT)
+        .unwrap();
+    let hammer = Hammer::start(addr, 3);
+
+    let mark = kaiser.log_mark();
+    touch(&chain);
+    kaiser
+        .wait_for_log_since(mark, "chain reload complete", START_TIMEOUT)
+        .unwrap();
+    hammer.wait_for_more(20);
+
+    let mark = kaiser.log_mark();
+    touch(&workers);
+    wait_for_count(&kaiser, mark, " replaced: ", 2);
+    hammer.wait_for_more(20);
+
+    let mark = kaiser.log_mark();
+    touch(&reload);
+    kaiser
+        .wait_for_log_since(mark, ": reloaded in ", START_TIMEOUT)
+        .unwrap();
+    hammer.wait_for_more(20);
+
+    // Deleting a watched file triggers too.
+    let mark = kaiser.log_mark();
+    std::fs::remove_file(&workers).unwrap();
+    wait_for_count(&kaiser, mark, " replaced: ", 2);
+    hammer.wait_for_more(20);
+    hammer.finish(&kaiser, "touch reloads");
+    let logs = kaiser.logs();
+    assert_eq!(
+        logs.matches(": reloaded in ").count(),
+        1,
+        "a touch fired twice, or the re-exec fired it again:\n{logs}"
+    );
+}
+
+#[test]
+fn reload_and_stop_with_a_pidfile() {
+    let dir = TempDir::new("pidfile");
+    let pidfile = dir.join("k.pid");
+    let pidfile_text = pidfile.display().to_string();
+    let (mut kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/hello.py",
+        "--pidfile",
+        &pidfile_text,
+    ]);
+    let hammer = Hammer::start(addr, 2);
+    let run = |action: &str| {
+        let status = Command::new(kaiser_bin())
+            .args([action, &pidfile_text])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kaiser {action} {pidfile_text}: {status}");
+    };
+
+    let mark = kaiser.log_mark();
+    run("--reload");
+    kaiser
+        .wait_for_log_since(mark, ": reloaded in ", START_TIMEOUT)
+        .unwrap();
+    hammer.wait_for_more(20);
+    hammer.finish(&kaiser, "kaiser --reload");
+
+    run("--stop");
+    assert_eq!(
+        kaiser.expect_exit(EXIT).code(),
+        Some(0),
+        "{}",
+        kaiser.logs()
+    );
+}
+
+#[test]
+fn reloads_of_a_broken_app_keep_the_current_workers_serving() {
+    let dir = TempDir::new("broken");
+    let app_path = dir.write("app.py", std::fs::read(app("hello.py")).unwrap());
+    let reload = dir.write("reload", "");
+    let chain = dir.write("chain", "");
+    let text = |p: &Path| p.display().to_string();
+    let (app_text, reload_text, chain_text) = (text(&app_path), text(&reload), text(&chain));
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        &app_text,
+        "--lazy-apps",
+        "--processes",
+        "2",
+        "--touch-reload",
+        &reload_text,
+        "--touch-chain-reload",
+        &chain_text,
+    ]);
+    let hammer = Hammer::start(addr, 2);
+    std::fs::write(&app_path, "raise RuntimeError('broken on purpose')\n").unwrap();
+
+    // A chain reload: the first replacement fails to import; the old worker keeps its slot
+    // and the chain stops there.
+    let mark = kaiser.log_mark();
+    touch(&chain);
+    kaiser
+        .wait_for_log_since(
+            mark,
+            "failed to load the app; the current worker keeps serving",
+            START_TIMEOUT,
+        )
+        .unwrap();
+    hammer.wait_for_more(20);
+
+    // A graceful reload: the check fails, nothing is replaced.
+    let mark = kaiser.log_mark();
+    touch(&reload);
+    kaiser
+        .wait_for_log_since(mark, "reload aborted", START_TIMEOUT)
+        .unwrap();
+    hammer.wait_for_more(20);
+    hammer.finish(&kaiser, "reloads of a broken app");
+    let logs = kaiser.logs();
+    assert!(
+        !logs.contains("shutting down") && !logs.contains("recycling worker 2"),
+        "a failed replacement must neither stop the vassal nor go on with the chain:\n{logs}"
+    );
+}
