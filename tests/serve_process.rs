@@ -451,7 +451,7 @@ fn sighup_reloads_gracefully_with_zero_failed_requests_and_keeps_serving_a_broke
     let mark = kaiser.log_mark();
     kaiser.signal(libc::SIGHUP);
     kaiser
-        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .wait_for_log_since(mark, ": reloaded in ", START_TIMEOUT)
         .unwrap();
     wait_until("the previous workers to finish", START_TIMEOUT, |last| {
         *last = kaiser.logs_since(mark);
@@ -538,7 +538,7 @@ fn a_lone_client_never_stalls_across_reloads() {
         let mark = kaiser.log_mark();
         kaiser.signal(libc::SIGHUP);
         kaiser
-            .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+            .wait_for_log_since(mark, ": reloaded in ", START_TIMEOUT)
             .unwrap();
         wait_until("the previous workers to finish", START_TIMEOUT, |last| {
             *last = kaiser.logs_since(mark);
