@@ -1,0 +1,119 @@
+//! Socket kinds and ownership: IPv6, abstract unix sockets, `chown-socket`, and the
+//! privilege drop to `uid`/`gid` after binding.
+
+mod common;
+
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::{SocketAddr as UnixAddr, UnixStream};
+
+use common::*;
+
+/// The port kaiser logged for the listener on `host` (`address=[::1]:PORT`).
+fn logged_port(kaiser: &Kaiser, host: &str) -> u16 {
+    let needle = format!("address={host}:");
+    let line = kaiser.wait_for_log(&needle, START_TIMEOUT).unwrap();
+    let rest = &line[line.find(&needle).unwrap() + needle.len()..];
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no port after `{needle}` in: {line}"))
+}
+
+#[test]
+fn ipv6_http_socket_serves() {
+    let kaiser = Kaiser::spawn(&[
+        "--http-socket",
+        "[::1]:0",
+        "--wsgi-file",
+        app("hello.py").to_str().unwrap(),
+    ]);
+    let port = logged_port(&kaiser, "[::1]");
+    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    let response = http_get(format!("[::1]:{port}").parse().unwrap(), "/").unwrap();
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (200, "Hello World"),
+        "over IPv6: {response}"
+    );
+}
+
+#[test]
+fn abstract_unix_socket_serves() {
+    let name = format!("kaiser-test-{}", std::process::id());
+    let spec = format!("@{name}");
+    let kaiser = Kaiser::spawn(&[
+        "--http-socket",
+        &spec,
+        "--wsgi-file",
+        app("hello.py").to_str().unwrap(),
+    ]);
+    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    let addr = UnixAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let stream = UnixStream::connect_addr(&addr)
+        .unwrap_or_else(|e| panic!("connect to {spec}: {e}\n{}", kaiser.logs()));
+    let response = http_request(
+        stream,
+        &request_bytes("GET", "/", &[("Connection", "close")], b""),
+    )
+    .unwrap();
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (200, "Hello World"),
+        "over {spec}: {response}"
+    );
+}
+
+/// As root: the socket is chowned, and the workers run as `nobody` after binding. As
+/// another user the drop must fail with a message naming what could not be done.
+#[test]
+fn uid_gid_drop_after_binding_and_chown_socket() {
+    let dir = TempDir::new("privileges");
+    let app_path = dir.write(
+        "whoami.py",
+        "import os\n\
+         def application(environ, start_response):\n\
+         \x20   body = f'{os.getuid()} {os.getgid()}'.encode()\n\
+         \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+         \x20   return [body]\n",
+    );
+    let socket = dir.join("app.sock");
+    let args = [
+        "--http-socket",
+        socket.to_str().unwrap(),
+        "--chown-socket",
+        "nobody:nogroup",
+        "--uid",
+        "nobody",
+        "--gid",
+        "nogroup",
+        "--wsgi-file",
+        app_path.to_str().unwrap(),
+    ];
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let mut kaiser = Kaiser::spawn(&args);
+    if !is_root {
+        let status = kaiser.expect_exit(START_TIMEOUT);
+        assert!(!status.success());
+        assert!(
+            kaiser.logs().contains("cannot"),
+            "expected a clear error, got:\n{}",
+            kaiser.logs()
+        );
+        return;
+    }
+    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (65534, 65534),
+        "chown-socket nobody:nogroup"
+    );
+    let response = http_get_unix(&socket, "/").unwrap();
+    assert_eq!(
+        response.text(),
+        "65534 65534",
+        "the app should run as nobody:nogroup; {response}"
+    );
+}
