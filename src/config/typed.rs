@@ -239,7 +239,12 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         }
         "touch-reload" => config.touch_reload.push(path(v)?),
         "master-fifo" => config.master_fifo.push(path(v)?),
+        "harakiri-verbose" => config.harakiri_verbose = uwsgi_bool(v),
+        "harakiri-graceful-timeout" => config.harakiri_graceful_timeout = seconds(v)?,
         "stats" => config.stats = Some(text(v)?),
+        "stats-http" => config.stats_http = uwsgi_bool(v),
+        "stats-minified" => config.stats_minified = uwsgi_bool(v),
+        "stats-no-cores" => config.stats_no_cores = uwsgi_bool(v),
 
         "emperor" => config.emperor.push(text(v)?),
         "emperor-throttle" => config.emperor_throttle = Duration::from_millis(number(v)?),

@@ -8,8 +8,11 @@
 //! graceful reload that re-execs the master with the listening sockets inherited, so no
 //! connection is refused. It never serves a request itself.
 
+mod harakiri;
 mod master;
 mod sockets;
+mod stats;
+mod stats_server;
 
 pub use master::{run, RunVassalError};
 pub use sockets::LISTEN_FDS_ENV;

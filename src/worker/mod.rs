@@ -15,6 +15,8 @@
 //! the master's job (`vassal/`).
 
 mod exchange;
+mod harakiri;
+pub mod scoreboard;
 mod serve;
 
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
@@ -25,6 +27,7 @@ use std::time::Duration;
 use crate::config::Protocol;
 use crate::python::{self, App, AppSpec, InterpreterOptions, ListenerEnv, ModuleInfo, WsgiRunner};
 use crate::sys;
+use scoreboard::Scoreboard;
 
 /// A listening socket as the worker sees it (the master owns the fd).
 pub struct Listener {
@@ -75,6 +78,8 @@ pub struct WorkerSetup<'a> {
     pub ready_fd: RawFd,
     /// Master-only descriptors to close first thing in the child.
     pub close_fds: Vec<RawFd>,
+    /// Shared with the master: this worker's slot is `id`'s.
+    pub scoreboard: Arc<Scoreboard>,
 }
 
 /// Exit codes a worker uses (uWSGI's, so logs read the same).
@@ -137,6 +142,10 @@ pub(crate) struct Shared {
     pub requests: AtomicU64,
     pub pid: sys::process::Pid,
     pub multithreaded: bool,
+    pub worker_id: u32,
+    pub scoreboard: Arc<Scoreboard>,
+    /// One per request thread, indexed like the scoreboard's cores.
+    pub inflight: Vec<Arc<harakiri::InFlight>>,
 }
 
 fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
@@ -173,6 +182,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         libc::SIGINT,
         libc::SIGQUIT,
         libc::SIGUSR1,
+        libc::SIGUSR2,
     ]);
     sys::signal::block(&handled)?;
     let signals = sys::signal::SignalFd::new(&handled)?;
@@ -188,7 +198,13 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         requests: AtomicU64::new(0),
         pid: sys::process::getpid(),
         multithreaded: setup.threads > 1,
+        worker_id: setup.id,
+        scoreboard: setup.scoreboard.clone(),
+        inflight: (0..setup.threads.max(1))
+            .map(|_| Arc::new(harakiri::InFlight::default()))
+            .collect(),
     });
+    harakiri::install_user_harakiri(setup.scoreboard.clone(), setup.id);
     for (index, listener) in shared.listeners.iter().enumerate() {
         // Non-blocking (a file status flag shared by every process holding the socket):
         // several threads and workers race for each connection and the losers must get
@@ -214,7 +230,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
             .name(format!("kaiser-w{}-t{thread_index}", setup.id))
             .spawn(move || {
                 let _entered = span.enter();
-                serve::thread_loop(&shared)
+                serve::thread_loop(&shared, thread_index as usize)
             })?;
         handles.push(handle);
     }
@@ -222,6 +238,9 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     let ready = unsafe { BorrowedFd::borrow_raw(setup.ready_fd) };
     let id_byte = [(setup.id % 256) as u8];
     let _ = sys::fd::write(ready, &id_byte);
+    if let Some(slot) = shared.scoreboard.worker(setup.id) {
+        slot.set_accepting(true);
+    }
 
     // The forking thread only waits for signals; request threads do the work.
     loop {
@@ -234,6 +253,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
                 match sig {
                     libc::SIGINT => sys::process::exit_now(EXIT_OK),
                     libc::SIGHUP | libc::SIGTERM | libc::SIGQUIT => begin_stop(&shared, sig),
+                    libc::SIGUSR2 => harakiri::on_signal(&shared),
                     libc::SIGUSR1 => tracing::info!(
                         requests = shared.requests.load(Ordering::Relaxed),
                         "worker stats"
@@ -266,6 +286,9 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
 fn begin_stop(shared: &Shared, sig: libc::c_int) {
     if shared.stopping.swap(true, Ordering::SeqCst) {
         return;
+    }
+    if let Some(slot) = shared.scoreboard.worker(shared.worker_id) {
+        slot.set_accepting(false);
     }
     if sig != 0 {
         tracing::debug!(signal = sys::signal::name(sig), "stopping gracefully");
