@@ -256,3 +256,32 @@ fn uwsgitop_shows_the_workers_and_their_requests() {
     .unwrap();
     assert!(screen.contains("uwsgi-kaiser-"), "{screen}");
 }
+
+#[test]
+fn sigusr1_logs_each_workers_figures() {
+    let (kaiser, addr) = start(&["--processes", "2"]);
+    for _ in 0..2 {
+        assert_eq!(http_get(addr, "/").unwrap().status, 200);
+    }
+    let lines = wait_until("SIGUSR1 to log 2 requests", START_TIMEOUT, |last| {
+        let mark = kaiser.log_mark();
+        kaiser.signal(libc::SIGUSR1);
+        let line = kaiser.wait_for_log_since(mark, "worker 2 (pid:", START_TIMEOUT)?;
+        let text = kaiser.logs_since(mark);
+        *last = text.clone();
+        let requests: u64 = text
+            .lines()
+            .filter_map(|l| {
+                l.split("requests ")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum();
+        Ok((requests == 2).then_some(line))
+    })
+    .unwrap();
+    assert!(lines.contains("harakiri 0"), "{lines}");
+}
