@@ -540,10 +540,9 @@ impl Master<'_> {
         }
     }
 
+    /// Harakiri applies in every phase: a request stuck during a graceful stop is ended by
+    /// harakiri rather than holding the stop until `worker-reload-mercy`.
     fn check_harakiri(&mut self) {
-        if !matches!(self.phase, Phase::Running | Phase::Checking { .. }) {
-            return;
-        }
         let live: Vec<(u32, Pid)> = self
             .slots
             .iter()
