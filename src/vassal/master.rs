@@ -154,7 +154,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     let bound = sockets::bind_all(config, &mut inherited)?;
     let stats = match &config.stats {
         Some(address) => {
-            let server = StatsServer::bind(address, config.stats_http)?;
+            let server = StatsServer::bind(address, config.stats_http, config.chmod_socket)?;
             tracing::info!(address = %server.local, http = config.stats_http, "stats server listening");
             Some(server)
         }

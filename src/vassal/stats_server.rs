@@ -84,7 +84,12 @@ pub fn parse_address(address: &str) -> Result<BindAddr, BindStatsError> {
 }
 
 impl StatsServer {
-    pub fn bind(address: &str, http: bool) -> Result<StatsServer, BindStatsError> {
+    /// Binds `address`; a unix socket gets `chmod_socket`'s mode when set, as in uWSGI.
+    pub fn bind(
+        address: &str,
+        http: bool,
+        chmod_socket: Option<u32>,
+    ) -> Result<StatsServer, BindStatsError> {
         let wanted = parse_address(address)?;
         // No TCP_DEFER_ACCEPT: the stats client never speaks first.
         let listener = sys::net::bind_listener_with(&wanted, 64, false)
@@ -93,6 +98,15 @@ impl StatsServer {
                 address: address.to_string(),
                 source,
             })?;
+        if let (BindAddr::Unix(path), Some(mode)) = (&wanted, chmod_socket) {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(
+                |source| BindStatsError::Bind {
+                    address: address.to_string(),
+                    source,
+                },
+            )?;
+        }
         let local = sys::net::local_addr(listener.as_fd()).unwrap_or(wanted);
         Ok(StatsServer {
             listener,
