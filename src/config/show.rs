@@ -122,6 +122,15 @@ pub(crate) fn render(config: &Config) -> String {
     if let Some(harakiri) = config.harakiri {
         line("harakiri", &harakiri.as_secs().to_string());
     }
+    if config.harakiri_verbose {
+        line("harakiri-verbose", "true");
+    }
+    if config.harakiri_graceful_timeout != default.harakiri_graceful_timeout {
+        line(
+            "harakiri-graceful-timeout",
+            &config.harakiri_graceful_timeout.as_secs().to_string(),
+        );
+    }
     for file in &config.touch_reload {
         line("touch-reload", &path(file));
     }
@@ -132,6 +141,15 @@ pub(crate) fn render(config: &Config) -> String {
         line("stats", stats);
     }
     render_recycling(config, &default, &mut line);
+    if config.stats_http {
+        line("stats-http", "true");
+    }
+    if config.stats_minified {
+        line("stats-minified", "true");
+    }
+    if config.stats_no_cores {
+        line("stats-no-cores", "true");
+    }
 
     for watched in &config.emperor {
         line("emperor", watched);

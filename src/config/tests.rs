@@ -579,6 +579,19 @@ fn typed_values() {
     );
     check("[uwsgi]\nmax-requests = 0", "");
     check(
+        "[uwsgi]\nstats-server = 127.0.0.1:9191\nstats-min\nstats-http = true\nstats-no-cores\nstats-no-metrics",
+        "stats = 127.0.0.1:9191 | stats-http = true | stats-minified = true | stats-no-cores = true",
+    );
+    check(
+        "[uwsgi]\nharakiri = 30\nharakiri-verbose\nharakiri-graceful-timeout = 5",
+        "harakiri = 30 | harakiri-verbose = true | harakiri-graceful-timeout = 5",
+    );
+    check("[uwsgi]\nharakiri = 0\nharakiri-graceful-timeout = 3", "");
+    check(
+        "[uwsgi]\nharakiri-graceful-signal = 15",
+        "error: app.ini:2: harakiri-graceful-signal: `harakiri-graceful-signal` is a uWSGI option that kaiser does not support yet",
+    );
+    check(
         "[uwsgi]\nhttp-socket = 127.0.0.1:0\nsocket = 127.0.0.1:0",
         "http-socket = 127.0.0.1:0 | socket = 127.0.0.1:0",
     );
@@ -604,8 +617,8 @@ fn typed_values() {
     );
     check("[uwsgi]\nprotocol = fastcgi", "error: app.ini:2: protocol: kaiser speaks `uwsgi` and `http` on `socket` entries, not `fastcgi`");
     check(
-        "[uwsgi]\nstats-server = 127.0.0.1:9191",
-        "error: app.ini:2: stats-server: `stats-server` is a uWSGI option that kaiser does not support yet",
+        "[uwsgi]\nstats-server = 127.0.0.1:9191\nstats-http = true\nstats-minified = true",
+        "stats = 127.0.0.1:9191 | stats-http = true | stats-minified = true",
     );
 }
 
@@ -840,7 +853,6 @@ fn fixture_bloomberg_lists_every_problem() {
         vec![
             f(11, "log-4xx"),
             f(12, "log-5xx"),
-            f(14, "harakiri"),
             f(15, "py-callos-afterfork"),
             // `max-worker-lifetime = 3600 ; …` only warns: the comment leaves the number whole.
             f(19, "reload-on-rss"),
@@ -855,7 +867,6 @@ fn fixture_bloomberg_lists_every_problem() {
             f(32, "cheaper-busyness-backlog-alert"),
             f(33, "cheaper-busyness-backlog-step"),
             f(38, "spooler"),
-            f(39, "stats"),
             f(40, "logto"),
         ]
     );
@@ -873,15 +884,7 @@ fn fixture_bloomberg_supported_part_warns_about_inline_comments() {
             !(key.starts_with("log-")
                 || key.starts_with("cheaper")
                 || key.starts_with("py-callos")
-                || [
-                    "max-worker-lifetime",
-                    "reload-on-rss",
-                    "spooler",
-                    "logto",
-                    "harakiri",
-                    "stats",
-                ]
-                .contains(&key))
+                || ["max-worker-lifetime", "reload-on-rss", "spooler", "logto"].contains(&key))
         })
         .map(|line| format!("{line}\n"))
         .collect();
@@ -890,7 +893,8 @@ fn fixture_bloomberg_supported_part_warns_about_inline_comments() {
     assert_eq!(
         loaded.show_config,
         "[uwsgi]\nstrict = true\nprocesses = 128\nvacuum = true\n\
-         disable-logging = true\nmax-requests = 1000\n"
+         disable-logging = true\nmax-requests = 1000\nharakiri = 60\n\
+         stats = /tmp/mysvc-stats.sock\n"
     );
     let commented: Vec<&str> = loaded
         .warnings
@@ -904,6 +908,7 @@ fn fixture_bloomberg_supported_part_warns_about_inline_comments() {
             "vacuum",
             "die-on-term",
             "disable-logging",
+            "harakiri",
             "max-requests",
             "worker-reload-mercy",
             "processes",

@@ -239,6 +239,8 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         }
         "touch-reload" => config.touch_reload.push(path(v)?),
         "master-fifo" => config.master_fifo.push(path(v)?),
+        "harakiri-verbose" => config.harakiri_verbose = uwsgi_bool(v),
+        "harakiri-graceful-timeout" => config.harakiri_graceful_timeout = seconds(v)?,
         "stats" => config.stats = Some(text(v)?),
         "max-requests-jitter" => config.max_requests_jitter = number(v)?,
         "max-worker-lifetime" => config.max_worker_lifetime = seconds(v)?,
@@ -250,6 +252,9 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "evil-reload-on-as" => config.evil_reload_on_as = megabytes(v)?,
         "touch-chain-reload" => config.touch_chain_reload.push(path(v)?),
         "touch-workers-reload" => config.touch_workers_reload.push(path(v)?),
+        "stats-http" => config.stats_http = uwsgi_bool(v),
+        "stats-minified" => config.stats_minified = uwsgi_bool(v),
+        "stats-no-cores" => config.stats_no_cores = uwsgi_bool(v),
 
         "emperor" => config.emperor.push(text(v)?),
         "emperor-throttle" => config.emperor_throttle = Duration::from_millis(number(v)?),

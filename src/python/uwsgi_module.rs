@@ -10,6 +10,12 @@ use pyo3::types::{PyBytes, PyDict, PyModule};
 
 static WORKER_ID: AtomicU32 = AtomicU32::new(0);
 static INFO: OnceLock<ModuleInfo> = OnceLock::new();
+/// What `set_user_harakiri` calls: the worker's, installed after fork.
+static USER_HARAKIRI: OnceLock<UserHarakiriHook> = OnceLock::new();
+
+/// Sets a harakiri deadline (seconds from now, 0 clears) for the calling request thread;
+/// false when called outside a request.
+pub type UserHarakiriHook = Box<dyn Fn(u64) -> bool + Send + Sync>;
 
 /// Facts the module exposes, fixed when the master starts.
 #[derive(Debug, Clone)]
@@ -26,6 +32,20 @@ pub struct ModuleInfo {
 /// Called in a worker right after fork: `uwsgi.worker_id()` then returns `id` (1-based).
 pub fn set_worker_id(id: u32) {
     WORKER_ID.store(id, Ordering::Relaxed);
+}
+
+/// Called in a worker after fork: what `uwsgi.set_user_harakiri(N)` does there.
+pub fn set_user_harakiri_hook(hook: UserHarakiriHook) {
+    let _ = USER_HARAKIRI.set(hook);
+}
+
+/// `uwsgi.set_user_harakiri(N)`: this request may run N more seconds (0: no limit of its
+/// own), on top of `harakiri`. Outside a request (the master, import time) it does nothing.
+#[pyfunction]
+fn set_user_harakiri(seconds: u64) {
+    if let Some(hook) = USER_HARAKIRI.get() {
+        hook(seconds);
+    }
 }
 
 #[pyfunction]
@@ -102,6 +122,7 @@ pub fn install(info: ModuleInfo) -> PyResult<()> {
         module.add_function(wrap_pyfunction!(log, &module)?)?;
         module.add_function(wrap_pyfunction!(reload, &module)?)?;
         module.add_function(wrap_pyfunction!(stop, &module)?)?;
+        module.add_function(wrap_pyfunction!(set_user_harakiri, &module)?)?;
         py.import("sys")?
             .getattr("modules")?
             .set_item("uwsgi", module)?;

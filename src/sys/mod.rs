@@ -10,4 +10,5 @@ pub mod net;
 pub mod notify;
 pub mod poll;
 pub mod process;
+pub mod shm;
 pub mod signal;

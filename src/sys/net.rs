@@ -184,6 +184,17 @@ const DEFER_ACCEPT_SECS: libc::c_int = 5;
 /// Binds and listens. For a unix path, a stale socket file left by a previous run is removed
 /// first (as uWSGI does); any other existing file is an error rather than clobbered.
 pub fn bind_listener(addr: &BindAddr, backlog: u32) -> io::Result<OwnedFd> {
+    bind_listener_with(addr, backlog, true)
+}
+
+/// Like [`bind_listener`]; `defer_accept` false for servers whose client never speaks
+/// first (the stats server writes on accept), where `TCP_DEFER_ACCEPT` would hold every
+/// connection back for seconds.
+pub fn bind_listener_with(
+    addr: &BindAddr,
+    backlog: u32,
+    defer_accept: bool,
+) -> io::Result<OwnedFd> {
     let domain = match addr {
         BindAddr::Tcp(SocketAddr::V4(_)) => libc::AF_INET,
         BindAddr::Tcp(SocketAddr::V6(_)) => libc::AF_INET6,
@@ -206,7 +217,7 @@ pub fn bind_listener(addr: &BindAddr, backlog: u32) -> io::Result<OwnedFd> {
     })?;
     // SAFETY: listen on a bound socket.
     cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog.min(i32::MAX as u32) as libc::c_int) })?;
-    if let BindAddr::Tcp(_) = addr {
+    if let (BindAddr::Tcp(_), true) = (addr, defer_accept) {
         // Both protocols have the client speak first, so let the kernel hand over a
         // connection only once its first bytes arrived (uWSGI does the same): a worker
         // thread that accepts then finds the request there, instead of parking an empty
@@ -304,6 +315,36 @@ pub fn set_nodelay(fd: BorrowedFd<'_>) {
 pub fn shutdown_write(fd: BorrowedFd<'_>) {
     // SAFETY: shutdown has no memory effects.
     unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_WR) };
+}
+
+/// Shuts down both directions: the peer sees EOF, and this process's later reads and
+/// writes on the socket fail at once (EPIPE) instead of blocking.
+pub fn shutdown_both(fd: BorrowedFd<'_>) {
+    // SAFETY: shutdown has no memory effects.
+    unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+}
+
+/// `TCP_LISTEN` from the kernel's `enum tcp_state` (libc does not name it on Linux).
+const TCP_LISTEN: u8 = 10;
+
+/// The accept queue of a listening TCP socket: `(waiting, backlog)`, from `TCP_INFO`
+/// (for a listener, Linux reports the queue length in `tcpi_unacked` and the backlog in
+/// `tcpi_sacked`). `None` for other sockets.
+pub fn listen_queue(fd: BorrowedFd<'_>) -> Option<(u32, u32)> {
+    // SAFETY: tcp_info is plain old data; all-zero is a valid value.
+    let mut info: libc::tcp_info = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` and `len` describe a writable buffer of the right size.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    (ret == 0 && info.tcpi_state == TCP_LISTEN).then_some((info.tcpi_unacked, info.tcpi_sacked))
 }
 
 /// `net.core.somaxconn`, the kernel's cap on listen backlogs.

@@ -215,3 +215,25 @@ pub fn memory_bytes(pid: Pid) -> Option<(u64, u64)> {
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
     Some((size * page, resident * page))
 }
+
+/// Virtual memory size of `pid` in bytes, from /proc/PID/statm.
+pub fn vsz_bytes(pid: Pid) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().next()?.parse().ok()?;
+    // SAFETY: sysconf has no memory effects.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    Some(pages * page)
+}
+
+/// The calling thread's pthread id, which is also Python's `threading.get_ident()` for it
+/// (CPython's `PyThread_get_thread_ident` returns `pthread_self()`).
+pub fn thread_ident() -> u64 {
+    // SAFETY: pthread_self cannot fail and has no memory effects.
+    unsafe { libc::pthread_self() as u64 }
+}
+
+/// The calling thread's kernel id (the name of its `/proc/PID/task/TID` directory).
+pub fn gettid() -> Pid {
+    // SAFETY: gettid cannot fail and has no memory effects.
+    unsafe { libc::gettid() }
+}

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::exit;
 use super::fifo::{Command, MasterFifo};
+use super::harakiri::{Harakiri, HarakiriSettings};
 use super::recycle::{self, Cause, Recycler, Retiring};
 use super::sockets::{self, BoundSocket, LISTEN_FDS_ENV};
+use super::stats_server::{BindStatsError, StatsServer};
 use super::touch::{TouchAction, Touches};
 use crate::config::{Config, Loaded};
 use crate::python::{self, App, AppSpec, InterpreterOptions, ModuleInfo};
@@ -18,6 +20,7 @@ use crate::sys::net::BindAddr;
 use crate::sys::notify::{Notifier, EMPEROR_FD_ENV};
 use crate::sys::process::{ExitKind, Pid};
 use crate::worker::recycle::{self as messages, ToMaster, RECORD_LEN};
+use crate::worker::scoreboard::Scoreboard;
 use crate::worker::{self, AppSource, Limits, Listener, WorkerSetup};
 
 const OLD_WORKERS_ENV: &str = "KAISER_OLD_WORKERS";
@@ -33,6 +36,8 @@ pub enum RunVassalError {
     },
     #[error(transparent)]
     Bind(#[from] sockets::BindSocketError),
+    #[error(transparent)]
+    Stats(#[from] BindStatsError),
     #[error("cannot drop privileges to `{spec}`")]
     Privileges {
         spec: String,
@@ -122,6 +127,9 @@ struct Master<'a> {
     signals: sys::signal::SignalFd,
     reloads: u64,
     exit_code: i32,
+    scoreboard: Arc<Scoreboard>,
+    harakiri: Harakiri,
+    stats: Option<StatsServer>,
     lifecycle: Lifecycle,
 }
 
@@ -172,6 +180,14 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         return Err(RunVassalError::NoSocket);
     }
     let bound = sockets::bind_all(config, &mut inherited)?;
+    let stats = match &config.stats {
+        Some(address) => {
+            let server = StatsServer::bind(address, config.stats_http, config.chmod_socket)?;
+            tracing::info!(address = %server.local, http = config.stats_http, "stats server listening");
+            Some(server)
+        }
+        None => None,
+    };
     drop_privileges(config)?;
     let fifo =
         MasterFifo::open(&config.master_fifo).map_err(|source| RunVassalError::MasterFifo {
@@ -266,6 +282,13 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
             old_kill_at: None,
             next_memory_check: started,
         },
+        scoreboard: Arc::new(Scoreboard::new(config.processes, config.threads)?),
+        harakiri: Harakiri::new(HarakiriSettings {
+            timeout: config.harakiri,
+            grace: config.harakiri_graceful_timeout,
+            verbose: config.harakiri_verbose,
+        }),
+        stats,
     };
     for index in 0..master.slots.len() {
         master.spawn(index)?;
@@ -296,6 +319,13 @@ fn preload(
     }
     tracing::info!(app = %app.description, "app preloaded in the master");
     Ok(app)
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn drop_privileges(config: &Config) -> Result<(), RunVassalError> {
@@ -374,6 +404,9 @@ impl Master<'_> {
 
     fn spawn(&mut self, index: usize) -> Result<(), RunVassalError> {
         let id = self.slots[index].id;
+        if let Some(slot) = self.scoreboard.worker(id) {
+            slot.prepare_spawn(self.slots[index].respawns + 1, unix_secs());
+        }
         let forked = match &self.app {
             Some(_) => python::fork()?,
             None => sys::fork::fork()?,
@@ -386,6 +419,7 @@ impl Master<'_> {
                 ];
                 close_fds.extend(self.notifier.raw_emperor_fd());
                 close_fds.extend(self.lifecycle.fifo_raw_fd());
+                close_fds.extend(self.stats.iter().flat_map(|s| s.raw_fds()));
                 let app = match (&self.app, self.lazy.take()) {
                     (Some(app), _) => AppSource::Preloaded(app),
                     (None, Some((spec, interpreter, module))) => AppSource::Lazy {
@@ -417,9 +451,13 @@ impl Master<'_> {
                     },
                     ready_fd: self.ready_write.as_raw_fd(),
                     close_fds,
+                    scoreboard: self.scoreboard.clone(),
                 })
             }
             Forked::Parent { child } => {
+                if let Some(board) = self.scoreboard.worker(id) {
+                    board.set_pid(child as u64);
+                }
                 let slot = &mut self.slots[index];
                 slot.pid = Some(child);
                 slot.ready = false;
@@ -457,10 +495,15 @@ impl Master<'_> {
                 fifo_index = Some(fds.len());
                 fds.push((fifo, sys::poll::READABLE));
             }
+            let stats_from = fds.len();
+            if let Some(stats) = &self.stats {
+                fds.extend(stats.poll_fds());
+            }
             let revents = sys::poll::poll(&fds, Some(timeout))?;
             let emperor_event = emperor_index.map_or(0, |i| revents[i]);
             let fifo_event = fifo_index.map_or(0, |i| revents[i]);
             drop(fds);
+            self.on_stats_events(&revents[stats_from..]);
             if revents[0] != 0 {
                 while let Some(sig) = self.signals.read()? {
                     self.on_signal(sig)?;
@@ -476,6 +519,7 @@ impl Master<'_> {
                 self.on_fifo()?;
             }
             self.reap()?;
+            self.check_harakiri();
             self.on_timers()?;
             if let Phase::Stopping { .. } = self.phase {
                 if self.worker_pids().is_empty() {
@@ -496,6 +540,13 @@ impl Master<'_> {
                 next = next.min(at);
             }
         }
+        let stats_deadline = self.stats.as_ref().and_then(|s| s.next_deadline());
+        for at in [self.harakiri.next_deadline(), stats_deadline]
+            .into_iter()
+            .flatten()
+        {
+            next = next.min(at);
+        }
         next.saturating_duration_since(now)
             .max(Duration::from_millis(1))
     }
@@ -512,16 +563,105 @@ impl Master<'_> {
         Ok(())
     }
 
+    /// SIGUSR1: per-worker figures from the scoreboard, one line each (uWSGI's `stats()`).
     fn log_stats(&self) {
+        tracing::info!("*** kaiser stats: {} workers ***", self.slots.len());
         for slot in &self.slots {
+            let Some(board) = self.scoreboard.worker(slot.id) else {
+                continue;
+            };
+            let s = board.snapshot();
             tracing::info!(
-                worker = slot.id,
-                pid = slot.pid.unwrap_or(0),
-                ready = slot.ready,
-                respawns = slot.respawns,
-                "worker"
+                "worker {} (pid: {}) {}: requests {} (since spawn {}), exceptions {}, harakiri {}, respawns {}, avg_rt {} us, tx {} bytes",
+                slot.id,
+                slot.pid.unwrap_or(0),
+                s.status(),
+                s.requests,
+                s.delta_requests,
+                s.exceptions,
+                s.harakiri_count,
+                s.respawn_count,
+                s.avg_rt_us,
+                s.tx,
             );
+            for core in s.cores.iter().filter(|c| c.in_request) {
+                tracing::info!(
+                    "worker {} core {}: {} from {} since {}",
+                    slot.id,
+                    core.id,
+                    core.request,
+                    core.remote,
+                    core.request_start_us / 1_000_000
+                );
+            }
         }
+    }
+
+    /// Harakiri applies in every phase: a request stuck during a graceful stop is ended by
+    /// harakiri rather than holding the stop until `worker-reload-mercy`.
+    fn check_harakiri(&mut self) {
+        let live: Vec<(u32, Pid)> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.pid.map(|pid| (s.id, pid)))
+            .collect();
+        self.harakiri.check(&self.scoreboard, &live);
+    }
+
+    fn on_stats_events(&mut self, revents: &[i16]) {
+        let Some(mut stats) = self.stats.take() else {
+            return;
+        };
+        stats.on_events(revents, || self.stats_document());
+        self.stats = Some(stats);
+    }
+
+    fn stats_document(&self) -> Vec<u8> {
+        let sockets = self
+            .sockets
+            .iter()
+            .map(|socket| {
+                let (queue, max_queue) =
+                    sys::net::listen_queue(socket.fd.as_fd()).unwrap_or((0, self.config.listen));
+                super::stats::SocketStats {
+                    name: socket.local.to_string(),
+                    proto: sockets::protocol_name(socket.spec.protocol),
+                    queue,
+                    max_queue,
+                }
+            })
+            .collect();
+        let workers = self
+            .slots
+            .iter()
+            .filter_map(|slot| {
+                let snapshot = self.scoreboard.worker(slot.id)?.snapshot();
+                let pid = slot.pid.unwrap_or(0);
+                Some(super::stats::WorkerStats {
+                    id: slot.id,
+                    rss: sys::process::rss_bytes(pid)
+                        .filter(|_| pid > 0)
+                        .unwrap_or(0),
+                    vsz: sys::process::vsz_bytes(pid)
+                        .filter(|_| pid > 0)
+                        .unwrap_or(0),
+                    snapshot,
+                })
+            })
+            .collect();
+        let stats = super::stats::VassalStats {
+            version: concat!("kaiser-", env!("CARGO_PKG_VERSION")).to_string(),
+            pid: sys::process::getpid() as u32,
+            uid: sys::process::uid(),
+            gid: sys::process::gid(),
+            cwd: std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            sockets,
+            workers,
+            with_cores: !self.config.stats_no_cores,
+        };
+        super::stats::to_bytes(&super::stats::render(&stats), self.config.stats_minified)
     }
 
     fn on_ready_bytes(&mut self) {

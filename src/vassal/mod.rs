@@ -13,9 +13,12 @@
 //! one-at-a-time replacement queue (`recycle.rs`).
 
 mod fifo;
+mod harakiri;
 mod master;
 mod recycle;
 mod sockets;
+mod stats;
+mod stats_server;
 mod touch;
 
 pub use master::{run, RunVassalError};

@@ -2,7 +2,8 @@
 //! with `socket-timeout` bounding every wait so a slow client cannot hold a thread forever.
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::serve::Conn;
@@ -97,6 +98,8 @@ pub struct ConnExchange {
     wbuf: Vec<u8>,
     started: Instant,
     pub log: RequestLog,
+    /// Set by the worker for harakiri's 504: the response head claims it first.
+    pub inflight: Option<Arc<super::harakiri::InFlight>>,
 }
 
 /// Bodies larger than this are not drained to save a keep-alive connection.
@@ -147,7 +150,12 @@ impl ConnExchange {
                     .unwrap_or(0),
                 ..RequestLog::default()
             },
+            inflight: None,
         }
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.conn.fd.as_raw_fd()
     }
 
     fn wait(&self, events: i16) -> io::Result<()> {
@@ -339,6 +347,11 @@ impl Exchange for ConnExchange {
             return Err(RespondError::Io(io::Error::from(io::ErrorKind::BrokenPipe)));
         }
         self.wbuf.clear();
+        if head.is_some() && self.inflight.as_ref().is_some_and(|f| !f.claim_response()) {
+            // Harakiri answered 504 and shut the connection down meanwhile.
+            self.broken = true;
+            return Err(RespondError::Io(io::Error::from(io::ErrorKind::TimedOut)));
+        }
         if let Some(head) = head {
             let code = response::parse_status(head.status)
                 .map_err(|e| RespondError::Invalid(format!("invalid status from the app: {e}")))?;

@@ -15,7 +15,9 @@
 //! the master's job (`vassal/`).
 
 mod exchange;
+mod harakiri;
 pub mod recycle;
+pub mod scoreboard;
 mod serve;
 
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
@@ -26,6 +28,7 @@ use std::time::Duration;
 use crate::config::Protocol;
 use crate::python::{self, App, AppSpec, InterpreterOptions, ListenerEnv, ModuleInfo, WsgiRunner};
 use crate::sys;
+use scoreboard::Scoreboard;
 
 /// A listening socket as the worker sees it (the master owns the fd).
 pub struct Listener {
@@ -81,6 +84,8 @@ pub struct WorkerSetup<'a> {
     pub ready_fd: RawFd,
     /// Master-only descriptors to close first thing in the child.
     pub close_fds: Vec<RawFd>,
+    /// Shared with the master: this worker's slot is `id`'s.
+    pub scoreboard: Arc<Scoreboard>,
 }
 
 /// Exit codes a worker uses (uWSGI's, so logs read the same).
@@ -144,6 +149,10 @@ pub(crate) struct Shared {
     pub pid: sys::process::Pid,
     pub multithreaded: bool,
     pub recycling: RecycleWatch,
+    pub worker_id: u32,
+    pub scoreboard: Arc<Scoreboard>,
+    /// One per request thread, indexed like the scoreboard's cores.
+    pub inflight: Vec<Arc<harakiri::InFlight>>,
 }
 
 fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
@@ -180,6 +189,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         libc::SIGINT,
         libc::SIGQUIT,
         libc::SIGUSR1,
+        libc::SIGUSR2,
     ]);
     sys::signal::block(&handled)?;
     let signals = sys::signal::SignalFd::new(&handled)?;
@@ -196,7 +206,13 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         pid: sys::process::getpid(),
         multithreaded: setup.threads > 1,
         recycling: RecycleWatch::new(setup.ready_fd),
+        worker_id: setup.id,
+        scoreboard: setup.scoreboard.clone(),
+        inflight: (0..setup.threads.max(1))
+            .map(|_| Arc::new(harakiri::InFlight::default()))
+            .collect(),
     });
+    harakiri::install_user_harakiri(setup.scoreboard.clone(), setup.id);
     for (index, listener) in shared.listeners.iter().enumerate() {
         // Non-blocking (a file status flag shared by every process holding the socket):
         // several threads and workers race for each connection and the losers must get
@@ -222,13 +238,16 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
             .name(format!("kaiser-w{}-t{thread_index}", setup.id))
             .spawn(move || {
                 let _entered = span.enter();
-                python::with_thread_state(|| serve::thread_loop(&shared))
+                python::with_thread_state(|| serve::thread_loop(&shared, thread_index as usize))
             })?;
         handles.push(handle);
     }
     // SAFETY: the master handed us this pipe's write end; it stays open until we exit.
     let ready = unsafe { BorrowedFd::borrow_raw(setup.ready_fd) };
     recycle::send(ready, shared.pid, recycle::ToMaster::Ready);
+    if let Some(slot) = shared.scoreboard.worker(setup.id) {
+        slot.set_accepting(true);
+    }
 
     // The forking thread only waits for signals; request threads do the work.
     loop {
@@ -241,6 +260,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
                 match sig {
                     libc::SIGINT => sys::process::exit_now(EXIT_OK),
                     libc::SIGHUP | libc::SIGTERM | libc::SIGQUIT => begin_stop(&shared, sig),
+                    libc::SIGUSR2 => harakiri::on_signal(&shared),
                     libc::SIGUSR1 => tracing::info!(
                         requests = shared.requests.load(Ordering::Relaxed),
                         "worker stats"
@@ -263,6 +283,9 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
 fn begin_stop(shared: &Shared, sig: libc::c_int) {
     if shared.stopping.swap(true, Ordering::SeqCst) {
         return;
+    }
+    if let Some(slot) = shared.scoreboard.worker(shared.worker_id) {
+        slot.set_accepting(false);
     }
     if sig != 0 {
         tracing::debug!(signal = sys::signal::name(sig), "stopping gracefully");

@@ -1,5 +1,6 @@
 //! The request threads' loop: accept, read a request head, run it, keep the connection.
 
+use std::cell::Cell;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -40,7 +41,25 @@ const READ_SIZE: usize = 16 * 1024;
 /// How many queued connections a stopping worker takes from the backlog at most.
 const BACKLOG_DRAIN: usize = 1024;
 
-pub fn thread_loop(shared: &Shared) {
+thread_local! {
+    /// This request thread's core index (its scoreboard slot), `None` off request threads.
+    static CORE: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// The calling request thread's core index.
+pub fn current_core() -> Option<usize> {
+    CORE.with(|core| core.get())
+}
+
+pub fn thread_loop(shared: &Shared, core: usize) {
+    CORE.with(|cell| cell.set(Some(core)));
+    if let Some(slot) = shared
+        .scoreboard
+        .worker(shared.worker_id)
+        .and_then(|w| w.core(core))
+    {
+        slot.set_thread(sys::process::thread_ident(), sys::process::gettid() as u64);
+    }
     let mut events = Vec::with_capacity(8);
     // With several threads, take one event at a time so that a ready connection is never
     // queued behind another one on a busy thread while a sibling is idle.
@@ -363,6 +382,7 @@ fn serve_http(shared: &Shared, conn: Conn, head: http::RequestHead<'_>) -> Optio
     exchange.log.protocol = head.version.as_str().to_string();
     exchange.log.var_count = vars.len() + 8;
     exchange.log.packet_size = vars.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    begin_request(shared, &mut exchange);
     let mut iter = vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
     let request = RequestVars {
         listener,
@@ -425,6 +445,7 @@ fn serve_uwsgi(shared: &Shared, conn: Conn, packet: uwsgi::Packet<'_>) {
         String::from_utf8_lossy(find(b"REMOTE_USER").unwrap_or(b"")).into_owned();
     exchange.log.var_count = packet.vars.len();
     exchange.log.packet_size = packet_len - uwsgi::HEADER_LEN;
+    begin_request(shared, &mut exchange);
     let mut iter = packet.vars.iter().map(|(k, v)| (*k, *v));
     let request = RequestVars {
         listener,
@@ -434,6 +455,31 @@ fn serve_uwsgi(shared: &Shared, conn: Conn, packet: uwsgi::Packet<'_>) {
     let (exchange, outcome) = shared.runner.run(request, Box::new(exchange));
     if let Some(conn) = finish(shared, exchange, outcome) {
         close(shared, conn);
+    }
+}
+
+/// The head is parsed: show the request on the scoreboard (its harakiri clock starts) and
+/// let harakiri answer on its connection.
+fn begin_request(shared: &Shared, exchange: &mut ConnExchange) {
+    let Some(core) = current_core() else {
+        return;
+    };
+    if let Some(inflight) = shared.inflight.get(core) {
+        inflight.start(exchange.raw_fd());
+        exchange.inflight = Some(inflight.clone());
+    }
+    if let Some(slot) = shared
+        .scoreboard
+        .worker(shared.worker_id)
+        .and_then(|w| w.core(core))
+    {
+        let log = &exchange.log;
+        slot.begin_request(
+            super::harakiri::now_us(),
+            &log.method,
+            &log.uri,
+            &log.remote_addr,
+        );
     }
 }
 
@@ -448,8 +494,24 @@ fn finish(
         .downcast()
         .expect("the exchange given to the runner is a ConnExchange");
     let total = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    // Before the connection can close: harakiri must not answer on a reused fd.
+    let core = current_core();
+    if let Some(inflight) = core.and_then(|c| shared.inflight.get(c)) {
+        inflight.finish();
+    }
+    let worker = shared.scoreboard.worker(shared.worker_id);
+    if let Some(slot) = worker.and_then(|w| w.core(core?)) {
+        slot.end_request();
+    }
     super::after_request(shared, total);
     let (conn, reusable, log) = exchange.into_parts(outcome);
+    if let Some(worker) = worker {
+        worker.count_request(
+            log.elapsed.as_micros() as u64,
+            (log.header_bytes as u64).saturating_add(log.body_bytes),
+            outcome.app_error,
+        );
+    }
     if !shared.limits.disable_logging {
         log.write(shared.pid, total);
     }

@@ -1,0 +1,256 @@
+//! The `stats` server: on each connection the master writes the stats JSON and closes
+//! (with `stats-http`, after reading the request, behind a minimal HTTP/1.0 head).
+//!
+//! It runs inside the master's single-threaded poll loop, so nothing here blocks: the
+//! listener and client sockets are non-blocking, a client that does not read gets its
+//! document from a buffer as its socket drains, and any client still connected after
+//! [`CLIENT_TIMEOUT`] is dropped. A stalled client therefore costs a buffer and an fd, never
+//! the master's attention. It does not know what the JSON says (`stats.rs`).
+
+use std::io;
+use std::net::ToSocketAddrs;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use crate::sys;
+use crate::sys::net::BindAddr;
+
+/// How long one client may take to send its request (`stats-http`) and read the answer.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Connections beyond this many in progress are closed at once.
+const MAX_CLIENTS: usize = 64;
+
+const HTTP_HEAD: &[u8] = b"HTTP/1.0 200 OK\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\nContent-Type: application/json\r\n\r\n";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindStatsError {
+    #[error("cannot resolve the stats address `{address}`")]
+    Resolve {
+        address: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot bind the stats server on `{address}`")]
+    Bind {
+        address: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub struct StatsServer {
+    listener: OwnedFd,
+    pub local: BindAddr,
+    http: bool,
+    clients: Vec<Client>,
+}
+
+struct Client {
+    fd: OwnedFd,
+    deadline: Instant,
+    /// `None` while waiting for the HTTP request; then the bytes still to send.
+    pending: Option<(Vec<u8>, usize)>,
+}
+
+/// uWSGI's rule: an address with `:` is TCP (`:9191` is every interface), `@name` is
+/// abstract, anything else a unix socket path.
+pub fn parse_address(address: &str) -> Result<BindAddr, BindStatsError> {
+    if let Some(name) = address.strip_prefix('@') {
+        return Ok(BindAddr::Abstract(name.as_bytes().to_vec()));
+    }
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Ok(BindAddr::Unix(address.into()));
+    };
+    let resolve_error = |source| BindStatsError::Resolve {
+        address: address.to_string(),
+        source,
+    };
+    let port: u16 = port.parse().map_err(|_| {
+        resolve_error(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid port `{port}`"),
+        ))
+    })?;
+    let host = match host.trim_start_matches('[').trim_end_matches(']') {
+        "" | "*" | "0" => "0.0.0.0",
+        other => other,
+    };
+    (host, port)
+        .to_socket_addrs()
+        .map_err(resolve_error)?
+        .next()
+        .map(BindAddr::Tcp)
+        .ok_or_else(|| resolve_error(io::Error::new(io::ErrorKind::NotFound, "no address found")))
+}
+
+impl StatsServer {
+    /// Binds `address`; a unix socket gets `chmod_socket`'s mode when set, as in uWSGI.
+    pub fn bind(
+        address: &str,
+        http: bool,
+        chmod_socket: Option<u32>,
+    ) -> Result<StatsServer, BindStatsError> {
+        let wanted = parse_address(address)?;
+        // No TCP_DEFER_ACCEPT: the stats client never speaks first.
+        let listener = sys::net::bind_listener_with(&wanted, 64, false)
+            .and_then(|fd| sys::fd::set_nonblocking(fd.as_fd(), true).map(|()| fd))
+            .map_err(|source| BindStatsError::Bind {
+                address: address.to_string(),
+                source,
+            })?;
+        if let (BindAddr::Unix(path), Some(mode)) = (&wanted, chmod_socket) {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(
+                |source| BindStatsError::Bind {
+                    address: address.to_string(),
+                    source,
+                },
+            )?;
+        }
+        let local = sys::net::local_addr(listener.as_fd()).unwrap_or(wanted);
+        Ok(StatsServer {
+            listener,
+            local,
+            http,
+            clients: Vec::new(),
+        })
+    }
+
+    /// Descriptors a forked worker must close (it must not hold a client's connection open).
+    pub fn raw_fds(&self) -> Vec<RawFd> {
+        std::iter::once(self.listener.as_raw_fd())
+            .chain(self.clients.iter().map(|c| c.fd.as_raw_fd()))
+            .collect()
+    }
+
+    /// What to poll: the listener first, then each client for reading or writing.
+    pub fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, i16)> {
+        std::iter::once((self.listener.as_fd(), sys::poll::READABLE))
+            .chain(self.clients.iter().map(|client| {
+                let events = if client.pending.is_some() {
+                    sys::poll::WRITABLE
+                } else {
+                    sys::poll::READABLE
+                };
+                (client.fd.as_fd(), events)
+            }))
+            .collect()
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.clients.iter().map(|c| c.deadline).min()
+    }
+
+    /// Handles the poll results for [`StatsServer::poll_fds`] (same order), then drops
+    /// clients past their deadline. `render` makes the JSON document.
+    pub fn on_events(&mut self, revents: &[i16], mut render: impl FnMut() -> Vec<u8>) {
+        let now = Instant::now();
+        let mut keep = Vec::with_capacity(self.clients.len());
+        let clients = std::mem::take(&mut self.clients);
+        for (index, mut client) in clients.into_iter().enumerate() {
+            let ready = revents.get(index + 1).copied().unwrap_or(0) != 0;
+            if ready {
+                if client.pending.is_none() {
+                    // stats-http: one read of the request is enough, as in uWSGI.
+                    let mut request = [0u8; 4096];
+                    match sys::fd::read(client.fd.as_fd(), &mut request) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Ok(0) | Err(_) => continue,
+                        Ok(_) => client.pending = Some((self.document(&mut render), 0)),
+                    }
+                }
+                if client.pending.is_some() && !flush(&mut client) {
+                    continue;
+                }
+            }
+            if client.deadline <= now {
+                continue;
+            }
+            keep.push(client);
+        }
+        self.clients = keep;
+        if revents.first().copied().unwrap_or(0) != 0 {
+            self.accept_all(now, &mut render);
+        }
+    }
+
+    fn document(&self, render: &mut impl FnMut() -> Vec<u8>) -> Vec<u8> {
+        let body = render();
+        if !self.http {
+            return body;
+        }
+        let mut out = Vec::with_capacity(HTTP_HEAD.len() + body.len());
+        out.extend_from_slice(HTTP_HEAD);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn accept_all(&mut self, now: Instant, render: &mut impl FnMut() -> Vec<u8>) {
+        loop {
+            let fd = match sys::net::accept(self.listener.as_fd()) {
+                Ok(Some((fd, _))) => fd,
+                Ok(None) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, "stats server: accept failed");
+                    return;
+                }
+            };
+            if self.clients.len() >= MAX_CLIENTS {
+                tracing::warn!("stats server: too many clients in progress; closing a new one");
+                continue;
+            }
+            let mut client = Client {
+                fd,
+                deadline: now + CLIENT_TIMEOUT,
+                pending: None,
+            };
+            if !self.http {
+                client.pending = Some((self.document(render), 0));
+                // Most documents fit the socket buffer: done in one write.
+                if !flush(&mut client) {
+                    continue;
+                }
+            }
+            self.clients.push(client);
+        }
+    }
+}
+
+/// Sends what the socket takes now. False once the client is done (all sent, or gone).
+fn flush(client: &mut Client) -> bool {
+    let Some((bytes, sent)) = client.pending.as_mut() else {
+        return true;
+    };
+    while *sent < bytes.len() {
+        match sys::fd::send(client.fd.as_fd(), &bytes[*sent..]) {
+            Ok(n) => *sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_follow_uwsgi() {
+        let check = |text: &str, expected: &str| {
+            let got = match parse_address(text) {
+                Ok(addr) => addr.to_string(),
+                Err(e) => format!("error: {e}"),
+            };
+            assert_eq!(got, expected, "{text}");
+        };
+        check("127.0.0.1:9191", "127.0.0.1:9191");
+        check(":9191", "0.0.0.0:9191");
+        check("/run/app/stats.sock", "/run/app/stats.sock");
+        check("@app-stats", "@app-stats");
+        check(
+            "127.0.0.1:x",
+            "error: cannot resolve the stats address `127.0.0.1:x`",
+        );
+    }
+}

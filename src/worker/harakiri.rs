@@ -1,0 +1,195 @@
+//! The worker's side of harakiri: the graceful phase the master asks for with SIGUSR2
+//! before it kills a worker stuck on a request.
+//!
+//! For each core the master condemned (marked in the scoreboard), the worker's main thread
+//! 1. answers the client `504 Gateway Timeout` if the app has not started its response,
+//!    then shuts the connection down, so the stuck thread's later writes fail harmlessly;
+//! 2. logs the Python stack of the stuck thread, found by its thread ident.
+//!
+//! The 504 goes out first: if the stuck thread holds the GIL (a C extension spinning), the
+//! traceback step blocks, and the master's SIGKILL at the end of the grace ends it.
+//!
+//! This module does not decide who is stuck or when to kill: the master does
+//! (`vassal/harakiri.rs`).
+
+use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::scoreboard::Scoreboard;
+use super::Shared;
+use crate::python;
+use crate::sys;
+
+const GATEWAY_TIMEOUT: &[u8] = b"HTTP/1.1 504 Gateway Timeout\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 37\r\n\
+Connection: close\r\n\
+\r\n\
+the request took too long (harakiri)\n";
+
+/// The connection of one core's request in flight, for the 504. Each core has one; only
+/// its own thread starts and finishes requests in it, and the main thread answers through
+/// it under the same lock, so the fd cannot be closed (and reused) while it is written.
+#[derive(Default)]
+pub struct InFlight(Mutex<InFlightState>);
+
+#[derive(Default)]
+struct InFlightState {
+    fd: Option<RawFd>,
+    responded: bool,
+    timed_out: bool,
+}
+
+impl InFlight {
+    fn lock(&self) -> MutexGuard<'_, InFlightState> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The request thread took a request on `fd`.
+    pub fn start(&self, fd: RawFd) {
+        *self.lock() = InFlightState {
+            fd: Some(fd),
+            responded: false,
+            timed_out: false,
+        };
+    }
+
+    /// The request thread is done with the connection; call before it may close it.
+    pub fn finish(&self) {
+        self.lock().fd = None;
+    }
+
+    /// The app is about to send its response head. False if harakiri already answered.
+    pub fn claim_response(&self) -> bool {
+        let mut state = self.lock();
+        if state.timed_out {
+            return false;
+        }
+        state.responded = true;
+        true
+    }
+
+    /// Answers 504 and shuts the connection down, unless the response already started.
+    fn answer_timeout(&self) -> Answer {
+        let mut state = self.lock();
+        let Some(fd) = state.fd else {
+            return Answer::Gone;
+        };
+        if state.responded {
+            return Answer::AlreadyResponding;
+        }
+        state.timed_out = true;
+        // SAFETY: `fd` is the connection of the request in flight on this core: its thread
+        // clears it (`finish`) under this lock before it can close the connection, and we
+        // hold the lock until we are done with the fd.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        // The socket buffer of a connection that has not been answered is empty, so this
+        // small write goes out whole or the client is gone; either way we shut down.
+        let _ = sys::fd::send(fd, GATEWAY_TIMEOUT);
+        sys::net::shutdown_both(fd);
+        Answer::Sent504
+    }
+}
+
+enum Answer {
+    Sent504,
+    AlreadyResponding,
+    Gone,
+}
+
+/// SIGUSR2 from the master: the graceful phase of harakiri.
+pub(super) fn on_signal(shared: &Shared) {
+    let Some(worker) = shared.scoreboard.worker(shared.worker_id) else {
+        return;
+    };
+    let snapshot = worker.snapshot();
+    let mut stuck = Vec::new();
+    for core in snapshot.cores.iter().filter(|c| c.condemned) {
+        let answer = match shared.inflight.get(core.id) {
+            Some(inflight) => inflight.answer_timeout(),
+            None => Answer::Gone,
+        };
+        let what = match answer {
+            Answer::Sent504 => "answered 504 Gateway Timeout",
+            Answer::AlreadyResponding => "the response had started: the client gets it cut",
+            Answer::Gone => "the connection is already gone",
+        };
+        tracing::error!(
+            "HARAKIRI: worker {} core {} stuck on `{}` from {} for {} s; {what}",
+            shared.worker_id,
+            core.id,
+            core.request,
+            if core.remote.is_empty() {
+                "-"
+            } else {
+                &core.remote
+            },
+            seconds_since(core.request_start_us),
+        );
+        stuck.push(core.clone());
+    }
+    if stuck.is_empty() {
+        return;
+    }
+    let idents: Vec<u64> = stuck.iter().map(|c| c.thread_ident).collect();
+    let stacks = python::thread_stacks(&idents);
+    for (core, stack) in stuck.iter().zip(stacks) {
+        let stack = stack.unwrap_or_else(|| {
+            "(no Python frame: the thread is not running Python code)".to_string()
+        });
+        tracing::error!(
+            "HARAKIRI: Python stack of worker {} core {} (`{}`), most recent call last:\n{}",
+            shared.worker_id,
+            core.id,
+            core.request,
+            stack.trim_end()
+        );
+    }
+}
+
+fn seconds_since(start_us: u64) -> u64 {
+    now_us().saturating_sub(start_us) / 1_000_000
+}
+
+/// Unix time in µs (a vDSO call, no system call).
+pub(super) fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Installs `uwsgi.set_user_harakiri(N)`: a deadline for the request running on the
+/// calling thread, cleared when that request ends.
+pub(super) fn install_user_harakiri(scoreboard: Arc<Scoreboard>, worker_id: u32) {
+    python::set_user_harakiri_hook(Box::new(move |seconds| {
+        let Some(core) = super::serve::current_core()
+            .and_then(|index| scoreboard.worker(worker_id)?.core(index))
+        else {
+            return false;
+        };
+        let deadline = if seconds == 0 {
+            0
+        } else {
+            now_us().saturating_add(seconds.saturating_mul(1_000_000))
+        };
+        core.set_user_deadline(deadline);
+        true
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_504_is_well_framed() {
+        let text = std::str::from_utf8(super::GATEWAY_TIMEOUT).expect("ascii");
+        let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{text:?}"
+        );
+    }
+}

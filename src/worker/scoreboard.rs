@@ -1,0 +1,456 @@
+//! The scoreboard: what every worker and every request thread ("core") is doing, in memory
+//! shared by the master and its workers (DESIGN.md, fork safety rule 6).
+//!
+//! The master maps it before forking the first worker; workers write their own slots on
+//! the request path with relaxed atomic stores (no lock, no system call), and the master
+//! reads every slot for the stats server, SIGUSR1 and harakiri. The words are atomics
+//! only, so a worker killed halfway through an update leaves a stale figure, never a held
+//! lock. The request line and peer address of each core are copied under a per-core
+//! seqlock so that a reader never mixes two requests; a reader that keeps seeing a write in
+//! progress (its writer was killed) gives up and reports them empty.
+//!
+//! It lives under `worker/` rather than `vassal/` because both sides use it and the
+//! dependency points from `vassal` to `worker`, never back.
+//!
+//! It does not decide anything: harakiri deadlines are judged by the master from the start
+//! times written here, and figures are rendered by the stats server.
+
+use std::io;
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+
+use crate::sys::shm::SharedWords;
+
+/// Word offsets inside a worker's header.
+mod field {
+    pub const PID: usize = 0;
+    pub const ACCEPTING: usize = 1;
+    pub const REQUESTS: usize = 2;
+    pub const DELTA_REQUESTS: usize = 3;
+    pub const EXCEPTIONS: usize = 4;
+    pub const HARAKIRI_COUNT: usize = 5;
+    pub const RESPAWN_COUNT: usize = 6;
+    pub const LAST_SPAWN: usize = 7;
+    pub const RUNNING_TIME: usize = 8;
+    pub const AVG_RT: usize = 9;
+    pub const TX: usize = 10;
+    pub const WORDS: usize = 12;
+}
+
+/// Word offsets inside a core's slot.
+mod core_field {
+    pub const IN_REQUEST: usize = 0;
+    pub const REQUESTS: usize = 1;
+    /// Unix time of the current request's start, in µs; 0 when idle.
+    pub const REQUEST_START: usize = 2;
+    /// `uwsgi.set_user_harakiri`: an absolute deadline in Unix µs, 0 for none.
+    pub const USER_DEADLINE: usize = 3;
+    /// The request thread's pthread id (Python's thread ident) and kernel tid.
+    pub const THREAD_IDENT: usize = 4;
+    pub const TID: usize = 5;
+    /// Set by the master to the `REQUEST_START` of the request it condemned.
+    pub const HARAKIRI: usize = 6;
+    pub const SEQ: usize = 7;
+    pub const REQUEST_LEN: usize = 8;
+    pub const REMOTE_LEN: usize = 9;
+    pub const REQUEST_TEXT: usize = 10;
+    pub const REQUEST_WORDS: usize = 32;
+    pub const REMOTE_TEXT: usize = REQUEST_TEXT + REQUEST_WORDS;
+    pub const REMOTE_WORDS: usize = 6;
+    pub const WORDS: usize = REMOTE_TEXT + REMOTE_WORDS;
+}
+
+/// How many bytes of `METHOD URI` a core keeps for reports.
+pub const REQUEST_TEXT_BYTES: usize = core_field::REQUEST_WORDS * 8;
+
+/// The shared mapping, sized for `workers` workers of `cores` threads each.
+pub struct Scoreboard {
+    words: SharedWords,
+    workers: usize,
+    cores: usize,
+}
+
+impl Scoreboard {
+    pub fn new(workers: u32, cores: u32) -> io::Result<Self> {
+        let workers = workers.max(1) as usize;
+        let cores = cores.max(1) as usize;
+        let words = SharedWords::new(workers * (field::WORDS + cores * core_field::WORDS))?;
+        Ok(Scoreboard {
+            words,
+            workers,
+            cores,
+        })
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    pub fn cores(&self) -> usize {
+        self.cores
+    }
+
+    /// The slot of worker `id` (1-based, as in logs), if the scoreboard has one.
+    pub fn worker(&self, id: u32) -> Option<WorkerSlot<'_>> {
+        let index = (id as usize).checked_sub(1)?;
+        if index >= self.workers {
+            return None;
+        }
+        let stride = field::WORDS + self.cores * core_field::WORDS;
+        Some(WorkerSlot {
+            words: &self.words.words()[index * stride..(index + 1) * stride],
+            cores: self.cores,
+        })
+    }
+}
+
+/// One worker's slot.
+#[derive(Clone, Copy)]
+pub struct WorkerSlot<'a> {
+    words: &'a [AtomicU64],
+    cores: usize,
+}
+
+/// A consistent-enough copy of a worker's slot, for reports.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerSnapshot {
+    pub pid: u64,
+    pub accepting: bool,
+    pub requests: u64,
+    pub delta_requests: u64,
+    pub exceptions: u64,
+    pub harakiri_count: u64,
+    pub respawn_count: u64,
+    pub last_spawn: u64,
+    pub running_time_us: u64,
+    pub avg_rt_us: u64,
+    pub tx: u64,
+    pub cores: Vec<CoreSnapshot>,
+}
+
+impl WorkerSnapshot {
+    /// uWSGI's status word: `busy` while any core serves a request.
+    pub fn status(&self) -> &'static str {
+        if self.cores.iter().any(|c| c.in_request) {
+            "busy"
+        } else {
+            "idle"
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CoreSnapshot {
+    pub id: usize,
+    pub in_request: bool,
+    pub requests: u64,
+    pub request_start_us: u64,
+    pub user_deadline_us: u64,
+    pub thread_ident: u64,
+    pub tid: u64,
+    pub condemned: bool,
+    /// `METHOD URI`, possibly cut at [`REQUEST_TEXT_BYTES`].
+    pub request: String,
+    pub remote: String,
+}
+
+impl<'a> WorkerSlot<'a> {
+    fn get(&self, offset: usize) -> u64 {
+        self.words[offset].load(Ordering::Relaxed)
+    }
+
+    fn set(&self, offset: usize, value: u64) {
+        self.words[offset].store(value, Ordering::Relaxed);
+    }
+
+    fn add(&self, offset: usize, value: u64) {
+        self.words[offset].fetch_add(value, Ordering::Relaxed);
+    }
+
+    pub fn core(&self, index: usize) -> Option<CoreSlot<'a>> {
+        if index >= self.cores {
+            return None;
+        }
+        let start = field::WORDS + index * core_field::WORDS;
+        Some(CoreSlot {
+            words: &self.words[start..start + core_field::WORDS],
+        })
+    }
+
+    // --- the master's side ---
+
+    /// Before forking a worker into this slot: a fresh life. `requests`, `exceptions`,
+    /// `tx` and the times survive respawns (as in uWSGI); `delta_requests` and the cores
+    /// start over.
+    pub fn prepare_spawn(&self, respawn_count: u64, last_spawn: u64) {
+        self.set(field::PID, 0);
+        self.set(field::ACCEPTING, 0);
+        self.set(field::DELTA_REQUESTS, 0);
+        self.set(field::RESPAWN_COUNT, respawn_count);
+        self.set(field::LAST_SPAWN, last_spawn);
+        for index in 0..self.cores {
+            if let Some(core) = self.core(index) {
+                core.reset();
+            }
+        }
+    }
+
+    pub fn set_pid(&self, pid: u64) {
+        self.set(field::PID, pid);
+    }
+
+    pub fn count_harakiri(&self) {
+        self.add(field::HARAKIRI_COUNT, 1);
+    }
+
+    pub fn snapshot(&self) -> WorkerSnapshot {
+        WorkerSnapshot {
+            pid: self.get(field::PID),
+            accepting: self.get(field::ACCEPTING) != 0,
+            requests: self.get(field::REQUESTS),
+            delta_requests: self.get(field::DELTA_REQUESTS),
+            exceptions: self.get(field::EXCEPTIONS),
+            harakiri_count: self.get(field::HARAKIRI_COUNT),
+            respawn_count: self.get(field::RESPAWN_COUNT),
+            last_spawn: self.get(field::LAST_SPAWN),
+            running_time_us: self.get(field::RUNNING_TIME),
+            avg_rt_us: self.get(field::AVG_RT),
+            tx: self.get(field::TX),
+            cores: (0..self.cores)
+                .filter_map(|index| self.core(index).map(|core| core.snapshot(index)))
+                .collect(),
+        }
+    }
+
+    // --- the worker's side ---
+
+    pub fn set_accepting(&self, accepting: bool) {
+        self.set(field::ACCEPTING, u64::from(accepting));
+    }
+
+    /// Accounts a finished request: counters, time and bytes. uWSGI's `avg_rt` is the
+    /// running `(avg_rt + rt) / 2`, kept as is because dashboards are tuned to it.
+    pub fn count_request(&self, rt_us: u64, tx: u64, exception: bool) {
+        self.add(field::REQUESTS, 1);
+        self.add(field::DELTA_REQUESTS, 1);
+        self.add(field::RUNNING_TIME, rt_us);
+        self.add(field::TX, tx);
+        if exception {
+            self.add(field::EXCEPTIONS, 1);
+        }
+        // Threads of one worker may race here; the figure is an estimate either way.
+        let avg = self.get(field::AVG_RT);
+        self.set(
+            field::AVG_RT,
+            if avg == 0 { rt_us } else { (avg + rt_us) / 2 },
+        );
+    }
+}
+
+/// One request thread's slot. Only that thread writes it, except `HARAKIRI` (the master)
+/// and `reset` (the master, before the worker exists).
+#[derive(Clone, Copy)]
+pub struct CoreSlot<'a> {
+    words: &'a [AtomicU64],
+}
+
+impl CoreSlot<'_> {
+    fn get(&self, offset: usize) -> u64 {
+        self.words[offset].load(Ordering::Relaxed)
+    }
+
+    fn set(&self, offset: usize, value: u64) {
+        self.words[offset].store(value, Ordering::Relaxed);
+    }
+
+    fn reset(&self) {
+        for word in self.words {
+            word.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Once per thread, at its start.
+    pub fn set_thread(&self, ident: u64, tid: u64) {
+        self.set(core_field::THREAD_IDENT, ident);
+        self.set(core_field::TID, tid);
+    }
+
+    /// A request head was parsed: the harakiri clock starts now.
+    pub fn begin_request(&self, start_us: u64, method: &str, uri: &str, remote: &str) {
+        // Seqlock write: odd while the text changes.
+        let seq = self.get(core_field::SEQ);
+        self.set(core_field::SEQ, seq.wrapping_add(1));
+        fence(Ordering::Release);
+        let mut request = [0u8; REQUEST_TEXT_BYTES];
+        let mut len = 0;
+        for part in [method.as_bytes(), b" ", uri.as_bytes()] {
+            let n = part.len().min(REQUEST_TEXT_BYTES - len);
+            request[len..len + n].copy_from_slice(&part[..n]);
+            len += n;
+        }
+        self.write_text(core_field::REQUEST_TEXT, &request[..len]);
+        self.set(core_field::REQUEST_LEN, len as u64);
+        let mut peer = [0u8; core_field::REMOTE_WORDS * 8];
+        let n = remote.len().min(peer.len());
+        peer[..n].copy_from_slice(&remote.as_bytes()[..n]);
+        self.write_text(core_field::REMOTE_TEXT, &peer[..n]);
+        self.set(core_field::REMOTE_LEN, n as u64);
+        self.words[core_field::SEQ].store(seq.wrapping_add(2), Ordering::Release);
+        self.set(core_field::REQUEST_START, start_us);
+        self.set(core_field::IN_REQUEST, 1);
+    }
+
+    fn write_text(&self, offset: usize, bytes: &[u8]) {
+        for (index, chunk) in bytes.chunks(8).enumerate() {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.set(offset + index, u64::from_le_bytes(word));
+        }
+    }
+
+    pub fn end_request(&self) {
+        self.set(core_field::IN_REQUEST, 0);
+        self.set(core_field::REQUEST_START, 0);
+        self.set(core_field::USER_DEADLINE, 0);
+        self.words[core_field::REQUESTS].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `uwsgi.set_user_harakiri`: 0 clears it.
+    pub fn set_user_deadline(&self, deadline_us: u64) {
+        self.set(core_field::USER_DEADLINE, deadline_us);
+    }
+
+    /// The master condemns the request that started at `request_start_us`.
+    pub fn condemn(&self, request_start_us: u64) {
+        self.set(core_field::HARAKIRI, request_start_us);
+    }
+
+    /// Whether the request in progress is the one the master condemned.
+    pub fn is_condemned(&self) -> bool {
+        let start = self.get(core_field::REQUEST_START);
+        self.get(core_field::IN_REQUEST) != 0
+            && start != 0
+            && self.get(core_field::HARAKIRI) == start
+    }
+
+    pub fn snapshot(&self, id: usize) -> CoreSnapshot {
+        let (request, remote) = self.read_texts();
+        CoreSnapshot {
+            id,
+            in_request: self.get(core_field::IN_REQUEST) != 0,
+            requests: self.get(core_field::REQUESTS),
+            request_start_us: self.get(core_field::REQUEST_START),
+            user_deadline_us: self.get(core_field::USER_DEADLINE),
+            thread_ident: self.get(core_field::THREAD_IDENT),
+            tid: self.get(core_field::TID),
+            condemned: self.is_condemned(),
+            request,
+            remote,
+        }
+    }
+
+    /// Seqlock read, bounded: a writer killed mid-update leaves the sequence odd forever.
+    fn read_texts(&self) -> (String, String) {
+        for _ in 0..64 {
+            let before = self.words[core_field::SEQ].load(Ordering::Acquire);
+            if before % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let request = self.read_text(
+                core_field::REQUEST_TEXT,
+                self.get(core_field::REQUEST_LEN) as usize,
+                REQUEST_TEXT_BYTES,
+            );
+            let remote = self.read_text(
+                core_field::REMOTE_TEXT,
+                self.get(core_field::REMOTE_LEN) as usize,
+                core_field::REMOTE_WORDS * 8,
+            );
+            fence(Ordering::Acquire);
+            if self.words[core_field::SEQ].load(Ordering::Relaxed) == before {
+                return (
+                    String::from_utf8_lossy(&request).into_owned(),
+                    String::from_utf8_lossy(&remote).into_owned(),
+                );
+            }
+        }
+        (String::new(), String::new())
+    }
+
+    fn read_text(&self, offset: usize, len: usize, max: usize) -> Vec<u8> {
+        let len = len.min(max);
+        let mut out = Vec::with_capacity(len.next_multiple_of(8));
+        for index in 0..len.div_ceil(8) {
+            out.extend_from_slice(&self.get(offset + index).to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_counted_and_described() {
+        let board = Scoreboard::new(2, 2).expect("mmap");
+        let worker = board.worker(2).expect("worker 2 exists");
+        worker.prepare_spawn(1, 1000);
+        worker.set_pid(42);
+        let core = worker.core(1).expect("core 1 exists");
+        core.begin_request(5_000_000, "GET", "/slow?x=1", "127.0.0.1");
+        let busy = worker.snapshot();
+        assert_eq!(busy.status(), "busy");
+        assert_eq!(busy.cores[1].request, "GET /slow?x=1");
+        assert_eq!(busy.cores[1].remote, "127.0.0.1");
+        assert_eq!(busy.cores[1].request_start_us, 5_000_000);
+        core.end_request();
+        worker.count_request(200, 100, false);
+        worker.count_request(100, 50, true);
+        let idle = worker.snapshot();
+        assert_eq!(idle.status(), "idle");
+        assert_eq!(
+            (idle.requests, idle.delta_requests, idle.exceptions, idle.tx),
+            (2, 2, 1, 150)
+        );
+        assert_eq!((idle.running_time_us, idle.avg_rt_us), (300, 150));
+        assert_eq!(idle.cores[1].requests, 1);
+        assert_eq!(
+            (idle.pid, idle.respawn_count, idle.last_spawn),
+            (42, 1, 1000)
+        );
+        assert!(board.worker(3).is_none() && board.worker(0).is_none());
+    }
+
+    #[test]
+    fn long_uris_are_cut_and_respawn_keeps_totals() {
+        let board = Scoreboard::new(1, 1).expect("mmap");
+        let worker = board.worker(1).expect("worker 1");
+        let core = worker.core(0).expect("core 0");
+        let uri = format!("/{}", "a".repeat(1000));
+        core.begin_request(1, "POST", &uri, "");
+        let text = worker.snapshot().cores[0].request.clone();
+        assert_eq!(text.len(), REQUEST_TEXT_BYTES);
+        assert!(text.starts_with("POST /aaa"));
+        core.end_request();
+        worker.count_request(10, 1, false);
+        worker.prepare_spawn(2, 2000);
+        let after = worker.snapshot();
+        assert_eq!((after.requests, after.delta_requests), (1, 0));
+        assert_eq!(after.cores[0].requests, 0);
+    }
+
+    #[test]
+    fn condemned_means_this_very_request() {
+        let board = Scoreboard::new(1, 1).expect("mmap");
+        let core = board.worker(1).and_then(|w| w.core(0)).expect("core");
+        core.begin_request(77, "GET", "/", "");
+        core.condemn(77);
+        assert!(core.is_condemned());
+        core.end_request();
+        assert!(!core.is_condemned());
+        core.begin_request(78, "GET", "/", "");
+        assert!(!core.is_condemned());
+    }
+}
