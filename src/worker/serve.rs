@@ -117,7 +117,9 @@ fn lock_conns(shared: &Shared) -> std::sync::MutexGuard<'_, std::collections::Ha
 }
 
 /// Stop accepting; close idle connections that have nothing pending, and let those with a
-/// request already on the wire be served (with `Connection: close`).
+/// request already on the wire be served (with `Connection: close`). A connection accepted but
+/// not yet heard from is a client about to send its first request: it is served too, within
+/// `socket-timeout`.
 fn stop_accepting(shared: &Shared) {
     for listener in shared.listeners.iter() {
         let _ = shared.epoll.delete(listener.fd);
@@ -135,7 +137,7 @@ fn stop_accepting(shared: &Shared) {
     let mut conns = lock_conns(shared);
     let idle: Vec<i32> = conns
         .iter()
-        .filter(|(_, conn)| conn.buf.is_empty() && !has_pending_input(conn))
+        .filter(|(_, conn)| !conn.fresh && conn.buf.is_empty() && !has_pending_input(conn))
         .map(|(fd, _)| *fd)
         .collect();
     for fd in idle {
