@@ -338,7 +338,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("chown-socket", Owner, Sockets, "owner of unix sockets (`user` or `user:group`)"),
     opt("listen", Int, Sockets, "listen backlog (capped at net.core.somaxconn; uWSGI defaults to 100)").short('l').default("1024"),
     opt("buffer-size", Int, Sockets, "maximum size of a request's headers in bytes (at most 65535)").short('b').default("4096"),
-    opt("post-buffering", Int, Sockets, "buffer request bodies larger than this many bytes before calling the app (0: off)").default("0"),
+    opt("post-buffering", Int, Sockets, "read the whole request body before calling the app: up to this many bytes in memory, the rest in an anonymous temp file (0: the app reads from the socket)").default("0"),
     opt("socket-timeout", Seconds, Sockets, "timeout for socket reads and writes").short('z').default("4"),
     opt("https-socket", Address, Sockets, "listen with HTTPS").aliases(&["https", "ssl-socket", "suwsgi-socket", "https2"]).multi().later_hint("terminate TLS in nginx"),
     opt("shared-socket", Address, Sockets, "create a shared socket").aliases(&["undeferred-shared-socket"]).multi().later(),

@@ -84,6 +84,8 @@ pub struct ConnExchange {
     /// Why reading the request body failed, when it was the client's fault: the status line
     /// the worker answers with instead of the app's 500.
     body_error_status: Option<&'static [u8]>,
+    /// `post-buffering`: the whole body, read before the app ran.
+    spool: Option<Spool>,
     expect_continue: bool,
     protocol: Protocol,
     version: Version,
@@ -130,6 +132,7 @@ impl ConnExchange {
             body_remaining_known: true,
             body_failed: false,
             body_error_status: None,
+            spool: None,
             expect_continue,
             protocol,
             version,
@@ -312,8 +315,93 @@ impl ConnExchange {
     }
 }
 
+/// A request body read ahead of the app: in memory up to `post-buffering` bytes, beyond that
+/// in an unlinked temporary file (as uWSGI does), so a large upload does not sit in RAM.
+enum Spool {
+    Memory { data: Vec<u8>, position: usize },
+    File(std::fs::File),
+}
+
+impl Spool {
+    fn read(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        match self {
+            Spool::Memory { data, position } => {
+                let n = (data.len() - *position).min(max);
+                out.extend_from_slice(&data[*position..*position + n]);
+                *position += n;
+                Ok(n)
+            }
+            Spool::File(file) => {
+                use std::io::Read;
+                let start = out.len();
+                out.resize(start + max, 0);
+                let n = file.read(&mut out[start..])?;
+                out.truncate(start + n);
+                Ok(n)
+            }
+        }
+    }
+}
+
+/// An anonymous file in the temp directory (`O_TMPFILE`): it has no name, so nothing is left
+/// behind whatever happens to the worker.
+fn anonymous_file() -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o600)
+        .open(std::env::temp_dir())
+}
+
+impl ConnExchange {
+    /// `post-buffering`: reads the whole request body before the app runs, keeping up to
+    /// `threshold` bytes in memory and spilling the rest to an anonymous file. On error the
+    /// status for the client is in `request_error_status`.
+    pub fn prebuffer(&mut self, threshold: usize) -> io::Result<()> {
+        use std::io::{Seek, Write};
+        if self.body_done() {
+            return Ok(());
+        }
+        let mut memory = Vec::new();
+        let mut file: Option<std::fs::File> = None;
+        let mut chunk = Vec::with_capacity(COALESCE);
+        loop {
+            chunk.clear();
+            if Exchange::read_body(self, &mut chunk, COALESCE)? == 0 {
+                break;
+            }
+            if file.is_none() && memory.len() + chunk.len() > threshold {
+                let mut spill = anonymous_file()?;
+                spill.write_all(&memory)?;
+                memory = Vec::new();
+                file = Some(spill);
+            }
+            match file.as_mut() {
+                Some(spill) => spill.write_all(&chunk)?,
+                None => memory.extend_from_slice(&chunk),
+            }
+        }
+        self.spool = Some(match file {
+            Some(mut spill) => {
+                spill.rewind()?;
+                Spool::File(spill)
+            }
+            None => Spool::Memory {
+                data: memory,
+                position: 0,
+            },
+        });
+        Ok(())
+    }
+}
+
 impl Exchange for ConnExchange {
     fn read_body(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        if let Some(spool) = self.spool.as_mut() {
+            return spool.read(out, max);
+        }
         let result = self.read_body_inner(out, max);
         if let Err(err) = &result {
             self.body_failed = true;

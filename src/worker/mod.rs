@@ -64,6 +64,8 @@ pub struct Limits {
     pub socket_timeout: Duration,
     pub keepalive_timeout: Duration,
     pub disable_logging: bool,
+    /// `post-buffering` in bytes (0: the app reads the body from the socket as it comes).
+    pub post_buffering: usize,
     /// This worker's own figure: `max-requests` plus its delta and jitter (0: off).
     pub max_requests: u64,
     /// Bytes (0: off).

@@ -385,6 +385,16 @@ fn serve_http(shared: &Shared, conn: Conn, head: http::RequestHead<'_>) -> Optio
     exchange.log.var_count = vars.len() + 8;
     exchange.log.packet_size = vars.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     begin_request(shared, &mut exchange);
+    if !prebuffer(shared, &mut exchange) {
+        return finish(
+            shared,
+            Box::new(exchange),
+            crate::python::Outcome {
+                aborted: true,
+                app_error: false,
+            },
+        );
+    }
     let mut iter = vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
     let request = RequestVars {
         listener,
@@ -448,6 +458,16 @@ fn serve_uwsgi(shared: &Shared, conn: Conn, packet: uwsgi::Packet<'_>) {
     exchange.log.var_count = packet.vars.len();
     exchange.log.packet_size = packet_len - uwsgi::HEADER_LEN;
     begin_request(shared, &mut exchange);
+    if !prebuffer(shared, &mut exchange) {
+        let outcome = crate::python::Outcome {
+            aborted: true,
+            app_error: false,
+        };
+        if let Some(conn) = finish(shared, Box::new(exchange), outcome) {
+            close(shared, conn);
+        }
+        return;
+    }
     let mut iter = packet.vars.iter().map(|(k, v)| (*k, *v));
     let request = RequestVars {
         listener,
@@ -462,6 +482,31 @@ fn serve_uwsgi(shared: &Shared, conn: Conn, packet: uwsgi::Packet<'_>) {
 
 /// The head is parsed: show the request on the scoreboard (its harakiri clock starts) and
 /// let harakiri answer on its connection.
+/// `post-buffering`: the body is read whole before the app runs. A body that does not arrive
+/// is answered here (400, or 408 on `socket-timeout`) and the app is not called.
+fn prebuffer(shared: &Shared, exchange: &mut ConnExchange) -> bool {
+    let threshold = shared.limits.post_buffering;
+    if threshold == 0 {
+        return true;
+    }
+    if exchange.prebuffer(threshold).is_ok() {
+        return true;
+    }
+    use crate::python::Exchange;
+    let status = exchange
+        .request_error_status()
+        .unwrap_or(b"400 Bad Request");
+    let body = b"the request body did not arrive whole\n";
+    let headers = [(b"Content-Type".to_vec(), b"text/plain".to_vec())];
+    let head = crate::python::ResponseHead {
+        status,
+        headers: &headers,
+        content_length: Some(body.len() as u64),
+    };
+    let _ = exchange.respond(Some(head), body, true);
+    false
+}
+
 fn begin_request(shared: &Shared, exchange: &mut ConnExchange) {
     let Some(core) = current_core() else {
         return;
