@@ -15,19 +15,7 @@ use common::*;
 const HARAKIRI_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn start(args: &[&str]) -> (Kaiser, SocketAddr) {
-    let mut full = vec![
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        "tests/apps/stuck.py",
-    ];
-    full.extend_from_slice(args);
-    let kaiser = Kaiser::spawn(&full);
-    let addr = kaiser
-        .wait_for_addr("protocol=\"http\"", START_TIMEOUT)
-        .unwrap();
-    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
-    (kaiser, addr)
+    start_http(&[&["--wsgi-file", "tests/apps/stuck.py"], args].concat())
 }
 
 fn worker_pid(addr: SocketAddr) -> i64 {

@@ -10,14 +10,7 @@ use common::*;
 
 fn start(args: &[&str]) -> (Kaiser, SocketAddr) {
     let venv = venv().display().to_string();
-    let mut full = vec!["--http-socket", "127.0.0.1:0", "--home", venv.as_str()];
-    full.extend_from_slice(args);
-    let kaiser = Kaiser::spawn(&full);
-    let addr = kaiser.wait_for_addr("listening", START_TIMEOUT).unwrap();
-    kaiser
-        .wait_for_log("ready in", START_TIMEOUT)
-        .unwrap_or_else(|e| panic!("the app did not start from the venv: {e}"));
-    (kaiser, addr)
+    start_http(&[&["--home", venv.as_str()], args].concat())
 }
 
 fn json(response: &Response) -> serde_json::Value {

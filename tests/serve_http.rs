@@ -8,21 +8,8 @@ use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use common::start_http as start;
 use common::*;
-
-/// Starts kaiser on a fresh loopback port and waits until every worker accepts.
-fn start(args: &[&str]) -> (Kaiser, SocketAddr) {
-    let mut full = vec!["--http-socket", "127.0.0.1:0"];
-    full.extend_from_slice(args);
-    let kaiser = Kaiser::spawn(&full);
-    let addr = kaiser
-        .wait_for_addr("listening", START_TIMEOUT)
-        .unwrap_or_else(|e| panic!("kaiser did not report its http-socket: {e}"));
-    kaiser
-        .wait_for_log("ready in", START_TIMEOUT)
-        .unwrap_or_else(|e| panic!("kaiser workers never became ready: {e}"));
-    (kaiser, addr)
-}
 
 fn suite(processes: &str, threads: &str) -> (Kaiser, SocketAddr) {
     start(&[

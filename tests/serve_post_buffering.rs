@@ -27,18 +27,12 @@ fn sha256_hex(data: &[u8]) -> String {
 
 #[test]
 fn bodies_below_and_above_the_threshold_reach_the_app_whole() {
-    let kaiser = Kaiser::spawn(&[
-        "--http-socket",
-        "127.0.0.1:0",
+    let (_kaiser, addr) = start_http(&[
         "--wsgi-file",
         app("wsgi_suite_validated.py").to_str().unwrap(),
         "--post-buffering",
         "4096",
     ]);
-    let addr = kaiser
-        .wait_for_addr("protocol=\"http\"", START_TIMEOUT)
-        .unwrap();
-    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
     for size in [100usize, 300 * 1024] {
         let body: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
         let stream = TcpStream::connect(addr).unwrap();
@@ -68,18 +62,12 @@ fn bodies_below_and_above_the_threshold_reach_the_app_whole() {
 
 #[test]
 fn a_body_that_stops_short_is_a_400_and_the_app_is_not_called() {
-    let kaiser = Kaiser::spawn(&[
-        "--http-socket",
-        "127.0.0.1:0",
+    let (_kaiser, addr) = start_http(&[
         "--wsgi-file",
         app("wsgi_suite.py").to_str().unwrap(),
         "--post-buffering",
         "4096",
     ]);
-    let addr = kaiser
-        .wait_for_addr("protocol=\"http\"", START_TIMEOUT)
-        .unwrap();
-    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))

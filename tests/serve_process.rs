@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::start_http as start;
 use common::*;
 
 const EXIT: Duration = Duration::from_secs(20);
@@ -22,12 +23,6 @@ fn start_with(args: &[&str]) -> (Kaiser, SocketAddr) {
         .unwrap();
     kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
     (kaiser, addr)
-}
-
-fn start(args: &[&str]) -> (Kaiser, SocketAddr) {
-    let mut full = vec!["--http-socket", "127.0.0.1:0"];
-    full.extend_from_slice(args);
-    start_with(&full)
 }
 
 fn worker_pid(addr: SocketAddr) -> i32 {

@@ -7,16 +7,8 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::start_http as start;
 use common::*;
-
-fn start(args: &[&str]) -> (Kaiser, SocketAddr) {
-    let mut full = vec!["--http-socket", "127.0.0.1:0"];
-    full.extend_from_slice(args);
-    let kaiser = Kaiser::spawn(&full);
-    let addr = kaiser.wait_for_addr("listening", START_TIMEOUT).unwrap();
-    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
-    (kaiser, addr)
-}
 
 /// The routes of wsgi_suite.py that keep PEP 3333 (all but `/headers-injection` and the
 /// late `exc_info`), with the request and the status each must produce.
@@ -178,9 +170,7 @@ fn environ_over_http_socket_matches_uwsgi() {
 /// `threading.local()` data (Django's database connections) vanished between requests.
 #[test]
 fn threading_local_survives_between_requests_on_a_thread() {
-    let kaiser = Kaiser::spawn(&[
-        "--http-socket",
-        "127.0.0.1:0",
+    let (_kaiser, addr) = start(&[
         "--wsgi-file",
         app("thread_local.py").to_str().unwrap(),
         "--processes",
@@ -188,10 +178,6 @@ fn threading_local_survives_between_requests_on_a_thread() {
         "--threads",
         "1",
     ]);
-    let addr = kaiser
-        .wait_for_addr("protocol=\"http\"", START_TIMEOUT)
-        .unwrap();
-    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
     let counts: Vec<String> = (0..5)
         .map(|_| http_get(addr, "/").unwrap().text())
         .collect();

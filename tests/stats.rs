@@ -13,19 +13,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn start(args: &[&str]) -> (Kaiser, SocketAddr) {
-    let mut full = vec![
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        "tests/apps/hello.py",
-    ];
-    full.extend_from_slice(args);
-    let kaiser = Kaiser::spawn(&full);
-    let addr = kaiser
-        .wait_for_addr("protocol=\"http\"", START_TIMEOUT)
-        .unwrap();
-    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
-    (kaiser, addr)
+    start_http(&[&["--wsgi-file", "tests/apps/hello.py"], args].concat())
 }
 
 fn read_stats(path: &Path) -> serde_json::Value {

@@ -150,6 +150,8 @@ pub(crate) struct Shared {
     pub requests: AtomicU64,
     pub pid: sys::process::Pid,
     pub multithreaded: bool,
+    /// The last accept succeeded: more connections may be queued (see `serve::accept_from`).
+    pub backlog_pending: AtomicBool,
     pub recycling: RecycleWatch,
     pub worker_id: u32,
     pub scoreboard: Arc<Scoreboard>,
@@ -207,6 +209,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         requests: AtomicU64::new(0),
         pid: sys::process::getpid(),
         multithreaded: setup.threads > 1,
+        backlog_pending: AtomicBool::new(false),
         recycling: RecycleWatch::new(setup.ready_fd),
         worker_id: setup.id,
         scoreboard: setup.scoreboard.clone(),

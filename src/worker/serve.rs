@@ -75,6 +75,13 @@ pub fn thread_loop(shared: &Shared, core: usize) {
             );
             return;
         }
+        if shared.backlog_pending.load(Ordering::Relaxed)
+            && !shared.stopping.load(Ordering::Acquire)
+        {
+            for index in 0..shared.listeners.len() {
+                accept_from(shared, index);
+            }
+        }
         if let Err(err) = shared
             .epoll
             .wait(&mut events, max_events, Some(Duration::from_secs(1)))
@@ -101,7 +108,7 @@ pub fn thread_loop(shared: &Shared, core: usize) {
                 continue;
             }
             if token >= LISTENER_BASE {
-                accept_one(shared, (token - LISTENER_BASE) as usize);
+                accept_from(shared, (token - LISTENER_BASE) as usize);
                 continue;
             }
             let conn = lock_conns(shared).remove(&(token as i32));
@@ -184,17 +191,36 @@ fn sweep_idle(shared: &Shared) {
     }
 }
 
-/// Accepts one connection and serves it.
+/// Takes one new connection and serves it on this thread.
 ///
-/// One per wake-up: this thread serves what it accepts before accepting again, so a second
-/// connection taken here would wait behind the first while a sibling thread or an idle
-/// worker could have had it. The listener is level-triggered, so what is left in the
-/// backlog wakes another idle waiter (and the kernel skips workers with none,
+/// One per wake-up: a second connection taken here would wait behind the first while a
+/// sibling thread or an idle worker could have had it (every idle thread of this worker is
+/// also woken for the level-triggered listener, and the kernel skips workers with none,
 /// `EPOLLEXCLUSIVE`).
 ///
-/// A stopping worker still accepts the connection that woke it (and serves it with
-/// `Connection: close`): the wake-up went to it alone. Returns whether one was accepted.
+/// When all threads are busy, though, the listener only gets its turn in the epoll queue
+/// behind every ready connection, and a wave of new clients (256 slow requests, say) would
+/// time out in the backlog. So a successful accept sets `backlog_pending`, and every thread
+/// that finishes a request takes one more connection first, until the backlog is empty.
+fn accept_from(shared: &Shared, index: usize) {
+    let accepted = accept_one(shared, index);
+    shared.backlog_pending.store(accepted, Ordering::Relaxed);
+}
+
+/// Accepts one connection and serves it. A stopping worker still accepts the connection
+/// that woke it (and serves it with `Connection: close`): the wake-up went to it alone.
+/// Returns whether one was accepted.
 fn accept_one(shared: &Shared, index: usize) -> bool {
+    match accept_conn(shared, index) {
+        Some(conn) => {
+            drive(shared, conn);
+            true
+        }
+        None => false,
+    }
+}
+
+fn accept_conn(shared: &Shared, index: usize) -> Option<Conn> {
     let listener = &shared.listeners[index];
     match sys::net::accept(listener.fd()) {
         Ok(Some((fd, peer))) => {
@@ -205,26 +231,25 @@ fn accept_one(shared: &Shared, index: usize) -> bool {
                 Some(BindAddr::Tcp(addr)) => (addr.ip().to_string(), addr.port().to_string()),
                 _ => (String::new(), String::new()),
             };
-            let conn = Conn {
+            Some(Conn {
                 fd,
                 listener: index,
                 peer_addr,
                 peer_port,
                 buf: Vec::new(),
                 last_active: Instant::now(),
-                partial: false,
+                // A new connection's first request is bounded by `socket-timeout`.
+                partial: true,
                 registered: false,
                 fresh: true,
-            };
-            drive(shared, conn);
-            true
+            })
         }
-        Ok(None) => false,
+        Ok(None) => None,
         Err(err) => {
             // EMFILE and friends: log and back off this wake-up; the listener stays
             // registered so the next wake retries.
             tracing::error!(error = %err, "accept failed");
-            false
+            None
         }
     }
 }
@@ -272,6 +297,15 @@ fn drive(shared: &Shared, mut conn: Conn) {
                         match serve_http(shared, conn, head) {
                             Some(next) => {
                                 conn = next;
+                                // Back to the queue rather than read again: a client that
+                                // answers within microseconds would otherwise keep this
+                                // thread to itself while other connections wait (seen as a
+                                // 1 s p99 with 64 keep-alive clients). A request already
+                                // pipelined in the buffer is served first.
+                                if conn.buf.is_empty() {
+                                    park(shared, conn);
+                                    return;
+                                }
                                 continue;
                             }
                             None => return,

@@ -17,19 +17,10 @@ use std::time::Duration;
 
 use crate::common::*;
 
-pub const EXIT: Duration = Duration::from_secs(20);
-
 /// Starts `kaiser --http-socket 127.0.0.1:0 ARGS…` and waits until it is ready.
-pub fn start(args: &[&str]) -> (Kaiser, SocketAddr) {
-    let mut full = vec!["--http-socket", "127.0.0.1:0"];
-    full.extend_from_slice(args);
-    let kaiser = Kaiser::spawn(&full);
-    let addr = kaiser
-        .wait_for_addr("protocol=\"http\"", START_TIMEOUT)
-        .unwrap();
-    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
-    (kaiser, addr)
-}
+pub use crate::common::start_http as start;
+
+pub const EXIT: Duration = Duration::from_secs(20);
 
 /// Client threads sending `GET /` on fresh connections as fast as they can, checking each
 /// response is a complete `200 Hello World` (the strict client checks the framing).
