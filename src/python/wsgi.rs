@@ -26,6 +26,16 @@ pub trait Exchange: Send {
         body: &[u8],
         last: bool,
     ) -> Result<(), RespondError>;
+    /// Sends `count` bytes of the open regular file `fd`, from `offset`, as the whole body
+    /// (`wsgi.file_wrapper` over a real file): `sendfile(2)` where the framing allows it.
+    /// `head` is `Some` as in [`Exchange::respond`]; the response is complete afterwards.
+    fn send_file(
+        &mut self,
+        head: Option<ResponseHead<'_>>,
+        fd: std::os::fd::RawFd,
+        offset: u64,
+        count: u64,
+    ) -> Result<(), RespondError>;
     /// The status line to answer with instead of a 500 when the app failed because the
     /// client sent a bad request body (`400 Bad Request`, `408 Request Timeout`).
     fn request_error_status(&self) -> Option<&'static [u8]> {
@@ -394,11 +404,35 @@ enum SendError {
 }
 
 /// Sends response bytes through the exchange with the GIL released.
+/// What one call into the exchange sends.
+enum Payload<'a> {
+    Bytes {
+        body: &'a [u8],
+        last: bool,
+    },
+    /// An open regular file's bytes (`wsgi.file_wrapper`), sent with sendfile.
+    File {
+        fd: std::os::fd::RawFd,
+        offset: u64,
+        count: u64,
+    },
+}
+
 fn respond(
     py: Python<'_>,
     state: &Shared,
     body: &[u8],
     last: bool,
+    content_length: Option<u64>,
+) -> Result<(), SendError> {
+    deliver(py, state, Payload::Bytes { body, last }, content_length)
+}
+
+/// Sends response data through the exchange with the GIL released.
+fn deliver(
+    py: Python<'_>,
+    state: &Shared,
+    payload: Payload<'_>,
     content_length: Option<u64>,
 ) -> Result<(), SendError> {
     let (mut exchange, head) = {
@@ -421,17 +455,14 @@ fn respond(
         (exchange, head)
     };
     let (exchange, result) = py.detach(move || {
-        let result = match &head {
-            Some((status, headers)) => exchange.respond(
-                Some(ResponseHead {
-                    status,
-                    headers,
-                    content_length,
-                }),
-                body,
-                last,
-            ),
-            None => exchange.respond(None, body, last),
+        let head = head.as_ref().map(|(status, headers)| ResponseHead {
+            status,
+            headers,
+            content_length,
+        });
+        let result = match payload {
+            Payload::Bytes { body, last } => exchange.respond(head, body, last),
+            Payload::File { fd, offset, count } => exchange.send_file(head, fd, offset, count),
         };
         (exchange, result)
     });
@@ -448,6 +479,11 @@ fn respond(
 }
 
 fn send_result(py: Python<'_>, state: &Shared, result: &Bound<'_, PyAny>) -> Result<(), SendError> {
+    if let Ok(wrapper) = result.cast::<FileWrapper>() {
+        if let Some((fd, offset, count)) = regular_file(py, &wrapper.borrow().filelike) {
+            return deliver(py, state, Payload::File { fd, offset, count }, Some(count));
+        }
+    }
     // A list or tuple (what most frameworks return) has a known length: send it with
     // Content-Length, in as few writes as possible.
     if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
@@ -595,37 +631,35 @@ const READ_CHUNK: usize = 64 * 1024;
 impl Input {
     /// Reads more body bytes into the buffer with the GIL released. Returns false at EOF.
     fn fill(&self, py: Python<'_>, want: usize) -> PyResult<bool> {
-        let mut exchange = {
+        // The buffer travels into the GIL-free read and back, so body bytes are copied once
+        // from the socket into it, and once more into the `bytes` the app gets.
+        let (mut exchange, mut buffer) = {
             let mut st = lock(&self.state);
             if st.input_eof {
                 return Ok(false);
             }
-            match st.exchange.take() {
-                Some(exchange) => exchange,
-                None => return Ok(false),
-            }
+            let Some(exchange) = st.exchange.take() else {
+                return Ok(false);
+            };
+            let position = st.input_pos;
+            st.input.drain(..position);
+            st.input_pos = 0;
+            (exchange, std::mem::take(&mut st.input))
         };
         let want = want.clamp(1, READ_CHUNK);
-        let (exchange, chunk, result) = py.detach(move || {
-            let mut chunk = Vec::with_capacity(want);
-            let result = exchange.read_body(&mut chunk, want);
-            (exchange, chunk, result)
+        let (exchange, buffer, result) = py.detach(move || {
+            let result = exchange.read_body(&mut buffer, want);
+            (exchange, buffer, result)
         });
         let mut st = lock(&self.state);
         st.exchange = Some(exchange);
+        st.input = buffer;
         match result {
             Ok(0) => {
                 st.input_eof = true;
                 Ok(false)
             }
-            Ok(_) => {
-                if st.input_pos > 0 && st.input_pos == st.input.len() {
-                    st.input.clear();
-                    st.input_pos = 0;
-                }
-                st.input.extend_from_slice(&chunk);
-                Ok(true)
-            }
+            Ok(_) => Ok(true),
             Err(err) => {
                 st.input_eof = true;
                 Err(PyOSError::new_err(format!(
@@ -733,6 +767,29 @@ impl Input {
             Some(line)
         })
     }
+}
+
+/// The fd, current position and remaining length of a file-like object backed by a regular
+/// file, or `None` (a pipe, a BytesIO, anything without `fileno`) to iterate it instead.
+fn regular_file(py: Python<'_>, filelike: &Py<PyAny>) -> Option<(std::os::fd::RawFd, u64, u64)> {
+    let filelike = filelike.bind(py);
+    let fd: i32 = filelike
+        .call_method0(intern!(py, "fileno"))
+        .ok()?
+        .extract()
+        .ok()?;
+    let offset: u64 = filelike
+        .call_method0(intern!(py, "tell"))
+        .ok()?
+        .extract()
+        .ok()?;
+    let stat = py.import("os").ok()?.call_method1("fstat", (fd,)).ok()?;
+    let mode: u32 = stat.getattr("st_mode").ok()?.extract().ok()?;
+    if mode & 0o170000 != 0o100000 {
+        return None;
+    }
+    let size: u64 = stat.getattr("st_size").ok()?.extract().ok()?;
+    Some((fd, offset, size.saturating_sub(offset)))
 }
 
 /// `wsgi.file_wrapper(filelike, blksize=8192)`: an iterable over the file in blocks that

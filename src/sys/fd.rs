@@ -53,6 +53,27 @@ pub fn read_append(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, at_least: usize) -> io
     }
 }
 
+/// Appends at most `limit` bytes read from `fd` to `buf` (a body must not swallow the next
+/// pipelined request), retrying on EINTR.
+pub fn read_limited(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
+    buf.reserve(limit);
+    let spare = &mut buf.spare_capacity_mut()[..limit];
+    loop {
+        // SAFETY: `spare` is valid for writes of `spare.len()` bytes; `read` initialises
+        // exactly the returned count, which is what `set_len` then exposes.
+        let ret = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        match cvt_size(ret) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(n) => {
+                // SAFETY: `n` bytes past the old length were just written by `read`.
+                unsafe { buf.set_len(buf.len() + n) };
+                return Ok(n);
+            }
+        }
+    }
+}
+
 /// `send(2)` with MSG_NOSIGNAL (a peer that went away gives EPIPE, never SIGPIPE).
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     loop {

@@ -263,6 +263,32 @@ impl ConnExchange {
                         *left -= n as u64;
                         return Ok(n);
                     }
+                    // Nothing buffered: read straight into the caller's buffer (one copy
+                    // fewer), never past the body's end.
+                    let want = (*left).min(max.max(1) as u64) as usize;
+                    let expect_continue = std::mem::take(&mut self.expect_continue);
+                    if expect_continue && self.response_framing.is_none() {
+                        self.send_all(response::CONTINUE)?;
+                    }
+                    loop {
+                        let Framing::Length(left) = &mut self.body else {
+                            unreachable!("matched above")
+                        };
+                        match sys::fd::read_limited(self.conn.fd.as_fd(), out, want) {
+                            Ok(0) => return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "the client closed the connection before sending the whole body",
+                            )),
+                            Ok(n) => {
+                                *left -= n as u64;
+                                return Ok(n);
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                self.wait(sys::poll::READABLE)?
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
                 }
                 Framing::Chunked(decoder) => {
                     if decoder.is_done() {
@@ -546,6 +572,69 @@ impl Exchange for ConnExchange {
             self.completed = true;
         }
         Ok(())
+    }
+
+    fn send_file(
+        &mut self,
+        head: Option<ResponseHead<'_>>,
+        fd: RawFd,
+        offset: u64,
+        count: u64,
+    ) -> Result<(), RespondError> {
+        // The head (and nothing else) first.
+        self.respond(head, b"", false)?;
+        // SAFETY: the fd belongs to the app's file object, which the Python driver holds
+        // (open) for the whole call; it is only read from here.
+        let file = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        match self.response_framing {
+            Some(response::Framing::NoBody) => {}
+            Some(response::Framing::Chunked) | None => {
+                // Only when the length is unknown to the framing; read and chunk it.
+                let mut buffer = vec![0u8; COALESCE];
+                let mut position = offset as i64;
+                let mut remaining = count;
+                while remaining > 0 {
+                    let want = remaining.min(buffer.len() as u64) as usize;
+                    // SAFETY: `buffer` is writable for `want` bytes.
+                    let n = unsafe { libc::pread(fd, buffer.as_mut_ptr().cast(), want, position) };
+                    if n <= 0 {
+                        break;
+                    }
+                    self.respond(None, &buffer[..n as usize], false)?;
+                    position += n as i64;
+                    remaining -= n as u64;
+                }
+            }
+            Some(response::Framing::Length(_)) | Some(response::Framing::Close) => {
+                let mut position = offset as i64;
+                let mut remaining = count.min(self.length_left.unwrap_or(u64::MAX));
+                while remaining > 0 {
+                    let chunk = remaining.min(1 << 30) as usize;
+                    match sys::fd::sendfile(self.conn.fd.as_fd(), file, &mut position, chunk) {
+                        // The file shrank: the connection will close short of Content-Length.
+                        Ok(0) => break,
+                        Ok(n) => {
+                            remaining -= n as u64;
+                            self.log.body_bytes += n as u64;
+                            if let Some(left) = self.length_left.as_mut() {
+                                *left -= n as u64;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            self.wait(sys::poll::WRITABLE).map_err(|e| {
+                                self.broken = true;
+                                RespondError::Io(e)
+                            })?
+                        }
+                        Err(e) => {
+                            self.broken = true;
+                            return Err(RespondError::Io(e));
+                        }
+                    }
+                }
+            }
+        }
+        self.respond(None, b"", true)
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
