@@ -173,6 +173,9 @@ pub struct Config {
     /// Bytes; zero means off. Checked by the master every cycle; the worker is killed.
     pub evil_reload_on_rss: u64,
     pub evil_reload_on_as: u64,
+    /// `idle`: zero means off.
+    pub idle: Duration,
+    pub die_on_idle: bool,
     pub touch_chain_reload: Vec<PathBuf>,
     pub touch_workers_reload: Vec<PathBuf>,
     pub stats_http: bool,
@@ -240,6 +243,8 @@ impl Default for Config {
             reload_on_as: 0,
             evil_reload_on_rss: 0,
             evil_reload_on_as: 0,
+            idle: Duration::ZERO,
+            die_on_idle: false,
             touch_chain_reload: Vec::new(),
             touch_workers_reload: Vec::new(),
             stats_http: false,

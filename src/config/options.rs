@@ -317,7 +317,9 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("close-on-exec", Bool, Processes, "set close-on-exec on request sockets").aliases(&["close-on-exec2"]).later(),
     opt("limit-as", Int, Processes, "limit the address space of processes (MB)").later(),
     opt("cpu-affinity", Int, Processes, "pin workers to CPUs").later(),
-    opt("idle", Seconds, Processes, "go cheap after this many idle seconds").aliases(&["die-on-idle", "cheap"]).later(),
+    opt("idle", Seconds, Processes, "after this many seconds without a request, stop the workers until the next connection (cheap mode; 0: off)").default("0"),
+    opt("die-on-idle", Bool, Processes, "with `idle`: stop the vassal instead of going cheap").default("false"),
+    opt("cheap", Bool, Processes, "start in cheap mode").later(),
     opt("honour-stdin", Bool, Processes, "do not remap stdin to /dev/null").later(),
     opt("skip-atexit", Bool, Processes, "skip atexit hooks").aliases(&["skip-atexit-teardown"]).later(),
     opt("hook-asap", Text, Processes, "run a hook at a given phase").aliases(&[

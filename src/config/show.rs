@@ -219,6 +219,12 @@ fn render_recycling(config: &Config, default: &Config, line: &mut impl FnMut(&st
             &secs(config.max_worker_lifetime_delta),
         );
     }
+    if config.idle != default.idle {
+        line("idle", &secs(config.idle));
+    }
+    if config.die_on_idle {
+        line("die-on-idle", "true");
+    }
     if config.min_worker_lifetime != default.min_worker_lifetime {
         line("min-worker-lifetime", &secs(config.min_worker_lifetime));
     }

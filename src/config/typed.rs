@@ -250,6 +250,8 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "reload-on-as" => config.reload_on_as = megabytes(v)?,
         "evil-reload-on-rss" => config.evil_reload_on_rss = megabytes(v)?,
         "evil-reload-on-as" => config.evil_reload_on_as = megabytes(v)?,
+        "idle" => config.idle = seconds(v)?,
+        "die-on-idle" => config.die_on_idle = uwsgi_bool(v),
         "touch-chain-reload" => config.touch_chain_reload.push(path(v)?),
         "touch-workers-reload" => config.touch_workers_reload.push(path(v)?),
         "stats-http" => config.stats_http = uwsgi_bool(v),

@@ -204,3 +204,16 @@ where
 {
     Python::attach(|py| py.detach(f))
 }
+
+/// Runs the Python-level signal handlers (`signal.signal`) for signals that arrived since the
+/// last call. Must be called on Python's main thread. A handler that raises is logged.
+pub fn run_signal_handlers() {
+    Python::attach(|py| {
+        if let Err(err) = py.check_signals() {
+            tracing::error!(
+                "a Python signal handler raised:\n{}",
+                crate::python::app::format_exception(py, &err)
+            );
+        }
+    });
+}

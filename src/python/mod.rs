@@ -12,7 +12,9 @@ mod uwsgi_module;
 mod wsgi;
 
 pub use app::{load_app, App, AppSpec, LoadAppError};
-pub use interpreter::{fork, initialize, with_thread_state, InitPythonError, InterpreterOptions};
+pub use interpreter::{
+    fork, initialize, run_signal_handlers, with_thread_state, InitPythonError, InterpreterOptions,
+};
 pub use tracebacks::thread_stacks;
 pub use uwsgi_module::{
     install as install_uwsgi_module, set_user_harakiri_hook, set_worker_id, ModuleInfo,

@@ -41,13 +41,12 @@ pub fn block(set: &SigSet) -> io::Result<()> {
     Ok(())
 }
 
-/// Unblocks every signal and restores default dispositions: the first thing a forked child
-/// or an exec'd process does, so it never inherits its parent's signal plumbing.
-pub fn reset_all() {
-    for sig in 1..libc::SIGRTMIN() {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
+/// Restores the default disposition of `signals` and unblocks every signal: what a forked
+/// worker does with the signals kaiser itself uses. Other dispositions stay as inherited,
+/// so a Python handler the app installed (`signal.signal` at import, in the master) keeps
+/// working in the worker.
+pub fn reset(signals: &[libc::c_int]) {
+    for &sig in signals {
         // SAFETY: resetting a disposition to SIG_DFL is always sound.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }

@@ -29,6 +29,8 @@ pub(super) enum Command {
     BrutalWorkersReload,
     /// `c`: replace workers one at a time.
     ChainReload,
+    /// `p`: pause (stop accepting) or resume, like SIGTSTP.
+    Pause,
     /// `q`: graceful stop.
     Stop,
     /// `Q`: brutal stop.
@@ -51,7 +53,8 @@ pub(super) fn decode(byte: u8) -> Option<Command> {
         b'q' => Command::Stop,
         b'Q' => Command::BrutalStop,
         b's' => Command::Stats,
-        b'+' | b'-' | b'B' | b'C' | b'E' | b'f' | b'l' | b'L' | b'p' | b'P' | b'S' => {
+        b'p' => Command::Pause,
+        b'+' | b'-' | b'B' | b'C' | b'E' | b'f' | b'l' | b'L' | b'P' | b'S' => {
             Command::Unsupported(byte)
         }
         _ => return None,
@@ -204,7 +207,8 @@ mod tests {
             (b'q', Some(Command::Stop)),
             (b'Q', Some(Command::BrutalStop)),
             (b's', Some(Command::Stats)),
-            (b'p', Some(Command::Unsupported(b'p'))),
+            (b'p', Some(Command::Pause)),
+            (b'P', Some(Command::Unsupported(b'P'))),
             (b'\n', None),
             (b' ', None),
             (b'x', None),

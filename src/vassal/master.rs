@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::exit;
 use super::fifo::{Command, MasterFifo};
 use super::harakiri::{Harakiri, HarakiriSettings};
+use super::idle::{IdleVerdict, IdleWatch};
 use super::recycle::{self, Cause, Recycler, Retiring};
 use super::sockets::{self, BoundSocket, LISTEN_FDS_ENV};
 use super::stats_server::{BindStatsError, StatsServer};
@@ -128,6 +129,9 @@ struct Master<'a> {
     reloads: u64,
     exit_code: i32,
     scoreboard: Arc<Scoreboard>,
+    /// SIGTSTP / FIFO `p`: workers do not accept new connections.
+    paused: bool,
+    idle: Option<IdleWatch>,
     harakiri: Harakiri,
     stats: Option<StatsServer>,
     lifecycle: Lifecycle,
@@ -237,6 +241,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         libc::SIGQUIT,
         libc::SIGCHLD,
         libc::SIGUSR1,
+        libc::SIGTSTP,
     ]);
     sys::signal::block(&handled)?;
     sys::signal::ignore_sigpipe();
@@ -283,6 +288,9 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
             next_memory_check: started,
         },
         scoreboard: Arc::new(Scoreboard::new(config.processes, config.threads)?),
+        paused: false,
+        idle: (config.idle > Duration::ZERO)
+            .then(|| IdleWatch::new(config.idle, config.die_on_idle, started)),
         harakiri: Harakiri::new(HarakiriSettings {
             timeout: config.harakiri,
             grace: config.harakiri_graceful_timeout,
@@ -500,11 +508,23 @@ impl Master<'_> {
             if let Some(stats) = &self.stats {
                 fds.extend(stats.poll_fds());
             }
+            let stats_to = fds.len();
+            if self.is_cheap() && self.worker_pids().is_empty() {
+                fds.extend(
+                    self.sockets
+                        .iter()
+                        .map(|s| (s.fd.as_fd(), sys::poll::READABLE)),
+                );
+            }
             let revents = sys::poll::poll(&fds, Some(timeout))?;
+            let connection_waiting = revents[stats_to..].iter().any(|r| *r != 0);
             let emperor_event = emperor_index.map_or(0, |i| revents[i]);
             let fifo_event = fifo_index.map_or(0, |i| revents[i]);
             drop(fds);
-            self.on_stats_events(&revents[stats_from..]);
+            self.on_stats_events(&revents[stats_from..stats_to]);
+            if connection_waiting {
+                self.leave_cheap()?;
+            }
             if revents[0] != 0 {
                 while let Some(sig) = self.signals.read()? {
                     self.on_signal(sig)?;
@@ -559,7 +579,95 @@ impl Master<'_> {
             libc::SIGINT => self.begin_stop(true, "SIGINT"),
             libc::SIGHUP => self.begin_reload(false)?,
             libc::SIGUSR1 => self.log_stats(),
+            libc::SIGTSTP => self.toggle_pause(),
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// SIGTSTP or FIFO `p`: workers stop accepting new connections (queued ones wait in the
+    /// backlog; connections already open keep being served), or start again.
+    fn toggle_pause(&mut self) {
+        self.paused = !self.paused;
+        if self.paused {
+            tracing::info!(
+                "paused: workers stop accepting new connections (SIGTSTP or `p` again resumes)"
+            );
+        } else {
+            tracing::info!("resumed: workers accept again");
+        }
+        // Only ready workers have their signalfd; a starting one gets the state when it is
+        // ready (SIGTSTP's default action would stop it).
+        for slot in self.slots.iter().filter(|s| s.ready) {
+            if let Some(pid) = slot.pid {
+                let _ = sys::signal::kill(pid, libc::SIGTSTP);
+            }
+        }
+    }
+
+    /// `idle` / `die-on-idle`, checked every turn of the loop.
+    fn check_idle(&mut self, now: Instant) {
+        if self.phase != Phase::Running || self.paused {
+            return;
+        }
+        let (requests, busy) = self.activity();
+        let Some(watch) = self.idle.as_mut() else {
+            return;
+        };
+        if watch.tick(requests, busy, now) != IdleVerdict::Idle {
+            return;
+        }
+        let secs = watch.limit.as_secs();
+        if watch.die {
+            tracing::info!(
+                "workers have been inactive for more than {secs} seconds; stopping (die-on-idle)"
+            );
+            self.begin_stop(false, "die-on-idle");
+            return;
+        }
+        watch.cheap = true;
+        tracing::info!("workers have been inactive for more than {secs} seconds; stopping them until the next connection (cheap mode)");
+        let _ = self
+            .notifier
+            .notify("STATUS=cheap: no workers until the next connection");
+        for slot in &mut self.slots {
+            slot.respawn_at = None;
+            if let Some(pid) = slot.pid {
+                let _ = sys::signal::kill(pid, libc::SIGTERM);
+            }
+        }
+    }
+
+    /// Total requests and whether any is in flight, from the scoreboard.
+    fn activity(&self) -> (u64, bool) {
+        let mut requests = 0;
+        let mut busy = false;
+        for slot in &self.slots {
+            if let Some(worker) = self.scoreboard.worker(slot.id) {
+                let snapshot = worker.snapshot();
+                requests += snapshot.requests;
+                busy |= snapshot.status() == "busy";
+            }
+        }
+        (requests, busy)
+    }
+
+    fn is_cheap(&self) -> bool {
+        self.idle.as_ref().is_some_and(|w| w.cheap)
+    }
+
+    /// A connection is waiting on a socket while cheap: bring the workers back. The master
+    /// never accepts it; it waits in the backlog for them.
+    fn leave_cheap(&mut self) -> Result<(), RunVassalError> {
+        let (requests, _) = self.activity();
+        if let Some(watch) = self.idle.as_mut() {
+            watch.wake(requests, Instant::now());
+        }
+        tracing::info!("a connection arrived: respawning the workers (leaving cheap mode)");
+        for index in 0..self.slots.len() {
+            if self.slots[index].pid.is_none() {
+                self.spawn(index)?;
+            }
         }
         Ok(())
     }
@@ -777,6 +885,10 @@ impl Master<'_> {
                 self.begin_stop(true, "app failed to load");
                 continue;
             }
+            if self.is_cheap() {
+                tracing::info!(worker = id, pid, %how, "worker stopped (cheap mode)");
+                continue;
+            }
             match how {
                 ExitKind::Code(0) => {
                     tracing::info!(worker = id, pid, "worker exited (recycled), respawning")
@@ -824,6 +936,7 @@ impl Master<'_> {
             return Ok(());
         }
         self.lifecycle_tick(now)?;
+        self.check_idle(now);
         for index in 0..self.slots.len() {
             if self.slots[index].pid.is_none()
                 && self.slots[index].respawn_at.is_some_and(|at| at <= now)
@@ -994,6 +1107,9 @@ impl Master<'_> {
             return;
         };
         self.slots[index].ready = true;
+        if self.paused {
+            let _ = sys::signal::kill(pid, libc::SIGTSTP);
+        }
         let id = self.slots[index].id;
         let kill_at = Instant::now() + self.config.worker_reload_mercy;
         let mut replaced = Vec::new();
@@ -1209,6 +1325,7 @@ impl Master<'_> {
                 Command::Stop => self.begin_stop(false, "master fifo `q`"),
                 Command::BrutalStop => self.begin_stop(true, "master fifo `Q`"),
                 Command::Stats => self.log_stats(),
+                Command::Pause => self.toggle_pause(),
                 Command::Unsupported(byte) => tracing::warn!(
                     "master fifo: command `{}` is not supported by kaiser; ignoring it",
                     byte as char

@@ -14,6 +14,7 @@
 
 mod fifo;
 mod harakiri;
+mod idle;
 mod master;
 mod recycle;
 mod sockets;

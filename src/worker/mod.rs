@@ -97,7 +97,18 @@ pub const EXIT_FAILED_APP: i32 = 22;
 /// Runs the worker in the freshly forked child. Never returns.
 pub fn run(setup: WorkerSetup<'_>) -> ! {
     // First: no inherited signal plumbing, no master-only fds, die with the master.
-    sys::signal::reset_all();
+    // kaiser's own signals back to their defaults (the worker blocks and reads them below);
+    // any other disposition is the app's, set up at import, and stays.
+    sys::signal::reset(&[
+        libc::SIGHUP,
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGTSTP,
+        libc::SIGCHLD,
+    ]);
     sys::signal::ignore_sigpipe();
     for fd in &setup.close_fds {
         // SAFETY: these fds belong to the master; the child never uses them.
@@ -150,6 +161,8 @@ pub(crate) struct Shared {
     pub requests: AtomicU64,
     pub pid: sys::process::Pid,
     pub multithreaded: bool,
+    /// Paused by the master (SIGTSTP): the listeners are out of the epoll set.
+    pub paused: AtomicBool,
     /// The last accept succeeded: more connections may be queued (see `serve::accept_from`).
     pub backlog_pending: AtomicBool,
     pub recycling: RecycleWatch,
@@ -194,6 +207,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         libc::SIGQUIT,
         libc::SIGUSR1,
         libc::SIGUSR2,
+        libc::SIGTSTP,
     ]);
     sys::signal::block(&handled)?;
     let signals = sys::signal::SignalFd::new(&handled)?;
@@ -210,6 +224,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         pid: sys::process::getpid(),
         multithreaded: setup.threads > 1,
         backlog_pending: AtomicBool::new(false),
+        paused: AtomicBool::new(false),
         recycling: RecycleWatch::new(setup.ready_fd),
         worker_id: setup.id,
         scoreboard: setup.scoreboard.clone(),
@@ -258,14 +273,19 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     loop {
         let revents = sys::poll::poll(
             &[(signals.as_fd(), sys::poll::READABLE)],
-            Some(Duration::from_millis(500)),
+            Some(Duration::from_millis(200)),
         )?;
+        // Python runs `signal.signal()` handlers only on its main thread, which is this one
+        // (it forked from the thread that initialised Python); request threads merely note
+        // the signal. So handlers the app installed run here, within 200 ms.
+        python::run_signal_handlers();
         if revents[0] != 0 {
             while let Some(sig) = signals.read()? {
                 match sig {
                     libc::SIGINT => sys::process::exit_now(EXIT_OK),
                     libc::SIGHUP | libc::SIGTERM | libc::SIGQUIT => begin_stop(&shared, sig),
                     libc::SIGUSR2 => harakiri::on_signal(&shared),
+                    libc::SIGTSTP => toggle_pause(&shared),
                     libc::SIGUSR1 => tracing::info!(
                         requests = shared.requests.load(Ordering::Relaxed),
                         "worker stats"
@@ -338,4 +358,27 @@ pub(crate) fn after_request(shared: &Shared, requests: u64) {
     // SAFETY: the master's pipe stays open until this process exits.
     let master = unsafe { BorrowedFd::borrow_raw(watch.master_pipe) };
     recycle::send(master, shared.pid, message);
+}
+
+/// SIGTSTP from the master: stop or resume accepting. Open connections keep being served;
+/// new ones wait in the backlog (or go to workers that are not paused).
+fn toggle_pause(shared: &Shared) {
+    let paused = !shared.paused.load(Ordering::SeqCst);
+    shared.paused.store(paused, Ordering::SeqCst);
+    for (index, listener) in shared.listeners.iter().enumerate() {
+        if paused {
+            let _ = shared.epoll.delete(listener.fd);
+        } else if !shared.stopping.load(Ordering::Acquire) {
+            let _ = shared.epoll.add(
+                listener.fd(),
+                sys::poll::EPOLLIN | sys::poll::EPOLLEXCLUSIVE,
+                serve::listener_token(index),
+            );
+        }
+    }
+    tracing::info!(
+        paused,
+        "accepting {}",
+        if paused { "paused" } else { "resumed" }
+    );
 }

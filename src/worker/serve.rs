@@ -77,6 +77,7 @@ pub fn thread_loop(shared: &Shared, core: usize) {
         }
         if shared.backlog_pending.load(Ordering::Relaxed)
             && !shared.stopping.load(Ordering::Acquire)
+            && !shared.paused.load(Ordering::Relaxed)
         {
             for index in 0..shared.listeners.len() {
                 accept_from(shared, index);
@@ -93,7 +94,10 @@ pub fn thread_loop(shared: &Shared, core: usize) {
             last_sweep = Instant::now();
             sweep_idle(shared);
         }
-        if events.is_empty() && !shared.stopping.load(Ordering::Acquire) {
+        if events.is_empty()
+            && !shared.stopping.load(Ordering::Acquire)
+            && !shared.paused.load(Ordering::Relaxed)
+        {
             // A quiet second: look at the backlog ourselves. With EPOLLEXCLUSIVE a
             // connection's wake-up goes to one worker; if that worker died before accepting
             // (harakiri, a crash), nobody else is woken until the next connection arrives.
