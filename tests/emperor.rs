@@ -1147,3 +1147,55 @@ fn a_socket_already_in_use_fails_that_vassal_only_and_sigusr1_logs_the_table() {
     emperor.wait_log(&["vassal=clash", "state=failed"]);
     emperor.wait_log(&["vassal=fine", "state=ready"]);
 }
+
+/// Bad input from issue 4: the vassals directory itself is deleted. Its vassals stop (their
+/// files are gone), the emperor says so and keeps running, and a directory created again
+/// in its place is governed again.
+#[test]
+fn a_deleted_vassals_directory_stops_its_vassals_and_is_picked_up_again() {
+    let mut emperor = Emperor::start("e-rmdir", &[], &[("site.ini", hello("site"))]);
+    emperor.ready();
+    let socket = emperor.socket("site");
+    let (master, _workers) = emperor.vassal_tree("site.ini", 1);
+    std::fs::remove_dir_all(emperor.vassals()).expect("rm -r the vassals dir");
+    emperor.wait_log(&["vassal removed", "vassal=site"]);
+    wait_gone(&[master], "the vassal of a deleted directory to exit");
+    assert!(
+        emperor.kaiser.try_exit().is_none(),
+        "the emperor must survive its directory's deletion:\n{}",
+        emperor.kaiser.logs()
+    );
+    std::fs::create_dir(emperor.vassals()).expect("recreate the vassals dir");
+    let text = hello("site").replace("@DIR@", emperor.dir.path().to_str().unwrap());
+    std::fs::write(emperor.vassals().join("site.ini"), text).expect("write the vassal again");
+    wait_until("the vassal to serve again", TIMEOUT, |last| {
+        *last = format!("{:?}", get(&socket));
+        Ok(get(&socket).ok())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", emperor.kaiser.logs()));
+}
+
+/// Bad input from issue 4: a file that disappears right after it appeared (an editor's
+/// temporary, a failed deploy) spawns nothing that lingers and disturbs no other vassal.
+#[test]
+fn a_file_deleted_right_after_it_appears_leaves_nothing_behind() {
+    let mut emperor = Emperor::start("e-flash", &[], &[("steady.ini", hello("steady"))]);
+    emperor.ready();
+    let steady = emperor.socket("steady");
+    let (steady_master, _) = emperor.vassal_tree("steady.ini", 1);
+    let text = hello("flash").replace("@DIR@", emperor.dir.path().to_str().unwrap());
+    for _ in 0..5 {
+        let path = emperor.vassals().join("flash.ini");
+        std::fs::write(&path, &text).expect("write");
+        std::fs::remove_file(&path).expect("rm");
+    }
+    // Whatever the emperor started for it, it must stop: no process of the emperor's
+    // but the steady vassal's master stays.
+    wait_until("only the steady vassal to remain", TIMEOUT, |last| {
+        let masters = children(emperor.kaiser.pid());
+        *last = format!("emperor children: {masters:?}");
+        Ok((masters == vec![steady_master]).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", emperor.kaiser.logs()));
+    assert!(get(&steady).is_ok(), "the steady vassal keeps serving");
+}
