@@ -30,7 +30,7 @@ pub enum InitPythonError {
         embedded: String,
         python: String,
     },
-    #[error("`home` `{}` does not exist", .0.display())]
+    #[error("`home` `{}` does not exist{}", .0.display(), if .0.is_relative() { " (a relative `home` is resolved after `chdir`; give an absolute path)" } else { "" })]
     HomeMissing(PathBuf),
     #[error("python initialisation failed: {0}")]
     Init(String),
