@@ -36,21 +36,8 @@ pub fn read_append(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, at_least: usize) -> io
     if buf.capacity() - buf.len() < at_least {
         buf.reserve(at_least);
     }
-    let spare = buf.spare_capacity_mut();
-    loop {
-        // SAFETY: the spare capacity is valid for writes of `spare.len()` bytes; `read`
-        // initialises exactly the returned count, which is what `set_len` then exposes.
-        let ret = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
-        match cvt_size(ret) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-            Ok(n) => {
-                // SAFETY: `n` bytes past the old length were just written by `read`.
-                unsafe { buf.set_len(buf.len() + n) };
-                return Ok(n);
-            }
-        }
-    }
+    let spare = buf.capacity() - buf.len();
+    read_limited(fd, buf, spare)
 }
 
 /// Appends at most `limit` bytes read from `fd` to `buf` (a body must not swallow the next
