@@ -607,9 +607,10 @@ impl Master<'_> {
 
     /// `idle` / `die-on-idle`, checked every turn of the loop.
     fn check_idle(&mut self, now: Instant) {
-        if self.phase != Phase::Running || self.paused {
+        if self.phase != Phase::Running || self.paused || self.idle.is_none() {
             return;
         }
+        // Snapshots copy every core's request text: only worth it when `idle` is set.
         let (requests, busy) = self.activity();
         let Some(watch) = self.idle.as_mut() else {
             return;
