@@ -130,34 +130,3 @@ fn fifo_q_finishes_the_request_in_flight_and_big_q_does_not_wait() {
         started.elapsed()
     );
 }
-
-/// Starts `/stream?chunks=2&delay_ms=…` and returns once the first chunk arrived.
-fn in_flight(addr: std::net::SocketAddr, delay_ms: u32) -> std::net::TcpStream {
-    use std::io::{Read, Write};
-    let mut stream = wait_for_connect(addr, START_TIMEOUT).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let request = request_bytes(
-        "GET",
-        &format!("/stream?chunks=2&delay_ms={delay_ms}"),
-        &[("Connection", "close")],
-        b"",
-    );
-    stream.write_all(&request).unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !String::from_utf8_lossy(&seen).contains("chunk 0") {
-        let n = stream.read(&mut buf).expect("reading the first chunk");
-        assert!(n > 0, "the server closed before the first chunk");
-        seen.extend_from_slice(&buf[..n]);
-    }
-    stream
-}
-
-fn read_rest(mut stream: std::net::TcpStream) -> String {
-    use std::io::Read;
-    let mut rest = Vec::new();
-    let _ = stream.read_to_end(&mut rest);
-    String::from_utf8_lossy(&rest).into_owned()
-}

@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,36 +29,6 @@ fn worker_pid(addr: SocketAddr) -> i32 {
     let value: serde_json::Value = serde_json::from_str(&response.text())
         .unwrap_or_else(|e| panic!("/pid is not JSON ({e}): {response}"));
     value["pid"].as_i64().expect("/pid has a pid") as i32
-}
-
-/// Starts `/stream?chunks=2&delay_ms=…` and returns once the first chunk arrived: the
-/// request is then certainly in flight in a worker.
-fn in_flight(addr: SocketAddr, delay_ms: u32) -> TcpStream {
-    let mut stream = wait_for_connect(addr, START_TIMEOUT).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let request = request_bytes(
-        "GET",
-        &format!("/stream?chunks=2&delay_ms={delay_ms}"),
-        &[("Connection", "close")],
-        b"",
-    );
-    std::io::Write::write_all(&mut stream, &request).unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !String::from_utf8_lossy(&seen).contains("chunk 0") {
-        let n = stream.read(&mut buf).expect("reading the first chunk");
-        assert!(n > 0, "the server closed before the first chunk");
-        seen.extend_from_slice(&buf[..n]);
-    }
-    stream
-}
-
-fn read_rest(mut stream: TcpStream) -> String {
-    let mut rest = Vec::new();
-    let _ = stream.read_to_end(&mut rest);
-    String::from_utf8_lossy(&rest).into_owned()
 }
 
 #[test]

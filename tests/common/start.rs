@@ -1,8 +1,10 @@
 //! Starting the real binary on an HTTP socket and waiting until it serves.
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
-use super::{Kaiser, START_TIMEOUT};
+use super::{request_bytes, wait_for_connect, Kaiser, START_TIMEOUT};
 
 /// Starts `kaiser --http-socket 127.0.0.1:0 ARGS…` and waits until it has logged its address
 /// and its workers accept. Panics with the logs if either does not happen in time.
@@ -17,4 +19,35 @@ pub fn start_http(args: &[&str]) -> (Kaiser, SocketAddr) {
         .wait_for_log("ready in", START_TIMEOUT)
         .unwrap_or_else(|e| panic!("kaiser's workers never became ready: {e}"));
     (kaiser, addr)
+}
+
+/// Starts `/stream?chunks=2&delay_ms=…` (tests/apps/wsgi_suite.py) and returns once the first
+/// chunk arrived: the request is then certainly in flight in a worker.
+pub fn in_flight(addr: SocketAddr, delay_ms: u32) -> TcpStream {
+    let mut stream = wait_for_connect(addr, START_TIMEOUT).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let request = request_bytes(
+        "GET",
+        &format!("/stream?chunks=2&delay_ms={delay_ms}"),
+        &[("Connection", "close")],
+        b"",
+    );
+    stream.write_all(&request).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("chunk 0") {
+        let n = stream.read(&mut buf).expect("reading the first chunk");
+        assert!(n > 0, "the server closed before the first chunk");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    stream
+}
+
+/// Everything left on `stream` until the server closes it.
+pub fn read_rest(mut stream: TcpStream) -> String {
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    String::from_utf8_lossy(&rest).into_owned()
 }
