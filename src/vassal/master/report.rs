@@ -1,0 +1,95 @@
+//! What the master tells about its workers: SIGUSR1's log lines and the stats server's document.
+
+use super::*;
+
+impl Master<'_> {
+    /// SIGUSR1: per-worker figures from the scoreboard, one line each (uWSGI's `stats()`).
+    pub(super) fn log_stats(&self) {
+        tracing::info!("*** kaiser stats: {} workers ***", self.slots.len());
+        for slot in &self.slots {
+            let Some(board) = self.scoreboard.worker(slot.id) else {
+                continue;
+            };
+            let s = board.snapshot();
+            tracing::info!(
+                "worker {} (pid: {}) {}: requests {} (since spawn {}), exceptions {}, harakiri {}, respawns {}, avg_rt {} us, tx {} bytes",
+                slot.id,
+                slot.pid.unwrap_or(0),
+                s.status(),
+                s.requests,
+                s.delta_requests,
+                s.exceptions,
+                s.harakiri_count,
+                s.respawn_count,
+                s.avg_rt_us,
+                s.tx,
+            );
+            for core in s.cores.iter().filter(|c| c.in_request) {
+                tracing::info!(
+                    "worker {} core {}: {} from {} since {}",
+                    slot.id,
+                    core.id,
+                    core.request,
+                    core.remote,
+                    core.request_start_us / 1_000_000
+                );
+            }
+        }
+    }
+
+    pub(super) fn on_stats_events(&mut self, revents: &[i16]) {
+        let Some(mut stats) = self.stats.take() else {
+            return;
+        };
+        stats.on_events(revents, || self.stats_document());
+        self.stats = Some(stats);
+    }
+
+    pub(super) fn stats_document(&self) -> Vec<u8> {
+        let sockets = self
+            .sockets
+            .iter()
+            .map(|socket| {
+                let (queue, max_queue) =
+                    sys::net::listen_queue(socket.fd.as_fd()).unwrap_or((0, self.config.listen));
+                crate::vassal::stats::SocketStats {
+                    name: socket.local.to_string(),
+                    proto: sockets::protocol_name(socket.spec.protocol),
+                    queue,
+                    max_queue,
+                }
+            })
+            .collect();
+        let workers = self
+            .slots
+            .iter()
+            .filter_map(|slot| {
+                let snapshot = self.scoreboard.worker(slot.id)?.snapshot();
+                let pid = slot.pid.unwrap_or(0);
+                Some(crate::vassal::stats::WorkerStats {
+                    id: slot.id,
+                    rss: sys::process::rss_bytes(pid)
+                        .filter(|_| pid > 0)
+                        .unwrap_or(0),
+                    vsz: sys::process::vsz_bytes(pid)
+                        .filter(|_| pid > 0)
+                        .unwrap_or(0),
+                    snapshot,
+                })
+            })
+            .collect();
+        let stats = crate::vassal::stats::VassalStats {
+            version: concat!("kaiser-", env!("CARGO_PKG_VERSION")).to_string(),
+            pid: sys::process::getpid() as u32,
+            uid: sys::process::uid(),
+            gid: sys::process::gid(),
+            cwd: std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            sockets,
+            workers,
+            with_cores: !self.config.stats_no_cores,
+        };
+        crate::vassal::stats::to_bytes(&crate::vassal::stats::render(&stats), self.config.stats_minified)
+    }
+}
