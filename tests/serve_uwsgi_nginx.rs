@@ -312,3 +312,51 @@ fn uwsgi_over_tcp_directly() {
     );
     let _ = TcpStream::connect(addr);
 }
+
+/// A new connection whose request has not arrived is parked, never waited on: with one worker
+/// of one thread and a 60 s `socket-timeout`, a second client is answered while the first is
+/// still silent, and the first is answered once it speaks. A unix socket, as nginx uses: TCP
+/// listeners defer the accept until data arrives, so a silent TCP client never reaches a worker.
+#[test]
+fn a_silent_new_connection_does_not_hold_the_only_thread() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    let dir = TempDir::new("silent");
+    let socket = dir.join("app.sock");
+    let kaiser = Kaiser::spawn(&[
+        "--socket",
+        socket.to_str().unwrap(),
+        "--wsgi-file",
+        "tests/apps/hello.py",
+        "--processes",
+        "1",
+        "--threads",
+        "1",
+        "--socket-timeout",
+        "60",
+    ]);
+    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    let connect = || UnixStream::connect(&socket).expect("connecting to the uwsgi socket");
+
+    let mut silent = connect();
+    // Give the worker time to accept it and find nothing to read.
+    std::thread::sleep(Duration::from_millis(200));
+    let second = uwsgi_request(connect(), &cgi_vars("GET", "/", None, &[]), b"")
+        .expect("a second client is answered while the first is silent");
+    assert_eq!(second.status, 200, "{second}");
+
+    let vars = cgi_vars("GET", "/late", None, &[]);
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let packet = uwsgi_packet(0, 0, &borrowed);
+    // Half now, half later: the parked connection is read again on each arrival.
+    silent.write_all(&packet[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    silent.write_all(&packet[10..]).unwrap();
+    silent.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut conn = HttpConn::new(silent);
+    let first = conn
+        .read_response(false)
+        .expect("the silent client is answered once it speaks");
+    assert_eq!(first.status, 200, "{first}");
+    assert_eq!(first.text(), "Hello World", "{first}");
+}

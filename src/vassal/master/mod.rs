@@ -776,7 +776,6 @@ impl Master<'_> {
         }
         Ok(())
     }
-
 }
 
 impl Lifecycle {

@@ -195,7 +195,11 @@ impl Master<'_> {
 
     /// Forks the replacement of the worker in slot `index`; the old one keeps serving until
     /// the new one accepts. False if the slot has no worker to replace.
-    pub(super) fn replace_worker(&mut self, index: usize, cause: &Cause) -> Result<bool, RunVassalError> {
+    pub(super) fn replace_worker(
+        &mut self,
+        index: usize,
+        cause: &Cause,
+    ) -> Result<bool, RunVassalError> {
         let slot = &mut self.slots[index];
         let (id, Some(pid)) = (slot.id, slot.pid) else {
             return Ok(false);

@@ -90,6 +90,9 @@ impl Master<'_> {
             workers,
             with_cores: !self.config.stats_no_cores,
         };
-        crate::vassal::stats::to_bytes(&crate::vassal::stats::render(&stats), self.config.stats_minified)
+        crate::vassal::stats::to_bytes(
+            &crate::vassal::stats::render(&stats),
+            self.config.stats_minified,
+        )
     }
 }
