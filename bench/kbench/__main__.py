@@ -32,6 +32,10 @@ def parse_args(argv):
         help="only the reload measurements (graceful and chain), no throughput cells; "
         "writes <date>-<host>-reload.md",
     )
+    parser.add_argument(
+        "--keep-scratch", action="store_true",
+        help="keep the scratch directory (server logs) even when every measurement succeeded",
+    )
     parser.add_argument("--repetitions", type=int, help="override the plan's repetitions")
     parser.add_argument("--seconds", type=int, help="override the measured seconds per cell")
     return parser.parse_args(argv)
@@ -78,7 +82,10 @@ def main(argv):
         for what, _ in results.failures:
             install.say(f"  FAILED: {what}")
         return 1
-    shutil.rmtree(scratch, ignore_errors=True)
+    if args.keep_scratch:
+        install.say(f"server logs kept in {scratch}")
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 
