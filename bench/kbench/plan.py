@@ -75,7 +75,7 @@ class Plan:
         )
         return (
             f"{self.name}: {cells}{len(self.reloads())} reload measurements "
-            f"({', '.join(self.reload_kinds)}) x {self.reload_repetitions}; about {estimate / 60:.0f} min"
+            f"({', '.join(self.reload_kinds)}) x {self.reload_repetitions}; about {max(1, round(estimate / 60))} min"
         )
 
 
