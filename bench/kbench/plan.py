@@ -201,17 +201,13 @@ def run_cell(tools, apps, plan, cell, results, label):
     )
 
 
-def _utc(wall_clock):
-    """`HH:MM:SS.mmmZ`, as kaiser's log lines show it, to find the trigger in a server log."""
-    return time.strftime("%H:%M:%S", time.gmtime(wall_clock)) + f"{wall_clock % 1:.3f}Z"[1:]
-
-
 def run_reload(tools, apps, plan, kind, server, results, label):
     """One reload under load. A chain reload gets a master FIFO and lazy-apps, which uWSGI's
     docs require for it; a graceful reload runs the same command line as the other cells."""
     workload = plan.reload_workload
     what = f"reload {kind} {server}"
-    tag = f"reload-{kind}-{server}"
+    # One log per repetition, so that each measurement's progress line can be read beside it.
+    tag = f"reload-{kind}-{server}-{len(results.reloads[(kind, server)]) + 1}"
     chain = kind == "chain"
     fifo = os.path.join(tools.scratch, f"{tag}.fifo") if chain else None
     try:
@@ -246,13 +242,15 @@ def run_reload(tools, apps, plan, kind, server, results, label):
         deployment.stop()
     results.reloads[(kind, server)].append(sample)
     kinds = f" {dict(sample.failure_kinds)}" if sample.failure_kinds else ""
-    window = f"{sample.window_ms:.0f} ms" + ("" if sample.end_logged else " (fixed, no log line)")
+    new_ready = f"+{sample.new_ready_ms:.0f} ms" if sample.end_logged else "not logged"
     print(
-        f"{label} {what}: worst gap {sample.worst_gap_ms:.0f} ms (from {sample.worst_gap_from_ms:+.0f} ms, "
-        f"trigger at {_utc(sample.triggered_at)}), p99 {sample.steady_p99_ms:.1f} ms "
-        f"before, {sample.reload_p99_ms:.1f} ms in the reload window ({window}, "
-        f"{sample.reload_requests} requests), failed {sample.failed}/"
-        f"{sample.failed + sample.succeeded}{kinds}, answered after the reload: {sample.recovered}",
+        f"{label} {what}: worst gap {sample.worst_gap_ms:.0f} ms in the window (from "
+        f"{sample.worst_gap_from_ms:+.0f} ms), {sample.outside_gap_ms:.0f} ms outside; p99 "
+        f"{sample.steady_p99_ms:.1f} ms before, {sample.reload_p99_ms:.1f} ms in the window "
+        f"({sample.reload_requests} requests); window {sample.window_ms:.0f} ms (new generation "
+        f"accepts {new_ready}, old one gone +{sample.old_gone_ms:.0f} ms); failed {sample.failed}/"
+        f"{sample.failed + sample.succeeded}{kinds}; answered after: {sample.recovered}; "
+        f"trigger at {reload.utc_clock(sample.triggered_at)}Z",
         flush=True,
     )
 

@@ -5,19 +5,23 @@ a backend), while the harness triggers a reload:
   graceful  the server's graceful-reload signal (SIGHUP for every server here)
   chain     `c` written to the master FIFO (kaiser and uWSGI): workers replaced one at a time
 
+The reload window runs from the trigger until both of these hold:
+  - the new generation accepts: the server has logged that its last new worker accepts
+    (`RELOADED`); a server that logs no such line gets `FALLBACK_WINDOW_S` instead;
+  - the old generation is gone: every worker that was alive at the trigger has exited.
+So the window covers both ends of a reload: the new workers starting and the old ones
+stopping. The clients keep going for at least `after_s`, and for `TAIL_S` past the window.
+
 Every request is recorded with its start time and latency. The figures are:
-  - the worst gap: the longest stretch any client went without a successful answer;
+  - the worst gap in the window: the longest stretch any client went without a successful
+    answer, among the stretches that overlap the window; and the worst gap outside it, the
+    noise floor of this machine and of these Python clients;
   - the p99 latency of the successful requests that finished before the trigger (steady) and
-    of those in flight at some time in the reload window (answered after the trigger and
-    started before the window's end), so a request stuck across the trigger counts too;
+    of those in flight at some time in the window (answered after the trigger and started
+    before the window's end), so a request stuck across the trigger counts too;
   - the requests that failed (a refused connection, a reset, a wrong status or body, or no
     answer within the timeout), by kind;
-  - whether every client was answered again after the reload.
-
-The reload window runs from the trigger until the server logs that the last worker of the new
-generation accepts (`RELOADED`). A server that logs no such line gets a fixed window of
-`FALLBACK_WINDOW_S`. The clients keep going for at least `after_s`, and for `TAIL_S` past the
-end of the window, so a slow reload is measured to its end.
+  - whether every client was answered after the window.
 """
 
 import math
@@ -28,7 +32,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from . import client
+from . import client, servers
 from .servers import WORKER_PROCESSES
 
 CLIENTS = 4
@@ -36,8 +40,8 @@ REQUEST_TIMEOUT = 10.0
 KINDS = ("graceful", "chain")
 FALLBACK_WINDOW_S = 1.0
 TAIL_S = 1.0  # requests after the window, to see that every client is answered again
-RELOAD_TIMEOUT_S = 60.0  # give up waiting for the end-of-reload log line after this
-LOG_POLL_S = 0.005
+RELOAD_TIMEOUT_S = 60.0  # give up waiting for the end of the reload after this
+WATCH_POLL_S = 0.005
 
 # What a server logs when the last worker of the new generation accepts, and how many times
 # after the trigger. With the app preloaded, uWSGI's workers accept as soon as they are forked;
@@ -53,7 +57,9 @@ RELOADED = {
 
 @dataclass
 class ReloadSample:
-    worst_gap_ms: float
+    worst_gap_ms: float  # the longest gap that overlaps the window
+    worst_gap_from_ms: float  # when that gap began, from the trigger (negative: before it)
+    outside_gap_ms: float  # the longest gap wholly before or after the window
     failed: int
     succeeded: int
     recovered: bool  # every client was answered after the reload window
@@ -62,9 +68,13 @@ class ReloadSample:
     reload_p99_ms: float  # successful requests in flight at some time in the reload window
     reload_requests: int  # successful requests in flight at some time in the reload window
     window_ms: float  # trigger .. end of the reload window
-    end_logged: bool  # the window ended on the server's log line, not FALLBACK_WINDOW_S
-    worst_gap_from_ms: float  # when the worst gap began, from the trigger (negative: before)
+    new_ready_ms: float  # trigger .. the new generation accepts (NaN: not logged)
+    old_gone_ms: float  # trigger .. the last worker of the old generation exited
     triggered_at: float  # the trigger's wall-clock time, to find it in the server's log
+
+    @property
+    def end_logged(self):
+        return self.new_ready_ms == self.new_ready_ms
 
 
 def p99(latencies):
@@ -73,6 +83,11 @@ def p99(latencies):
         return float("nan")
     ordered = sorted(latencies)
     return ordered[math.ceil(0.99 * len(ordered)) - 1]
+
+
+def utc_clock(wall_clock):
+    """`HH:MM:SS.mmm` UTC, as kaiser's log lines show it, to find a trigger in a server log."""
+    return time.strftime("%H:%M:%S", time.gmtime(wall_clock)) + f"{wall_clock % 1:.3f}"[1:]
 
 
 def signal_trigger(pid, signum):
@@ -92,13 +107,26 @@ def fifo_trigger(path, command=b"c"):
     return trigger
 
 
-class _LogWatch:
-    """Tails a server log from where it ends now; notes when `pattern` has appeared `count` times."""
+def _exited(pid):
+    """True once `pid` has exited (gone, or a zombie its parent has not reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
-    def __init__(self, path, pattern, count):
-        self.path, self.pattern, self.count = path, pattern, count
-        self.offset = os.path.getsize(path)
-        self.seen_at = None
+
+class _ReloadWatch:
+    """Notes when the new generation accepts (`pattern` has appeared `count` times in the log
+    written after the start) and when every one of `old_workers` has exited."""
+
+    def __init__(self, log_path, pattern, old_workers):
+        self.log_path = log_path
+        self.pattern, self.count = pattern if pattern else (None, 0)
+        self.offset = os.path.getsize(log_path)
+        self.old_workers = set(old_workers)
+        self.new_ready_at = None
+        self.old_gone_at = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -109,20 +137,26 @@ class _LogWatch:
         self._stop.set()
         self._thread.join()
 
+    def done(self):
+        return (self.new_ready_at or not self.pattern) and self.old_gone_at
+
     def _run(self):
         text = b""
-        with open(self.path, "rb") as log:
+        with open(self.log_path, "rb") as log:
             log.seek(self.offset)
-            while not self._stop.is_set():
-                chunk = log.read()
-                if chunk:
-                    text += chunk
+            while not self._stop.is_set() and not self.done():
+                now = time.monotonic()
+                if self.pattern and self.new_ready_at is None:
+                    text += log.read()
                     # Only whole lines, so a line written in two pieces is not counted early.
                     complete = text[: text.rfind(b"\n") + 1]
                     if len(self.pattern.findall(complete)) >= self.count:
-                        self.seen_at = time.monotonic()
-                        return
-                time.sleep(LOG_POLL_S)
+                        self.new_ready_at = now
+                if self.old_gone_at is None:
+                    self.old_workers = {pid for pid in self.old_workers if not _exited(pid)}
+                    if not self.old_workers:
+                        self.old_gone_at = now
+                time.sleep(WATCH_POLL_S)
 
 
 def measure(deployment, kind, trigger, workload, before_s, after_s, client_cpu):
@@ -154,6 +188,7 @@ def measure(deployment, kind, trigger, workload, before_s, after_s, client_cpu):
             kinds.update(mine_kinds)
 
     pattern = RELOADED.get((kind, deployment.server))
+    leader = deployment.app_process.pid
     watch = None
     previous_affinity = os.sched_getaffinity(0)
     if client_cpu is not None:
@@ -163,18 +198,18 @@ def measure(deployment, kind, trigger, workload, before_s, after_s, client_cpu):
         for thread in threads:
             thread.start()
         time.sleep(before_s)
-        if pattern:
-            # From the log's end now: a lazy worker that was still importing at the start
-            # has long logged its line, so only the new generation's lines are counted.
-            watch = _LogWatch(deployment.app_process.log_path, *pattern)
-            watch.start()
+        # The log is read from its end now, so a lazy worker that was still importing at the
+        # start (it logged its line long ago) is not taken for the new generation.
+        old_workers = [pid for pid in servers.group_members(leader) if pid != leader]
+        watch = _ReloadWatch(deployment.app_process.log_path, pattern, old_workers)
+        watch.start()
         triggered, triggered_at = time.monotonic(), time.time()
         trigger()
         time.sleep(after_s)
-        if watch:
-            while watch.seen_at is None and time.monotonic() < triggered + RELOAD_TIMEOUT_S:
-                time.sleep(0.05)
-        window_end = watch.seen_at if watch and watch.seen_at else triggered + FALLBACK_WINDOW_S
+        while not watch.done() and time.monotonic() < triggered + RELOAD_TIMEOUT_S:
+            time.sleep(0.05)
+        new_ready = watch.new_ready_at or triggered + FALLBACK_WINDOW_S
+        window_end = max(new_ready, watch.old_gone_at or time.monotonic())
         remaining = window_end + TAIL_S - time.monotonic()
         if remaining > 0:
             time.sleep(remaining)
@@ -188,7 +223,7 @@ def measure(deployment, kind, trigger, workload, before_s, after_s, client_cpu):
                 thread.join(timeout=REQUEST_TIMEOUT + 5)
         os.sched_setaffinity(0, previous_affinity)
 
-    worst_gap, worst_gap_from = 0.0, triggered
+    in_window, in_window_from, outside = 0.0, triggered, 0.0
     recovered = True
     for mine in records:
         # A gap runs from one success's answer to the next; the run's start and end count as
@@ -197,8 +232,12 @@ def measure(deployment, kind, trigger, workload, before_s, after_s, client_cpu):
         answers = [started + latency for started, latency, ok in mine if ok]
         end = mine[-1][0] + mine[-1][1] if mine else triggered
         for answered in answers + [end]:
-            if answered - last > worst_gap:
-                worst_gap, worst_gap_from = answered - last, last
+            gap = answered - last
+            if answered >= triggered and last <= window_end:
+                if gap > in_window:
+                    in_window, in_window_from = gap, last
+            else:
+                outside = max(outside, gap)
             last = max(last, answered)
         recovered &= any(ok and started > window_end for started, _, ok in mine)
     everything = [request for mine in records for request in mine]
@@ -209,8 +248,11 @@ def measure(deployment, kind, trigger, workload, before_s, after_s, client_cpu):
         if ok and started <= window_end and started + latency >= triggered
     ]
     failed = sum(1 for _, _, ok in everything if not ok)
+    since = lambda moment: (moment - triggered) * 1000.0 if moment else float("nan")
     return ReloadSample(
-        worst_gap_ms=worst_gap * 1000.0,
+        worst_gap_ms=in_window * 1000.0,
+        worst_gap_from_ms=since(in_window_from),
+        outside_gap_ms=outside * 1000.0,
         failed=failed,
         succeeded=len(everything) - failed,
         recovered=recovered and len(records) == CLIENTS,
@@ -218,8 +260,8 @@ def measure(deployment, kind, trigger, workload, before_s, after_s, client_cpu):
         steady_p99_ms=p99(steady) * 1000.0,
         reload_p99_ms=p99(during) * 1000.0,
         reload_requests=len(during),
-        window_ms=(window_end - triggered) * 1000.0,
-        end_logged=bool(watch and watch.seen_at),
-        worst_gap_from_ms=(worst_gap_from - triggered) * 1000.0,
+        window_ms=since(window_end),
+        new_ready_ms=since(watch.new_ready_at),
+        old_gone_ms=since(watch.old_gone_at),
         triggered_at=triggered_at,
     )
