@@ -16,7 +16,8 @@ Every request is recorded with its start time and latency. The figures are:
   - the worst gap in the window: the longest stretch any client went without a successful
     answer, among the stretches that overlap the window; and the worst gap outside it, the
     noise floor of this machine and of these Python clients;
-  - the p99 latency of the successful requests that finished before the trigger (steady) and
+  - the p99 latency of the successful requests that finished before the trigger (steady,
+    from `SETTLE_S` after the clients started) and
     of those in flight at some time in the window (answered after the trigger and started
     before the window's end), so a request stuck across the trigger counts too;
   - the requests that failed (a refused connection, a reset, a wrong status or body, or no
@@ -40,6 +41,9 @@ REQUEST_TIMEOUT = 10.0
 KINDS = ("graceful", "chain")
 FALLBACK_WINDOW_S = 1.0
 TAIL_S = 1.0  # requests after the window, to see that every client is answered again
+# The clients' first moments are not counted: four threads starting and opening their first
+# connections at once stall each other for 10-40 ms, which would read as the server's.
+SETTLE_S = 0.5
 RELOAD_TIMEOUT_S = 60.0  # give up waiting for the end of the reload after this
 WATCH_POLL_S = 0.005
 
@@ -194,6 +198,7 @@ def measure(deployment, kind, trigger, workload, before_s, after_s, client_cpu):
     if client_cpu is not None:
         os.sched_setaffinity(0, {client_cpu})  # threads started below inherit it
     threads = [threading.Thread(target=loop, daemon=True) for _ in range(CLIENTS)]
+    settled = time.monotonic() + SETTLE_S
     try:
         for thread in threads:
             thread.start()
@@ -226,12 +231,13 @@ def measure(deployment, kind, trigger, workload, before_s, after_s, client_cpu):
     in_window, in_window_from, outside = 0.0, triggered, 0.0
     recovered = True
     for mine in records:
-        # A gap runs from one success's answer to the next; the run's start and end count as
-        # answers, so a client that is never answered again shows its whole wait.
-        last = mine[0][0] if mine else triggered
-        answers = [started + latency for started, latency, ok in mine if ok]
+        # A gap runs from one success's answer to the next. The first answer once the clients
+        # have settled and the run's end count as answers, so a client that is never answered
+        # again shows its whole wait.
+        answers = [started + latency for started, latency, ok in mine if ok and started + latency >= settled]
+        last = answers[0] if answers else settled
         end = mine[-1][0] + mine[-1][1] if mine else triggered
-        for answered in answers + [end]:
+        for answered in answers[1:] + [end]:
             gap = answered - last
             if answered >= triggered and last <= window_end:
                 if gap > in_window:
@@ -241,7 +247,9 @@ def measure(deployment, kind, trigger, workload, before_s, after_s, client_cpu):
             last = max(last, answered)
         recovered &= any(ok and started > window_end for started, _, ok in mine)
     everything = [request for mine in records for request in mine]
-    steady = [latency for started, latency, ok in everything if ok and started + latency < triggered]
+    steady = [
+        latency for started, latency, ok in everything if ok and settled <= started and started + latency < triggered
+    ]
     during = [
         latency
         for started, latency, ok in everything
