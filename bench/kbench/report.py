@@ -189,12 +189,12 @@ def _detail(results, pinning, workloads):
 
 
 def _spread(values, digits=0):
-    """`median (min–max)`, or the one value."""
+    """`median (min–max)`, or the value when they are all the same."""
     values = [value for value in values if value == value]  # NaN: no request in the window
     if not values:
         return "—"
     text = f"{_median(values):.{digits}f}"
-    if len(values) > 1:
+    if round(min(values), digits) != round(max(values), digits):
         text += f" ({min(values):.{digits}f}–{max(values):.{digits}f})"
     return text
 
