@@ -265,7 +265,8 @@ def _reloads(results, plan, date, cpu):
         return ""
     repetitions = max(len(samples) for samples in results.reloads.values())
     out = [
-        f"### Reloads under load, {plan.name} run, {date[:10]}, {cpu}",
+        f"### Reloads under load ({plan.reload_workload.title}, {WORKER_PROCESSES} worker processes), "
+        f"{plan.name} run, {date[:10]}, {cpu}",
         "",
         f"{plan.reload_workload.title}, {WORKER_PROCESSES} worker processes, {reload.CLIENTS} clients "
         f"sending back to back on new connections; server on CPU {SERVER_CPU}, clients on CPU "
