@@ -6,7 +6,7 @@ Modules, one idea each:
   servers    how each server and front end is started, made ready and stopped (by process group)
   client     a tiny HTTP/1.1 client for correctness checks, first-response timing and reloads
   measure    one wrk run plus the server-side figures (CPU, PSS/RSS, answered connections)
-  reload     the graceful-reload gap
+  reload     graceful and chain reloads under load: latencies, the worst gap, failures
   report     the Markdown tables and the versions of everything
   plan       which cells run, in which order, with which durations
 

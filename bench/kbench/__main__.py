@@ -1,4 +1,4 @@
-"""`bench/run [--quick] [--readme [FILE]]`: install, build, measure, write the result."""
+"""`bench/run [--quick] [--only-reload] [--readme [FILE]]`: install, build, measure, write the result."""
 
 import argparse
 import os
@@ -17,14 +17,24 @@ def parse_args(argv):
         prog="bench/run",
         description="Measure kaiser beside uWSGI, gunicorn and granian on this machine, in one run.",
     )
-    parser.add_argument("--quick", action="store_true", help="one repetition of a short subset (about 1.5 min)")
+    parser.add_argument("--quick", action="store_true", help="one repetition of a short subset (about 2 min)")
     parser.add_argument(
         "--readme", nargs="?", const="", metavar="FILE",
-        help="print the summary of FILE (default: the newest full result) for the README's Performance section, and exit",
+        help="print the summary and reload tables of FILE (default: the newest results that have them) "
+        "for the README's Performance section, and exit",
     )
     parser.add_argument("--no-build", action="store_true", help="use target/release/kaiser as it is")
     parser.add_argument(
         "--servers", help="comma-separated subset of kaiser,uwsgi,gunicorn,granian (for trying the harness)"
+    )
+    parser.add_argument(
+        "--only-reload", action="store_true",
+        help="only the reload measurements (graceful and chain), no throughput cells; "
+        "writes <date>-<host>-reload.md",
+    )
+    parser.add_argument(
+        "--keep-scratch", action="store_true",
+        help="keep the scratch directory (server logs) even when every measurement succeeded",
     )
     parser.add_argument("--repetitions", type=int, help="override the plan's repetitions")
     parser.add_argument("--seconds", type=int, help="override the measured seconds per cell")
@@ -45,6 +55,9 @@ def main(argv):
     apps = workload_defs.fixture_apps(REPO_ROOT)
     only = set(args.servers.split(",")) if args.servers else None
     plan = (plans.quick_plan if args.quick else plans.full_plan)(workloads, only)
+    if args.only_reload:
+        plan.cells = []
+        plan.name = "reload" if plan.name == "full" else f"reload-{plan.name}"  # …-reload-quick.md
     if only:
         plan.reload_servers = tuple(name for name in plan.reload_servers if name in only)
     if args.repetitions:
@@ -69,7 +82,10 @@ def main(argv):
         for what, _ in results.failures:
             install.say(f"  FAILED: {what}")
         return 1
-    shutil.rmtree(scratch, ignore_errors=True)
+    if args.keep_scratch:
+        install.say(f"server logs kept in {scratch}")
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

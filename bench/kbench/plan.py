@@ -6,6 +6,7 @@ servers rather than on one. Each cell starts its server afresh, checks one answe
 warms up, measures, and stops the server's process group.
 """
 
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -46,16 +47,35 @@ class Plan:
     reload_repetitions: int
     reload_before_s: float
     reload_after_s: float
+    reload_kinds: tuple = reload.KINDS
+
+    def reloads(self):
+        """Every (kind, server) reload measurement of one repetition, in order."""
+        return [
+            (kind, server)
+            for kind in self.reload_kinds
+            for server in self.reload_servers
+            if kind != "chain" or servers.SERVERS[server].chain_reload
+        ]
 
     def describe(self):
         per_cell = self.seconds + self.warmup_seconds + 2
-        estimate = self.repetitions * len(self.cells) * per_cell + self.reload_repetitions * len(
-            self.reload_servers
-        ) * (self.reload_before_s + self.reload_after_s + 2)
+        # A reload measurement also starts and stops its server, and a chain reload of uWSGI
+        # takes about 2 s per worker (its master checks the chain once a second).
+        per_reload = {"graceful": self.reload_before_s + self.reload_after_s + 3}
+        per_reload["chain"] = max(per_reload["graceful"], self.reload_before_s + 2 * servers.WORKER_PROCESSES + 4)
+        estimate = self.repetitions * len(self.cells) * per_cell + self.reload_repetitions * sum(
+            per_reload[kind] for kind, _ in self.reloads()
+        )
+        cells = (
+            f"{len(self.cells)} cells x {self.repetitions} repetitions, "
+            f"{self.warmup_seconds} s warm-up + {self.seconds} s measured each; "
+            if self.cells
+            else ""
+        )
         return (
-            f"{self.name}: {len(self.cells)} cells x {self.repetitions} repetitions, "
-            f"{self.warmup_seconds} s warm-up + {self.seconds} s measured each; reload gap "
-            f"x {self.reload_repetitions}; about {estimate / 60:.0f} min"
+            f"{self.name}: {cells}{len(self.reloads())} reload measurements "
+            f"({', '.join(self.reload_kinds)}) x {self.reload_repetitions}; about {max(1, round(estimate / 60))} min"
         )
 
 
@@ -115,7 +135,7 @@ def quick_plan(workloads, only_servers=None):
 @dataclass
 class Results:
     samples: dict = field(default_factory=lambda: defaultdict(list))  # Cell.key -> [Sample]
-    reloads: dict = field(default_factory=lambda: defaultdict(list))  # server -> [ReloadSample]
+    reloads: dict = field(default_factory=lambda: defaultdict(list))  # (kind, server) -> [ReloadSample]
     failures: list = field(default_factory=list)  # (what, message)
     started: float = field(default_factory=time.time)
     finished: float = 0.0
@@ -181,12 +201,19 @@ def run_cell(tools, apps, plan, cell, results, label):
     )
 
 
-def run_reload(tools, apps, plan, server, results, label):
+def run_reload(tools, apps, plan, kind, server, results, label):
+    """One reload under load. A chain reload gets a master FIFO and lazy-apps, which uWSGI's
+    docs require for it; a graceful reload runs the same command line as the other cells."""
     workload = plan.reload_workload
-    what = f"reload {server}"
+    what = f"reload {kind} {server}"
+    # One log per repetition, so that each measurement's progress line can be read beside it.
+    tag = f"reload-{kind}-{server}-{len(results.reloads[(kind, server)]) + 1}"
+    chain = kind == "chain"
+    fifo = os.path.join(tools.scratch, f"{tag}.fifo") if chain else None
     try:
         deployment = servers.deploy(
-            tools, server, "http", apps[workload.app], 1, SERVER_CPU, f"reload-{server}"
+            tools, server, "http", apps[workload.app], 1, SERVER_CPU, tag,
+            master_fifo=fifo, lazy_apps=chain,
         )
     except servers.StartFailed as error:
         _fail(results, what, str(error))
@@ -196,24 +223,41 @@ def run_reload(tools, apps, plan, server, results, label):
         if problem:
             _fail(results, what, f"wrong answer before reloading: {problem}")
             return
-        sample = reload.reload_gap(
-            deployment, servers.SERVERS[server].reload_signal, workload,
-            plan.reload_before_s, plan.reload_after_s, CLIENT_CPU,
-        )
+        if chain:
+            trigger = reload.fifo_trigger(fifo, b"c")
+        else:
+            trigger = reload.signal_trigger(deployment.app_process.pid, servers.SERVERS[server].reload_signal)
+        try:
+            sample = reload.measure(
+                deployment, kind, trigger, workload, plan.reload_before_s, plan.reload_after_s, CLIENT_CPU,
+            )
+        except OSError as error:
+            _fail(results, what, f"could not trigger the reload: {error}\n{deployment.app_process.log_tail()}")
+            return
+        problem = _check_answer(deployment, workload)
+        if problem:
+            _fail(results, what, f"wrong answer after reloading: {problem}")
+            return
     finally:
         deployment.stop()
-    results.reloads[server].append(sample)
+    results.reloads[(kind, server)].append(sample)
+    kinds = f" {dict(sample.failure_kinds)}" if sample.failure_kinds else ""
+    new_ready = f"+{sample.new_ready_ms:.0f} ms" if sample.end_logged else "not logged"
     print(
-        f"{label} {what}: worst gap {sample.worst_gap_ms:.0f} ms, failed {sample.failed}/"
-        f"{sample.failed + sample.succeeded}{' ' + str(dict(sample.failure_kinds)) if sample.failure_kinds else ''}, "
-        f"answered after the signal: {sample.recovered}",
+        f"{label} {what}: worst gap {sample.worst_gap_ms:.0f} ms in the window (from "
+        f"{sample.worst_gap_from_ms:+.0f} ms), {sample.outside_gap_ms:.0f} ms outside; p99 "
+        f"{sample.steady_p99_ms:.1f} ms before, {sample.reload_p99_ms:.1f} ms in the window "
+        f"({sample.reload_requests} requests); window {sample.window_ms:.0f} ms (new generation "
+        f"accepts {new_ready}, old one gone +{sample.old_gone_ms:.0f} ms); failed {sample.failed}/"
+        f"{sample.failed + sample.succeeded}{kinds}; answered after: {sample.recovered}; "
+        f"trigger at {reload.utc_clock(sample.triggered_at)}Z",
         flush=True,
     )
 
 
 def run(tools, apps, plan):
     results = Results()
-    total = plan.repetitions * len(plan.cells) + plan.reload_repetitions * len(plan.reload_servers)
+    total = plan.repetitions * len(plan.cells) + plan.reload_repetitions * len(plan.reloads())
     done = 0
     for repetition in range(max(plan.repetitions, plan.reload_repetitions)):
         if repetition < plan.repetitions:
@@ -221,8 +265,8 @@ def run(tools, apps, plan):
                 done += 1
                 run_cell(tools, apps, plan, cell, results, f"[{done}/{total}]")
         if repetition < plan.reload_repetitions:
-            for server in plan.reload_servers:
+            for kind, server in plan.reloads():
                 done += 1
-                run_reload(tools, apps, plan, server, results, f"[{done}/{total}]")
+                run_reload(tools, apps, plan, kind, server, results, f"[{done}/{total}]")
     results.finished = time.time()
     return results

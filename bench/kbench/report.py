@@ -1,7 +1,7 @@
-"""The result as Markdown: versions, the ratio summary, every figure, the reload gap.
+"""The result as Markdown: versions, the ratio summary, every figure, the reload tables.
 
-The summary between the `readme` markers is what `bench/run --readme` prints for the
-README's Performance section.
+The summary between the `readme` markers and the reload tables between the `readme-reload`
+markers are what `bench/run --readme` prints for the README's Performance section.
 """
 
 import os
@@ -13,12 +13,17 @@ import subprocess
 import time
 from collections import Counter
 
+from . import reload
 from .plan import CLIENT_CPU, FRONT_ENDS, SERVER_CPU
 from .measure import WRK_THREADS
-from .servers import WORKER_PROCESSES
+from .servers import SERVERS, WORKER_PROCESSES
 
+# The blocks `bench/run --readme` copies: the throughput summary and the reload tables.
 README_START = "<!-- readme:start -->"
 README_END = "<!-- readme:end -->"
+RELOAD_START = "<!-- readme-reload:start -->"
+RELOAD_END = "<!-- readme-reload:end -->"
+BLOCKS = ((README_START, README_END), (RELOAD_START, RELOAD_END))
 PEERS = ("uwsgi", "gunicorn", "granian")
 NAMES = {"kaiser": "kaiser", "uwsgi": "uWSGI", "gunicorn": "gunicorn", "granian": "granian", "nginx": "nginx"}
 FRONT_END_NAMES = {
@@ -183,30 +188,104 @@ def _detail(results, pinning, workloads):
     return "\n".join(lines)
 
 
-def _reloads(results, plan):
-    if not results.reloads:
-        return ""
+def _spread(values, digits=0):
+    """`median (min–max)`, or the value when they are all the same."""
+    values = [value for value in values if value == value]  # NaN: no request in the window
+    if not values:
+        return "—"
+    text = f"{_median(values):.{digits}f}"
+    if round(min(values), digits) != round(max(values), digits):
+        text += f" ({min(values):.{digits}f}–{max(values):.{digits}f})"
+    return text
+
+
+def _reload_table(results, plan, kind):
     lines = [
-        "| server | worst gap ms median (min–max) | failed requests | answered after the signal |",
-        "|---|---:|---:|---|",
+        "| server | worst gap ms in the window | worst gap ms outside it | p99 ms before | p99 ms in the window | window ms | failed requests | answered after |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for server in plan.reload_servers:
-        samples = results.reloads.get(server)
-        if not samples:
-            lines.append(f"| {NAMES[server]} | FAILED | | |")
+        if kind == "chain" and not SERVERS[server].chain_reload:
+            lines.append(f"| {NAMES[server]} | n/a (no chain reload) | | | | | | |")
             continue
-        gaps = [sample.worst_gap_ms for sample in samples]
-        gap = f"{_median(gaps):.0f}" + (f" ({min(gaps):.0f}–{max(gaps):.0f})" if len(gaps) > 1 else "")
+        samples = results.reloads.get((kind, server))
+        if not samples:
+            lines.append(f"| {NAMES[server]} | FAILED | | | | | | |")
+            continue
         failed = sum(sample.failed for sample in samples)
         total = failed + sum(sample.succeeded for sample in samples)
-        recovered = "yes" if all(sample.recovered for sample in samples) else "NO"
         kinds = sum((sample.failure_kinds for sample in samples), Counter())
+        failed_text = f"{failed} of {total}"
         if kinds:
-            failed_text = f"{failed} of {total} (" + ", ".join(f"{count} {kind}" for kind, count in kinds.most_common()) + ")"
-        else:
-            failed_text = f"0 of {total}"
-        lines.append(f"| {NAMES[server]} | {gap} | {failed_text} | {recovered} |")
+            failed_text += " (" + ", ".join(f"{count} {name}" for name, count in kinds.most_common()) + ")"
+        window = _spread([sample.window_ms for sample in samples])
+        if not all(sample.end_logged for sample in samples):
+            window += " (no accept line)"
+        lines.append(
+            f"| {NAMES[server]} | {_spread([s.worst_gap_ms for s in samples])} | "
+            f"{_spread([s.outside_gap_ms for s in samples])} | "
+            f"{_spread([s.steady_p99_ms for s in samples], 1)} | {_spread([s.reload_p99_ms for s in samples], 1)} | "
+            f"{window} | {failed_text} | {'yes' if all(s.recovered for s in samples) else 'NO'} |"
+        )
     return "\n".join(lines)
+
+
+def _reload_runs(results, plan):
+    """Every reload measurement on its own row: where its worst gap fell, for reading the logs."""
+    lines = [
+        "| reload | server | run | trigger (UTC) | worst gap ms in the window | it began ms | worst gap ms outside | p99 ms before | p99 ms in the window | requests in the window | new generation accepts ms | old generation gone ms | failed |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind in plan.reload_kinds:
+        for server in plan.reload_servers:
+            for run, sample in enumerate(results.reloads.get((kind, server), []), 1):
+                new_ready = f"{sample.new_ready_ms:.0f}" if sample.end_logged else "not logged"
+                lines.append(
+                    f"| {kind} | {NAMES[server]} | {run} | {reload.utc_clock(sample.triggered_at)} | {sample.worst_gap_ms:.0f} | "
+                    f"{sample.worst_gap_from_ms:+.0f} | {sample.outside_gap_ms:.0f} | {sample.steady_p99_ms:.1f} | "
+                    f"{sample.reload_p99_ms:.1f} | {sample.reload_requests} | {new_ready} | "
+                    f"{sample.old_gone_ms:.0f} | {sample.failed} |"
+                )
+    return "\n".join(lines)
+
+
+RELOAD_KIND_TEXT = {
+    "graceful": "**Graceful reload**: SIGHUP to the master; kaiser and uWSGI preload the app in the "
+    "master (their default), gunicorn and granian as configured for the other cells.",
+    "chain": "**Chain reload**: `c` written to the master FIFO (`master-fifo`), which replaces "
+    "the workers one at a time; kaiser and uWSGI both run with `lazy-apps`, which uWSGI's docs "
+    "require for a chain reload (without it kaiser re-forks the preloaded app and loads no new "
+    "code). gunicorn and granian have no chain reload.",
+}
+
+
+def _reloads(results, plan, date, cpu):
+    """The reload tables, one per kind, with what they measure, for the results and the README."""
+    if not results.reloads:
+        return ""
+    repetitions = max(len(samples) for samples in results.reloads.values())
+    out = [
+        f"### Reloads under load ({plan.reload_workload.title}, {WORKER_PROCESSES} worker processes), "
+        f"{plan.name} run, {date[:10]}, {cpu}",
+        "",
+        f"{plan.reload_workload.title}, {WORKER_PROCESSES} worker processes, {reload.CLIENTS} clients "
+        f"sending back to back on new connections; server on CPU {SERVER_CPU}, clients on CPU "
+        f"{CLIENT_CPU}; {plan.reload_before_s:.0f} s before the trigger, at least "
+        f"{plan.reload_after_s:.0f} s after; "
+        + (f"median (min–max) of {repetitions}. " if repetitions > 1 else "one run. ")
+        + "**The window** runs from the trigger until the server has logged that the last new "
+        "worker accepts (gunicorn and granian log no such line: at least "
+        f"{reload.FALLBACK_WINDOW_S:.0f} s instead, marked \"no accept line\") and every old "
+        "worker has exited. "
+        "**Worst gap**: the longest time a client went without a right answer, in the window "
+        "(overlapping it) and outside it (before or after: this machine's and the Python "
+        "clients' noise floor). **p99 before**: the requests answered before the trigger; **in "
+        "the window**: the successful requests in flight at some time in it. **Failed**: refused "
+        "or reset connections, wrong statuses or bodies, timeouts, over the whole run.",
+    ]
+    for kind in plan.reload_kinds:
+        out += ["", RELOAD_KIND_TEXT[kind], "", _reload_table(results, plan, kind)]
+    return "\n".join(out)
 
 
 def markdown(results, plan, workloads, version_table):
@@ -220,34 +299,40 @@ def markdown(results, plan, workloads, version_table):
     out = [f"# kaiser benchmark: {plan.name} run, {date}, {version_table['host']}", ""]
     if results.failures:
         out += [f"**{len(results.failures)} measurement(s) FAILED; see the end of this file.**", ""]
+    if results.samples:
+        setup = (
+            f"Every server: {WORKER_PROCESSES} worker processes, 1 thread each (8 for the slow "
+            f"workload), the same fixture apps (tests/apps), a correct answer checked before and "
+            f"after each measurement. Pinned: server (and nginx in front of it) on CPU {SERVER_CPU}, "
+            f"wrk on CPU {CLIENT_CPU}; wrk -t{WRK_THREADS}, 64 connections (256 for the slow "
+            "workload). Ratios are kaiser's median divided by the peer's: above 1 means kaiser "
+            "serves more requests per second; p99 below 1 means kaiser answers faster."
+        )
+    else:
+        setup = (
+            f"Reload measurements only (`--only-reload`). Every server: {WORKER_PROCESSES} worker "
+            "processes, 1 thread each, the same fixture app (tests/apps), a correct answer "
+            "checked before and after each measurement."
+        )
     out += [
-        f"{plan.describe()}; took {minutes:.1f} min. Every server: {WORKER_PROCESSES} worker "
-        f"processes, 1 thread each (8 for the slow workload), the same fixture apps "
-        f"(tests/apps), a correct answer checked before and after each measurement. "
-        f"Pinned: server (and nginx in front of it) on CPU {SERVER_CPU}, wrk on CPU {CLIENT_CPU}; "
-        f"wrk -t{WRK_THREADS}, 64 connections (256 for the slow workload). "
-        "Ratios are kaiser's median divided by the peer's: above 1 means kaiser serves more "
-        "requests per second; p99 below 1 means kaiser answers faster. See bench/README.md.",
+        f"{plan.describe()}; took {minutes:.1f} min. {setup} See bench/README.md.",
         "",
         "| component | version |",
         "|---|---|",
     ]
     out += [f"| {name} | {value} |" for name, value in version_table.items()]
-    out += ["", README_START, f"### kaiser vs peers, {plan.name} run, {date[:10]}, {version_table['CPU']}", ""]
-    out += [_summary(results, "pinned", workloads, failed_keys), README_END, ""]
-    if any(key[0] == "unpinned" for key in results.samples):
-        out += ["## Unpinned (server and wrk free to share both CPUs)", "", _summary(results, "unpinned", workloads, failed_keys), ""]
-    out += ["## Every figure, pinned", "", _detail(results, "pinned", workloads), ""]
-    if any(key[0] == "unpinned" for key in results.samples):
-        out += ["## Every figure, unpinned", "", _detail(results, "unpinned", workloads), ""]
-    reloads = _reloads(results, plan)
+    if results.samples:
+        out += ["", README_START, f"### kaiser vs peers, {plan.name} run, {date[:10]}, {version_table['CPU']}", ""]
+        out += [_summary(results, "pinned", workloads, failed_keys), README_END, ""]
+        if any(key[0] == "unpinned" for key in results.samples):
+            out += ["## Unpinned (server and wrk free to share both CPUs)", "", _summary(results, "unpinned", workloads, failed_keys), ""]
+        out += ["## Every figure, pinned", "", _detail(results, "pinned", workloads), ""]
+        if any(key[0] == "unpinned" for key in results.samples):
+            out += ["## Every figure, unpinned", "", _detail(results, "unpinned", workloads), ""]
+    reloads = _reloads(results, plan, date, version_table["CPU"])
     if reloads:
-        out += [
-            f"## Graceful reload ({plan.reload_workload.title}, SIGHUP, 4 clients on new connections)",
-            "",
-            reloads,
-            "",
-        ]
+        out += ["", "## Graceful and chain reload under load", "", RELOAD_START, reloads, RELOAD_END, ""]
+        out += ["### Every reload measurement", "", _reload_runs(results, plan), ""]
     if results.failures:
         out += ["## Failures", ""]
         for what, message in results.failures:
@@ -266,22 +351,48 @@ def write(markdown_text, results_dir, plan_name, host):
     return path
 
 
+def _block(text, start, end):
+    first, last = text.find(start), text.find(end)
+    return text[first + len(start):last].strip() if 0 <= first < last else None
+
+
+def _newest_results(results_dir):
+    """Result files, oldest first: by the date that starts each name, then by mtime; quick
+    runs (not committed) only when there is nothing else."""
+    names = [name for name in os.listdir(results_dir) if name.endswith(".md")]
+    paths = sorted(
+        (os.path.join(results_dir, name) for name in names),
+        key=lambda path: (os.path.basename(path)[:10], os.path.getmtime(path)),
+    )
+    committed = [path for path in paths if "-quick" not in os.path.basename(path)]
+    return committed or paths
+
+
 def readme_section(results_dir, path=None):
-    """The summary of `path` (or the newest full result) for the README's Performance section."""
+    """The README's Performance section from `path`, or else from the newest results: the
+    throughput summary of the newest full run and the reload tables of the newest run that
+    has them (a full run or an `--only-reload` run)."""
     if path is None:
-        candidates = sorted(
-            (os.path.join(results_dir, name) for name in os.listdir(results_dir) if name.endswith(".md")),
-            key=os.path.getmtime,
-        )
-        full = [candidate for candidate in candidates if not candidate.endswith("-quick.md")]
-        if not (full or candidates):
+        candidates = _newest_results(results_dir)
+        if not candidates:
             raise SystemExit(f"bench: no result in {results_dir}; run bench/run first")
-        path = (full or candidates)[-1]
-    with open(path) as result:
-        text = result.read()
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < 0:
-        raise SystemExit(f"bench: {path} has no readme markers")
-    section = text[start + len(README_START):end].strip()
-    relative = os.path.relpath(path, os.path.dirname(results_dir.rstrip("/")))
-    return f"{section}\n\nMethod and every figure: `bench/{relative}` (rerun with `bench/run`)."
+    else:
+        candidates = [path]
+    texts = {}
+    for candidate in candidates:
+        with open(candidate) as result:
+            texts[candidate] = result.read()
+    sections, sources = [], []
+    for start, end in BLOCKS:
+        found = [(candidate, _block(text, start, end)) for candidate, text in texts.items()]
+        found = [(candidate, block) for candidate, block in found if block]
+        if found:
+            source, block = found[-1]
+            sections.append(block)
+            if source not in sources:
+                sources.append(source)
+    if not sections:
+        raise SystemExit(f"bench: no readme markers in {', '.join(candidates)}")
+    base = os.path.dirname(results_dir.rstrip("/"))
+    files = " and ".join(f"`bench/{os.path.relpath(source, base)}`" for source in sources)
+    return "\n\n".join(sections) + f"\n\nMethod and every figure: {files} (rerun with `bench/run`)."

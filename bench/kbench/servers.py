@@ -32,12 +32,15 @@ class ServerKind:
     front_ends: tuple
     stop_signal: int
     reload_signal: int  # 0 when the server has no graceful reload
+    # A master FIFO (`master-fifo`) on which `c` starts a chain reload: workers replaced one
+    # at a time. gunicorn and granian have no chain reload.
+    chain_reload: bool = False
 
 
 SERVERS = {
-    "kaiser": ServerKind("kaiser", ("http", "nginx"), signal.SIGINT, signal.SIGHUP),
+    "kaiser": ServerKind("kaiser", ("http", "nginx"), signal.SIGINT, signal.SIGHUP, chain_reload=True),
     # uWSGI 2.0 treats SIGTERM as a brutal reload; SIGINT stops it.
-    "uwsgi": ServerKind("uwsgi", ("http", "nginx"), signal.SIGINT, signal.SIGHUP),
+    "uwsgi": ServerKind("uwsgi", ("http", "nginx"), signal.SIGINT, signal.SIGHUP, chain_reload=True),
     "gunicorn": ServerKind("gunicorn", ("http",), signal.SIGINT, signal.SIGHUP),
     "granian": ServerKind("granian", ("http",), signal.SIGINT, signal.SIGHUP),
     "nginx": ServerKind("nginx", ("ceiling",), signal.SIGTERM, 0),
@@ -65,14 +68,24 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def server_argv(tools, kind, app, threads, front_end, address):
-    """The command line of one app server. `address` is a port (http) or a socket path (nginx)."""
+def server_argv(tools, kind, app, threads, front_end, address, master_fifo=None, lazy_apps=False):
+    """The command line of one app server. `address` is a port (http) or a socket path (nginx).
+
+    `master_fifo` and `lazy_apps` (kaiser and uWSGI only, the same option names in both) are
+    given only to the deployments that measure a chain reload.
+    """
+    if (master_fifo or lazy_apps) and not SERVERS[kind].chain_reload:
+        raise ValueError(f"`{kind}` has no master FIFO or lazy-apps")
+    reload_options = (["--master-fifo", master_fifo] if master_fifo else []) + (
+        ["--lazy-apps"] if lazy_apps else []
+    )
     if kind == "kaiser":
         listen = ["--http-socket", f"127.0.0.1:{address}"] if front_end == "http" else ["--socket", address]
         return [
             tools.kaiser, *listen, "--wsgi-file", app.wsgi_file, "--master",
             "--processes", str(WORKER_PROCESSES), "--threads", str(threads),
             "--home", tools.venv, "--disable-logging", "--listen", str(LISTEN_BACKLOG),
+            *reload_options,
         ]
     if kind == "uwsgi":
         listen = ["--http11-socket", f"127.0.0.1:{address}"] if front_end == "http" else ["--socket", address]
@@ -80,7 +93,7 @@ def server_argv(tools, kind, app, threads, front_end, address):
             tools.venv_bin("uwsgi"), *listen, "--wsgi-file", app.wsgi_file, "--master",
             "--processes", str(WORKER_PROCESSES), "--threads", str(threads),
             "--home", tools.venv, "--disable-logging", "--listen", str(LISTEN_BACKLOG),
-            "--need-app",
+            "--need-app", *reload_options,
         ]
     if kind == "gunicorn":
         # gthread keeps HTTP/1.1 connections alive; the sync worker closes every one.
@@ -265,8 +278,10 @@ class StartFailed(Exception):
     pass
 
 
-def deploy(tools, server, front_end, app, threads, cpu, tag):
-    """Starts `server` for `app` behind `front_end`; returns when it answers 200 on `/`."""
+def deploy(tools, server, front_end, app, threads, cpu, tag, master_fifo=None, lazy_apps=False):
+    """Starts `server` for `app` behind `front_end`; returns when it answers 200 on `/`.
+
+    `master_fifo` and `lazy_apps` go to the server's command line (see `server_argv`)."""
     log_dir = os.path.join(tools.scratch, "logs")
     os.makedirs(log_dir, exist_ok=True)
     port = free_port()
@@ -279,7 +294,8 @@ def deploy(tools, server, front_end, app, threads, cpu, tag):
             app_process = nginx
         elif front_end == "http":
             app_process = spawn(
-                server, server_argv(tools, server, app, threads, "http", port),
+                server,
+                server_argv(tools, server, app, threads, "http", port, master_fifo, lazy_apps),
                 os.path.join(log_dir, f"{tag}.log"), SERVERS[server].stop_signal, cpu, app.directory,
             )
             processes.append(app_process)
@@ -288,7 +304,8 @@ def deploy(tools, server, front_end, app, threads, cpu, tag):
             if os.path.exists(socket_path):
                 os.unlink(socket_path)
             app_process = spawn(
-                server, server_argv(tools, server, app, threads, "nginx", socket_path),
+                server,
+                server_argv(tools, server, app, threads, "nginx", socket_path, master_fifo, lazy_apps),
                 os.path.join(log_dir, f"{tag}.log"), SERVERS[server].stop_signal, cpu, app.directory,
             )
             # nginx stops first so that it does not log the backend going away as errors.
