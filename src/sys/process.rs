@@ -237,9 +237,3 @@ pub fn gettid() -> Pid {
     // SAFETY: gettid cannot fail and has no memory effects.
     unsafe { libc::gettid() }
 }
-
-/// Lets another runnable task on this CPU run first; returns at once when there is none.
-pub fn yield_cpu() {
-    // SAFETY: sched_yield takes no arguments and cannot fail on Linux.
-    unsafe { libc::sched_yield() };
-}

@@ -318,7 +318,6 @@ fn park(shared: &Shared, mut conn: Conn) {
 fn drive(shared: &Shared, mut conn: Conn) {
     let max_head = shared.limits.buffer_size;
     let protocol = shared.listeners[conn.listener].protocol;
-    let mut yielded = false;
     loop {
         if !conn.buf.is_empty() {
             // Parse from a buffer taken out of the connection, so that a complete request
@@ -384,18 +383,6 @@ fn drive(shared: &Shared, mut conn: Conn) {
                 conn.last_active = Instant::now();
             }
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                // A client that has just connected is about to send its request. When it
-                // shares our CPU (nginx beside its workers, the common small-server setup),
-                // our wake-up on its connect() preempted it before it could write: let it
-                // run, and read again, rather than register the connection and sleep. This
-                // halves the context switches on the nginx path (about 30% more requests per
-                // second when both share a core). With no one else runnable on this CPU,
-                // the yield returns at once and costs one cheap system call.
-                if conn.fresh && conn.buf.is_empty() && !yielded {
-                    yielded = true;
-                    sys::process::yield_cpu();
-                    continue;
-                }
                 // An idle keep-alive connection is closed on stop; a new one has a request
                 // on its way and is served.
                 if shared.stopping.load(Ordering::Acquire) && conn.buf.is_empty() && !conn.fresh {
