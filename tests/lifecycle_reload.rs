@@ -165,3 +165,65 @@ fn reloads_of_a_broken_app_keep_the_current_workers_serving() {
         "a failed replacement must neither stop the vassal nor go on with the chain:\n{logs}"
     );
 }
+
+/// A graceful reload's `--check-config` child imports the app at nice 10, so the burst of CPU
+/// it takes does not slow the workers serving meanwhile; the master and the workers stay at
+/// the priority they were started with.
+#[test]
+fn the_reload_check_imports_the_app_at_a_lower_priority() {
+    let dir = TempDir::new("nice");
+    let imports = dir.join("imports");
+    let app_path = dir.write(
+        "app.py",
+        format!(
+            r#"import os
+with open({imports:?}, "a") as log:
+    log.write(f"{{os.getpid()}} {{os.nice(0)}}\n")
+
+def application(environ, start_response):
+    body = str(os.nice(0)).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"#,
+            imports = imports.display().to_string()
+        ),
+    );
+    let reload = dir.write("reload", "");
+    let (app_text, reload_text) = (
+        app_path.display().to_string(),
+        reload.display().to_string(),
+    );
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        &app_text,
+        "--processes",
+        "1",
+        "--touch-reload",
+        &reload_text,
+    ]);
+    let mark = kaiser.log_mark();
+    touch(&reload);
+    kaiser
+        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .unwrap();
+
+    let log = std::fs::read_to_string(&imports).unwrap();
+    let entries: Vec<(i32, i32)> = log
+        .lines()
+        .map(|line| {
+            let (pid, nice) = line.split_once(' ').unwrap();
+            (pid.parse().unwrap(), nice.parse().unwrap())
+        })
+        .collect();
+    // The master preloads, the check child imports, the re-executed master preloads again.
+    let master = kaiser.pid();
+    assert_eq!(entries.len(), 3, "three imports expected:\n{log}");
+    assert_eq!(entries[0], (master, 0), "the first preload:\n{log}");
+    assert!(
+        entries[1].0 != master && entries[1].1 == 10,
+        "the check child imports at nice 10:\n{log}"
+    );
+    assert_eq!(entries[2], (master, 0), "the re-executed master:\n{log}");
+    let response = http_get(addr, "/").unwrap();
+    assert_eq!(response.text(), "0", "the new worker serves at nice 0: {response}");
+}

@@ -237,3 +237,11 @@ pub fn gettid() -> Pid {
     // SAFETY: gettid cannot fail and has no memory effects.
     unsafe { libc::gettid() }
 }
+
+/// Lowers the calling process's CPU priority by `increment` nice levels. Async-signal-safe (a
+/// single system call), so it may run between fork and exec. Failure leaves the priority as
+/// it was, which is harmless for its callers.
+pub fn lower_priority(increment: libc::c_int) {
+    // SAFETY: nice(2) only changes this process's scheduling priority.
+    unsafe { libc::nice(increment) };
+}

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// How much lower the `--check-config` child of a graceful reload runs (nice levels).
+const CHECK_NICE: libc::c_int = 10;
+
 impl Master<'_> {
     pub(super) fn begin_stop(&mut self, fast: bool, why: &str) {
         if let Phase::Stopping {
@@ -45,11 +48,23 @@ impl Master<'_> {
         tracing::info!("{kind} reload: checking the new configuration");
         let _ = self.notifier.notify("RELOADING=1\nSTATUS=reloading");
         let exe = std::env::current_exe()?;
-        let child = std::process::Command::new(exe)
+        let mut command = std::process::Command::new(exe);
+        command
             .args(&self.args)
             .arg("--check-config")
-            .stdin(std::process::Stdio::null())
-            .spawn()?;
+            .stdin(std::process::Stdio::null());
+        // Importing the app again takes a burst of CPU (half a second for Flask here) while
+        // the current workers keep serving, often on the same cores. At nice 10 the check
+        // takes what they leave rather than a fair share, so a reload does not slow the
+        // requests in flight; the reload itself may take longer on a busy machine.
+        // SAFETY: the closure runs between fork and exec and makes one system call, nice(2).
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                sys::process::lower_priority(CHECK_NICE);
+                Ok(())
+            });
+        }
+        let child = command.spawn()?;
         self.phase = Phase::Checking {
             pid: child.id() as Pid,
             deadline: Instant::now() + recycle::whole_mercy(self.config),
