@@ -189,10 +189,7 @@ def application(environ, start_response):
         ),
     );
     let reload = dir.write("reload", "");
-    let (app_text, reload_text) = (
-        app_path.display().to_string(),
-        reload.display().to_string(),
-    );
+    let (app_text, reload_text) = (app_path.display().to_string(), reload.display().to_string());
     let (kaiser, addr) = start(&[
         "--wsgi-file",
         &app_text,
@@ -225,5 +222,9 @@ def application(environ, start_response):
     );
     assert_eq!(entries[2], (master, 0), "the re-executed master:\n{log}");
     let response = http_get(addr, "/").unwrap();
-    assert_eq!(response.text(), "0", "the new worker serves at nice 0: {response}");
+    assert_eq!(
+        response.text(),
+        "0",
+        "the new worker serves at nice 0: {response}"
+    );
 }
