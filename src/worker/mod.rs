@@ -91,6 +91,17 @@ pub struct WorkerSetup<'a> {
 }
 
 /// Exit codes a worker uses (uWSGI's, so logs read the same).
+/// The signals a worker reads from its signalfd (the loop in `serve_until_stopped`).
+const HANDLED_SIGNALS: [libc::c_int; 7] = [
+    libc::SIGHUP,
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGTSTP,
+];
+
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED_APP: i32 = 22;
 
@@ -99,16 +110,10 @@ pub fn run(setup: WorkerSetup<'_>) -> ! {
     // First: no inherited signal plumbing, no master-only fds, die with the master.
     // kaiser's own signals back to their defaults (the worker blocks and reads them below);
     // any other disposition is the app's, set up at import, and stays.
-    sys::signal::reset(&[
-        libc::SIGHUP,
-        libc::SIGTERM,
-        libc::SIGINT,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGTSTP,
-        libc::SIGCHLD,
-    ]);
+    // SIGCHLD is the master's; a worker leaves it at its default.
+    let mut own = HANDLED_SIGNALS.to_vec();
+    own.push(libc::SIGCHLD);
+    sys::signal::reset(&own);
     sys::signal::ignore_sigpipe();
     for fd in &setup.close_fds {
         // SAFETY: these fds belong to the master; the child never uses them.
@@ -200,15 +205,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     let runner = WsgiRunner::new(app, &envs, setup.threads > 1, setup.processes > 1)
         .map_err(|e| WorkerError::Python(e.to_string()))?;
 
-    let handled = sys::signal::SigSet::of(&[
-        libc::SIGHUP,
-        libc::SIGTERM,
-        libc::SIGINT,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGTSTP,
-    ]);
+    let handled = sys::signal::SigSet::of(&HANDLED_SIGNALS);
     sys::signal::block(&handled)?;
     let signals = sys::signal::SignalFd::new(&handled)?;
 
