@@ -228,3 +228,86 @@ def application(environ, start_response):
         "the new worker serves at nice 0: {response}"
     );
 }
+
+#[test]
+fn a_lazy_worker_imports_at_a_lower_priority_and_serves_at_its_own() {
+    let dir = TempDir::new("lazy-nice");
+    let imports = dir.join("imports");
+    // Each import records its pid, its thread's nice value and whether it runs on Python's
+    // main thread (where `signal.signal` handlers run); each response is the nice value of
+    // the thread that serves it.
+    let app_path = dir.write(
+        "app.py",
+        format!(
+            r#"import os, threading
+with open({imports:?}, "a") as log:
+    log.write(f"{{os.getpid()}} {{os.nice(0)}} {{threading.current_thread() is threading.main_thread()}}\n")
+
+def application(environ, start_response):
+    body = f"{{os.getpid()}} {{os.nice(0)}}".encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"#,
+            imports = imports.display().to_string()
+        ),
+    );
+    let chain = dir.join("chain");
+    let (app_text, chain_text) = (app_path.display().to_string(), chain.display().to_string());
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        &app_text,
+        "--lazy-apps",
+        "--processes",
+        "1",
+        "--threads",
+        "2",
+        "--touch-chain-reload",
+        &chain_text,
+    ]);
+    let first = http_get(addr, "/").unwrap().text();
+    let mark = kaiser.log_mark();
+    touch(&chain);
+    kaiser
+        .wait_for_log_since(mark, "chain reload complete", START_TIMEOUT)
+        .unwrap();
+
+    let log = std::fs::read_to_string(&imports).unwrap();
+    let entries: Vec<Vec<&str>> = log.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(
+        entries.len(),
+        2,
+        "the first worker and its replacement import:\n{log}"
+    );
+    assert_ne!(
+        entries[0][0], entries[1][0],
+        "a new worker after the chain reload"
+    );
+    for entry in &entries {
+        assert_eq!(
+            entry[1..],
+            ["10", "True"],
+            "imports at nice 10 on the main thread:\n{log}"
+        );
+    }
+    assert_eq!(
+        first,
+        format!("{} 0", entries[0][0]),
+        "the first worker serves at nice 0"
+    );
+    // The old worker may take one more request before it sees its stop signal.
+    let deadline = std::time::Instant::now() + START_TIMEOUT;
+    loop {
+        let response = http_get(addr, "/").unwrap().text();
+        if response == format!("{} 0", entries[1][0]) {
+            break;
+        }
+        assert_eq!(
+            response, first,
+            "only the old worker may answer instead, at nice 0"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new worker never answered"
+        );
+    }
+}

@@ -238,10 +238,16 @@ pub fn gettid() -> Pid {
     unsafe { libc::gettid() }
 }
 
-/// Lowers the calling process's CPU priority by `increment` nice levels. Async-signal-safe (a
-/// single system call), so it may run between fork and exec. Failure leaves the priority as
-/// it was, which is harmless for its callers.
+/// How many nice levels kaiser lowers an import that runs while workers serve: the reload's
+/// `--check-config` child, and a lazy-apps worker's import.
+pub const IMPORT_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's CPU priority by `increment` nice levels (Linux keeps the nice
+/// value per thread; in a single-threaded process that is the process's). Threads created
+/// afterwards inherit it; threads already running keep theirs. Async-signal-safe (a single
+/// system call), so it may run between fork and exec. Failure leaves the priority as it
+/// was, which is harmless for its callers. Raising it back would need privilege.
 pub fn lower_priority(increment: libc::c_int) {
-    // SAFETY: nice(2) only changes this process's scheduling priority.
+    // SAFETY: nice(2) only changes the calling thread's scheduling priority.
     unsafe { libc::nice(increment) };
 }

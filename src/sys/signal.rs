@@ -41,6 +41,16 @@ pub fn block(set: &SigSet) -> io::Result<()> {
     Ok(())
 }
 
+/// Unblocks `set` for the calling thread.
+pub fn unblock(set: &SigSet) -> io::Result<()> {
+    // SAFETY: pthread_sigmask reads a valid set; the old mask is not requested.
+    let ret = unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set.0, std::ptr::null_mut()) };
+    if ret != 0 {
+        return Err(io::Error::from_raw_os_error(ret));
+    }
+    Ok(())
+}
+
 /// Restores the default disposition of `signals` and unblocks every signal: what a forked
 /// worker does with the signals kaiser itself uses. Other dispositions stay as inherited,
 /// so a Python handler the app installed (`signal.signal` at import, in the master) keeps

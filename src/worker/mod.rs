@@ -90,7 +90,6 @@ pub struct WorkerSetup<'a> {
     pub scoreboard: Arc<Scoreboard>,
 }
 
-/// Exit codes a worker uses (uWSGI's, so logs read the same).
 /// The signals a worker reads from its signalfd (the loop in `serve_until_stopped`).
 const HANDLED_SIGNALS: [libc::c_int; 7] = [
     libc::SIGHUP,
@@ -102,6 +101,7 @@ const HANDLED_SIGNALS: [libc::c_int; 7] = [
     libc::SIGTSTP,
 ];
 
+/// Exit codes a worker uses (uWSGI's, so logs read the same).
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED_APP: i32 = 22;
 
@@ -178,6 +178,12 @@ pub(crate) struct Shared {
 }
 
 fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
+    let handled = sys::signal::SigSet::of(&HANDLED_SIGNALS);
+    // Request threads start first, blocking the signals this thread reads from its
+    // signalfd (a thread inherits its creator's mask) and at its priority, then wait for
+    // the app. That lets a lazy import below run at a lower priority on this thread alone.
+    sys::signal::block(&handled)?;
+    let threads = RequestThreads::start(setup.id, setup.threads.max(1))?;
     let lazy_app;
     let app: &App = match setup.app {
         AppSource::Preloaded(app) => app,
@@ -186,9 +192,21 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
             interpreter,
             module,
         } => {
+            // During the import, signals act as they would without kaiser (Python's SIGINT
+            // handler, the defaults for the rest), as they did before the threads existed.
+            sys::signal::unblock(&handled)?;
+            // A lazy worker often imports beside siblings that are serving: during a chain
+            // reload, or when it replaces a recycled worker. Importing is a burst of CPU
+            // (half a second for Flask here); at a lower priority it takes what the
+            // siblings leave instead of a fair share of their core. Nice is per thread on
+            // Linux: the request threads started above keep the priority they had, and
+            // this thread only waits for signals once the app is in. It stays the thread
+            // that imports because Python runs `signal.signal` handlers only there.
+            sys::process::lower_priority(sys::process::IMPORT_NICE);
             python::initialize(&interpreter)?;
             python::install_uwsgi_module(module).map_err(|e| WorkerError::Python(e.to_string()))?;
             lazy_app = python::load_app(&spec)?;
+            sys::signal::block(&handled)?;
             tracing::info!(app = %lazy_app.description, "app loaded in worker (lazy-apps)");
             &lazy_app
         }
@@ -204,9 +222,6 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         .collect();
     let runner = WsgiRunner::new(app, &envs, setup.threads > 1, setup.processes > 1)
         .map_err(|e| WorkerError::Python(e.to_string()))?;
-
-    let handled = sys::signal::SigSet::of(&HANDLED_SIGNALS);
-    sys::signal::block(&handled)?;
     let signals = sys::signal::SignalFd::new(&handled)?;
 
     let shared = Arc::new(Shared {
@@ -247,18 +262,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         serve::STOP_TOKEN,
     )?;
 
-    let mut handles = Vec::new();
-    for thread_index in 0..setup.threads.max(1) {
-        let shared = shared.clone();
-        let span = tracing::Span::current();
-        let handle = std::thread::Builder::new()
-            .name(format!("kaiser-w{}-t{thread_index}", setup.id))
-            .spawn(move || {
-                let _entered = span.enter();
-                python::with_thread_state(|| serve::thread_loop(&shared, thread_index as usize))
-            })?;
-        handles.push(handle);
-    }
+    let handles = threads.serve(&shared);
     // SAFETY: the master handed us this pipe's write end; it stays open until we exit.
     let ready = unsafe { BorrowedFd::borrow_raw(setup.ready_fd) };
     recycle::send(ready, shared.pid, recycle::ToMaster::Ready);
@@ -299,6 +303,45 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         let _ = handle.join();
     }
     Ok(())
+}
+
+/// The request threads of a worker, started before the app is loaded and waiting for it.
+struct RequestThreads {
+    handles: Vec<std::thread::JoinHandle<()>>,
+    go: Vec<std::sync::mpsc::SyncSender<Arc<Shared>>>,
+}
+
+impl RequestThreads {
+    fn start(worker_id: u32, count: u32) -> std::io::Result<Self> {
+        let mut threads = RequestThreads {
+            handles: Vec::new(),
+            go: Vec::new(),
+        };
+        for thread_index in 0..count as usize {
+            let (go, wait) = std::sync::mpsc::sync_channel::<Arc<Shared>>(1);
+            let span = tracing::Span::current();
+            let handle = std::thread::Builder::new()
+                .name(format!("kaiser-w{worker_id}-t{thread_index}"))
+                .spawn(move || {
+                    // The sender is dropped without sending if the app fails to load; the
+                    // worker then exits.
+                    let Ok(shared) = wait.recv() else { return };
+                    let _entered = span.enter();
+                    python::with_thread_state(|| serve::thread_loop(&shared, thread_index))
+                })?;
+            threads.handles.push(handle);
+            threads.go.push(go);
+        }
+        Ok(threads)
+    }
+
+    /// Hands every thread the worker's state: they start serving.
+    fn serve(self, shared: &Arc<Shared>) -> Vec<std::thread::JoinHandle<()>> {
+        for go in self.go {
+            let _ = go.send(shared.clone());
+        }
+        self.handles
+    }
 }
 
 /// Graceful stop: stop accepting, finish requests in flight, close idle connections.

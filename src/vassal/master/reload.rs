@@ -3,9 +3,6 @@
 
 use super::*;
 
-/// How much lower the `--check-config` child of a graceful reload runs (nice levels).
-const CHECK_NICE: libc::c_int = 10;
-
 impl Master<'_> {
     pub(super) fn begin_stop(&mut self, fast: bool, why: &str) {
         if let Phase::Stopping {
@@ -60,7 +57,7 @@ impl Master<'_> {
         // SAFETY: the closure runs between fork and exec and makes one system call, nice(2).
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut command, || {
-                sys::process::lower_priority(CHECK_NICE);
+                sys::process::lower_priority(sys::process::IMPORT_NICE);
                 Ok(())
             });
         }
