@@ -251,3 +251,15 @@ pub fn lower_priority(increment: libc::c_int) {
     // SAFETY: nice(2) only changes the calling thread's scheduling priority.
     unsafe { libc::nice(increment) };
 }
+
+/// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`). A system call, unlike
+/// `Instant::now`; callers read it sparingly.
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which lives on this stack frame.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}

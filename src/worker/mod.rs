@@ -19,6 +19,7 @@ mod harakiri;
 pub mod recycle;
 pub mod scoreboard;
 mod serve;
+mod turn;
 
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

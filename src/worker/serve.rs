@@ -67,6 +67,7 @@ pub fn thread_loop(shared: &Shared, core: usize) {
     // queued behind another one on a busy thread while a sibling is idle.
     let max_events = if shared.multithreaded { 1 } else { 32 };
     let mut last_sweep = Instant::now();
+    let mut turn = super::turn::Turn::new();
     loop {
         if shared.stopping.load(Ordering::Acquire) && lock_conns(shared).is_empty() {
             // Pass the stop on: wake a sibling so every thread gets to exit.
@@ -109,6 +110,7 @@ pub fn thread_loop(shared: &Shared, core: usize) {
             }
         }
         for &(token, _) in events.iter() {
+            turn.between_requests();
             if token == STOP_TOKEN {
                 stop_accepting(shared);
                 continue;
