@@ -25,6 +25,10 @@ def parse_args(argv):
     )
     parser.add_argument("--no-build", action="store_true", help="use target/release/kaiser as it is")
     parser.add_argument(
+        "--kaiser", metavar="BINARY",
+        help="measure this kaiser binary (another commit's build, for a before/after run); implies --no-build",
+    )
+    parser.add_argument(
         "--servers", help="comma-separated subset of kaiser,uwsgi,gunicorn,granian (for trying the harness)"
     )
     parser.add_argument(
@@ -47,7 +51,10 @@ def main(argv):
         print(report.readme_section(RESULTS_DIR, args.readme or None))
         return 0
 
-    kaiser, venv, nginx, wrk = install.everything(REPO_ROOT, build=not args.no_build)
+    kaiser, venv, nginx, wrk = install.everything(
+        REPO_ROOT, build=not (args.no_build or args.kaiser),
+        kaiser=os.path.abspath(args.kaiser) if args.kaiser else None,
+    )
     scratch = tempfile.mkdtemp(prefix="kbench-")
     tools = servers.Tools(REPO_ROOT, kaiser, venv, nginx, wrk, scratch)
     work_dir = os.path.join(REPO_ROOT, "target", "bench-work")

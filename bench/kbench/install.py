@@ -94,13 +94,15 @@ def find_binary(name):
     raise SystemExit(f"bench: `{name}` not found after installing it")
 
 
-def everything(repo_root, build=True):
-    """Returns (kaiser, venv, nginx, wrk) paths."""
+def everything(repo_root, build=True, kaiser=None):
+    """Returns (kaiser, venv, nginx, wrk) paths. `kaiser`: a binary to measure instead of this
+    checkout's release build (say, another commit's, for a before/after comparison)."""
     if sys.platform != "linux":
         raise SystemExit("bench: Linux only (it reads /proc and pins with taskset)")
     debian_packages()
     venv = peers_venv(repo_root)
-    kaiser = build_kaiser(repo_root) if build else os.path.join(repo_root, "target", "release", "kaiser")
+    if kaiser is None:
+        kaiser = build_kaiser(repo_root) if build else os.path.join(repo_root, "target", "release", "kaiser")
     if not os.access(kaiser, os.X_OK):
-        raise SystemExit(f"bench: {kaiser} is missing; run without --no-build")
+        raise SystemExit(f"bench: {kaiser} is missing or not executable")
     return kaiser, venv, find_binary("nginx"), find_binary("wrk")

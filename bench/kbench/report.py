@@ -54,7 +54,7 @@ def versions(tools):
     venv_python = tools.venv_bin("python")
     flask = _output([venv_python, "-c", "import importlib.metadata as m; print(m.version('flask'))"])
     return {
-        "kaiser": _output(["git", "-C", tools.repo_root, "describe", "--always", "--dirty", "--abbrev=12"]),
+        "kaiser": _kaiser_version(tools),
         "uWSGI": _output([tools.venv_bin("uwsgi"), "--version"]),
         "gunicorn": _output([tools.venv_bin("gunicorn"), "--version"]),
         "granian": _output([tools.venv_bin("granian"), "--version"]),
@@ -340,10 +340,23 @@ def markdown(results, plan, workloads, version_table):
     return "\n".join(out)
 
 
+def _kaiser_version(tools):
+    built_here = os.path.join(tools.repo_root, "target", "release", "kaiser")
+    if os.path.realpath(tools.kaiser) == os.path.realpath(built_here):
+        return _output(["git", "-C", tools.repo_root, "describe", "--always", "--dirty", "--abbrev=12"])
+    return f"{tools.kaiser} (given with --kaiser), {_output([tools.kaiser, '--version'])}"
+
+
 def write(markdown_text, results_dir, plan_name, host):
+    """Writes `<date>-<host>[-plan].md`, or `…-2.md`, `…-3.md` if a run of the day is there
+    already: a committed result is never overwritten."""
     os.makedirs(results_dir, exist_ok=True)
     suffix = "" if plan_name == "full" else f"-{plan_name}"
-    path = os.path.join(results_dir, f"{time.strftime('%Y-%m-%d')}-{host}{suffix}.md")
+    stem = os.path.join(results_dir, f"{time.strftime('%Y-%m-%d')}-{host}{suffix}")
+    path, n = f"{stem}.md", 1
+    while os.path.exists(path):
+        n += 1
+        path = f"{stem}-{n}.md"
     scratch = path + ".tmp"
     with open(scratch, "w") as out:
         out.write(markdown_text)
