@@ -528,3 +528,43 @@ fn a_lone_client_never_stalls_across_reloads() {
         "a request waited {slowest} ms during a reload (a lost wake-up leaves it waiting until the next connection or the 1 s backstop)"
     );
 }
+
+#[test]
+fn the_objects_the_import_made_are_frozen_out_of_the_workers_collections() {
+    let dir = TempDir::new("freeze");
+    // The response: how many objects sit in the permanent generation, and whether the
+    // collector still runs for everything made later.
+    let app = dir.write(
+        "app.py",
+        r#"import gc
+made_at_import = [[i] for i in range(10000)]  # lists are always tracked
+
+def application(environ, start_response):
+    body = f"{gc.get_freeze_count()} {gc.isenabled()}".encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"#,
+    );
+    let app_text = app.display().to_string();
+    for lazy in [false, true] {
+        let mut args = vec!["--wsgi-file", &app_text, "--processes", "2"];
+        if lazy {
+            args.push("--lazy-apps");
+        }
+        let (_kaiser, addr) = start(&args);
+        let response = http_get(addr, "/").unwrap();
+        let (frozen, enabled) = response
+            .text()
+            .split_once(' ')
+            .map(|(a, b)| (a.parse::<u64>().unwrap(), b.to_string()))
+            .unwrap();
+        assert!(
+            frozen > 10_000,
+            "lazy-apps {lazy}: the import's objects are frozen, {frozen} are: {response}"
+        );
+        assert_eq!(
+            enabled, "True",
+            "lazy-apps {lazy}: the collector still runs"
+        );
+    }
+}

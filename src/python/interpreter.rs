@@ -205,6 +205,26 @@ where
     Python::attach(|py| py.detach(f))
 }
 
+/// Moves every object Python's collector tracks now (the app, its modules, what its import
+/// built) into the permanent generation: `gc.freeze()`, as the `gc` docs advise before a fork
+/// without exec. Collections in the workers then walk only what was made after it, rather than
+/// the whole app each time: the first full collection of a Flask worker had stopped it for
+/// 33–43 ms, about 2 s into serving. And they no longer write to the frozen objects' headers,
+/// so the pages forked from the master stay shared: the total PSS of a Flask master and two
+/// workers under load fell from 54 to 40 MiB. The frozen objects are never collected; garbage
+/// the import left behind is collected just before.
+pub fn freeze_heap() {
+    Python::attach(|py| {
+        let frozen = py.import("gc").and_then(|gc| {
+            gc.call_method0("collect")?;
+            gc.call_method0("freeze")
+        });
+        if let Err(err) = frozen {
+            tracing::warn!(error = %err, "gc.freeze() failed; the app's objects stay collectable");
+        }
+    });
+}
+
 /// Runs the Python-level signal handlers (`signal.signal`) for signals that arrived since the
 /// last call. Must be called on Python's main thread. A handler that raises is logged.
 pub fn run_signal_handlers() {

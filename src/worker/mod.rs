@@ -207,6 +207,8 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
             python::initialize(&interpreter)?;
             python::install_uwsgi_module(module).map_err(|e| WorkerError::Python(e.to_string()))?;
             lazy_app = python::load_app(&spec)?;
+            // No fork follows, but collections then skip the app's import-time objects.
+            python::freeze_heap();
             sys::signal::block(&handled)?;
             tracing::info!(app = %lazy_app.description, "app loaded in worker (lazy-apps)");
             &lazy_app

@@ -332,6 +332,7 @@ fn preload(
     if threads > 1 {
         return Err(RunVassalError::ThreadsAtImport { threads });
     }
+    python::freeze_heap();
     tracing::info!(app = %app.description, "app preloaded in the master");
     Ok(app)
 }
