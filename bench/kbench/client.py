@@ -5,20 +5,31 @@ Used for the correctness check before each measurement, for waiting until a serv
 """
 
 import http.client
+import socket
+import struct
 import time
+
+# SO_LINGER on, 0 s: close() resets the connection instead of leaving it in TIME_WAIT.
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 
 
 class RequestFailed(Exception):
     pass
 
 
-def request(port, path, method="GET", body=None, timeout=10.0, close=True):
-    """Returns (status, body). Raises RequestFailed on any socket or protocol error."""
+def request(port, path, method="GET", body=None, timeout=10.0, close=True, reset=False):
+    """Returns (status, body). Raises RequestFailed on any socket or protocol error.
+
+    `reset`: close with a reset once the answer is read, so the connection leaves no TIME_WAIT
+    entry behind (see the reload clients)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     headers = {"Connection": "close"} if close else {}
     if body is not None:
         headers["Content-Type"] = "application/octet-stream"
     try:
+        if reset:
+            connection.connect()
+            connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
         connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
         return response.status, response.read()

@@ -245,7 +245,7 @@ def run_reload(tools, apps, plan, kind, server, results, label):
     new_ready = f"+{sample.new_ready_ms:.0f} ms" if sample.end_logged else "not logged"
     print(
         f"{label} {what}: worst gap {sample.worst_gap_ms:.0f} ms in the window (from "
-        f"{sample.worst_gap_from_ms:+.0f} ms), {sample.outside_gap_ms:.0f} ms outside; p99 "
+        f"{sample.worst_gap_from_ms:+.0f} ms), {sample.outside_gap_ms:.0f} ms outside (from {sample.outside_gap_from_ms:+.0f} ms); p99 "
         f"{sample.steady_p99_ms:.1f} ms before, {sample.reload_p99_ms:.1f} ms in the window "
         f"({sample.reload_requests} requests); window {sample.window_ms:.0f} ms (new generation "
         f"accepts {new_ready}, old one gone +{sample.old_gone_ms:.0f} ms); failed {sample.failed}/"

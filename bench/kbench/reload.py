@@ -1,6 +1,6 @@
 """Reloads under load: what clients see while a server replaces its workers.
 
-A few client threads send requests back to back, each on a new connection (as nginx does to
+A few client processes send requests back to back, each on a new connection (as nginx does to
 a backend), while the harness triggers a reload:
   graceful  the server's graceful-reload signal (SIGHUP for every server here)
   chain     `c` written to the master FIFO (kaiser and uWSGI): workers replaced one at a time
@@ -26,7 +26,9 @@ Every request is recorded with its start time and latency. The figures are:
 """
 
 import math
+import multiprocessing
 import os
+import queue
 import re
 import threading
 import time
@@ -64,6 +66,7 @@ class ReloadSample:
     worst_gap_ms: float  # the longest gap that overlaps the window
     worst_gap_from_ms: float  # when that gap began, from the trigger (negative: before it)
     outside_gap_ms: float  # the longest gap wholly before or after the window
+    outside_gap_from_ms: float  # when that gap began, from the trigger
     failed: int
     succeeded: int
     recovered: bool  # every client was answered after the reload window
@@ -163,45 +166,59 @@ class _ReloadWatch:
                 time.sleep(WATCH_POLL_S)
 
 
+def _client(port, workload, stop, results):
+    """One client process: requests back to back until `stop` is set, then sends its records
+    [(started, latency_s, ok)] and failure kinds to `results`."""
+    mine = []
+    kinds = Counter()
+    while not stop.is_set():
+        failure = None
+        started = time.monotonic()
+        try:
+            status, body = client.request(port, workload.path, timeout=REQUEST_TIMEOUT, reset=True)
+            if status != 200:
+                failure = f"status {status}"
+            elif workload.check(body) is not None:
+                failure = "wrong body"
+        except client.RequestFailed as error:
+            failure = type(error.__cause__).__name__
+        mine.append((started, time.monotonic() - started, failure is None))
+        if failure is not None:
+            kinds[failure] += 1
+            time.sleep(0.001)  # a refused connection fails at once; do not spin
+    results.put((mine, kinds))
+
+
 def measure(deployment, kind, trigger, workload, before_s, after_s, client_cpu):
-    stop = threading.Event()
+    # The clients are processes, not threads: four threads of one Python take turns on its GIL,
+    # and those turns put 20-50 ms between some answers whatever the server did. They close
+    # each connection with a reset once its answer is read: at 5,000 new connections a second,
+    # TIME_WAIT entries pile up by the tens of thousands, and every few seconds all four
+    # clients stalled together for ~30 ms in connect(), with kaiser and uWSGI alike. (nginx
+    # talks to a backend over a unix socket, which has no TIME_WAIT.)
+    # Forked, so they share this process's clock (time.monotonic) and need nothing pickled in.
+    context = multiprocessing.get_context("fork")
+    stop = context.Event()
+    results = context.Queue()
     records = []  # per client: [(started, latency_s, ok)]
     kinds = Counter()
-    lock = threading.Lock()
-
-    def loop():
-        mine = []
-        mine_kinds = Counter()
-        while not stop.is_set():
-            failure = None
-            started = time.monotonic()
-            try:
-                status, body = client.request(deployment.port, workload.path, timeout=REQUEST_TIMEOUT)
-                if status != 200:
-                    failure = f"status {status}"
-                elif workload.check(body) is not None:
-                    failure = "wrong body"
-            except client.RequestFailed as error:
-                failure = type(error.__cause__).__name__
-            mine.append((started, time.monotonic() - started, failure is None))
-            if failure is not None:
-                mine_kinds[failure] += 1
-                time.sleep(0.001)  # a refused connection fails at once; do not spin
-        with lock:
-            records.append(mine)
-            kinds.update(mine_kinds)
 
     pattern = RELOADED.get((kind, deployment.server))
     leader = deployment.app_process.pid
     watch = None
     previous_affinity = os.sched_getaffinity(0)
     if client_cpu is not None:
-        os.sched_setaffinity(0, {client_cpu})  # threads started below inherit it
-    threads = [threading.Thread(target=loop, daemon=True) for _ in range(CLIENTS)]
+        # The client processes inherit it; the harness (its log watcher) stays there too, off
+        # the server's CPU.
+        os.sched_setaffinity(0, {client_cpu})
+    clients = [
+        context.Process(target=_client, args=(deployment.port, workload, stop, results), daemon=True)
+        for _ in range(CLIENTS)
+    ]
     settled = time.monotonic() + SETTLE_S
     try:
-        for thread in threads:
-            thread.start()
+        for process in clients:
+            process.start()
         time.sleep(before_s)
         # The log is read from its end now, so a lazy worker that was still importing at the
         # start (it logged its line long ago) is not taken for the new generation.
@@ -223,12 +240,23 @@ def measure(deployment, kind, trigger, workload, before_s, after_s, client_cpu):
         stop.set()
         if watch:
             watch.stop()
-        for thread in threads:
-            if thread.ident is not None:  # started
-                thread.join(timeout=REQUEST_TIMEOUT + 5)
+        started = [process for process in clients if process.pid is not None]
+        deadline = time.monotonic() + REQUEST_TIMEOUT + 5
+        for _ in started:
+            try:
+                mine, mine_kinds = results.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            records.append(mine)
+            kinds.update(mine_kinds)
+        for process in started:
+            process.join(timeout=max(0.1, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()  # by its pid: it is our own child
+                process.join()
         os.sched_setaffinity(0, previous_affinity)
 
-    in_window, in_window_from, outside = 0.0, triggered, 0.0
+    in_window, in_window_from, outside, outside_from = 0.0, triggered, 0.0, triggered
     recovered = True
     for mine in records:
         # A gap runs from one success's answer to the next. The first answer once the clients
@@ -242,8 +270,8 @@ def measure(deployment, kind, trigger, workload, before_s, after_s, client_cpu):
             if answered >= triggered and last <= window_end:
                 if gap > in_window:
                     in_window, in_window_from = gap, last
-            else:
-                outside = max(outside, gap)
+            elif gap > outside:
+                outside, outside_from = gap, last
             last = max(last, answered)
         recovered &= any(ok and started > window_end for started, _, ok in mine)
     everything = [request for mine in records for request in mine]
@@ -261,6 +289,7 @@ def measure(deployment, kind, trigger, workload, before_s, after_s, client_cpu):
         worst_gap_ms=in_window * 1000.0,
         worst_gap_from_ms=since(in_window_from),
         outside_gap_ms=outside * 1000.0,
+        outside_gap_from_ms=since(outside_from),
         failed=failed,
         succeeded=len(everything) - failed,
         recovered=recovered and len(records) == CLIENTS,

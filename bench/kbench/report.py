@@ -233,8 +233,8 @@ def _reload_table(results, plan, kind):
 def _reload_runs(results, plan):
     """Every reload measurement on its own row: where its worst gap fell, for reading the logs."""
     lines = [
-        "| reload | server | run | trigger (UTC) | worst gap ms in the window | it began ms | worst gap ms outside | p99 ms before | p99 ms in the window | requests in the window | new generation accepts ms | old generation gone ms | failed |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| reload | server | run | trigger (UTC) | worst gap ms in the window | it began ms | worst gap ms outside | it began ms | p99 ms before | p99 ms in the window | requests in the window | new generation accepts ms | old generation gone ms | failed |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for kind in plan.reload_kinds:
         for server in plan.reload_servers:
@@ -242,7 +242,8 @@ def _reload_runs(results, plan):
                 new_ready = f"{sample.new_ready_ms:.0f}" if sample.end_logged else "not logged"
                 lines.append(
                     f"| {kind} | {NAMES[server]} | {run} | {reload.utc_clock(sample.triggered_at)} | {sample.worst_gap_ms:.0f} | "
-                    f"{sample.worst_gap_from_ms:+.0f} | {sample.outside_gap_ms:.0f} | {sample.steady_p99_ms:.1f} | "
+                    f"{sample.worst_gap_from_ms:+.0f} | {sample.outside_gap_ms:.0f} | {sample.outside_gap_from_ms:+.0f} | "
+                    f"{sample.steady_p99_ms:.1f} | "
                     f"{sample.reload_p99_ms:.1f} | {sample.reload_requests} | {new_ready} | "
                     f"{sample.old_gone_ms:.0f} | {sample.failed} |"
                 )
