@@ -7,7 +7,7 @@
 //! set the p99: 5 ms with Flask and two workers on one core, against a 0.8 ms median.
 //!
 //! So a request thread that has used [`TURN`] of CPU since it last gave way calls
-//! `sched_yield` between two events. If another task is waiting for the core it runs now, while
+//! `sched_yield` between two events (unless it is saturated, see `serve::thread_loop`). If another task is waiting for the core it runs now, while
 //! this thread sits between requests; if none is, the call returns at once. The thread's CPU
 //! clock is a system call, so it is read only once the wall clock says a turn may be over
 //! (CPU time cannot run ahead of wall time): at most once per millisecond of serving.
