@@ -113,7 +113,8 @@ pub fn thread_loop(shared: &Shared, core: usize) {
             // A thread handed several ready events at once is saturated: every request waits
             // in a queue anyway, and yielding would only add switches between busy workers
             // (10% fewer Flask requests a second with 64 keep-alive clients). It gives way
-            // only when it takes one event at a time.
+            // only when it takes one event at a time. (A thread of a multithreaded worker
+            // always takes one: for those this tells nothing, and they always may yield.)
             if events.len() == 1 {
                 turn.between_requests();
             }

@@ -7,8 +7,9 @@
 //! set the p99: 5 ms with Flask and two workers on one core, against a 0.8 ms median.
 //!
 //! So a request thread that has used [`TURN`] of CPU since it last gave way calls
-//! `sched_yield` between two events (unless it is saturated, see `serve::thread_loop`). If another task is waiting for the core it runs now, while
-//! this thread sits between requests; if none is, the call returns at once. The thread's CPU
+//! `sched_yield` between two events, unless it is saturated (see `serve::thread_loop`). If
+//! another task is waiting for the core it runs now, while this thread sits between requests;
+//! if none is, the call returns at once. The thread's CPU
 //! clock is a system call, so it is read only once the wall clock says a turn may be over
 //! (CPU time cannot run ahead of wall time): at most once per millisecond of serving.
 
@@ -16,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use crate::sys;
 
-/// How much CPU a request thread uses before it lets a waiting task have the core. Below the
-/// scheduler's own slice, so that the hand-over happens here, between requests.
+/// How much CPU a request thread uses before it lets a waiting task have the core: well
+/// inside the 4 ms between ticks, so that the hand-over happens here, between requests.
 pub const TURN: Duration = Duration::from_millis(1);
 
 pub struct Turn {
