@@ -166,139 +166,143 @@ fn reloads_of_a_broken_app_keep_the_current_workers_serving() {
     );
 }
 
+/// One import of `tests/apps/priority.py`, as it recorded itself.
+#[derive(Debug, PartialEq)]
+struct Import {
+    pid: i32,
+    nice: i32,
+    main_thread: bool,
+}
+
+/// Starts `tests/apps/priority.py` with `args`, recording its imports in `dir`; returns the
+/// path of that record too.
+fn start_priority_app(
+    dir: &TempDir,
+    args: &[&str],
+) -> (Kaiser, std::net::SocketAddr, std::path::PathBuf) {
+    let imports = dir.join("imports");
+    let env = format!("KAISER_TEST_IMPORTS={}", imports.display());
+    let mut all = vec!["--wsgi-file", "tests/apps/priority.py", "--env", &env];
+    all.extend_from_slice(args);
+    let (kaiser, addr) = start(&all);
+    (kaiser, addr, imports)
+}
+
+/// The imports recorded so far, and the record's text for messages.
+fn read_imports(path: &Path) -> (Vec<Import>, String) {
+    let log = std::fs::read_to_string(path).unwrap();
+    let imports = log
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            Import {
+                pid: fields[0].parse().unwrap(),
+                nice: fields[1].parse().unwrap(),
+                main_thread: fields[2] == "True",
+            }
+        })
+        .collect();
+    (imports, log)
+}
+
+/// The pid and nice value of the thread that served a request to `tests/apps/priority.py`.
+fn served_by(addr: std::net::SocketAddr) -> (i32, i32) {
+    let text = http_get(addr, "/").unwrap().text();
+    let (pid, nice) = text.split_once(' ').unwrap();
+    (pid.parse().unwrap(), nice.parse().unwrap())
+}
+
 /// A graceful reload's `--check-config` child imports the app at nice 10, so the burst of CPU
 /// it takes does not slow the workers serving meanwhile; the master and the workers stay at
 /// the priority they were started with.
 #[test]
 fn the_reload_check_imports_the_app_at_a_lower_priority() {
     let dir = TempDir::new("nice");
-    let imports = dir.join("imports");
-    let app_path = dir.write(
-        "app.py",
-        format!(
-            r#"import os
-with open({imports:?}, "a") as log:
-    log.write(f"{{os.getpid()}} {{os.nice(0)}}\n")
-
-def application(environ, start_response):
-    body = str(os.nice(0)).encode()
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return [body]
-"#,
-            imports = imports.display().to_string()
-        ),
-    );
     let reload = dir.write("reload", "");
-    let (app_text, reload_text) = (app_path.display().to_string(), reload.display().to_string());
-    let (kaiser, addr) = start(&[
-        "--wsgi-file",
-        &app_text,
-        "--processes",
-        "1",
-        "--touch-reload",
-        &reload_text,
-    ]);
+    let reload_text = reload.display().to_string();
+    let (kaiser, addr, imports) =
+        start_priority_app(&dir, &["--processes", "1", "--touch-reload", &reload_text]);
     let mark = kaiser.log_mark();
     touch(&reload);
     kaiser
         .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
         .unwrap();
 
-    let log = std::fs::read_to_string(&imports).unwrap();
-    let entries: Vec<(i32, i32)> = log
-        .lines()
-        .map(|line| {
-            let (pid, nice) = line.split_once(' ').unwrap();
-            (pid.parse().unwrap(), nice.parse().unwrap())
-        })
-        .collect();
+    let (entries, log) = read_imports(&imports);
+    let preload = |pid| Import {
+        pid,
+        nice: 0,
+        main_thread: true,
+    };
     // The master preloads, the check child imports, the re-executed master preloads again.
     let master = kaiser.pid();
     assert_eq!(entries.len(), 3, "three imports expected:\n{log}");
-    assert_eq!(entries[0], (master, 0), "the first preload:\n{log}");
+    assert_eq!(entries[0], preload(master), "the first preload:\n{log}");
     assert!(
-        entries[1].0 != master && entries[1].1 == 10,
+        entries[1].pid != master && entries[1].nice == 10,
         "the check child imports at nice 10:\n{log}"
     );
-    assert_eq!(entries[2], (master, 0), "the re-executed master:\n{log}");
-    let response = http_get(addr, "/").unwrap();
     assert_eq!(
-        response.text(),
-        "0",
-        "the new worker serves at nice 0: {response}"
+        entries[2],
+        preload(master),
+        "the re-executed master:\n{log}"
     );
+    let (_, nice) = served_by(addr);
+    assert_eq!(nice, 0, "the new worker serves at nice 0");
 }
 
+/// A lazy-apps worker imports at nice 10 on Python's main thread, and its request threads,
+/// started before the import, serve at the priority the worker was started with.
 #[test]
 fn a_lazy_worker_imports_at_a_lower_priority_and_serves_at_its_own() {
     let dir = TempDir::new("lazy-nice");
-    let imports = dir.join("imports");
-    // Each import records its pid, its thread's nice value and whether it runs on Python's
-    // main thread (where `signal.signal` handlers run); each response is the nice value of
-    // the thread that serves it.
-    let app_path = dir.write(
-        "app.py",
-        format!(
-            r#"import os, threading
-with open({imports:?}, "a") as log:
-    log.write(f"{{os.getpid()}} {{os.nice(0)}} {{threading.current_thread() is threading.main_thread()}}\n")
-
-def application(environ, start_response):
-    body = f"{{os.getpid()}} {{os.nice(0)}}".encode()
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return [body]
-"#,
-            imports = imports.display().to_string()
-        ),
-    );
     let chain = dir.join("chain");
-    let (app_text, chain_text) = (app_path.display().to_string(), chain.display().to_string());
-    let (kaiser, addr) = start(&[
-        "--wsgi-file",
-        &app_text,
-        "--lazy-apps",
-        "--processes",
-        "1",
-        "--threads",
-        "2",
-        "--touch-chain-reload",
-        &chain_text,
-    ]);
-    let first = http_get(addr, "/").unwrap().text();
+    let chain_text = chain.display().to_string();
+    let (kaiser, addr, imports) = start_priority_app(
+        &dir,
+        &[
+            "--lazy-apps",
+            "--processes",
+            "1",
+            "--threads",
+            "2",
+            "--touch-chain-reload",
+            &chain_text,
+        ],
+    );
+    let first = served_by(addr);
     let mark = kaiser.log_mark();
     touch(&chain);
     kaiser
         .wait_for_log_since(mark, "chain reload complete", START_TIMEOUT)
         .unwrap();
 
-    let log = std::fs::read_to_string(&imports).unwrap();
-    let entries: Vec<Vec<&str>> = log.lines().map(|l| l.split(' ').collect()).collect();
+    let (entries, log) = read_imports(&imports);
     assert_eq!(
         entries.len(),
         2,
         "the first worker and its replacement import:\n{log}"
     );
     assert_ne!(
-        entries[0][0], entries[1][0],
+        entries[0].pid, entries[1].pid,
         "a new worker after the chain reload"
     );
     for entry in &entries {
-        assert_eq!(
-            entry[1..],
-            ["10", "True"],
+        assert!(
+            entry.nice == 10 && entry.main_thread,
             "imports at nice 10 on the main thread:\n{log}"
         );
     }
     assert_eq!(
         first,
-        format!("{} 0", entries[0][0]),
+        (entries[0].pid, 0),
         "the first worker serves at nice 0"
     );
     // The old worker may take one more request before it sees its stop signal.
     let deadline = std::time::Instant::now() + START_TIMEOUT;
     loop {
-        let response = http_get(addr, "/").unwrap().text();
-        if response == format!("{} 0", entries[1][0]) {
+        let response = served_by(addr);
+        if response == (entries[1].pid, 0) {
             break;
         }
         assert_eq!(
