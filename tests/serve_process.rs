@@ -568,3 +568,47 @@ def application(environ, start_response):
         );
     }
 }
+
+/// `nohup` ignores SIGHUP, and a shell script's `kaiser … &` ignores SIGINT and SIGQUIT.
+/// An ignored signal never reaches the master's signalfd; the master undoes that, so it
+/// still reloads and stops, as uWSGI (which installs handlers) does. SIGCHLD ignored would
+/// make the kernel reap workers behind the master's back.
+#[test]
+fn signals_ignored_by_whoever_started_kaiser_still_reload_and_stop_it() {
+    use std::os::unix::process::CommandExt;
+    let args = [
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+    ];
+    let mut kaiser = Kaiser::spawn_with(&args, |command| {
+        // SAFETY: signal(2) is async-signal-safe, as code between fork and exec must be.
+        unsafe {
+            command.pre_exec(|| {
+                for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGCHLD] {
+                    libc::signal(sig, libc::SIG_IGN);
+                }
+                Ok(())
+            });
+        }
+    });
+    let addr = kaiser
+        .wait_for_addr("protocol=\"http\"", START_TIMEOUT)
+        .unwrap();
+    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    let first = worker_pid(addr);
+    let mark = kaiser.log_mark();
+    kaiser.signal(libc::SIGHUP);
+    kaiser
+        .wait_for_log_since(mark, ": reloaded in ", START_TIMEOUT)
+        .unwrap();
+    assert_ne!(worker_pid(addr), first, "SIGHUP did not replace the worker");
+    kaiser.signal(libc::SIGINT);
+    let status = kaiser.wait_exit(EXIT);
+    assert!(
+        status.is_some(),
+        "SIGINT did not stop the master\n{}",
+        kaiser.logs()
+    );
+}

@@ -31,6 +31,24 @@ impl SigSet {
     }
 }
 
+/// Makes sure none of `signals` is ignored, for a process that reads them from a signalfd:
+/// an ignored signal is discarded when it is sent, blocked or not, so it never reaches the
+/// signalfd. `nohup` ignores SIGHUP, and a shell script's `cmd &` ignores SIGINT and
+/// SIGQUIT; without this, `kill -HUP` would not reload a master started that way (uWSGI
+/// installs its own handlers, so it reacts there). Only SIG_IGN is changed (to SIG_DFL):
+/// the caller blocks these signals, so a handler Python installed never runs anyway.
+pub fn stop_ignoring(signals: &[libc::c_int]) {
+    for &sig in signals {
+        // SAFETY: a zeroed sigaction is a valid out-parameter; a null `act` only queries.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        let queried = unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } == 0;
+        if queried && old.sa_sigaction == libc::SIG_IGN {
+            // SAFETY: resetting a disposition to SIG_DFL is always sound.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+}
+
 /// Blocks `set` for the calling thread (threads created later inherit the mask).
 pub fn block(set: &SigSet) -> io::Result<()> {
     // SAFETY: pthread_sigmask reads a valid set; the old mask is not requested.

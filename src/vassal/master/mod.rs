@@ -241,7 +241,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         (Some(preload(config, &interpreter, &spec, module)?), None)
     };
 
-    let handled = sys::signal::SigSet::of(&[
+    let own = [
         libc::SIGHUP,
         libc::SIGTERM,
         libc::SIGINT,
@@ -249,8 +249,11 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         libc::SIGCHLD,
         libc::SIGUSR1,
         libc::SIGTSTP,
-    ]);
+    ];
+    let handled = sys::signal::SigSet::of(&own);
     sys::signal::block(&handled)?;
+    // After blocking: from here a signal sent waits in the signalfd, none is lost or fatal.
+    sys::signal::stop_ignoring(&own);
     sys::signal::ignore_sigpipe();
     let signals = sys::signal::SignalFd::new(&handled)?;
     let (ready_read, ready_write) = sys::fd::pipe()?;
