@@ -569,6 +569,44 @@ def application(environ, start_response):
     }
 }
 
+/// The scheduling policy of every thread of `pid` (`/proc/PID/task/TID/stat`, field 41:
+/// 0 is SCHED_OTHER, 3 is SCHED_BATCH).
+fn thread_policies(pid: i32) -> Vec<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .map(|task| {
+            let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+            // Fields start after the command name, which may hold spaces: "(name) S ..." is
+            // field 3 onward, so field 41 is the 39th after the ')'.
+            let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+            after_name.split(' ').nth(38).unwrap().parse().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn workers_run_under_sched_batch_unless_batch_scheduling_is_off() {
+    for (extra, policy) in [(None, 3), (Some("--batch-scheduling=false"), 0)] {
+        let mut args = vec!["--wsgi-file", "tests/apps/wsgi_suite.py", "--threads", "2"];
+        args.extend(extra);
+        let (kaiser, addr) = start(&args);
+        let worker = thread_policies(worker_pid(addr));
+        assert!(
+            worker.len() >= 3,
+            "{extra:?}: the worker's main thread and two request threads: {worker:?}"
+        );
+        assert!(
+            worker.iter().all(|&p| p == policy),
+            "{extra:?}: every thread of the worker under policy {policy}: {worker:?}"
+        );
+        let master = thread_policies(kaiser.pid());
+        assert!(
+            master.iter().all(|&p| p == 0),
+            "{extra:?}: the master keeps the normal policy: {master:?}"
+        );
+    }
+}
+
 /// `nohup` ignores SIGHUP, and a shell script's `kaiser … &` ignores SIGINT and SIGQUIT.
 /// An ignored signal never reaches the master's signalfd; the master undoes that, so it
 /// still reloads and stops, as uWSGI (which installs handlers) does. SIGCHLD ignored would

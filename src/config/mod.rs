@@ -134,6 +134,8 @@ pub struct Config {
     pub reload_mercy: Duration,
     pub pidfile: Option<PathBuf>,
     pub vacuum: bool,
+    /// Workers run under `SCHED_BATCH` (see `sys::process::use_batch_scheduling`).
+    pub batch_scheduling: bool,
     pub uid: Option<String>,
     pub gid: Option<String>,
 
@@ -217,6 +219,7 @@ impl Default for Config {
             reload_mercy: Duration::from_secs(30),
             pidfile: None,
             vacuum: false,
+            batch_scheduling: true,
             uid: None,
             gid: None,
             sockets: Vec::new(),

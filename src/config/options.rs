@@ -294,6 +294,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("gid", Owner, Processes, "drop privileges to this group (name or number)"),
     opt("pidfile", Path, Processes, "write the master's pid to this file (before dropping privileges)"),
     opt("vacuum", Bool, Processes, "remove unix sockets and the pidfile on exit").default("false"),
+    opt("batch-scheduling", Bool, Processes, "run workers under SCHED_BATCH: a worker woken by a request does not preempt the front end still sending it; `false`: the normal policy, as uWSGI").default("true"),
     opt("worker-reload-mercy", Seconds, Processes, "how long a worker may take to finish on reload or shutdown").default("60"),
     opt("reload-mercy", Seconds, Processes, "how long the master waits for all processes on reload or shutdown").default("30"),
     opt("die-on-term", Bool, Processes, "exit on SIGTERM").noop("SIGTERM always stops kaiser gracefully (uWSGI 2.1 and systemd semantics)"),

@@ -66,6 +66,9 @@ pub(crate) fn render(config: &Config) -> String {
     if config.vacuum {
         line("vacuum", "true");
     }
+    if config.batch_scheduling != default.batch_scheduling {
+        line("batch-scheduling", &config.batch_scheduling.to_string());
+    }
     if config.worker_reload_mercy != default.worker_reload_mercy {
         line(
             "worker-reload-mercy",

@@ -117,6 +117,11 @@ fn dialect() {
     check("[uwsgi]\nvacuum = No", "");
     check("[uwsgi]\nvacuum = 0", "");
     check("[uwsgi]\nvacuum = yes please", "vacuum = true");
+    check(
+        "[uwsgi]\nbatch-scheduling = false",
+        "batch-scheduling = false",
+    );
+    check("[uwsgi]\nbatch-scheduling = true", "");
     check("[uwsgi]\ncallable = \"app\"", "callable = \"app\"");
     check("[uwsgi]\n; processes = 3\n# processes = 5\n", "");
     check(

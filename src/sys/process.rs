@@ -252,6 +252,24 @@ pub fn lower_priority(increment: libc::c_int) {
     unsafe { libc::nice(increment) };
 }
 
+/// Puts the calling thread under `SCHED_BATCH`; threads it creates afterwards inherit it.
+///
+/// Same share of the CPU as `SCHED_OTHER` at the same nice value; the difference is that a
+/// batch thread does not preempt the running thread when it wakes up, it waits for that
+/// thread to sleep or for the tick. A worker is woken by a front end's `connect()` (nginx
+/// on the same core) before the request is written; preempting there costs two context
+/// switches and an empty read per request. No privilege is needed.
+pub fn use_batch_scheduling() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler reads one sched_param, which lives on this stack frame;
+    // pid 0 is the calling thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`). A system call, unlike
 /// `Instant::now`; callers read it sparingly.
 pub fn thread_cpu_time() -> std::time::Duration {

@@ -80,6 +80,8 @@ pub struct WorkerSetup<'a> {
     pub master_pid: sys::process::Pid,
     pub threads: u32,
     pub processes: u32,
+    /// Run this worker's threads under `SCHED_BATCH` (`batch-scheduling`).
+    pub batch_scheduling: bool,
     pub listeners: Arc<Vec<Listener>>,
     pub app: AppSource<'a>,
     pub limits: Limits,
@@ -184,6 +186,12 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     // signalfd (a thread inherits its creator's mask) and at its priority, then wait for
     // the app. That lets a lazy import below run at a lower priority on this thread alone.
     sys::signal::block(&handled)?;
+    if setup.batch_scheduling {
+        // Before any thread exists, so that every one of them inherits it.
+        if let Err(err) = sys::process::use_batch_scheduling() {
+            tracing::warn!("batch-scheduling: the normal policy stays: {err}");
+        }
+    }
     let threads = RequestThreads::start(setup.id, setup.threads.max(1))?;
     let lazy_app;
     let app: &App = match setup.app {

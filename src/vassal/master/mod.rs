@@ -456,6 +456,7 @@ impl Master<'_> {
                     master_pid: sys::process::getppid(),
                     threads: config.threads.max(1),
                     processes: config.processes.max(1),
+                    batch_scheduling: config.batch_scheduling,
                     listeners: self.listeners.clone(),
                     app,
                     limits: Limits {
