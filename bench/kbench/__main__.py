@@ -40,6 +40,13 @@ def parse_args(argv):
         "--keep-scratch", action="store_true",
         help="keep the scratch directory (server logs) even when every measurement succeeded",
     )
+    parser.add_argument(
+        "--workloads", metavar="NAMES",
+        help="comma-separated subset of the workloads (hello,flask,post,large,slow,static): more "
+        "repetitions of a few cells in the time of a full run; writes <date>-<host>-<plan>-<names>.md, "
+        "which the README's summary never comes from",
+    )
+    parser.add_argument("--pinned-only", action="store_true", help="skip the unpinned cells")
     parser.add_argument("--repetitions", type=int, help="override the plan's repetitions")
     parser.add_argument("--seconds", type=int, help="override the measured seconds per cell")
     return parser.parse_args(argv)
@@ -65,6 +72,16 @@ def main(argv):
     if args.only_reload:
         plan.cells = []
         plan.name = "reload" if plan.name == "full" else f"reload-{plan.name}"  # …-reload-quick.md
+    if args.workloads:
+        names = args.workloads.split(",")
+        unknown = set(names) - {workload.name for workload in workloads}
+        if unknown:
+            raise SystemExit(f"bench: no workload named {', '.join(sorted(unknown))}")
+        plan.cells = [cell for cell in plan.cells if cell.workload.name in names]
+        plan.reload_servers = ()
+        plan.name = f"{plan.name}-{'-'.join(names)}"
+    if args.pinned_only:
+        plan.cells = [cell for cell in plan.cells if cell.pinning == "pinned"]
     if only:
         plan.reload_servers = tuple(name for name in plan.reload_servers if name in only)
     if args.repetitions:

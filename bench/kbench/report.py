@@ -78,6 +78,18 @@ def _ratio(numerator, denominator):
     return f"{numerator / denominator:.2f}×"
 
 
+def _paired_range(kaiser, peer):
+    """The spread of kaiser's req/s ratio to a peer, repetition by repetition: repetition i
+    of both ran minutes apart (the run is interleaved), so each pair saw about the same
+    machine. Empty with one repetition, or when a failed repetition left the two unpaired."""
+    if len(kaiser) != len(peer):
+        return ""
+    ratios = [k.rps / p.rps for k, p in zip(kaiser, peer) if p.rps]
+    if len(ratios) < 2:
+        return ""
+    return f"each rep {min(ratios):.2f}–{max(ratios):.2f}×; "
+
+
 def _median_of(samples, attribute):
     return _median([getattr(sample, attribute) for sample in samples])
 
@@ -132,7 +144,8 @@ def _summary(results, pinning, workloads, failed_keys):
                     p99 = _ratio(_median_of(kaiser, "p99_ms"), _median_of(peer_samples, "p99_ms"))
                     starved = min(sample.answered for sample in peer_samples)
                     note = f"; {NAMES[peer]} answered {starved}/{workload.connections}" if starved < workload.connections else ""
-                    cells.append(f"{rps} (p99 {p99}{note})")
+                    spread = _paired_range(kaiser, peer_samples)
+                    cells.append(f"{rps} ({spread}p99 {p99}{note})")
             if kaiser:
                 kaiser_rps = f"{_median_of(kaiser, 'rps'):,.0f}"
                 answered = f"{min(s.answered for s in kaiser)}/{workload.connections}"
@@ -323,8 +336,12 @@ def markdown(results, plan, workloads, version_table):
     ]
     out += [f"| {name} | {value} |" for name, value in version_table.items()]
     if results.samples:
-        out += ["", README_START, f"### kaiser vs peers, {plan.name} run, {date[:10]}, {version_table['CPU']}", ""]
-        out += [_summary(results, "pinned", workloads, failed_keys), README_END, ""]
+        summary = _summary(results, "pinned", workloads, failed_keys)
+        if plan.name in ("full", "quick"):  # a run of some workloads only is not the README's summary
+            out += ["", README_START, f"### kaiser vs peers, {plan.name} run, {date[:10]}, {version_table['CPU']}", ""]
+            out += [summary, README_END, ""]
+        else:
+            out += ["", f"## kaiser vs peers, {plan.name} run, pinned", "", summary, ""]
         if any(key[0] == "unpinned" for key in results.samples):
             out += ["## Unpinned (server and wrk free to share both CPUs)", "", _summary(results, "unpinned", workloads, failed_keys), ""]
         out += ["## Every figure, pinned", "", _detail(results, "pinned", workloads), ""]
