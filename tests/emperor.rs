@@ -600,6 +600,33 @@ fn sigquit_stops_every_vassal_and_worker_and_exits_zero() {
     );
 }
 
+/// execve keeps the signal mask. A starter that had SIGTERM blocked must not leave the
+/// emperor deaf to it: it unblocks the signals it handles.
+#[test]
+fn an_emperor_started_with_sigterm_blocked_still_stops_on_it() {
+    use std::os::unix::process::CommandExt;
+    let mut emperor = Emperor::start_with("e-mask", &[], &[("a.ini", hello("a"))], |command| {
+        // SAFETY: sigemptyset, sigaddset and sigprocmask are async-signal-safe, as code
+        // between fork and exec must be; the set lives on this stack frame.
+        unsafe {
+            command.pre_exec(|| {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGTERM);
+                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+    });
+    emperor.ready();
+    let (vassal, workers) = emperor.vassal_tree("a.ini", 1);
+    emperor.kaiser.signal(libc::SIGTERM);
+    let status = emperor.kaiser.expect_exit(TIMEOUT);
+    assert_eq!(status.code(), Some(0), "emperor exit status {status:?}");
+    let everyone: Vec<i32> = std::iter::once(vassal).chain(workers).collect();
+    wait_gone(&everyone, "the vassal and its worker to be gone");
+}
+
 #[test]
 fn a_vassal_that_ignores_the_stop_is_killed_after_reload_mercy() {
     let dir = TempDir::new("e-busyapp");

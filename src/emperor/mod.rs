@@ -115,6 +115,18 @@ pub fn run(config: &Config) -> Result<(), EmperorError> {
     // are spawned with PR_SET_PDEATHSIG, which fires when the *thread* that forked them exits,
     // so spawning from a worker thread that a multi-thread runtime may retire would kill
     // healthy vassals.
+    // execve keeps the signal mask: a signal the emperor handles that its starter had
+    // blocked would stay pending forever instead of reaching tokio's handlers. (An inherited
+    // SIG_IGN needs nothing: installing a handler replaces it.)
+    crate::sys::signal::unblock(&crate::sys::signal::SigSet::of(&[
+        libc::SIGHUP,
+        libc::SIGTERM,
+        libc::SIGQUIT,
+        libc::SIGINT,
+        libc::SIGUSR1,
+        libc::SIGCHLD,
+    ]))
+    .map_err(EmperorError::Runtime)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
