@@ -111,10 +111,6 @@ pub fn run(config: &Config) -> Result<(), EmperorError> {
     let program = std::env::current_exe().map_err(EmperorError::CurrentExe)?;
     // `main` has entered the `emperor` span already.
     tracing::info!(pid = std::process::id(), "starting the kaiser emperor");
-    // A current-thread runtime, driven by this thread for the emperor's whole life: vassals
-    // are spawned with PR_SET_PDEATHSIG, which fires when the *thread* that forked them exits,
-    // so spawning from a worker thread that a multi-thread runtime may retire would kill
-    // healthy vassals.
     // execve keeps the signal mask: a signal the emperor handles that its starter had
     // blocked would stay pending forever instead of reaching tokio's handlers. (An inherited
     // SIG_IGN needs nothing: installing a handler replaces it.)
@@ -127,6 +123,10 @@ pub fn run(config: &Config) -> Result<(), EmperorError> {
         libc::SIGCHLD,
     ]))
     .map_err(EmperorError::Runtime)?;
+    // A current-thread runtime, driven by this thread for the emperor's whole life: vassals
+    // are spawned with PR_SET_PDEATHSIG, which fires when the *thread* that forked them exits,
+    // so spawning from a worker thread that a multi-thread runtime may retire would kill
+    // healthy vassals.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -39,10 +39,14 @@ impl SigSet {
 /// the caller blocks these signals, so a handler Python installed never runs anyway.
 pub fn stop_ignoring(signals: &[libc::c_int]) {
     for &sig in signals {
-        // SAFETY: a zeroed sigaction is a valid out-parameter; a null `act` only queries.
-        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-        let queried = unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } == 0;
-        if queried && old.sa_sigaction == libc::SIG_IGN {
+        // SAFETY: a zeroed sigaction is a valid out-parameter, which lives on this stack
+        // frame; with a null `act`, sigaction only queries.
+        let ignored = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_IGN
+        };
+        if ignored {
             // SAFETY: resetting a disposition to SIG_DFL is always sound.
             unsafe { libc::signal(sig, libc::SIG_DFL) };
         }
