@@ -614,13 +614,8 @@ fn workers_run_under_sched_batch_unless_batch_scheduling_is_off() {
 #[test]
 fn signals_ignored_by_whoever_started_kaiser_still_reload_and_stop_it() {
     use std::os::unix::process::CommandExt;
-    let args = [
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        "tests/apps/wsgi_suite.py",
-    ];
-    let mut kaiser = Kaiser::spawn_with(&args, |command| {
+    let args = ["--wsgi-file", "tests/apps/wsgi_suite.py"];
+    let (mut kaiser, addr) = start_http_with(&args, |command| {
         // SAFETY: signal(2) is async-signal-safe, as code between fork and exec must be.
         unsafe {
             command.pre_exec(|| {
@@ -631,10 +626,6 @@ fn signals_ignored_by_whoever_started_kaiser_still_reload_and_stop_it() {
             });
         }
     });
-    let addr = kaiser
-        .wait_for_addr("protocol=\"http\"", START_TIMEOUT)
-        .unwrap();
-    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
     let first = worker_pid(addr);
     let mark = kaiser.log_mark();
     kaiser.signal(libc::SIGHUP);

@@ -9,9 +9,17 @@ use super::{request_bytes, wait_for_connect, Kaiser, START_TIMEOUT};
 /// Starts `kaiser --http-socket 127.0.0.1:0 ARGS…` and waits until it has logged its address
 /// and its workers accept. Panics with the logs if either does not happen in time.
 pub fn start_http(args: &[&str]) -> (Kaiser, SocketAddr) {
+    start_http_with(args, |_| {})
+}
+
+/// [`start_http`], letting `configure` change the command first (as [`Kaiser::spawn_with`]).
+pub fn start_http_with(
+    args: &[&str],
+    configure: impl FnOnce(&mut std::process::Command),
+) -> (Kaiser, SocketAddr) {
     let mut full = vec!["--http-socket", "127.0.0.1:0"];
     full.extend_from_slice(args);
-    let kaiser = Kaiser::spawn(&full);
+    let kaiser = Kaiser::spawn_with(&full, configure);
     let addr = kaiser
         .wait_for_addr("protocol=\"http\"", START_TIMEOUT)
         .unwrap_or_else(|e| panic!("kaiser did not report its http-socket: {e}"));
