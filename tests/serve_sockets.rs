@@ -117,3 +117,65 @@ fn uid_gid_drop_after_binding_and_chown_socket() {
         "the app should run as nobody:nogroup; {response}"
     );
 }
+
+/// The backlog the kernel holds for the listener on `port`: `ss` shows it as a listening
+/// socket's Send-Q.
+fn listen_backlog(port: u16) -> u32 {
+    let output = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("( sport = :{port} )")])
+        .output()
+        .expect("running ss (iproute2)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    fields
+        .get(2)
+        .and_then(|send_q| send_q.parse().ok())
+        .unwrap_or_else(|| panic!("no listener on port {port} in `ss` output: {text:?}"))
+}
+
+/// `listen` sets the backlog; a value above `net.core.somaxconn` is capped with a warning
+/// naming the sysctl (uWSGI refuses to start instead).
+#[test]
+fn listen_sets_the_backlog_and_a_value_above_somaxconn_is_capped_with_a_warning() {
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let small = (somaxconn / 2).max(1).to_string();
+    let (kaiser, addr) = start_http(&[
+        "--wsgi-file",
+        app("hello.py").to_str().unwrap(),
+        "--listen",
+        &small,
+    ]);
+    assert_eq!(
+        listen_backlog(addr.port()).to_string(),
+        small,
+        "--listen {small}"
+    );
+    assert!(
+        !kaiser.logs().contains("somaxconn"),
+        "a backlog within the cap warned:\n{}",
+        kaiser.logs()
+    );
+
+    let above = (somaxconn + 1000).to_string();
+    let (kaiser, addr) = start_http(&[
+        "--wsgi-file",
+        app("hello.py").to_str().unwrap(),
+        "--listen",
+        &above,
+    ]);
+    assert_eq!(
+        listen_backlog(addr.port()),
+        somaxconn,
+        "--listen {above} with somaxconn {somaxconn}"
+    );
+    let logs = kaiser.logs();
+    assert!(
+        logs.contains("net.core.somaxconn") && logs.contains(&format!("listen={above}")),
+        "no warning naming the value and the sysctl:\n{logs}"
+    );
+    assert_eq!(http_get(addr, "/").unwrap().status, 200);
+}
