@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -650,4 +651,111 @@ fn signals_ignored_by_whoever_started_kaiser_still_reload_and_stop_it() {
         "SIGINT did not stop the master\n{}",
         kaiser.logs()
     );
+}
+
+/// The request lines in `logs` (the part of each after the date).
+fn logged_requests(logs: &str) -> Vec<String> {
+    logs.lines()
+        .filter(|line| line.contains("=> generated"))
+        .filter_map(|line| line.split_once("] ").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split_once("] ").map(|(_, rest)| rest.to_string()))
+        .collect()
+}
+
+/// `disable-logging` with `log-4xx`, `log-5xx`, `log-slow`, `log-big`, `log-sendfile`,
+/// `log-zero`, `log-ioerror` and `uwsgi.log_this_request()`: exactly the requests that match
+/// get their line.
+#[test]
+fn with_logging_disabled_the_log_options_pick_the_requests_that_are_logged() {
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--disable-logging",
+        "--log-4xx",
+        "--log-5xx",
+        "--log-slow",
+        "300",
+        "--log-big",
+        "100000",
+        "--log-sendfile",
+    ]);
+    // (target, status, logged)
+    let requests = [
+        ("/sleep?ms=1", 200, false),
+        ("/missing", 404, true),
+        ("/error", 500, true),
+        ("/sleep?ms=350", 200, true),
+        ("/file", 200, true),
+        ("/big?bytes=200000", 200, true),
+        ("/big?bytes=1000", 200, false),
+        ("/status?code=204", 204, false),
+        ("/log?msg=asked&this=1", 200, true),
+    ];
+    for (target, status, _) in requests {
+        assert_eq!(http_get(addr, target).unwrap().status, status, "{target}");
+    }
+    // The app's own message comes after the requests above; once it is there, their lines
+    // would have been too.
+    let _ = http_get(addr, "/log?msg=end-of-the-requests").unwrap();
+    kaiser
+        .wait_for_log("end-of-the-requests", Duration::from_secs(5))
+        .unwrap();
+    let lines = logged_requests(&kaiser.logs());
+    for (target, _, logged) in requests {
+        let prefix = format!("GET {target} =>");
+        assert_eq!(
+            lines.iter().any(|line| line.starts_with(&prefix)),
+            logged,
+            "{target} logged should be {logged}; request lines:\n{}",
+            lines.join("\n")
+        );
+    }
+    let file_line = lines
+        .iter()
+        .find(|l| l.starts_with("GET /file =>"))
+        .unwrap();
+    assert!(
+        file_line.contains(" msecs via sendfile() (HTTP/1.1 200)"),
+        "{file_line}"
+    );
+    assert_eq!(
+        lines.len(),
+        6,
+        "one line per matching request:\n{}",
+        lines.join("\n")
+    );
+
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--disable-logging",
+        "--log-zero",
+        "--log-ioerror",
+    ]);
+    assert_eq!(http_get(addr, "/status?code=204").unwrap().status, 204);
+    assert_eq!(http_get(addr, "/sleep?ms=1").unwrap().status, 200);
+    // A body that stops short: the read fails, and the app's 400 names it.
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly ten b")
+        .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    let _ = http_get(addr, "/log?msg=end-of-the-second-requests").unwrap();
+    kaiser
+        .wait_for_log("end-of-the-second-requests", Duration::from_secs(5))
+        .unwrap();
+    let lines = logged_requests(&kaiser.logs());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("GET /status?code=204 =>")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("POST /echo =>")),
+        "{lines:#?}"
+    );
+    assert_eq!(lines.len(), 2, "{lines:#?}");
 }

@@ -152,6 +152,8 @@ pub struct Config {
 
     // --- logging ---
     pub disable_logging: bool,
+    /// `log-4xx`, `log-5xx`, …: what still gets a line with `disable-logging`.
+    pub log_conditions: crate::protocol::log::LogConditions,
 
     // --- lifecycle: reloads and recycling (issue 5) ---
     pub max_requests: u64,
@@ -230,6 +232,7 @@ impl Default for Config {
             post_buffering: 0,
             socket_timeout: Duration::from_secs(4),
             disable_logging: false,
+            log_conditions: Default::default(),
             max_requests: 0,
             max_requests_delta: 0,
             harakiri: None,

@@ -115,6 +115,24 @@ pub(crate) fn render(config: &Config) -> String {
     if config.disable_logging {
         line("disable-logging", "true");
     }
+    let log = &config.log_conditions;
+    for (name, on) in [
+        ("log-4xx", log.status_4xx),
+        ("log-5xx", log.status_5xx),
+        ("log-zero", log.zero),
+        ("log-sendfile", log.sendfile),
+        ("log-ioerror", log.io_error),
+    ] {
+        if on {
+            line(name, "true");
+        }
+    }
+    if log.slow_ms != 0 {
+        line("log-slow", &log.slow_ms.to_string());
+    }
+    if log.big_bytes != 0 {
+        line("log-big", &log.big_bytes.to_string());
+    }
 
     if config.max_requests != default.max_requests {
         line("max-requests", &config.max_requests.to_string());

@@ -856,8 +856,6 @@ fn fixture_bloomberg_lists_every_problem() {
     assert_eq!(
         lines,
         vec![
-            f(11, "log-4xx"),
-            f(12, "log-5xx"),
             f(15, "py-callos-afterfork"),
             // `max-worker-lifetime = 3600 ; …` only warns: the comment leaves the number whole.
             f(19, "reload-on-rss"),
@@ -886,8 +884,7 @@ fn fixture_bloomberg_supported_part_warns_about_inline_comments() {
         .lines()
         .filter(|line| {
             let key = line.split('=').next().unwrap_or("").trim();
-            !(key.starts_with("log-")
-                || key.starts_with("cheaper")
+            !(key.starts_with("cheaper")
                 || key.starts_with("py-callos")
                 || ["max-worker-lifetime", "reload-on-rss", "spooler", "logto"].contains(&key))
         })
@@ -898,7 +895,8 @@ fn fixture_bloomberg_supported_part_warns_about_inline_comments() {
     assert_eq!(
         loaded.show_config,
         "[uwsgi]\nstrict = true\nprocesses = 128\nvacuum = true\n\
-         disable-logging = true\nmax-requests = 1000\nharakiri = 60\n\
+         disable-logging = true\nlog-4xx = true\nlog-5xx = true\n\
+         max-requests = 1000\nharakiri = 60\n\
          stats = /tmp/mysvc-stats.sock\n"
     );
     let commented: Vec<&str> = loaded
@@ -913,6 +911,8 @@ fn fixture_bloomberg_supported_part_warns_about_inline_comments() {
             "vacuum",
             "die-on-term",
             "disable-logging",
+            "log-4xx",
+            "log-5xx",
             "harakiri",
             "max-requests",
             "worker-reload-mercy",
@@ -959,6 +959,10 @@ fn config_line() -> impl Strategy<Value = String> {
         any::<bool>().prop_map(|b| format!("vacuum = {b}")),
         any::<bool>().prop_map(|b| format!("need-app = {b}")),
         any::<bool>().prop_map(|b| format!("strict = {b}")),
+        any::<bool>().prop_map(|b| format!("log-4xx = {b}")),
+        any::<bool>().prop_map(|b| format!("log-ioerror = {b}")),
+        (0u64..100_000).prop_map(|n| format!("log-slow = {n}")),
+        (0u64..10_000_000).prop_map(|n| format!("log-big = {n}")),
         (1u16..65535).prop_map(|p| format!("http-socket = 127.0.0.1:{p}")),
         (1u16..65535).prop_map(|p| format!("socket = [::1]:{p}")),
         path.prop_map(|p| format!("socket = {p}.sock")),

@@ -231,6 +231,13 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "socket-timeout" => config.socket_timeout = seconds(v)?,
 
         "disable-logging" => config.disable_logging = uwsgi_bool(v),
+        "log-4xx" => config.log_conditions.status_4xx = uwsgi_bool(v),
+        "log-5xx" => config.log_conditions.status_5xx = uwsgi_bool(v),
+        "log-zero" => config.log_conditions.zero = uwsgi_bool(v),
+        "log-sendfile" => config.log_conditions.sendfile = uwsgi_bool(v),
+        "log-ioerror" => config.log_conditions.io_error = uwsgi_bool(v),
+        "log-slow" => config.log_conditions.slow_ms = number(v)?,
+        "log-big" => config.log_conditions.big_bytes = number(v)?,
 
         "max-requests" => config.max_requests = number(v)?,
         "max-requests-delta" => config.max_requests_delta = number(v)?,

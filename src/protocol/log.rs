@@ -27,6 +27,8 @@ pub struct RequestLogLine<'a> {
     pub uri: &'a [u8],
     pub body_bytes: u64,
     pub msecs: u64,
+    /// The body went out with `sendfile(2)` (`wsgi.file_wrapper` over a file).
+    pub via_sendfile: bool,
     pub protocol: &'a [u8],
     pub status: u16,
     pub header_count: usize,
@@ -59,11 +61,15 @@ impl RequestLogLine<'_> {
         push_escaped(out, self.method);
         out.push(' ');
         push_escaped(out, self.uri);
-        // uWSGI puts " via sendfile() " and the like between "msecs" and "("; kaiser never
-        // takes those paths, so the separator is always the plain " ".
+        // uWSGI's route() and offload() paths do not exist in kaiser; sendfile does.
+        let via = if self.via_sendfile {
+            " via sendfile() "
+        } else {
+            " "
+        };
         let _ = write!(
             out,
-            " => generated {} bytes in {} msecs (",
+            " => generated {} bytes in {} msecs{via}(",
             self.body_bytes, self.msecs
         );
         push_escaped(out, self.protocol);
@@ -72,6 +78,52 @@ impl RequestLogLine<'_> {
             " {}) {} headers in {} bytes ({} switches on core {})",
             self.status, self.header_count, self.header_bytes, self.switches, self.core
         );
+    }
+}
+
+/// What still gets a request line when `disable-logging` is on (`log-4xx`, `log-slow`, …;
+/// reference §7.3). Each is off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogConditions {
+    pub status_4xx: bool,
+    pub status_5xx: bool,
+    /// An empty response body.
+    pub zero: bool,
+    pub sendfile: bool,
+    /// A read or a write error on the connection. uWSGI asks for both at once, which almost
+    /// never happens; either one is what the option's users are after.
+    pub io_error: bool,
+    /// Milliseconds or more (0: off).
+    pub slow_ms: u64,
+    /// Body bytes or more (0: off).
+    pub big_bytes: u64,
+}
+
+/// The facts about a finished request that [`LogConditions`] look at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestFacts {
+    pub status: u16,
+    pub body_bytes: u64,
+    pub msecs: u64,
+    pub via_sendfile: bool,
+    pub io_error: bool,
+    /// The app called `uwsgi.log_this_request()`.
+    pub asked: bool,
+}
+
+impl LogConditions {
+    /// Whether a request gets its line: always, unless logging is disabled; then only when the
+    /// app asked or a condition holds.
+    pub fn should_log(&self, disabled: bool, request: &RequestFacts) -> bool {
+        !disabled
+            || request.asked
+            || (self.zero && request.body_bytes == 0)
+            || (self.slow_ms != 0 && request.msecs >= self.slow_ms)
+            || (self.status_4xx && (400..500).contains(&request.status))
+            || (self.status_5xx && (500..600).contains(&request.status))
+            || (self.big_bytes != 0 && request.body_bytes >= self.big_bytes)
+            || (self.sendfile && request.via_sendfile)
+            || (self.io_error && request.io_error)
     }
 }
 
@@ -185,6 +237,7 @@ mod tests {
             uri: b"/a",
             body_bytes: 2,
             msecs: 0,
+            via_sendfile: false,
             protocol: b"HTTP/1.1",
             status: 200,
             header_count: 1,
@@ -215,5 +268,201 @@ mod tests {
             RequestLogLine { uri: b"/a\nfake line\x1b[31m\xff/\xc3\xa9", ..line() },
             "[pid: 15045|app: 0|req: 2/1] 127.0.0.1 () {24 vars in 248 bytes} [Sun Nov 22 20:59:21 2026] GET /a\\x0afake line\\x1b[31m\\xff/é => generated 2 bytes in 0 msecs (HTTP/1.1 200) 1 headers in 45 bytes (1 switches on core 0)",
         );
+    }
+
+    #[test]
+    fn sendfile_is_named_where_uwsgi_names_it() {
+        check(
+            RequestLogLine { via_sendfile: true, body_bytes: 131_072, ..line() },
+            "[pid: 15045|app: 0|req: 2/1] 127.0.0.1 () {24 vars in 248 bytes} [Sun Nov 22 20:59:21 2026] GET /a => generated 131072 bytes in 0 msecs via sendfile() (HTTP/1.1 200) 1 headers in 45 bytes (1 switches on core 0)",
+        );
+    }
+
+    #[test]
+    fn conditions_only_matter_with_logging_disabled() {
+        let ok = RequestFacts {
+            status: 200,
+            body_bytes: 10,
+            msecs: 5,
+            ..Default::default()
+        };
+        let all = LogConditions {
+            status_4xx: true,
+            status_5xx: true,
+            zero: true,
+            sendfile: true,
+            io_error: true,
+            slow_ms: 100,
+            big_bytes: 1000,
+        };
+        assert!(LogConditions::default().should_log(false, &ok));
+        assert!(!LogConditions::default().should_log(true, &ok));
+        assert!(
+            !all.should_log(true, &ok),
+            "a plain 200 matches no condition"
+        );
+        assert!(LogConditions::default().should_log(true, &RequestFacts { asked: true, ..ok }));
+    }
+
+    #[test]
+    fn each_condition_with_logging_disabled() {
+        let ok = RequestFacts {
+            status: 200,
+            body_bytes: 10,
+            msecs: 5,
+            ..Default::default()
+        };
+        let only = |c: LogConditions, facts: RequestFacts| c.should_log(true, &facts);
+        let none = LogConditions::default();
+        // (conditions, request, logged)
+        let cases = [
+            (
+                LogConditions {
+                    status_4xx: true,
+                    ..none
+                },
+                RequestFacts { status: 400, ..ok },
+                true,
+            ),
+            (
+                LogConditions {
+                    status_4xx: true,
+                    ..none
+                },
+                RequestFacts { status: 499, ..ok },
+                true,
+            ),
+            (
+                LogConditions {
+                    status_4xx: true,
+                    ..none
+                },
+                RequestFacts { status: 500, ..ok },
+                false,
+            ),
+            (
+                LogConditions {
+                    status_4xx: true,
+                    ..none
+                },
+                RequestFacts { status: 399, ..ok },
+                false,
+            ),
+            (
+                LogConditions {
+                    status_5xx: true,
+                    ..none
+                },
+                RequestFacts { status: 500, ..ok },
+                true,
+            ),
+            (
+                LogConditions {
+                    status_5xx: true,
+                    ..none
+                },
+                RequestFacts { status: 599, ..ok },
+                true,
+            ),
+            (
+                LogConditions {
+                    status_5xx: true,
+                    ..none
+                },
+                RequestFacts { status: 404, ..ok },
+                false,
+            ),
+            (
+                LogConditions { zero: true, ..none },
+                RequestFacts {
+                    body_bytes: 0,
+                    ..ok
+                },
+                true,
+            ),
+            (LogConditions { zero: true, ..none }, ok, false),
+            (LogConditions { slow_ms: 5, ..none }, ok, true),
+            (LogConditions { slow_ms: 6, ..none }, ok, false),
+            (
+                LogConditions { slow_ms: 0, ..none },
+                RequestFacts {
+                    msecs: 100_000,
+                    ..ok
+                },
+                false,
+            ),
+            (
+                LogConditions {
+                    big_bytes: 10,
+                    ..none
+                },
+                ok,
+                true,
+            ),
+            (
+                LogConditions {
+                    big_bytes: 11,
+                    ..none
+                },
+                ok,
+                false,
+            ),
+            (
+                LogConditions {
+                    big_bytes: 0,
+                    ..none
+                },
+                RequestFacts {
+                    body_bytes: u64::MAX,
+                    ..ok
+                },
+                false,
+            ),
+            (
+                LogConditions {
+                    sendfile: true,
+                    ..none
+                },
+                RequestFacts {
+                    via_sendfile: true,
+                    ..ok
+                },
+                true,
+            ),
+            (
+                LogConditions {
+                    sendfile: true,
+                    ..none
+                },
+                ok,
+                false,
+            ),
+            (
+                LogConditions {
+                    io_error: true,
+                    ..none
+                },
+                RequestFacts {
+                    io_error: true,
+                    ..ok
+                },
+                true,
+            ),
+            (
+                LogConditions {
+                    io_error: true,
+                    ..none
+                },
+                ok,
+                false,
+            ),
+        ];
+        for (conditions, facts, logged) in cases {
+            assert_eq!(
+                only(conditions, facts),
+                logged,
+                "{conditions:?} with {facts:?}"
+            );
+        }
     }
 }

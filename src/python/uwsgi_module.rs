@@ -48,6 +48,22 @@ fn set_user_harakiri(seconds: u64) {
     }
 }
 
+thread_local! {
+    /// `uwsgi.log_this_request()` was called by the request running on this thread.
+    static LOG_THIS_REQUEST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `uwsgi.log_this_request()`: log this request even with `disable-logging`.
+#[pyfunction]
+fn log_this_request() {
+    LOG_THIS_REQUEST.with(|flag| flag.set(true));
+}
+
+/// Whether the request that just ran on this thread asked to be logged; clears the flag.
+pub fn take_log_this_request() -> bool {
+    LOG_THIS_REQUEST.with(|flag| flag.replace(false))
+}
+
 #[pyfunction]
 fn worker_id() -> u32 {
     WORKER_ID.load(Ordering::Relaxed)
@@ -123,6 +139,7 @@ pub fn install(info: ModuleInfo) -> PyResult<()> {
         module.add_function(wrap_pyfunction!(reload, &module)?)?;
         module.add_function(wrap_pyfunction!(stop, &module)?)?;
         module.add_function(wrap_pyfunction!(set_user_harakiri, &module)?)?;
+        module.add_function(wrap_pyfunction!(log_this_request, &module)?)?;
         py.import("sys")?
             .getattr("modules")?
             .set_item("uwsgi", module)?;

@@ -37,12 +37,29 @@ pub struct RequestLog {
     pub header_bytes: usize,
     pub start_unix: u64,
     pub elapsed: Duration,
+    /// The body went out with `sendfile(2)`.
+    pub via_sendfile: bool,
+    /// Reading the body or writing the response failed.
+    pub io_error: bool,
 }
 
 impl RequestLog {
     /// Writes uWSGI's default request line to stderr in one `write(2)`, so lines from
     /// concurrent workers never interleave.
-    pub fn write(&self, pid: sys::process::Pid, total_requests: u64) {
+    /// What `log-4xx`, `log-slow` and the like decide on.
+    pub fn facts(&self, asked: bool) -> crate::protocol::log::RequestFacts {
+        crate::protocol::log::RequestFacts {
+            status: self.status,
+            body_bytes: self.body_bytes,
+            msecs: self.elapsed.as_millis() as u64,
+            via_sendfile: self.via_sendfile,
+            io_error: self.io_error,
+            asked,
+        }
+    }
+
+    /// Writes the line of a request served on request thread `core`.
+    pub fn write(&self, pid: sys::process::Pid, total_requests: u64, core: usize) {
         let line = crate::protocol::log::RequestLogLine {
             pid: pid as u32,
             app_id: 0,
@@ -57,12 +74,13 @@ impl RequestLog {
             uri: self.uri.as_bytes(),
             body_bytes: self.body_bytes,
             msecs: self.elapsed.as_millis() as u64,
+            via_sendfile: self.via_sendfile,
             protocol: self.protocol.as_bytes(),
             status: self.status,
             header_count: self.header_count,
             header_bytes: self.header_bytes as u64,
             switches: 1,
-            core: 0,
+            core,
         };
         let mut text = String::with_capacity(256);
         line.format(&mut text);
@@ -323,6 +341,7 @@ impl ConnExchange {
     /// connection can serve another request.
     pub fn into_parts(mut self: Box<Self>, outcome: Outcome) -> (Option<Conn>, bool, RequestLog) {
         self.log.elapsed = self.started.elapsed();
+        self.log.io_error = self.body_failed || self.broken;
         let mut reusable = !outcome.aborted
             && !self.broken
             && self.completed
@@ -616,6 +635,7 @@ impl Exchange for ConnExchange {
                         Ok(n) => {
                             remaining -= n as u64;
                             self.log.body_bytes += n as u64;
+                            self.log.via_sendfile = true;
                             if let Some(left) = self.length_left.as_mut() {
                                 *left -= n as u64;
                             }

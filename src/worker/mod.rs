@@ -65,6 +65,8 @@ pub struct Limits {
     pub socket_timeout: Duration,
     pub keepalive_timeout: Duration,
     pub disable_logging: bool,
+    /// What is logged anyway with `disable_logging` (`log-4xx`, …).
+    pub log_conditions: crate::protocol::log::LogConditions,
     /// `post-buffering` in bytes (0: the app reads the body from the socket as it comes).
     pub post_buffering: usize,
     /// This worker's own figure: `max-requests` plus its delta and jitter (0: off).

@@ -144,6 +144,7 @@ mod tests {
             socket_timeout: Duration::from_secs(4),
             keepalive_timeout: Duration::from_secs(30),
             disable_logging: false,
+            log_conditions: Default::default(),
             post_buffering: 0,
             max_requests,
             reload_on_rss: rss_mb * MB,

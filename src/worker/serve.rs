@@ -635,8 +635,13 @@ fn finish(
             outcome.app_error,
         );
     }
-    if !shared.limits.disable_logging {
-        log.write(shared.pid, total);
+    let asked = crate::python::take_log_this_request();
+    let limits = &shared.limits;
+    if limits
+        .log_conditions
+        .should_log(limits.disable_logging, &log.facts(asked))
+    {
+        log.write(shared.pid, total, core.unwrap_or(0));
     }
     let mut conn = conn?;
     if !reusable || shared.stopping.load(Ordering::Acquire) {

@@ -36,7 +36,8 @@ Routes (query parameters in brackets):
   /big                  [bytes=N] bytes of "abcdefghijklmnopqrstuvwxyz" repeated, sent in
                         [chunk=65536]-byte pieces, with Content-Length unless [stream=1]
   /status               an empty response with status [code=204]
-  /log                  writes [msg] to wsgi.errors, answers "logged"
+  /log                  writes [msg] to wsgi.errors, answers "logged" [this=1: also calls
+                        uwsgi.log_this_request(), under kaiser or uWSGI -- outside PEP 3333]
 Anything else is a 404.
 """
 
@@ -322,6 +323,10 @@ def log(environ, start_response):
     errors = environ["wsgi.errors"]
     errors.write(message + "\n")
     errors.flush()
+    if _query(environ).get("this") == "1":
+        import uwsgi
+
+        uwsgi.log_this_request()
     return _respond(start_response, b"logged\n")
 
 
