@@ -405,6 +405,43 @@ fn close_is_called_on_every_path_including_client_disconnect() {
     assert_eq!(http_get(addr, "/sleep?ms=1").unwrap().status, 200);
 }
 
+/// A client that goes away mid-response: the app's `write()` raises `OSError`, as in uWSGI;
+/// with `disable-write-exception` the writes return and the app runs to its end.
+#[test]
+fn write_raises_for_a_departed_client_unless_disable_write_exception() {
+    for (extra, expected) in [
+        (None, "write raised OSError"),
+        (Some("--disable-write-exception"), "finished 300 writes"),
+    ] {
+        let mut args = vec!["--wsgi-file", "tests/apps/wsgi_suite.py"];
+        args.extend(extra);
+        let (kaiser, addr) = start(&args);
+        let dir = TempDir::new("write");
+        let record = dir.join("write.txt");
+        let mut conn = connect(addr);
+        conn.send(&get(&format!(
+            "/write?chunks=300&delay_ms=5&file={}",
+            record.display()
+        )))
+        .unwrap();
+        let mut stream = conn.into_inner();
+        let mut first = [0u8; 64];
+        std::io::Read::read(&mut stream, &mut first).unwrap();
+        drop(stream);
+        let text = wait_until(
+            &format!("the app's record with {extra:?}"),
+            Duration::from_secs(15),
+            |last| {
+                *last = std::fs::read_to_string(&record).unwrap_or_default();
+                Ok((!last.is_empty()).then(|| last.clone()))
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", kaiser.logs()));
+        assert_eq!(text.trim(), expected, "with {extra:?}\n{}", kaiser.logs());
+        assert_eq!(http_get(addr, "/sleep?ms=1").unwrap().status, 200);
+    }
+}
+
 #[test]
 fn requests_spread_over_processes_and_threads() {
     let (kaiser, addr) = suite("2", "2");

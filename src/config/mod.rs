@@ -154,6 +154,8 @@ pub struct Config {
     pub disable_logging: bool,
     /// `log-4xx`, `log-5xx`, …: what still gets a line with `disable-logging`.
     pub log_conditions: crate::protocol::log::LogConditions,
+    /// `disable-write-exception`: the app's `write()` does not raise for a departed client.
+    pub disable_write_exception: bool,
 
     // --- lifecycle: reloads and recycling (issue 5) ---
     pub max_requests: u64,
@@ -233,6 +235,7 @@ impl Default for Config {
             socket_timeout: Duration::from_secs(4),
             disable_logging: false,
             log_conditions: Default::default(),
+            disable_write_exception: false,
             max_requests: 0,
             max_requests_delta: 0,
             harakiri: None,

@@ -385,7 +385,9 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("memory-report", Bool, Logging, "add memory usage to request logs").short('m').later(),
     opt("harakiri-verbose", Bool, Logging, "on harakiri, also log each stuck thread's syscall and wait channel").default("false"),
     opt("ignore-sigpipe", Bool, Logging, "do not report SIGPIPE").noop("kaiser ignores SIGPIPE and reports broken connections once, quietly"),
-    opt("ignore-write-errors", Bool, Logging, "do not report write errors").aliases(&["disable-write-exception", "write-errors-exception-only", "write-errors-tolerance"]).later(),
+    opt("ignore-write-errors", Bool, Logging, "do not report write errors").aliases(&["write-errors-exception-only"]).noop("kaiser does not log a client that goes away mid-response"),
+    opt("disable-write-exception", Bool, Logging, "the app's `write()` does not raise `OSError` when the client has gone away").default("false"),
+    opt("write-errors-tolerance", Int, Logging, "write errors allowed before `write()` raises").later(),
     // --- lifecycle ---
     opt("max-requests", Int, Lifecycle, "recycle a worker after this many requests (0: never)").short('R').default("0"),
     opt("max-requests-delta", Int, Lifecycle, "add (worker_id - 1) × delta to `max-requests` so workers do not recycle together").default("0"),

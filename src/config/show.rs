@@ -133,6 +133,9 @@ pub(crate) fn render(config: &Config) -> String {
     if log.big_bytes != 0 {
         line("log-big", &log.big_bytes.to_string());
     }
+    if config.disable_write_exception {
+        line("disable-write-exception", "true");
+    }
 
     if config.max_requests != default.max_requests {
         line("max-requests", &config.max_requests.to_string());

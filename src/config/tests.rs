@@ -961,6 +961,7 @@ fn config_line() -> impl Strategy<Value = String> {
         any::<bool>().prop_map(|b| format!("strict = {b}")),
         any::<bool>().prop_map(|b| format!("log-4xx = {b}")),
         any::<bool>().prop_map(|b| format!("log-ioerror = {b}")),
+        any::<bool>().prop_map(|b| format!("disable-write-exception = {b}")),
         (0u64..100_000).prop_map(|n| format!("log-slow = {n}")),
         (0u64..10_000_000).prop_map(|n| format!("log-big = {n}")),
         (1u16..65535).prop_map(|p| format!("http-socket = 127.0.0.1:{p}")),

@@ -238,6 +238,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "log-ioerror" => config.log_conditions.io_error = uwsgi_bool(v),
         "log-slow" => config.log_conditions.slow_ms = number(v)?,
         "log-big" => config.log_conditions.big_bytes = number(v)?,
+        "disable-write-exception" => config.disable_write_exception = uwsgi_bool(v),
 
         "max-requests" => config.max_requests = number(v)?,
         "max-requests-delta" => config.max_requests_delta = number(v)?,

@@ -95,6 +95,8 @@ struct State {
     input: Vec<u8>,
     input_pos: usize,
     input_eof: bool,
+    /// `disable-write-exception`: `write()` returns quietly once the client is gone.
+    quiet_write: bool,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -115,6 +117,7 @@ pub struct WsgiRunner {
     /// repeat (HTTP_HOST, HTTP_USER_AGENT, …), so each is created once, and dict lookups
     /// on them use the cached hash. Bounded, so hostile header names cannot grow it.
     keys: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Py<PyString>>>,
+    quiet_write: bool,
 }
 
 const KEY_CACHE_LIMIT: usize = 512;
@@ -187,8 +190,16 @@ impl WsgiRunner {
                 app: app.callable.clone_ref(py),
                 bases,
                 keys: Default::default(),
+                quiet_write: false,
             })
         })
+    }
+
+    /// `disable-write-exception`: the `write()` callable does not raise when the client has
+    /// gone away (the rest of the response is dropped, as it is anyway).
+    pub fn quiet_write_errors(mut self, quiet: bool) -> Self {
+        self.quiet_write = quiet;
+        self
     }
 
     /// Runs one request to completion. Always gives the exchange back.
@@ -205,6 +216,7 @@ impl WsgiRunner {
             input: Vec::new(),
             input_pos: 0,
             input_eof: false,
+            quiet_write: self.quiet_write,
         }));
         let outcome = Python::attach(|py| self.run_attached(py, request, &state));
         let exchange = lock(&state)
@@ -614,6 +626,7 @@ impl Write {
         let bytes = data.cast::<PyBytes>().map_err(|_| not_bytes(data))?;
         match respond(py, &self.state, bytes.as_bytes(), false, None) {
             Ok(()) => Ok(()),
+            Err(SendError::Client) if lock(&self.state).quiet_write => Ok(()),
             Err(SendError::Client) => Err(PyOSError::new_err("client connection closed")),
             Err(SendError::App(err)) => Err(err),
         }

@@ -67,6 +67,8 @@ pub struct Limits {
     pub disable_logging: bool,
     /// What is logged anyway with `disable_logging` (`log-4xx`, …).
     pub log_conditions: crate::protocol::log::LogConditions,
+    /// `disable-write-exception`: `write()` does not raise when the client is gone.
+    pub disable_write_exception: bool,
     /// `post-buffering` in bytes (0: the app reads the body from the socket as it comes).
     pub post_buffering: usize,
     /// This worker's own figure: `max-requests` plus its delta and jitter (0: off).
@@ -234,7 +236,8 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         })
         .collect();
     let runner = WsgiRunner::new(app, &envs, setup.threads > 1, setup.processes > 1)
-        .map_err(|e| WorkerError::Python(e.to_string()))?;
+        .map_err(|e| WorkerError::Python(e.to_string()))?
+        .quiet_write_errors(setup.limits.disable_write_exception);
     let signals = sys::signal::SignalFd::new(&handled)?;
 
     let shared = Arc::new(Shared {

@@ -145,6 +145,7 @@ mod tests {
             keepalive_timeout: Duration::from_secs(30),
             disable_logging: false,
             log_conditions: Default::default(),
+            disable_write_exception: false,
             post_buffering: 0,
             max_requests,
             reload_on_rss: rss_mb * MB,

@@ -19,6 +19,8 @@ Routes (query parameters in brackets):
                         readlines() on wsgi.input, decoded as latin-1 [size=N: readline(N)]
   /stream               a generator, no Content-Length: "chunk 0\\n" ... [chunks=5] [delay_ms=0]
   /write                two write() calls, then an iterable with one more line
+                        [chunks=N: instead, N write() calls of 16 KiB, [delay_ms=10] apart;
+                         [file=PATH] gets "finished N writes" or "write raised ERROR"]
   /close                an iterable with close(); close() appends "closed pid=P\\n" to the file
                         named by [file=PATH] [fail=1: raise after the first chunk]
                         [chunks=2] [delay_ms=0]
@@ -154,7 +156,25 @@ def stream(environ, start_response):
 
 
 def write(environ, start_response):
+    query = _query(environ)
     write_body = start_response("200 OK", [("Content-Type", "text/plain")])
+    if "chunks" in query:
+        chunks = int(query["chunks"])
+        delay = int(query.get("delay_ms", "10")) / 1000.0
+        record = query.get("file")
+        try:
+            for _ in range(chunks):
+                write_body(b"w" * 16384)
+                time.sleep(delay)
+        except Exception as error:
+            if record:
+                with open(record, "a") as out:
+                    out.write("write raised %s\n" % type(error).__name__)
+            raise
+        if record:
+            with open(record, "a") as out:
+                out.write("finished %d writes\n" % chunks)
+        return []
     write_body(b"written by write()\n")
     write_body(b"written by write() again\n")
     return [b"returned in the iterable\n"]

@@ -465,6 +465,7 @@ impl Master<'_> {
                         keepalive_timeout: config.socket_timeout.max(Duration::from_secs(30)),
                         disable_logging: config.disable_logging,
                         log_conditions: config.log_conditions,
+                        disable_write_exception: config.disable_write_exception,
                         post_buffering: config.post_buffering,
                         max_requests: recycle::max_requests_for(config, id),
                         reload_on_rss: config.reload_on_rss,
