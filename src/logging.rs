@@ -33,6 +33,23 @@ fn level() -> LevelFilter {
     }
 }
 
+/// `logto`: appends stdout and stderr (so every line of this process and its children) to
+/// `path`, created with mode 0640 if missing. Call before [`init`]: the file is plain text, so
+/// the journal's stream, if stderr was one, is no longer where the lines go.
+pub fn redirect_to(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::fd::AsFd as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)?;
+    crate::sys::fd::dup2(file.as_fd(), 1)?;
+    crate::sys::fd::dup2(file.as_fd(), 2)?;
+    std::env::remove_var("JOURNAL_STREAM");
+    Ok(())
+}
+
 pub fn init() {
     let level = level();
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();

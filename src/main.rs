@@ -89,6 +89,15 @@ fn main() -> ExitCode {
         Action::Stop(path) => return signal_pidfile(path, libc::SIGTERM),
         Action::CheckConfig | Action::Run => {}
     }
+    if let (Action::Run, Some(path)) = (&loaded.config.action, &loaded.config.logto) {
+        if let Err(err) = logging::redirect_to(path) {
+            eprintln!(
+                "kaiser: error: cannot open the log file `{}` (`logto`): {err}",
+                path.display()
+            );
+            return ExitCode::from(vassal::exit::CONFIG as u8);
+        }
+    }
     logging::init();
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");

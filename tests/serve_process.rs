@@ -759,3 +759,76 @@ fn with_logging_disabled_the_log_options_pick_the_requests_that_are_logged() {
     );
     assert_eq!(lines.len(), 2, "{lines:#?}");
 }
+
+/// `logto`: kaiser's lines, the request lines and the app's own output go to the file, not to
+/// stderr; after logrotate's rename, a reload (SIGHUP) writes to a new file at the path. A file
+/// that cannot be opened stops kaiser with a message naming it.
+#[test]
+fn logto_appends_every_line_to_the_file_and_a_reload_reopens_it() {
+    let dir = TempDir::new("logto");
+    let socket = dir.join("http.sock");
+    let log = dir.join("app.log");
+    let rotated = dir.join("app.log.1");
+    let kaiser = Kaiser::spawn(&[
+        "--http-socket",
+        socket.to_str().unwrap(),
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--logto",
+        log.to_str().unwrap(),
+    ]);
+    let read = |path: &std::path::Path| std::fs::read_to_string(path).unwrap_or_default();
+    let wait_in = |path: &std::path::Path, needle: &str| {
+        wait_until(
+            &format!("`{needle}` in {}", path.display()),
+            Duration::from_secs(15),
+            |last| {
+                *last = read(path);
+                Ok(last.contains(needle).then_some(()))
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}\nkaiser's stderr:\n{}", kaiser.logs()))
+    };
+    wait_in(&log, "ready in");
+    let response = http_get_unix(&socket, "/log?msg=from-the-app").unwrap();
+    assert_eq!(response.status, 200);
+    wait_in(&log, "GET /log?msg=from-the-app =>");
+    assert!(read(&log).contains("from-the-app\n"), "{}", read(&log));
+    let stderr = kaiser.logs();
+    assert!(
+        !stderr.contains("ready in") && !stderr.contains("from-the-app"),
+        "lines reached stderr despite logto:\n{stderr}"
+    );
+
+    std::fs::rename(&log, &rotated).unwrap();
+    kaiser.signal(libc::SIGHUP);
+    wait_in(&log, "reloaded in");
+    let _ = http_get_unix(&socket, "/log?msg=after-the-rotation").unwrap();
+    wait_in(&log, "GET /log?msg=after-the-rotation =>");
+    assert!(
+        !read(&rotated).contains("after-the-rotation"),
+        "the rotated file still gets lines:\n{}",
+        read(&rotated)
+    );
+    drop(kaiser);
+
+    let missing = dir.join("no-such-dir/app.log");
+    let mut kaiser = Kaiser::spawn(&[
+        "--http-socket",
+        socket.to_str().unwrap(),
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--logto",
+        missing.to_str().unwrap(),
+    ]);
+    let status = kaiser.expect_exit(START_TIMEOUT);
+    assert_eq!(status.code(), Some(1), "{}", kaiser.logs());
+    assert!(
+        kaiser.logs().contains(&format!(
+            "cannot open the log file `{}` (`logto`)",
+            missing.display()
+        )),
+        "{}",
+        kaiser.logs()
+    );
+}

@@ -151,6 +151,8 @@ pub struct Config {
     pub socket_timeout: Duration,
 
     // --- logging ---
+    /// `logto`: where stdout and stderr go (a file, appended to).
+    pub logto: Option<PathBuf>,
     pub disable_logging: bool,
     /// `log-4xx`, `log-5xx`, …: what still gets a line with `disable-logging`.
     pub log_conditions: crate::protocol::log::LogConditions,
@@ -233,6 +235,7 @@ impl Default for Config {
             buffer_size: 4096,
             post_buffering: 0,
             socket_timeout: Duration::from_secs(4),
+            logto: None,
             disable_logging: false,
             log_conditions: Default::default(),
             disable_write_exception: false,

@@ -112,6 +112,9 @@ pub(crate) fn render(config: &Config) -> String {
         );
     }
 
+    if let Some(logto) = &config.logto {
+        line("logto", &path(logto));
+    }
     if config.disable_logging {
         line("disable-logging", "true");
     }

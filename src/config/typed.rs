@@ -231,6 +231,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "socket-timeout" => config.socket_timeout = seconds(v)?,
 
         "disable-logging" => config.disable_logging = uwsgi_bool(v),
+        "logto" => config.logto = Some(log_file(v)?),
         "log-4xx" => config.log_conditions.status_4xx = uwsgi_bool(v),
         "log-5xx" => config.log_conditions.status_5xx = uwsgi_bool(v),
         "log-zero" => config.log_conditions.zero = uwsgi_bool(v),
@@ -429,6 +430,20 @@ fn mode(value: &str) -> Result<u32, String> {
             "expected an octal file mode such as `660`, got `{value}`"
         )),
     }
+}
+
+/// A `logto` file; uWSGI's UDP form (`host:port`) is refused with what to do instead.
+fn log_file(value: &str) -> Result<PathBuf, String> {
+    let udp = !value.contains('/')
+        && value
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    if udp {
+        return Err(format!(
+            "logging to a UDP address (`{value}`) is not supported yet: give a file path, or log to stderr and let systemd or the emperor collect it"
+        ));
+    }
+    path(value)
 }
 
 fn path(value: &str) -> Result<PathBuf, String> {
