@@ -38,6 +38,8 @@ class Sample:
     connections: int
     answered: int  # connections that received at least one byte
     cpu_us_per_req: float
+    # nginx's CPU per request when it is in front (on the same core as the server), else NaN.
+    front_cpu_us_per_req: float
     pss_mib: float
     rss_mib: float
     first_response_ms: float
@@ -150,16 +152,20 @@ def measure(tools, deployment, workload, seconds, warmup_seconds, wrk_cpu):
         probes["connections"] = answered_connections(deployment.port)
 
     prober = threading.Thread(target=probe, daemon=True)
+    front = deployment.front_process.pid if deployment.front_process else None
     ticks_before = cpu_ticks(pgid)
+    front_before = cpu_ticks(front) if front else 0
     process = wrk(tools, deployment.port, workload, seconds, wrk_cpu)
     prober.start()
     result = _wrk_result(process, seconds)
     ticks_after = cpu_ticks(pgid)
+    front_after = cpu_ticks(front) if front else 0
     prober.join(timeout=15)
 
     requests = result["requests"]
     duration_s = result["duration_us"] / 1e6
     cpu_us = (ticks_after - ticks_before) * 1e6 / CLOCK_TICKS
+    front_us = (front_after - front_before) * 1e6 / CLOCK_TICKS
     pss_kib, rss_kib = probes.get("memory", (0, 0))
     _, answered = probes.get("connections", (0, 0))
     return Sample(
@@ -174,6 +180,7 @@ def measure(tools, deployment, workload, seconds, warmup_seconds, wrk_cpu):
         connections=workload.connections,
         answered=answered,
         cpu_us_per_req=cpu_us / requests if requests else float("nan"),
+        front_cpu_us_per_req=front_us / requests if front and requests else float("nan"),
         pss_mib=pss_kib / 1024.0,
         rss_mib=rss_kib / 1024.0,
         first_response_ms=deployment.first_response_ms,

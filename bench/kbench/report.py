@@ -181,8 +181,8 @@ def _summary(results, pinning, workloads, failed_keys):
 
 def _detail(results, pinning, workloads):
     lines = [
-        "| workload | front end | server | req/s median (min–max) | p50 ms | p99 ms | errors | busy | answered | CPU µs/req | PSS MiB | RSS MiB | 1st response ms |",
-        "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| workload | front end | server | req/s median (min–max) | p50 ms | p99 ms | errors | busy | answered | CPU µs/req | nginx CPU µs/req | PSS MiB | RSS MiB | 1st response ms |",
+        "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for workload in _workloads_in(results, pinning, workloads):
         for front_end, names in FRONT_ENDS:
@@ -195,10 +195,17 @@ def _detail(results, pinning, workloads):
                     f"{_median_of(samples, 'p50_ms'):.2f} | {_median_of(samples, 'p99_ms'):.2f} | "
                     f"{_errors_cell(samples)} | {_median([s.busy for s in samples]):.0f} | "
                     f"{min(s.answered for s in samples)}/{workload.connections} | "
-                    f"{_median_of(samples, 'cpu_us_per_req'):.0f} | {_median_of(samples, 'pss_mib'):.1f} | "
+                    f"{_median_of(samples, 'cpu_us_per_req'):.0f} | {_front_cpu_cell(samples)} | "
+                    f"{_median_of(samples, 'pss_mib'):.1f} | "
                     f"{_median_of(samples, 'rss_mib'):.1f} | {_median_of(samples, 'first_response_ms'):.0f} |"
                 )
     return "\n".join(lines)
+
+
+def _front_cpu_cell(samples):
+    """nginx's CPU per request in front of the server, or blank without nginx in front."""
+    values = [s.front_cpu_us_per_req for s in samples if s.front_cpu_us_per_req == s.front_cpu_us_per_req]
+    return f"{_median(values):.0f}" if values else ""
 
 
 def _spread(values, digits=0):

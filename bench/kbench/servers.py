@@ -268,6 +268,7 @@ class Deployment:
     app_process: Process  # the process group whose CPU and memory are measured
     processes: list = field(default_factory=list)  # every group started, stop order
     first_response_ms: float = 0.0
+    front_process: object = None  # nginx in front of the server (same core), if any
 
     def stop(self):
         for process in self.processes:
@@ -287,6 +288,7 @@ def deploy(tools, server, front_end, app, threads, cpu, tag, master_fifo=None, l
     port = free_port()
     started = time.monotonic()
     processes = []
+    front_process = None
     try:
         if front_end == "ceiling":
             nginx = _start_nginx(tools, port, None, cpu, tag, log_dir)
@@ -309,7 +311,8 @@ def deploy(tools, server, front_end, app, threads, cpu, tag, master_fifo=None, l
                 os.path.join(log_dir, f"{tag}.log"), SERVERS[server].stop_signal, cpu, app.directory,
             )
             # nginx stops first so that it does not log the backend going away as errors.
-            processes.append(_start_nginx(tools, port, socket_path, cpu, tag, log_dir))
+            front_process = _start_nginx(tools, port, socket_path, cpu, tag, log_dir)
+            processes.append(front_process)
             processes.append(app_process)
         else:
             raise ValueError(f"unknown front end `{front_end}`")
@@ -320,7 +323,9 @@ def deploy(tools, server, front_end, app, threads, cpu, tag, master_fifo=None, l
         for process in processes:
             stop(process)
         raise StartFailed(f"{server} behind {front_end} did not start: {error}\n{tails}") from error
-    return Deployment(server, front_end, port, app_process, processes, (answered - started) * 1000.0)
+    return Deployment(
+        server, front_end, port, app_process, processes, (answered - started) * 1000.0, front_process
+    )
 
 
 def _start_nginx(tools, port, upstream_socket, cpu, tag, log_dir):
