@@ -334,3 +334,77 @@ fn malformed_uwsgi_packets_close_the_connection_with_a_log_line() {
     assert_eq!(response.status, 200, "{response}");
     let _ = TcpStream::connect(uwsgi);
 }
+
+/// `limit-post`: a body declared larger is answered 413 over HTTP and over the uwsgi protocol
+/// without the app reading it; a chunked one is stopped with 413 when it passes the limit,
+/// read by the app or by `post-buffering`. Bodies within the limit arrive whole.
+#[test]
+fn limit_post_answers_413_for_larger_bodies_and_the_worker_keeps_serving() {
+    for extra in [&[][..], &["--post-buffering", "4096"][..]] {
+        let mut args = vec!["--limit-post", "1000"];
+        args.extend_from_slice(extra);
+        let (kaiser, http, uwsgi) = start(&args);
+        let pid = worker_pid(http);
+        let post = |length: usize| {
+            let mut raw = format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+            )
+            .into_bytes();
+            raw.extend(std::iter::repeat_n(b'x', length));
+            raw
+        };
+        let within = exchange(http, &post(1000), false, IO_TIMEOUT);
+        assert_eq!(
+            status_of(&within),
+            Some(200),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&within)
+        );
+        let over = exchange(http, &post(1001), false, IO_TIMEOUT);
+        assert_eq!(
+            status_of(&over),
+            Some(413),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&over)
+        );
+        assert!(String::from_utf8_lossy(&over).contains("limit-post"));
+
+        let chunk = format!("{:x}\r\n{}\r\n", 600, "y".repeat(600));
+        let chunked = format!(
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunk}{chunk}0\r\n\r\n"
+        );
+        let reply = exchange(http, chunked.as_bytes(), false, IO_TIMEOUT);
+        assert_eq!(
+            status_of(&reply),
+            Some(413),
+            "{extra:?} chunked: {}",
+            String::from_utf8_lossy(&reply)
+        );
+
+        let mut packet = uwsgi_packet(
+            0,
+            0,
+            &[
+                ("REQUEST_METHOD", "POST"),
+                ("PATH_INFO", "/echo"),
+                ("SERVER_PROTOCOL", "HTTP/1.1"),
+                ("CONTENT_LENGTH", "5000"),
+            ],
+        );
+        packet.extend(std::iter::repeat_n(b'z', 5000));
+        let reply = exchange(uwsgi, &packet, false, IO_TIMEOUT);
+        assert_eq!(
+            status_of(&reply),
+            Some(413),
+            "{extra:?} uwsgi: {}",
+            String::from_utf8_lossy(&reply)
+        );
+
+        assert_eq!(worker_pid(http), pid, "{extra:?}: the worker changed");
+        let logs = kaiser.logs();
+        assert!(
+            logs.contains("limit-post"),
+            "no log line names limit-post:\n{logs}"
+        );
+    }
+}

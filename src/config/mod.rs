@@ -148,6 +148,8 @@ pub struct Config {
     pub listen: u32,
     pub buffer_size: usize,
     pub post_buffering: usize,
+    /// `limit-post`: the largest request body accepted, in bytes (0: no limit).
+    pub limit_post: u64,
     pub socket_timeout: Duration,
 
     // --- logging ---
@@ -234,6 +236,7 @@ impl Default for Config {
             listen: 1024,
             buffer_size: 4096,
             post_buffering: 0,
+            limit_post: 0,
             socket_timeout: Duration::from_secs(4),
             logto: None,
             disable_logging: false,

@@ -358,7 +358,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("add-header", Text, Sockets, "add a response header").multi().later(),
     opt("static-map", Text, Sockets, "serve static files").aliases(&["static-map2", "check-static", "static-index", "static-expires", "static-skip-ext", "static-safe", "offload-threads"]).multi().later_hint("serve static files from nginx"),
     opt("route", Text, Sockets, "internal routing rule").aliases(&["route-run", "route-host", "route-uri", "route-if", "route-if-not", "response-route", "final-route", "error-route"]).multi().later(),
-    opt("limit-post", Int, Sockets, "maximum request body size").later(),
+    opt("limit-post", Int, Sockets, "the largest request body accepted, in bytes; a larger one is answered 413 and the app is not called (0: no limit)").default("0"),
     opt("post-buffering-bufsize", Int, Sockets, "buffer size for post-buffering").later(),
     opt("enable-proxy-protocol", Bool, Sockets, "accept the PROXY protocol").later(),
     opt("upload-progress", Path, Sockets, "upload progress files").later(),

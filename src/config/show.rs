@@ -105,6 +105,9 @@ pub(crate) fn render(config: &Config) -> String {
     if config.post_buffering != default.post_buffering {
         line("post-buffering", &config.post_buffering.to_string());
     }
+    if config.limit_post != default.limit_post {
+        line("limit-post", &config.limit_post.to_string());
+    }
     if config.socket_timeout != default.socket_timeout {
         line(
             "socket-timeout",

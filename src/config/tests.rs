@@ -542,7 +542,10 @@ fn statuses() {
         "[uwsgi]\nspooler = /tmp/spool",
         "error: app.ini:2: spooler: `spooler` is a uWSGI option that kaiser does not support yet",
     );
-    check("[uwsgi]\nlogto = /var/log/app.log", "logto = /var/log/app.log");
+    check(
+        "[uwsgi]\nlogto = /var/log/app.log",
+        "logto = /var/log/app.log",
+    );
     check("[uwsgi]\nlogto = 127.0.0.1:1717", "error: app.ini:2: logto: logging to a UDP address (`127.0.0.1:1717`) is not supported yet: give a file path, or log to stderr and let systemd or the emperor collect it");
     check("[uwsgi]\nlogto2 = /var/log/app.log", "error: app.ini:2: logto2: `logto2` is a uWSGI option that kaiser does not support yet; use `logto`");
     check("[uwsgi]\nlog-reopen = true", "");
@@ -967,6 +970,7 @@ fn config_line() -> impl Strategy<Value = String> {
         path.prop_map(|p| format!("logto = {p}.log")),
         (0u64..100_000).prop_map(|n| format!("log-slow = {n}")),
         (0u64..10_000_000).prop_map(|n| format!("log-big = {n}")),
+        (0u64..10_000_000).prop_map(|n| format!("limit-post = {n}")),
         (1u16..65535).prop_map(|p| format!("http-socket = 127.0.0.1:{p}")),
         (1u16..65535).prop_map(|p| format!("socket = [::1]:{p}")),
         path.prop_map(|p| format!("socket = {p}.sock")),

@@ -229,6 +229,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
             config.post_buffering = usize::try_from(number(v)?).unwrap_or(usize::MAX)
         }
         "socket-timeout" => config.socket_timeout = seconds(v)?,
+        "limit-post" => config.limit_post = number(v)?,
 
         "disable-logging" => config.disable_logging = uwsgi_bool(v),
         "logto" => config.logto = Some(log_file(v)?),

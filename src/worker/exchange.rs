@@ -99,6 +99,9 @@ pub struct ConnExchange {
     body: Framing,
     body_remaining_known: bool,
     body_failed: bool,
+    /// Body bytes given to the app so far, against `limit_post` (0: no limit).
+    body_read: u64,
+    limit_post: u64,
     /// Why reading the request body failed, when it was the client's fault: the status line
     /// the worker answers with instead of the app's 500.
     body_error_status: Option<&'static [u8]>,
@@ -149,6 +152,8 @@ impl ConnExchange {
             body,
             body_remaining_known: true,
             body_failed: false,
+            body_read: 0,
+            limit_post: shared.limits.limit_post,
             body_error_status: None,
             spool: None,
             expect_continue,
@@ -172,6 +177,14 @@ impl ConnExchange {
                 ..RequestLog::default()
             },
             inflight: None,
+        }
+    }
+
+    /// The body length the request declared (`Content-Length`), if it did.
+    pub fn declared_length(&self) -> Option<u64> {
+        match self.body {
+            Framing::Length(n) => Some(n),
+            _ => None,
         }
     }
 
@@ -448,6 +461,18 @@ impl Exchange for ConnExchange {
             return spool.read(out, max);
         }
         let result = self.read_body_inner(out, max);
+        if let Ok(n) = result {
+            self.body_read += n as u64;
+            if self.limit_post != 0 && self.body_read > self.limit_post {
+                self.body_failed = true;
+                self.body_error_status = Some(b"413 Content Too Large");
+                tracing::warn!(peer = %self.conn.peer_addr, limit = self.limit_post, "the request body passed limit-post; the connection will close");
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the request body is larger than limit-post",
+                ));
+            }
+        }
         if let Err(err) = &result {
             self.body_failed = true;
             self.body_error_status = match err.kind() {

@@ -69,6 +69,8 @@ pub struct Limits {
     pub log_conditions: crate::protocol::log::LogConditions,
     /// `disable-write-exception`: `write()` does not raise when the client is gone.
     pub disable_write_exception: bool,
+    /// `limit-post` in bytes (0: no limit).
+    pub limit_post: u64,
     /// `post-buffering` in bytes (0: the app reads the body from the socket as it comes).
     pub post_buffering: usize,
     /// This worker's own figure: `max-requests` plus its delta and jitter (0: off).

@@ -147,6 +147,7 @@ mod tests {
             log_conditions: Default::default(),
             disable_write_exception: false,
             post_buffering: 0,
+            limit_post: 0,
             max_requests,
             reload_on_rss: rss_mb * MB,
             reload_on_as: as_mb * MB,

@@ -461,7 +461,7 @@ fn serve_http(shared: &Shared, conn: Conn, head: http::RequestHead<'_>) -> Optio
     exchange.log.var_count = vars.len() + 8;
     exchange.log.packet_size = vars.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     begin_request(shared, &mut exchange);
-    if !prebuffer(shared, &mut exchange) {
+    if !within_limit_post(shared, &mut exchange) || !prebuffer(shared, &mut exchange) {
         return finish(
             shared,
             Box::new(exchange),
@@ -534,7 +534,7 @@ fn serve_uwsgi(shared: &Shared, conn: Conn, packet: uwsgi::Packet<'_>) {
     exchange.log.var_count = packet.vars.len();
     exchange.log.packet_size = packet_len - uwsgi::HEADER_LEN;
     begin_request(shared, &mut exchange);
-    if !prebuffer(shared, &mut exchange) {
+    if !within_limit_post(shared, &mut exchange) || !prebuffer(shared, &mut exchange) {
         let outcome = crate::python::Outcome {
             aborted: true,
             app_error: false,
@@ -572,7 +572,35 @@ fn prebuffer(shared: &Shared, exchange: &mut ConnExchange) -> bool {
     let status = exchange
         .request_error_status()
         .unwrap_or(b"400 Bad Request");
-    let body = b"the request body did not arrive whole\n";
+    let body: &[u8] = if status.starts_with(b"413") {
+        LIMIT_POST_MESSAGE
+    } else {
+        b"the request body did not arrive whole\n"
+    };
+    answer_body_error(exchange, status, body);
+    false
+}
+
+const LIMIT_POST_MESSAGE: &[u8] =
+    b"the request body is larger than this server accepts (limit-post)\n";
+
+/// `limit-post`: a declared body over the limit is answered 413 before the app runs. (A
+/// chunked one fails when its reading passes the limit; see `ConnExchange::read_body`.)
+fn within_limit_post(shared: &Shared, exchange: &mut ConnExchange) -> bool {
+    let limit = shared.limits.limit_post;
+    match exchange.declared_length() {
+        Some(length) if limit != 0 && length > limit => {
+            tracing::warn!(peer = %exchange.log.remote_addr, length, limit, "the request body is larger than limit-post; answered 413");
+            answer_body_error(exchange, b"413 Content Too Large", LIMIT_POST_MESSAGE);
+            false
+        }
+        _ => true,
+    }
+}
+
+/// Answers a request whose body will not reach the app; the connection then closes.
+fn answer_body_error(exchange: &mut ConnExchange, status: &[u8], body: &[u8]) {
+    use crate::python::Exchange;
     let headers = [(b"Content-Type".to_vec(), b"text/plain".to_vec())];
     let head = crate::python::ResponseHead {
         status,
@@ -580,7 +608,6 @@ fn prebuffer(shared: &Shared, exchange: &mut ConnExchange) -> bool {
         content_length: Some(body.len() as u64),
     };
     let _ = exchange.respond(Some(head), body, true);
-    false
 }
 
 fn begin_request(shared: &Shared, exchange: &mut ConnExchange) {

@@ -467,6 +467,7 @@ impl Master<'_> {
                         log_conditions: config.log_conditions,
                         disable_write_exception: config.disable_write_exception,
                         post_buffering: config.post_buffering,
+                        limit_post: config.limit_post,
                         max_requests: recycle::max_requests_for(config, id),
                         reload_on_rss: config.reload_on_rss,
                         reload_on_as: config.reload_on_as,
