@@ -89,6 +89,9 @@ fn main() -> ExitCode {
         Action::Stop(path) => return signal_pidfile(path, libc::SIGTERM),
         Action::CheckConfig | Action::Run => {}
     }
+    if let (Action::Run, Some(mask)) = (&loaded.config.action, loaded.config.umask) {
+        sys::process::set_umask(mask);
+    }
     if let (Action::Run, Some(path)) = (&loaded.config.action, &loaded.config.logto) {
         if let Err(err) = logging::redirect_to(path) {
             eprintln!(

@@ -832,3 +832,52 @@ fn logto_appends_every_line_to_the_file_and_a_reload_reopens_it() {
         kaiser.logs()
     );
 }
+
+/// `log-micros`, `memory-report` and `log-x-forwarded-for` change the request line as they
+/// do in uWSGI.
+#[test]
+fn log_micros_memory_report_and_x_forwarded_for_shape_the_request_line() {
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--log-micros",
+        "--memory-report",
+        "--log-x-forwarded-for",
+    ]);
+    let mut conn = HttpConn::new(std::net::TcpStream::connect(addr).unwrap());
+    let forwarded = request_bytes(
+        "GET",
+        "/sleep?ms=3",
+        &[("X-Forwarded-For", "203.0.113.7")],
+        b"",
+    );
+    assert_eq!(conn.request(&forwarded).unwrap().status, 200);
+    assert_eq!(http_get(addr, "/sleep?ms=4").unwrap().status, 200);
+    let line = |uri: &str| {
+        kaiser
+            .wait_for_log(&format!("GET {uri} =>"), Duration::from_secs(5))
+            .unwrap()
+    };
+    for (uri, address) in [("/sleep?ms=3", "203.0.113.7"), ("/sleep?ms=4", "127.0.0.1")] {
+        let line = line(uri);
+        let rest = line
+            .strip_prefix("{address space usage: ")
+            .unwrap_or_else(|| panic!("no memory report in front: {line}"));
+        let (vsz, rest) = rest.split_once(" bytes/").unwrap();
+        let (_, rest) = rest.split_once("MB} {rss usage: ").unwrap();
+        let (rss, rest) = rest.split_once(" bytes/").unwrap();
+        let (vsz, rss): (u64, u64) = (vsz.parse().unwrap(), rss.parse().unwrap());
+        assert!(rss > 1 << 20 && vsz > rss, "vsz {vsz} rss {rss}: {line}");
+        assert!(
+            rest.contains(&format!("] {address} () {{")),
+            "address {address}: {line}"
+        );
+        let micros: u64 = line
+            .split(" micros ")
+            .next()
+            .and_then(|head| head.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no time in micros: {line}"));
+        assert!(micros >= 3000, "{micros} µs for a 3 ms sleep: {line}");
+    }
+}

@@ -179,3 +179,86 @@ fn listen_sets_the_backlog_and_a_value_above_somaxconn_is_capped_with_a_warning(
     );
     assert_eq!(http_get(addr, "/").unwrap().status, 200);
 }
+
+/// `reuse-port`: a second instance binds the same TCP port (without it, the bind fails);
+/// `so-keepalive`: the connections carry a keepalive timer (`ss -o`).
+#[test]
+fn reuse_port_lets_two_instances_share_a_port_and_so_keepalive_reaches_connections() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spec = format!("127.0.0.1:{port}");
+    let hello = app("hello.py");
+    let args = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "--http-socket",
+            spec.as_str(),
+            "--wsgi-file",
+            hello.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    let first = Kaiser::spawn(&args(&["--reuse-port", "--so-keepalive"]));
+    first.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    let second = Kaiser::spawn(&args(&["--reuse-port"]));
+    second.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    let mut refused = Kaiser::spawn(&args(&[]));
+    let status = refused.expect_exit(START_TIMEOUT);
+    assert!(
+        !status.success(),
+        "a third instance without reuse-port bound the port"
+    );
+    assert!(refused.logs().contains("in use"), "{}", refused.logs());
+
+    // A connection served by the first instance (the one with so-keepalive) has the timer.
+    let addr: std::net::SocketAddr = spec.parse().unwrap();
+    let deadline = std::time::Instant::now() + START_TIMEOUT;
+    loop {
+        let mut conn = HttpConn::new(std::net::TcpStream::connect(addr).unwrap());
+        let response = conn.request(&request_bytes("GET", "/", &[], b"")).unwrap();
+        assert_eq!(response.status, 200);
+        let local = conn.stream().local_addr().unwrap().port();
+        let output = std::process::Command::new("ss")
+            .args([
+                "-tnoH",
+                "state",
+                "established",
+                &format!("( dport = :{local} )"),
+            ])
+            .output()
+            .expect("running ss (iproute2)");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        if text.contains("timer:(keepalive") {
+            break;
+        }
+        // The kernel spread this connection to the second instance: try another.
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no keepalive timer on the server side: {text:?}"
+        );
+    }
+    drop((first, second));
+}
+
+/// `umask` applies before sockets are created: a unix socket without `chmod-socket` gets
+/// 0777 minus the mask.
+#[test]
+fn umask_applies_to_the_unix_socket() {
+    let dir = TempDir::new("umask");
+    let socket = dir.join("app.sock");
+    let kaiser = Kaiser::spawn(&[
+        "--http-socket",
+        socket.to_str().unwrap(),
+        "--wsgi-file",
+        app("hello.py").to_str().unwrap(),
+        "--umask",
+        "027",
+    ]);
+    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    let mode = std::fs::metadata(&socket).unwrap().mode() & 0o777;
+    assert_eq!(mode, 0o750, "socket mode {mode:o}");
+    assert_eq!(http_get_unix(&socket, "/").unwrap().status, 200);
+}

@@ -160,6 +160,15 @@ pub struct Config {
     pub log_conditions: crate::protocol::log::LogConditions,
     /// `disable-write-exception`: the app's `write()` does not raise for a departed client.
     pub disable_write_exception: bool,
+    pub log_micros: bool,
+    pub log_x_forwarded_for: bool,
+    pub memory_report: bool,
+    /// `umask`, set first thing.
+    pub umask: Option<u32>,
+    /// `reuse-port`: `SO_REUSEPORT` on the TCP listeners.
+    pub reuse_port: bool,
+    /// `so-keepalive`: `SO_KEEPALIVE` on the TCP listeners (and so on their connections).
+    pub so_keepalive: bool,
 
     // --- lifecycle: reloads and recycling (issue 5) ---
     pub max_requests: u64,
@@ -242,6 +251,12 @@ impl Default for Config {
             disable_logging: false,
             log_conditions: Default::default(),
             disable_write_exception: false,
+            log_micros: false,
+            log_x_forwarded_for: false,
+            memory_report: false,
+            umask: None,
+            reuse_port: false,
+            so_keepalive: false,
             max_requests: 0,
             max_requests_delta: 0,
             harakiri: None,

@@ -142,6 +142,20 @@ pub(crate) fn render(config: &Config) -> String {
     if config.disable_write_exception {
         line("disable-write-exception", "true");
     }
+    for (name, on) in [
+        ("log-micros", config.log_micros),
+        ("log-x-forwarded-for", config.log_x_forwarded_for),
+        ("memory-report", config.memory_report),
+        ("reuse-port", config.reuse_port),
+        ("so-keepalive", config.so_keepalive),
+    ] {
+        if on {
+            line(name, "true");
+        }
+    }
+    if let Some(mask) = config.umask {
+        line("umask", &format!("{mask:03o}"));
+    }
 
     if config.max_requests != default.max_requests {
         line("max-requests", &config.max_requests.to_string());

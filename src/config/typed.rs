@@ -241,6 +241,12 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "log-slow" => config.log_conditions.slow_ms = number(v)?,
         "log-big" => config.log_conditions.big_bytes = number(v)?,
         "disable-write-exception" => config.disable_write_exception = uwsgi_bool(v),
+        "log-micros" => config.log_micros = uwsgi_bool(v),
+        "log-x-forwarded-for" => config.log_x_forwarded_for = uwsgi_bool(v),
+        "memory-report" => config.memory_report = uwsgi_bool(v),
+        "umask" => config.umask = Some(mode(v)?),
+        "reuse-port" => config.reuse_port = uwsgi_bool(v),
+        "so-keepalive" => config.so_keepalive = uwsgi_bool(v),
 
         "max-requests" => config.max_requests = number(v)?,
         "max-requests-delta" => config.max_requests_delta = number(v)?,
@@ -594,6 +600,8 @@ mod tests {
                 continue;
             }
             let sample = match spec.kind {
+                // A string that must be an octal mask (a bare `--umask` would make no sense).
+                _ if spec.name == "umask" => "022",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",

@@ -27,6 +27,10 @@ pub struct RequestLogLine<'a> {
     pub uri: &'a [u8],
     pub body_bytes: u64,
     pub msecs: u64,
+    /// `log-micros`: the time is given as this many microseconds instead of `msecs`.
+    pub micros: Option<u64>,
+    /// `memory-report`: the worker's address space and resident set in bytes, put in front.
+    pub memory: Option<(u64, u64)>,
     /// The body went out with `sendfile(2)` (`wsgi.file_wrapper` over a file).
     pub via_sendfile: bool,
     pub protocol: &'a [u8],
@@ -43,6 +47,15 @@ impl RequestLogLine<'_> {
     /// `[pid: 15045|app: 0|req: 2/1] 127.0.0.1 () {24 vars in 248 bytes} [Sun Nov 22 20:59:21 2026] GET /a => generated 2 bytes in 0 msecs (HTTP/1.1 200) 1 headers in 45 bytes (1 switches on core 0)`
     pub fn format(&self, out: &mut String) {
         // `write!` to a String cannot fail; the results are ignored for that reason.
+        if let Some((vsz, rss)) = self.memory {
+            const MB: u64 = 1024 * 1024;
+            let _ = write!(
+                out,
+                "{{address space usage: {vsz} bytes/{}MB}} {{rss usage: {rss} bytes/{}MB}} ",
+                vsz / MB,
+                rss / MB
+            );
+        }
         let _ = write!(
             out,
             "[pid: {}|app: {}|req: {}/{}] ",
@@ -67,10 +80,14 @@ impl RequestLogLine<'_> {
         } else {
             " "
         };
+        let (time, unit) = match self.micros {
+            Some(micros) => (micros, "micros"),
+            None => (self.msecs, "msecs"),
+        };
         let _ = write!(
             out,
-            " => generated {} bytes in {} msecs{via}(",
-            self.body_bytes, self.msecs
+            " => generated {} bytes in {time} {unit}{via}(",
+            self.body_bytes
         );
         push_escaped(out, self.protocol);
         let _ = writeln!(
@@ -237,6 +254,8 @@ mod tests {
             uri: b"/a",
             body_bytes: 2,
             msecs: 0,
+            micros: None,
+            memory: None,
             via_sendfile: false,
             protocol: b"HTTP/1.1",
             status: 200,
@@ -464,5 +483,17 @@ mod tests {
                 "{conditions:?} with {facts:?}"
             );
         }
+    }
+
+    #[test]
+    fn log_micros_and_memory_report() {
+        check(
+            RequestLogLine { msecs: 1, micros: Some(1234), ..line() },
+            "[pid: 15045|app: 0|req: 2/1] 127.0.0.1 () {24 vars in 248 bytes} [Sun Nov 22 20:59:21 2026] GET /a => generated 2 bytes in 1234 micros (HTTP/1.1 200) 1 headers in 45 bytes (1 switches on core 0)",
+        );
+        check(
+            RequestLogLine { memory: Some((3 * 1024 * 1024 + 5, 1024 * 1024 - 1)), ..line() },
+            "{address space usage: 3145733 bytes/3MB} {rss usage: 1048575 bytes/0MB} [pid: 15045|app: 0|req: 2/1] 127.0.0.1 () {24 vars in 248 bytes} [Sun Nov 22 20:59:21 2026] GET /a => generated 2 bytes in 0 msecs (HTTP/1.1 200) 1 headers in 45 bytes (1 switches on core 0)",
+        );
     }
 }

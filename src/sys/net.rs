@@ -183,18 +183,7 @@ const DEFER_ACCEPT_SECS: libc::c_int = 5;
 
 /// Binds and listens. For a unix path, a stale socket file left by a previous run is removed
 /// first (as uWSGI does); any other existing file is an error rather than clobbered.
-pub fn bind_listener(addr: &BindAddr, backlog: u32) -> io::Result<OwnedFd> {
-    bind_listener_with(addr, backlog, true)
-}
-
-/// Like [`bind_listener`]; `defer_accept` false for servers whose client never speaks
-/// first (the stats server writes on accept), where `TCP_DEFER_ACCEPT` would hold every
-/// connection back for seconds.
-pub fn bind_listener_with(
-    addr: &BindAddr,
-    backlog: u32,
-    defer_accept: bool,
-) -> io::Result<OwnedFd> {
+pub fn bind_listener(addr: &BindAddr, backlog: u32, options: ListenOptions) -> io::Result<OwnedFd> {
     let domain = match addr {
         BindAddr::Tcp(SocketAddr::V4(_)) => libc::AF_INET,
         BindAddr::Tcp(SocketAddr::V6(_)) => libc::AF_INET6,
@@ -202,7 +191,16 @@ pub fn bind_listener_with(
     };
     let fd = socket(domain)?;
     match addr {
-        BindAddr::Tcp(_) => setsockopt_int(fd.as_fd_(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?,
+        BindAddr::Tcp(_) => {
+            setsockopt_int(fd.as_fd_(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+            if options.reuse_port {
+                setsockopt_int(fd.as_fd_(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+            }
+            if options.keepalive {
+                // Accepted connections inherit it from the listener.
+                setsockopt_int(fd.as_fd_(), libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+            }
+        }
         BindAddr::Unix(path) => remove_stale_socket(path)?,
         BindAddr::Abstract(_) => {}
     }
@@ -217,7 +215,7 @@ pub fn bind_listener_with(
     })?;
     // SAFETY: listen on a bound socket.
     cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog.min(i32::MAX as u32) as libc::c_int) })?;
-    if let (BindAddr::Tcp(_), true) = (addr, defer_accept) {
+    if let (BindAddr::Tcp(_), true) = (addr, options.defer_accept) {
         // Both protocols have the client speak first, so let the kernel hand over a
         // connection only once its first bytes arrived (uWSGI does the same): a worker
         // thread that accepts then finds the request there, instead of parking an empty
@@ -231,6 +229,16 @@ pub fn bind_listener_with(
         )?;
     }
     Ok(fd)
+}
+
+/// Socket options of a TCP listener (ignored for unix sockets).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListenOptions {
+    /// `TCP_DEFER_ACCEPT`: off for servers whose client never speaks first (the stats server
+    /// writes on accept), where it would hold every connection back for seconds.
+    pub defer_accept: bool,
+    pub reuse_port: bool,
+    pub keepalive: bool,
 }
 
 trait AsFdExt {

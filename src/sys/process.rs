@@ -195,6 +195,12 @@ pub fn chown(path: &std::path::Path, uid: Option<u32>, gid: Option<u32>) -> io::
     std::os::unix::fs::chown(path, uid, gid)
 }
 
+/// Sets the process's umask (`umask`).
+pub fn set_umask(mask: u32) {
+    // SAFETY: umask has no memory effects.
+    unsafe { libc::umask(mask as libc::mode_t) };
+}
+
 /// Resident set size of `pid` in bytes, from /proc/PID/statm.
 pub fn rss_bytes(pid: Pid) -> Option<u64> {
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;

@@ -92,6 +92,11 @@ pub fn bind_all(
         }
         backlog = backlog.min(max);
     }
+    let listen_options = sys::net::ListenOptions {
+        defer_accept: true,
+        reuse_port: config.reuse_port,
+        keepalive: config.so_keepalive,
+    };
     let mut bound = Vec::new();
     for spec in &config.sockets {
         let wanted = resolve(spec)?;
@@ -108,12 +113,13 @@ pub fn bind_all(
             });
             continue;
         }
-        let fd =
-            sys::net::bind_listener(&wanted, backlog).map_err(|source| BindSocketError::Bind {
+        let fd = sys::net::bind_listener(&wanted, backlog, listen_options).map_err(|source| {
+            BindSocketError::Bind {
                 option: spec.option.clone(),
                 address: wanted.to_string(),
                 source,
-            })?;
+            }
+        })?;
         if let BindAddr::Unix(path) = &wanted {
             let mode = config.chmod_socket.unwrap_or(0o666);
             // Without `chmod-socket` the socket keeps the umask's mode, as in uWSGI.

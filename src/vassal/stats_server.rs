@@ -92,7 +92,7 @@ impl StatsServer {
     ) -> Result<StatsServer, BindStatsError> {
         let wanted = parse_address(address)?;
         // No TCP_DEFER_ACCEPT: the stats client never speaks first.
-        let listener = sys::net::bind_listener_with(&wanted, 64, false)
+        let listener = sys::net::bind_listener(&wanted, 64, sys::net::ListenOptions::default())
             .and_then(|fd| sys::fd::set_nonblocking(fd.as_fd(), true).map(|()| fd))
             .map_err(|source| BindStatsError::Bind {
                 address: address.to_string(),

@@ -41,6 +41,15 @@ pub struct RequestLog {
     pub via_sendfile: bool,
     /// Reading the body or writing the response failed.
     pub io_error: bool,
+    /// The request's `X-Forwarded-For`, for `log-x-forwarded-for` (empty: none, or off).
+    pub forwarded_for: String,
+}
+
+/// How the request line is written: `log-micros`, `memory-report`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LineFormat {
+    pub micros: bool,
+    pub memory_report: bool,
 }
 
 impl RequestLog {
@@ -59,13 +68,24 @@ impl RequestLog {
     }
 
     /// Writes the line of a request served on request thread `core`.
-    pub fn write(&self, pid: sys::process::Pid, total_requests: u64, core: usize) {
+    pub fn write(
+        &self,
+        pid: sys::process::Pid,
+        total_requests: u64,
+        core: usize,
+        format: LineFormat,
+    ) {
+        let remote_addr = if self.forwarded_for.is_empty() {
+            &self.remote_addr
+        } else {
+            &self.forwarded_for
+        };
         let line = crate::protocol::log::RequestLogLine {
             pid: pid as u32,
             app_id: 0,
             app_requests: total_requests as i64,
             total_requests,
-            remote_addr: self.remote_addr.as_bytes(),
+            remote_addr: remote_addr.as_bytes(),
             remote_user: self.remote_user.as_bytes(),
             var_count: self.var_count,
             packet_size: self.packet_size,
@@ -74,6 +94,12 @@ impl RequestLog {
             uri: self.uri.as_bytes(),
             body_bytes: self.body_bytes,
             msecs: self.elapsed.as_millis() as u64,
+            micros: format.micros.then_some(self.elapsed.as_micros() as u64),
+            memory: if format.memory_report {
+                sys::process::memory_bytes(pid)
+            } else {
+                None
+            },
             via_sendfile: self.via_sendfile,
             protocol: self.protocol.as_bytes(),
             status: self.status,

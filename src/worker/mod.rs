@@ -21,6 +21,8 @@ pub mod scoreboard;
 mod serve;
 mod turn;
 
+pub use exchange::LineFormat;
+
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -67,6 +69,10 @@ pub struct Limits {
     pub disable_logging: bool,
     /// What is logged anyway with `disable_logging` (`log-4xx`, …).
     pub log_conditions: crate::protocol::log::LogConditions,
+    /// `log-micros`, `memory-report`.
+    pub line_format: LineFormat,
+    /// `log-x-forwarded-for`: the request line shows `X-Forwarded-For` as the address.
+    pub log_x_forwarded_for: bool,
     /// `disable-write-exception`: `write()` does not raise when the client is gone.
     pub disable_write_exception: bool,
     /// `limit-post` in bytes (0: no limit).

@@ -146,6 +146,8 @@ mod tests {
             disable_logging: false,
             log_conditions: Default::default(),
             disable_write_exception: false,
+            line_format: Default::default(),
+            log_x_forwarded_for: false,
             post_buffering: 0,
             limit_post: 0,
             max_requests,

@@ -460,6 +460,14 @@ fn serve_http(shared: &Shared, conn: Conn, head: http::RequestHead<'_>) -> Optio
     exchange.log.protocol = head.version.as_str().to_string();
     exchange.log.var_count = vars.len() + 8;
     exchange.log.packet_size = vars.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    if shared.limits.log_x_forwarded_for {
+        if let Some((_, value)) = vars
+            .iter()
+            .find(|(k, _)| k.as_ref() == b"HTTP_X_FORWARDED_FOR")
+        {
+            exchange.log.forwarded_for = String::from_utf8_lossy(value.as_ref()).into_owned();
+        }
+    }
     begin_request(shared, &mut exchange);
     if !within_limit_post(shared, &mut exchange) || !prebuffer(shared, &mut exchange) {
         return finish(
@@ -532,6 +540,11 @@ fn serve_uwsgi(shared: &Shared, conn: Conn, packet: uwsgi::Packet<'_>) {
     exchange.log.remote_user =
         String::from_utf8_lossy(find(b"REMOTE_USER").unwrap_or(b"")).into_owned();
     exchange.log.var_count = packet.vars.len();
+    if shared.limits.log_x_forwarded_for {
+        if let Some(value) = find(b"HTTP_X_FORWARDED_FOR") {
+            exchange.log.forwarded_for = String::from_utf8_lossy(value).into_owned();
+        }
+    }
     exchange.log.packet_size = packet_len - uwsgi::HEADER_LEN;
     begin_request(shared, &mut exchange);
     if !within_limit_post(shared, &mut exchange) || !prebuffer(shared, &mut exchange) {
@@ -668,7 +681,7 @@ fn finish(
         .log_conditions
         .should_log(limits.disable_logging, &log.facts(asked))
     {
-        log.write(shared.pid, total, core.unwrap_or(0));
+        log.write(shared.pid, total, core.unwrap_or(0), limits.line_format);
     }
     let mut conn = conn?;
     if !reusable || shared.stopping.load(Ordering::Acquire) {

@@ -466,6 +466,11 @@ impl Master<'_> {
                         disable_logging: config.disable_logging,
                         log_conditions: config.log_conditions,
                         disable_write_exception: config.disable_write_exception,
+                        line_format: crate::worker::LineFormat {
+                            micros: config.log_micros,
+                            memory_report: config.memory_report,
+                        },
+                        log_x_forwarded_for: config.log_x_forwarded_for,
                         post_buffering: config.post_buffering,
                         limit_post: config.limit_post,
                         max_requests: recycle::max_requests_for(config, id),
