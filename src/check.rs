@@ -30,7 +30,7 @@ pub fn check_config(config: &Config) -> Result<(), CheckConfigError> {
     for (key, value) in &config.env {
         std::env::set_var(key, value);
     }
-    if config.wsgi_file.is_some() || config.module.is_some() {
+    if config.wsgi_file.is_some() || config.module.is_some() || !config.mount.is_empty() {
         python::initialize(&InterpreterOptions {
             home: config.home.clone(),
             pythonpath: config.pythonpath.clone(),
@@ -39,6 +39,7 @@ pub fn check_config(config: &Config) -> Result<(), CheckConfigError> {
             wsgi_file: config.wsgi_file.clone(),
             module: config.module.clone(),
             callable: config.callable.clone(),
+            mounts: config.mount.clone(),
         })?;
         tracing::info!(app = %app.description, "configuration and app OK");
     } else {

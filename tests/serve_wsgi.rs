@@ -192,3 +192,72 @@ fn threading_local_survives_between_requests_on_a_thread() {
         "the thread-local request count should reach 5 on the one thread; got {counts:?}"
     );
 }
+
+/// `mount` + `manage-script-name`: each app answers under its mountpoint with SCRIPT_NAME
+/// and PATH_INFO split there; a path no mountpoint claims goes to the first app. Over the
+/// uwsgi protocol without `manage-script-name`, the SCRIPT_NAME nginx sends picks the app.
+#[test]
+fn mounted_apps_answer_under_their_mountpoints() {
+    let (kaiser, addr) = start(&[
+        "--mount",
+        "/suite=tests/apps/wsgi_suite.py",
+        "--mount",
+        "/suite/hello/=tests/apps/hello.py",
+        "--manage-script-name",
+    ]);
+    let response = http_get(addr, "/suite/env?x=1").unwrap();
+    assert_eq!(response.status, 200, "{response}\n{}", kaiser.logs());
+    let env = env_of(&response);
+    assert_eq!(
+        (
+            env["SCRIPT_NAME"].as_str(),
+            env["PATH_INFO"].as_str(),
+            env["QUERY_STRING"].as_str()
+        ),
+        ("/suite", "/env", "x=1")
+    );
+    // The longer mountpoint wins, at a segment boundary only.
+    assert_eq!(
+        http_get(addr, "/suite/hello").unwrap().text(),
+        "Hello World"
+    );
+    assert_eq!(
+        http_get(addr, "/suite/hello/x").unwrap().text(),
+        "Hello World"
+    );
+    let response = http_get(addr, "/suite/helloworld").unwrap();
+    assert_eq!(response.status, 404, "{response}");
+    // Outside every mountpoint: the first app, SCRIPT_NAME untouched.
+    let env = env_of(&http_get(addr, "/env").unwrap());
+    assert_eq!(
+        (env["SCRIPT_NAME"].as_str(), env["PATH_INFO"].as_str()),
+        ("", "/env")
+    );
+    drop(kaiser);
+
+    let kaiser = Kaiser::spawn(&[
+        "--socket",
+        "127.0.0.1:0",
+        "--mount",
+        "/suite=tests/apps/wsgi_suite.py",
+        "--mount",
+        "/hello=tests/apps/hello.py",
+    ]);
+    let uwsgi = kaiser
+        .wait_for_addr("protocol=\"uwsgi\"", START_TIMEOUT)
+        .unwrap();
+    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    let ask = |script_name: &str, path: &str| {
+        let vars = cgi_vars("GET", path, None, &[("SCRIPT_NAME", script_name)]);
+        let stream = wait_for_connect(uwsgi, START_TIMEOUT).unwrap();
+        uwsgi_request(stream, &vars, b"").unwrap()
+    };
+    assert_eq!(ask("/hello", "/hello/anything").text(), "Hello World");
+    let env = env_of(&ask("/suite", "/env"));
+    assert_eq!(
+        (env["SCRIPT_NAME"].as_str(), env["PATH_INFO"].as_str()),
+        ("/suite", "/env")
+    );
+    let env = env_of(&ask("", "/env"));
+    assert_eq!(env["SCRIPT_NAME"], "", "no mountpoint: the first app");
+}

@@ -158,6 +158,9 @@ pub struct Config {
     pub disable_logging: bool,
     /// `log-4xx`, `log-5xx`, …: what still gets a line with `disable-logging`.
     pub log_conditions: crate::protocol::log::LogConditions,
+    /// `mount = /point=target`: (mountpoint without a trailing `/`, target), in order.
+    pub mount: Vec<(String, String)>,
+    pub manage_script_name: bool,
     /// `disable-write-exception`: the app's `write()` does not raise for a departed client.
     pub disable_write_exception: bool,
     pub log_micros: bool,
@@ -251,6 +254,8 @@ impl Default for Config {
             disable_logging: false,
             log_conditions: Default::default(),
             disable_write_exception: false,
+            mount: Vec::new(),
+            manage_script_name: false,
             log_micros: false,
             log_x_forwarded_for: false,
             memory_report: false,

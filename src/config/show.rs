@@ -139,6 +139,15 @@ pub(crate) fn render(config: &Config) -> String {
     if log.big_bytes != 0 {
         line("log-big", &log.big_bytes.to_string());
     }
+    for (point, target) in &config.mount {
+        line(
+            "mount",
+            &format!("{}={target}", if point.is_empty() { "/" } else { point }),
+        );
+    }
+    if config.manage_script_name {
+        line("manage-script-name", "true");
+    }
     if config.disable_write_exception {
         line("disable-write-exception", "true");
     }

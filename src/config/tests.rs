@@ -972,6 +972,8 @@ fn config_line() -> impl Strategy<Value = String> {
         (0u64..10_000_000).prop_map(|n| format!("log-big = {n}")),
         (0u64..10_000_000).prop_map(|n| format!("limit-post = {n}")),
         any::<bool>().prop_map(|b| format!("memory-report = {b}")),
+        (word, word).prop_map(|(m, t)| format!("mount = /{m}={t}.py")),
+        any::<bool>().prop_map(|b| format!("manage-script-name = {b}")),
         any::<bool>().prop_map(|b| format!("so-keepalive = {b}")),
         (0u32..0o777).prop_map(|n| format!("umask = {n:03o}")),
         (1u16..65535).prop_map(|p| format!("http-socket = 127.0.0.1:{p}")),

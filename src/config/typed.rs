@@ -241,6 +241,8 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "log-slow" => config.log_conditions.slow_ms = number(v)?,
         "log-big" => config.log_conditions.big_bytes = number(v)?,
         "disable-write-exception" => config.disable_write_exception = uwsgi_bool(v),
+        "mount" => config.mount.push(mount(v)?),
+        "manage-script-name" => config.manage_script_name = uwsgi_bool(v),
         "log-micros" => config.log_micros = uwsgi_bool(v),
         "log-x-forwarded-for" => config.log_x_forwarded_for = uwsgi_bool(v),
         "memory-report" => config.memory_report = uwsgi_bool(v),
@@ -439,6 +441,24 @@ fn mode(value: &str) -> Result<u32, String> {
     }
 }
 
+/// `mount = /point=target`. The mountpoint loses a trailing `/` (SCRIPT_NAME never ends in
+/// one), so `/` itself becomes the empty, root mountpoint.
+fn mount(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((point, target))
+            if !target.trim().is_empty() && (point.is_empty() || point.starts_with('/')) =>
+        {
+            Ok((
+                point.trim_end_matches('/').to_string(),
+                target.trim().to_string(),
+            ))
+        }
+        _ => Err(format!(
+            "expected `/mountpoint=app.py` or `/mountpoint=package.module:callable`, got `{value}`"
+        )),
+    }
+}
+
 /// A `logto` file; uWSGI's UDP form (`host:port`) is refused with what to do instead.
 fn log_file(value: &str) -> Result<PathBuf, String> {
     let udp = !value.contains('/')
@@ -602,6 +622,7 @@ mod tests {
             let sample = match spec.kind {
                 // A string that must be an octal mask (a bare `--umask` would make no sense).
                 _ if spec.name == "umask" => "022",
+                _ if spec.name == "mount" => "/app=app.py",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",

@@ -1,4 +1,5 @@
-//! Importing the WSGI callable: `wsgi-file`, `module` (`pkg.mod:callable`), `callable`.
+//! Importing the WSGI callables: `wsgi-file`, `module` (`pkg.mod:callable`), `callable`, and
+//! the apps of `mount = /point=target`.
 
 use std::path::PathBuf;
 
@@ -9,11 +10,14 @@ pub struct AppSpec {
     pub wsgi_file: Option<PathBuf>,
     pub module: Option<String>,
     pub callable: String,
+    /// `mount`: (mountpoint without a trailing `/`, target). A target ending in `.py` or
+    /// `.wsgi` is a file, anything else a module (`pkg.mod:callable` or `pkg.mod`), as in uWSGI.
+    pub mounts: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadAppError {
-    #[error("no app configured: set `wsgi-file` or `module`")]
+    #[error("no app configured: set `wsgi-file`, `module` or `mount`")]
     NothingConfigured,
     #[error("importing the app from `{source_name}` failed:\n{traceback}")]
     Import {
@@ -35,9 +39,12 @@ pub enum LoadAppError {
 
 /// A loaded WSGI application.
 pub struct App {
+    /// The app for requests no mountpoint claims: `wsgi-file`/`module`, else the first mount.
     pub(crate) callable: Py<PyAny>,
     /// Where it came from, for logs (`app.py`, `mysite.wsgi:application`).
     pub description: String,
+    /// `mount`: (mountpoint, callable), in the order given.
+    pub(crate) mounts: Vec<(String, Py<PyAny>)>,
 }
 
 impl App {
@@ -56,6 +63,7 @@ impl App {
                 Ok(callable) => Ok(App {
                     callable: callable.unbind(),
                     description: format!("(unavailable: {reason})"),
+                    mounts: Vec::new(),
                 }),
                 Err(e) => Err(LoadAppError::Import {
                     source_name: "fallback app".into(),
@@ -95,18 +103,76 @@ fn file_module_name(path: &std::path::Path) -> String {
 
 pub fn load_app(spec: &AppSpec) -> Result<App, LoadAppError> {
     Python::attach(|py| {
-        let (module, source_name, callable_name) = if let Some(file) = &spec.wsgi_file {
+        let main = if spec.wsgi_file.is_some() || spec.module.is_some() {
+            Some(load_one(
+                py,
+                spec.wsgi_file.as_deref(),
+                spec.module.as_deref(),
+                &spec.callable,
+            )?)
+        } else {
+            None
+        };
+        let mut mounts = Vec::with_capacity(spec.mounts.len());
+        let mut descriptions = Vec::new();
+        for (point, target) in &spec.mounts {
+            let is_file = target.ends_with(".py") || target.ends_with(".wsgi");
+            let (file, module) = if is_file {
+                (Some(std::path::Path::new(target.as_str())), None)
+            } else {
+                (None, Some(target.as_str()))
+            };
+            let (callable, description) = load_one(py, file, module, &spec.callable)?;
+            let shown = if point.is_empty() {
+                "/"
+            } else {
+                point.as_str()
+            };
+            descriptions.push(format!("{shown}={description}"));
+            mounts.push((point.clone(), callable));
+        }
+        let (callable, description) = match main {
+            Some((callable, description)) if mounts.is_empty() => (callable, description),
+            Some((callable, description)) => (
+                callable,
+                format!("{description}, mounts {}", descriptions.join(" ")),
+            ),
+            None => match mounts.first() {
+                Some((_, first)) => (
+                    first.clone_ref(py),
+                    format!("mounts {}", descriptions.join(" ")),
+                ),
+                None => return Err(LoadAppError::NothingConfigured),
+            },
+        };
+        Ok(App {
+            callable,
+            description,
+            mounts,
+        })
+    })
+}
+
+/// Imports one app: a file (`wsgi-file`) or a module, and its callable.
+fn load_one(
+    py: Python<'_>,
+    wsgi_file: Option<&std::path::Path>,
+    module: Option<&str>,
+    default_callable: &str,
+) -> Result<(Py<PyAny>, String), LoadAppError> {
+    {
+        let (module, source_name, callable_name) = if let Some(file) = wsgi_file {
             let name = file_module_name(file);
             let source_name = file.display().to_string();
             let module = load_file(py, &name, file).map_err(|e| LoadAppError::Import {
                 source_name: source_name.clone(),
                 traceback: format_exception(py, &e),
             })?;
-            (module, source_name, spec.callable.clone())
-        } else if let Some(module_spec) = &spec.module {
+            (module, source_name, default_callable.to_string())
+        } else if let Some(module_spec) = module {
             let (module_name, callable) = match module_spec.split_once(':') {
                 Some((m, c)) => (m.to_string(), c.to_string()),
-                None => (module_spec.clone(), spec.callable.clone()),
+                None => (module_spec.to_string(), default_callable.to_string()),
             };
             let module = py
                 .import(module_name.as_str())
@@ -137,11 +203,8 @@ pub fn load_app(spec: &AppSpec) -> Result<App, LoadAppError> {
                     .unwrap_or_default(),
             });
         }
-        Ok(App {
-            callable: object.unbind(),
-            description: format!("{source_name}:{callable_name}"),
-        })
-    })
+        Ok((object.unbind(), format!("{source_name}:{callable_name}")))
+    }
 }
 
 fn load_file<'py>(

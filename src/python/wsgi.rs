@@ -112,6 +112,11 @@ fn lock(state: &Shared) -> MutexGuard<'_, State> {
 /// The runner a worker builds once after fork and shares between its request threads.
 pub struct WsgiRunner {
     app: Py<PyAny>,
+    /// `mount`: (mountpoint, app); the request's SCRIPT_NAME picks one, else `app`.
+    mounts: Vec<(String, Py<PyAny>)>,
+    /// `manage-script-name`: the longest mountpoint that starts PATH_INFO moves into
+    /// SCRIPT_NAME first.
+    manage_script_name: bool,
     bases: Vec<Py<PyDict>>,
     /// Environ keys already made into interned Python strings: a request's variable names
     /// repeat (HTTP_HOST, HTTP_USER_AGENT, …), so each is created once, and dict lookups
@@ -188,11 +193,52 @@ impl WsgiRunner {
             }
             Ok(WsgiRunner {
                 app: app.callable.clone_ref(py),
+                mounts: app
+                    .mounts
+                    .iter()
+                    .map(|(point, callable)| (point.clone(), callable.clone_ref(py)))
+                    .collect(),
+                manage_script_name: false,
                 bases,
                 keys: Default::default(),
                 quiet_write: false,
             })
         })
+    }
+
+    /// `manage-script-name` (see the field).
+    pub fn manage_script_name(mut self, on: bool) -> Self {
+        self.manage_script_name = on;
+        self
+    }
+
+    /// The app for this request: with mounts, the one whose mountpoint is SCRIPT_NAME (after
+    /// `manage-script-name` moved the longest matching mountpoint there from PATH_INFO).
+    fn route<'a>(&'a self, environ: &Bound<'_, PyDict>) -> PyResult<&'a Py<PyAny>> {
+        if self.mounts.is_empty() {
+            return Ok(&self.app);
+        }
+        let text = |key: &str| -> PyResult<String> {
+            match environ.get_item(key)? {
+                Some(value) => value.extract(),
+                None => Ok(String::new()),
+            }
+        };
+        let mut script_name = text("SCRIPT_NAME")?;
+        if self.manage_script_name {
+            let path_info = text("PATH_INFO")?;
+            let points = self.mounts.iter().map(|(point, _)| point.as_str());
+            if let Some(point) = mount_for(points, &path_info) {
+                environ.set_item("SCRIPT_NAME", point)?;
+                environ.set_item("PATH_INFO", &path_info[point.len()..])?;
+                script_name = point.to_string();
+            }
+        }
+        Ok(self
+            .mounts
+            .iter()
+            .find(|(point, _)| *point == script_name)
+            .map_or(&self.app, |(_, app)| app))
     }
 
     /// `disable-write-exception`: the `write()` callable does not raise when the client has
@@ -255,7 +301,18 @@ impl WsgiRunner {
                 return outcome;
             }
         };
-        let result = match self.app.bind(py).call1((&environ, start_response)) {
+        let app = match self.route(&environ) {
+            Ok(app) => app,
+            Err(err) => {
+                tracing::error!(
+                    "choosing the mounted app failed: {}",
+                    format_exception(py, &err)
+                );
+                internal_error(py, state, &mut outcome);
+                return outcome;
+            }
+        };
+        let result = match app.bind(py).call1((&environ, start_response)) {
             Ok(result) => result,
             Err(err) => {
                 report_app_error(py, &environ, &err);
@@ -363,6 +420,18 @@ impl WsgiRunner {
         )?;
         Ok(environ)
     }
+}
+
+/// The longest mountpoint that starts `path` at a segment boundary (`/app` takes `/app` and
+/// `/app/x`, not `/apple`); the empty mountpoint (the root app) never does.
+fn mount_for<'a>(points: impl Iterator<Item = &'a str>, path: &str) -> Option<&'a str> {
+    points
+        .filter(|point| {
+            !point.is_empty()
+                && path.starts_with(point)
+                && matches!(path.as_bytes().get(point.len()), None | Some(b'/'))
+        })
+        .max_by_key(|point| point.len())
 }
 
 fn report_app_error(py: Python<'_>, environ: &Bound<'_, PyDict>, err: &PyErr) {
@@ -844,5 +913,34 @@ impl FileWrapper {
             close.call0()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mount_for;
+
+    #[test]
+    fn the_longest_mountpoint_at_a_segment_boundary_wins() {
+        let points = ["/app", "/app/admin", "/apple", ""];
+        let cases = [
+            ("/app", Some("/app")),
+            ("/app/", Some("/app")),
+            ("/app/x", Some("/app")),
+            ("/app/admin/users", Some("/app/admin")),
+            ("/app/administrator", Some("/app")),
+            ("/apple/pie", Some("/apple")),
+            ("/ap", None),
+            ("/", None),
+            ("", None),
+            ("/other/app", None),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(
+                mount_for(points.iter().copied(), path),
+                expected,
+                "{path:?}"
+            );
+        }
     }
 }

@@ -75,6 +75,8 @@ pub struct Limits {
     pub log_x_forwarded_for: bool,
     /// `disable-write-exception`: `write()` does not raise when the client is gone.
     pub disable_write_exception: bool,
+    /// `manage-script-name`.
+    pub manage_script_name: bool,
     /// `limit-post` in bytes (0: no limit).
     pub limit_post: u64,
     /// `post-buffering` in bytes (0: the app reads the body from the socket as it comes).
@@ -245,7 +247,8 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         .collect();
     let runner = WsgiRunner::new(app, &envs, setup.threads > 1, setup.processes > 1)
         .map_err(|e| WorkerError::Python(e.to_string()))?
-        .quiet_write_errors(setup.limits.disable_write_exception);
+        .quiet_write_errors(setup.limits.disable_write_exception)
+        .manage_script_name(setup.limits.manage_script_name);
     let signals = sys::signal::SignalFd::new(&handled)?;
 
     let shared = Arc::new(Shared {

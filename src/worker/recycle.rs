@@ -146,6 +146,7 @@ mod tests {
             disable_logging: false,
             log_conditions: Default::default(),
             disable_write_exception: false,
+            manage_script_name: false,
             line_format: Default::default(),
             log_x_forwarded_for: false,
             post_buffering: 0,

@@ -222,6 +222,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         wsgi_file: config.wsgi_file.clone(),
         module: config.module.clone(),
         callable: config.callable.clone(),
+        mounts: config.mount.clone(),
     };
     let module = ModuleInfo {
         numproc: config.processes,
@@ -466,6 +467,7 @@ impl Master<'_> {
                         disable_logging: config.disable_logging,
                         log_conditions: config.log_conditions,
                         disable_write_exception: config.disable_write_exception,
+                        manage_script_name: config.manage_script_name,
                         line_format: crate::worker::LineFormat {
                             micros: config.log_micros,
                             memory_report: config.memory_report,
