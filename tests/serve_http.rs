@@ -553,3 +553,30 @@ fn sixty_four_keep_alive_connections_are_all_served_by_two_workers() {
             .unwrap_or_else(|e| panic!("connection {index}: {e}"));
     }
 }
+
+/// `add-header`: every response carries the headers, the app's own and kaiser's 500 alike.
+#[test]
+fn add_header_reaches_every_response() {
+    let (_kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--add-header",
+        "X-Frame-Options: DENY",
+        "--add-header",
+        "X-Served-By:kaiser",
+    ]);
+    for (target, status) in [("/sleep?ms=1", 200), ("/missing", 404), ("/error", 500)] {
+        let response = http_get(addr, target).unwrap();
+        assert_eq!(response.status, status, "{target}: {response}");
+        assert_eq!(
+            response.header("X-Frame-Options"),
+            Some("DENY"),
+            "{target}: {response}"
+        );
+        assert_eq!(
+            response.header("X-Served-By"),
+            Some("kaiser"),
+            "{target}: {response}"
+        );
+    }
+}

@@ -158,6 +158,8 @@ pub struct Config {
     pub disable_logging: bool,
     /// `log-4xx`, `log-5xx`, …: what still gets a line with `disable-logging`.
     pub log_conditions: crate::protocol::log::LogConditions,
+    /// `add-header = Name: value`, each added to every response.
+    pub add_header: Vec<(String, String)>,
     /// `mount = /point=target`: (mountpoint without a trailing `/`, target), in order.
     pub mount: Vec<(String, String)>,
     pub manage_script_name: bool,
@@ -255,6 +257,7 @@ impl Default for Config {
             log_conditions: Default::default(),
             disable_write_exception: false,
             mount: Vec::new(),
+            add_header: Vec::new(),
             manage_script_name: false,
             log_micros: false,
             log_x_forwarded_for: false,

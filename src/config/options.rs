@@ -355,7 +355,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("http-timeout", Seconds, Sockets, "timeout of the HTTP router").later(),
     opt("http-keepalive", Bool, Sockets, "HTTP keep-alive in the router").aliases(&["http-auto-chunked", "http-auto-gzip", "http-websockets", "http-enable-proxy-protocol", "http-processes", "http-workers"]).later(),
     opt("http-socket-modifier1", Int, Sockets, "modifier1 for http sockets").aliases(&["http-modifier1", "http-socket-modifier2"]).later(),
-    opt("add-header", Text, Sockets, "add a response header").multi().later(),
+    opt("add-header", Text, Sockets, "`Name: value`: a header added to every response").multi(),
     opt("static-map", Text, Sockets, "serve static files").aliases(&["static-map2", "check-static", "static-index", "static-expires", "static-skip-ext", "static-safe", "offload-threads"]).multi().later_hint("serve static files from nginx"),
     opt("route", Text, Sockets, "internal routing rule").aliases(&["route-run", "route-host", "route-uri", "route-if", "route-if-not", "response-route", "final-route", "error-route"]).multi().later(),
     opt("limit-post", Int, Sockets, "the largest request body accepted, in bytes; a larger one is answered 413 and the app is not called (0: no limit)").default("0"),
@@ -364,7 +364,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("upload-progress", Path, Sockets, "upload progress files").later(),
     opt("zerg", Address, Sockets, "attach to a zerg server").aliases(&["zerg-server", "zergpool"]).later(),
     opt("subscribe-to", Text, Sockets, "subscribe to a router").aliases(&["subscribe2", "st"]).multi().later(),
-    opt("max-vars", Int, Sockets, "maximum number of request variables").short('v').later(),
+    opt("max-vars", Int, Sockets, "maximum number of request variables").short('v').noop("kaiser has no limit of its own on the number of variables; `buffer-size` bounds the request head"),
     // --- logging ---
     opt("disable-logging", Bool, Logging, "do not log requests").short('L').default("false"),
     opt("logto", Path, Logging, "append every log line (kaiser's, the requests', the app's stdout and stderr) to this file, reopened at each reload"),

@@ -139,6 +139,9 @@ pub(crate) fn render(config: &Config) -> String {
     if log.big_bytes != 0 {
         line("log-big", &log.big_bytes.to_string());
     }
+    for (name, value) in &config.add_header {
+        line("add-header", &format!("{name}: {value}"));
+    }
     for (point, target) in &config.mount {
         line(
             "mount",

@@ -549,6 +549,15 @@ fn statuses() {
     check("[uwsgi]\nlogto = 127.0.0.1:1717", "error: app.ini:2: logto: logging to a UDP address (`127.0.0.1:1717`) is not supported yet: give a file path, or log to stderr and let systemd or the emperor collect it");
     check("[uwsgi]\nlogto2 = /var/log/app.log", "error: app.ini:2: logto2: `logto2` is a uWSGI option that kaiser does not support yet; use `logto`");
     check("[uwsgi]\nlog-reopen = true", "");
+    check(
+        "[uwsgi]\nadd-header = X-A:  b c \nadd-header = X-B: d",
+        "add-header = X-A: b c | add-header = X-B: d",
+    );
+    check(
+        "[uwsgi]\nadd-header = no colon",
+        "error: app.ini:2: add-header: expected `Name: value`, got `no colon`",
+    );
+    check("[uwsgi]\nmax-vars = 200", "");
     check("[uwsgi]\nlazy = true", "error: app.ini:2: lazy: `lazy` is a uWSGI option that kaiser does not support yet; use `lazy-apps`");
     check("[uwsgi]\nharakiri-verbose = false", "");
     check("[uwsgi]\nmaster = true\nenable-threads\nsingle-interpreter\ndie-on-term\nthunder-lock\nauto-procname\npy-call-osafterfork", "");

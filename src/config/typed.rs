@@ -242,6 +242,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "log-big" => config.log_conditions.big_bytes = number(v)?,
         "disable-write-exception" => config.disable_write_exception = uwsgi_bool(v),
         "mount" => config.mount.push(mount(v)?),
+        "add-header" => config.add_header.push(header(v)?),
         "manage-script-name" => config.manage_script_name = uwsgi_bool(v),
         "log-micros" => config.log_micros = uwsgi_bool(v),
         "log-x-forwarded-for" => config.log_x_forwarded_for = uwsgi_bool(v),
@@ -441,6 +442,17 @@ fn mode(value: &str) -> Result<u32, String> {
     }
 }
 
+/// `add-header = Name: value`, checked as a response header is.
+fn header(value: &str) -> Result<(String, String), String> {
+    let Some((name, value_part)) = value.split_once(':') else {
+        return Err(format!("expected `Name: value`, got `{value}`"));
+    };
+    let (name, value_part) = (name.trim(), value_part.trim());
+    crate::protocol::response::validate_header(name.as_bytes(), value_part.as_bytes())
+        .map_err(|e| format!("`{value}`: {e}"))?;
+    Ok((name.to_string(), value_part.to_string()))
+}
+
 /// `mount = /point=target`. The mountpoint loses a trailing `/` (SCRIPT_NAME never ends in
 /// one), so `/` itself becomes the empty, root mountpoint.
 fn mount(value: &str) -> Result<(String, String), String> {
@@ -623,6 +635,7 @@ mod tests {
                 // A string that must be an octal mask (a bare `--umask` would make no sense).
                 _ if spec.name == "umask" => "022",
                 _ if spec.name == "mount" => "/app=app.py",
+                _ if spec.name == "add-header" => "X-A: b",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",

@@ -125,6 +125,8 @@ pub struct ConnExchange {
     body: Framing,
     body_remaining_known: bool,
     body_failed: bool,
+    /// `add-header`.
+    add_headers: Arc<[(Vec<u8>, Vec<u8>)]>,
     /// Body bytes given to the app so far, against `limit_post` (0: no limit).
     body_read: u64,
     limit_post: u64,
@@ -179,6 +181,7 @@ impl ConnExchange {
             body_remaining_known: true,
             body_failed: false,
             body_read: 0,
+            add_headers: shared.limits.add_headers.clone(),
             limit_post: shared.limits.limit_post,
             body_error_status: None,
             spool: None,
@@ -572,6 +575,7 @@ impl Exchange for ConnExchange {
             let mut headers: Vec<(&[u8], &[u8])> = head
                 .headers
                 .iter()
+                .chain(self.add_headers.iter())
                 .map(|(n, v)| (n.as_slice(), v.as_slice()))
                 .collect();
             let length_text;

@@ -77,6 +77,8 @@ pub struct Limits {
     pub disable_write_exception: bool,
     /// `manage-script-name`.
     pub manage_script_name: bool,
+    /// `add-header`: (name, value) added to every response.
+    pub add_headers: Arc<[(Vec<u8>, Vec<u8>)]>,
     /// `limit-post` in bytes (0: no limit).
     pub limit_post: u64,
     /// `post-buffering` in bytes (0: the app reads the body from the socket as it comes).

@@ -147,6 +147,7 @@ mod tests {
             log_conditions: Default::default(),
             disable_write_exception: false,
             manage_script_name: false,
+            add_headers: std::sync::Arc::from(Vec::new()),
             line_format: Default::default(),
             log_x_forwarded_for: false,
             post_buffering: 0,

@@ -468,6 +468,11 @@ impl Master<'_> {
                         log_conditions: config.log_conditions,
                         disable_write_exception: config.disable_write_exception,
                         manage_script_name: config.manage_script_name,
+                        add_headers: config
+                            .add_header
+                            .iter()
+                            .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                            .collect(),
                         line_format: crate::worker::LineFormat {
                             micros: config.log_micros,
                             memory_report: config.memory_report,
