@@ -92,13 +92,30 @@ fn main() -> ExitCode {
     if let (Action::Run, Some(mask)) = (&loaded.config.action, loaded.config.umask) {
         sys::process::set_umask(mask);
     }
-    if let (Action::Run, Some(path)) = (&loaded.config.action, &loaded.config.logto) {
+    let log_file = match (&loaded.config.logto, &loaded.config.daemonize) {
+        (Some(path), _) => Some((path, "logto")),
+        (None, Some(path)) => Some((path, "daemonize")),
+        (None, None) => None,
+    };
+    if let (Action::Run, Some((path, option))) = (&loaded.config.action, log_file) {
         if let Err(err) = logging::redirect_to(path) {
             eprintln!(
-                "kaiser: error: cannot open the log file `{}` (`logto`): {err}",
+                "kaiser: error: cannot open the log file `{}` (`{option}`): {err}",
                 path.display()
             );
             return ExitCode::from(vassal::exit::CONFIG as u8);
+        }
+    }
+    if let (Action::Run, Some(_)) = (&loaded.config.action, &loaded.config.daemonize) {
+        // After the log file is open, so that a bad path fails here with a status. As in
+        // uWSGI, a vassal of the emperor only logs to the file, and so does a master
+        // re-executed by a reload (it is detached already).
+        let under_emperor = std::env::var_os(sys::notify::EMPEROR_FD_ENV).is_some();
+        if !under_emperor && !vassal::is_reexec() {
+            if let Err(err) = sys::fork::detach() {
+                eprintln!("kaiser: error: cannot daemonize: {err}");
+                return ExitCode::from(vassal::exit::CONFIG as u8);
+            }
         }
     }
     logging::init();

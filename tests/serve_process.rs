@@ -881,3 +881,108 @@ fn log_micros_memory_report_and_x_forwarded_for_shape_the_request_line() {
         assert!(micros >= 3000, "{micros} µs for a 3 ms sleep: {line}");
     }
 }
+
+/// Kills a daemonized instance's process group (its session: master and workers) when the
+/// test ends, however it ends.
+struct DaemonGuard(i32);
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        if self.0 > 0 {
+            // SAFETY: kill has no memory effects.
+            unsafe { libc::kill(-self.0, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Fields 5 (process group), 6 (session) and 7 (controlling tty) of /proc/PID/stat; `None`
+/// once the process is gone or a zombie (its new parent may be slow to reap it).
+fn group_session_tty(pid: i32) -> Option<(i32, i32, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    if fields[0] == "Z" {
+        return None;
+    }
+    Some((
+        fields[2].parse().ok()?,
+        fields[3].parse().ok()?,
+        fields[4].parse().ok()?,
+    ))
+}
+
+/// `daemonize`: the command returns 0 at once; the instance runs on in a session of its own
+/// with no terminal, logging to the file, and stops on SIGINT by its pid.
+#[test]
+fn daemonize_detaches_and_logs_to_the_file() {
+    let dir = TempDir::new("daemonize");
+    let socket = dir.join("http.sock");
+    let log = dir.join("daemon.log");
+    let pidfile = dir.join("daemon.pid");
+    let mut kaiser = Kaiser::spawn(&[
+        "--http-socket",
+        socket.to_str().unwrap(),
+        "--wsgi-file",
+        "tests/apps/hello.py",
+        "--daemonize",
+        log.to_str().unwrap(),
+        "--pidfile",
+        pidfile.to_str().unwrap(),
+    ]);
+    let status = kaiser.expect_exit(START_TIMEOUT);
+    assert!(status.success(), "{status:?}\n{}", kaiser.logs());
+    let read = |path: &std::path::Path| std::fs::read_to_string(path).unwrap_or_default();
+    let pid: i32 = wait_until("the daemon's pidfile", START_TIMEOUT, |last| {
+        *last = read(&pidfile);
+        Ok(last.trim().parse().ok())
+    })
+    .unwrap();
+    let (group, session, tty) = group_session_tty(pid).expect("the daemon runs");
+    let _guard = DaemonGuard(group);
+    wait_until("`ready in` in the daemon's log", START_TIMEOUT, |last| {
+        *last = read(&log);
+        Ok(last.contains("ready in").then_some(()))
+    })
+    .unwrap();
+    let (_, own_session, _) = group_session_tty(std::process::id() as i32).unwrap();
+    assert_ne!(
+        session, own_session,
+        "the daemon stayed in the test's session"
+    );
+    assert_ne!(
+        session, pid,
+        "the daemon leads its session and could take a terminal"
+    );
+    assert_eq!(tty, 0, "the daemon has a controlling terminal");
+    assert!(
+        kaiser.logs().trim().is_empty(),
+        "output before detaching:\n{}",
+        kaiser.logs()
+    );
+    assert_eq!(http_get_unix(&socket, "/").unwrap().text(), "Hello World");
+
+    // SAFETY: kill has no memory effects.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    wait_until("the daemon to exit", Duration::from_secs(15), |last| {
+        *last = read(&log);
+        Ok(group_session_tty(pid).is_none().then_some(()))
+    })
+    .unwrap();
+    assert!(read(&log).contains("goodbye"), "{}", read(&log));
+
+    // A log file that cannot be opened fails before detaching, with a status and a message.
+    let missing = dir.join("no-such-dir/daemon.log");
+    let mut kaiser = Kaiser::spawn(&[
+        "--http-socket",
+        socket.to_str().unwrap(),
+        "--wsgi-file",
+        "tests/apps/hello.py",
+        "--daemonize",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(kaiser.expect_exit(START_TIMEOUT).code(), Some(1));
+    let expected = format!(
+        "cannot open the log file `{}` (`daemonize`)",
+        missing.display()
+    );
+    assert!(kaiser.logs().contains(&expected), "{}", kaiser.logs());
+}

@@ -155,6 +155,8 @@ pub struct Config {
     // --- logging ---
     /// `logto`: where stdout and stderr go (a file, appended to).
     pub logto: Option<PathBuf>,
+    /// `daemonize`: detach, then log to this file as `logto` does.
+    pub daemonize: Option<PathBuf>,
     pub disable_logging: bool,
     /// `log-4xx`, `log-5xx`, …: what still gets a line with `disable-logging`.
     pub log_conditions: crate::protocol::log::LogConditions,
@@ -253,6 +255,7 @@ impl Default for Config {
             limit_post: 0,
             socket_timeout: Duration::from_secs(4),
             logto: None,
+            daemonize: None,
             disable_logging: false,
             log_conditions: Default::default(),
             disable_write_exception: false,

@@ -118,6 +118,9 @@ pub(crate) fn render(config: &Config) -> String {
     if let Some(logto) = &config.logto {
         line("logto", &path(logto));
     }
+    if let Some(daemonize) = &config.daemonize {
+        line("daemonize", &path(daemonize));
+    }
     if config.disable_logging {
         line("disable-logging", "true");
     }

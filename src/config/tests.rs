@@ -351,7 +351,9 @@ fn command_line_forms() {
     );
     check_with(&[], "--max_requests 5", &[], "error: command line argument 1: unknown option `--max_requests` (did you mean `--max-requests`?)");
     check_with(&[], "-Q /tmp/spool", &[], "error: command line argument 1: spooler: `spooler` is a uWSGI option that kaiser does not support yet");
-    check_with(&[], "--daemonize /tmp/log", &[], "error: command line argument 1: daemonize: `daemonize` is a uWSGI option that kaiser does not support yet; run kaiser under systemd or the emperor");
+    check_with(&[], "--daemonize /tmp/log", &[], "daemonize = /tmp/log");
+    check_with(&[], "-d /tmp/log", &[], "daemonize = /tmp/log");
+    check_with(&[], "--daemonize2 /tmp/log", &[], "error: command line argument 1: daemonize2: `daemonize2` is a uWSGI option that kaiser does not support yet; use `daemonize`, or run kaiser under systemd or the emperor");
     check_with(&[], "app.yaml", &[], "error: command line argument 1: cannot load `app.yaml`: kaiser reads INI files only (convert it to an `[uwsgi]` INI file)");
     check_with(&[], "", &[("UWSGI_PLUGINS", "python3")], "");
 }

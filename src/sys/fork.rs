@@ -24,6 +24,23 @@ pub fn thread_count() -> io::Result<usize> {
     Ok(std::fs::read_dir("/proc/self/task")?.count())
 }
 
+/// `daemonize`: leaves the starting shell and terminal behind. Forks (the parent exits 0 at
+/// once), starts a new session, forks again (so the daemon is no session leader and can never
+/// acquire a terminal) and reads stdin from `/dev/null`. Only the last child returns.
+pub fn detach() -> Result<(), ForkError> {
+    if let Forked::Parent { .. } = fork()? {
+        crate::sys::process::exit_now(0);
+    }
+    // SAFETY: setsid has no memory effects; it cannot fail in a child that is no group leader.
+    unsafe { libc::setsid() };
+    if let Forked::Parent { .. } = fork()? {
+        crate::sys::process::exit_now(0);
+    }
+    let null = std::fs::File::open("/dev/null").map_err(ForkError::Os)?;
+    crate::sys::fd::dup2(std::os::fd::AsFd::as_fd(&null), 0).map_err(ForkError::Os)?;
+    Ok(())
+}
+
 /// `fork(2)`, only from a single-threaded process.
 ///
 /// The caller is responsible for what must happen around the fork (Python's

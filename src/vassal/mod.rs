@@ -22,7 +22,7 @@ mod stats;
 mod stats_server;
 mod touch;
 
-pub use master::{run, RunVassalError};
+pub use master::{is_reexec, run, RunVassalError};
 pub use sockets::LISTEN_FDS_ENV;
 
 /// Process exit codes of a vassal master (the emperor reads them).

@@ -157,6 +157,11 @@ struct Lifecycle {
     next_memory_check: Instant,
 }
 
+/// This process is a master re-executed by a graceful reload.
+pub fn is_reexec() -> bool {
+    std::env::var_os(RELOADS_ENV).is_some()
+}
+
 /// Runs a vassal master to completion and returns its exit code.
 pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     let config = &loaded.config;
