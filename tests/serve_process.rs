@@ -803,6 +803,9 @@ fn logto_appends_every_line_to_the_file_and_a_reload_reopens_it() {
     std::fs::rename(&log, &rotated).unwrap();
     kaiser.signal(libc::SIGHUP);
     wait_in(&log, "reloaded in");
+    // A worker of the previous generation may still take one request (and log it to the
+    // file it has open); once it is gone, every request is the new workers'.
+    wait_in(&log, "previous-generation worker finished");
     let _ = http_get_unix(&socket, "/log?msg=after-the-rotation").unwrap();
     wait_in(&log, "GET /log?msg=after-the-rotation =>");
     assert!(
@@ -811,26 +814,33 @@ fn logto_appends_every_line_to_the_file_and_a_reload_reopens_it() {
         read(&rotated)
     );
     drop(kaiser);
+    unopenable_log_file_fails("logto", &dir);
+}
 
+/// kaiser with `--OPTION` naming a file in a missing directory exits 1, naming the file and
+/// the option, before it detaches or serves.
+fn unopenable_log_file_fails(option: &str, dir: &TempDir) {
     let missing = dir.join("no-such-dir/app.log");
+    let flag = format!("--{option}");
     let mut kaiser = Kaiser::spawn(&[
         "--http-socket",
-        socket.to_str().unwrap(),
+        dir.join("unused.sock").to_str().unwrap(),
         "--wsgi-file",
-        "tests/apps/wsgi_suite.py",
-        "--logto",
+        "tests/apps/hello.py",
+        &flag,
         missing.to_str().unwrap(),
     ]);
-    let status = kaiser.expect_exit(START_TIMEOUT);
-    assert_eq!(status.code(), Some(1), "{}", kaiser.logs());
-    assert!(
-        kaiser.logs().contains(&format!(
-            "cannot open the log file `{}` (`logto`)",
-            missing.display()
-        )),
+    assert_eq!(
+        kaiser.expect_exit(START_TIMEOUT).code(),
+        Some(1),
         "{}",
         kaiser.logs()
     );
+    let expected = format!(
+        "cannot open the log file `{}` (`{option}`)",
+        missing.display()
+    );
+    assert!(kaiser.logs().contains(&expected), "{}", kaiser.logs());
 }
 
 /// `log-micros`, `memory-report` and `log-x-forwarded-for` change the request line as they
@@ -969,20 +979,5 @@ fn daemonize_detaches_and_logs_to_the_file() {
     .unwrap();
     assert!(read(&log).contains("goodbye"), "{}", read(&log));
 
-    // A log file that cannot be opened fails before detaching, with a status and a message.
-    let missing = dir.join("no-such-dir/daemon.log");
-    let mut kaiser = Kaiser::spawn(&[
-        "--http-socket",
-        socket.to_str().unwrap(),
-        "--wsgi-file",
-        "tests/apps/hello.py",
-        "--daemonize",
-        missing.to_str().unwrap(),
-    ]);
-    assert_eq!(kaiser.expect_exit(START_TIMEOUT).code(), Some(1));
-    let expected = format!(
-        "cannot open the log file `{}` (`daemonize`)",
-        missing.display()
-    );
-    assert!(kaiser.logs().contains(&expected), "{}", kaiser.logs());
+    unopenable_log_file_fails("daemonize", &dir);
 }

@@ -131,6 +131,13 @@ pub(crate) fn render(config: &Config) -> String {
         ("log-zero", log.zero),
         ("log-sendfile", log.sendfile),
         ("log-ioerror", log.io_error),
+        ("log-micros", config.log_micros),
+        ("log-x-forwarded-for", config.log_x_forwarded_for),
+        ("memory-report", config.memory_report),
+        ("disable-write-exception", config.disable_write_exception),
+        ("manage-script-name", config.manage_script_name),
+        ("reuse-port", config.reuse_port),
+        ("so-keepalive", config.so_keepalive),
     ] {
         if on {
             line(name, "true");
@@ -151,23 +158,7 @@ pub(crate) fn render(config: &Config) -> String {
             &format!("{}={target}", if point.is_empty() { "/" } else { point }),
         );
     }
-    if config.manage_script_name {
-        line("manage-script-name", "true");
-    }
-    if config.disable_write_exception {
-        line("disable-write-exception", "true");
-    }
-    for (name, on) in [
-        ("log-micros", config.log_micros),
-        ("log-x-forwarded-for", config.log_x_forwarded_for),
-        ("memory-report", config.memory_report),
-        ("reuse-port", config.reuse_port),
-        ("so-keepalive", config.so_keepalive),
-    ] {
-        if on {
-            line(name, "true");
-        }
-    }
+
     if let Some(mask) = config.umask {
         line("umask", &format!("{mask:03o}"));
     }
