@@ -276,14 +276,7 @@ impl WsgiRunner {
         let mut outcome = Outcome::default();
         let environ = match self.build_environ(py, request, state) {
             Ok(environ) => environ,
-            Err(err) => {
-                tracing::error!(
-                    "building the WSGI environ failed: {}",
-                    format_exception(py, &err)
-                );
-                internal_error(py, state, &mut outcome);
-                return outcome;
-            }
+            Err(err) => return server_error(py, state, "building the WSGI environ", &err),
         };
         let start_response = match Py::new(
             py,
@@ -292,25 +285,11 @@ impl WsgiRunner {
             },
         ) {
             Ok(sr) => sr,
-            Err(err) => {
-                tracing::error!(
-                    "creating start_response failed: {}",
-                    format_exception(py, &err)
-                );
-                internal_error(py, state, &mut outcome);
-                return outcome;
-            }
+            Err(err) => return server_error(py, state, "creating start_response", &err),
         };
         let app = match self.route(&environ) {
             Ok(app) => app,
-            Err(err) => {
-                tracing::error!(
-                    "choosing the mounted app failed: {}",
-                    format_exception(py, &err)
-                );
-                internal_error(py, state, &mut outcome);
-                return outcome;
-            }
+            Err(err) => return server_error(py, state, "choosing the mounted app", &err),
         };
         let result = match app.bind(py).call1((&environ, start_response)) {
             Ok(result) => result,
@@ -453,6 +432,14 @@ fn report_app_error(py: Python<'_>, environ: &Bound<'_, PyDict>, err: &PyErr) {
 
 /// Answers 500 if nothing was sent yet (or the 4xx the exchange names when the client's
 /// request body was at fault); otherwise marks the connection for closing.
+/// A failure of kaiser's own Python calls before the app runs: logged, and a 500.
+fn server_error(py: Python<'_>, state: &Shared, what: &str, err: &PyErr) -> Outcome {
+    tracing::error!("{what} failed: {}", format_exception(py, err));
+    let mut outcome = Outcome::default();
+    internal_error(py, state, &mut outcome);
+    outcome
+}
+
 fn internal_error(py: Python<'_>, state: &Shared, outcome: &mut Outcome) {
     outcome.app_error = true;
     let headers = vec![(b"Content-Type".to_vec(), b"text/plain".to_vec())];
