@@ -981,3 +981,34 @@ fn daemonize_detaches_and_logs_to_the_file() {
 
     unopenable_log_file_fails("daemonize", &dir);
 }
+
+/// Request threads get the stack Python's own threads get (the stack limit), so recursion
+/// that plain Python survives does not kill the worker; `threads-stacksize` sets it in KB.
+#[test]
+fn request_threads_have_the_stack_python_threads_have_and_threads_stacksize_sets_it() {
+    // 6000 levels through C overflowed the 2 MiB stacks request threads used to have.
+    let (kaiser, addr) = start(&["--wsgi-file", "tests/apps/wsgi_suite.py", "--threads", "2"]);
+    let response = http_get(addr, "/recurse?depth=6000").unwrap();
+    assert_eq!(
+        (response.status, response.text().trim()),
+        (200, "6000"),
+        "{}",
+        kaiser.logs()
+    );
+
+    // 30000 levels need more than 8 MiB.
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--threads-stacksize",
+        "65536",
+    ]);
+    let response = http_get(addr, "/recurse?depth=30000").unwrap();
+    assert_eq!(
+        (response.status, response.text().trim()),
+        (200, "30000"),
+        "{}",
+        kaiser.logs()
+    );
+    assert!(!kaiser.logs().contains("worker died"), "{}", kaiser.logs());
+}

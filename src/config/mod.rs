@@ -170,6 +170,8 @@ pub struct Config {
     pub log_micros: bool,
     pub log_x_forwarded_for: bool,
     pub memory_report: bool,
+    /// `threads-stacksize` in KB (0: the stack limit, as Python's own threads get).
+    pub threads_stacksize: u64,
     /// `umask`, set first thing.
     pub umask: Option<u32>,
     /// `reuse-port`: `SO_REUSEPORT` on the TCP listeners.
@@ -266,6 +268,7 @@ impl Default for Config {
             log_x_forwarded_for: false,
             memory_report: false,
             umask: None,
+            threads_stacksize: 0,
             reuse_port: false,
             so_keepalive: false,
             max_requests: 0,

@@ -313,7 +313,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("immediate-uid", Owner, Processes, "drop to this user immediately").aliases(&["immediate-gid"]).later_hint("use `uid`/`gid`"),
     opt("daemonize", Path, Processes, "detach from the terminal and log to this file (`logto`); under the emperor and on reload, only `logto`").short('d'),
     opt("daemonize2", Path, Processes, "`daemonize` after the app is loaded").later_hint("use `daemonize`, or run kaiser under systemd or the emperor"),
-    opt("threads-stacksize", Int, Processes, "stack size of worker threads in KB").aliases(&["thread-stacksize"]).later(),
+    opt("threads-stacksize", Int, Processes, "stack size of the request threads in KB (default: the stack limit, `ulimit -s`, as for the threads Python starts; 8 MiB if unlimited)").aliases(&["thread-stacksize"]).default("0"),
     opt("no-orphans", Bool, Processes, "kill workers if the master dies").later(),
     opt("reaper", Bool, Processes, "reap zombies after each request").short('r').later(),
     opt("close-on-exec", Bool, Processes, "set close-on-exec on request sockets").aliases(&["close-on-exec2"]).later(),

@@ -159,6 +159,9 @@ pub(crate) fn render(config: &Config) -> String {
         );
     }
 
+    if config.threads_stacksize != 0 {
+        line("threads-stacksize", &config.threads_stacksize.to_string());
+    }
     if let Some(mask) = config.umask {
         line("umask", &format!("{mask:03o}"));
     }

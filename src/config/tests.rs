@@ -987,6 +987,7 @@ fn config_line() -> impl Strategy<Value = String> {
         any::<bool>().prop_map(|b| format!("manage-script-name = {b}")),
         any::<bool>().prop_map(|b| format!("so-keepalive = {b}")),
         (0u32..0o777).prop_map(|n| format!("umask = {n:03o}")),
+        (0u64..100_000).prop_map(|n| format!("threads-stacksize = {n}")),
         (1u16..65535).prop_map(|p| format!("http-socket = 127.0.0.1:{p}")),
         (1u16..65535).prop_map(|p| format!("socket = [::1]:{p}")),
         path.prop_map(|p| format!("socket = {p}.sock")),

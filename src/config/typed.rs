@@ -216,6 +216,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "pidfile" => config.pidfile = Some(path(v)?),
         "vacuum" => config.vacuum = uwsgi_bool(v),
         "batch-scheduling" => config.batch_scheduling = uwsgi_bool(v),
+        "threads-stacksize" => config.threads_stacksize = number(v)?,
         "worker-reload-mercy" => config.worker_reload_mercy = seconds(v)?,
         "reload-mercy" => config.reload_mercy = seconds(v)?,
 

@@ -195,6 +195,25 @@ pub fn chown(path: &std::path::Path, uid: Option<u32>, gid: Option<u32>) -> io::
     std::os::unix::fs::chown(path, uid, gid)
 }
 
+/// The stack size glibc gives a new thread, and so Python's `threading` threads: the soft
+/// `RLIMIT_STACK` (`ulimit -s`, usually 8 MiB), or 8 MiB when it is unlimited.
+pub fn default_thread_stack() -> usize {
+    const FALLBACK: usize = 8 << 20;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only `limit`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+    {
+        return FALLBACK;
+    }
+    usize::try_from(limit.rlim_cur)
+        .unwrap_or(FALLBACK)
+        .max(64 << 10)
+}
+
 /// Sets the process's umask (`umask`).
 pub fn set_umask(mask: u32) {
     // SAFETY: umask has no memory effects.

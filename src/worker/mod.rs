@@ -98,6 +98,8 @@ pub struct WorkerSetup<'a> {
     pub processes: u32,
     /// Run this worker's threads under `SCHED_BATCH` (`batch-scheduling`).
     pub batch_scheduling: bool,
+    /// Stack size of each request thread, in bytes.
+    pub thread_stack: usize,
     pub listeners: Arc<Vec<Listener>>,
     pub app: AppSource<'a>,
     pub limits: Limits,
@@ -208,7 +210,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
             tracing::warn!("batch-scheduling: the normal policy stays: {err}");
         }
     }
-    let threads = RequestThreads::start(setup.id, setup.threads.max(1))?;
+    let threads = RequestThreads::start(setup.id, setup.threads.max(1), setup.thread_stack)?;
     let lazy_app;
     let app: &App = match setup.app {
         AppSource::Preloaded(app) => app,
@@ -341,7 +343,7 @@ struct RequestThreads {
 }
 
 impl RequestThreads {
-    fn start(worker_id: u32, count: u32) -> std::io::Result<Self> {
+    fn start(worker_id: u32, count: u32, stack: usize) -> std::io::Result<Self> {
         let mut threads = RequestThreads {
             handles: Vec::new(),
             go: Vec::new(),
@@ -351,6 +353,9 @@ impl RequestThreads {
             let span = tracing::Span::current();
             let handle = std::thread::Builder::new()
                 .name(format!("kaiser-w{worker_id}-t{thread_index}"))
+                // The app runs here: it gets the stack Python's own threads get (Rust's
+                // 2 MiB default overflowed where plain Python recursed fine).
+                .stack_size(stack)
                 .spawn(move || {
                     // The sender is dropped without sending if the app fails to load; the
                     // worker then exits.

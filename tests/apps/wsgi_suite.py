@@ -38,6 +38,8 @@ Routes (query parameters in brackets):
   /big                  [bytes=N] bytes of "abcdefghijklmnopqrstuvwxyz" repeated, sent in
                         [chunk=65536]-byte pieces, with Content-Length unless [stream=1]
   /status               an empty response with status [code=204]
+  /recurse              recurses [depth=1000] levels through C (map and sum), as deep template
+                        or serializer code does, and answers the depth
   /log                  writes [msg] to wsgi.errors, answers "logged" [this=1: also calls
                         uwsgi.log_this_request(), under kaiser or uWSGI -- outside PEP 3333]
 Anything else is a 404.
@@ -338,6 +340,21 @@ def status(environ, start_response):
     return _respond(start_response, b"", status=line)
 
 
+def _recurse(n):
+    return 0 if n == 0 else 1 + sum(map(_recurse, [n - 1]))
+
+
+def recurse(environ, start_response):
+    depth = int(_query(environ).get("depth", "1000"))
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, depth + 100))
+    try:
+        reached = _recurse(depth)
+    finally:
+        sys.setrecursionlimit(limit)
+    return _respond(start_response, b"%d\n" % reached)
+
+
 def log(environ, start_response):
     message = _query(environ).get("msg", "wsgi_suite /log")
     errors = environ["wsgi.errors"]
@@ -367,6 +384,7 @@ ROUTES = {
     "/big": big,
     "/status": status,
     "/log": log,
+    "/recurse": recurse,
 }
 
 

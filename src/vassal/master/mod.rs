@@ -463,6 +463,10 @@ impl Master<'_> {
                     threads: config.threads.max(1),
                     processes: config.processes.max(1),
                     batch_scheduling: config.batch_scheduling,
+                    thread_stack: match config.threads_stacksize {
+                        0 => sys::process::default_thread_stack(),
+                        kb => usize::try_from(kb.saturating_mul(1024)).unwrap_or(usize::MAX),
+                    },
                     listeners: self.listeners.clone(),
                     app,
                     limits: Limits {
