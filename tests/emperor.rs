@@ -1226,3 +1226,31 @@ fn a_file_deleted_right_after_it_appears_leaves_nothing_behind() {
     .unwrap_or_else(|e| panic!("{e}\n{}", emperor.kaiser.logs()));
     assert!(get(&steady).is_ok(), "the steady vassal keeps serving");
 }
+
+/// `daemonize` in a vassal's file only sends its output to the file, as in uWSGI: the
+/// emperor keeps the vassal it started (a detached one would look like an exit).
+#[test]
+fn a_vassal_with_daemonize_logs_to_its_file_and_stays_governed() {
+    let text = format!("{}daemonize = @DIR@/d.log\n", hello("d"));
+    let mut emperor = Emperor::start("e-daemonize", &[], &[("d.ini", text)]);
+    let ready = emperor.ready();
+    assert!(ready.contains("1 ready"), "{ready:?}");
+    let body = wait_until("the vassal to serve", TIMEOUT, |last| {
+        Ok(get(&emperor.socket("d")).map_err(|e| *last = e).ok())
+    })
+    .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(body, "Hello World");
+    let pid = emperor.vassal_pid("d.ini");
+    assert!(
+        proc_stat(pid).is_some(),
+        "the vassal the emperor started is gone"
+    );
+    let log = std::fs::read_to_string(emperor.dir.path().join("d.log")).unwrap_or_default();
+    assert!(log.contains("ready in"), "the vassal's log file: {log:?}");
+    assert_eq!(
+        emperor.count(&["vassal stopped", "vassal=d"]),
+        0,
+        "{}",
+        emperor.kaiser.logs()
+    );
+}
