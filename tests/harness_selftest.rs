@@ -525,6 +525,12 @@ fn hello_passes_wsgiref_validate() {
 }
 
 #[test]
+fn asyncio_app_passes_wsgiref_validate() {
+    let server = WsgirefServer::start(&["--wsgi-file", "tests/apps/asyncio_app.py"]);
+    assert_eq!(ok(&server, "/").text(), "from asyncio, loop 1\n");
+}
+
+#[test]
 fn threads_at_import_passes_wsgiref_validate() {
     let server = WsgirefServer::start(&["--wsgi-file", "tests/apps/threads_at_import.py"]);
     assert!(ok(&server, "/").text().starts_with("threads at import"));

@@ -261,3 +261,26 @@ fn mounted_apps_answer_under_their_mountpoints() {
     let env = env_of(&ask("", "/env"));
     assert_eq!(env["SCRIPT_NAME"], "", "no mountpoint: the first app");
 }
+
+/// A sync app that calls `asyncio.get_event_loop()` in its requests works, as it does on
+/// uWSGI's main thread, with one or several threads; each thread keeps its loop.
+#[test]
+fn asyncio_get_event_loop_works_in_requests() {
+    for threads in ["1", "3"] {
+        let (kaiser, addr) = start(&[
+            "--wsgi-file",
+            "tests/apps/asyncio_app.py",
+            "--threads",
+            threads,
+        ]);
+        for _ in 0..6 {
+            let response = http_get(addr, "/").unwrap();
+            assert_eq!(
+                (response.status, response.text().as_str()),
+                (200, "from asyncio, loop 1\n"),
+                "threads {threads}: {response}\n{}",
+                kaiser.logs()
+            );
+        }
+    }
+}

@@ -205,6 +205,39 @@ where
     Python::attach(|py| py.detach(f))
 }
 
+/// Gives the calling request thread the event loop `asyncio.get_event_loop()` returns, when
+/// the app has imported asyncio. Under uWSGI a single-threaded worker runs requests on the
+/// process's main thread, where asyncio makes that loop on first use; on any other thread it
+/// raises `RuntimeError: There is no current event loop`, so the common
+/// `asyncio.get_event_loop().run_until_complete(...)` in a sync view failed under kaiser. The
+/// loop comes from the app's event loop policy (uvloop's, if installed).
+pub fn give_thread_an_event_loop() {
+    Python::attach(|py| {
+        let imported = py
+            .import("sys")
+            .and_then(|sys| sys.getattr("modules"))
+            .and_then(|modules| modules.contains("asyncio"))
+            .unwrap_or(false);
+        if !imported {
+            return;
+        }
+        let made = (|| -> PyResult<()> {
+            let policy = py
+                .import("asyncio")?
+                .call_method0("get_event_loop_policy")?;
+            if policy.call_method0("get_event_loop").is_ok() {
+                return Ok(());
+            }
+            let event_loop = policy.call_method0("new_event_loop")?;
+            policy.call_method1("set_event_loop", (event_loop,))?;
+            Ok(())
+        })();
+        if let Err(err) = made {
+            tracing::warn!(error = %err, "cannot give the request thread an asyncio event loop");
+        }
+    });
+}
+
 /// Moves every object Python's collector tracks now (the app, its modules, what its import
 /// built) into the permanent generation: `gc.freeze()`, as the `gc` docs advise before a fork
 /// without exec. Collections in the workers then walk only what was made after it, rather than

@@ -361,7 +361,10 @@ impl RequestThreads {
                     // worker then exits.
                     let Ok(shared) = wait.recv() else { return };
                     let _entered = span.enter();
-                    python::with_thread_state(|| serve::thread_loop(&shared, thread_index))
+                    python::with_thread_state(|| {
+                        python::give_thread_an_event_loop();
+                        serve::thread_loop(&shared, thread_index)
+                    })
                 })?;
             threads.handles.push(handle);
             threads.go.push(go);
