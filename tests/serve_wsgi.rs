@@ -284,3 +284,17 @@ fn asyncio_get_event_loop_works_in_requests() {
         }
     }
 }
+
+/// Python knows each request thread by kaiser's name for it (`kaiser-wW-tT`, as `ps -L` and
+/// harakiri show), not `Dummy-N`, so `%(threadName)s` in the app's logs says which it is.
+#[test]
+fn request_threads_carry_their_name_in_python() {
+    let (_kaiser, addr) = start(&["--wsgi-file", "tests/apps/wsgi_suite.py", "--threads", "2"]);
+    let text = http_get(addr, "/pid").unwrap().text();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let name = value["thread_name"].as_str().unwrap_or_default();
+    assert!(
+        name == "kaiser-w1-t0" || name == "kaiser-w1-t1",
+        "thread name {name:?} in {text}"
+    );
+}

@@ -205,14 +205,24 @@ where
     Python::attach(|py| py.detach(f))
 }
 
-/// Gives the calling request thread the event loop `asyncio.get_event_loop()` returns, when
-/// the app has imported asyncio. Under uWSGI a single-threaded worker runs requests on the
-/// process's main thread, where asyncio makes that loop on first use; on any other thread it
-/// raises `RuntimeError: There is no current event loop`, so the common
-/// `asyncio.get_event_loop().run_until_complete(...)` in a sync view failed under kaiser. The
-/// loop comes from the app's event loop policy (uvloop's, if installed).
-pub fn give_thread_an_event_loop() {
+/// Readies the calling request thread for the app: Python knows it by `name` (the OS
+/// thread's, so logs with `%(threadName)s` say `kaiser-w1-t0` rather than `Dummy-1`), and it
+/// has the event loop `asyncio.get_event_loop()` returns when the app has imported asyncio.
+///
+/// Under uWSGI a single-threaded worker runs requests on the process's main thread, where
+/// asyncio makes that loop on first use; on any other thread it raises `RuntimeError: There
+/// is no current event loop`, so the common `asyncio.get_event_loop().run_until_complete(...)`
+/// in a sync view failed under kaiser. The loop comes from the app's event loop policy
+/// (uvloop's, if installed).
+pub fn prepare_request_thread(name: &str) {
     Python::attach(|py| {
+        let named = py
+            .import("threading")
+            .and_then(|threading| threading.call_method0("current_thread"))
+            .and_then(|thread| thread.setattr("name", name));
+        if let Err(err) = named {
+            tracing::warn!(error = %err, "cannot name the request thread in Python");
+        }
         let imported = py
             .import("sys")
             .and_then(|sys| sys.getattr("modules"))

@@ -351,8 +351,9 @@ impl RequestThreads {
         for thread_index in 0..count as usize {
             let (go, wait) = std::sync::mpsc::sync_channel::<Arc<Shared>>(1);
             let span = tracing::Span::current();
+            let name = format!("kaiser-w{worker_id}-t{thread_index}");
             let handle = std::thread::Builder::new()
-                .name(format!("kaiser-w{worker_id}-t{thread_index}"))
+                .name(name.clone())
                 // The app runs here: it gets the stack Python's own threads get (Rust's
                 // 2 MiB default overflowed where plain Python recursed fine).
                 .stack_size(stack)
@@ -362,7 +363,7 @@ impl RequestThreads {
                     let Ok(shared) = wait.recv() else { return };
                     let _entered = span.enter();
                     python::with_thread_state(|| {
-                        python::give_thread_an_event_loop();
+                        python::prepare_request_thread(&name);
                         serve::thread_loop(&shared, thread_index)
                     })
                 })?;
