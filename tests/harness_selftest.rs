@@ -531,6 +531,12 @@ fn asyncio_app_passes_wsgiref_validate() {
 }
 
 #[test]
+fn atexit_app_passes_wsgiref_validate() {
+    let server = WsgirefServer::start(&["--wsgi-file", "tests/apps/atexit_app.py"]);
+    assert!(ok(&server, "/").text().starts_with("ok pid="));
+}
+
+#[test]
 fn threads_at_import_passes_wsgiref_validate() {
     let server = WsgirefServer::start(&["--wsgi-file", "tests/apps/threads_at_import.py"]);
     assert!(ok(&server, "/").text().starts_with("threads at import"));

@@ -1012,3 +1012,60 @@ fn request_threads_have_the_stack_python_threads_have_and_threads_stacksize_sets
     );
     assert!(!kaiser.logs().contains("worker died"), "{}", kaiser.logs());
 }
+
+/// A worker that stops gracefully (recycled by `max-requests`, or on SIGTERM) runs the app's
+/// exit handlers, `uwsgi.atexit` first, as uWSGI's workers do when they finalize Python.
+#[test]
+fn graceful_worker_exits_run_the_apps_exit_handlers() {
+    let dir = TempDir::new("atexit");
+    let record = dir.join("record.txt");
+    let env = format!("ATEXIT_RECORD={}", record.display());
+    let (mut kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/atexit_app.py",
+        "--env",
+        &env,
+        "--max-requests",
+        "2",
+        "--min-worker-lifetime",
+        "0",
+    ]);
+    let read = || std::fs::read_to_string(&record).unwrap_or_default();
+    let pid = || {
+        let text = http_get(addr, "/").unwrap().text();
+        text.strip_prefix("ok pid=")
+            .and_then(|pid| pid.parse::<i32>().ok())
+            .unwrap_or_else(|| panic!("{text:?}"))
+    };
+    let first = pid();
+    assert_eq!(pid(), first);
+    let recycled = format!("uwsgi.atexit pid={first}\natexit pid={first}\n");
+    wait_until(
+        "the recycled worker's exit handlers",
+        Duration::from_secs(15),
+        |last| {
+            *last = read();
+            Ok((*last == recycled).then_some(()))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", kaiser.logs()));
+    kaiser
+        .wait_for_log(&format!("printed by pid {first}"), Duration::from_secs(5))
+        .unwrap();
+
+    let second = pid();
+    assert_ne!(second, first);
+    kaiser.signal(libc::SIGTERM);
+    assert!(kaiser.expect_exit(START_TIMEOUT).success());
+    assert_eq!(
+        read(),
+        format!("{recycled}uwsgi.atexit pid={second}\natexit pid={second}\n"),
+        "{}",
+        kaiser.logs()
+    );
+    assert!(
+        kaiser.logs().contains(&format!("printed by pid {second}")),
+        "{}",
+        kaiser.logs()
+    );
+}

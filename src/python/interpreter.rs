@@ -205,6 +205,42 @@ where
     Python::attach(|py| py.detach(f))
 }
 
+/// What a worker that stops gracefully does last, once its request threads have finished,
+/// as uWSGI's workers do through `Py_Finalize`: calls `uwsgi.atexit` if the app set it, runs
+/// the `atexit` handlers (logging's flush, Sentry's, the app's own) and flushes `sys.stdout`
+/// and `sys.stderr` (unbuffered as kaiser sets them up, but an app may replace them). It does
+/// not finalize the interpreter: that would wait for every non-daemon thread the app started.
+pub fn run_exit_handlers() {
+    Python::attach(|py| {
+        let ran = (|| -> PyResult<()> {
+            let sys = py.import("sys")?;
+            if let Ok(uwsgi) = sys.getattr("modules")?.get_item("uwsgi") {
+                if let Ok(hook) = uwsgi.getattr("atexit") {
+                    if hook.is_callable() {
+                        hook.call0()?;
+                    }
+                }
+            }
+            // It reports a failing handler itself and goes on with the rest.
+            py.import("atexit")?.call_method0("_run_exitfuncs")?;
+            for stream in ["stdout", "stderr"] {
+                if let Ok(stream) = sys.getattr(stream) {
+                    if !stream.is_none() {
+                        stream.call_method0("flush")?;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        if let Err(err) = ran {
+            tracing::warn!(
+                "running the app's exit handlers failed: {}",
+                crate::python::app::format_exception(py, &err)
+            );
+        }
+    });
+}
+
 /// Readies the calling request thread for the app: Python knows it by `name` (the OS
 /// thread's, so logs with `%(threadName)s` say `kaiser-w1-t0` rather than `Dummy-1`), and it
 /// has the event loop `asyncio.get_event_loop()` returns when the app has imported asyncio.

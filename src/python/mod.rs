@@ -13,8 +13,8 @@ mod wsgi;
 
 pub use app::{load_app, App, AppSpec, LoadAppError};
 pub use interpreter::{
-    fork, freeze_heap, initialize, prepare_request_thread, run_signal_handlers, with_thread_state,
-    InitPythonError, InterpreterOptions,
+    fork, freeze_heap, initialize, prepare_request_thread, run_exit_handlers, run_signal_handlers,
+    with_thread_state, InitPythonError, InterpreterOptions,
 };
 pub use tracebacks::thread_stacks;
 pub use uwsgi_module::{

@@ -333,6 +333,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     for handle in handles {
         let _ = handle.join();
     }
+    python::run_exit_handlers();
     Ok(())
 }
 
