@@ -241,9 +241,10 @@ pub fn run_exit_handlers() {
     });
 }
 
-/// Readies the calling request thread for the app: Python knows it by `name` (the OS
-/// thread's, so logs with `%(threadName)s` say `kaiser-w1-t0` rather than `Dummy-1`), and it
-/// has the event loop `asyncio.get_event_loop()` returns when the app has imported asyncio.
+/// Readies the calling request thread for the app: when the app has imported `threading`,
+/// Python knows the thread by `name` (the OS thread's, so logs with `%(threadName)s` say
+/// `kaiser-w1-t0` rather than `Dummy-1`), and when it has imported asyncio, the thread has the
+/// event loop `asyncio.get_event_loop()` returns.
 ///
 /// Under uWSGI a single-threaded worker runs requests on the process's main thread, where
 /// asyncio makes that loop on first use; on any other thread it raises `RuntimeError: There
@@ -252,19 +253,24 @@ pub fn run_exit_handlers() {
 /// (uvloop's, if installed).
 pub fn prepare_request_thread(name: &str) {
     Python::attach(|py| {
-        let named = py
-            .import("threading")
-            .and_then(|threading| threading.call_method0("current_thread"))
-            .and_then(|thread| thread.setattr("name", name));
-        if let Err(err) = named {
-            tracing::warn!(error = %err, "cannot name the request thread in Python");
+        // Only modules the app already imported (`threading` comes with `logging`): importing
+        // one here would cost every worker its own copy, about 1 MiB for `threading`.
+        let imported = |module: &str| {
+            py.import("sys")
+                .and_then(|sys| sys.getattr("modules"))
+                .and_then(|modules| modules.contains(module))
+                .unwrap_or(false)
+        };
+        if imported("threading") {
+            let named = py
+                .import("threading")
+                .and_then(|threading| threading.call_method0("current_thread"))
+                .and_then(|thread| thread.setattr("name", name));
+            if let Err(err) = named {
+                tracing::warn!(error = %err, "cannot name the request thread in Python");
+            }
         }
-        let imported = py
-            .import("sys")
-            .and_then(|sys| sys.getattr("modules"))
-            .and_then(|modules| modules.contains("asyncio"))
-            .unwrap_or(false);
-        if !imported {
+        if !imported("asyncio") {
             return;
         }
         let made = (|| -> PyResult<()> {
