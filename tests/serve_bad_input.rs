@@ -408,3 +408,49 @@ fn limit_post_answers_413_for_larger_bodies_and_the_worker_keeps_serving() {
         );
     }
 }
+
+/// An error answered before the body is read (here `limit-post`'s 413) reaches a client that
+/// writes its whole body before reading, as most HTTP libraries and nginx do: kaiser reads and
+/// drops the rest instead of closing on unread bytes, which would reset the connection under
+/// the client's feet. Over HTTP and over the uwsgi protocol.
+#[test]
+fn an_early_error_reaches_a_client_still_sending_its_body() {
+    const BODY: usize = 4 << 20;
+    let (_kaiser, http, uwsgi) = start(&["--limit-post", "1000"]);
+    let pid = worker_pid(http);
+    let head = format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {BODY}\r\n\r\n");
+    let mut packet = uwsgi_packet(
+        0,
+        0,
+        &[
+            ("REQUEST_METHOD", "POST"),
+            ("PATH_INFO", "/echo"),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("CONTENT_LENGTH", &BODY.to_string()),
+        ],
+    );
+    for (addr, start) in [
+        (http, head.into_bytes()),
+        (uwsgi, std::mem::take(&mut packet)),
+    ] {
+        let mut stream = wait_for_connect(addr, START_TIMEOUT).unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.write_all(&start).unwrap();
+        let body = vec![b'x'; BODY];
+        stream
+            .write_all(&body)
+            .unwrap_or_else(|e| panic!("{addr}: the server reset the connection mid-body: {e}"));
+        let mut reply = Vec::new();
+        stream
+            .read_to_end(&mut reply)
+            .unwrap_or_else(|e| panic!("{addr}: reading the answer: {e}"));
+        assert_eq!(
+            status_of(&reply),
+            Some(413),
+            "{addr}: {}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    assert_eq!(worker_pid(http), pid, "the worker changed");
+}

@@ -396,8 +396,15 @@ impl ConnExchange {
         if !self.completed && !self.broken && self.response_framing.is_some() {
             reusable = false;
         }
+        let body_pending = !self.body_done();
         let this = *self;
-        let conn = if this.broken { None } else { Some(this.conn) };
+        let conn = if this.broken {
+            None
+        } else {
+            let mut conn = this.conn;
+            conn.body_pending = body_pending;
+            Some(conn)
+        };
         (conn, reusable, this.log)
     }
 }

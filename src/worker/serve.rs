@@ -37,6 +37,11 @@ pub struct Conn {
     pub fresh: bool,
     /// Already added to the worker's epoll set (later parks re-arm with `EPOLL_CTL_MOD`).
     pub registered: bool,
+    /// The last request's body was not read to its end: the client may still be sending it.
+    pub body_pending: bool,
+    /// Closing after an error: what the client still sends is read and dropped until it
+    /// closes or this deadline passes (see [`linger`]).
+    pub linger_until: Option<Instant>,
 }
 
 const READ_SIZE: usize = 16 * 1024;
@@ -208,6 +213,9 @@ fn sweep_idle(shared: &Shared) {
     let expired: Vec<i32> = conns
         .iter()
         .filter(|(_, c)| {
+            if let Some(until) = c.linger_until {
+                return now >= until;
+            }
             let limit = if c.partial {
                 shared.limits.socket_timeout
             } else {
@@ -284,6 +292,8 @@ fn accept_conn(shared: &Shared, index: usize) -> Option<Conn> {
                 partial: true,
                 registered: false,
                 fresh: true,
+                body_pending: false,
+                linger_until: None,
             })
         }
         Ok(None) => None,
@@ -325,6 +335,10 @@ fn park(shared: &Shared, mut conn: Conn) {
 
 /// Reads and serves requests on `conn` until it would block, closes, or is parked.
 fn drive(shared: &Shared, mut conn: Conn) {
+    if conn.linger_until.is_some() {
+        discard(shared, conn);
+        return;
+    }
     let max_head = shared.limits.buffer_size;
     let protocol = shared.listeners[conn.listener].protocol;
     loop {
@@ -363,7 +377,7 @@ fn drive(shared: &Shared, mut conn: Conn) {
                             &format!("{err}\n"),
                         );
                         let _ = sys::fd::send(conn.fd.as_fd(), &reply);
-                        close(shared, conn);
+                        linger(shared, conn);
                         return;
                     }
                 },
@@ -416,6 +430,50 @@ fn drive(shared: &Shared, mut conn: Conn) {
 /// process or fd shares the connection), so no `EPOLL_CTL_DEL` is needed.
 fn close(_shared: &Shared, conn: Conn) {
     drop(conn);
+}
+
+/// Closes a connection whose client may still be sending (an error answered before the
+/// request was read whole). Closing with unread bytes makes the kernel send a reset, which can
+/// reach the client, or nginx, before it has read the answer: a 413 would arrive as
+/// "connection reset by peer", or as nginx's 502. So the write side is shut (the client sees
+/// the answer, then EOF) and what still arrives is dropped until the client closes, for at most
+/// `socket-timeout`, without holding a thread: the connection waits in the epoll set.
+fn linger(shared: &Shared, mut conn: Conn) {
+    sys::net::shutdown_write(conn.fd.as_fd());
+    conn.buf = Vec::new();
+    conn.linger_until = Some(Instant::now() + shared.limits.socket_timeout);
+    discard(shared, conn);
+}
+
+/// Reads and drops what a lingering connection's client sends; closes on EOF, an error or
+/// the deadline, else waits for more.
+fn discard(shared: &Shared, conn: Conn) {
+    let mut sink = Vec::with_capacity(READ_SIZE);
+    loop {
+        if conn
+            .linger_until
+            .is_some_and(|until| Instant::now() >= until)
+        {
+            close(shared, conn);
+            return;
+        }
+        sink.clear();
+        match sys::fd::read_append(conn.fd.as_fd(), &mut sink, READ_SIZE) {
+            Ok(0) => {
+                close(shared, conn);
+                return;
+            }
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                park(shared, conn);
+                return;
+            }
+            Err(_) => {
+                close(shared, conn);
+                return;
+            }
+        }
+    }
 }
 
 fn reason(status: u16) -> &'static str {
@@ -685,7 +743,11 @@ fn finish(
     }
     let mut conn = conn?;
     if !reusable || shared.stopping.load(Ordering::Acquire) {
-        close(shared, conn);
+        if conn.body_pending {
+            linger(shared, conn);
+        } else {
+            close(shared, conn);
+        }
         return None;
     }
     conn.partial = !conn.buf.is_empty();
