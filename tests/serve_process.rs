@@ -1069,3 +1069,60 @@ fn graceful_worker_exits_run_the_apps_exit_handlers() {
         kaiser.logs()
     );
 }
+
+/// `uwsgi.workers()`, `total_requests()`, `request_id()`, `mem()` and `micros()` report the
+/// scoreboard's figures with uWSGI's keys.
+#[test]
+fn the_uwsgi_module_reports_workers_requests_and_memory() {
+    let (_kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--processes",
+        "2",
+    ]);
+    for _ in 0..6 {
+        assert_eq!(http_get(addr, "/sleep?ms=1").unwrap().status, 200);
+    }
+    let response = http_get(addr, "/uwsgi").unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&response.text()).unwrap_or_else(|e| panic!("{e}: {response}"));
+    let workers = info["workers"].as_array().expect("workers() is a sequence");
+    assert_eq!(workers.len(), 2, "{info}");
+    let me = info["worker_id"].as_u64().unwrap();
+    let total: u64 = workers
+        .iter()
+        .map(|w| w["requests"].as_u64().unwrap())
+        .sum();
+    assert!(total >= 6, "{info}");
+    assert_eq!(info["total_requests"].as_u64(), Some(total), "{info}");
+    for worker in workers {
+        let id = worker["id"].as_u64().unwrap();
+        assert!(worker["pid"].as_u64().unwrap() > 1, "{worker}");
+        assert!(worker["rss"].as_u64().unwrap() > 1 << 20, "{worker}");
+        assert!(
+            worker["vsz"].as_u64().unwrap() > worker["rss"].as_u64().unwrap(),
+            "{worker}"
+        );
+        assert_eq!(worker["respawn_count"], 0, "{worker}");
+        // The asking worker is in a request right now.
+        let expected = if id == me { "busy" } else { "idle" };
+        assert_eq!(worker["status"], expected, "{worker}");
+        if id == me {
+            assert_eq!(info["request_id"], worker["requests"], "{info}");
+        }
+    }
+    let (rss, vsz) = (
+        info["mem"][0].as_u64().unwrap(),
+        info["mem"][1].as_u64().unwrap(),
+    );
+    assert!(rss > 1 << 20 && vsz > rss, "{info}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let micros = info["micros"].as_u64().unwrap();
+    assert!(
+        micros <= now && now - micros < 60_000_000,
+        "{micros} vs {now}"
+    );
+}

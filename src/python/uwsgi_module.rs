@@ -17,6 +17,103 @@ static USER_HARAKIRI: OnceLock<UserHarakiriHook> = OnceLock::new();
 /// false when called outside a request.
 pub type UserHarakiriHook = Box<dyn Fn(u64) -> bool + Send + Sync>;
 
+/// What `uwsgi.workers()` reports of one worker, read from the scoreboard.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerFigures {
+    pub id: u32,
+    pub pid: u64,
+    pub requests: u64,
+    pub delta_requests: u64,
+    pub exceptions: u64,
+    pub busy: bool,
+    pub running_time_us: u64,
+    pub last_spawn: u64,
+    pub respawn_count: u64,
+    pub tx: u64,
+    pub avg_rt_us: u64,
+}
+
+/// Every worker's figures, in id order.
+pub type WorkersHook = Box<dyn Fn() -> Vec<WorkerFigures> + Send + Sync>;
+
+/// What `uwsgi.workers()`, `total_requests()` and `request_id()` read: the worker's, set
+/// after fork.
+static WORKERS: OnceLock<WorkersHook> = OnceLock::new();
+
+/// Called in a worker after fork: where `uwsgi.workers()` and friends read their figures.
+pub fn set_workers_hook(hook: WorkersHook) {
+    let _ = WORKERS.set(hook);
+}
+
+fn figures() -> Vec<WorkerFigures> {
+    WORKERS.get().map(|hook| hook()).unwrap_or_default()
+}
+
+/// `uwsgi.workers()`: a tuple with a dict per worker, with uWSGI's keys. `rss` and `vsz` come
+/// from /proc; `signals` is always 0 and `apps` empty (kaiser has neither uWSGI signals nor
+/// per-app counters).
+#[pyfunction]
+fn workers(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyTuple>> {
+    let mut dicts = Vec::new();
+    for worker in figures() {
+        let (vsz, rss) = crate::sys::process::memory_bytes(worker.pid as i32).unwrap_or((0, 0));
+        let dict = PyDict::new(py);
+        dict.set_item("id", worker.id)?;
+        dict.set_item("pid", worker.pid)?;
+        dict.set_item("requests", worker.requests)?;
+        dict.set_item("delta_requests", worker.delta_requests)?;
+        dict.set_item("signals", 0)?;
+        dict.set_item("exceptions", worker.exceptions)?;
+        dict.set_item(
+            "status",
+            PyBytes::new(py, if worker.busy { b"busy" } else { b"idle" }),
+        )?;
+        dict.set_item("rss", rss)?;
+        dict.set_item("vsz", vsz)?;
+        dict.set_item("running_time", worker.running_time_us)?;
+        dict.set_item("last_spawn", worker.last_spawn)?;
+        // uWSGI's count starts at 1 for the first spawn; `workers()` reports it minus 1.
+        dict.set_item("respawn_count", worker.respawn_count.saturating_sub(1))?;
+        dict.set_item("tx", worker.tx)?;
+        dict.set_item("avg_rt", worker.avg_rt_us)?;
+        dict.set_item("apps", pyo3::types::PyTuple::empty(py))?;
+        dicts.push(dict);
+    }
+    pyo3::types::PyTuple::new(py, dicts)
+}
+
+/// `uwsgi.total_requests()`: requests served by every worker.
+#[pyfunction]
+fn total_requests() -> u64 {
+    figures().iter().map(|w| w.requests).sum()
+}
+
+/// `uwsgi.request_id()`: this worker's count of requests (the current one not yet counted).
+#[pyfunction]
+fn request_id() -> u64 {
+    let id = WORKER_ID.load(Ordering::Relaxed);
+    figures()
+        .iter()
+        .find(|w| w.id == id)
+        .map_or(0, |w| w.requests)
+}
+
+/// `uwsgi.mem()`: this process's `(rss, vsz)` in bytes.
+#[pyfunction]
+fn mem() -> (u64, u64) {
+    let (vsz, rss) =
+        crate::sys::process::memory_bytes(crate::sys::process::getpid()).unwrap_or((0, 0));
+    (rss, vsz)
+}
+
+/// `uwsgi.micros()`: the wall clock in microseconds.
+#[pyfunction]
+fn micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
 /// Facts the module exposes, fixed when the master starts.
 #[derive(Debug, Clone)]
 pub struct ModuleInfo {
@@ -140,6 +237,11 @@ pub fn install(info: ModuleInfo) -> PyResult<()> {
         module.add_function(wrap_pyfunction!(stop, &module)?)?;
         module.add_function(wrap_pyfunction!(set_user_harakiri, &module)?)?;
         module.add_function(wrap_pyfunction!(log_this_request, &module)?)?;
+        module.add_function(wrap_pyfunction!(workers, &module)?)?;
+        module.add_function(wrap_pyfunction!(total_requests, &module)?)?;
+        module.add_function(wrap_pyfunction!(request_id, &module)?)?;
+        module.add_function(wrap_pyfunction!(mem, &module)?)?;
+        module.add_function(wrap_pyfunction!(micros, &module)?)?;
         py.import("sys")?
             .getattr("modules")?
             .set_item("uwsgi", module)?;

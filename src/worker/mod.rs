@@ -276,6 +276,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
             .collect(),
     });
     harakiri::install_user_harakiri(setup.scoreboard.clone(), setup.id);
+    harakiri::install_workers_hook(setup.scoreboard.clone());
     for (index, listener) in shared.listeners.iter().enumerate() {
         // Non-blocking (a file status flag shared by every process holding the socket):
         // several threads and workers race for each connection and the losers must get

@@ -38,6 +38,9 @@ Routes (query parameters in brackets):
   /big                  [bytes=N] bytes of "abcdefghijklmnopqrstuvwxyz" repeated, sent in
                         [chunk=65536]-byte pieces, with Content-Length unless [stream=1]
   /status               an empty response with status [code=204]
+  /uwsgi                JSON of what `import uwsgi` reports: worker_id, total_requests,
+                        request_id, mem, micros and workers() (under kaiser or uWSGI -- outside
+                        PEP 3333)
   /recurse              recurses [depth=1000] levels through C (map and sum), as deep template
                         or serializer code does, and answers the depth
   /log                  writes [msg] to wsgi.errors, answers "logged" [this=1: also calls
@@ -340,6 +343,33 @@ def status(environ, start_response):
     return _respond(start_response, b"", status=line)
 
 
+def uwsgi_info(environ, start_response):
+    import uwsgi
+
+    def plain(value):
+        if isinstance(value, bytes):
+            return value.decode("latin-1")
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        return value
+
+    return _json(
+        start_response,
+        plain(
+            {
+                "worker_id": uwsgi.worker_id(),
+                "total_requests": uwsgi.total_requests(),
+                "request_id": uwsgi.request_id(),
+                "mem": uwsgi.mem(),
+                "micros": uwsgi.micros(),
+                "workers": uwsgi.workers(),
+            }
+        ),
+    )
+
+
 def _recurse(n):
     return 0 if n == 0 else 1 + sum(map(_recurse, [n - 1]))
 
@@ -385,6 +415,7 @@ ROUTES = {
     "/status": status,
     "/log": log,
     "/recurse": recurse,
+    "/uwsgi": uwsgi_info,
 }
 
 
