@@ -381,16 +381,7 @@ fn limit_post_answers_413_for_larger_bodies_and_the_worker_keeps_serving() {
             String::from_utf8_lossy(&reply)
         );
 
-        let mut packet = uwsgi_packet(
-            0,
-            0,
-            &[
-                ("REQUEST_METHOD", "POST"),
-                ("PATH_INFO", "/echo"),
-                ("SERVER_PROTOCOL", "HTTP/1.1"),
-                ("CONTENT_LENGTH", "5000"),
-            ],
-        );
+        let mut packet = post_echo_packet(5000);
         packet.extend(std::iter::repeat_n(b'z', 5000));
         let reply = exchange(uwsgi, &packet, false, IO_TIMEOUT);
         assert_eq!(
@@ -419,20 +410,7 @@ fn an_early_error_reaches_a_client_still_sending_its_body() {
     let (_kaiser, http, uwsgi) = start(&["--limit-post", "1000"]);
     let pid = worker_pid(http);
     let head = format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {BODY}\r\n\r\n");
-    let mut packet = uwsgi_packet(
-        0,
-        0,
-        &[
-            ("REQUEST_METHOD", "POST"),
-            ("PATH_INFO", "/echo"),
-            ("SERVER_PROTOCOL", "HTTP/1.1"),
-            ("CONTENT_LENGTH", &BODY.to_string()),
-        ],
-    );
-    for (addr, start) in [
-        (http, head.into_bytes()),
-        (uwsgi, std::mem::take(&mut packet)),
-    ] {
+    for (addr, start) in [(http, head.into_bytes()), (uwsgi, post_echo_packet(BODY))] {
         let mut stream = wait_for_connect(addr, START_TIMEOUT).unwrap();
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
@@ -453,4 +431,18 @@ fn an_early_error_reaches_a_client_still_sending_its_body() {
         );
     }
     assert_eq!(worker_pid(http), pid, "the worker changed");
+}
+
+/// The head of a uwsgi-protocol `POST /echo` that declares a body of `length` bytes.
+fn post_echo_packet(length: usize) -> Vec<u8> {
+    uwsgi_packet(
+        0,
+        0,
+        &[
+            ("REQUEST_METHOD", "POST"),
+            ("PATH_INFO", "/echo"),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("CONTENT_LENGTH", &length.to_string()),
+        ],
+    )
 }

@@ -164,30 +164,6 @@ pub(super) fn now_us() -> u64 {
 
 /// Installs `uwsgi.set_user_harakiri(N)`: a deadline for the request running on the
 /// calling thread, cleared when that request ends.
-/// Where `uwsgi.workers()`, `total_requests()` and `request_id()` read: the scoreboard.
-pub(super) fn install_workers_hook(scoreboard: Arc<Scoreboard>) {
-    python::set_workers_hook(Box::new(move || {
-        (1..=scoreboard.workers() as u32)
-            .filter_map(|id| {
-                let worker = scoreboard.worker(id)?.snapshot();
-                Some(python::WorkerFigures {
-                    id,
-                    pid: worker.pid,
-                    requests: worker.requests,
-                    delta_requests: worker.delta_requests,
-                    exceptions: worker.exceptions,
-                    busy: worker.status() == "busy",
-                    running_time_us: worker.running_time_us,
-                    last_spawn: worker.last_spawn,
-                    respawn_count: worker.respawn_count,
-                    tx: worker.tx,
-                    avg_rt_us: worker.avg_rt_us,
-                })
-            })
-            .collect()
-    }));
-}
-
 pub(super) fn install_user_harakiri(scoreboard: Arc<Scoreboard>, worker_id: u32) {
     python::set_user_harakiri_hook(Box::new(move |seconds| {
         let Some(core) = super::serve::current_core()

@@ -276,7 +276,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
             .collect(),
     });
     harakiri::install_user_harakiri(setup.scoreboard.clone(), setup.id);
-    harakiri::install_workers_hook(setup.scoreboard.clone());
+    install_workers_hook(setup.scoreboard.clone());
     for (index, listener) in shared.listeners.iter().enumerate() {
         // Non-blocking (a file status flag shared by every process holding the socket):
         // several threads and workers race for each connection and the losers must get
@@ -336,6 +336,30 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     }
     python::run_exit_handlers();
     Ok(())
+}
+
+/// Where `uwsgi.workers()`, `total_requests()` and `request_id()` read: the scoreboard.
+fn install_workers_hook(scoreboard: Arc<Scoreboard>) {
+    python::set_workers_hook(Box::new(move || {
+        (1..=scoreboard.workers() as u32)
+            .filter_map(|id| {
+                let worker = scoreboard.worker(id)?.snapshot();
+                Some(python::WorkerFigures {
+                    id,
+                    pid: worker.pid,
+                    requests: worker.requests,
+                    delta_requests: worker.delta_requests,
+                    exceptions: worker.exceptions,
+                    busy: worker.status() == "busy",
+                    running_time_us: worker.running_time_us,
+                    last_spawn: worker.last_spawn,
+                    respawn_count: worker.respawn_count,
+                    tx: worker.tx,
+                    avg_rt_us: worker.avg_rt_us,
+                })
+            })
+            .collect()
+    }));
 }
 
 /// The request threads of a worker, started before the app is loaded and waiting for it.

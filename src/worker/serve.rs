@@ -440,15 +440,14 @@ fn close(_shared: &Shared, conn: Conn) {
 /// `socket-timeout`, without holding a thread: the connection waits in the epoll set.
 fn linger(shared: &Shared, mut conn: Conn) {
     sys::net::shutdown_write(conn.fd.as_fd());
-    conn.buf = Vec::new();
+    conn.buf.clear();
     conn.linger_until = Some(Instant::now() + shared.limits.socket_timeout);
     discard(shared, conn);
 }
 
 /// Reads and drops what a lingering connection's client sends; closes on EOF, an error or
-/// the deadline, else waits for more.
-fn discard(shared: &Shared, conn: Conn) {
-    let mut sink = Vec::with_capacity(READ_SIZE);
+/// the deadline, else waits for more. The connection's own buffer takes the bytes.
+fn discard(shared: &Shared, mut conn: Conn) {
     loop {
         if conn
             .linger_until
@@ -457,8 +456,8 @@ fn discard(shared: &Shared, conn: Conn) {
             close(shared, conn);
             return;
         }
-        sink.clear();
-        match sys::fd::read_append(conn.fd.as_fd(), &mut sink, READ_SIZE) {
+        conn.buf.clear();
+        match sys::fd::read_append(conn.fd.as_fd(), &mut conn.buf, READ_SIZE) {
             Ok(0) => {
                 close(shared, conn);
                 return;
