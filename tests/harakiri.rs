@@ -171,3 +171,73 @@ fn a_worker_whose_stuck_request_ends_during_the_grace_is_spared() {
         kaiser.logs()
     );
 }
+
+/// Whether the stats server shows a request in flight on any core of worker 1.
+fn worker_busy(stats_path: &std::path::Path) -> bool {
+    stats(stats_path)["workers"][0]["cores"]
+        .as_array()
+        .is_some_and(|cores| cores.iter().any(|core| core["in_request"] == 1))
+}
+
+/// Regression: a worker being replaced (`max-requests`) and its replacement shared one
+/// scoreboard slot, so spawning the replacement wiped the old worker's stuck request: it
+/// got no 504 until `worker-reload-mercy` cut it, and harakiri watched only the new pid.
+#[test]
+fn harakiri_ends_a_request_stuck_in_a_worker_being_replaced() {
+    let dir = TempDir::new("harakiri-recycling");
+    let stats_path = dir.join("stats.sock");
+    let (kaiser, addr) = start(&[
+        "--threads",
+        "2",
+        "--max-requests",
+        "1",
+        "--min-worker-lifetime",
+        "0",
+        "--harakiri",
+        "2",
+        "--harakiri-graceful-timeout",
+        "1",
+        "--worker-reload-mercy",
+        "40",
+        "--stats",
+        stats_path.to_str().unwrap(),
+    ]);
+    let mark = kaiser.log_mark();
+    let stuck = std::thread::spawn(move || http_get(addr, "/stuck?s=60"));
+    wait_until("the stuck request to start", START_TIMEOUT, |last| {
+        let busy = worker_busy(&stats_path);
+        *last = format!("busy: {busy}");
+        Ok(busy.then_some(()))
+    })
+    .unwrap();
+    // The other thread serves this one, which reaches max-requests: the worker holding the
+    // stuck request is replaced.
+    let old = worker_pid(addr);
+    kaiser
+        .wait_for_log_since(mark, "replaced: the new worker accepts", HARAKIRI_TIMEOUT)
+        .unwrap();
+    let started = Instant::now();
+    let response = stuck.join().expect("the client thread").unwrap();
+    assert_eq!(response.status, 504, "{response}\n{}", kaiser.logs());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the 504 took {:?}: harakiri missed the retiring worker",
+        started.elapsed()
+    );
+    let logs = kaiser.logs_since(mark);
+    let condemned: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("*** HARAKIRI ON WORKER 1 (pid: "))
+        .collect();
+    assert!(
+        !condemned.is_empty()
+            && condemned
+                .iter()
+                .all(|line| line.contains(&format!("(pid: {old},"))),
+        "harakiri must condemn the retiring worker {old} and no other: {condemned:?}\n{logs}"
+    );
+    assert!(
+        logs.contains("GET /stuck?s=60"),
+        "the harakiri block names the stuck request:\n{logs}"
+    );
+}

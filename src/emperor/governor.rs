@@ -902,7 +902,7 @@ impl Governor {
         );
         self.notifier.send(&format!(
             "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading all vassals",
-            sd_notify::monotonic_usec()
+            crate::sys::clock::monotonic_us()
         ));
         self.settle_deadline = Some(Instant::now() + SETTLE_TIMEOUT);
         let paths: Vec<PathBuf> = self.vassals.keys().cloned().collect();

@@ -49,17 +49,6 @@ impl Notifier {
     }
 }
 
-/// `CLOCK_MONOTONIC` in microseconds, which systemd wants with `RELOADING=1`.
-pub fn monotonic_usec() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1_000
-}
-
 /// One parsed line of a vassal's datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VassalMessage {

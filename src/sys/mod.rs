@@ -4,6 +4,7 @@
 //! Every `unsafe` block of the crate outside `python/` lives here, each with a `// SAFETY:`
 //! comment. This module knows nothing about config, Python or protocols; it does not log.
 
+pub mod clock;
 pub mod fd;
 pub mod fork;
 pub mod net;

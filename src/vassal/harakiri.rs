@@ -10,11 +10,15 @@
 //!    healthy again and killing it would only cut its other requests.
 //!
 //! Checked on every turn of the master's loop (at least once a second), so a deadline is
-//! noticed within a second, as in uWSGI. This module does not respawn anything.
+//! noticed within a second, as in uWSGI. Every live process is checked in its own
+//! scoreboard bank, workers being replaced as well as their replacements. Deadlines are on
+//! `CLOCK_MONOTONIC`, so an NTP step does not condemn every busy worker. This module does
+//! not respawn anything.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::sys;
+use crate::sys::clock;
 use crate::sys::process::Pid;
 use crate::worker::scoreboard::{CoreSnapshot, Scoreboard};
 
@@ -25,11 +29,21 @@ pub struct HarakiriSettings {
     pub verbose: bool,
 }
 
+/// One live worker process, as the master knows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Live {
+    pub id: u32,
+    pub pid: Pid,
+    /// Its scoreboard bank.
+    pub bank: usize,
+}
+
 /// A worker in its graceful phase.
 #[derive(Debug)]
 struct Condemned {
     id: u32,
     pid: Pid,
+    bank: usize,
     kill_at: Instant,
     /// SIGKILL sent; the entry stays until the master reaps the pid, so that the stuck
     /// request is not condemned a second time meanwhile.
@@ -60,18 +74,18 @@ impl Harakiri {
             .min()
     }
 
-    /// One check of every live worker, given as `(id, pid)`.
-    pub fn check(&mut self, scoreboard: &Scoreboard, workers: &[(u32, Pid)]) {
+    /// One check of every live worker process.
+    pub fn check(&mut self, scoreboard: &Scoreboard, workers: &[Live]) {
         let now = Instant::now();
-        let now_us = unix_us();
+        let now_us = clock::monotonic_us();
         self.condemned
-            .retain(|c| workers.iter().any(|&(id, pid)| id == c.id && pid == c.pid));
+            .retain(|c| workers.iter().any(|w| w.pid == c.pid));
         self.finish_graceful(scoreboard, now);
-        for &(id, pid) in workers {
-            if self.condemned.iter().any(|c| c.id == id) {
+        for &Live { id, pid, bank } in workers {
+            if self.condemned.iter().any(|c| c.pid == pid) {
                 continue;
             }
-            let Some(slot) = scoreboard.worker(id) else {
+            let Some(slot) = scoreboard.process(id, bank) else {
                 continue;
             };
             let snapshot = slot.snapshot();
@@ -83,7 +97,7 @@ impl Harakiri {
             if stuck.is_empty() {
                 continue;
             }
-            self.condemn(scoreboard, id, pid, &stuck, now);
+            self.condemn(scoreboard, Live { id, pid, bank }, &stuck, now);
         }
     }
 
@@ -106,8 +120,7 @@ impl Harakiri {
     fn condemn(
         &mut self,
         scoreboard: &Scoreboard,
-        id: u32,
-        pid: Pid,
+        Live { id, pid, bank }: Live,
         stuck: &[&CoreSnapshot],
         now: Instant,
     ) {
@@ -130,15 +143,15 @@ impl Harakiri {
                     &core.remote
                 },
                 core.request,
-                core.request_start_us / 1_000_000,
+                clock::unix_us_of(core.request_start_us) / 1_000_000,
                 core.tid,
-                unix_us().saturating_sub(core.request_start_us) as f64 / 1e6,
+                clock::monotonic_us().saturating_sub(core.request_start_us) as f64 / 1e6,
             );
         }
         tracing::error!("HARAKIRI !!! end of worker {id} status !!!");
         let first = stuck.first().map(|c| c.id).unwrap_or(0);
         tracing::error!("HARAKIRI triggered by worker {id} core {first} !!!");
-        if let Some(slot) = scoreboard.worker(id) {
+        if let Some(slot) = scoreboard.process(id, bank) {
             slot.count_harakiri();
             for core in stuck {
                 if let Some(core_slot) = slot.core(core.id) {
@@ -155,6 +168,7 @@ impl Harakiri {
         self.condemned.push(Condemned {
             id,
             pid,
+            bank,
             kill_at: now + self.settings.grace,
             killed: !graceful,
             requests: stuck.iter().map(|c| (c.id, c.request_start_us)).collect(),
@@ -167,7 +181,9 @@ impl Harakiri {
             if condemned.killed {
                 return true;
             }
-            let still_stuck = scoreboard.worker(condemned.id).is_some_and(|slot| {
+            let still_stuck = scoreboard
+                .process(condemned.id, condemned.bank)
+                .is_some_and(|slot| {
                 condemned.requests.iter().any(|&(core, start)| {
                     slot.core(core).is_some_and(|c| {
                         let snapshot = c.snapshot(core);
@@ -221,11 +237,4 @@ fn log_verbose(pid: Pid, stuck: &[&CoreSnapshot]) {
             core.tid
         );
     }
-}
-
-fn unix_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }

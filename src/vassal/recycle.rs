@@ -154,6 +154,8 @@ pub(super) fn evil_over(config: &Config, memory: (u64, u64)) -> Option<String> {
 pub(super) struct Retiring {
     pub pid: Pid,
     pub id: u32,
+    /// The scoreboard bank it keeps writing until it exits.
+    pub bank: usize,
     /// Set when it was told to stop: SIGKILL after this (`worker-reload-mercy`).
     pub kill_at: Option<Instant>,
 }
@@ -193,6 +195,11 @@ impl Recycler {
             return None;
         }
         self.queue.pop_front()
+    }
+
+    /// Worker `id`'s turn came but it could not be replaced yet: it goes first next time.
+    pub fn put_back(&mut self, id: u32, cause: Cause) {
+        self.queue.push_front((id, cause));
     }
 
     pub fn started(&mut self, id: u32) {

@@ -132,7 +132,7 @@ fn render_worker(worker: &WorkerStats, with_cores: bool) -> Value {
                     "read_errors": 0,
                     "in_request": u8::from(core.in_request),
                     "vars": vars,
-                    "req_info": {"request_start": core.request_start_us / 1_000_000},
+                    "req_info": {"request_start": core.request_start_unix_us / 1_000_000},
                 })
             })
             .collect();
@@ -187,7 +187,7 @@ mod tests {
                         in_request: true,
                         request: "GET /x".into(),
                         remote: "127.0.0.1".into(),
-                        request_start_us: 7_000_000,
+                        request_start_unix_us: 7_000_000,
                         ..CoreSnapshot::default()
                     }],
                     ..WorkerSnapshot::default()

@@ -14,12 +14,12 @@
 
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::scoreboard::Scoreboard;
 use super::Shared;
 use crate::python;
 use crate::sys;
+use crate::sys::clock;
 
 const GATEWAY_TIMEOUT: &[u8] = b"HTTP/1.1 504 Gateway Timeout\r\n\
 Content-Type: text/plain\r\n\
@@ -102,7 +102,7 @@ enum Answer {
 
 /// SIGUSR2 from the master: the graceful phase of harakiri.
 pub(super) fn on_signal(shared: &Shared) {
-    let Some(worker) = shared.scoreboard.worker(shared.worker_id) else {
+    let Some(worker) = shared.slot() else {
         return;
     };
     let snapshot = worker.snapshot();
@@ -150,31 +150,24 @@ pub(super) fn on_signal(shared: &Shared) {
     }
 }
 
+/// Seconds since `start_us` on `CLOCK_MONOTONIC`.
 fn seconds_since(start_us: u64) -> u64 {
-    now_us().saturating_sub(start_us) / 1_000_000
-}
-
-/// Unix time in µs (a vDSO call, no system call).
-pub(super) fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+    clock::monotonic_us().saturating_sub(start_us) / 1_000_000
 }
 
 /// Installs `uwsgi.set_user_harakiri(N)`: a deadline for the request running on the
 /// calling thread, cleared when that request ends.
-pub(super) fn install_user_harakiri(scoreboard: Arc<Scoreboard>, worker_id: u32) {
+pub(super) fn install_user_harakiri(scoreboard: Arc<Scoreboard>, worker_id: u32, bank: usize) {
     python::set_user_harakiri_hook(Box::new(move |seconds| {
         let Some(core) = super::serve::current_core()
-            .and_then(|index| scoreboard.worker(worker_id)?.core(index))
+            .and_then(|index| scoreboard.process(worker_id, bank)?.core(index))
         else {
             return false;
         };
         let deadline = if seconds == 0 {
             0
         } else {
-            now_us().saturating_add(seconds.saturating_mul(1_000_000))
+            clock::monotonic_us().saturating_add(seconds.saturating_mul(1_000_000))
         };
         core.set_user_deadline(deadline);
         true

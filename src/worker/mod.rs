@@ -31,7 +31,7 @@ use std::time::Duration;
 use crate::config::Protocol;
 use crate::python::{self, App, AppSpec, InterpreterOptions, ListenerEnv, ModuleInfo, WsgiRunner};
 use crate::sys;
-use scoreboard::Scoreboard;
+use scoreboard::{Scoreboard, WorkerSlot};
 
 /// A listening socket as the worker sees it (the master owns the fd).
 pub struct Listener {
@@ -93,6 +93,8 @@ pub struct Limits {
 
 pub struct WorkerSetup<'a> {
     pub id: u32,
+    /// The scoreboard bank this process writes its cores in.
+    pub bank: usize,
     pub master_pid: sys::process::Pid,
     pub threads: u32,
     pub processes: u32,
@@ -107,7 +109,7 @@ pub struct WorkerSetup<'a> {
     pub ready_fd: RawFd,
     /// Master-only descriptors to close first thing in the child.
     pub close_fds: Vec<RawFd>,
-    /// Shared with the master: this worker's slot is `id`'s.
+    /// Shared with the master: this worker's figures are `id`'s, its cores `bank`'s.
     pub scoreboard: Arc<Scoreboard>,
 }
 
@@ -193,9 +195,18 @@ pub(crate) struct Shared {
     pub backlog_pending: AtomicBool,
     pub recycling: RecycleWatch,
     pub worker_id: u32,
+    /// This process's scoreboard bank (see [`Shared::slot`]).
+    pub bank: usize,
     pub scoreboard: Arc<Scoreboard>,
     /// One per request thread, indexed like the scoreboard's cores.
     pub inflight: Vec<Arc<harakiri::InFlight>>,
+}
+
+impl Shared {
+    /// This process's view of the scoreboard: its worker's figures, its own cores.
+    pub fn slot(&self) -> Option<WorkerSlot<'_>> {
+        self.scoreboard.process(self.worker_id, self.bank)
+    }
 }
 
 fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
@@ -270,12 +281,13 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         paused: AtomicBool::new(false),
         recycling: RecycleWatch::new(setup.ready_fd),
         worker_id: setup.id,
+        bank: setup.bank,
         scoreboard: setup.scoreboard.clone(),
         inflight: (0..setup.threads.max(1))
             .map(|_| Arc::new(harakiri::InFlight::default()))
             .collect(),
     });
-    harakiri::install_user_harakiri(setup.scoreboard.clone(), setup.id);
+    harakiri::install_user_harakiri(setup.scoreboard.clone(), setup.id, setup.bank);
     install_workers_hook(setup.scoreboard.clone());
     for (index, listener) in shared.listeners.iter().enumerate() {
         // Non-blocking (a file status flag shared by every process holding the socket):
@@ -298,7 +310,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     // SAFETY: the master handed us this pipe's write end; it stays open until we exit.
     let ready = unsafe { BorrowedFd::borrow_raw(setup.ready_fd) };
     recycle::send(ready, shared.pid, recycle::ToMaster::Ready);
-    if let Some(slot) = shared.scoreboard.worker(setup.id) {
+    if let Some(slot) = shared.slot() {
         slot.set_accepting(true);
     }
 
@@ -413,7 +425,7 @@ fn begin_stop(shared: &Shared, sig: libc::c_int) {
     if shared.stopping.swap(true, Ordering::SeqCst) {
         return;
     }
-    if let Some(slot) = shared.scoreboard.worker(shared.worker_id) {
+    if let Some(slot) = shared.slot() {
         slot.set_accepting(false);
     }
     if sig != 0 {

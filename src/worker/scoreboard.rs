@@ -9,6 +9,14 @@
 //! seqlock so that a reader never mixes two requests; a reader that keeps seeing a write in
 //! progress (its writer was killed) gives up and reports them empty.
 //!
+//! Two kinds of record: a header per worker id, with the figures uWSGI keeps across
+//! respawns (requests, exceptions, tx, …), and a pool of process slots ("banks") of cores,
+//! twice as many as workers. Every live process writes its cores in a bank of its own: a
+//! worker being replaced keeps serving in its bank while its replacement starts in another,
+//! so harakiri sees the old worker's stuck request and never blames the new one. The master
+//! hands out banks and records the current process's bank in the header, which is what
+//! reports show.
+//!
 //! It lives under `worker/` rather than `vassal/` because both sides use it and the
 //! dependency points from `vassal` to `worker`, never back.
 //!
@@ -33,6 +41,8 @@ mod field {
     pub const RUNNING_TIME: usize = 8;
     pub const AVG_RT: usize = 9;
     pub const TX: usize = 10;
+    /// The bank of the worker's current process, plus one (0: none yet).
+    pub const BANK: usize = 11;
     pub const WORDS: usize = 12;
 }
 
@@ -40,9 +50,10 @@ mod field {
 mod core_field {
     pub const IN_REQUEST: usize = 0;
     pub const REQUESTS: usize = 1;
-    /// Unix time of the current request's start, in µs; 0 when idle.
+    /// The current request's start on `CLOCK_MONOTONIC`, in µs; 0 when idle. Deadlines are
+    /// judged on this clock, so an NTP step never condemns a request.
     pub const REQUEST_START: usize = 2;
-    /// `uwsgi.set_user_harakiri`: an absolute deadline in Unix µs, 0 for none.
+    /// `uwsgi.set_user_harakiri`: an absolute deadline on `CLOCK_MONOTONIC` in µs, 0 for none.
     pub const USER_DEADLINE: usize = 3;
     /// The request thread's pthread id (Python's thread ident) and kernel tid.
     pub const THREAD_IDENT: usize = 4;
@@ -62,7 +73,8 @@ mod core_field {
 /// How many bytes of `METHOD URI` a core keeps for reports.
 pub const REQUEST_TEXT_BYTES: usize = core_field::REQUEST_WORDS * 8;
 
-/// The shared mapping, sized for `workers` workers of `cores` threads each.
+/// The shared mapping, sized for `workers` workers of `cores` threads each, with
+/// [`Scoreboard::banks`] process slots.
 pub struct Scoreboard {
     words: SharedWords,
     workers: usize,
@@ -73,7 +85,8 @@ impl Scoreboard {
     pub fn new(workers: u32, cores: u32) -> io::Result<Self> {
         let workers = workers.max(1) as usize;
         let cores = cores.max(1) as usize;
-        let words = SharedWords::new(workers * (field::WORDS + cores * core_field::WORDS))?;
+        let banks = 2 * workers;
+        let words = SharedWords::new(workers * field::WORDS + banks * cores * core_field::WORDS)?;
         Ok(Scoreboard {
             words,
             workers,
@@ -89,24 +102,52 @@ impl Scoreboard {
         self.cores
     }
 
-    /// The slot of worker `id` (1-based, as in logs), if the scoreboard has one.
+    /// How many processes can have cores at once: every worker, and as many being replaced.
+    pub fn banks(&self) -> usize {
+        2 * self.workers
+    }
+
+    /// Worker `id` (1-based, as in logs) as its current process shows it, if the
+    /// scoreboard has that worker.
     pub fn worker(&self, id: u32) -> Option<WorkerSlot<'_>> {
+        let header = self.header(id)?;
+        let bank = match header[field::BANK].load(Ordering::Relaxed) {
+            0 => (id as usize) - 1,
+            n => (n - 1) as usize,
+        };
+        self.process(id, bank)
+    }
+
+    /// Worker `id` as the process writing `bank` sees it: the worker's own figures, with
+    /// that process's cores.
+    pub fn process(&self, id: u32, bank: usize) -> Option<WorkerSlot<'_>> {
+        let header = self.header(id)?;
+        if bank >= self.banks() {
+            return None;
+        }
+        let bank_words = self.cores * core_field::WORDS;
+        let start = self.workers * field::WORDS + bank * bank_words;
+        Some(WorkerSlot {
+            words: header,
+            bank: &self.words.words()[start..start + bank_words],
+            cores: self.cores,
+        })
+    }
+
+    fn header(&self, id: u32) -> Option<&[AtomicU64]> {
         let index = (id as usize).checked_sub(1)?;
         if index >= self.workers {
             return None;
         }
-        let stride = field::WORDS + self.cores * core_field::WORDS;
-        Some(WorkerSlot {
-            words: &self.words.words()[index * stride..(index + 1) * stride],
-            cores: self.cores,
-        })
+        Some(&self.words.words()[index * field::WORDS..(index + 1) * field::WORDS])
     }
 }
 
-/// One worker's slot.
+/// One worker's figures, and the cores of one of its processes.
 #[derive(Clone, Copy)]
 pub struct WorkerSlot<'a> {
     words: &'a [AtomicU64],
+    bank: &'a [AtomicU64],
     cores: usize,
 }
 
@@ -143,7 +184,10 @@ pub struct CoreSnapshot {
     pub id: usize,
     pub in_request: bool,
     pub requests: u64,
+    /// On `CLOCK_MONOTONIC`, for deadlines.
     pub request_start_us: u64,
+    /// The same instant in Unix µs, for reports; 0 when idle.
+    pub request_start_unix_us: u64,
     pub user_deadline_us: u64,
     pub thread_ident: u64,
     pub tid: u64,
@@ -170,23 +214,25 @@ impl<'a> WorkerSlot<'a> {
         if index >= self.cores {
             return None;
         }
-        let start = field::WORDS + index * core_field::WORDS;
+        let start = index * core_field::WORDS;
         Some(CoreSlot {
-            words: &self.words[start..start + core_field::WORDS],
+            words: &self.bank[start..start + core_field::WORDS],
         })
     }
 
     // --- the master's side ---
 
-    /// Before forking a worker into this slot: a fresh life. `requests`, `exceptions`,
-    /// `tx` and the times survive respawns (as in uWSGI); `delta_requests` and the cores
-    /// start over.
-    pub fn prepare_spawn(&self, respawn_count: u64, last_spawn: u64) {
+    /// Before forking a worker into this slot (got from [`Scoreboard::process`] with the
+    /// new process's bank): a fresh life. `requests`, `exceptions`, `tx` and the times
+    /// survive respawns (as in uWSGI); `delta_requests` and the bank's cores start over,
+    /// and reports follow the new process from now on.
+    pub fn prepare_spawn(&self, bank: usize, respawn_count: u64, last_spawn: u64) {
         self.set(field::PID, 0);
         self.set(field::ACCEPTING, 0);
         self.set(field::DELTA_REQUESTS, 0);
         self.set(field::RESPAWN_COUNT, respawn_count);
         self.set(field::LAST_SPAWN, last_spawn);
+        self.set(field::BANK, bank as u64 + 1);
         for index in 0..self.cores {
             if let Some(core) = self.core(index) {
                 core.reset();
@@ -274,7 +320,8 @@ impl CoreSlot<'_> {
         self.set(core_field::TID, tid);
     }
 
-    /// A request head was parsed: the harakiri clock starts now.
+    /// A request head was parsed: the harakiri clock starts now (`start_us` on
+    /// `CLOCK_MONOTONIC`).
     pub fn begin_request(&self, start_us: u64, method: &str, uri: &str, remote: &str) {
         // Seqlock write: odd while the text changes.
         let seq = self.get(core_field::SEQ);
@@ -334,11 +381,17 @@ impl CoreSlot<'_> {
 
     pub fn snapshot(&self, id: usize) -> CoreSnapshot {
         let (request, remote) = self.read_texts();
+        let start = self.get(core_field::REQUEST_START);
         CoreSnapshot {
             id,
             in_request: self.get(core_field::IN_REQUEST) != 0,
             requests: self.get(core_field::REQUESTS),
-            request_start_us: self.get(core_field::REQUEST_START),
+            request_start_us: start,
+            request_start_unix_us: if start == 0 {
+                0
+            } else {
+                crate::sys::clock::unix_us_of(start)
+            },
             user_deadline_us: self.get(core_field::USER_DEADLINE),
             thread_ident: self.get(core_field::THREAD_IDENT),
             tid: self.get(core_field::TID),
@@ -396,7 +449,7 @@ mod tests {
     fn a_request_is_counted_and_described() {
         let board = Scoreboard::new(2, 2).expect("mmap");
         let worker = board.worker(2).expect("worker 2 exists");
-        worker.prepare_spawn(1, 1000);
+        worker.prepare_spawn(1, 1, 1000);
         worker.set_pid(42);
         let core = worker.core(1).expect("core 1 exists");
         core.begin_request(5_000_000, "GET", "/slow?x=1", "127.0.0.1");
@@ -435,10 +488,38 @@ mod tests {
         assert!(text.starts_with("POST /aaa"));
         core.end_request();
         worker.count_request(10, 1, false);
-        worker.prepare_spawn(2, 2000);
+        worker.prepare_spawn(0, 2, 2000);
         let after = worker.snapshot();
         assert_eq!((after.requests, after.delta_requests), (1, 0));
         assert_eq!(after.cores[0].requests, 0);
+    }
+
+    #[test]
+    fn a_replacement_gets_its_own_cores_and_reports_follow_it() {
+        let board = Scoreboard::new(2, 1).expect("mmap");
+        assert_eq!(board.banks(), 4);
+        let old = board.process(1, 0).expect("bank 0");
+        old.prepare_spawn(0, 1, 1000);
+        old.core(0)
+            .expect("core")
+            .begin_request(5, "GET", "/stuck", "");
+        // The replacement of worker 1 starts in another bank while the old one still serves.
+        let new = board.process(1, 3).expect("bank 3");
+        new.prepare_spawn(3, 2, 2000);
+        let stuck = board.process(1, 0).expect("bank 0").snapshot();
+        assert!(
+            stuck.cores[0].in_request,
+            "preparing the new bank cleared the old one"
+        );
+        assert_eq!(stuck.cores[0].request, "GET /stuck");
+        let current = board.worker(1).expect("worker 1").snapshot();
+        assert!(!current.cores[0].in_request, "reports show the new process");
+        assert_eq!(current.respawn_count, 2);
+        // Totals are the worker's, whichever process counted them.
+        old.count_request(10, 1, false);
+        new.count_request(10, 1, false);
+        assert_eq!(board.worker(1).expect("worker 1").snapshot().requests, 2);
+        assert!(board.process(1, 4).is_none() && board.process(3, 0).is_none());
     }
 
     #[test]

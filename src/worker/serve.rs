@@ -60,11 +60,7 @@ pub fn current_core() -> Option<usize> {
 
 pub fn thread_loop(shared: &Shared, core: usize) {
     CORE.with(|cell| cell.set(Some(core)));
-    if let Some(slot) = shared
-        .scoreboard
-        .worker(shared.worker_id)
-        .and_then(|w| w.core(core))
-    {
+    if let Some(slot) = shared.slot().and_then(|w| w.core(core)) {
         slot.set_thread(sys::process::thread_ident(), sys::process::gettid() as u64);
     }
     let mut events = Vec::with_capacity(8);
@@ -688,14 +684,10 @@ fn begin_request(shared: &Shared, exchange: &mut ConnExchange) {
         inflight.start(exchange.raw_fd());
         exchange.inflight = Some(inflight.clone());
     }
-    if let Some(slot) = shared
-        .scoreboard
-        .worker(shared.worker_id)
-        .and_then(|w| w.core(core))
-    {
+    if let Some(slot) = shared.slot().and_then(|w| w.core(core)) {
         let log = &exchange.log;
         slot.begin_request(
-            super::harakiri::now_us(),
+            crate::sys::clock::monotonic_us(),
             &log.method,
             &log.uri,
             &log.remote_addr,
@@ -719,7 +711,7 @@ fn finish(
     if let Some(inflight) = core.and_then(|c| shared.inflight.get(c)) {
         inflight.finish();
     }
-    let worker = shared.scoreboard.worker(shared.worker_id);
+    let worker = shared.slot();
     if let Some(slot) = worker.and_then(|w| w.core(core?)) {
         slot.end_request();
     }

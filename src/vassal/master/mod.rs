@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::exit;
 use super::fifo::{Command, MasterFifo};
-use super::harakiri::{Harakiri, HarakiriSettings};
+use super::harakiri::{Harakiri, HarakiriSettings, Live};
 use super::idle::{IdleVerdict, IdleWatch};
 use super::recycle::{self, Cause, Recycler, Retiring};
 use super::sockets::{self, BoundSocket, LISTEN_FDS_ENV};
@@ -93,6 +93,8 @@ impl RunVassalError {
 struct Slot {
     id: u32,
     pid: Option<Pid>,
+    /// The scoreboard bank `pid` writes its cores in (meaningless without a pid).
+    bank: usize,
     ready: bool,
     spawned_at: Instant,
     respawn_at: Option<Instant>,
@@ -270,6 +272,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         .map(|id| Slot {
             id,
             pid: None,
+            bank: 0,
             ready: false,
             spawned_at: started,
             respawn_at: None,
@@ -427,10 +430,36 @@ impl Master<'_> {
             .collect()
     }
 
+    /// A scoreboard bank that no live process of this master writes, preferring worker
+    /// `id`'s own two, so that a replacement never shares cores with the worker it replaces
+    /// (`worker/scoreboard.rs`).
+    fn free_bank(&self, id: u32) -> Option<usize> {
+        let workers = self.scoreboard.workers();
+        let in_use = |bank: usize| {
+            self.slots.iter().any(|s| s.pid.is_some() && s.bank == bank)
+                || self
+                    .lifecycle
+                    .recycler
+                    .retiring
+                    .iter()
+                    .any(|r| r.bank == bank)
+        };
+        let own = (id as usize).saturating_sub(1);
+        [own, own + workers]
+            .into_iter()
+            .chain(0..self.scoreboard.banks())
+            .find(|&bank| bank < self.scoreboard.banks() && !in_use(bank))
+    }
+
     fn spawn(&mut self, index: usize) -> Result<(), RunVassalError> {
         let id = self.slots[index].id;
-        if let Some(slot) = self.scoreboard.worker(id) {
-            slot.prepare_spawn(self.slots[index].respawns + 1, unix_secs());
+        // Live processes never outnumber the banks: `replace_worker` only adds one when a
+        // bank is free, and a respawn follows the death that freed one.
+        let bank = self
+            .free_bank(id)
+            .expect("a worker is spawned only when a scoreboard bank is free");
+        if let Some(slot) = self.scoreboard.process(id, bank) {
+            slot.prepare_spawn(bank, self.slots[index].respawns + 1, unix_secs());
         }
         let forked = match &self.app {
             Some(_) => python::fork()?,
@@ -459,6 +488,7 @@ impl Master<'_> {
                 let config = self.config;
                 worker::run(WorkerSetup {
                     id,
+                    bank,
                     master_pid: sys::process::getppid(),
                     threads: config.threads.max(1),
                     processes: config.processes.max(1),
@@ -500,11 +530,12 @@ impl Master<'_> {
                 })
             }
             Forked::Parent { child } => {
-                if let Some(board) = self.scoreboard.worker(id) {
+                if let Some(board) = self.scoreboard.process(id, bank) {
                     board.set_pid(child as u64);
                 }
                 let slot = &mut self.slots[index];
                 slot.pid = Some(child);
+                slot.bank = bank;
                 slot.ready = false;
                 slot.spawned_at = Instant::now();
                 slot.respawn_at = None;
@@ -623,11 +654,24 @@ impl Master<'_> {
 
     /// Harakiri applies in every phase: a request stuck during a graceful stop is ended by
     /// harakiri rather than holding the stop until `worker-reload-mercy`.
+    /// Workers being replaced are checked too: each writes its own bank, so a request stuck
+    /// in a retiring worker is its own, not its replacement's.
     fn check_harakiri(&mut self) {
-        let live: Vec<(u32, Pid)> = self
+        let live: Vec<Live> = self
             .slots
             .iter()
-            .filter_map(|s| s.pid.map(|pid| (s.id, pid)))
+            .filter_map(|s| {
+                s.pid.map(|pid| Live {
+                    id: s.id,
+                    pid,
+                    bank: s.bank,
+                })
+            })
+            .chain(self.lifecycle.recycler.retiring.iter().map(|r| Live {
+                id: r.id,
+                pid: r.pid,
+                bank: r.bank,
+            }))
             .collect();
         self.harakiri.check(&self.scoreboard, &live);
     }

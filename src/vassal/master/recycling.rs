@@ -86,6 +86,7 @@ impl Master<'_> {
         );
         let slot = &mut self.slots[index];
         slot.pid = Some(old.pid);
+        slot.bank = old.bank;
         slot.ready = true;
         // Its lifetime starts over, so `max-worker-lifetime` does not retry at once.
         slot.spawned_at = Instant::now();
@@ -145,6 +146,11 @@ impl Master<'_> {
                 self.lifecycle.recycler.started(id);
                 break;
             }
+            if self.slots[index].pid.is_some() {
+                // No free bank: the workers it would overlap with are still finishing.
+                self.lifecycle.recycler.put_back(id, cause);
+                break;
+            }
         }
         if self.lifecycle.recycler.chain_done() {
             tracing::info!("chain reload complete");
@@ -194,16 +200,33 @@ impl Master<'_> {
     }
 
     /// Forks the replacement of the worker in slot `index`; the old one keeps serving until
-    /// the new one accepts. False if the slot has no worker to replace.
+    /// the new one accepts. False if the slot has no worker to replace, or if every
+    /// scoreboard bank is taken by a worker still finishing (it is tried again later).
     pub(super) fn replace_worker(
         &mut self,
         index: usize,
         cause: &Cause,
     ) -> Result<bool, RunVassalError> {
-        let slot = &mut self.slots[index];
-        let (id, Some(pid)) = (slot.id, slot.pid) else {
+        let (id, Some(pid), bank) = (
+            self.slots[index].id,
+            self.slots[index].pid,
+            self.slots[index].bank,
+        ) else {
             return Ok(false);
         };
+        // The replacement needs a bank besides the one the old worker keeps.
+        let spare = self.slots.iter().filter(|s| s.pid.is_some()).count()
+            + self.lifecycle.recycler.retiring.len();
+        if spare >= self.scoreboard.banks() {
+            tracing::debug!(
+                worker = id,
+                pid,
+                retiring = self.lifecycle.recycler.retiring.len(),
+                "replacement of worker {id} waits for replaced workers to finish their requests"
+            );
+            return Ok(false);
+        }
+        let slot = &mut self.slots[index];
         tracing::info!(
             worker = id,
             pid,
@@ -212,6 +235,7 @@ impl Master<'_> {
         self.lifecycle.recycler.retiring.push(Retiring {
             pid,
             id,
+            bank,
             kill_at: None,
         });
         slot.pid = None;

@@ -194,7 +194,10 @@ impl Master<'_> {
         self.note_preloaded("workers reload");
         self.lifecycle.recycler.abort();
         for index in 0..self.slots.len() {
-            self.replace_worker(index, &Cause::WorkersReload)?;
+            if !self.replace_worker(index, &Cause::WorkersReload)? {
+                let id = self.slots[index].id;
+                self.lifecycle.recycler.request(id, Cause::WorkersReload);
+            }
         }
         Ok(())
     }

@@ -31,7 +31,7 @@ impl Master<'_> {
                     core.id,
                     core.request,
                     core.remote,
-                    core.request_start_us / 1_000_000
+                    core.request_start_unix_us / 1_000_000
                 );
             }
         }
