@@ -241,3 +241,26 @@ fn harakiri_ends_a_request_stuck_in_a_worker_being_replaced() {
         "the harakiri block names the stuck request:\n{logs}"
     );
 }
+
+/// Regression: the worker's main thread took the GIL (to run Python signal handlers) before
+/// reading its signals, so a request stuck in C code holding the GIL blocked SIGUSR2: the
+/// client got no 504, only a reset when the worker was killed.
+#[test]
+fn a_request_holding_the_gil_still_gets_504_and_says_why_there_is_no_stack() {
+    let (kaiser, addr) = start(&["--harakiri", "1", "--harakiri-graceful-timeout", "3"]);
+    let first = worker_pid(addr);
+    let mark = kaiser.log_mark();
+    let response = http_get(addr, "/regex").unwrap();
+    assert_eq!(response.status, 504, "{response}\n{}", kaiser.logs());
+    kaiser
+        .wait_for_log_since(
+            mark,
+            "HARAKIRI: no Python stack for worker 1 core 0 (`GET /regex`): a thread holds the GIL",
+            HARAKIRI_TIMEOUT,
+        )
+        .unwrap();
+    kaiser
+        .wait_for_log_since(mark, "killing it (SIGKILL)", HARAKIRI_TIMEOUT)
+        .unwrap();
+    new_worker_pid(addr, first);
+}

@@ -310,6 +310,22 @@ pub fn freeze_heap() {
     });
 }
 
+/// Points Python's signal wakeup fd (`signal.set_wakeup_fd`) at `fd`, a non-blocking pipe:
+/// Python's C-level handler writes a byte there whenever a signal the app handles in
+/// Python arrives, so the worker's main thread takes the GIL to run those handlers only
+/// then, instead of on every turn (where a request holding the GIL would block it).
+/// Must be called on Python's main thread.
+pub fn set_signal_wakeup_fd(fd: std::os::fd::RawFd) -> Result<(), String> {
+    Python::attach(|py| {
+        let kwargs = pyo3::types::PyDict::new(py);
+        kwargs.set_item("warn_on_full_buffer", false)?;
+        py.import("signal")?
+            .call_method("set_wakeup_fd", (fd,), Some(&kwargs))
+            .map(|_| ())
+    })
+    .map_err(|err| err.to_string())
+}
+
 /// Runs the Python-level signal handlers (`signal.signal`) for signals that arrived since the
 /// last call. Must be called on Python's main thread. A handler that raises is logged.
 pub fn run_signal_handlers() {

@@ -14,9 +14,9 @@ mod wsgi;
 pub use app::{load_app, App, AppSpec, LoadAppError};
 pub use interpreter::{
     fork, freeze_heap, initialize, prepare_request_thread, run_exit_handlers, run_signal_handlers,
-    with_thread_state, InitPythonError, InterpreterOptions,
+    set_signal_wakeup_fd, with_thread_state, InitPythonError, InterpreterOptions,
 };
-pub use tracebacks::thread_stacks;
+pub use tracebacks::{thread_stacks, thread_stacks_within};
 pub use uwsgi_module::{
     install as install_uwsgi_module, set_user_harakiri_hook, set_worker_id, set_workers_hook,
     take_log_this_request, ModuleInfo, WorkerFigures,

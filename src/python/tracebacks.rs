@@ -2,11 +2,32 @@
 //! `traceback.format_stack`, the same data `faulthandler` prints, but for the stuck
 //! threads only and through the normal log.
 //!
-//! It needs the GIL: a thread stuck in C code that holds it makes this wait (the harakiri
-//! kill ends that wait), which is why the worker answers the client before calling it.
+//! It needs the GIL: a thread stuck in C code that holds it (a catastrophic regular
+//! expression, an extension spinning) makes it wait for ever. [`thread_stacks_within`]
+//! therefore asks from a helper thread and gives up after a while; the helper is left
+//! waiting for the GIL, and the harakiri kill ends it.
+
+use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+
+/// [`thread_stacks`], or `None` if the GIL could not be had within `patience`.
+pub fn thread_stacks_within(idents: &[u64], patience: Duration) -> Option<Vec<Option<String>>> {
+    let (send, receive) = std::sync::mpsc::sync_channel(1);
+    let idents = idents.to_vec();
+    let spawned = std::thread::Builder::new()
+        .name("kaiser-stacks".into())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let _ = send.send(thread_stacks(&idents));
+        });
+    if let Err(err) = spawned {
+        tracing::warn!(error = %err, "cannot start a thread to read Python stacks");
+        return None;
+    }
+    receive.recv_timeout(patience).ok()
+}
 
 /// The formatted stack of each thread in `idents` (Python thread idents, i.e. pthread ids),
 /// or `None` for a thread that runs no Python code right now.

@@ -6,8 +6,9 @@
 //!    then shuts the connection down, so the stuck thread's later writes fail harmlessly;
 //! 2. logs the Python stack of the stuck thread, found by its thread ident.
 //!
-//! The 504 goes out first: if the stuck thread holds the GIL (a C extension spinning), the
-//! traceback step blocks, and the master's SIGKILL at the end of the grace ends it.
+//! The 504 goes out first, without the GIL. If the stuck thread holds the GIL (a C extension
+//! spinning, a catastrophic regular expression), no stack can be read: that is logged
+//! plainly after a short wait, and the master's SIGKILL at the end of the grace follows.
 //!
 //! This module does not decide who is stuck or when to kill: the master does
 //! (`vassal/harakiri.rs`).
@@ -20,6 +21,10 @@ use super::Shared;
 use crate::python;
 use crate::sys;
 use crate::sys::clock;
+
+/// How long the graceful phase waits for the GIL to read the stuck threads' stacks. A thread
+/// running Python code lets go of the GIL every few milliseconds (`sys.getswitchinterval`).
+const STACK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
 
 const GATEWAY_TIMEOUT: &[u8] = b"HTTP/1.1 504 Gateway Timeout\r\n\
 Content-Type: text/plain\r\n\
@@ -135,7 +140,17 @@ pub(super) fn on_signal(shared: &Shared) {
         return;
     }
     let idents: Vec<u64> = stuck.iter().map(|c| c.thread_ident).collect();
-    let stacks = python::thread_stacks(&idents);
+    let Some(stacks) = python::thread_stacks_within(&idents, STACK_PATIENCE) else {
+        for core in &stuck {
+            tracing::error!(
+                "HARAKIRI: no Python stack for worker {} core {} (`{}`): a thread holds the GIL and does not let go (C code: a regular expression, an extension); the master kills the worker after harakiri-graceful-timeout",
+                shared.worker_id,
+                core.id,
+                core.request,
+            );
+        }
+        return;
+    };
     for (core, stack) in stuck.iter().zip(stacks) {
         let stack = stack.unwrap_or_else(|| {
             "(no Python frame: the thread is not running Python code)".to_string()

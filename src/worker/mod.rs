@@ -23,7 +23,7 @@ mod turn;
 
 pub use exchange::LineFormat;
 
-use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -314,16 +314,19 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         slot.set_accepting(true);
     }
 
-    // The forking thread only waits for signals; request threads do the work.
+    // The forking thread only waits for signals; request threads do the work. kaiser's own
+    // signals are handled without the GIL, first: a request stuck in C code that holds the
+    // GIL must still get its harakiri 504 and its worker must still stop. Python runs
+    // `signal.signal()` handlers only on its main thread, which is this one (it forked from
+    // the thread that initialised Python); request threads merely note the signal. Python's
+    // wakeup fd tells when one of those is pending, and only then is the GIL taken.
+    let python_signals = python_signal_pipe();
     loop {
-        let revents = sys::poll::poll(
-            &[(signals.as_fd(), sys::poll::READABLE)],
-            Some(Duration::from_millis(200)),
-        )?;
-        // Python runs `signal.signal()` handlers only on its main thread, which is this one
-        // (it forked from the thread that initialised Python); request threads merely note
-        // the signal. So handlers the app installed run here, within 200 ms.
-        python::run_signal_handlers();
+        let mut fds = vec![(signals.as_fd(), sys::poll::READABLE)];
+        if let Some((read, _)) = &python_signals {
+            fds.push((read.as_fd(), sys::poll::READABLE));
+        }
+        let revents = sys::poll::poll(&fds, Some(Duration::from_millis(200)))?;
         if revents[0] != 0 {
             while let Some(sig) = signals.read()? {
                 match sig {
@@ -339,6 +342,16 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
                 }
             }
         }
+        match &python_signals {
+            Some((read, _)) if revents.get(1).is_some_and(|r| *r != 0) => {
+                let mut drain = [0u8; 64];
+                while matches!(sys::fd::read(read.as_fd(), &mut drain), Ok(n) if n > 0) {}
+                python::run_signal_handlers();
+            }
+            Some(_) => {}
+            // Without a wakeup fd, handlers are polled for as before, after kaiser's signals.
+            None => python::run_signal_handlers(),
+        }
         if handles.iter().all(|h| h.is_finished()) {
             break;
         }
@@ -348,6 +361,28 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     }
     python::run_exit_handlers();
     Ok(())
+}
+
+/// A non-blocking pipe set as Python's signal wakeup fd, or `None` (logged) if that failed.
+/// Both ends live as long as the worker.
+fn python_signal_pipe() -> Option<(OwnedFd, OwnedFd)> {
+    let pipe = sys::fd::pipe().and_then(|(read, write)| {
+        sys::fd::set_nonblocking(read.as_fd(), true)?;
+        sys::fd::set_nonblocking(write.as_fd(), true)?;
+        Ok((read, write))
+    });
+    let (read, write) = match pipe {
+        Ok(pipe) => pipe,
+        Err(err) => {
+            tracing::warn!(error = %err, "no pipe for Python's signal wakeup fd; polling for Python signal handlers");
+            return None;
+        }
+    };
+    if let Err(err) = python::set_signal_wakeup_fd(write.as_raw_fd()) {
+        tracing::warn!(error = %err, "signal.set_wakeup_fd failed; polling for Python signal handlers");
+        return None;
+    }
+    Some((read, write))
 }
 
 /// Where `uwsgi.workers()`, `total_requests()` and `request_id()` read: the scoreboard.
