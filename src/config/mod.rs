@@ -150,6 +150,8 @@ pub struct Config {
     pub post_buffering: usize,
     /// `limit-post`: the largest request body accepted, in bytes (0: no limit).
     pub limit_post: u64,
+    /// `max-worker-connections` (0: derived from the open-files limit).
+    pub max_worker_connections: u64,
     pub socket_timeout: Duration,
 
     // --- logging ---
@@ -255,6 +257,7 @@ impl Default for Config {
             buffer_size: 4096,
             post_buffering: 0,
             limit_post: 0,
+            max_worker_connections: 0,
             socket_timeout: Duration::from_secs(4),
             logto: None,
             daemonize: None,

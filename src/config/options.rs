@@ -359,6 +359,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("add-header", Text, Sockets, "`Name: value`: a header added to every response").multi(),
     opt("static-map", Text, Sockets, "serve static files").aliases(&["static-map2", "check-static", "static-index", "static-expires", "static-skip-ext", "static-safe", "offload-threads"]).multi().later_hint("serve static files from nginx"),
     opt("route", Text, Sockets, "internal routing rule").aliases(&["route-run", "route-host", "route-uri", "route-if", "route-if-not", "response-route", "final-route", "error-route"]).multi().later(),
+    opt("max-worker-connections", Int, Sockets, "connections one worker holds open at once; at the cap it stops accepting and new ones wait in the backlog (kaiser's own; 0: the open-files limit less 64)").default("0"),
     opt("limit-post", Int, Sockets, "the largest request body accepted, in bytes; a larger one is answered 413 and the app is not called (0: no limit)").default("0"),
     opt("post-buffering-bufsize", Int, Sockets, "buffer size for post-buffering").later(),
     opt("enable-proxy-protocol", Bool, Sockets, "accept the PROXY protocol").later(),

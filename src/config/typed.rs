@@ -233,6 +233,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         }
         "socket-timeout" => config.socket_timeout = seconds(v)?,
         "limit-post" => config.limit_post = number(v)?,
+        "max-worker-connections" => config.max_worker_connections = number(v)?,
         "add-header" => config.add_header.push(header(v)?),
         "umask" => config.umask = Some(mode(v)?),
         "reuse-port" => config.reuse_port = uwsgi_bool(v),

@@ -15,6 +15,7 @@
 //! the master's job (`vassal/`).
 
 mod exchange;
+mod gate;
 mod harakiri;
 pub mod recycle;
 pub mod scoreboard;
@@ -81,6 +82,9 @@ pub struct Limits {
     pub add_headers: Arc<[(Vec<u8>, Vec<u8>)]>,
     /// `limit-post` in bytes (0: no limit).
     pub limit_post: u64,
+    /// `max-worker-connections`: open connections past which the worker stops accepting
+    /// (0: none).
+    pub max_connections: usize,
     /// `post-buffering` in bytes (0: the app reads the body from the socket as it comes).
     pub post_buffering: usize,
     /// This worker's own figure: `max-requests` plus its delta and jitter (0: off).
@@ -200,6 +204,8 @@ pub(crate) struct Shared {
     pub scoreboard: Arc<Scoreboard>,
     /// One per request thread, indexed like the scoreboard's cores.
     pub inflight: Vec<Arc<harakiri::InFlight>>,
+    /// When the worker stops accepting for a while (fd exhaustion, its connection cap).
+    pub gate: Arc<gate::AcceptGate>,
 }
 
 impl Shared {
@@ -286,6 +292,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         inflight: (0..setup.threads.max(1))
             .map(|_| Arc::new(harakiri::InFlight::default()))
             .collect(),
+        gate: Arc::new(gate::AcceptGate::new(setup.limits.max_connections)),
     });
     harakiri::install_user_harakiri(setup.scoreboard.clone(), setup.id, setup.bank);
     install_workers_hook(setup.scoreboard.clone());

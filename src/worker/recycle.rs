@@ -152,6 +152,7 @@ mod tests {
             log_x_forwarded_for: false,
             post_buffering: 0,
             limit_post: 0,
+            max_connections: 0,
             max_requests,
             reload_on_rss: rss_mb * MB,
             reload_on_as: as_mb * MB,

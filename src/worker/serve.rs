@@ -42,6 +42,20 @@ pub struct Conn {
     /// Closing after an error: what the client still sends is read and dropped until it
     /// closes or this deadline passes (see [`linger`]).
     pub linger_until: Option<Instant>,
+    /// When the request head now arriving must be whole: `socket-timeout` after accept, or
+    /// after its first byte on a kept-alive connection, however slowly it trickles in.
+    pub head_deadline: Instant,
+    /// Counts the connection as open in the worker's accept gate until dropped.
+    pub _open: OpenConn,
+}
+
+/// One open connection in the [`AcceptGate`](super::gate::AcceptGate)'s count.
+pub struct OpenConn(std::sync::Arc<super::gate::AcceptGate>);
+
+impl Drop for OpenConn {
+    fn drop(&mut self) {
+        self.0.closed_one();
+    }
 }
 
 const READ_SIZE: usize = 16 * 1024;
@@ -82,15 +96,15 @@ pub fn thread_loop(shared: &Shared, core: usize) {
         if shared.backlog_pending.load(Ordering::Relaxed)
             && !shared.stopping.load(Ordering::Acquire)
             && !shared.paused.load(Ordering::Relaxed)
+            && shared.gate.is_open()
         {
             for index in 0..shared.listeners.len() {
                 accept_from(shared, index);
             }
         }
-        if let Err(err) = shared
-            .epoll
-            .wait(&mut events, max_events, Some(Duration::from_secs(1)))
-        {
+        shared.gate.maybe_reopen(shared);
+        let wait = shared.gate.wait_hint().unwrap_or(Duration::from_secs(1));
+        if let Err(err) = shared.epoll.wait(&mut events, max_events, Some(wait)) {
             tracing::error!(error = %err, "epoll_wait failed");
             return;
         }
@@ -101,6 +115,7 @@ pub fn thread_loop(shared: &Shared, core: usize) {
         if events.is_empty()
             && !shared.stopping.load(Ordering::Acquire)
             && !shared.paused.load(Ordering::Relaxed)
+            && shared.gate.is_open()
         {
             // A quiet second: look at the backlog ourselves. With EPOLLEXCLUSIVE a
             // connection's wake-up goes to one worker; if that worker died before accepting
@@ -206,28 +221,37 @@ fn has_pending_input(conn: &Conn) -> bool {
 fn sweep_idle(shared: &Shared) {
     let now = Instant::now();
     let mut conns = lock_conns(shared);
+    let mut slow_heads = 0usize;
     let expired: Vec<i32> = conns
         .iter()
         .filter(|(_, c)| {
             if let Some(until) = c.linger_until {
                 return now >= until;
             }
-            let limit = if c.partial {
-                shared.limits.socket_timeout
-            } else {
-                shared.limits.keepalive_timeout
-            };
-            now.duration_since(c.last_active) > limit
+            if c.partial {
+                // From the head's start, not its last byte: a client trickling one byte
+                // every few seconds (slowloris) must not hold the connection for hours.
+                return now >= c.head_deadline;
+            }
+            now.duration_since(c.last_active) > shared.limits.keepalive_timeout
         })
         .map(|(fd, _)| *fd)
         .collect();
     for fd in expired {
         if let Some(conn) = conns.remove(&fd) {
-            if conn.partial {
-                tracing::warn!(peer = %conn.peer_addr, "closing a connection whose request did not arrive within socket-timeout");
+            if conn.partial && conn.linger_until.is_none() {
+                slow_heads += 1;
             }
             let _ = shared.epoll.delete(conn.fd.as_raw_fd());
         }
+    }
+    drop(conns);
+    if slow_heads > 0 {
+        // One line per sweep, however many: a slowloris flood must not flood the log.
+        tracing::warn!(
+            connections = slow_heads,
+            "closed connections whose request head did not arrive whole within socket-timeout"
+        );
     }
 }
 
@@ -267,9 +291,14 @@ fn accept_one(shared: &Shared, index: usize) -> bool {
 }
 
 fn accept_conn(shared: &Shared, index: usize) -> Option<Conn> {
+    if !shared.gate.is_open() {
+        return None;
+    }
     let listener = &shared.listeners[index];
     match sys::net::accept(listener.fd()) {
         Ok(Some((fd, peer))) => {
+            shared.gate.accepted(shared);
+            let open = OpenConn(shared.gate.clone());
             if listener.is_tcp {
                 sys::net::set_nodelay(fd.as_fd());
             }
@@ -290,13 +319,13 @@ fn accept_conn(shared: &Shared, index: usize) -> Option<Conn> {
                 fresh: true,
                 body_pending: false,
                 linger_until: None,
+                head_deadline: Instant::now() + shared.limits.socket_timeout,
+                _open: open,
             })
         }
         Ok(None) => None,
         Err(err) => {
-            // EMFILE and friends: log and back off this wake-up; the listener stays
-            // registered so the next wake retries.
-            tracing::error!(error = %err, "accept failed");
+            shared.gate.accept_failed(shared, &err);
             None
         }
     }
@@ -398,8 +427,13 @@ fn drive(shared: &Shared, mut conn: Conn) {
                 return;
             }
             Ok(_) => {
+                let now = Instant::now();
+                if !conn.partial {
+                    // The first bytes of a new request on a kept-alive connection.
+                    conn.head_deadline = now + shared.limits.socket_timeout;
+                }
                 conn.partial = true;
-                conn.last_active = Instant::now();
+                conn.last_active = now;
             }
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
                 // An idle keep-alive connection is closed on stop; a new one has a request
@@ -741,8 +775,13 @@ fn finish(
         }
         return None;
     }
+    let now = Instant::now();
     conn.partial = !conn.buf.is_empty();
+    if conn.partial {
+        // A pipelined request: its head's clock starts now.
+        conn.head_deadline = now + shared.limits.socket_timeout;
+    }
     conn.fresh = false;
-    conn.last_active = Instant::now();
+    conn.last_active = now;
     Some(conn)
 }

@@ -120,6 +120,8 @@ enum Phase {
 
 struct Master<'a> {
     config: &'a Config,
+    /// Each worker's connection cap (`max-worker-connections`, or from the fd limit).
+    max_connections: usize,
     args: Vec<OsString>,
     sockets: Vec<BoundSocket>,
     listeners: Arc<Vec<Listener>>,
@@ -281,6 +283,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         .collect();
     let mut master = Master {
         config,
+        max_connections: connection_cap(config),
         args,
         sockets: bound,
         listeners,
@@ -321,6 +324,32 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         master.spawn(index)?;
     }
     master.event_loop()
+}
+
+/// Raises the open-files limit (logged) and derives each worker's connection cap from it,
+/// unless `max-worker-connections` sets one: the limit less 64 descriptors for the
+/// listeners, the worker's own pipes and what the app opens.
+fn connection_cap(config: &Config) -> usize {
+    let limit = match sys::process::raise_nofile_limit() {
+        Ok((before, after)) => {
+            if after > before {
+                tracing::info!(
+                    before,
+                    after,
+                    "raised the open-files limit (soft RLIMIT_NOFILE) to the hard limit"
+                );
+            }
+            after
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read or raise the open-files limit");
+            1024
+        }
+    };
+    match config.max_worker_connections {
+        0 => usize::try_from(limit.saturating_sub(64).max(16)).unwrap_or(usize::MAX),
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    }
 }
 
 fn preload(
@@ -519,6 +548,7 @@ impl Master<'_> {
                         log_x_forwarded_for: config.log_x_forwarded_for,
                         post_buffering: config.post_buffering,
                         limit_post: config.limit_post,
+                        max_connections: self.max_connections,
                         max_requests: recycle::max_requests_for(config, id),
                         reload_on_rss: config.reload_on_rss,
                         reload_on_as: config.reload_on_as,
