@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::time::Duration;
 
 use common::start_http as start;
@@ -297,4 +298,41 @@ fn request_threads_carry_their_name_in_python() {
         name == "kaiser-w1-t0" || name == "kaiser-w1-t1",
         "thread name {name:?} in {text}"
     );
+}
+
+/// Regression: when the app's own thread was still inside `write()` as its request ended,
+/// taking the connection back hit an `expect`, and with `panic = "abort"` the worker died.
+#[test]
+fn a_write_from_the_apps_own_thread_after_the_request_does_not_kill_the_worker() {
+    let (kaiser, addr) = start_http(&["--wsgi-file", "tests/apps/late_writer.py"]);
+    let before = http_get(addr, "/").unwrap().text();
+    let mut stream = wait_for_connect(addr, START_TIMEOUT).unwrap();
+    stream
+        .write_all(&request_bytes(
+            "GET",
+            "/late",
+            &[("Connection", "close")],
+            b"",
+        ))
+        .unwrap();
+    // Not reading yet: the app's thread blocks in write() while the request returns.
+    let seen = kaiser
+        .wait_for_line(0, "the request to end first", START_TIMEOUT, |line| {
+            (line.contains("another thread of the app still wrote") || line.contains("worker died"))
+                .then(|| line.to_string())
+        })
+        .unwrap();
+    assert!(!seen.contains("worker died"), "{}", kaiser.logs());
+    let mut rest = Vec::new();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let _ = std::io::Read::read_to_end(&mut stream, &mut rest);
+    assert_eq!(
+        http_get(addr, "/").unwrap().text(),
+        before,
+        "{}",
+        kaiser.logs()
+    );
+    assert!(!kaiser.logs().contains("worker died"), "{}", kaiser.logs());
 }

@@ -162,6 +162,26 @@ fn type_name(value: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// The exchange, once every use of it has ended. The request's own thread always puts it
+/// back, but a thread the app started may still be inside `write()` or `wsgi.input.read()`
+/// (an app bug, yet no reason to abort the worker): each such call is bounded by the
+/// exchange's timeouts, so this waits for it, without the GIL.
+fn take_back(state: &Shared) -> Box<dyn Exchange> {
+    let mut warned = false;
+    loop {
+        if let Some(exchange) = lock(state).exchange.take() {
+            return exchange;
+        }
+        if !warned {
+            warned = true;
+            tracing::warn!(
+                "the request ended while another thread of the app still wrote or read its connection; waiting for that call to finish"
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 impl WsgiRunner {
     pub fn new(
         app: &App,
@@ -265,11 +285,7 @@ impl WsgiRunner {
             quiet_write: self.quiet_write,
         }));
         let outcome = Python::attach(|py| self.run_attached(py, request, &state));
-        let exchange = lock(&state)
-            .exchange
-            .take()
-            .expect("the exchange is always put back after each use");
-        (exchange, outcome)
+        (take_back(&state), outcome)
     }
 
     fn run_attached(&self, py: Python<'_>, request: RequestVars<'_>, state: &Shared) -> Outcome {
