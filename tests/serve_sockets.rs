@@ -118,6 +118,41 @@ fn uid_gid_drop_after_binding_and_chown_socket() {
     );
 }
 
+/// Regression: `pidfile` was written after dropping privileges, so a pidfile in a directory
+/// only root may write (/run, as in every packaged unit) failed the start; uWSGI writes it
+/// before, and `pidfile2` after.
+#[test]
+fn pidfile_is_written_before_dropping_privileges() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: dropping privileges cannot be tested here");
+        return;
+    }
+    let dir = TempDir::new("pidfile-root");
+    let run = dir.join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let pidfile = run.join("app.pid");
+    let (kaiser, addr) = start_http(&[
+        "--wsgi-file",
+        "tests/apps/hello.py",
+        "--uid",
+        "nobody",
+        "--gid",
+        "nogroup",
+        "--pidfile",
+        pidfile.to_str().unwrap(),
+    ]);
+    assert_eq!(http_get(addr, "/").unwrap().status, 200);
+    let written = std::fs::read_to_string(&pidfile).unwrap();
+    assert_eq!(
+        written.trim(),
+        kaiser.pid().to_string(),
+        "{}",
+        kaiser.logs()
+    );
+}
+
 /// The backlog the kernel holds for the listener on `port`: `ss` shows it as a listening
 /// socket's Send-Q.
 fn listen_backlog(port: u16) -> u32 {

@@ -208,12 +208,8 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         }
         None => None,
     };
-    drop_privileges(config)?;
-    let fifo =
-        MasterFifo::open(&config.master_fifo).map_err(|source| RunVassalError::MasterFifo {
-            path: config.master_fifo[0].clone(),
-            source,
-        })?;
+    // Before dropping privileges, as uWSGI writes `pidfile` (`pidfile2` is the one written
+    // after): it usually lives in a directory only root may write, such as /run.
     if let Some(path) = &config.pidfile {
         std::fs::write(path, format!("{}\n", sys::process::getpid())).map_err(|source| {
             RunVassalError::Pidfile {
@@ -222,6 +218,12 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
             }
         })?;
     }
+    drop_privileges(config)?;
+    let fifo =
+        MasterFifo::open(&config.master_fifo).map_err(|source| RunVassalError::MasterFifo {
+            path: config.master_fifo[0].clone(),
+            source,
+        })?;
 
     let interpreter = InterpreterOptions {
         home: config.home.clone(),
