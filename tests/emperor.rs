@@ -740,6 +740,32 @@ fn emperor_stats_serve_uwsgis_json_layout_over_tcp() {
     assert!(http_get(address, "/").is_err());
 }
 
+/// Regression: the emperor's stats address parser did not know uWSGI's `@name` (an abstract
+/// unix socket), which the vassal's did: it bound a file named `@name` in the cwd instead.
+#[test]
+fn emperor_stats_listen_on_an_abstract_unix_socket() {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("kaiser-emperor-stats-{}", std::process::id());
+    let address = format!("@{name}");
+    let mut emperor = Emperor::start(
+        "e-stats-abstract",
+        &["--emperor-stats", &address],
+        &[("a.ini", hello("a"))],
+    );
+    emperor.ready();
+    emperor
+        .kaiser
+        .wait_for_log("serving emperor stats", TIMEOUT)
+        .unwrap();
+    let abstract_address = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
+    let mut body = String::new();
+    std::os::unix::net::UnixStream::connect_addr(&abstract_address)
+        .and_then(|mut stream| stream.read_to_string(&mut body))
+        .unwrap_or_else(|e| panic!("emperor stats on {address}: {e}\n{}", emperor.kaiser.logs()));
+    let stats: serde_json::Value = serde_json::from_str(&body).expect("stats are JSON");
+    assert_eq!(stats["vassals"][0]["id"], "a.ini", "{stats}");
+}
+
 /// A tmux server of our own (`-L`), so nothing here can touch another tmux; the session is
 /// killed by name on drop.
 struct Tmux {

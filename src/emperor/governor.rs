@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use notify::Watcher as _;
-use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
@@ -24,6 +23,7 @@ use super::sd_notify::{self, Notifier, VassalMessage};
 use super::spawn::{self, SpawnRequest};
 use super::state::{Action, Event, Exit, Lifecycle, State, Throttle};
 use super::stats::{self, EmperorStats, VassalStats};
+use super::stats_server::{self, StatsListener, StatsStream};
 use super::{EmperorError, Settings};
 
 /// How long the filesystem must be quiet before a rescan (see [`Debouncer`]).
@@ -110,6 +110,8 @@ pub struct Governor {
     watchdog: Option<(Duration, Instant)>,
     last_status: String,
     warned: HashSet<PathBuf>,
+    /// Permits for the stats clients being served (`stats_server::MAX_CLIENTS`).
+    stats_clients: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 fn unix_now() -> u64 {
@@ -131,47 +133,6 @@ fn watchdog_interval() -> Option<Duration> {
     }
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
     (usec > 0).then(|| Duration::from_micros(usec / 2))
-}
-
-enum StatsListener {
-    Tcp(tokio::net::TcpListener),
-    Unix(tokio::net::UnixListener),
-}
-
-enum StatsStream {
-    Tcp(tokio::net::TcpStream),
-    Unix(tokio::net::UnixStream),
-}
-
-impl StatsListener {
-    /// `:` in the address means TCP, anything else a unix socket path, as in uWSGI.
-    async fn bind(address: &str) -> std::io::Result<Self> {
-        if address.contains(':') {
-            let address = address
-                .strip_prefix(':')
-                .map_or(address.to_owned(), |port| format!("0.0.0.0:{port}"));
-            Ok(StatsListener::Tcp(
-                tokio::net::TcpListener::bind(address).await?,
-            ))
-        } else {
-            let path = Path::new(address);
-            // A socket left behind by a previous run would make bind fail with EADDRINUSE.
-            if std::fs::symlink_metadata(path)
-                .is_ok_and(|meta| std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()))
-            {
-                std::fs::remove_file(path)?;
-            }
-            Ok(StatsListener::Unix(tokio::net::UnixListener::bind(path)?))
-        }
-    }
-}
-
-async fn accept_stats(listener: &Option<StatsListener>) -> std::io::Result<StatsStream> {
-    match listener {
-        None => std::future::pending().await,
-        Some(StatsListener::Tcp(listener)) => Ok(StatsStream::Tcp(listener.accept().await?.0)),
-        Some(StatsListener::Unix(listener)) => Ok(StatsStream::Unix(listener.accept().await?.0)),
-    }
 }
 
 struct Signals {
@@ -270,6 +231,9 @@ impl Governor {
             watchdog: watchdog_interval().map(|interval| (interval, now)),
             last_status: String::new(),
             warned: HashSet::new(),
+            stats_clients: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                stats_server::MAX_CLIENTS,
+            )),
         };
         for state in &governor.monitors {
             info!(monitor = state.monitor.arg(), watch = %state.monitor.watch_root().display(), "governing vassals of");
@@ -292,17 +256,17 @@ impl Governor {
                 _ = signals.quit.recv() => governor.begin_shutdown("SIGQUIT"),
                 _ = signals.int.recv() => governor.begin_shutdown("SIGINT"),
                 _ = signals.usr1.recv() => governor.log_table(),
-                accepted = accept_stats(&stats_listener) => governor.serve_stats(accepted),
+                accepted = stats_server::accept(&stats_listener) => governor.serve_stats(accepted),
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
         }
         let status = "STATUS=The Emperor is buried.";
         governor.notifier.send(status);
         info!("the emperor is buried");
-        if let (Some(StatsListener::Unix(_)), Some(path)) =
-            (&stats_listener, &governor.settings.stats)
-        {
-            let _ = std::fs::remove_file(path);
+        if let (Some(listener), Some(path)) = (&stats_listener, &governor.settings.stats) {
+            if listener.is_path(path) {
+                let _ = std::fs::remove_file(path);
+            }
         }
         Ok(())
     }
@@ -1015,15 +979,7 @@ impl Governor {
             }
         };
         let body = stats::render(&self.stats()).to_string();
-        tokio::spawn(async move {
-            let result = match stream {
-                StatsStream::Tcp(mut stream) => stream.write_all(body.as_bytes()).await,
-                StatsStream::Unix(mut stream) => stream.write_all(body.as_bytes()).await,
-            };
-            if let Err(error) = result {
-                debug!(%error, "emperor-stats client went away");
-            }
-        });
+        stats_server::serve(stream, body, &self.stats_clients);
     }
 }
 

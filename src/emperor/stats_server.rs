@@ -1,0 +1,168 @@
+//! The emperor's stats server (`emperor-stats`): binds the address, accepts clients and
+//! sends each the JSON document, bounded so that clients cannot pile up. Like the vassal's
+//! (`vassal/stats_server.rs`), a client gets at most [`CLIENT_TIMEOUT`] to take the whole
+//! document, and at most [`MAX_CLIENTS`] are served at once; others are closed at once.
+//!
+//! It does not build the document (`stats.rs`) or decide when to serve (the governor's loop).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Semaphore;
+use tracing::debug;
+
+/// How long one client may take to read the whole document.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Clients served at once.
+pub const MAX_CLIENTS: usize = 64;
+
+pub enum StatsListener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+pub enum StatsStream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+impl StatsListener {
+    /// `:` in the address means TCP, `@name` an abstract unix socket, anything else a unix
+    /// socket path, as in uWSGI.
+    pub async fn bind(address: &str) -> std::io::Result<Self> {
+        if address.contains(':') {
+            let address = address
+                .strip_prefix(':')
+                .map_or(address.to_owned(), |port| format!("0.0.0.0:{port}"));
+            return Ok(StatsListener::Tcp(
+                tokio::net::TcpListener::bind(address).await?,
+            ));
+        }
+        if let Some(name) = address.strip_prefix('@') {
+            use std::os::linux::net::SocketAddrExt;
+            let abstract_address = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+            let listener = std::os::unix::net::UnixListener::bind_addr(&abstract_address)?;
+            listener.set_nonblocking(true)?;
+            return Ok(StatsListener::Unix(tokio::net::UnixListener::from_std(
+                listener,
+            )?));
+        }
+        let path = Path::new(address);
+        // A socket left behind by a previous run would make bind fail with EADDRINUSE.
+        if std::fs::symlink_metadata(path)
+            .is_ok_and(|meta| std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()))
+        {
+            std::fs::remove_file(path)?;
+        }
+        Ok(StatsListener::Unix(tokio::net::UnixListener::bind(path)?))
+    }
+
+    /// Whether the socket is a path in the file system (removed at exit).
+    pub fn is_path(&self, address: &str) -> bool {
+        matches!(self, StatsListener::Unix(_)) && !address.starts_with('@')
+    }
+}
+
+pub async fn accept(listener: &Option<StatsListener>) -> std::io::Result<StatsStream> {
+    match listener {
+        None => std::future::pending().await,
+        Some(StatsListener::Tcp(listener)) => Ok(StatsStream::Tcp(listener.accept().await?.0)),
+        Some(StatsListener::Unix(listener)) => Ok(StatsStream::Unix(listener.accept().await?.0)),
+    }
+}
+
+/// Sends `body` to the client on a task of its own, unless [`MAX_CLIENTS`] are being served
+/// already (the client is then closed at once).
+pub fn serve(stream: StatsStream, body: String, clients: &Arc<Semaphore>) {
+    let Ok(permit) = clients.clone().try_acquire_owned() else {
+        debug!("emperor-stats: too many clients at once; closing this one");
+        return;
+    };
+    tokio::spawn(async move {
+        let result = match stream {
+            StatsStream::Tcp(mut stream) => send_bounded(&mut stream, body.as_bytes()).await,
+            StatsStream::Unix(mut stream) => send_bounded(&mut stream, body.as_bytes()).await,
+        };
+        if let Err(error) = result {
+            debug!(%error, "emperor-stats client went away or did not read in time");
+        }
+        drop(permit);
+    });
+}
+
+async fn send_bounded(stream: &mut (impl AsyncWrite + Unpin), body: &[u8]) -> std::io::Result<()> {
+    send_within(stream, body, CLIENT_TIMEOUT).await
+}
+
+/// Writes `body` whole within `limit`, or fails with `TimedOut`.
+async fn send_within(
+    stream: &mut (impl AsyncWrite + Unpin),
+    body: &[u8],
+    limit: Duration,
+) -> std::io::Result<()> {
+    match tokio::time::timeout(limit, stream.write_all(body)).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime")
+    }
+
+    #[test]
+    fn a_client_that_never_reads_is_given_up_on() {
+        runtime().block_on(async {
+            // A 64-byte pipe whose reader never reads: the write can never finish.
+            let (mut writer, _reader) = tokio::io::duplex(64);
+            let body = vec![b'x'; 4096];
+            let result = send_within(&mut writer, &body, Duration::from_millis(50)).await;
+            assert_eq!(
+                result.map_err(|e| e.kind()),
+                Err(std::io::ErrorKind::TimedOut)
+            );
+        });
+    }
+
+    #[test]
+    fn a_reading_client_gets_the_whole_document() {
+        runtime().block_on(async {
+            let (mut writer, mut reader) = tokio::io::duplex(64);
+            let body = vec![b'x'; 4096];
+            let reading = async {
+                let mut got = Vec::new();
+                tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut got)
+                    .await
+                    .map(|_| got)
+            };
+            let writing = async {
+                let result = send_within(&mut writer, &body, Duration::from_secs(5)).await;
+                drop(writer);
+                result
+            };
+            let (got, sent) = tokio::join!(reading, writing);
+            sent.expect("sent");
+            assert_eq!(got.expect("read").len(), 4096);
+        });
+    }
+
+    #[test]
+    fn clients_past_the_cap_are_not_served() {
+        let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
+        let held: Vec<_> = (0..MAX_CLIENTS)
+            .map(|_| clients.clone().try_acquire_owned().expect("a permit"))
+            .collect();
+        assert!(clients.clone().try_acquire_owned().is_err());
+        drop(held);
+        assert!(clients.try_acquire_owned().is_ok());
+    }
+}
