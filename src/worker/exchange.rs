@@ -491,6 +491,22 @@ impl ConnExchange {
     }
 }
 
+impl ConnExchange {
+    /// Response bytes offered after the response ended (PEP 3333's `write()` called from the
+    /// iterable's `close()`, say) are dropped: after the last chunk, or the last byte of the
+    /// Content-Length, they would be read as the start of the next response on a keep-alive
+    /// connection.
+    fn refuse_after_completion(&self, bytes: u64) {
+        if bytes > 0 {
+            tracing::warn!(
+                bytes,
+                uri = %self.log.uri,
+                "the app wrote after its response was complete; the bytes are dropped"
+            );
+        }
+    }
+}
+
 impl Exchange for ConnExchange {
     fn read_body(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
         if let Some(spool) = self.spool.as_mut() {
@@ -540,6 +556,10 @@ impl Exchange for ConnExchange {
         if self.broken {
             return Err(RespondError::Io(io::Error::from(io::ErrorKind::BrokenPipe)));
         }
+        if self.completed {
+            self.refuse_after_completion(body.len() as u64);
+            return Ok(());
+        }
         self.wbuf.clear();
         if head.is_some() && self.inflight.as_ref().is_some_and(|f| !f.claim_response()) {
             // Harakiri answered 504 and shut the connection down meanwhile.
@@ -547,19 +567,15 @@ impl Exchange for ConnExchange {
             return Err(RespondError::Io(io::Error::from(io::ErrorKind::TimedOut)));
         }
         if let Some(head) = head {
-            let code = response::parse_status(head.status)
-                .map_err(|e| RespondError::Invalid(format!("invalid status from the app: {e}")))?;
-            let mut app_length: Option<u64> = None;
-            for (name, value) in head.headers {
-                response::validate_header(name, value).map_err(|e| {
-                    RespondError::Invalid(format!("invalid response header from the app: {e}"))
-                })?;
-                if name.eq_ignore_ascii_case(b"content-length") {
-                    app_length = std::str::from_utf8(value)
-                        .ok()
-                        .and_then(|v| v.trim().parse().ok());
-                }
-            }
+            let checked = response::check_head(
+                head.status,
+                head.headers
+                    .iter()
+                    .map(|(n, v)| (n.as_slice(), v.as_slice())),
+            )
+            .map_err(|e| RespondError::Invalid(format!("the app's response head: {e}")))?;
+            let code = checked.status;
+            let app_length = checked.content_length;
             let known = app_length.or(head.content_length).or(if last {
                 Some(body.len() as u64)
             } else {
@@ -579,19 +595,12 @@ impl Exchange for ConnExchange {
                     response::choose_framing(self.version, self.is_head, code, known, false, false)
                 }
             };
-            let mut headers: Vec<(&[u8], &[u8])> = head
+            let headers: Vec<(&[u8], &[u8])> = head
                 .headers
                 .iter()
                 .chain(self.add_headers.iter())
                 .map(|(n, v)| (n.as_slice(), v.as_slice()))
                 .collect();
-            let length_text;
-            if app_length.is_none() {
-                if let response::Framing::Length(n) = framing {
-                    length_text = n.to_string();
-                    headers.push((b"Content-Length", length_text.as_bytes()));
-                }
-            }
             response::write_head(
                 &mut self.wbuf,
                 self.version,
@@ -601,7 +610,8 @@ impl Exchange for ConnExchange {
                 keep_alive,
             );
             self.log.status = code;
-            self.log.header_count = headers.len();
+            // What went on the wire: the status line and the final empty line aside.
+            self.log.header_count = self.wbuf.windows(2).filter(|w| w == b"\r\n").count() - 2;
             self.log.header_bytes = self.wbuf.len();
             self.length_left = match framing {
                 response::Framing::Length(n) => Some(n),
@@ -662,6 +672,10 @@ impl Exchange for ConnExchange {
         offset: u64,
         count: u64,
     ) -> Result<(), RespondError> {
+        if self.completed {
+            self.refuse_after_completion(count);
+            return Ok(());
+        }
         // The head (and nothing else) first.
         self.respond(head, b"", false)?;
         // SAFETY: the fd belongs to the app's file object, which the Python driver holds
