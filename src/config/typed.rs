@@ -233,6 +233,9 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         }
         "socket-timeout" => config.socket_timeout = seconds(v)?,
         "limit-post" => config.limit_post = number(v)?,
+        "limit-post-default" => config.limit_post_default = number(v)?,
+        "transfer-timeout" => config.transfer_timeout = seconds(v)?,
+        "transfer-min-rate" => config.transfer_min_rate = number(v)?,
         "add-header" => config.add_header.push(header(v)?),
         "umask" => config.umask = Some(mode(v)?),
         "reuse-port" => config.reuse_port = uwsgi_bool(v),

@@ -152,6 +152,8 @@ mod tests {
             log_x_forwarded_for: false,
             post_buffering: 0,
             limit_post: 0,
+            limit_post_default: 0,
+            transfer: Default::default(),
             max_requests,
             reload_on_rss: rss_mb * MB,
             reload_on_as: as_mb * MB,
