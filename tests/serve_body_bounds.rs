@@ -125,6 +125,7 @@ fn a_huge_chunked_body_is_refused_with_413_without_the_worker_growing() {
             .wait_for_log_since(mark, "limit-post-default", Duration::from_secs(5))
             .unwrap();
         let grown = status_kib(pid, "VmHWM:").saturating_sub(before);
+        eprintln!("{extra:?}: peak RSS grew by {grown} KiB");
         assert!(
             grown < 64 << 10,
             "{extra:?}: the worker's peak RSS grew by {grown} KiB for a body refused at {CAP} bytes"
@@ -219,6 +220,10 @@ fn a_slow_reader_is_cut_at_the_transfer_deadline() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert!(cut.contains("transfer-timeout"), "{cut}");
+    eprintln!(
+        "the slow reader was cut after {:?}, {received} bytes read",
+        started.elapsed()
+    );
     // The rest of what the kernel buffered, then the close.
     received += read_until_close(&mut stream, Duration::from_secs(10)).len();
     assert!(received < 67108864, "the whole body arrived");
@@ -265,6 +270,10 @@ fn a_drip_fed_body_is_cut_at_the_transfer_deadline() {
                 Err(e) => panic!("{extra:?}: {e}"),
             }
         }
+        eprintln!(
+            "{extra:?}: the drip-fed body was cut after {:?}",
+            started.elapsed()
+        );
         assert_eq!(
             status_of(&reply),
             Some(408),
