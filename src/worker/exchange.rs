@@ -551,10 +551,8 @@ impl ConnExchange {
 }
 
 impl ConnExchange {
-    /// Response bytes offered after the response ended (PEP 3333's `write()` called from the
-    /// iterable's `close()`, say) are dropped: after the last chunk, or the last byte of the
-    /// Content-Length, they would be read as the start of the next response on a keep-alive
-    /// connection.
+    /// A response write that ran out of `socket-timeout` or `transfer-timeout` gets a line:
+    /// the client was too slow, and the connection closes.
     fn log_write_timeout(&self, err: &io::Error) {
         if err.kind() == io::ErrorKind::TimedOut {
             tracing::warn!(
@@ -566,6 +564,10 @@ impl ConnExchange {
         }
     }
 
+    /// Response bytes offered after the response ended (PEP 3333's `write()` called from the
+    /// iterable's `close()`, say) are dropped: after the last chunk, or the last byte of the
+    /// Content-Length, they would be read as the start of the next response on a keep-alive
+    /// connection.
     fn refuse_after_completion(&self, bytes: u64) {
         if bytes > 0 {
             tracing::warn!(
@@ -686,8 +688,15 @@ impl Exchange for ConnExchange {
                 keep_alive,
             );
             self.log.status = code;
-            // What went on the wire: the status line and the final empty line aside.
-            self.log.header_count = self.wbuf.windows(2).filter(|w| w == b"\r\n").count() - 2;
+            // The app's headers and `add-header`'s, the app's Content-Length headers counted
+            // as the one that went out.
+            let lengths_given = headers
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case(b"content-length"))
+                .count();
+            let length_sent = matches!(framing, response::Framing::Length(_))
+                || (framing == response::Framing::NoBody && app_length.is_some());
+            self.log.header_count = headers.len() - lengths_given + usize::from(length_sent);
             self.log.header_bytes = self.wbuf.len();
             self.length_left = match framing {
                 response::Framing::Length(n) => Some(n),
