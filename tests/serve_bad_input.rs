@@ -446,3 +446,76 @@ fn post_echo_packet(length: usize) -> Vec<u8> {
         ],
     )
 }
+
+/// Details gunicorn's request-parsing corpus found (files named from its `invalid/` folder):
+/// each is refused with its status and a log line, `OPTIONS *` still works, and the worker
+/// goes on serving.
+#[test]
+fn singleton_content_type_final_chunked_and_asterisk_form_are_enforced() {
+    let (kaiser, http, _) = start(&[]);
+    let pid = worker_pid(http);
+    let cases: Vec<(&str, &[u8], u16, &str)> = vec![
+        (
+            "a second Content-Type",
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+            400,
+            "Content-Type",
+        ),
+        (
+            "Transfer-Encoding not ending in chunked (chunked_08)",
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            400,
+            "does not end in `chunked`",
+        ),
+        (
+            "Transfer-Encoding: gzip alone (chunked_06)",
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nhello",
+            400,
+            "does not end in `chunked`",
+        ),
+        (
+            "GET * (rfc9112_target_asterisk_non_options_01)",
+            b"GET * HTTP/1.1\r\nHost: example.com\r\n\r\n",
+            400,
+            "OPTIONS",
+        ),
+        (
+            "a chunk size with trailing whitespace (chunked_09)",
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0 \r\n\r\n",
+            400,
+            "chunk size",
+        ),
+    ];
+    for (what, raw, expected, logged) in cases {
+        let mark = kaiser.log_mark();
+        let reply = exchange(http, raw, false, Duration::from_secs(5));
+        assert_eq!(
+            status_of(&reply),
+            Some(expected),
+            "{what}: expected {expected}, got {:?}",
+            String::from_utf8_lossy(&reply)
+        );
+        kaiser
+            .wait_for_log_since(mark, logged, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{what}: no log line naming {logged:?}: {e}"));
+        assert_eq!(worker_pid(http), pid, "{what}: the worker changed");
+    }
+    // `chunked` last after a coding kaiser does not know stays a 501.
+    let reply = exchange(
+        http,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        false,
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        status_of(&reply),
+        Some(501),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    let mut conn = HttpConn::new(wait_for_connect(http, START_TIMEOUT).unwrap());
+    let response = conn
+        .request(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(response.status, 200, "OPTIONS *: {response}");
+}

@@ -152,7 +152,15 @@ pub struct Config {
     pub limit_post: u64,
     /// `max-worker-connections` (0: derived from the open-files limit).
     pub max_worker_connections: u64,
+    /// `limit-post-default`: the cap on chunked and post-buffered bodies when `limit_post`
+    /// is 0 (0: none).
+    pub limit_post_default: u64,
     pub socket_timeout: Duration,
+    /// `transfer-timeout`: how long a body read, and a response write, may wait on the
+    /// client in total, before `transfer_min_rate` extends it (zero: no total deadline).
+    pub transfer_timeout: Duration,
+    /// `transfer-min-rate`: bytes a second that extend `transfer_timeout` (0: none).
+    pub transfer_min_rate: u64,
 
     // --- logging ---
     /// `logto`: where stdout and stderr go (a file, appended to).
@@ -258,7 +266,10 @@ impl Default for Config {
             post_buffering: 0,
             limit_post: 0,
             max_worker_connections: 0,
+            limit_post_default: 1 << 30,
             socket_timeout: Duration::from_secs(4),
+            transfer_timeout: Duration::from_secs(60),
+            transfer_min_rate: 1024,
             logto: None,
             daemonize: None,
             disable_logging: false,

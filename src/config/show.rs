@@ -108,6 +108,18 @@ pub(crate) fn render(config: &Config) -> String {
     if config.limit_post != default.limit_post {
         line("limit-post", &config.limit_post.to_string());
     }
+    if config.limit_post_default != default.limit_post_default {
+        line("limit-post-default", &config.limit_post_default.to_string());
+    }
+    if config.transfer_timeout != default.transfer_timeout {
+        line(
+            "transfer-timeout",
+            &config.transfer_timeout.as_secs().to_string(),
+        );
+    }
+    if config.transfer_min_rate != default.transfer_min_rate {
+        line("transfer-min-rate", &config.transfer_min_rate.to_string());
+    }
     if config.socket_timeout != default.socket_timeout {
         line(
             "socket-timeout",

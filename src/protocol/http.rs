@@ -10,9 +10,12 @@
 //!   header name and its colon;
 //! - `Content-Length` together with `Transfer-Encoding` is a 400, as are several differing or
 //!   non-numeric `Content-Length` values and `Transfer-Encoding` on an HTTP/1.0 request;
-//! - a transfer coding other than a single `chunked` is a 501;
-//! - a second `Host` header is a 400 (a missing one is accepted, as uWSGI does, for old
-//!   health checks).
+//! - `Transfer-Encoding` whose last coding is not `chunked` is a 400 (RFC 9112 §6.3); with
+//!   `chunked` last, any other coding is a 501, and `chunked` twice a 400;
+//! - a second `Host` or `Content-Type` header is a 400 (a missing `Host` is accepted, as
+//!   uWSGI does, for old health checks);
+//! - the request target `*` is accepted only with OPTIONS;
+//! - a chunk-size line has no whitespace after the size unless an extension follows.
 //!
 //! Nothing here reads a socket; parsed values borrow the caller's buffer.
 
@@ -139,6 +142,12 @@ pub enum ParseHttpError {
     TransferEncodingOnHttp10,
     #[error("several `Host` headers")]
     DuplicateHost,
+    #[error("several `Content-Type` headers")]
+    DuplicateContentType,
+    #[error("request target `*` with a method other than OPTIONS")]
+    AsteriskWithoutOptions,
+    #[error("`Transfer-Encoding` `{value}` does not end in `chunked`")]
+    ChunkedNotLast { value: String },
     #[error("invalid chunk size line")]
     InvalidChunkSize,
     #[error("chunk size does not fit in 64 bits")]
@@ -178,6 +187,9 @@ impl ParseHttpError {
             | InvalidTransferEncoding { .. }
             | TransferEncodingOnHttp10
             | DuplicateHost
+            | DuplicateContentType
+            | AsteriskWithoutOptions
+            | ChunkedNotLast { .. }
             | InvalidChunkSize
             | ChunkSizeOverflow
             | ChunkLineTooLong { .. }

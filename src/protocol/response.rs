@@ -1,10 +1,11 @@
 //! Serialising the app's response as HTTP/1.x, for `http-socket` clients and for nginx
 //! behind `uwsgi_pass` alike (a modifier1 0 response has no uwsgi header, reference §5.1).
 //!
-//! The app's status and headers are untrusted: [`parse_status`] and [`validate_header`]
-//! refuse anything that could inject a line, and [`write_head`] assumes they were called.
-//! Body framing is decided here, not by the app: [`choose_framing`] picks Content-Length,
-//! chunked or close, and the app's hop-by-hop headers are dropped.
+//! The app's status and headers are untrusted: [`check_head`] refuses anything that could
+//! inject a line and any `Content-Length` that is not one plain number, and [`write_head`]
+//! assumes it was called. Body framing is decided here, not by the app: [`choose_framing`]
+//! picks Content-Length, chunked or close, the app's hop-by-hop headers are dropped, and
+//! exactly one `Content-Length`, written by kaiser, goes on the wire.
 
 use std::fmt::Write as _;
 
@@ -26,6 +27,34 @@ pub enum ResponseError {
     InvalidHeaderValue { name: String },
     #[error("invalid response `Content-Length` `{value}`")]
     InvalidContentLength { value: String },
+    #[error("conflicting response `Content-Length` values `{first}` and `{second}`")]
+    ConflictingContentLength { first: u64, second: u64 },
+}
+
+/// What [`check_head`] found in the app's status and headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckedHead {
+    /// The status code, 100–999.
+    pub status: u16,
+    /// The app's `Content-Length`, if it set one.
+    pub content_length: Option<u64>,
+}
+
+/// Checks the app's status and headers before anything is sent: the status and every
+/// header as [`parse_status`] and [`validate_header`] do, and the `Content-Length` headers
+/// as [`content_length`] does. Any failure means a 500 instead of this head.
+pub fn check_head<'a>(
+    status: &[u8],
+    headers: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+) -> Result<CheckedHead, ResponseError> {
+    let status = parse_status(status)?;
+    for (name, value) in headers.clone() {
+        validate_header(name, value)?;
+    }
+    Ok(CheckedHead {
+        status,
+        content_length: content_length(headers)?,
+    })
 }
 
 fn lossy(bytes: &[u8]) -> String {
@@ -63,11 +92,14 @@ pub fn validate_header(name: &[u8], value: &[u8]) -> Result<(), ResponseError> {
     Ok(())
 }
 
-/// The app's `Content-Length`, if it set one. Repeated equal values are one value; differing
-/// or non-numeric ones are an error (the worker answers 500 rather than send a body the
-/// client would cut at the wrong place).
-pub fn content_length(headers: &[(&[u8], &[u8])]) -> Result<Option<u64>, ResponseError> {
-    let mut length = None;
+/// The app's `Content-Length`, if it set one: digits only (no sign, no list), surrounding
+/// whitespace ignored. Repeated equal values are one value; differing or non-numeric ones
+/// are an error (the worker answers 500 rather than send a body the client would cut at the
+/// wrong place).
+pub fn content_length<'a>(
+    headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Result<Option<u64>, ResponseError> {
+    let mut length: Option<u64> = None;
     for (name, value) in headers {
         if !name.eq_ignore_ascii_case(b"content-length") {
             continue;
@@ -76,12 +108,15 @@ pub fn content_length(headers: &[(&[u8], &[u8])]) -> Result<Option<u64>, Respons
         let parsed = parse_decimal(value).ok_or_else(|| ResponseError::InvalidContentLength {
             value: lossy(value),
         })?;
-        if length.is_some_and(|previous| previous != parsed) {
-            return Err(ResponseError::InvalidContentLength {
-                value: lossy(value),
-            });
+        match length {
+            Some(first) if first != parsed => {
+                return Err(ResponseError::ConflictingContentLength {
+                    first,
+                    second: parsed,
+                })
+            }
+            _ => length = Some(parsed),
         }
-        length = Some(parsed);
     }
     Ok(length)
 }
@@ -133,12 +168,13 @@ fn is_hop_by_hop(name: &[u8]) -> bool {
 
 /// Appends the status line, the app's headers and the framing headers.
 ///
-/// `status` and `headers` must have passed [`parse_status`] and [`validate_header`]. The
-/// app's `Connection`, `Keep-Alive` and `Transfer-Encoding` headers are dropped, and so is
-/// its `Content-Length` when the body is chunked (RFC 9112 §6.3 forbids both). The framing
-/// headers added are `Transfer-Encoding: chunked` for a chunked body, `Connection: close`
-/// when the connection will close, and `Connection: keep-alive` when an HTTP/1.0 connection
-/// stays open.
+/// `status` and `headers` must have passed [`check_head`]. The app's `Connection`,
+/// `Keep-Alive`, `Transfer-Encoding` and `Content-Length` headers are dropped. The framing
+/// headers added are one `Content-Length` (the framing's length, or for a response without
+/// a body the app's own value, which [`check_head`] made sure is one number),
+/// `Transfer-Encoding: chunked` for a chunked body (RFC 9112 §6.3 forbids a length with it),
+/// `Connection: close` when the connection will close, and `Connection: keep-alive` when an
+/// HTTP/1.0 connection stays open.
 pub fn write_head(
     out: &mut Vec<u8>,
     version: Version,
@@ -156,16 +192,28 @@ pub fn write_head(
     out.push(b' ');
     out.extend_from_slice(status);
     out.extend_from_slice(b"\r\n");
+    let mut app_length = None;
     for (name, value) in headers {
-        if is_hop_by_hop(name)
-            || (*framing == Framing::Chunked && name.eq_ignore_ascii_case(b"content-length"))
-        {
+        if is_hop_by_hop(name) {
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            app_length = app_length.or_else(|| parse_decimal(trim_ows(value)));
             continue;
         }
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
+    }
+    let length = match framing {
+        Framing::Length(length) => Some(*length),
+        Framing::NoBody => app_length,
+        Framing::Chunked | Framing::Close => None,
+    };
+    if let Some(length) = length {
+        write!(DecimalSink(out), "Content-Length: {length}\r\n")
+            .expect("writing to a Vec cannot fail");
     }
     if *framing == Framing::Chunked {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
@@ -176,6 +224,16 @@ pub fn write_head(
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// `fmt::Write` into a byte buffer, for the one number formatted per head.
+struct DecimalSink<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for DecimalSink<'_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(text.as_bytes());
+        Ok(())
+    }
 }
 
 /// Appends one chunk. Nothing for empty data, which would read as the last chunk.
@@ -310,33 +368,103 @@ mod tests {
         check("X", "v\0", bad_value("X"));
     }
 
+    /// The status and headers as the worker hands them to [`check_head`].
+    fn checked(status: &str, headers: &[(&str, &str)]) -> Result<CheckedHead, ResponseError> {
+        check_head(
+            status.as_bytes(),
+            headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+        )
+    }
+
     #[test]
     fn content_lengths() {
-        let check = |headers: &[(&str, &str)], expected: Result<Option<u64>, &str>| {
-            let headers: Vec<(&[u8], &[u8])> = headers
-                .iter()
-                .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
-                .collect();
-            let expected = expected.map_err(|value| ResponseError::InvalidContentLength {
-                value: value.into(),
-            });
-            assert_eq!(content_length(&headers), expected, "headers {headers:?}");
+        let check = |headers: &[(&str, &str)], expected: Result<Option<u64>, ResponseError>| {
+            let got = checked("200 OK", headers).map(|head| head.content_length);
+            assert_eq!(got, expected, "headers {headers:?}");
         };
+        let invalid = |value: &str| {
+            Err(ResponseError::InvalidContentLength {
+                value: value.into(),
+            })
+        };
+        let conflicting =
+            |first, second| Err(ResponseError::ConflictingContentLength { first, second });
         check(&[], Ok(None));
         check(&[("Content-Type", "x")], Ok(None));
         check(&[("Content-Length", "12")], Ok(Some(12)));
         check(&[("content-length", " 12 ")], Ok(Some(12)));
+        check(&[("Content-Length", "0")], Ok(Some(0)));
+        check(&[("Content-Length", "007")], Ok(Some(7)));
+        check(
+            &[("Content-Length", "18446744073709551615")],
+            Ok(Some(u64::MAX)),
+        );
         check(
             &[("Content-Length", "12"), ("CONTENT-LENGTH", "12")],
             Ok(Some(12)),
         );
         check(
-            &[("Content-Length", "12"), ("Content-Length", "13")],
-            Err("13"),
+            &[
+                ("Content-Length", "12"),
+                ("X", "1"),
+                ("Content-Length", "012"),
+            ],
+            Ok(Some(12)),
         );
-        check(&[("Content-Length", "")], Err(""));
-        check(&[("Content-Length", "-1")], Err("-1"));
-        check(&[("Content-Length", "1e3")], Err("1e3"));
+        check(
+            &[("Content-Length", "12"), ("Content-Length", "13")],
+            conflicting(12, 13),
+        );
+        check(
+            &[
+                ("Content-Length", "5"),
+                ("Content-Length", "5"),
+                ("Content-Length", "6"),
+            ],
+            conflicting(5, 6),
+        );
+        check(&[("Content-Length", "")], invalid(""));
+        check(&[("Content-Length", "-1")], invalid("-1"));
+        check(&[("Content-Length", "+12")], invalid("+12"));
+        check(&[("Content-Length", "1e3")], invalid("1e3"));
+        check(&[("Content-Length", "0x10")], invalid("0x10"));
+        check(&[("Content-Length", "12, 12")], invalid("12, 12"));
+        check(&[("Content-Length", "1 2")], invalid("1 2"));
+        check(&[("Content-Length", "١٢")], invalid("١٢"));
+        check(
+            &[("Content-Length", "18446744073709551616")],
+            invalid("18446744073709551616"),
+        );
+        // An invalid one after a valid one is still refused.
+        check(
+            &[("Content-Length", "12"), ("Content-Length", "abc")],
+            invalid("abc"),
+        );
+    }
+
+    #[test]
+    fn checked_heads() {
+        assert_eq!(
+            checked("404 Not Found", &[("Content-Length", "3")]),
+            Ok(CheckedHead {
+                status: 404,
+                content_length: Some(3)
+            })
+        );
+        assert_eq!(
+            checked("20 OK", &[]),
+            Err(ResponseError::InvalidStatus {
+                status: "20 OK".into()
+            })
+        );
+        assert_eq!(
+            checked("200 OK", &[("X", "a\r\nB: c"), ("Content-Length", "x")]),
+            Err(ResponseError::InvalidHeaderValue { name: "X".into() })
+        );
+        assert_eq!(
+            checked("200 OK", &[("Content-Length", "x"), ("X Y", "1")]),
+            Err(ResponseError::InvalidHeaderName { name: "X Y".into() })
+        );
     }
 
     #[test]
@@ -449,11 +577,92 @@ mod tests {
         );
         check(
             Http11,
-            &[("Content-Length", "x")],
+            &[("Content-Length", "5")],
             Chunked,
             true,
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
         );
+        // Exactly one Content-Length, written by kaiser: repeated app values become one, a
+        // length the framing knows is added, and a body-less response keeps the app's value.
+        let twice = [
+            ("Content-Length", " 05"),
+            ("X", "1"),
+            ("content-length", "5"),
+        ];
+        check(
+            Http11,
+            &twice,
+            Length(5),
+            true,
+            "HTTP/1.1 200 OK\r\nX: 1\r\nContent-Length: 5\r\n\r\n",
+        );
+        check(
+            Http11,
+            &twice,
+            NoBody,
+            true,
+            "HTTP/1.1 200 OK\r\nX: 1\r\nContent-Length: 5\r\n\r\n",
+        );
+        check(
+            Http11,
+            &[("X", "1")],
+            Length(0),
+            false,
+            "HTTP/1.1 200 OK\r\nX: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        check(
+            Http10,
+            &twice,
+            Close,
+            false,
+            "HTTP/1.0 200 OK\r\nX: 1\r\nConnection: close\r\n\r\n",
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever mix of Content-Length headers the app sends, a head that passes
+        /// `check_head` goes out with exactly the one the framing calls for.
+        #[test]
+        fn one_content_length_on_the_wire(
+            headers in proptest::collection::vec(proptest::sample::select(vec![
+                ("Content-Length", "5"),
+                ("content-length", " 5 "),
+                ("Content-Length", "05"),
+                ("Content-Length", "6"),
+                ("Content-Length", "+5"),
+                ("Content-Length", ""),
+                ("Content-Type", "text/plain"),
+                ("Transfer-Encoding", "chunked"),
+            ]), 0..5),
+            is_head in proptest::bool::ANY,
+            known in proptest::option::of(0u64..10),
+        ) {
+            let headers: Vec<(&[u8], &[u8])> =
+                headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
+            let Ok(checked) = check_head(b"200 OK", headers.iter().copied()) else {
+                return Ok(());
+            };
+            let length = checked.content_length.or(known);
+            let (framing, keep_alive) =
+                choose_framing(Http11, is_head, 200, length, true, true);
+            let mut out = Vec::new();
+            write_head(&mut out, Http11, b"200 OK", &headers, &framing, keep_alive);
+            let text = String::from_utf8(out).unwrap();
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|line| line.to_ascii_lowercase().starts_with("content-length:"))
+                .collect();
+            let expected = match framing {
+                Framing::Length(n) => vec![format!("Content-Length: {n}")],
+                Framing::NoBody => checked
+                    .content_length
+                    .map(|n| format!("Content-Length: {n}"))
+                    .into_iter()
+                    .collect(),
+                Framing::Chunked | Framing::Close => vec![],
+            };
+            proptest::prop_assert_eq!(lines, expected, "{}", text);
+        }
     }
 
     #[test]

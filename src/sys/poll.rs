@@ -3,7 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const READABLE: i16 = libc::POLLIN;
 pub const WRITABLE: i16 = libc::POLLOUT;
@@ -16,8 +16,17 @@ fn millis(timeout: Option<Duration>) -> libc::c_int {
 }
 
 /// Waits until each fd has one of its `events` (or an error/hangup), or the timeout passes.
-/// Returns the `revents` of each fd, all zero on timeout. EINTR counts as a timeout.
+/// Returns the `revents` of each fd, all zero on timeout. EINTR counts as a timeout: the
+/// master's loop looks at everything again anyway.
 pub fn poll(fds: &[(BorrowedFd<'_>, i16)], timeout: Option<Duration>) -> io::Result<Vec<i16>> {
+    match poll_once(fds, timeout) {
+        Err(err) if err.kind() == io::ErrorKind::Interrupted => Ok(vec![0; fds.len()]),
+        other => other,
+    }
+}
+
+/// One `poll(2)`; EINTR is an error.
+fn poll_once(fds: &[(BorrowedFd<'_>, i16)], timeout: Option<Duration>) -> io::Result<Vec<i16>> {
     let mut pollfds: Vec<libc::pollfd> = fds
         .iter()
         .map(|(fd, events)| libc::pollfd {
@@ -35,18 +44,25 @@ pub fn poll(fds: &[(BorrowedFd<'_>, i16)], timeout: Option<Duration>) -> io::Res
         )
     };
     if ret < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-        return Ok(vec![0; fds.len()]);
+        return Err(io::Error::last_os_error());
     }
     Ok(pollfds.iter().map(|p| p.revents).collect())
 }
 
-/// Waits for one fd; true when it is ready (or in error, which the next read/write reports).
+/// Waits for one fd; true when it is ready (or in error, which the next read/write reports),
+/// false when `timeout` passed. A signal handler interrupting the wait (an app's
+/// `signal.setitimer`, a profiler's SIGPROF) does not end it: the wait resumes for what is
+/// left of `timeout`.
 pub fn wait_one(fd: BorrowedFd<'_>, events: i16, timeout: Duration) -> io::Result<bool> {
-    Ok(poll(&[(fd, events)], Some(timeout))?[0] != 0)
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match poll_once(&[(fd, events)], Some(left)) {
+            Ok(revents) => return Ok(revents[0] != 0),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 pub const EPOLLIN: u32 = libc::EPOLLIN as u32;

@@ -1,5 +1,6 @@
 //! The worker's [`Exchange`]: request body in, response bytes out, over one connection,
-//! with `socket-timeout` bounding every wait so a slow client cannot hold a thread forever.
+//! with `socket-timeout` bounding every wait and `transfer-timeout` their sum (see
+//! [`super::transfer`]), so a slow client cannot hold a thread forever.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::serve::Conn;
+use super::transfer::Budget;
 use super::Shared;
 use crate::config::Protocol;
 use crate::protocol::http::{ChunkedDecoder, Version};
@@ -127,9 +129,17 @@ pub struct ConnExchange {
     body_failed: bool,
     /// `add-header`.
     add_headers: Arc<[(Vec<u8>, Vec<u8>)]>,
-    /// Body bytes given to the app so far, against `limit_post` (0: no limit).
+    /// Body bytes given to the app so far, against `body_limit`.
     body_read: u64,
-    limit_post: u64,
+    /// `limit-post`, or for a chunked or post-buffered body `limit-post-default` when
+    /// `limit-post` is 0 (0: no limit).
+    body_limit: u64,
+    /// The option `body_limit` came from, for the log line.
+    body_limit_option: &'static str,
+    transfer: super::TransferLimit,
+    /// Waiting on the client while reading the body, and while writing the response.
+    read_budget: Budget,
+    write_budget: Budget,
     /// Why reading the request body failed, when it was the client's fault: the status line
     /// the worker answers with instead of the app's 500.
     body_error_status: Option<&'static [u8]>,
@@ -174,6 +184,17 @@ impl ConnExchange {
         expect_continue: bool,
     ) -> Self {
         let remote_addr = conn.peer_addr.clone();
+        let limits = &shared.limits;
+        // A chunked body has no length the app could refuse it by, and post-buffering reads
+        // the body whole before the app runs: without `limit-post` those get the default cap.
+        let unsized_or_buffered = matches!(body, Framing::Chunked(_)) || limits.post_buffering != 0;
+        let (body_limit, body_limit_option) = if limits.limit_post != 0 {
+            (limits.limit_post, "limit-post")
+        } else if unsized_or_buffered {
+            (limits.limit_post_default, "limit-post-default")
+        } else {
+            (0, "limit-post")
+        };
         ConnExchange {
             conn,
             timeout: shared.limits.socket_timeout,
@@ -182,7 +203,11 @@ impl ConnExchange {
             body_failed: false,
             body_read: 0,
             add_headers: shared.limits.add_headers.clone(),
-            limit_post: shared.limits.limit_post,
+            body_limit,
+            body_limit_option,
+            transfer: limits.transfer,
+            read_budget: Budget::default(),
+            write_budget: Budget::default(),
             body_error_status: None,
             spool: None,
             expect_continue,
@@ -217,17 +242,44 @@ impl ConnExchange {
         }
     }
 
+    /// The largest body accepted (0: any) and the option that set it.
+    pub fn body_limit(&self) -> (u64, &'static str) {
+        (self.body_limit, self.body_limit_option)
+    }
+
     pub fn raw_fd(&self) -> RawFd {
         self.conn.fd.as_raw_fd()
     }
 
-    fn wait(&self, events: i16) -> io::Result<()> {
-        if sys::poll::wait_one(self.conn.fd.as_fd(), events, self.timeout)? {
+    /// Waits until the socket is ready for `events`, for at most `socket-timeout` and at
+    /// most what is left of this direction's transfer budget (reading: the request body;
+    /// writing: the response).
+    fn wait(&mut self, events: i16) -> io::Result<()> {
+        let budget = if events == sys::poll::READABLE {
+            &mut self.read_budget
+        } else {
+            &mut self.write_budget
+        };
+        let left = budget.left(self.transfer);
+        let (timeout, what) = match left {
+            Some(left) if left < self.timeout => (left, "transfer-timeout"),
+            _ => (self.timeout, "socket-timeout"),
+        };
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{what} expired"),
+            ));
+        }
+        let started = Instant::now();
+        let ready = sys::poll::wait_one(self.conn.fd.as_fd(), events, timeout);
+        budget.spent(started.elapsed());
+        if ready? {
             Ok(())
         } else {
             Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                "socket-timeout expired",
+                format!("{what} expired"),
             ))
         }
     }
@@ -235,7 +287,10 @@ impl ConnExchange {
     fn send_all(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             match sys::fd::send(self.conn.fd.as_fd(), data) {
-                Ok(n) => data = &data[n..],
+                Ok(n) => {
+                    self.write_budget.moved(n);
+                    data = &data[n..]
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.wait(sys::poll::WRITABLE)?
                 }
@@ -264,7 +319,10 @@ impl ConnExchange {
         loop {
             match sys::fd::read_append(self.conn.fd.as_fd(), &mut self.conn.buf, COALESCE) {
                 Ok(0) => return Ok(false),
-                Ok(_) => return Ok(true),
+                Ok(n) => {
+                    self.read_budget.moved(n);
+                    return Ok(true);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.wait(sys::poll::READABLE)?
                 }
@@ -341,6 +399,7 @@ impl ConnExchange {
                             )),
                             Ok(n) => {
                                 *left -= n as u64;
+                                self.read_budget.moved(n);
                                 return Ok(n);
                             }
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -491,6 +550,35 @@ impl ConnExchange {
     }
 }
 
+impl ConnExchange {
+    /// A response write that ran out of `socket-timeout` or `transfer-timeout` gets a line:
+    /// the client was too slow, and the connection closes.
+    fn log_write_timeout(&self, err: &io::Error) {
+        if err.kind() == io::ErrorKind::TimedOut {
+            tracing::warn!(
+                peer = %self.conn.peer_addr,
+                uri = %self.log.uri,
+                error = %err,
+                "the client did not read the response in time; closing the connection"
+            );
+        }
+    }
+
+    /// Response bytes offered after the response ended (PEP 3333's `write()` called from the
+    /// iterable's `close()`, say) are dropped: after the last chunk, or the last byte of the
+    /// Content-Length, they would be read as the start of the next response on a keep-alive
+    /// connection.
+    fn refuse_after_completion(&self, bytes: u64) {
+        if bytes > 0 {
+            tracing::warn!(
+                bytes,
+                uri = %self.log.uri,
+                "the app wrote after its response was complete; the bytes are dropped"
+            );
+        }
+    }
+}
+
 impl Exchange for ConnExchange {
     fn read_body(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
         if let Some(spool) = self.spool.as_mut() {
@@ -499,13 +587,19 @@ impl Exchange for ConnExchange {
         let result = self.read_body_inner(out, max);
         if let Ok(n) = result {
             self.body_read += n as u64;
-            if self.limit_post != 0 && self.body_read > self.limit_post {
+            if self.body_limit != 0 && self.body_read > self.body_limit {
                 self.body_failed = true;
                 self.body_error_status = Some(b"413 Content Too Large");
-                tracing::warn!(peer = %self.conn.peer_addr, limit = self.limit_post, "the request body passed limit-post; the connection will close");
+                tracing::warn!(
+                    peer = %self.conn.peer_addr,
+                    limit = self.body_limit,
+                    option = self.body_limit_option,
+                    "the request body passed {}; the connection will close",
+                    self.body_limit_option
+                );
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    "the request body is larger than limit-post",
+                    format!("the request body is larger than {}", self.body_limit_option),
                 ));
             }
         }
@@ -540,6 +634,10 @@ impl Exchange for ConnExchange {
         if self.broken {
             return Err(RespondError::Io(io::Error::from(io::ErrorKind::BrokenPipe)));
         }
+        if self.completed {
+            self.refuse_after_completion(body.len() as u64);
+            return Ok(());
+        }
         self.wbuf.clear();
         if head.is_some() && self.inflight.as_ref().is_some_and(|f| !f.claim_response()) {
             // Harakiri answered 504 and shut the connection down meanwhile.
@@ -547,19 +645,15 @@ impl Exchange for ConnExchange {
             return Err(RespondError::Io(io::Error::from(io::ErrorKind::TimedOut)));
         }
         if let Some(head) = head {
-            let code = response::parse_status(head.status)
-                .map_err(|e| RespondError::Invalid(format!("invalid status from the app: {e}")))?;
-            let mut app_length: Option<u64> = None;
-            for (name, value) in head.headers {
-                response::validate_header(name, value).map_err(|e| {
-                    RespondError::Invalid(format!("invalid response header from the app: {e}"))
-                })?;
-                if name.eq_ignore_ascii_case(b"content-length") {
-                    app_length = std::str::from_utf8(value)
-                        .ok()
-                        .and_then(|v| v.trim().parse().ok());
-                }
-            }
+            let checked = response::check_head(
+                head.status,
+                head.headers
+                    .iter()
+                    .map(|(n, v)| (n.as_slice(), v.as_slice())),
+            )
+            .map_err(|e| RespondError::Invalid(format!("the app's response head: {e}")))?;
+            let code = checked.status;
+            let app_length = checked.content_length;
             let known = app_length.or(head.content_length).or(if last {
                 Some(body.len() as u64)
             } else {
@@ -579,19 +673,12 @@ impl Exchange for ConnExchange {
                     response::choose_framing(self.version, self.is_head, code, known, false, false)
                 }
             };
-            let mut headers: Vec<(&[u8], &[u8])> = head
+            let headers: Vec<(&[u8], &[u8])> = head
                 .headers
                 .iter()
                 .chain(self.add_headers.iter())
                 .map(|(n, v)| (n.as_slice(), v.as_slice()))
                 .collect();
-            let length_text;
-            if app_length.is_none() {
-                if let response::Framing::Length(n) = framing {
-                    length_text = n.to_string();
-                    headers.push((b"Content-Length", length_text.as_bytes()));
-                }
-            }
             response::write_head(
                 &mut self.wbuf,
                 self.version,
@@ -601,7 +688,15 @@ impl Exchange for ConnExchange {
                 keep_alive,
             );
             self.log.status = code;
-            self.log.header_count = headers.len();
+            // The app's headers and `add-header`'s, the app's Content-Length headers counted
+            // as the one that went out.
+            let lengths_given = headers
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case(b"content-length"))
+                .count();
+            let length_sent = matches!(framing, response::Framing::Length(_))
+                || (framing == response::Framing::NoBody && app_length.is_some());
+            self.log.header_count = headers.len() - lengths_given + usize::from(length_sent);
             self.log.header_bytes = self.wbuf.len();
             self.length_left = match framing {
                 response::Framing::Length(n) => Some(n),
@@ -647,6 +742,7 @@ impl Exchange for ConnExchange {
         };
         if let Err(err) = result {
             self.broken = true;
+            self.log_write_timeout(&err);
             return Err(RespondError::Io(err));
         }
         if last {
@@ -662,6 +758,10 @@ impl Exchange for ConnExchange {
         offset: u64,
         count: u64,
     ) -> Result<(), RespondError> {
+        if self.completed {
+            self.refuse_after_completion(count);
+            return Ok(());
+        }
         // The head (and nothing else) first.
         self.respond(head, b"", false)?;
         // SAFETY: the fd belongs to the app's file object, which the Python driver holds
@@ -696,6 +796,7 @@ impl Exchange for ConnExchange {
                         Ok(0) => break,
                         Ok(n) => {
                             remaining -= n as u64;
+                            self.write_budget.moved(n);
                             self.log.body_bytes += n as u64;
                             self.log.via_sendfile = true;
                             if let Some(left) = self.length_left.as_mut() {
@@ -703,10 +804,11 @@ impl Exchange for ConnExchange {
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            self.wait(sys::poll::WRITABLE).map_err(|e| {
+                            if let Err(e) = self.wait(sys::poll::WRITABLE) {
                                 self.broken = true;
-                                RespondError::Io(e)
-                            })?
+                                self.log_write_timeout(&e);
+                                return Err(RespondError::Io(e));
+                            }
                         }
                         Err(e) => {
                             self.broken = true;

@@ -20,9 +20,11 @@ mod harakiri;
 pub mod recycle;
 pub mod scoreboard;
 mod serve;
+mod transfer;
 mod turn;
 
 pub use exchange::LineFormat;
+pub use transfer::TransferLimit;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -85,6 +87,11 @@ pub struct Limits {
     /// `max-worker-connections`: open connections past which the worker stops accepting
     /// (0: none).
     pub max_connections: usize,
+    /// `limit-post-default`: chunked and post-buffered bodies when `limit_post` is 0.
+    pub limit_post_default: u64,
+    /// `transfer-timeout` and `transfer-min-rate`: what a body or a response may wait on
+    /// its client in total.
+    pub transfer: TransferLimit,
     /// `post-buffering` in bytes (0: the app reads the body from the socket as it comes).
     pub post_buffering: usize,
     /// This worker's own figure: `max-requests` plus its delta and jitter (0: off).

@@ -153,6 +153,8 @@ mod tests {
             post_buffering: 0,
             limit_post: 0,
             max_connections: 0,
+            limit_post_default: 0,
+            transfer: Default::default(),
             max_requests,
             reload_on_rss: rss_mb * MB,
             reload_on_as: as_mb * MB,

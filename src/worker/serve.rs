@@ -673,7 +673,7 @@ fn prebuffer(shared: &Shared, exchange: &mut ConnExchange) -> bool {
         .request_error_status()
         .unwrap_or(b"400 Bad Request");
     let body: &[u8] = if status.starts_with(b"413") {
-        LIMIT_POST_MESSAGE
+        limit_message(exchange.body_limit().1)
     } else {
         b"the request body did not arrive whole\n"
     };
@@ -681,17 +681,25 @@ fn prebuffer(shared: &Shared, exchange: &mut ConnExchange) -> bool {
     false
 }
 
-const LIMIT_POST_MESSAGE: &[u8] =
-    b"the request body is larger than this server accepts (limit-post)\n";
+/// The 413's body, naming the option that refused the body.
+fn limit_message(option: &str) -> &'static [u8] {
+    match option {
+        "limit-post-default" => {
+            b"the request body is larger than this server accepts (limit-post-default)\n"
+        }
+        _ => b"the request body is larger than this server accepts (limit-post)\n",
+    }
+}
 
-/// `limit-post`: a declared body over the limit is answered 413 before the app runs. (A
-/// chunked one fails when its reading passes the limit; see `ConnExchange::read_body`.)
-fn within_limit_post(shared: &Shared, exchange: &mut ConnExchange) -> bool {
-    let limit = shared.limits.limit_post;
+/// `limit-post` (or `limit-post-default` for a post-buffered body): a declared body over the
+/// limit is answered 413 before the app runs. (A chunked one fails when its reading passes
+/// the limit; see `ConnExchange::read_body`.)
+fn within_limit_post(_shared: &Shared, exchange: &mut ConnExchange) -> bool {
+    let (limit, option) = exchange.body_limit();
     match exchange.declared_length() {
         Some(length) if limit != 0 && length > limit => {
-            tracing::warn!(peer = %exchange.log.remote_addr, length, limit, "the request body is larger than limit-post; answered 413");
-            answer_body_error(exchange, b"413 Content Too Large", LIMIT_POST_MESSAGE);
+            tracing::warn!(peer = %exchange.log.remote_addr, length, limit, option, "the request body is larger than {option}; answered 413");
+            answer_body_error(exchange, b"413 Content Too Large", limit_message(option));
             false
         }
         _ => true,

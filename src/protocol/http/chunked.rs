@@ -2,7 +2,8 @@
 //! machine: feed it whatever bytes arrived, get the payload appended to a `Vec` and the number
 //! of bytes used, so the caller knows where a pipelined next request begins.
 //!
-//! Chunk extensions are accepted and ignored; trailer fields are checked for stray control
+//! Chunk extensions are accepted and ignored (whitespace after the size only before one);
+//! trailer fields are checked for stray control
 //! characters and discarded (WSGI has no place for them). As in the head parser, a bare LF is
 //! never a line ending.
 
@@ -18,7 +19,7 @@ enum State {
     SizeStart,
     /// Inside the hex digits of the chunk size.
     Size,
-    /// After the size, before any `;`: only whitespace (BWS), `;` or CR.
+    /// After the size and some whitespace (BWS): more of it, or `;`.
     ExtensionWhitespace,
     /// Inside the chunk extensions, up to CR.
     Extension,
@@ -144,8 +145,10 @@ impl ChunkedDecoder {
                     }
                 }
             },
+            // Whitespace is allowed before a `;` (BWS, RFC 9112 §7.1.1), never at the end of
+            // the line: parsers that strip it and parsers that refuse it would disagree.
             ExtensionWhitespace => match byte {
-                b'\r' => SizeLf,
+                b'\r' => return Err(ParseHttpError::InvalidChunkSize),
                 _ => {
                     self.count_line_byte()?;
                     self.after_size(byte)?
@@ -269,7 +272,11 @@ mod tests {
         // Extensions, with and without whitespace before `;`.
         check("5;name=value\r\nhello\r\n0;x\r\n\r\n", done("hello", 28));
         check("5 ; a=\"q s\"\r\nhello\r\n0\r\n\r\n", done("hello", 25));
-        check("5 \r\nhello\r\n0\r\n\r\n", done("hello", 16));
+        check("5 \t;x\r\nhello\r\n0\r\n\r\n", done("hello", 19));
+        // Whitespace that no extension follows (gunicorn's corpus: chunked_09).
+        check("5 \r\nhello\r\n0\r\n\r\n", Err(InvalidChunkSize));
+        check("5\t\r\nhello\r\n0\r\n\r\n", Err(InvalidChunkSize));
+        check("5\r\nhello\r\n0 \r\n\r\n", Err(InvalidChunkSize));
         // Trailers are read and discarded.
         check(
             "5\r\nhello\r\n0\r\nX-Sum: 1\r\nX-B: 2\r\n\r\n",

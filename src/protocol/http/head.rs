@@ -136,6 +136,11 @@ fn parse_request_line(line: &[u8]) -> Result<RequestLine<'_>, ParseHttpError> {
         }
         _ => return Err(ParseHttpError::InvalidVersion),
     };
+    // The asterisk-form names the server itself and only OPTIONS can ask it anything
+    // (RFC 9112 §3.2.4). Checked after the version, so HTTP/2's `PRI *` preface gets its 505.
+    if target == b"*" && method != b"OPTIONS" {
+        return Err(ParseHttpError::AsteriskWithoutOptions);
+    }
     let (before_query, query) = match target.iter().position(|&b| b == b'?') {
         Some(mark) => (&target[..mark], &target[mark + 1..]),
         None => (target, &b""[..]),
@@ -181,12 +186,18 @@ fn starts_with_ignore_case(bytes: &[u8], prefix: &[u8]) -> bool {
 #[derive(Default)]
 struct Framing<'a> {
     content_length: Option<u64>,
+    /// The last `Transfer-Encoding` value, for error messages.
     transfer_encoding: Option<&'a [u8]>,
     chunked_count: usize,
+    /// The first coding other than `chunked`, across every `Transfer-Encoding` line.
+    unsupported_coding: Option<&'a [u8]>,
+    /// Whether the last coding listed is `chunked` (RFC 9112 §6.3: it must be).
+    chunked_last: bool,
     connection_close: bool,
     connection_keep_alive: bool,
     expect_continue: bool,
     host_seen: bool,
+    content_type_seen: bool,
 }
 
 impl<'a> Framing<'a> {
@@ -207,6 +218,14 @@ impl<'a> Framing<'a> {
                     self.connection_close |= option.eq_ignore_ascii_case(b"close");
                     self.connection_keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
                 }
+            }
+            // A singleton field: two values would let two parsers disagree about which
+            // one the body is (RFC 9110 §5.3).
+            12 if name.eq_ignore_ascii_case(b"content-type") => {
+                if self.content_type_seen {
+                    return Err(ParseHttpError::DuplicateContentType);
+                }
+                self.content_type_seen = true;
             }
             14 if name.eq_ignore_ascii_case(b"content-length") => {
                 let length =
@@ -229,12 +248,12 @@ impl<'a> Framing<'a> {
                     .map(trim_ows)
                     .filter(|c| !c.is_empty())
                 {
-                    if !coding.eq_ignore_ascii_case(b"chunked") {
-                        return Err(ParseHttpError::UnsupportedTransferEncoding {
-                            coding: lossy(coding),
-                        });
+                    self.chunked_last = coding.eq_ignore_ascii_case(b"chunked");
+                    if self.chunked_last {
+                        self.chunked_count += 1;
+                    } else if self.unsupported_coding.is_none() {
+                        self.unsupported_coding = Some(coding);
                     }
-                    self.chunked_count += 1;
                 }
             }
             _ => {}
@@ -250,9 +269,21 @@ impl<'a> Framing<'a> {
             if version == Version::Http10 {
                 return Err(ParseHttpError::TransferEncodingOnHttp10);
             }
+            // Without `chunked` last the body's end cannot be known: a 400 whatever the
+            // codings (RFC 9112 §6.3). With it last, an unknown coding before it is a 501.
+            if !self.chunked_last {
+                return Err(ParseHttpError::ChunkedNotLast {
+                    value: lossy(transfer_encoding),
+                });
+            }
             if self.chunked_count != 1 {
                 return Err(ParseHttpError::InvalidTransferEncoding {
                     value: lossy(transfer_encoding),
+                });
+            }
+            if let Some(coding) = self.unsupported_coding {
+                return Err(ParseHttpError::UnsupportedTransferEncoding {
+                    coding: lossy(coding),
                 });
             }
             return Ok(BodyFraming::Chunked);
@@ -450,6 +481,15 @@ mod tests {
                 version: "HTTP/2.0".into(),
             }),
         );
+        // The asterisk-form only with OPTIONS (gunicorn's corpus:
+        // rfc9112_target_asterisk_non_options_01).
+        check("GET * HTTP/1.1\r\n\r\n", Err(AsteriskWithoutOptions));
+        check("options * HTTP/1.1\r\n\r\n", Err(AsteriskWithoutOptions));
+        check("POST * HTTP/1.1\r\n\r\n", Err(AsteriskWithoutOptions));
+        check(
+            "OPTIONS / HTTP/1.1\r\n\r\n",
+            ok("OPTIONS / path=/ query= HTTP/1.1 None keep-alive len=22"),
+        );
         check("GET a HTTP/1.1\r\n\r\n", Err(InvalidTarget));
         check("CONNECT h:443 HTTP/1.1\r\n\r\n", Err(InvalidTarget));
         check("GET ftp://h/ HTTP/1.1\r\n\r\n", Err(InvalidTarget));
@@ -559,6 +599,18 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",
             Err(DuplicateHost),
         );
+        check(
+            "POST / HTTP/1.1\r\nContent-Type: a/b\r\ncontent-type: a/b\r\n\r\n",
+            Err(DuplicateContentType),
+        );
+        check(
+            "POST / HTTP/1.1\r\nContent-Type: a/b\r\nX: 1\r\nCONTENT-TYPE: c/d\r\n\r\n",
+            Err(DuplicateContentType),
+        );
+        check(
+            "POST / HTTP/1.1\r\nContent-Type: a/b\r\nContent-Type-X: 1\r\n\r\n",
+            ok("POST / path=/ query= HTTP/1.1 None keep-alive [Content-Type=a/b] [Content-Type-X=1] len=57"),
+        );
     }
 
     #[test]
@@ -617,6 +669,7 @@ mod tests {
             "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
             Err(ContentLengthWithTransferEncoding),
         );
+        // `chunked` last, another coding before it: not understood, 501.
         check(
             "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
             Err(UnsupportedTransferEncoding {
@@ -624,21 +677,46 @@ mod tests {
             }),
         );
         check(
-            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
             Err(UnsupportedTransferEncoding {
-                coding: "identity".into(),
+                coding: "gzip".into(),
             }),
+        );
+        // Anything but `chunked` last: the body's end is unknowable, 400 (RFC 9112 §6.3;
+        // gunicorn's corpus: chunked_06, chunked_08).
+        let not_last = |value: &str| {
+            Err(ChunkedNotLast {
+                value: value.into(),
+            })
+        };
+        check(
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+            not_last("chunked, identity"),
+        );
+        check(
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+            not_last("gzip"),
+        );
+        check(
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n",
+            not_last("identity"),
+        );
+        check(
+            "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+            not_last("gzip"),
         );
         check(
             "POST / HTTP/1.1\r\nTransfer-Encoding: chunked;x=1\r\n\r\n",
-            Err(UnsupportedTransferEncoding {
-                coding: "chunked;x=1".into(),
-            }),
+            not_last("chunked;x=1"),
         );
         check(
             "POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n",
-            Err(UnsupportedTransferEncoding {
-                coding: "xchunked".into(),
+            not_last("xchunked"),
+        );
+        check(
+            "POST / HTTP/1.1\r\nTransfer-Encoding: identity, chunked, identity, chunked\r\n\r\n",
+            Err(InvalidTransferEncoding {
+                value: "identity, chunked, identity, chunked".into(),
             }),
         );
         check(
@@ -655,7 +733,7 @@ mod tests {
         );
         check(
             "POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n",
-            Err(InvalidTransferEncoding { value: "".into() }),
+            not_last(""),
         );
         check(
             "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -750,6 +828,14 @@ mod tests {
                 },
                 505,
             ),
+            (
+                ChunkedNotLast {
+                    value: "gzip".into(),
+                },
+                400,
+            ),
+            (DuplicateContentType, 400),
+            (AsteriskWithoutOptions, 400),
             (BareLf { offset: 0 }, 400),
             (ConflictingContentLength, 400),
             (InvalidChunkSize, 400),

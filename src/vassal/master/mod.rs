@@ -551,6 +551,11 @@ impl Master<'_> {
                         post_buffering: config.post_buffering,
                         limit_post: config.limit_post,
                         max_connections: self.max_connections,
+                        limit_post_default: config.limit_post_default,
+                        transfer: crate::worker::TransferLimit {
+                            timeout: config.transfer_timeout,
+                            min_rate: config.transfer_min_rate,
+                        },
                         max_requests: recycle::max_requests_for(config, id),
                         reload_on_rss: config.reload_on_rss,
                         reload_on_as: config.reload_on_as,
