@@ -144,6 +144,10 @@ fn main() -> ExitCode {
     }
     let span = tracing::info_span!("vassal", name = %loaded.config.name);
     let _entered = span.enter();
+    if let Err(err) = kaiser::hooks::run_as_vassal_from_env() {
+        tracing::error!("FATAL {}", error_chain(&err));
+        return ExitCode::from(vassal::exit::CONFIG as u8);
+    }
     match vassal::run(loaded.clone(), args) {
         Ok(code) => ExitCode::from(code as u8),
         Err(err) => {

@@ -237,6 +237,13 @@ pub(crate) fn render(config: &Config) -> String {
     for file in &config.vassals_inherit_before {
         line("vassals-inherit-before", file);
     }
+    // Hooks and daemons as written: their order matters and the values are not normalised.
+    for hook in &config.hooks {
+        line(&hook.option, &hook.text);
+    }
+    for daemon in &config.daemons {
+        line(&daemon.option, &daemon.text);
+    }
     out
 }
 

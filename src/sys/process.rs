@@ -306,3 +306,51 @@ pub fn thread_cpu_time() -> std::time::Duration {
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
+
+/// Reaps `pid` if it has exited, without blocking; `None` while it runs (or when it is not
+/// our child, or was reaped already).
+pub fn try_wait(pid: Pid) -> io::Result<Option<ExitKind>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is a valid out-pointer.
+    let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    if reaped < 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ECHILD) {
+            return Ok(None);
+        }
+        return Err(err);
+    }
+    if reaped == 0 {
+        return Ok(None);
+    }
+    Ok(Some(if libc::WIFEXITED(status) {
+        ExitKind::Code(libc::WEXITSTATUS(status))
+    } else {
+        ExitKind::Signal(libc::WTERMSIG(status))
+    }))
+}
+
+/// Whether a process with this pid exists (`kill(pid, 0)`; a zombie counts).
+pub fn is_alive(pid: Pid) -> bool {
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let ret = unsafe { libc::kill(pid, 0) };
+    ret == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Makes `command`'s child lead a new session (and so its own process group, which can be
+/// signalled as a whole), and with `die_with_parent`, get SIGKILL when this process dies.
+pub fn new_session_on_exec(command: &mut std::process::Command, die_with_parent: bool) {
+    // SAFETY: the closure runs between fork and exec and makes only async-signal-safe
+    // system calls (setsid, prctl), touching no memory but its captured bool.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(command, move || {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if die_with_parent {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            }
+            Ok(())
+        });
+    }
+}

@@ -90,9 +90,8 @@ impl Master<'_> {
             workers,
             with_cores: !self.config.stats_no_cores,
         };
-        crate::vassal::stats::to_bytes(
-            &crate::vassal::stats::render(&stats),
-            self.config.stats_minified,
-        )
+        let mut document = crate::vassal::stats::render(&stats);
+        self.add_daemon_stats(&mut document);
+        crate::vassal::stats::to_bytes(&document, self.config.stats_minified)
     }
 }
