@@ -91,10 +91,10 @@ pub fn run_one(hook: &Hook) -> Result<(), RunHookError> {
 fn perform(action: &HookAction) -> Result<(), HookFailure> {
     match action {
         HookAction::Exec { command, safe } => {
-            let status = std::process::Command::new("/bin/sh")
-                .arg("-c")
-                .arg(command)
-                .status()?;
+            let mut shell = std::process::Command::new("/bin/sh");
+            shell.arg("-c").arg(command);
+            sys::process::clean_signals_on_exec(&mut shell);
+            let status = shell.status()?;
             if status.success() {
                 return Ok(());
             }
