@@ -347,6 +347,9 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("exec-as-user-atexit", Text, Processes, "run a command when the master exits").multi(),
     opt("exec-as-vassal", Text, Emperor, "in the emperor's config: run a command in each vassal before it loads its own config").multi(),
     opt("hook-pre-jail", Text, Processes, "hooks around jailing").aliases(&["hook-post-jail", "hook-in-jail", "exec-pre-jail", "exec-post-jail", "exec-in-jail"]).multi().later_hint("kaiser has no jail (chroot, namespaces) phase; use `hook-as-root`"),
+    opt("hook-as-mule", Text, Processes, "hooks run in mules and gateway processes").aliases(&["hook-as-gateway"]).multi().later_hint("kaiser has no mule or gateway processes; `hook-post-fork` runs in each worker"),
+    opt("mount-asap", Text, Processes, "mount a filesystem at a phase").aliases(&["mount-pre-jail", "mount-post-jail", "mount-in-jail", "mount-as-root", "mount-as-vassal", "mount-as-emperor", "umount-asap", "umount-pre-jail", "umount-post-jail", "umount-in-jail", "umount-as-root", "umount-as-vassal", "umount-as-emperor"]).multi()
+        .later_hint("kaiser does not manage mounts; mount before starting it (systemd `BindPaths=`, fstab)"),
     opt("hook-as-emperor", Text, Emperor, "hooks run by the emperor").aliases(&["exec-as-emperor", "hook-emperor-start", "hook-emperor-stop", "hook-emperor-reload", "hook-emperor-lost"]).multi().later(),
     opt("call-asap", Text, Processes, "call a C function of the uWSGI binary at a phase").aliases(&["call-pre-app", "call-post-app", "call-as-root", "call-as-user", "call-as-user-atexit", "call-pre-jail", "call-post-jail", "call-in-jail", "call-as-vassal", "call-as-emperor", "after-request-hook", "after-request-call"]).multi()
         .later_hint("these call C functions of the uWSGI binary by name; use the matching `exec-*` option to run a command"),
