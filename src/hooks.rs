@@ -283,6 +283,23 @@ pub fn run_as_vassal_from_env() -> Result<(), RunHookError> {
     run_phase(&hooks, HookPhase::AsVassal)
 }
 
+/// In an emperor: its `asap` hooks run (uWSGI runs them in every instance); `as-vassal` ones
+/// are for its vassals; the others have no phase in kaiser's emperor and are named in a
+/// warning rather than silently skipped.
+pub fn run_emperor_phases(hooks: &[Hook]) -> Result<(), RunHookError> {
+    run_phase(hooks, HookPhase::Asap)?;
+    for hook in hooks {
+        if !matches!(hook.phase, HookPhase::Asap | HookPhase::AsVassal) {
+            tracing::warn!(
+                "`{} = {}` does not run in the emperor (it has no such phase); put it in the vassals' configs",
+                hook.option,
+                hook.text
+            );
+        }
+    }
+    Ok(())
+}
+
 /// What the master does on `signal` when a `unix_signal` hook rebinds it to something other
 /// than kaiser's default; `None` keeps the default. The last binding of a signal wins.
 pub fn signal_override(hooks: &[Hook], signal: i32) -> Option<MasterAction> {

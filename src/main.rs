@@ -134,6 +134,17 @@ fn main() -> ExitCode {
     if !loaded.config.emperor.is_empty() {
         let span = tracing::info_span!("emperor");
         let _entered = span.enter();
+        if let Err(err) = kaiser::hooks::run_emperor_phases(&loaded.config.hooks) {
+            tracing::error!("FATAL {}", error_chain(&err));
+            return ExitCode::from(1);
+        }
+        for daemon in &loaded.config.daemons {
+            tracing::warn!(
+                "`{} = {}` is not run by the emperor; put it in a vassal's config",
+                daemon.option,
+                daemon.text
+            );
+        }
         return match kaiser::emperor::run(&loaded.config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {

@@ -69,8 +69,10 @@ fn each_phase_runs_in_its_process_and_order() {
         let lines = trace_lines(&trace);
         *last = format!("{lines:?}");
         let count = |phase: &str| lines.iter().filter(|(p, _)| p == phase).count();
-        let done =
-            count("accepting") == 2 && count("accepting1") == 1 && count("master-start") == 1;
+        let done = count("accepting") == 2
+            && count("accepting-once") == 2
+            && count("accepting1") == 1
+            && count("master-start") == 1;
         Ok(done.then_some(lines))
     })
     .unwrap();

@@ -189,6 +189,9 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     std::env::remove_var(OLD_WORKERS_ENV);
     let mut inherited = sockets::take_inherited();
     crate::hooks::run_phase(&config.hooks, HookPhase::Asap)?;
+    if crate::hooks::any(&config.hooks, HookPhase::AsVassal) {
+        tracing::warn!("hook-as-vassal/exec-as-vassal belong in an emperor's config; ignored here");
+    }
 
     if let Some(dir) = &config.chdir {
         std::env::set_current_dir(dir).map_err(|source| RunVassalError::Chdir {
@@ -218,9 +221,10 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     drop_privileges(config)?;
     if as_root {
         crate::hooks::run_phase(&config.hooks, HookPhase::AsUser)?;
-    } else if [HookPhase::AsRoot, HookPhase::AsUser]
-        .iter()
-        .any(|phase| crate::hooks::any(&config.hooks, *phase))
+    } else if reloads == 0
+        && [HookPhase::AsRoot, HookPhase::AsUser]
+            .iter()
+            .any(|phase| crate::hooks::any(&config.hooks, *phase))
     {
         tracing::info!("hook-as-root/hook-as-user (and exec-as-*) not run: kaiser was not started as root (as in uWSGI)");
     }
