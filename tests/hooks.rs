@@ -376,3 +376,27 @@ fn as_vassal_hooks_run_in_each_vassal_the_emperor_starts() {
     emperor.signal(libc::SIGTERM);
     emperor.expect_exit(EXIT);
 }
+
+#[test]
+fn atexit_hooks_run_when_the_master_exits() {
+    let dir = TempDir::new("hooks-atexit");
+    let trace = dir.join("trace");
+    let config = ini(
+        &dir,
+        &format!(
+            "wsgi-file = tests/apps/hello.py\nexec-as-user-atexit = echo atexit $PPID >> {}\n",
+            trace.display()
+        ),
+    );
+    let (mut kaiser, _) = start_http(&["--ini", &config]);
+    assert!(trace_lines(&trace).is_empty(), "not before the exit");
+    let master = kaiser.pid();
+    kaiser.signal(libc::SIGTERM);
+    assert_eq!(
+        kaiser.expect_exit(EXIT).code(),
+        Some(0),
+        "{}",
+        kaiser.logs()
+    );
+    assert_eq!(trace_lines(&trace), vec![("atexit".to_string(), master)]);
+}

@@ -23,6 +23,38 @@ impl Attached {
     }
 }
 
+/// `hook-asap`/`exec-asap`, first thing in the master, on every start and re-exec.
+pub(super) fn run_asap_hooks(config: &Config) -> Result<(), RunVassalError> {
+    hooks::run_phase(&config.hooks, HookPhase::Asap)?;
+    if hooks::any(&config.hooks, HookPhase::AsVassal) {
+        tracing::warn!("hook-as-vassal/exec-as-vassal belong in an emperor's config; ignored here");
+    }
+    Ok(())
+}
+
+/// `as-root` hooks, the privilege drop, `as-user` hooks. As in uWSGI, both phases run only
+/// when the master starts as root (after a reload that dropped privileges, it no longer is).
+pub(super) fn drop_privileges_between_hooks(
+    config: &Config,
+    reloads: u64,
+) -> Result<(), RunVassalError> {
+    let as_root = sys::process::uid() == 0;
+    if as_root {
+        hooks::run_phase(&config.hooks, HookPhase::AsRoot)?;
+    }
+    drop_privileges(config)?;
+    if as_root {
+        hooks::run_phase(&config.hooks, HookPhase::AsUser)?;
+    } else if reloads == 0
+        && [HookPhase::AsRoot, HookPhase::AsUser]
+            .iter()
+            .any(|phase| hooks::any(&config.hooks, *phase))
+    {
+        tracing::info!("hook-as-root/hook-as-user (and exec-as-*) not run: kaiser was not started as root (as in uWSGI)");
+    }
+    Ok(())
+}
+
 impl Master<'_> {
     /// When the loop starts, after the workers are forked: the daemons, then the
     /// `hook-master-start` lines (uWSGI's order). A failed hook stops the vassal at once,

@@ -188,10 +188,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         .unwrap_or_default();
     std::env::remove_var(OLD_WORKERS_ENV);
     let mut inherited = sockets::take_inherited();
-    crate::hooks::run_phase(&config.hooks, HookPhase::Asap)?;
-    if crate::hooks::any(&config.hooks, HookPhase::AsVassal) {
-        tracing::warn!("hook-as-vassal/exec-as-vassal belong in an emperor's config; ignored here");
-    }
+    attached::run_asap_hooks(config)?;
 
     if let Some(dir) = &config.chdir {
         std::env::set_current_dir(dir).map_err(|source| RunVassalError::Chdir {
@@ -214,20 +211,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         }
         None => None,
     };
-    let as_root = sys::process::uid() == 0;
-    if as_root {
-        crate::hooks::run_phase(&config.hooks, HookPhase::AsRoot)?;
-    }
-    drop_privileges(config)?;
-    if as_root {
-        crate::hooks::run_phase(&config.hooks, HookPhase::AsUser)?;
-    } else if reloads == 0
-        && [HookPhase::AsRoot, HookPhase::AsUser]
-            .iter()
-            .any(|phase| crate::hooks::any(&config.hooks, *phase))
-    {
-        tracing::info!("hook-as-root/hook-as-user (and exec-as-*) not run: kaiser was not started as root (as in uWSGI)");
-    }
+    attached::drop_privileges_between_hooks(config, reloads)?;
     let fifo =
         MasterFifo::open(&config.master_fifo).map_err(|source| RunVassalError::MasterFifo {
             path: config.master_fifo[0].clone(),
