@@ -330,3 +330,40 @@ fn a_control_daemon_that_dies_stops_the_vassal() {
         kaiser.logs()
     );
 }
+
+/// `attach-daemon2`'s key=value form: `touch=` restarts the daemon with its `stopsignal`.
+#[test]
+fn attach_daemon2_touch_restarts_the_daemon_with_its_stop_signal() {
+    let dir = TempDir::new("daemon-kv");
+    let pid_log = dir.join("pids");
+    let signals = dir.join("signals");
+    let flag = dir.write("restart", "");
+    let config = ini(
+        &dir,
+        &format!(
+            "attach-daemon2 = cmd=echo $$ >> {pids}; trap 'echo got-usr1 >> {signals}; exit 0' USR1; while :; do sleep 0.1; done,stopsignal=10,touch={flag}\n",
+            pids = pid_log.display(),
+            signals = signals.display(),
+            flag = flag.display()
+        ),
+    );
+    let (mut kaiser, _) = start_http(&["--ini", &config]);
+    let first = wait_pids(&pid_log, 1, &kaiser)[0];
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&flag)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let second = wait_pids(&pid_log, 2, &kaiser)[1];
+    assert_ne!(first, second);
+    assert!(!alive(first), "{}", kaiser.logs());
+    assert_eq!(
+        std::fs::read_to_string(&signals).unwrap().trim(),
+        "got-usr1"
+    );
+    kaiser.signal(libc::SIGTERM);
+    kaiser.expect_exit(EXIT);
+    assert!(!alive(second), "{}", kaiser.logs());
+}

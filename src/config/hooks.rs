@@ -41,7 +41,7 @@ pub enum HookPhase {
     AsUserAtexit,
     /// `hook-touch = FILE action`: in the master when FILE changes (not fatal).
     Touch,
-    /// In an emperor's config: run in each vassal before it loads its own config.
+    /// In an emperor's config: run first thing in each vassal it starts, before the vassal binds its sockets.
     AsVassal,
 }
 
