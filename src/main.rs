@@ -135,7 +135,7 @@ fn main() -> ExitCode {
         let span = tracing::info_span!("emperor");
         let _entered = span.enter();
         if let Err(err) = kaiser::hooks::run_emperor_phases(&loaded.config.hooks) {
-            tracing::error!("FATAL {}", error_chain(&err));
+            tracing::error!("{} (a failed hook is fatal)", error_chain(&err));
             return ExitCode::from(1);
         }
         for daemon in &loaded.config.daemons {
@@ -156,7 +156,7 @@ fn main() -> ExitCode {
     let span = tracing::info_span!("vassal", name = %loaded.config.name);
     let _entered = span.enter();
     if let Err(err) = kaiser::hooks::run_as_vassal_from_env() {
-        tracing::error!("FATAL {}", error_chain(&err));
+        tracing::error!("{} (a failed hook is fatal)", error_chain(&err));
         return ExitCode::from(vassal::exit::CONFIG as u8);
     }
     match vassal::run(loaded.clone(), args) {

@@ -201,7 +201,10 @@ fn a_failing_exec_stops_the_vassal_and_safeexec_does_not() {
         logs.contains("command \"exit 3\" exited with non-zero code: 3"),
         "{logs}"
     );
-    assert!(logs.contains("FATAL hook `exit 3` (asap) failed"), "{logs}");
+    assert!(
+        logs.contains("hook `exit 3` (asap) failed: command exited with status 3"),
+        "{logs}"
+    );
 
     // In a worker: the worker tells the master, which stops the whole vassal.
     let config = ini(
@@ -212,7 +215,7 @@ fn a_failing_exec_stops_the_vassal_and_safeexec_does_not() {
     kaiser.expect_exit(EXIT);
     let logs = kaiser.logs();
     assert!(
-        logs.contains("FATAL hook `exec:false` (post-fork) failed"),
+        logs.contains("hook `exec:false` (post-fork) failed: command exited with status 1; stopping the vassal"),
         "{logs}"
     );
     assert!(

@@ -139,7 +139,7 @@ fn worker_hooks(
 ) {
     if let Err(err) = crate::hooks::run_phase(hooks, phase) {
         tracing::error!(
-            "FATAL {}; stopping the vassal",
+            "{}; stopping the vassal (a failed hook is fatal)",
             crate::hooks::error_chain(&err)
         );
         let _ = sys::signal::kill(master_pid, libc::SIGINT);

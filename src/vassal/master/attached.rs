@@ -62,7 +62,10 @@ impl Master<'_> {
     pub(super) fn on_master_start(&mut self) {
         self.attached.daemons.start_all(Instant::now());
         if let Err(err) = hooks::run_phase(&self.config.hooks, HookPhase::MasterStart) {
-            tracing::error!("FATAL {}; stopping the vassal", hooks::error_chain(&err));
+            tracing::error!(
+                "{}; stopping the vassal (a failed hook is fatal)",
+                hooks::error_chain(&err)
+            );
             self.exit_code = exit::CONFIG;
             self.begin_stop(true, "hook-master-start failed");
         }

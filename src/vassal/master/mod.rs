@@ -80,7 +80,7 @@ pub enum RunVassalError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Fork(#[from] sys::fork::ForkError),
-    #[error("FATAL {0}")]
+    #[error(transparent)]
     Hook(#[from] crate::hooks::RunHookError),
 }
 
