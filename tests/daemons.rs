@@ -100,6 +100,10 @@ fn a_daemon_is_restarted_after_kill_9_and_stopped_with_the_vassal() {
     let document = stats(&stats_path);
     assert_eq!(document["daemons"][0]["pid"], second, "{document}");
     assert_eq!(document["daemons"][0]["respawns"], 2, "{document}");
+    kaiser.signal(libc::SIGUSR1);
+    kaiser
+        .wait_for_log(&format!("(pid: {second}) started 2 times"), START_TIMEOUT)
+        .unwrap();
 
     kaiser.signal(libc::SIGTERM);
     assert_eq!(

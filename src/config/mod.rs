@@ -228,6 +228,8 @@ pub struct Config {
     pub hooks: Vec<hooks::Hook>,
     /// `attach-daemon` and its variants, in config order (`daemons.rs`).
     pub daemons: Vec<daemons::DaemonSpec>,
+    /// `daemons-honour-stdin`: every daemon keeps the master's stdin.
+    pub daemons_honour_stdin: bool,
 }
 
 impl Default for Config {
@@ -313,6 +315,7 @@ impl Default for Config {
             vassals_inherit_before: Vec::new(),
             hooks: Vec::new(),
             daemons: Vec::new(),
+            daemons_honour_stdin: false,
         }
     }
 }

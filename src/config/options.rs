@@ -358,6 +358,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("attach-daemon2", Text, Processes, "`attach-daemon` as `key=value` pairs: `cmd`, `pidfile`, `daemonize`, `freq`, `control`, `stopsignal`, `reloadsignal`, `touch`, `stdin`, `uid`, `gid`, `chdir`, `max_throttle`, `notifypid`").multi(),
     opt("smart-attach-daemon", Text, Processes, "`PIDFILE COMMAND`: a daemon that daemonizes itself, tracked through its pidfile; it survives reloads and shutdown, as in uWSGI").multi(),
     opt("smart-attach-daemon2", Text, Processes, "`PIDFILE COMMAND`: as `smart-attach-daemon` for a command that stays in the foreground; kaiser writes the pidfile").multi(),
+    opt("daemons-honour-stdin", Bool, Processes, "give the attached daemons the master's stdin instead of `/dev/null`").default("false"),
     opt("attach-control-daemon", Text, Processes, "as `attach-daemon`, but the vassal stops gracefully when the daemon dies").multi(),
     opt("legion-attach-daemon", Text, Processes, "daemons run only by the legion's lord").aliases(&["legion-attach-daemon2", "legion-smart-attach-daemon", "legion-smart-attach-daemon2"]).multi().later_hint("kaiser has no legions; use `attach-daemon`"),
     // --- sockets ---

@@ -241,6 +241,9 @@ pub(crate) fn render(config: &Config) -> String {
     for hook in &config.hooks {
         line(&hook.option, &hook.text);
     }
+    if config.daemons_honour_stdin {
+        line("daemons-honour-stdin", "true");
+    }
     for daemon in &config.daemons {
         line(&daemon.option, &daemon.text);
     }

@@ -292,6 +292,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         name if super::hooks::HookPhase::of_option(name).is_some() => {
             config.hooks.push(super::hooks::parse(name, v)?)
         }
+        "daemons-honour-stdin" => config.daemons_honour_stdin = uwsgi_bool(v),
         "attach-daemon"
         | "attach-daemon2"
         | "smart-attach-daemon"

@@ -100,12 +100,16 @@ fn signal_group(pid: Pid, signal: i32) {
 }
 
 impl Daemons {
-    pub fn new(specs: &[DaemonSpec], now: Instant) -> Daemons {
+    /// `honour_stdin`: `daemons-honour-stdin`, for every daemon.
+    pub fn new(specs: &[DaemonSpec], honour_stdin: bool, now: Instant) -> Daemons {
         let list = specs
             .iter()
             .map(|spec| Daemon {
                 touch_seen: spec.touch.iter().map(|t| mtime(t)).collect(),
-                spec: spec.clone(),
+                spec: DaemonSpec {
+                    honour_stdin: spec.honour_stdin || honour_stdin,
+                    ..spec.clone()
+                },
                 pid: None,
                 launcher: None,
                 status: Status::Started,
@@ -295,6 +299,18 @@ impl Daemons {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One line per daemon for SIGUSR1's stats.
+    pub fn log(&self) {
+        for daemon in &self.list {
+            tracing::info!(
+                "daemon \"{}\" (pid: {}) started {} times",
+                daemon.spec.command,
+                daemon.pid.unwrap_or(0),
+                daemon.spawns
+            );
         }
     }
 

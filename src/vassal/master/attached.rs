@@ -18,7 +18,7 @@ impl Attached {
     pub fn new(config: &Config, now: Instant) -> Attached {
         Attached {
             touch: TouchHooks::new(&config.hooks),
-            daemons: Daemons::new(&config.daemons, now),
+            daemons: Daemons::new(&config.daemons, config.daemons_honour_stdin, now),
         }
     }
 }

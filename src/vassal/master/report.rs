@@ -35,6 +35,7 @@ impl Master<'_> {
                 );
             }
         }
+        self.attached.daemons.log();
     }
 
     pub(super) fn on_stats_events(&mut self, revents: &[i16]) {
