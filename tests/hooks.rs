@@ -51,7 +51,8 @@ fn each_phase_runs_in_its_process_and_order() {
              hook-accepting1 = {}\n\
              hook-accepting-once = {}\n\
              hook-master-start = {}\n\
-             exec-asap = echo exec-asap $PPID >> {}\n",
+             env = HOOK_PHASE=exec-asap\n\
+             exec-asap = echo $HOOK_PHASE $PPID >> {}\n",
             record("asap"),
             record("pre-app"),
             record("post-app"),

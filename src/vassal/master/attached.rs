@@ -25,6 +25,13 @@ impl Attached {
 
 /// `hook-asap`/`exec-asap`, first thing in the master, on every start and re-exec.
 pub(super) fn run_asap_hooks(config: &Config) -> Result<(), RunVassalError> {
+    // uWSGI sets `env` while it parses the config, so asap commands see those variables;
+    // `chdir` comes later there too. The master sets them again afterwards, harmlessly.
+    if hooks::any(&config.hooks, HookPhase::Asap) {
+        for (key, value) in &config.env {
+            std::env::set_var(key, value);
+        }
+    }
     hooks::run_phase(&config.hooks, HookPhase::Asap)?;
     if hooks::any(&config.hooks, HookPhase::AsVassal) {
         tracing::warn!("hook-as-vassal/exec-as-vassal belong in an emperor's config; ignored here");
