@@ -7,6 +7,7 @@
 pub mod check;
 pub mod config;
 pub mod emperor;
+pub mod hooks;
 pub mod logging;
 pub mod protocol;
 pub mod python;

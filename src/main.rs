@@ -134,6 +134,17 @@ fn main() -> ExitCode {
     if !loaded.config.emperor.is_empty() {
         let span = tracing::info_span!("emperor");
         let _entered = span.enter();
+        if let Err(err) = kaiser::hooks::run_emperor_phases(&loaded.config.hooks) {
+            tracing::error!("{} (a failed hook is fatal)", error_chain(&err));
+            return ExitCode::from(1);
+        }
+        for daemon in &loaded.config.daemons {
+            tracing::warn!(
+                "`{} = {}` is not run by the emperor; put it in a vassal's config",
+                daemon.option,
+                daemon.text
+            );
+        }
         return match kaiser::emperor::run(&loaded.config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
@@ -144,6 +155,10 @@ fn main() -> ExitCode {
     }
     let span = tracing::info_span!("vassal", name = %loaded.config.name);
     let _entered = span.enter();
+    if let Err(err) = kaiser::hooks::run_as_vassal_from_env() {
+        tracing::error!("{} (a failed hook is fatal)", error_chain(&err));
+        return ExitCode::from(vassal::exit::CONFIG as u8);
+    }
     match vassal::run(loaded.clone(), args) {
         Ok(code) => ExitCode::from(code as u8),
         Err(err) => {

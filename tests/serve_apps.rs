@@ -237,24 +237,3 @@ fn the_venv_is_the_interpreter_sys_executable_and_prefix() {
     );
 }
 
-/// Regression: an app that failed to import made `--check-config` exit 22 (the vassal's
-/// "app failed" status), while it promises 0 or 1, which deploy scripts test.
-#[test]
-fn check_config_exits_1_when_the_app_fails_to_import() {
-    let mut check = Kaiser::spawn(&[
-        "--wsgi-file",
-        "tests/apps/broken_import.py",
-        "--http-socket",
-        "127.0.0.1:0",
-        "--check-config",
-    ]);
-    let status = check.expect_exit(START_TIMEOUT);
-    assert_eq!(status.code(), Some(1), "{}", check.logs());
-    assert!(
-        check
-            .logs()
-            .contains("broken_import.py fails at import time"),
-        "the log says why:\n{}",
-        check.logs()
-    );
-}

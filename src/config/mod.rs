@@ -32,9 +32,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod cli;
+pub mod daemons;
 mod diagnostics;
 mod expand;
 mod hints;
+pub mod hooks;
 mod ini;
 mod options;
 mod show;
@@ -230,6 +232,14 @@ pub struct Config {
     pub vassals_include_before: Vec<String>,
     pub vassals_inherit: Vec<String>,
     pub vassals_inherit_before: Vec<String>,
+
+    // --- hooks and external daemons (issue 15) ---
+    /// Every `hook-*`/`exec-*` line in config order, typed (`hooks.rs`).
+    pub hooks: Vec<hooks::Hook>,
+    /// `attach-daemon` and its variants, in config order (`daemons.rs`).
+    pub daemons: Vec<daemons::DaemonSpec>,
+    /// `daemons-honour-stdin`: every daemon keeps the master's stdin.
+    pub daemons_honour_stdin: bool,
 }
 
 impl Default for Config {
@@ -317,6 +327,9 @@ impl Default for Config {
             vassals_include_before: Vec::new(),
             vassals_inherit: Vec::new(),
             vassals_inherit_before: Vec::new(),
+            hooks: Vec::new(),
+            daemons: Vec::new(),
+            daemons_honour_stdin: false,
         }
     }
 }

@@ -249,6 +249,16 @@ pub(crate) fn render(config: &Config) -> String {
     for file in &config.vassals_inherit_before {
         line("vassals-inherit-before", file);
     }
+    // Hooks and daemons as written: their order matters and the values are not normalised.
+    for hook in &config.hooks {
+        line(&hook.option, &hook.text);
+    }
+    if config.daemons_honour_stdin {
+        line("daemons-honour-stdin", "true");
+    }
+    for daemon in &config.daemons {
+        line(&daemon.option, &daemon.text);
+    }
     out
 }
 

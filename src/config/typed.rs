@@ -293,6 +293,15 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "vassals-include-before" => config.vassals_include_before.push(text(v)?),
         "vassals-inherit" => config.vassals_inherit.push(text(v)?),
         "vassals-inherit-before" => config.vassals_inherit_before.push(text(v)?),
+        name if super::hooks::HookPhase::of_option(name).is_some() => {
+            config.hooks.push(super::hooks::parse(name, v)?)
+        }
+        "daemons-honour-stdin" => config.daemons_honour_stdin = uwsgi_bool(v),
+        "attach-daemon"
+        | "attach-daemon2"
+        | "smart-attach-daemon"
+        | "smart-attach-daemon2"
+        | "attach-control-daemon" => config.daemons.push(super::daemons::parse(spec.name, v)?),
         other => {
             return Err(format!(
                 "option `{other}` is marked implemented but kaiser does not apply it (a bug)"
@@ -642,6 +651,10 @@ mod tests {
                 _ if spec.name == "umask" => "022",
                 _ if spec.name == "mount" => "/app=app.py",
                 _ if spec.name == "add-header" => "X-A: b",
+                _ if spec.name == "hook-touch" => "/tmp/flag print:x",
+                _ if spec.name.starts_with("hook-") => "print:x",
+                _ if spec.name.starts_with("smart-attach-daemon") => "/tmp/x.pid sleep 9",
+                _ if spec.name == "attach-daemon2" => "cmd=sleep 9",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",

@@ -97,6 +97,7 @@ impl Settings {
                 include_before: config.vassals_include_before.clone(),
                 inherit: config.vassals_inherit.clone(),
                 include: config.vassals_include.clone(),
+                as_vassal: crate::hooks::as_vassal_env(&config.hooks),
             },
         }
     }

@@ -18,6 +18,8 @@ pub struct VassalArgs {
     pub include_before: Vec<String>,
     pub inherit: Vec<String>,
     pub include: Vec<String>,
+    /// `hook-as-vassal`/`exec-as-vassal` lines, for [`crate::hooks::AS_VASSAL_ENV`].
+    pub as_vassal: Option<String>,
 }
 
 /// argv after the program: `[--inherit T]* [--include I]* --ini FILE [--inherit T]* [--include I]*`,
@@ -131,10 +133,14 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<Spawned, SpawnVassalError> {
         .env_clear()
         .envs(vassal_env(std::env::vars_os()))
         .env(CHANNEL_ENV, child_fd.to_string())
+        .env_remove(crate::hooks::AS_VASSAL_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .process_group(0);
+    if let Some(lines) = &request.args.as_vassal {
+        command.env(crate::hooks::AS_VASSAL_ENV, lines);
+    }
     if let Some((uid, gid)) = request.owner {
         // std drops supplementary groups (setgroups(0)) when changing uid as root.
         command.uid(uid).gid(gid);
@@ -247,6 +253,7 @@ mod tests {
                 include_before: vec!["c.ini".into()],
                 inherit: vec!["d.ini".into()],
                 include: vec!["e.ini".into(), "f.ini".into()],
+                as_vassal: None,
             },
             "kaiser --inherit a.ini --inherit b.ini --include c.ini --ini /v/app.ini \
              --inherit d.ini --include e.ini --include f.ini",

@@ -329,3 +329,89 @@ pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {
     }
     Ok((before, limit.rlim_cur))
 }
+
+/// Reaps `pid` if it has exited, without blocking; `None` while it runs (or when it is not
+/// our child, or was reaped already).
+pub fn try_wait(pid: Pid) -> io::Result<Option<ExitKind>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is a valid out-pointer.
+    let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    if reaped < 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ECHILD) {
+            return Ok(None);
+        }
+        return Err(err);
+    }
+    if reaped == 0 {
+        return Ok(None);
+    }
+    Ok(Some(if libc::WIFEXITED(status) {
+        ExitKind::Code(libc::WEXITSTATUS(status))
+    } else {
+        ExitKind::Signal(libc::WTERMSIG(status))
+    }))
+}
+
+/// Whether a process with this pid runs: it exists (`kill(pid, 0)`) and is not a zombie
+/// (an exited process whose parent has not reaped it, which `kill` still finds; orphans wait
+/// as zombies for ever under a pid 1 that does not reap).
+pub fn is_alive(pid: Pid) -> bool {
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let ret = unsafe { libc::kill(pid, 0) };
+    let exists = ret == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if !exists {
+        return false;
+    }
+    // `/proc/PID/stat`: `pid (comm) S …`; the state follows the last `)`.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.trim_start().chars().next()
+        });
+    !matches!(state, Some('Z') | Some('X'))
+}
+
+/// Makes `command`'s child start with no blocked signals and SIGPIPE at its default: the
+/// master blocks the signals it reads from its signalfd and ignores SIGPIPE, and both
+/// survive exec, so a command would otherwise never see SIGTERM.
+pub fn clean_signals_on_exec(command: &mut std::process::Command) {
+    // SAFETY: the closure runs between fork and exec and makes only async-signal-safe
+    // calls (sigemptyset, sigprocmask, signal) on a sigset_t on its own stack.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(command, || {
+            reset_signals_for_exec();
+            Ok(())
+        });
+    }
+}
+
+/// For a child between fork and exec: empty signal mask, SIGPIPE back to its default.
+unsafe fn reset_signals_for_exec() {
+    let mut set: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut set);
+    libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+}
+
+/// Makes `command`'s child lead a new session (and so its own process group, which can be
+/// signalled as a whole), and with `die_with_parent`, get SIGKILL when this process dies.
+/// Its signals start clean, as with [`clean_signals_on_exec`].
+pub fn new_session_on_exec(command: &mut std::process::Command, die_with_parent: bool) {
+    // SAFETY: the closure runs between fork and exec and makes only async-signal-safe
+    // system calls (sigprocmask, signal, setsid, prctl), touching no memory but its
+    // captured bool and a sigset_t on its own stack.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(command, move || {
+            reset_signals_for_exec();
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if die_with_parent {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            }
+            Ok(())
+        });
+    }
+}

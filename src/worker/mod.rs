@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::hooks::HookPhase;
 use crate::config::Protocol;
 use crate::python::{self, App, AppSpec, InterpreterOptions, ListenerEnv, ModuleInfo, WsgiRunner};
 use crate::sys;
@@ -122,6 +123,9 @@ pub struct WorkerSetup<'a> {
     pub close_fds: Vec<RawFd>,
     /// Shared with the master: this worker's figures are `id`'s, its cores `bank`'s.
     pub scoreboard: Arc<Scoreboard>,
+    /// The config's hooks; the worker runs `post-fork`, `accepting*` and, with
+    /// `lazy-apps`, `pre-app`/`post-app` (`hooks.rs`).
+    pub hooks: &'a [crate::config::hooks::Hook],
 }
 
 /// The signals a worker reads from its signalfd (the loop in `serve_until_stopped`).
@@ -138,6 +142,49 @@ const HANDLED_SIGNALS: [libc::c_int; 7] = [
 /// Exit codes a worker uses (uWSGI's, so logs read the same).
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED_APP: i32 = 22;
+
+/// Runs one phase's hooks in this worker. A failure is fatal to the whole vassal, as in
+/// uWSGI (`uwsgi_hooks_run`: SIGINT to the master): the master stops at once.
+fn worker_hooks(
+    hooks: &[crate::config::hooks::Hook],
+    phase: HookPhase,
+    master_pid: sys::process::Pid,
+) {
+    if let Err(err) = crate::hooks::run_phase(hooks, phase) {
+        tracing::error!(
+            "{}; stopping the vassal (a failed hook is fatal)",
+            crate::hooks::error_chain(&err)
+        );
+        let _ = sys::signal::kill(master_pid, libc::SIGINT);
+        sys::process::exit_now(1);
+    }
+}
+
+/// `accepting`, `accepting-once`, `accepting1`, `accepting1-once`: "once" is this worker's
+/// first spawn in this master (its respawn count is 1, as uWSGI checks).
+fn accepting_hooks(
+    hooks: &[crate::config::hooks::Hook],
+    id: u32,
+    master_pid: sys::process::Pid,
+    scoreboard: &Scoreboard,
+) {
+    let first = scoreboard
+        .worker(id)
+        .is_some_and(|slot| slot.snapshot().respawn_count <= 1);
+    let mut phases = vec![HookPhase::Accepting];
+    if first {
+        phases.push(HookPhase::AcceptingOnce);
+    }
+    if id == 1 {
+        phases.push(HookPhase::Accepting1);
+        if first {
+            phases.push(HookPhase::Accepting1Once);
+        }
+    }
+    for phase in phases {
+        worker_hooks(hooks, phase, master_pid);
+    }
+}
 
 /// Runs the worker in the freshly forked child. Never returns.
 pub fn run(setup: WorkerSetup<'_>) -> ! {
@@ -161,6 +208,7 @@ pub fn run(setup: WorkerSetup<'_>) -> ! {
     let pid = sys::process::getpid();
     let span = tracing::info_span!("worker", id = setup.id, pid);
     let _entered = span.enter();
+    worker_hooks(setup.hooks, HookPhase::PostFork, setup.master_pid);
 
     let code = match serve_until_stopped(setup) {
         Ok(()) => EXIT_OK,
@@ -256,7 +304,9 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
             sys::process::lower_priority(sys::process::IMPORT_NICE);
             python::initialize(&interpreter)?;
             python::install_uwsgi_module(module).map_err(|e| WorkerError::Python(e.to_string()))?;
+            worker_hooks(setup.hooks, HookPhase::PreApp, setup.master_pid);
             lazy_app = python::load_app(&spec)?;
+            worker_hooks(setup.hooks, HookPhase::PostApp, setup.master_pid);
             // No fork follows, but collections then skip the app's import-time objects.
             python::freeze_heap();
             sys::signal::block(&handled)?;
@@ -327,6 +377,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     if let Some(slot) = shared.slot() {
         slot.set_accepting(true);
     }
+    accepting_hooks(setup.hooks, setup.id, setup.master_pid, &shared.scoreboard);
 
     // The forking thread only waits for signals; request threads do the work. kaiser's own
     // signals are handled without the GIL, first: a request stuck in C code that holds the

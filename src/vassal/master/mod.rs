@@ -2,6 +2,7 @@
 //! (stops and reloads), `recycling` (replacing workers one at a time), `pause` (SIGTSTP and
 //! cheap mode) and `report` (SIGUSR1 and the stats document).
 
+mod attached;
 mod pause;
 mod recycling;
 mod reload;
@@ -20,6 +21,7 @@ use super::recycle::{self, Cause, Recycler, Retiring};
 use super::sockets::{self, BoundSocket, LISTEN_FDS_ENV};
 use super::stats_server::{BindStatsError, StatsServer};
 use super::touch::{TouchAction, Touches};
+use crate::config::hooks::HookPhase;
 use crate::config::{Config, Loaded};
 use crate::python::{self, App, AppSpec, InterpreterOptions, ModuleInfo};
 use crate::sys;
@@ -78,6 +80,8 @@ pub enum RunVassalError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Fork(#[from] sys::fork::ForkError),
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::RunHookError),
 }
 
 impl RunVassalError {
@@ -146,6 +150,8 @@ struct Master<'a> {
     harakiri: Harakiri,
     stats: Option<StatsServer>,
     lifecycle: Lifecycle,
+    /// Hooks and external daemons (issue 15).
+    attached: attached::Attached,
 }
 
 /// The master's reload and recycling state (issue 5), kept together so the loop's hooks
@@ -186,6 +192,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         .unwrap_or_default();
     std::env::remove_var(OLD_WORKERS_ENV);
     let mut inherited = sockets::take_inherited();
+    attached::run_asap_hooks(config)?;
 
     if let Some(dir) = &config.chdir {
         std::env::set_current_dir(dir).map_err(|source| RunVassalError::Chdir {
@@ -218,7 +225,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
             }
         })?;
     }
-    drop_privileges(config)?;
+    attached::drop_privileges_between_hooks(config, reloads)?;
     let fifo =
         MasterFifo::open(&config.master_fifo).map_err(|source| RunVassalError::MasterFifo {
             path: config.master_fifo[0].clone(),
@@ -321,10 +328,12 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
             verbose: config.harakiri_verbose,
         }),
         stats,
+        attached: attached::Attached::new(config, started),
     };
     for index in 0..master.slots.len() {
         master.spawn(index)?;
     }
+    master.on_master_start();
     master.event_loop()
 }
 
@@ -362,6 +371,7 @@ fn preload(
 ) -> Result<App, RunVassalError> {
     python::initialize(interpreter)?;
     python::install_uwsgi_module(module).map_err(|e| RunVassalError::Module(e.to_string()))?;
+    crate::hooks::run_phase(&config.hooks, HookPhase::PreApp)?;
     let app = match python::load_app(spec) {
         Ok(app) => app,
         Err(err) if !config.need_app => {
@@ -371,6 +381,7 @@ fn preload(
         }
         Err(err) => return Err(err.into()),
     };
+    crate::hooks::run_phase(&config.hooks, HookPhase::PostApp)?;
     let threads = sys::fork::thread_count()?;
     if threads > 1 {
         return Err(RunVassalError::ThreadsAtImport { threads });
@@ -564,6 +575,7 @@ impl Master<'_> {
                     ready_fd: self.ready_write.as_raw_fd(),
                     close_fds,
                     scoreboard: self.scoreboard.clone(),
+                    hooks: &config.hooks,
                 })
             }
             Forked::Parent { child } => {
@@ -647,7 +659,8 @@ impl Master<'_> {
             self.check_harakiri();
             self.on_timers()?;
             if let Phase::Stopping { .. } = self.phase {
-                if self.worker_pids().is_empty() {
+                if self.worker_pids().is_empty() && self.attached.daemons.all_stopped() {
+                    self.at_exit();
                     return Ok(self.finish());
                 }
             }
@@ -666,9 +679,14 @@ impl Master<'_> {
             }
         }
         let stats_deadline = self.stats.as_ref().and_then(|s| s.next_deadline());
-        for at in [self.harakiri.next_deadline(), stats_deadline]
-            .into_iter()
-            .flatten()
+        let daemons_deadline = self.attached.daemons.next_deadline();
+        for at in [
+            self.harakiri.next_deadline(),
+            stats_deadline,
+            daemons_deadline,
+        ]
+        .into_iter()
+        .flatten()
         {
             next = next.min(at);
         }
@@ -677,6 +695,9 @@ impl Master<'_> {
     }
 
     fn on_signal(&mut self, sig: libc::c_int) -> Result<(), RunVassalError> {
+        if self.on_rebound_signal(sig)? {
+            return Ok(());
+        }
         match sig {
             libc::SIGCHLD => {}
             libc::SIGTERM | libc::SIGQUIT => self.begin_stop(false, sys::signal::name(sig)),
@@ -801,6 +822,9 @@ impl Master<'_> {
                 tracing::info!(pid, %how, "previous-generation worker finished");
                 continue;
             }
+            if self.reap_daemon(pid, how) {
+                continue;
+            }
             let Some(index) = self.slots.iter().position(|s| s.pid == Some(pid)) else {
                 continue;
             };
@@ -858,6 +882,7 @@ impl Master<'_> {
 
     fn on_timers(&mut self) -> Result<(), RunVassalError> {
         let now = Instant::now();
+        self.attached_tick(now);
         if let Phase::Stopping { deadline, fast } = self.phase {
             if now >= deadline {
                 for pid in self.worker_pids() {

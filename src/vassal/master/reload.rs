@@ -101,6 +101,7 @@ impl Master<'_> {
             Ok(exe) => exe,
             Err(e) => return e,
         };
+        self.stop_daemons_for_reexec();
         let mut fds = Vec::new();
         for socket in &self.sockets {
             if let Err(e) = sys::fd::set_cloexec(socket.fd.as_fd(), false) {
@@ -134,6 +135,7 @@ impl Master<'_> {
         for key in [LISTEN_FDS_ENV, OLD_WORKERS_ENV, RELOADS_ENV, EMPEROR_FD_ENV] {
             std::env::remove_var(key);
         }
+        self.resume_daemons();
         err
     }
 

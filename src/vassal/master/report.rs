@@ -35,6 +35,7 @@ impl Master<'_> {
                 );
             }
         }
+        self.attached.daemons.log();
     }
 
     pub(super) fn on_stats_events(&mut self, revents: &[i16]) {
@@ -90,9 +91,8 @@ impl Master<'_> {
             workers,
             with_cores: !self.config.stats_no_cores,
         };
-        crate::vassal::stats::to_bytes(
-            &crate::vassal::stats::render(&stats),
-            self.config.stats_minified,
-        )
+        let mut document = crate::vassal::stats::render(&stats);
+        self.add_daemon_stats(&mut document);
+        crate::vassal::stats::to_bytes(&document, self.config.stats_minified)
     }
 }
