@@ -1085,9 +1085,24 @@ fn the_uwsgi_module_reports_workers_requests_and_memory() {
     for _ in 0..6 {
         assert_eq!(http_get(addr, "/sleep?ms=1").unwrap().status, 200);
     }
-    let response = http_get(addr, "/uwsgi").unwrap();
-    let info: serde_json::Value =
-        serde_json::from_str(&response.text()).unwrap_or_else(|e| panic!("{e}: {response}"));
+    // A worker counts a request after its response went out, so the client can ask before
+    // the last one is counted: ask until the other worker is done with it.
+    let info = wait_until("the six requests counted", START_TIMEOUT, |last| {
+        let response = http_get(addr, "/uwsgi")?;
+        let info: serde_json::Value = serde_json::from_str(&response.text())
+            .unwrap_or_else(|e| panic!("{e}: {response}"));
+        let me = info["worker_id"].as_u64();
+        let settled = info["workers"].as_array().is_some_and(|workers| {
+            let total: u64 = workers.iter().filter_map(|w| w["requests"].as_u64()).sum();
+            total >= 6
+                && workers
+                    .iter()
+                    .all(|w| w["id"].as_u64() == me || w["status"] == "idle")
+        });
+        *last = info.to_string();
+        Ok(settled.then_some(info))
+    })
+    .unwrap();
     let workers = info["workers"].as_array().expect("workers() is a sequence");
     assert_eq!(workers.len(), 2, "{info}");
     let me = info["worker_id"].as_u64().unwrap();
