@@ -404,3 +404,37 @@ fn atexit_hooks_run_when_the_master_exits() {
     );
     assert_eq!(trace_lines(&trace), vec![("atexit".to_string(), master)]);
 }
+
+/// A reload is vetted by `--check-config`, which imports the app without running hooks; it
+/// still sees what an asap `putenv:` gave the real import (the master's environment is
+/// inherited), so a config that starts fine can be reloaded. (uWSGI's pre-app `putenv:`
+/// comes after Python read its environment, in kaiser as there.)
+#[test]
+fn a_reload_is_vetted_with_the_environment_that_hooks_set() {
+    let dir = TempDir::new("hooks-reload");
+    let app = dir.write(
+        "needs_env.py",
+        "import os\n\
+         PHASE = os.environ['KAISER_HOOKED']\n\
+         def application(environ, start_response):\n\
+         \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+         \x20   return [PHASE.encode()]\n",
+    );
+    let config = ini(
+        &dir,
+        &format!(
+            "wsgi-file = {}\nhook-asap = putenv:KAISER_HOOKED=from-a-hook\n",
+            app.display()
+        ),
+    );
+    let (mut kaiser, addr) = start_http(&["--ini", &config]);
+    assert_eq!(http_get(addr, "/").unwrap().text(), "from-a-hook");
+    let mark = kaiser.log_mark();
+    kaiser.signal(libc::SIGHUP);
+    kaiser
+        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("the reload was refused: {e}"));
+    assert_eq!(http_get(addr, "/").unwrap().text(), "from-a-hook");
+    kaiser.signal(libc::SIGTERM);
+    kaiser.expect_exit(EXIT);
+}

@@ -470,3 +470,43 @@ impl Daemon {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn daemon(max_throttle: Option<u64>) -> Daemon {
+        let mut spec = crate::config::daemons::parse("attach-daemon", "true").unwrap();
+        spec.max_throttle = max_throttle.map(Duration::from_secs);
+        Daemons::new(&[spec], false, Instant::now())
+            .list
+            .pop()
+            .unwrap()
+    }
+
+    /// Started at `start`, died `lived` later: the delay before its next start.
+    fn delay_after(daemon: &mut Daemon, start: Instant, lived: u64) -> u64 {
+        daemon.last_spawn = Some(start);
+        let death = start + Duration::from_secs(lived);
+        daemon.schedule_respawn(death);
+        daemon.respawn_at.unwrap().duration_since(death).as_secs()
+    }
+
+    #[test]
+    fn quick_deaths_in_a_row_wait_longer_and_a_long_run_resets() {
+        let mut d = daemon(None);
+        let t = Instant::now();
+        let delays: Vec<u64> = (0..4).map(|_| delay_after(&mut d, t, 0)).collect();
+        assert_eq!(delays, [1, 2, 3, 4]);
+        assert_eq!(
+            delay_after(&mut d, t, 60),
+            0,
+            "ran a minute: restarts at once"
+        );
+        assert_eq!(delay_after(&mut d, t, 1), 1, "the count starts again");
+
+        let mut capped = daemon(Some(2));
+        let delays: Vec<u64> = (0..4).map(|_| delay_after(&mut capped, t, 0)).collect();
+        assert_eq!(delays, [1, 2, 2, 2], "max_throttle caps the delay");
+    }
+}
