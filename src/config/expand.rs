@@ -379,6 +379,7 @@ pub(crate) mod tests {
             binary: PathBuf::from("/usr/bin/kaiser"),
             now_unix: 1700000000,
             now_micros: 1700000000123456,
+            is_reload: false,
         }
     }
 

@@ -26,6 +26,9 @@ pub(crate) enum Kind {
     KeyValue,
     /// Free text.
     Text,
+    /// One word that names something (a Python module, a callable): it cannot hold a
+    /// space, so an inline comment after it is an error, not a warning.
+    Name,
     /// A user or group, by name or number (`www-data`, `33`, `www-data:www`).
     Owner,
     /// A file mode in octal; the value is optional (bare means 0666).
@@ -40,6 +43,8 @@ pub(crate) enum Kind {
     ActionArg,
     /// A flag whose value is optional and only given as `--name=value` (`need-app`).
     OptionalBool,
+    /// A marker whose value is ignored (`endif`, `endfor`).
+    Marker,
 }
 
 impl Kind {
@@ -47,7 +52,7 @@ impl Kind {
     pub fn takes_value(self) -> Arity {
         match self {
             Kind::Bool | Kind::ActionFlag => Arity::None,
-            Kind::Mode | Kind::OptionalBool => Arity::Optional,
+            Kind::Mode | Kind::OptionalBool | Kind::Marker => Arity::Optional,
             _ => Arity::Required,
         }
     }
@@ -63,18 +68,20 @@ impl Kind {
             Kind::Path => "path",
             Kind::KeyValue => "`NAME=VALUE`",
             Kind::Text => "string",
+            Kind::Name => "name",
             Kind::Owner => "user/group",
             Kind::Mode => "octal mode",
             Kind::Load => "file[:section]",
             Kind::Define => "`name=value`",
             Kind::ActionFlag => "flag",
             Kind::ActionArg => "pidfile",
+            Kind::Marker => "marker",
         }
     }
 
     fn metavar(self) -> &'static str {
         match self {
-            Kind::Bool | Kind::ActionFlag => "",
+            Kind::Bool | Kind::ActionFlag | Kind::Marker => "",
             Kind::OptionalBool => "[=BOOL]",
             Kind::Int => " N",
             Kind::Megabytes => " MB",
@@ -84,6 +91,7 @@ impl Kind {
             Kind::Path => " PATH",
             Kind::KeyValue => " NAME=VALUE",
             Kind::Text => " VALUE",
+            Kind::Name => " NAME",
             Kind::Owner => " USER",
             Kind::Mode => "[=MODE]",
             Kind::Load => " FILE[:SECTION]",
@@ -225,7 +233,8 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("help", ActionFlag, Actions, "print this help and exit").aliases(&["usage"]).short('h'),
     opt("version", ActionFlag, Actions, "print the version and exit"),
     opt("check-config", ActionFlag, Actions, "parse and validate the configuration (and import the app), exit 0 or 1"),
-    opt("show-config", ActionFlag, Actions, "print the effective options as an `[uwsgi]` INI and exit"),
+    opt("show-config", Bool, Actions, "print the effective options as an `[uwsgi]` INI to the log, then run (as uWSGI)"),
+    opt("print-config", ActionFlag, Actions, "print the effective options as an `[uwsgi]` INI to stdout and exit (kaiser extension)"),
     opt("reload", ActionArg, Actions, "gracefully reload the instance whose pid is in PIDFILE (SIGHUP)"),
     opt("stop", ActionArg, Actions, "gracefully stop the instance whose pid is in PIDFILE (SIGTERM; uWSGI 2.0 sends SIGINT)"),
     opt("pause", ActionArg, Actions, "pause an instance").aliases(&["suspend", "resume"]).later(),
@@ -242,19 +251,22 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("yaml", Path, Loading, "load a YAML config file").aliases(&["yml"]).short('y').later_hint("convert it to an INI file"),
     opt("json", Path, Loading, "load a JSON config file").aliases(&["js"]).short('j').later_hint("convert it to an INI file"),
     opt("config", Path, Loading, "load a config file through the pluggable system").later(),
-    opt("for", Text, Loading, "config logic: for loop").aliases(&["for-glob", "for-times", "for-readline", "endfor", "end-for"]).later(),
-    opt("if-env", Text, Loading, "config logic: conditional block").aliases(&[
+    opt("for", Text, Loading, "config logic: repeat each line up to `endfor` once per space-separated word, with `%(_)` the word").aliases(&["for-glob", "for-times", "for-readline"]),
+    opt("endfor", Marker, Loading, "end a `for` block (`end` and `end-for` too)").aliases(&["end-for"]),
+    opt("if-env", Text, Loading, "config logic: keep each line up to `endif` only if the test holds, with `%(_)` the matched value (the variable's or option's value, the path, the hostname)").aliases(&[
         "if-not-env", "ifenv", "if-opt", "if-not-opt", "if-exists", "if-not-exists", "ifexists",
-        "if-file", "if-not-file", "if-dir", "if-not-dir", "ifdir", "if-directory", "if-reload",
-        "if-not-reload", "if-hostname", "if-not-hostname", "if-plugin", "if-not-plugin",
-        "ifplugin", "endif", "end-if",
-    ]).later(),
+        "if-file", "if-not-file", "if-dir", "if-not-dir", "ifdir", "if-directory",
+        "if-hostname", "if-not-hostname", "if-plugin", "if-not-plugin", "ifplugin",
+    ]),
+    opt("if-reload", Bool, Loading, "config logic: keep each line up to `endif` only when the master re-executed itself for a reload").aliases(&["if-not-reload"]),
+    opt("endif", Marker, Loading, "end an `if-*` block").aliases(&["end-if", "end"]),
+    opt("if-hostname-match", Text, Loading, "config logic: hostname matches a regular expression").aliases(&["if-not-hostname-match"]).later_hint("use `if-hostname` with the exact name"),
     opt("declare-option", Text, Loading, "declare a custom option").aliases(&["declare-option2"]).later(),
     opt("inject-before", Path, Loading, "inject a text file before the config file").aliases(&["inject-after"]).later(),
     // --- application ---
     opt("wsgi-file", Path, Application, "load the WSGI application from this Python file").aliases(&["file"]),
-    opt("module", Text, Application, "load the WSGI application from this module (`pkg.mod` or `pkg.mod:callable`)").aliases(&["wsgi"]).short('w'),
-    opt("callable", Text, Application, "name of the WSGI callable in the module or file").default("application"),
+    opt("module", Name, Application, "load the WSGI application from this module (`pkg.mod` or `pkg.mod:callable`)").aliases(&["wsgi"]).short('w'),
+    opt("callable", Name, Application, "name of the WSGI callable in the module or file").default("application"),
     opt("chdir", Path, Application, "change to this directory before loading the app"),
     opt("pythonpath", Path, Application, "add a directory to `sys.path`").aliases(&["python-path", "pp"]).multi(),
     opt("home", Path, Application, "use this virtualenv (made with `python -m venv` from the same Python)").aliases(&["virtualenv", "venv", "pyhome"]).short('H'),

@@ -49,6 +49,8 @@ impl Master<'_> {
         command
             .args(&self.args)
             .arg("--check-config")
+            // The check reads the config as the re-exec will, `if-reload` blocks included.
+            .env(RELOADS_ENV, (self.reloads + 1).to_string())
             .stdin(std::process::Stdio::null());
         // Importing the app again takes a burst of CPU (half a second for Flask here) while
         // the current workers keep serving, often on the same cores. At nice 10 the check
