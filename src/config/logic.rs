@@ -383,15 +383,10 @@ mod tests {
             let mut out: Vec<(String, bool)> = self
                 .files
                 .iter()
-                .filter_map(|p| child(p))
+                .filter_map(&child)
                 .map(|n| (n, false))
                 .collect();
-            out.extend(
-                self.dirs
-                    .iter()
-                    .filter_map(|p| child(p))
-                    .map(|n| (n, true)),
-            );
+            out.extend(self.dirs.iter().filter_map(&child).map(|n| (n, true)));
             out
         }
         fn read(&self, path: &str) -> Result<String, String> {
