@@ -21,7 +21,8 @@
 //! - `options.rs`: the one option table, `--help` and the README table;
 //! - `typed.rs`: entries to [`Config`], statuses, strict mode, unknown keys;
 //! - `hints.rs`: the blog-post mistakes; `diagnostics.rs`: origins and messages;
-//! - `show.rs`: `--show-config` and `--print-config`.
+//! - `show.rs`: `--show-config` and `--print-config`;
+//! - `extra.rs`: the Python loading, process and HTTP options of issue 15, typed and shown.
 //!
 //! Deliberate differences from uWSGI 2.0 (each also noted where it is implemented): values
 //! that uWSGI would misread are errors, not silent surprises (an inline comment that changes
@@ -36,6 +37,7 @@ use std::time::Duration;
 mod cli;
 mod diagnostics;
 mod expand;
+mod extra;
 mod hints;
 mod ini;
 mod logic;
@@ -46,6 +48,7 @@ mod sources;
 mod typed;
 
 pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
+pub use extra::Extra;
 
 /// Facts about the running process that magic variables need (`%v %h %k %u %g %t %b`).
 #[derive(Debug, Clone)]
@@ -218,6 +221,9 @@ pub struct Config {
     pub stats_minified: bool,
     pub stats_no_cores: bool,
 
+    // --- issue 15: Python loading, process and HTTP options (see `extra.rs`) ---
+    pub extra: Extra,
+
     // --- emperor ---
     pub emperor: Vec<String>,
     pub emperor_throttle: Duration,
@@ -303,6 +309,7 @@ impl Default for Config {
             stats_http: false,
             stats_minified: false,
             stats_no_cores: false,
+            extra: Extra::default(),
             emperor: Vec::new(),
             emperor_throttle: Duration::from_millis(1000),
             emperor_max_throttle: Duration::from_millis(180_000),

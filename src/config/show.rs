@@ -237,6 +237,7 @@ pub(crate) fn render(config: &Config) -> String {
     for file in &config.vassals_inherit_before {
         line("vassals-inherit-before", file);
     }
+    super::extra::render(&config.extra, &mut line);
     out
 }
 

@@ -220,6 +220,20 @@ impl Loader<'_> {
                     self.load_file(value, &origin, key, LoadKind::Load);
                 }
             }
+            "ini-paste" | "ini-paste-logged" => {
+                // uWSGI's `uwsgi_opt_ini_paste`: the file's `[uwsgi]` section, and its app
+                // through paste.deploy.
+                self.collected.entries.push(entry(key, value, false));
+                self.load_file(value, &origin, key, LoadKind::Ini);
+                let (path, _) = ini::split_section(value);
+                let uri = format!("config:{}", absolute(&self.ctx.cwd, path));
+                self.collected.entries.push(entry("paste", &uri, false));
+                if key == "ini-paste-logged" {
+                    self.collected
+                        .entries
+                        .push(entry("paste-logger", "true", false));
+                }
+            }
             "set" | "set-placeholder" | "set-ph" => {
                 let Some((name, defined)) = value.split_once('=') else {
                     self.report.error(

@@ -386,7 +386,7 @@ fn command_line_forms() {
     check_with(&[], "-Q /tmp/spool", &[], "error: command line argument 1: spooler: `spooler` is a uWSGI option that kaiser does not support yet");
     check_with(&[], "--daemonize /tmp/log", &[], "daemonize = /tmp/log");
     check_with(&[], "-d /tmp/log", &[], "daemonize = /tmp/log");
-    check_with(&[], "--daemonize2 /tmp/log", &[], "error: command line argument 1: daemonize2: `daemonize2` is a uWSGI option that kaiser does not support yet; use `daemonize`, or run kaiser under systemd or the emperor");
+    check_with(&[], "--daemonize2 /tmp/log", &[], "daemonize = /tmp/log");
     check_with(&[], "app.yaml", &[], "error: command line argument 1: cannot load `app.yaml`: kaiser reads INI files only (convert it to an `[uwsgi]` INI file)");
     check_with(&[], "", &[("UWSGI_PLUGINS", "python3")], "");
 }
@@ -593,7 +593,9 @@ fn statuses() {
         "error: app.ini:2: add-header: expected `Name: value`, got `no colon`",
     );
     check("[uwsgi]\nmax-vars = 200", "");
-    check("[uwsgi]\nlazy = true", "error: app.ini:2: lazy: `lazy` is a uWSGI option that kaiser does not support yet; use `lazy-apps`");
+    check("[uwsgi]\nlazy = true", "lazy-apps = true");
+    check("[uwsgi]\nhttps = :443,cert.pem,key.pem", "error: app.ini:2: https: `https` is refused: kaiser does not terminate TLS: put nginx (or another proxy) in front and use `http-socket` or `socket` behind it; a TLS stack would add a heavy dependency for what the front end does better");
+    check("[uwsgi]\nhttp-timeout = 300\nhttp-keepalive\nhttp-auto-chunked\nhttp-raw-body\nhttp-to = /tmp/app.sock\nhttp-processes = 4\nhttp-websockets\nno-orphans\ncap = setgid,setuid\nclose-on-exec", "");
     check("[uwsgi]\nharakiri-verbose = false", "");
     check("[uwsgi]\nmaster = true\nenable-threads\nsingle-interpreter\ndie-on-term\nthunder-lock\nauto-procname\npy-call-osafterfork", "");
     check("[uwsgi]\nplugins = python3", "");
@@ -1241,4 +1243,32 @@ fn values_as_uwsgi_reads_them() {
     check("[uwsgi]\nmodule = mysite.wsgi:application ; for Django", "error: app.ini:2: module: the whole text `mysite.wsgi:application ; for Django` is the value because uWSGI INI files have no inline comments (it is not what was meant); move the comment to its own line above `module`");
     check("[uwsgi]\nmodule = mysite.wsgi # for Django", "error: app.ini:2: module: the whole text `mysite.wsgi # for Django` is the value because uWSGI INI files have no inline comments (it is not what was meant); move the comment to its own line above `module`");
     check("[uwsgi]\ncallable = app // Flask", "error: app.ini:2: callable: the whole text `app // Flask` is the value because uWSGI INI files have no inline comments (it is not what was meant); move the comment to its own line above `callable`");
+}
+
+// --- the issue-15 options (`extra.rs`) as `--show-config` shows them ---
+
+#[test]
+fn python_and_process_options() {
+    check(
+        "[uwsgi]\nimport = a.b\npyimport = c\nshared-import = d\neval = x=1\npaste = /srv/dev.ini\npaste-logger\npyargv = -v --x\noptimize = 2\npy-autoreload = 2\npy-executable = /v/bin/python\npy-programname = prog\nwsgi-disable-file-wrapper\nchdir2 = /srv\nunenv = A\nunenv = B",
+        "shared-import = d | import = a.b | import = c | eval = x=1 | paste = config:/srv/dev.ini | paste-logger = true | pyargv = -v --x | optimize = 2 | py-autoreload = 2 | py-executable = /v/bin/python | py-programname = prog | wsgi-disable-file-wrapper = true | chdir2 = /srv | unenv = A | unenv = B",
+    );
+    check(
+        "[uwsgi]\noptimize = 3",
+        "error: app.ini:2: optimize: Python's optimisation level is 0, 1 or 2, got `3`",
+    );
+    check(
+        "[uwsgi]\npidfile2 = /run/a.pid\nsafe-pidfile = /run/b.pid\nsafe-pidfile2 = /run/c.pid\nchroot = /jail\nadd-gid = adm\nadd-gid = 4\nimmediate-uid = nobody\nimmediate-gid = nogroup\nlimit-as = 512\ncpu-affinity = 1\nexit-on-reload\nno-initgroups\nreaper\nskip-atexit\nenable-proxy-protocol\nreload-on-exception",
+        "pidfile2 = /run/a.pid | safe-pidfile = /run/b.pid | safe-pidfile2 = /run/c.pid | chroot = /jail | add-gid = adm | add-gid = 4 | immediate-uid = nobody | immediate-gid = nogroup | limit-as = 512 | cpu-affinity = 1 | exit-on-reload = true | no-initgroups = true | reaper = true | skip-atexit = true | enable-proxy-protocol = true | reload-on-exception = true",
+    );
+    check(
+        "[uwsgi]\nhttp-enable-proxy-protocol = 1",
+        "enable-proxy-protocol = true",
+    );
+    check_with(
+        &[("dev.ini", "[uwsgi]\nprocesses = 2\n[app:main]\nuse = egg:x")],
+        "--ini-paste-logged dev.ini",
+        &[],
+        "processes = 2 | paste = config:/srv/cwd/dev.ini | paste-logger = true",
+    );
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::diagnostics::{did_you_mean, Origin, Report};
 use super::options::{self, Kind, OptionSpec, Status};
 use super::sources::Entry;
-use super::{hints, numbers, Action, Address, Config, Protocol, SocketSpec};
+use super::{extra, hints, numbers, Action, Address, Config, Protocol, SocketSpec};
 
 /// `buffer-size` is a 16-bit field in uWSGI.
 const MAX_BUFFER_SIZE: usize = 65535;
@@ -48,6 +48,14 @@ pub(crate) fn build(
             unknown.push(entry);
             continue;
         };
+        if let Status::Refused(why) = spec.status {
+            report.error(
+                &entry.origin,
+                &entry.key,
+                format!("`{}` is refused: {why}", entry.key),
+            );
+            continue;
+        }
         if let Status::NotYet(hint) = spec.status {
             let switched_off = matches!(spec.kind, Kind::Bool) && !uwsgi_bool(&entry.value);
             if !switched_off {
@@ -199,6 +207,16 @@ fn check_kind(kind: Kind, value: &str) -> Result<(), String> {
 /// option table; a test checks every implemented option is handled here.
 fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), String> {
     let v = value;
+    let parsers = extra::Parsers {
+        text,
+        path,
+        number,
+        megabytes,
+        boolean: uwsgi_bool,
+    };
+    if let Some(applied) = extra::apply(&mut config.extra, spec.name, v, &parsers) {
+        return applied;
+    }
     match spec.name {
         "help" => config.action = Action::Help,
         "version" => config.action = Action::Version,
@@ -210,7 +228,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "stop" => config.action = Action::Stop(path(v)?),
         // Loading options and config logic were applied while the sources were read.
         "ini" | "include" | "inherit" | "set" | "set-placeholder" | "for" | "endfor" | "if-env"
-        | "if-reload" | "endif" => {}
+        | "if-reload" | "endif" | "ini-paste" => {}
         "strict" => config.strict = uwsgi_bool(v),
 
         "wsgi-file" => config.wsgi_file = Some(path(v)?),
@@ -223,7 +241,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "home" => config.home = Some(path(v)?),
         "env" => config.env.push(key_value(v)?),
         "need-app" => config.need_app = uwsgi_bool(v),
-        "lazy-apps" => config.lazy_apps = uwsgi_bool(v),
+        "lazy-apps" | "lazy" => config.lazy_apps = uwsgi_bool(v),
 
         "processes" => config.processes = at_least_one(v)?,
         "threads" => config.threads = at_least_one(v)?,
@@ -256,7 +274,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
 
         "disable-logging" => config.disable_logging = uwsgi_bool(v),
         "logto" => config.logto = Some(log_file(v)?),
-        "daemonize" => config.daemonize = Some(log_file(v)?),
+        "daemonize" | "daemonize2" => config.daemonize = Some(log_file(v)?),
         "log-4xx" => config.log_conditions.status_4xx = uwsgi_bool(v),
         "log-5xx" => config.log_conditions.status_5xx = uwsgi_bool(v),
         "log-zero" => config.log_conditions.zero = uwsgi_bool(v),
