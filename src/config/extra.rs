@@ -58,50 +58,57 @@ pub(crate) fn apply(
     parse: &Parsers,
 ) -> Option<Result<(), String>> {
     let v = value;
-    let done = |r: Result<(), String>| Some(r);
-    match name {
-        "shared-import" => done((parse.text)(v).map(|t| extra.shared_imports.push(t))),
-        "import" => done((parse.text)(v).map(|t| extra.imports.push(t))),
-        "eval" => done((parse.text)(v).map(|t| extra.eval = Some(t))),
-        "paste" => done((parse.text)(v).map(|t| extra.paste = Some(paste_uri(&t)))),
-        "paste-logger" => done(Ok(extra.paste_logger = (parse.boolean)(v))),
-        "pyargv" => done(Ok(extra.pyargv = Some(v.to_string()))),
-        "optimize" => done((parse.number)(v).and_then(|n| match n {
-            0..=2 => Ok(extra.optimize = n as u32),
-            _ => Err(format!(
-                "Python's optimisation level is 0, 1 or 2, got `{v}`"
-            )),
-        })),
-        "py-autoreload" => {
-            done((parse.number)(v).map(|n| extra.py_autoreload = Duration::from_secs(n)))
+    let on = (parse.boolean)(v);
+    let applied = (|| -> Result<bool, String> {
+        match name {
+            "shared-import" => extra.shared_imports.push((parse.text)(v)?),
+            "import" => extra.imports.push((parse.text)(v)?),
+            "eval" => extra.eval = Some((parse.text)(v)?),
+            "paste" => extra.paste = Some(paste_uri(&(parse.text)(v)?)),
+            "paste-logger" => extra.paste_logger = on,
+            "pyargv" => extra.pyargv = Some(v.to_string()),
+            "optimize" => {
+                extra.optimize = match (parse.number)(v)? {
+                    n @ 0..=2 => n as u32,
+                    _ => {
+                        return Err(format!(
+                            "Python's optimisation level is 0, 1 or 2, got `{v}`"
+                        ))
+                    }
+                }
+            }
+            "py-autoreload" => extra.py_autoreload = Duration::from_secs((parse.number)(v)?),
+            "py-executable" => extra.py_executable = Some((parse.path)(v)?),
+            "py-programname" => extra.py_programname = Some((parse.text)(v)?),
+            "wsgi-disable-file-wrapper" => extra.wsgi_disable_file_wrapper = on,
+            "chdir2" => extra.chdir2 = Some((parse.path)(v)?),
+            "unenv" => extra.unenv.push((parse.text)(v)?),
+            "pidfile2" => extra.pidfile2 = Some((parse.path)(v)?),
+            "safe-pidfile" => extra.safe_pidfile = Some((parse.path)(v)?),
+            "safe-pidfile2" => extra.safe_pidfile2 = Some((parse.path)(v)?),
+            "exit-on-reload" => extra.exit_on_reload = on,
+            "chroot" => extra.chroot = Some((parse.path)(v)?),
+            "add-gid" => extra.add_gid.push((parse.text)(v)?),
+            "no-initgroups" => extra.no_initgroups = on,
+            "immediate-uid" => extra.immediate_uid = Some((parse.text)(v)?),
+            "immediate-gid" => extra.immediate_gid = Some((parse.text)(v)?),
+            "reaper" => extra.reaper = on,
+            "limit-as" => extra.limit_as = (parse.megabytes)(v)?,
+            "cpu-affinity" => {
+                extra.cpu_affinity =
+                    u32::try_from((parse.number)(v)?).map_err(|_| format!("`{v}` is too large"))?
+            }
+            "skip-atexit" => extra.skip_atexit = on,
+            "enable-proxy-protocol" => extra.proxy_protocol = on,
+            "reload-on-exception" => extra.reload_on_exception = on,
+            _ => return Ok(false),
         }
-        "py-executable" => done((parse.path)(v).map(|p| extra.py_executable = Some(p))),
-        "py-programname" => done((parse.text)(v).map(|t| extra.py_programname = Some(t))),
-        "wsgi-disable-file-wrapper" => {
-            done(Ok(extra.wsgi_disable_file_wrapper = (parse.boolean)(v)))
-        }
-        "chdir2" => done((parse.path)(v).map(|p| extra.chdir2 = Some(p))),
-        "unenv" => done((parse.text)(v).map(|t| extra.unenv.push(t))),
-        "pidfile2" => done((parse.path)(v).map(|p| extra.pidfile2 = Some(p))),
-        "safe-pidfile" => done((parse.path)(v).map(|p| extra.safe_pidfile = Some(p))),
-        "safe-pidfile2" => done((parse.path)(v).map(|p| extra.safe_pidfile2 = Some(p))),
-        "exit-on-reload" => done(Ok(extra.exit_on_reload = (parse.boolean)(v))),
-        "chroot" => done((parse.path)(v).map(|p| extra.chroot = Some(p))),
-        "add-gid" => done((parse.text)(v).map(|t| extra.add_gid.push(t))),
-        "no-initgroups" => done(Ok(extra.no_initgroups = (parse.boolean)(v))),
-        "immediate-uid" => done((parse.text)(v).map(|t| extra.immediate_uid = Some(t))),
-        "immediate-gid" => done((parse.text)(v).map(|t| extra.immediate_gid = Some(t))),
-        "reaper" => done(Ok(extra.reaper = (parse.boolean)(v))),
-        "limit-as" => done((parse.megabytes)(v).map(|b| extra.limit_as = b)),
-        "cpu-affinity" => done((parse.number)(v).and_then(|n| {
-            u32::try_from(n)
-                .map(|n| extra.cpu_affinity = n)
-                .map_err(|_| format!("`{v}` is too large"))
-        })),
-        "skip-atexit" => done(Ok(extra.skip_atexit = (parse.boolean)(v))),
-        "enable-proxy-protocol" => done(Ok(extra.proxy_protocol = (parse.boolean)(v))),
-        "reload-on-exception" => done(Ok(extra.reload_on_exception = (parse.boolean)(v))),
-        _ => None,
+        Ok(true)
+    })();
+    match applied {
+        Ok(false) => None,
+        Ok(true) => Some(Ok(())),
+        Err(message) => Some(Err(message)),
     }
 }
 

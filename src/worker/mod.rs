@@ -14,8 +14,11 @@
 //! This module does not bind sockets, decide worker counts or restart anything: that is
 //! the master's job (`vassal/`).
 
+mod autoreload;
 mod exchange;
 mod harakiri;
+pub mod options;
+mod proxy_header;
 pub mod recycle;
 pub mod scoreboard;
 mod serve;
@@ -54,7 +57,8 @@ impl Listener {
 pub enum AppSource<'a> {
     Preloaded(&'a App),
     Lazy {
-        spec: AppSpec,
+        /// Boxed: the spec grew with issue 15's loaders and the enum should stay small.
+        spec: Box<AppSpec>,
         interpreter: InterpreterOptions,
         module: ModuleInfo,
     },
@@ -89,6 +93,8 @@ pub struct Limits {
     pub reload_on_rss: u64,
     pub reload_on_as: u64,
     pub min_worker_lifetime: Duration,
+    /// `enable-proxy-protocol`, `reaper`, `reload-on-exception`.
+    pub options: options::RequestOptions,
 }
 
 pub struct WorkerSetup<'a> {
@@ -109,6 +115,8 @@ pub struct WorkerSetup<'a> {
     pub close_fds: Vec<RawFd>,
     /// Shared with the master: this worker's slot is `id`'s.
     pub scoreboard: Arc<Scoreboard>,
+    /// `cpu-affinity`, `skip-atexit`, `wsgi-disable-file-wrapper`, `py-autoreload`.
+    pub options: options::ProcessOptions,
 }
 
 /// The signals a worker reads from its signalfd (the loop in `serve_until_stopped`).
@@ -145,6 +153,7 @@ pub fn run(setup: WorkerSetup<'_>) -> ! {
         sys::process::exit_now(EXIT_OK);
     }
     python::set_worker_id(setup.id);
+    options::at_start(&setup.options);
     let pid = sys::process::getpid();
     let span = tracing::info_span!("worker", id = setup.id, pid);
     let _entered = span.enter();
@@ -211,6 +220,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         }
     }
     let threads = RequestThreads::start(setup.id, setup.threads.max(1), setup.thread_stack)?;
+    let setup_skip_atexit = setup.options.skip_atexit;
     let lazy_app;
     let app: &App = match setup.app {
         AppSource::Preloaded(app) => app,
@@ -240,6 +250,9 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
             &lazy_app
         }
     };
+    if !setup.options.py_autoreload.is_zero() && setup.id == 1 {
+        autoreload::spawn(setup.options.py_autoreload, setup.master_pid);
+    }
     let envs: Vec<ListenerEnv> = setup
         .listeners
         .iter()
@@ -252,6 +265,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     let runner = WsgiRunner::new(app, &envs, setup.threads > 1, setup.processes > 1)
         .map_err(|e| WorkerError::Python(e.to_string()))?
         .quiet_write_errors(setup.limits.disable_write_exception)
+        .without_file_wrapper(setup.options.disable_file_wrapper)
         .manage_script_name(setup.limits.manage_script_name);
     let signals = sys::signal::SignalFd::new(&handled)?;
 
@@ -334,7 +348,11 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     for handle in handles {
         let _ = handle.join();
     }
-    python::run_exit_handlers();
+    if setup_skip_atexit {
+        tracing::debug!("skip-atexit: not running the app's exit handlers");
+    } else {
+        python::run_exit_handlers();
+    }
     Ok(())
 }
 

@@ -42,6 +42,8 @@ pub struct Conn {
     /// Closing after an error: what the client still sends is read and dropped until it
     /// closes or this deadline passes (see [`linger`]).
     pub linger_until: Option<Instant>,
+    /// `enable-proxy-protocol`: the start was checked for a PROXY header.
+    pub proxy_checked: bool,
 }
 
 const READ_SIZE: usize = 16 * 1024;
@@ -294,6 +296,7 @@ fn accept_conn(shared: &Shared, index: usize) -> Option<Conn> {
                 fresh: true,
                 body_pending: false,
                 linger_until: None,
+                proxy_checked: false,
             })
         }
         Ok(None) => None,
@@ -342,7 +345,12 @@ fn drive(shared: &Shared, mut conn: Conn) {
     let max_head = shared.limits.buffer_size;
     let protocol = shared.listeners[conn.listener].protocol;
     loop {
-        if !conn.buf.is_empty() {
+        let proxy = super::proxy_header::strip(shared, &mut conn, protocol);
+        if proxy == super::proxy_header::Step::Invalid {
+            close(shared, conn);
+            return;
+        }
+        if !conn.buf.is_empty() && proxy == super::proxy_header::Step::Ready {
             // Parse from a buffer taken out of the connection, so that a complete request
             // can move the connection into its exchange while the head is still borrowed.
             let buf = std::mem::take(&mut conn.buf);
@@ -724,6 +732,7 @@ fn finish(
         slot.end_request();
     }
     super::after_request(shared, total);
+    super::options::after_request(shared, outcome.app_error);
     let (conn, reusable, log) = exchange.into_parts(outcome);
     if let Some(worker) = worker {
         worker.count_request(

@@ -37,6 +37,12 @@ impl Master<'_> {
     /// `--check-config` process while the current workers keep serving. A brutal reload
     /// (`R`) is vetted the same way, so a broken config never costs the running workers.
     pub(super) fn begin_reload(&mut self, brutal: bool) -> Result<(), RunVassalError> {
+        if self.config.extra.exit_on_reload {
+            // uWSGI's `exit-on-reload`: whoever asked for a reload (a supervisor, a deploy
+            // script) restarts the process itself.
+            self.begin_stop(brutal, "exit-on-reload: a reload was asked for");
+            return Ok(());
+        }
         if self.phase != Phase::Running {
             tracing::info!("reload requested while busy; ignoring");
             return Ok(());
@@ -145,7 +151,7 @@ impl Master<'_> {
                 fifo.remove();
             }
             sockets::vacuum(&self.sockets);
-            if let Some(path) = &self.config.pidfile {
+            for path in super::super::process_setup::pidfiles(self.config) {
                 if std::fs::remove_file(path).is_ok() {
                     tracing::info!(path = %path.display(), "vacuum: removed pidfile");
                 }
