@@ -29,10 +29,7 @@ pub(crate) fn spawn(interval: Duration, master_pid: sys::process::Pid) {
 
 fn watch(interval: Duration, master_pid: sys::process::Pid) {
     let mut seen: HashMap<PathBuf, SystemTime> = HashMap::new();
-    tracing::info!(
-        interval_secs = interval.as_secs(),
-        "py-autoreload: watching the app's modules"
-    );
+    let mut first = true;
     loop {
         for file in python::loaded_module_files() {
             let Ok(modified) = std::fs::metadata(&file).and_then(|m| m.modified()) else {
@@ -52,6 +49,14 @@ fn watch(interval: Duration, master_pid: sys::process::Pid) {
                 }
                 Some(_) => {}
             }
+        }
+        if first {
+            first = false;
+            tracing::info!(
+                interval_secs = interval.as_secs(),
+                files = seen.len(),
+                "py-autoreload: watching the loaded modules' files"
+            );
         }
         std::thread::sleep(interval);
     }
