@@ -183,6 +183,9 @@ pub fn initialize(options: &InterpreterOptions) -> Result<(), InitPythonError> {
         // uWSGI puts the current directory first on sys.path, so `module = app` finds
         // `./app.py` after `chdir`.
         path.call_method1("insert", (0, ""))?;
+        // What loading a `wsgi-file` needs, imported while the standard library is in reach:
+        // after a `chroot` it usually is not.
+        py.import("importlib.util")?;
         for (index, entry) in options.pythonpath.iter().enumerate() {
             path.call_method1("insert", (index, entry.to_string_lossy().into_owned()))?;
         }
