@@ -267,7 +267,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("if-reload", Bool, Loading, "config logic: keep each line up to `endif` only when the master re-executed itself for a reload").aliases(&["if-not-reload"]),
     opt("endif", Marker, Loading, "end an `if-*` block").aliases(&["end-if", "end"]),
     opt("if-hostname-match", Text, Loading, "config logic: hostname matches a regular expression").aliases(&["if-not-hostname-match"]).later_hint("use `if-hostname` with the exact name"),
-    opt("declare-option", Text, Loading, "declare a custom option").aliases(&["declare-option2"]).later(),
+    opt("declare-option", Text, Loading, "declare a custom option: `name=key=value;key=value`, where `$1`, `$2`… stand for the words of its value").aliases(&["declare-option2"]).multi(),
     opt("inject-before", Path, Loading, "inject a text file before the config file").aliases(&["inject-after"]).later(),
     // --- application ---
     opt("wsgi-file", Path, Application, "load the WSGI application from this Python file").aliases(&["file"]),

@@ -133,6 +133,8 @@ struct Loader<'a> {
     block: Option<Block>,
     /// Set while a block adds its entries: they bypass the block, as in uWSGI.
     in_block: bool,
+    /// `declare-option`: (name, template) of each custom option, in declaration order.
+    custom: Vec<(String, String)>,
 }
 
 /// An open config-logic block.
@@ -166,6 +168,7 @@ pub(crate) fn collect(
         inheriting: false,
         block: None,
         in_block: false,
+        custom: Vec::new(),
     };
     for (var, value) in env {
         let Some(name) = var.strip_prefix("UWSGI_") else {
@@ -232,6 +235,33 @@ impl Loader<'_> {
                     self.collected
                         .entries
                         .push(entry("paste-logger", "true", false));
+                }
+            }
+            "declare-option" | "declare-option2" => {
+                self.collected.entries.push(entry(key, value, false));
+                match value.split_once('=') {
+                    Some((name, template)) if !name.is_empty() => {
+                        self.custom.push((name.to_string(), template.to_string()));
+                    }
+                    _ => self.report.error(
+                        &origin,
+                        key,
+                        format!("expected `newoption=key=value;key=value`, got `{value}`"),
+                    ),
+                }
+            }
+            _ if self.custom.iter().any(|(name, _)| name == key) => {
+                // Usable as `%(name)` like any key, but not an option of its own.
+                self.collected.entries.push(entry(key, value, true));
+                let template = self
+                    .custom
+                    .iter()
+                    .rev()
+                    .find(|(name, _)| name == key)
+                    .map(|(_, template)| template.clone())
+                    .unwrap_or_default();
+                for (new_key, new_value) in expand::custom_option(&template, value) {
+                    self.add(&new_key, &new_value, origin.clone(), false);
                 }
             }
             "set" | "set-placeholder" | "set-ph" => {

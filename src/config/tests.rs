@@ -1272,3 +1272,24 @@ fn python_and_process_options() {
         "processes = 2 | paste = config:/srv/cwd/dev.ini | paste-logger = true",
     );
 }
+
+#[test]
+fn declare_option_as_uwsgi() {
+    check(
+        "[uwsgi]\ndeclare-option = site=chdir=/srv/$1;module=$1.wsgi;processes=$2\nsite = blog 3",
+        "module = blog.wsgi | chdir = /srv/blog | processes = 3",
+    );
+    check(
+        "[uwsgi]\ndeclare-option = fast=master=true;threads=4\nfast",
+        "threads = 4",
+    );
+    // Usable as a placeholder, like any key.
+    check(
+        "[uwsgi]\ndeclare-option = app=wsgi-file=$1\napp = /srv/app.py\nenv = APP=%(app)",
+        "wsgi-file = /srv/app.py | env = APP=/srv/app.py",
+    );
+    check(
+        "[uwsgi]\ndeclare-option = broken",
+        "error: app.ini:2: declare-option: expected `newoption=key=value;key=value`, got `broken`",
+    );
+}
