@@ -1293,3 +1293,16 @@ fn declare_option_as_uwsgi() {
         "error: app.ini:2: declare-option: expected `newoption=key=value;key=value`, got `broken`",
     );
 }
+
+#[test]
+fn octal_modes_follow_the_number_rule() {
+    check(
+        "[uwsgi]\nchmod-socket = 660 ; group only",
+        "chmod-socket = 660",
+    );
+    check("[uwsgi]\nchmod-socket", "chmod-socket = 666");
+    check(
+        "[uwsgi]\nchmod-socket = rw",
+        "error: app.ini:2: chmod-socket: expected a whole number, got `rw`",
+    );
+}

@@ -128,10 +128,11 @@ fn prepare_value(spec: &OptionSpec, entry: &Entry, report: &mut Report) -> Optio
             return None;
         }
     }
+    // A bare `chmod-socket` means 0666, so only a written mode is read as a number.
     let numeric = matches!(
         spec.kind,
         Kind::Int | Kind::Seconds | Kind::Millis | Kind::Megabytes
-    );
+    ) || (spec.kind == Kind::Mode && !value.is_empty());
     if numeric {
         return match numbers::read(&entry.key, value, spec.kind == Kind::Megabytes) {
             numbers::Reading::Number { digits, warning } => {
