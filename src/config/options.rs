@@ -548,7 +548,7 @@ pub(crate) fn help_text() -> String {
         .flat_map(|spec| spec.names())
         .collect();
     out.push_str(&format!(
-        "\nRecognised uWSGI options that kaiser does not support yet (an error if used):\n{}\n",
+        "\nRecognised uWSGI options that kaiser does not support yet, or refuses by design such as\n`https` (an error if used; the README's option table says why):\n{}\n",
         wrap(&refused.join(", "), 92, "  ")
     ));
     out
