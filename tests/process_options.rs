@@ -183,6 +183,18 @@ fn chroot_loads_the_app_from_inside_the_jail() {
             root
         );
     }
+    // kaiser cannot re-execute itself inside the jail: a reload replaces the workers.
+    let mark = kaiser.log_mark();
+    kaiser.signal(libc::SIGHUP);
+    kaiser
+        .wait_for_log_since(mark, "reloading the workers instead", EXIT)
+        .unwrap();
+    wait_until("the new workers", EXIT, |seen| {
+        *seen = kaiser.logs_since(mark);
+        Ok(seen.contains("respawned worker").then_some(()))
+    })
+    .unwrap();
+    assert_eq!(http_get(addr, "/").unwrap().text(), "Hello World");
 }
 
 #[test]
@@ -376,4 +388,35 @@ fn daemonize2_detaches_and_logs_to_the_file() {
         Ok((!Path::new(&format!("/proc/{pid}")).exists()).then_some(()))
     })
     .unwrap();
+}
+
+/// Regression: a master re-executed for a reload runs as the user it dropped to, and tried to
+/// drop again (setting groups needs root): every reload of a vassal with `uid` and `gid`
+/// failed with "Operation not permitted".
+#[test]
+fn a_reload_after_dropping_privileges_keeps_serving() {
+    let dir = TempDir::new("reload-uid");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let pidfile2 = dir.join("user.pid");
+    let (kaiser, addr) = start_http(&[
+        "--wsgi-file",
+        "tests/apps/hello.py",
+        "--uid",
+        "nobody",
+        "--gid",
+        "nogroup",
+        "--pidfile2",
+        pidfile2.to_str().unwrap(),
+    ]);
+    let mark = kaiser.log_mark();
+    kaiser.signal(libc::SIGHUP);
+    kaiser
+        .wait_for_log_since(mark, "reloaded in", EXIT)
+        .unwrap_or_else(|e| panic!("the reload failed: {e}"));
+    assert_eq!(http_get(addr, "/").unwrap().text(), "Hello World");
+    assert_eq!(
+        status_field(kaiser.pid(), "Uid:").split_whitespace().next(),
+        Some("65534")
+    );
+    assert_eq!(owner_and_pid(&pidfile2).1, kaiser.pid().to_string());
 }

@@ -56,7 +56,8 @@ pub enum ProcessSetupError {
 /// `immediate-gid` then `immediate-uid`, before anything is bound or opened.
 pub fn immediate(config: &Config) -> Result<(), ProcessSetupError> {
     let extra = &config.extra;
-    if extra.immediate_uid.is_none() && extra.immediate_gid.is_none() {
+    // A master re-executed for a reload already runs as the user it dropped to.
+    if super::is_reexec() || extra.immediate_uid.is_none() && extra.immediate_gid.is_none() {
         return Ok(());
     }
     let failed = |option, spec: &String| {
@@ -125,6 +126,10 @@ pub fn before_drop(config: &Config) -> Result<(), ProcessSetupError> {
 /// `chroot`, once users and groups are resolved and before they are set (it needs root):
 /// Python is initialised first unless the app is loaded lazily.
 pub fn chroot(config: &Config, interpreter: &InterpreterOptions) -> Result<(), ProcessSetupError> {
+    // A master re-executed for a reload is inside the jail already.
+    if super::is_reexec() {
+        return Ok(());
+    }
     if let Some(dir) = &config.extra.chroot {
         if !config.lazy_apps {
             python::initialize(interpreter)?;
@@ -221,6 +226,16 @@ pub fn groups(
         _ if changing_gid => Groups::Clear,
         _ => Groups::Keep,
     })
+}
+
+/// Whether a non-root process already has the uid and gid a drop asks for: a master
+/// re-executed for a reload, which could not drop again (only root may set groups), and need
+/// not. uWSGI skips its whole root set-up when not root.
+pub fn already_dropped(uid: Option<u32>, gid: Option<u32>) -> bool {
+    let now_uid = sys::process::uid();
+    now_uid != 0
+        && uid.is_none_or(|uid| uid == now_uid)
+        && gid.is_none_or(|gid| gid == sys::process::gid())
 }
 
 /// `unenv`: removes the variables, after `env` set its own.

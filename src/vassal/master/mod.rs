@@ -377,7 +377,8 @@ fn drop_privileges(
         .map(|((_, _, name), gid)| (name.as_str(), gid));
     let groups = super::process_setup::groups(config, user, gid.is_some())?;
     super::process_setup::chroot(config, interpreter)?;
-    if uid.is_none() && gid.is_none() {
+    let target_uid = uid.as_ref().map(|(u, _, _)| *u);
+    if uid.is_none() && gid.is_none() || super::process_setup::already_dropped(target_uid, gid) {
         return Ok(());
     }
     sys::privileges::drop_to(uid.map(|(u, _, _)| u), gid, &groups).map_err(|source| {

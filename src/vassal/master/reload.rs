@@ -43,6 +43,11 @@ impl Master<'_> {
             self.begin_stop(brutal, "exit-on-reload: a reload was asked for");
             return Ok(());
         }
+        if self.config.extra.chroot.is_some() && self.phase == Phase::Running {
+            // The binary (and /proc/self/exe) is outside the jail: a re-exec cannot work.
+            tracing::warn!("reload inside a `chroot`: kaiser cannot re-execute itself there; reloading the workers instead (they re-import the app only with lazy-apps)");
+            return self.workers_reload();
+        }
         if self.phase != Phase::Running {
             tracing::info!("reload requested while busy; ignoring");
             return Ok(());
