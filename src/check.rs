@@ -2,7 +2,8 @@
 //! app imports, in this process, without binding anything or forking.
 
 use crate::config::Config;
-use crate::python::{self, AppSpec, InterpreterOptions};
+use crate::python;
+use crate::vassal::python_setup;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckConfigError {
@@ -29,17 +30,9 @@ pub fn check_config(config: &Config) -> Result<(), CheckConfigError> {
     for (key, value) in &config.env {
         std::env::set_var(key, value);
     }
-    if config.wsgi_file.is_some() || config.module.is_some() || !config.mount.is_empty() {
-        python::initialize(&InterpreterOptions {
-            home: config.home.clone(),
-            pythonpath: config.pythonpath.clone(),
-        })?;
-        let app = python::load_app(&AppSpec {
-            wsgi_file: config.wsgi_file.clone(),
-            module: config.module.clone(),
-            callable: config.callable.clone(),
-            mounts: config.mount.clone(),
-        })?;
+    if python_setup::names_an_app(config) {
+        python::initialize(&python_setup::interpreter_options(config))?;
+        let app = python::load_app(&python_setup::app_spec(config))?;
         tracing::info!(app = %app.description, "configuration and app OK");
     } else {
         tracing::info!("configuration OK (no app configured)");

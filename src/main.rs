@@ -27,6 +27,7 @@ fn context() -> Context {
         binary: std::env::current_exe().unwrap_or_else(|_| "kaiser".into()),
         now_unix: now.as_secs(),
         now_micros: now.as_micros() as u64,
+        is_reload: vassal::is_reexec(),
     }
 }
 
@@ -81,7 +82,10 @@ fn main() -> ExitCode {
             println!("kaiser {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Action::ShowConfig => {
+        Action::PrintConfig => {
+            for warning in &loaded.warnings {
+                eprintln!("kaiser: warning: {warning}");
+            }
             print!("{}", loaded.show_config);
             return ExitCode::SUCCESS;
         }
@@ -121,6 +125,14 @@ fn main() -> ExitCode {
     logging::init();
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
+    }
+    if loaded.config.show_config && loaded.config.action == Action::Run {
+        // uWSGI's `show-config` logs the configuration and carries on; Docker images run
+        // `uwsgi --show-config` to get it into their logs.
+        eprint!(
+            ";kaiser instance configuration\n{};end of configuration\n",
+            loaded.show_config
+        );
     }
     if loaded.config.action == Action::CheckConfig {
         return match kaiser::check::check_config(&loaded.config) {

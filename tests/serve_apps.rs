@@ -236,4 +236,3 @@ fn the_venv_is_the_interpreter_sys_executable_and_prefix() {
         check.logs()
     );
 }
-

@@ -1089,8 +1089,8 @@ fn the_uwsgi_module_reports_workers_requests_and_memory() {
     // the last one is counted: ask until the other worker is done with it.
     let info = wait_until("the six requests counted", START_TIMEOUT, |last| {
         let response = http_get(addr, "/uwsgi")?;
-        let info: serde_json::Value = serde_json::from_str(&response.text())
-            .unwrap_or_else(|e| panic!("{e}: {response}"));
+        let info: serde_json::Value =
+            serde_json::from_str(&response.text()).unwrap_or_else(|e| panic!("{e}: {response}"));
         let me = info["worker_id"].as_u64();
         let settled = info["workers"].as_array().is_some_and(|workers| {
             let total: u64 = workers.iter().filter_map(|w| w["requests"].as_u64()).sum();

@@ -223,6 +223,29 @@ fn replace_calls(value: &str, sigil: char, mut f: impl FnMut(&str) -> Option<Str
     out
 }
 
+/// The entries a `declare-option` custom option stands for (uWSGI's `uwsgi_opt_custom`):
+/// the template's `key=value` items split on `;` (up to the first without `=`), with `$1`,
+/// `$2`, … in keys and values replaced by the value's space-separated words.
+pub(crate) fn custom_option(template: &str, value: &str) -> Vec<(String, String)> {
+    let mut args: Vec<&str> = value.split(' ').filter(|w| !w.is_empty()).collect();
+    if args.is_empty() {
+        args.push("");
+    }
+    let fill = |text: &str| {
+        args.iter()
+            .enumerate()
+            .fold(text.to_string(), |text, (index, arg)| {
+                text.replace(&format!("${}", index + 1), arg)
+            })
+    };
+    template
+        .split(';')
+        .filter(|item| !item.is_empty())
+        .map_while(|item| item.split_once('='))
+        .map(|(key, value)| (fill(key), fill(value)))
+        .collect()
+}
+
 /// How deep placeholders may refer to placeholders before we call it a loop.
 const MAX_PLACEHOLDER_DEPTH: usize = 16;
 
@@ -379,6 +402,7 @@ pub(crate) mod tests {
             binary: PathBuf::from("/usr/bin/kaiser"),
             now_unix: 1700000000,
             now_micros: 1700000000123456,
+            is_reload: false,
         }
     }
 

@@ -15,11 +15,14 @@
 //! - `cli.rs`: argv to entries (long and short forms, bare config files);
 //! - `ini.rs`: the uWSGI INI dialect (repeated keys, no inline comments);
 //! - `expand.rs`: magic variables, `$(ENV)`, `@(file)`, `%(placeholder)` with arithmetic;
+//! - `logic.rs`: `if-*` … `endif` and `for*` … `endfor` blocks;
+//! - `numbers.rs`: numeric values read as uWSGI's `atoi` reads them, with warnings;
 //! - `sources.rs`: env → argv → files in uWSGI's order, `include` in place, `inherit` last;
 //! - `options.rs`: the one option table, `--help` and the README table;
 //! - `typed.rs`: entries to [`Config`], statuses, strict mode, unknown keys;
 //! - `hints.rs`: the blog-post mistakes; `diagnostics.rs`: origins and messages;
-//! - `show.rs`: `--show-config`.
+//! - `show.rs`: `--show-config` and `--print-config`;
+//! - `extra.rs`: the Python loading, process and HTTP options of issue 15, typed and shown.
 //!
 //! Deliberate differences from uWSGI 2.0 (each also noted where it is implemented): values
 //! that uWSGI would misread are errors, not silent surprises (an inline comment that changes
@@ -35,15 +38,19 @@ mod cli;
 pub mod daemons;
 mod diagnostics;
 mod expand;
+mod extra;
 mod hints;
 pub mod hooks;
 mod ini;
+mod logic;
+mod numbers;
 mod options;
 mod show;
 mod sources;
 mod typed;
 
 pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
+pub use extra::Extra;
 
 /// Facts about the running process that magic variables need (`%v %h %k %u %g %t %b`).
 #[derive(Debug, Clone)]
@@ -58,6 +65,8 @@ pub struct Context {
     pub binary: PathBuf,
     pub now_unix: u64,
     pub now_micros: u64,
+    /// This start is a reload (the master re-executed itself), for `if-reload`.
+    pub is_reload: bool,
 }
 
 /// What the command line asks kaiser to do.
@@ -69,8 +78,8 @@ pub enum Action {
     Version,
     /// `--check-config`: parse, validate, import the app, exit 0 or 1.
     CheckConfig,
-    /// `--show-config`: print the effective options as an INI and exit.
-    ShowConfig,
+    /// `--print-config`: print the effective options as an INI and exit.
+    PrintConfig,
     /// `--reload PIDFILE`: send SIGHUP to the pid in the file.
     Reload(PathBuf),
     /// `--stop PIDFILE`: send SIGTERM (graceful) to the pid in the file.
@@ -116,6 +125,8 @@ pub struct Config {
     /// The vassal name used in logs: the first ini file's stem, else `kaiser`.
     pub name: String,
     pub strict: bool,
+    /// `show-config`: log the effective options at start, then run (as uWSGI).
+    pub show_config: bool,
 
     // --- application ---
     pub wsgi_file: Option<PathBuf>,
@@ -222,6 +233,9 @@ pub struct Config {
     pub stats_minified: bool,
     pub stats_no_cores: bool,
 
+    // --- issue 15: Python loading, process and HTTP options (see `extra.rs`) ---
+    pub extra: Extra,
+
     // --- emperor ---
     pub emperor: Vec<String>,
     pub emperor_throttle: Duration,
@@ -250,6 +264,7 @@ impl Default for Config {
             files: Vec::new(),
             name: "kaiser".to_string(),
             strict: false,
+            show_config: false,
             wsgi_file: None,
             module: None,
             callable: "application".to_string(),
@@ -318,6 +333,7 @@ impl Default for Config {
             stats_http: false,
             stats_minified: false,
             stats_no_cores: false,
+            extra: Extra::default(),
             emperor: Vec::new(),
             emperor_throttle: Duration::from_millis(1000),
             emperor_max_throttle: Duration::from_millis(180_000),
@@ -340,7 +356,7 @@ pub struct Loaded {
     pub config: Config,
     /// Each `origin: key: message`, like errors, in the order they were written.
     pub warnings: Vec<String>,
-    /// `--show-config` output: the effective options as an INI text.
+    /// `--show-config`/`--print-config` output: the effective options as an INI text.
     pub show_config: String,
     /// Every expanded entry in order, `(key as written, value)`, for Python's `uwsgi.opt`
     /// (a flag given without a value has the value `""`). Placeholders from `set-ph` are

@@ -26,6 +26,9 @@ pub(crate) enum Kind {
     KeyValue,
     /// Free text.
     Text,
+    /// One word that names something (a Python module, a callable): it cannot hold a
+    /// space, so an inline comment after it is an error, not a warning.
+    Name,
     /// A user or group, by name or number (`www-data`, `33`, `www-data:www`).
     Owner,
     /// A file mode in octal; the value is optional (bare means 0666).
@@ -40,6 +43,8 @@ pub(crate) enum Kind {
     ActionArg,
     /// A flag whose value is optional and only given as `--name=value` (`need-app`).
     OptionalBool,
+    /// A marker whose value is ignored (`endif`, `endfor`).
+    Marker,
 }
 
 impl Kind {
@@ -47,7 +52,7 @@ impl Kind {
     pub fn takes_value(self) -> Arity {
         match self {
             Kind::Bool | Kind::ActionFlag => Arity::None,
-            Kind::Mode | Kind::OptionalBool => Arity::Optional,
+            Kind::Mode | Kind::OptionalBool | Kind::Marker => Arity::Optional,
             _ => Arity::Required,
         }
     }
@@ -63,18 +68,20 @@ impl Kind {
             Kind::Path => "path",
             Kind::KeyValue => "`NAME=VALUE`",
             Kind::Text => "string",
+            Kind::Name => "name",
             Kind::Owner => "user/group",
             Kind::Mode => "octal mode",
             Kind::Load => "file[:section]",
             Kind::Define => "`name=value`",
             Kind::ActionFlag => "flag",
             Kind::ActionArg => "pidfile",
+            Kind::Marker => "marker",
         }
     }
 
     fn metavar(self) -> &'static str {
         match self {
-            Kind::Bool | Kind::ActionFlag => "",
+            Kind::Bool | Kind::ActionFlag | Kind::Marker => "",
             Kind::OptionalBool => "[=BOOL]",
             Kind::Int => " N",
             Kind::Megabytes => " MB",
@@ -84,6 +91,7 @@ impl Kind {
             Kind::Path => " PATH",
             Kind::KeyValue => " NAME=VALUE",
             Kind::Text => " VALUE",
+            Kind::Name => " NAME",
             Kind::Owner => " USER",
             Kind::Mode => "[=MODE]",
             Kind::Load => " FILE[:SECTION]",
@@ -109,6 +117,8 @@ pub(crate) enum Status {
     NoOp(&'static str),
     /// A uWSGI option kaiser refuses for now, with an optional hint for the message.
     NotYet(&'static str),
+    /// A uWSGI option kaiser refuses by design, with the reason and what to do instead.
+    Refused(&'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -201,6 +211,10 @@ impl OptionSpec {
         self.status = Status::NotYet("");
         self
     }
+    const fn refuse(mut self, why: &'static str) -> Self {
+        self.status = Status::Refused(why);
+        self
+    }
     const fn later_hint(mut self, hint: &'static str) -> Self {
         self.status = Status::NotYet(hint);
         self
@@ -225,7 +239,8 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("help", ActionFlag, Actions, "print this help and exit").aliases(&["usage"]).short('h'),
     opt("version", ActionFlag, Actions, "print the version and exit"),
     opt("check-config", ActionFlag, Actions, "parse and validate the configuration (and import the app), exit 0 or 1"),
-    opt("show-config", ActionFlag, Actions, "print the effective options as an `[uwsgi]` INI and exit"),
+    opt("show-config", Bool, Actions, "print the effective options as an `[uwsgi]` INI to the log, then run (as uWSGI)"),
+    opt("print-config", ActionFlag, Actions, "print the effective options as an `[uwsgi]` INI to stdout and exit (kaiser extension)"),
     opt("reload", ActionArg, Actions, "gracefully reload the instance whose pid is in PIDFILE (SIGHUP)"),
     opt("stop", ActionArg, Actions, "gracefully stop the instance whose pid is in PIDFILE (SIGTERM; uWSGI 2.0 sends SIGINT)"),
     opt("pause", ActionArg, Actions, "pause an instance").aliases(&["suspend", "resume"]).later(),
@@ -242,19 +257,22 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("yaml", Path, Loading, "load a YAML config file").aliases(&["yml"]).short('y').later_hint("convert it to an INI file"),
     opt("json", Path, Loading, "load a JSON config file").aliases(&["js"]).short('j').later_hint("convert it to an INI file"),
     opt("config", Path, Loading, "load a config file through the pluggable system").later(),
-    opt("for", Text, Loading, "config logic: for loop").aliases(&["for-glob", "for-times", "for-readline", "endfor", "end-for"]).later(),
-    opt("if-env", Text, Loading, "config logic: conditional block").aliases(&[
+    opt("for", Text, Loading, "config logic: repeat each line up to `endfor` once per space-separated word, with `%(_)` the word").aliases(&["for-glob", "for-times", "for-readline"]),
+    opt("endfor", Marker, Loading, "end a `for` block (`end` and `end-for` too)").aliases(&["end-for"]),
+    opt("if-env", Text, Loading, "config logic: keep each line up to `endif` only if the test holds, with `%(_)` the matched value (the variable's or option's value, the path, the hostname)").aliases(&[
         "if-not-env", "ifenv", "if-opt", "if-not-opt", "if-exists", "if-not-exists", "ifexists",
-        "if-file", "if-not-file", "if-dir", "if-not-dir", "ifdir", "if-directory", "if-reload",
-        "if-not-reload", "if-hostname", "if-not-hostname", "if-plugin", "if-not-plugin",
-        "ifplugin", "endif", "end-if",
-    ]).later(),
-    opt("declare-option", Text, Loading, "declare a custom option").aliases(&["declare-option2"]).later(),
+        "if-file", "if-not-file", "if-dir", "if-not-dir", "ifdir", "if-directory",
+        "if-hostname", "if-not-hostname", "if-plugin", "if-not-plugin", "ifplugin",
+    ]),
+    opt("if-reload", Bool, Loading, "config logic: keep each line up to `endif` only when the master re-executed itself for a reload").aliases(&["if-not-reload"]),
+    opt("endif", Marker, Loading, "end an `if-*` block").aliases(&["end-if", "end"]),
+    opt("if-hostname-match", Text, Loading, "config logic: hostname matches a regular expression").aliases(&["if-not-hostname-match"]).later_hint("use `if-hostname` with the exact name"),
+    opt("declare-option", Text, Loading, "declare a custom option: `name=key=value;key=value`, where `$1`, `$2`… stand for the words of its value").aliases(&["declare-option2"]).multi(),
     opt("inject-before", Path, Loading, "inject a text file before the config file").aliases(&["inject-after"]).later(),
     // --- application ---
     opt("wsgi-file", Path, Application, "load the WSGI application from this Python file").aliases(&["file"]),
-    opt("module", Text, Application, "load the WSGI application from this module (`pkg.mod` or `pkg.mod:callable`)").aliases(&["wsgi"]).short('w'),
-    opt("callable", Text, Application, "name of the WSGI callable in the module or file").default("application"),
+    opt("module", Name, Application, "load the WSGI application from this module (`pkg.mod` or `pkg.mod:callable`)").aliases(&["wsgi"]).short('w'),
+    opt("callable", Name, Application, "name of the WSGI callable in the module or file").default("application"),
     opt("chdir", Path, Application, "change to this directory before loading the app"),
     opt("pythonpath", Path, Application, "add a directory to `sys.path`").aliases(&["python-path", "pp"]).multi(),
     opt("home", Path, Application, "use this virtualenv (made with `python -m venv` from the same Python)").aliases(&["virtualenv", "venv", "pyhome"]).short('H'),
@@ -268,22 +286,24 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("plugins", Text, Application, "load uWSGI plugins").aliases(&["plugin", "need-plugin", "need-plugins", "plugins-dir", "plugin-dir"]).multi()
         .noop("kaiser is Python-only and has the python plugin built in; `python*` and `http` are accepted, other plugins are refused"),
     opt("wsgi-env-behaviour", Text, Application, "WSGI environ allocation strategy").aliases(&["wsgi-env-behavior"]).noop("kaiser builds a fresh environ per request"),
-    opt("chdir2", Path, Application, "change directory after loading the app").later(),
-    opt("unenv", Text, Application, "unset an environment variable").multi().later(),
-    opt("lazy", Bool, Application, "load apps in workers and reload only workers on SIGHUP").later_hint("use `lazy-apps`"),
+    opt("chdir2", Path, Application, "change to this directory after the app is loaded (in the master, or in each worker with `lazy-apps`)"),
+    opt("unenv", Text, Application, "remove this variable from the environment the app sees (after `env`)").multi(),
+    opt("lazy", Bool, Application, "`lazy-apps` under its old name (uWSGI's `lazy` also reloads only the workers on SIGHUP; kaiser re-executes the master, which re-imports nothing itself in lazy mode, so the app is reloaded either way)").default("false"),
     opt("mount", Text, Application, "`/point=target`: load another app (a `.py`/`.wsgi` file or `pkg.mod[:callable]`) for requests whose SCRIPT_NAME is `/point`").multi(),
     opt("manage-script-name", Bool, Application, "move the longest mountpoint that starts PATH_INFO into SCRIPT_NAME, so mounts work without nginx setting SCRIPT_NAME").default("false"),
-    opt("import", Text, Application, "import a Python module at startup").aliases(&["pyimport", "py-import", "python-import"]).multi().later(),
-    opt("shared-import", Text, Application, "import a Python module in every process").aliases(&["shared-pyimport", "shared-py-import", "shared-python-import"]).multi().later(),
-    opt("eval", Text, Application, "evaluate Python code as the app").later(),
-    opt("paste", Text, Application, "load a paste.deploy config").aliases(&["ini-paste", "ini-paste-logged", "paste-logger"]).later(),
-    opt("pyargv", Text, Application, "set `sys.argv`").later(),
-    opt("optimize", Int, Application, "set the Python optimisation level").short('O').later(),
+    opt("import", Name, Application, "import this Python module (or `.py` file) before the app, where the app is imported").aliases(&["pyimport", "py-import", "python-import"]).multi(),
+    opt("shared-import", Name, Application, "import this Python module (or `.py` file) before `import` modules and the app (uWSGI imports it in the master; kaiser, where the app is imported: the master, or each worker with `lazy-apps`)").aliases(&["shared-pyimport", "shared-py-import", "shared-python-import"]).multi(),
+    opt("eval", Text, Application, "run this Python code as the app's module; its `callable` (`application`) is the app"),
+    opt("paste", Text, Application, "load the app with paste.deploy's `loadapp` (`config:/path/app.ini`; a bare path gets `config:`); PasteDeploy must be installed in the app's venv"),
+    opt("paste-logger", Bool, Application, "with `paste`: configure Python logging from the paste file (`logging.config.fileConfig`)").default("false"),
+    opt("ini-paste", Load, Loading, "load this INI file's `[uwsgi]` section and its app with paste.deploy (`ini` + `paste = config:FILE`)").aliases(&["ini-paste-logged"]),
+    opt("pyargv", Text, Application, "`sys.argv[1:]`, split on spaces (`sys.argv[0]` is `uwsgi`, or `py-programname`)"),
+    opt("optimize", Int, Application, "Python's optimisation level, as `python -O` (1) or `-OO` (2)").short('O').default("0"),
     opt("py-tracebacker", Path, Application, "expose Python tracebacks on a socket").later(),
-    opt("py-autoreload", Int, Application, "reload when Python modules change").aliases(&["py-auto-reload", "python-autoreload", "python-auto-reload"]).later(),
-    opt("py-executable", Path, Application, "override `sys.executable`").aliases(&["py-sys-executable"]).later_hint("kaiser sets `sys.executable` to the virtualenv's interpreter"),
-    opt("py-programname", Text, Application, "set the Python program name").aliases(&["py-program-name"]).later(),
-    opt("wsgi-disable-file-wrapper", Bool, Application, "disable `wsgi.file_wrapper`").later(),
+    opt("py-autoreload", Seconds, Application, "every N seconds, check the files of the loaded Python modules and gracefully reload when one changed (development; 0: off)").aliases(&["py-auto-reload", "python-autoreload", "python-auto-reload"]).default("0"),
+    opt("py-executable", Path, Application, "set `sys.executable` (default: the venv's `bin/python`, or the Python kaiser embeds)").aliases(&["py-sys-executable"]),
+    opt("py-programname", Text, Application, "Python's program name and `sys.argv[0]`").aliases(&["py-program-name"]),
+    opt("wsgi-disable-file-wrapper", Bool, Application, "leave `wsgi.file_wrapper` out of the environ").default("false"),
     opt("spooler-import", Text, Application, "import a module in the spooler").aliases(&["spooler-pyimport", "spooler-py-import", "spooler-python-import"]).later(),
     opt("gevent", Int, Application, "run the gevent loop engine").aliases(&["async", "ugreen", "greenlet", "asyncio"]).later(),
     // --- processes ---
@@ -301,29 +321,32 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("thunder-lock", Bool, Processes, "serialise accept()").noop("kaiser's workers do not suffer the thundering herd it works around"),
     opt("auto-procname", Bool, Processes, "give processes meaningful names").noop("process titles are not changed yet"),
     opt("procname-prefix", Text, Processes, "prefix process names").aliases(&["procname-prefix-spaced", "procname-append", "procname", "procname-master"]).noop("process titles are not changed yet"),
-    opt("pidfile2", Path, Processes, "write the pid after dropping privileges").aliases(&["safe-pidfile", "safe-pidfile2"]).later_hint("use `pidfile`"),
+    opt("pidfile2", Path, Processes, "write the master's pid to this file after dropping privileges"),
+    opt("safe-pidfile", Path, Processes, "`pidfile`, written to a temporary file and renamed into place"),
+    opt("safe-pidfile2", Path, Processes, "`pidfile2`, written to a temporary file and renamed into place"),
     opt("mule-reload-mercy", Seconds, Processes, "how long a mule may take to reload").later(),
-    opt("exit-on-reload", Bool, Processes, "exit instead of reloading").later(),
+    opt("exit-on-reload", Bool, Processes, "stop gracefully when a reload is asked for (SIGHUP, `touch-reload`, FIFO `r`) instead of reloading").default("false"),
     opt("umask", Text, Processes, "set the umask (octal, e.g. `022`) first thing, before sockets, pidfile and `logto` are created"),
-    opt("chroot", Path, Processes, "chroot to a directory").later(),
-    opt("cap", Text, Processes, "set process capabilities").later(),
+    opt("chroot", Path, Processes, "chroot to this directory after binding the sockets, before dropping privileges; Python is initialised before, the app is loaded after, from inside it"),
+    opt("cap", Text, Processes, "capabilities to keep after dropping privileges").noop("kaiser binds every socket before dropping privileges, so binding ports below 1024 needs no capability; no capability is kept after the drop (grant one with systemd's `AmbientCapabilities` if the app needs it)"),
     opt("unshare", Text, Processes, "unshare namespaces").aliases(&["unshare2"]).later(),
-    opt("add-gid", Owner, Processes, "add a supplementary group").later(),
-    opt("no-initgroups", Bool, Processes, "do not set supplementary groups").later(),
-    opt("immediate-uid", Owner, Processes, "drop to this user immediately").aliases(&["immediate-gid"]).later_hint("use `uid`/`gid`"),
+    opt("add-gid", Owner, Processes, "add this supplementary group when dropping privileges").multi(),
+    opt("no-initgroups", Bool, Processes, "do not give the `uid` user its supplementary groups from /etc/group when dropping privileges").default("false"),
+    opt("immediate-uid", Owner, Processes, "drop to this user first thing, before binding sockets"),
+    opt("immediate-gid", Owner, Processes, "drop to this group first thing, before binding sockets"),
     opt("daemonize", Path, Processes, "detach from the terminal and log to this file (`logto`); under the emperor and on reload, only `logto`").short('d'),
-    opt("daemonize2", Path, Processes, "`daemonize` after the app is loaded").later_hint("use `daemonize`, or run kaiser under systemd or the emperor"),
+    opt("daemonize2", Path, Processes, "`daemonize` (uWSGI detaches after loading the app; kaiser detaches before, so an app that fails to load reports it in this file)"),
     opt("threads-stacksize", Int, Processes, "stack size of the request threads in KB (default: the stack limit, `ulimit -s`, as for the threads Python starts; 8 MiB if unlimited)").aliases(&["thread-stacksize"]).default("0"),
-    opt("no-orphans", Bool, Processes, "kill workers if the master dies").later(),
-    opt("reaper", Bool, Processes, "reap zombies after each request").short('r').later(),
-    opt("close-on-exec", Bool, Processes, "set close-on-exec on request sockets").aliases(&["close-on-exec2"]).later(),
-    opt("limit-as", Int, Processes, "limit the address space of processes (MB)").later(),
-    opt("cpu-affinity", Int, Processes, "pin workers to CPUs").later(),
+    opt("no-orphans", Bool, Processes, "kill the workers if the master dies").noop("kaiser's workers always get SIGKILL when their master dies (`PR_SET_PDEATHSIG`)"),
+    opt("reaper", Bool, Processes, "after each request, reap the worker's exited child processes (apps that start processes without waiting for them)").short('r').default("false"),
+    opt("close-on-exec", Bool, Processes, "set close-on-exec on the sockets").aliases(&["close-on-exec2"]).noop("kaiser opens every connection and listening socket close-on-exec; only its own re-exec on reload inherits the listeners"),
+    opt("limit-as", Megabytes, Processes, "limit the address space of the master and workers (`RLIMIT_AS`) to this many MB").default("0"),
+    opt("cpu-affinity", Int, Processes, "pin each worker to this many CPUs, worker 1 from CPU 0, the next from where it stopped, wrapping round (0: off)").default("0"),
     opt("idle", Seconds, Processes, "after this many seconds without a request, stop the workers until the next connection (cheap mode; 0: off)").default("0"),
     opt("die-on-idle", Bool, Processes, "with `idle`: stop the vassal instead of going cheap").default("false"),
     opt("cheap", Bool, Processes, "start in cheap mode").later(),
     opt("honour-stdin", Bool, Processes, "do not remap stdin to /dev/null").later(),
-    opt("skip-atexit", Bool, Processes, "skip atexit hooks").aliases(&["skip-atexit-teardown"]).later(),
+    opt("skip-atexit", Bool, Processes, "a worker stopping gracefully does not run the app's `atexit` handlers (nor `uwsgi.atexit`)").aliases(&["skip-atexit-teardown"]).default("false"),
     // Hooks (`config/hooks.rs` parses the `action:argument` values; `hooks.rs` runs them).
     opt("hook-asap", Text, Processes, "run a hook action (`exec:`, `mkdir:`, `write:`, `print:`, …) first thing in the master, on every start and reload").multi(),
     opt("hook-as-root", Text, Processes, "run a hook action in the master before it drops privileges (only when started as root, as uWSGI)").multi(),
@@ -372,7 +395,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("buffer-size", Int, Sockets, "maximum size of a request's headers in bytes (at most 65535)").short('b').default("4096"),
     opt("post-buffering", Int, Sockets, "read the whole request body before calling the app: up to this many bytes in memory, the rest in an anonymous temp file (0: the app reads from the socket)").default("0"),
     opt("socket-timeout", Seconds, Sockets, "timeout for socket reads and writes").short('z').default("4"),
-    opt("https-socket", Address, Sockets, "listen with HTTPS").aliases(&["https", "ssl-socket", "suwsgi-socket", "https2"]).multi().later_hint("terminate TLS in nginx"),
+    opt("https-socket", Address, Sockets, "listen with HTTPS").aliases(&["https", "ssl-socket", "suwsgi-socket", "https2"]).multi().refuse("kaiser does not terminate TLS: put nginx (or another proxy) in front and use `http-socket` or `socket` behind it; a TLS stack would add a heavy dependency for what the front end does better"),
     opt("shared-socket", Address, Sockets, "create a shared socket").aliases(&["undeferred-shared-socket"]).multi().later(),
     opt("fastcgi-socket", Address, Sockets, "listen with FastCGI").aliases(&["scgi-socket", "scgi-nph-socket", "raw-socket", "puwsgi-socket", "fastcgi-nph-socket"]).multi().later(),
     opt("abstract-socket", Bool, Sockets, "force abstract unix sockets").short('a').later_hint("write the address as `@name`"),
@@ -381,8 +404,14 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("tcp-nodelay", Bool, Sockets, "set TCP_NODELAY").noop("kaiser always sets TCP_NODELAY on TCP connections"),
     opt("freebind", Bool, Sockets, "set IP_FREEBIND").later(),
     opt("map-socket", Text, Sockets, "map sockets to workers").multi().later(),
-    opt("http-timeout", Seconds, Sockets, "timeout of the HTTP router").later(),
-    opt("http-keepalive", Bool, Sockets, "HTTP keep-alive in the router").aliases(&["http-auto-chunked", "http-auto-gzip", "http-websockets", "http-enable-proxy-protocol", "http-processes", "http-workers"]).later(),
+    opt("http-timeout", Seconds, Sockets, "timeout of uWSGI's HTTP router").noop("there is no router between the client and the worker, so nothing cuts a slow response short: `socket-timeout` bounds each read and write, `harakiri` a request's run time"),
+    opt("http-keepalive", Bool, Sockets, "keep-alive in uWSGI's HTTP router").noop("kaiser's HTTP sockets always keep HTTP/1.1 connections alive (and HTTP/1.0 ones that ask)"),
+    opt("http-auto-chunked", Bool, Sockets, "chunked responses from uWSGI's HTTP router").noop("kaiser always sends a response without `Content-Length` chunked to HTTP/1.1 clients"),
+    opt("http-auto-gzip", Bool, Sockets, "gzip in uWSGI's HTTP router").noop("kaiser does not compress responses; let nginx gzip them"),
+    opt("http-raw-body", Bool, Sockets, "pass the raw request body through uWSGI's HTTP router").noop("the workers read the body themselves: `wsgi.input` gives the body, a chunked one decoded"),
+    opt("http-to", Text, Sockets, "the uwsgi socket uWSGI's HTTP router forwards to").multi().noop("kaiser's workers serve `http` themselves, so there is nothing to forward to; the same app serves `http` and `socket`"),
+    opt("http-processes", Int, Sockets, "number of uWSGI HTTP router processes").aliases(&["http-workers"]).noop("there is no router process: every worker serves HTTP"),
+    opt("http-websockets", Bool, Sockets, "WebSocket support in uWSGI's HTTP router").noop("kaiser serves WSGI, which has no connection upgrade: an `Upgrade: websocket` request reaches the app as a plain request, and `uwsgi.websocket_handshake` is not provided; serve WebSockets from an ASGI server behind the same nginx"),
     opt("http-socket-modifier1", Int, Sockets, "modifier1 for http sockets").aliases(&["http-modifier1", "http-socket-modifier2"]).later(),
     opt("add-header", Text, Sockets, "`Name: value`: a header added to every response").multi(),
     opt("static-map", Text, Sockets, "serve static files").aliases(&["static-map2", "check-static", "static-index", "static-expires", "static-skip-ext", "static-safe", "offload-threads"]).multi().later_hint("serve static files from nginx"),
@@ -393,7 +422,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("transfer-timeout", Seconds, Sockets, "the total time a request body, and a response, may keep a request thread waiting on a slow client (beyond it: 408, or the connection closes); `transfer-min-rate` extends it (0: only `socket-timeout` per wait)").default("60"),
     opt("transfer-min-rate", Int, Sockets, "bytes per second a client must move to keep its `transfer-timeout` growing: each byte read or written adds 1/rate seconds (0: a fixed deadline)").default("1024"),
     opt("post-buffering-bufsize", Int, Sockets, "buffer size for post-buffering").later(),
-    opt("enable-proxy-protocol", Bool, Sockets, "accept the PROXY protocol").later(),
+    opt("enable-proxy-protocol", Bool, Sockets, "on HTTP sockets, read a PROXY protocol header (v1 text or v2 binary) before the request when one comes, and take REMOTE_ADDR and REMOTE_PORT from it (any client can send one: use it only behind a proxy that does)").aliases(&["http-enable-proxy-protocol"]).default("false"),
     opt("upload-progress", Path, Sockets, "upload progress files").later(),
     opt("zerg", Address, Sockets, "attach to a zerg server").aliases(&["zerg-server", "zergpool"]).later(),
     opt("subscribe-to", Text, Sockets, "subscribe to a router").aliases(&["subscribe2", "st"]).multi().later(),
@@ -446,7 +475,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("stats-no-metrics", Bool, Lifecycle, "leave metrics out of the stats").noop("kaiser's stats have no metrics section"),
     opt("harakiri-graceful-timeout", Seconds, Lifecycle, "after harakiri's 504 and traceback, how long the worker's other requests may run before SIGKILL (0: kill at once)").default("3"),
     opt("harakiri-graceful-signal", Text, Lifecycle, "harakiri tuning").aliases(&["harakiri-queue-threshold", "harakiri-no-arh"]).later(),
-    opt("reload-on-exception", Bool, Lifecycle, "recycle a worker after an unhandled exception").later(),
+    opt("reload-on-exception", Bool, Lifecycle, "replace a worker after a request in which the app raised").default("false"),
     opt("touch-logreopen", Path, Lifecycle, "reopen the log, or run an action, when touched").aliases(&["touch-logrotate", "touch-exec", "touch-signal", "fs-reload", "fs-brutal-reload"]).multi().later(),
     opt("cheaper", Int, Lifecycle, "adaptive worker count: minimum workers").later(),
     opt("cheaper-algo", Text, Lifecycle, "adaptive worker count options").aliases(&[
@@ -510,6 +539,7 @@ fn status_doc(status: Status) -> String {
         Status::NoOp(why) => format!("no-op: {why}"),
         Status::NotYet("") => "not yet supported".to_string(),
         Status::NotYet(hint) => format!("not yet supported ({hint})"),
+        Status::Refused(why) => format!("refused: {why}"),
     }
 }
 
@@ -526,10 +556,9 @@ pub(crate) fn help_text() -> String {
     );
     for group in Group::ALL {
         out.push_str(&format!("\n{}:\n", group.title()));
-        for spec in OPTIONS
-            .iter()
-            .filter(|spec| spec.group == group && !matches!(spec.status, Status::NotYet(_)))
-        {
+        for spec in OPTIONS.iter().filter(|spec| {
+            spec.group == group && !matches!(spec.status, Status::NotYet(_) | Status::Refused(_))
+        }) {
             let short = spec.short.map(|c| format!("-{c}, ")).unwrap_or_default();
             let flag = format!("{short}--{}{}", spec.name, spec.kind.metavar());
             let mut doc = spec.doc.to_string();
@@ -547,11 +576,11 @@ pub(crate) fn help_text() -> String {
     }
     let refused: Vec<&str> = OPTIONS
         .iter()
-        .filter(|spec| matches!(spec.status, Status::NotYet(_)))
+        .filter(|spec| matches!(spec.status, Status::NotYet(_) | Status::Refused(_)))
         .flat_map(|spec| spec.names())
         .collect();
     out.push_str(&format!(
-        "\nRecognised uWSGI options that kaiser does not support yet (an error if used):\n{}\n",
+        "\nRecognised uWSGI options that kaiser does not support yet, or refuses by design such as\n`https` (an error if used; the README's option table says why):\n{}\n",
         wrap(&refused.join(", "), 92, "  ")
     ));
     out

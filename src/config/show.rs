@@ -1,4 +1,4 @@
-//! `--show-config`: the effective configuration as an `[uwsgi]` INI text.
+//! `--show-config` and `--print-config`: the effective configuration as an `[uwsgi]` INI text.
 //!
 //! Rendered from the typed [`Config`] rather than from the raw entries, so includes,
 //! placeholders and overridden scalars are already resolved and loading the text back gives
@@ -259,6 +259,7 @@ pub(crate) fn render(config: &Config) -> String {
     for daemon in &config.daemons {
         line(&daemon.option, &daemon.text);
     }
+    super::extra::render(&config.extra, &mut line);
     out
 }
 

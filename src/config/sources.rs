@@ -12,6 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use super::cli::CliEntry;
 use super::diagnostics::{Origin, Report};
 use super::expand::{self, FileFacts};
+use super::logic::{self, Logic, PathKind};
 use super::{hints, ini, Context};
 
 /// Reads config files. The real one is `std::fs`; tests use a map.
@@ -19,6 +20,12 @@ pub(crate) trait FileSystem {
     fn read(&self, path: &Path) -> std::io::Result<String>;
     /// The inode for `%i`, when there is one.
     fn inode(&self, path: &Path) -> Option<u64>;
+    /// What `stat` says the path is (symlinks followed), for `if-file`, `if-dir`, `for-glob`.
+    fn stat(&self, path: &Path) -> Option<PathKind>;
+    /// Whether the path can be opened for reading, for `if-exists` (uWSGI: `access(R_OK)`).
+    fn readable(&self, path: &Path) -> bool;
+    /// A directory's entries as (name, is a directory), for `for-glob`.
+    fn list_dir(&self, path: &Path) -> Vec<(String, bool)>;
 }
 
 pub(crate) struct RealFs;
@@ -31,6 +38,36 @@ impl FileSystem for RealFs {
     fn inode(&self, path: &Path) -> Option<u64> {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(path).ok().map(|m| m.ino())
+    }
+
+    fn stat(&self, path: &Path) -> Option<PathKind> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(if meta.is_file() {
+            PathKind::File
+        } else if meta.is_dir() {
+            PathKind::Dir
+        } else {
+            PathKind::Other
+        })
+    }
+
+    fn readable(&self, path: &Path) -> bool {
+        std::fs::File::open(path).is_ok()
+    }
+
+    fn list_dir(&self, path: &Path) -> Vec<(String, bool)> {
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                // `stat`, not the entry type: a symlink to a directory is a directory to glob.
+                let is_dir = std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir());
+                (name, is_dir)
+            })
+            .collect()
     }
 }
 
@@ -92,6 +129,23 @@ struct Loader<'a> {
     inherits: Vec<(String, Origin)>,
     /// Set while loading `inherit` templates.
     inheriting: bool,
+    /// The open `if-*`/`for*` block, if any (uWSGI keeps one, across files).
+    block: Option<Block>,
+    /// Set while a block adds its entries: they bypass the block, as in uWSGI.
+    in_block: bool,
+    /// `declare-option`: (name, template) of each custom option, in declaration order.
+    custom: Vec<(String, String)>,
+}
+
+/// An open config-logic block.
+#[derive(Debug, Clone)]
+struct Block {
+    key: String,
+    logic: Logic,
+    arg: String,
+    origin: Origin,
+    /// A `for*` block's items, computed when it opens.
+    items: Vec<String>,
 }
 
 pub(crate) fn collect(
@@ -112,6 +166,9 @@ pub(crate) fn collect(
         stack: Vec::new(),
         inherits: Vec::new(),
         inheriting: false,
+        block: None,
+        in_block: false,
+        custom: Vec::new(),
     };
     for (var, value) in env {
         let Some(name) = var.strip_prefix("UWSGI_") else {
@@ -128,6 +185,7 @@ pub(crate) fn collect(
         let origin = Origin::CommandLine { index: entry.index };
         loader.add(&entry.key, &entry.value, origin, entry.bare);
     }
+    loader.warn_unclosed_block();
     loader.expand_values();
     // Templates are applied after the variable passes, appended at the end of the list.
     loader.inheriting = true;
@@ -137,11 +195,15 @@ pub(crate) fn collect(
         loader.load_file(&spec, &origin, "inherit", LoadKind::Load);
         next += 1;
     }
+    loader.warn_unclosed_block();
     loader.collected
 }
 
 impl Loader<'_> {
     fn add(&mut self, key: &str, value: &str, origin: Origin, bare: bool) {
+        if !self.in_block && self.logic(key, value, &origin, bare) {
+            return;
+        }
         let inherited = self.inheriting;
         let entry = |key: &str, value: &str, placeholder_only| Entry {
             key: key.to_string(),
@@ -161,6 +223,47 @@ impl Loader<'_> {
                     self.load_file(value, &origin, key, LoadKind::Load);
                 }
             }
+            "ini-paste" | "ini-paste-logged" => {
+                // uWSGI's `uwsgi_opt_ini_paste`: the file's `[uwsgi]` section, and its app
+                // through paste.deploy.
+                self.collected.entries.push(entry(key, value, false));
+                self.load_file(value, &origin, key, LoadKind::Ini);
+                let (path, _) = ini::split_section(value);
+                let uri = format!("config:{}", absolute(&self.ctx.cwd, path));
+                self.collected.entries.push(entry("paste", &uri, false));
+                if key == "ini-paste-logged" {
+                    self.collected
+                        .entries
+                        .push(entry("paste-logger", "true", false));
+                }
+            }
+            "declare-option" | "declare-option2" => {
+                self.collected.entries.push(entry(key, value, false));
+                match value.split_once('=') {
+                    Some((name, template)) if !name.is_empty() => {
+                        self.custom.push((name.to_string(), template.to_string()));
+                    }
+                    _ => self.report.error(
+                        &origin,
+                        key,
+                        format!("expected `newoption=key=value;key=value`, got `{value}`"),
+                    ),
+                }
+            }
+            _ if self.custom.iter().any(|(name, _)| name == key) => {
+                // Usable as `%(name)` like any key, but not an option of its own.
+                self.collected.entries.push(entry(key, value, true));
+                let template = self
+                    .custom
+                    .iter()
+                    .rev()
+                    .find(|(name, _)| name == key)
+                    .map(|(_, template)| template.clone())
+                    .unwrap_or_default();
+                for (new_key, new_value) in expand::custom_option(&template, value) {
+                    self.add(&new_key, &new_value, origin.clone(), false);
+                }
+            }
             "set" | "set-placeholder" | "set-ph" => {
                 let Some((name, defined)) = value.split_once('=') else {
                     self.report.error(
@@ -177,6 +280,92 @@ impl Loader<'_> {
                 self.collected.entries.push(defined);
             }
             _ => self.collected.entries.push(entry(key, value, false)),
+        }
+    }
+
+    /// Config logic (`logic.rs`): opens and closes blocks, and routes the entries inside a
+    /// block through it. Returns whether the entry was consumed.
+    fn logic(&mut self, key: &str, value: &str, origin: &Origin, bare: bool) -> bool {
+        if logic::is_end(key) {
+            self.block = None;
+            return false;
+        }
+        if let Some(opened) = logic::opening(key) {
+            if let Some(open) = &self.block {
+                // uWSGI exits with "recursive logic in options is not supported" when the
+                // outer condition holds, and misreads the rest of the block when it does not.
+                let message = format!(
+                    "config logic blocks cannot be nested: `{}` at {} is still open (close it with `endif` or `endfor` first; uWSGI refuses nesting too)",
+                    open.key, open.origin
+                );
+                self.report.error(origin, key, message);
+                return true;
+            }
+            let mut items = Vec::new();
+            if !matches!(opened, Logic::If { .. }) {
+                match logic::items(opened, value, &self.facts()) {
+                    Ok(found) => items = found,
+                    Err(message) => self.report.warn(origin, key, message),
+                }
+            }
+            self.block = Some(Block {
+                key: key.to_string(),
+                logic: opened,
+                arg: value.to_string(),
+                origin: origin.clone(),
+                items,
+            });
+            return false;
+        }
+        let Some(block) = self.block.clone() else {
+            return false;
+        };
+        let values: Vec<String> = match block.logic {
+            Logic::If { test, negated } => {
+                // Tested again for every entry, as uWSGI does (`if-opt` sees the entries
+                // the block itself added).
+                let (keep, item) = logic::test(test, negated, &block.arg, &self.facts());
+                if keep {
+                    vec![logic::substitute(value, item.as_deref())]
+                } else {
+                    Vec::new()
+                }
+            }
+            _ => block
+                .items
+                .iter()
+                .map(|item| logic::substitute(value, Some(item)))
+                .collect(),
+        };
+        self.in_block = true;
+        for value in values {
+            self.add(key, &value, origin.clone(), bare);
+        }
+        self.in_block = false;
+        true
+    }
+
+    fn facts(&self) -> LoaderFacts<'_> {
+        LoaderFacts {
+            ctx: self.ctx,
+            env: self.env,
+            fs: self.fs,
+            entries: &self.collected.entries,
+        }
+    }
+
+    fn warn_unclosed_block(&mut self) {
+        if let Some(block) = self.block.take() {
+            let end = if matches!(block.logic, Logic::If { .. }) {
+                "endif"
+            } else {
+                "endfor"
+            };
+            self.report.warn(
+                &block.origin,
+                &block.key,
+                format!("this block has no `{end}`, so it ran to the end of the configuration"),
+            );
         }
     }
 
@@ -346,6 +535,67 @@ impl Loader<'_> {
             }
             entry.value = expanded.value;
         }
+    }
+}
+
+/// What config logic may ask about the machine, answered from the loader's inputs.
+struct LoaderFacts<'a> {
+    ctx: &'a Context,
+    env: &'a [(String, String)],
+    fs: &'a dyn FileSystem,
+    entries: &'a [Entry],
+}
+
+impl LoaderFacts<'_> {
+    fn path(&self, path: &str) -> PathBuf {
+        PathBuf::from(absolute(&self.ctx.cwd, path))
+    }
+}
+
+impl logic::Facts for LoaderFacts<'_> {
+    fn env(&self, name: &str) -> Option<String> {
+        // The last definition wins, as in the process environment.
+        self.env
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn option(&self, name: &str) -> Option<String> {
+        self.entries
+            .iter()
+            .find(|entry| entry.key == name)
+            .map(|entry| entry.value.clone())
+    }
+
+    fn hostname(&self) -> &str {
+        &self.ctx.hostname
+    }
+
+    fn is_reload(&self) -> bool {
+        self.ctx.is_reload
+    }
+
+    fn stat(&self, path: &str) -> Option<PathKind> {
+        if path.is_empty() {
+            return None;
+        }
+        self.fs.stat(&self.path(path))
+    }
+
+    fn readable(&self, path: &str) -> bool {
+        !path.is_empty() && self.fs.readable(&self.path(path))
+    }
+
+    fn list_dir(&self, path: &str) -> Vec<(String, bool)> {
+        self.fs.list_dir(&self.path(path))
+    }
+
+    fn read(&self, path: &str) -> Result<String, String> {
+        self.fs
+            .read(&self.path(path))
+            .map_err(|error| format!("cannot read `{path}`: {error}"))
     }
 }
 

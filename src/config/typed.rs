@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::diagnostics::{did_you_mean, Origin, Report};
 use super::options::{self, Kind, OptionSpec, Status};
 use super::sources::Entry;
-use super::{hints, Action, Address, Config, Protocol, SocketSpec};
+use super::{extra, hints, numbers, Action, Address, Config, Protocol, SocketSpec};
 
 /// `buffer-size` is a 16-bit field in uWSGI.
 const MAX_BUFFER_SIZE: usize = 65535;
@@ -48,6 +48,14 @@ pub(crate) fn build(
             unknown.push(entry);
             continue;
         };
+        if let Status::Refused(why) = spec.status {
+            report.error(
+                &entry.origin,
+                &entry.key,
+                format!("`{}` is refused: {why}", entry.key),
+            );
+            continue;
+        }
         if let Status::NotYet(hint) = spec.status {
             let switched_off = matches!(spec.kind, Kind::Bool) && !uwsgi_bool(&entry.value);
             if !switched_off {
@@ -109,8 +117,8 @@ pub(crate) fn build(
 /// when the value cannot mean what was written (an error is reported).
 fn prepare_value(spec: &OptionSpec, entry: &Entry, report: &mut Report) -> Option<String> {
     let value = entry.value.as_str();
-    let free_text =
-        matches!(spec.kind, Kind::Text | Kind::KeyValue) || matches!(spec.status, Status::NoOp(_));
+    let free_text = matches!(spec.kind, Kind::Text | Kind::KeyValue | Kind::Marker)
+        || matches!(spec.status, Status::NoOp(_));
     if value.starts_with('=') {
         let message = hints::doubled_equals_message(&entry.key, value);
         if free_text {
@@ -119,6 +127,25 @@ fn prepare_value(spec: &OptionSpec, entry: &Entry, report: &mut Report) -> Optio
             report.error(&entry.origin, &entry.key, message);
             return None;
         }
+    }
+    // A bare `chmod-socket` means 0666, so only a written mode is read as a number.
+    let numeric = matches!(
+        spec.kind,
+        Kind::Int | Kind::Seconds | Kind::Millis | Kind::Megabytes
+    ) || (spec.kind == Kind::Mode && !value.is_empty());
+    if numeric {
+        return match numbers::read(&entry.key, value, spec.kind == Kind::Megabytes) {
+            numbers::Reading::Number { digits, warning } => {
+                if let Some(warning) = warning {
+                    report.warn(&entry.origin, &entry.key, warning);
+                }
+                Some(digits)
+            }
+            numbers::Reading::Error(message) => {
+                report.error(&entry.origin, &entry.key, message);
+                None
+            }
+        };
     }
     let Some(at) = hints::inline_comment(value) else {
         return Some(value.to_string());
@@ -129,14 +156,10 @@ fn prepare_value(spec: &OptionSpec, entry: &Entry, report: &mut Report) -> Optio
         report.warn(&entry.origin, &entry.key, message);
         return Some(value.to_string());
     }
-    // uWSGI reads booleans as "true unless false/off/no/0" and integers with strtol, so a
-    // trailing comment sometimes does no harm; then a warning is enough.
+    // uWSGI reads booleans as "true unless false/off/no/0", so a trailing comment sometimes
+    // does no harm; then a warning is enough. (Numbers were read above, as `atoi` does.)
     let same_meaning = match spec.kind {
         Kind::Bool | Kind::OptionalBool => uwsgi_bool(value) == uwsgi_bool(intended),
-        Kind::Int | Kind::Seconds | Kind::Millis => {
-            let digits: String = value.chars().take_while(char::is_ascii_digit).collect();
-            !digits.is_empty() && digits == intended
-        }
         _ => false,
     };
     let message = hints::inline_comment_message(&entry.key, value, same_meaning);
@@ -185,16 +208,28 @@ fn check_kind(kind: Kind, value: &str) -> Result<(), String> {
 /// option table; a test checks every implemented option is handled here.
 fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), String> {
     let v = value;
+    let parsers = extra::Parsers {
+        text,
+        path,
+        number,
+        megabytes,
+        boolean: uwsgi_bool,
+    };
+    if let Some(applied) = extra::apply(&mut config.extra, spec.name, v, &parsers) {
+        return applied;
+    }
     match spec.name {
         "help" => config.action = Action::Help,
         "version" => config.action = Action::Version,
         "check-config" if uwsgi_bool(v) => config.action = Action::CheckConfig,
-        "show-config" if uwsgi_bool(v) => config.action = Action::ShowConfig,
-        "check-config" | "show-config" => {}
+        "print-config" if uwsgi_bool(v) => config.action = Action::PrintConfig,
+        "show-config" => config.show_config = uwsgi_bool(v),
+        "check-config" | "print-config" => {}
         "reload" => config.action = Action::Reload(path(v)?),
         "stop" => config.action = Action::Stop(path(v)?),
-        // Loading options were applied while the sources were read.
-        "ini" | "include" | "inherit" | "set" | "set-placeholder" => {}
+        // Loading options and config logic were applied while the sources were read.
+        "ini" | "include" | "inherit" | "set" | "set-placeholder" | "for" | "endfor" | "if-env"
+        | "if-reload" | "endif" | "ini-paste" | "declare-option" => {}
         "strict" => config.strict = uwsgi_bool(v),
 
         "wsgi-file" => config.wsgi_file = Some(path(v)?),
@@ -207,7 +242,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "home" => config.home = Some(path(v)?),
         "env" => config.env.push(key_value(v)?),
         "need-app" => config.need_app = uwsgi_bool(v),
-        "lazy-apps" => config.lazy_apps = uwsgi_bool(v),
+        "lazy-apps" | "lazy" => config.lazy_apps = uwsgi_bool(v),
 
         "processes" => config.processes = at_least_one(v)?,
         "threads" => config.threads = at_least_one(v)?,
@@ -244,7 +279,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
 
         "disable-logging" => config.disable_logging = uwsgi_bool(v),
         "logto" => config.logto = Some(log_file(v)?),
-        "daemonize" => config.daemonize = Some(log_file(v)?),
+        "daemonize" | "daemonize2" => config.daemonize = Some(log_file(v)?),
         "log-4xx" => config.log_conditions.status_4xx = uwsgi_bool(v),
         "log-5xx" => config.log_conditions.status_5xx = uwsgi_bool(v),
         "log-zero" => config.log_conditions.zero = uwsgi_bool(v),

@@ -13,12 +13,26 @@ pub struct AppSpec {
     /// `mount`: (mountpoint without a trailing `/`, target). A target ending in `.py` or
     /// `.wsgi` is a file, anything else a module (`pkg.mod:callable` or `pkg.mod`), as in uWSGI.
     pub mounts: Vec<(String, String)>,
+    /// `shared-import` then `import`: modules (or `.py` files) imported before the app.
+    pub imports: Vec<String>,
+    /// `eval`: code run as the module `uwsgi_eval_config`, whose `callable` is the app.
+    pub eval: Option<String>,
+    /// `paste`: a paste.deploy URI for `loadapp`, and `paste-logger`.
+    pub paste: Option<String>,
+    pub paste_logger: bool,
+    /// `chdir2`: the directory to change to once the app is loaded.
+    pub chdir_after: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadAppError {
-    #[error("no app configured: set `wsgi-file`, `module` or `mount`")]
+    #[error("no app configured: set `wsgi-file`, `module`, `mount`, `eval` or `paste`")]
     NothingConfigured,
+    #[error("cannot change directory to `{}` (`chdir2`) after loading the app: {source}", .path.display())]
+    Chdir2 {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("importing the app from `{source_name}` failed:\n{traceback}")]
     Import {
         source_name: String,
@@ -102,7 +116,24 @@ fn file_module_name(path: &std::path::Path) -> String {
 }
 
 pub fn load_app(spec: &AppSpec) -> Result<App, LoadAppError> {
-    Python::attach(|py| {
+    let app = Python::attach(|py| load_app_attached(py, spec))?;
+    if let Some(dir) = &spec.chdir_after {
+        std::env::set_current_dir(dir).map_err(|source| LoadAppError::Chdir2 {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    Ok(app)
+}
+
+fn load_app_attached(py: Python<'_>, spec: &AppSpec) -> Result<App, LoadAppError> {
+    {
+        for name in &spec.imports {
+            import_one(py, name).map_err(|e| LoadAppError::Import {
+                source_name: name.clone(),
+                traceback: format_exception(py, &e),
+            })?;
+        }
         let main = if spec.wsgi_file.is_some() || spec.module.is_some() {
             Some(load_one(
                 py,
@@ -110,6 +141,10 @@ pub fn load_app(spec: &AppSpec) -> Result<App, LoadAppError> {
                 spec.module.as_deref(),
                 &spec.callable,
             )?)
+        } else if let Some(code) = &spec.eval {
+            Some(super::loaders::eval_app(py, code, &spec.callable)?)
+        } else if let Some(uri) = &spec.paste {
+            Some(super::loaders::paste_app(py, uri, spec.paste_logger)?)
         } else {
             None
         };
@@ -150,7 +185,17 @@ pub fn load_app(spec: &AppSpec) -> Result<App, LoadAppError> {
             description,
             mounts,
         })
-    })
+    }
+}
+
+/// `import`/`shared-import`: a module name, or a `.py` file loaded under uWSGI's mangled name.
+fn import_one(py: Python<'_>, name: &str) -> PyResult<()> {
+    if name.ends_with(".py") {
+        let path = std::path::Path::new(name);
+        load_file(py, &file_module_name(path), path).map(drop)
+    } else {
+        py.import(name).map(drop)
+    }
 }
 
 /// Imports one app: a file (`wsgi-file`) or a module, and its callable.
@@ -207,7 +252,7 @@ fn load_one(
     }
 }
 
-fn load_file<'py>(
+pub(crate) fn load_file<'py>(
     py: Python<'py>,
     name: &str,
     path: &std::path::Path,

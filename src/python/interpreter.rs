@@ -19,6 +19,14 @@ pub struct InterpreterOptions {
     pub home: Option<PathBuf>,
     /// `pythonpath` entries, prepended to `sys.path` in order.
     pub pythonpath: Vec<PathBuf>,
+    /// `optimize`: `python -O` level (0 to 2).
+    pub optimize: u32,
+    /// `py-programname`: Python's program name and `sys.argv[0]`.
+    pub program_name: Option<String>,
+    /// `pyargv`: `sys.argv[1:]`, split on spaces.
+    pub argv: Option<String>,
+    /// `py-executable`: `sys.executable` instead of the venv's or the build's interpreter.
+    pub executable: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +97,11 @@ fn status_error(status: ffi::PyStatus) -> Option<String> {
 /// `site` adds its site-packages. Setting PYTHONHOME to a venv (uWSGI's approach) breaks
 /// the standard library lookup for venvs made without copies.
 pub fn initialize(options: &InterpreterOptions) -> Result<(), InitPythonError> {
+    // SAFETY: Py_IsInitialized may be called at any time.
+    if unsafe { ffi::Py_IsInitialized() } != 0 {
+        // Already done before a `chroot` (see `vassal/process_setup.rs`).
+        return Ok(());
+    }
     let embedded = embedded_version();
     let mut executable = PathBuf::from(BUILD_PYTHON);
     let mut python_home: Option<PathBuf> = None;
@@ -120,6 +133,7 @@ pub fn initialize(options: &InterpreterOptions) -> Result<(), InitPythonError> {
         ffi::PyConfig_InitPythonConfig(&mut config);
         config.install_signal_handlers = 0;
         config.parse_argv = 0;
+        config.optimization_level = options.optimize as std::ffi::c_int;
         let exe = CString::new(executable.as_os_str().as_encoded_bytes())
             .map_err(|e| InitPythonError::Init(e.to_string()))?;
         let status =
@@ -128,8 +142,17 @@ pub fn initialize(options: &InterpreterOptions) -> Result<(), InitPythonError> {
             ffi::PyConfig_Clear(&mut config);
             return Err(InitPythonError::Init(msg));
         }
-        let status =
-            ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, exe.as_ptr());
+        let program_name = match &options.program_name {
+            Some(name) => {
+                CString::new(name.as_str()).map_err(|e| InitPythonError::Init(e.to_string()))?
+            }
+            None => exe.clone(),
+        };
+        let status = ffi::PyConfig_SetBytesString(
+            &mut config,
+            &mut config.program_name,
+            program_name.as_ptr(),
+        );
         if let Some(msg) = status_error(status) {
             ffi::PyConfig_Clear(&mut config);
             return Err(InitPythonError::Init(msg));
@@ -160,8 +183,30 @@ pub fn initialize(options: &InterpreterOptions) -> Result<(), InitPythonError> {
         // uWSGI puts the current directory first on sys.path, so `module = app` finds
         // `./app.py` after `chdir`.
         path.call_method1("insert", (0, ""))?;
+        // What loading a `wsgi-file` needs, imported while the standard library is in reach:
+        // after a `chroot` it usually is not.
+        py.import("importlib.util")?;
         for (index, entry) in options.pythonpath.iter().enumerate() {
             path.call_method1("insert", (index, entry.to_string_lossy().into_owned()))?;
+        }
+        if let Some(executable) = &options.executable {
+            sys.setattr("executable", executable.to_string_lossy().into_owned())?;
+        }
+        if options.argv.is_some() || options.program_name.is_some() {
+            // uWSGI's `sys.argv`: its program name (`uwsgi` by default), then `pyargv`.
+            let mut argv = vec![options
+                .program_name
+                .clone()
+                .unwrap_or_else(|| "uwsgi".to_string())];
+            argv.extend(
+                options
+                    .argv
+                    .iter()
+                    .flat_map(|args| args.split(' '))
+                    .filter(|arg| !arg.is_empty())
+                    .map(str::to_string),
+            );
+            sys.setattr("argv", argv)?;
         }
         Ok(())
     })

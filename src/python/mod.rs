@@ -7,6 +7,8 @@
 
 mod app;
 mod interpreter;
+mod loaders;
+mod modules;
 mod tracebacks;
 mod uwsgi_module;
 mod wsgi;
@@ -16,6 +18,7 @@ pub use interpreter::{
     fork, freeze_heap, initialize, prepare_request_thread, run_exit_handlers, run_signal_handlers,
     set_signal_wakeup_fd, with_thread_state, InitPythonError, InterpreterOptions,
 };
+pub use modules::loaded_module_files;
 pub use tracebacks::{thread_stacks, thread_stacks_within};
 pub use uwsgi_module::{
     install as install_uwsgi_module, set_user_harakiri_hook, set_worker_id, set_workers_hook,

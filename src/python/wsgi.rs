@@ -263,6 +263,18 @@ impl WsgiRunner {
 
     /// `disable-write-exception`: the `write()` callable does not raise when the client has
     /// gone away (the rest of the response is dropped, as it is anyway).
+    /// `wsgi-disable-file-wrapper`: the environ has no `wsgi.file_wrapper`.
+    pub fn without_file_wrapper(self, disable: bool) -> Self {
+        if disable {
+            Python::attach(|py| {
+                for base in &self.bases {
+                    let _ = base.bind(py).del_item("wsgi.file_wrapper");
+                }
+            });
+        }
+        self
+    }
+
     pub fn quiet_write_errors(mut self, quiet: bool) -> Self {
         self.quiet_write = quiet;
         self

@@ -19,8 +19,36 @@ pub enum Forked {
     Parent { child: libc::pid_t },
 }
 
-/// Counts this process's threads from `/proc/self/task`.
+/// `/proc/self/status`, opened before a `chroot` hides `/proc`, with the pid it describes.
+static KEPT_STATUS: std::sync::Mutex<Option<(libc::pid_t, std::fs::File)>> =
+    std::sync::Mutex::new(None);
+
+/// Opens this process's `/proc` status now, so that [`thread_count`] (and so [`fork`])
+/// keeps working after `chroot`. Only this process uses it: a child reads its own.
+pub fn keep_thread_count_source() -> io::Result<()> {
+    let file = std::fs::File::open("/proc/self/status")?;
+    let mut kept = KEPT_STATUS.lock().unwrap_or_else(|p| p.into_inner());
+    *kept = Some((crate::sys::process::getpid(), file));
+    Ok(())
+}
+
+/// Counts this process's threads from `/proc/self/task` (or the status kept by
+/// [`keep_thread_count_source`], which procfs regenerates at each read from offset 0).
 pub fn thread_count() -> io::Result<usize> {
+    let kept = KEPT_STATUS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((pid, file)) = kept.as_ref() {
+        if *pid == crate::sys::process::getpid() {
+            use std::os::unix::fs::FileExt;
+            let mut buf = [0u8; 4096];
+            let len = file.read_at(&mut buf, 0)?;
+            let text = String::from_utf8_lossy(&buf[..len]);
+            return text
+                .lines()
+                .find_map(|line| line.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+                .ok_or_else(|| io::Error::other("no `Threads:` line in /proc/self/status"));
+        }
+    }
     Ok(std::fs::read_dir("/proc/self/task")?.count())
 }
 

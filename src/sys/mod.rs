@@ -10,6 +10,7 @@ pub mod fork;
 pub mod net;
 pub mod notify;
 pub mod poll;
+pub mod privileges;
 pub mod process;
 pub mod shm;
 pub mod signal;

@@ -17,6 +17,8 @@ mod fifo;
 mod harakiri;
 mod idle;
 mod master;
+pub mod process_setup;
+pub mod python_setup;
 mod recycle;
 mod sockets;
 mod stats;

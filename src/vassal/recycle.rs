@@ -116,6 +116,14 @@ impl std::fmt::Display for Cause {
                 *value as f64 / MB,
                 *max as f64 / MB
             ),
+            Cause::Asked {
+                limit: Limit::Exception,
+                value,
+                ..
+            } => write!(
+                f,
+                "reload-on-exception: the app raised (after {value} requests)"
+            ),
             Cause::Lifetime { lived, max } => write!(
                 f,
                 "max-worker-lifetime reached (ran {} s, limit {} s)",

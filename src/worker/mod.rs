@@ -14,9 +14,12 @@
 //! This module does not bind sockets, decide worker counts or restart anything: that is
 //! the master's job (`vassal/`).
 
+mod autoreload;
 mod exchange;
 mod gate;
 mod harakiri;
+pub mod options;
+mod proxy_header;
 pub mod recycle;
 pub mod scoreboard;
 mod serve;
@@ -58,7 +61,8 @@ impl Listener {
 pub enum AppSource<'a> {
     Preloaded(&'a App),
     Lazy {
-        spec: AppSpec,
+        /// Boxed: the spec grew with issue 15's loaders and the enum should stay small.
+        spec: Box<AppSpec>,
         interpreter: InterpreterOptions,
         module: ModuleInfo,
     },
@@ -101,6 +105,8 @@ pub struct Limits {
     pub reload_on_rss: u64,
     pub reload_on_as: u64,
     pub min_worker_lifetime: Duration,
+    /// `enable-proxy-protocol`, `reaper`, `reload-on-exception`.
+    pub options: options::RequestOptions,
 }
 
 pub struct WorkerSetup<'a> {
@@ -126,6 +132,8 @@ pub struct WorkerSetup<'a> {
     /// The config's hooks; the worker runs `post-fork`, `accepting*` and, with
     /// `lazy-apps`, `pre-app`/`post-app` (`hooks.rs`).
     pub hooks: &'a [crate::config::hooks::Hook],
+    /// `cpu-affinity`, `skip-atexit`, `wsgi-disable-file-wrapper`, `py-autoreload`.
+    pub options: options::ProcessOptions,
 }
 
 /// The signals a worker reads from its signalfd (the loop in `serve_until_stopped`).
@@ -205,6 +213,7 @@ pub fn run(setup: WorkerSetup<'_>) -> ! {
         sys::process::exit_now(EXIT_OK);
     }
     python::set_worker_id(setup.id);
+    options::at_start(&setup.options);
     let pid = sys::process::getpid();
     let span = tracing::info_span!("worker", id = setup.id, pid);
     let _entered = span.enter();
@@ -283,6 +292,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         }
     }
     let threads = RequestThreads::start(setup.id, setup.threads.max(1), setup.thread_stack)?;
+    let setup_skip_atexit = setup.options.skip_atexit;
     let lazy_app;
     let app: &App = match setup.app {
         AppSource::Preloaded(app) => app,
@@ -314,6 +324,9 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
             &lazy_app
         }
     };
+    if !setup.options.py_autoreload.is_zero() && setup.id == 1 {
+        autoreload::spawn(setup.options.py_autoreload, setup.master_pid);
+    }
     let envs: Vec<ListenerEnv> = setup
         .listeners
         .iter()
@@ -326,6 +339,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     let runner = WsgiRunner::new(app, &envs, setup.threads > 1, setup.processes > 1)
         .map_err(|e| WorkerError::Python(e.to_string()))?
         .quiet_write_errors(setup.limits.disable_write_exception)
+        .without_file_wrapper(setup.options.disable_file_wrapper)
         .manage_script_name(setup.limits.manage_script_name);
     let signals = sys::signal::SignalFd::new(&handled)?;
 
@@ -370,6 +384,9 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         serve::STOP_TOKEN,
     )?;
 
+    // Before any request can run: setting the wakeup fd takes the GIL, which a request stuck
+    // in C code would never let go.
+    let python_signals = python_signal_pipe();
     let handles = threads.serve(&shared);
     // SAFETY: the master handed us this pipe's write end; it stays open until we exit.
     let ready = unsafe { BorrowedFd::borrow_raw(setup.ready_fd) };
@@ -385,7 +402,6 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     // `signal.signal()` handlers only on its main thread, which is this one (it forked from
     // the thread that initialised Python); request threads merely note the signal. Python's
     // wakeup fd tells when one of those is pending, and only then is the GIL taken.
-    let python_signals = python_signal_pipe();
     loop {
         let mut fds = vec![(signals.as_fd(), sys::poll::READABLE)];
         if let Some((read, _)) = &python_signals {
@@ -424,7 +440,11 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     for handle in handles {
         let _ = handle.join();
     }
-    python::run_exit_handlers();
+    if setup_skip_atexit {
+        tracing::debug!("skip-atexit: not running the app's exit handlers");
+    } else {
+        python::run_exit_handlers();
+    }
     Ok(())
 }
 

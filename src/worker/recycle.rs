@@ -23,6 +23,8 @@ pub enum Limit {
     MaxRequests = 1,
     ReloadOnRss = 2,
     ReloadOnAs = 3,
+    /// `reload-on-exception`: the app raised (`value` is the worker's request count).
+    Exception = 4,
 }
 
 impl Limit {
@@ -31,6 +33,7 @@ impl Limit {
             1 => Some(Limit::MaxRequests),
             2 => Some(Limit::ReloadOnRss),
             3 => Some(Limit::ReloadOnAs),
+            4 => Some(Limit::Exception),
             _ => None,
         }
     }
@@ -159,6 +162,7 @@ mod tests {
             reload_on_rss: rss_mb * MB,
             reload_on_as: as_mb * MB,
             min_worker_lifetime: Duration::from_secs(min_secs),
+            options: Default::default(),
         }
     }
 

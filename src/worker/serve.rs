@@ -47,6 +47,8 @@ pub struct Conn {
     pub head_deadline: Instant,
     /// Counts the connection as open in the worker's accept gate until dropped.
     pub _open: OpenConn,
+    /// `enable-proxy-protocol`: the start was checked for a PROXY header.
+    pub proxy_checked: bool,
 }
 
 /// One open connection in the [`AcceptGate`](super::gate::AcceptGate)'s count.
@@ -321,6 +323,7 @@ fn accept_conn(shared: &Shared, index: usize) -> Option<Conn> {
                 linger_until: None,
                 head_deadline: Instant::now() + shared.limits.socket_timeout,
                 _open: open,
+                proxy_checked: false,
             })
         }
         Ok(None) => None,
@@ -367,7 +370,12 @@ fn drive(shared: &Shared, mut conn: Conn) {
     let max_head = shared.limits.buffer_size;
     let protocol = shared.listeners[conn.listener].protocol;
     loop {
-        if !conn.buf.is_empty() {
+        let proxy = super::proxy_header::strip(shared, &mut conn, protocol);
+        if proxy == super::proxy_header::Step::Invalid {
+            close(shared, conn);
+            return;
+        }
+        if !conn.buf.is_empty() && proxy == super::proxy_header::Step::Ready {
             // Parse from a buffer taken out of the connection, so that a complete request
             // can move the connection into its exchange while the head is still borrowed.
             let buf = std::mem::take(&mut conn.buf);
@@ -758,6 +766,7 @@ fn finish(
         slot.end_request();
     }
     super::after_request(shared, total);
+    super::options::after_request(shared, outcome.app_error);
     let (conn, reusable, log) = exchange.into_parts(outcome);
     if let Some(worker) = worker {
         worker.count_request(

@@ -43,13 +43,14 @@ pub(super) fn run_asap_hooks(config: &Config) -> Result<(), RunVassalError> {
 /// when the master starts as root (after a reload that dropped privileges, it no longer is).
 pub(super) fn drop_privileges_between_hooks(
     config: &Config,
+    interpreter: &crate::python::InterpreterOptions,
     reloads: u64,
 ) -> Result<(), RunVassalError> {
     let as_root = sys::process::uid() == 0;
     if as_root {
         hooks::run_phase(&config.hooks, HookPhase::AsRoot)?;
     }
-    drop_privileges(config)?;
+    drop_privileges(config, interpreter)?;
     if as_root {
         hooks::run_phase(&config.hooks, HookPhase::AsUser)?;
     } else if reloads == 0

@@ -82,6 +82,8 @@ pub enum RunVassalError {
     Fork(#[from] sys::fork::ForkError),
     #[error(transparent)]
     Hook(#[from] crate::hooks::RunHookError),
+    #[error(transparent)]
+    Setup(#[from] super::process_setup::ProcessSetupError),
 }
 
 impl RunVassalError {
@@ -193,6 +195,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     std::env::remove_var(OLD_WORKERS_ENV);
     let mut inherited = sockets::take_inherited();
     attached::run_asap_hooks(config)?;
+    super::process_setup::immediate(config)?;
 
     if let Some(dir) = &config.chdir {
         std::env::set_current_dir(dir).map_err(|source| RunVassalError::Chdir {
@@ -203,6 +206,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     for (key, value) in &config.env {
         std::env::set_var(key, value);
     }
+    super::process_setup::apply_unenv(config);
     if config.sockets.is_empty() {
         return Err(RunVassalError::NoSocket);
     }
@@ -215,33 +219,17 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         }
         None => None,
     };
-    // Before dropping privileges, as uWSGI writes `pidfile` (`pidfile2` is the one written
-    // after): it usually lives in a directory only root may write, such as /run.
-    if let Some(path) = &config.pidfile {
-        std::fs::write(path, format!("{}\n", sys::process::getpid())).map_err(|source| {
-            RunVassalError::Pidfile {
-                path: path.clone(),
-                source,
-            }
-        })?;
-    }
-    attached::drop_privileges_between_hooks(config, reloads)?;
+    let interpreter = super::python_setup::interpreter_options(config);
+    let spec = super::python_setup::app_spec(config);
+    // `pidfile` before dropping privileges, `pidfile2` after, as uWSGI (process_setup.rs).
+    super::process_setup::before_drop(config)?;
+    attached::drop_privileges_between_hooks(config, &interpreter, reloads)?;
+    super::process_setup::after_drop(config)?;
     let fifo =
         MasterFifo::open(&config.master_fifo).map_err(|source| RunVassalError::MasterFifo {
             path: config.master_fifo[0].clone(),
             source,
         })?;
-
-    let interpreter = InterpreterOptions {
-        home: config.home.clone(),
-        pythonpath: config.pythonpath.clone(),
-    };
-    let spec = AppSpec {
-        wsgi_file: config.wsgi_file.clone(),
-        module: config.module.clone(),
-        callable: config.callable.clone(),
-        mounts: config.mount.clone(),
-    };
     let module = ModuleInfo {
         numproc: config.processes,
         master_pid: sys::process::getpid(),
@@ -398,7 +386,10 @@ fn unix_secs() -> u64 {
         .unwrap_or(0)
 }
 
-fn drop_privileges(config: &Config) -> Result<(), RunVassalError> {
+fn drop_privileges(
+    config: &Config,
+    interpreter: &InterpreterOptions,
+) -> Result<(), RunVassalError> {
     let gid =
         match &config.gid {
             Some(spec) => Some(sys::process::lookup_group(spec).map_err(|source| {
@@ -411,22 +402,30 @@ fn drop_privileges(config: &Config) -> Result<(), RunVassalError> {
         };
     let uid = match &config.uid {
         Some(spec) => {
-            let (uid, primary, _) =
+            let (uid, primary, name) =
                 sys::process::lookup_user(spec).map_err(|source| RunVassalError::Privileges {
                     spec: spec.clone(),
                     source,
                 })?;
-            Some((uid, primary))
+            Some((uid, primary, name))
         }
         None => None,
     };
     let gid = gid.or(uid
-        .map(|(_, primary)| primary)
+        .as_ref()
+        .map(|(_, primary, _)| *primary)
         .filter(|_| sys::process::uid() == 0));
-    if uid.is_none() && gid.is_none() {
+    let user = uid
+        .as_ref()
+        .zip(gid)
+        .map(|((_, _, name), gid)| (name.as_str(), gid));
+    let groups = super::process_setup::groups(config, user, gid.is_some())?;
+    super::process_setup::chroot(config, interpreter)?;
+    let target_uid = uid.as_ref().map(|(u, _, _)| *u);
+    if uid.is_none() && gid.is_none() || super::process_setup::already_dropped(target_uid, gid) {
         return Ok(());
     }
-    sys::process::drop_privileges(uid.map(|(u, _)| u), gid).map_err(|source| {
+    sys::privileges::drop_to(uid.map(|(u, _, _)| u), gid, &groups).map_err(|source| {
         RunVassalError::Privileges {
             spec: config
                 .uid
@@ -519,7 +518,7 @@ impl Master<'_> {
                 let app = match (&self.app, self.lazy.take()) {
                     (Some(app), _) => AppSource::Preloaded(app),
                     (None, Some((spec, interpreter, module))) => AppSource::Lazy {
-                        spec,
+                        spec: Box::new(spec),
                         interpreter,
                         module,
                     },
@@ -571,11 +570,26 @@ impl Master<'_> {
                         reload_on_rss: config.reload_on_rss,
                         reload_on_as: config.reload_on_as,
                         min_worker_lifetime: config.min_worker_lifetime,
+                        options: worker::options::RequestOptions {
+                            proxy_protocol: config.extra.proxy_protocol,
+                            reaper: config.extra.reaper,
+                            reload_on_exception: config.extra.reload_on_exception,
+                        },
                     },
                     ready_fd: self.ready_write.as_raw_fd(),
                     close_fds,
                     scoreboard: self.scoreboard.clone(),
                     hooks: &config.hooks,
+                    options: worker::options::ProcessOptions {
+                        cpus: super::process_setup::cpus_for(
+                            config.extra.cpu_affinity,
+                            id,
+                            sys::process::cpu_count(),
+                        ),
+                        skip_atexit: config.extra.skip_atexit,
+                        disable_file_wrapper: config.extra.wsgi_disable_file_wrapper,
+                        py_autoreload: config.extra.py_autoreload,
+                    },
                 })
             }
             Forked::Parent { child } => {

@@ -37,6 +37,17 @@ impl Master<'_> {
     /// `--check-config` process while the current workers keep serving. A brutal reload
     /// (`R`) is vetted the same way, so a broken config never costs the running workers.
     pub(super) fn begin_reload(&mut self, brutal: bool) -> Result<(), RunVassalError> {
+        if self.config.extra.exit_on_reload {
+            // uWSGI's `exit-on-reload`: whoever asked for a reload (a supervisor, a deploy
+            // script) restarts the process itself.
+            self.begin_stop(brutal, "exit-on-reload: a reload was asked for");
+            return Ok(());
+        }
+        if self.config.extra.chroot.is_some() && self.phase == Phase::Running {
+            // The binary (and /proc/self/exe) is outside the jail: a re-exec cannot work.
+            tracing::warn!("reload inside a `chroot`: kaiser cannot re-execute itself there; reloading the workers instead (they re-import the app only with lazy-apps)");
+            return self.workers_reload();
+        }
         if self.phase != Phase::Running {
             tracing::info!("reload requested while busy; ignoring");
             return Ok(());
@@ -49,6 +60,8 @@ impl Master<'_> {
         command
             .args(&self.args)
             .arg("--check-config")
+            // The check reads the config as the re-exec will, `if-reload` blocks included.
+            .env(RELOADS_ENV, (self.reloads + 1).to_string())
             .stdin(std::process::Stdio::null());
         // Importing the app again takes a burst of CPU (half a second for Flask here) while
         // the current workers keep serving, often on the same cores. At nice 10 the check
@@ -145,7 +158,7 @@ impl Master<'_> {
                 fifo.remove();
             }
             sockets::vacuum(&self.sockets);
-            if let Some(path) = &self.config.pidfile {
+            for path in super::super::process_setup::pidfiles(self.config) {
                 if std::fs::remove_file(path).is_ok() {
                     tracing::info!(path = %path.display(), "vacuum: removed pidfile");
                 }
