@@ -52,12 +52,6 @@ pub enum RunVassalError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write pidfile `{}`", .path.display())]
-    Pidfile {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Python(#[from] python::InitPythonError),
     #[error(transparent)]
