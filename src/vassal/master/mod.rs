@@ -505,6 +505,7 @@ impl Master<'_> {
                         skip_atexit: config.extra.skip_atexit,
                         disable_file_wrapper: config.extra.wsgi_disable_file_wrapper,
                         py_autoreload: config.extra.py_autoreload,
+                        py_autoreload_ignore: config.extra.py_autoreload_ignore.clone(),
                     },
                 })
             }
