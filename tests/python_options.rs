@@ -229,7 +229,15 @@ fn lazy_is_lazy_apps() {
 fn py_autoreload_picks_up_an_edited_module() {
     let dir = TempDir::new("autoreload");
     let module = dir.write("greeting.py", "TEXT = 'version 1'\n");
-    let app = json_app(&dir, "app.py", "import greeting", "greeting.TEXT");
+    let ignored = dir.write("settings_local.py", "DEBUG = True\n");
+    // `settings_local` comes first in `sys.modules`: were it watched, its edit below would be
+    // the one the reload names.
+    let app = json_app(
+        &dir,
+        "app.py",
+        "import settings_local, greeting",
+        "greeting.TEXT",
+    );
     let (kaiser, addr) = start_http(&[
         "--pythonpath",
         dir.path().to_str().unwrap(),
@@ -237,16 +245,23 @@ fn py_autoreload_picks_up_an_edited_module() {
         &app,
         "--py-autoreload",
         "1",
+        "--py-auto-reload-ignore",
+        "settings_local",
     ]);
     assert_eq!(get_json(addr, "/"), "version 1");
     kaiser
         .wait_for_log("py-autoreload: watching the loaded modules", START_TIMEOUT)
         .unwrap();
-    std::fs::write(&module, "TEXT = 'version 2'\n").unwrap();
-    // A later mtime than the first scan saw, whatever the filesystem's timestamp granularity.
-    let file = std::fs::File::options().write(true).open(&module).unwrap();
-    file.set_modified(SystemTime::now() + Duration::from_secs(5))
-        .unwrap();
+    // Later mtimes than the first scan saw, whatever the filesystem's timestamp granularity.
+    for (path, text) in [
+        (&ignored, "DEBUG = False\n"),
+        (&module, "TEXT = 'version 2'\n"),
+    ] {
+        std::fs::write(path, text).unwrap();
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(SystemTime::now() + Duration::from_secs(5))
+            .unwrap();
+    }
     wait_until(
         "the edited module to be served",
         Duration::from_secs(30),
@@ -257,9 +272,14 @@ fn py_autoreload_picks_up_an_edited_module() {
         },
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", kaiser.logs()));
+    let reload_line = kaiser
+        .logs()
+        .lines()
+        .find(|line| line.contains("module file modified; reloading"))
+        .unwrap_or_else(|| panic!("no reload line:\n{}", kaiser.logs()))
+        .to_string();
     assert!(
-        kaiser.logs().contains("module file modified; reloading"),
-        "{}",
-        kaiser.logs()
+        reload_line.contains("greeting.py"),
+        "the ignored module triggered it: {reload_line}"
     );
 }

@@ -24,6 +24,8 @@ pub struct Extra {
     pub optimize: u32,
     /// `py-autoreload`: check interval (zero: off).
     pub py_autoreload: Duration,
+    /// `py-auto-reload-ignore`: module names the reloader skips.
+    pub py_autoreload_ignore: Vec<String>,
     pub py_executable: Option<PathBuf>,
     pub py_programname: Option<String>,
     pub wsgi_disable_file_wrapper: bool,
@@ -78,6 +80,7 @@ pub(crate) fn apply(
                 }
             }
             "py-autoreload" => extra.py_autoreload = Duration::from_secs((parse.number)(v)?),
+            "py-auto-reload-ignore" => extra.py_autoreload_ignore.push((parse.text)(v)?),
             "py-executable" => extra.py_executable = Some((parse.path)(v)?),
             "py-programname" => extra.py_programname = Some((parse.text)(v)?),
             "wsgi-disable-file-wrapper" => extra.wsgi_disable_file_wrapper = on,
@@ -156,6 +159,9 @@ pub(crate) fn render(extra: &Extra, line: &mut impl FnMut(&str, &str)) {
     }
     if !extra.py_autoreload.is_zero() {
         line("py-autoreload", &extra.py_autoreload.as_secs().to_string());
+    }
+    for module in &extra.py_autoreload_ignore {
+        line("py-auto-reload-ignore", module);
     }
     if let Some(exe) = &extra.py_executable {
         line("py-executable", &path(exe));

@@ -301,6 +301,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("optimize", Int, Application, "Python's optimisation level, as `python -O` (1) or `-OO` (2)").short('O').default("0"),
     opt("py-tracebacker", Path, Application, "expose Python tracebacks on a socket").later(),
     opt("py-autoreload", Seconds, Application, "every N seconds, check the files of the loaded Python modules and gracefully reload when one changed (development; 0: off)").aliases(&["py-auto-reload", "python-autoreload", "python-auto-reload"]).default("0"),
+    opt("py-auto-reload-ignore", Name, Application, "with `py-autoreload`: do not check this module's file").aliases(&["py-autoreload-ignore"]).multi(),
     opt("py-executable", Path, Application, "set `sys.executable` (default: the venv's `bin/python`, or the Python kaiser embeds)").aliases(&["py-sys-executable"]),
     opt("py-programname", Text, Application, "Python's program name and `sys.argv[0]`").aliases(&["py-program-name"]),
     opt("wsgi-disable-file-wrapper", Bool, Application, "leave `wsgi.file_wrapper` out of the environ").default("false"),

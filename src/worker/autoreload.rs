@@ -14,24 +14,24 @@ use std::time::{Duration, SystemTime};
 use crate::python;
 use crate::sys;
 
-pub(crate) fn spawn(interval: Duration, master_pid: sys::process::Pid) {
+pub(crate) fn spawn(interval: Duration, ignore: Vec<String>, master_pid: sys::process::Pid) {
     let span = tracing::Span::current();
     let started = std::thread::Builder::new()
         .name("kaiser-autoreload".to_string())
         .spawn(move || {
             let _entered = span.enter();
-            watch(interval, master_pid);
+            watch(interval, &ignore, master_pid);
         });
     if let Err(err) = started {
         tracing::warn!(error = %err, "py-autoreload: cannot start the watcher thread");
     }
 }
 
-fn watch(interval: Duration, master_pid: sys::process::Pid) {
+fn watch(interval: Duration, ignore: &[String], master_pid: sys::process::Pid) {
     let mut seen: HashMap<PathBuf, SystemTime> = HashMap::new();
     let mut first = true;
     loop {
-        for file in python::loaded_module_files() {
+        for file in python::loaded_module_files(ignore) {
             let Ok(modified) = std::fs::metadata(&file).and_then(|m| m.modified()) else {
                 continue;
             };

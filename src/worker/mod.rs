@@ -325,7 +325,11 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         }
     };
     if !setup.options.py_autoreload.is_zero() && setup.id == 1 {
-        autoreload::spawn(setup.options.py_autoreload, setup.master_pid);
+        autoreload::spawn(
+            setup.options.py_autoreload,
+            setup.options.py_autoreload_ignore.clone(),
+            setup.master_pid,
+        );
     }
     let envs: Vec<ListenerEnv> = setup
         .listeners

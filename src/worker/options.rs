@@ -35,6 +35,8 @@ pub struct ProcessOptions {
     pub disable_file_wrapper: bool,
     /// `py-autoreload`: how often to check the loaded modules' files (zero: off).
     pub py_autoreload: Duration,
+    /// `py-auto-reload-ignore`: modules (by name) whose files are not checked.
+    pub py_autoreload_ignore: Vec<String>,
 }
 
 /// First thing in the worker, before any thread exists, so every thread inherits it.

@@ -54,12 +54,6 @@ pub enum RunVassalError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write pidfile `{}`", .path.display())]
-    Pidfile {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Python(#[from] python::InitPythonError),
     #[error(transparent)]
@@ -589,6 +583,7 @@ impl Master<'_> {
                         skip_atexit: config.extra.skip_atexit,
                         disable_file_wrapper: config.extra.wsgi_disable_file_wrapper,
                         py_autoreload: config.extra.py_autoreload,
+                        py_autoreload_ignore: config.extra.py_autoreload_ignore.clone(),
                     },
                 })
             }
