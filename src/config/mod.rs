@@ -31,6 +31,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod cheaper;
 mod cli;
 mod diagnostics;
 mod expand;
@@ -41,6 +42,7 @@ mod show;
 mod sources;
 mod typed;
 
+pub use cheaper::{BusynessConfig, CheaperAlgo, CheaperConfig};
 pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
 
 /// Facts about the running process that magic variables need (`%v %h %k %u %g %t %b`).
@@ -73,6 +75,8 @@ pub enum Action {
     Reload(PathBuf),
     /// `--stop PIDFILE`: send SIGTERM (graceful) to the pid in the file.
     Stop(PathBuf),
+    /// `--cheaper-algo-list`: print the cheaper algorithms' names and exit.
+    CheaperAlgoList,
 }
 
 /// A listening address as written in the config; resolved and bound by the vassal.
@@ -209,6 +213,8 @@ pub struct Config {
     pub stats_http: bool,
     pub stats_minified: bool,
     pub stats_no_cores: bool,
+    /// `cheaper` and its `cheaper-*` options (adaptive worker count, issue 18).
+    pub cheaper: CheaperConfig,
 
     // --- emperor ---
     pub emperor: Vec<String>,
@@ -294,6 +300,7 @@ impl Default for Config {
             stats_http: false,
             stats_minified: false,
             stats_no_cores: false,
+            cheaper: CheaperConfig::default(),
             emperor: Vec::new(),
             emperor_throttle: Duration::from_millis(1000),
             emperor_max_throttle: Duration::from_millis(180_000),

@@ -203,6 +203,7 @@ pub(crate) fn render(config: &Config) -> String {
     if config.stats_no_cores {
         line("stats-no-cores", "true");
     }
+    super::cheaper::show(&config.cheaper, &mut line);
 
     for watched in &config.emperor {
         line("emperor", watched);

@@ -99,6 +99,7 @@ pub(crate) fn build(
     }
     split_module_callable(&mut config);
     config.sockets = build_sockets(&sockets, protocol, report);
+    super::cheaper::check(&mut config, entries, report);
     for entry in unknown {
         unknown_key(entry, config.strict, used_as_placeholder, report);
     }
@@ -279,6 +280,9 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "stats-http" => config.stats_http = uwsgi_bool(v),
         "stats-minified" => config.stats_minified = uwsgi_bool(v),
         "stats-no-cores" => config.stats_no_cores = uwsgi_bool(v),
+        "cheaper-algo-list" if uwsgi_bool(v) => config.action = Action::CheaperAlgoList,
+        "cheaper-algo-list" => {}
+        name if super::cheaper::owns(name) => super::cheaper::apply(&mut config.cheaper, name, v)?,
 
         "emperor" => config.emperor.push(text(v)?),
         "emperor-throttle" => config.emperor_throttle = Duration::from_millis(number(v)?),
@@ -638,6 +642,7 @@ mod tests {
                 _ if spec.name == "umask" => "022",
                 _ if spec.name == "mount" => "/app=app.py",
                 _ if spec.name == "add-header" => "X-A: b",
+                _ if spec.name == "cheaper-algo" => "spare",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",
