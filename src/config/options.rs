@@ -398,7 +398,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("touch-reload", Path, Lifecycle, "gracefully reload when this file's mtime changes, or it is created or deleted").multi(),
     opt("touch-chain-reload", Path, Lifecycle, "chain-reload the workers (one at a time) when this file is touched").multi(),
     opt("touch-workers-reload", Path, Lifecycle, "reload the workers (not the master) when this file is touched").multi(),
-    opt("master-fifo", Path, Lifecycle, "control the master through this FIFO (`r` `R` `w` `W` `c` `q` `Q` `s`, `0`-`9` pick the active one; the first is active)").multi(),
+    opt("master-fifo", Path, Lifecycle, "control the master through this FIFO (`r` `R` `w` `W` `c` `q` `Q` `s` `p`, `+`/`-` one more/fewer worker with `cheaper`, `0`-`9` pick the active one; the first is active)").multi(),
     opt("max-worker-lifetime", Seconds, Lifecycle, "recycle a worker after it has run this many seconds (0: never)").default("0"),
     opt("max-worker-lifetime-delta", Seconds, Lifecycle, "add (worker_id - 1) × delta seconds to `max-worker-lifetime`").default("0"),
     opt("min-worker-lifetime", Seconds, Lifecycle, "a worker younger than this is not recycled by `max-requests`, `reload-on-rss` or `reload-on-as`").default("10"),

@@ -38,6 +38,9 @@ pub struct SlotView {
     pub state: SlotState,
     /// Any of its threads is in a request.
     pub busy: bool,
+    /// An active worker that may be stopped: it accepts (a worker still starting, or
+    /// replacing another, is left alone).
+    pub stoppable: bool,
     /// Microseconds spent in requests by the workers of this slot so far, the ones in
     /// flight included (monotonic while the slot's worker lives).
     pub busy_us: u64,
@@ -305,7 +308,7 @@ impl Cheaper {
                 .iter()
                 .enumerate()
                 .rev()
-                .filter(|(_, s)| s.state == SlotState::Active && !s.busy)
+                .filter(|(_, s)| s.state == SlotState::Active && s.stoppable && !s.busy)
                 .map(|(index, _)| index as u32 + 1)
                 .take(wanted.min(above_floor))
                 .collect();

@@ -1,8 +1,8 @@
 //! Cycle-by-cycle scripts for each algorithm. A script line is what the scoreboard shows at
 //! one cycle (a second apart) and what must happen:
 //! - slots, one character per worker id: `B` running and busy the whole cycle, `I` running
-//!   and idle, `h` running, idle now but busy for half of the cycle, `.` cheap, `x` neither
-//!   (being stopped);
+//!   and idle, `h` running, idle now but busy for half of the cycle, `s` starting (idle, not
+//!   to be stopped), `.` cheap, `x` neither (being stopped);
 //! - the listen queue, a FIFO delta sent before the cycle (0 for none), and the worker ids
 //!   expected to be spawned and stopped.
 
@@ -39,6 +39,7 @@ fn run_with_rss(config: &CheaperConfig, script: &[Line], rss: &[u64]) {
                     'B' => (SlotState::Active, true, 1_000_000),
                     'I' => (SlotState::Active, false, 0),
                     'h' => (SlotState::Active, false, 500_000),
+                    's' => (SlotState::Active, false, 0),
                     '.' => (SlotState::Cheap, false, 0),
                     'x' => (SlotState::Other, false, 0),
                     other => panic!("unknown slot character {other:?}"),
@@ -47,6 +48,7 @@ fn run_with_rss(config: &CheaperConfig, script: &[Line], rss: &[u64]) {
                 SlotView {
                     state,
                     busy,
+                    stoppable: state == SlotState::Active && c != 's',
                     busy_us: *busy_us,
                 }
             })
@@ -163,6 +165,7 @@ fn backlog_adds_while_the_queue_is_long_and_removes_while_short() {
             ("BIIB", 0, 0, &[], &[3]),
             ("BIxB", 0, 0, &[], &[2]),
             ("Bx.B", 0, 0, &[], &[]), // no idle worker: nothing stopped
+            ("B.sB", 0, 0, &[], &[]), // nor one still starting
             ("I..B", 0, 0, &[], &[1]),
             ("x..I", 0, 0, &[], &[]), // at cheaper
         ],
@@ -303,6 +306,7 @@ fn busyness_raises_the_multiplier_when_a_stopped_worker_is_needed_back() {
                     _ => SlotState::Active,
                 },
                 busy: c == 'B',
+                stoppable: c != '.',
                 busy_us,
             })
             .collect()

@@ -1,7 +1,9 @@
 //! The master's start-up and event loop. What the loop's hooks do lives beside it: `reload`
 //! (stops and reloads), `recycling` (replacing workers one at a time), `pause` (SIGTSTP and
-//! cheap mode) and `report` (SIGUSR1 and the stats document).
+//! cheap mode), `cheaper` (the adaptive worker count) and `report` (SIGUSR1 and the stats
+//! document).
 
+mod cheaper;
 mod pause;
 mod recycling;
 mod reload;
@@ -142,6 +144,8 @@ struct Master<'a> {
     harakiri: Harakiri,
     stats: Option<StatsServer>,
     lifecycle: Lifecycle,
+    /// `cheaper`: the adaptive worker count; `None` when off.
+    cheaper: Option<cheaper::CheaperRun>,
 }
 
 /// The master's reload and recycling state (issue 5), kept together so the loop's hooks
@@ -313,9 +317,13 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
             verbose: config.harakiri_verbose,
         }),
         stats,
+        cheaper: cheaper::CheaperRun::new(config, started),
     };
+    let initial = master.initial_workers();
     for index in 0..master.slots.len() {
-        master.spawn(index)?;
+        if !master.keep_cheap(index, initial) {
+            master.spawn(index)?;
+        }
     }
     master.event_loop()
 }
@@ -650,7 +658,8 @@ impl Master<'_> {
                 None => tracing::warn!("unreadable message from a worker; ignoring it"),
             }
         }
-        if self.phase == Phase::Running && self.slots.iter().all(|s| s.ready) {
+        let serving = |(index, slot): (usize, &Slot)| slot.ready || self.is_cheaped(index);
+        if self.phase == Phase::Running && self.slots.iter().enumerate().all(serving) {
             self.all_ready();
         }
     }
@@ -670,7 +679,7 @@ impl Master<'_> {
         }
         self.announced_ready = true;
         let elapsed = self.started.elapsed().as_millis();
-        let n = self.slots.len();
+        let n = self.slots.iter().filter(|s| s.ready).count();
         if self.reloads > 0 {
             tracing::info!(
                 workers = n,
@@ -748,6 +757,9 @@ impl Master<'_> {
                 tracing::info!(worker = id, pid, %how, "worker stopped (cheap mode)");
                 continue;
             }
+            if self.reap_cheaped(index, pid, how) {
+                continue;
+            }
             match how {
                 ExitKind::Code(0) => {
                     tracing::info!(worker = id, pid, "worker exited (recycled), respawning")
@@ -796,6 +808,7 @@ impl Master<'_> {
         }
         self.lifecycle_tick(now)?;
         self.check_idle(now);
+        self.cheaper_tick(now)?;
         for index in 0..self.slots.len() {
             if self.slots[index].pid.is_none()
                 && self.slots[index].respawn_at.is_some_and(|at| at <= now)

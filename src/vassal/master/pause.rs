@@ -65,7 +65,7 @@ impl Master<'_> {
             if let Some(worker) = self.scoreboard.worker(slot.id) {
                 let snapshot = worker.snapshot();
                 requests += snapshot.requests;
-                busy |= snapshot.status() == "busy";
+                busy |= snapshot.busy();
             }
         }
         (requests, busy)
@@ -83,8 +83,10 @@ impl Master<'_> {
             watch.wake(requests, Instant::now());
         }
         tracing::info!("a connection arrived: respawning the workers (leaving cheap mode)");
+        // With `cheaper`, only its minimum comes back (as in uWSGI); the algorithm adds more.
+        let wanted = self.config.cheaper.count.max(1);
         for index in 0..self.slots.len() {
-            if self.slots[index].pid.is_none() {
+            if self.slots[index].pid.is_none() && !self.keep_cheap(index, wanted) {
                 self.spawn(index)?;
             }
         }

@@ -200,6 +200,10 @@ impl Master<'_> {
         index: usize,
         cause: &Cause,
     ) -> Result<bool, RunVassalError> {
+        // A worker the cheaper is stopping is not replaced: its slot stays empty.
+        if self.is_cheaped(index) {
+            return Ok(false);
+        }
         let slot = &mut self.slots[index];
         let (id, Some(pid)) = (slot.id, slot.pid) else {
             return Ok(false);
