@@ -59,6 +59,17 @@ impl CheaperRun {
     }
 }
 
+impl CheaperRun {
+    /// When the loop must wake next: the next cycle, or a stopped worker's SIGKILL.
+    pub(super) fn next_deadline(&self) -> Instant {
+        self.kill_at
+            .iter()
+            .flatten()
+            .copied()
+            .fold(self.next_cycle, Instant::min)
+    }
+}
+
 impl Master<'_> {
     /// Whether the slot at `index` is kept cheap.
     pub(super) fn is_cheaped(&self, index: usize) -> bool {
@@ -138,7 +149,14 @@ impl Master<'_> {
         if now < run.next_cycle {
             return Ok(());
         }
-        run.next_cycle = now + Duration::from_secs(1);
+        // A steady cadence: the next cycle a second after the previous one was due, not
+        // after this (possibly late) wake-up.
+        let next = run.next_cycle + Duration::from_secs(1);
+        run.next_cycle = if next > now {
+            next
+        } else {
+            now + Duration::from_secs(1)
+        };
         if self.phase != Phase::Running || self.paused || self.is_cheap() {
             return Ok(());
         }

@@ -606,9 +606,14 @@ impl Master<'_> {
             }
         }
         let stats_deadline = self.stats.as_ref().and_then(|s| s.next_deadline());
-        for at in [self.harakiri.next_deadline(), stats_deadline]
-            .into_iter()
-            .flatten()
+        let cheaper_deadline = self.cheaper.as_ref().map(|c| c.next_deadline());
+        for at in [
+            self.harakiri.next_deadline(),
+            stats_deadline,
+            cheaper_deadline,
+        ]
+        .into_iter()
+        .flatten()
         {
             next = next.min(at);
         }
