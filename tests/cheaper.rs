@@ -563,3 +563,47 @@ fn seed_004_busyness_block_starts_its_initial_workers_and_grows_by_its_step() {
         "{lines:#?}"
     );
 }
+
+#[test]
+fn idle_cheap_mode_and_cheaper_work_together() {
+    let (kaiser, addr, _dir, stats) = start(&[
+        "--processes",
+        "3",
+        "--cheaper",
+        "1",
+        "--cheaper-initial",
+        "2",
+        "--cheaper-algo",
+        "manual",
+        "--idle",
+        "2",
+    ]);
+    let mut workers = Workers::new(stats.clone(), 0, 3);
+    workers.wait_running(2, &kaiser);
+    // `idle` stops every worker, below `cheaper`: the vassal waits for a connection.
+    kaiser
+        .wait_for_log("workers have been inactive for more than 2 seconds", FOLLOW)
+        .unwrap();
+    wait_until("every worker to stop and show as cheap", FOLLOW, |last| {
+        let document = read_stats(&stats);
+        *last = document.to_string();
+        let stopped = document["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["status"] == "cheap" && w["pid"] == 0);
+        Ok(stopped.then_some(()))
+    })
+    .unwrap();
+    // The first connection brings back `cheaper` workers (as uWSGI), and it is served.
+    let load = Load::start(addr, 1, "/sleep?ms=10");
+    workers.wait_running(1, &kaiser);
+    workers.min = 1;
+    load.finish(&kaiser);
+    workers.sample();
+    assert!(
+        kaiser.logs().contains("leaving cheap mode"),
+        "{}",
+        kaiser.logs()
+    );
+}

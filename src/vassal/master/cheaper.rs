@@ -94,6 +94,17 @@ impl Master<'_> {
         cheap
     }
 
+    /// What the stats and `uwsgi.workers()` show for slot `index`: `cheap` (and pid 0) for
+    /// a slot with no worker because of the cheaper or `idle`'s cheap mode.
+    pub(super) fn show_cheap(&self, index: usize, cheap: bool) {
+        if let Some(board) = self.scoreboard.worker(self.slots[index].id) {
+            board.set_cheap(cheap);
+            if cheap && self.slots[index].pid.is_none() {
+                board.set_pid(0);
+            }
+        }
+    }
+
     /// How many workers run after start-up or after `idle`'s cheap mode (`cheaper-initial`,
     /// else all).
     pub(super) fn initial_workers(&self) -> u32 {

@@ -760,6 +760,7 @@ impl Master<'_> {
             }
             if self.is_cheap() {
                 tracing::info!(worker = id, pid, %how, "worker stopped (cheap mode)");
+                self.show_cheap(index, true);
                 continue;
             }
             if self.reap_cheaped(index, pid, how) {

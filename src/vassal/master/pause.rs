@@ -87,6 +87,7 @@ impl Master<'_> {
         let wanted = self.config.cheaper.count.max(1);
         for index in 0..self.slots.len() {
             if self.slots[index].pid.is_none() && !self.keep_cheap(index, wanted) {
+                self.show_cheap(index, false);
                 self.spawn(index)?;
             }
         }
