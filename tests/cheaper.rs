@@ -607,3 +607,68 @@ fn idle_cheap_mode_and_cheaper_work_together() {
         kaiser.logs()
     );
 }
+
+#[test]
+fn backlog_reads_the_listen_queue_of_a_unix_socket() {
+    let dir = TempDir::new("cheaper-unix");
+    let socket = dir.join("app.sock");
+    let stats = dir.join("stats.sock");
+    let kaiser = Kaiser::spawn(&[
+        "--http-socket",
+        socket.to_str().unwrap(),
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--stats",
+        stats.to_str().unwrap(),
+        "--processes",
+        "3",
+        "--cheaper",
+        "1",
+        "--cheaper-algo",
+        "backlog",
+        "--cheaper-overload",
+        "1",
+        "--cheaper-step",
+        "2",
+    ]);
+    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    let mut workers = Workers::new(stats.clone(), 1, 3);
+    workers.wait_running(1, &kaiser);
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let clients: Vec<JoinHandle<()>> = (0..8)
+        .map(|_| {
+            let (stop, failures, socket) = (stop.clone(), failures.clone(), socket.clone());
+            std::thread::spawn(move || {
+                let until = Instant::now() + Duration::from_secs(60);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                    match http_get_unix(&socket, "/sleep?ms=400") {
+                        Ok(response) if response.status == 200 => {}
+                        Ok(response) => failures.lock().unwrap().push(response.to_string()),
+                        Err(error) => failures.lock().unwrap().push(error),
+                    }
+                }
+            })
+        })
+        .collect();
+    let queued = wait_until("the stats to show a unix listen queue", FOLLOW, |last| {
+        let document = read_stats(&stats);
+        *last = document["sockets"].to_string();
+        let queue = document["sockets"][0]["queue"].as_u64().unwrap_or(0);
+        Ok((queue > 0).then_some(queue))
+    })
+    .unwrap();
+    assert!(queued > 0);
+    workers.wait_running(3, &kaiser);
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let failures = failures.lock().unwrap();
+    assert!(failures.is_empty(), "{failures:?}\n{}", kaiser.logs());
+    let lines = decisions(&kaiser, "backlog");
+    assert!(
+        lines.iter().any(|l| l.contains("spawning workers 2, 3")),
+        "{lines:#?}"
+    );
+}

@@ -240,7 +240,10 @@ impl Master<'_> {
         let backlog = self
             .sockets
             .iter()
-            .filter_map(|s| sys::net::listen_queue(s.fd.as_fd()))
+            .filter_map(|s| {
+                sys::net::listen_queue(s.fd.as_fd())
+                    .or_else(|| sys::sock_diag::unix_listen_queue(s.fd.as_fd()))
+            })
             .map(|(queue, _)| u64::from(queue))
             .max()
             .unwrap_or(0);
