@@ -672,3 +672,39 @@ fn backlog_reads_the_listen_queue_of_a_unix_socket() {
         "{lines:#?}"
     );
 }
+
+#[test]
+fn cheap_starts_without_workers_and_the_first_connection_brings_the_minimum() {
+    let (kaiser, addr, _dir, stats) = start(&[
+        "--processes",
+        "3",
+        "--cheaper",
+        "1",
+        "--cheaper-algo",
+        "manual",
+        "--cheap",
+    ]);
+    let document = read_stats(&stats);
+    assert!(
+        document["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["status"] == "cheap" && w["pid"] == 0),
+        "{document}"
+    );
+    assert!(
+        !kaiser.logs().contains("spawned worker"),
+        "{}",
+        kaiser.logs()
+    );
+    let response = http_get(addr, "/sleep?ms=1").unwrap();
+    assert_eq!(response.status, 200, "{response}");
+    let mut workers = Workers::new(stats, 1, 3);
+    workers.wait_running(1, &kaiser);
+    assert!(
+        kaiser.logs().contains("leaving cheap mode"),
+        "{}",
+        kaiser.logs()
+    );
+}

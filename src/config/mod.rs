@@ -208,6 +208,8 @@ pub struct Config {
     /// `idle`: zero means off.
     pub idle: Duration,
     pub die_on_idle: bool,
+    /// `cheap`: start with no worker, as `idle`'s cheap mode.
+    pub cheap: bool,
     pub touch_chain_reload: Vec<PathBuf>,
     pub touch_workers_reload: Vec<PathBuf>,
     pub stats_http: bool,
@@ -295,6 +297,7 @@ impl Default for Config {
             evil_reload_on_as: 0,
             idle: Duration::ZERO,
             die_on_idle: false,
+            cheap: false,
             touch_chain_reload: Vec::new(),
             touch_workers_reload: Vec::new(),
             stats_http: false,

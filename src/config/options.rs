@@ -321,7 +321,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("cpu-affinity", Int, Processes, "pin workers to CPUs").later(),
     opt("idle", Seconds, Processes, "after this many seconds without a request, stop the workers until the next connection (cheap mode; 0: off)").default("0"),
     opt("die-on-idle", Bool, Processes, "with `idle`: stop the vassal instead of going cheap").default("false"),
-    opt("cheap", Bool, Processes, "start in cheap mode").later(),
+    opt("cheap", Bool, Processes, "start in cheap mode: no worker until the first connection (then `cheaper` of them, or all)").default("false"),
     opt("honour-stdin", Bool, Processes, "do not remap stdin to /dev/null").later(),
     opt("skip-atexit", Bool, Processes, "skip atexit hooks").aliases(&["skip-atexit-teardown"]).later(),
     opt("hook-asap", Text, Processes, "run a hook at a given phase").aliases(&[

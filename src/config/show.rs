@@ -276,6 +276,9 @@ fn render_recycling(config: &Config, default: &Config, line: &mut impl FnMut(&st
     if config.idle != default.idle {
         line("idle", &secs(config.idle));
     }
+    if config.cheap {
+        line("cheap", "true");
+    }
     if config.die_on_idle {
         line("die-on-idle", "true");
     }

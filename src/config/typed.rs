@@ -275,6 +275,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "evil-reload-on-as" => config.evil_reload_on_as = megabytes(v)?,
         "idle" => config.idle = seconds(v)?,
         "die-on-idle" => config.die_on_idle = uwsgi_bool(v),
+        "cheap" => config.cheap = uwsgi_bool(v),
         "touch-chain-reload" => config.touch_chain_reload.push(path(v)?),
         "touch-workers-reload" => config.touch_workers_reload.push(path(v)?),
         "stats-http" => config.stats_http = uwsgi_bool(v),

@@ -309,7 +309,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         },
         scoreboard: Arc::new(Scoreboard::new(config.processes, config.threads)?),
         paused: false,
-        idle: (config.idle > Duration::ZERO)
+        idle: (config.idle > Duration::ZERO || config.cheap)
             .then(|| IdleWatch::new(config.idle, config.die_on_idle, started)),
         harakiri: Harakiri::new(HarakiriSettings {
             timeout: config.harakiri,
@@ -320,9 +320,11 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         cheaper: cheaper::CheaperRun::new(config, started),
     };
     let initial = master.initial_workers();
-    for index in 0..master.slots.len() {
-        if !master.keep_cheap(index, initial) {
-            master.spawn(index)?;
+    if !master.start_cheap() {
+        for index in 0..master.slots.len() {
+            if !master.keep_cheap(index, initial) {
+                master.spawn(index)?;
+            }
         }
     }
     master.event_loop()

@@ -57,6 +57,24 @@ impl Master<'_> {
         }
     }
 
+    /// `cheap`: start in cheap mode, with no worker; the first connection brings them. The
+    /// vassal is ready (its sockets accept into the backlog). False without `cheap`.
+    pub(super) fn start_cheap(&mut self) -> bool {
+        let Some(watch) = self.idle.as_mut().filter(|_| self.config.cheap) else {
+            return false;
+        };
+        watch.cheap = true;
+        for index in 0..self.slots.len() {
+            self.show_cheap(index, true);
+        }
+        tracing::info!("cheap mode: no worker until the first connection (`cheap`)");
+        self.all_ready();
+        let _ = self
+            .notifier
+            .notify("STATUS=cheap: no workers until the next connection");
+        true
+    }
+
     /// Total requests and whether any is in flight, from the scoreboard.
     pub(super) fn activity(&self) -> (u64, bool) {
         let mut requests = 0;
