@@ -98,9 +98,26 @@ fn read_stats(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("stats are not JSON ({e}): {text}"))
 }
 
+/// The live processes of process group `pgid` (zombies left out).
+fn group_processes(pgid: i32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name();
+            name.to_str()?.parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", name.to_str()?)).ok()?;
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            (fields.first() != Some(&"Z") && fields.get(2)?.parse::<i32>().ok()? == pgid)
+                .then_some(())
+        })
+        .count()
+}
+
 /// The worker count as the stats show it, and the bounds every sample must respect.
 struct Workers {
     stats: PathBuf,
+    /// The vassal's process group: its master and workers.
+    pgid: Option<i32>,
     min: usize,
     max: usize,
     /// Every `(running, alive)` seen.
@@ -111,6 +128,7 @@ impl Workers {
     fn new(stats: PathBuf, min: usize, max: usize) -> Workers {
         Workers {
             stats,
+            pgid: None,
             min,
             max,
             seen: Vec::new(),
@@ -134,12 +152,22 @@ impl Workers {
             self.min,
             self.max
         );
+        if let Some(pgid) = self.pgid {
+            // Processes, not slots: the master and at most `processes` workers, ever.
+            let processes = group_processes(pgid);
+            assert!(
+                processes <= self.max + 1,
+                "{processes} processes in the vassal's group, more than {} workers and the master",
+                self.max
+            );
+        }
         self.seen.push((running, alive));
         (running, alive)
     }
 
     /// Waits until exactly `n` workers run.
     fn wait_running(&mut self, n: usize, kaiser: &Kaiser) {
+        self.pgid = Some(kaiser.pid());
         let result = wait_until(&format!("{n} running workers"), FOLLOW, |last| {
             let (running, alive) = self.sample();
             *last = format!("{running} running, {alive} alive");
