@@ -992,6 +992,12 @@ fn config_line() -> impl Strategy<Value = String> {
         word.prop_map(|w| format!("uid = {w}")),
         path.prop_map(|p| format!("emperor = {p}")),
         Just("protocol = http".to_string()),
+        (0u32..6).prop_map(|n| format!("cheaper = {n}")),
+        (0u32..80).prop_map(|n| format!("cheaper-initial = {n}")),
+        prop_oneof![Just("busyness"), Just("backlog"), Just("spare2")]
+            .prop_map(|algo| format!("cheaper-algo = {algo}")),
+        (0u64..100).prop_map(|n| format!("cheaper-busyness-max = {n}")),
+        (0u64..10).prop_map(|n| format!("cheaper-busyness-backlog-nonzero = {n}")),
     ]
 }
 
