@@ -604,13 +604,13 @@ fn idle_cheap_mode_and_cheaper_work_together() {
         "--cheaper-algo",
         "manual",
         "--idle",
-        "2",
+        "3",
     ]);
     let mut workers = Workers::new(stats.clone(), 0, 3);
     workers.wait_running(2, &kaiser);
     // `idle` stops every worker, below `cheaper`: the vassal waits for a connection.
     kaiser
-        .wait_for_log("workers have been inactive for more than 2 seconds", FOLLOW)
+        .wait_for_log("workers have been inactive for more than 3 seconds", FOLLOW)
         .unwrap();
     wait_until("every worker to stop and show as cheap", FOLLOW, |last| {
         let document = read_stats(&stats);
