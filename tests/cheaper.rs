@@ -736,3 +736,47 @@ fn cheap_starts_without_workers_and_the_first_connection_brings_the_minimum() {
         kaiser.logs()
     );
 }
+
+#[test]
+fn rss_limits_stop_workers_down_to_cheaper_and_hold_spawns_back() {
+    let (kaiser, addr, _dir, stats) = start(&[
+        "--processes",
+        "3",
+        "--cheaper",
+        "1",
+        "--cheaper-initial",
+        "3",
+        "--cheaper-algo",
+        "backlog",
+        "--cheaper-overload",
+        "1",
+        // Bytes: any worker is above both.
+        "--cheaper-rss-limit-soft",
+        "1",
+        "--cheaper-rss-limit-hard",
+        "2",
+    ]);
+    let mut workers = Workers::new(stats, 1, 3);
+    workers.wait_running(1, &kaiser);
+    let lines = decisions(&kaiser, "backlog");
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.contains("above cheaper-rss-limit-hard") && l.contains("stopping worker"))
+            .count()
+            == 2,
+        "{lines:#?}"
+    );
+    let mark = kaiser.log_mark();
+    let load = Load::start(addr, 4, "/sleep?ms=100");
+    kaiser
+        .wait_for_log_since(
+            mark,
+            "above cheaper-rss-limit-soft (0 MB), not spawning",
+            FOLLOW,
+        )
+        .unwrap();
+    workers.sample();
+    load.finish(&kaiser);
+    workers.wait_running(1, &kaiser);
+}

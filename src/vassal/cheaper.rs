@@ -328,14 +328,43 @@ impl Cheaper {
     }
 
     fn run_algorithm(&mut self, seen: &Observation, can_spawn: bool) -> Verdict {
-        let config = &self.config;
-        match &mut self.state {
-            State::Spare(spare) => spare.cycle(config, seen, can_spawn),
-            State::Spare2(spare2) => spare2.cycle(config, seen, can_spawn),
-            State::Backlog => backlog(config, seen, can_spawn),
-            State::Busyness(busyness) => busyness.cycle(config, self.processes, seen, can_spawn),
-            State::Manual => Verdict::new(0, "manual: waiting for the master fifo".into()),
+        let mut verdict = run(
+            &mut self.state,
+            &self.config,
+            self.processes,
+            seen,
+            can_spawn,
+        );
+        if !can_spawn {
+            // Would it have spawned without the soft limit? Asked of a copy of its counters,
+            // so that the operator learns why the count does not follow the load.
+            let mut probe = self.state.clone();
+            let wanted = run(&mut probe, &self.config, self.processes, seen, true);
+            if wanted.delta > 0 {
+                verdict.note = Some(format!(
+                    "workers' total RSS {} MB is above cheaper-rss-limit-soft ({} MB), not spawning",
+                    seen.rss.unwrap_or(0) >> 20,
+                    self.config.rss_limit_soft >> 20
+                ));
+            }
         }
+        verdict
+    }
+}
+
+fn run(
+    state: &mut State,
+    config: &CheaperConfig,
+    processes: u32,
+    seen: &Observation,
+    can_spawn: bool,
+) -> Verdict {
+    match state {
+        State::Spare(spare) => spare.cycle(config, seen, can_spawn),
+        State::Spare2(spare2) => spare2.cycle(config, seen, can_spawn),
+        State::Backlog => backlog(config, seen, can_spawn),
+        State::Busyness(busyness) => busyness.cycle(config, processes, seen, can_spawn),
+        State::Manual => Verdict::new(0, "manual: waiting for the master fifo".into()),
     }
 }
 

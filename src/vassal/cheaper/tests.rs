@@ -359,6 +359,32 @@ fn rss_limits_hold_spawns_and_stop_one_worker() {
         ],
         &[50 << 20, 150 << 20, 150 << 20, 250 << 20, 250 << 20],
     );
+    let mut cheaper = Cheaper::new(&config, 2, 0);
+    let held = cheaper.cycle(&Observation {
+        now_us: 1_000_000,
+        slots: vec![
+            SlotView {
+                state: SlotState::Active,
+                busy: true,
+                stoppable: true,
+                busy_us: 0,
+            },
+            SlotView {
+                state: SlotState::Cheap,
+                busy: false,
+                stoppable: false,
+                busy_us: 0,
+            },
+        ],
+        backlog: 5,
+        rss: Some(150 << 20),
+    });
+    assert!(held.spawn.is_empty(), "{held:?}");
+    assert_eq!(
+        held.note.as_deref(),
+        Some("workers' total RSS 150 MB is above cheaper-rss-limit-soft (100 MB), not spawning"),
+        "{held:?}"
+    );
 }
 
 #[test]
