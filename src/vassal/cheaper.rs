@@ -368,6 +368,11 @@ fn run(
     }
 }
 
+/// Seconds from the config in µs, saturating (a huge setting must not overflow the master).
+fn micros(seconds: u64) -> u64 {
+    seconds.saturating_mul(1_000_000)
+}
+
 /// At most `step` of the cheap slots (uWSGI's `decheaped` loop).
 fn decheap(seen: &Observation, step: u32) -> i64 {
     i64::from(seen.cheap().min(step.max(1)))
@@ -463,7 +468,7 @@ impl Busyness {
         } else {
             self.cheap_multi
         };
-        self.next_cheap = now_us + config.overload * multiplier * 1_000_000;
+        self.next_cheap = now_us.saturating_add(micros(config.overload.saturating_mul(multiplier)));
     }
 
     fn decrease_multi(&mut self, notes: &mut Vec<String>) {
@@ -499,7 +504,7 @@ impl Busyness {
         can_spawn: bool,
     ) -> Verdict {
         let settings = &config.busyness;
-        let t = config.overload.max(1) * 1_000_000;
+        let t = micros(config.overload.max(1));
         let now = seen.now_us;
         let active = seen.active();
         let backlog = seen.backlog;
@@ -510,7 +515,7 @@ impl Busyness {
             for (index, slot) in seen.slots.iter().enumerate() {
                 let last = self.last_values.get(index).copied().unwrap_or(0);
                 if slot.state == SlotState::Active {
-                    total += (slot.busy_us.saturating_sub(last) * 100 / t).min(100);
+                    total += (slot.busy_us.saturating_sub(last).saturating_mul(100) / t).min(100);
                 }
                 if let Some(value) = self.last_values.get_mut(index) {
                     *value = slot.busy_us;
@@ -547,7 +552,7 @@ impl Busyness {
                             <= self.cheap_multi
                     });
                     if too_soon {
-                        self.cheap_multi += settings.penalty;
+                        self.cheap_multi = self.cheap_multi.saturating_add(settings.penalty);
                         notes.push(format!(
                             "workers needed back too soon, cheaper multiplier raised to {}",
                             self.cheap_multi
@@ -585,7 +590,7 @@ impl Busyness {
                     if self.tolerance_counter >= 3 {
                         self.set_next_cheap_time(config, now);
                     } else {
-                        self.next_cheap += config.overload * 1_000_000;
+                        self.next_cheap = self.next_cheap.saturating_add(micros(config.overload));
                     }
                 }
                 Verdict::new(0, saw)
