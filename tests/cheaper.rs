@@ -780,3 +780,37 @@ fn rss_limits_stop_workers_down_to_cheaper_and_hold_spawns_back() {
     load.finish(&kaiser);
     workers.wait_running(1, &kaiser);
 }
+
+#[test]
+fn spare2_keeps_a_spare_worker_ahead_of_the_load() {
+    let (kaiser, addr, _dir, stats) = start(&[
+        "--processes",
+        "3",
+        "--cheaper",
+        "1",
+        "--cheaper-algo",
+        "spare2",
+        "--cheaper-idle",
+        "2",
+    ]);
+    let mut workers = Workers::new(stats, 1, 3);
+    workers.wait_running(1, &kaiser);
+    // Two clients keep two workers busy: spare2 adds workers until one is idle again.
+    let load = Load::start(addr, 2, "/sleep?ms=300");
+    workers.wait_running(3, &kaiser);
+    load.finish(&kaiser);
+    workers.wait_running(1, &kaiser);
+    let lines = decisions(&kaiser, "spare2");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("wanting 1 idle") && l.contains("spawning worker")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("for 2 cycles") && l.contains("stopping worker")),
+        "{lines:#?}"
+    );
+}
