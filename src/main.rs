@@ -91,6 +91,14 @@ fn main() -> ExitCode {
         }
         Action::Reload(path) => return signal_pidfile(path, libc::SIGHUP),
         Action::Stop(path) => return signal_pidfile(path, libc::SIGTERM),
+        Action::CheaperAlgoList => {
+            println!("\n*** kaiser cheaper algorithms ***");
+            for algo in config::CheaperAlgo::ALL {
+                println!("{}", algo.name());
+            }
+            println!("--- end of cheaper algorithms list ---\n");
+            return ExitCode::SUCCESS;
+        }
         Action::CheckConfig | Action::Run => {}
     }
     if let (Action::Run, Some(mask)) = (&loaded.config.action, loaded.config.umask) {

@@ -34,6 +34,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod cheaper;
 mod cli;
 pub mod daemons;
 mod diagnostics;
@@ -49,6 +50,7 @@ mod show;
 mod sources;
 mod typed;
 
+pub use cheaper::{BusynessConfig, CheaperAlgo, CheaperConfig};
 pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
 pub use extra::Extra;
 
@@ -84,6 +86,8 @@ pub enum Action {
     Reload(PathBuf),
     /// `--stop PIDFILE`: send SIGTERM (graceful) to the pid in the file.
     Stop(PathBuf),
+    /// `--cheaper-algo-list`: print the cheaper algorithms' names and exit.
+    CheaperAlgoList,
 }
 
 /// A listening address as written in the config; resolved and bound by the vassal.
@@ -227,11 +231,15 @@ pub struct Config {
     /// `idle`: zero means off.
     pub idle: Duration,
     pub die_on_idle: bool,
+    /// `cheap`: start with no worker, as `idle`'s cheap mode.
+    pub cheap: bool,
     pub touch_chain_reload: Vec<PathBuf>,
     pub touch_workers_reload: Vec<PathBuf>,
     pub stats_http: bool,
     pub stats_minified: bool,
     pub stats_no_cores: bool,
+    /// `cheaper` and its `cheaper-*` options (adaptive worker count, issue 18).
+    pub cheaper: CheaperConfig,
 
     // --- issue 15: Python loading, process and HTTP options (see `extra.rs`) ---
     pub extra: Extra,
@@ -328,12 +336,14 @@ impl Default for Config {
             evil_reload_on_as: 0,
             idle: Duration::ZERO,
             die_on_idle: false,
+            cheap: false,
             touch_chain_reload: Vec::new(),
             touch_workers_reload: Vec::new(),
             stats_http: false,
             stats_minified: false,
             stats_no_cores: false,
             extra: Extra::default(),
+            cheaper: CheaperConfig::default(),
             emperor: Vec::new(),
             emperor_throttle: Duration::from_millis(1000),
             emperor_max_throttle: Duration::from_millis(180_000),

@@ -215,6 +215,7 @@ pub(crate) fn render(config: &Config) -> String {
     if config.stats_no_cores {
         line("stats-no-cores", "true");
     }
+    super::cheaper::show(&config.cheaper, &mut line);
 
     for watched in &config.emperor {
         line("emperor", watched);
@@ -297,6 +298,9 @@ fn render_recycling(config: &Config, default: &Config, line: &mut impl FnMut(&st
     }
     if config.idle != default.idle {
         line("idle", &secs(config.idle));
+    }
+    if config.cheap {
+        line("cheap", "true");
     }
     if config.die_on_idle {
         line("die-on-idle", "true");

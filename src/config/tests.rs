@@ -916,16 +916,8 @@ fn fixture_bloomberg_lists_every_problem() {
         vec![
             f(15, "py-callos-afterfork"),
             // `max-worker-lifetime = 3600 ; …` only warns: the comment leaves the number whole.
-            f(22, "cheaper-algo"),
-            f(24, "cheaper"),
-            f(25, "cheaper-initial"),
-            f(26, "cheaper-overload"),
-            f(27, "cheaper-step"),
-            f(29, "cheaper-busyness-multiplier"),
-            f(30, "cheaper-busyness-min"),
-            f(31, "cheaper-busyness-max"),
-            f(32, "cheaper-busyness-backlog-alert"),
-            f(33, "cheaper-busyness-backlog-step"),
+            // `reload-on-rss = 2048 ; …` and the cheaper-busyness block (lines 22-33) load:
+            // uWSGI's atoi rule leaves their numbers whole.
             f(38, "spooler"),
         ]
     );
@@ -1041,6 +1033,12 @@ fn config_line() -> impl Strategy<Value = String> {
         word.prop_map(|w| format!("uid = {w}")),
         path.prop_map(|p| format!("emperor = {p}")),
         Just("protocol = http".to_string()),
+        (0u32..6).prop_map(|n| format!("cheaper = {n}")),
+        (0u32..80).prop_map(|n| format!("cheaper-initial = {n}")),
+        prop_oneof![Just("busyness"), Just("backlog"), Just("spare2")]
+            .prop_map(|algo| format!("cheaper-algo = {algo}")),
+        (0u64..100).prop_map(|n| format!("cheaper-busyness-max = {n}")),
+        (0u64..10).prop_map(|n| format!("cheaper-busyness-backlog-nonzero = {n}")),
     ]
 }
 
@@ -1305,4 +1303,68 @@ fn octal_modes_follow_the_number_rule() {
         "[uwsgi]\nchmod-socket = rw",
         "error: app.ini:2: chmod-socket: expected a whole number, got `rw`",
     );
+}
+
+#[test]
+fn cheaper_options_and_the_checks_uwsgi_makes_too() {
+    check(
+        "[uwsgi]\nprocesses = 8\ncheaper = 2\ncheaper-algo = busyness\ncheaper-step = 4\ncheaper-busyness-max = 70",
+        "processes = 8 | cheaper-algo = busyness | cheaper = 2 | cheaper-step = 4 | cheaper-busyness-max = 70",
+    );
+    // Seed 002: `cheaper = 10` with `processes = 8` (uWSGI exits too).
+    check(
+        "[uwsgi]\nprocesses=8\ncheaper=10\n",
+        "error: app.ini:3: cheaper: `cheaper = 10` must be lower than `processes = 8`: `cheaper` is the minimum number of workers and `processes` the maximum (uWSGI refuses this too: `invalid cheaper value: must be lower than processes`); set `cheaper` to at most 7 or raise `processes` above 10",
+    );
+    check(
+        "[uwsgi]\ncheaper = 1",
+        "error: app.ini:2: cheaper: `cheaper = 1` must be lower than `processes = 1`: `cheaper` is the minimum number of workers and `processes` the maximum (uWSGI refuses this too: `invalid cheaper value: must be lower than processes`); raise `processes` above 1 (the maximum number of workers), or remove `cheaper`",
+    );
+    check(
+        "[uwsgi]\nprocesses = 4\ncheaper = 1\ncheaper-algo = fancy",
+        "error: app.ini:4: cheaper-algo: unknown cheaper algorithm `fancy` (kaiser has `spare`, `spare2`, `backlog`, `manual`, `busyness`)",
+    );
+    check(
+        "[uwsgi]\nprocesses = 4\ncheaper = 1\ncheaper-rss-limit-hard = 100",
+        "error: app.ini:4: cheaper-rss-limit-hard: needs `cheaper-rss-limit-soft` too (above it no worker is spawned; above the hard limit one is stopped)",
+    );
+    check(
+        "[uwsgi]\nprocesses = 4\ncheaper = 1\ncheaper-rss-limit-soft = 100\ncheaper-rss-limit-hard = 100",
+        "error: app.ini:5: cheaper-rss-limit-hard: must be higher than `cheaper-rss-limit-soft = 100` (both are bytes)",
+    );
+    check(
+        "[uwsgi]\nprocesses = 4\ncheaper = 1\ncheaper-algo = busyness\ncheaper-busyness-min = 60",
+        "error: app.ini:5: cheaper-busyness-min: `cheaper-busyness-min = 60` is above `cheaper-busyness-max = 50`: workers would be spawned and stopped in turn",
+    );
+    check_warnings(
+        "[uwsgi]\nprocesses = 4\ncheaper = 2\ncheaper-initial = 9",
+        "app.ini:4: cheaper-initial: `cheaper-initial = 9` is above `processes = 4`; starting 4 workers",
+    );
+    check_warnings(
+        "[uwsgi]\nprocesses = 4\ncheaper = 2\ncheaper-initial = 1",
+        "app.ini:4: cheaper-initial: `cheaper-initial = 1` is below `cheaper = 2`; starting 2 workers",
+    );
+    check_warnings(
+        "[uwsgi]\nprocesses = 4\ncheaper-step = 2",
+        "app.ini:3: cheaper-step: has no effect without `cheaper` (the minimum number of workers); all `processes` run",
+    );
+    let loaded = run(&[], "--cheaper-algo-list", &[]).expect("loads");
+    assert_eq!(loaded.config.action, Action::CheaperAlgoList);
+    let cheaper = run(
+        &[(
+            "app.ini",
+            "[uwsgi]\nprocesses = 8\ncheaper = 2\ncheaper-initial = 3",
+        )],
+        "--ini app.ini",
+        &[],
+    )
+    .expect("loads")
+    .config
+    .cheaper;
+    assert_eq!(
+        (cheaper.initial_workers(8), cheaper.step()),
+        (3, 1),
+        "{cheaper:?}"
+    );
+    assert_eq!(CheaperConfig::default().initial_workers(8), 8);
 }

@@ -107,6 +107,7 @@ pub(crate) fn build(
     }
     split_module_callable(&mut config);
     config.sockets = build_sockets(&sockets, protocol, report);
+    super::cheaper::check(&mut config, entries, report);
     for entry in unknown {
         unknown_key(entry, config.strict, used_as_placeholder, report);
     }
@@ -313,11 +314,15 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "evil-reload-on-as" => config.evil_reload_on_as = megabytes(v)?,
         "idle" => config.idle = seconds(v)?,
         "die-on-idle" => config.die_on_idle = uwsgi_bool(v),
+        "cheap" => config.cheap = uwsgi_bool(v),
         "touch-chain-reload" => config.touch_chain_reload.push(path(v)?),
         "touch-workers-reload" => config.touch_workers_reload.push(path(v)?),
         "stats-http" => config.stats_http = uwsgi_bool(v),
         "stats-minified" => config.stats_minified = uwsgi_bool(v),
         "stats-no-cores" => config.stats_no_cores = uwsgi_bool(v),
+        "cheaper-algo-list" if uwsgi_bool(v) => config.action = Action::CheaperAlgoList,
+        "cheaper-algo-list" => {}
+        name if super::cheaper::owns(name) => super::cheaper::apply(&mut config.cheaper, name, v)?,
 
         "emperor" => config.emperor.push(text(v)?),
         "emperor-throttle" => config.emperor_throttle = Duration::from_millis(number(v)?),
@@ -690,6 +695,7 @@ mod tests {
                 _ if spec.name.starts_with("hook-") => "print:x",
                 _ if spec.name.starts_with("smart-attach-daemon") => "/tmp/x.pid sleep 9",
                 _ if spec.name == "attach-daemon2" => "cmd=sleep 9",
+                _ if spec.name == "cheaper-algo" => "spare",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",

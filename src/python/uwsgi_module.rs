@@ -26,6 +26,8 @@ pub struct WorkerFigures {
     pub delta_requests: u64,
     pub exceptions: u64,
     pub busy: bool,
+    /// Stopped or kept empty by the cheaper subsystem (status `cheap`).
+    pub cheap: bool,
     pub running_time_us: u64,
     pub last_spawn: u64,
     pub respawn_count: u64,
@@ -66,7 +68,14 @@ fn workers(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyTuple>> {
         dict.set_item("exceptions", worker.exceptions)?;
         dict.set_item(
             "status",
-            PyBytes::new(py, if worker.busy { b"busy" } else { b"idle" }),
+            PyBytes::new(
+                py,
+                match (worker.cheap, worker.busy) {
+                    (true, _) => b"cheap",
+                    (false, true) => b"busy",
+                    (false, false) => b"idle",
+                },
+            ),
         )?;
         dict.set_item("rss", rss)?;
         dict.set_item("vsz", vsz)?;

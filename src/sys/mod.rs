@@ -14,3 +14,4 @@ pub mod privileges;
 pub mod process;
 pub mod shm;
 pub mod signal;
+pub mod sock_diag;

@@ -37,6 +37,10 @@ pub(super) enum Command {
     BrutalStop,
     /// `s`: log the workers.
     Stats,
+    /// `+`: one more worker (cheaper).
+    CheaperMore,
+    /// `-`: one fewer worker (cheaper).
+    CheaperFewer,
     /// A uWSGI command kaiser does not implement (logged, otherwise ignored).
     Unsupported(u8),
 }
@@ -54,9 +58,9 @@ pub(super) fn decode(byte: u8) -> Option<Command> {
         b'Q' => Command::BrutalStop,
         b's' => Command::Stats,
         b'p' => Command::Pause,
-        b'+' | b'-' | b'B' | b'C' | b'E' | b'f' | b'l' | b'L' | b'P' | b'S' => {
-            Command::Unsupported(byte)
-        }
+        b'+' => Command::CheaperMore,
+        b'-' => Command::CheaperFewer,
+        b'B' | b'C' | b'E' | b'f' | b'l' | b'L' | b'P' | b'S' => Command::Unsupported(byte),
         _ => return None,
     })
 }
@@ -208,6 +212,8 @@ mod tests {
             (b'Q', Some(Command::BrutalStop)),
             (b's', Some(Command::Stats)),
             (b'p', Some(Command::Pause)),
+            (b'+', Some(Command::CheaperMore)),
+            (b'-', Some(Command::CheaperFewer)),
             (b'P', Some(Command::Unsupported(b'P'))),
             (b'\n', None),
             (b' ', None),

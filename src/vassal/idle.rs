@@ -37,7 +37,8 @@ impl IdleWatch {
     /// `requests`: the total served by all workers (from the scoreboard); `busy`: any request
     /// is in flight. A change in either counts as activity.
     pub fn tick(&mut self, requests: u64, busy: bool, now: Instant) -> IdleVerdict {
-        if self.cheap {
+        // A zero limit: only `cheap` asked for the watch, there is no idle timeout.
+        if self.cheap || self.limit.is_zero() {
             return IdleVerdict::Active;
         }
         if busy || requests != self.last_requests {

@@ -43,7 +43,9 @@ mod field {
     pub const TX: usize = 10;
     /// The bank of the worker's current process, plus one (0: none yet).
     pub const BANK: usize = 11;
-    pub const WORDS: usize = 12;
+    /// Set by the master: the cheaper subsystem stopped this worker, or keeps its slot empty.
+    pub const CHEAP: usize = 12;
+    pub const WORDS: usize = 13;
 }
 
 /// Word offsets inside a core's slot.
@@ -165,17 +167,43 @@ pub struct WorkerSnapshot {
     pub running_time_us: u64,
     pub avg_rt_us: u64,
     pub tx: u64,
+    /// Cheaped by the master (stopping, or its slot kept empty).
+    pub cheap: bool,
     pub cores: Vec<CoreSnapshot>,
 }
 
 impl WorkerSnapshot {
-    /// uWSGI's status word: `busy` while any core serves a request.
+    /// uWSGI's status word: `cheap` for a worker the cheaper subsystem stopped (as uWSGI
+    /// and uwsgitop have it), else `busy` while any core serves a request.
     pub fn status(&self) -> &'static str {
-        if self.cores.iter().any(|c| c.in_request) {
+        if self.cheap {
+            "cheap"
+        } else if self.busy() {
             "busy"
         } else {
             "idle"
         }
+    }
+
+    /// Any core is serving a request (`uwsgi_worker_is_busy`).
+    pub fn busy(&self) -> bool {
+        self.cores.iter().any(|c| c.in_request)
+    }
+
+    /// Time spent in requests, in µs: the finished ones (`running_time`) plus, for each
+    /// request in flight, the time since it started, at `now_us` (Unix µs). Read twice,
+    /// the difference is the busy time in between, which the cheaper subsystem's busyness
+    /// algorithm reads. (A request that ends between `end_request` and `count_request`
+    /// is briefly counted in neither; the next reading has it.)
+    /// Time spent in requests, counting those in flight up to `now_us` (`CLOCK_MONOTONIC`).
+    pub fn busy_time_us(&self, now_us: u64) -> u64 {
+        let in_flight: u64 = self
+            .cores
+            .iter()
+            .filter(|c| c.in_request && c.request_start_us > 0)
+            .map(|c| now_us.saturating_sub(c.request_start_us))
+            .sum();
+        self.running_time_us.saturating_add(in_flight)
     }
 }
 
@@ -244,6 +272,11 @@ impl<'a> WorkerSlot<'a> {
         self.set(field::PID, pid);
     }
 
+    /// The cheaper subsystem stops this worker (or keeps the slot empty), or spawns it.
+    pub fn set_cheap(&self, cheap: bool) {
+        self.set(field::CHEAP, u64::from(cheap));
+    }
+
     pub fn count_harakiri(&self) {
         self.add(field::HARAKIRI_COUNT, 1);
     }
@@ -261,6 +294,7 @@ impl<'a> WorkerSlot<'a> {
             running_time_us: self.get(field::RUNNING_TIME),
             avg_rt_us: self.get(field::AVG_RT),
             tx: self.get(field::TX),
+            cheap: self.get(field::CHEAP) != 0,
             cores: (0..self.cores)
                 .filter_map(|index| self.core(index).map(|core| core.snapshot(index)))
                 .collect(),
@@ -520,6 +554,26 @@ mod tests {
         new.count_request(10, 1, false);
         assert_eq!(board.worker(1).expect("worker 1").snapshot().requests, 2);
         assert!(board.process(1, 4).is_none() && board.process(3, 0).is_none());
+    }
+
+    #[test]
+    fn busy_time_counts_requests_in_flight_and_cheap_is_a_status() {
+        let board = Scoreboard::new(1, 2).expect("mmap");
+        let worker = board.worker(1).expect("worker 1");
+        worker.count_request(300, 1, false);
+        let core = worker.core(1).expect("core 1");
+        core.begin_request(1_000_000, "GET", "/", "");
+        let busy = worker.snapshot();
+        assert_eq!(busy.busy_time_us(1_000_500), 800);
+        assert_eq!(busy.status(), "busy");
+        core.end_request();
+        worker.count_request(600, 1, false);
+        assert_eq!(worker.snapshot().busy_time_us(2_000_000), 900);
+        worker.set_cheap(true);
+        let cheap = worker.snapshot();
+        assert_eq!((cheap.status(), cheap.busy()), ("cheap", false));
+        worker.set_cheap(false);
+        assert_eq!(worker.snapshot().status(), "idle");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The master's start-up and event loop. What the loop's hooks do lives beside it: `reload`
 //! (stops and reloads), `recycling` (replacing workers one at a time), `pause` (SIGTSTP and
-//! cheap mode) and `report` (SIGUSR1 and the stats document).
+//! cheap mode), `cheaper` (the adaptive worker count) and `report` (SIGUSR1 and the stats
+//! document).
 
 mod attached;
+mod cheaper;
 mod pause;
 mod recycling;
 mod reload;
@@ -148,6 +150,8 @@ struct Master<'a> {
     lifecycle: Lifecycle,
     /// Hooks and external daemons (issue 15).
     attached: attached::Attached,
+    /// `cheaper`: the adaptive worker count; `None` when off.
+    cheaper: Option<cheaper::CheaperRun>,
 }
 
 /// The master's reload and recycling state (issue 5), kept together so the loop's hooks
@@ -302,7 +306,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         },
         scoreboard: Arc::new(Scoreboard::new(config.processes, config.threads)?),
         paused: false,
-        idle: (config.idle > Duration::ZERO)
+        idle: (config.idle > Duration::ZERO || config.cheap)
             .then(|| IdleWatch::new(config.idle, config.die_on_idle, started)),
         harakiri: Harakiri::new(HarakiriSettings {
             timeout: config.harakiri,
@@ -311,9 +315,15 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         }),
         stats,
         attached: attached::Attached::new(config, started),
+        cheaper: cheaper::CheaperRun::new(config, started),
     };
-    for index in 0..master.slots.len() {
-        master.spawn(index)?;
+    let initial = master.initial_workers();
+    if !master.start_cheap() {
+        for index in 0..master.slots.len() {
+            if !master.keep_cheap(index, initial) {
+                master.spawn(index)?;
+            }
+        }
     }
     master.on_master_start();
     master.event_loop()
@@ -689,10 +699,12 @@ impl Master<'_> {
         }
         let stats_deadline = self.stats.as_ref().and_then(|s| s.next_deadline());
         let daemons_deadline = self.attached.daemons.next_deadline();
+        let cheaper_deadline = self.cheaper.as_ref().map(|c| c.next_deadline());
         for at in [
             self.harakiri.next_deadline(),
             stats_deadline,
             daemons_deadline,
+            cheaper_deadline,
         ]
         .into_iter()
         .flatten()
@@ -761,7 +773,8 @@ impl Master<'_> {
                 None => tracing::warn!("unreadable message from a worker; ignoring it"),
             }
         }
-        if self.phase == Phase::Running && self.slots.iter().all(|s| s.ready) {
+        let serving = |(index, slot): (usize, &Slot)| slot.ready || self.is_cheaped(index);
+        if self.phase == Phase::Running && self.slots.iter().enumerate().all(serving) {
             self.all_ready();
         }
     }
@@ -781,7 +794,7 @@ impl Master<'_> {
         }
         self.announced_ready = true;
         let elapsed = self.started.elapsed().as_millis();
-        let n = self.slots.len();
+        let n = self.slots.iter().filter(|s| s.ready).count();
         if self.reloads > 0 {
             tracing::info!(
                 workers = n,
@@ -860,6 +873,10 @@ impl Master<'_> {
             }
             if self.is_cheap() {
                 tracing::info!(worker = id, pid, %how, "worker stopped (cheap mode)");
+                self.show_cheap(index, true);
+                continue;
+            }
+            if self.reap_cheaped(index, pid, how) {
                 continue;
             }
             match how {
@@ -911,6 +928,7 @@ impl Master<'_> {
         }
         self.lifecycle_tick(now)?;
         self.check_idle(now);
+        self.cheaper_tick(now)?;
         for index in 0..self.slots.len() {
             if self.slots[index].pid.is_none()
                 && self.slots[index].respawn_at.is_some_and(|at| at <= now)

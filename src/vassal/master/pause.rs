@@ -57,6 +57,24 @@ impl Master<'_> {
         }
     }
 
+    /// `cheap`: start in cheap mode, with no worker; the first connection brings them. The
+    /// vassal is ready (its sockets accept into the backlog). False without `cheap`.
+    pub(super) fn start_cheap(&mut self) -> bool {
+        let Some(watch) = self.idle.as_mut().filter(|_| self.config.cheap) else {
+            return false;
+        };
+        watch.cheap = true;
+        for index in 0..self.slots.len() {
+            self.show_cheap(index, true);
+        }
+        tracing::info!("cheap mode: no worker until the first connection (`cheap`)");
+        self.all_ready();
+        let _ = self
+            .notifier
+            .notify("STATUS=cheap: no workers until the next connection");
+        true
+    }
+
     /// Total requests and whether any is in flight, from the scoreboard.
     pub(super) fn activity(&self) -> (u64, bool) {
         let mut requests = 0;
@@ -65,7 +83,7 @@ impl Master<'_> {
             if let Some(worker) = self.scoreboard.worker(slot.id) {
                 let snapshot = worker.snapshot();
                 requests += snapshot.requests;
-                busy |= snapshot.status() == "busy";
+                busy |= snapshot.busy();
             }
         }
         (requests, busy)
@@ -83,8 +101,11 @@ impl Master<'_> {
             watch.wake(requests, Instant::now());
         }
         tracing::info!("a connection arrived: respawning the workers (leaving cheap mode)");
+        // With `cheaper`, only its minimum comes back (as in uWSGI); the algorithm adds more.
+        let wanted = self.config.cheaper.count.max(1);
         for index in 0..self.slots.len() {
-            if self.slots[index].pid.is_none() {
+            if self.slots[index].pid.is_none() && !self.keep_cheap(index, wanted) {
+                self.show_cheap(index, false);
                 self.spawn(index)?;
             }
         }

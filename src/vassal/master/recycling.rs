@@ -207,6 +207,10 @@ impl Master<'_> {
         index: usize,
         cause: &Cause,
     ) -> Result<bool, RunVassalError> {
+        // A worker the cheaper is stopping is not replaced: its slot stays empty.
+        if self.is_cheaped(index) {
+            return Ok(false);
+        }
         let (id, Some(pid), bank) = (
             self.slots[index].id,
             self.slots[index].pid,

@@ -183,6 +183,8 @@ impl Master<'_> {
                 Command::BrutalStop => self.begin_stop(true, "master fifo `Q`"),
                 Command::Stats => self.log_stats(),
                 Command::Pause => self.toggle_pause(),
+                Command::CheaperMore => self.cheaper_fifo(1),
+                Command::CheaperFewer => self.cheaper_fifo(-1),
                 Command::Unsupported(byte) => tracing::warn!(
                     "master fifo: command `{}` is not supported by kaiser; ignoring it",
                     byte as char

@@ -51,8 +51,9 @@ impl Master<'_> {
             .sockets
             .iter()
             .map(|socket| {
-                let (queue, max_queue) =
-                    sys::net::listen_queue(socket.fd.as_fd()).unwrap_or((0, self.config.listen));
+                let (queue, max_queue) = sys::net::listen_queue(socket.fd.as_fd())
+                    .or_else(|| sys::sock_diag::unix_listen_queue(socket.fd.as_fd()))
+                    .unwrap_or((0, self.config.listen));
                 crate::vassal::stats::SocketStats {
                     name: socket.local.to_string(),
                     proto: sockets::protocol_name(socket.spec.protocol),

@@ -1,0 +1,291 @@
+//! The cheaper subsystem in the master: which slots are cheap, the cycle that reads the
+//! scoreboard and the listen queues into an observation for `vassal::cheaper`, and carrying
+//! its decision out through the ordinary spawn and graceful-stop paths.
+//!
+//! A cheap slot has no worker and is never respawned by the dead-worker path; a worker the
+//! cheaper stops gets SIGTERM (it finishes its requests and exits) and SIGKILL only after
+//! `worker-reload-mercy`. Its slot becomes spawnable once it has exited, so a slot's
+//! scoreboard area always belongs to one process. It does not decide anything itself.
+
+use super::*;
+use crate::vassal::cheaper::{Cheaper, Observation, SlotState, SlotView};
+
+/// The cheaper subsystem's state in the master.
+pub(super) struct CheaperRun {
+    decide: Cheaper,
+    /// Per slot index: kept empty (or being emptied) by the cheaper.
+    cheap: Vec<bool>,
+    /// Per slot index: when a stopped worker gets SIGKILL.
+    kill_at: Vec<Option<Instant>>,
+    next_cycle: Instant,
+    /// The monotonic clock's origin for the decisions' microseconds.
+    origin: Instant,
+}
+
+impl CheaperRun {
+    /// `None` when `cheaper` is off.
+    pub(super) fn new(config: &Config, now: Instant) -> Option<CheaperRun> {
+        let settings = &config.cheaper;
+        if !settings.enabled() {
+            return None;
+        }
+        let processes = config.processes.max(1);
+        tracing::info!(
+            algorithm = settings.algo.name(),
+            min = settings.count,
+            max = processes,
+            initial = settings.initial_workers(processes),
+            step = settings.step(),
+            overload = settings.overload,
+            "cheaper: {} algorithm, between {} and {processes} workers, {} at start",
+            settings.algo.name(),
+            settings.count,
+            settings.initial_workers(processes),
+        );
+        if settings.algo == crate::config::CheaperAlgo::Busyness {
+            let b = &settings.busyness;
+            tracing::info!(
+                "cheaper busyness: min {}%, max {}%, overload {} s, multiplier {}, penalty {}, backlog alert {} (step {}), backlog non-zero alert {} s",
+                b.min, b.max, settings.overload, b.multiplier, b.penalty, b.backlog_alert, b.backlog_step, b.backlog_nonzero.as_secs()
+            );
+        }
+        Some(CheaperRun {
+            decide: Cheaper::new(settings, processes, 0),
+            cheap: vec![false; processes as usize],
+            kill_at: vec![None; processes as usize],
+            next_cycle: now + Duration::from_secs(1),
+            origin: now,
+        })
+    }
+}
+
+impl CheaperRun {
+    /// When the loop must wake next: the next cycle, or a stopped worker's SIGKILL.
+    pub(super) fn next_deadline(&self) -> Instant {
+        self.kill_at
+            .iter()
+            .flatten()
+            .copied()
+            .fold(self.next_cycle, Instant::min)
+    }
+}
+
+impl Master<'_> {
+    /// Whether the slot at `index` is kept cheap.
+    pub(super) fn is_cheaped(&self, index: usize) -> bool {
+        self.cheaper
+            .as_ref()
+            .is_some_and(|run| run.cheap.get(index).copied().unwrap_or(false))
+    }
+
+    /// At start and when leaving `idle`'s cheap mode: the slots beyond the first `wanted`
+    /// stay cheap (true), the others are to be spawned (false).
+    pub(super) fn keep_cheap(&mut self, index: usize, wanted: u32) -> bool {
+        let id = self.slots[index].id;
+        let Some(run) = self.cheaper.as_mut() else {
+            return false;
+        };
+        let cheap = index as u32 >= wanted;
+        run.cheap[index] = cheap;
+        run.kill_at[index] = None;
+        if let Some(board) = self.scoreboard.worker(id) {
+            board.set_cheap(cheap);
+        }
+        cheap
+    }
+
+    /// What the stats and `uwsgi.workers()` show for slot `index`: `cheap` (and pid 0) for
+    /// a slot with no worker because of the cheaper or `idle`'s cheap mode.
+    pub(super) fn show_cheap(&self, index: usize, cheap: bool) {
+        if let Some(board) = self.scoreboard.worker(self.slots[index].id) {
+            board.set_cheap(cheap);
+            if cheap && self.slots[index].pid.is_none() {
+                board.set_pid(0);
+            }
+        }
+    }
+
+    /// How many workers run after start-up or after `idle`'s cheap mode (`cheaper-initial`,
+    /// else all).
+    pub(super) fn initial_workers(&self) -> u32 {
+        self.config.cheaper.initial_workers(self.slots.len() as u32)
+    }
+
+    /// The dead-worker path asks: a cheaped worker exited. It is not respawned.
+    pub(super) fn reap_cheaped(&mut self, index: usize, pid: Pid, how: ExitKind) -> bool {
+        if !self.is_cheaped(index) {
+            return false;
+        }
+        let id = self.slots[index].id;
+        if let Some(run) = self.cheaper.as_mut() {
+            run.kill_at[index] = None;
+        }
+        if let Some(board) = self.scoreboard.worker(id) {
+            board.set_pid(0);
+        }
+        self.slots[index].respawn_at = None;
+        tracing::info!(worker = id, pid, %how, "worker {id} cheaped (pid {pid} exited)");
+        true
+    }
+
+    /// Master FIFO `+` / `-`: one more or one fewer worker at the next cycle.
+    pub(super) fn cheaper_fifo(&mut self, delta: i64) {
+        match self.cheaper.as_mut() {
+            Some(run) => run.decide.manual(delta),
+            None => tracing::warn!(
+                "master fifo `{}`: the worker count is fixed because `cheaper` is not set; ignoring it",
+                if delta > 0 { '+' } else { '-' }
+            ),
+        }
+    }
+
+    /// Once per cycle (a second), outside reloads, shutdowns, pause and `idle`'s cheap mode.
+    pub(super) fn cheaper_tick(&mut self, now: Instant) -> Result<(), RunVassalError> {
+        let Some(run) = self.cheaper.as_mut() else {
+            return Ok(());
+        };
+        for (index, kill_at) in run.kill_at.iter_mut().enumerate() {
+            if kill_at.is_some_and(|at| now >= at) {
+                *kill_at = None;
+                if let Some(pid) = self.slots[index].pid {
+                    tracing::warn!(
+                        worker = self.slots[index].id,
+                        pid,
+                        "cheaped worker did not finish within worker-reload-mercy; killing it"
+                    );
+                    let _ = sys::signal::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+        if now < run.next_cycle {
+            return Ok(());
+        }
+        // A steady cadence: the next cycle a second after the previous one was due, not
+        // after this (possibly late) wake-up.
+        let next = run.next_cycle + Duration::from_secs(1);
+        run.next_cycle = if next > now {
+            next
+        } else {
+            now + Duration::from_secs(1)
+        };
+        if self.phase != Phase::Running || self.paused || self.is_cheap() {
+            return Ok(());
+        }
+        let seen = self.observe(now);
+        let Some(run) = self.cheaper.as_mut() else {
+            return Ok(());
+        };
+        let decision = run.decide.cycle(&seen);
+        let verbose = self.config.cheaper.busyness.verbose;
+        if decision.is_news() || verbose {
+            let count = |state| seen.slots.iter().filter(|s| s.state == state).count();
+            tracing::info!(
+                algorithm = decision.algorithm,
+                active = count(SlotState::Active),
+                busy = seen
+                    .slots
+                    .iter()
+                    .filter(|s| s.state == SlotState::Active && s.busy)
+                    .count(),
+                cheap = count(SlotState::Cheap),
+                backlog = seen.backlog,
+                spawn = ?decision.spawn,
+                stop = ?decision.stop,
+                "cheaper {}: {}; {}",
+                decision.algorithm,
+                decision.saw,
+                decision.did()
+            );
+        }
+        for id in decision.stop {
+            self.cheap_worker(id as usize - 1, now);
+        }
+        for id in decision.spawn {
+            self.decheap(id as usize - 1)?;
+        }
+        Ok(())
+    }
+
+    fn observe(&self, now: Instant) -> Observation {
+        let cheap = |index: usize| self.is_cheaped(index);
+        // The scoreboard's request starts are on `CLOCK_MONOTONIC`.
+        let clock_us = sys::clock::monotonic_us();
+        let mut rss = 0;
+        let slots = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(index, slot)| {
+                let snapshot = self.scoreboard.worker(slot.id).map(|w| w.snapshot());
+                let state = match (cheap(index), slot.pid) {
+                    (true, None) => SlotState::Cheap,
+                    (false, Some(pid)) => {
+                        if self.config.cheaper.rss_limit_soft > 0 {
+                            rss += sys::process::rss_bytes(pid).unwrap_or(0);
+                        }
+                        SlotState::Active
+                    }
+                    _ => SlotState::Other,
+                };
+                SlotView {
+                    state,
+                    busy: snapshot.as_ref().is_some_and(|s| s.busy()),
+                    stoppable: slot.ready && !self.lifecycle.recycler.is_pending(slot.id),
+                    busy_us: snapshot.map_or(0, |s| s.busy_time_us(clock_us)),
+                }
+            })
+            .collect();
+        let backlog = self
+            .sockets
+            .iter()
+            .filter_map(|s| {
+                sys::net::listen_queue(s.fd.as_fd())
+                    .or_else(|| sys::sock_diag::unix_listen_queue(s.fd.as_fd()))
+            })
+            .map(|(queue, _)| u64::from(queue))
+            .max()
+            .unwrap_or(0);
+        let origin = self.cheaper.as_ref().map_or(now, |run| run.origin);
+        Observation {
+            now_us: now.saturating_duration_since(origin).as_micros() as u64,
+            slots,
+            backlog,
+            rss: (self.config.cheaper.rss_limit_soft > 0).then_some(rss),
+        }
+    }
+
+    /// Stops the worker in slot `index` gracefully and keeps the slot cheap.
+    fn cheap_worker(&mut self, index: usize, now: Instant) {
+        let (id, Some(pid)) = (self.slots[index].id, self.slots[index].pid) else {
+            return;
+        };
+        if let Some(run) = self.cheaper.as_mut() {
+            run.cheap[index] = true;
+            run.kill_at[index] = Some(now + self.config.worker_reload_mercy);
+        }
+        if let Some(board) = self.scoreboard.worker(id) {
+            board.set_cheap(true);
+        }
+        self.slots[index].respawn_at = None;
+        let _ = sys::signal::kill(pid, libc::SIGTERM);
+    }
+
+    /// Spawns a worker into the cheap slot `index`.
+    fn decheap(&mut self, index: usize) -> Result<(), RunVassalError> {
+        if self.slots[index].pid.is_some() {
+            return Ok(());
+        }
+        let id = self.slots[index].id;
+        if let Some(run) = self.cheaper.as_mut() {
+            run.cheap[index] = false;
+        }
+        if let Some(board) = self.scoreboard.worker(id) {
+            board.set_cheap(false);
+            // A slot that ran before counts a respawn, as in uWSGI.
+            if board.snapshot().respawn_count > 0 {
+                self.slots[index].respawns += 1;
+            }
+        }
+        self.spawn(index)
+    }
+}
