@@ -549,7 +549,7 @@ fn statuses() {
         "logto = /var/log/app.log",
     );
     check("[uwsgi]\nlogto = 127.0.0.1:1717", "error: app.ini:2: logto: logging to a UDP address (`127.0.0.1:1717`) is not supported yet: give a file path, or log to stderr and let systemd or the emperor collect it");
-    check("[uwsgi]\nlogto2 = /var/log/app.log", "error: app.ini:2: logto2: `logto2` is a uWSGI option that kaiser does not support yet; use `logto`");
+    check("[uwsgi]\nlogto2 = /var/log/app.log", "");
     check("[uwsgi]\nlog-reopen = true", "");
     check(
         "[uwsgi]\nadd-header = X-A:  b c \nadd-header = X-B: d",
@@ -672,8 +672,8 @@ fn reload_and_recycling_values() {
         "error: app.ini:2: reload-on-rss: expected a size in megabytes such as `512` or `1.5`, got `lots`",
     );
     check(
-        "[uwsgi]\ntouch-logreopen = /tmp/l",
-        "error: app.ini:2: touch-logreopen: `touch-logreopen` is a uWSGI option that kaiser does not support yet",
+        "[uwsgi]\ntouch-exec = /tmp/l",
+        "error: app.ini:2: touch-exec: `touch-exec` is a uWSGI option that kaiser does not support yet",
     );
 }
 

@@ -12,3 +12,4 @@ pub mod poll;
 pub mod process;
 pub mod shm;
 pub mod signal;
+pub mod time;
