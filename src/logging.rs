@@ -18,6 +18,8 @@
 //! request log lines) reaches the journal through the stream, without structured fields.
 
 pub mod journal;
+pub mod master;
+pub mod outputs;
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -50,7 +52,30 @@ pub fn redirect_to(path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `log-date`: kaiser's own lines start with the date, as C's `ctime` gives it (local time)
+/// or in a strftime format, then ` - `, as uWSGI's `uwsgi_log` lines do.
+struct DateTimer(Option<String>);
+
+impl tracing_subscriber::fmt::time::FormatTime for DateTimer {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let mut date = String::new();
+        let now = (crate::sys::time::now_micros() / 1_000_000) as i64;
+        crate::sys::time::strftime_local(
+            self.0.as_deref().unwrap_or("%a %b %e %H:%M:%S %Y"),
+            now,
+            &mut date,
+        );
+        write!(w, "{date} -")
+    }
+}
+
 pub fn init() {
+    init_with_date(None)
+}
+
+/// Installs the subscriber; `date` is `log-date` (`Some(None)`: ctime, `Some(Some(f))`: the
+/// strftime format `f`).
+pub fn init_with_date(date: Option<Option<String>>) {
     let level = level();
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
     if under_journald {
@@ -67,9 +92,9 @@ pub fn init() {
         .with_target(false)
         .with_ansi(false)
         .with_max_level(level);
-    if under_journald {
-        builder.without_time().init();
-    } else {
-        builder.init();
+    match date {
+        Some(format) => builder.with_timer(DateTimer(format)).init(),
+        None if under_journald => builder.without_time().init(),
+        None => builder.init(),
     }
 }

@@ -313,13 +313,49 @@ mod tests {
 
     #[test]
     fn logger_specs() {
-        check_logger("file:/var/log/a.log", spec(None, LoggerTarget::File("/var/log/a.log".into())));
-        check_logger("main file:/x", spec(Some("main"), LoggerTarget::File("/x".into())));
+        check_logger(
+            "file:/var/log/a.log",
+            spec(None, LoggerTarget::File("/var/log/a.log".into())),
+        );
+        check_logger(
+            "main file:/x",
+            spec(Some("main"), LoggerTarget::File("/x".into())),
+        );
         check_logger("stdio", spec(None, LoggerTarget::Stdio));
-        check_logger("syslog", spec(None, LoggerTarget::Syslog { ident: "kaiser".into(), facility: 1 }));
-        check_logger("syslog:app,local3", spec(None, LoggerTarget::Syslog { ident: "app".into(), facility: 19 }));
-        check_logger("rsyslog:127.0.0.1:514,app", spec(None, LoggerTarget::Rsyslog { address: "127.0.0.1:514".into(), ident: "app".into() }));
-        check_logger("socket:127.0.0.1:9999", spec(None, LoggerTarget::Socket("127.0.0.1:9999".into())));
+        check_logger(
+            "syslog",
+            spec(
+                None,
+                LoggerTarget::Syslog {
+                    ident: "kaiser".into(),
+                    facility: 1,
+                },
+            ),
+        );
+        check_logger(
+            "syslog:app,local3",
+            spec(
+                None,
+                LoggerTarget::Syslog {
+                    ident: "app".into(),
+                    facility: 19,
+                },
+            ),
+        );
+        check_logger(
+            "rsyslog:127.0.0.1:514,app",
+            spec(
+                None,
+                LoggerTarget::Rsyslog {
+                    address: "127.0.0.1:514".into(),
+                    ident: "app".into(),
+                },
+            ),
+        );
+        check_logger(
+            "socket:127.0.0.1:9999",
+            spec(None, LoggerTarget::Socket("127.0.0.1:9999".into())),
+        );
         check_logger("file:", Err("needs a path"));
         check_logger("redislog:127.0.0.1", Err("not built into kaiser"));
         check_logger("carrier-pigeon", Err("unknown logger `carrier-pigeon`"));

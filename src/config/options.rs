@@ -372,7 +372,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("logto2", Path, Logging, "`logto`, opened by the log master after the privilege drop"),
     opt("log-format", Text, Logging, "format of request lines: `%(addr) %(method) %(uri) %(status)`…, every uWSGI variable; empty values print `-`").aliases(&["logformat"]),
     opt("log-format-strftime", Bool, Logging, "`%(ftime)` in `log-format` uses `log-date`'s strftime format").aliases(&["logformat-strftime"]).default("false"),
-    opt("log-date", Text, Logging, "kaiser's own lines start with the date (ctime), or with this strftime format").aliases(&["logdate"]),
+    opt("log-date", OptionalBool, Logging, "kaiser's own lines start with the date (ctime), or with this strftime format").aliases(&["logdate"]),
     opt("log-maxsize", Int, Logging, "the log master rotates the log file past this many bytes, renaming it to `log-backupname` or `FILE.TIMESTAMP`"),
     opt("log-backupname", Path, Logging, "the name a rotated log file gets (overwritten at each rotation)"),
     opt("log-truncate", Bool, Logging, "truncate the log file when opening it").later(),

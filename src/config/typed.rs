@@ -241,7 +241,9 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "disable-logging" => config.disable_logging = uwsgi_bool(v),
         "logto" => config.logto = Some(log_file(v)?),
         "daemonize" => config.daemonize = Some(log_file(v)?),
-        name if super::logging::NAMES.contains(&name) => super::logging::apply(&mut config.log, name, v)?,
+        name if super::logging::NAMES.contains(&name) => {
+            super::logging::apply(&mut config.log, name, v)?
+        }
         "log-4xx" => config.log_conditions.status_4xx = uwsgi_bool(v),
         "log-5xx" => config.log_conditions.status_5xx = uwsgi_bool(v),
         "log-zero" => config.log_conditions.zero = uwsgi_bool(v),

@@ -768,7 +768,10 @@ mod tests {
         assert_eq!(encode(&["suffix !"], "a"), "a!");
         assert_eq!(encode(&["nl"], "a"), "a\n");
         assert_eq!(
-            encode(&["format ${unix} ${millis} ${micros} ${msg}|${bad}|${strftime:%Y}"], "a\n"),
+            encode(
+                &["format ${unix} ${millis} ${micros} ${msg}|${bad}|${strftime:%Y}"],
+                "a\n"
+            ),
             "1700000000 1700000000123 1700000000123456 a|${bad}|<%Y@1700000000>"
         );
         assert_eq!(
@@ -799,10 +802,7 @@ mod tests {
 
     #[test]
     fn json_lines_are_valid_json() {
-        let line = encode(
-            &["json"],
-            "GET /\u{7f}\"\\ \u{0}\u{1f} é\n",
-        );
+        let line = encode(&["json"], "GET /\u{7f}\"\\ \u{0}\u{1f} é\n");
         let value: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
         assert_eq!(value["msg"], "GET /\u{7f}\"\\ \u{0}\u{1f} é");
     }

@@ -10,6 +10,7 @@ pub mod net;
 pub mod notify;
 pub mod poll;
 pub mod process;
+pub mod seqpacket;
 pub mod shm;
 pub mod signal;
 pub mod time;

@@ -19,14 +19,7 @@ pub fn strftime_local(format: &str, unix_secs: i64, out: &mut String) {
     }
     let mut buf = [0u8; 256];
     // SAFETY: buf is writable for its length, format is NUL-terminated and tm initialised.
-    let len = unsafe {
-        libc::strftime(
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            format.as_ptr(),
-            &tm,
-        )
-    };
+    let len = unsafe { libc::strftime(buf.as_mut_ptr().cast(), buf.len(), format.as_ptr(), &tm) };
     out.push_str(&String::from_utf8_lossy(&buf[..len]));
 }
 

@@ -37,6 +37,8 @@ pub(super) enum Command {
     BrutalStop,
     /// `s`: log the workers.
     Stats,
+    /// `l`: the log master reopens its files; `L`: it rotates them.
+    Log(crate::logging::master::Command),
     /// A uWSGI command kaiser does not implement (logged, otherwise ignored).
     Unsupported(u8),
 }
@@ -54,9 +56,9 @@ pub(super) fn decode(byte: u8) -> Option<Command> {
         b'Q' => Command::BrutalStop,
         b's' => Command::Stats,
         b'p' => Command::Pause,
-        b'+' | b'-' | b'B' | b'C' | b'E' | b'f' | b'l' | b'L' | b'P' | b'S' => {
-            Command::Unsupported(byte)
-        }
+        b'l' => Command::Log(crate::logging::master::Command::Reopen),
+        b'L' => Command::Log(crate::logging::master::Command::Rotate),
+        b'+' | b'-' | b'B' | b'C' | b'E' | b'f' | b'P' | b'S' => Command::Unsupported(byte),
         _ => return None,
     })
 }

@@ -17,6 +17,7 @@
 mod exchange;
 mod harakiri;
 pub mod recycle;
+pub mod request_log;
 pub mod scoreboard;
 mod serve;
 mod turn;
@@ -73,6 +74,8 @@ pub struct Limits {
     pub line_format: LineFormat,
     /// `log-x-forwarded-for`: the request line shows `X-Forwarded-For` as the address.
     pub log_x_forwarded_for: bool,
+    /// `log-format` and where request lines go.
+    pub request_log: request_log::Settings,
     /// `disable-write-exception`: `write()` does not raise when the client is gone.
     pub disable_write_exception: bool,
     /// `manage-script-name`.

@@ -78,6 +78,8 @@ pub enum RunVassalError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Fork(#[from] sys::fork::ForkError),
+    #[error(transparent)]
+    LogMaster(#[from] crate::logging::master::StartLogMasterError),
 }
 
 impl RunVassalError {
@@ -205,6 +207,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         None => None,
     };
     drop_privileges(config)?;
+    crate::logging::master::start(config)?;
     let fifo =
         MasterFifo::open(&config.master_fifo).map_err(|source| RunVassalError::MasterFifo {
             path: config.master_fifo[0].clone(),
@@ -487,6 +490,10 @@ impl Master<'_> {
                             memory_report: config.memory_report,
                         },
                         log_x_forwarded_for: config.log_x_forwarded_for,
+                        request_log: crate::worker::request_log::Settings::from_config(
+                            config,
+                            crate::logging::master::request_pipe(),
+                        ),
                         post_buffering: config.post_buffering,
                         limit_post: config.limit_post,
                         max_requests: recycle::max_requests_for(config, id),

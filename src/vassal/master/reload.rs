@@ -168,6 +168,11 @@ impl Master<'_> {
                 Command::BrutalStop => self.begin_stop(true, "master fifo `Q`"),
                 Command::Stats => self.log_stats(),
                 Command::Pause => self.toggle_pause(),
+                Command::Log(log) => {
+                    if !crate::logging::master::command(log) {
+                        tracing::warn!(?log, "master fifo: no log master runs (it starts with `logto` or `daemonize` next to `master-fifo`, or with `log-master`)");
+                    }
+                }
                 Command::Unsupported(byte) => tracing::warn!(
                     "master fifo: command `{}` is not supported by kaiser; ignoring it",
                     byte as char
