@@ -45,11 +45,15 @@ pub struct LogFile {
     backupname: Option<PathBuf>,
 }
 
+/// Opens for appending (`O_APPEND`, so lines land at the end even after logrotate's
+/// `copytruncate`), creating with mode 0640 as uWSGI does; emptied first with `truncate`.
 fn open_append(path: &Path, truncate: bool) -> io::Result<File> {
+    // std refuses `append` with `truncate`, so O_APPEND is given as a raw flag.
     std::fs::OpenOptions::new()
-        .append(true)
+        .write(true)
         .create(true)
         .truncate(truncate)
+        .custom_flags(libc::O_APPEND)
         .mode(0o640)
         .open(path)
 }

@@ -1,0 +1,38 @@
+"""Writes to its own stdout and stderr on request, for the logging tests.
+
+- `/print?n=N&size=S&tag=T`: N lines of S bytes on stderr, each line written in three
+  pieces (so a log master must join a writer's partial lines), then one line on stdout.
+- `/status?code=C`: an empty response with that status.
+- anything else: `Hello World`.
+"""
+
+import sys
+from urllib.parse import parse_qs
+
+
+def application(environ, start_response):
+    query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    path = environ.get("PATH_INFO") or "/"
+    if path == "/print":
+        n = int(query.get("n", "1"))
+        size = int(query.get("size", "40"))
+        tag = query.get("tag", "chatty")
+        for i in range(n):
+            head = "%s %d " % (tag, i)
+            body = "x" * max(0, size - len(head) - 4)
+            sys.stderr.write(head)
+            sys.stderr.flush()
+            sys.stderr.write(body)
+            sys.stderr.flush()
+            sys.stderr.write(" end\n")
+            sys.stderr.flush()
+        print("%s stdout" % tag, flush=True)
+        body = b"printed\n"
+    elif path == "/status":
+        code = int(query.get("code", "200"))
+        start_response("%d Status" % code, [("Content-Length", "0")])
+        return [b""]
+    else:
+        body = b"Hello World"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
