@@ -539,6 +539,8 @@ fn log_date_and_log_prefix_mark_kaisers_lines() {
         "logto = {dir}/app.log\nlog-date = %%Y-%%m-%%d %%H:%%M:%%S\nlog-prefix = site>",
     );
     vassal.get("/x");
+    wait_for_file(&vassal.path("app.log"), "GET /x");
+    wait_for_file(&vassal.path("app.log"), "ready in");
     let dir = vassal.stop();
     let text = read(&dir.join("app.log"));
     let ready = text
@@ -679,4 +681,290 @@ fn seed003_log_rotation() {
         Ok((seen.len() == 30 && files >= 2).then_some(()))
     })
     .unwrap();
+}
+
+/// An emperor over two vassals, `alpha` and `beta`, serving `chatty.py` on unix sockets.
+struct TwoVassals {
+    emperor: Kaiser,
+    dir: TempDir,
+}
+
+impl TwoVassals {
+    fn start(label: &str, configure: impl FnOnce(&mut std::process::Command)) -> TwoVassals {
+        let dir = TempDir::new(label);
+        let vassals = dir.join("vassals");
+        std::fs::create_dir(&vassals).unwrap();
+        for name in ["alpha", "beta"] {
+            let ini = format!(
+                "[uwsgi]\nhttp-socket = {}\nhome = {}\nwsgi-file = {}\nprocesses = 2\n",
+                dir.join(format!("{name}.sock")).display(),
+                venv().display(),
+                common::app("chatty.py").display(),
+            );
+            std::fs::write(vassals.join(format!("{name}.ini")), ini).unwrap();
+        }
+        let emperor = Kaiser::spawn_with(&["--emperor", vassals.to_str().unwrap()], |command| {
+            command.env_remove("JOURNAL_STREAM");
+            configure(command);
+        });
+        for name in ["alpha", "beta"] {
+            wait_for_unix(&dir.join(format!("{name}.sock")), START_TIMEOUT)
+                .unwrap_or_else(|e| panic!("{e}\n{}", emperor.logs()));
+        }
+        TwoVassals { emperor, dir }
+    }
+
+    fn get(&self, name: &str, target: &str) -> common::Response {
+        http_get_unix(&self.dir.join(format!("{name}.sock")), target)
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.emperor.logs()))
+    }
+}
+
+/// Under the emperor, every line on its stderr names its vassal: kaiser's own lines,
+/// request lines and the app's prints, from the master and from every worker. A client
+/// that goes away mid-response costs one request line and no warning.
+#[test]
+fn under_the_emperor_every_line_names_its_vassal() {
+    let emperor = TwoVassals::start("emperor-prefix", |_| {});
+    for round in 0..3 {
+        emperor.get("alpha", &format!("/print?n=2&tag=from-alpha-{round}"));
+        emperor.get("beta", &format!("/print?n=2&tag=from-beta-{round}"));
+    }
+    // A client that reads one byte of a large response and hangs up.
+    {
+        use std::io::{Read, Write};
+        let mut stream = UnixStream::connect(emperor.dir.join("beta.sock")).unwrap();
+        stream
+            .write_all(&request_bytes(
+                "GET",
+                "/big?bytes=50000000&tag=quiet",
+                &[("Connection", "close")],
+                b"",
+            ))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let _ = stream.read(&mut byte);
+    }
+    emperor.emperor.wait_for_log("tag=quiet =>", WAIT).unwrap();
+    // Request lines are written after the response: wait for each.
+    for name in ["alpha", "beta"] {
+        for round in 0..3 {
+            let needle = format!("tag=from-{name}-{round} =>");
+            emperor.emperor.wait_for_log(&needle, WAIT).unwrap();
+        }
+    }
+    let logs = emperor.emperor.logs();
+    let mut named = 0;
+    for line in logs.lines() {
+        let vassal = if line.starts_with("[alpha] ") {
+            "alpha"
+        } else if line.starts_with("[beta] ") {
+            "beta"
+        } else {
+            assert!(
+                line.contains(" emperor"),
+                "a line of no vassal and not the emperor's: {line:?}"
+            );
+            continue;
+        };
+        named += 1;
+        let other = if vassal == "alpha" { "beta" } else { "alpha" };
+        assert!(
+            !line.contains(&format!("from-{other}")),
+            "{line:?} is under the wrong vassal"
+        );
+        assert!(
+            !line.contains("vassal{name=") || line.contains(&format!("vassal{{name={vassal}}}")),
+            "{line:?}"
+        );
+    }
+    assert!(named > 20, "{logs}");
+    for name in ["alpha", "beta"] {
+        for round in 0..3 {
+            assert!(
+                logs.contains(&format!("[{name}] from-{name}-{round} 1 ")),
+                "the app's print from {name}:\n{logs}"
+            );
+            assert!(
+                logs.contains(&format!("[{name}] [pid: "))
+                    && logs.contains(&format!("GET /print?n=2&tag=from-{name}-{round} =>")),
+                "the request line from {name}:\n{logs}"
+            );
+        }
+    }
+    let beta: Vec<&str> = logs.lines().filter(|l| l.starts_with("[beta] ")).collect();
+    assert_eq!(
+        beta.iter().filter(|l| l.contains("tag=quiet")).count(),
+        1,
+        "one request line for the client that went away:\n{}",
+        logs.lines()
+            .filter(|l| l.contains("quiet"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        !beta
+            .iter()
+            .any(|l| l.contains(" WARN ") || l.contains(" ERROR ")),
+        "no warning for a client that went away:\n{}",
+        beta.join("\n")
+    );
+}
+
+/// Parses one native-protocol datagram: `KEY=VALUE\n`, or `KEY\n<u64 LE length><value>\n`.
+fn journal_fields(datagram: &[u8]) -> Vec<(String, String)> {
+    let mut fields = Vec::new();
+    let mut rest = datagram;
+    while !rest.is_empty() {
+        let newline = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .expect("every field ends with a newline");
+        let head = &rest[..newline];
+        if let Some(eq) = head.iter().position(|&b| b == b'=') {
+            fields.push((
+                String::from_utf8_lossy(&head[..eq]).into_owned(),
+                String::from_utf8_lossy(&head[eq + 1..]).into_owned(),
+            ));
+            rest = &rest[newline + 1..];
+        } else {
+            let len =
+                u64::from_le_bytes(rest[newline + 1..newline + 9].try_into().unwrap()) as usize;
+            let value = &rest[newline + 9..newline + 9 + len];
+            assert_eq!(
+                rest[newline + 9 + len],
+                b'\n',
+                "a binary field ends with a newline"
+            );
+            fields.push((
+                String::from_utf8_lossy(head).into_owned(),
+                String::from_utf8_lossy(value).into_owned(),
+            ));
+            rest = &rest[newline + 10 + len..];
+        }
+    }
+    for (key, _) in &fields {
+        assert!(
+            !key.is_empty()
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+            "journald rejects the field name {key:?}"
+        );
+    }
+    fields
+}
+
+/// Under journald (`JOURNAL_STREAM` set, the native socket a datagram socket this test owns
+/// in place of `/run/systemd/journal/socket`), every entry names its vassal: kaiser's events
+/// with `WORKER_ID` for a worker's, request lines with `WORKER_ID` and a `PRIORITY` from the
+/// status (5xx: warning), and the app's prints relayed by the emperor.
+#[test]
+fn under_journald_entries_carry_vassal_worker_and_priority() {
+    let dir = TempDir::new("journal-socket");
+    let path = dir.join("journal.sock");
+    let journal = UnixDatagram::bind(&path).unwrap();
+    journal
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // Read as journald does, all the time, so no entry falls back to the stream.
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let received = received.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(n) = journal.recv(&mut buf) {
+                    received.lock().unwrap().push(buf[..n].to_vec());
+                }
+            }
+        })
+    };
+    let emperor = TwoVassals::start("emperor-journal", |command| {
+        command
+            .env("JOURNAL_STREAM", "8:1234")
+            .env("KAISER_JOURNAL_SOCKET", &path);
+    });
+    emperor.get("alpha", "/print?n=1&tag=alpha-print");
+    emperor.get("beta", "/status?code=503");
+    emperor.get("beta", "/status?code=200");
+    let mut entries: Vec<Vec<(String, String)>> = Vec::new();
+    let field = |entry: &[(String, String)], key: &str| -> Option<String> {
+        entry.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    let has = |entries: &[Vec<(String, String)>], vassal: &str, needle: &str| {
+        entries.iter().any(|e| {
+            field(e, "VASSAL").as_deref() == Some(vassal)
+                && field(e, "MESSAGE").is_some_and(|m| m.contains(needle))
+        })
+    };
+    while !(has(&entries, "alpha", "alpha-print 0")
+        && has(&entries, "beta", "GET /status?code=200 =>")
+        && has(&entries, "beta", "GET /status?code=503 =>"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "entries so far: {entries:#?}\n{}",
+            emperor.emperor.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        entries = received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|d| journal_fields(d))
+            .collect();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    reader.join().unwrap();
+    let find = |vassal: &str, needle: &str| -> Vec<(String, String)> {
+        entries
+            .iter()
+            .find(|e| {
+                field(e, "VASSAL").as_deref() == Some(vassal)
+                    && field(e, "MESSAGE").is_some_and(|m| m.contains(needle))
+            })
+            .cloned()
+            .unwrap()
+    };
+    let failed = find("beta", "GET /status?code=503 =>");
+    assert_eq!(
+        field(&failed, "PRIORITY").as_deref(),
+        Some("4"),
+        "{failed:?}"
+    );
+    assert!(
+        matches!(field(&failed, "WORKER_ID").as_deref(), Some("1" | "2")),
+        "{failed:?}"
+    );
+    let ok = find("beta", "GET /status?code=200 =>");
+    assert_eq!(field(&ok, "PRIORITY").as_deref(), Some("6"), "{ok:?}");
+    let print = find("alpha", "alpha-print 0");
+    assert_eq!(field(&print, "PRIORITY").as_deref(), Some("6"), "{print:?}");
+    // kaiser's own events: the vassal's workers carry their id.
+    assert!(
+        entries
+            .iter()
+            .any(|e| field(e, "VASSAL").as_deref() == Some("alpha")
+                && field(e, "WORKER_ID").is_some()),
+        "{entries:#?}"
+    );
+    for entry in &entries {
+        if let Some(message) = field(entry, "MESSAGE") {
+            if message.contains("alpha-print") || message.contains("code=503") {
+                assert!(
+                    field(entry, "VASSAL").is_some(),
+                    "an entry of no vassal: {entry:?}"
+                );
+            }
+        }
+    }
+    assert!(
+        !emperor.emperor.logs().contains("alpha-print"),
+        "under journald nothing goes to the stream as well:\n{}",
+        emperor.emperor.logs()
+    );
 }

@@ -37,6 +37,7 @@ pub mod sd_notify;
 pub mod spawn;
 pub mod state;
 pub mod stats;
+mod vassal_logs;
 
 use std::time::Duration;
 

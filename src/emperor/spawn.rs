@@ -100,6 +100,8 @@ pub struct Spawned {
     pub child: tokio::process::Child,
     pub pid: u32,
     pub channel: OwnedFd,
+    /// The read end of the vassal's stdout and stderr (see `vassal_logs.rs`).
+    pub output: OwnedFd,
 }
 
 /// Everything needed to start one vassal.
@@ -124,6 +126,18 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<Spawned, SpawnVassalError> {
     // SAFETY: getpid has no preconditions.
     let emperor_pid = unsafe { libc::getpid() };
 
+    // One pipe for stdout and stderr, so the emperor can name the vassal on each line.
+    let (output, output_write) =
+        crate::sys::fd::pipe().map_err(|source| SpawnVassalError::Channel {
+            config: request.config.to_owned(),
+            source,
+        })?;
+    let stderr_write = output_write
+        .try_clone()
+        .map_err(|source| SpawnVassalError::Channel {
+            config: request.config.to_owned(),
+            source,
+        })?;
     let mut command = tokio::process::Command::new(request.program);
     command
         .args(vassal_argv(request.args, request.config))
@@ -132,8 +146,8 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<Spawned, SpawnVassalError> {
         .envs(vassal_env(std::env::vars_os()))
         .env(CHANNEL_ENV, child_fd.to_string())
         .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
+        .stdout(Stdio::from(output_write))
+        .stderr(Stdio::from(stderr_write))
         .process_group(0);
     if let Some((uid, gid)) = request.owner {
         // std drops supplementary groups (setgroups(0)) when changing uid as root.
@@ -168,10 +182,14 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<Spawned, SpawnVassalError> {
     let pid = child
         .id()
         .expect("a freshly spawned child has not been reaped yet");
+    // The command keeps the write ends until it is dropped, here: then only the vassal
+    // holds them, and the pipe reaches EOF when the vassal and its children are gone.
+    drop(command);
     Ok(Spawned {
         child,
         pid,
         channel: ours,
+        output,
     })
 }
 

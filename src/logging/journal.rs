@@ -95,8 +95,12 @@ impl JournalLayer {
     }
 
     pub fn to(target: PathBuf) -> std::io::Result<Self> {
+        // Non-blocking: a journald that falls behind must not stall the server; the entry
+        // then goes to stderr (the journal's stream) instead.
+        let socket = UnixDatagram::unbound()?;
+        socket.set_nonblocking(true)?;
         Ok(JournalLayer {
-            socket: UnixDatagram::unbound()?,
+            socket,
             target,
             process_vassal: OnceLock::new(),
             process_worker: OnceLock::new(),

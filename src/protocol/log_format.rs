@@ -301,63 +301,80 @@ impl LogTemplate {
 fn render_var(var: &Var, r: &RequestRecord<'_>, time: &dyn TimeFormat, out: &mut String) {
     const MB: u64 = 1024 * 1024;
     let start_secs = (r.start_unix_micros / 1_000_000) as i64;
-    // `write!` to a String cannot fail.
-    let _ = match var {
-        Var::Uri => Ok(push_escaped(out, r.uri)),
-        Var::Method => Ok(push_escaped(out, r.method)),
-        Var::User => Ok(push_escaped(out, r.user)),
-        Var::Addr => Ok(push_escaped(out, r.addr)),
-        Var::Host => Ok(push_escaped(out, r.host)),
-        Var::Proto => Ok(push_escaped(out, r.proto)),
-        Var::Uagent => Ok(push_escaped(out, r.uagent)),
-        Var::Referer => Ok(push_escaped(out, r.referer)),
-        Var::Status => write!(out, "{}", r.status),
-        Var::Rsize => write!(out, "{}", r.body_bytes),
-        Var::Hsize => write!(out, "{}", r.header_bytes),
-        Var::Size => write!(out, "{}", r.body_bytes + r.header_bytes),
-        Var::Cl => write!(out, "{}", r.content_length),
-        Var::Micros => write!(out, "{}", r.micros),
-        Var::Msecs => write!(out, "{}", r.micros / 1000),
-        Var::Secs => write!(out, "{:.6}", r.micros as f64 / 1_000_000.0),
-        Var::Rt if r.rt_in_micros => write!(out, "{}", r.micros),
-        Var::Rt => write!(out, "{}", r.micros / 1000),
-        Var::Tmsecs => write!(out, "{}", r.start_unix_micros / 1000),
-        Var::Tmicros => write!(out, "{}", r.start_unix_micros),
-        Var::Time => write!(out, "{start_secs}"),
-        Var::Ltime => Ok(time.strftime("%d/%b/%Y:%H:%M:%S %z", start_secs, out)),
-        Var::Ftime => Ok(time.strftime(
-            r.ftime_format.unwrap_or("%d/%b/%Y:%H:%M:%S %z"),
-            start_secs,
-            out,
-        )),
-        Var::Ctime => Ok(super::log::push_ctime(out, start_secs)),
-        Var::Epoch => write!(out, "{}", r.now_unix_secs),
-        Var::Pid => write!(out, "{}", r.pid),
-        Var::Wid => write!(out, "{}", r.worker_id),
-        Var::Switches => write!(out, "{}", r.switches),
-        Var::Vars => write!(out, "{}", r.var_count),
-        Var::Core => write!(out, "{}", r.core),
-        Var::Vsz => write!(out, "{}", r.memory.map_or(0, |m| m.0)),
-        Var::Rss => write!(out, "{}", r.memory.map_or(0, |m| m.1)),
-        Var::VszM => write!(out, "{}", r.memory.map_or(0, |m| m.0 / MB)),
-        Var::RssM => write!(out, "{}", r.memory.map_or(0, |m| m.1 / MB)),
-        Var::Pktsize => write!(out, "{}", r.packet_size),
-        Var::Modifier1 => write!(out, "{}", r.modifier1),
-        Var::Modifier2 => write!(out, "{}", r.modifier2),
-        Var::Headers => write!(out, "{}", r.header_count),
-        Var::Werr => write!(out, "{}", r.write_errors),
-        Var::Rerr => write!(out, "{}", r.read_errors),
-        Var::Ioerr => write!(out, "{}", r.read_errors + r.write_errors),
-        // Compiled into `Chunk::RequestVar`.
-        Var::RequestVar(_) => Ok(()),
-        Var::Metric(_) => Ok(()),
+    let text = match var {
+        Var::Uri => Some(r.uri),
+        Var::Method => Some(r.method),
+        Var::User => Some(r.user),
+        Var::Addr => Some(r.addr),
+        Var::Host => Some(r.host),
+        Var::Proto => Some(r.proto),
+        Var::Uagent => Some(r.uagent),
+        Var::Referer => Some(r.referer),
+        _ => None,
+    };
+    if let Some(text) = text {
+        push_escaped(out, text);
+        return;
+    }
+    let number: u64 = match var {
+        Var::Ltime => return time.strftime("%d/%b/%Y:%H:%M:%S %z", start_secs, out),
+        Var::Ftime => {
+            let format = r.ftime_format.unwrap_or("%d/%b/%Y:%H:%M:%S %z");
+            return time.strftime(format, start_secs, out);
+        }
+        Var::Ctime => return super::log::push_ctime(out, start_secs),
+        Var::Secs => {
+            let _ = write!(out, "{:.6}", r.micros as f64 / 1_000_000.0);
+            return;
+        }
+        // Compiled into `Chunk::RequestVar`; kaiser has no metrics.
+        Var::RequestVar(_) | Var::Metric(_) => return,
         Var::LogVar(name) => {
             if let Some((_, value)) = r.logvars.iter().find(|(k, _)| k == name) {
                 push_escaped(out, value.as_bytes());
             }
-            Ok(())
+            return;
         }
+        Var::Status => u64::from(r.status),
+        Var::Rsize => r.body_bytes,
+        Var::Hsize => r.header_bytes,
+        Var::Size => r.body_bytes + r.header_bytes,
+        Var::Cl => r.content_length,
+        Var::Micros => r.micros,
+        Var::Msecs => r.micros / 1000,
+        Var::Rt if r.rt_in_micros => r.micros,
+        Var::Rt => r.micros / 1000,
+        Var::Tmsecs => r.start_unix_micros / 1000,
+        Var::Tmicros => r.start_unix_micros,
+        Var::Time => start_secs as u64,
+        Var::Epoch => r.now_unix_secs,
+        Var::Pid => u64::from(r.pid),
+        Var::Wid => r.worker_id as u64,
+        Var::Switches => r.switches,
+        Var::Vars => r.var_count as u64,
+        Var::Core => r.core as u64,
+        Var::Vsz => r.memory.map_or(0, |m| m.0),
+        Var::Rss => r.memory.map_or(0, |m| m.1),
+        Var::VszM => r.memory.map_or(0, |m| m.0 / MB),
+        Var::RssM => r.memory.map_or(0, |m| m.1 / MB),
+        Var::Pktsize => r.packet_size as u64,
+        Var::Modifier1 => u64::from(r.modifier1),
+        Var::Modifier2 => u64::from(r.modifier2),
+        Var::Headers => r.header_count as u64,
+        Var::Werr => u64::from(r.write_errors),
+        Var::Rerr => u64::from(r.read_errors),
+        Var::Ioerr => u64::from(r.read_errors + r.write_errors),
+        Var::Uri
+        | Var::Method
+        | Var::User
+        | Var::Addr
+        | Var::Host
+        | Var::Proto
+        | Var::Uagent
+        | Var::Referer => unreachable!("text variables returned above"),
     };
+    // `write!` to a String cannot fail.
+    let _ = write!(out, "{number}");
 }
 
 /// Appends `bytes` as text, with control characters and invalid UTF-8 as `\xNN`.

@@ -130,6 +130,16 @@ impl TimeFormat for LocalTime {
 thread_local! {
     /// The line being built, reused by each request of this thread.
     static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
+    /// This thread's socket to journald.
+    static JOURNAL: std::cell::OnceCell<Option<UnixDatagram>> = const { std::cell::OnceCell::new() };
+}
+
+/// Non-blocking: a journald that falls behind must not hold a request thread; the line then
+/// goes to stderr (the journal's stream) instead.
+fn journal_socket() -> Option<UnixDatagram> {
+    let socket = UnixDatagram::unbound().ok()?;
+    socket.set_nonblocking(true).ok()?;
+    Some(socket)
 }
 
 /// What identifies the request's worker in its line.
@@ -237,8 +247,11 @@ fn send(settings: &Settings, status: u16, worker_id: u32, line: &str) {
                 ("WORKER_ID", &worker),
                 ("KAISER_REQUEST", "1"),
             ]);
-            let sent = UnixDatagram::unbound().and_then(|socket| socket.send_to(&entry, path));
-            if sent.is_err() {
+            let sent = JOURNAL.with(|socket| match socket.get_or_init(journal_socket) {
+                Some(socket) => socket.send_to(&entry, path).is_ok(),
+                None => false,
+            });
+            if !sent {
                 // journald is gone: the line must not be lost.
                 write_fd(2, line);
             }

@@ -3,6 +3,7 @@
 - `/print?n=N&size=S&tag=T`: N lines of S bytes on stderr, each line written in three
   pieces (so a log master must join a writer's partial lines), then one line on stdout.
 - `/status?code=C`: an empty response with that status.
+- `/big?bytes=N`: N bytes in 64 KiB chunks (a client can hang up in the middle).
 - anything else: `Hello World`.
 """
 
@@ -28,6 +29,18 @@ def application(environ, start_response):
             sys.stderr.flush()
         print("%s stdout" % tag, flush=True)
         body = b"printed\n"
+    elif path == "/big":
+        total = int(query.get("bytes", "1000000"))
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+
+        def chunks():
+            sent = 0
+            while sent < total:
+                size = min(65536, total - sent)
+                sent += size
+                yield b"x" * size
+
+        return chunks()
     elif path == "/status":
         code = int(query.get("code", "200"))
         start_response("%d Status" % code, [("Content-Length", "0")])
