@@ -317,8 +317,9 @@ fn req_logger_takes_request_lines_and_log_4xx_works_with_it() {
     assert!(!app.contains("REQ "), "{app}");
 }
 
-/// Four workers print 3000-byte lines, each in three writes, all at once: through the log
-/// master every line arrives whole, none cut into another.
+/// Four workers print 3000-byte lines, each in three writes 1 ms apart, all at once:
+/// through the log master every line arrives whole, none cut into another. (Without it, as
+/// in uWSGI without `log-master`, the pieces of different workers interleave in the file.)
 #[test]
 fn log_master_writes_whole_lines_under_load() {
     let vassal = Vassal::start(
@@ -333,7 +334,8 @@ fn log_master_writes_whole_lines_under_load() {
             let socket = vassal.socket.clone();
             scope.spawn(move || {
                 for request in 0..requests {
-                    let target = format!("/print?n={lines}&size=3000&tag=t{client}-{request}");
+                    let target =
+                        format!("/print?n={lines}&size=3000&pause_ms=1&tag=t{client}-{request}");
                     http_get_unix(&socket, &target).unwrap();
                 }
             });

@@ -1,13 +1,15 @@
 """Writes to its own stdout and stderr on request, for the logging tests.
 
-- `/print?n=N&size=S&tag=T`: N lines of S bytes on stderr, each line written in three
-  pieces (so a log master must join a writer's partial lines), then one line on stdout.
+- `/print?n=N&size=S&tag=T&pause_ms=P`: N lines of S bytes on stderr, each line written in
+  three pieces P ms apart (so a log master must join a writer's partial lines while other
+  workers write theirs), then one line on stdout.
 - `/status?code=C`: an empty response with that status.
 - `/big?bytes=N`: N bytes in 64 KiB chunks (a client can hang up in the middle).
 - anything else: `Hello World`.
 """
 
 import sys
+import time
 from urllib.parse import parse_qs
 
 
@@ -18,13 +20,18 @@ def application(environ, start_response):
         n = int(query.get("n", "1"))
         size = int(query.get("size", "40"))
         tag = query.get("tag", "chatty")
+        pause = int(query.get("pause_ms", "0")) / 1000.0
         for i in range(n):
             head = "%s %d " % (tag, i)
             body = "x" * max(0, size - len(head) - 4)
             sys.stderr.write(head)
             sys.stderr.flush()
+            if pause:
+                time.sleep(pause)
             sys.stderr.write(body)
             sys.stderr.flush()
+            if pause:
+                time.sleep(pause)
             sys.stderr.write(" end\n")
             sys.stderr.flush()
         print("%s stdout" % tag, flush=True)
