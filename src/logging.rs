@@ -39,13 +39,44 @@ fn level() -> LevelFilter {
 /// `path`, created with mode 0640 if missing. Call before [`init`]: the file is plain text, so
 /// the journal's stream, if stderr was one, is no longer where the lines go.
 pub fn redirect_to(path: &std::path::Path) -> std::io::Result<()> {
+    redirect_to_configured(path, &crate::config::Config::default())
+}
+
+/// [`redirect_to`] with `log-truncate` (only at the first start, not in a master re-executed
+/// by a reload), `logfile-chmod` and `logfile-chown` (to `uid`/`gid`).
+pub fn redirect_to_configured(
+    path: &std::path::Path,
+    config: &crate::config::Config,
+) -> std::io::Result<()> {
     use std::os::fd::AsFd as _;
     use std::os::unix::fs::OpenOptionsExt as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let log = &config.log;
+    let truncate = log.truncate && std::env::var_os("KAISER_RELOADS").is_none();
     let file = std::fs::OpenOptions::new()
-        .append(true)
+        .write(true)
         .create(true)
+        .truncate(truncate)
+        .custom_flags(libc::O_APPEND)
         .mode(0o640)
         .open(path)?;
+    if let Some(mode) = log.chmod {
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    if log.chown {
+        let (uid, user_gid) = match &config.uid {
+            Some(user) => {
+                let (uid, gid, _) = crate::sys::process::lookup_user(user)?;
+                (Some(uid), Some(gid))
+            }
+            None => (None, None),
+        };
+        let gid = match &config.gid {
+            Some(group) => Some(crate::sys::process::lookup_group(group)?),
+            None => user_gid,
+        };
+        crate::sys::process::chown(path, uid, gid)?;
+    }
     crate::sys::fd::dup2(file.as_fd(), 1)?;
     crate::sys::fd::dup2(file.as_fd(), 2)?;
     std::env::remove_var("JOURNAL_STREAM");

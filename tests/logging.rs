@@ -970,3 +970,60 @@ fn under_journald_entries_carry_vassal_worker_and_priority() {
         emperor.emperor.logs()
     );
 }
+
+/// `log-truncate` empties the old file, `logfile-chmod` sets its mode, and a `systemd` logger
+/// sends native journal entries naming the vassal.
+#[test]
+fn log_truncate_logfile_chmod_and_the_systemd_logger() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let peers = TempDir::new("journal-logger");
+    let journal_path = peers.join("journal.sock");
+    let journal = UnixDatagram::bind(&journal_path).unwrap();
+    journal.set_read_timeout(Some(WAIT)).unwrap();
+    let dir = TempDir::new("truncate-seed");
+    std::fs::write(dir.join("old.log"), "an old line\n").unwrap();
+    let vassal = Vassal::start_with(
+        "file-options",
+        &format!(
+            "logto = {}\nlog-truncate = true\nlogfile-chmod = 600\nlogger = systemd\nlog-format = REQ %(uri)",
+            dir.join("old.log").display()
+        ),
+        |command| {
+            command.env("KAISER_JOURNAL_SOCKET", &journal_path);
+        },
+    );
+    vassal.get("/journal");
+    let mut buf = vec![0u8; 65536];
+    let entry = loop {
+        let n = journal.recv(&mut buf).expect("a journal entry");
+        let fields = journal_fields(&buf[..n]);
+        if fields
+            .iter()
+            .any(|(k, v)| k == "MESSAGE" && v == "REQ /journal")
+        {
+            break fields;
+        }
+    };
+    assert!(
+        entry.contains(&("VASSAL".to_owned(), "app".to_owned())),
+        "{entry:?}"
+    );
+    let text = read(&dir.join("old.log"));
+    assert!(!text.contains("an old line"), "{text}");
+    assert!(text.contains("listening"), "{text}");
+    let mode = std::fs::metadata(dir.join("old.log"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+/// `logto2` is opened by the log master, after the privilege drop; everything goes there.
+#[test]
+fn logto2_gets_every_line_through_the_log_master() {
+    let vassal = Vassal::start("logto2", "logto2 = {dir}/late.log\nlog-format = REQ %(uri)");
+    vassal.get("/late");
+    let text = wait_for_file(&vassal.path("late.log"), "REQ /late");
+    assert!(text.contains("log master started"), "{text}");
+}

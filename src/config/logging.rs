@@ -30,6 +30,8 @@ pub enum LoggerTarget {
     Rsyslog { address: String, ident: String },
     /// `socket:ADDRESS`: each line as one datagram, to `host:port` (UDP) or a unix path.
     Socket(String),
+    /// `systemd`: native journal entries with `VASSAL=` (uWSGI's systemd_logger plugin).
+    Journal,
 }
 
 /// A compiled regular expression, equal to another with the same source.
@@ -85,6 +87,12 @@ pub struct LogOptions {
     pub touch_rotate: Vec<PathBuf>,
     /// `logto2`: like `logto`, opened by the log master after the privilege drop.
     pub logto2: Option<PathBuf>,
+    /// `log-truncate`: empty the log file at the first start.
+    pub truncate: bool,
+    /// `logfile-chown`: give the log file to `uid`/`gid`.
+    pub chown: bool,
+    /// `logfile-chmod`.
+    pub chmod: Option<u32>,
 }
 
 impl LogOptions {
@@ -127,6 +135,11 @@ pub(crate) const NAMES: &[&str] = &[
     "touch-logreopen",
     "touch-logrotate",
     "logto2",
+    "log-truncate",
+    "logfile-chown",
+    "logfile-chmod",
+    "log-syslog",
+    "log-socket",
 ];
 
 pub(crate) fn apply(log: &mut LogOptions, name: &str, value: &str) -> Result<(), String> {
@@ -171,6 +184,27 @@ pub(crate) fn apply(log: &mut LogOptions, name: &str, value: &str) -> Result<(),
         "touch-logreopen" => log.touch_reopen.push(non_empty_path(value)?),
         "touch-logrotate" => log.touch_rotate.push(non_empty_path(value)?),
         "logto2" => log.logto2 = Some(non_empty_path(value)?),
+        "log-truncate" => log.truncate = bool_value,
+        "logfile-chown" => log.chown = bool_value,
+        "logfile-chmod" => {
+            let digits = if value.is_empty() { "644" } else { value };
+            log.chmod = Some(
+                u32::from_str_radix(digits, 8)
+                    .ok()
+                    .filter(|mode| *mode <= 0o7777)
+                    .ok_or_else(|| {
+                        format!("expected an octal mode such as `640`, got `{value}`")
+                    })?,
+            );
+        }
+        "log-syslog" => {
+            let ident = match value.to_ascii_lowercase().as_str() {
+                "" | "true" | "1" | "on" | "yes" => "kaiser".to_owned(),
+                _ => value.to_owned(),
+            };
+            log.loggers.push(logger(&format!("syslog:{ident}"))?);
+        }
+        "log-socket" => log.loggers.push(logger(&format!("socket:{value}"))?),
         other => return Err(format!("`{other}` is not a logging option")),
     }
     Ok(())
@@ -247,9 +281,10 @@ pub(crate) fn logger(value: &str) -> Result<LoggerSpec, String> {
         }
         "socket" if !args.is_empty() => LoggerTarget::Socket(args.to_owned()),
         "socket" => return Err("`socket:` needs `HOST:PORT` or a unix socket path".into()),
-        "redislog" | "mongodblog" | "zeromq" | "graylog2" | "crypto" | "systemd" => {
+        "systemd" | "journal" | "journald" => LoggerTarget::Journal,
+        "redislog" | "mongodblog" | "zeromq" | "graylog2" | "crypto" => {
             return Err(format!(
-                "the `{kind}` logger is not built into kaiser: use `stdio` under systemd (kaiser sends native journal entries), `syslog`, `rsyslog:HOST:PORT` or `socket:ADDRESS`"
+                "the `{kind}` logger is not built into kaiser: use `systemd` (native journal entries), `syslog`, `rsyslog:HOST:PORT` or `socket:ADDRESS`"
             ))
         }
         other => {
@@ -358,6 +393,7 @@ mod tests {
         );
         check_logger("file:", Err("needs a path"));
         check_logger("redislog:127.0.0.1", Err("not built into kaiser"));
+        check_logger("systemd", spec(None, LoggerTarget::Journal));
         check_logger("carrier-pigeon", Err("unknown logger `carrier-pigeon`"));
         check_logger("syslog:a,nowhere", Err("unknown syslog facility"));
         check_logger("rsyslog:nohost", Err("HOST:PORT"));

@@ -188,12 +188,12 @@ impl Dispatch {
             loggers: log
                 .loggers
                 .iter()
-                .map(Output::open)
+                .map(|spec| Output::open(spec, &config.name))
                 .collect::<Result<_, _>>()?,
             req_loggers: log
                 .req_loggers
                 .iter()
-                .map(Output::open)
+                .map(|spec| Output::open(spec, &config.name))
                 .collect::<Result<_, _>>()?,
             options: log.clone(),
         })

@@ -187,6 +187,11 @@ enum Kind {
         socket: UnixDatagram,
         target: PathBuf,
     },
+    Journal {
+        socket: UnixDatagram,
+        target: PathBuf,
+        vassal: String,
+    },
 }
 
 /// One logger.
@@ -211,7 +216,8 @@ impl Output {
         }
     }
 
-    pub fn open(spec: &LoggerSpec) -> Result<Output, OpenLoggerError> {
+    /// Opens the logger `spec` of the vassal `vassal`.
+    pub fn open(spec: &LoggerSpec, vassal: &str) -> Result<Output, OpenLoggerError> {
         let socket_error = |source| OpenLoggerError::Socket {
             spec: format!("{:?}", spec.target),
             source,
@@ -243,6 +249,17 @@ impl Output {
                 let socket = UdpSocket::bind(("0.0.0.0", 0)).map_err(socket_error)?;
                 socket.connect(address.as_str()).map_err(socket_error)?;
                 Kind::Udp(socket)
+            }
+            LoggerTarget::Journal => {
+                let socket = UnixDatagram::unbound().map_err(socket_error)?;
+                Kind::Journal {
+                    socket,
+                    target: std::env::var_os(super::journal::SOCKET_ENV).map_or_else(
+                        || PathBuf::from(super::journal::DEFAULT_SOCKET),
+                        PathBuf::from,
+                    ),
+                    vassal: vassal.to_owned(),
+                }
             }
         };
         Ok(Output {
@@ -293,6 +310,21 @@ impl Output {
             Kind::Unix { socket, target } => {
                 let _ = socket.send_to(bare.as_bytes(), &*target);
             }
+            Kind::Journal {
+                socket,
+                target,
+                vassal,
+            } => {
+                let entry = super::journal::encode(&[
+                    ("MESSAGE", bare),
+                    ("PRIORITY", "6"),
+                    ("SYSLOG_IDENTIFIER", "kaiser"),
+                    ("VASSAL", vassal),
+                ]);
+                if socket.send_to(&entry, &*target).is_err() {
+                    let _ = writeln!(io::stderr().lock(), "{bare}");
+                }
+            }
         }
     }
 
@@ -308,7 +340,9 @@ impl Output {
         match &self.kind {
             Kind::File(file) => Some(file.file.as_raw_fd()),
             Kind::Stdio => None,
-            Kind::Syslog { socket, .. } | Kind::Unix { socket, .. } => Some(socket.as_raw_fd()),
+            Kind::Syslog { socket, .. }
+            | Kind::Unix { socket, .. }
+            | Kind::Journal { socket, .. } => Some(socket.as_raw_fd()),
             Kind::Rsyslog { socket, .. } | Kind::Udp(socket) => Some(socket.as_raw_fd()),
         }
     }
