@@ -1027,3 +1027,27 @@ fn logto2_gets_every_line_through_the_log_master() {
     let text = wait_for_file(&vassal.path("late.log"), "REQ /late");
     assert!(text.contains("log master started"), "{text}");
 }
+
+/// `log-x-forwarded-for` puts the proxy's `X-Forwarded-For` in `%(addr)`, as it does in the
+/// default line.
+#[test]
+fn log_x_forwarded_for_keeps_working_with_log_format() {
+    let vassal = Vassal::start(
+        "xff",
+        "log-x-forwarded-for = true\nlog-format = ADDR %(addr) %(uri)",
+    );
+    let stream = UnixStream::connect(&vassal.socket).unwrap();
+    http_request(
+        stream,
+        &request_bytes(
+            "GET",
+            "/xff",
+            &[("Connection", "close"), ("X-Forwarded-For", "203.0.113.7")],
+            b"",
+        ),
+    )
+    .unwrap();
+    vassal.get("/plain");
+    vassal.kaiser.wait_for_log("ADDR 203.0.113.7 /xff", WAIT).unwrap();
+    vassal.kaiser.wait_for_log("ADDR - /plain", WAIT).unwrap();
+}
