@@ -506,6 +506,7 @@ fn blog_post_hints() {
     );
     check("[uwsgi]\nsocket==:8080", "error: app.ini:2: socket: the value `=:8080` starts with `=` (written `socket==:8080`?); write `socket = :8080`");
     check("[uwsgi]\nprocesses==4", "error: app.ini:2: processes: the value `=4` starts with `=` (written `processes==4`?); write `processes = 4`");
+    check_warnings("[uwsgi]\nlog-encoder = json {\"t\":${unix},\"m\":\"${msg}\"}\nlog-req-encoder = format ${msg}", "");
     check_warnings("[uwsgi]\nchdir = $HOME/app", "app.ini:2: chdir: `$HOME` is not expanded; uWSGI config files write environment variables as `$(HOME)`");
     check_warnings("[uwsgi]\nenv = STAMP=%Y-%m", "app.ini:2: env: `%Y`, `%m` removed: uWSGI deletes `%` sequences that are not magic variables and replaces the ones that are (`%d` is the file's directory); write `%%` for a literal `%`, as strftime formats need");
     check("[uwsgi]\nsocket = :8080\nhttp = :8080", "error: app.ini:3: http: `:8080` is already used by `socket` at app.ini:2; a uwsgi `socket` and an HTTP socket cannot share an address, give each its own port or path");
