@@ -1048,6 +1048,9 @@ fn log_x_forwarded_for_keeps_working_with_log_format() {
     )
     .unwrap();
     vassal.get("/plain");
-    vassal.kaiser.wait_for_log("ADDR 203.0.113.7 /xff", WAIT).unwrap();
+    vassal
+        .kaiser
+        .wait_for_log("ADDR 203.0.113.7 /xff", WAIT)
+        .unwrap();
     vassal.kaiser.wait_for_log("ADDR - /plain", WAIT).unwrap();
 }

@@ -432,6 +432,8 @@ fn run(
                 }
             }
         }
+        let maxsize = options.maxsize;
+        dispatch.outputs().for_each(|o| o.flush(maxsize));
         if revents[0] != 0 {
             while let Ok(Some(signal)) = signals.read() {
                 match signal {
@@ -467,6 +469,7 @@ fn run(
     request_partials.flush(Duration::ZERO, |line| {
         dispatch.line(&String::from_utf8_lossy(line), true)
     });
+    dispatch.outputs().for_each(|o| o.flush(0));
     0
 }
 

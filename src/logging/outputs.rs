@@ -43,7 +43,13 @@ pub struct LogFile {
     size: u64,
     /// `log-backupname`, for the main log file only.
     backupname: Option<PathBuf>,
+    /// Whole lines not written yet: the log master writes what one turn of its loop read in
+    /// one `write(2)`, and rotates only between two such writes.
+    pending: Vec<u8>,
 }
+
+/// Pending bytes past this are written at once.
+const FLUSH_AT: usize = 64 * 1024;
 
 /// Opens for appending (`O_APPEND`, so lines land at the end even after logrotate's
 /// `copytruncate`), creating with mode 0640 as uWSGI does; emptied first with `truncate`.
@@ -70,12 +76,24 @@ impl LogFile {
             file,
             size,
             backupname,
+            pending: Vec::with_capacity(FLUSH_AT),
         })
     }
 
     fn write(&mut self, bytes: &[u8], maxsize: u64) {
-        if self.file.write_all(bytes).is_ok() {
-            self.size += bytes.len() as u64;
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= FLUSH_AT {
+            self.flush(maxsize);
+        }
+    }
+
+    /// Writes the pending lines, then rotates if the file passed `maxsize`.
+    fn flush(&mut self, maxsize: u64) {
+        if !self.pending.is_empty() {
+            if self.file.write_all(&self.pending).is_ok() {
+                self.size += self.pending.len() as u64;
+            }
+            self.pending.clear();
         }
         if maxsize > 0 && self.size > maxsize {
             self.rotate();
@@ -110,6 +128,7 @@ impl LogFile {
     /// uWSGI's rotation (`uwsgi_log_do_rotate`): a last line in the old file, rename, and a
     /// new empty file in its place. Between two lines: none is cut or lost.
     pub fn rotate(&mut self) {
+        self.flush(0);
         let backup = self.backup_path();
         let mut note = String::new();
         crate::protocol::log::push_ctime(
@@ -148,6 +167,7 @@ impl LogFile {
     /// uWSGI's reopen (`uwsgi_log_reopen`): for logrotate's rename, then `touch-logreopen`
     /// or FIFO `l`.
     pub fn reopen(&mut self) {
+        self.flush(0);
         let now = crate::sys::time::now_micros() / 1_000_000;
         let _ = writeln!(
             self.file,
@@ -355,7 +375,16 @@ impl Output {
 
     pub fn resync(&mut self) {
         if let Kind::File(file) = &mut self.kind {
+            file.flush(0);
             file.resync();
+        }
+    }
+
+    /// Writes what [`Output::write`] buffered (files only; the rest is written at once), and
+    /// rotates a file past `maxsize`.
+    pub fn flush(&mut self, maxsize: u64) {
+        if let Kind::File(file) = &mut self.kind {
+            file.flush(maxsize);
         }
     }
 }

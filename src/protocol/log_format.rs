@@ -585,18 +585,19 @@ fn parse_pieces(args: &str) -> Vec<Piece> {
     pieces
 }
 
-/// Runs `line` through the encoders that apply to `logger_id`, in order.
-pub fn encode_all(
+/// Runs `line` through the encoders that apply to `logger_id`, in order (borrowed when
+/// none does).
+pub fn encode_all<'a>(
     encoders: &[Encoder],
     logger_id: Option<&str>,
-    line: &str,
+    line: &'a str,
     clock: &dyn EncoderClock,
-) -> String {
-    let mut current = line.to_owned();
+) -> std::borrow::Cow<'a, str> {
+    let mut current = std::borrow::Cow::Borrowed(line);
     for encoder in encoders.iter().filter(|e| e.applies_to(logger_id)) {
         let mut next = String::with_capacity(current.len() + 64);
         encoder.encode(&current, clock, &mut next);
-        current = next;
+        current = std::borrow::Cow::Owned(next);
     }
     current
 }
@@ -776,7 +777,7 @@ mod tests {
             .iter()
             .map(|s| Encoder::parse(s).expect("valid encoder"))
             .collect();
-        encode_all(&encoders, None, line, &FixedClock)
+        encode_all(&encoders, None, line, &FixedClock).into_owned()
     }
 
     #[test]
