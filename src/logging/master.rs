@@ -100,6 +100,9 @@ pub fn pid() -> Option<sys::process::Pid> {
 pub fn start(config: &Config) -> Result<(), StartLogMasterError> {
     if let Some(running) = std::env::var(ENV).ok().and_then(|v| parse_env(&v)) {
         let _ = RUNNING.set(running);
+        // A reload reopens the log files, as it reopens `logto` without a log master: a
+        // logrotate `postrotate` may rename them and then reload.
+        command(Command::Reopen);
         return Ok(());
     }
     if !uses_log_master(config) {
@@ -403,6 +406,17 @@ fn run(
         let Ok(revents) = sys::poll::poll(&fds, Some(timeout)) else {
             continue;
         };
+        // Signals first: a reopen or rotation asked for before these lines were read applies
+        // to them (a reloaded master asks for a reopen before it logs anything).
+        if revents[0] != 0 {
+            while let Ok(Some(signal)) = signals.read() {
+                match signal {
+                    libc::SIGHUP => dispatch.outputs().for_each(Output::reopen),
+                    libc::SIGUSR1 => dispatch.outputs().for_each(Output::rotate),
+                    _ => {}
+                }
+            }
+        }
         for (slot, index) in which.iter().enumerate() {
             if revents[slot + 1] == 0 {
                 continue;
@@ -434,15 +448,6 @@ fn run(
         }
         let maxsize = options.maxsize;
         dispatch.outputs().for_each(|o| o.flush(maxsize));
-        if revents[0] != 0 {
-            while let Ok(Some(signal)) = signals.read() {
-                match signal {
-                    libc::SIGHUP => dispatch.outputs().for_each(Output::reopen),
-                    libc::SIGUSR1 => dispatch.outputs().for_each(Output::rotate),
-                    _ => {}
-                }
-            }
-        }
         if Instant::now() >= next_tick {
             next_tick = Instant::now() + Duration::from_secs(1);
             for touch in &mut touches {
