@@ -1060,3 +1060,17 @@ fn log_x_forwarded_for_keeps_working_with_log_format() {
         .unwrap();
     vassal.kaiser.wait_for_log("ADDR - /plain", WAIT).unwrap();
 }
+
+/// `uwsgi.set_logvar` fills `%(name)` for that request only; `get_logvar` reads it back.
+#[test]
+fn logvars_set_by_the_app_fill_the_format_for_one_request() {
+    let vassal = Vassal::start("logvars", "log-format = LV %(uri) %(user_id) %(missing)");
+    let response = vassal.get("/logvar?key=user_id&value=42");
+    assert_eq!(response.text(), "42");
+    vassal.get("/after");
+    vassal
+        .kaiser
+        .wait_for_log("LV /logvar?key=user_id&value=42 42 -", WAIT)
+        .unwrap();
+    vassal.kaiser.wait_for_log("LV /after - -", WAIT).unwrap();
+}

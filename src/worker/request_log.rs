@@ -148,6 +148,8 @@ pub struct Origin {
     pub worker_id: u32,
     pub total_requests: u64,
     pub core: usize,
+    /// `uwsgi.set_logvar` values of the request.
+    pub logvars: Vec<(String, String)>,
 }
 
 /// Writes the line of a finished request.
@@ -224,7 +226,7 @@ fn render(
         write_errors: u32::from(log.io_error && log.status != 0),
         ftime_format: settings.ftime_format.as_deref(),
         request_vars: &request_vars,
-        logvars: &[],
+        logvars: &origin.logvars,
     };
     template.render(&record, &LocalTime, line);
 }

@@ -743,6 +743,8 @@ fn finish(
         );
     }
     let asked = crate::python::take_log_this_request();
+    // Taken whether or not the line is written, so none leaks into the next request.
+    let logvars = crate::python::take_logvars();
     let limits = &shared.limits;
     if limits
         .log_conditions
@@ -753,6 +755,7 @@ fn finish(
             worker_id: shared.worker_id,
             total_requests: total,
             core: core.unwrap_or(0),
+            logvars,
         };
         super::request_log::write(&limits.request_log, limits.line_format, &log, &origin);
     }

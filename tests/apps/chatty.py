@@ -5,6 +5,7 @@
   workers write theirs), then one line on stdout.
 - `/status?code=C`: an empty response with that status.
 - `/big?bytes=N`: N bytes in 64 KiB chunks (a client can hang up in the middle).
+- `/logvar?key=K&value=V`: `uwsgi.set_logvar(K, V)`, answering what `get_logvar(K)` gives.
 - anything else: `Hello World`.
 """
 
@@ -36,6 +37,11 @@ def application(environ, start_response):
             sys.stderr.flush()
         print("%s stdout" % tag, flush=True)
         body = b"printed\n"
+    elif path == "/logvar":
+        import uwsgi
+
+        uwsgi.set_logvar(query["key"], query["value"])
+        body = uwsgi.get_logvar(query["key"]) or b"none"
     elif path == "/big":
         total = int(query.get("bytes", "1000000"))
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
