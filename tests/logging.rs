@@ -1074,3 +1074,104 @@ fn logvars_set_by_the_app_fill_the_format_for_one_request() {
         .unwrap();
     vassal.kaiser.wait_for_log("LV /after - -", WAIT).unwrap();
 }
+
+/// The same against a real `systemd-journald`: the emperor runs in a private mount namespace
+/// (`unshare -m`) where a tmpfs hides the machine's `/run/systemd` and the test's directory
+/// is `/run/log/journal`, so the journald started there listens on its usual socket and
+/// writes its journal where the test reads it back with `journalctl --directory`.
+#[test]
+fn a_real_journald_stores_vassal_worker_and_priority_fields() {
+    let dir = TempDir::new("real-journald");
+    let journal_dir = dir.join("journal");
+    std::fs::create_dir(&journal_dir).unwrap();
+    let vassals = dir.join("vassals");
+    std::fs::create_dir(&vassals).unwrap();
+    for name in ["alpha", "beta"] {
+        let ini = format!(
+            "[uwsgi]\nhttp-socket = {}\nhome = {}\nwsgi-file = {}\nprocesses = 2\n",
+            dir.join(format!("{name}.sock")).display(),
+            venv().display(),
+            common::app("chatty.py").display(),
+        );
+        std::fs::write(vassals.join(format!("{name}.ini")), ini).unwrap();
+    }
+    let script = format!(
+        "set -e\n\
+         mount -t tmpfs tmpfs /run/systemd\n\
+         mkdir -p /run/systemd/journal /run/log/journal\n\
+         mount --bind {journal} /run/log/journal\n\
+         if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi\n\
+         /lib/systemd/systemd-journald &\n\
+         i=0; while [ ! -S /run/systemd/journal/socket ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done\n\
+         JOURNAL_STREAM=8:1 exec {kaiser} --emperor {vassals}\n",
+        journal = journal_dir.display(),
+        kaiser = common::kaiser_bin(),
+        vassals = vassals.display(),
+    );
+    let mut command = std::process::Command::new("unshare");
+    command.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+    command
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("KAISER_JOURNAL_SOCKET");
+    let emperor = common::LoggedProcess::spawn("emperor under journald", command);
+    for name in ["alpha", "beta"] {
+        wait_for_unix(&dir.join(format!("{name}.sock")), START_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e}\n{}", emperor.logs()));
+    }
+    let get = |name: &str, target: &str| {
+        http_get_unix(&dir.join(format!("{name}.sock")), target)
+            .unwrap_or_else(|e| panic!("{e}\n{}", emperor.logs()))
+    };
+    get("alpha", "/print?n=1&tag=journald-print");
+    get("beta", "/status?code=503");
+    get("beta", "/status?code=200");
+    let entries = wait_until("journald to store the entries", WAIT, |last| {
+        let output = std::process::Command::new("journalctl")
+            .arg(format!("--directory={}", journal_dir.display()))
+            .args(["-o", "json", "--no-pager"])
+            .output()
+            .expect("journalctl runs");
+        let entries: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        let has = |vassal: &str, needle: &str| {
+            entries.iter().any(|e| {
+                e["VASSAL"] == vassal && e["MESSAGE"].as_str().is_some_and(|m| m.contains(needle))
+            })
+        };
+        if has("alpha", "journald-print 0")
+            && has("beta", "GET /status?code=503 =>")
+            && has("beta", "GET /status?code=200 =>")
+        {
+            return Ok(Some(entries));
+        }
+        *last = format!("{} entries; stderr:\n{}", entries.len(), emperor.logs());
+        Ok(None)
+    })
+    .unwrap();
+    let find = |vassal: &str, needle: &str| {
+        entries
+            .iter()
+            .find(|e| {
+                e["VASSAL"] == vassal && e["MESSAGE"].as_str().is_some_and(|m| m.contains(needle))
+            })
+            .unwrap()
+            .clone()
+    };
+    let failed = find("beta", "GET /status?code=503 =>");
+    assert_eq!(failed["PRIORITY"], "4", "{failed}");
+    assert!(
+        matches!(failed["WORKER_ID"].as_str(), Some("1" | "2")),
+        "{failed}"
+    );
+    assert_eq!(failed["SYSLOG_IDENTIFIER"], "kaiser", "{failed}");
+    assert_eq!(find("beta", "GET /status?code=200 =>")["PRIORITY"], "6");
+    assert_eq!(find("alpha", "journald-print 0")["PRIORITY"], "6");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["VASSAL"] == "alpha" && e["WORKER_ID"].is_string()),
+        "a worker's own event names it"
+    );
+}
