@@ -18,6 +18,8 @@
 //! request log lines) reaches the journal through the stream, without structured fields.
 
 pub mod journal;
+pub mod master;
+pub mod outputs;
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -37,20 +39,74 @@ fn level() -> LevelFilter {
 /// `path`, created with mode 0640 if missing. Call before [`init`]: the file is plain text, so
 /// the journal's stream, if stderr was one, is no longer where the lines go.
 pub fn redirect_to(path: &std::path::Path) -> std::io::Result<()> {
+    redirect_to_configured(path, &crate::config::Config::default())
+}
+
+/// [`redirect_to`] with `log-truncate` (only at the first start, not in a master re-executed
+/// by a reload), `logfile-chmod` and `logfile-chown` (to `uid`/`gid`).
+pub fn redirect_to_configured(
+    path: &std::path::Path,
+    config: &crate::config::Config,
+) -> std::io::Result<()> {
     use std::os::fd::AsFd as _;
     use std::os::unix::fs::OpenOptionsExt as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let log = &config.log;
+    let truncate = log.truncate && std::env::var_os("KAISER_RELOADS").is_none();
     let file = std::fs::OpenOptions::new()
-        .append(true)
+        .write(true)
         .create(true)
+        .truncate(truncate)
+        .custom_flags(libc::O_APPEND)
         .mode(0o640)
         .open(path)?;
+    if let Some(mode) = log.chmod {
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    if log.chown {
+        let (uid, user_gid) = match &config.uid {
+            Some(user) => {
+                let (uid, gid, _) = crate::sys::process::lookup_user(user)?;
+                (Some(uid), Some(gid))
+            }
+            None => (None, None),
+        };
+        let gid = match &config.gid {
+            Some(group) => Some(crate::sys::process::lookup_group(group)?),
+            None => user_gid,
+        };
+        crate::sys::process::chown(path, uid, gid)?;
+    }
     crate::sys::fd::dup2(file.as_fd(), 1)?;
     crate::sys::fd::dup2(file.as_fd(), 2)?;
     std::env::remove_var("JOURNAL_STREAM");
     Ok(())
 }
 
+/// `log-date`: kaiser's own lines start with the date, as C's `ctime` gives it (local time)
+/// or in a strftime format, then ` - `, as uWSGI's `uwsgi_log` lines do.
+struct DateTimer(Option<String>);
+
+impl tracing_subscriber::fmt::time::FormatTime for DateTimer {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let mut date = String::new();
+        let now = (crate::sys::time::now_micros() / 1_000_000) as i64;
+        crate::sys::time::strftime_local(
+            self.0.as_deref().unwrap_or("%a %b %e %H:%M:%S %Y"),
+            now,
+            &mut date,
+        );
+        write!(w, "{date} -")
+    }
+}
+
 pub fn init() {
+    init_with_date(None)
+}
+
+/// Installs the subscriber; `date` is `log-date` (`Some(None)`: ctime, `Some(Some(f))`: the
+/// strftime format `f`).
+pub fn init_with_date(date: Option<Option<String>>) {
     let level = level();
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
     if under_journald {
@@ -67,9 +123,9 @@ pub fn init() {
         .with_target(false)
         .with_ansi(false)
         .with_max_level(level);
-    if under_journald {
-        builder.without_time().init();
-    } else {
-        builder.init();
+    match date {
+        Some(format) => builder.with_timer(DateTimer(format)).init(),
+        None if under_journald => builder.without_time().init(),
+        None => builder.init(),
     }
 }

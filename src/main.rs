@@ -109,8 +109,12 @@ fn main() -> ExitCode {
         (None, Some(path)) => Some((path, "daemonize")),
         (None, None) => None,
     };
-    if let (Action::Run, Some((path, option))) = (&loaded.config.action, log_file) {
-        if let Err(err) = logging::redirect_to(path) {
+    // A master re-executed by a reload keeps its log master's pipe on fds 1 and 2.
+    let log_master_adopted = std::env::var_os(logging::master::ENV).is_some();
+    if let (Action::Run, Some((path, option)), false) =
+        (&loaded.config.action, log_file, log_master_adopted)
+    {
+        if let Err(err) = logging::redirect_to_configured(path, &loaded.config) {
             eprintln!(
                 "kaiser: error: cannot open the log file `{}` (`{option}`): {err}",
                 path.display()
@@ -130,7 +134,13 @@ fn main() -> ExitCode {
             }
         }
     }
-    logging::init();
+    logging::init_with_date(
+        loaded
+            .config
+            .log
+            .date
+            .then(|| loaded.config.log.date_format.clone()),
+    );
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }

@@ -40,6 +40,10 @@ pub(crate) fn doubled_equals_message(key: &str, value: &str) -> String {
 
 /// `$HOME` or `${HOME}` where `$(HOME)` was meant.
 pub(crate) fn dollar_without_parentheses(entry: &Entry, report: &mut Report) {
+    // The log encoders' own `${msg}`, `${unix}`, `${strftime:…}` (config/logging.rs).
+    if matches!(entry.key.as_str(), "log-encoder" | "log-req-encoder") {
+        return;
+    }
     let value = &entry.value;
     for (at, _) in value.match_indices('$') {
         let rest = &value[at + 1..];

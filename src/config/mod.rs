@@ -43,6 +43,7 @@ mod extra;
 mod hints;
 pub mod hooks;
 mod ini;
+mod logging;
 mod logic;
 mod numbers;
 mod options;
@@ -51,6 +52,8 @@ mod sources;
 mod typed;
 
 pub use cheaper::{BusynessConfig, CheaperAlgo, CheaperConfig};
+pub use logging::{LogOptions, LoggerSpec, LoggerTarget, Pattern, Route};
+
 pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
 pub use extra::Extra;
 
@@ -187,6 +190,8 @@ pub struct Config {
     pub disable_logging: bool,
     /// `log-4xx`, `log-5xx`, …: what still gets a line with `disable-logging`.
     pub log_conditions: crate::protocol::log::LogConditions,
+    /// `log-format`, loggers, routing, encoders, rotation (`config/logging.rs`).
+    pub log: LogOptions,
     /// `add-header = Name: value`, each added to every response.
     pub add_header: Vec<(String, String)>,
     /// `mount = /point=target`: (mountpoint without a trailing `/`, target), in order.
@@ -307,6 +312,7 @@ impl Default for Config {
             daemonize: None,
             disable_logging: false,
             log_conditions: Default::default(),
+            log: LogOptions::default(),
             disable_write_exception: false,
             mount: Vec::new(),
             add_header: Vec::new(),

@@ -539,6 +539,7 @@ fn blog_post_hints() {
     );
     check("[uwsgi]\nsocket==:8080", "error: app.ini:2: socket: the value `=:8080` starts with `=` (written `socket==:8080`?); write `socket = :8080`");
     check("[uwsgi]\nprocesses==4", "error: app.ini:2: processes: the value `=4` starts with `=` (written `processes==4`?); write `processes = 4`");
+    check_warnings("[uwsgi]\nlog-encoder = json {\"t\":${unix},\"m\":\"${msg}\"}\nlog-req-encoder = format ${msg}", "");
     check_warnings("[uwsgi]\nchdir = $HOME/app", "app.ini:2: chdir: `$HOME` is not expanded; uWSGI config files write environment variables as `$(HOME)`");
     check_warnings("[uwsgi]\nenv = STAMP=%Y-%m", "app.ini:2: env: `%Y`, `%m` removed: uWSGI deletes `%` sequences that are not magic variables and replaces the ones that are (`%d` is the file's directory); write `%%` for a literal `%`, as strftime formats need");
     check("[uwsgi]\nsocket = :8080\nhttp = :8080", "error: app.ini:3: http: `:8080` is already used by `socket` at app.ini:2; a uwsgi `socket` and an HTTP socket cannot share an address, give each its own port or path");
@@ -582,7 +583,7 @@ fn statuses() {
         "logto = /var/log/app.log",
     );
     check("[uwsgi]\nlogto = 127.0.0.1:1717", "error: app.ini:2: logto: logging to a UDP address (`127.0.0.1:1717`) is not supported yet: give a file path, or log to stderr and let systemd or the emperor collect it");
-    check("[uwsgi]\nlogto2 = /var/log/app.log", "error: app.ini:2: logto2: `logto2` is a uWSGI option that kaiser does not support yet; use `logto`");
+    check("[uwsgi]\nlogto2 = /var/log/app.log", "");
     check("[uwsgi]\nlog-reopen = true", "");
     check(
         "[uwsgi]\nadd-header = X-A:  b c \nadd-header = X-B: d",
@@ -707,8 +708,8 @@ fn reload_and_recycling_values() {
         "error: app.ini:2: reload-on-rss: expected a size in megabytes such as `512` or `1.5`, got `lots`",
     );
     check(
-        "[uwsgi]\ntouch-logreopen = /tmp/l",
-        "error: app.ini:2: touch-logreopen: `touch-logreopen` is a uWSGI option that kaiser does not support yet",
+        "[uwsgi]\ntouch-exec = /tmp/l",
+        "error: app.ini:2: touch-exec: `touch-exec` is a uWSGI option that kaiser does not support yet",
     );
 }
 

@@ -281,6 +281,9 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "disable-logging" => config.disable_logging = uwsgi_bool(v),
         "logto" => config.logto = Some(log_file(v)?),
         "daemonize" | "daemonize2" => config.daemonize = Some(log_file(v)?),
+        name if super::logging::NAMES.contains(&name) => {
+            super::logging::apply(&mut config.log, name, v)?
+        }
         "log-4xx" => config.log_conditions.status_4xx = uwsgi_bool(v),
         "log-5xx" => config.log_conditions.status_5xx = uwsgi_bool(v),
         "log-zero" => config.log_conditions.zero = uwsgi_bool(v),
@@ -696,6 +699,9 @@ mod tests {
                 _ if spec.name.starts_with("smart-attach-daemon") => "/tmp/x.pid sleep 9",
                 _ if spec.name == "attach-daemon2" => "cmd=sleep 9",
                 _ if spec.name == "cheaper-algo" => "spare",
+                _ if spec.name.ends_with("logger") => "stdio",
+                _ if spec.name.ends_with("route") => "id x",
+                _ if spec.name.ends_with("encoder") => "nl",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",

@@ -735,6 +735,7 @@ impl Governor {
                 info!(vassal = %vassal.name, pid = spawned.pid,
                     command = %spawn::command_line(&self.program, &spawn::vassal_argv(&self.settings.vassal_args, path)),
                     "vassal starting");
+                super::vassal_logs::relay(vassal.name.clone(), spawned.output);
                 self.watch_vassal(spawn_id, spawned.child, spawned.channel);
             }
             Err(spawn_error) => {

@@ -38,6 +38,7 @@ pub mod spawn;
 pub mod state;
 pub mod stats;
 mod stats_server;
+mod vassal_logs;
 
 use std::time::Duration;
 

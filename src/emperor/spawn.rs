@@ -102,6 +102,8 @@ pub struct Spawned {
     pub child: tokio::process::Child,
     pub pid: u32,
     pub channel: OwnedFd,
+    /// The read end of the vassal's stdout and stderr (see `vassal_logs.rs`).
+    pub output: OwnedFd,
 }
 
 /// Everything needed to start one vassal.
@@ -126,6 +128,18 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<Spawned, SpawnVassalError> {
     // SAFETY: getpid has no preconditions.
     let emperor_pid = unsafe { libc::getpid() };
 
+    // One pipe for stdout and stderr, so the emperor can name the vassal on each line.
+    let (output, output_write) =
+        crate::sys::fd::pipe().map_err(|source| SpawnVassalError::Channel {
+            config: request.config.to_owned(),
+            source,
+        })?;
+    let stderr_write = output_write
+        .try_clone()
+        .map_err(|source| SpawnVassalError::Channel {
+            config: request.config.to_owned(),
+            source,
+        })?;
     let mut command = tokio::process::Command::new(request.program);
     command
         .args(vassal_argv(request.args, request.config))
@@ -135,8 +149,8 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<Spawned, SpawnVassalError> {
         .env(CHANNEL_ENV, child_fd.to_string())
         .env_remove(crate::hooks::AS_VASSAL_ENV)
         .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
+        .stdout(Stdio::from(output_write))
+        .stderr(Stdio::from(stderr_write))
         .process_group(0);
     if let Some(lines) = &request.args.as_vassal {
         command.env(crate::hooks::AS_VASSAL_ENV, lines);
@@ -174,10 +188,14 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<Spawned, SpawnVassalError> {
     let pid = child
         .id()
         .expect("a freshly spawned child has not been reaped yet");
+    // The command keeps the write ends until it is dropped, here: then only the vassal
+    // holds them, and the pipe reaches EOF when the vassal and its children are gone.
+    drop(command);
     Ok(Spawned {
         child,
         pid,
         channel: ours,
+        output,
     })
 }
 

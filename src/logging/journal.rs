@@ -74,6 +74,15 @@ struct SpanFields {
     worker: Option<String>,
 }
 
+/// journald's native socket, when this process runs under journald (`JOURNAL_STREAM` set)
+/// and the socket (or [`SOCKET_ENV`]'s) exists.
+pub fn native_socket() -> Option<PathBuf> {
+    std::env::var_os("JOURNAL_STREAM")?;
+    let target =
+        std::env::var_os(SOCKET_ENV).map_or_else(|| PathBuf::from(DEFAULT_SOCKET), PathBuf::from);
+    target.exists().then_some(target)
+}
+
 impl JournalLayer {
     /// The layer, when the journal's socket (or [`SOCKET_ENV`]'s) exists.
     pub fn from_env() -> Option<Self> {
@@ -86,8 +95,12 @@ impl JournalLayer {
     }
 
     pub fn to(target: PathBuf) -> std::io::Result<Self> {
+        // Non-blocking: a journald that falls behind must not stall the server; the entry
+        // then goes to stderr (the journal's stream) instead.
+        let socket = UnixDatagram::unbound()?;
+        socket.set_nonblocking(true)?;
         Ok(JournalLayer {
-            socket: UnixDatagram::unbound()?,
+            socket,
             target,
             process_vassal: OnceLock::new(),
             process_worker: OnceLock::new(),

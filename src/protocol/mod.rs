@@ -9,6 +9,7 @@
 
 pub mod http;
 pub mod log;
+pub mod log_format;
 pub mod proxy;
 pub mod response;
 mod syntax;

@@ -22,7 +22,7 @@ pub use modules::loaded_module_files;
 pub use tracebacks::{thread_stacks, thread_stacks_within};
 pub use uwsgi_module::{
     install as install_uwsgi_module, set_user_harakiri_hook, set_worker_id, set_workers_hook,
-    take_log_this_request, ModuleInfo, WorkerFigures,
+    take_log_this_request, take_logvars, ModuleInfo, WorkerFigures,
 };
 pub use wsgi::{
     Exchange, ListenerEnv, Outcome, RequestVars, RespondError, ResponseHead, WsgiRunner,

@@ -170,6 +170,41 @@ pub fn take_log_this_request() -> bool {
     LOG_THIS_REQUEST.with(|flag| flag.replace(false))
 }
 
+thread_local! {
+    /// `uwsgi.set_logvar(key, value)` of the request running on this thread, for
+    /// `log-format`'s `%(key)`.
+    static LOGVARS: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `uwsgi.set_logvar(key, value)`: `%(key)` in `log-format` prints `value` for this request.
+#[pyfunction]
+fn set_logvar(key: String, value: String) {
+    LOGVARS.with(|vars| {
+        let mut vars = vars.borrow_mut();
+        match vars.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => vars.push((key, value)),
+        }
+    });
+}
+
+/// `uwsgi.get_logvar(key)`: what `set_logvar` set for this request (bytes, as uWSGI gives),
+/// or None.
+#[pyfunction]
+fn get_logvar(key: &str) -> Option<Vec<u8>> {
+    LOGVARS.with(|vars| {
+        vars.borrow()
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_bytes().to_vec())
+    })
+}
+
+/// The logvars the request that just ran on this thread set; clears them.
+pub fn take_logvars() -> Vec<(String, String)> {
+    LOGVARS.with(|vars| std::mem::take(&mut *vars.borrow_mut()))
+}
+
 #[pyfunction]
 fn worker_id() -> u32 {
     WORKER_ID.load(Ordering::Relaxed)
@@ -246,6 +281,8 @@ pub fn install(info: ModuleInfo) -> PyResult<()> {
         module.add_function(wrap_pyfunction!(stop, &module)?)?;
         module.add_function(wrap_pyfunction!(set_user_harakiri, &module)?)?;
         module.add_function(wrap_pyfunction!(log_this_request, &module)?)?;
+        module.add_function(wrap_pyfunction!(set_logvar, &module)?)?;
+        module.add_function(wrap_pyfunction!(get_logvar, &module)?)?;
         module.add_function(wrap_pyfunction!(workers, &module)?)?;
         module.add_function(wrap_pyfunction!(total_requests, &module)?)?;
         module.add_function(wrap_pyfunction!(request_id, &module)?)?;

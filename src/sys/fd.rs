@@ -172,3 +172,25 @@ pub fn mkfifo(path: &std::path::Path, mode: u32) -> io::Result<()> {
     cvt(unsafe { libc::mkfifo(path.as_ptr(), mode as libc::mode_t) })?;
     Ok(())
 }
+
+/// Closes every fd above 2 of this process except `keep`: what a freshly forked helper
+/// process does so it holds none of its parent's sockets or pipes.
+pub fn close_all_except(keep: &[RawFd]) {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    // Collected first: the directory's own fd is among the entries while it is read.
+    let fds: Vec<RawFd> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        if fd > 2 && !keep.contains(&fd) {
+            // SAFETY: closing an fd number this process holds and does not use afterwards;
+            // the caller is a freshly forked process that owns none of them as Rust objects
+            // it will use (their owners are dropped or never touched again).
+            unsafe {
+                libc::close(fd);
+            }
+        }
+    }
+}

@@ -12,6 +12,8 @@ pub mod notify;
 pub mod poll;
 pub mod privileges;
 pub mod process;
+pub mod seqpacket;
 pub mod shm;
 pub mod signal;
 pub mod sock_diag;
+pub mod time;

@@ -41,6 +41,8 @@ pub(super) enum Command {
     CheaperMore,
     /// `-`: one fewer worker (cheaper).
     CheaperFewer,
+    /// `l`: the log master reopens its files; `L`: it rotates them.
+    Log(crate::logging::master::Command),
     /// A uWSGI command kaiser does not implement (logged, otherwise ignored).
     Unsupported(u8),
 }
@@ -60,7 +62,9 @@ pub(super) fn decode(byte: u8) -> Option<Command> {
         b'p' => Command::Pause,
         b'+' => Command::CheaperMore,
         b'-' => Command::CheaperFewer,
-        b'B' | b'C' | b'E' | b'f' | b'l' | b'L' | b'P' | b'S' => Command::Unsupported(byte),
+        b'l' => Command::Log(crate::logging::master::Command::Reopen),
+        b'L' => Command::Log(crate::logging::master::Command::Rotate),
+        b'B' | b'C' | b'E' | b'f' | b'P' | b'S' => Command::Unsupported(byte),
         _ => return None,
     })
 }

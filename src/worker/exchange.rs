@@ -45,6 +45,21 @@ pub struct RequestLog {
     pub io_error: bool,
     /// The request's `X-Forwarded-For`, for `log-x-forwarded-for` (empty: none, or off).
     pub forwarded_for: String,
+    /// When the request started, in microseconds since the epoch (`%(tmicros)`).
+    pub start_unix_micros: u64,
+    /// What only a `log-format` prints, kept only when it does (`request_log::capture`).
+    pub extra: Option<Box<ExtraLogFields>>,
+}
+
+/// Request fields the default line does not print.
+#[derive(Debug, Default)]
+pub struct ExtraLogFields {
+    pub host: Vec<u8>,
+    pub user_agent: Vec<u8>,
+    pub referer: Vec<u8>,
+    pub content_length: u64,
+    /// In the order of `LogTemplate::request_vars`.
+    pub request_vars: Vec<Option<Vec<u8>>>,
 }
 
 /// How the request line is written: `log-micros`, `memory-report`.
@@ -55,8 +70,6 @@ pub struct LineFormat {
 }
 
 impl RequestLog {
-    /// Writes uWSGI's default request line to stderr in one `write(2)`, so lines from
-    /// concurrent workers never interleave.
     /// What `log-4xx`, `log-slow` and the like decide on.
     pub fn facts(&self, asked: bool) -> crate::protocol::log::RequestFacts {
         crate::protocol::log::RequestFacts {
@@ -69,13 +82,14 @@ impl RequestLog {
         }
     }
 
-    /// Writes the line of a request served on request thread `core`.
-    pub fn write(
+    /// Appends uWSGI's default line of a request served on request thread `core`.
+    pub fn format_default(
         &self,
         pid: sys::process::Pid,
         total_requests: u64,
         core: usize,
         format: LineFormat,
+        text: &mut String,
     ) {
         let remote_addr = if self.forwarded_for.is_empty() {
             &self.remote_addr
@@ -110,14 +124,7 @@ impl RequestLog {
             switches: 1,
             core,
         };
-        let mut text = String::with_capacity(256);
-        line.format(&mut text);
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
-        // SAFETY: fd 2 stays open for the life of the process.
-        let stderr = unsafe { std::os::fd::BorrowedFd::borrow_raw(2) };
-        let _ = sys::fd::write(stderr, text.as_bytes());
+        line.format(text);
     }
 }
 
@@ -222,13 +229,16 @@ impl ConnExchange {
             length_left: None,
             wbuf: Vec::new(),
             started: Instant::now(),
-            log: RequestLog {
-                remote_addr,
-                start_unix: SystemTime::now()
+            log: {
+                let start = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
-                ..RequestLog::default()
+                    .unwrap_or_default();
+                RequestLog {
+                    remote_addr,
+                    start_unix: start.as_secs(),
+                    start_unix_micros: start.as_micros() as u64,
+                    ..RequestLog::default()
+                }
             },
             inflight: None,
         }

@@ -21,6 +21,7 @@ mod harakiri;
 pub mod options;
 mod proxy_header;
 pub mod recycle;
+pub mod request_log;
 pub mod scoreboard;
 mod serve;
 mod transfer;
@@ -81,6 +82,8 @@ pub struct Limits {
     pub line_format: LineFormat,
     /// `log-x-forwarded-for`: the request line shows `X-Forwarded-For` as the address.
     pub log_x_forwarded_for: bool,
+    /// `log-format` and where request lines go.
+    pub request_log: request_log::Settings,
     /// `disable-write-exception`: `write()` does not raise when the client is gone.
     pub disable_write_exception: bool,
     /// `manage-script-name`.

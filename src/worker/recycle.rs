@@ -143,6 +143,7 @@ mod tests {
 
     fn limits(max_requests: u64, rss_mb: u64, as_mb: u64, min_secs: u64) -> Limits {
         Limits {
+            request_log: Default::default(),
             buffer_size: 4096,
             socket_timeout: Duration::from_secs(4),
             keepalive_timeout: Duration::from_secs(30),

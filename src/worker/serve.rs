@@ -563,6 +563,11 @@ fn serve_http(shared: &Shared, conn: Conn, head: http::RequestHead<'_>) -> Optio
             exchange.log.forwarded_for = String::from_utf8_lossy(value.as_ref()).into_owned();
         }
     }
+    super::request_log::capture(
+        &shared.limits.request_log,
+        &mut exchange.log,
+        vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
+    );
     begin_request(shared, &mut exchange);
     if !within_limit_post(shared, &mut exchange) || !prebuffer(shared, &mut exchange) {
         return finish(
@@ -641,6 +646,11 @@ fn serve_uwsgi(shared: &Shared, conn: Conn, packet: uwsgi::Packet<'_>) {
         }
     }
     exchange.log.packet_size = packet_len - uwsgi::HEADER_LEN;
+    super::request_log::capture(
+        &shared.limits.request_log,
+        &mut exchange.log,
+        packet.vars.iter().map(|(k, v)| (*k, *v)),
+    );
     begin_request(shared, &mut exchange);
     if !within_limit_post(shared, &mut exchange) || !prebuffer(shared, &mut exchange) {
         let outcome = crate::python::Outcome {
@@ -776,12 +786,21 @@ fn finish(
         );
     }
     let asked = crate::python::take_log_this_request();
+    // Taken whether or not the line is written, so none leaks into the next request.
+    let logvars = crate::python::take_logvars();
     let limits = &shared.limits;
     if limits
         .log_conditions
         .should_log(limits.disable_logging, &log.facts(asked))
     {
-        log.write(shared.pid, total, core.unwrap_or(0), limits.line_format);
+        let origin = super::request_log::Origin {
+            pid: shared.pid,
+            worker_id: shared.worker_id,
+            total_requests: total,
+            core: core.unwrap_or(0),
+            logvars,
+        };
+        super::request_log::write(&limits.request_log, limits.line_format, &log, &origin);
     }
     let mut conn = conn?;
     if !reusable || shared.stopping.load(Ordering::Acquire) {

@@ -80,6 +80,8 @@ pub enum RunVassalError {
     Hook(#[from] crate::hooks::RunHookError),
     #[error(transparent)]
     Setup(#[from] super::process_setup::ProcessSetupError),
+    #[error(transparent)]
+    LogMaster(#[from] crate::logging::master::StartLogMasterError),
 }
 
 impl RunVassalError {
@@ -223,6 +225,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     super::process_setup::before_drop(config)?;
     attached::drop_privileges_between_hooks(config, &interpreter, reloads)?;
     super::process_setup::after_drop(config)?;
+    crate::logging::master::start(config)?;
     let fifo =
         MasterFifo::open(&config.master_fifo).map_err(|source| RunVassalError::MasterFifo {
             path: config.master_fifo[0].clone(),
@@ -562,6 +565,10 @@ impl Master<'_> {
                             memory_report: config.memory_report,
                         },
                         log_x_forwarded_for: config.log_x_forwarded_for,
+                        request_log: crate::worker::request_log::Settings::from_config(
+                            config,
+                            crate::logging::master::request_pipe(),
+                        ),
                         post_buffering: config.post_buffering,
                         limit_post: config.limit_post,
                         max_connections: self.max_connections,

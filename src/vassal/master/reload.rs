@@ -185,6 +185,11 @@ impl Master<'_> {
                 Command::Pause => self.toggle_pause(),
                 Command::CheaperMore => self.cheaper_fifo(1),
                 Command::CheaperFewer => self.cheaper_fifo(-1),
+                Command::Log(log) => {
+                    if !crate::logging::master::command(log) {
+                        tracing::warn!(?log, "master fifo: no log master runs (it starts with `logto` or `daemonize` next to `master-fifo`, or with `log-master`)");
+                    }
+                }
                 Command::Unsupported(byte) => tracing::warn!(
                     "master fifo: command `{}` is not supported by kaiser; ignoring it",
                     byte as char
