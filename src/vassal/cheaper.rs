@@ -287,12 +287,8 @@ impl Cheaper {
             note: verdict.note,
             ..Decision::default()
         };
-        if verdict.delta > 0 && !can_spawn && !from_fifo {
-            decision.note = Some(format!(
-                "cheaper-rss-limit-soft reached ({} MB), not spawning",
-                self.config.rss_limit_soft >> 20
-            ));
-        } else if verdict.delta > 0 {
+        // The algorithms obey `can_spawn` themselves (uWSGI checks that they did).
+        if verdict.delta > 0 && can_spawn {
             decision.spawn = seen
                 .slots
                 .iter()
