@@ -814,3 +814,47 @@ fn spare2_keeps_a_spare_worker_ahead_of_the_load() {
         "{lines:#?}"
     );
 }
+
+#[test]
+fn a_reload_starts_as_many_workers_as_ran_before_it() {
+    let dir = TempDir::new("cheaper-reload");
+    let fifo = dir.join("master.fifo");
+    let fifo_text = fifo.display().to_string();
+    let (kaiser, addr, _dir, stats) = start(&[
+        "--processes",
+        "4",
+        "--cheaper",
+        "1",
+        "--cheaper-algo",
+        "manual",
+        "--master-fifo",
+        &fifo_text,
+    ]);
+    let mut workers = Workers::new(stats, 1, 4);
+    workers.wait_running(1, &kaiser);
+    fifo_write(&fifo, b"+++");
+    workers.wait_running(4, &kaiser);
+    let load = Load::start(addr, 4, "/sleep?ms=50");
+    let mark = kaiser.log_mark();
+    kaiser.signal(libc::SIGHUP);
+    // `reloaded in N ms, 4 workers` (not `app preloaded in the master`).
+    kaiser
+        .wait_for_line(mark, "the reload to complete", FOLLOW, |line| {
+            (line.contains("reloaded in") && line.contains(" workers")).then_some(())
+        })
+        .unwrap();
+    let logs = kaiser.logs_since(mark);
+    assert!(
+        logs.contains("cheaper: starting 4 workers, as many as ran before the reload"),
+        "{logs}"
+    );
+    // The previous generation serves until the new one accepts, then finishes: only after
+    // that does the vassal's group hold at most `processes` workers again.
+    wait_until("the previous generation to finish", FOLLOW, |last| {
+        *last = kaiser.logs_since(mark);
+        Ok((last.matches("previous-generation worker finished").count() == 4).then_some(()))
+    })
+    .unwrap();
+    workers.wait_running(4, &kaiser);
+    load.finish(&kaiser);
+}

@@ -11,7 +11,8 @@
 //!   `cheaper-rss-limit-hard` can go below it), never more than `processes`;
 //! - a worker is stopped only if it is idle, the highest id first (uWSGI picks the oldest
 //!   idle one), so the running workers stay 1..n; an algorithm's stop with no idle worker
-//!   is dropped (there is load), a FIFO `-` waits for an idle worker;
+//!   is dropped (there is load); a FIFO `-` with every worker busy stops the highest busy
+//!   one, gracefully (uWSGI waits for an idle one, which under steady load never comes);
 //! - busyness reads each worker's busy time from the scoreboard including the request in
 //!   flight, so a request longer than a cycle counts for what it took in that cycle (uWSGI
 //!   only sees finished requests and marks a worker 100% busy when it saw it busy but
@@ -197,7 +198,7 @@ pub struct Cheaper {
     config: CheaperConfig,
     processes: u32,
     state: State,
-    /// FIFO `+`/`-` not yet carried out.
+    /// FIFO `+`/`-` for the next cycle.
     manual: i64,
 }
 
@@ -286,12 +287,8 @@ impl Cheaper {
             note: verdict.note,
             ..Decision::default()
         };
-        if verdict.delta > 0 && !can_spawn && !from_fifo {
-            decision.note = Some(format!(
-                "cheaper-rss-limit-soft reached ({} MB), not spawning",
-                self.config.rss_limit_soft >> 20
-            ));
-        } else if verdict.delta > 0 {
+        // The algorithms obey `can_spawn` themselves (uWSGI checks that they did).
+        if verdict.delta > 0 && can_spawn {
             decision.spawn = seen
                 .slots
                 .iter()
@@ -303,22 +300,29 @@ impl Cheaper {
         } else if verdict.delta < 0 {
             let wanted = verdict.delta.unsigned_abs() as usize;
             let above_floor = seen.active().saturating_sub(self.config.count) as usize;
-            decision.stop = seen
-                .slots
-                .iter()
-                .enumerate()
-                .rev()
-                .filter(|(_, s)| s.state == SlotState::Active && s.stoppable && !s.busy)
-                .map(|(index, _)| index as u32 + 1)
+            let stoppable = |busy: bool| {
+                seen.slots
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .filter(move |(_, s)| {
+                        s.state == SlotState::Active && s.stoppable && s.busy == busy
+                    })
+                    .map(|(index, _)| index as u32 + 1)
+            };
+            // Idle workers first. The operator's `-` takes a busy one when none is idle (it
+            // finishes its requests first); uWSGI waits for an idle one, which under steady
+            // load never comes. An algorithm's stop with every worker busy is dropped.
+            let busy_too = if from_fifo {
+                Some(stoppable(true))
+            } else {
+                None
+            };
+            decision.stop = stoppable(false)
+                .chain(busy_too.into_iter().flatten())
                 .take(wanted.min(above_floor))
                 .collect();
-            let missing = wanted - decision.stop.len();
-            if from_fifo && missing > 0 && above_floor > decision.stop.len() {
-                // Every worker above the floor is busy: the FIFO's `-` waits for one to
-                // become idle, as in uWSGI.
-                self.manual -= missing as i64;
-                decision.note = Some(format!("{missing} to stop once a worker is idle"));
-            } else if from_fifo && missing > 0 {
+            if from_fifo && wanted > decision.stop.len() && above_floor <= decision.stop.len() {
                 decision.note = Some(format!("not below cheaper = {} workers", self.config.count));
             }
         }

@@ -184,8 +184,8 @@ fn manual_follows_the_fifo_within_bounds() {
             ("III", 0, 1, &[], &[]),  // at processes
             ("IBB", 0, -1, &[], &[1]),
             ("xBB", 0, 0, &[], &[]),
-            ("BBB", 0, -1, &[], &[]), // every worker busy: waits
-            ("BBI", 0, 0, &[], &[3]), // then the idle one goes
+            ("BBB", 0, -1, &[], &[3]), // every worker busy: the highest finishes and goes
+            ("BBx", 0, 0, &[], &[]),
             ("BI.", 0, -1, &[], &[2]),
             ("Bx.", 0, -1, &[], &[]), // at cheaper: refused
             ("I..", 0, 0, &[], &[]),  // and not remembered

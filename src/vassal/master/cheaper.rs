@@ -10,6 +10,11 @@
 use super::*;
 use crate::vassal::cheaper::{Cheaper, Observation, SlotState, SlotView};
 
+/// Set by a master before it re-execs for a reload: how many workers ran. The new master
+/// starts at least that many, so a reload under load does not fall back to
+/// `cheaper-initial` (uWSGI does) and let the load queue while the algorithm climbs again.
+pub(super) const RUNNING_ENV: &str = "KAISER_CHEAPER_RUNNING";
+
 /// The cheaper subsystem's state in the master.
 pub(super) struct CheaperRun {
     decide: Cheaper,
@@ -20,12 +25,19 @@ pub(super) struct CheaperRun {
     next_cycle: Instant,
     /// The monotonic clock's origin for the decisions' microseconds.
     origin: Instant,
+    /// Workers the previous master ran, across a reload.
+    inherited: u32,
 }
 
 impl CheaperRun {
     /// `None` when `cheaper` is off.
     pub(super) fn new(config: &Config, now: Instant) -> Option<CheaperRun> {
         let settings = &config.cheaper;
+        let inherited = std::env::var(RUNNING_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        std::env::remove_var(RUNNING_ENV);
         if !settings.enabled() {
             return None;
         }
@@ -55,6 +67,7 @@ impl CheaperRun {
             kill_at: vec![None; processes as usize],
             next_cycle: now + Duration::from_secs(1),
             origin: now,
+            inherited,
         })
     }
 }
@@ -108,7 +121,26 @@ impl Master<'_> {
     /// How many workers run after start-up or after `idle`'s cheap mode (`cheaper-initial`,
     /// else all).
     pub(super) fn initial_workers(&self) -> u32 {
-        self.config.cheaper.initial_workers(self.slots.len() as u32)
+        let processes = self.slots.len() as u32;
+        let inherited = self.cheaper.as_ref().map_or(0, |run| run.inherited);
+        let initial = self.config.cheaper.initial_workers(processes);
+        if inherited > initial {
+            tracing::info!(
+                "cheaper: starting {} workers, as many as ran before the reload",
+                inherited.min(processes)
+            );
+        }
+        initial.max(inherited.min(processes))
+    }
+
+    /// Before a re-exec: tell the next master how many workers run.
+    pub(super) fn pass_running_on(&self) {
+        if self.cheaper.is_some() {
+            let running = (0..self.slots.len())
+                .filter(|&index| self.slots[index].pid.is_some() && !self.is_cheaped(index))
+                .count();
+            std::env::set_var(RUNNING_ENV, running.to_string());
+        }
     }
 
     /// The dead-worker path asks: a cheaped worker exited. It is not respawned.

@@ -132,6 +132,7 @@ impl Master<'_> {
         let old: Vec<String> = self.worker_pids().iter().map(|p| p.to_string()).collect();
         std::env::set_var(OLD_WORKERS_ENV, old.join(","));
         std::env::set_var(RELOADS_ENV, (self.reloads + 1).to_string());
+        self.pass_running_on();
         tracing::info!(
             sockets = fds.len(),
             workers = old.len(),
@@ -145,7 +146,13 @@ impl Master<'_> {
         for socket in &self.sockets {
             let _ = sys::fd::set_cloexec(socket.fd.as_fd(), true);
         }
-        for key in [LISTEN_FDS_ENV, OLD_WORKERS_ENV, RELOADS_ENV, EMPEROR_FD_ENV] {
+        for key in [
+            LISTEN_FDS_ENV,
+            OLD_WORKERS_ENV,
+            RELOADS_ENV,
+            EMPEROR_FD_ENV,
+            cheaper::RUNNING_ENV,
+        ] {
             std::env::remove_var(key);
         }
         self.resume_daemons();
