@@ -1199,3 +1199,19 @@ fn logto_a_udp_address_sends_datagrams() {
         }
     }
 }
+
+/// `%(ftime)` takes `log-date`'s strftime format with `log-format-strftime`.
+#[test]
+fn ftime_uses_the_log_date_format() {
+    let vassal = Vassal::start(
+        "ftime",
+        "log-date = %%Y<>%%m\nlog-format-strftime = true\nlog-format = FT %(ftime) %(uri)",
+    );
+    vassal.get("/ft");
+    let line = vassal.kaiser.wait_for_log("FT ", WAIT).unwrap();
+    let date = line.split_once("FT ").unwrap().1;
+    assert!(
+        date.len() == "2026<>12 /ft".len() && date[4..6] == *"<>" && date.ends_with(" /ft"),
+        "{line}"
+    );
+}
