@@ -1175,3 +1175,43 @@ fn a_real_journald_stores_vassal_worker_and_priority_fields() {
         "a worker's own event names it"
     );
 }
+
+/// uWSGI's `logto = HOST:PORT` sends every line as a UDP datagram.
+#[test]
+fn logto_a_udp_address_sends_datagrams() {
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(WAIT)).unwrap();
+    let vassal = Vassal::start(
+        "logto-udp",
+        &format!(
+            "logto = {}\nlog-format = REQ %(uri)",
+            udp.local_addr().unwrap()
+        ),
+    );
+    vassal.get("/udp");
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = udp
+            .recv(&mut buf)
+            .expect("a datagram with the request line");
+        if &buf[..n] == b"REQ /udp" {
+            break;
+        }
+    }
+}
+
+/// `%(ftime)` takes `log-date`'s strftime format with `log-format-strftime`.
+#[test]
+fn ftime_uses_the_log_date_format() {
+    let vassal = Vassal::start(
+        "ftime",
+        "log-date = %%Y<>%%m\nlog-format-strftime = true\nlog-format = FT %(ftime) %(uri)",
+    );
+    vassal.get("/ft");
+    let line = vassal.kaiser.wait_for_log("FT ", WAIT).unwrap();
+    let date = line.split_once("FT ").unwrap().1;
+    assert!(
+        date.len() == "2026<>12 /ft".len() && date[4..6] == *"<>" && date.ends_with(" /ft"),
+        "{line}"
+    );
+}

@@ -210,6 +210,14 @@ pub(crate) fn apply(log: &mut LogOptions, name: &str, value: &str) -> Result<(),
     Ok(())
 }
 
+/// `HOST:PORT` rather than a path, as uWSGI's `logto` tells them apart.
+pub(crate) fn is_udp_address(value: &str) -> bool {
+    !value.contains('/')
+        && value.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
 fn non_empty_path(value: &str) -> Result<PathBuf, String> {
     if value.is_empty() {
         return Err("expected a path, got an empty value".to_owned());

@@ -445,7 +445,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("log-reopen", Bool, Logging, "reopen the `logto` file on reload").noop("kaiser reopens the `logto` file at every reload"),
     opt("log-master", Bool, Logging, "workers send their output to a log master process, the only writer of the log (whole lines, rotation, loggers)").aliases(&["threaded-logger"]).default("false"),
     opt("log-master-bufsize", Int, Logging, "the log master's buffer").aliases(&["log-master-stream", "log-master-req-stream"]).noop("kaiser's log master reads whole lines of up to 256 KiB"),
-    opt("logger", Text, Logging, "add a logger: `[ID ]file:PATH`, `stdio`, `syslog[:IDENT]`, `rsyslog:HOST:PORT`, `socket:ADDRESS`").multi(),
+    opt("logger", Text, Logging, "add a logger: `[ID ]file:PATH`, `stdio`, `syslog[:IDENT]`, `rsyslog:HOST:PORT`, `socket:ADDRESS`, `systemd`").multi(),
     opt("req-logger", Text, Logging, "add a logger for request lines only (same forms as `logger`)").aliases(&["logger-req"]).multi(),
     opt("log-route", Text, Logging, "`ID REGEX`: lines matching REGEX go to the logger named ID").multi(),
     opt("log-req-route", Text, Logging, "`ID REGEX`: request lines matching REGEX go to the request logger named ID").multi(),

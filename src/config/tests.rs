@@ -582,7 +582,8 @@ fn statuses() {
         "[uwsgi]\nlogto = /var/log/app.log",
         "logto = /var/log/app.log",
     );
-    check("[uwsgi]\nlogto = 127.0.0.1:1717", "error: app.ini:2: logto: logging to a UDP address (`127.0.0.1:1717`) is not supported yet: give a file path, or log to stderr and let systemd or the emperor collect it");
+    check("[uwsgi]\nlogto = 127.0.0.1:1717", "");
+    check("[uwsgi]\ndaemonize = 127.0.0.1:1717", "error: app.ini:2: daemonize: logging to a UDP address (`127.0.0.1:1717`) is not supported yet: give a file path, or log to stderr and let systemd or the emperor collect it");
     check("[uwsgi]\nlogto2 = /var/log/app.log", "");
     check("[uwsgi]\nlog-reopen = true", "");
     check(

@@ -279,6 +279,10 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "so-keepalive" => config.so_keepalive = uwsgi_bool(v),
 
         "disable-logging" => config.disable_logging = uwsgi_bool(v),
+        // uWSGI's `logto = HOST:PORT` logs over UDP: a `socket:` logger in the log master.
+        "logto" if super::logging::is_udp_address(v) => {
+            super::logging::apply(&mut config.log, "log-socket", v)?
+        }
         "logto" => config.logto = Some(log_file(v)?),
         "daemonize" | "daemonize2" => config.daemonize = Some(log_file(v)?),
         name if super::logging::NAMES.contains(&name) => {
