@@ -39,9 +39,11 @@ mod ini;
 mod options;
 mod show;
 mod sources;
+mod statics;
 mod typed;
 
 pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
+pub use statics::{ExpiresOn, ExpiresRule, StaticConfig, StaticMap, StaticMapKind};
 
 /// Facts about the running process that magic variables need (`%v %h %k %u %g %t %b`).
 #[derive(Debug, Clone)]
@@ -178,6 +180,8 @@ pub struct Config {
     pub reuse_port: bool,
     /// `so-keepalive`: `SO_KEEPALIVE` on the TCP listeners (and so on their connections).
     pub so_keepalive: bool,
+    /// `static-map`, `check-static`, `static-expires-*`, `offload-threads`, …
+    pub statics: StaticConfig,
 
     // --- lifecycle: reloads and recycling (issue 5) ---
     pub max_requests: u64,
@@ -271,6 +275,7 @@ impl Default for Config {
             threads_stacksize: 0,
             reuse_port: false,
             so_keepalive: false,
+            statics: StaticConfig::default(),
             max_requests: 0,
             max_requests_delta: 0,
             harakiri: None,

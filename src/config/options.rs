@@ -120,11 +120,12 @@ pub(crate) enum Group {
     Sockets,
     Logging,
     Lifecycle,
+    Static,
     Emperor,
 }
 
 impl Group {
-    const ALL: [Group; 8] = [
+    const ALL: [Group; 9] = [
         Group::Actions,
         Group::Loading,
         Group::Application,
@@ -132,6 +133,7 @@ impl Group {
         Group::Sockets,
         Group::Logging,
         Group::Lifecycle,
+        Group::Static,
         Group::Emperor,
     ];
 
@@ -144,6 +146,7 @@ impl Group {
             Group::Sockets => "Sockets and HTTP",
             Group::Logging => "Logging",
             Group::Lifecycle => "Reloading, recycling and monitoring",
+            Group::Static => "Static files",
             Group::Emperor => "Emperor",
         }
     }
@@ -357,7 +360,6 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("http-keepalive", Bool, Sockets, "HTTP keep-alive in the router").aliases(&["http-auto-chunked", "http-auto-gzip", "http-websockets", "http-enable-proxy-protocol", "http-processes", "http-workers"]).later(),
     opt("http-socket-modifier1", Int, Sockets, "modifier1 for http sockets").aliases(&["http-modifier1", "http-socket-modifier2"]).later(),
     opt("add-header", Text, Sockets, "`Name: value`: a header added to every response").multi(),
-    opt("static-map", Text, Sockets, "serve static files").aliases(&["static-map2", "check-static", "static-index", "static-expires", "static-skip-ext", "static-safe", "offload-threads"]).multi().later_hint("serve static files from nginx"),
     opt("route", Text, Sockets, "internal routing rule").aliases(&["route-run", "route-host", "route-uri", "route-if", "route-if-not", "response-route", "final-route", "error-route"]).multi().later(),
     opt("limit-post", Int, Sockets, "the largest request body accepted, in bytes; a larger one is answered 413 and the app is not called (0: no limit)").default("0"),
     opt("post-buffering-bufsize", Int, Sockets, "buffer size for post-buffering").later(),
@@ -434,6 +436,31 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("alarm", Text, Lifecycle, "alarms").aliases(&["alarm-log", "alarm-backlog", "alarm-segfault", "listen-queue-alarm"]).multi().later(),
     opt("heartbeat", Seconds, Lifecycle, "send heartbeats to the emperor").later(),
     opt("vassal-sos", Int, Lifecycle, "ask the emperor for reinforcements").aliases(&["vassal-sos-backlog"]).later(),
+    // --- static files ---
+    opt("static-map", Text, Static, "`/mountpoint=/dir` (or `=/file`): serve files under `/dir` for paths starting with `/mountpoint`, from the worker, without Python; a missing file falls through to the app").multi(),
+    opt("static-map2", Text, Static, "like `static-map`, but the whole path (mountpoint included) is looked up under the directory").multi(),
+    opt("check-static", Path, Static, "serve the file under this directory named by any request's path, if there is one").aliases(&["static-check"]).multi(),
+    opt("static-index", Text, Static, "file to serve when a directory is requested (`index.html`), tried in order").multi(),
+    opt("static-skip-ext", Text, Static, "never serve files ending with this suffix (`.php`); such requests go to the app").multi(),
+    opt("static-safe", Path, Static, "a directory that files reached through symlinks out of a static root may be in").multi(),
+    opt("static-expires-type", Text, Static, "`mime/type=SECONDS`: `Expires` now plus SECONDS for files of this type").multi(),
+    opt("static-expires-type-mtime", Text, Static, "`mime/type=SECONDS`: `Expires` the file's mtime plus SECONDS").multi(),
+    opt("static-expires", Text, Static, "`REGEXP SECONDS`: `Expires` now plus SECONDS for files whose path matches").multi(),
+    opt("static-expires-mtime", Text, Static, "`REGEXP SECONDS`: like `static-expires`, from the file's mtime").multi(),
+    opt("static-expires-uri", Text, Static, "`REGEXP SECONDS`: `Expires` for static files whose `REQUEST_URI` matches").multi(),
+    opt("static-expires-uri-mtime", Text, Static, "`REGEXP SECONDS`: like `static-expires-uri`, from the file's mtime").multi(),
+    opt("static-expires-path-info", Text, Static, "`REGEXP SECONDS`: `Expires` for static files whose `PATH_INFO` matches").multi(),
+    opt("static-expires-path-info-mtime", Text, Static, "`REGEXP SECONDS`: like `static-expires-path-info`, from the file's mtime").multi(),
+    opt("static-gzip-all", Bool, Static, "serve `FILE.gz` (or `FILE.br`) instead of FILE to clients that accept it, when it exists").default("false"),
+    opt("static-gzip", Text, Static, "`REGEXP`: like `static-gzip-all`, for files whose path matches").multi(),
+    opt("static-gzip-dir", Text, Static, "like `static-gzip-all`, for files whose path starts with this prefix").aliases(&["static-gzip-prefix"]).multi(),
+    opt("static-gzip-ext", Text, Static, "like `static-gzip-all`, for files whose path ends with this suffix").aliases(&["static-gzip-suffix"]).multi(),
+    opt("mimefile", Path, Static, "a `mime.types` file for static files' `Content-Type` (default `/etc/mime.types`; a built-in table fills the gaps)").aliases(&["mime-file"]).multi(),
+    opt("offload-threads", Int, Static, "threads per worker that finish sending static files a client does not take at once, so request threads never wait on slow clients (0: one when static files are served)").aliases(&["offload-thread", "static-offload-to-thread"]).default("0"),
+    opt("honour-range", Bool, Static, "honour `Range` headers").noop("kaiser always honours `Range` for static files (206, 416); an app's responses are the app's"),
+    opt("static-cache-paths", Int, Static, "cache resolved static paths").aliases(&["static-cache-paths-name"]).noop("kaiser resolves a static path with one `openat2` per request; there is no cache to keep"),
+    opt("check-static-docroot", Bool, Static, "serve files under the request's `DOCUMENT_ROOT`").later_hint("use `check-static` or `static-map`"),
+    opt("file-serve-mode", Text, Static, "hand static files to the front end (`x-sendfile`, `x-accel-redirect`)").aliases(&["fileserve-mode"]).later_hint("kaiser sends static files itself with sendfile"),
     // --- emperor ---
     opt("emperor", Text, Emperor, "run as the Emperor, watching this directory or glob for vassal files").multi(),
     opt("emperor-throttle", Millis, Emperor, "throttle step for vassals that keep dying, in ms").default("1000"),

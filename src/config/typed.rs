@@ -237,6 +237,9 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "umask" => config.umask = Some(mode(v)?),
         "reuse-port" => config.reuse_port = uwsgi_bool(v),
         "so-keepalive" => config.so_keepalive = uwsgi_bool(v),
+        name if super::statics::OPTION_NAMES.contains(&name) => {
+            config.statics.apply(name, v, uwsgi_bool(v))?
+        }
 
         "disable-logging" => config.disable_logging = uwsgi_bool(v),
         "logto" => config.logto = Some(log_file(v)?),
@@ -638,6 +641,9 @@ mod tests {
                 _ if spec.name == "umask" => "022",
                 _ if spec.name == "mount" => "/app=app.py",
                 _ if spec.name == "add-header" => "X-A: b",
+                _ if spec.name.starts_with("static-map") => "/s=/srv",
+                _ if spec.name.starts_with("static-expires-type") => "text/css=60",
+                _ if spec.name.starts_with("static-expires") => "x 60",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",

@@ -5,6 +5,7 @@
 //! comment. This module knows nothing about config, Python or protocols; it does not log.
 
 pub mod fd;
+pub mod file;
 pub mod fork;
 pub mod net;
 pub mod notify;

@@ -16,9 +16,11 @@
 
 mod exchange;
 mod harakiri;
+mod offload;
 pub mod recycle;
 pub mod scoreboard;
 mod serve;
+mod statics;
 mod turn;
 
 pub use exchange::LineFormat;
@@ -89,6 +91,8 @@ pub struct Limits {
     pub reload_on_rss: u64,
     pub reload_on_as: u64,
     pub min_worker_lifetime: Duration,
+    /// `static-map`, `check-static`, `offload-threads` and the rest.
+    pub statics: Arc<crate::config::StaticConfig>,
 }
 
 pub struct WorkerSetup<'a> {
@@ -196,6 +200,9 @@ pub(crate) struct Shared {
     pub scoreboard: Arc<Scoreboard>,
     /// One per request thread, indexed like the scoreboard's cores.
     pub inflight: Vec<Arc<harakiri::InFlight>>,
+    /// The static files, when any are mapped, and the threads that finish sending them.
+    pub statics: Option<statics::StaticFiles>,
+    pub offload: Option<offload::Offload>,
 }
 
 fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
@@ -254,6 +261,13 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         .quiet_write_errors(setup.limits.disable_write_exception)
         .manage_script_name(setup.limits.manage_script_name);
     let signals = sys::signal::SignalFd::new(&handled)?;
+    let static_files = statics::StaticFiles::new(&setup.limits.statics);
+    // Offload threads exist whenever static files are served: `offload-threads = 0` (the
+    // default) means one, so that a slow client never holds a request thread.
+    let offload = match &static_files {
+        Some(_) => Some(offload::Offload::new(setup.limits.statics.offload_threads.max(1))?),
+        None => None,
+    };
 
     let shared = Arc::new(Shared {
         epoll: sys::poll::Epoll::new()?,
@@ -274,7 +288,10 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         inflight: (0..setup.threads.max(1))
             .map(|_| Arc::new(harakiri::InFlight::default()))
             .collect(),
+        statics: static_files,
+        offload,
     });
+    offload::Offload::start(&shared)?;
     harakiri::install_user_harakiri(setup.scoreboard.clone(), setup.id);
     install_workers_hook(setup.scoreboard.clone());
     for (index, listener) in shared.listeners.iter().enumerate() {

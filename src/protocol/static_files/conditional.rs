@@ -35,6 +35,27 @@ pub enum Answer {
     Unsatisfiable,
 }
 
+/// Whether an `Accept-Encoding` value accepts `coding` (`gzip`, `br`): named, or `*`, with a
+/// non-zero `q`.
+pub fn accepts_encoding(header: &[u8], coding: &str) -> bool {
+    let header = String::from_utf8_lossy(header);
+    header.split(',').any(|item| {
+        let mut parts = item.split(';');
+        let name = parts.next().unwrap_or("").trim();
+        if !(name.eq_ignore_ascii_case(coding) || name == "*") {
+            return false;
+        }
+        !parts.any(|param| {
+            let param = param.trim();
+            param
+                .strip_prefix("q=")
+                .or_else(|| param.strip_prefix("Q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        })
+    })
+}
+
 /// The strong entity tag of a file: `"<mtime hex>-<size hex>"`.
 pub fn etag(facts: FileFacts) -> String {
     format!("\"{:x}-{:x}\"", facts.mtime.max(0), facts.size)
@@ -261,6 +282,28 @@ mod tests {
         Conditions {
             range: Some(value.as_bytes()),
             ..Conditions::default()
+        }
+    }
+
+    #[test]
+    fn encodings() {
+        for (header, coding, expected) in [
+            ("gzip, deflate, br", "gzip", true),
+            ("gzip, deflate, br", "br", true),
+            ("deflate", "gzip", false),
+            ("GZIP", "gzip", true),
+            ("gzip;q=0", "gzip", false),
+            ("gzip; q=0.000", "gzip", false),
+            ("gzip;q=0.5", "gzip", true),
+            ("*", "gzip", true),
+            ("x-gzip", "gzip", false),
+            ("", "gzip", false),
+        ] {
+            assert_eq!(
+                accepts_encoding(header.as_bytes(), coding),
+                expected,
+                "accepts_encoding({header:?}, {coding:?})"
+            );
         }
     }
 

@@ -493,6 +493,7 @@ impl Master<'_> {
                         reload_on_rss: config.reload_on_rss,
                         reload_on_as: config.reload_on_as,
                         min_worker_lifetime: config.min_worker_lifetime,
+                        statics: Arc::new(config.statics.clone()),
                     },
                     ready_fd: self.ready_write.as_raw_fd(),
                     close_fds,
