@@ -190,14 +190,22 @@ impl StaticConfig {
             };
             let name = format!("{base}{}", if rule.from_mtime { "-mtime" } else { "" });
             let separator = if rule.on == ExpiresOn::Type { '=' } else { ' ' };
-            line(&name, &format!("{}{separator}{}", rule.pattern, rule.seconds));
+            line(
+                &name,
+                &format!("{}{separator}{}", rule.pattern, rule.seconds),
+            );
         }
         if self.offload_threads != 0 {
             line("offload-threads", &self.offload_threads.to_string());
         }
     }
 
-    fn add_map(&mut self, kind: StaticMapKind, mountpoint: String, target: &str) -> Result<(), String> {
+    fn add_map(
+        &mut self,
+        kind: StaticMapKind,
+        mountpoint: String,
+        target: &str,
+    ) -> Result<(), String> {
         if target.is_empty() {
             return Err("expected a directory or file to serve, got an empty path".to_string());
         }
@@ -302,18 +310,42 @@ mod tests {
     fn values() {
         let cases: &[(&str, &str, Result<(), &str>)] = &[
             ("static-map", "/static=/srv", Ok(())),
-            ("static-map", "/static", Err("expected `/mountpoint=/path/to/dir` (or a file), got `/static`")),
-            ("static-map", "/static=", Err("expected a directory or file to serve, got an empty path")),
+            (
+                "static-map",
+                "/static",
+                Err("expected `/mountpoint=/path/to/dir` (or a file), got `/static`"),
+            ),
+            (
+                "static-map",
+                "/static=",
+                Err("expected a directory or file to serve, got an empty path"),
+            ),
             ("static-expires-type", "text/css=3600", Ok(())),
-            ("static-expires-type", "text/css 3600", Err("expected `mime/type=SECONDS`, got `text/css 3600`")),
+            (
+                "static-expires-type",
+                "text/css 3600",
+                Err("expected `mime/type=SECONDS`, got `text/css 3600`"),
+            ),
             ("static-expires", "/srv/.*\\.css 86400", Ok(())),
             ("static-expires-uri-mtime", "^/static/ 60", Ok(())),
             ("static-expires-path-info", "\\.png$ 60", Ok(())),
-            ("static-expires", "\\.css", Err("expected `REGEXP SECONDS`, got `\\.css`")),
-            ("static-expires", "\\.css soon", Err("expected a number of seconds after the pattern, got `\\.css soon`")),
+            (
+                "static-expires",
+                "\\.css",
+                Err("expected `REGEXP SECONDS`, got `\\.css`"),
+            ),
+            (
+                "static-expires",
+                "\\.css soon",
+                Err("expected a number of seconds after the pattern, got `\\.css soon`"),
+            ),
             ("static-gzip", "\\.(css|js)$", Ok(())),
             ("offload-threads", "4", Ok(())),
-            ("offload-threads", "many", Err("expected a whole number, got `many`")),
+            (
+                "offload-threads",
+                "many",
+                Err("expected a whole number, got `many`"),
+            ),
         ];
         for (name, value, expected) in cases {
             let got = applied(&[(name, value)]).map(drop);
@@ -321,7 +353,9 @@ mod tests {
         }
         let bad = applied(&[("static-gzip", "(")]).unwrap_err();
         assert!(bad.starts_with("invalid regular expression `(`"), "{bad}");
-        let rule = &applied(&[("static-expires-uri-mtime", "^/s/ 60")]).unwrap().expires[0];
+        let rule = &applied(&[("static-expires-uri-mtime", "^/s/ 60")])
+            .unwrap()
+            .expires[0];
         assert_eq!(
             rule,
             &ExpiresRule {

@@ -107,7 +107,9 @@ mod tests {
         let dir = open_dir_handle(&root).unwrap();
         let read = |name: &str| {
             open_beneath(dir.as_fd(), name.as_bytes())
-                .map(|fd| std::fs::read_to_string(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap())
+                .map(|fd| {
+                    std::fs::read_to_string(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap()
+                })
                 .map_err(|e| e.raw_os_error())
         };
         assert_eq!(read("sub/file"), Ok("file".to_string()));

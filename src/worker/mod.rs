@@ -265,7 +265,9 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     // Offload threads exist whenever static files are served: `offload-threads = 0` (the
     // default) means one, so that a slow client never holds a request thread.
     let offload = match &static_files {
-        Some(_) => Some(offload::Offload::new(setup.limits.statics.offload_threads.max(1))?),
+        Some(_) => Some(offload::Offload::new(
+            setup.limits.statics.offload_threads.max(1),
+        )?),
         None => None,
     };
 

@@ -128,7 +128,8 @@ fn run(shared: &Shared, index: usize) {
         for &(token, _) in events.iter() {
             if token == WAKE_TOKEN {
                 lane.wake.drain();
-                let jobs = std::mem::take(&mut *lane.queue.lock().unwrap_or_else(|p| p.into_inner()));
+                let jobs =
+                    std::mem::take(&mut *lane.queue.lock().unwrap_or_else(|p| p.into_inner()));
                 for job in jobs {
                     let fd = job.conn.fd.as_raw_fd();
                     // Level-triggered: a socket that is writable now is served on the next

@@ -227,7 +227,8 @@ impl StaticFiles {
                     };
                     match self.open_in(handle, path, &relative) {
                         Lookup::Pass => continue,
-                        other => return other,
+                        Lookup::Found(found) => found,
+                        Lookup::Forbidden => return Lookup::Forbidden,
                     }
                 }
             };
@@ -319,8 +320,14 @@ impl StaticFiles {
     fn with_variant<'s>(&self, mut found: Found<'s>, request: &StaticRequest<'_>) -> Lookup<'s> {
         let path_bytes = found.path.as_os_str().as_bytes();
         let wanted = self.gzip_all
-            || self.gzip_dirs.iter().any(|dir| path_bytes.starts_with(dir.as_bytes()))
-            || self.gzip_suffixes.iter().any(|suffix| path_bytes.ends_with(suffix.as_bytes()))
+            || self
+                .gzip_dirs
+                .iter()
+                .any(|dir| path_bytes.starts_with(dir.as_bytes()))
+            || self
+                .gzip_suffixes
+                .iter()
+                .any(|suffix| path_bytes.ends_with(suffix.as_bytes()))
             || self.gzip_patterns.iter().any(|re| re.is_match(path_bytes));
         if !wanted {
             return Lookup::Found(found);
@@ -359,13 +366,30 @@ impl StaticFiles {
 
     /// `Expires` from the first rule that matches, in uWSGI's order: file path, `PATH_INFO`,
     /// `REQUEST_URI`, then MIME type.
-    fn expires(&self, found: &Found, request: &StaticRequest<'_>, mime: Option<&str>, now: i64) -> Option<i64> {
-        for on in [ExpiresOn::File, ExpiresOn::PathInfo, ExpiresOn::Uri, ExpiresOn::Type] {
+    fn expires(
+        &self,
+        found: &Found,
+        request: &StaticRequest<'_>,
+        mime: Option<&str>,
+        now: i64,
+    ) -> Option<i64> {
+        for on in [
+            ExpiresOn::File,
+            ExpiresOn::PathInfo,
+            ExpiresOn::Uri,
+            ExpiresOn::Type,
+        ] {
             for from_mtime in [false, true] {
-                for rule in self.expires.iter().filter(|r| r.on == on && r.from_mtime == from_mtime) {
+                for rule in self
+                    .expires
+                    .iter()
+                    .filter(|r| r.on == on && r.from_mtime == from_mtime)
+                {
                     let matched = match (on, &rule.pattern) {
                         (ExpiresOn::Type, _) => mime == Some(rule.mime.as_str()),
-                        (ExpiresOn::File, Some(re)) => re.is_match(found.path.as_os_str().as_bytes()),
+                        (ExpiresOn::File, Some(re)) => {
+                            re.is_match(found.path.as_os_str().as_bytes())
+                        }
                         (ExpiresOn::PathInfo, Some(re)) => re.is_match(request.path_info),
                         (ExpiresOn::Uri, Some(re)) => re.is_match(request.uri),
                         _ => false,
@@ -528,7 +552,9 @@ pub fn serve_http(
         keep_alive: head.keep_alive && !shared.stopping.load(Ordering::Acquire),
         protocol_http: true,
     };
-    Ok(respond(shared, statics, conn, lookup, &request, answer, log, started))
+    Ok(respond(
+        shared, statics, conn, lookup, &request, answer, log, started,
+    ))
 }
 
 /// Serves a uwsgi-protocol request from the static files, or gives the connection back.
@@ -537,7 +563,13 @@ pub fn serve_uwsgi(shared: &Shared, conn: Conn, packet: &uwsgi::Packet<'_>) -> R
     let Some(statics) = shared.statics.as_ref() else {
         return Err(conn);
     };
-    let find = |name: &[u8]| packet.vars.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    let find = |name: &[u8]| {
+        packet
+            .vars
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| *v)
+    };
     let has_body = find(b"CONTENT_LENGTH")
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -546,7 +578,9 @@ pub fn serve_uwsgi(shared: &Shared, conn: Conn, packet: &uwsgi::Packet<'_>) -> R
         return Err(conn);
     }
     let method = find(b"REQUEST_METHOD").unwrap_or(b"");
-    let uri = find(b"REQUEST_URI").or_else(|| find(b"PATH_INFO")).unwrap_or(b"");
+    let uri = find(b"REQUEST_URI")
+        .or_else(|| find(b"PATH_INFO"))
+        .unwrap_or(b"");
     let request = StaticRequest {
         method,
         path_info: find(b"PATH_INFO").unwrap_or(b""),
@@ -586,7 +620,9 @@ pub fn serve_uwsgi(shared: &Shared, conn: Conn, packet: &uwsgi::Packet<'_>) -> R
         keep_alive: false,
         protocol_http: false,
     };
-    if let Some(conn) = respond(shared, statics, conn, lookup, &request, answer, log, started) {
+    if let Some(conn) = respond(
+        shared, statics, conn, lookup, &request, answer, log, started,
+    ) {
         drop(conn);
     }
     Ok(())
@@ -624,10 +660,8 @@ fn respond(
         Lookup::Pass => unreachable!("the callers pass these to the app"),
         Lookup::Forbidden => {
             let body = b"forbidden\n";
-            let headers: Vec<(&[u8], &[u8])> = vec![
-                (b"Content-Type", b"text/plain"),
-                (b"Content-Length", b"10"),
-            ];
+            let headers: Vec<(&[u8], &[u8])> =
+                vec![(b"Content-Type", b"text/plain"), (b"Content-Length", b"10")];
             let (framing, keep_alive) = response::choose_framing(
                 answer.version,
                 answer.is_head,
@@ -636,7 +670,14 @@ fn respond(
                 answer.keep_alive,
                 false,
             );
-            response::write_head(&mut head, answer.version, b"403 Forbidden", &headers, &framing, keep_alive);
+            response::write_head(
+                &mut head,
+                answer.version,
+                b"403 Forbidden",
+                &headers,
+                &framing,
+                keep_alive,
+            );
             log.header_count = headers.len();
             log.header_bytes = head.len();
             log.status = 403;
@@ -645,7 +686,13 @@ fn respond(
                 log.body_bytes = body.len() as u64;
             }
             (
-                Transfer { head, head_sent: 0, file: None, offset: 0, remaining: 0 },
+                Transfer {
+                    head,
+                    head_sent: 0,
+                    file: None,
+                    offset: 0,
+                    remaining: 0,
+                },
                 keep_alive,
             )
         }
@@ -675,9 +722,22 @@ fn respond(
                 .headers
                 .iter()
                 .map(|(name, value)| (*name, value.as_bytes()))
-                .chain(shared.limits.add_headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())))
+                .chain(
+                    shared
+                        .limits
+                        .add_headers
+                        .iter()
+                        .map(|(n, v)| (n.as_slice(), v.as_slice())),
+                )
                 .collect();
-            response::write_head(&mut head, answer.version, plan.status, &headers, &framing, keep_alive);
+            response::write_head(
+                &mut head,
+                answer.version,
+                plan.status,
+                &headers,
+                &framing,
+                keep_alive,
+            );
             log.header_count = headers.len();
             log.header_bytes = head.len();
             log.status = code;
@@ -725,7 +785,8 @@ fn respond(
                 }
                 // Without offload threads (none configured cannot happen with static maps,
                 // but keep the request thread correct) the body is sent here.
-                None => super::offload::send_blocking(job).and_then(|(conn, keep)| finish(shared, conn, keep)),
+                None => super::offload::send_blocking(job)
+                    .and_then(|(conn, keep)| finish(shared, conn, keep)),
             }
         }
         Err(err) => {

@@ -366,7 +366,10 @@ mod tests {
         check(range("bytes=1000-"), Answer::Unsatisfiable);
         check(range("bytes=5000-6000"), Answer::Unsatisfiable);
         check(range("bytes=-0"), Answer::Unsatisfiable);
-        check(range("bytes=99999999999999999999999-"), Answer::Unsatisfiable);
+        check(
+            range("bytes=99999999999999999999999-"),
+            Answer::Unsatisfiable,
+        );
         check(range("bytes=9-5"), Answer::Full);
         check(range("bytes=0-1,5-6"), Answer::Full);
         check(range("items=0-1"), Answer::Full);
@@ -435,7 +438,11 @@ mod tests {
             ),
         ];
         for (answer, expected) in cases {
-            assert_eq!(render(&plan(answer, FACTS, &extras)), expected, "{answer:?}");
+            assert_eq!(
+                render(&plan(answer, FACTS, &extras)),
+                expected,
+                "{answer:?}"
+            );
         }
         let gzip = Extras {
             content_type: None,

@@ -122,7 +122,11 @@ mod tests {
             assert_eq!(parse(text.as_bytes()), expected, "parse({text:?})");
         }
         for secs in [0, 86_399, 86_400, 951_868_800, 1_700_000_000, 4_102_444_799] {
-            assert_eq!(parse(format(secs).as_bytes()), Some(secs), "round trip {secs}");
+            assert_eq!(
+                parse(format(secs).as_bytes()),
+                Some(secs),
+                "round trip {secs}"
+            );
         }
     }
 }

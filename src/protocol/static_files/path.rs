@@ -132,7 +132,12 @@ mod tests {
             (MapKind::Strip, "/static", "/staticfoo", Some("foo")),
             (MapKind::Strip, "/static", "/other/a.css", None),
             (MapKind::Strip, "/favicon.ico", "/favicon.ico", Some("")),
-            (MapKind::Append, "/static", "/static/a.css", Some("/static/a.css")),
+            (
+                MapKind::Append,
+                "/static",
+                "/static/a.css",
+                Some("/static/a.css"),
+            ),
             (MapKind::Append, "/static", "/x", None),
             (MapKind::Check, "", "/anything", Some("/anything")),
         ];
