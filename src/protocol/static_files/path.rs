@@ -171,6 +171,43 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Folding is idempotent, never leaves `.`/`..`/empty segments, and refuses exactly
+        /// the paths whose `..`s outnumber the names before them at some point.
+        #[test]
+        fn folding_never_climbs(segments in proptest::collection::vec(
+            proptest::sample::select(vec!["a", "b.css", "..", ".", "", "%2e%2e", "..."]),
+            0..12,
+        )) {
+            let path = format!("/{}", segments.join("/"));
+            let mut depth: i32 = 0;
+            let mut climbs = false;
+            for segment in &segments {
+                match *segment {
+                    "" | "." => {}
+                    ".." => {
+                        depth -= 1;
+                        climbs |= depth < 0;
+                    }
+                    _ => depth += 1,
+                }
+            }
+            match normalize(path.as_bytes()) {
+                Err(refusal) => {
+                    proptest::prop_assert!(climbs);
+                    proptest::prop_assert_eq!(refusal, Refusal::Escapes);
+                }
+                Ok(folded) => {
+                    proptest::prop_assert!(!climbs);
+                    proptest::prop_assert!(folded
+                        .split(|&b| b == b'/')
+                        .all(|s| folded.is_empty() || !matches!(s, b"" | b"." | b"..")));
+                    proptest::prop_assert_eq!(normalize(&folded), Ok(folded.clone()));
+                }
+            }
+        }
+    }
+
     #[test]
     fn suffixes() {
         let skip = vec![".php".to_string(), ".inc".to_string()];
