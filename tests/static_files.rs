@@ -609,3 +609,35 @@ fn slow_static_downloads_leave_the_request_thread_free() {
     assert_eq!(core_sum(&stats, "offloaded_requests"), 1, "{stats}");
     let _ = TcpStream::connect(addr);
 }
+
+#[test]
+fn file_serve_mode_names_the_file_for_the_front_end() {
+    let site = Site::new();
+    let (_kaiser, addr) = site.start(&["--file-serve-mode", "x-accel-redirect"]);
+    let css = get(addr, "/static/app.css", &[]);
+    assert_eq!(css.status, 200, "{css}");
+    assert!(css.body.is_empty(), "{css}");
+    let real = std::fs::canonicalize(site.dir.join("www/app.css")).unwrap();
+    assert_eq!(
+        css.header("X-Accel-Redirect"),
+        Some(real.display().to_string().as_str()),
+        "{css}"
+    );
+    assert_eq!(css.header("Content-Type"), Some("text/css; charset=utf-8"));
+    let last_modified = css.header("Last-Modified").unwrap().to_string();
+    let cached = get(
+        addr,
+        "/static/app.css",
+        &[("If-Modified-Since", &last_modified)],
+    );
+    assert_eq!(cached.status, 304, "{cached}");
+
+    let (_kaiser, addr) = site.start(&["--file-serve-mode", "x-sendfile"]);
+    let css = get(addr, "/static/app.css", &[]);
+    assert_eq!(
+        css.header("X-Sendfile"),
+        Some(real.display().to_string().as_str()),
+        "{css}"
+    );
+    assert!(css.body.is_empty(), "{css}");
+}

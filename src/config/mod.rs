@@ -43,7 +43,7 @@ mod statics;
 mod typed;
 
 pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
-pub use statics::{ExpiresOn, ExpiresRule, StaticConfig, StaticMap, StaticMapKind};
+pub use statics::{ExpiresOn, ExpiresRule, FileServeMode, StaticConfig, StaticMap, StaticMapKind};
 
 /// Facts about the running process that magic variables need (`%v %h %k %u %g %t %b`).
 #[derive(Debug, Clone)]

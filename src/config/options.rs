@@ -460,7 +460,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("honour-range", Bool, Static, "honour `Range` headers").noop("kaiser always honours `Range` for static files (206, 416); an app's responses are the app's"),
     opt("static-cache-paths", Int, Static, "cache resolved static paths").aliases(&["static-cache-paths-name"]).noop("kaiser resolves a static path with one `openat2` per request; there is no cache to keep"),
     opt("check-static-docroot", Bool, Static, "serve files under the request's `DOCUMENT_ROOT`").later_hint("use `check-static` or `static-map`"),
-    opt("file-serve-mode", Text, Static, "hand static files to the front end (`x-sendfile`, `x-accel-redirect`)").aliases(&["fileserve-mode"]).later_hint("kaiser sends static files itself with sendfile"),
+    opt("file-serve-mode", Text, Static, "let the front end send static files: `x-accel-redirect` (or `nginx`) answers with an `X-Accel-Redirect` header naming the file, `x-sendfile` with `X-Sendfile`, and no body").aliases(&["fileserve-mode"]),
     // --- emperor ---
     opt("emperor", Text, Emperor, "run as the Emperor, watching this directory or glob for vassal files").multi(),
     opt("emperor-throttle", Millis, Emperor, "throttle step for vassals that keep dying, in ms").default("1000"),

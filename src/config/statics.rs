@@ -50,6 +50,15 @@ pub struct StaticMap {
     pub target: PathBuf,
 }
 
+/// `file-serve-mode`: the front end sends the file, named in a response header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileServeMode {
+    /// `X-Accel-Redirect` (nginx).
+    XAccelRedirect,
+    /// `X-Sendfile` (Apache, lighttpd).
+    XSendfile,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StaticConfig {
     /// In the order uWSGI tries them: every `check-static`, then `static-map`, then
@@ -67,6 +76,8 @@ pub struct StaticConfig {
     pub mime_files: Vec<PathBuf>,
     /// `offload-threads`: 0 means one per worker when static files are served.
     pub offload_threads: u32,
+    /// `file-serve-mode`; `None`: kaiser sends the file itself.
+    pub file_serve_mode: Option<FileServeMode>,
 }
 
 /// Every option this module applies.
@@ -91,6 +102,7 @@ pub const OPTION_NAMES: &[&str] = &[
     "static-gzip-ext",
     "mimefile",
     "offload-threads",
+    "file-serve-mode",
 ];
 
 impl StaticConfig {
@@ -124,6 +136,18 @@ impl StaticConfig {
             "static-gzip-dir" => self.gzip_dirs.push(non_empty(value)?),
             "static-gzip-ext" => self.gzip_suffixes.push(non_empty(value)?),
             "mimefile" => self.mime_files.push(PathBuf::from(non_empty(value)?)),
+            "file-serve-mode" => {
+                // uWSGI's spellings; uWSGI ignores any other value, kaiser refuses it.
+                self.file_serve_mode = match value.to_ascii_lowercase().as_str() {
+                    "x-sendfile" | "xsendfile" => Some(FileServeMode::XSendfile),
+                    "x-accel-redirect" | "xaccelredirect" | "nginx" => {
+                        Some(FileServeMode::XAccelRedirect)
+                    }
+                    _ => return Err(format!(
+                        "expected `x-accel-redirect` (or `nginx`) or `x-sendfile`, got `{value}`"
+                    )),
+                }
+            }
             "offload-threads" => {
                 self.offload_threads = value
                     .parse()
@@ -194,6 +218,11 @@ impl StaticConfig {
                 &name,
                 &format!("{}{separator}{}", rule.pattern, rule.seconds),
             );
+        }
+        match self.file_serve_mode {
+            Some(FileServeMode::XAccelRedirect) => line("file-serve-mode", "x-accel-redirect"),
+            Some(FileServeMode::XSendfile) => line("file-serve-mode", "x-sendfile"),
+            None => {}
         }
         if self.offload_threads != 0 {
             line("offload-threads", &self.offload_threads.to_string());

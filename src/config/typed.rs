@@ -644,6 +644,7 @@ mod tests {
                 _ if spec.name.starts_with("static-map") => "/s=/srv",
                 _ if spec.name.starts_with("static-expires-type") => "text/css=60",
                 _ if spec.name.starts_with("static-expires") => "x 60",
+                _ if spec.name == "file-serve-mode" => "nginx",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",

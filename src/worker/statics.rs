@@ -29,7 +29,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use super::exchange::RequestLog;
 use super::serve::{current_core, Conn};
 use super::Shared;
-use crate::config::{ExpiresOn, StaticConfig, StaticMapKind};
+use crate::config::{ExpiresOn, FileServeMode, StaticConfig, StaticMapKind};
 use crate::protocol::http::{self, Version};
 use crate::protocol::response;
 use crate::protocol::static_files::conditional::{self, Conditions, FileFacts};
@@ -53,6 +53,7 @@ pub struct StaticFiles {
     gzip_patterns: Vec<regex::bytes::Regex>,
     gzip_dirs: Vec<String>,
     gzip_suffixes: Vec<String>,
+    file_serve_mode: Option<FileServeMode>,
 }
 
 struct Mapping {
@@ -177,6 +178,7 @@ impl StaticFiles {
                 .collect(),
             gzip_dirs: config.gzip_dirs.clone(),
             gzip_suffixes: config.gzip_suffixes.clone(),
+            file_serve_mode: config.file_serve_mode,
         };
         for map in &statics.maps {
             if map.root().is_none() {
@@ -707,7 +709,17 @@ fn respond(
                 expires: statics.expires(&found, request, mime, now),
                 vary: found.has_variants,
             };
-            let plan = conditional::plan(decision, found.facts, &extras);
+            let plan = match statics.file_serve_mode {
+                None => conditional::plan(decision, found.facts, &extras),
+                Some(mode) => {
+                    let header: &'static [u8] = match mode {
+                        FileServeMode::XAccelRedirect => b"X-Accel-Redirect",
+                        FileServeMode::XSendfile => b"X-Sendfile",
+                    };
+                    let path = found.path.to_string_lossy();
+                    conditional::plan_handoff(decision, found.facts, &extras, header, &path)
+                }
+            };
             let code = response::parse_status(plan.status).unwrap_or(200);
             let length = plan.body.map(|(_, length)| length);
             let (framing, keep_alive) = response::choose_framing(

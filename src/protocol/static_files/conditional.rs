@@ -262,6 +262,39 @@ pub fn plan(answer: Answer, facts: FileFacts, extras: &Extras<'_>) -> Plan {
     }
 }
 
+/// `file-serve-mode`: the front end (nginx's `X-Accel-Redirect`, Apache's `X-Sendfile`)
+/// sends the file; the answer is a head naming it, as uWSGI's is. A conditional GET is still
+/// answered 304 here; a range is the front end's to serve.
+pub fn plan_handoff(
+    answer: Answer,
+    facts: FileFacts,
+    extras: &Extras<'_>,
+    header: &'static [u8],
+    path: &str,
+) -> Plan {
+    if answer == Answer::NotModified {
+        return plan(answer, facts, extras);
+    }
+    let mut headers: Vec<(&'static [u8], String)> = Vec::with_capacity(5);
+    if let Some(content_type) = extras.content_type {
+        headers.push((b"Content-Type", content_type.to_string()));
+    }
+    if let Some(encoding) = extras.encoding {
+        headers.push((b"Content-Encoding", encoding.to_string()));
+    }
+    headers.push((header, path.to_string()));
+    headers.push((b"Last-Modified", date::format(facts.mtime)));
+    if let Some(expires) = extras.expires {
+        headers.push((b"Expires", date::format(expires)));
+    }
+    headers.push((b"Content-Length", "0".to_string()));
+    Plan {
+        status: b"200 OK",
+        headers,
+        body: Some((0, 0)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,6 +442,32 @@ mod tests {
         }
         text.push_str(&format!("|body {:?}", plan.body));
         text
+    }
+
+    #[test]
+    fn handoffs() {
+        let extras = Extras {
+            content_type: Some("image/png"),
+            ..Extras::default()
+        };
+        let handoff = |answer| {
+            render(&plan_handoff(
+                answer,
+                FACTS,
+                &extras,
+                b"X-Accel-Redirect",
+                "/srv/a.png",
+            ))
+        };
+        assert_eq!(
+            handoff(Answer::Full),
+            "200 OK|Content-Type: image/png|X-Accel-Redirect: /srv/a.png|Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT|Content-Length: 0|body Some((0, 0))"
+        );
+        assert_eq!(
+            handoff(Answer::Partial { start: 0, end: 1 }),
+            handoff(Answer::Full)
+        );
+        assert!(handoff(Answer::NotModified).starts_with("304 Not Modified|"));
     }
 
     #[test]
