@@ -641,3 +641,39 @@ fn file_serve_mode_names_the_file_for_the_front_end() {
     );
     assert!(css.body.is_empty(), "{css}");
 }
+
+#[test]
+fn check_static_docroot_serves_under_the_front_ends_document_root() {
+    let site = Site::new();
+    let kaiser = Kaiser::spawn(&[
+        "--socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--check-static-docroot",
+    ]);
+    let addr = kaiser
+        .wait_for_addr("protocol=\"uwsgi\"", START_TIMEOUT)
+        .unwrap();
+    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    let ask = |path_info: &str, docroot: &str| {
+        let mut vars = cgi_vars("GET", path_info, None, &[]);
+        for (key, value) in vars.iter_mut() {
+            if key == "DOCUMENT_ROOT" {
+                *value = docroot.to_string();
+            }
+        }
+        let stream = wait_for_connect(addr, START_TIMEOUT).unwrap();
+        uwsgi_request(stream, &vars, b"").unwrap_or_else(|e| panic!("{path_info}: {e}"))
+    };
+    let root = site.root();
+    let css = ask("/app.css", &root);
+    assert_eq!(css.text(), CSS, "{css}");
+    assert_eq!(ask("/../secret.txt", &root).status, 403);
+    assert_eq!(ask("/leak.txt", &root).status, 403);
+    let elsewhere = ask("/app.css", "/nonexistent-docroot");
+    assert!(
+        elsewhere.text().contains("no route for '/app.css'"),
+        "{elsewhere}"
+    );
+}

@@ -78,6 +78,8 @@ pub struct StaticConfig {
     pub offload_threads: u32,
     /// `file-serve-mode`; `None`: kaiser sends the file itself.
     pub file_serve_mode: Option<FileServeMode>,
+    /// `check-static-docroot`: also look under each uwsgi request's `DOCUMENT_ROOT`.
+    pub docroot: bool,
 }
 
 /// Every option this module applies.
@@ -103,12 +105,13 @@ pub const OPTION_NAMES: &[&str] = &[
     "mimefile",
     "offload-threads",
     "file-serve-mode",
+    "check-static-docroot",
 ];
 
 impl StaticConfig {
     /// Whether any request can be served as a static file.
     pub fn enabled(&self) -> bool {
-        !self.maps.is_empty()
+        !self.maps.is_empty() || self.docroot
     }
 
     /// Applies one option (by its canonical name) with its value.
@@ -132,6 +135,7 @@ impl StaticConfig {
             "static-skip-ext" => self.skip_ext.push(non_empty(value)?),
             "static-safe" => self.safe.push(PathBuf::from(non_empty(value)?)),
             "static-gzip-all" => self.gzip_all = truthy,
+            "check-static-docroot" => self.docroot = truthy,
             "static-gzip" => self.gzip_patterns.push(regex(value)?),
             "static-gzip-dir" => self.gzip_dirs.push(non_empty(value)?),
             "static-gzip-ext" => self.gzip_suffixes.push(non_empty(value)?),
@@ -143,9 +147,11 @@ impl StaticConfig {
                     "x-accel-redirect" | "xaccelredirect" | "nginx" => {
                         Some(FileServeMode::XAccelRedirect)
                     }
-                    _ => return Err(format!(
+                    _ => {
+                        return Err(format!(
                         "expected `x-accel-redirect` (or `nginx`) or `x-sendfile`, got `{value}`"
-                    )),
+                    ))
+                    }
                 }
             }
             "offload-threads" => {
@@ -204,6 +210,9 @@ impl StaticConfig {
         }
         if self.gzip_all {
             line("static-gzip-all", "true");
+        }
+        if self.docroot {
+            line("check-static-docroot", "true");
         }
         for rule in &self.expires {
             let base = match rule.on {

@@ -54,6 +54,8 @@ pub struct StaticFiles {
     gzip_dirs: Vec<String>,
     gzip_suffixes: Vec<String>,
     file_serve_mode: Option<FileServeMode>,
+    /// `check-static-docroot`.
+    docroot: bool,
 }
 
 struct Mapping {
@@ -86,6 +88,8 @@ pub struct StaticRequest<'a> {
     pub uri: &'a [u8],
     pub conditions: Conditions<'a>,
     pub accept_encoding: Option<&'a [u8]>,
+    /// `DOCUMENT_ROOT`, from the uwsgi protocol only (for `check-static-docroot`).
+    pub document_root: Option<&'a [u8]>,
 }
 
 enum Lookup<'s> {
@@ -179,6 +183,7 @@ impl StaticFiles {
             gzip_dirs: config.gzip_dirs.clone(),
             gzip_suffixes: config.gzip_suffixes.clone(),
             file_serve_mode: config.file_serve_mode,
+            docroot: config.docroot,
         };
         for map in &statics.maps {
             if map.root().is_none() {
@@ -236,7 +241,48 @@ impl StaticFiles {
             };
             return self.with_variant(found, request);
         }
-        Lookup::Pass
+        match request.document_root {
+            Some(docroot) if self.docroot && !docroot.is_empty() => {
+                self.lookup_docroot(docroot, request)
+            }
+            _ => Lookup::Pass,
+        }
+    }
+
+    /// `check-static-docroot`: the request's `DOCUMENT_ROOT` (set by the front end, nginx's
+    /// `$document_root`) is a root like any other, opened for this request only.
+    fn lookup_docroot(&self, docroot: &[u8], request: &StaticRequest<'_>) -> Lookup<'static> {
+        let Ok(root) = std::fs::canonicalize(std::ffi::OsStr::from_bytes(docroot)) else {
+            return Lookup::Pass;
+        };
+        let Ok(handle) = sys::file::open_dir_handle(&root) else {
+            return Lookup::Pass;
+        };
+        let relative = match path::normalize(request.path_info) {
+            Ok(relative) => relative,
+            Err(refusal) => {
+                tracing::warn!(path = %String::from_utf8_lossy(request.path_info).escape_debug(), reason = ?refusal, "static path refused");
+                return Lookup::Forbidden;
+            }
+        };
+        let found = match self.open_in(&handle, &root, &relative) {
+            Lookup::Found(found) => found,
+            Lookup::Forbidden => return Lookup::Forbidden,
+            Lookup::Pass => return Lookup::Pass,
+        };
+        // The handle closes with this call; a variant is opened by its path instead.
+        let Found {
+            file, facts, path, ..
+        } = found;
+        let found = Found {
+            file,
+            facts,
+            path,
+            beneath: None,
+            encoding: None,
+            has_variants: false,
+        };
+        self.with_variant(found, request)
     }
 
     /// Opens `relative` under a root directory: the file, or a directory's index file.
@@ -533,6 +579,7 @@ pub fn serve_http(
             if_range: header("if-range"),
         },
         accept_encoding: header("accept-encoding"),
+        document_root: None,
     };
     let started = Instant::now();
     let lookup = statics.lookup(&request);
@@ -594,6 +641,7 @@ pub fn serve_uwsgi(shared: &Shared, conn: Conn, packet: &uwsgi::Packet<'_>) -> R
             if_range: find(b"HTTP_IF_RANGE"),
         },
         accept_encoding: find(b"HTTP_ACCEPT_ENCODING"),
+        document_root: find(b"DOCUMENT_ROOT"),
     };
     let started = Instant::now();
     let lookup = statics.lookup(&request);
