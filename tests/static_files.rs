@@ -245,12 +245,21 @@ fn serves_precompressed_variants_and_expires() {
         .unwrap()
         .set_modified(past)
         .unwrap();
+    let mime = site
+        .dir
+        .write("mime.types", "application/x-kaiser-test\tjs2 dat\n");
+    let mime = mime.display().to_string();
+    site.dir.write("www/thing.dat", "dat\n");
     let (_kaiser, addr) = site.start(&[
         "--static-gzip-all",
         "--static-expires-type",
         "text/css=3600",
         "--static-expires-mtime",
         "data\\.bin$ 60",
+        "--static-expires-uri",
+        "^/static/sub/ 120",
+        "--mimefile",
+        &mime,
     ]);
     let gzip = get(
         addr,
@@ -286,6 +295,20 @@ fn serves_precompressed_variants_and_expires() {
     );
     let none = get(addr, "/static/app.js", &[]);
     assert_eq!(none.header("Expires"), None, "{none}");
+    let by_uri = get(addr, "/static/sub/index.html", &[]);
+    assert!(by_uri.header("Expires").is_some(), "{by_uri}");
+    // `mimefile` comes first; the built-in table still fills what it lacks.
+    let custom = get(addr, "/static/thing.dat", &[]);
+    assert_eq!(
+        custom.header("Content-Type"),
+        Some("application/x-kaiser-test"),
+        "{custom}"
+    );
+    assert_eq!(
+        css.header("Content-Type"),
+        Some("text/css; charset=utf-8"),
+        "{css}"
+    );
 }
 
 /// Classic traversal payloads, raw on the wire: none may ever bring back the secret file
