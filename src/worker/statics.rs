@@ -593,6 +593,7 @@ pub fn serve_http(
         remote_addr: conn.peer_addr.clone(),
         var_count: head.headers.len() + 8,
         packet_size: head.len,
+        forwarded_for: forwarded_for(shared, header("x-forwarded-for")),
         ..RequestLog::default()
     };
     let answer = Answer {
@@ -662,6 +663,7 @@ pub fn serve_uwsgi(shared: &Shared, conn: Conn, packet: &uwsgi::Packet<'_>) -> R
         remote_user: String::from_utf8_lossy(find(b"REMOTE_USER").unwrap_or(b"")).into_owned(),
         var_count: packet.vars.len(),
         packet_size: packet.len - uwsgi::HEADER_LEN,
+        forwarded_for: forwarded_for(shared, find(b"HTTP_X_FORWARDED_FOR")),
         ..RequestLog::default()
     };
     let answer = Answer {
@@ -676,6 +678,16 @@ pub fn serve_uwsgi(shared: &Shared, conn: Conn, packet: &uwsgi::Packet<'_>) -> R
         drop(conn);
     }
     Ok(())
+}
+
+/// `log-x-forwarded-for`: the address the request line shows instead of the peer's.
+fn forwarded_for(shared: &Shared, header: Option<&[u8]>) -> String {
+    match header {
+        Some(value) if shared.limits.log_x_forwarded_for => {
+            String::from_utf8_lossy(value).into_owned()
+        }
+        _ => String::new(),
+    }
 }
 
 #[derive(Clone, Copy)]
