@@ -378,6 +378,8 @@ mod tests {
                 Err("expected a number of seconds after the pattern, got `\\.css soon`"),
             ),
             ("static-gzip", "\\.(css|js)$", Ok(())),
+            ("static-gzip", "(?i)\\.JPE?G$", Ok(())),
+            ("static-expires", "\\d+\\.png 60", Ok(())),
             ("offload-threads", "4", Ok(())),
             (
                 "offload-threads",
