@@ -700,3 +700,55 @@ fn check_static_docroot_serves_under_the_front_ends_document_root() {
         "{elsewhere}"
     );
 }
+
+#[test]
+fn a_graceful_stop_finishes_offloaded_downloads() {
+    let site = Site::new();
+    const BIG: usize = 32 << 20;
+    let big: Vec<u8> = (0..BIG).map(|i| (i % 253) as u8).collect();
+    site.dir.write("www/big.bin", &big);
+    let (mut kaiser, addr) = site.start(&["--socket-timeout", "30"]);
+    let mut slow = wait_for_connect(addr, START_TIMEOUT).unwrap();
+    slow.write_all(&request_bytes(
+        "GET",
+        "/static/big.bin",
+        &[("Connection", "close")],
+        b"",
+    ))
+    .unwrap();
+    slow.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    kaiser
+        .wait_for_log("GET /static/big.bin => generated", START_TIMEOUT)
+        .unwrap();
+    assert!(kaiser.logs().contains("via offload()"), "{}", kaiser.logs());
+    // Stop while most of the file is still to be sent: the worker waits for the transfer.
+    kaiser.signal(libc::SIGTERM);
+    kaiser.wait_for_log("shutting down", START_TIMEOUT).unwrap();
+    // While the client reads nothing, the worker stays (a worker that did not wait would
+    // be gone well within this window, taking the transfer with it).
+    let early = kaiser.wait_for_log("worker stopped", Duration::from_secs(3));
+    assert!(
+        early.is_err(),
+        "the worker stopped with a download pending:
+{}",
+        kaiser.logs()
+    );
+    let mut received = Vec::new();
+    slow.read_to_end(&mut received).unwrap();
+    let head_end = received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    assert_eq!(
+        received.len() - head_end,
+        BIG,
+        "the download was cut short by the stop"
+    );
+    assert!(
+        received[head_end..] == big[..],
+        "the body differs from the file"
+    );
+    let status = kaiser.expect_exit(START_TIMEOUT);
+    assert!(status.success(), "{status:?}\n{}", kaiser.logs());
+}
