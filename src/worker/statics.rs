@@ -187,7 +187,7 @@ impl StaticFiles {
         };
         for map in &statics.maps {
             if map.root().is_none() {
-                tracing::warn!(target = %map.target.display(), "static root not found; requests for it go to the app until it exists");
+                tracing::warn!(root = %map.target.display(), "static root not found; requests for it go to the app until it exists");
             }
         }
         Some(statics)
