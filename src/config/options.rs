@@ -459,7 +459,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("offload-threads", Int, Static, "threads per worker that finish sending static files a client does not take at once, so request threads never wait on slow clients (0: one when static files are served)").aliases(&["offload-thread", "static-offload-to-thread"]).default("0"),
     opt("honour-range", Bool, Static, "honour `Range` headers").noop("kaiser always honours `Range` for static files (206, 416); an app's responses are the app's"),
     opt("static-cache-paths", Int, Static, "cache resolved static paths").aliases(&["static-cache-paths-name"]).noop("kaiser resolves a static path with one `openat2` per request; there is no cache to keep"),
-    opt("disable-sendfile", Bool, Static, "send files with read/write instead of sendfile").noop("kaiser always sends static files and `wsgi.file_wrapper` bodies with sendfile"),
+    opt("disable-sendfile", Bool, Static, "send files with read/write instead of sendfile").noop("kaiser always sends static files, and `wsgi.file_wrapper` bodies of known length, with sendfile"),
     opt("check-static-docroot", Bool, Static, "also serve the file named by the path under each uwsgi request's `DOCUMENT_ROOT` (nginx's `$document_root`), tried after the mappings").default("false"),
     opt("file-serve-mode", Text, Static, "let the front end send static files: `x-accel-redirect` (or `nginx`) answers with an `X-Accel-Redirect` header naming the file, `x-sendfile` with `X-Sendfile`, and no body").aliases(&["fileserve-mode"]),
     // --- emperor ---
