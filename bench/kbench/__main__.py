@@ -42,7 +42,7 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--workloads", metavar="NAMES",
-        help="comma-separated subset of the workloads (hello,flask,post,large,slow,static): more "
+        help="comma-separated subset of the workloads (hello,flask,echo,big,slow,file,static): more "
         "repetitions of a few cells in the time of a full run; writes <date>-<host>-<plan>-<names>.md, "
         "which the README's summary never comes from",
     )

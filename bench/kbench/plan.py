@@ -83,10 +83,12 @@ def _cells(pinning, workloads, front_ends=FRONT_ENDS, only_servers=None):
     cells = []
     for workload in workloads:
         for front_end, names in front_ends:
-            if front_end == "ceiling" and workload.name != "hello":
-                continue  # nginx's fixed string stands in for hello world only
+            if front_end == "ceiling" and workload.name not in ("hello", "static"):
+                continue  # nginx's fixed string stands in for hello world, its alias for static-map
             for server in names:
                 if only_servers and server not in only_servers and server != "nginx":
+                    continue
+                if workload.static_root and not servers.SERVERS[server].static_files:
                     continue
                 cells.append(Cell(pinning, workload, front_end, server))
     return cells
@@ -117,7 +119,7 @@ def quick_plan(workloads, only_servers=None):
         repetitions=1,
         seconds=3,
         warmup_seconds=1,
-        cells=_cells("pinned", [by_name["hello"]], only_servers=only_servers)
+        cells=_cells("pinned", [by_name["hello"], by_name["static"]], only_servers=only_servers)
         + _cells(
             "pinned",
             [by_name["flask"]],
@@ -167,7 +169,7 @@ def run_cell(tools, apps, plan, cell, results, label):
     try:
         deployment = servers.deploy(
             tools, cell.server, cell.front_end, app, cell.workload.threads,
-            SERVER_CPU if pinned else None, tag,
+            SERVER_CPU if pinned else None, tag, static_root=cell.workload.static_root,
         )
     except servers.StartFailed as error:
         _fail(results, what, str(error))

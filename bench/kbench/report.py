@@ -33,6 +33,12 @@ FRONT_END_NAMES = {
 }
 
 
+def _front_end_name(workload, front_end):
+    if front_end == "ceiling" and workload.static_root:
+        return "nginx serving the file"
+    return FRONT_END_NAMES[front_end]
+
+
 def _output(argv):
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=20)
@@ -115,6 +121,7 @@ def _workloads_in(results, pinning, workloads):
 
 
 def _summary(results, pinning, workloads, failed_keys):
+    notes_static = []
     lines = [
         f"| workload | front end | kaiser req/s | vs uWSGI | vs gunicorn | vs granian | kaiser answered |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -156,9 +163,20 @@ def _summary(results, pinning, workloads, failed_keys):
                 f"| {workload.title} | {FRONT_END_NAMES[front_end]} | {kaiser_rps} | "
                 + " | ".join(cells) + f" | {answered} |"
             )
+    for front_end in ("http", "nginx"):
+        nginx_static = results.samples.get((pinning, "static", "ceiling", "nginx"), [])
+        kaiser_static = results.samples.get((pinning, "static", front_end, "kaiser"), [])
+        if nginx_static and kaiser_static:
+            spread = _paired_range(kaiser_static, nginx_static)
+            notes_static.append(
+                f"static-map over {FRONT_END_NAMES[front_end]}, kaiser vs nginx serving the same file itself "
+                f"({_median_of(nginx_static, 'rps'):,.0f} req/s): "
+                f"{_ratio(_median_of(kaiser_static, 'rps'), _median_of(nginx_static, 'rps'))} "
+                f"({spread}p99 {_ratio(_median_of(kaiser_static, 'p99_ms'), _median_of(nginx_static, 'p99_ms'))})."
+            )
     ceiling = results.samples.get((pinning, "hello", "ceiling", "nginx"), [])
     kaiser_hello = results.samples.get((pinning, "hello", "http", "kaiser"), [])
-    notes = []
+    notes = list(notes_static)
     if ceiling:
         share = ""
         if kaiser_hello:
@@ -191,7 +209,7 @@ def _detail(results, pinning, workloads):
                 if not samples:
                     continue
                 lines.append(
-                    f"| {workload.title} | {FRONT_END_NAMES[front_end]} | {NAMES[server]} | {_rps_cell(samples)} | "
+                    f"| {workload.title} | {_front_end_name(workload, front_end)} | {NAMES[server]} | {_rps_cell(samples)} | "
                     f"{_median_of(samples, 'p50_ms'):.2f} | {_median_of(samples, 'p99_ms'):.2f} | "
                     f"{_errors_cell(samples)} | {_median([s.busy for s in samples]):.0f} | "
                     f"{min(s.answered for s in samples)}/{workload.connections} | "

@@ -35,15 +35,17 @@ class ServerKind:
     # A master FIFO (`master-fifo`) on which `c` starts a chain reload: workers replaced one
     # at a time. gunicorn and granian have no chain reload.
     chain_reload: bool = False
+    # Serves a directory of static files itself (`static-map`; nginx's `alias`).
+    static_files: bool = False
 
 
 SERVERS = {
-    "kaiser": ServerKind("kaiser", ("http", "nginx"), signal.SIGINT, signal.SIGHUP, chain_reload=True),
+    "kaiser": ServerKind("kaiser", ("http", "nginx"), signal.SIGINT, signal.SIGHUP, chain_reload=True, static_files=True),
     # uWSGI 2.0 treats SIGTERM as a brutal reload; SIGINT stops it.
-    "uwsgi": ServerKind("uwsgi", ("http", "nginx"), signal.SIGINT, signal.SIGHUP, chain_reload=True),
+    "uwsgi": ServerKind("uwsgi", ("http", "nginx"), signal.SIGINT, signal.SIGHUP, chain_reload=True, static_files=True),
     "gunicorn": ServerKind("gunicorn", ("http",), signal.SIGINT, signal.SIGHUP),
     "granian": ServerKind("granian", ("http",), signal.SIGINT, signal.SIGHUP),
-    "nginx": ServerKind("nginx", ("ceiling",), signal.SIGTERM, 0),
+    "nginx": ServerKind("nginx", ("ceiling",), signal.SIGTERM, 0, static_files=True),
 }
 
 
@@ -68,17 +70,21 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def server_argv(tools, kind, app, threads, front_end, address, master_fifo=None, lazy_apps=False):
+def server_argv(tools, kind, app, threads, front_end, address, master_fifo=None, lazy_apps=False, static_root=""):
     """The command line of one app server. `address` is a port (http) or a socket path (nginx).
 
     `master_fifo` and `lazy_apps` (kaiser and uWSGI only, the same option names in both) are
-    given only to the deployments that measure a chain reload.
+    given only to the deployments that measure a chain reload; `static_root` (likewise) only
+    to the static-map cells, as `--static-map /static=DIR`, with uWSGI's defaults otherwise
+    (no `offload-threads`: kaiser's default of one offload thread per worker is its own).
     """
     if (master_fifo or lazy_apps) and not SERVERS[kind].chain_reload:
         raise ValueError(f"`{kind}` has no master FIFO or lazy-apps")
+    if static_root and not SERVERS[kind].static_files:
+        raise ValueError(f"`{kind}` serves no static files")
     reload_options = (["--master-fifo", master_fifo] if master_fifo else []) + (
         ["--lazy-apps"] if lazy_apps else []
-    )
+    ) + (["--static-map", f"/static={static_root}"] if static_root else [])
     if kind == "kaiser":
         listen = ["--http-socket", f"127.0.0.1:{address}"] if front_end == "http" else ["--socket", address]
         return [
@@ -114,8 +120,9 @@ def server_argv(tools, kind, app, threads, front_end, address, master_fifo=None,
     raise ValueError(f"unknown server `{kind}`")
 
 
-def nginx_conf(prefix, port, upstream_socket):
-    """An nginx config that either proxies to `upstream_socket` or, without one, answers itself."""
+def nginx_conf(prefix, port, upstream_socket, static_root=""):
+    """An nginx config that either proxies to `upstream_socket` or, without one, answers itself
+    (and serves `static_root` at /static/, with sendfile, as a production nginx would)."""
     if upstream_socket:
         location = f"""
             uwsgi_pass unix:{upstream_socket};
@@ -139,6 +146,14 @@ def nginx_conf(prefix, port, upstream_socket):
         location = """
             default_type text/plain;
             return 200 "Hello World";"""
+    static = ""
+    if static_root and not upstream_socket:
+        static = f"""
+        location /static/ {{
+            alias {static_root}/;
+            sendfile on;
+            tcp_nopush on;
+        }}"""
     # Running as root, nginx's workers would otherwise drop to `nobody` and could not connect
     # to a socket the server created with the default umask.
     user = "user root;" if os.geteuid() == 0 else ""
@@ -164,7 +179,7 @@ http {{
     server {{
         listen 127.0.0.1:{port} backlog={LISTEN_BACKLOG};
         location / {{{location}
-        }}
+        }}{static}
     }}
 }}
 """
@@ -279,10 +294,11 @@ class StartFailed(Exception):
     pass
 
 
-def deploy(tools, server, front_end, app, threads, cpu, tag, master_fifo=None, lazy_apps=False):
+def deploy(tools, server, front_end, app, threads, cpu, tag, master_fifo=None, lazy_apps=False, static_root=""):
     """Starts `server` for `app` behind `front_end`; returns when it answers 200 on `/`.
 
-    `master_fifo` and `lazy_apps` go to the server's command line (see `server_argv`)."""
+    `master_fifo`, `lazy_apps` and `static_root` go to the server's command line (see
+    `server_argv`); `static_root` also to nginx when it is the server (the ceiling)."""
     log_dir = os.path.join(tools.scratch, "logs")
     os.makedirs(log_dir, exist_ok=True)
     port = free_port()
@@ -291,13 +307,13 @@ def deploy(tools, server, front_end, app, threads, cpu, tag, master_fifo=None, l
     front_process = None
     try:
         if front_end == "ceiling":
-            nginx = _start_nginx(tools, port, None, cpu, tag, log_dir)
+            nginx = _start_nginx(tools, port, None, cpu, tag, log_dir, static_root)
             processes.append(nginx)
             app_process = nginx
         elif front_end == "http":
             app_process = spawn(
                 server,
-                server_argv(tools, server, app, threads, "http", port, master_fifo, lazy_apps),
+                server_argv(tools, server, app, threads, "http", port, master_fifo, lazy_apps, static_root),
                 os.path.join(log_dir, f"{tag}.log"), SERVERS[server].stop_signal, cpu, app.directory,
             )
             processes.append(app_process)
@@ -307,7 +323,7 @@ def deploy(tools, server, front_end, app, threads, cpu, tag, master_fifo=None, l
                 os.unlink(socket_path)
             app_process = spawn(
                 server,
-                server_argv(tools, server, app, threads, "nginx", socket_path, master_fifo, lazy_apps),
+                server_argv(tools, server, app, threads, "nginx", socket_path, master_fifo, lazy_apps, static_root),
                 os.path.join(log_dir, f"{tag}.log"), SERVERS[server].stop_signal, cpu, app.directory,
             )
             # nginx stops first so that it does not log the backend going away as errors.
@@ -328,12 +344,12 @@ def deploy(tools, server, front_end, app, threads, cpu, tag, master_fifo=None, l
     )
 
 
-def _start_nginx(tools, port, upstream_socket, cpu, tag, log_dir):
+def _start_nginx(tools, port, upstream_socket, cpu, tag, log_dir, static_root=""):
     prefix = os.path.join(tools.scratch, f"nginx-{tag}")
     os.makedirs(prefix, exist_ok=True)
     conf = os.path.join(prefix, "nginx.conf")
     with open(conf, "w") as out:
-        out.write(nginx_conf(prefix, port, upstream_socket))
+        out.write(nginx_conf(prefix, port, upstream_socket, static_root))
     return spawn(
         "nginx", [tools.nginx, "-p", prefix, "-c", conf],
         os.path.join(log_dir, f"{tag}-nginx.log"), signal.SIGTERM, cpu,

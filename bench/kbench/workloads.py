@@ -58,6 +58,10 @@ class Workload:
     body_bytes: int = 0  # the request body: that many b"x"
     connections: int = 64
     threads: int = 1  # Python threads per worker process, the same for every server
+    # For the static-map cell: the directory mapped at /static (kaiser and uWSGI get
+    # `--static-map /static=DIR`; nginx serves it with `alias`). Servers without static file
+    # serving (gunicorn, granian) do not run such a workload.
+    static_root: str = ""
 
     def request_body(self):
         return b"x" * self.body_bytes if self.body_bytes else None
@@ -123,6 +127,14 @@ def all_workloads(work_dir):
             _exact(b"slept %d ms\n" % SLOW_MS),
             connections=256,
             threads=8,
+        ),
+        Workload(
+            "static",
+            f"static-map {STATIC_BYTES // 1024} KiB",
+            "suite",
+            "/static/" + os.path.basename(static_path),
+            _exact(static_content),
+            static_root=os.path.dirname(static_path),
         ),
         Workload(
             "file",

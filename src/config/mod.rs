@@ -49,6 +49,7 @@ mod numbers;
 mod options;
 mod show;
 mod sources;
+mod statics;
 mod typed;
 
 pub use cheaper::{BusynessConfig, CheaperAlgo, CheaperConfig};
@@ -56,6 +57,7 @@ pub use logging::{LogOptions, LoggerSpec, LoggerTarget, Pattern, Route};
 
 pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
 pub use extra::Extra;
+pub use statics::{ExpiresOn, ExpiresRule, FileServeMode, StaticConfig, StaticMap, StaticMapKind};
 
 /// Facts about the running process that magic variables need (`%v %h %k %u %g %t %b`).
 #[derive(Debug, Clone)]
@@ -210,6 +212,8 @@ pub struct Config {
     pub reuse_port: bool,
     /// `so-keepalive`: `SO_KEEPALIVE` on the TCP listeners (and so on their connections).
     pub so_keepalive: bool,
+    /// `static-map`, `check-static`, `static-expires-*`, `offload-threads`, …
+    pub statics: StaticConfig,
 
     // --- lifecycle: reloads and recycling (issue 5) ---
     pub max_requests: u64,
@@ -324,6 +328,7 @@ impl Default for Config {
             threads_stacksize: 0,
             reuse_port: false,
             so_keepalive: false,
+            statics: StaticConfig::default(),
             max_requests: 0,
             max_requests_delta: 0,
             harakiri: None,

@@ -130,11 +130,12 @@ pub(crate) enum Group {
     Sockets,
     Logging,
     Lifecycle,
+    Static,
     Emperor,
 }
 
 impl Group {
-    const ALL: [Group; 8] = [
+    const ALL: [Group; 9] = [
         Group::Actions,
         Group::Loading,
         Group::Application,
@@ -142,6 +143,7 @@ impl Group {
         Group::Sockets,
         Group::Logging,
         Group::Lifecycle,
+        Group::Static,
         Group::Emperor,
     ];
 
@@ -154,6 +156,7 @@ impl Group {
             Group::Sockets => "Sockets and HTTP",
             Group::Logging => "Logging",
             Group::Lifecycle => "Reloading, recycling and monitoring",
+            Group::Static => "Static files",
             Group::Emperor => "Emperor",
         }
     }
@@ -415,7 +418,6 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("http-websockets", Bool, Sockets, "WebSocket support in uWSGI's HTTP router").noop("kaiser serves WSGI, which has no connection upgrade: an `Upgrade: websocket` request reaches the app as a plain request, and `uwsgi.websocket_handshake` is not provided; serve WebSockets from an ASGI server behind the same nginx"),
     opt("http-socket-modifier1", Int, Sockets, "modifier1 for http sockets").aliases(&["http-modifier1", "http-socket-modifier2"]).later(),
     opt("add-header", Text, Sockets, "`Name: value`: a header added to every response").multi(),
-    opt("static-map", Text, Sockets, "serve static files").aliases(&["static-map2", "check-static", "static-index", "static-expires", "static-skip-ext", "static-safe", "offload-threads"]).multi().later_hint("serve static files from nginx"),
     opt("route", Text, Sockets, "internal routing rule").aliases(&["route-run", "route-host", "route-uri", "route-if", "route-if-not", "response-route", "final-route", "error-route"]).multi().later(),
     opt("max-worker-connections", Int, Sockets, "connections one worker holds open at once; at the cap it stops accepting and new ones wait in the backlog (kaiser's own; 0: the open-files limit less 64)").default("0"),
     opt("limit-post", Int, Sockets, "the largest request body accepted, in bytes; a larger one is answered 413 and the app is not called (0: no limit)").default("0"),
@@ -524,6 +526,32 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("alarm", Text, Lifecycle, "alarms").aliases(&["alarm-log", "alarm-backlog", "alarm-segfault", "listen-queue-alarm"]).multi().later(),
     opt("heartbeat", Seconds, Lifecycle, "send heartbeats to the emperor").later(),
     opt("vassal-sos", Int, Lifecycle, "ask the emperor for reinforcements").aliases(&["vassal-sos-backlog"]).later(),
+    // --- static files ---
+    opt("static-map", Text, Static, "`/mountpoint=/dir` (or `=/file`): serve files under `/dir` for paths starting with `/mountpoint`, from the worker, without Python; a missing file falls through to the app").multi(),
+    opt("static-map2", Text, Static, "like `static-map`, but the whole path (mountpoint included) is looked up under the directory").multi(),
+    opt("check-static", Path, Static, "serve the file under this directory named by any request's path, if there is one").aliases(&["static-check"]).multi(),
+    opt("static-index", Text, Static, "file to serve when a directory is requested (`index.html`), tried in order").multi(),
+    opt("static-skip-ext", Text, Static, "never serve files ending with this suffix (`.php`); such requests go to the app").multi(),
+    opt("static-safe", Path, Static, "a directory that files reached through symlinks out of a static root may be in").multi(),
+    opt("static-expires-type", Text, Static, "`mime/type=SECONDS`: `Expires` now plus SECONDS for files of this type").multi(),
+    opt("static-expires-type-mtime", Text, Static, "`mime/type=SECONDS`: `Expires` the file's mtime plus SECONDS").multi(),
+    opt("static-expires", Text, Static, "`REGEXP SECONDS`: `Expires` now plus SECONDS for files whose path matches").multi(),
+    opt("static-expires-mtime", Text, Static, "`REGEXP SECONDS`: like `static-expires`, from the file's mtime").multi(),
+    opt("static-expires-uri", Text, Static, "`REGEXP SECONDS`: `Expires` for static files whose `REQUEST_URI` matches").multi(),
+    opt("static-expires-uri-mtime", Text, Static, "`REGEXP SECONDS`: like `static-expires-uri`, from the file's mtime").multi(),
+    opt("static-expires-path-info", Text, Static, "`REGEXP SECONDS`: `Expires` for static files whose `PATH_INFO` matches").multi(),
+    opt("static-expires-path-info-mtime", Text, Static, "`REGEXP SECONDS`: like `static-expires-path-info`, from the file's mtime").multi(),
+    opt("static-gzip-all", Bool, Static, "serve `FILE.gz` (or `FILE.br`) instead of FILE to clients that accept it, when it exists").default("false"),
+    opt("static-gzip", Text, Static, "`REGEXP`: like `static-gzip-all`, for files whose path matches").multi(),
+    opt("static-gzip-dir", Text, Static, "like `static-gzip-all`, for files whose path starts with this prefix").aliases(&["static-gzip-prefix"]).multi(),
+    opt("static-gzip-ext", Text, Static, "like `static-gzip-all`, for files whose path ends with this suffix").aliases(&["static-gzip-suffix"]).multi(),
+    opt("mimefile", Path, Static, "a `mime.types` file for static files' `Content-Type` (default `/etc/mime.types`; a built-in table fills the gaps)").aliases(&["mime-file"]).multi(),
+    opt("offload-threads", Int, Static, "threads per worker that finish sending static files a client does not take at once, so request threads never wait on slow clients (0: one when static files are served)").aliases(&["offload-thread", "static-offload-to-thread"]).default("0"),
+    opt("honour-range", Bool, Static, "honour `Range` headers").noop("kaiser always honours `Range` for static files (206, 416); an app's responses are the app's"),
+    opt("static-cache-paths", Int, Static, "cache resolved static paths").aliases(&["static-cache-paths-name"]).noop("kaiser resolves a static path with one `openat2` per request; there is no cache to keep"),
+    opt("disable-sendfile", Bool, Static, "send files with read/write instead of sendfile").noop("kaiser always sends static files, and `wsgi.file_wrapper` bodies of known length, with sendfile"),
+    opt("check-static-docroot", Bool, Static, "also serve the file named by the path under each uwsgi request's `DOCUMENT_ROOT` (nginx's `$document_root`), tried after the mappings").default("false"),
+    opt("file-serve-mode", Text, Static, "let the front end send static files: `x-accel-redirect` (or `nginx`) answers with an `X-Accel-Redirect` header naming the file, `x-sendfile` with `X-Sendfile`, and no body").aliases(&["fileserve-mode"]),
     // --- emperor ---
     opt("emperor", Text, Emperor, "run as the Emperor, watching this directory or glob for vassal files").multi(),
     opt("emperor-throttle", Millis, Emperor, "throttle step for vassals that keep dying, in ms").default("1000"),

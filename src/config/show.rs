@@ -206,6 +206,7 @@ pub(crate) fn render(config: &Config) -> String {
         line("stats", stats);
     }
     render_recycling(config, &default, &mut line);
+    config.statics.show(&mut line);
     if config.stats_http {
         line("stats-http", "true");
     }

@@ -277,6 +277,9 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "umask" => config.umask = Some(mode(v)?),
         "reuse-port" => config.reuse_port = uwsgi_bool(v),
         "so-keepalive" => config.so_keepalive = uwsgi_bool(v),
+        name if super::statics::OPTION_NAMES.contains(&name) => {
+            config.statics.apply(name, v, uwsgi_bool(v))?
+        }
 
         "disable-logging" => config.disable_logging = uwsgi_bool(v),
         // uWSGI's `logto = HOST:PORT` logs over UDP: a `socket:` logger in the log master.
@@ -706,6 +709,10 @@ mod tests {
                 _ if spec.name.ends_with("logger") => "stdio",
                 _ if spec.name.ends_with("route") => "id x",
                 _ if spec.name.ends_with("encoder") => "nl",
+                _ if spec.name.starts_with("static-map") => "/s=/srv",
+                _ if spec.name.starts_with("static-expires-type") => "text/css=60",
+                _ if spec.name.starts_with("static-expires") => "x 60",
+                _ if spec.name == "file-serve-mode" => "nginx",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",

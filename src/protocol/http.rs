@@ -24,6 +24,7 @@ mod chunked;
 mod head;
 
 pub use cgi::cgi_vars;
+pub(crate) use cgi::percent_decode;
 pub use chunked::{ChunkedDecoder, Decoded, MAX_TRAILERS};
 pub use head::{parse_request_head, MAX_HEADERS};
 

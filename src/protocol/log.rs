@@ -33,6 +33,9 @@ pub struct RequestLogLine<'a> {
     pub memory: Option<(u64, u64)>,
     /// The body went out with `sendfile(2)` (`wsgi.file_wrapper` over a file).
     pub via_sendfile: bool,
+    /// The body was handed to an offload thread (a static file a client did not take at
+    /// once).
+    pub via_offload: bool,
     pub protocol: &'a [u8],
     pub status: u16,
     pub header_count: usize,
@@ -74,8 +77,10 @@ impl RequestLogLine<'_> {
         push_escaped(out, self.method);
         out.push(' ');
         push_escaped(out, self.uri);
-        // uWSGI's route() and offload() paths do not exist in kaiser; sendfile does.
-        let via = if self.via_sendfile {
+        // uWSGI's route() path does not exist in kaiser; sendfile and offload do.
+        let via = if self.via_offload {
+            " via offload() "
+        } else if self.via_sendfile {
             " via sendfile() "
         } else {
             " "
@@ -257,6 +262,7 @@ mod tests {
             micros: None,
             memory: None,
             via_sendfile: false,
+            via_offload: false,
             protocol: b"HTTP/1.1",
             status: 200,
             header_count: 1,
@@ -286,6 +292,14 @@ mod tests {
         check(
             RequestLogLine { uri: b"/a\nfake line\x1b[31m\xff/\xc3\xa9", ..line() },
             "[pid: 15045|app: 0|req: 2/1] 127.0.0.1 () {24 vars in 248 bytes} [Sun Nov 22 20:59:21 2026] GET /a\\x0afake line\\x1b[31m\\xff/é => generated 2 bytes in 0 msecs (HTTP/1.1 200) 1 headers in 45 bytes (1 switches on core 0)",
+        );
+    }
+
+    #[test]
+    fn offload_is_named_where_uwsgi_names_it() {
+        check(
+            RequestLogLine { via_offload: true, via_sendfile: true, body_bytes: 131_072, ..line() },
+            "[pid: 15045|app: 0|req: 2/1] 127.0.0.1 () {24 vars in 248 bytes} [Sun Nov 22 20:59:21 2026] GET /a => generated 131072 bytes in 0 msecs via offload() (HTTP/1.1 200) 1 headers in 45 bytes (1 switches on core 0)",
         );
     }
 

@@ -1,6 +1,7 @@
 //! Sans-I/O codecs for the wire protocols kaiser speaks: the uwsgi binary packet
 //! ([`uwsgi`]), HTTP/1.1 requests ([`http`]), HTTP responses for both ([`response`]), the
-//! default request log line ([`log`]) and the PROXY protocol header ([`proxy`]).
+//! default request log line ([`log`]), the PROXY protocol header ([`proxy`]) and the
+//! decisions of static file serving ([`static_files`]).
 //!
 //! Nothing here touches a socket, a file, a clock or Python, and nothing here imports another
 //! module of this crate: every function maps bytes to values or values to bytes, so it can be
@@ -12,5 +13,6 @@ pub mod log;
 pub mod log_format;
 pub mod proxy;
 pub mod response;
+pub mod static_files;
 mod syntax;
 pub mod uwsgi;

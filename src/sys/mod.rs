@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod fd;
+pub mod file;
 pub mod fork;
 pub mod net;
 pub mod notify;

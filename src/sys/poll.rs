@@ -66,6 +66,7 @@ pub fn wait_one(fd: BorrowedFd<'_>, events: i16, timeout: Duration) -> io::Resul
 }
 
 pub const EPOLLIN: u32 = libc::EPOLLIN as u32;
+pub const EPOLLOUT: u32 = libc::EPOLLOUT as u32;
 pub const EPOLLEXCLUSIVE: u32 = libc::EPOLLEXCLUSIVE as u32;
 pub const EPOLLONESHOT: u32 = libc::EPOLLONESHOT as u32;
 pub const EPOLLRDHUP: u32 = libc::EPOLLRDHUP as u32;
@@ -156,6 +157,15 @@ impl EventFd {
         // SAFETY: writing 8 bytes from a valid u64. A full counter (EAGAIN) still leaves the
         // fd readable, which is all a waiter needs.
         unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+impl EventFd {
+    /// Resets the counter, so a level-triggered waiter sleeps until the next `signal`.
+    pub fn drain(&self) {
+        let mut count: u64 = 0;
+        // SAFETY: reading 8 bytes into a valid u64; EAGAIN (already zero) is fine.
+        unsafe { libc::read(self.0.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
     }
 }
 

@@ -1,7 +1,7 @@
 //! The vassal's stats JSON, in uWSGI's layout (reference §6) so that `uwsgitop` and
 //! existing dashboards read it unchanged. Pure: the master passes a snapshot in.
 //!
-//! Fields kaiser has no equivalent for (signals, locks, static/routed/offloaded requests)
+//! Fields kaiser has no equivalent for (signals, locks, routed requests)
 //! are present with neutral values, because consumers index them without checking.
 //! Differences from uWSGI: strings are escaped (uWSGI writes them raw and can emit invalid
 //! JSON), keys come sorted rather than in uWSGI's order, `rss`/`vsz` are always filled (from
@@ -125,9 +125,9 @@ fn render_worker(worker: &WorkerStats, with_cores: bool) -> Value {
                 json!({
                     "id": core.id,
                     "requests": core.requests,
-                    "static_requests": 0,
+                    "static_requests": core.static_requests,
                     "routed_requests": 0,
-                    "offloaded_requests": 0,
+                    "offloaded_requests": core.offloaded_requests,
                     "write_errors": 0,
                     "read_errors": 0,
                     "in_request": u8::from(core.in_request),

@@ -41,6 +41,8 @@ pub struct RequestLog {
     pub elapsed: Duration,
     /// The body went out with `sendfile(2)`.
     pub via_sendfile: bool,
+    /// The body was left to an offload thread (static files).
+    pub via_offload: bool,
     /// Reading the body or writing the response failed.
     pub io_error: bool,
     /// The request's `X-Forwarded-For`, for `log-x-forwarded-for` (empty: none, or off).
@@ -117,6 +119,7 @@ impl RequestLog {
                 None
             },
             via_sendfile: self.via_sendfile,
+            via_offload: self.via_offload,
             protocol: self.protocol.as_bytes(),
             status: self.status,
             header_count: self.header_count,

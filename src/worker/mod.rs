@@ -18,12 +18,14 @@ mod autoreload;
 mod exchange;
 mod gate;
 mod harakiri;
+mod offload;
 pub mod options;
 mod proxy_header;
 pub mod recycle;
 pub mod request_log;
 pub mod scoreboard;
 mod serve;
+mod statics;
 mod transfer;
 mod turn;
 
@@ -110,6 +112,8 @@ pub struct Limits {
     pub min_worker_lifetime: Duration,
     /// `enable-proxy-protocol`, `reaper`, `reload-on-exception`.
     pub options: options::RequestOptions,
+    /// `static-map`, `check-static`, `offload-threads` and the rest.
+    pub statics: Arc<crate::config::StaticConfig>,
 }
 
 pub struct WorkerSetup<'a> {
@@ -273,6 +277,9 @@ pub(crate) struct Shared {
     pub inflight: Vec<Arc<harakiri::InFlight>>,
     /// When the worker stops accepting for a while (fd exhaustion, its connection cap).
     pub gate: Arc<gate::AcceptGate>,
+    /// The static files, when any are mapped, and the threads that finish sending them.
+    pub statics: Option<statics::StaticFiles>,
+    pub offload: Option<offload::Offload>,
 }
 
 impl Shared {
@@ -349,6 +356,15 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         .without_file_wrapper(setup.options.disable_file_wrapper)
         .manage_script_name(setup.limits.manage_script_name);
     let signals = sys::signal::SignalFd::new(&handled)?;
+    let static_files = statics::StaticFiles::new(&setup.limits.statics);
+    // Offload threads exist whenever static files are served: `offload-threads = 0` (the
+    // default) means one, so that a slow client never holds a request thread.
+    let offload = match &static_files {
+        Some(_) => Some(offload::Offload::new(
+            setup.limits.statics.offload_threads.max(1),
+        )?),
+        None => None,
+    };
 
     let shared = Arc::new(Shared {
         epoll: sys::poll::Epoll::new()?,
@@ -371,7 +387,10 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
             .map(|_| Arc::new(harakiri::InFlight::default()))
             .collect(),
         gate: Arc::new(gate::AcceptGate::new(setup.limits.max_connections)),
+        statics: static_files,
+        offload,
     });
+    offload::Offload::start(&shared)?;
     harakiri::install_user_harakiri(setup.scoreboard.clone(), setup.id, setup.bank);
     install_workers_hook(setup.scoreboard.clone());
     for (index, listener) in shared.listeners.iter().enumerate() {
@@ -395,12 +414,14 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     // in C code would never let go.
     let python_signals = python_signal_pipe();
     let handles = threads.serve(&shared);
-    // SAFETY: the master handed us this pipe's write end; it stays open until we exit.
-    let ready = unsafe { BorrowedFd::borrow_raw(setup.ready_fd) };
-    recycle::send(ready, shared.pid, recycle::ToMaster::Ready);
+    // Accepting before the master hears it: whoever the master's readiness lets in (stats,
+    // a test) must find it so.
     if let Some(slot) = shared.slot() {
         slot.set_accepting(true);
     }
+    // SAFETY: the master handed us this pipe's write end; it stays open until we exit.
+    let ready = unsafe { BorrowedFd::borrow_raw(setup.ready_fd) };
+    recycle::send(ready, shared.pid, recycle::ToMaster::Ready);
     accepting_hooks(setup.hooks, setup.id, setup.master_pid, &shared.scoreboard);
 
     // The forking thread only waits for signals; request threads do the work. kaiser's own

@@ -164,6 +164,7 @@ mod tests {
             reload_on_as: as_mb * MB,
             min_worker_lifetime: Duration::from_secs(min_secs),
             options: Default::default(),
+            statics: Default::default(),
         }
     }
 

@@ -69,7 +69,10 @@ mod core_field {
     pub const REQUEST_WORDS: usize = 32;
     pub const REMOTE_TEXT: usize = REQUEST_TEXT + REQUEST_WORDS;
     pub const REMOTE_WORDS: usize = 6;
-    pub const WORDS: usize = REMOTE_TEXT + REMOTE_WORDS;
+    /// Requests answered from the static files, and those whose body an offload thread sent.
+    pub const STATIC_REQUESTS: usize = REMOTE_TEXT + REMOTE_WORDS;
+    pub const OFFLOADED_REQUESTS: usize = STATIC_REQUESTS + 1;
+    pub const WORDS: usize = OFFLOADED_REQUESTS + 1;
 }
 
 /// How many bytes of `METHOD URI` a core keeps for reports.
@@ -212,6 +215,8 @@ pub struct CoreSnapshot {
     pub id: usize,
     pub in_request: bool,
     pub requests: u64,
+    pub static_requests: u64,
+    pub offloaded_requests: u64,
     /// On `CLOCK_MONOTONIC`, for deadlines.
     pub request_start_us: u64,
     /// The same instant in Unix µs, for reports; 0 when idle.
@@ -395,6 +400,14 @@ impl CoreSlot<'_> {
         self.words[core_field::REQUESTS].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A request answered from the static files (after `end_request`).
+    pub fn count_static(&self, offloaded: bool) {
+        self.words[core_field::STATIC_REQUESTS].fetch_add(1, Ordering::Relaxed);
+        if offloaded {
+            self.words[core_field::OFFLOADED_REQUESTS].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// `uwsgi.set_user_harakiri`: 0 clears it.
     pub fn set_user_deadline(&self, deadline_us: u64) {
         self.set(core_field::USER_DEADLINE, deadline_us);
@@ -420,6 +433,8 @@ impl CoreSlot<'_> {
             id,
             in_request: self.get(core_field::IN_REQUEST) != 0,
             requests: self.get(core_field::REQUESTS),
+            static_requests: self.get(core_field::STATIC_REQUESTS),
+            offloaded_requests: self.get(core_field::OFFLOADED_REQUESTS),
             request_start_us: start,
             request_start_unix_us: if start == 0 {
                 0

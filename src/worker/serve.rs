@@ -86,7 +86,10 @@ pub fn thread_loop(shared: &Shared, core: usize) {
     let mut last_sweep = Instant::now();
     let mut turn = super::turn::Turn::new();
     loop {
-        if shared.stopping.load(Ordering::Acquire) && lock_conns(shared).is_empty() {
+        if shared.stopping.load(Ordering::Acquire)
+            && lock_conns(shared).is_empty()
+            && offloads_done(shared)
+        {
             // Pass the stop on: wake a sibling so every thread gets to exit.
             let _ = shared.epoll.modify(
                 shared.stop.as_fd(),
@@ -334,14 +337,42 @@ fn accept_conn(shared: &Shared, index: usize) -> Option<Conn> {
     }
 }
 
+/// Whether no offload thread still holds a connection of this worker.
+fn offloads_done(shared: &Shared) -> bool {
+    shared
+        .offload
+        .as_ref()
+        .is_none_or(|offload| offload.in_flight.load(Ordering::Acquire) == 0)
+}
+
+/// Gives a kept-alive connection back to the request threads after an offload thread sent
+/// its answer. A request already read into its buffer (pipelined) must not wait for the
+/// socket to become readable: it is armed for writability too, which fires at once.
+pub(super) fn resume(shared: &Shared, mut conn: Conn) {
+    conn.partial = !conn.buf.is_empty();
+    conn.fresh = false;
+    conn.last_active = Instant::now();
+    let extra = if conn.buf.is_empty() {
+        0
+    } else {
+        sys::poll::EPOLLOUT
+    };
+    park_with(shared, conn, extra);
+}
+
 /// Parks a connection until it is readable again.
 ///
 /// The connection enters the table and is armed under the table lock: a thread woken for
 /// it blocks on the lock until it is there, and nothing can close it in between.
-fn park(shared: &Shared, mut conn: Conn) {
+fn park(shared: &Shared, conn: Conn) {
+    park_with(shared, conn, 0);
+}
+
+fn park_with(shared: &Shared, mut conn: Conn, extra_events: u32) {
     let fd = conn.fd.as_raw_fd();
     let token = fd as u64;
-    let events = sys::poll::EPOLLIN | sys::poll::EPOLLONESHOT | sys::poll::EPOLLRDHUP;
+    let events =
+        sys::poll::EPOLLIN | sys::poll::EPOLLONESHOT | sys::poll::EPOLLRDHUP | extra_events;
     let first = !conn.registered;
     conn.registered = true;
     let mut conns = lock_conns(shared);
@@ -529,6 +560,10 @@ fn reason(status: u16) -> &'static str {
 /// Serves one HTTP request whose head is at the start of `conn.buf`. Returns the
 /// connection if it stays open for another request.
 fn serve_http(shared: &Shared, conn: Conn, head: http::RequestHead<'_>) -> Option<Conn> {
+    let conn = match super::statics::serve_http(shared, conn, &head) {
+        Ok(next) => return next,
+        Err(conn) => conn,
+    };
     let framing = match head.body {
         http::BodyFraming::None => BodyFraming::None,
         http::BodyFraming::Length(n) => BodyFraming::Length(n),
@@ -592,6 +627,9 @@ fn serve_http(shared: &Shared, conn: Conn, head: http::RequestHead<'_>) -> Optio
 /// Serves one uwsgi-protocol request. The connection always closes afterwards: the
 /// response is close-delimited, as nginx's `uwsgi_pass` expects.
 fn serve_uwsgi(shared: &Shared, conn: Conn, packet: uwsgi::Packet<'_>) {
+    let Err(conn) = super::statics::serve_uwsgi(shared, conn, &packet) else {
+        return;
+    };
     let packet_len = packet.len;
     let find = |name: &[u8]| {
         packet

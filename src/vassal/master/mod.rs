@@ -586,6 +586,7 @@ impl Master<'_> {
                             reaper: config.extra.reaper,
                             reload_on_exception: config.extra.reload_on_exception,
                         },
+                        statics: Arc::new(config.statics.clone()),
                     },
                     ready_fd: self.ready_write.as_raw_fd(),
                     close_fds,
