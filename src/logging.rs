@@ -100,6 +100,24 @@ impl tracing_subscriber::fmt::time::FormatTime for DateTimer {
     }
 }
 
+/// stderr that drops what it cannot write. tracing-subscriber reports a failed write with
+/// `eprintln!`, which panics when stderr itself is what failed (a pipe whose reader is gone:
+/// a dead log master, an emperor or journald gone): a lost log line must not take the
+/// process down with it.
+struct QuietStderr;
+
+impl std::io::Write for QuietStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // One event is one `write_all` of a whole formatted line.
+        let _ = std::io::stderr().lock().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 pub fn init() {
     init_with_date(None)
 }
@@ -119,7 +137,7 @@ pub fn init_with_date(date: Option<Option<String>>) {
         }
     }
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| QuietStderr)
         .with_target(false)
         .with_ansi(false)
         .with_max_level(level);

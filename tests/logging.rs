@@ -1215,3 +1215,35 @@ fn ftime_uses_the_log_date_format() {
         "{line}"
     );
 }
+
+/// A log master killed by an operator is replaced: the vassal reloads and starts a new one,
+/// and request lines reach the file again.
+#[test]
+fn a_killed_log_master_is_replaced_by_a_reload() {
+    let vassal = Vassal::start(
+        "log-master-killed",
+        "logto = {dir}/app.log\nlog-master = true\nlog-format = REQ %(uri)",
+    );
+    let log = vassal.path("app.log");
+    vassal.get("/before");
+    let text = wait_for_file(&log, "REQ /before");
+    let pid: i32 = text
+        .lines()
+        .find_map(|l| {
+            l.split_once("log master started pid=")
+                .map(|(_, p)| p.trim().parse().unwrap())
+        })
+        .expect("the log master's pid is logged");
+    // SAFETY: kill(2) has no memory-safety preconditions; the pid is the log master's.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    wait_until("a new log master", WAIT, |last| {
+        let text = read(&log);
+        *last = text.clone();
+        Ok((text.matches("log master started").count() >= 2).then_some(()))
+    })
+    .unwrap();
+    // The previous generation of workers still writes into the dead pipe until it is gone.
+    wait_for_file(&log, "previous-generation worker finished");
+    vassal.get("/after");
+    wait_for_file(&log, "REQ /after");
+}

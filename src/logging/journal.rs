@@ -111,7 +111,9 @@ impl JournalLayer {
         if self.socket.send_to(&encode(fields), &self.target).is_err() {
             // journald is gone or refused the entry: the line must not be lost.
             if let Some((_, message)) = fields.iter().find(|(key, _)| *key == "MESSAGE") {
-                eprintln!("{message}");
+                // Not `eprintln!`: it panics when stderr is broken too.
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr().lock(), "{message}");
             }
         }
     }

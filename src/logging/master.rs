@@ -94,6 +94,12 @@ pub fn pid() -> Option<sys::process::Pid> {
     RUNNING.get().map(|running| running.pid)
 }
 
+/// The log master died: the next generation of this master (after a reload) starts a new
+/// one instead of adopting it.
+pub fn forget() {
+    std::env::remove_var(ENV);
+}
+
 /// Starts the log master if the config needs one (or adopts the one a previous generation
 /// of this master started), and points this process's fds 1 and 2 at it. Call while the
 /// process has one thread, after the privilege drop and before the app is imported.

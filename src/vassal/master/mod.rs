@@ -847,6 +847,13 @@ impl Master<'_> {
             if self.reap_retiring(pid, how) {
                 continue;
             }
+            if crate::logging::master::pid() == Some(pid) {
+                // Every line written since went nowhere; a reload starts a new log master.
+                crate::logging::master::forget();
+                tracing::error!(pid, %how, "the log master died; reloading to start a new one");
+                self.begin_reload(false)?;
+                continue;
+            }
             if let Some(position) = self.old_workers.iter().position(|p| *p == pid) {
                 self.old_workers.remove(position);
                 tracing::info!(pid, %how, "previous-generation worker finished");
