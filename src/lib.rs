@@ -10,6 +10,7 @@ pub mod emperor;
 pub mod logging;
 pub mod protocol;
 pub mod python;
+pub mod spooler;
 pub mod sys;
 pub mod vassal;
 pub mod worker;

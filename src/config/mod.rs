@@ -211,6 +211,11 @@ pub struct Config {
     pub stats_no_cores: bool,
 
     // --- emperor ---
+    /// The spooler (issue 19): `spooler` dirs, each served by `spooler_processes` processes.
+    pub spooler: SpoolerConfig,
+    /// `locks`: user locks 1..=N beside lock 0.
+    pub locks: u32,
+
     pub emperor: Vec<String>,
     pub emperor_throttle: Duration,
     pub emperor_max_throttle: Duration,
@@ -294,6 +299,8 @@ impl Default for Config {
             stats_http: false,
             stats_minified: false,
             stats_no_cores: false,
+            spooler: SpoolerConfig::default(),
+            locks: 0,
             emperor: Vec::new(),
             emperor_throttle: Duration::from_millis(1000),
             emperor_max_throttle: Duration::from_millis(180_000),
@@ -303,6 +310,43 @@ impl Default for Config {
             vassals_include_before: Vec::new(),
             vassals_inherit: Vec::new(),
             vassals_inherit_before: Vec::new(),
+        }
+    }
+}
+
+/// The spooler options (`spooler`, `spooler-*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpoolerConfig {
+    /// `spooler`: directories served by this instance, in order (the first is the default).
+    pub dirs: Vec<PathBuf>,
+    /// `spooler-external`: directories `spool()` may target, served by another instance.
+    pub external: Vec<PathBuf>,
+    pub processes: u32,
+    pub frequency: Duration,
+    /// `spooler-harakiri` (zero: off).
+    pub harakiri: Duration,
+    /// `spooler-max-tasks` (0: never recycle).
+    pub max_tasks: u64,
+    pub chdir: Option<PathBuf>,
+    pub ordered: bool,
+    pub quiet: bool,
+    /// `spooler-import`: modules or `.py` files imported in each spooler process.
+    pub imports: Vec<String>,
+}
+
+impl Default for SpoolerConfig {
+    fn default() -> Self {
+        SpoolerConfig {
+            dirs: Vec::new(),
+            external: Vec::new(),
+            processes: 1,
+            frequency: Duration::from_secs(30),
+            harakiri: Duration::ZERO,
+            max_tasks: 0,
+            chdir: None,
+            ordered: false,
+            quiet: false,
+            imports: Vec::new(),
         }
     }
 }

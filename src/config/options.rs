@@ -284,7 +284,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("py-executable", Path, Application, "override `sys.executable`").aliases(&["py-sys-executable"]).later_hint("kaiser sets `sys.executable` to the virtualenv's interpreter"),
     opt("py-programname", Text, Application, "set the Python program name").aliases(&["py-program-name"]).later(),
     opt("wsgi-disable-file-wrapper", Bool, Application, "disable `wsgi.file_wrapper`").later(),
-    opt("spooler-import", Text, Application, "import a module in the spooler").aliases(&["spooler-pyimport", "spooler-py-import", "spooler-python-import"]).later(),
+    opt("spooler-import", Text, Application, "import a module (or a `.py` file) in each spooler process").aliases(&["spooler-pyimport", "spooler-py-import", "spooler-python-import"]).multi(),
     opt("gevent", Int, Application, "run the gevent loop engine").aliases(&["async", "ugreen", "greenlet", "asyncio"]).later(),
     // --- processes ---
     opt("processes", Int, Processes, "number of worker processes").aliases(&["workers"]).short('p').default("1"),
@@ -302,6 +302,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("auto-procname", Bool, Processes, "give processes meaningful names").noop("process titles are not changed yet"),
     opt("procname-prefix", Text, Processes, "prefix process names").aliases(&["procname-prefix-spaced", "procname-append", "procname", "procname-master"]).noop("process titles are not changed yet"),
     opt("pidfile2", Path, Processes, "write the pid after dropping privileges").aliases(&["safe-pidfile", "safe-pidfile2"]).later_hint("use `pidfile`"),
+    opt("locks", Int, Processes, "user locks for `uwsgi.lock(N)`: N more beside lock 0, shared by every process of the instance").default("0"),
     opt("mule-reload-mercy", Seconds, Processes, "how long a mule may take to reload").later(),
     opt("exit-on-reload", Bool, Processes, "exit instead of reloading").later(),
     opt("umask", Text, Processes, "set the umask (octal, e.g. `022`) first thing, before sockets, pidfile and `logto` are created"),
@@ -424,8 +425,15 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
         "cheaper-busyness-backlog-alert", "cheaper-busyness-backlog-multiplier",
         "cheaper-busyness-backlog-step", "cheaper-busyness-backlog-nonzero",
     ]).later(),
-    opt("spooler", Path, Lifecycle, "run a spooler on this directory").short('Q').multi().later(),
-    opt("spooler-processes", Int, Lifecycle, "spooler options").aliases(&["spooler-frequency", "spooler-freq", "spooler-harakiri", "spooler-max-tasks", "spooler-chdir", "spooler-ordered", "spooler-quiet", "spooler-external"]).later(),
+    opt("spooler", Path, Lifecycle, "run a spooler on this directory (created if missing); repeatable").short('Q').multi(),
+    opt("spooler-processes", Int, Lifecycle, "spooler processes per `spooler` directory").default("1"),
+    opt("spooler-frequency", Seconds, Lifecycle, "how often a spooler rescans its directory when nothing wakes it (new tasks wake it at once)").aliases(&["spooler-freq"]).default("30"),
+    opt("spooler-harakiri", Seconds, Lifecycle, "kill a spooler whose task runs longer than this (the task runs again)").default("0"),
+    opt("spooler-max-tasks", Int, Lifecycle, "recycle a spooler after this many tasks").default("0"),
+    opt("spooler-chdir", Path, Lifecycle, "directory a spooler changes to before each task"),
+    opt("spooler-ordered", Bool, Lifecycle, "run tasks in name order, priority directories first").default("false"),
+    opt("spooler-quiet", Bool, Lifecycle, "do not log each task").default("false"),
+    opt("spooler-external", Path, Lifecycle, "a spool directory served by another instance: `spool()` may target it").multi(),
     opt("mule", Text, Lifecycle, "add a mule process").aliases(&["mules", "farm", "mule-harakiri", "mule-msg-size"]).multi().later(),
     opt("cache2", Text, Lifecycle, "create a shared cache").aliases(&["cache", "cache-blocksize", "cache-store", "cache-store-sync"]).multi().later(),
     opt("queue", Int, Lifecycle, "shared queue").aliases(&["sharedarea", "py-sharedarea"]).later(),
@@ -631,9 +639,10 @@ mod tests {
         let help = help_text();
         assert!(help.contains("  -p, --processes N"), "{help}");
         assert!(help.contains("--emperor-max-throttle MS"), "{help}");
-        assert!(help.contains("spooler"), "{help}");
+        assert!(help.contains("--spooler PATH"), "{help}");
+        assert!(help.contains("queue"), "{help}");
         assert!(
-            !help.contains("--spooler"),
+            !help.contains("--queue"),
             "refused options are listed by name only"
         );
     }

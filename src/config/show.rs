@@ -194,6 +194,7 @@ pub(crate) fn render(config: &Config) -> String {
         line("stats", stats);
     }
     render_recycling(config, &default, &mut line);
+    render_spooler(config, &default, &mut line);
     if config.stats_http {
         line("stats-http", "true");
     }
@@ -304,5 +305,47 @@ fn render_recycling(config: &Config, default: &Config, line: &mut impl FnMut(&st
     }
     for file in &config.touch_workers_reload {
         line("touch-workers-reload", &file.display().to_string());
+    }
+}
+
+/// The spooler's options and `locks` (issue 19).
+fn render_spooler(config: &Config, default: &Config, line: &mut impl FnMut(&str, &str)) {
+    let spooler = &config.spooler;
+    let defaults = &default.spooler;
+    for dir in &spooler.dirs {
+        line("spooler", &dir.display().to_string());
+    }
+    for dir in &spooler.external {
+        line("spooler-external", &dir.display().to_string());
+    }
+    if spooler.processes != defaults.processes {
+        line("spooler-processes", &spooler.processes.to_string());
+    }
+    if spooler.frequency != defaults.frequency {
+        line(
+            "spooler-frequency",
+            &spooler.frequency.as_secs().to_string(),
+        );
+    }
+    if spooler.harakiri != defaults.harakiri {
+        line("spooler-harakiri", &spooler.harakiri.as_secs().to_string());
+    }
+    if spooler.max_tasks != defaults.max_tasks {
+        line("spooler-max-tasks", &spooler.max_tasks.to_string());
+    }
+    if let Some(dir) = &spooler.chdir {
+        line("spooler-chdir", &dir.display().to_string());
+    }
+    if spooler.ordered {
+        line("spooler-ordered", "true");
+    }
+    if spooler.quiet {
+        line("spooler-quiet", "true");
+    }
+    for module in &spooler.imports {
+        line("spooler-import", module);
+    }
+    if config.locks != default.locks {
+        line("locks", &config.locks.to_string());
     }
 }

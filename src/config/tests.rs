@@ -350,7 +350,7 @@ fn command_line_forms() {
         "wsgi-file = app.py | http = :8000",
     );
     check_with(&[], "--max_requests 5", &[], "error: command line argument 1: unknown option `--max_requests` (did you mean `--max-requests`?)");
-    check_with(&[], "-Q /tmp/spool", &[], "error: command line argument 1: spooler: `spooler` is a uWSGI option that kaiser does not support yet");
+    check_with(&[], "-Q /tmp/spool", &[], "spooler = /tmp/spool");
     check_with(&[], "--daemonize /tmp/log", &[], "daemonize = /tmp/log");
     check_with(&[], "-d /tmp/log", &[], "daemonize = /tmp/log");
     check_with(&[], "--daemonize2 /tmp/log", &[], "error: command line argument 1: daemonize2: `daemonize2` is a uWSGI option that kaiser does not support yet; use `daemonize`, or run kaiser under systemd or the emperor");
@@ -530,9 +530,9 @@ fn blog_post_hints() {
 #[test]
 fn all_problems_of_a_file_at_once() {
     check(
-        "[uwsgi]\nprocesses = x\nspooler = /tmp/spool\nsocket = :http\nstrict\nbogus = 1",
+        "[uwsgi]\nprocesses = x\nqueue = 10\nsocket = :http\nstrict\nbogus = 1",
         "error: app.ini:2: processes: expected a whole number, got `x` || \
-         app.ini:3: spooler: `spooler` is a uWSGI option that kaiser does not support yet || \
+         app.ini:3: queue: `queue` is a uWSGI option that kaiser does not support yet || \
          app.ini:4: socket: invalid port `http` in `:http` || \
          app.ini:6: bogus: unknown option",
     );
@@ -541,8 +541,12 @@ fn all_problems_of_a_file_at_once() {
 #[test]
 fn statuses() {
     check(
-        "[uwsgi]\nspooler = /tmp/spool",
-        "error: app.ini:2: spooler: `spooler` is a uWSGI option that kaiser does not support yet",
+        "[uwsgi]\nqueue = 10",
+        "error: app.ini:2: queue: `queue` is a uWSGI option that kaiser does not support yet",
+    );
+    check(
+        "[uwsgi]\nspooler = /tmp/spool\nspooler-processes = 2\nspooler-quiet\nlocks = 4",
+        "spooler = /tmp/spool | spooler-processes = 2 | spooler-quiet = true | locks = 4",
     );
     check(
         "[uwsgi]\nlogto = /var/log/app.log",
@@ -886,7 +890,6 @@ fn fixture_bloomberg_lists_every_problem() {
             f(31, "cheaper-busyness-max"),
             f(32, "cheaper-busyness-backlog-alert"),
             f(33, "cheaper-busyness-backlog-step"),
-            f(38, "spooler"),
         ]
     );
     assert!(error.to_string().contains(&format!(

@@ -279,6 +279,19 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "stats-http" => config.stats_http = uwsgi_bool(v),
         "stats-minified" => config.stats_minified = uwsgi_bool(v),
         "stats-no-cores" => config.stats_no_cores = uwsgi_bool(v),
+        "spooler" => config.spooler.dirs.push(path(v)?),
+        "spooler-external" => config.spooler.external.push(path(v)?),
+        "spooler-processes" => config.spooler.processes = at_least_one(v)?,
+        "spooler-frequency" => config.spooler.frequency = seconds(v)?.max(Duration::from_secs(1)),
+        "spooler-harakiri" => config.spooler.harakiri = seconds(v)?,
+        "spooler-max-tasks" => config.spooler.max_tasks = number(v)?,
+        "spooler-chdir" => config.spooler.chdir = Some(path(v)?),
+        "spooler-ordered" => config.spooler.ordered = uwsgi_bool(v),
+        "spooler-quiet" => config.spooler.quiet = uwsgi_bool(v),
+        "spooler-import" => config.spooler.imports.push(text(v)?),
+        "locks" => {
+            config.locks = u32::try_from(number(v)?).map_err(|_| "too many locks".to_string())?
+        }
 
         "emperor" => config.emperor.push(text(v)?),
         "emperor-throttle" => config.emperor_throttle = Duration::from_millis(number(v)?),

@@ -10,5 +10,6 @@
 pub mod http;
 pub mod log;
 pub mod response;
+pub mod spool;
 mod syntax;
 pub mod uwsgi;

@@ -7,6 +7,8 @@
 
 mod app;
 mod interpreter;
+mod locks;
+mod spooler;
 mod tracebacks;
 mod uwsgi_module;
 mod wsgi;
@@ -16,10 +18,15 @@ pub use interpreter::{
     fork, freeze_heap, initialize, prepare_request_thread, run_exit_handlers, run_signal_handlers,
     with_thread_state, InitPythonError, InterpreterOptions,
 };
+pub use locks::create_locks;
+pub use spooler::{
+    import_spooler_modules, run_spooler_task, set_i_am_the_spooler, set_spooler_api, SpoolVars,
+    SpoolerApi, TaskVerdict,
+};
 pub use tracebacks::thread_stacks;
 pub use uwsgi_module::{
-    install as install_uwsgi_module, set_user_harakiri_hook, set_worker_id, set_workers_hook,
-    take_log_this_request, ModuleInfo, WorkerFigures,
+    install as install_uwsgi_module, run_post_fork_hook, set_user_harakiri_hook, set_worker_id,
+    set_workers_hook, take_log_this_request, ModuleInfo, WorkerFigures,
 };
 pub use wsgi::{
     Exchange, ListenerEnv, Outcome, RequestVars, RespondError, ResponseHead, WsgiRunner,

@@ -5,7 +5,10 @@
 //! comment. This module knows nothing about config, Python or protocols; it does not log.
 
 pub mod fd;
+pub mod file;
 pub mod fork;
+pub mod inotify;
+pub mod lock;
 pub mod net;
 pub mod notify;
 pub mod poll;

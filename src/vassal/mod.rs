@@ -18,6 +18,7 @@ mod idle;
 mod master;
 mod recycle;
 mod sockets;
+mod spooler;
 mod stats;
 mod stats_server;
 mod touch;

@@ -6,6 +6,7 @@ mod pause;
 mod recycling;
 mod reload;
 mod report;
+mod spooling;
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -78,6 +79,8 @@ pub enum RunVassalError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Fork(#[from] sys::fork::ForkError),
+    #[error(transparent)]
+    Spooler(#[from] crate::spooler::queue::PrepareSpoolerError),
 }
 
 impl RunVassalError {
@@ -142,6 +145,7 @@ struct Master<'a> {
     harakiri: Harakiri,
     stats: Option<StatsServer>,
     lifecycle: Lifecycle,
+    spoolers: super::spooler::Spoolers,
 }
 
 /// The master's reload and recycling state (issue 5), kept together so the loop's hooks
@@ -205,6 +209,13 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         None => None,
     };
     drop_privileges(config)?;
+    // After dropping privileges, so the directories belong to the user the app runs as.
+    let spoolers = super::spooler::Spoolers::new(&config.spooler)?;
+    if let Some(handle) = spoolers.handle() {
+        python::set_spooler_api(Box::new(handle));
+    }
+    // Before anything forks and before the app is imported, which may take one.
+    python::create_locks(config.locks)?;
     let fifo =
         MasterFifo::open(&config.master_fifo).map_err(|source| RunVassalError::MasterFifo {
             path: config.master_fifo[0].clone(),
@@ -313,9 +324,13 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
             verbose: config.harakiri_verbose,
         }),
         stats,
+        spoolers,
     };
     for index in 0..master.slots.len() {
         master.spawn(index)?;
+    }
+    for index in master.spoolers.due(Instant::now()) {
+        master.spawn_spooler(index)?;
     }
     master.event_loop()
 }
@@ -418,7 +433,15 @@ fn listener_of(socket: &BoundSocket) -> Listener {
 }
 
 impl Master<'_> {
+    /// Every child the master stops, reloads and waits for: workers, and spoolers.
     fn worker_pids(&self) -> Vec<Pid> {
+        let mut pids = self.serving_pids();
+        pids.extend(self.spoolers.pids());
+        pids
+    }
+
+    /// The workers only, current and previous generations.
+    fn serving_pids(&self) -> Vec<Pid> {
         self.slots
             .iter()
             .filter_map(|s| s.pid)
@@ -545,7 +568,7 @@ impl Master<'_> {
                 fds.extend(stats.poll_fds());
             }
             let stats_to = fds.len();
-            if self.is_cheap() && self.worker_pids().is_empty() {
+            if self.is_cheap() && self.serving_pids().is_empty() {
                 fds.extend(
                     self.sockets
                         .iter()
@@ -712,7 +735,7 @@ impl Master<'_> {
                     continue;
                 }
             }
-            if self.reap_retiring(pid, how) {
+            if self.reap_retiring(pid, how) || self.reap_spooler(pid, how) {
                 continue;
             }
             if let Some(position) = self.old_workers.iter().position(|p| *p == pid) {
@@ -795,6 +818,7 @@ impl Master<'_> {
             return Ok(());
         }
         self.lifecycle_tick(now)?;
+        self.spooler_tick(now)?;
         self.check_idle(now);
         for index in 0..self.slots.len() {
             if self.slots[index].pid.is_none()

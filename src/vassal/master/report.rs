@@ -89,6 +89,7 @@ impl Master<'_> {
             sockets,
             workers,
             with_cores: !self.config.stats_no_cores,
+            extra: self.stats_sections(),
         };
         crate::vassal::stats::to_bytes(
             &crate::vassal::stats::render(&stats),
