@@ -1,4 +1,4 @@
-"""A uWSGI app using the real `uwsgidecorators` from PyPI: spooler tasks and locks.
+"""A uWSGI app using the real `uwsgidecorators` from PyPI: spooler tasks.
 
 Every task run is recorded as a line in `$APP_OUT/runs.log`: `start NAME PID` when a task
 begins and `done NAME PID` when it returns, so a test can count how often each task ran.
@@ -9,7 +9,7 @@ import os
 import time
 
 import uwsgi
-from uwsgidecorators import lock, spool, spoolforever, spoolraw
+from uwsgidecorators import spool, spoolraw
 
 OUT = os.environ["APP_OUT"]
 
@@ -67,20 +67,6 @@ def raw(arguments):
     return uwsgi.SPOOL_OK
 
 
-COUNTER = os.path.join(OUT, "counter")
-
-
-@lock
-def increment():
-    # A read-modify-write with a pause in the middle: without the lock, concurrent
-    # increments from two workers lose updates.
-    value = int(open(COUNTER).read()) if os.path.exists(COUNTER) else 0
-    time.sleep(0.002)
-    with open(COUNTER, "w") as f:
-        f.write(str(value + 1))
-    return value + 1
-
-
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     query = dict(
@@ -110,20 +96,6 @@ def application(environ, start_response):
             "spoolers": [d.decode() for d in uwsgi.spoolers],
             "i_am_the_spooler": uwsgi.i_am_the_spooler(),
         }).encode()
-    elif path == "/increment":
-        body = str(increment()).encode()
-    elif path == "/lock-and-die":
-        uwsgi.lock()
-        os._exit(3)
-    elif path == "/is-locked":
-        body = json.dumps(uwsgi.is_locked(int(query.get("n", 0)))).encode()
-    elif path == "/lock":
-        n = int(query.get("n", 0))
-        uwsgi.lock(n)
-        try:
-            body = json.dumps(uwsgi.is_locked(n)).encode()
-        finally:
-            uwsgi.unlock(n)
     elif path == "/pid":
         body = json.dumps({"pid": os.getpid(), "worker": uwsgi.worker_id()}).encode()
     else:
