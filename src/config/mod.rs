@@ -31,6 +31,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod cache;
 mod cli;
 mod diagnostics;
 mod expand;
@@ -41,6 +42,7 @@ mod show;
 mod sources;
 mod typed;
 
+pub use cache::CacheSpec;
 pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
 
 /// Facts about the running process that magic variables need (`%v %h %k %u %g %t %b`).
@@ -215,6 +217,11 @@ pub struct Config {
     pub spooler: SpoolerConfig,
     /// `locks`: user locks 1..=N beside lock 0.
     pub locks: u32,
+    /// `cache2` entries, in order.
+    pub cache2: Vec<CacheSpec>,
+    /// The legacy `cache = N` (items; 0: none) and its `cache-blocksize`.
+    pub cache_items: u64,
+    pub cache_blocksize: u64,
 
     pub emperor: Vec<String>,
     pub emperor_throttle: Duration,
@@ -301,6 +308,9 @@ impl Default for Config {
             stats_no_cores: false,
             spooler: SpoolerConfig::default(),
             locks: 0,
+            cache2: Vec::new(),
+            cache_items: 0,
+            cache_blocksize: cache::DEFAULT_BLOCKSIZE,
             emperor: Vec::new(),
             emperor_throttle: Duration::from_millis(1000),
             emperor_max_throttle: Duration::from_millis(180_000),
@@ -311,6 +321,19 @@ impl Default for Config {
             vassals_inherit: Vec::new(),
             vassals_inherit_before: Vec::new(),
         }
+    }
+}
+
+impl Config {
+    /// Every cache to create: the legacy `cache` first (it is uWSGI's default cache), then
+    /// each `cache2`.
+    pub fn caches(&self) -> Vec<CacheSpec> {
+        let legacy = (self.cache_items > 0)
+            .then(|| CacheSpec::legacy(self.cache_items, self.cache_blocksize));
+        legacy
+            .into_iter()
+            .chain(self.cache2.iter().cloned())
+            .collect()
     }
 }
 

@@ -345,6 +345,31 @@ fn render_spooler(config: &Config, default: &Config, line: &mut impl FnMut(&str,
     for module in &spooler.imports {
         line("spooler-import", module);
     }
+    for cache in &config.cache2 {
+        line(
+            "cache2",
+            &format!(
+                "name={},items={},blocksize={},keysize={},expires={}{}{}",
+                cache.name,
+                cache.items,
+                cache.blocksize,
+                cache.keysize,
+                cache.expires,
+                if cache.purge_lru { ",purge_lru=1" } else { "" },
+                if cache.clear_on_full {
+                    ",clear_on_full=1"
+                } else {
+                    ""
+                },
+            ),
+        );
+    }
+    if config.cache_items != default.cache_items {
+        line("cache", &config.cache_items.to_string());
+    }
+    if config.cache_blocksize != default.cache_blocksize {
+        line("cache-blocksize", &config.cache_blocksize.to_string());
+    }
     if config.locks != default.locks {
         line("locks", &config.locks.to_string());
     }

@@ -289,6 +289,9 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "spooler-ordered" => config.spooler.ordered = uwsgi_bool(v),
         "spooler-quiet" => config.spooler.quiet = uwsgi_bool(v),
         "spooler-import" => config.spooler.imports.push(text(v)?),
+        "cache2" => config.cache2.push(super::cache::parse_cache2(v)?),
+        "cache" => config.cache_items = number(v)?,
+        "cache-blocksize" => config.cache_blocksize = number(v)?.max(1),
         "locks" => {
             config.locks = u32::try_from(number(v)?).map_err(|_| "too many locks".to_string())?
         }
@@ -651,6 +654,7 @@ mod tests {
                 _ if spec.name == "umask" => "022",
                 _ if spec.name == "mount" => "/app=app.py",
                 _ if spec.name == "add-header" => "X-A: b",
+                _ if spec.name == "cache2" => "name=a,items=1",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",

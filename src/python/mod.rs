@@ -6,6 +6,7 @@
 //! I/O of its own and knows nothing of HTTP framing: bytes in, status/headers/bytes out.
 
 mod app;
+mod cache;
 mod interpreter;
 mod locks;
 mod spooler;
@@ -14,6 +15,7 @@ mod uwsgi_module;
 mod wsgi;
 
 pub use app::{load_app, App, AppSpec, LoadAppError};
+pub use cache::{cache_stats, create_caches};
 pub use interpreter::{
     fork, freeze_heap, initialize, prepare_request_thread, run_exit_handlers, run_signal_handlers,
     with_thread_state, InitPythonError, InterpreterOptions,

@@ -244,6 +244,7 @@ pub fn install(info: ModuleInfo) -> PyResult<()> {
         module.add_function(wrap_pyfunction!(micros, &module)?)?;
         super::spooler::add_to_module(&module)?;
         super::locks::add_to_module(&module)?;
+        super::cache::add_to_module(&module)?;
         py.import("sys")?
             .getattr("modules")?
             .set_item("uwsgi", module)?;

@@ -216,6 +216,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     }
     // Before anything forks and before the app is imported, which may take one.
     python::create_locks(config.locks)?;
+    python::create_caches(&config.caches())?;
     let fifo =
         MasterFifo::open(&config.master_fifo).map_err(|source| RunVassalError::MasterFifo {
             path: config.master_fifo[0].clone(),

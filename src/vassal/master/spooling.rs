@@ -77,11 +77,35 @@ impl Master<'_> {
         true
     }
 
-    /// The stats document's `spoolers` section (uWSGI's keys), when the instance has any.
+    /// The stats document's `spoolers` and `caches` sections (uWSGI's keys), each when the
+    /// instance has any.
     pub(super) fn stats_sections(&self) -> Vec<(&'static str, serde_json::Value)> {
+        let mut sections = Vec::new();
+        let caches: Vec<serde_json::Value> = python::cache_stats()
+            .into_iter()
+            .map(|cache| {
+                serde_json::json!({
+                    "name": cache.name,
+                    "hash": "fnv1a",
+                    "hashsize": cache.hashsize,
+                    "keysize": cache.keysize,
+                    "max_items": cache.max_items,
+                    "blocks": cache.max_items,
+                    "blocksize": cache.blocksize,
+                    "items": cache.items,
+                    "hits": cache.hits,
+                    "miss": cache.miss,
+                    "full": cache.full,
+                    "last_modified_at": cache.last_modified_at,
+                })
+            })
+            .collect();
+        if !caches.is_empty() {
+            sections.push(("caches", serde_json::Value::Array(caches)));
+        }
         let figures = self.spoolers.figures();
         if figures.is_empty() {
-            return Vec::new();
+            return sections;
         }
         let spoolers = figures
             .into_iter()
@@ -95,7 +119,8 @@ impl Master<'_> {
                 })
             })
             .collect();
-        vec![("spoolers", serde_json::Value::Array(spoolers))]
+        sections.push(("spoolers", serde_json::Value::Array(spoolers)));
+        sections
     }
 
     /// Each turn of the loop: respawn what is due, and end a task past `spooler-harakiri`.
