@@ -11,6 +11,7 @@ pub mod emperor;
 pub mod logging;
 pub mod protocol;
 pub mod python;
+pub mod signals;
 pub mod spooler;
 pub mod sys;
 pub mod vassal;

@@ -9,6 +9,7 @@ mod app;
 mod cache;
 mod interpreter;
 mod locks;
+mod signals;
 mod spooler;
 mod tracebacks;
 mod uwsgi_module;
@@ -21,6 +22,7 @@ pub use interpreter::{
     with_thread_state, InitPythonError, InterpreterOptions,
 };
 pub use locks::create_locks;
+pub use signals::{dispatch_pending as dispatch_uwsgi_signals, set_spooler_signal_slot};
 pub use spooler::{
     import_spooler_modules, run_spooler_task, set_i_am_the_spooler, set_spooler_api, SpoolVars,
     SpoolerApi, TaskVerdict,

@@ -161,6 +161,11 @@ pub fn take_log_this_request() -> bool {
     LOG_THIS_REQUEST.with(|flag| flag.replace(false))
 }
 
+/// This process's worker id (0 outside workers).
+pub(crate) fn current_worker_id() -> u32 {
+    WORKER_ID.load(Ordering::Relaxed)
+}
+
 #[pyfunction]
 fn worker_id() -> u32 {
     WORKER_ID.load(Ordering::Relaxed)
@@ -245,6 +250,7 @@ pub fn install(info: ModuleInfo) -> PyResult<()> {
         super::spooler::add_to_module(&module)?;
         super::locks::add_to_module(&module)?;
         super::cache::add_to_module(&module)?;
+        super::signals::add_to_module(&module)?;
         py.import("sys")?
             .getattr("modules")?
             .set_item("uwsgi", module)?;

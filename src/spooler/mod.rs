@@ -22,7 +22,7 @@ use std::os::fd::{AsFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::SpoolerConfig;
 use crate::protocol::spool;
@@ -136,6 +136,7 @@ pub fn run(setup: SpoolerSetup) -> ! {
     let span = tracing::info_span!("spooler", dir = %setup.dir.display(), pid);
     let _entered = span.enter();
     python::set_i_am_the_spooler();
+    python::set_spooler_signal_slot(setup.slot);
     // uWSGI runs its spoolers at the lowest priority, so tasks take what the workers leave.
     sys::process::lower_priority(19);
     let code = match serve(setup) {
@@ -197,28 +198,36 @@ fn serve(setup: SpoolerSetup) -> Result<(), SpoolerError> {
         stop: false,
         done_tasks: 0,
     };
+    let mut scan_now = true;
+    let mut next_scan = Instant::now();
     loop {
-        let _ = std::env::set_current_dir(&setup.dir);
-        let scan = spooler.scan_dir(&setup.dir);
-        if spooler.stop {
-            return Ok(());
+        if scan_now || Instant::now() >= next_scan {
+            let _ = std::env::set_current_dir(&setup.dir);
+            let scan = spooler.scan_dir(&setup.dir);
+            if spooler.stop {
+                return Ok(());
+            }
+            let frequency = match setup.board.frequency_override() {
+                0 => setup.config.frequency,
+                seconds => Duration::from_secs(seconds),
+            };
+            let mut wait = frequency;
+            if scan.busy {
+                // A file another process is writing (uWSGI's writers lock it meanwhile)
+                // or running: look again soon rather than after a whole frequency.
+                wait = wait.min(Duration::from_secs(1));
+            }
+            if let Some(due) = scan.next_due {
+                let until = Duration::from_secs(due.saturating_sub(unix_secs()));
+                wait = wait.min(until.max(Duration::from_millis(100)));
+            }
+            next_scan = Instant::now() + wait;
         }
-        let frequency = match setup.board.frequency_override() {
-            0 => setup.config.frequency,
-            seconds => Duration::from_secs(seconds),
-        };
-        let mut wait = frequency;
-        if scan.busy {
-            // A file another process is writing (uWSGI's writers lock it meanwhile) or
-            // running: look again soon rather than after a whole `spooler-frequency`.
-            wait = wait.min(Duration::from_secs(1));
-        }
-        if let Some(due) = scan.next_due {
-            wait = wait.min(
-                Duration::from_secs(due.saturating_sub(unix_secs()))
-                    .max(Duration::from_millis(100)),
-            );
-        }
+        // Wake at least every second for uWSGI signals aimed at the spooler; a rescan
+        // happens only when a task arrives or `next_scan` comes.
+        let wait = next_scan
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_secs(1));
         let revents = sys::poll::poll(
             &[
                 (signals.as_fd(), sys::poll::READABLE),
@@ -226,15 +235,20 @@ fn serve(setup: SpoolerSetup) -> Result<(), SpoolerError> {
             ],
             Some(wait),
         )?;
+        scan_now = false;
         if revents[1] != 0 {
             inotify.drain();
+            scan_now = true;
         }
         if revents[0] != 0 {
             spooler.read_signals();
+            // SIGUSR1 is uWSGI's way to wake a spooler.
+            scan_now = true;
             if spooler.stop {
                 return Ok(());
             }
         }
+        python::dispatch_uwsgi_signals();
     }
 }
 

@@ -66,6 +66,11 @@ impl Spoolers {
         })
     }
 
+    /// How many spooler processes the instance runs.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
     pub fn pids(&self) -> impl Iterator<Item = Pid> + '_ {
         self.slots.iter().filter_map(|s| s.pid)
     }

@@ -294,6 +294,8 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         serve::STOP_TOKEN,
     )?;
 
+    // `uwsgi.post_fork_hook` (uwsgidecorators' `@postfork`), once the app is there.
+    python::run_post_fork_hook();
     let handles = threads.serve(&shared);
     // SAFETY: the master handed us this pipe's write end; it stays open until we exit.
     let ready = unsafe { BorrowedFd::borrow_raw(setup.ready_fd) };

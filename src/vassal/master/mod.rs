@@ -215,6 +215,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         python::set_spooler_api(Box::new(handle));
     }
     // Before anything forks and before the app is imported, which may take one.
+    crate::signals::create(config.processes.max(1) as usize, spoolers.len())?;
     python::create_locks(config.locks)?;
     python::create_caches(&config.caches())?;
     let fifo =
@@ -622,9 +623,13 @@ impl Master<'_> {
             }
         }
         let stats_deadline = self.stats.as_ref().and_then(|s| s.next_deadline());
-        for at in [self.harakiri.next_deadline(), stats_deadline]
-            .into_iter()
-            .flatten()
+        for at in [
+            self.harakiri.next_deadline(),
+            stats_deadline,
+            self.next_timer(),
+        ]
+        .into_iter()
+        .flatten()
         {
             next = next.min(at);
         }

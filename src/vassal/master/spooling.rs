@@ -77,6 +77,15 @@ impl Master<'_> {
         true
     }
 
+    /// When the next uWSGI timer is due, for the loop's wait.
+    pub(super) fn next_timer(&self) -> Option<Instant> {
+        let due_ms = crate::signals::board()?.next_timer_ms()?;
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Some(Instant::now() + Duration::from_millis(due_ms.saturating_sub(now_ms)))
+    }
+
     /// The stats document's `spoolers` and `caches` sections (uWSGI's keys), each when the
     /// instance has any.
     pub(super) fn stats_sections(&self) -> Vec<(&'static str, serde_json::Value)> {
@@ -123,11 +132,16 @@ impl Master<'_> {
         sections
     }
 
-    /// Each turn of the loop: respawn what is due, and end a task past `spooler-harakiri`.
+    /// Each turn of the loop: fire due uWSGI timers and crons, respawn spoolers that are due,
+    /// and end a task past `spooler-harakiri`.
     pub(super) fn spooler_tick(&mut self, now: Instant) -> Result<(), RunVassalError> {
         let now_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
+        if let Some(board) = crate::signals::board() {
+            let secs = now_us / 1_000_000;
+            board.tick(now_us / 1000, &crate::signals::local_time(secs), secs / 60);
+        }
         for (pid, seconds) in self.spoolers.overdue(now_us) {
             tracing::warn!(
                 pid,

@@ -1,0 +1,119 @@
+//! uWSGI signals through the real `uwsgidecorators` (tests/apps/signals_app.py): `@timer`
+//! fires every second in a worker, `@signal` reaches its target (all workers, worker 2),
+//! `@postfork` runs in every worker, `@thread` runs, `@harakiri` ends a slow request, and
+//! `@cron` registers.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+
+struct Instance {
+    kaiser: Kaiser,
+    addr: SocketAddr,
+    out: TempDir,
+}
+
+fn start(args: &[&str]) -> Instance {
+    let out = TempDir::new("signals");
+    let venv = venv().display().to_string();
+    let out_path = out.path().to_path_buf();
+    let (kaiser, addr) = start_http_with(
+        &[
+            &[
+                "--home",
+                venv.as_str(),
+                "--wsgi-file",
+                "tests/apps/signals_app.py",
+            ],
+            args,
+        ]
+        .concat(),
+        |command| {
+            command.env("APP_OUT", &out_path);
+        },
+    );
+    Instance { kaiser, addr, out }
+}
+
+/// `(pid, worker id, time)` of every `kind` event so far.
+fn events(instance: &Instance, kind: &str) -> Vec<(i32, u32, f64)> {
+    std::fs::read_to_string(instance.out.join("events.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some(kind)).then(|| {
+                let pid = words.next().unwrap().parse().unwrap();
+                let worker = words.next().unwrap().parse().unwrap();
+                let time = words.next().unwrap().parse().unwrap();
+                (pid, worker, time)
+            })
+        })
+        .collect()
+}
+
+fn wait_events(instance: &Instance, kind: &str, count: usize) -> Vec<(i32, u32, f64)> {
+    wait_until(
+        &format!("{count} `{kind}` events"),
+        Duration::from_secs(20),
+        |last| {
+            let seen = events(instance, kind);
+            *last = format!("{seen:?}");
+            Ok((seen.len() >= count).then_some(seen))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", instance.kaiser.logs()))
+}
+
+#[test]
+fn a_timer_fires_every_second_in_the_workers() {
+    let instance = start(&["--processes", "2"]);
+    let ticks = wait_events(&instance, "tick", 4);
+    for (pid, worker, _) in &ticks {
+        assert!(
+            (1..=2).contains(worker) && *pid != instance.kaiser.pid(),
+            "a tick ran outside the workers: {ticks:?}"
+        );
+    }
+    // One tick per second: never two in the same second.
+    for pair in ticks.windows(2) {
+        let gap = pair[1].2 - pair[0].2;
+        assert!(gap > 0.5, "ticks {gap:.3} s apart: {ticks:?}");
+    }
+}
+
+#[test]
+fn signals_reach_their_targets() {
+    let instance = start(&["--processes", "2"]);
+    let response = http_get(instance.addr, "/registered").unwrap();
+    assert_eq!(response.text(), "[true, true, true, true, false]");
+    http_get(instance.addr, "/raise?n=42").unwrap();
+    let broadcasts = wait_events(&instance, "broadcast", 2);
+    let mut workers: Vec<u32> = broadcasts.iter().map(|e| e.1).collect();
+    workers.sort();
+    assert_eq!(workers, vec![1, 2], "{broadcasts:?}");
+    http_get(instance.addr, "/raise?n=43").unwrap();
+    let second = wait_events(&instance, "second", 1);
+    assert_eq!(second[0].1, 2, "{second:?}");
+}
+
+#[test]
+fn postfork_thread_and_harakiri_decorators() {
+    let instance = start(&["--processes", "2"]);
+    let forks = wait_events(&instance, "postfork", 2);
+    let mut workers: Vec<u32> = forks.iter().map(|e| e.1).collect();
+    workers.sort();
+    assert_eq!(workers, vec![1, 2], "{forks:?}");
+    http_get(instance.addr, "/thread?name=bg").unwrap();
+    wait_events(&instance, "thread", 1);
+    let response = http_get(instance.addr, "/slow").unwrap();
+    assert_eq!(
+        response.status,
+        504,
+        "{response}\n{}",
+        instance.kaiser.logs()
+    );
+}
