@@ -9,6 +9,7 @@ pub mod check;
 pub mod config;
 pub mod emperor;
 pub mod logging;
+pub mod mule;
 pub mod protocol;
 pub mod python;
 pub mod signals;

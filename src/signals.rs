@@ -39,6 +39,12 @@ pub enum Target {
     Worker(u32),
     /// `spooler`: every spooler process.
     Spoolers,
+    /// `mule`: one mule (round robin).
+    AnyMule,
+    /// `mules`.
+    AllMules,
+    /// `muleN`.
+    Mule(u32),
 }
 
 impl Target {
@@ -47,7 +53,12 @@ impl Target {
             "" | "worker" | "worker0" => Target::AnyWorker,
             "workers" | "active-workers" => Target::AllWorkers,
             "spooler" | "spoolers" => Target::Spoolers,
-            other => Target::Worker(other.strip_prefix("worker")?.parse().ok()?),
+            "mule" | "mule0" => Target::AnyMule,
+            "mules" => Target::AllMules,
+            other => match other.strip_prefix("worker") {
+                Some(n) => Target::Worker(n.parse().ok()?),
+                None => Target::Mule(other.strip_prefix("mule")?.parse().ok()?),
+            },
         })
     }
 
@@ -57,6 +68,9 @@ impl Target {
             Target::AllWorkers => 2,
             Target::Spoolers => 3,
             Target::Worker(n) => 4 | (u64::from(n) << 8),
+            Target::AnyMule => 5,
+            Target::AllMules => 6,
+            Target::Mule(n) => 7 | (u64::from(n) << 8),
         }
     }
 
@@ -66,6 +80,9 @@ impl Target {
             2 => Target::AllWorkers,
             3 => Target::Spoolers,
             4 => Target::Worker((word >> 8) as u32),
+            5 => Target::AnyMule,
+            6 => Target::AllMules,
+            7 => Target::Mule((word >> 8) as u32),
             _ => return None,
         })
     }
@@ -121,23 +138,25 @@ impl CronSpec {
 /// The shared tables.
 pub struct Board {
     words: SharedWords,
-    /// Process slots: workers 1..=workers, then spoolers.
+    /// Process slots: workers 1..=workers, then spoolers, then mules.
     workers: usize,
     spoolers: usize,
+    mules: usize,
 }
 
 const ROUND_ROBIN: usize = SIGNALS;
 const PENDING: usize = SIGNALS + 1;
 
 impl Board {
-    pub fn new(workers: usize, spoolers: usize) -> io::Result<Self> {
-        let slots = 1 + workers + spoolers;
+    pub fn new(workers: usize, spoolers: usize, mules: usize) -> io::Result<Self> {
+        let slots = 1 + workers + spoolers + mules;
         let len =
             PENDING + slots * BITMAP_WORDS + MAX_TIMERS * TIMER_WORDS + MAX_CRONS * CRON_WORDS;
         Ok(Board {
             words: SharedWords::new(len)?,
             workers,
             spoolers,
+            mules,
         })
     }
 
@@ -146,7 +165,7 @@ impl Board {
     }
 
     fn timers_at(&self) -> usize {
-        PENDING + (1 + self.workers + self.spoolers) * BITMAP_WORDS
+        PENDING + (1 + self.workers + self.spoolers + self.mules) * BITMAP_WORDS
     }
 
     fn crons_at(&self) -> usize {
@@ -180,6 +199,11 @@ impl Board {
         (index < self.spoolers).then_some(1 + self.workers + index)
     }
 
+    /// The process slot of mule `id` (1-based).
+    pub fn mule_slot(&self, id: u32) -> Option<usize> {
+        (id >= 1 && id as usize <= self.mules).then(|| self.workers + self.spoolers + id as usize)
+    }
+
     /// Raises `signal` towards its registered target; false if it is not registered.
     pub fn raise(&self, signal: u8) -> bool {
         let Some(target) = Target::decode(self.w()[usize::from(signal)].load(Relaxed)) else {
@@ -200,6 +224,19 @@ impl Board {
             Target::Spoolers => {
                 (0..self.spoolers).for_each(|i| self.mark(1 + self.workers + i, signal))
             }
+            Target::AnyMule => {
+                let next = self.w()[ROUND_ROBIN].fetch_add(1, Relaxed) as usize;
+                if self.mules > 0 {
+                    let id = 1 + (next % self.mules) as u32;
+                    self.mark(self.mule_slot(id).expect("id within the mules"), signal);
+                }
+            }
+            Target::AllMules => (1..=self.mules as u32)
+                .for_each(|id| self.mark(self.mule_slot(id).expect("id within the mules"), signal)),
+            Target::Mule(id) => match self.mule_slot(id) {
+                Some(slot) => self.mark(slot, signal),
+                None => return false,
+            },
         }
         true
     }
@@ -331,8 +368,8 @@ impl Board {
 static BOARD: OnceLock<Board> = OnceLock::new();
 
 /// Called by the master before the app is imported and before any fork.
-pub fn create(workers: usize, spoolers: usize) -> io::Result<()> {
-    let _ = BOARD.set(Board::new(workers, spoolers)?);
+pub fn create(workers: usize, spoolers: usize, mules: usize) -> io::Result<()> {
+    let _ = BOARD.set(Board::new(workers, spoolers, mules)?);
     Ok(())
 }
 
@@ -369,7 +406,10 @@ mod tests {
             ("active-workers", Some(Target::AllWorkers)),
             ("worker3", Some(Target::Worker(3))),
             ("spooler", Some(Target::Spoolers)),
-            ("mule1", None),
+            ("mule1", Some(Target::Mule(1))),
+            ("mules", Some(Target::AllMules)),
+            ("mule", Some(Target::AnyMule)),
+            ("farm_x", None),
             ("workerx", None),
         ] {
             assert_eq!(Target::parse(text), target, "{text:?}");
@@ -418,7 +458,7 @@ mod tests {
 
     #[test]
     fn routing_timers_and_crons() {
-        let board = Board::new(2, 1).unwrap();
+        let board = Board::new(2, 1, 2).unwrap();
         assert!(!board.raise(5), "unregistered");
         board.register(5, Target::AllWorkers);
         board.register(6, Target::AnyWorker);
@@ -430,6 +470,10 @@ mod tests {
         assert_eq!(board.take(1), vec![5, 6]);
         assert_eq!(board.take(2), vec![5, 6]);
         assert_eq!(board.take(board.spooler_slot(0).unwrap()), vec![7]);
+        board.register(8, Target::Mule(2));
+        assert!(board.raise(8));
+        assert!(board.take(board.mule_slot(1).unwrap()).is_empty());
+        assert_eq!(board.take(board.mule_slot(2).unwrap()), vec![8]);
         assert!(board.take(1).is_empty());
         // A timer every 2 s from t=100 s, for 2 iterations (an rb_timer).
         assert!(board.add_timer(5, 2, 2, 100_000));

@@ -217,6 +217,11 @@ pub struct Config {
     pub spooler: SpoolerConfig,
     /// `locks`: user locks 1..=N beside lock 0.
     pub locks: u32,
+    /// Mules: one entry per mule, its script or `""` for a message loop (`mule`, `mules`).
+    pub mules: Vec<String>,
+    /// `farm = NAME:1,2`: named groups of mule ids.
+    pub farms: Vec<(String, Vec<u32>)>,
+    pub mule_msg_size: usize,
     /// `cache2` entries, in order.
     pub cache2: Vec<CacheSpec>,
     /// The legacy `cache = N` (items; 0: none) and its `cache-blocksize`.
@@ -308,6 +313,9 @@ impl Default for Config {
             stats_no_cores: false,
             spooler: SpoolerConfig::default(),
             locks: 0,
+            mules: Vec::new(),
+            farms: Vec::new(),
+            mule_msg_size: 65536,
             cache2: Vec::new(),
             cache_items: 0,
             cache_blocksize: cache::DEFAULT_BLOCKSIZE,

@@ -370,6 +370,16 @@ fn render_spooler(config: &Config, default: &Config, line: &mut impl FnMut(&str,
     if config.cache_blocksize != default.cache_blocksize {
         line("cache-blocksize", &config.cache_blocksize.to_string());
     }
+    for mule in &config.mules {
+        line("mule", mule);
+    }
+    for (name, ids) in &config.farms {
+        let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
+        line("farm", &format!("{name}:{}", ids.join(",")));
+    }
+    if config.mule_msg_size != default.mule_msg_size {
+        line("mule-msg-size", &config.mule_msg_size.to_string());
+    }
     if config.locks != default.locks {
         line("locks", &config.locks.to_string());
     }

@@ -289,6 +289,12 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "spooler-ordered" => config.spooler.ordered = uwsgi_bool(v),
         "spooler-quiet" => config.spooler.quiet = uwsgi_bool(v),
         "spooler-import" => config.spooler.imports.push(text(v)?),
+        "mule" => config.mules.push(v.to_string()),
+        "mules" => config
+            .mules
+            .extend(std::iter::repeat_n(String::new(), number(v)? as usize)),
+        "farm" => config.farms.push(farm(v)?),
+        "mule-msg-size" => config.mule_msg_size = number(v)?.clamp(1, 1 << 24) as usize,
         "cache2" => config.cache2.push(super::cache::parse_cache2(v)?),
         "cache" => config.cache_items = number(v)?,
         "cache-blocksize" => config.cache_blocksize = number(v)?.max(1),
@@ -414,6 +420,22 @@ pub(crate) fn uwsgi_bool(value: &str) -> bool {
         || value.eq_ignore_ascii_case("off")
         || value.eq_ignore_ascii_case("no")
         || value == "0")
+}
+
+/// `farm = NAME:1,2,3`.
+fn farm(value: &str) -> Result<(String, Vec<u32>), String> {
+    let (name, ids) = value
+        .split_once(':')
+        .ok_or_else(|| format!("expected `NAME:MULE,MULE`, got `{value}`"))?;
+    let ids = ids
+        .split(',')
+        .map(|id| id.trim().parse::<u32>().ok().filter(|id| *id >= 1))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| format!("farm `{name}`: mule ids are numbers from 1, got `{ids}`"))?;
+    if name.is_empty() {
+        return Err(format!("expected `NAME:MULE,MULE`, got `{value}`"));
+    }
+    Ok((name.to_string(), ids))
 }
 
 fn number(value: &str) -> Result<u64, String> {
@@ -655,6 +677,7 @@ mod tests {
                 _ if spec.name == "mount" => "/app=app.py",
                 _ if spec.name == "add-header" => "X-A: b",
                 _ if spec.name == "cache2" => "name=a,items=1",
+                _ if spec.name == "farm" => "f:1,2",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",

@@ -19,6 +19,13 @@ static HANDLERS: OnceLock<Py<PyDict>> = OnceLock::new();
 /// This process's slot in the pending bitmaps when it is not a worker (a spooler); 0: none.
 static OTHER_SLOT: AtomicUsize = AtomicUsize::new(0);
 
+/// Called in a mule after fork: its id (1-based).
+pub fn set_mule_signal_slot(id: u32) {
+    if let Some(slot) = signals::board().and_then(|b| b.mule_slot(id)) {
+        OTHER_SLOT.store(slot, Ordering::Relaxed);
+    }
+}
+
 /// Called in a spooler after fork: its slot among the spoolers (0-based).
 pub fn set_spooler_signal_slot(index: usize) {
     if let Some(slot) = signals::board().and_then(|b| b.spooler_slot(index)) {
@@ -44,7 +51,7 @@ fn register_signal(
 ) -> PyResult<()> {
     let parsed = Target::parse(target).ok_or_else(|| {
         PyValueError::new_err(format!(
-            "unable to register signal {signum}: kaiser does not support the target `{target}` (use worker, workers, workerN or spooler)"
+            "unable to register signal {signum}: kaiser does not support the target `{target}` (use worker, workers, workerN, spooler, mule, mules or muleN)"
         ))
     })?;
     if !handler.is_callable() {

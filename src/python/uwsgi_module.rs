@@ -176,9 +176,10 @@ fn masterpid() -> i32 {
     INFO.get().map(|i| i.master_pid).unwrap_or(0)
 }
 
+/// `uwsgi.mule_id()`: this mule's id, 0 outside mules.
 #[pyfunction]
 fn mule_id() -> u32 {
-    0
+    super::mules::current_mule_id()
 }
 
 #[pyfunction]
@@ -251,6 +252,7 @@ pub fn install(info: ModuleInfo) -> PyResult<()> {
         super::locks::add_to_module(&module)?;
         super::cache::add_to_module(&module)?;
         super::signals::add_to_module(&module)?;
+        super::mules::add_to_module(&module)?;
         py.import("sys")?
             .getattr("modules")?
             .set_item("uwsgi", module)?;

@@ -16,6 +16,7 @@ mod fifo;
 mod harakiri;
 mod idle;
 mod master;
+mod mules;
 mod recycle;
 mod sockets;
 mod spooler;

@@ -2,6 +2,7 @@
 //! (stops and reloads), `recycling` (replacing workers one at a time), `pause` (SIGTSTP and
 //! cheap mode) and `report` (SIGUSR1 and the stats document).
 
+mod mules;
 mod pause;
 mod recycling;
 mod reload;
@@ -146,6 +147,7 @@ struct Master<'a> {
     stats: Option<StatsServer>,
     lifecycle: Lifecycle,
     spoolers: super::spooler::Spoolers,
+    mules: super::mules::Mules,
 }
 
 /// The master's reload and recycling state (issue 5), kept together so the loop's hooks
@@ -215,9 +217,14 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         python::set_spooler_api(Box::new(handle));
     }
     // Before anything forks and before the app is imported, which may take one.
-    crate::signals::create(config.processes.max(1) as usize, spoolers.len())?;
+    crate::signals::create(
+        config.processes.max(1) as usize,
+        spoolers.len(),
+        config.mules.len(),
+    )?;
     python::create_locks(config.locks)?;
     python::create_caches(&config.caches())?;
+    python::create_mules(config.mules.len(), &config.farms, config.mule_msg_size)?;
     let fifo =
         MasterFifo::open(&config.master_fifo).map_err(|source| RunVassalError::MasterFifo {
             path: config.master_fifo[0].clone(),
@@ -327,6 +334,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         }),
         stats,
         spoolers,
+        mules: super::mules::Mules::new(&config.mules),
     };
     for index in 0..master.slots.len() {
         master.spawn(index)?;
@@ -334,6 +342,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     for index in master.spoolers.due(Instant::now()) {
         master.spawn_spooler(index)?;
     }
+    master.mules_tick(Instant::now())?;
     master.event_loop()
 }
 
@@ -439,6 +448,7 @@ impl Master<'_> {
     fn worker_pids(&self) -> Vec<Pid> {
         let mut pids = self.serving_pids();
         pids.extend(self.spoolers.pids());
+        pids.extend(self.mules.pids());
         pids
     }
 
@@ -741,7 +751,10 @@ impl Master<'_> {
                     continue;
                 }
             }
-            if self.reap_retiring(pid, how) || self.reap_spooler(pid, how) {
+            if self.reap_retiring(pid, how)
+                || self.reap_spooler(pid, how)
+                || self.reap_mule(pid, how)
+            {
                 continue;
             }
             if let Some(position) = self.old_workers.iter().position(|p| *p == pid) {
@@ -825,6 +838,7 @@ impl Master<'_> {
         }
         self.lifecycle_tick(now)?;
         self.spooler_tick(now)?;
+        self.mules_tick(now)?;
         self.check_idle(now);
         for index in 0..self.slots.len() {
             if self.slots[index].pid.is_none()

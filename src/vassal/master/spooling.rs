@@ -8,8 +8,8 @@ use super::*;
 use crate::spooler::{self, PythonSource, SpoolerSetup};
 
 impl Master<'_> {
-    /// Descriptors only the master uses, closed first thing in a spooler.
-    fn spooler_close_fds(&self) -> Vec<RawFd> {
+    /// Descriptors only the master uses, closed first thing in a spooler or a mule.
+    pub(super) fn master_only_fds(&self) -> Vec<RawFd> {
         let mut fds: Vec<RawFd> = vec![
             self.signals.as_fd().as_raw_fd(),
             self.ready_read.as_raw_fd(),
@@ -42,7 +42,7 @@ impl Master<'_> {
                     config: self.config.spooler.clone(),
                     board: Arc::clone(&self.spoolers.board),
                     master_pid: sys::process::getppid(),
-                    close_fds: self.spooler_close_fds(),
+                    close_fds: self.master_only_fds(),
                     python,
                 })
             }
