@@ -440,3 +440,37 @@ fn spoolers_stop_with_the_vassal_and_a_task_in_flight_finishes_first() {
     );
     assert!(instance.task_files().is_empty());
 }
+
+#[test]
+fn a_graceful_reload_replaces_the_spooler_and_loses_no_task() {
+    let instance = start("tests/apps/spooler_app.py", &[]);
+    instance.get("/spool?name=held&block=1");
+    let old = instance.started_marker("held", None);
+    let mark = instance.kaiser.log_mark();
+    instance.kaiser.signal(libc::SIGHUP);
+    instance
+        .kaiser
+        .wait_for_log_since(mark, "reloaded in", TASK_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The old spooler finishes its task before it goes; the new one serves new tasks.
+    std::fs::write(instance.out.join("release-held"), b"").unwrap();
+    instance.get("/spool?name=after-reload");
+    instance.wait_done(&["held", "after-reload"]);
+    instance.wait_queue_empty();
+    wait_until("the old spooler to exit", TASK_TIMEOUT, |_| {
+        Ok((!alive(old)).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", instance.kaiser.logs()));
+    assert_eq!(
+        instance.counts("done").get("held"),
+        Some(&1),
+        "{}",
+        instance.runs()
+    );
+    assert_eq!(
+        instance.counts("start").get("held"),
+        Some(&1),
+        "{}",
+        instance.runs()
+    );
+}
