@@ -117,3 +117,36 @@ fn postfork_thread_and_harakiri_decorators() {
         instance.kaiser.logs()
     );
 }
+
+#[test]
+fn option_timers_and_command_crons_run_from_the_master() {
+    let out = TempDir::new("crons");
+    let marker = out.join("cron-ran");
+    let cron = format!("-1 -1 -1 -1 -1 touch {}", marker.display());
+    let instance = start(&[
+        "--timer",
+        "7 1",
+        "--cron",
+        &cron,
+        "--cron2",
+        "minute=-1,harakiri=1 sleep 60",
+    ]);
+    let ticks = wait_events(&instance, "optiontimer", 2);
+    assert!(ticks.iter().all(|t| t.1 == 1), "{ticks:?}");
+    // Every cron matches this minute: both start at once.
+    wait_until("the cron command to run", Duration::from_secs(20), |_| {
+        Ok(marker.exists().then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", instance.kaiser.logs()));
+    instance
+        .kaiser
+        .wait_for_log(
+            "cron harakiri: killing the command",
+            Duration::from_secs(20),
+        )
+        .unwrap();
+    instance
+        .kaiser
+        .wait_for_log("killed by SIGKILL", Duration::from_secs(20))
+        .unwrap();
+}

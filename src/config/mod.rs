@@ -33,6 +33,7 @@ use std::time::Duration;
 
 mod cache;
 mod cli;
+mod cron;
 mod diagnostics;
 mod expand;
 mod hints;
@@ -43,6 +44,7 @@ mod sources;
 mod typed;
 
 pub use cache::CacheSpec;
+pub use cron::CronCommand;
 pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
 
 /// Facts about the running process that magic variables need (`%v %h %k %u %g %t %b`).
@@ -222,6 +224,11 @@ pub struct Config {
     /// `farm = NAME:1,2`: named groups of mule ids.
     pub farms: Vec<(String, Vec<u32>)>,
     pub mule_msg_size: usize,
+    /// `timer`/`rbtimer`: (signal, seconds) the master raises.
+    pub timers: Vec<(u8, u64)>,
+    /// `cron`, `unique-cron`, `cron2`: commands the master runs.
+    pub crons: Vec<CronCommand>,
+    pub cron_harakiri: Duration,
     /// `cache2` entries, in order.
     pub cache2: Vec<CacheSpec>,
     /// The legacy `cache = N` (items; 0: none) and its `cache-blocksize`.
@@ -316,6 +323,9 @@ impl Default for Config {
             mules: Vec::new(),
             farms: Vec::new(),
             mule_msg_size: 65536,
+            timers: Vec::new(),
+            crons: Vec::new(),
+            cron_harakiri: Duration::ZERO,
             cache2: Vec::new(),
             cache_items: 0,
             cache_blocksize: cache::DEFAULT_BLOCKSIZE,

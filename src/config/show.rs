@@ -380,6 +380,24 @@ fn render_spooler(config: &Config, default: &Config, line: &mut impl FnMut(&str,
     if config.mule_msg_size != default.mule_msg_size {
         line("mule-msg-size", &config.mule_msg_size.to_string());
     }
+    for (signal, seconds) in &config.timers {
+        line("timer", &format!("{signal} {seconds}"));
+    }
+    for cron in &config.crons {
+        let [minute, hour, day, month, week] = cron.fields;
+        line(
+            "cron2",
+            &format!(
+                "minute={minute},hour={hour},day={day},month={month},week={week},unique={},harakiri={} {}",
+                u8::from(cron.unique),
+                cron.harakiri,
+                cron.command
+            ),
+        );
+    }
+    if config.cron_harakiri != default.cron_harakiri {
+        line("cron-harakiri", &config.cron_harakiri.as_secs().to_string());
+    }
     if config.locks != default.locks {
         line("locks", &config.locks.to_string());
     }

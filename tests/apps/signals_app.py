@@ -38,6 +38,12 @@ def second_only(signum):
     note("second", signum)
 
 
+@signal(7)
+def option_timer(signum):
+    # Raised by the `timer = 7 1` option, not by the app.
+    note("optiontimer", signum)
+
+
 @cron(-1, -1, -1, -1, -1)
 def every_minute(signum):
     note("cron", signum)

@@ -2,6 +2,7 @@
 //! (stops and reloads), `recycling` (replacing workers one at a time), `pause` (SIGTSTP and
 //! cheap mode) and `report` (SIGUSR1 and the stats document).
 
+mod crons;
 mod mules;
 mod pause;
 mod recycling;
@@ -148,6 +149,7 @@ struct Master<'a> {
     lifecycle: Lifecycle,
     spoolers: super::spooler::Spoolers,
     mules: super::mules::Mules,
+    crons: super::cron::Crons,
 }
 
 /// The master's reload and recycling state (issue 5), kept together so the loop's hooks
@@ -222,6 +224,14 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         spoolers.len(),
         config.mules.len(),
     )?;
+    if let Some(board) = crate::signals::board() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        for (signal, seconds) in &config.timers {
+            board.add_timer(*signal, *seconds, 0, now_ms);
+        }
+    }
     python::create_locks(config.locks)?;
     python::create_caches(&config.caches())?;
     python::create_mules(config.mules.len(), &config.farms, config.mule_msg_size)?;
@@ -335,6 +345,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         stats,
         spoolers,
         mules: super::mules::Mules::new(&config.mules),
+        crons: super::cron::Crons::new(&config.crons, config.cron_harakiri),
     };
     for index in 0..master.slots.len() {
         master.spawn(index)?;
@@ -754,6 +765,7 @@ impl Master<'_> {
             if self.reap_retiring(pid, how)
                 || self.reap_spooler(pid, how)
                 || self.reap_mule(pid, how)
+                || self.reap_cron(pid, how)
             {
                 continue;
             }
@@ -839,6 +851,7 @@ impl Master<'_> {
         self.lifecycle_tick(now)?;
         self.spooler_tick(now)?;
         self.mules_tick(now)?;
+        self.crons_tick(now);
         self.check_idle(now);
         for index in 0..self.slots.len() {
             if self.slots[index].pid.is_none()
