@@ -27,6 +27,10 @@ pub const MAX_TIMERS: usize = 64;
 pub const MAX_CRONS: usize = 64;
 const TIMER_WORDS: usize = 4;
 const CRON_WORDS: usize = 7;
+pub const MAX_FILEMONS: usize = 16;
+/// The longest path `add_file_monitor` takes.
+pub const FILEMON_PATH_BYTES: usize = 512;
+const FILEMON_WORDS: usize = 2 + FILEMON_PATH_BYTES / 8;
 
 /// Where a signal goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,8 +154,11 @@ const PENDING: usize = SIGNALS + 1;
 impl Board {
     pub fn new(workers: usize, spoolers: usize, mules: usize) -> io::Result<Self> {
         let slots = 1 + workers + spoolers + mules;
-        let len =
-            PENDING + slots * BITMAP_WORDS + MAX_TIMERS * TIMER_WORDS + MAX_CRONS * CRON_WORDS;
+        let len = PENDING
+            + slots * BITMAP_WORDS
+            + MAX_TIMERS * TIMER_WORDS
+            + MAX_CRONS * CRON_WORDS
+            + MAX_FILEMONS * FILEMON_WORDS;
         Ok(Board {
             words: SharedWords::new(len)?,
             workers,
@@ -262,13 +269,25 @@ impl Board {
     /// from `now_ms` (Unix milliseconds). False when every timer slot is taken.
     pub fn add_timer(&self, signal: u8, seconds: u64, iterations: u64, now_ms: u64) -> bool {
         let base = self.timers_at();
+        let period_ms = seconds.max(1) * 1000;
+        // With `lazy-apps` every worker imports the app and adds the same timer: one is
+        // enough, or it would fire once per worker.
+        let duplicate = (0..MAX_TIMERS).any(|index| {
+            let slot = &self.w()[base + index * TIMER_WORDS..][..TIMER_WORDS];
+            iterations == 0
+                && slot[0].load(Relaxed) == u64::from(signal) + 1
+                && slot[1].load(Relaxed) == period_ms
+                && slot[3].load(Relaxed) == 0
+        });
+        if duplicate {
+            return true;
+        }
         for index in 0..MAX_TIMERS {
             let slot = &self.w()[base + index * TIMER_WORDS..][..TIMER_WORDS];
             // Fill the fields first, then claim the slot: the master never sees half a timer.
             if slot[0].load(Relaxed) != 0 {
                 continue;
             }
-            let period_ms = seconds.max(1) * 1000;
             slot[1].store(period_ms, Relaxed);
             slot[2].store(now_ms + period_ms, Relaxed);
             slot[3].store(iterations, Relaxed);
@@ -285,6 +304,18 @@ impl Board {
     /// `add_cron`. False when every cron slot is taken.
     pub fn add_cron(&self, signal: u8, spec: CronSpec) -> bool {
         let base = self.crons_at();
+        let fields = [spec.minute, spec.hour, spec.day, spec.month, spec.weekday];
+        let duplicate = (0..MAX_CRONS).any(|index| {
+            let slot = &self.w()[base + index * CRON_WORDS..][..CRON_WORDS];
+            slot[0].load(Relaxed) == u64::from(signal) + 1
+                && slot[1..6]
+                    .iter()
+                    .zip(fields)
+                    .all(|(word, value)| word.load(Relaxed) == value as u64)
+        });
+        if duplicate {
+            return true;
+        }
         for index in 0..MAX_CRONS {
             let slot = &self.w()[base + index * CRON_WORDS..][..CRON_WORDS];
             if slot[0].load(Relaxed) != 0 {
@@ -306,6 +337,62 @@ impl Board {
             }
         }
         false
+    }
+
+    fn filemons_at(&self) -> usize {
+        self.crons_at() + MAX_CRONS * CRON_WORDS
+    }
+
+    /// `add_file_monitor`: the master raises `signal` when `path` changes. False when the
+    /// path is too long or every slot is taken.
+    pub fn add_file_monitor(&self, signal: u8, path: &[u8]) -> bool {
+        if path.is_empty() || path.len() > FILEMON_PATH_BYTES {
+            return false;
+        }
+        let base = self.filemons_at();
+        for index in 0..MAX_FILEMONS {
+            let slot = &self.w()[base + index * FILEMON_WORDS..][..FILEMON_WORDS];
+            if slot[0].load(Relaxed) != 0 {
+                continue;
+            }
+            slot[1].store(path.len() as u64, Relaxed);
+            for (word, chunk) in slot[2..].iter().zip(path.chunks(8)) {
+                let mut bytes = [0u8; 8];
+                bytes[..chunk.len()].copy_from_slice(chunk);
+                word.store(u64::from_le_bytes(bytes), Relaxed);
+            }
+            if slot[0]
+                .compare_exchange(0, u64::from(signal) + 1, Relaxed, Relaxed)
+                .is_ok()
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Every file monitor: (signal, path).
+    pub fn file_monitors(&self) -> Vec<(u8, Vec<u8>)> {
+        let base = self.filemons_at();
+        (0..MAX_FILEMONS)
+            .filter_map(|index| {
+                let slot = &self.w()[base + index * FILEMON_WORDS..][..FILEMON_WORDS];
+                let signal = slot[0].load(Relaxed);
+                if signal == 0 {
+                    return None;
+                }
+                let len = slot[1].load(Relaxed) as usize;
+                let mut path = Vec::with_capacity(len + 8);
+                for word in &slot[2..] {
+                    path.extend_from_slice(&word.load(Relaxed).to_le_bytes());
+                    if path.len() >= len {
+                        break;
+                    }
+                }
+                path.truncate(len);
+                Some(((signal - 1) as u8, path))
+            })
+            .collect()
     }
 
     /// When the next timer is due (Unix milliseconds), for the master's wait.
@@ -493,12 +580,38 @@ mod tests {
         board.tick(106_000, &time, 0);
         assert!(board.take(1).is_empty(), "two iterations only");
         assert_eq!(board.take(2), vec![5], "all workers got it");
-        // A cron fires once per matching minute.
+        // A cron fires once per matching minute; adding it again (a lazy worker) changes
+        // nothing.
+        assert!(board.add_cron(6, cron(-1, -1, -1, -1, -1)));
         assert!(board.add_cron(6, cron(-1, -1, -1, -1, -1)));
         board.tick(200_000, &time, 3);
         board.tick(201_000, &time, 3);
         board.tick(260_000, &time, 4);
         let fired: usize = (1..=2).map(|slot| board.take(slot).len()).sum();
         assert_eq!(fired, 2);
+    }
+
+    #[test]
+    fn the_same_timer_added_twice_fires_once() {
+        // With `lazy-apps`, each worker's import adds it.
+        let board = Board::new(2, 0, 0).unwrap();
+        board.register(9, Target::AllWorkers);
+        assert!(board.add_timer(9, 1, 0, 100_000));
+        assert!(board.add_timer(9, 1, 0, 100_500));
+        board.tick(101_000, &at(0, 0, 1, 1, 0), 0);
+        board.tick(101_000, &at(0, 0, 1, 1, 0), 0);
+        assert_eq!(board.take(1), vec![9]);
+        assert_eq!(board.next_timer_ms(), Some(102_000));
+    }
+
+    #[test]
+    fn file_monitors_keep_their_paths() {
+        let board = Board::new(1, 0, 0).unwrap();
+        assert!(board.add_file_monitor(3, b"/etc/app/reload.flag"));
+        assert!(!board.add_file_monitor(4, &[b'x'; FILEMON_PATH_BYTES + 1]));
+        assert_eq!(
+            board.file_monitors(),
+            vec![(3, b"/etc/app/reload.flag".to_vec())]
+        );
     }
 }

@@ -89,7 +89,7 @@ fn a_timer_fires_every_second_in_the_workers() {
 fn signals_reach_their_targets() {
     let instance = start(&["--processes", "2"]);
     let response = http_get(instance.addr, "/registered").unwrap();
-    assert_eq!(response.text(), "[true, true, true, true, false]");
+    assert_eq!(response.text(), "[true, true, true, true, true, false]");
     http_get(instance.addr, "/raise?n=42").unwrap();
     let broadcasts = wait_events(&instance, "broadcast", 2);
     let mut workers: Vec<u32> = broadcasts.iter().map(|e| e.1).collect();
@@ -149,4 +149,17 @@ fn option_timers_and_command_crons_run_from_the_master() {
         .kaiser
         .wait_for_log("killed by SIGKILL", Duration::from_secs(20))
         .unwrap();
+}
+
+#[test]
+fn a_file_monitor_raises_its_signal_when_the_file_changes() {
+    let instance = start(&[]);
+    let watched = instance.out.join("watched");
+    // A timer tick comes from the master's loop, which by then has looked at the path once.
+    wait_events(&instance, "tick", 1);
+    // Created, then written: each change raises the signal once the master has seen it.
+    std::fs::write(&watched, b"one").unwrap();
+    wait_events(&instance, "filemon", 1);
+    std::fs::write(&watched, b"two, longer").unwrap();
+    wait_events(&instance, "filemon", 2);
 }

@@ -174,7 +174,18 @@ pub fn dispatch_pending() {
     });
 }
 
+/// `uwsgi.add_file_monitor(num, path)`: the master raises `num` when `path` changes
+/// (checked at each turn of its loop, at least every second).
+#[pyfunction]
+fn add_file_monitor(signum: u8, path: &str) -> PyResult<()> {
+    if !board()?.add_file_monitor(signum, path.as_bytes()) {
+        return Err(PyValueError::new_err("unable to add file monitor"));
+    }
+    Ok(())
+}
+
 pub(crate) fn add_to_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_function(wrap_pyfunction!(add_file_monitor, module)?)?;
     module.add_function(wrap_pyfunction!(register_signal, module)?)?;
     module.add_function(wrap_pyfunction!(signal, module)?)?;
     module.add_function(wrap_pyfunction!(signal_registered, module)?)?;

@@ -1,6 +1,7 @@
 //! The master's `cron`/`unique-cron`/`cron2` commands: which are due this minute, which are
 //! still running (for `unique` and harakiri). The master spawns and reaps them
-//! (`master/crons.rs`).
+//! (`master/crons.rs`). Also the file monitors (`uwsgi.add_file_monitor`): the master stats
+//! each watched path at every turn of its loop and raises its signal when it changed.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,29 @@ pub struct Crons {
     last_minute: u64,
     /// (command index, pid, started).
     running: Vec<(usize, Pid, Instant)>,
+    /// What each monitored path looked like at the last look.
+    watched: std::collections::HashMap<(u8, Vec<u8>), Option<FileState>>,
+}
+
+/// Enough of `stat` to tell that a file or directory changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileState {
+    modified_ns: i128,
+    changed_ns: i128,
+    size: u64,
+    inode: u64,
+}
+
+fn file_state(path: &[u8]) -> Option<FileState> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(std::ffi::OsStr::from_bytes(path)).ok()?;
+    Some(FileState {
+        modified_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        changed_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        size: meta.size(),
+        inode: meta.ino(),
+    })
 }
 
 impl Crons {
@@ -24,7 +48,22 @@ impl Crons {
             default_harakiri,
             last_minute: 0,
             running: Vec::new(),
+            watched: std::collections::HashMap::new(),
         }
+    }
+
+    /// The signals of the monitored paths that changed (appeared, vanished, written, touched)
+    /// since the last call; a path seen for the first time is only recorded.
+    pub fn changed_files(&mut self, monitors: Vec<(u8, Vec<u8>)>) -> Vec<u8> {
+        let mut signals = Vec::new();
+        for key in monitors {
+            let now = file_state(&key.1);
+            match self.watched.insert(key.clone(), now) {
+                Some(before) if before != now => signals.push(key.0),
+                _ => {}
+            }
+        }
+        signals
     }
 
     /// The commands to start at `minute` (the Unix minute, local `time`), once per minute.

@@ -8,7 +8,7 @@ import os
 import time
 
 import uwsgi
-from uwsgidecorators import cron, harakiri, postfork, signal, thread, timer
+from uwsgidecorators import cron, filemon, harakiri, postfork, signal, thread, timer
 
 OUT = os.environ["APP_OUT"]
 
@@ -44,6 +44,11 @@ def option_timer(signum):
     note("optiontimer", signum)
 
 
+@filemon(os.path.join(OUT, "watched"))
+def watched_changed(signum):
+    note("filemon", signum)
+
+
 @cron(-1, -1, -1, -1, -1)
 def every_minute(signum):
     note("cron", signum)
@@ -77,6 +82,6 @@ def application(environ, start_response):
     elif path == "/slow":
         too_slow()
     elif path == "/registered":
-        body = json.dumps([uwsgi.signal_registered(n) for n in (0, 1, 42, 43, 200)])
+        body = json.dumps([uwsgi.signal_registered(n) for n in (0, 1, 2, 42, 43, 200)])
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [body.encode()]

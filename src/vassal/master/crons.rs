@@ -5,6 +5,12 @@ use super::*;
 
 impl Master<'_> {
     pub(super) fn crons_tick(&mut self, now: Instant) {
+        if let Some(board) = crate::signals::board() {
+            for signal in self.crons.changed_files(board.file_monitors()) {
+                tracing::info!(signal, "file monitor: a watched path changed");
+                board.raise(signal);
+            }
+        }
         for (pid, command) in self.crons.overdue(now) {
             tracing::warn!(pid, command, "cron harakiri: killing the command");
             let _ = sys::signal::kill(pid, libc::SIGKILL);
