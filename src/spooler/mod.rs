@@ -19,7 +19,7 @@ pub use board::{Board, SlotFigures};
 
 use std::fs;
 use std::os::fd::{AsFd, RawFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -333,7 +333,16 @@ impl Spooler<'_> {
     /// Runs one task file if it is due and nobody else holds it.
     fn manage(&mut self, dir: &Path, name: &str, scan: &mut Scan) {
         let path = dir.join(name);
-        let Ok(meta) = fs::symlink_metadata(&path) else {
+        // O_NOFOLLOW: a symlink named like a task is not one (uWSGI checks with lstat).
+        let Ok(mut file) = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        else {
+            return;
+        };
+        let Ok(meta) = file.metadata() else {
             return;
         };
         if !meta.file_type().is_file() {
@@ -344,9 +353,6 @@ impl Spooler<'_> {
             scan.next_due = Some(scan.next_due.map_or(mtime, |due| due.min(mtime)));
             return;
         }
-        let Ok(file) = fs::OpenOptions::new().read(true).write(true).open(&path) else {
-            return;
-        };
         match sys::file::try_lock_file(&file) {
             Ok(true) => {}
             Ok(false) => {
@@ -360,17 +366,15 @@ impl Spooler<'_> {
         }
         // Another spooler may have finished and removed it between our listing and our
         // lock: then the name is gone, or names a new file.
-        let same = match (fs::symlink_metadata(&path), file.metadata()) {
-            (Ok(now), Ok(ours)) => now.ino() == ours.ino() && now.dev() == ours.dev(),
-            _ => false,
-        };
+        let same = fs::symlink_metadata(&path)
+            .is_ok_and(|now| now.ino() == meta.ino() && now.dev() == meta.dev());
         if !same {
             return;
         }
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(_) => return,
-        };
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        if std::io::Read::read_to_end(&mut file, &mut bytes).is_err() {
+            return;
+        }
         let task = match spool::decode(&bytes) {
             Ok(task) => task,
             Err(spool::DecodeSpoolError::Truncated { .. }) => {
@@ -419,7 +423,9 @@ impl Spooler<'_> {
         setup.board.task_finished(setup.slot, counted);
         // The lock goes with the file.
         drop(file);
-        let _ = std::env::set_current_dir(dir);
+        if setup.config.chdir.is_some() {
+            let _ = std::env::set_current_dir(dir);
+        }
         if counted {
             self.done_tasks += 1;
             let max = setup.config.max_tasks;

@@ -1,9 +1,9 @@
 //! The spool directories on disk: preparing them, writing a task (what `uwsgi.spool()` does in
 //! a worker), listing and reading tasks.
 //!
-//! A task is written to a hidden temporary name in its directory and renamed into place, so a
-//! spooler never sees half a task and the rename itself (`IN_MOVED_TO`) wakes the spoolers
-//! watching the directory. The file's bytes and name are uWSGI's (`protocol::spool`).
+//! A task is written under a hidden subdirectory (`.kaiser-writing/`) and renamed into
+//! place, so a spooler never sees half a task and only the rename itself (`IN_MOVED_TO`)
+//! wakes the spoolers watching the directory. The file's bytes and name are uWSGI's (`protocol::spool`).
 
 use std::fs;
 use std::io::{self, Write};
@@ -63,6 +63,9 @@ pub struct SpoolDirs {
     hostname: String,
 }
 
+/// Where a task is written before it is renamed into its spool directory.
+const WRITING_DIR: &str = ".kaiser-writing";
+
 /// Tasks this process has written, for unique names (uWSGI's `internal_counter`).
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -91,6 +94,9 @@ impl SpoolDirs {
                     path: configured.clone(),
                     source,
                 })?;
+            let _ = fs::DirBuilder::new()
+                .mode(0o750)
+                .create(path.join(WRITING_DIR));
             dirs.push(SpoolDir {
                 path,
                 configured: configured.clone(),
@@ -147,9 +153,20 @@ impl SpoolDirs {
             now.subsec_micros(),
         );
         let path = target.join(&name);
-        let temporary = target.join(format!(".kaiser-writing-{name}"));
-        let written =
-            write_file(&temporary, &bytes, routing.at).and_then(|()| fs::rename(&temporary, &path));
+        // Written in a hidden subdirectory, which the spoolers do not watch, so that only
+        // the rename into place wakes them.
+        let writing = target.join(WRITING_DIR);
+        let temporary = writing.join(&name);
+        let mut written = write_file(&temporary, &bytes, routing.at);
+        if written
+            .as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+        {
+            // A new priority directory, or one removed by hand since start-up.
+            let _ = fs::DirBuilder::new().mode(0o750).create(&writing);
+            written = write_file(&temporary, &bytes, routing.at);
+        }
+        let written = written.and_then(|()| fs::rename(&temporary, &path));
         if let Err(source) = written {
             let _ = fs::remove_file(&temporary);
             return Err(SpoolError::Write { path, source });
