@@ -163,3 +163,31 @@ fn a_file_monitor_raises_its_signal_when_the_file_changes() {
     std::fs::write(&watched, b"two, longer").unwrap();
     wait_events(&instance, "filemon", 2);
 }
+
+#[test]
+fn local_rpc_and_setprocname() {
+    let instance = start(&[]);
+    let response = http_get(instance.addr, "/rpc").unwrap();
+    assert_eq!(
+        response.text(),
+        r#"["hello rpc", "hello call", ["hello"], "kaiser-renamed"]"#,
+        "{}",
+        instance.kaiser.logs()
+    );
+}
+
+#[test]
+fn outside_kaiser_import_uwsgi_still_fails() {
+    // Installing uwsgidecorators (tests/requirements.txt) must not make `import uwsgi` work
+    // outside kaiser: apps fall back on that ImportError.
+    let output = std::process::Command::new(venv_python())
+        .args(["-c", "import uwsgidecorators"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ModuleNotFoundError: No module named 'uwsgi'"),
+        "{stderr}"
+    );
+}

@@ -10,6 +10,7 @@ mod cache;
 mod interpreter;
 mod locks;
 mod mules;
+mod rpc;
 mod signals;
 mod spooler;
 mod tracebacks;

@@ -253,6 +253,7 @@ pub fn install(info: ModuleInfo) -> PyResult<()> {
         super::cache::add_to_module(&module)?;
         super::signals::add_to_module(&module)?;
         super::mules::add_to_module(&module)?;
+        super::rpc::add_to_module(&module)?;
         py.import("sys")?
             .getattr("modules")?
             .set_item("uwsgi", module)?;

@@ -8,7 +8,7 @@ import os
 import time
 
 import uwsgi
-from uwsgidecorators import cron, filemon, harakiri, postfork, signal, thread, timer
+from uwsgidecorators import cron, filemon, harakiri, postfork, rpc, signal, thread, timer
 
 OUT = os.environ["APP_OUT"]
 
@@ -64,6 +64,11 @@ def in_background(name):
     note("thread", name)
 
 
+@rpc("hello")
+def hello(who):
+    return b"hello " + who
+
+
 @harakiri(1)
 def too_slow():
     time.sleep(30)
@@ -81,6 +86,14 @@ def application(environ, start_response):
         in_background(query["name"])
     elif path == "/slow":
         too_slow()
+    elif path == "/rpc":
+        uwsgi.setprocname("kaiser-renamed")
+        body = json.dumps([
+            uwsgi.rpc("", "hello", b"rpc").decode(),
+            uwsgi.call("hello", b"call").decode(),
+            [name.decode() for name in uwsgi.rpc_list()],
+            open("/proc/self/comm").read().strip(),
+        ])
     elif path == "/registered":
         body = json.dumps([uwsgi.signal_registered(n) for n in (0, 1, 2, 42, 43, 200)])
     start_response("200 OK", [("Content-Type", "text/plain")])
