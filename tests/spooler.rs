@@ -474,3 +474,73 @@ fn a_graceful_reload_replaces_the_spooler_and_loses_no_task() {
         instance.runs()
     );
 }
+
+#[test]
+fn spooler_harakiri_kills_a_stuck_task_which_runs_again() {
+    let instance = start("tests/apps/spooler_app.py", &["--spooler-harakiri", "1"]);
+    instance.get("/spool?name=stuck&block=1");
+    let first = instance.started_marker("stuck", None);
+    // Killed by the master after a second; its replacement starts the task again.
+    let second = instance.started_marker("stuck", Some(first));
+    assert_ne!(first, second);
+    assert!(
+        instance.kaiser.logs().contains("spooler-harakiri"),
+        "{}",
+        instance.kaiser.logs()
+    );
+    std::fs::write(instance.out.join("release-stuck"), b"").unwrap();
+    instance.wait_done(&["stuck"]);
+    instance.wait_queue_empty();
+    assert_eq!(instance.counts("done").get("stuck"), Some(&1));
+}
+
+#[test]
+fn spooler_max_tasks_recycles_and_spooler_chdir_applies() {
+    let elsewhere = TempDir::new("spooler-chdir");
+    let elsewhere_text = elsewhere.path().display().to_string();
+    let instance = start(
+        "tests/apps/spooler_app.py",
+        &[
+            "--spooler-max-tasks",
+            "2",
+            "--spooler-chdir",
+            &elsewhere_text,
+        ],
+    );
+    for name in ["m1", "m2", "m3"] {
+        instance.get(&format!("/spool?name={name}&cwd=1"));
+    }
+    instance.wait_done(&["m1", "m2", "m3"]);
+    instance.wait_queue_empty();
+    instance
+        .kaiser
+        .wait_for_log(
+            "maximum number of tasks reached (2) recycling",
+            TASK_TIMEOUT,
+        )
+        .unwrap();
+    instance
+        .kaiser
+        .wait_for_log("spooler exited (recycled), respawning", TASK_TIMEOUT)
+        .unwrap();
+    let runs = instance.runs();
+    let pids: std::collections::HashSet<&str> = runs
+        .lines()
+        .filter(|l| l.starts_with("done "))
+        .filter_map(|l| l.rsplit(' ').next())
+        .collect();
+    assert_eq!(
+        pids.len(),
+        2,
+        "three tasks over two spooler lives:\n{}",
+        instance.runs()
+    );
+    let canonical = std::fs::canonicalize(elsewhere.path()).unwrap();
+    assert!(
+        instance
+            .runs()
+            .contains(&format!("cwd m1 {}", canonical.display())),
+        "{}",
+        instance.runs()
+    );
+}
