@@ -1,7 +1,8 @@
 """Spooler throughput, kaiser beside uWSGI with the same app (tests/apps/spool_bench.py):
 one worker spools N no-op tasks through uwsgidecorators' `@spool` in one request (enqueued
 tasks/s, timed inside the app), and the clock runs until the spool directory is empty again
-(executed tasks/s, from the request's start). One spooler process, `spooler-quiet`, default
+(executed tasks/s, from the request's start). Beside the rates, which a busy machine skews,
+the CPU time all the server's processes used (from /proc, user + system) per task. One spooler process, `spooler-quiet`, default
 `spooler-frequency`; interleaved repetitions, as the rest of bench/.
 
     bench/spooler [--tasks N] [--repetitions R] [--no-build]
@@ -47,6 +48,24 @@ def wait_http(port, deadline):
     raise RuntimeError("server did not answer")
 
 
+def session_cpu_seconds(session):
+    """User + system CPU of every live process in `session` (the server's), in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command: state, ppid, pgrp, session, ..., utime (14th field overall).
+        if int(fields[3]) == session:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def pending(queue):
     return sum(1 for name in os.listdir(queue) if name.startswith("uwsgi_spoolfile_on_"))
 
@@ -64,6 +83,7 @@ def measure(server, binary, venv, app, tasks, scratch):
         wait_http(port, time.time() + 30)
         # Let the spooler start and go idle before the clock starts.
         time.sleep(1)
+        cpu_before = session_cpu_seconds(proc.pid)
         started = time.perf_counter()
         enqueue = float(urllib.request.urlopen(f"http://127.0.0.1:{port}/?{tasks}",
                                                timeout=120).read())
@@ -71,9 +91,10 @@ def measure(server, binary, venv, app, tasks, scratch):
         while pending(queue) and time.time() < deadline:
             time.sleep(0.002)
         executed = time.perf_counter() - started
+        cpu = session_cpu_seconds(proc.pid) - cpu_before
         if pending(queue):
             raise RuntimeError(f"{server}: {pending(queue)} tasks left after 300 s")
-        return tasks / enqueue, tasks / executed
+        return tasks / enqueue, tasks / executed, cpu * 1e6 / tasks
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
@@ -102,18 +123,19 @@ def main():
     results = {"kaiser": [], "uwsgi": []}
     for repetition in range(args.repetitions):
         for server in ("kaiser", "uwsgi"):
-            enq, done = measure(server, binary, venv, app, args.tasks, scratch)
-            results[server].append((enq, done))
+            enq, done, cpu = measure(server, binary, venv, app, args.tasks, scratch)
+            results[server].append((enq, done, cpu))
             print(f"round {repetition + 1} {server:6}: enqueued {enq:9.0f} tasks/s, "
-                  f"executed {done:8.0f} tasks/s", flush=True)
+                  f"executed {done:8.0f} tasks/s, {cpu:6.0f} µs CPU per task", flush=True)
     print()
     print(f"spooler, {args.tasks} no-op tasks, 1 worker + 1 spooler, median of "
           f"{args.repetitions}:")
-    print("| server | enqueued tasks/s | executed tasks/s |")
-    print("|---|---|---|")
+    print("| server | enqueued tasks/s | executed tasks/s | CPU per task (µs, all processes) |")
+    print("|---|---|---|---|")
     for server, rows in results.items():
         print(f"| {server} | {statistics.median(r[0] for r in rows):.0f} | "
-              f"{statistics.median(r[1] for r in rows):.0f} |")
+              f"{statistics.median(r[1] for r in rows):.0f} | "
+              f"{statistics.median(r[2] for r in rows):.0f} |")
     print(f"(logs in {scratch})")
 
 
