@@ -544,3 +544,45 @@ fn spooler_max_tasks_recycles_and_spooler_chdir_applies() {
         instance.runs()
     );
 }
+
+#[test]
+fn spool_can_target_an_external_spooler_directory() {
+    let other = TempDir::new("spooler-external");
+    let external = other.join("theirs");
+    let external_text = external.display().to_string();
+    let instance = start(
+        "tests/apps/spooler_app.py",
+        &["--spooler-external", &external_text],
+    );
+    let external = std::fs::canonicalize(&external).unwrap();
+    let path = instance.get(&format!("/spool?name=elsewhere&spooler={external_text}"));
+    assert!(
+        path.starts_with(&format!("{}/uwsgi_spoolfile_on_", external.display())),
+        "{path}"
+    );
+    // Nobody here serves it: it waits for the other instance. Ours still runs its own.
+    instance.get("/spool?name=here");
+    instance.wait_done(&["here"]);
+    assert!(std::path::Path::new(&path).exists());
+    assert!(
+        !instance.runs().contains("elsewhere"),
+        "{}",
+        instance.runs()
+    );
+    let info: serde_json::Value = serde_json::from_str(&instance.get("/spooler")).unwrap();
+    assert_eq!(
+        info["spoolers"][1],
+        external.display().to_string(),
+        "{info}"
+    );
+    let response = http_get(instance.addr, "/spool?name=x&spooler=/no/such/dir").unwrap();
+    assert_eq!(response.status, 500, "unknown spooler: {response}");
+    assert!(
+        instance
+            .kaiser
+            .logs()
+            .contains("unable to find spooler `/no/such/dir`"),
+        "{}",
+        instance.kaiser.logs()
+    );
+}

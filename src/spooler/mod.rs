@@ -150,7 +150,7 @@ pub fn run(setup: SpoolerSetup) -> ! {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum SpoolerError {
+enum RunSpoolerError {
     #[error(transparent)]
     Init(#[from] python::InitPythonError),
     #[error("python setup failed: {0}")]
@@ -165,7 +165,7 @@ enum SpoolerError {
     Io(#[from] std::io::Error),
 }
 
-fn serve(setup: SpoolerSetup) -> Result<(), SpoolerError> {
+fn serve(setup: SpoolerSetup) -> Result<(), RunSpoolerError> {
     if let PythonSource::Lazy {
         interpreter,
         module,
@@ -173,7 +173,7 @@ fn serve(setup: SpoolerSetup) -> Result<(), SpoolerError> {
     {
         python::initialize(interpreter)?;
         python::install_uwsgi_module(module.clone())
-            .map_err(|e| SpoolerError::Python(e.to_string()))?;
+            .map_err(|e| RunSpoolerError::Python(e.to_string()))?;
     }
     if let Err(err) = python::import_spooler_modules(&setup.config.imports) {
         tracing::error!("{err}");
@@ -185,7 +185,7 @@ fn serve(setup: SpoolerSetup) -> Result<(), SpoolerError> {
     let inotify = sys::inotify::Inotify::new()?;
     inotify
         .watch(&setup.dir, sys::inotify::ARRIVALS)
-        .map_err(|source| SpoolerError::Watch {
+        .map_err(|source| RunSpoolerError::Watch {
             dir: setup.dir.clone(),
             source,
         })?;
