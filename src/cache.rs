@@ -506,6 +506,33 @@ impl Cache {
             .collect()
     }
 
+    /// Removes expired items, if the lock is free right now: the master calls this from its
+    /// loop (uWSGI's cache sweeper), which must never wait. False when it did not run.
+    pub fn sweep(&self, now: u64) -> bool {
+        let word = &self.lock.words()[0];
+        match lock::try_lock(word) {
+            None => false,
+            Some(acquired) => {
+                let _guard = Guard { word };
+                if let Acquired::FromDead(owner) = acquired {
+                    tracing::warn!(
+                        cache = %self.name,
+                        owner,
+                        "a process died while changing the cache; emptying it"
+                    );
+                    self.reset();
+                }
+                for (position, slot) in self.used() {
+                    if self.expired(slot, now) {
+                        self.remove_at(position, slot);
+                    }
+                }
+                self.maybe_rehash();
+                true
+            }
+        }
+    }
+
     pub fn stats(&self) -> CacheStats {
         let get = |field| self.header(field).load(Relaxed);
         CacheStats {
@@ -582,6 +609,11 @@ mod tests {
         assert_eq!(c.stats().full, 1);
         c.clear(31);
         assert_eq!(c.keys(31), Vec::<Vec<u8>>::new());
+        c.set(b"short", b"1", 1, 40, false).unwrap();
+        c.set(b"long", b"1", 0, 40, false).unwrap();
+        assert_eq!(c.stats().items, 2);
+        assert!(c.sweep(42));
+        assert_eq!(c.stats().items, 1, "the sweep removed the expired item");
     }
 
     #[test]

@@ -95,19 +95,33 @@ fn every_worker_sees_the_same_items_and_they_outlive_a_worker() {
 }
 
 #[test]
-fn items_expire() {
-    let (kaiser, addr) = start(&["--cache2", "name=c,items=10"]);
+fn items_expire_and_the_master_sweeps_them() {
+    let dir = TempDir::new("cache-sweep");
+    let stats = dir.join("stats.sock");
+    let stats_text = stats.display().to_string();
+    let (kaiser, addr) = start(&["--cache2", "name=c,items=10", "--stats", &stats_text]);
     assert_eq!(
         json(&kaiser, addr, "/set?key=k&value=v&expires=1")["stored"],
         true
     );
     assert_eq!(json(&kaiser, addr, "/set?key=kept&value=v")["stored"], true);
-    wait_until("the item to expire", Duration::from_secs(10), |_| {
-        Ok(json(&kaiser, addr, "/get?key=k")["value"]
-            .is_null()
-            .then_some(()))
-    })
-    .unwrap();
+    // Nobody reads `k`: only the master's sweep can take it out of the count.
+    wait_until(
+        "the sweep to remove the expired item",
+        Duration::from_secs(10),
+        |last| {
+            let mut text = String::new();
+            wait_for_unix(&stats, START_TIMEOUT)
+                .unwrap()
+                .read_to_string(&mut text)
+                .unwrap();
+            let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+            *last = document["caches"].to_string();
+            Ok((document["caches"][0]["items"] == 1).then_some(()))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", kaiser.logs()));
+    assert!(json(&kaiser, addr, "/get?key=k")["value"].is_null());
     assert_eq!(json(&kaiser, addr, "/get?key=kept")["value"], "v");
 }
 

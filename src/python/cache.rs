@@ -38,6 +38,16 @@ pub fn create_caches(specs: &[CacheSpec]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Removes expired items from every cache whose lock is free (the master, each second).
+pub fn sweep_caches() {
+    if let Some(caches) = CACHES.get() {
+        let now = now();
+        for cache in caches {
+            cache.sweep(now);
+        }
+    }
+}
+
 /// Every cache's figures, for the stats document.
 pub fn cache_stats() -> Vec<CacheStats> {
     CACHES

@@ -18,7 +18,7 @@ mod uwsgi_module;
 mod wsgi;
 
 pub use app::{load_app, App, AppSpec, LoadAppError};
-pub use cache::{cache_stats, create_caches};
+pub use cache::{cache_stats, create_caches, sweep_caches};
 pub use interpreter::{
     fork, freeze_heap, initialize, prepare_request_thread, run_exit_handlers, run_signal_handlers,
     with_thread_state, InitPythonError, InterpreterOptions,

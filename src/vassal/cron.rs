@@ -16,6 +16,8 @@ pub struct Crons {
     last_minute: u64,
     /// (command index, pid, started).
     running: Vec<(usize, Pid, Instant)>,
+    /// The Unix second of the last cache sweep.
+    last_second: u64,
     /// What each monitored path looked like at the last look.
     watched: std::collections::HashMap<(u8, Vec<u8>), Option<FileState>>,
 }
@@ -47,9 +49,15 @@ impl Crons {
             commands: commands.to_vec(),
             default_harakiri,
             last_minute: 0,
+            last_second: 0,
             running: Vec::new(),
             watched: std::collections::HashMap::new(),
         }
+    }
+
+    /// True once per Unix second.
+    pub fn new_second(&mut self, second: u64) -> bool {
+        std::mem::replace(&mut self.last_second, second) != second
     }
 
     /// The signals of the monitored paths that changed (appeared, vanished, written, touched)

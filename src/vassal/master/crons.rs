@@ -16,6 +16,10 @@ impl Master<'_> {
             let _ = sys::signal::kill(pid, libc::SIGKILL);
         }
         let secs = unix_secs();
+        // uWSGI's cache sweeper, once per second: expired items leave the stats' count.
+        if self.crons.new_second(secs) {
+            python::sweep_caches();
+        }
         let due = self.crons.due(secs / 60, &crate::signals::local_time(secs));
         for (index, command) in due {
             match std::process::Command::new("/bin/sh")
