@@ -10,8 +10,9 @@
 //!
 //! Layout: a header (counters, the free list), an open-addressing index of twice the item
 //! count (linear probing, tombstones, rebuilt when they pile up), then `items` fixed slots of
-//! `keysize + blocksize` bytes, as uWSGI sizes its caches. Items expire when read or when
-//! room is needed (no sweeper thread). It does not know Python.
+//! `keysize + blocksize` bytes, as uWSGI sizes its caches. Items expire when read, when
+//! room is needed, and in `sweep`, which the master calls each second without waiting for
+//! the lock (no sweeper thread). It does not know Python.
 
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
