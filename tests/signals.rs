@@ -191,3 +191,18 @@ fn outside_kaiser_import_uwsgi_still_fails() {
         "{stderr}"
     );
 }
+
+#[test]
+fn signal_wait_returns_once_the_signal_arrives() {
+    let instance = start(&["--threads", "2"]);
+    let addr = instance.addr;
+    let waiter = std::thread::spawn(move || http_get(addr, "/wait").unwrap().text());
+    wait_until("the request to wait", START_TIMEOUT, |_| {
+        Ok(instance.out.join("waiting").exists().then_some(()))
+    })
+    .unwrap();
+    http_get(addr, "/raise?n=44").unwrap();
+    assert_eq!(waiter.join().unwrap(), "44");
+    // Its handler ran once, on the waiting thread.
+    assert_eq!(events(&instance, "awaited").len(), 1);
+}

@@ -141,9 +141,74 @@ fn my_slot() -> Option<usize> {
     }
 }
 
+/// Threads of this process inside `signal_wait`: while there is one, it takes the signals
+/// and the main thread leaves them to it.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a thread in `signal_wait` for as long as it lives.
+struct Waiting;
+
+impl Waiting {
+    fn new() -> Self {
+        WAITING.fetch_add(1, Ordering::SeqCst);
+        Waiting
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    /// `uwsgi.signal_received()`: the last signal `signal_wait` returned on this thread.
+    static RECEIVED: std::cell::Cell<i32> = const { std::cell::Cell::new(-1) };
+}
+
+/// `uwsgi.signal_wait([num])`: waits (without the GIL) until a uWSGI signal for this process
+/// arrives (`num`, or any), runs the handlers of what arrived, and returns `None`; the number
+/// is then `signal_received()`. Signals taken here do not also run on the main thread.
+#[pyfunction]
+#[pyo3(signature = (signum = None))]
+fn signal_wait(py: Python<'_>, signum: Option<u8>) -> PyResult<()> {
+    let slot =
+        my_slot().ok_or_else(|| PyValueError::new_err("no uwsgi signals reach this process"))?;
+    let board = board()?;
+    let _waiting = Waiting::new();
+    loop {
+        let pending = py.detach(|| loop {
+            let pending = board.take(slot);
+            if !pending.is_empty() {
+                return pending;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        });
+        run_handlers(py, &pending);
+        let wanted = match signum {
+            None => pending.last().copied(),
+            Some(signum) => pending.contains(&signum).then_some(signum),
+        };
+        if let Some(received) = wanted {
+            RECEIVED.with(|r| r.set(i32::from(received)));
+            return Ok(());
+        }
+        py.check_signals()?;
+    }
+}
+
+/// `uwsgi.signal_received()`: the signal the last `signal_wait` on this thread got, or -1.
+#[pyfunction]
+fn signal_received() -> i32 {
+    RECEIVED.with(std::cell::Cell::get)
+}
+
 /// Runs the handlers of the signals pending for this process. Must be called on Python's
 /// main thread; a handler that raises is logged.
 pub fn dispatch_pending() {
+    if WAITING.load(Ordering::SeqCst) > 0 {
+        return;
+    }
     let Some(slot) = my_slot() else {
         return;
     };
@@ -154,24 +219,26 @@ pub fn dispatch_pending() {
     if pending.is_empty() {
         return;
     }
-    Python::attach(|py| {
-        for signum in pending {
-            let Ok(Some(handler)) = handlers(py).get_item(signum) else {
-                tracing::warn!(
-                    signal = signum,
-                    "no handler for this uwsgi signal in this process"
-                );
-                continue;
-            };
-            if let Err(err) = handler.call1((signum,)) {
-                tracing::error!(
-                    signal = signum,
-                    "the uwsgi signal handler raised:\n{}",
-                    super::app::format_exception(py, &err)
-                );
-            }
+    Python::attach(|py| run_handlers(py, &pending));
+}
+
+fn run_handlers(py: Python<'_>, pending: &[u8]) {
+    for &signum in pending {
+        let Ok(Some(handler)) = handlers(py).get_item(signum) else {
+            tracing::warn!(
+                signal = signum,
+                "no handler for this uwsgi signal in this process"
+            );
+            continue;
+        };
+        if let Err(err) = handler.call1((signum,)) {
+            tracing::error!(
+                signal = signum,
+                "the uwsgi signal handler raised:\n{}",
+                super::app::format_exception(py, &err)
+            );
         }
-    });
+    }
 }
 
 /// `uwsgi.add_file_monitor(num, path)`: the master raises `num` when `path` changes
@@ -186,6 +253,8 @@ fn add_file_monitor(signum: u8, path: &str) -> PyResult<()> {
 
 pub(crate) fn add_to_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(add_file_monitor, module)?)?;
+    module.add_function(wrap_pyfunction!(signal_wait, module)?)?;
+    module.add_function(wrap_pyfunction!(signal_received, module)?)?;
     module.add_function(wrap_pyfunction!(register_signal, module)?)?;
     module.add_function(wrap_pyfunction!(signal, module)?)?;
     module.add_function(wrap_pyfunction!(signal_registered, module)?)?;

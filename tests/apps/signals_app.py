@@ -38,6 +38,11 @@ def second_only(signum):
     note("second", signum)
 
 
+@signal(44, target="workers")
+def awaited(signum):
+    note("awaited", signum)
+
+
 @signal(7)
 def option_timer(signum):
     # Raised by the `timer = 7 1` option, not by the app.
@@ -94,6 +99,10 @@ def application(environ, start_response):
             [name.decode() for name in uwsgi.rpc_list()],
             open("/proc/self/comm").read().strip(),
         ])
+    elif path == "/wait":
+        open(os.path.join(OUT, "waiting"), "w").close()
+        uwsgi.signal_wait(44)
+        body = str(uwsgi.signal_received())
     elif path == "/registered":
         body = json.dumps([uwsgi.signal_registered(n) for n in (0, 1, 2, 42, 43, 200)])
     start_response("200 OK", [("Content-Type", "text/plain")])
