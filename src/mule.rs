@@ -67,6 +67,7 @@ pub fn run(setup: MuleSetup) -> ! {
     let span = tracing::info_span!("mule", id = setup.id, pid);
     let _entered = span.enter();
     python::set_mule_id(setup.id);
+    sys::process::set_name(&format!("kaiser mule {}", setup.id));
     if let PythonSource::Lazy {
         interpreter,
         module,

@@ -111,6 +111,8 @@ fn a_killed_mule_is_respawned_and_mules_stop_with_the_vassal() {
     get(&instance, "/two?before");
     let before = wait_events(&instance, "two", 1);
     let old = before[0].0;
+    let comm = std::fs::read_to_string(format!("/proc/{old}/comm")).unwrap();
+    assert_eq!(comm.trim(), "kaiser mule 2", "how `ps` names a mule");
     // SAFETY: kill(2) on the mule's pid, which it logged itself.
     assert_eq!(unsafe { libc::kill(old, libc::SIGKILL) }, 0);
     instance

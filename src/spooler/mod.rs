@@ -136,6 +136,8 @@ pub fn run(setup: SpoolerSetup) -> ! {
     let span = tracing::info_span!("spooler", dir = %setup.dir.display(), pid);
     let _entered = span.enter();
     python::set_i_am_the_spooler();
+    // `ps -o comm` tells it from a worker (uWSGI names it "uWSGI spooler").
+    sys::process::set_name("kaiser spooler");
     python::set_spooler_signal_slot(setup.slot);
     // uWSGI runs its spoolers at the lowest priority, so tasks take what the workers leave.
     sys::process::lower_priority(19);
