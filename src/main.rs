@@ -153,7 +153,7 @@ fn main() -> ExitCode {
         );
     }
     if loaded.config.action == Action::CheckConfig {
-        return match kaiser::check::check_config(&loaded.config) {
+        return match kaiser::check::check_config(&loaded.config, &loaded.options) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 report(&err);

@@ -34,8 +34,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod cache;
 mod cheaper;
 mod cli;
+mod cron;
 pub mod daemons;
 mod diagnostics;
 mod expand;
@@ -55,6 +57,8 @@ mod typed;
 pub use cheaper::{BusynessConfig, CheaperAlgo, CheaperConfig};
 pub use logging::{LogOptions, LoggerSpec, LoggerTarget, Pattern, Route};
 
+pub use cache::CacheSpec;
+pub use cron::CronCommand;
 pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
 pub use extra::Extra;
 pub use statics::{ExpiresOn, ExpiresRule, FileServeMode, StaticConfig, StaticMap, StaticMapKind};
@@ -254,6 +258,26 @@ pub struct Config {
     pub extra: Extra,
 
     // --- emperor ---
+    /// The spooler (issue 19): `spooler` dirs, each served by `spooler_processes` processes.
+    pub spooler: SpoolerConfig,
+    /// `locks`: user locks 1..=N beside lock 0.
+    pub locks: u32,
+    /// Mules: one entry per mule, its script or `""` for a message loop (`mule`, `mules`).
+    pub mules: Vec<String>,
+    /// `farm = NAME:1,2`: named groups of mule ids.
+    pub farms: Vec<(String, Vec<u32>)>,
+    pub mule_msg_size: usize,
+    /// `timer`/`rbtimer`: (signal, seconds) the master raises.
+    pub timers: Vec<(u8, u64)>,
+    /// `cron`, `unique-cron`, `cron2`: commands the master runs.
+    pub crons: Vec<CronCommand>,
+    pub cron_harakiri: Duration,
+    /// `cache2` entries, in order.
+    pub cache2: Vec<CacheSpec>,
+    /// The legacy `cache = N` (items; 0: none) and its `cache-blocksize`.
+    pub cache_items: u64,
+    pub cache_blocksize: u64,
+
     pub emperor: Vec<String>,
     pub emperor_throttle: Duration,
     pub emperor_max_throttle: Duration,
@@ -355,6 +379,17 @@ impl Default for Config {
             stats_no_cores: false,
             extra: Extra::default(),
             cheaper: CheaperConfig::default(),
+            spooler: SpoolerConfig::default(),
+            locks: 0,
+            mules: Vec::new(),
+            farms: Vec::new(),
+            mule_msg_size: 65536,
+            timers: Vec::new(),
+            crons: Vec::new(),
+            cron_harakiri: Duration::ZERO,
+            cache2: Vec::new(),
+            cache_items: 0,
+            cache_blocksize: cache::DEFAULT_BLOCKSIZE,
             emperor: Vec::new(),
             emperor_throttle: Duration::from_millis(1000),
             emperor_max_throttle: Duration::from_millis(180_000),
@@ -367,6 +402,56 @@ impl Default for Config {
             hooks: Vec::new(),
             daemons: Vec::new(),
             daemons_honour_stdin: false,
+        }
+    }
+}
+
+impl Config {
+    /// Every cache to create: the legacy `cache` first (it is uWSGI's default cache), then
+    /// each `cache2`.
+    pub fn caches(&self) -> Vec<CacheSpec> {
+        let legacy = (self.cache_items > 0)
+            .then(|| CacheSpec::legacy(self.cache_items, self.cache_blocksize));
+        legacy
+            .into_iter()
+            .chain(self.cache2.iter().cloned())
+            .collect()
+    }
+}
+
+/// The spooler options (`spooler`, `spooler-*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpoolerConfig {
+    /// `spooler`: directories served by this instance, in order (the first is the default).
+    pub dirs: Vec<PathBuf>,
+    /// `spooler-external`: directories `spool()` may target, served by another instance.
+    pub external: Vec<PathBuf>,
+    pub processes: u32,
+    pub frequency: Duration,
+    /// `spooler-harakiri` (zero: off).
+    pub harakiri: Duration,
+    /// `spooler-max-tasks` (0: never recycle).
+    pub max_tasks: u64,
+    pub chdir: Option<PathBuf>,
+    pub ordered: bool,
+    pub quiet: bool,
+    /// `spooler-import`: modules or `.py` files imported in each spooler process.
+    pub imports: Vec<String>,
+}
+
+impl Default for SpoolerConfig {
+    fn default() -> Self {
+        SpoolerConfig {
+            dirs: Vec::new(),
+            external: Vec::new(),
+            processes: 1,
+            frequency: Duration::from_secs(30),
+            harakiri: Duration::ZERO,
+            max_tasks: 0,
+            chdir: None,
+            ordered: false,
+            quiet: false,
+            imports: Vec::new(),
         }
     }
 }

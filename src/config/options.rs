@@ -308,7 +308,8 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("py-executable", Path, Application, "set `sys.executable` (default: the venv's `bin/python`, or the Python kaiser embeds)").aliases(&["py-sys-executable"]),
     opt("py-programname", Text, Application, "Python's program name and `sys.argv[0]`").aliases(&["py-program-name"]),
     opt("wsgi-disable-file-wrapper", Bool, Application, "leave `wsgi.file_wrapper` out of the environ").default("false"),
-    opt("spooler-import", Text, Application, "import a module in the spooler").aliases(&["spooler-pyimport", "spooler-py-import", "spooler-python-import"]).later(),
+    opt("spooler-import", Text, Application, "import a module (or a `.py` file) in each spooler process").aliases(&["spooler-pyimport", "spooler-py-import", "spooler-python-import"]).multi(),
+
     opt("gevent", Int, Application, "run the gevent loop engine").aliases(&["async", "ugreen", "greenlet", "asyncio"]).later(),
     // --- processes ---
     opt("processes", Int, Processes, "number of worker processes").aliases(&["workers"]).short('p').default("1"),
@@ -328,8 +329,10 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("pidfile2", Path, Processes, "write the master's pid to this file after dropping privileges"),
     opt("safe-pidfile", Path, Processes, "`pidfile`, written to a temporary file and renamed into place"),
     opt("safe-pidfile2", Path, Processes, "`pidfile2`, written to a temporary file and renamed into place"),
-    opt("mule-reload-mercy", Seconds, Processes, "how long a mule may take to reload").later(),
+    opt("mule-reload-mercy", Seconds, Processes, "how long a mule may take to reload").noop("a mule stops at once on SIGTERM; the vassal's mercy bounds it"),
     opt("exit-on-reload", Bool, Processes, "stop gracefully when a reload is asked for (SIGHUP, `touch-reload`, FIFO `r`) instead of reloading").default("false"),
+
+    opt("locks", Int, Processes, "user locks for `uwsgi.lock(N)`: N more beside lock 0, shared by every process of the instance").default("0"),
     opt("umask", Text, Processes, "set the umask (octal, e.g. `022`) first thing, before sockets, pidfile and `logto` are created"),
     opt("chroot", Path, Processes, "chroot to this directory after binding the sockets, before dropping privileges; Python is initialised before, the app is loaded after, from inside it"),
     opt("cap", Text, Processes, "capabilities to keep after dropping privileges").noop("kaiser binds every socket before dropping privileges, so binding ports below 1024 needs no capability; no capability is kept after the drop (grant one with systemd's `AmbientCapabilities` if the app needs it)"),
@@ -516,12 +519,32 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("cheaper-busyness-backlog-nonzero", Seconds, Lifecycle, "busyness: a listen queue non-empty this long also spawns an emergency worker").default("60"),
     opt("cheaper-busyness-verbose", Bool, Lifecycle, "busyness: log every cycle's figures").default("false"),
     opt("cheaper-algo-list", ActionFlag, Lifecycle, "print the cheaper algorithms and exit").aliases(&["cheaper-algos-list", "cheaper-list"]),
-    opt("spooler", Path, Lifecycle, "run a spooler on this directory").short('Q').multi().later(),
-    opt("spooler-processes", Int, Lifecycle, "spooler options").aliases(&["spooler-frequency", "spooler-freq", "spooler-harakiri", "spooler-max-tasks", "spooler-chdir", "spooler-ordered", "spooler-quiet", "spooler-external"]).later(),
-    opt("mule", Text, Lifecycle, "add a mule process").aliases(&["mules", "farm", "mule-harakiri", "mule-msg-size"]).multi().later(),
-    opt("cache2", Text, Lifecycle, "create a shared cache").aliases(&["cache", "cache-blocksize", "cache-store", "cache-store-sync"]).multi().later(),
+    opt("spooler", Path, Lifecycle, "run a spooler on this directory (created if missing); repeatable").short('Q').multi(),
+    opt("spooler-processes", Int, Lifecycle, "spooler processes per `spooler` directory").default("1"),
+    opt("spooler-frequency", Seconds, Lifecycle, "how often a spooler rescans its directory when nothing wakes it (new tasks wake it at once)").aliases(&["spooler-freq"]).default("30"),
+    opt("spooler-harakiri", Seconds, Lifecycle, "kill a spooler whose task runs longer than this (the task runs again)").default("0"),
+    opt("spooler-max-tasks", Int, Lifecycle, "recycle a spooler after this many tasks").default("0"),
+    opt("spooler-chdir", Path, Lifecycle, "directory a spooler changes to before each task"),
+    opt("spooler-ordered", Bool, Lifecycle, "run tasks in name order, priority directories first").default("false"),
+    opt("spooler-quiet", Bool, Lifecycle, "do not log each task").default("false"),
+    opt("spooler-external", Path, Lifecycle, "a spool directory served by another instance: `spool()` may target it").multi(),
+    opt("mule", Text, Lifecycle, "add a mule: a process forked from the master that runs a script (`mule = task.py`), or, given an empty value, waits for `uwsgi.mule_msg()` messages").multi(),
+    opt("mules", Int, Lifecycle, "add N mules that wait for messages").default("0"),
+    opt("farm", Text, Lifecycle, "a named group of mules, `NAME:1,2`: `mule_msg(msg, NAME)` goes to one of them").multi(),
+    opt("mule-msg-size", Int, Lifecycle, "the largest mule message, in bytes").default("65536"),
+    opt("mule-harakiri", Seconds, Lifecycle, "kill a mule stuck this long").later(),
+    opt("cache2", Text, Lifecycle, "create a shared cache: `name=NAME,items=N[,blocksize=BYTES,keysize=BYTES,expires=SECS,purge_lru=1]`").multi(),
+    opt("cache", Int, Lifecycle, "legacy: a cache named `default` of N items").default("0"),
+    opt("cache-blocksize", Int, Lifecycle, "legacy `cache`: the largest value, in bytes").default("65536"),
+    opt("cache-store", Path, Lifecycle, "persist the legacy cache to a file").aliases(&["cache-store-sync"]).later(),
     opt("queue", Int, Lifecycle, "shared queue").aliases(&["sharedarea", "py-sharedarea"]).later(),
-    opt("signal-timer", Text, Lifecycle, "uwsgi signal timers").aliases(&["timer", "rbtimer", "signal-rbtimer", "cron", "cron2", "unique-cron", "legion-cron"]).multi().later(),
+    opt("timer", Text, Lifecycle, "raise uWSGI signal SIG every SECS seconds: `SIG SECS`").aliases(&["signal-timer"]).multi(),
+    opt("rbtimer", Text, Lifecycle, "as `timer`").aliases(&["signal-rbtimer"]).multi(),
+    opt("cron", Text, Lifecycle, "run a command from the master: `MINUTE HOUR DAY MONTH WEEKDAY COMMAND` (-1 or `*`: any; -N or `*/N`: every N)").multi(),
+    opt("unique-cron", Text, Lifecycle, "as `cron`, not started again while the previous run goes on").multi(),
+    opt("cron2", Text, Lifecycle, "a cron as `minute=M,hour=H,day=D,month=M,week=W,unique=1,harakiri=S COMMAND`").multi(),
+    opt("cron-harakiri", Seconds, Lifecycle, "kill a cron command running longer than this").default("0"),
+    opt("legion-cron", Text, Lifecycle, "a cron run by the legion's lord").multi().later(),
     opt("enable-metrics", Bool, Lifecycle, "metrics subsystem").aliases(&["metric", "carbon", "carbon-use-metrics", "metrics-dir"]).later(),
     opt("alarm", Text, Lifecycle, "alarms").aliases(&["alarm-log", "alarm-backlog", "alarm-segfault", "listen-queue-alarm"]).multi().later(),
     opt("heartbeat", Seconds, Lifecycle, "send heartbeats to the emperor").later(),
@@ -749,9 +772,10 @@ mod tests {
         let help = help_text();
         assert!(help.contains("  -p, --processes N"), "{help}");
         assert!(help.contains("--emperor-max-throttle MS"), "{help}");
-        assert!(help.contains("spooler"), "{help}");
+        assert!(help.contains("--spooler PATH"), "{help}");
+        assert!(help.contains("queue"), "{help}");
         assert!(
-            !help.contains("--spooler"),
+            !help.contains("--queue"),
             "refused options are listed by name only"
         );
     }

@@ -207,6 +207,7 @@ pub(crate) fn render(config: &Config) -> String {
     }
     render_recycling(config, &default, &mut line);
     config.statics.show(&mut line);
+    render_spooler(config, &default, &mut line);
     if config.stats_http {
         line("stats-http", "true");
     }
@@ -332,5 +333,100 @@ fn render_recycling(config: &Config, default: &Config, line: &mut impl FnMut(&st
     }
     for file in &config.touch_workers_reload {
         line("touch-workers-reload", &file.display().to_string());
+    }
+}
+
+/// The spooler's options and `locks` (issue 19).
+fn render_spooler(config: &Config, default: &Config, line: &mut impl FnMut(&str, &str)) {
+    let spooler = &config.spooler;
+    let defaults = &default.spooler;
+    for dir in &spooler.dirs {
+        line("spooler", &dir.display().to_string());
+    }
+    for dir in &spooler.external {
+        line("spooler-external", &dir.display().to_string());
+    }
+    if spooler.processes != defaults.processes {
+        line("spooler-processes", &spooler.processes.to_string());
+    }
+    if spooler.frequency != defaults.frequency {
+        line(
+            "spooler-frequency",
+            &spooler.frequency.as_secs().to_string(),
+        );
+    }
+    if spooler.harakiri != defaults.harakiri {
+        line("spooler-harakiri", &spooler.harakiri.as_secs().to_string());
+    }
+    if spooler.max_tasks != defaults.max_tasks {
+        line("spooler-max-tasks", &spooler.max_tasks.to_string());
+    }
+    if let Some(dir) = &spooler.chdir {
+        line("spooler-chdir", &dir.display().to_string());
+    }
+    if spooler.ordered {
+        line("spooler-ordered", "true");
+    }
+    if spooler.quiet {
+        line("spooler-quiet", "true");
+    }
+    for module in &spooler.imports {
+        line("spooler-import", module);
+    }
+    for cache in &config.cache2 {
+        line(
+            "cache2",
+            &format!(
+                "name={},items={},blocksize={},keysize={},expires={}{}{}",
+                cache.name,
+                cache.items,
+                cache.blocksize,
+                cache.keysize,
+                cache.expires,
+                if cache.purge_lru { ",purge_lru=1" } else { "" },
+                if cache.clear_on_full {
+                    ",clear_on_full=1"
+                } else {
+                    ""
+                },
+            ),
+        );
+    }
+    if config.cache_items != default.cache_items {
+        line("cache", &config.cache_items.to_string());
+    }
+    if config.cache_blocksize != default.cache_blocksize {
+        line("cache-blocksize", &config.cache_blocksize.to_string());
+    }
+    for mule in &config.mules {
+        line("mule", mule);
+    }
+    for (name, ids) in &config.farms {
+        let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
+        line("farm", &format!("{name}:{}", ids.join(",")));
+    }
+    if config.mule_msg_size != default.mule_msg_size {
+        line("mule-msg-size", &config.mule_msg_size.to_string());
+    }
+    for (signal, seconds) in &config.timers {
+        line("timer", &format!("{signal} {seconds}"));
+    }
+    for cron in &config.crons {
+        let [minute, hour, day, month, week] = cron.fields;
+        line(
+            "cron2",
+            &format!(
+                "minute={minute},hour={hour},day={day},month={month},week={week},unique={},harakiri={} {}",
+                u8::from(cron.unique),
+                cron.harakiri,
+                cron.command
+            ),
+        );
+    }
+    if config.cron_harakiri != default.cron_harakiri {
+        line("cron-harakiri", &config.cron_harakiri.as_secs().to_string());
+    }
+    if config.locks != default.locks {
+        line("locks", &config.locks.to_string());
     }
 }

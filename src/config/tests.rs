@@ -383,7 +383,7 @@ fn command_line_forms() {
         "wsgi-file = app.py | http = :8000",
     );
     check_with(&[], "--max_requests 5", &[], "error: command line argument 1: unknown option `--max_requests` (did you mean `--max-requests`?)");
-    check_with(&[], "-Q /tmp/spool", &[], "error: command line argument 1: spooler: `spooler` is a uWSGI option that kaiser does not support yet");
+    check_with(&[], "-Q /tmp/spool", &[], "spooler = /tmp/spool");
     check_with(&[], "--daemonize /tmp/log", &[], "daemonize = /tmp/log");
     check_with(&[], "-d /tmp/log", &[], "daemonize = /tmp/log");
     check_with(&[], "--daemonize2 /tmp/log", &[], "daemonize = /tmp/log");
@@ -564,9 +564,9 @@ fn blog_post_hints() {
 #[test]
 fn all_problems_of_a_file_at_once() {
     check(
-        "[uwsgi]\nprocesses = x\nspooler = /tmp/spool\nsocket = :http\nstrict\nbogus = 1",
+        "[uwsgi]\nprocesses = x\nqueue = 10\nsocket = :http\nstrict\nbogus = 1",
         "error: app.ini:2: processes: expected a whole number, got `x` || \
-         app.ini:3: spooler: `spooler` is a uWSGI option that kaiser does not support yet || \
+         app.ini:3: queue: `queue` is a uWSGI option that kaiser does not support yet || \
          app.ini:4: socket: invalid port `http` in `:http` || \
          app.ini:6: bogus: unknown option",
     );
@@ -575,8 +575,12 @@ fn all_problems_of_a_file_at_once() {
 #[test]
 fn statuses() {
     check(
-        "[uwsgi]\nspooler = /tmp/spool",
-        "error: app.ini:2: spooler: `spooler` is a uWSGI option that kaiser does not support yet",
+        "[uwsgi]\nqueue = 10",
+        "error: app.ini:2: queue: `queue` is a uWSGI option that kaiser does not support yet",
+    );
+    check(
+        "[uwsgi]\nspooler = /tmp/spool\nspooler-processes = 2\nspooler-quiet\nlocks = 4",
+        "spooler = /tmp/spool | spooler-processes = 2 | spooler-quiet = true | locks = 4",
     );
     check(
         "[uwsgi]\nlogto = /var/log/app.log",
@@ -919,8 +923,7 @@ fn fixture_bloomberg_lists_every_problem() {
             f(15, "py-callos-afterfork"),
             // `max-worker-lifetime = 3600 ; …` only warns: the comment leaves the number whole.
             // `reload-on-rss = 2048 ; …` and the cheaper-busyness block (lines 22-33) load:
-            // uWSGI's atoi rule leaves their numbers whole.
-            f(38, "spooler"),
+            // uWSGI's atoi rule leaves their numbers whole; the spooler (line 38) is supported.
         ]
     );
     assert!(error.to_string().contains(&format!(

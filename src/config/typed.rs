@@ -333,6 +333,33 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "cheaper-algo-list" if uwsgi_bool(v) => config.action = Action::CheaperAlgoList,
         "cheaper-algo-list" => {}
         name if super::cheaper::owns(name) => super::cheaper::apply(&mut config.cheaper, name, v)?,
+        "spooler" => config.spooler.dirs.push(path(v)?),
+        "spooler-external" => config.spooler.external.push(path(v)?),
+        "spooler-processes" => config.spooler.processes = at_least_one(v)?,
+        "spooler-frequency" => config.spooler.frequency = seconds(v)?.max(Duration::from_secs(1)),
+        "spooler-harakiri" => config.spooler.harakiri = seconds(v)?,
+        "spooler-max-tasks" => config.spooler.max_tasks = number(v)?,
+        "spooler-chdir" => config.spooler.chdir = Some(path(v)?),
+        "spooler-ordered" => config.spooler.ordered = uwsgi_bool(v),
+        "spooler-quiet" => config.spooler.quiet = uwsgi_bool(v),
+        "spooler-import" => config.spooler.imports.push(text(v)?),
+        "mule" => config.mules.push(v.to_string()),
+        "mules" => config
+            .mules
+            .extend(std::iter::repeat_n(String::new(), number(v)? as usize)),
+        "farm" => config.farms.push(farm(v)?),
+        "mule-msg-size" => config.mule_msg_size = number(v)?.clamp(1, 1 << 24) as usize,
+        "timer" | "rbtimer" => config.timers.push(super::cron::parse_timer(v)?),
+        "cron" => config.crons.push(super::cron::parse_cron(v, false)?),
+        "unique-cron" => config.crons.push(super::cron::parse_cron(v, true)?),
+        "cron2" => config.crons.push(super::cron::parse_cron2(v)?),
+        "cron-harakiri" => config.cron_harakiri = seconds(v)?,
+        "cache2" => config.cache2.push(super::cache::parse_cache2(v)?),
+        "cache" => config.cache_items = number(v)?,
+        "cache-blocksize" => config.cache_blocksize = number(v)?.max(1),
+        "locks" => {
+            config.locks = u32::try_from(number(v)?).map_err(|_| "too many locks".to_string())?
+        }
 
         "emperor" => config.emperor.push(text(v)?),
         "emperor-throttle" => config.emperor_throttle = Duration::from_millis(number(v)?),
@@ -461,6 +488,22 @@ pub(crate) fn uwsgi_bool(value: &str) -> bool {
         || value.eq_ignore_ascii_case("off")
         || value.eq_ignore_ascii_case("no")
         || value == "0")
+}
+
+/// `farm = NAME:1,2,3`.
+fn farm(value: &str) -> Result<(String, Vec<u32>), String> {
+    let (name, ids) = value
+        .split_once(':')
+        .ok_or_else(|| format!("expected `NAME:MULE,MULE`, got `{value}`"))?;
+    let ids = ids
+        .split(',')
+        .map(|id| id.trim().parse::<u32>().ok().filter(|id| *id >= 1))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| format!("farm `{name}`: mule ids are numbers from 1, got `{ids}`"))?;
+    if name.is_empty() {
+        return Err(format!("expected `NAME:MULE,MULE`, got `{value}`"));
+    }
+    Ok((name.to_string(), ids))
 }
 
 fn number(value: &str) -> Result<u64, String> {
@@ -713,6 +756,11 @@ mod tests {
                 _ if spec.name.starts_with("static-expires-type") => "text/css=60",
                 _ if spec.name.starts_with("static-expires") => "x 60",
                 _ if spec.name == "file-serve-mode" => "nginx",
+                _ if spec.name == "cache2" => "name=a,items=1",
+                _ if spec.name == "farm" => "f:1,2",
+                _ if matches!(spec.name, "timer" | "rbtimer") => "1 2",
+                _ if matches!(spec.name, "cron" | "unique-cron") => "-1 -1 -1 -1 -1 true",
+                _ if spec.name == "cron2" => "minute=-1 true",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",

@@ -13,6 +13,7 @@ pub mod log;
 pub mod log_format;
 pub mod proxy;
 pub mod response;
+pub mod spool;
 pub mod static_files;
 mod syntax;
 pub mod uwsgi;

@@ -194,7 +194,7 @@ pub fn parse_packet_with_limit(
     Ok(Some(Packet { header, vars, len }))
 }
 
-fn parse_vars(
+pub(super) fn parse_vars(
     mut block: &[u8],
     size: u16,
     max_vars: usize,

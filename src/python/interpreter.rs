@@ -372,7 +372,9 @@ pub fn set_signal_wakeup_fd(fd: std::os::fd::RawFd) -> Result<(), String> {
 }
 
 /// Runs the Python-level signal handlers (`signal.signal`) for signals that arrived since the
-/// last call. Must be called on Python's main thread. A handler that raises is logged.
+/// last call, then the handlers of uWSGI signals pending for this process
+/// (`uwsgi.register_signal`). Must be called on Python's main thread. A handler that raises
+/// is logged.
 pub fn run_signal_handlers() {
     Python::attach(|py| {
         if let Err(err) = py.check_signals() {

@@ -6,23 +6,37 @@
 //! I/O of its own and knows nothing of HTTP framing: bytes in, status/headers/bytes out.
 
 mod app;
+mod cache;
 mod interpreter;
 mod loaders;
+mod locks;
 mod modules;
+mod mules;
+mod rpc;
+mod signals;
+mod spooler;
 mod tracebacks;
 mod uwsgi_module;
 mod wsgi;
 
 pub use app::{load_app, App, AppSpec, LoadAppError};
+pub use cache::{cache_stats, create_caches, sweep_caches};
 pub use interpreter::{
     fork, freeze_heap, initialize, prepare_request_thread, run_exit_handlers, run_signal_handlers,
     set_signal_wakeup_fd, with_thread_state, InitPythonError, InterpreterOptions,
 };
+pub use locks::create_locks;
 pub use modules::loaded_module_files;
+pub use mules::{create_mules, run_mule_loop, run_mule_script, set_mule_id};
+pub use signals::{dispatch_pending as dispatch_uwsgi_signals, set_spooler_signal_slot};
+pub use spooler::{
+    import_spooler_modules, run_spooler_task, set_i_am_the_spooler, set_spooler_api, SpoolVars,
+    SpoolerApi, TaskVerdict,
+};
 pub use tracebacks::{thread_stacks, thread_stacks_within};
 pub use uwsgi_module::{
-    install as install_uwsgi_module, set_user_harakiri_hook, set_worker_id, set_workers_hook,
-    take_log_this_request, take_logvars, ModuleInfo, WorkerFigures,
+    install as install_uwsgi_module, run_post_fork_hook, set_user_harakiri_hook, set_worker_id,
+    set_workers_hook, take_log_this_request, take_logvars, ModuleInfo, WorkerFigures,
 };
 pub use wsgi::{
     Exchange, ListenerEnv, Outcome, RequestVars, RespondError, ResponseHead, WsgiRunner,

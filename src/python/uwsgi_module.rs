@@ -205,6 +205,11 @@ pub fn take_logvars() -> Vec<(String, String)> {
     LOGVARS.with(|vars| std::mem::take(&mut *vars.borrow_mut()))
 }
 
+/// This process's worker id (0 outside workers).
+pub(crate) fn current_worker_id() -> u32 {
+    WORKER_ID.load(Ordering::Relaxed)
+}
+
 #[pyfunction]
 fn worker_id() -> u32 {
     WORKER_ID.load(Ordering::Relaxed)
@@ -215,9 +220,10 @@ fn masterpid() -> i32 {
     INFO.get().map(|i| i.master_pid).unwrap_or(0)
 }
 
+/// `uwsgi.mule_id()`: this mule's id, 0 outside mules.
 #[pyfunction]
 fn mule_id() -> u32 {
-    0
+    super::mules::current_mule_id()
 }
 
 #[pyfunction]
@@ -288,9 +294,39 @@ pub fn install(info: ModuleInfo) -> PyResult<()> {
         module.add_function(wrap_pyfunction!(request_id, &module)?)?;
         module.add_function(wrap_pyfunction!(mem, &module)?)?;
         module.add_function(wrap_pyfunction!(micros, &module)?)?;
+        super::spooler::add_to_module(&module)?;
+        super::locks::add_to_module(&module)?;
+        super::cache::add_to_module(&module)?;
+        super::signals::add_to_module(&module)?;
+        super::mules::add_to_module(&module)?;
+        super::rpc::add_to_module(&module)?;
         py.import("sys")?
             .getattr("modules")?
             .set_item("uwsgi", module)?;
         Ok(())
     })
+}
+
+/// Calls `uwsgi.post_fork_hook` if the app set one (`uwsgidecorators` does, to run its
+/// `@postfork` functions), as uWSGI does in every process it forks. An exception is logged.
+pub fn run_post_fork_hook() {
+    Python::attach(|py| {
+        let hook = py
+            .import("sys")
+            .and_then(|sys| sys.getattr("modules"))
+            .and_then(|modules| modules.get_item("uwsgi"))
+            .and_then(|uwsgi| uwsgi.getattr("post_fork_hook"));
+        let Ok(hook) = hook else {
+            return;
+        };
+        if !hook.is_callable() {
+            return;
+        }
+        if let Err(err) = hook.call0() {
+            tracing::error!(
+                "uwsgi.post_fork_hook raised:\n{}",
+                super::app::format_exception(py, &err)
+            );
+        }
+    });
 }

@@ -8,6 +8,8 @@ pub mod clock;
 pub mod fd;
 pub mod file;
 pub mod fork;
+pub mod inotify;
+pub mod lock;
 pub mod net;
 pub mod notify;
 pub mod poll;

@@ -415,3 +415,15 @@ pub fn new_session_on_exec(command: &mut std::process::Command, die_with_parent:
         });
     }
 }
+
+/// Names the process as `ps -o comm` and `top` show it, from any of its threads: writing
+/// `/proc/self/comm` renames the main thread, which names the process (`PR_SET_NAME` would
+/// rename only the calling thread). The kernel keeps the first 15 bytes.
+pub fn set_name(name: &str) {
+    let bytes: Vec<u8> = name
+        .bytes()
+        .filter(|b| *b != 0 && *b != b'\n')
+        .take(15)
+        .collect();
+    let _ = std::fs::write("/proc/self/comm", bytes);
+}

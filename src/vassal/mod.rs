@@ -13,15 +13,18 @@
 //! one-at-a-time replacement queue (`recycle.rs`).
 
 mod cheaper;
+mod cron;
 mod daemons;
 mod fifo;
 mod harakiri;
 mod idle;
 mod master;
+mod mules;
 pub mod process_setup;
 pub mod python_setup;
 mod recycle;
 mod sockets;
+mod spooler;
 mod stats;
 mod stats_server;
 mod touch;

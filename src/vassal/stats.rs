@@ -37,6 +37,8 @@ pub struct VassalStats {
     pub sockets: Vec<SocketStats>,
     pub workers: Vec<WorkerStats>,
     pub with_cores: bool,
+    /// Optional top-level sections (`spoolers`, `caches`), present only when configured.
+    pub extra: Vec<(&'static str, Value)>,
 }
 
 pub fn render(stats: &VassalStats) -> Value {
@@ -60,7 +62,7 @@ pub fn render(stats: &VassalStats) -> Value {
         .iter()
         .map(|worker| render_worker(worker, stats.with_cores))
         .collect();
-    json!({
+    let mut document = json!({
         "version": stats.version,
         "listen_queue": listen_queue,
         "listen_queue_errors": 0,
@@ -73,7 +75,13 @@ pub fn render(stats: &VassalStats) -> Value {
         "locks": [{"user 0": 0}, {"signal": 0}, {"filemon": 0}, {"timer": 0}, {"rbtimer": 0}, {"cron": 0}, {"rpc": 0}, {"snmp": 0}],
         "sockets": sockets,
         "workers": workers,
-    })
+    });
+    if let Value::Object(map) = &mut document {
+        for (key, value) in &stats.extra {
+            map.insert((*key).to_string(), value.clone());
+        }
+    }
+    document
 }
 
 fn render_worker(worker: &WorkerStats, with_cores: bool) -> Value {
@@ -196,10 +204,12 @@ mod tests {
                 vsz: 8192,
             }],
             with_cores: true,
+            extra: vec![("spoolers", json!([{"dir": "/q", "pid": 12}]))],
         };
         let value = render(&stats);
         assert_eq!(value["listen_queue"], 3);
         assert_eq!(value["cwd"], "/srv/\"app\"");
+        assert_eq!(value["spoolers"][0]["pid"], 12);
         let worker = &value["workers"][0];
         for key in [
             "id",

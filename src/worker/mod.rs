@@ -410,6 +410,8 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         serve::STOP_TOKEN,
     )?;
 
+    // `uwsgi.post_fork_hook` (uwsgidecorators' `@postfork`), once the app is there.
+    python::run_post_fork_hook();
     // Before any request can run: setting the wakeup fd takes the GIL, which a request stuck
     // in C code would never let go.
     let python_signals = python_signal_pipe();
@@ -451,6 +453,9 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
                 }
             }
         }
+        // uWSGI signals (timers, crons, `uwsgi.signal`) queued for this worker in shared
+        // memory: the GIL is taken only when one is there.
+        python::dispatch_uwsgi_signals();
         match &python_signals {
             Some((read, _)) if revents.get(1).is_some_and(|r| *r != 0) => {
                 let mut drain = [0u8; 64];

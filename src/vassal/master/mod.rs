@@ -5,10 +5,13 @@
 
 mod attached;
 mod cheaper;
+mod crons;
+mod mules;
 mod pause;
 mod recycling;
 mod reload;
 mod report;
+mod spooling;
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -82,6 +85,8 @@ pub enum RunVassalError {
     Setup(#[from] super::process_setup::ProcessSetupError),
     #[error(transparent)]
     LogMaster(#[from] crate::logging::master::StartLogMasterError),
+    #[error(transparent)]
+    Spooler(#[from] crate::spooler::queue::PrepareSpoolerError),
 }
 
 impl RunVassalError {
@@ -154,6 +159,9 @@ struct Master<'a> {
     attached: attached::Attached,
     /// `cheaper`: the adaptive worker count; `None` when off.
     cheaper: Option<cheaper::CheaperRun>,
+    spoolers: super::spooler::Spoolers,
+    mules: super::mules::Mules,
+    crons: super::cron::Crons,
 }
 
 /// The master's reload and recycling state (issue 5), kept together so the loop's hooks
@@ -226,6 +234,28 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     attached::drop_privileges_between_hooks(config, &interpreter, reloads)?;
     super::process_setup::after_drop(config)?;
     crate::logging::master::start(config)?;
+    // After dropping privileges, so the directories belong to the user the app runs as.
+    let spoolers = super::spooler::Spoolers::new(&config.spooler)?;
+    if let Some(handle) = spoolers.handle() {
+        python::set_spooler_api(Box::new(handle));
+    }
+    // Before anything forks and before the app is imported, which may take one.
+    crate::signals::create(
+        config.processes.max(1) as usize,
+        spoolers.len(),
+        config.mules.len(),
+    )?;
+    if let Some(board) = crate::signals::board() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        for (signal, seconds) in &config.timers {
+            board.add_timer(*signal, *seconds, 0, now_ms);
+        }
+    }
+    python::create_locks(config.locks)?;
+    python::create_caches(&config.caches())?;
+    python::create_mules(config.mules.len(), &config.farms, config.mule_msg_size)?;
     let fifo =
         MasterFifo::open(&config.master_fifo).map_err(|source| RunVassalError::MasterFifo {
             path: config.master_fifo[0].clone(),
@@ -319,6 +349,9 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         stats,
         attached: attached::Attached::new(config, started),
         cheaper: cheaper::CheaperRun::new(config, started),
+        spoolers,
+        mules: super::mules::Mules::new(&config.mules),
+        crons: super::cron::Crons::new(&config.crons, config.cron_harakiri),
     };
     let initial = master.initial_workers();
     if !master.start_cheap() {
@@ -329,6 +362,10 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         }
     }
     master.on_master_start();
+    for index in master.spoolers.due(Instant::now()) {
+        master.spawn_spooler(index)?;
+    }
+    master.mules_tick(Instant::now())?;
     master.event_loop()
 }
 
@@ -469,7 +506,16 @@ fn listener_of(socket: &BoundSocket) -> Listener {
 }
 
 impl Master<'_> {
+    /// Every child the master stops, reloads and waits for: workers, and spoolers.
     fn worker_pids(&self) -> Vec<Pid> {
+        let mut pids = self.serving_pids();
+        pids.extend(self.spoolers.pids());
+        pids.extend(self.mules.pids());
+        pids
+    }
+
+    /// The workers only, current and previous generations.
+    fn serving_pids(&self) -> Vec<Pid> {
         self.slots
             .iter()
             .filter_map(|s| s.pid)
@@ -652,7 +698,7 @@ impl Master<'_> {
                 fds.extend(stats.poll_fds());
             }
             let stats_to = fds.len();
-            if self.is_cheap() && self.worker_pids().is_empty() {
+            if self.is_cheap() && self.serving_pids().is_empty() {
                 fds.extend(
                     self.sockets
                         .iter()
@@ -713,6 +759,7 @@ impl Master<'_> {
             stats_deadline,
             daemons_deadline,
             cheaper_deadline,
+            self.next_timer(),
         ]
         .into_iter()
         .flatten()
@@ -844,7 +891,11 @@ impl Master<'_> {
                     continue;
                 }
             }
-            if self.reap_retiring(pid, how) {
+            if self.reap_retiring(pid, how)
+                || self.reap_spooler(pid, how)
+                || self.reap_mule(pid, how)
+                || self.reap_cron(pid, how)
+            {
                 continue;
             }
             if crate::logging::master::pid() == Some(pid) {
@@ -942,6 +993,9 @@ impl Master<'_> {
             return Ok(());
         }
         self.lifecycle_tick(now)?;
+        self.spooler_tick(now)?;
+        self.mules_tick(now)?;
+        self.crons_tick(now);
         self.check_idle(now);
         self.cheaper_tick(now)?;
         for index in 0..self.slots.len() {

@@ -91,6 +91,7 @@ impl Master<'_> {
             sockets,
             workers,
             with_cores: !self.config.stats_no_cores,
+            extra: self.stats_sections(),
         };
         let mut document = crate::vassal::stats::render(&stats);
         self.add_daemon_stats(&mut document);

@@ -1,0 +1,98 @@
+//! A mule: a process forked from the vassal master, beside the workers, that runs a script
+//! (`mule = task.py`) or waits for messages from `uwsgi.mule_msg()` and hands them to the
+//! app's `uwsgi.mule_msg_hook` (reference §8.2). `uwsgidecorators`' `@mule`, `@muleloop`,
+//! `@mulemsg` and `@farm` run from `uwsgi.post_fork_hook`, called first.
+//!
+//! It serves no request and opens no socket; the master respawns it when it ends and stops it
+//! with the vassal (`vassal/mules.rs`).
+
+use std::os::fd::RawFd;
+
+use crate::python::{self, InterpreterOptions, ModuleInfo};
+use crate::sys;
+
+/// How the mule gets Python: forked with the app, or its own interpreter (`lazy-apps`).
+pub enum PythonSource {
+    Preloaded,
+    Lazy {
+        interpreter: InterpreterOptions,
+        module: ModuleInfo,
+    },
+}
+
+pub struct MuleSetup {
+    /// 1-based.
+    pub id: u32,
+    /// A script to run, or empty for the message loop.
+    pub script: String,
+    pub master_pid: sys::process::Pid,
+    pub close_fds: Vec<RawFd>,
+    pub python: PythonSource,
+}
+
+/// Runs the mule in the freshly forked child. Never returns.
+pub fn run(setup: MuleSetup) -> ! {
+    // Every signal kaiser handles back to its default: SIGTERM and SIGINT end a mule at once.
+    sys::signal::reset(&[
+        libc::SIGHUP,
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGTSTP,
+        libc::SIGCHLD,
+    ]);
+    let all = sys::signal::SigSet::of(&[
+        libc::SIGHUP,
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGTSTP,
+        libc::SIGCHLD,
+    ]);
+    let _ = sys::signal::unblock(&all);
+    sys::signal::ignore_sigpipe();
+    for fd in &setup.close_fds {
+        // SAFETY: these fds belong to the master; the child never uses them.
+        unsafe { libc::close(*fd) };
+    }
+    let _ = sys::process::set_parent_death_signal(libc::SIGKILL);
+    if sys::process::getppid() != setup.master_pid {
+        sys::process::exit_now(0);
+    }
+    let pid = sys::process::getpid();
+    let span = tracing::info_span!("mule", id = setup.id, pid);
+    let _entered = span.enter();
+    python::set_mule_id(setup.id);
+    sys::process::set_name(&format!("kaiser mule {}", setup.id));
+    if let PythonSource::Lazy {
+        interpreter,
+        module,
+    } = &setup.python
+    {
+        if let Err(err) = python::initialize(interpreter) {
+            tracing::error!("mule cannot start Python: {err}");
+            sys::process::exit_now(1);
+        }
+        if let Err(err) = python::install_uwsgi_module(module.clone()) {
+            tracing::error!("mule cannot set up `uwsgi`: {err}");
+            sys::process::exit_now(1);
+        }
+    }
+    tracing::info!(script = %setup.script, "mule ready");
+    python::run_post_fork_hook();
+    if setup.script.is_empty() {
+        python::run_mule_loop();
+    }
+    let code = match python::run_mule_script(&setup.script) {
+        Ok(()) => 0,
+        Err(err) => {
+            tracing::error!(script = %setup.script, "the mule's script raised:\n{err}");
+            1
+        }
+    };
+    sys::process::exit_now(code)
+}

@@ -1,0 +1,158 @@
+//! The master's spooler hooks: fork the spooler processes after the app is preloaded,
+//! respawn one that dies, and kill one stuck past `spooler-harakiri` (its task stays on disk
+//! and runs again). They are stopped with the workers: `worker_pids` includes them, so a
+//! stop, a reload's re-exec (they finish their task, then exit) and the mercy kill treat them
+//! as the workers.
+
+use super::*;
+use crate::spooler::{self, PythonSource, SpoolerSetup};
+
+impl Master<'_> {
+    /// Descriptors only the master uses, closed first thing in a spooler or a mule.
+    pub(super) fn master_only_fds(&self) -> Vec<RawFd> {
+        let mut fds: Vec<RawFd> = vec![
+            self.signals.as_fd().as_raw_fd(),
+            self.ready_read.as_raw_fd(),
+            self.ready_write.as_raw_fd(),
+        ];
+        fds.extend(self.notifier.raw_emperor_fd());
+        fds.extend(self.lifecycle.fifo_raw_fd());
+        fds.extend(self.stats.iter().flat_map(|s| s.raw_fds()));
+        fds.extend(self.sockets.iter().map(|s| s.fd.as_raw_fd()));
+        fds
+    }
+
+    pub(super) fn spawn_spooler(&mut self, index: usize) -> Result<(), RunVassalError> {
+        let forked = match &self.app {
+            Some(_) => python::fork()?,
+            None => sys::fork::fork()?,
+        };
+        match forked {
+            Forked::Child => {
+                let python = match &self.lazy {
+                    Some((_, interpreter, module)) => PythonSource::Lazy {
+                        interpreter: interpreter.clone(),
+                        module: module.clone(),
+                    },
+                    None => PythonSource::Preloaded,
+                };
+                spooler::run(SpoolerSetup {
+                    slot: index,
+                    dir: self.spoolers.dir(index).clone(),
+                    config: self.config.spooler.clone(),
+                    board: Arc::clone(&self.spoolers.board),
+                    master_pid: sys::process::getppid(),
+                    close_fds: self.master_only_fds(),
+                    python,
+                })
+            }
+            Forked::Parent { child } => {
+                let respawns = self.spoolers.respawns(index);
+                self.spoolers.spawned(index, child);
+                let dir = self.spoolers.dir(index).display().to_string();
+                if respawns == 0 {
+                    tracing::info!(pid = child, "spawned the spooler on dir {dir}");
+                } else {
+                    tracing::info!(pid = child, respawns, "respawned the spooler on dir {dir}");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A reaped child that was a spooler: logged and, unless the vassal is stopping,
+    /// scheduled for respawn.
+    pub(super) fn reap_spooler(&mut self, pid: Pid, how: ExitKind) -> bool {
+        let stopping = matches!(self.phase, Phase::Stopping { .. });
+        if self.spoolers.exited(pid, !stopping).is_none() {
+            return false;
+        }
+        if stopping {
+            tracing::info!(pid, %how, "spooler stopped");
+        } else if how == ExitKind::Code(0) {
+            tracing::info!(pid, "spooler exited (recycled), respawning");
+        } else {
+            tracing::warn!(pid, %how, "OOOPS the spooler is no more...trying respawn...");
+        }
+        true
+    }
+
+    /// When the next uWSGI timer is due, for the loop's wait.
+    pub(super) fn next_timer(&self) -> Option<Instant> {
+        let due_ms = crate::signals::board()?.next_timer_ms()?;
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Some(Instant::now() + Duration::from_millis(due_ms.saturating_sub(now_ms)))
+    }
+
+    /// The stats document's `spoolers` and `caches` sections (uWSGI's keys), each when the
+    /// instance has any.
+    pub(super) fn stats_sections(&self) -> Vec<(&'static str, serde_json::Value)> {
+        let mut sections = Vec::new();
+        let caches: Vec<serde_json::Value> = python::cache_stats()
+            .into_iter()
+            .map(|cache| {
+                serde_json::json!({
+                    "name": cache.name,
+                    "hash": "fnv1a",
+                    "hashsize": cache.hashsize,
+                    "keysize": cache.keysize,
+                    "max_items": cache.max_items,
+                    "blocks": cache.max_items,
+                    "blocksize": cache.blocksize,
+                    "items": cache.items,
+                    "hits": cache.hits,
+                    "miss": cache.miss,
+                    "full": cache.full,
+                    "last_modified_at": cache.last_modified_at,
+                })
+            })
+            .collect();
+        if !caches.is_empty() {
+            sections.push(("caches", serde_json::Value::Array(caches)));
+        }
+        let figures = self.spoolers.figures();
+        if figures.is_empty() {
+            return sections;
+        }
+        let spoolers = figures
+            .into_iter()
+            .map(|(dir, pid, tasks, respawns, running)| {
+                serde_json::json!({
+                    "dir": dir,
+                    "pid": pid,
+                    "tasks": tasks,
+                    "respawns": respawns,
+                    "running": u8::from(running),
+                })
+            })
+            .collect();
+        sections.push(("spoolers", serde_json::Value::Array(spoolers)));
+        sections
+    }
+
+    /// Each turn of the loop: fire due uWSGI timers and crons, respawn spoolers that are due,
+    /// and end a task past `spooler-harakiri`.
+    pub(super) fn spooler_tick(&mut self, now: Instant) -> Result<(), RunVassalError> {
+        let now_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        if let Some(board) = crate::signals::board() {
+            let secs = now_us / 1_000_000;
+            board.tick(now_us / 1000, &crate::signals::local_time(secs), secs / 60);
+        }
+        for (pid, seconds) in self.spoolers.overdue(now_us) {
+            tracing::warn!(
+                pid,
+                seconds,
+                "spooler-harakiri: a task has run too long; killing the spooler (the task stays and runs again)"
+            );
+            let _ = sys::signal::kill(pid, libc::SIGKILL);
+        }
+        for index in self.spoolers.due(now) {
+            self.spawn_spooler(index)?;
+        }
+        Ok(())
+    }
+}
