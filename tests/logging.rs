@@ -1247,3 +1247,22 @@ fn a_killed_log_master_is_replaced_by_a_reload() {
     vassal.get("/after");
     wait_for_file(&log, "REQ /after");
 }
+
+/// `logger = stdio` writes through the log master to the original stderr.
+#[test]
+fn the_stdio_logger_writes_to_the_original_stderr() {
+    let vassal = Vassal::start("stdio", "logger = stdio\nlog-format = STDIO %(uri)");
+    vassal.get("/print?n=1&tag=through-stdio");
+    vassal
+        .kaiser
+        .wait_for_log("through-stdio 0 ", WAIT)
+        .unwrap();
+    vassal
+        .kaiser
+        .wait_for_log("STDIO /print?n=1&tag=through-stdio", WAIT)
+        .unwrap();
+    vassal
+        .kaiser
+        .wait_for_log("log master started", WAIT)
+        .unwrap();
+}
