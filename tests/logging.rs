@@ -1266,3 +1266,18 @@ fn the_stdio_logger_writes_to_the_original_stderr() {
         .wait_for_log("log master started", WAIT)
         .unwrap();
 }
+
+/// A line written with one 1 MB `write` reaches the file whole through the log master (the
+/// pipe is sized for 4 MiB messages when kaiser runs as root, as here).
+#[test]
+fn a_one_megabyte_line_passes_the_log_master_whole() {
+    let vassal = Vassal::start("huge-line", "log-master = true\nlogto = {dir}/app.log");
+    vassal.get("/print?n=1&size=1000000&tag=huge");
+    let text = wait_for_file(&vassal.path("app.log"), "huge stdout");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("huge 0 "))
+        .expect("the long line");
+    assert_eq!(line.len(), 1_000_000);
+    assert!(line.ends_with(" end"));
+}
