@@ -1247,3 +1247,37 @@ fn a_killed_log_master_is_replaced_by_a_reload() {
     vassal.get("/after");
     wait_for_file(&log, "REQ /after");
 }
+
+/// `logger = stdio` writes through the log master to the original stderr.
+#[test]
+fn the_stdio_logger_writes_to_the_original_stderr() {
+    let vassal = Vassal::start("stdio", "logger = stdio\nlog-format = STDIO %(uri)");
+    vassal.get("/print?n=1&tag=through-stdio");
+    vassal
+        .kaiser
+        .wait_for_log("through-stdio 0 ", WAIT)
+        .unwrap();
+    vassal
+        .kaiser
+        .wait_for_log("STDIO /print?n=1&tag=through-stdio", WAIT)
+        .unwrap();
+    vassal
+        .kaiser
+        .wait_for_log("log master started", WAIT)
+        .unwrap();
+}
+
+/// A line written with one 1 MB `write` reaches the file whole through the log master (the
+/// pipe is sized for 4 MiB messages when kaiser runs as root, as here).
+#[test]
+fn a_one_megabyte_line_passes_the_log_master_whole() {
+    let vassal = Vassal::start("huge-line", "log-master = true\nlogto = {dir}/app.log");
+    vassal.get("/print?n=1&size=1000000&tag=huge");
+    let text = wait_for_file(&vassal.path("app.log"), "huge stdout");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("huge 0 "))
+        .expect("the long line");
+    assert_eq!(line.len(), 1_000_000);
+    assert!(line.ends_with(" end"));
+}

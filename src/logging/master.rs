@@ -35,8 +35,9 @@ use crate::sys::seqpacket::Received;
 /// Set by a master for its re-executed self: `PID,REQUEST_FD`.
 pub const ENV: &str = "KAISER_LOG_MASTER";
 
-/// The biggest message read at once; a longer write is cut.
-const MAX_MESSAGE: usize = 256 * 1024;
+/// The biggest message read at once (what the pipe is sized for; a longer write fails in
+/// the writer).
+const MAX_MESSAGE: usize = sys::seqpacket::MAX_MESSAGE;
 
 #[derive(Debug, Clone, Copy)]
 struct Running {

@@ -189,8 +189,9 @@ impl LogFile {
 
 enum Kind {
     File(LogFile),
-    /// fd 2 of the log master: the terminal, the journal's stream, or the emperor's pipe.
-    Stdio,
+    /// fd 2 of the log master: the terminal, the journal's stream, or the emperor's pipe;
+    /// whole lines written once per turn of the loop, as for files.
+    Stdio(Vec<u8>),
     Syslog {
         socket: UnixDatagram,
         target: PathBuf,
@@ -225,7 +226,7 @@ impl Output {
     pub fn stdio() -> Output {
         Output {
             id: None,
-            kind: Kind::Stdio,
+            kind: Kind::Stdio(Vec::new()),
         }
     }
 
@@ -244,7 +245,7 @@ impl Output {
         };
         let kind = match &spec.target {
             LoggerTarget::File(path) => Kind::File(LogFile::open(path, None)?),
-            LoggerTarget::Stdio => Kind::Stdio,
+            LoggerTarget::Stdio => Kind::Stdio(Vec::new()),
             LoggerTarget::Syslog { ident, facility } => Kind::Syslog {
                 socket: UnixDatagram::unbound().map_err(socket_error)?,
                 target: std::env::var_os(SYSLOG_SOCKET_ENV)
@@ -302,10 +303,12 @@ impl Output {
                     file.write(format!("{line}\n").as_bytes(), maxsize);
                 }
             }
-            Kind::Stdio => {
-                let mut stderr = io::stderr().lock();
-                let _ = stderr.write_all(bare.as_bytes());
-                let _ = stderr.write_all(b"\n");
+            Kind::Stdio(pending) => {
+                pending.extend_from_slice(bare.as_bytes());
+                pending.push(b'\n');
+                if pending.len() >= FLUSH_AT {
+                    flush_stderr(pending);
+                }
             }
             Kind::Syslog {
                 socket,
@@ -359,7 +362,7 @@ impl Output {
         use std::os::fd::AsRawFd as _;
         match &self.kind {
             Kind::File(file) => Some(file.file.as_raw_fd()),
-            Kind::Stdio => None,
+            Kind::Stdio(_) => None,
             Kind::Syslog { socket, .. }
             | Kind::Unix { socket, .. }
             | Kind::Journal { socket, .. } => Some(socket.as_raw_fd()),
@@ -383,9 +386,19 @@ impl Output {
     /// Writes what [`Output::write`] buffered (files only; the rest is written at once), and
     /// rotates a file past `maxsize`.
     pub fn flush(&mut self, maxsize: u64) {
-        if let Kind::File(file) = &mut self.kind {
-            file.flush(maxsize);
+        match &mut self.kind {
+            Kind::File(file) => file.flush(maxsize),
+            Kind::Stdio(pending) => flush_stderr(pending),
+            _ => {}
         }
+    }
+}
+
+/// Writes and empties `pending`; a broken stderr loses the lines (there is nowhere else).
+fn flush_stderr(pending: &mut Vec<u8>) {
+    if !pending.is_empty() {
+        let _ = io::stderr().lock().write_all(pending);
+        pending.clear();
     }
 }
 

@@ -5,6 +5,9 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
+/// The largest message the pair is sized for (the kernel may allow less to a non-root user).
+pub const MAX_MESSAGE: usize = 4 << 20;
+
 /// A connected `SOCK_SEQPACKET` pair, both ends close-on-exec: (read end, write end).
 pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
@@ -23,14 +26,14 @@ pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
     // SAFETY: fresh fds that we own.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     set_int(read.as_fd_ref(), libc::SOL_SOCKET, libc::SO_PASSCRED, 1)?;
-    // Room for bursts: the kernel caps these at net.core.[rw]mem_max.
-    let _ = set_int(read.as_fd_ref(), libc::SOL_SOCKET, libc::SO_RCVBUF, 4 << 20);
-    let _ = set_int(
-        write.as_fd_ref(),
-        libc::SOL_SOCKET,
-        libc::SO_SNDBUF,
-        4 << 20,
-    );
+    // A unix socket's queue is the sender's buffer, and one message must fit in it: a single
+    // `write` larger than it fails with EMSGSIZE. SO_SNDBUF is capped at net.core.wmem_max
+    // (about 200 KiB); SO_SNDBUFFORCE, allowed to root (CAP_NET_ADMIN), is not.
+    let size = MAX_MESSAGE as libc::c_int;
+    let sndbuf = (write.as_fd_ref(), libc::SOL_SOCKET);
+    if set_int(sndbuf.0, sndbuf.1, libc::SO_SNDBUFFORCE, size).is_err() {
+        let _ = set_int(sndbuf.0, sndbuf.1, libc::SO_SNDBUF, size);
+    }
     Ok((read, write))
 }
 
