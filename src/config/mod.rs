@@ -211,12 +211,20 @@ pub struct Config {
     pub stats_http: bool,
     pub stats_minified: bool,
     pub stats_no_cores: bool,
+    /// `stats-prometheus`: an address serving `/metrics` alone.
+    pub stats_prometheus: Option<String>,
+    /// `health-check-path`: answered by the worker, never the app.
+    pub health_check_path: Option<String>,
+    /// `health-drain-delay`: zero means stop at once.
+    pub health_drain_delay: Duration,
 
     // --- emperor ---
     pub emperor: Vec<String>,
     pub emperor_throttle: Duration,
     pub emperor_max_throttle: Duration,
     pub emperor_stats: Option<String>,
+    /// `emperor-stats-prometheus`: the emperor's `/metrics` address.
+    pub emperor_stats_prometheus: Option<String>,
     pub emperor_tyrant: bool,
     pub vassals_include: Vec<String>,
     pub vassals_include_before: Vec<String>,
@@ -297,10 +305,14 @@ impl Default for Config {
             stats_http: false,
             stats_minified: false,
             stats_no_cores: false,
+            stats_prometheus: None,
+            health_check_path: None,
+            health_drain_delay: Duration::ZERO,
             emperor: Vec::new(),
             emperor_throttle: Duration::from_millis(1000),
             emperor_max_throttle: Duration::from_millis(180_000),
             emperor_stats: None,
+            emperor_stats_prometheus: None,
             emperor_tyrant: false,
             vassals_include: Vec::new(),
             vassals_include_before: Vec::new(),

@@ -280,11 +280,15 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "stats-http" => config.stats_http = uwsgi_bool(v),
         "stats-minified" => config.stats_minified = uwsgi_bool(v),
         "stats-no-cores" => config.stats_no_cores = uwsgi_bool(v),
+        "stats-prometheus" => config.stats_prometheus = Some(text(v)?),
+        "health-check-path" => config.health_check_path = Some(health_path(v)?),
+        "health-drain-delay" => config.health_drain_delay = seconds(v)?,
 
         "emperor" => config.emperor.push(text(v)?),
         "emperor-throttle" => config.emperor_throttle = Duration::from_millis(number(v)?),
         "emperor-max-throttle" => config.emperor_max_throttle = Duration::from_millis(number(v)?),
         "emperor-stats" => config.emperor_stats = Some(text(v)?),
+        "emperor-stats-prometheus" => config.emperor_stats_prometheus = Some(text(v)?),
         "emperor-tyrant" => config.emperor_tyrant = uwsgi_bool(v),
         "vassals-include" => config.vassals_include.push(text(v)?),
         "vassals-include-before" => config.vassals_include_before.push(text(v)?),
@@ -417,6 +421,17 @@ fn at_least_one(value: &str) -> Result<u32, String> {
         Ok(n) => Ok(n),
         Err(_) => Err(format!("`{value}` is too large")),
     }
+}
+
+/// `health-check-path`: an absolute path, matched exactly (a query string is ignored).
+fn health_path(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if !value.starts_with('/') || value.contains(['?', ' ']) {
+        return Err(format!(
+            "`{value}` is not an absolute path without a query (e.g. `/healthz`)"
+        ));
+    }
+    Ok(value.to_string())
 }
 
 fn seconds(value: &str) -> Result<Duration, String> {
@@ -639,6 +654,7 @@ mod tests {
                 _ if spec.name == "umask" => "022",
                 _ if spec.name == "mount" => "/app=app.py",
                 _ if spec.name == "add-header" => "X-A: b",
+                _ if spec.name == "health-check-path" => "/healthz",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",

@@ -186,6 +186,26 @@ impl Governor {
             }
             None => {}
         }
+        let prometheus_listener = match &settings.prometheus {
+            Some(address) => {
+                let listener =
+                    StatsListener::bind(address)
+                        .await
+                        .map_err(|source| EmperorError::Stats {
+                            address: address.clone(),
+                            source,
+                        })?;
+                if let StatsListener::Tcp(tcp) = &listener {
+                    if let Ok(address) = tcp.local_addr() {
+                        info!(%address, "serving emperor Prometheus metrics (/metrics)");
+                    }
+                } else {
+                    info!(address, "serving emperor Prometheus metrics (/metrics)");
+                }
+                Some(listener)
+            }
+            None => None,
+        };
         let (reports_tx, mut reports_rx) = mpsc::unbounded_channel();
         let (fs_tx, mut fs_rx) = mpsc::unbounded_channel();
         let watcher = match notify::recommended_watcher(move |event| {
@@ -257,15 +277,21 @@ impl Governor {
                 _ = signals.int.recv() => governor.begin_shutdown("SIGINT"),
                 _ = signals.usr1.recv() => governor.log_table(),
                 accepted = stats_server::accept(&stats_listener) => governor.serve_stats(accepted),
+                accepted = stats_server::accept(&prometheus_listener) => governor.serve_metrics(accepted),
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
         }
         let status = "STATUS=The Emperor is buried.";
         governor.notifier.send(status);
         info!("the emperor is buried");
-        if let (Some(listener), Some(path)) = (&stats_listener, &governor.settings.stats) {
-            if listener.is_path(path) {
-                let _ = std::fs::remove_file(path);
+        for (listener, path) in [
+            (&stats_listener, &governor.settings.stats),
+            (&prometheus_listener, &governor.settings.prometheus),
+        ] {
+            if let (Some(listener), Some(path)) = (listener, path) {
+                if listener.is_path(path) {
+                    let _ = std::fs::remove_file(path);
+                }
             }
         }
         Ok(())
@@ -980,6 +1006,23 @@ impl Governor {
         };
         let body = stats::render(&self.stats()).to_string();
         stats_server::serve(stream, body, &self.stats_clients);
+    }
+
+    fn serve_metrics(&self, accepted: std::io::Result<StatsStream>) {
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(error) => {
+                warn!(%error, "emperor-stats-prometheus accept failed");
+                return;
+            }
+        };
+        let body = super::prometheus::render(&self.stats());
+        stats_server::serve_http(
+            stream,
+            crate::protocol::prometheus::CONTENT_TYPE,
+            body,
+            &self.stats_clients,
+        );
     }
 }
 

@@ -33,6 +33,7 @@ pub mod backoff;
 pub mod debounce;
 mod governor;
 pub mod monitor;
+mod prometheus;
 pub mod sd_notify;
 pub mod spawn;
 pub mod state;
@@ -73,6 +74,8 @@ struct Settings {
     throttle: Duration,
     max_throttle: Duration,
     stats: Option<String>,
+    /// `emperor-stats-prometheus`: an address serving `/metrics` over HTTP.
+    prometheus: Option<String>,
     tyrant: bool,
     /// How long a stopping vassal gets before SIGKILL (`reload-mercy`; 0 means 30 s, as uWSGI).
     mercy: Duration,
@@ -86,6 +89,7 @@ impl Settings {
             throttle: config.emperor_throttle,
             max_throttle: config.emperor_max_throttle,
             stats: config.emperor_stats.clone(),
+            prometheus: config.emperor_stats_prometheus.clone(),
             tyrant: config.emperor_tyrant,
             mercy: if config.reload_mercy.is_zero() {
                 Duration::from_secs(30)

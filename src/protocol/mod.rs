@@ -1,6 +1,6 @@
 //! Sans-I/O codecs for the wire protocols kaiser speaks: the uwsgi binary packet
-//! ([`uwsgi`]), HTTP/1.1 requests ([`http`]), HTTP responses for both ([`response`]) and the
-//! default request log line ([`log`]).
+//! ([`uwsgi`]), HTTP/1.1 requests ([`http`]), HTTP responses for both ([`response`]), the
+//! default request log line ([`log`]) and Prometheus' text exposition ([`prometheus`]).
 //!
 //! Nothing here touches a socket, a file, a clock or Python, and nothing here imports another
 //! module of this crate: every function maps bytes to values or values to bytes, so it can be
@@ -9,6 +9,7 @@
 
 pub mod http;
 pub mod log;
+pub mod prometheus;
 pub mod response;
 mod syntax;
 pub mod uwsgi;

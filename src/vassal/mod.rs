@@ -16,6 +16,7 @@ mod fifo;
 mod harakiri;
 mod idle;
 mod master;
+mod prometheus;
 mod recycle;
 mod sockets;
 mod stats;

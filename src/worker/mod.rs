@@ -18,6 +18,7 @@ mod exchange;
 mod gate;
 mod harakiri;
 pub mod recycle;
+pub mod request_metrics;
 pub mod scoreboard;
 mod serve;
 mod turn;

@@ -86,7 +86,11 @@ impl Scoreboard {
         let workers = workers.max(1) as usize;
         let cores = cores.max(1) as usize;
         let banks = 2 * workers;
-        let words = SharedWords::new(workers * field::WORDS + banks * cores * core_field::WORDS)?;
+        let words = SharedWords::new(
+            workers * field::WORDS
+                + banks * cores * core_field::WORDS
+                + super::request_metrics::words(workers),
+        )?;
         Ok(Scoreboard {
             words,
             workers,
@@ -132,6 +136,13 @@ impl Scoreboard {
             bank: &self.words.words()[start..start + bank_words],
             cores: self.cores,
         })
+    }
+
+    /// Status classes, duration buckets and vassal-wide flags, after the banks
+    /// (`request_metrics.rs`).
+    pub fn metrics(&self) -> super::request_metrics::RequestMetrics<'_> {
+        let start = self.workers * field::WORDS + self.banks() * self.cores * core_field::WORDS;
+        super::request_metrics::RequestMetrics::new(&self.words.words()[start..])
     }
 
     fn header(&self, id: u32) -> Option<&[AtomicU64]> {

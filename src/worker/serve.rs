@@ -757,6 +757,11 @@ fn finish(
             (log.header_bytes as u64).saturating_add(log.body_bytes),
             outcome.app_error,
         );
+        shared.scoreboard.metrics().record(
+            shared.worker_id,
+            log.status,
+            log.elapsed.as_micros() as u64,
+        );
     }
     let asked = crate::python::take_log_this_request();
     let limits = &shared.limits;

@@ -200,14 +200,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         return Err(RunVassalError::NoSocket);
     }
     let bound = sockets::bind_all(config, &mut inherited)?;
-    let stats = match &config.stats {
-        Some(address) => {
-            let server = StatsServer::bind(address, config.stats_http, config.chmod_socket)?;
-            tracing::info!(address = %server.local, http = config.stats_http, "stats server listening");
-            Some(server)
-        }
-        None => None,
-    };
+    let stats = StatsServer::from_config(config)?;
     // Before dropping privileges, as uWSGI writes `pidfile` (`pidfile2` is the one written
     // after): it usually lives in a directory only root may write, such as /run.
     if let Some(path) = &config.pidfile {
