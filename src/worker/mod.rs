@@ -17,6 +17,7 @@
 mod exchange;
 mod gate;
 mod harakiri;
+mod health;
 pub mod recycle;
 pub mod request_metrics;
 pub mod scoreboard;
@@ -94,6 +95,8 @@ pub struct Limits {
     pub reload_on_rss: u64,
     pub reload_on_as: u64,
     pub min_worker_lifetime: Duration,
+    /// `health-check-path`: answered without the app (`health.rs`).
+    pub health_check_path: Option<Arc<str>>,
 }
 
 pub struct WorkerSetup<'a> {
@@ -207,6 +210,8 @@ pub(crate) struct Shared {
     pub inflight: Vec<Arc<harakiri::InFlight>>,
     /// When the worker stops accepting for a while (fd exhaustion, its connection cap).
     pub gate: Arc<gate::AcceptGate>,
+    /// `health-check-path`: probes answered without the app, even when saturated.
+    pub health: Option<health::Health>,
 }
 
 impl Shared {
@@ -294,6 +299,11 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
             .map(|_| Arc::new(harakiri::InFlight::default()))
             .collect(),
         gate: Arc::new(gate::AcceptGate::new(setup.limits.max_connections)),
+        health: setup
+            .limits
+            .health_check_path
+            .as_deref()
+            .map(|path| health::Health::new(path, setup.threads.max(1) as usize)),
     });
     harakiri::install_user_harakiri(setup.scoreboard.clone(), setup.id, setup.bank);
     install_workers_hook(setup.scoreboard.clone());
@@ -315,6 +325,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     )?;
 
     let handles = threads.serve(&shared);
+    health::start_probe_thread(&shared);
     // SAFETY: the master handed us this pipe's write end; it stays open until we exit.
     let ready = unsafe { BorrowedFd::borrow_raw(setup.ready_fd) };
     recycle::send(ready, shared.pid, recycle::ToMaster::Ready);

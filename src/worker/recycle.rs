@@ -157,6 +157,7 @@ mod tests {
             reload_on_rss: rss_mb * MB,
             reload_on_as: as_mb * MB,
             min_worker_lifetime: Duration::from_secs(min_secs),
+            health_check_path: None,
         }
     }
 

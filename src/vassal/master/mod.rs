@@ -2,6 +2,7 @@
 //! (stops and reloads), `recycling` (replacing workers one at a time), `pause` (SIGTSTP and
 //! cheap mode) and `report` (SIGUSR1 and the stats document).
 
+mod drain;
 mod pause;
 mod recycling;
 mod reload;
@@ -146,6 +147,8 @@ struct Master<'a> {
     harakiri: Harakiri,
     stats: Option<StatsServer>,
     lifecycle: Lifecycle,
+    /// `health-drain-delay`: when the stop begins, and the signal that asked for it.
+    drain_until: Option<(Instant, &'static str)>,
 }
 
 /// The master's reload and recycling state (issue 5), kept together so the loop's hooks
@@ -314,6 +317,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
             verbose: config.harakiri_verbose,
         }),
         stats,
+        drain_until: None,
     };
     for index in 0..master.slots.len() {
         master.spawn(index)?;
@@ -548,6 +552,7 @@ impl Master<'_> {
                         reload_on_rss: config.reload_on_rss,
                         reload_on_as: config.reload_on_as,
                         min_worker_lifetime: config.min_worker_lifetime,
+                        health_check_path: config.health_check_path.as_deref().map(Into::into),
                     },
                     ready_fd: self.ready_write.as_raw_fd(),
                     close_fds,
@@ -654,9 +659,13 @@ impl Master<'_> {
             }
         }
         let stats_deadline = self.stats.as_ref().and_then(|s| s.next_deadline());
-        for at in [self.harakiri.next_deadline(), stats_deadline]
-            .into_iter()
-            .flatten()
+        for at in [
+            self.harakiri.next_deadline(),
+            stats_deadline,
+            self.drain_deadline(),
+        ]
+        .into_iter()
+        .flatten()
         {
             next = next.min(at);
         }
@@ -667,7 +676,7 @@ impl Master<'_> {
     fn on_signal(&mut self, sig: libc::c_int) -> Result<(), RunVassalError> {
         match sig {
             libc::SIGCHLD => {}
-            libc::SIGTERM | libc::SIGQUIT => self.begin_stop(false, sys::signal::name(sig)),
+            libc::SIGTERM | libc::SIGQUIT => self.stop_after_drain(sys::signal::name(sig)),
             libc::SIGINT => self.begin_stop(true, "SIGINT"),
             libc::SIGHUP => self.begin_reload(false)?,
             libc::SIGUSR1 => self.log_stats(),
@@ -846,6 +855,7 @@ impl Master<'_> {
 
     fn on_timers(&mut self) -> Result<(), RunVassalError> {
         let now = Instant::now();
+        self.drain_tick(now);
         if let Phase::Stopping { deadline, fast } = self.phase {
             if now >= deadline {
                 for pid in self.worker_pids() {
