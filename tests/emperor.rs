@@ -1280,3 +1280,49 @@ fn a_vassal_with_daemonize_logs_to_its_file_and_stays_governed() {
         emperor.kaiser.logs()
     );
 }
+
+/// `heartbeat` + `emperor-required-heartbeat`: a vassal whose master hangs (SIGSTOP) falls
+/// silent and is killed and respawned; a vassal without `heartbeat` is never judged.
+#[test]
+fn a_vassal_that_stops_beating_is_cursed_and_respawned() {
+    let beating = format!("{}heartbeat = 1\n", hello("beat"));
+    let mut emperor = Emperor::start(
+        "e-heartbeat",
+        &["--emperor-required-heartbeat", "2"],
+        &[("beat.ini", beating), ("quiet.ini", hello("quiet"))],
+    );
+    emperor.ready();
+    let (beat, quiet) = (emperor.socket("beat"), emperor.socket("quiet"));
+    let hung = emperor.vassal_pid("beat.ini");
+    let quiet_pid = emperor.vassal_pid("quiet.ini");
+    // Beating vassals are left alone: more than the tolerance passes with heartbeats.
+    emperor.wait_log(&["vassal ready", "vassal=beat"]);
+    let mark = emperor.kaiser.log_mark();
+    let settle = Instant::now();
+    wait_until("3 s of heartbeats", TIMEOUT, |_| {
+        Ok((settle.elapsed() > Duration::from_secs(3)).then_some(()))
+    })
+    .unwrap();
+    assert!(!emperor
+        .kaiser
+        .logs_since(mark)
+        .contains("missed its heartbeat"));
+    assert_eq!(emperor.vassal_pid("beat.ini"), hung);
+
+    // SAFETY: kill(2) on a pid this test's emperor spawned.
+    unsafe { libc::kill(hung, libc::SIGSTOP) };
+    let line = emperor.wait_log(&["missed its heartbeat", "vassal=beat"]);
+    assert!(line.contains(&format!("pid={hung}")), "{line}");
+    wait_gone(&[hung], "the cursed master");
+    wait_until("the cursed vassal to serve again", TIMEOUT, |last| {
+        Ok(get(&beat).map_err(|e| *last = e).ok())
+    })
+    .unwrap_or_else(|error| panic!("{error}"));
+    assert_ne!(emperor.vassal_pid("beat.ini"), hung, "a new master serves");
+    assert_eq!(
+        emperor.vassal_pid("quiet.ini"),
+        quiet_pid,
+        "never sent a heartbeat: not judged"
+    );
+    assert_eq!(get(&quiet), Ok("Hello World".into()));
+}

@@ -217,6 +217,8 @@ pub struct Config {
     pub health_check_path: Option<String>,
     /// `health-drain-delay`: zero means stop at once.
     pub health_drain_delay: Duration,
+    /// `heartbeat`: zero means off.
+    pub heartbeat: Duration,
 
     // --- emperor ---
     pub emperor: Vec<String>,
@@ -225,6 +227,8 @@ pub struct Config {
     pub emperor_stats: Option<String>,
     /// `emperor-stats-prometheus`: the emperor's `/metrics` address.
     pub emperor_stats_prometheus: Option<String>,
+    /// `emperor-required-heartbeat`: zero means off.
+    pub emperor_required_heartbeat: Duration,
     pub emperor_tyrant: bool,
     pub vassals_include: Vec<String>,
     pub vassals_include_before: Vec<String>,
@@ -308,11 +312,13 @@ impl Default for Config {
             stats_prometheus: None,
             health_check_path: None,
             health_drain_delay: Duration::ZERO,
+            heartbeat: Duration::ZERO,
             emperor: Vec::new(),
             emperor_throttle: Duration::from_millis(1000),
             emperor_max_throttle: Duration::from_millis(180_000),
             emperor_stats: None,
             emperor_stats_prometheus: None,
+            emperor_required_heartbeat: Duration::ZERO,
             emperor_tyrant: false,
             vassals_include: Vec::new(),
             vassals_include_before: Vec::new(),

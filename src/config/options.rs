@@ -436,7 +436,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("signal-timer", Text, Lifecycle, "uwsgi signal timers").aliases(&["timer", "rbtimer", "signal-rbtimer", "cron", "cron2", "unique-cron", "legion-cron"]).multi().later(),
     opt("enable-metrics", Bool, Lifecycle, "metrics subsystem").aliases(&["metric", "carbon", "carbon-use-metrics", "metrics-dir"]).later(),
     opt("alarm", Text, Lifecycle, "alarms").aliases(&["alarm-log", "alarm-backlog", "alarm-segfault", "listen-queue-alarm"]).multi().later(),
-    opt("heartbeat", Seconds, Lifecycle, "send heartbeats to the emperor").later(),
+    opt("heartbeat", Seconds, Lifecycle, "every N seconds, while a worker accepts, send `WATCHDOG=1` to the emperor (or to systemd when run directly) (0: off)").default("0"),
     opt("vassal-sos", Int, Lifecycle, "ask the emperor for reinforcements").aliases(&["vassal-sos-backlog"]).later(),
     // --- emperor ---
     opt("emperor", Text, Emperor, "run as the Emperor, watching this directory or glob for vassal files").multi(),
@@ -455,7 +455,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("emperor-nofollow", Bool, Emperor, "do not follow symlinks").aliases(&["emperor-tyrant-nofollow"]).later(),
     opt("emperor-on-demand-directory", Path, Emperor, "on-demand vassals").aliases(&["emperor-on-demand-dir", "emperor-on-demand-extension", "emperor-on-demand-ext", "emperor-on-demand-exec"]).later(),
     opt("emperor-graceful-shutdown", Bool, Emperor, "stop vassals gracefully").later(),
-    opt("emperor-required-heartbeat", Seconds, Emperor, "heartbeat tolerance").aliases(&["emperor-curse-tolerance"]).later(),
+    opt("emperor-required-heartbeat", Seconds, Emperor, "a ready vassal that sent heartbeats and then none for this long is killed and respawned (0: off)").aliases(&["emperor-curse-tolerance"]).default("0"),
     opt("emperor-wrapper", Path, Emperor, "binary wrapper for vassals").aliases(&["emperor-wrapper-override", "emperor-wrapper-fallback"]).later(),
     opt("vassals-set", Text, Emperor, "set an option in every vassal").aliases(&["vassal-set"]).multi().later_hint("use `vassals-include`"),
     opt("vassals-start-hook", Text, Emperor, "command run before each vassal starts").aliases(&["vassals-stop-hook"]).later(),

@@ -283,6 +283,8 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "stats-prometheus" => config.stats_prometheus = Some(text(v)?),
         "health-check-path" => config.health_check_path = Some(health_path(v)?),
         "health-drain-delay" => config.health_drain_delay = seconds(v)?,
+        "heartbeat" => config.heartbeat = seconds(v)?,
+        "emperor-required-heartbeat" => config.emperor_required_heartbeat = seconds(v)?,
 
         "emperor" => config.emperor.push(text(v)?),
         "emperor-throttle" => config.emperor_throttle = Duration::from_millis(number(v)?),

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use super::debounce::Debouncer;
+use super::heartbeat;
 use super::monitor::{self, Change, FileStamp, Monitor, Snapshot};
 use super::sd_notify::{self, Notifier, VassalMessage};
 use super::spawn::{self, SpawnRequest};
@@ -78,6 +79,8 @@ struct Vassal {
     cursed: u64,
     first_failure: u64,
     last_failure: u64,
+    /// The last `WATCHDOG=1` from this process (`heartbeat`); `None` until its first.
+    last_heartbeat: Option<Instant>,
 }
 
 struct MonitorState {
@@ -332,6 +335,12 @@ impl Governor {
         for vassal in self.vassals.values() {
             consider(vassal.retry_at);
             consider(vassal.kill_at);
+            if vassal.life.state == State::Ready {
+                consider(heartbeat::deadline(
+                    vassal.last_heartbeat,
+                    self.settings.required_heartbeat,
+                ));
+            }
         }
         deadline
     }
@@ -352,6 +361,7 @@ impl Governor {
 
     /// Timers, rescans and systemd bookkeeping, run after every wake-up.
     fn after_event(&mut self, now: Instant) {
+        self.curse_silent_vassals(now);
         if self.shutdown.is_none() && (self.debouncer.fire(now) || now >= self.next_rescan) {
             self.rescan();
             self.next_rescan = Instant::now() + self.rescan_interval();
@@ -604,6 +614,7 @@ impl Governor {
             cursed: 0,
             first_failure: 0,
             last_failure: 0,
+            last_heartbeat: None,
         };
         info!(vassal = %vassal.name, file = %path.display(), "new vassal");
         self.vassals.insert(path.clone(), vassal);
@@ -752,6 +763,7 @@ impl Governor {
                 vassal.spawned_at = Some(Instant::now());
                 vassal.since = Instant::now();
                 vassal.spawns += 1;
+                vassal.last_heartbeat = None;
                 vassal.born = now;
                 vassal.last_run = now;
                 if vassal.first_run == 0 {
@@ -842,6 +854,9 @@ impl Governor {
                             if Some(pid) != vassal.pid {
                                 warn!(vassal = %vassal.name, pid, spawned = vassal.pid, "vassal reports a different MAINPID");
                             }
+                        }
+                        VassalMessage::Other(key, value) if key == "WATCHDOG" && value == "1" => {
+                            vassal.last_heartbeat = Some(Instant::now());
                         }
                         VassalMessage::Other(key, value) => {
                             debug!(vassal = %vassal.name, key, value, "vassal message")
@@ -1006,6 +1021,29 @@ impl Governor {
         };
         let body = stats::render(&self.stats()).to_string();
         stats_server::serve(stream, body, &self.stats_clients);
+    }
+
+    /// `emperor-required-heartbeat`: SIGKILL for a ready vassal that stopped beating; its
+    /// exit then goes through the state machine like any crash.
+    fn curse_silent_vassals(&mut self, now: Instant) {
+        let tolerance = self.settings.required_heartbeat;
+        for vassal in self.vassals.values_mut() {
+            if vassal.life.state != State::Ready
+                || !heartbeat::overdue(vassal.last_heartbeat, now, tolerance)
+            {
+                continue;
+            }
+            let Some(pid) = vassal.pid else { continue };
+            warn!(
+                vassal = %vassal.name,
+                pid,
+                tolerance_secs = tolerance.as_secs(),
+                "vassal missed its heartbeat: cursing it (SIGKILL), it will be respawned"
+            );
+            vassal.cursed = unix_now();
+            vassal.last_heartbeat = None;
+            spawn::send_signal(-(pid as i32), libc::SIGKILL);
+        }
     }
 
     fn serve_metrics(&self, accepted: std::io::Result<StatsStream>) {

@@ -32,6 +32,7 @@
 pub mod backoff;
 pub mod debounce;
 mod governor;
+mod heartbeat;
 pub mod monitor;
 mod prometheus;
 pub mod sd_notify;
@@ -76,6 +77,8 @@ struct Settings {
     stats: Option<String>,
     /// `emperor-stats-prometheus`: an address serving `/metrics` over HTTP.
     prometheus: Option<String>,
+    /// `emperor-required-heartbeat` (zero: off).
+    required_heartbeat: Duration,
     tyrant: bool,
     /// How long a stopping vassal gets before SIGKILL (`reload-mercy`; 0 means 30 s, as uWSGI).
     mercy: Duration,
@@ -90,6 +93,7 @@ impl Settings {
             max_throttle: config.emperor_max_throttle,
             stats: config.emperor_stats.clone(),
             prometheus: config.emperor_stats_prometheus.clone(),
+            required_heartbeat: config.emperor_required_heartbeat,
             tyrant: config.emperor_tyrant,
             mercy: if config.reload_mercy.is_zero() {
                 Duration::from_secs(30)

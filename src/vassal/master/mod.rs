@@ -3,6 +3,7 @@
 //! cheap mode) and `report` (SIGUSR1 and the stats document).
 
 mod drain;
+mod heartbeat;
 mod pause;
 mod recycling;
 mod reload;
@@ -149,6 +150,8 @@ struct Master<'a> {
     lifecycle: Lifecycle,
     /// `health-drain-delay`: when the stop begins, and the signal that asked for it.
     drain_until: Option<(Instant, &'static str)>,
+    /// `heartbeat`: when the next `WATCHDOG=1` is due (`heartbeat.rs`).
+    next_heartbeat: Option<Instant>,
 }
 
 /// The master's reload and recycling state (issue 5), kept together so the loop's hooks
@@ -318,6 +321,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         }),
         stats,
         drain_until: None,
+        next_heartbeat: (!config.heartbeat.is_zero()).then(|| started + config.heartbeat),
     };
     for index in 0..master.slots.len() {
         master.spawn(index)?;
@@ -663,6 +667,7 @@ impl Master<'_> {
             self.harakiri.next_deadline(),
             stats_deadline,
             self.drain_deadline(),
+            self.heartbeat_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -856,6 +861,7 @@ impl Master<'_> {
     fn on_timers(&mut self) -> Result<(), RunVassalError> {
         let now = Instant::now();
         self.drain_tick(now);
+        self.heartbeat_tick(now);
         if let Phase::Stopping { deadline, fast } = self.phase {
             if now >= deadline {
                 for pid in self.worker_pids() {
