@@ -18,6 +18,7 @@ mod idle;
 mod master;
 mod prometheus;
 mod recycle;
+mod socket_activation;
 mod sockets;
 mod stats;
 mod stats_server;

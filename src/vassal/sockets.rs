@@ -15,6 +15,19 @@ pub struct BoundSocket {
     pub fd: OwnedFd,
     pub spec: SocketSpec,
     pub local: BindAddr,
+    /// Passed by systemd (`socket_activation.rs`): the unit owns it, `vacuum` leaves its
+    /// file alone.
+    pub activated: bool,
+}
+
+/// A listening socket this process got rather than bound: from the previous image on a
+/// reload, or from systemd.
+pub struct Inherited {
+    pub fd: OwnedFd,
+    pub local: BindAddr,
+    /// systemd's `FileDescriptorName=`, matched against the option's name.
+    pub name: Option<String>,
+    pub activated: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +94,7 @@ fn same_address(wanted: &BindAddr, actual: &BindAddr) -> bool {
 /// Binds every configured socket, reusing inherited ones where the address matches.
 pub fn bind_all(
     config: &Config,
-    inherited: &mut Vec<(OwnedFd, BindAddr)>,
+    inherited: &mut Vec<Inherited>,
 ) -> Result<Vec<BoundSocket>, BindSocketError> {
     let mut backlog = config.listen;
     if let Some(max) = sys::net::somaxconn() {
@@ -102,14 +115,25 @@ pub fn bind_all(
         let wanted = resolve(spec)?;
         if let Some(position) = inherited
             .iter()
-            .position(|(_, local)| same_address(&wanted, local))
+            .position(|socket| same_address(&wanted, &socket.local))
+            .or_else(|| {
+                inherited
+                    .iter()
+                    .position(|socket| socket.name.as_deref() == Some(spec.option.as_str()))
+            })
         {
-            let (fd, local) = inherited.remove(position);
-            tracing::info!(protocol = protocol_name(spec.protocol), address = %local, fd = fd.as_raw_fd(), "listening (inherited)");
+            let Inherited {
+                fd,
+                local,
+                activated,
+                ..
+            } = inherited.remove(position);
+            tracing::info!(protocol = protocol_name(spec.protocol), address = %local, fd = fd.as_raw_fd(), systemd = activated, "listening (inherited)");
             bound.push(BoundSocket {
                 fd,
                 spec: spec.clone(),
                 local,
+                activated,
             });
             continue;
         }
@@ -144,11 +168,16 @@ pub fn bind_all(
             fd,
             spec: spec.clone(),
             local,
+            activated: false,
         });
     }
     // Inherited sockets no longer in the config are closed (dropped) here.
-    for (_, local) in inherited.drain(..) {
-        tracing::info!(address = %local, "closing a socket the new config no longer names");
+    for socket in inherited.drain(..) {
+        if socket.activated {
+            tracing::warn!(address = %socket.local, name = socket.name.as_deref().unwrap_or(""), "systemd passed a socket no option names (by address or by FileDescriptorName=); closing it");
+        } else {
+            tracing::info!(address = %socket.local, "closing a socket the new config no longer names");
+        }
     }
     Ok(bound)
 }
@@ -174,7 +203,7 @@ pub fn protocol_name(protocol: Protocol) -> &'static str {
 }
 
 /// Adopts the listening fds named in the environment by the previous image.
-pub fn take_inherited() -> Vec<(OwnedFd, BindAddr)> {
+pub fn take_inherited() -> Vec<Inherited> {
     let Some(list) = std::env::var_os(LISTEN_FDS_ENV) else {
         return Vec::new();
     };
@@ -188,7 +217,12 @@ pub fn take_inherited() -> Vec<(OwnedFd, BindAddr)> {
             Ok(fd) => {
                 let _ = sys::fd::set_cloexec(fd.as_fd(), true);
                 match sys::net::local_addr(fd.as_fd()) {
-                    Ok(local) => sockets.push((fd, local)),
+                    Ok(local) => sockets.push(Inherited {
+                        fd,
+                        local,
+                        name: None,
+                        activated: false,
+                    }),
                     Err(err) => {
                         tracing::warn!(fd = raw, error = %err, "inherited fd is not a socket; closing it")
                     }
@@ -204,7 +238,7 @@ pub fn take_inherited() -> Vec<(OwnedFd, BindAddr)> {
 
 /// Removes the unix socket files this vassal created (`vacuum`).
 pub fn vacuum(sockets: &[BoundSocket]) {
-    for socket in sockets {
+    for socket in sockets.iter().filter(|s| !s.activated) {
         if let BindAddr::Unix(path) = &socket.local {
             match std::fs::remove_file(path) {
                 Ok(()) => tracing::info!(path = %path.display(), "vacuum: removed unix socket"),

@@ -192,6 +192,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         .unwrap_or_default();
     std::env::remove_var(OLD_WORKERS_ENV);
     let mut inherited = sockets::take_inherited();
+    inherited.extend(super::socket_activation::take());
 
     if let Some(dir) = &config.chdir {
         std::env::set_current_dir(dir).map_err(|source| RunVassalError::Chdir {
