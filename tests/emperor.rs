@@ -1326,3 +1326,53 @@ fn a_vassal_that_stops_beating_is_cursed_and_respawned() {
     );
     assert_eq!(get(&quiet), Ok("Hello World".into()));
 }
+
+/// `emperor-on-demand-directory`: the emperor binds the vassal's socket and starts nothing;
+/// the first connection starts the vassal and is served (it waited in the backlog, nothing
+/// refused it); with `idle` + `die-on-idle` the vassal goes back to zero, and the next
+/// connection starts it again.
+#[test]
+fn an_on_demand_vassal_starts_on_its_first_connection_and_goes_back_to_zero() {
+    let od = TempDir::new("e-on-demand-sockets");
+    let socket = od.join("app.socket");
+    let ini = format!(
+        "[uwsgi]\nhttp-socket = {}\nwsgi-file = {}\nidle = 1\ndie-on-idle = true\n",
+        socket.display(),
+        app("hello.py").display()
+    );
+    let mut emperor = Emperor::start(
+        "e-on-demand",
+        &["--emperor-on-demand-directory", od.path().to_str().unwrap()],
+        &[("app.ini", ini)],
+    );
+    let line = emperor.wait_log(&["on-demand vassal: waiting for connections", "vassal=app"]);
+    assert!(line.contains(socket.to_str().unwrap()), "{line}");
+    emperor.ready();
+    assert!(
+        children(emperor.kaiser.pid()).is_empty(),
+        "no process before a connection"
+    );
+    assert!(socket.exists());
+
+    for round in 0..2 {
+        let started = Instant::now();
+        assert_eq!(get(&socket), Ok("Hello World".into()), "round {round}");
+        eprintln!(
+            "round {round}: cold start to first response in {:?}",
+            started.elapsed()
+        );
+        let master = emperor.vassal_pid("app.ini");
+        // Idle for 1 s: the vassal stops and the emperor watches the socket again.
+        emperor.wait_log_n(
+            &["on-demand vassal exited; waiting for the next connection"],
+            round + 1,
+        );
+        wait_gone(&[master], "the idle vassal");
+        assert!(socket.exists(), "the socket stays, held by the emperor");
+    }
+    assert_eq!(emperor.count(&["vassal starting", "vassal=app"]), 2);
+
+    emperor.kaiser.signal(libc::SIGTERM);
+    assert!(emperor.kaiser.expect_exit(TIMEOUT).success());
+    assert!(!socket.exists(), "the emperor removes the socket it bound");
+}

@@ -229,6 +229,8 @@ pub struct Config {
     pub emperor_stats_prometheus: Option<String>,
     /// `emperor-required-heartbeat`: zero means off.
     pub emperor_required_heartbeat: Duration,
+    /// `emperor-on-demand-directory`: on-demand vassals' sockets go here.
+    pub emperor_on_demand_directory: Option<PathBuf>,
     pub emperor_tyrant: bool,
     pub vassals_include: Vec<String>,
     pub vassals_include_before: Vec<String>,
@@ -319,6 +321,7 @@ impl Default for Config {
             emperor_stats: None,
             emperor_stats_prometheus: None,
             emperor_required_heartbeat: Duration::ZERO,
+            emperor_on_demand_directory: None,
             emperor_tyrant: false,
             vassals_include: Vec::new(),
             vassals_include_before: Vec::new(),

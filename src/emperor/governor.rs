@@ -20,6 +20,7 @@ use tracing::{debug, error, info, warn};
 use super::debounce::Debouncer;
 use super::heartbeat;
 use super::monitor::{self, Change, FileStamp, Monitor, Snapshot};
+use super::on_demand::OnDemand;
 use super::sd_notify::{self, Notifier, VassalMessage};
 use super::spawn::{self, SpawnRequest};
 use super::state::{Action, Event, Exit, Lifecycle, State, Throttle};
@@ -54,6 +55,10 @@ enum VassalReport {
         exit: Exit,
         detail: String,
     },
+    /// A connection waits on an on-demand vassal's socket (`on_demand.rs`).
+    Connection {
+        path: PathBuf,
+    },
 }
 
 struct Vassal {
@@ -81,6 +86,8 @@ struct Vassal {
     last_failure: u64,
     /// The last `WATCHDOG=1` from this process (`heartbeat`); `None` until its first.
     last_heartbeat: Option<Instant>,
+    /// `emperor-on-demand-directory`: the socket the emperor holds for it.
+    on_demand: Option<OnDemand>,
 }
 
 struct MonitorState {
@@ -586,7 +593,25 @@ impl Governor {
             }
             return;
         }
-        let (life, action) = Lifecycle::new();
+        let on_demand = self.settings.on_demand_dir.as_deref().and_then(|dir| {
+            OnDemand::bind(dir, &path)
+                .inspect_err(|error| {
+                    error!(%error, file = %path.display(), dir = %dir.display(),
+                        "cannot bind the on-demand socket; starting the vassal now")
+                })
+                .ok()
+        });
+        let (life, action) = match &on_demand {
+            Some(socket) => {
+                info!(vassal = %monitor::vassal_name(&path), socket = %socket.path().display(),
+                    "on-demand vassal: waiting for connections on its socket");
+                (Lifecycle::waiting(), None)
+            }
+            None => {
+                let (life, action) = Lifecycle::new();
+                (life, Some(action))
+            }
+        };
         let now = Instant::now();
         let vassal = Vassal {
             name: monitor::vassal_name(&path),
@@ -615,10 +640,14 @@ impl Governor {
             first_failure: 0,
             last_failure: 0,
             last_heartbeat: None,
+            on_demand,
         };
         info!(vassal = %vassal.name, file = %path.display(), "new vassal");
         self.vassals.insert(path.clone(), vassal);
-        self.apply(&path, action);
+        match action {
+            Some(action) => self.apply(&path, action),
+            None => self.arm_on_demand(&path),
+        }
     }
 
     /// Runs one event through a vassal's state machine, logs the transition and carries out
@@ -659,6 +688,12 @@ impl Governor {
             vassal.since = now;
             if after == State::Ready {
                 vassal.last_ready = unix_now();
+            }
+            if after == State::Waiting {
+                vassal.pid = None;
+                info!(vassal = %vassal.name, "on-demand vassal exited; waiting for the next connection");
+                self.arm_on_demand(path);
+                return;
             }
         }
         if after != State::Throttled {
@@ -748,6 +783,7 @@ impl Governor {
             cwd: &cwd,
             args: &self.settings.vassal_args,
             owner: self.settings.tyrant.then_some(owner),
+            on_demand_fd: vassal.on_demand.as_ref().map(OnDemand::raw_fd),
         };
         match spawn::spawn(&request) {
             Ok(spawned) => {
@@ -828,6 +864,14 @@ impl Governor {
 
     fn on_report(&mut self, report: VassalReport) {
         match report {
+            VassalReport::Connection { path } => {
+                if let Some(vassal) = self.vassals.get_mut(&path) {
+                    if vassal.life.state == State::Waiting {
+                        info!(vassal = %vassal.name, "connection on the on-demand socket: starting the vassal");
+                    }
+                }
+                self.feed(&path, Event::Connection);
+            }
             VassalReport::Datagram { spawn_id, bytes } => {
                 let Some(path) = self.path_of(spawn_id) else {
                     return;
@@ -1043,6 +1087,24 @@ impl Governor {
             vassal.cursed = unix_now();
             vassal.last_heartbeat = None;
             spawn::send_signal(-(pid as i32), libc::SIGKILL);
+        }
+    }
+
+    /// Watches an on-demand vassal's socket for its next connection.
+    fn arm_on_demand(&mut self, path: &Path) {
+        let reports = self.reports.clone();
+        let Some(socket) = self
+            .vassals
+            .get_mut(path)
+            .and_then(|v| v.on_demand.as_mut())
+        else {
+            return;
+        };
+        let owned = path.to_owned();
+        if let Err(error) = socket.arm(move || {
+            let _ = reports.send(VassalReport::Connection { path: owned });
+        }) {
+            error!(%error, socket = %socket.path().display(), "cannot watch the on-demand socket");
         }
     }
 

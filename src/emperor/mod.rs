@@ -34,6 +34,7 @@ pub mod debounce;
 mod governor;
 mod heartbeat;
 pub mod monitor;
+mod on_demand;
 mod prometheus;
 pub mod sd_notify;
 pub mod spawn;
@@ -79,6 +80,8 @@ struct Settings {
     prometheus: Option<String>,
     /// `emperor-required-heartbeat` (zero: off).
     required_heartbeat: Duration,
+    /// `emperor-on-demand-directory`.
+    on_demand_dir: Option<std::path::PathBuf>,
     tyrant: bool,
     /// How long a stopping vassal gets before SIGKILL (`reload-mercy`; 0 means 30 s, as uWSGI).
     mercy: Duration,
@@ -94,6 +97,7 @@ impl Settings {
             stats: config.emperor_stats.clone(),
             prometheus: config.emperor_stats_prometheus.clone(),
             required_heartbeat: config.emperor_required_heartbeat,
+            on_demand_dir: config.emperor_on_demand_directory.clone(),
             tyrant: config.emperor_tyrant,
             mercy: if config.reload_mercy.is_zero() {
                 Duration::from_secs(30)

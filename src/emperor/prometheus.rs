@@ -7,13 +7,14 @@ use crate::protocol::prometheus::{Exposition, Kind};
 use super::state::State;
 use super::stats::EmperorStats;
 
-const STATES: [State; 6] = [
+const STATES: [State; 7] = [
     State::Starting,
     State::Ready,
     State::Reloading,
     State::Stopping,
     State::Failed,
     State::Throttled,
+    State::Waiting,
 ];
 
 pub fn render(stats: &EmperorStats) -> Vec<u8> {

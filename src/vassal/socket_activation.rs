@@ -20,8 +20,52 @@ const FIRST_FD: RawFd = 3;
 /// More than any unit passes; bounds a corrupt `LISTEN_FDS`.
 const MAX_FDS: usize = 1024;
 
-/// The sockets systemd passed to this very process, if any.
+/// `KAISER_ON_DEMAND_FD`: an on-demand vassal's socket, bound and kept by the emperor
+/// (`emperor/on_demand.rs`). Like systemd's, it is the emperor's: `vacuum` leaves it.
+const ON_DEMAND_ENV: &str = "KAISER_ON_DEMAND_FD";
+
+/// The sockets systemd (or the emperor, for an on-demand vassal) passed to this process.
 pub fn take() -> Vec<Inherited> {
+    let mut sockets = take_on_demand();
+    sockets.extend(take_systemd());
+    sockets
+}
+
+fn take_on_demand() -> Vec<Inherited> {
+    let Some(value) = std::env::var_os(ON_DEMAND_ENV) else {
+        return Vec::new();
+    };
+    std::env::remove_var(ON_DEMAND_ENV);
+    let Some(raw) = value.to_str().and_then(|v| v.parse::<RawFd>().ok()) else {
+        tracing::warn!(value = ?value, "{ON_DEMAND_ENV} is not an fd; ignored");
+        return Vec::new();
+    };
+    let fd = match sys::fd::adopt_inherited(raw) {
+        Ok(fd) => fd,
+        Err(err) => {
+            tracing::warn!(fd = raw, error = %err, "the on-demand socket is not open");
+            return Vec::new();
+        }
+    };
+    let _ = sys::fd::set_cloexec(fd.as_fd(), true);
+    match sys::net::local_addr(fd.as_fd()) {
+        Ok(local) => {
+            tracing::info!(fd = raw, address = %local, "on-demand socket passed by the emperor");
+            vec![Inherited {
+                fd,
+                local,
+                name: None,
+                activated: true,
+            }]
+        }
+        Err(err) => {
+            tracing::warn!(fd = raw, error = %err, "the on-demand fd is not a socket");
+            Vec::new()
+        }
+    }
+}
+
+fn take_systemd() -> Vec<Inherited> {
     let pid = std::env::var("LISTEN_PID").ok();
     let count = std::env::var("LISTEN_FDS").ok();
     let names = std::env::var("LISTEN_FDNAMES").ok();
