@@ -360,3 +360,49 @@ fn emperor_metrics_show_vassals_by_state_and_the_throttled_one() {
         ) >= 1.0
     );
 }
+
+/// `max-requests` recycles show by reason, and the replacement in the spawn counter.
+#[test]
+fn recycles_are_counted_by_reason() {
+    let (kaiser, addr) = start_http(&[
+        "--wsgi-file",
+        "tests/apps/hello.py",
+        "--max-requests",
+        "3",
+        "--min-worker-lifetime",
+        "0",
+        "--stats-prometheus",
+        "127.0.0.1:0",
+    ]);
+    let prometheus_addr = kaiser
+        .wait_for_addr("Prometheus metrics listening", START_TIMEOUT)
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(http_get(addr, "/").unwrap().status, 200);
+    }
+    let parsed = wait_until("the recycle to be counted", START_TIMEOUT, |last| {
+        let (_, text) = get(prometheus_addr, "/metrics");
+        let parsed = parse(&text);
+        *last = text;
+        let recycled = value(
+            &parsed,
+            "kaiser_worker_recycles_total",
+            &[("reason", "max-requests")],
+        );
+        let spawns = value(&parsed, "kaiser_worker_spawns_total", &[("worker", "1")]);
+        Ok((recycled == 1.0 && spawns == 2.0).then_some(parsed))
+    })
+    .unwrap();
+    assert_eq!(
+        value(
+            &parsed,
+            "kaiser_worker_recycles_total",
+            &[("reason", "chain-reload")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(&parsed, "kaiser_worker_requests_total", &[("worker", "1")]),
+        3.0
+    );
+}

@@ -8,7 +8,7 @@
 //! monotonic); sockets carry `socket="<address>"`.
 
 use crate::protocol::prometheus::{Exposition, Kind};
-use crate::worker::request_metrics::{WorkerMetrics, BUCKETS_US, STATUS_CLASSES};
+use crate::worker::request_metrics::{WorkerMetrics, BUCKETS_US, RECYCLE_REASONS, STATUS_CLASSES};
 
 use super::stats::VassalStats;
 
@@ -20,6 +20,31 @@ pub struct MetricsInput<'a> {
     pub uptime_secs: f64,
     /// The vassal is draining before a stop (health probes fail).
     pub draining: bool,
+    /// Indexed like [`RECYCLE_REASONS`].
+    pub recycles: [u64; RECYCLE_REASONS.len()],
+}
+
+/// The `reason` label of a recycle (one of [`RECYCLE_REASONS`]).
+pub(super) fn recycle_reason(cause: &super::recycle::Cause) -> &'static str {
+    use super::recycle::Cause;
+    use crate::worker::recycle::Limit;
+    match cause {
+        Cause::Asked {
+            limit: Limit::MaxRequests,
+            ..
+        } => "max-requests",
+        Cause::Asked {
+            limit: Limit::ReloadOnRss,
+            ..
+        } => "reload-on-rss",
+        Cause::Asked {
+            limit: Limit::ReloadOnAs,
+            ..
+        } => "reload-on-as",
+        Cause::Lifetime { .. } => "max-worker-lifetime",
+        Cause::ChainReload => "chain-reload",
+        Cause::WorkersReload => "workers-reload",
+    }
 }
 
 pub fn render(input: &MetricsInput<'_>) -> Vec<u8> {
@@ -145,6 +170,19 @@ pub fn render(input: &MetricsInput<'_>) -> Vec<u8> {
     );
 
     doc.family(
+        "kaiser_worker_recycles_total",
+        Kind::Counter,
+        "workers replaced by the master, by reason (evil-memory: killed over evil-reload-on-rss/as)",
+    );
+    for (reason, count) in RECYCLE_REASONS.iter().zip(input.recycles) {
+        doc.sample(
+            "kaiser_worker_recycles_total",
+            &[("reason", reason)],
+            count as f64,
+        );
+    }
+
+    doc.family(
         "kaiser_responses_total",
         Kind::Counter,
         "responses by status class (other: none was sent)",
@@ -257,6 +295,7 @@ mod tests {
             requests: vec![figures],
             uptime_secs: 1.5,
             draining: false,
+            recycles: [0, 0, 0, 0, 2, 0, 0],
         }))
         .expect("utf-8");
         for line in [
@@ -270,6 +309,7 @@ mod tests {
             "kaiser_workers{state=\"busy\"} 1",
             "kaiser_listen_queue{socket=\"127.0.0.1:1\",proto=\"http\"} 2",
             "kaiser_uptime_seconds 1.5",
+            "kaiser_worker_recycles_total{reason=\"chain-reload\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -1,6 +1,6 @@
 //! Request figures for Prometheus that uWSGI's scoreboard has no words for: responses by
 //! status class and a request-duration histogram with fixed buckets, per worker id, plus a
-//! few vassal-wide flags (the health endpoint's "draining").
+//! few vassal-wide words (the health endpoint's "draining", recycles by reason).
 //!
 //! They live at the end of the scoreboard's shared mapping (see [`Scoreboard::metrics`]) so
 //! that the scoreboard's own layout is untouched. The worker thread that finishes a request
@@ -26,9 +26,21 @@ pub const BUCKETS_US: [u64; 11] = [
 /// status outside 100..=599).
 pub const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
 
-/// Words before the first worker's: vassal-wide flags.
-const GLOBAL_WORDS: usize = 8;
+/// Why the master replaced workers, counted in the vassal-wide words after `DRAINING`.
+pub const RECYCLE_REASONS: [&str; 7] = [
+    "max-requests",
+    "reload-on-rss",
+    "reload-on-as",
+    "max-worker-lifetime",
+    "chain-reload",
+    "workers-reload",
+    "evil-memory",
+];
+
+/// Words before the first worker's: vassal-wide flags and figures.
+const GLOBAL_WORDS: usize = 1 + RECYCLE_REASONS.len();
 const DRAINING: usize = 0;
+const RECYCLES: usize = 1;
 
 /// Per worker id: status classes, the buckets plus `+Inf`, the sum of durations in µs.
 const STATUS: usize = 0;
@@ -115,6 +127,19 @@ impl<'a> RequestMetrics<'a> {
         }
     }
 
+    /// The master's side: a worker was replaced (or killed, `evil-memory`) for `reason`,
+    /// one of [`RECYCLE_REASONS`].
+    pub fn count_recycle(&self, reason: &str) {
+        if let Some(index) = RECYCLE_REASONS.iter().position(|r| *r == reason) {
+            self.words[RECYCLES + index].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Recycles so far, indexed like [`RECYCLE_REASONS`].
+    pub fn recycles(&self) -> [u64; RECYCLE_REASONS.len()] {
+        std::array::from_fn(|index| self.words[RECYCLES + index].load(Ordering::Relaxed))
+    }
+
     pub fn draining(&self) -> bool {
         self.words
             .get(DRAINING)
@@ -153,5 +178,10 @@ mod tests {
         assert!(!metrics.draining());
         metrics.set_draining(true);
         assert!(board.metrics().draining());
+        metrics.count_recycle("max-requests");
+        metrics.count_recycle("evil-memory");
+        metrics.count_recycle("no-such-reason");
+        assert_eq!(metrics.recycles(), [1, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(metrics.snapshot(1), WorkerMetrics::default(), "no overlap");
     }
 }

@@ -70,6 +70,7 @@ impl Master<'_> {
             requests,
             uptime_secs: self.started.elapsed().as_secs_f64(),
             draining: metrics.draining(),
+            recycles: metrics.recycles(),
         })
     }
 
