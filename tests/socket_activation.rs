@@ -14,12 +14,12 @@ use common::*;
 
 /// Starts kaiser with `listener` as fd 3 and the LISTEN_* variables systemd sets.
 /// `LISTEN_PID` must be kaiser's own pid: `sh` exports its `$$` and execs kaiser in place.
-fn start_activated(listener: &TcpListener, name: &str, args: &[&str]) -> LoggedProcess {
+fn start_activated(listener: &impl AsRawFd, name: &str, args: &[&str]) -> LoggedProcess {
     start_passing(listener, name, "$$", args)
 }
 
 /// [`start_activated`] with `LISTEN_PID` set to `pid` (a shell word).
-fn start_passing(listener: &TcpListener, name: &str, pid: &str, args: &[&str]) -> LoggedProcess {
+fn start_passing(listener: &impl AsRawFd, name: &str, pid: &str, args: &[&str]) -> LoggedProcess {
     let mut command = Command::new("sh");
     command
         .arg("-c")
@@ -110,6 +110,49 @@ fn a_passed_socket_named_after_the_option_serves_whatever_address_the_ini_gives(
         "the INI's address was not bound"
     );
     kaiser.signal(libc::SIGINT);
+}
+
+/// A passed unix socket belongs to the unit: `vacuum` leaves its file, also after a
+/// graceful reload (a re-exec, which hands the socket on like any other).
+#[test]
+fn vacuum_leaves_a_passed_unix_socket_even_after_a_reload() {
+    let dir = TempDir::new("activation-unix");
+    let path = dir.join("app.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let path_text = path.to_str().unwrap();
+    let mut kaiser = start_activated(
+        &listener,
+        "",
+        &[
+            "--http-socket",
+            path_text,
+            "--wsgi-file",
+            "tests/apps/hello.py",
+            "--vacuum",
+        ],
+    );
+    kaiser
+        .wait_for_log("ready in", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", kaiser.logs()));
+    assert_eq!(http_get_unix(&path, "/").unwrap().status, 200);
+    let mark = kaiser.log_mark();
+    kaiser.signal(libc::SIGHUP);
+    kaiser
+        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", kaiser.logs()));
+    assert_eq!(http_get_unix(&path, "/").unwrap().status, 200);
+    kaiser.signal(libc::SIGTERM);
+    assert!(
+        kaiser.expect_exit(START_TIMEOUT).success(),
+        "{}",
+        kaiser.logs()
+    );
+    assert!(
+        path.exists(),
+        "vacuum removed the unit's socket\n{}",
+        kaiser.logs()
+    );
+    drop(listener);
 }
 
 #[test]

@@ -10,6 +10,19 @@ use crate::sys::net::BindAddr;
 
 /// The environment variable listing listening fds handed across a reload's exec.
 pub const LISTEN_FDS_ENV: &str = "KAISER_LISTEN_FDS";
+/// Those of them systemd or the emperor passed (`socket_activation.rs`): still not ours to
+/// vacuum after the reload.
+pub const ACTIVATED_FDS_ENV: &str = "KAISER_ACTIVATED_FDS";
+
+/// Before a reload's exec: names the passed sockets for the next image.
+pub fn mark_activated_for_exec(sockets: &[BoundSocket]) {
+    let activated: Vec<String> = sockets
+        .iter()
+        .filter(|s| s.activated)
+        .map(|s| s.fd.as_raw_fd().to_string())
+        .collect();
+    std::env::set_var(ACTIVATED_FDS_ENV, activated.join(","));
+}
 
 pub struct BoundSocket {
     pub fd: OwnedFd,
@@ -208,6 +221,12 @@ pub fn take_inherited() -> Vec<Inherited> {
         return Vec::new();
     };
     std::env::remove_var(LISTEN_FDS_ENV);
+    let activated: Vec<RawFd> = std::env::var(ACTIVATED_FDS_ENV)
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|fd| fd.parse().ok())
+        .collect();
+    std::env::remove_var(ACTIVATED_FDS_ENV);
     let mut sockets = Vec::new();
     for item in list.to_string_lossy().split(',').filter(|s| !s.is_empty()) {
         let Ok(raw) = item.parse::<RawFd>() else {
@@ -221,7 +240,7 @@ pub fn take_inherited() -> Vec<Inherited> {
                         fd,
                         local,
                         name: None,
-                        activated: false,
+                        activated: activated.contains(&raw),
                     }),
                     Err(err) => {
                         tracing::warn!(fd = raw, error = %err, "inherited fd is not a socket; closing it")

@@ -115,6 +115,7 @@ impl Master<'_> {
             std::env::set_var(EMPEROR_FD_ENV, raw.to_string());
         }
         std::env::set_var(LISTEN_FDS_ENV, fds.join(","));
+        sockets::mark_activated_for_exec(&self.sockets);
         let old: Vec<String> = self.worker_pids().iter().map(|p| p.to_string()).collect();
         std::env::set_var(OLD_WORKERS_ENV, old.join(","));
         std::env::set_var(RELOADS_ENV, (self.reloads + 1).to_string());
@@ -131,7 +132,13 @@ impl Master<'_> {
         for socket in &self.sockets {
             let _ = sys::fd::set_cloexec(socket.fd.as_fd(), true);
         }
-        for key in [LISTEN_FDS_ENV, OLD_WORKERS_ENV, RELOADS_ENV, EMPEROR_FD_ENV] {
+        for key in [
+            LISTEN_FDS_ENV,
+            OLD_WORKERS_ENV,
+            RELOADS_ENV,
+            EMPEROR_FD_ENV,
+            sockets::ACTIVATED_FDS_ENV,
+        ] {
             std::env::remove_var(key);
         }
         err
