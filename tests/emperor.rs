@@ -1342,11 +1342,32 @@ fn an_on_demand_vassal_starts_on_its_first_connection_and_goes_back_to_zero() {
     );
     let mut emperor = Emperor::start(
         "e-on-demand",
-        &["--emperor-on-demand-directory", od.path().to_str().unwrap()],
+        &[
+            "--emperor-on-demand-directory",
+            od.path().to_str().unwrap(),
+            "--emperor-stats",
+            "127.0.0.1:0",
+        ],
         &[("app.ini", ini)],
     );
     let line = emperor.wait_log(&["on-demand vassal: waiting for connections", "vassal=app"]);
     assert!(line.contains(socket.to_str().unwrap()), "{line}");
+    let stats_addr = emperor
+        .kaiser
+        .wait_for_addr("serving emperor stats", TIMEOUT)
+        .unwrap_or_else(|error| panic!("{error}"));
+    let mut body = String::new();
+    std::net::TcpStream::connect(stats_addr)
+        .and_then(|mut stream| stream.read_to_string(&mut body))
+        .expect("read emperor stats");
+    let stats: serde_json::Value = serde_json::from_str(&body).expect("stats are JSON");
+    assert_eq!(stats["vassals"][0]["state"], "waiting", "{stats}");
+    assert_eq!(
+        stats["vassals"][0]["on_demand"],
+        socket.to_str().unwrap(),
+        "{stats}"
+    );
+    assert_eq!(stats["vassals"][0]["pid"], 0, "{stats}");
     emperor.ready();
     assert!(
         children(emperor.kaiser.pid()).is_empty(),

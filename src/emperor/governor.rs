@@ -1050,6 +1050,11 @@ impl Governor {
                     }),
                     first_failure: vassal.first_failure,
                     last_failure: vassal.last_failure,
+                    on_demand: vassal
+                        .on_demand
+                        .as_ref()
+                        .map(|socket| socket.path().display().to_string())
+                        .unwrap_or_default(),
                 })
                 .collect(),
         }
