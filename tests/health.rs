@@ -167,3 +167,30 @@ fn a_probe_over_the_uwsgi_protocol_is_answered_too() {
     kaiser.signal(libc::SIGINT);
     kaiser.expect_exit(START_TIMEOUT);
 }
+
+/// Two single-threaded workers, both busy: either one's probe thread answers.
+#[test]
+fn a_probe_is_answered_when_every_worker_is_busy() {
+    let (_kaiser, addr) = start_http(&[
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--processes",
+        "2",
+        "--health-check-path",
+        "/healthz",
+    ]);
+    let busy = [in_flight(addr, 6000), in_flight(addr, 6000)];
+    let started = Instant::now();
+    let response = http_get(addr, "/healthz").unwrap();
+    eprintln!(
+        "probe latency with both workers busy: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (200, "ok\n"),
+        "{response}"
+    );
+    assert!(started.elapsed() < PROBE_BOUND);
+    drop(busy);
+}

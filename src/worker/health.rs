@@ -37,7 +37,7 @@ pub const MAX_TAKEN: usize = 64;
 const HEAD_WAIT: Duration = Duration::from_millis(100);
 /// How long a whole request taken from the backlog may wait for a request thread.
 const QUEUED_WAIT: Duration = Duration::from_secs(24 * 3600);
-/// Before taking a connection, a worker with an idle thread gets this long to take it.
+/// Before taking a connection, another worker with an idle thread gets this long to take it.
 const GRACE: Duration = Duration::from_millis(1);
 
 pub struct Health {
@@ -180,13 +180,23 @@ fn probe_loop(shared: &Shared) {
             if revent == 0 || !health.is_saturated() {
                 continue;
             }
-            std::thread::sleep(GRACE);
+            if another_worker_is_free(shared) {
+                // Its idle thread is woken for this connection too: let it have it.
+                std::thread::sleep(GRACE);
+            }
             if let Some(conn) = serve::accept_conn(shared, index) {
                 taken += 1;
                 triage(shared, health, conn);
             }
         }
     }
+}
+
+fn another_worker_is_free(shared: &Shared) -> bool {
+    let board = &shared.scoreboard;
+    (1..=board.workers() as u32)
+        .filter(|id| *id != shared.worker_id)
+        .any(|id| board.has_free_thread(id))
 }
 
 /// A connection the probe thread took: answered here if it is a probe, else left, unread,
