@@ -194,3 +194,33 @@ fn a_probe_is_answered_when_every_worker_is_busy() {
     assert!(started.elapsed() < PROBE_BOUND);
     drop(busy);
 }
+
+/// The master FIFO's `q` is a graceful stop too: it drains first.
+#[test]
+fn master_fifo_q_drains_first() {
+    let dir = TempDir::new("health-fifo");
+    let fifo = dir.join("fifo");
+    let (mut kaiser, addr) = start_http(&[
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--health-check-path",
+        "/healthz",
+        "--health-drain-delay",
+        "2",
+        "--master-fifo",
+        fifo.to_str().unwrap(),
+    ]);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"q"))
+        .unwrap();
+    let response = wait_until("the probe to fail with 503", START_TIMEOUT, |last| {
+        let response = http_get(addr, "/healthz")?;
+        *last = format!("{response}");
+        Ok((response.status == 503).then_some(response))
+    })
+    .unwrap();
+    assert_eq!(response.text(), "draining\n");
+    assert!(kaiser.expect_exit(START_TIMEOUT).success());
+}

@@ -21,7 +21,7 @@
 //! It does not decide when the vassal drains, and never runs Python.
 
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,9 @@ pub struct Health {
     threads: usize,
     /// Request threads between a parsed head and the end of their request.
     busy: AtomicUsize,
+    /// The probe thread waits for saturation: only then does [`Health::enter`] wake it (a
+    /// condvar notification is a system call; a request must not pay one for nothing).
+    sleeping: AtomicBool,
     /// Locked only when the worker becomes saturated, to wake the probe thread.
     saturated: Mutex<()>,
     wake: Condvar,
@@ -56,6 +59,7 @@ impl Health {
             path: path.as_bytes().into(),
             threads: threads.max(1),
             busy: AtomicUsize::new(0),
+            sleeping: AtomicBool::new(false),
             saturated: Mutex::new(()),
             wake: Condvar::new(),
         }
@@ -63,7 +67,11 @@ impl Health {
 
     /// A request thread starts a request (its head is parsed).
     pub fn enter(&self) {
-        if self.busy.fetch_add(1, Ordering::Relaxed) + 1 >= self.threads {
+        // SeqCst pairs with the probe thread's store of `sleeping` then load of `busy`: one
+        // of the two sides sees the other, so a saturation is never slept through.
+        if self.busy.fetch_add(1, Ordering::SeqCst) + 1 >= self.threads
+            && self.sleeping.load(Ordering::SeqCst)
+        {
             let _guard = self.saturated.lock().unwrap_or_else(|p| p.into_inner());
             self.wake.notify_all();
         }
@@ -74,7 +82,7 @@ impl Health {
     }
 
     fn is_saturated(&self) -> bool {
-        self.busy.load(Ordering::Relaxed) >= self.threads
+        self.busy.load(Ordering::SeqCst) >= self.threads
     }
 
     pub fn is_probe_http(&self, head: &http::RequestHead<'_>) -> bool {
@@ -147,14 +155,19 @@ fn probe_loop(shared: &Shared) {
         }
         if !health.is_saturated() || taken >= MAX_TAKEN {
             let guard = health.saturated.lock().unwrap_or_else(|p| p.into_inner());
-            if !health.is_saturated() {
+            health.sleeping.store(true, Ordering::SeqCst);
+            let saturated = health.is_saturated();
+            if !saturated {
                 taken = 0;
                 let _ = health
                     .wake
                     .wait_timeout(guard, Duration::from_millis(200))
                     .unwrap_or_else(|p| p.into_inner());
-            } else if taken >= MAX_TAKEN {
+            } else {
                 drop(guard);
+            }
+            health.sleeping.store(false, Ordering::SeqCst);
+            if saturated && taken >= MAX_TAKEN {
                 std::thread::sleep(Duration::from_millis(20));
             }
             continue;

@@ -1,4 +1,4 @@
-//! `health-drain-delay`: a graceful stop (SIGTERM, SIGQUIT) first makes `health-check-path`
+//! `health-drain-delay`: a graceful stop (SIGTERM, SIGQUIT, master FIFO `q`) first makes `health-check-path`
 //! answer 503 while everything keeps serving, and only after the delay stops the workers and
 //! closes the sockets, so that load balancers and Kubernetes take the instance out of
 //! rotation before a connection can be refused. A second stop signal during the delay stops

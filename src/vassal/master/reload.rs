@@ -171,7 +171,7 @@ impl Master<'_> {
                 Command::WorkersReload => self.workers_reload()?,
                 Command::BrutalWorkersReload => self.brutal_workers_reload(),
                 Command::ChainReload => self.chain_reload(),
-                Command::Stop => self.begin_stop(false, "master fifo `q`"),
+                Command::Stop => self.stop_after_drain("master fifo `q`"),
                 Command::BrutalStop => self.begin_stop(true, "master fifo `Q`"),
                 Command::Stats => self.log_stats(),
                 Command::Pause => self.toggle_pause(),
