@@ -224,3 +224,30 @@ fn master_fifo_q_drains_first() {
     assert_eq!(response.text(), "draining\n");
     assert!(kaiser.expect_exit(START_TIMEOUT).success());
 }
+
+/// `heartbeat`: `WATCHDOG=1` to the supervisor (here systemd's notify socket) every second,
+/// also in `idle` cheap mode, where no worker runs on purpose.
+#[test]
+fn heartbeats_go_on_in_cheap_mode() {
+    let mut notify = NotifyListener::new();
+    let (_kaiser, _addr) = start_http_with(
+        &[
+            "--wsgi-file",
+            "tests/apps/hello.py",
+            "--heartbeat",
+            "1",
+            "--idle",
+            "2",
+        ],
+        |command| {
+            command.env("NOTIFY_SOCKET", notify.path());
+        },
+    );
+    notify.recv_line("WATCHDOG=1", START_TIMEOUT).unwrap();
+    notify
+        .recv_until(|m| m.contains("STATUS=cheap"), START_TIMEOUT)
+        .unwrap();
+    notify
+        .recv_line("WATCHDOG=1", std::time::Duration::from_secs(3))
+        .unwrap();
+}

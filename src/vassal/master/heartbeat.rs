@@ -1,8 +1,9 @@
 //! `heartbeat = N`: every N seconds the master tells its supervisor it is alive with
 //! `WATCHDOG=1` (on the emperor channel, or to systemd when run directly under a unit with
 //! `WatchdogSec=`), but only while it is healthy: running, and with at least one worker
-//! accepting. A master whose workers all died, or whose loop is stuck, falls silent, and the
-//! emperor's `emperor-required-heartbeat` (or systemd's watchdog) restarts it.
+//! accepting (or none on purpose, in `idle` cheap mode). A master whose workers all died,
+//! or whose loop is stuck, falls silent, and the emperor's `emperor-required-heartbeat` (or
+//! systemd's watchdog) restarts it.
 //!
 //! It only decides when to send; the emperor's side is `emperor/heartbeat.rs`.
 
@@ -22,11 +23,13 @@ impl Master<'_> {
             return;
         }
         self.next_heartbeat = Some(now + self.config.heartbeat);
+        // Cheap mode (`idle`) has no workers on purpose: the master watches the sockets.
         let healthy = matches!(self.phase, Phase::Running | Phase::Checking { .. })
-            && self
-                .slots
-                .iter()
-                .any(|slot| slot.ready && slot.pid.is_some());
+            && (self.is_cheap()
+                || self
+                    .slots
+                    .iter()
+                    .any(|slot| slot.ready && slot.pid.is_some()));
         if healthy {
             let _ = self.notifier.notify("WATCHDOG=1");
         } else {
