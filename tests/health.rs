@@ -251,3 +251,22 @@ fn heartbeats_go_on_in_cheap_mode() {
         .recv_line("WATCHDOG=1", std::time::Duration::from_secs(3))
         .unwrap();
 }
+
+/// `need-app = false` keeps a vassal whose app failed to import running (every request gets
+/// a 500): its probe fails too, so a balancer or Kubernetes keeps traffic away.
+#[test]
+fn the_probe_fails_when_the_app_did_not_load() {
+    let (_kaiser, addr) = start_http(&[
+        "--wsgi-file",
+        "tests/apps/broken_import.py",
+        "--need-app=false",
+        "--health-check-path",
+        "/healthz",
+    ]);
+    assert_eq!(http_get(addr, "/").unwrap().status, 500);
+    let probe = http_get(addr, "/healthz").unwrap();
+    assert_eq!(
+        (probe.status, probe.text().as_str()),
+        (503, "the app failed to load\n")
+    );
+}

@@ -14,7 +14,8 @@
 //!   request, which is the right answer for an instance that overloaded.
 //!
 //! The answer is `200 ok`, or `503 draining` once the master started a graceful stop
-//! (`health-drain-delay`, see `vassal/master/drain.rs`) or the worker is stopping. Probes
+//! (`health-drain-delay`, see `vassal/master/drain.rs`) or the worker is stopping, or 503
+//! when the app failed to load and `need-app = false` serves 500s in its place. Probes
 //! are not logged and not counted in the request figures: they are not the app's traffic.
 //! Connections are closed after the answer.
 //!
@@ -48,14 +49,18 @@ pub struct Health {
     /// The probe thread waits for saturation: only then does [`Health::enter`] wake it (a
     /// condvar notification is a system call; a request must not pay one for nothing).
     sleeping: AtomicBool,
+    /// `need-app = false` and the app failed to load: every request gets a 500, so probes
+    /// fail too (a readiness probe keeps traffic away, a liveness probe restarts it).
+    app_unavailable: bool,
     /// Locked only when the worker becomes saturated, to wake the probe thread.
     saturated: Mutex<()>,
     wake: Condvar,
 }
 
 impl Health {
-    pub fn new(path: &str, threads: usize) -> Self {
+    pub fn new(path: &str, threads: usize, app_unavailable: bool) -> Self {
         Health {
+            app_unavailable,
             path: path.as_bytes().into(),
             threads: threads.max(1),
             busy: AtomicUsize::new(0),
@@ -113,8 +118,11 @@ pub fn is_head_uwsgi(packet: &uwsgi::Packet<'_>) -> bool {
 pub fn answer(shared: &Shared, conn: Conn, head_only: bool) {
     let draining =
         shared.stopping.load(Ordering::Acquire) || shared.scoreboard.metrics().draining();
+    let unavailable = shared.health.as_ref().is_some_and(|h| h.app_unavailable);
     let (status, body) = if draining {
         ("503 Service Unavailable", "draining\n")
+    } else if unavailable {
+        ("503 Service Unavailable", "the app failed to load\n")
     } else {
         ("200 OK", "ok\n")
     };

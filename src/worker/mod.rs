@@ -299,11 +299,9 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
             .map(|_| Arc::new(harakiri::InFlight::default()))
             .collect(),
         gate: Arc::new(gate::AcceptGate::new(setup.limits.max_connections)),
-        health: setup
-            .limits
-            .health_check_path
-            .as_deref()
-            .map(|path| health::Health::new(path, setup.threads.max(1) as usize)),
+        health: setup.limits.health_check_path.as_deref().map(|path| {
+            health::Health::new(path, setup.threads.max(1) as usize, app.is_unavailable())
+        }),
     });
     harakiri::install_user_harakiri(setup.scoreboard.clone(), setup.id, setup.bank);
     install_workers_hook(setup.scoreboard.clone());
