@@ -1397,3 +1397,39 @@ fn an_on_demand_vassal_starts_on_its_first_connection_and_goes_back_to_zero() {
     assert!(emperor.kaiser.expect_exit(TIMEOUT).success());
     assert!(!socket.exists(), "the emperor removes the socket it bound");
 }
+
+/// `emperor-on-demand-extension`: the socket is named in `<vassal file><EXT>`, here a TCP
+/// address; a vassal without such a file starts at once as usual.
+#[test]
+fn an_on_demand_vassal_on_tcp_named_by_its_extension_file() {
+    // A free port: bound and released at once (nothing else on this loopback takes it).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let address = format!("127.0.0.1:{port}");
+    let ini = format!(
+        "[uwsgi]\nhttp-socket = {address}\nwsgi-file = {}\n",
+        app("hello.py").display()
+    );
+    let emperor = Emperor::start(
+        "e-on-demand-ext",
+        &["--emperor-on-demand-extension", ".od"],
+        &[
+            ("tcp.ini", ini),
+            ("tcp.ini.od", format!("{address}\n")),
+            ("plain.ini", hello("plain")),
+        ],
+    );
+    let line = emperor.wait_log(&["on-demand vassal: waiting for connections", "vassal=tcp"]);
+    assert!(line.contains(&address), "{line}");
+    emperor.wait_log(&["vassal ready", "vassal=plain"]);
+    assert_eq!(emperor.count(&["vassal starting", "vassal=tcp"]), 0);
+    let addr: std::net::SocketAddr = address.parse().unwrap();
+    let response = http_get(addr, "/").unwrap();
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (200, "Hello World")
+    );
+    assert_eq!(emperor.count(&["vassal starting", "vassal=tcp"]), 1);
+}

@@ -231,6 +231,8 @@ pub struct Config {
     pub emperor_required_heartbeat: Duration,
     /// `emperor-on-demand-directory`: on-demand vassals' sockets go here.
     pub emperor_on_demand_directory: Option<PathBuf>,
+    /// `emperor-on-demand-extension`: a vassal's socket is named in `<file><extension>`.
+    pub emperor_on_demand_extension: Option<String>,
     pub emperor_tyrant: bool,
     pub vassals_include: Vec<String>,
     pub vassals_include_before: Vec<String>,
@@ -322,6 +324,7 @@ impl Default for Config {
             emperor_stats_prometheus: None,
             emperor_required_heartbeat: Duration::ZERO,
             emperor_on_demand_directory: None,
+            emperor_on_demand_extension: None,
             emperor_tyrant: false,
             vassals_include: Vec::new(),
             vassals_include_before: Vec::new(),

@@ -593,17 +593,18 @@ impl Governor {
             }
             return;
         }
-        let on_demand = self.settings.on_demand_dir.as_deref().and_then(|dir| {
-            OnDemand::bind(dir, &path)
+        let on_demand = self.settings.on_demand.as_ref().and_then(|source| {
+            OnDemand::bind(source, &path)
                 .inspect_err(|error| {
-                    error!(%error, file = %path.display(), dir = %dir.display(),
-                        "cannot bind the on-demand socket; starting the vassal now")
+                    error!(error = %error, cause = %std::error::Error::source(error).map(ToString::to_string).unwrap_or_default(),
+                        file = %path.display(), "on-demand socket: starting the vassal now instead")
                 })
                 .ok()
+                .flatten()
         });
         let (life, action) = match &on_demand {
             Some(socket) => {
-                info!(vassal = %monitor::vassal_name(&path), socket = %socket.path().display(),
+                info!(vassal = %monitor::vassal_name(&path), socket = %socket.address(),
                     "on-demand vassal: waiting for connections on its socket");
                 (Lifecycle::waiting(), None)
             }
@@ -1053,7 +1054,7 @@ impl Governor {
                     on_demand: vassal
                         .on_demand
                         .as_ref()
-                        .map(|socket| socket.path().display().to_string())
+                        .map(OnDemand::address)
                         .unwrap_or_default(),
                 })
                 .collect(),
@@ -1109,7 +1110,7 @@ impl Governor {
         if let Err(error) = socket.arm(move || {
             let _ = reports.send(VassalReport::Connection { path: owned });
         }) {
-            error!(%error, socket = %socket.path().display(), "cannot watch the on-demand socket");
+            error!(%error, socket = %socket.address(), "cannot watch the on-demand socket");
         }
     }
 

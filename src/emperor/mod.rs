@@ -80,8 +80,8 @@ struct Settings {
     prometheus: Option<String>,
     /// `emperor-required-heartbeat` (zero: off).
     required_heartbeat: Duration,
-    /// `emperor-on-demand-directory`.
-    on_demand_dir: Option<std::path::PathBuf>,
+    /// `emperor-on-demand-directory` or `-extension`.
+    on_demand: Option<on_demand::Source>,
     tyrant: bool,
     /// How long a stopping vassal gets before SIGKILL (`reload-mercy`; 0 means 30 s, as uWSGI).
     mercy: Duration,
@@ -97,7 +97,14 @@ impl Settings {
             stats: config.emperor_stats.clone(),
             prometheus: config.emperor_stats_prometheus.clone(),
             required_heartbeat: config.emperor_required_heartbeat,
-            on_demand_dir: config.emperor_on_demand_directory.clone(),
+            on_demand: match (
+                &config.emperor_on_demand_directory,
+                &config.emperor_on_demand_extension,
+            ) {
+                (Some(dir), _) => Some(on_demand::Source::Directory(dir.clone())),
+                (None, Some(extension)) => Some(on_demand::Source::Extension(extension.clone())),
+                (None, None) => None,
+            },
             tyrant: config.emperor_tyrant,
             mercy: if config.reload_mercy.is_zero() {
                 Duration::from_secs(30)

@@ -1,64 +1,149 @@
-//! On-demand vassals (`emperor-on-demand-directory DIR`, as uWSGI): for `foo.ini` the emperor
-//! binds `DIR/foo.socket` itself and starts no process. The first connection (the socket
+//! On-demand vassals (as uWSGI): for `foo.ini` the emperor binds its socket itself and starts
+//! no process. `emperor-on-demand-directory DIR` names it `DIR/foo.socket`;
+//! `emperor-on-demand-extension EXT` reads it from the file `foo.iniEXT` (a unix path, or
+//! `host:port` for TCP). The first connection (the socket
 //! turns readable; nothing is accepted) starts the vassal, which gets the socket
 //! (`KAISER_ON_DEMAND_FD`) and serves the waiting connection from the backlog: none is
 //! refused. When the vassal exits after serving (`idle` + `die-on-idle`, or any exit once it
 //! was ready), the socket is watched again. The vassal's INI names the same socket
 //! (`socket = DIR/foo.socket`, or `http-socket` for HTTP) so that it knows the protocol.
+//! (`emperor-on-demand-exec` is not supported.)
 //!
 //! It owns the socket and the wait for a connection; when to start or stop the vassal is the
 //! state machine's (`state.rs`, `State::Waiting`).
 
+use std::net::ToSocketAddrs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
+
+use crate::sys;
+use crate::sys::net::BindAddr;
 
 /// The environment variable naming the on-demand socket's fd in the vassal.
 pub const FD_ENV: &str = "KAISER_ON_DEMAND_FD";
 
+/// The backlog of an on-demand socket (uWSGI uses its `listen`, 100 by default).
+const BACKLOG: u32 = 1024;
+
+/// Where an on-demand vassal's socket comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// `emperor-on-demand-directory`: `DIR/<name without extension>.socket`.
+    Directory(PathBuf),
+    /// `emperor-on-demand-extension`: the first line of the file `<vassal file>EXT`.
+    Extension(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindOnDemandError {
+    #[error("cannot read the on-demand socket name from `{}`", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` names no socket", .path.display())]
+    Empty { path: PathBuf },
+    #[error("cannot bind the on-demand socket `{address}`")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 pub struct OnDemand {
-    listener: UnixListener,
-    path: PathBuf,
+    fd: OwnedFd,
+    local: BindAddr,
     waiter: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl OnDemand {
-    /// Binds `dir/<name without extension>.socket` for the vassal file `vassal`, mode 0666
-    /// as uWSGI does. A socket file left by a previous emperor is replaced.
-    pub fn bind(dir: &Path, vassal: &Path) -> std::io::Result<Self> {
-        let stem = vassal
-            .file_stem()
-            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-        let path = std::path::absolute(dir.join(stem).with_extension("socket"))?;
-        if std::fs::symlink_metadata(&path)
-            .is_ok_and(|meta| std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()))
-        {
-            std::fs::remove_file(&path)?;
+    /// Binds the socket `source` names for the vassal file `vassal`: a path is a unix socket
+    /// (mode 0666, as uWSGI), `host:port` a TCP one. A stale socket file is replaced.
+    /// `Ok(None)`: with `emperor-on-demand-extension`, a vassal without the file is an
+    /// ordinary one.
+    pub fn bind(source: &Source, vassal: &Path) -> Result<Option<Self>, BindOnDemandError> {
+        let address = match source {
+            Source::Directory(dir) => {
+                let stem = vassal.file_stem().unwrap_or_default();
+                dir.join(stem)
+                    .with_extension("socket")
+                    .to_string_lossy()
+                    .into_owned()
+            }
+            Source::Extension(extension) => {
+                let mut name = vassal.as_os_str().to_owned();
+                name.push(extension);
+                let path = PathBuf::from(name);
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(text) => text,
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(source) => return Err(BindOnDemandError::Read { path, source }),
+                };
+                match text.lines().next().map(str::trim) {
+                    Some(line) if !line.is_empty() => line.to_owned(),
+                    _ => return Err(BindOnDemandError::Empty { path }),
+                }
+            }
+        };
+        let bind_error = |source| BindOnDemandError::Bind {
+            address: address.clone(),
+            source,
+        };
+        let wanted = match address.rsplit_once(':') {
+            Some((host, port)) if !address.starts_with('/') => {
+                let port: u16 = port.parse().map_err(|_| {
+                    bind_error(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "invalid port",
+                    ))
+                })?;
+                let host = match host.trim_start_matches('[').trim_end_matches(']') {
+                    "" | "*" | "0" => "0.0.0.0",
+                    other => other,
+                };
+                let addr = (host, port).to_socket_addrs().map_err(bind_error)?.next();
+                BindAddr::Tcp(addr.ok_or_else(|| {
+                    bind_error(std::io::Error::from(std::io::ErrorKind::NotFound))
+                })?)
+            }
+            _ => BindAddr::Unix(std::path::absolute(&address).map_err(bind_error)?),
+        };
+        let options = sys::net::ListenOptions {
+            // A port scan's bare connect must not start the vassal: wait for data.
+            defer_accept: true,
+            ..sys::net::ListenOptions::default()
+        };
+        let fd = sys::net::bind_listener(&wanted, BACKLOG, options).map_err(bind_error)?;
+        if let BindAddr::Unix(path) = &wanted {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+                .map_err(bind_error)?;
         }
-        let listener = UnixListener::bind(&path)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
-        Ok(OnDemand {
-            listener,
-            path,
+        let local = sys::net::local_addr(fd.as_fd()).unwrap_or(wanted);
+        Ok(Some(OnDemand {
+            fd,
+            local,
             waiter: None,
-        })
+        }))
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The bound address (`/run/od/app.socket`, `127.0.0.1:3031`).
+    pub fn address(&self) -> String {
+        self.local.to_string()
     }
 
     /// The listening fd, for the vassal to inherit.
     pub fn raw_fd(&self) -> RawFd {
-        self.listener.as_raw_fd()
+        self.fd.as_raw_fd()
     }
 
     /// Waits (on a task) for a connection to arrive, then calls `woken` once. Nothing is
     /// accepted: the connection stays in the backlog for the vassal.
     pub fn arm(&mut self, woken: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
         self.disarm();
-        let watched: OwnedFd = self.listener.as_fd().try_clone_to_owned()?;
+        let watched: OwnedFd = self.fd.as_fd().try_clone_to_owned()?;
         self.waiter = Some(tokio::spawn(async move {
             // SAFETY: `watched` is an open fd owned by the AsyncFd for its whole life, and an
             // OwnedFd's `as_raw_fd` always returns that same fd.
@@ -93,6 +178,8 @@ impl OnDemand {
 impl Drop for OnDemand {
     fn drop(&mut self) {
         self.disarm();
-        let _ = std::fs::remove_file(&self.path);
+        if let BindAddr::Unix(path) = &self.local {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
