@@ -180,7 +180,9 @@ fn probe_loop(shared: &Shared) {
             }
             continue;
         }
-        if shared.paused.load(Ordering::Relaxed) {
+        // Paused, or at its connection cap: the listeners stay readable and nothing may be
+        // accepted, so polling them would spin.
+        if shared.paused.load(Ordering::Relaxed) || !shared.gate.is_open() {
             std::thread::sleep(Duration::from_millis(20));
             continue;
         }
