@@ -112,6 +112,35 @@ fn a_passed_socket_named_after_the_option_serves_whatever_address_the_ini_gives(
     kaiser.signal(libc::SIGINT);
 }
 
+/// The INI names no socket at all: the unit's socket, named after `http-socket`, is the
+/// vassal's, and stays so across a graceful reload.
+#[test]
+fn the_unit_alone_may_name_the_socket() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut kaiser = start_activated(
+        &listener,
+        "http-socket",
+        &["--wsgi-file", "tests/apps/hello.py"],
+    );
+    kaiser
+        .wait_for_log("ready in", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", kaiser.logs()));
+    assert_eq!(http_get(addr, "/").unwrap().text(), "Hello World");
+    let mark = kaiser.log_mark();
+    kaiser.signal(libc::SIGHUP);
+    kaiser
+        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", kaiser.logs()));
+    assert_eq!(http_get(addr, "/").unwrap().text(), "Hello World");
+    kaiser.signal(libc::SIGTERM);
+    assert!(
+        kaiser.expect_exit(START_TIMEOUT).success(),
+        "{}",
+        kaiser.logs()
+    );
+}
+
 /// A passed unix socket belongs to the unit: `vacuum` leaves its file, also after a
 /// graceful reload (a re-exec, which hands the socket on like any other).
 #[test]

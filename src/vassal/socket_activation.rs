@@ -3,7 +3,8 @@
 //! `LISTEN_FDNAMES`. As uWSGI does, a configured socket uses a passed one instead of binding
 //! when the addresses are the same; kaiser also matches by name, when the unit's
 //! `FileDescriptorName=` is the option's name (`http-socket`, `socket`, `uwsgi-socket`), so
-//! the unit may choose the address (`ListenStream=80`) whatever the INI file says.
+//! the unit may choose the address (`ListenStream=80`) whatever the INI file says; such a
+//! socket serves as that option even when the INI names no socket at all.
 //!
 //! The variables are removed from the environment at once, so workers and the app never
 //! see them (and a re-exec on reload passes the sockets on as `KAISER_LISTEN_FDS`, like

@@ -14,12 +14,13 @@ pub const LISTEN_FDS_ENV: &str = "KAISER_LISTEN_FDS";
 /// vacuum after the reload.
 pub const ACTIVATED_FDS_ENV: &str = "KAISER_ACTIVATED_FDS";
 
-/// Before a reload's exec: names the passed sockets for the next image.
+/// Before a reload's exec: names the passed sockets for the next image, as `fd=option`
+/// (the option they serve, so a socket the INI does not name is adopted again).
 pub fn mark_activated_for_exec(sockets: &[BoundSocket]) {
     let activated: Vec<String> = sockets
         .iter()
         .filter(|s| s.activated)
-        .map(|s| s.fd.as_raw_fd().to_string())
+        .map(|s| format!("{}={}", s.fd.as_raw_fd(), s.spec.option))
         .collect();
     std::env::set_var(ACTIVATED_FDS_ENV, activated.join(","));
 }
@@ -184,6 +185,22 @@ pub fn bind_all(
             activated: false,
         });
     }
+    // systemd's sockets named after a socket option serve as that option would, even when
+    // the INI names no such address: the unit decides where to listen.
+    for socket in std::mem::take(inherited) {
+        match unit_spec(&socket) {
+            Some(spec) => {
+                tracing::info!(protocol = protocol_name(spec.protocol), address = %socket.local, fd = socket.fd.as_raw_fd(), option = %spec.option, "listening (passed by systemd, named after the option)");
+                bound.push(BoundSocket {
+                    fd: socket.fd,
+                    spec,
+                    local: socket.local,
+                    activated: true,
+                });
+            }
+            None => inherited.push(socket),
+        }
+    }
     // Inherited sockets no longer in the config are closed (dropped) here.
     for socket in inherited.drain(..) {
         if socket.activated {
@@ -193,6 +210,41 @@ pub fn bind_all(
         }
     }
     Ok(bound)
+}
+
+/// A passed socket whose `FileDescriptorName=` is a socket option's name.
+pub fn names_its_option(socket: &Inherited) -> bool {
+    socket.activated && protocol_of_option(socket.name.as_deref().unwrap_or("")).is_some()
+}
+
+fn protocol_of_option(name: &str) -> Option<Protocol> {
+    match name {
+        "http-socket" => Some(Protocol::Http),
+        "socket" | "uwsgi-socket" => Some(Protocol::Uwsgi),
+        _ => None,
+    }
+}
+
+/// The spec a passed socket serves under when no configured socket took it.
+fn unit_spec(socket: &Inherited) -> Option<SocketSpec> {
+    if !socket.activated {
+        return None;
+    }
+    let option = socket.name.clone()?;
+    let protocol = protocol_of_option(&option)?;
+    let address = match &socket.local {
+        BindAddr::Tcp(addr) => Address::Tcp {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        },
+        BindAddr::Unix(path) => Address::Unix(path.clone()),
+        BindAddr::Abstract(name) => Address::Abstract(String::from_utf8_lossy(name).into_owned()),
+    };
+    Some(SocketSpec {
+        protocol,
+        address,
+        option,
+    })
 }
 
 fn chown_socket(path: &std::path::Path, owner: &str) -> std::io::Result<()> {
@@ -221,10 +273,13 @@ pub fn take_inherited() -> Vec<Inherited> {
         return Vec::new();
     };
     std::env::remove_var(LISTEN_FDS_ENV);
-    let activated: Vec<RawFd> = std::env::var(ACTIVATED_FDS_ENV)
+    let activated: Vec<(RawFd, String)> = std::env::var(ACTIVATED_FDS_ENV)
         .unwrap_or_default()
         .split(',')
-        .filter_map(|fd| fd.parse().ok())
+        .filter_map(|item| {
+            let (fd, option) = item.split_once('=')?;
+            Some((fd.parse().ok()?, option.to_owned()))
+        })
         .collect();
     std::env::remove_var(ACTIVATED_FDS_ENV);
     let mut sockets = Vec::new();
@@ -236,12 +291,15 @@ pub fn take_inherited() -> Vec<Inherited> {
             Ok(fd) => {
                 let _ = sys::fd::set_cloexec(fd.as_fd(), true);
                 match sys::net::local_addr(fd.as_fd()) {
-                    Ok(local) => sockets.push(Inherited {
-                        fd,
-                        local,
-                        name: None,
-                        activated: activated.contains(&raw),
-                    }),
+                    Ok(local) => {
+                        let passed = activated.iter().find(|(fd, _)| *fd == raw);
+                        sockets.push(Inherited {
+                            fd,
+                            local,
+                            name: passed.map(|(_, option)| option.clone()),
+                            activated: passed.is_some(),
+                        })
+                    }
                     Err(err) => {
                         tracing::warn!(fd = raw, error = %err, "inherited fd is not a socket; closing it")
                     }

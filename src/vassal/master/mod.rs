@@ -203,7 +203,8 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     for (key, value) in &config.env {
         std::env::set_var(key, value);
     }
-    if config.sockets.is_empty() {
+    // systemd may pass sockets the INI does not name (`socket_activation.rs`).
+    if config.sockets.is_empty() && !inherited.iter().any(sockets::names_its_option) {
         return Err(RunVassalError::NoSocket);
     }
     let bound = sockets::bind_all(config, &mut inherited)?;
