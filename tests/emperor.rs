@@ -1368,7 +1368,8 @@ fn an_on_demand_vassal_starts_on_its_first_connection_and_goes_back_to_zero() {
         "{stats}"
     );
     assert_eq!(stats["vassals"][0]["pid"], 0, "{stats}");
-    emperor.ready();
+    let ready = emperor.ready();
+    assert!(ready.contains("1 waiting on demand"), "{ready}");
     assert!(
         children(emperor.kaiser.pid()).is_empty(),
         "no process before a connection"

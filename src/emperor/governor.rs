@@ -429,13 +429,18 @@ impl Governor {
                 .filter(|vassal| wanted.contains(&vassal.life.state))
                 .count()
         };
-        format!(
+        let mut line = format!(
             "governing {} vassals, {} ready, {} starting, {} failed",
             self.vassals.len(),
             count(&[State::Ready, State::Reloading]),
             count(&[State::Starting]),
             count(&[State::Failed, State::Throttled]),
-        )
+        );
+        let waiting = count(&[State::Waiting]);
+        if waiting > 0 {
+            line.push_str(&format!(", {waiting} waiting on demand"));
+        }
+        line
     }
 
     /// READY=1 once every vassal is ready or has failed (or the settle timeout passed), after
