@@ -270,3 +270,34 @@ fn the_probe_fails_when_the_app_did_not_load() {
         (503, "the app failed to load\n")
     );
 }
+
+/// A second SIGTERM during the drain stops at once (here the drain would last 60 s).
+#[test]
+fn a_second_sigterm_cuts_the_drain_short() {
+    let (mut kaiser, addr) = start_http(&[
+        "--wsgi-file",
+        "tests/apps/hello.py",
+        "--health-check-path",
+        "/healthz",
+        "--health-drain-delay",
+        "60",
+    ]);
+    kaiser.signal(libc::SIGTERM);
+    wait_until("the probe to fail with 503", START_TIMEOUT, |last| {
+        let response = http_get(addr, "/healthz")?;
+        *last = format!("{response}");
+        Ok((response.status == 503).then_some(()))
+    })
+    .unwrap();
+    kaiser.signal(libc::SIGTERM);
+    assert!(
+        kaiser.expect_exit(START_TIMEOUT).success(),
+        "{}",
+        kaiser.logs()
+    );
+    assert!(
+        !kaiser.logs().contains("drain delay over"),
+        "{}",
+        kaiser.logs()
+    );
+}
