@@ -1434,3 +1434,29 @@ fn an_on_demand_vassal_on_tcp_named_by_its_extension_file() {
     );
     assert_eq!(emperor.count(&["vassal starting", "vassal=tcp"]), 1);
 }
+
+/// `emperor-on-demand-exec`: the socket is what `CMD <vassal file>` prints first (here read
+/// from a comment in the file); a vassal for which it prints nothing starts at once.
+#[test]
+fn an_on_demand_vassal_named_by_a_command() {
+    let socket_dir = TempDir::new("e-on-demand-exec-sockets");
+    let socket = socket_dir.join("cmd.sock");
+    let ini = format!(
+        "[uwsgi]\n# on-demand: {path}\nhttp-socket = {path}\nwsgi-file = {}\n",
+        app("hello.py").display(),
+        path = socket.display()
+    );
+    let mut emperor = Emperor::start(
+        "e-on-demand-exec",
+        &["--emperor-on-demand-exec", "sed -n 's/^# on-demand: //p'"],
+        &[("cmd.ini", ini), ("plain.ini", hello("plain"))],
+    );
+    emperor.wait_log(&["on-demand vassal: waiting for connections", "vassal=cmd"]);
+    let ready = emperor.ready();
+    assert!(
+        ready.contains("1 ready") && ready.contains("1 waiting on demand"),
+        "{ready}"
+    );
+    assert_eq!(get(&socket), Ok("Hello World".into()));
+    assert_eq!(emperor.count(&["vassal starting", "vassal=cmd"]), 1);
+}

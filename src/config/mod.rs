@@ -233,6 +233,8 @@ pub struct Config {
     pub emperor_on_demand_directory: Option<PathBuf>,
     /// `emperor-on-demand-extension`: a vassal's socket is named in `<file><extension>`.
     pub emperor_on_demand_extension: Option<String>,
+    /// `emperor-on-demand-exec`: a command printing a vassal's socket.
+    pub emperor_on_demand_exec: Option<String>,
     pub emperor_tyrant: bool,
     pub vassals_include: Vec<String>,
     pub vassals_include_before: Vec<String>,
@@ -325,6 +327,7 @@ impl Default for Config {
             emperor_required_heartbeat: Duration::ZERO,
             emperor_on_demand_directory: None,
             emperor_on_demand_extension: None,
+            emperor_on_demand_exec: None,
             emperor_tyrant: false,
             vassals_include: Vec::new(),
             vassals_include_before: Vec::new(),

@@ -455,7 +455,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("emperor-nofollow", Bool, Emperor, "do not follow symlinks").aliases(&["emperor-tyrant-nofollow"]).later(),
     opt("emperor-on-demand-directory", Path, Emperor, "on-demand vassals: bind `DIR/<vassal>.socket` and start the vassal at its first connection (its INI names that socket)").aliases(&["emperor-on-demand-dir"]),
     opt("emperor-on-demand-extension", Text, Emperor, "on-demand vassals: the socket (a unix path or `host:port`) is the first line of `<vassal file><EXT>`; vassals without that file start at once").aliases(&["emperor-on-demand-ext"]),
-    opt("emperor-on-demand-exec", Text, Emperor, "on-demand vassals, socket named by a command's output").later(),
+    opt("emperor-on-demand-exec", Text, Emperor, "on-demand vassals: the socket is the first line `CMD <vassal file>` prints (empty: start at once; 5 s at most)"),
     opt("emperor-graceful-shutdown", Bool, Emperor, "stop vassals gracefully").later(),
     opt("emperor-required-heartbeat", Seconds, Emperor, "a ready vassal that sent heartbeats and then none for this long is killed and respawned (0: off)").aliases(&["emperor-curse-tolerance"]).default("0"),
     opt("emperor-wrapper", Path, Emperor, "binary wrapper for vassals").aliases(&["emperor-wrapper-override", "emperor-wrapper-fallback"]).later(),

@@ -293,6 +293,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "emperor-stats-prometheus" => config.emperor_stats_prometheus = Some(text(v)?),
         "emperor-on-demand-directory" => config.emperor_on_demand_directory = Some(path(v)?),
         "emperor-on-demand-extension" => config.emperor_on_demand_extension = Some(text(v)?),
+        "emperor-on-demand-exec" => config.emperor_on_demand_exec = Some(text(v)?),
         "emperor-tyrant" => config.emperor_tyrant = uwsgi_bool(v),
         "vassals-include" => config.vassals_include.push(text(v)?),
         "vassals-include-before" => config.vassals_include_before.push(text(v)?),

@@ -100,10 +100,12 @@ impl Settings {
             on_demand: match (
                 &config.emperor_on_demand_directory,
                 &config.emperor_on_demand_extension,
+                &config.emperor_on_demand_exec,
             ) {
-                (Some(dir), _) => Some(on_demand::Source::Directory(dir.clone())),
-                (None, Some(extension)) => Some(on_demand::Source::Extension(extension.clone())),
-                (None, None) => None,
+                (Some(dir), _, _) => Some(on_demand::Source::Directory(dir.clone())),
+                (None, Some(extension), _) => Some(on_demand::Source::Extension(extension.clone())),
+                (None, None, Some(command)) => Some(on_demand::Source::Exec(command.clone())),
+                (None, None, None) => None,
             },
             tyrant: config.emperor_tyrant,
             mercy: if config.reload_mercy.is_zero() {

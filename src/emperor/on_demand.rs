@@ -7,7 +7,7 @@
 //! refused. When the vassal exits after serving (`idle` + `die-on-idle`, or any exit once it
 //! was ready), the socket is watched again. The vassal's INI names the same socket
 //! (`socket = DIR/foo.socket`, or `http-socket` for HTTP) so that it knows the protocol.
-//! (`emperor-on-demand-exec` is not supported.)
+//! `emperor-on-demand-exec CMD` takes the first line `CMD <vassal file>` prints.
 //!
 //! It owns the socket and the wait for a connection; when to start or stop the vassal is the
 //! state machine's (`state.rs`, `State::Waiting`).
@@ -15,6 +15,7 @@
 use std::net::ToSocketAddrs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::sys;
 use crate::sys::net::BindAddr;
@@ -32,7 +33,14 @@ pub enum Source {
     Directory(PathBuf),
     /// `emperor-on-demand-extension`: the first line of the file `<vassal file>EXT`.
     Extension(String),
+    /// `emperor-on-demand-exec`: the first line printed by `CMD <vassal file>` (run by
+    /// `sh -c`, bounded by [`EXEC_TIMEOUT`]).
+    Exec(String),
 }
+
+/// How long `emperor-on-demand-exec`'s command may take (the emperor waits for it, as uWSGI
+/// does).
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindOnDemandError {
@@ -44,6 +52,8 @@ pub enum BindOnDemandError {
     },
     #[error("`{}` names no socket", .path.display())]
     Empty { path: PathBuf },
+    #[error("`emperor-on-demand-exec` command `{command}` failed: {reason}")]
+    Exec { command: String, reason: String },
     #[error("cannot bind the on-demand socket `{address}`")]
     Bind {
         address: String,
@@ -86,6 +96,17 @@ impl OnDemand {
                     _ => return Err(BindOnDemandError::Empty { path }),
                 }
             }
+            Source::Exec(command) => match run_exec(command, vassal) {
+                // An empty answer: not an on-demand vassal.
+                Ok(line) if line.is_empty() => return Ok(None),
+                Ok(line) => line,
+                Err(reason) => {
+                    return Err(BindOnDemandError::Exec {
+                        command: command.clone(),
+                        reason,
+                    })
+                }
+            },
         };
         let bind_error = |source| BindOnDemandError::Bind {
             address: address.clone(),
@@ -173,6 +194,41 @@ impl OnDemand {
             waiter.abort();
         }
     }
+}
+
+/// Runs `command <vassal>` and returns the first line it printed, trimmed.
+fn run_exec(command: &str, vassal: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let mut child = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("{command} \"$1\""))
+        .arg("sh")
+        .arg(vassal)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + EXEC_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no answer within {} s", EXEC_TIMEOUT.as_secs()));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = stdout.read_to_string(&mut out);
+    }
+    if !status.success() {
+        return Err(format!("it exited with {status}"));
+    }
+    Ok(out.lines().next().unwrap_or("").trim().to_owned())
 }
 
 impl Drop for OnDemand {
