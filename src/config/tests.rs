@@ -1001,6 +1001,12 @@ fn config_line() -> impl Strategy<Value = String> {
         word.prop_map(|w| format!("uid = {w}")),
         path.prop_map(|p| format!("emperor = {p}")),
         Just("protocol = http".to_string()),
+        path.prop_map(|p| format!("health-check-path = {p}")),
+        (0u64..600).prop_map(|n| format!("health-drain-delay = {n}")),
+        (0u64..600).prop_map(|n| format!("heartbeat = {n}")),
+        (1u16..65535).prop_map(|p| format!("stats-prometheus = 127.0.0.1:{p}")),
+        (0u64..600).prop_map(|n| format!("emperor-required-heartbeat = {n}")),
+        path.prop_map(|p| format!("emperor-on-demand-directory = {p}")),
     ]
 }
 
