@@ -1280,3 +1280,183 @@ fn a_vassal_with_daemonize_logs_to_its_file_and_stays_governed() {
         emperor.kaiser.logs()
     );
 }
+
+/// `heartbeat` + `emperor-required-heartbeat`: a vassal whose master hangs (SIGSTOP) falls
+/// silent and is killed and respawned; a vassal without `heartbeat` is never judged.
+#[test]
+fn a_vassal_that_stops_beating_is_cursed_and_respawned() {
+    let beating = format!("{}heartbeat = 1\n", hello("beat"));
+    let mut emperor = Emperor::start(
+        "e-heartbeat",
+        &["--emperor-required-heartbeat", "2"],
+        &[("beat.ini", beating), ("quiet.ini", hello("quiet"))],
+    );
+    emperor.ready();
+    let (beat, quiet) = (emperor.socket("beat"), emperor.socket("quiet"));
+    let hung = emperor.vassal_pid("beat.ini");
+    let quiet_pid = emperor.vassal_pid("quiet.ini");
+    // Beating vassals are left alone: more than the tolerance passes with heartbeats.
+    emperor.wait_log(&["vassal ready", "vassal=beat"]);
+    let mark = emperor.kaiser.log_mark();
+    let settle = Instant::now();
+    wait_until("3 s of heartbeats", TIMEOUT, |_| {
+        Ok((settle.elapsed() > Duration::from_secs(3)).then_some(()))
+    })
+    .unwrap();
+    assert!(!emperor
+        .kaiser
+        .logs_since(mark)
+        .contains("missed its heartbeat"));
+    assert_eq!(emperor.vassal_pid("beat.ini"), hung);
+
+    // SAFETY: kill(2) on a pid this test's emperor spawned.
+    unsafe { libc::kill(hung, libc::SIGSTOP) };
+    let line = emperor.wait_log(&["missed its heartbeat", "vassal=beat"]);
+    assert!(line.contains(&format!("pid={hung}")), "{line}");
+    wait_gone(&[hung], "the cursed master");
+    wait_until("the cursed vassal to serve again", TIMEOUT, |last| {
+        Ok(get(&beat).map_err(|e| *last = e).ok())
+    })
+    .unwrap_or_else(|error| panic!("{error}"));
+    assert_ne!(emperor.vassal_pid("beat.ini"), hung, "a new master serves");
+    assert_eq!(
+        emperor.vassal_pid("quiet.ini"),
+        quiet_pid,
+        "never sent a heartbeat: not judged"
+    );
+    assert_eq!(get(&quiet), Ok("Hello World".into()));
+}
+
+/// `emperor-on-demand-directory`: the emperor binds the vassal's socket and starts nothing;
+/// the first connection starts the vassal and is served (it waited in the backlog, nothing
+/// refused it); with `idle` + `die-on-idle` the vassal goes back to zero, and the next
+/// connection starts it again.
+#[test]
+fn an_on_demand_vassal_starts_on_its_first_connection_and_goes_back_to_zero() {
+    let od = TempDir::new("e-on-demand-sockets");
+    let socket = od.join("app.socket");
+    let ini = format!(
+        "[uwsgi]\nhttp-socket = {}\nwsgi-file = {}\nidle = 1\ndie-on-idle = true\n",
+        socket.display(),
+        app("hello.py").display()
+    );
+    let mut emperor = Emperor::start(
+        "e-on-demand",
+        &[
+            "--emperor-on-demand-directory",
+            od.path().to_str().unwrap(),
+            "--emperor-stats",
+            "127.0.0.1:0",
+        ],
+        &[("app.ini", ini)],
+    );
+    let line = emperor.wait_log(&["on-demand vassal: waiting for connections", "vassal=app"]);
+    assert!(line.contains(socket.to_str().unwrap()), "{line}");
+    let stats_addr = emperor
+        .kaiser
+        .wait_for_addr("serving emperor stats", TIMEOUT)
+        .unwrap_or_else(|error| panic!("{error}"));
+    let mut body = String::new();
+    std::net::TcpStream::connect(stats_addr)
+        .and_then(|mut stream| stream.read_to_string(&mut body))
+        .expect("read emperor stats");
+    let stats: serde_json::Value = serde_json::from_str(&body).expect("stats are JSON");
+    assert_eq!(stats["vassals"][0]["state"], "waiting", "{stats}");
+    assert_eq!(
+        stats["vassals"][0]["on_demand"],
+        socket.to_str().unwrap(),
+        "{stats}"
+    );
+    assert_eq!(stats["vassals"][0]["pid"], 0, "{stats}");
+    let ready = emperor.ready();
+    assert!(ready.contains("1 waiting on demand"), "{ready}");
+    assert!(
+        children(emperor.kaiser.pid()).is_empty(),
+        "no process before a connection"
+    );
+    assert!(socket.exists());
+
+    for round in 0..2 {
+        let started = Instant::now();
+        assert_eq!(get(&socket), Ok("Hello World".into()), "round {round}");
+        eprintln!(
+            "round {round}: cold start to first response in {:?}",
+            started.elapsed()
+        );
+        let master = emperor.vassal_pid("app.ini");
+        // Idle for 1 s: the vassal stops and the emperor watches the socket again.
+        emperor.wait_log_n(
+            &["on-demand vassal exited; waiting for the next connection"],
+            round + 1,
+        );
+        wait_gone(&[master], "the idle vassal");
+        assert!(socket.exists(), "the socket stays, held by the emperor");
+    }
+    assert_eq!(emperor.count(&["vassal starting", "vassal=app"]), 2);
+
+    emperor.kaiser.signal(libc::SIGTERM);
+    assert!(emperor.kaiser.expect_exit(TIMEOUT).success());
+    assert!(!socket.exists(), "the emperor removes the socket it bound");
+}
+
+/// `emperor-on-demand-extension`: the socket is named in `<vassal file><EXT>`, here a TCP
+/// address; a vassal without such a file starts at once as usual.
+#[test]
+fn an_on_demand_vassal_on_tcp_named_by_its_extension_file() {
+    // A free port: bound and released at once (nothing else on this loopback takes it).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let address = format!("127.0.0.1:{port}");
+    let ini = format!(
+        "[uwsgi]\nhttp-socket = {address}\nwsgi-file = {}\n",
+        app("hello.py").display()
+    );
+    let emperor = Emperor::start(
+        "e-on-demand-ext",
+        &["--emperor-on-demand-extension", ".od"],
+        &[
+            ("tcp.ini", ini),
+            ("tcp.ini.od", format!("{address}\n")),
+            ("plain.ini", hello("plain")),
+        ],
+    );
+    let line = emperor.wait_log(&["on-demand vassal: waiting for connections", "vassal=tcp"]);
+    assert!(line.contains(&address), "{line}");
+    emperor.wait_log(&["vassal ready", "vassal=plain"]);
+    assert_eq!(emperor.count(&["vassal starting", "vassal=tcp"]), 0);
+    let addr: std::net::SocketAddr = address.parse().unwrap();
+    let response = http_get(addr, "/").unwrap();
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (200, "Hello World")
+    );
+    assert_eq!(emperor.count(&["vassal starting", "vassal=tcp"]), 1);
+}
+
+/// `emperor-on-demand-exec`: the socket is what `CMD <vassal file>` prints first (here read
+/// from a comment in the file); a vassal for which it prints nothing starts at once.
+#[test]
+fn an_on_demand_vassal_named_by_a_command() {
+    let socket_dir = TempDir::new("e-on-demand-exec-sockets");
+    let socket = socket_dir.join("cmd.sock");
+    let ini = format!(
+        "[uwsgi]\n# on-demand: {path}\nhttp-socket = {path}\nwsgi-file = {}\n",
+        app("hello.py").display(),
+        path = socket.display()
+    );
+    let mut emperor = Emperor::start(
+        "e-on-demand-exec",
+        &["--emperor-on-demand-exec", "sed -n 's/^# on-demand: //p'"],
+        &[("cmd.ini", ini), ("plain.ini", hello("plain"))],
+    );
+    emperor.wait_log(&["on-demand vassal: waiting for connections", "vassal=cmd"]);
+    let ready = emperor.ready();
+    assert!(
+        ready.contains("1 ready") && ready.contains("1 waiting on demand"),
+        "{ready}"
+    );
+    assert_eq!(get(&socket), Ok("Hello World".into()));
+    assert_eq!(emperor.count(&["vassal starting", "vassal=cmd"]), 1);
+}

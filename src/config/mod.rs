@@ -256,6 +256,14 @@ pub struct Config {
 
     // --- issue 15: Python loading, process and HTTP options (see `extra.rs`) ---
     pub extra: Extra,
+    /// `stats-prometheus`: an address serving `/metrics` alone.
+    pub stats_prometheus: Option<String>,
+    /// `health-check-path`: answered by the worker, never the app.
+    pub health_check_path: Option<String>,
+    /// `health-drain-delay`: zero means stop at once.
+    pub health_drain_delay: Duration,
+    /// `heartbeat`: zero means off.
+    pub heartbeat: Duration,
 
     // --- emperor ---
     /// The spooler (issue 19): `spooler` dirs, each served by `spooler_processes` processes.
@@ -282,6 +290,16 @@ pub struct Config {
     pub emperor_throttle: Duration,
     pub emperor_max_throttle: Duration,
     pub emperor_stats: Option<String>,
+    /// `emperor-stats-prometheus`: the emperor's `/metrics` address.
+    pub emperor_stats_prometheus: Option<String>,
+    /// `emperor-required-heartbeat`: zero means off.
+    pub emperor_required_heartbeat: Duration,
+    /// `emperor-on-demand-directory`: on-demand vassals' sockets go here.
+    pub emperor_on_demand_directory: Option<PathBuf>,
+    /// `emperor-on-demand-extension`: a vassal's socket is named in `<file><extension>`.
+    pub emperor_on_demand_extension: Option<String>,
+    /// `emperor-on-demand-exec`: a command printing a vassal's socket.
+    pub emperor_on_demand_exec: Option<String>,
     pub emperor_tyrant: bool,
     pub vassals_include: Vec<String>,
     pub vassals_include_before: Vec<String>,
@@ -390,10 +408,19 @@ impl Default for Config {
             cache2: Vec::new(),
             cache_items: 0,
             cache_blocksize: cache::DEFAULT_BLOCKSIZE,
+            stats_prometheus: None,
+            health_check_path: None,
+            health_drain_delay: Duration::ZERO,
+            heartbeat: Duration::ZERO,
             emperor: Vec::new(),
             emperor_throttle: Duration::from_millis(1000),
             emperor_max_throttle: Duration::from_millis(180_000),
             emperor_stats: None,
+            emperor_stats_prometheus: None,
+            emperor_required_heartbeat: Duration::ZERO,
+            emperor_on_demand_directory: None,
+            emperor_on_demand_extension: None,
+            emperor_on_demand_exec: None,
             emperor_tyrant: false,
             vassals_include: Vec::new(),
             vassals_include_before: Vec::new(),

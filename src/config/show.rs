@@ -218,6 +218,21 @@ pub(crate) fn render(config: &Config) -> String {
         line("stats-no-cores", "true");
     }
     super::cheaper::show(&config.cheaper, &mut line);
+    if let Some(address) = &config.stats_prometheus {
+        line("stats-prometheus", address);
+    }
+    if let Some(health) = &config.health_check_path {
+        line("health-check-path", health);
+    }
+    if !config.health_drain_delay.is_zero() {
+        line(
+            "health-drain-delay",
+            &config.health_drain_delay.as_secs().to_string(),
+        );
+    }
+    if !config.heartbeat.is_zero() {
+        line("heartbeat", &config.heartbeat.as_secs().to_string());
+    }
 
     for watched in &config.emperor {
         line("emperor", watched);
@@ -236,6 +251,24 @@ pub(crate) fn render(config: &Config) -> String {
     }
     if let Some(stats) = &config.emperor_stats {
         line("emperor-stats", stats);
+    }
+    if let Some(address) = &config.emperor_stats_prometheus {
+        line("emperor-stats-prometheus", address);
+    }
+    if !config.emperor_required_heartbeat.is_zero() {
+        line(
+            "emperor-required-heartbeat",
+            &config.emperor_required_heartbeat.as_secs().to_string(),
+        );
+    }
+    if let Some(dir) = &config.emperor_on_demand_directory {
+        line("emperor-on-demand-directory", &path(dir));
+    }
+    if let Some(extension) = &config.emperor_on_demand_extension {
+        line("emperor-on-demand-extension", extension);
+    }
+    if let Some(command) = &config.emperor_on_demand_exec {
+        line("emperor-on-demand-exec", command);
     }
     if config.emperor_tyrant {
         line("emperor-tyrant", "true");

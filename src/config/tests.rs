@@ -1044,6 +1044,12 @@ fn config_line() -> impl Strategy<Value = String> {
             .prop_map(|algo| format!("cheaper-algo = {algo}")),
         (0u64..100).prop_map(|n| format!("cheaper-busyness-max = {n}")),
         (0u64..10).prop_map(|n| format!("cheaper-busyness-backlog-nonzero = {n}")),
+        path.prop_map(|p| format!("health-check-path = {p}")),
+        (0u64..600).prop_map(|n| format!("health-drain-delay = {n}")),
+        (0u64..600).prop_map(|n| format!("heartbeat = {n}")),
+        (1u16..65535).prop_map(|p| format!("stats-prometheus = 127.0.0.1:{p}")),
+        (0u64..600).prop_map(|n| format!("emperor-required-heartbeat = {n}")),
+        path.prop_map(|p| format!("emperor-on-demand-directory = {p}")),
     ]
 }
 

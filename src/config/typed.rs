@@ -360,11 +360,20 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "locks" => {
             config.locks = u32::try_from(number(v)?).map_err(|_| "too many locks".to_string())?
         }
+        "stats-prometheus" => config.stats_prometheus = Some(text(v)?),
+        "health-check-path" => config.health_check_path = Some(health_path(v)?),
+        "health-drain-delay" => config.health_drain_delay = seconds(v)?,
+        "heartbeat" => config.heartbeat = seconds(v)?,
+        "emperor-required-heartbeat" => config.emperor_required_heartbeat = seconds(v)?,
 
         "emperor" => config.emperor.push(text(v)?),
         "emperor-throttle" => config.emperor_throttle = Duration::from_millis(number(v)?),
         "emperor-max-throttle" => config.emperor_max_throttle = Duration::from_millis(number(v)?),
         "emperor-stats" => config.emperor_stats = Some(text(v)?),
+        "emperor-stats-prometheus" => config.emperor_stats_prometheus = Some(text(v)?),
+        "emperor-on-demand-directory" => config.emperor_on_demand_directory = Some(path(v)?),
+        "emperor-on-demand-extension" => config.emperor_on_demand_extension = Some(text(v)?),
+        "emperor-on-demand-exec" => config.emperor_on_demand_exec = Some(text(v)?),
         "emperor-tyrant" => config.emperor_tyrant = uwsgi_bool(v),
         "vassals-include" => config.vassals_include.push(text(v)?),
         "vassals-include-before" => config.vassals_include_before.push(text(v)?),
@@ -522,6 +531,17 @@ fn at_least_one(value: &str) -> Result<u32, String> {
         Ok(n) => Ok(n),
         Err(_) => Err(format!("`{value}` is too large")),
     }
+}
+
+/// `health-check-path`: an absolute path, matched exactly (a query string is ignored).
+fn health_path(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if !value.starts_with('/') || value.contains(['?', ' ']) {
+        return Err(format!(
+            "`{value}` is not an absolute path without a query (e.g. `/healthz`)"
+        ));
+    }
+    Ok(value.to_string())
 }
 
 fn seconds(value: &str) -> Result<Duration, String> {
@@ -761,6 +781,7 @@ mod tests {
                 _ if matches!(spec.name, "timer" | "rbtimer") => "1 2",
                 _ if matches!(spec.name, "cron" | "unique-cron") => "-1 -1 -1 -1 -1 true",
                 _ if spec.name == "cron2" => "minute=-1 true",
+                _ if spec.name == "health-check-path" => "/healthz",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",

@@ -18,7 +18,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use super::debounce::Debouncer;
+use super::heartbeat;
 use super::monitor::{self, Change, FileStamp, Monitor, Snapshot};
+use super::on_demand::OnDemand;
 use super::sd_notify::{self, Notifier, VassalMessage};
 use super::spawn::{self, SpawnRequest};
 use super::state::{Action, Event, Exit, Lifecycle, State, Throttle};
@@ -53,6 +55,10 @@ enum VassalReport {
         exit: Exit,
         detail: String,
     },
+    /// A connection waits on an on-demand vassal's socket (`on_demand.rs`).
+    Connection {
+        path: PathBuf,
+    },
 }
 
 struct Vassal {
@@ -78,6 +84,10 @@ struct Vassal {
     cursed: u64,
     first_failure: u64,
     last_failure: u64,
+    /// The last `WATCHDOG=1` from this process (`heartbeat`); `None` until its first.
+    last_heartbeat: Option<Instant>,
+    /// `emperor-on-demand-directory`: the socket the emperor holds for it.
+    on_demand: Option<OnDemand>,
 }
 
 struct MonitorState {
@@ -186,6 +196,26 @@ impl Governor {
             }
             None => {}
         }
+        let prometheus_listener = match &settings.prometheus {
+            Some(address) => {
+                let listener =
+                    StatsListener::bind(address)
+                        .await
+                        .map_err(|source| EmperorError::Stats {
+                            address: address.clone(),
+                            source,
+                        })?;
+                if let StatsListener::Tcp(tcp) = &listener {
+                    if let Ok(address) = tcp.local_addr() {
+                        info!(%address, "serving emperor Prometheus metrics (/metrics)");
+                    }
+                } else {
+                    info!(address, "serving emperor Prometheus metrics (/metrics)");
+                }
+                Some(listener)
+            }
+            None => None,
+        };
         let (reports_tx, mut reports_rx) = mpsc::unbounded_channel();
         let (fs_tx, mut fs_rx) = mpsc::unbounded_channel();
         let watcher = match notify::recommended_watcher(move |event| {
@@ -257,15 +287,21 @@ impl Governor {
                 _ = signals.int.recv() => governor.begin_shutdown("SIGINT"),
                 _ = signals.usr1.recv() => governor.log_table(),
                 accepted = stats_server::accept(&stats_listener) => governor.serve_stats(accepted),
+                accepted = stats_server::accept(&prometheus_listener) => governor.serve_metrics(accepted),
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
         }
         let status = "STATUS=The Emperor is buried.";
         governor.notifier.send(status);
         info!("the emperor is buried");
-        if let (Some(listener), Some(path)) = (&stats_listener, &governor.settings.stats) {
-            if listener.is_path(path) {
-                let _ = std::fs::remove_file(path);
+        for (listener, path) in [
+            (&stats_listener, &governor.settings.stats),
+            (&prometheus_listener, &governor.settings.prometheus),
+        ] {
+            if let (Some(listener), Some(path)) = (listener, path) {
+                if listener.is_path(path) {
+                    let _ = std::fs::remove_file(path);
+                }
             }
         }
         Ok(())
@@ -306,6 +342,12 @@ impl Governor {
         for vassal in self.vassals.values() {
             consider(vassal.retry_at);
             consider(vassal.kill_at);
+            if vassal.life.state == State::Ready {
+                consider(heartbeat::deadline(
+                    vassal.last_heartbeat,
+                    self.settings.required_heartbeat,
+                ));
+            }
         }
         deadline
     }
@@ -326,6 +368,7 @@ impl Governor {
 
     /// Timers, rescans and systemd bookkeeping, run after every wake-up.
     fn after_event(&mut self, now: Instant) {
+        self.curse_silent_vassals(now);
         if self.shutdown.is_none() && (self.debouncer.fire(now) || now >= self.next_rescan) {
             self.rescan();
             self.next_rescan = Instant::now() + self.rescan_interval();
@@ -386,13 +429,18 @@ impl Governor {
                 .filter(|vassal| wanted.contains(&vassal.life.state))
                 .count()
         };
-        format!(
+        let mut line = format!(
             "governing {} vassals, {} ready, {} starting, {} failed",
             self.vassals.len(),
             count(&[State::Ready, State::Reloading]),
             count(&[State::Starting]),
             count(&[State::Failed, State::Throttled]),
-        )
+        );
+        let waiting = count(&[State::Waiting]);
+        if waiting > 0 {
+            line.push_str(&format!(", {waiting} waiting on demand"));
+        }
+        line
     }
 
     /// READY=1 once every vassal is ready or has failed (or the settle timeout passed), after
@@ -550,7 +598,26 @@ impl Governor {
             }
             return;
         }
-        let (life, action) = Lifecycle::new();
+        let on_demand = self.settings.on_demand.as_ref().and_then(|source| {
+            OnDemand::bind(source, &path)
+                .inspect_err(|error| {
+                    error!(error = %error, cause = %std::error::Error::source(error).map(ToString::to_string).unwrap_or_default(),
+                        file = %path.display(), "on-demand socket: starting the vassal now instead")
+                })
+                .ok()
+                .flatten()
+        });
+        let (life, action) = match &on_demand {
+            Some(socket) => {
+                info!(vassal = %monitor::vassal_name(&path), socket = %socket.address(),
+                    "on-demand vassal: waiting for connections on its socket");
+                (Lifecycle::waiting(), None)
+            }
+            None => {
+                let (life, action) = Lifecycle::new();
+                (life, Some(action))
+            }
+        };
         let now = Instant::now();
         let vassal = Vassal {
             name: monitor::vassal_name(&path),
@@ -578,10 +645,15 @@ impl Governor {
             cursed: 0,
             first_failure: 0,
             last_failure: 0,
+            last_heartbeat: None,
+            on_demand,
         };
         info!(vassal = %vassal.name, file = %path.display(), "new vassal");
         self.vassals.insert(path.clone(), vassal);
-        self.apply(&path, action);
+        match action {
+            Some(action) => self.apply(&path, action),
+            None => self.arm_on_demand(&path),
+        }
     }
 
     /// Runs one event through a vassal's state machine, logs the transition and carries out
@@ -622,6 +694,12 @@ impl Governor {
             vassal.since = now;
             if after == State::Ready {
                 vassal.last_ready = unix_now();
+            }
+            if after == State::Waiting {
+                vassal.pid = None;
+                info!(vassal = %vassal.name, "on-demand vassal exited; waiting for the next connection");
+                self.arm_on_demand(path);
+                return;
             }
         }
         if after != State::Throttled {
@@ -711,6 +789,7 @@ impl Governor {
             cwd: &cwd,
             args: &self.settings.vassal_args,
             owner: self.settings.tyrant.then_some(owner),
+            on_demand_fd: vassal.on_demand.as_ref().map(OnDemand::raw_fd),
         };
         match spawn::spawn(&request) {
             Ok(spawned) => {
@@ -726,6 +805,7 @@ impl Governor {
                 vassal.spawned_at = Some(Instant::now());
                 vassal.since = Instant::now();
                 vassal.spawns += 1;
+                vassal.last_heartbeat = None;
                 vassal.born = now;
                 vassal.last_run = now;
                 if vassal.first_run == 0 {
@@ -791,6 +871,14 @@ impl Governor {
 
     fn on_report(&mut self, report: VassalReport) {
         match report {
+            VassalReport::Connection { path } => {
+                if let Some(vassal) = self.vassals.get_mut(&path) {
+                    if vassal.life.state == State::Waiting {
+                        info!(vassal = %vassal.name, "connection on the on-demand socket: starting the vassal");
+                    }
+                }
+                self.feed(&path, Event::Connection);
+            }
             VassalReport::Datagram { spawn_id, bytes } => {
                 let Some(path) = self.path_of(spawn_id) else {
                     return;
@@ -817,6 +905,9 @@ impl Governor {
                             if Some(pid) != vassal.pid {
                                 warn!(vassal = %vassal.name, pid, spawned = vassal.pid, "vassal reports a different MAINPID");
                             }
+                        }
+                        VassalMessage::Other(key, value) if key == "WATCHDOG" && value == "1" => {
+                            vassal.last_heartbeat = Some(Instant::now());
                         }
                         VassalMessage::Other(key, value) => {
                             debug!(vassal = %vassal.name, key, value, "vassal message")
@@ -966,6 +1057,11 @@ impl Governor {
                     }),
                     first_failure: vassal.first_failure,
                     last_failure: vassal.last_failure,
+                    on_demand: vassal
+                        .on_demand
+                        .as_ref()
+                        .map(OnDemand::address)
+                        .unwrap_or_default(),
                 })
                 .collect(),
         }
@@ -981,6 +1077,64 @@ impl Governor {
         };
         let body = stats::render(&self.stats()).to_string();
         stats_server::serve(stream, body, &self.stats_clients);
+    }
+
+    /// `emperor-required-heartbeat`: SIGKILL for a ready vassal that stopped beating; its
+    /// exit then goes through the state machine like any crash.
+    fn curse_silent_vassals(&mut self, now: Instant) {
+        let tolerance = self.settings.required_heartbeat;
+        for vassal in self.vassals.values_mut() {
+            if vassal.life.state != State::Ready
+                || !heartbeat::overdue(vassal.last_heartbeat, now, tolerance)
+            {
+                continue;
+            }
+            let Some(pid) = vassal.pid else { continue };
+            warn!(
+                vassal = %vassal.name,
+                pid,
+                tolerance_secs = tolerance.as_secs(),
+                "vassal missed its heartbeat: cursing it (SIGKILL), it will be respawned"
+            );
+            vassal.cursed = unix_now();
+            vassal.last_heartbeat = None;
+            spawn::send_signal(-(pid as i32), libc::SIGKILL);
+        }
+    }
+
+    /// Watches an on-demand vassal's socket for its next connection.
+    fn arm_on_demand(&mut self, path: &Path) {
+        let reports = self.reports.clone();
+        let Some(socket) = self
+            .vassals
+            .get_mut(path)
+            .and_then(|v| v.on_demand.as_mut())
+        else {
+            return;
+        };
+        let owned = path.to_owned();
+        if let Err(error) = socket.arm(move || {
+            let _ = reports.send(VassalReport::Connection { path: owned });
+        }) {
+            error!(%error, socket = %socket.address(), "cannot watch the on-demand socket");
+        }
+    }
+
+    fn serve_metrics(&self, accepted: std::io::Result<StatsStream>) {
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(error) => {
+                warn!(%error, "emperor-stats-prometheus accept failed");
+                return;
+            }
+        };
+        let body = super::prometheus::render(&self.stats());
+        stats_server::serve_http(
+            stream,
+            crate::protocol::prometheus::CONTENT_TYPE,
+            body,
+            &self.stats_clients,
+        );
     }
 }
 

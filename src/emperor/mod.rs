@@ -32,7 +32,10 @@
 pub mod backoff;
 pub mod debounce;
 mod governor;
+mod heartbeat;
 pub mod monitor;
+mod on_demand;
+mod prometheus;
 pub mod sd_notify;
 pub mod spawn;
 pub mod state;
@@ -74,6 +77,12 @@ struct Settings {
     throttle: Duration,
     max_throttle: Duration,
     stats: Option<String>,
+    /// `emperor-stats-prometheus`: an address serving `/metrics` over HTTP.
+    prometheus: Option<String>,
+    /// `emperor-required-heartbeat` (zero: off).
+    required_heartbeat: Duration,
+    /// `emperor-on-demand-directory` or `-extension`.
+    on_demand: Option<on_demand::Source>,
     tyrant: bool,
     /// How long a stopping vassal gets before SIGKILL (`reload-mercy`; 0 means 30 s, as uWSGI).
     mercy: Duration,
@@ -87,6 +96,18 @@ impl Settings {
             throttle: config.emperor_throttle,
             max_throttle: config.emperor_max_throttle,
             stats: config.emperor_stats.clone(),
+            prometheus: config.emperor_stats_prometheus.clone(),
+            required_heartbeat: config.emperor_required_heartbeat,
+            on_demand: match (
+                &config.emperor_on_demand_directory,
+                &config.emperor_on_demand_extension,
+                &config.emperor_on_demand_exec,
+            ) {
+                (Some(dir), _, _) => Some(on_demand::Source::Directory(dir.clone())),
+                (None, Some(extension), _) => Some(on_demand::Source::Extension(extension.clone())),
+                (None, None, Some(command)) => Some(on_demand::Source::Exec(command.clone())),
+                (None, None, None) => None,
+            },
             tyrant: config.emperor_tyrant,
             mercy: if config.reload_mercy.is_zero() {
                 Duration::from_secs(30)

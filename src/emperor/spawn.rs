@@ -115,6 +115,8 @@ pub struct SpawnRequest<'a> {
     pub args: &'a VassalArgs,
     /// `emperor-tyrant`: run as this uid/gid (the config file's owner).
     pub owner: Option<(u32, u32)>,
+    /// An on-demand vassal's socket (`on_demand.rs`), inherited by this child alone.
+    pub on_demand_fd: Option<RawFd>,
 }
 
 /// Starts a vassal. Must be called from the thread that lives as long as the emperor:
@@ -155,12 +157,17 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<Spawned, SpawnVassalError> {
     if let Some(lines) = &request.args.as_vassal {
         command.env(crate::hooks::AS_VASSAL_ENV, lines);
     }
+    if let Some(fd) = request.on_demand_fd {
+        command.env(super::on_demand::FD_ENV, fd.to_string());
+    }
+    let on_demand_fd = request.on_demand_fd.unwrap_or(-1);
     if let Some((uid, gid)) = request.owner {
         // std drops supplementary groups (setgroups(0)) when changing uid as root.
         command.uid(uid).gid(gid);
     }
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
-    // functions (prctl, getppid, fcntl, _exit); it allocates nothing.
+    // functions (prctl, getppid, fcntl, _exit); it allocates nothing. Both fds it touches
+    // are open in the emperor for the whole spawn.
     unsafe {
         command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
@@ -175,6 +182,15 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<Spawned, SpawnVassalError> {
             let flags = libc::fcntl(child_fd, libc::F_GETFD);
             if flags < 0 || libc::fcntl(child_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // The on-demand socket likewise: this vassal's, no other's.
+            if on_demand_fd >= 0 {
+                let flags = libc::fcntl(on_demand_fd, libc::F_GETFD);
+                if flags < 0
+                    || libc::fcntl(on_demand_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });

@@ -22,6 +22,8 @@ pub enum State {
     Failed,
     /// Died before it became ready; respawned after a growing delay.
     Throttled,
+    /// On demand: no process; its socket is watched for the first connection.
+    Waiting,
 }
 
 impl State {
@@ -33,6 +35,7 @@ impl State {
             State::Stopping => "stopping",
             State::Failed => "failed",
             State::Throttled => "throttled",
+            State::Waiting => "waiting",
         }
     }
 
@@ -93,6 +96,8 @@ pub enum Event {
     ReloadAll,
     /// Emperor shutdown.
     StopAll,
+    /// A connection arrived on an on-demand vassal's socket.
+    Connection,
     /// The throttle delay has passed.
     RetryDue,
 }
@@ -128,6 +133,8 @@ pub struct Lifecycle {
     pub reload_pending: bool,
     /// The file came back while the vassal was stopping: start it again once it has exited.
     pub restart_after_stop: bool,
+    /// An on-demand vassal: after serving it goes back to [`State::Waiting`], not respawned.
+    pub on_demand: bool,
 }
 
 impl Lifecycle {
@@ -138,8 +145,20 @@ impl Lifecycle {
             failures: 0,
             reload_pending: false,
             restart_after_stop: false,
+            on_demand: false,
         };
         (life, Action::Spawn)
+    }
+
+    /// An on-demand vassal whose socket was just bound: no process until a connection.
+    pub fn waiting() -> Self {
+        Lifecycle {
+            state: State::Waiting,
+            failures: 0,
+            reload_pending: false,
+            restart_after_stop: false,
+            on_demand: true,
+        }
     }
 
     pub fn handle(&mut self, event: Event, throttle: Throttle) -> Option<Action> {
@@ -194,7 +213,21 @@ impl Lifecycle {
             // It was serving: replace it at once, as uWSGI does. A vassal that keeps dying
             // right after startup is still bounded by its own startup time, and a death before
             // readiness moves it into the throttled path above.
+            // On demand: it served and left (`die-on-idle`, or died): the next connection
+            // starts it again.
+            (S::Ready | S::Reloading, E::Exited(_)) if self.on_demand => {
+                self.state = S::Waiting;
+                self.reload_pending = false;
+                None
+            }
             (S::Ready | S::Reloading, E::Exited(_)) => Some(self.respawn_now()),
+            (S::Waiting, E::Connection) => {
+                self.state = S::Starting;
+                Some(Action::Spawn)
+            }
+            // An edit of an idle on-demand vassal only takes effect at its next start.
+            (S::Waiting, E::Changed | E::ReloadAll) => None,
+            (S::Waiting, E::Removed | E::StopAll) => Some(Action::Forget),
             (S::Stopping, E::Exited(_) | E::SpawnFailed) => {
                 if self.restart_after_stop {
                     Some(self.respawn_now())
@@ -382,5 +415,26 @@ mod tests {
             (E::Exited(Exit::Crashed), Throttled, after(1)),
             (E::StopAll, Throttled, Some(Forget)),
         ]);
+    }
+
+    #[test]
+    fn an_on_demand_vassal_waits_starts_on_a_connection_and_returns_to_waiting() {
+        let mut life = Lifecycle::waiting();
+        let mut step = |event, state, action| {
+            assert_eq!(
+                (life.handle(event, THROTTLE), life.state),
+                (action, state),
+                "{event:?}"
+            );
+        };
+        step(E::Changed, Waiting, None);
+        step(E::Connection, Starting, Some(Spawn));
+        step(E::Connection, Starting, None);
+        step(E::Ready, Ready, None);
+        step(E::Exited(Exit::Clean), Waiting, None);
+        step(E::Connection, Starting, Some(Spawn));
+        step(E::Ready, Ready, None);
+        step(E::Exited(Exit::Crashed), Waiting, None);
+        step(E::Removed, Waiting, Some(Forget));
     }
 }

@@ -2,7 +2,7 @@
 //! and existing monitoring read it unchanged. Pure: the governor passes a snapshot in.
 //!
 //! uWSGI fields we have no equivalent for are still present with neutral values (`zerg`,
-//! `on_demand`, `last_heartbeat`), because consumers index them without checking. Our extra
+//! `last_heartbeat`), because consumers index them without checking. Our extra
 //! per-vassal fields (`state`, `status`, `config`) are additions, which JSON readers ignore.
 
 use serde_json::{json, Value};
@@ -33,6 +33,8 @@ pub struct VassalStats {
     pub throttle_ms: u64,
     pub first_failure: u64,
     pub last_failure: u64,
+    /// An on-demand vassal's socket (uWSGI's `on_demand`), empty otherwise.
+    pub on_demand: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -71,7 +73,7 @@ pub fn render(stats: &EmperorStats) -> Value {
                 "last_run": vassal.last_run,
                 "cursed": vassal.cursed,
                 "zerg": 0,
-                "on_demand": "",
+                "on_demand": vassal.on_demand,
                 "uid": vassal.uid,
                 "gid": vassal.gid,
                 "monitor": vassal.monitor,

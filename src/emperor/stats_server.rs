@@ -92,6 +92,66 @@ pub fn serve(stream: StatsStream, body: String, clients: &Arc<Semaphore>) {
     });
 }
 
+/// [`serve`] for an HTTP client (`emperor-stats-prometheus`): reads the request head first
+/// (closing with it unread would reset the connection under the answer), then sends a
+/// minimal HTTP/1.0 answer, all within [`CLIENT_TIMEOUT`].
+pub fn serve_http(
+    stream: StatsStream,
+    content_type: &'static str,
+    body: Vec<u8>,
+    clients: &Arc<Semaphore>,
+) {
+    let Ok(permit) = clients.clone().try_acquire_owned() else {
+        debug!("emperor-stats: too many clients at once; closing this one");
+        return;
+    };
+    tokio::spawn(async move {
+        let answer = |body: &[u8]| {
+            let mut out = format!(
+                "HTTP/1.0 200 OK\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            out.extend_from_slice(body);
+            out
+        };
+        let result = tokio::time::timeout(CLIENT_TIMEOUT, async {
+            match stream {
+                StatsStream::Tcp(mut stream) => {
+                    read_head(&mut stream).await?;
+                    stream.write_all(&answer(&body)).await
+                }
+                StatsStream::Unix(mut stream) => {
+                    read_head(&mut stream).await?;
+                    stream.write_all(&answer(&body)).await
+                }
+            }
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => debug!(%error, "emperor metrics client went away"),
+            Err(_) => debug!("emperor metrics client did not ask or read in time"),
+        }
+        drop(permit);
+    });
+}
+
+/// Reads until the end of an HTTP request head (a blank line), at most 8 KiB.
+async fn read_head(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+    Ok(())
+}
+
 async fn send_bounded(stream: &mut (impl AsyncWrite + Unpin), body: &[u8]) -> std::io::Result<()> {
     send_within(stream, body, CLIENT_TIMEOUT).await
 }

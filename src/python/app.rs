@@ -62,6 +62,11 @@ pub struct App {
 }
 
 impl App {
+    /// Whether this is the stand-in [`App::unavailable`] made (health checks fail then).
+    pub fn is_unavailable(&self) -> bool {
+        self.description.starts_with("(unavailable")
+    }
+
     /// With `need-app = false`: an app that answers 500 to everything, so the server runs
     /// (uWSGI's "full dynamic mode" answers errors too) while the log says why.
     pub fn unavailable(reason: &str) -> Result<App, LoadAppError> {

@@ -387,3 +387,26 @@ pub fn send_datagram_to(addr: &BindAddr, payload: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// `recv(2)` with `MSG_PEEK | MSG_DONTWAIT`: copies what has arrived without consuming it,
+/// so another thread reading the socket later still gets every byte.
+pub fn peek(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is a valid writable slice of `buf.len()` bytes and `fd` is open.
+        let ret = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        if ret >= 0 {
+            return Ok(ret as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}

@@ -10,11 +10,38 @@ use crate::sys::net::BindAddr;
 
 /// The environment variable listing listening fds handed across a reload's exec.
 pub const LISTEN_FDS_ENV: &str = "KAISER_LISTEN_FDS";
+/// Those of them systemd or the emperor passed (`socket_activation.rs`): still not ours to
+/// vacuum after the reload.
+pub const ACTIVATED_FDS_ENV: &str = "KAISER_ACTIVATED_FDS";
+
+/// Before a reload's exec: names the passed sockets for the next image, as `fd=option`
+/// (the option they serve, so a socket the INI does not name is adopted again).
+pub fn mark_activated_for_exec(sockets: &[BoundSocket]) {
+    let activated: Vec<String> = sockets
+        .iter()
+        .filter(|s| s.activated)
+        .map(|s| format!("{}={}", s.fd.as_raw_fd(), s.spec.option))
+        .collect();
+    std::env::set_var(ACTIVATED_FDS_ENV, activated.join(","));
+}
 
 pub struct BoundSocket {
     pub fd: OwnedFd,
     pub spec: SocketSpec,
     pub local: BindAddr,
+    /// Passed by systemd (`socket_activation.rs`): the unit owns it, `vacuum` leaves its
+    /// file alone.
+    pub activated: bool,
+}
+
+/// A listening socket this process got rather than bound: from the previous image on a
+/// reload, or from systemd.
+pub struct Inherited {
+    pub fd: OwnedFd,
+    pub local: BindAddr,
+    /// systemd's `FileDescriptorName=`, matched against the option's name.
+    pub name: Option<String>,
+    pub activated: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +108,7 @@ fn same_address(wanted: &BindAddr, actual: &BindAddr) -> bool {
 /// Binds every configured socket, reusing inherited ones where the address matches.
 pub fn bind_all(
     config: &Config,
-    inherited: &mut Vec<(OwnedFd, BindAddr)>,
+    inherited: &mut Vec<Inherited>,
 ) -> Result<Vec<BoundSocket>, BindSocketError> {
     let mut backlog = config.listen;
     if let Some(max) = sys::net::somaxconn() {
@@ -102,14 +129,25 @@ pub fn bind_all(
         let wanted = resolve(spec)?;
         if let Some(position) = inherited
             .iter()
-            .position(|(_, local)| same_address(&wanted, local))
+            .position(|socket| same_address(&wanted, &socket.local))
+            .or_else(|| {
+                inherited
+                    .iter()
+                    .position(|socket| socket.name.as_deref() == Some(spec.option.as_str()))
+            })
         {
-            let (fd, local) = inherited.remove(position);
-            tracing::info!(protocol = protocol_name(spec.protocol), address = %local, fd = fd.as_raw_fd(), "listening (inherited)");
+            let Inherited {
+                fd,
+                local,
+                activated,
+                ..
+            } = inherited.remove(position);
+            tracing::info!(protocol = protocol_name(spec.protocol), address = %local, fd = fd.as_raw_fd(), systemd = activated, "listening (inherited)");
             bound.push(BoundSocket {
                 fd,
                 spec: spec.clone(),
                 local,
+                activated,
             });
             continue;
         }
@@ -144,13 +182,69 @@ pub fn bind_all(
             fd,
             spec: spec.clone(),
             local,
+            activated: false,
         });
     }
+    // systemd's sockets named after a socket option serve as that option would, even when
+    // the INI names no such address: the unit decides where to listen.
+    for socket in std::mem::take(inherited) {
+        match unit_spec(&socket) {
+            Some(spec) => {
+                tracing::info!(protocol = protocol_name(spec.protocol), address = %socket.local, fd = socket.fd.as_raw_fd(), option = %spec.option, "listening (passed by systemd, named after the option)");
+                bound.push(BoundSocket {
+                    fd: socket.fd,
+                    spec,
+                    local: socket.local,
+                    activated: true,
+                });
+            }
+            None => inherited.push(socket),
+        }
+    }
     // Inherited sockets no longer in the config are closed (dropped) here.
-    for (_, local) in inherited.drain(..) {
-        tracing::info!(address = %local, "closing a socket the new config no longer names");
+    for socket in inherited.drain(..) {
+        if socket.activated {
+            tracing::warn!(address = %socket.local, name = socket.name.as_deref().unwrap_or(""), "systemd passed a socket no option names (by address or by FileDescriptorName=); closing it");
+        } else {
+            tracing::info!(address = %socket.local, "closing a socket the new config no longer names");
+        }
     }
     Ok(bound)
+}
+
+/// A passed socket whose `FileDescriptorName=` is a socket option's name.
+pub fn names_its_option(socket: &Inherited) -> bool {
+    socket.activated && protocol_of_option(socket.name.as_deref().unwrap_or("")).is_some()
+}
+
+fn protocol_of_option(name: &str) -> Option<Protocol> {
+    match name {
+        "http-socket" => Some(Protocol::Http),
+        "socket" | "uwsgi-socket" => Some(Protocol::Uwsgi),
+        _ => None,
+    }
+}
+
+/// The spec a passed socket serves under when no configured socket took it.
+fn unit_spec(socket: &Inherited) -> Option<SocketSpec> {
+    if !socket.activated {
+        return None;
+    }
+    let option = socket.name.clone()?;
+    let protocol = protocol_of_option(&option)?;
+    let address = match &socket.local {
+        BindAddr::Tcp(addr) => Address::Tcp {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        },
+        BindAddr::Unix(path) => Address::Unix(path.clone()),
+        BindAddr::Abstract(name) => Address::Abstract(String::from_utf8_lossy(name).into_owned()),
+    };
+    Some(SocketSpec {
+        protocol,
+        address,
+        option,
+    })
 }
 
 fn chown_socket(path: &std::path::Path, owner: &str) -> std::io::Result<()> {
@@ -174,11 +268,20 @@ pub fn protocol_name(protocol: Protocol) -> &'static str {
 }
 
 /// Adopts the listening fds named in the environment by the previous image.
-pub fn take_inherited() -> Vec<(OwnedFd, BindAddr)> {
+pub fn take_inherited() -> Vec<Inherited> {
     let Some(list) = std::env::var_os(LISTEN_FDS_ENV) else {
         return Vec::new();
     };
     std::env::remove_var(LISTEN_FDS_ENV);
+    let activated: Vec<(RawFd, String)> = std::env::var(ACTIVATED_FDS_ENV)
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|item| {
+            let (fd, option) = item.split_once('=')?;
+            Some((fd.parse().ok()?, option.to_owned()))
+        })
+        .collect();
+    std::env::remove_var(ACTIVATED_FDS_ENV);
     let mut sockets = Vec::new();
     for item in list.to_string_lossy().split(',').filter(|s| !s.is_empty()) {
         let Ok(raw) = item.parse::<RawFd>() else {
@@ -188,7 +291,15 @@ pub fn take_inherited() -> Vec<(OwnedFd, BindAddr)> {
             Ok(fd) => {
                 let _ = sys::fd::set_cloexec(fd.as_fd(), true);
                 match sys::net::local_addr(fd.as_fd()) {
-                    Ok(local) => sockets.push((fd, local)),
+                    Ok(local) => {
+                        let passed = activated.iter().find(|(fd, _)| *fd == raw);
+                        sockets.push(Inherited {
+                            fd,
+                            local,
+                            name: passed.map(|(_, option)| option.clone()),
+                            activated: passed.is_some(),
+                        })
+                    }
                     Err(err) => {
                         tracing::warn!(fd = raw, error = %err, "inherited fd is not a socket; closing it")
                     }
@@ -204,7 +315,7 @@ pub fn take_inherited() -> Vec<(OwnedFd, BindAddr)> {
 
 /// Removes the unix socket files this vassal created (`vacuum`).
 pub fn vacuum(sockets: &[BoundSocket]) {
-    for socket in sockets {
+    for socket in sockets.iter().filter(|s| !s.activated) {
         if let BindAddr::Unix(path) = &socket.local {
             match std::fs::remove_file(path) {
                 Ok(()) => tracing::info!(path = %path.display(), "vacuum: removed unix socket"),

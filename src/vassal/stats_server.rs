@@ -20,7 +20,14 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Connections beyond this many in progress are closed at once.
 const MAX_CLIENTS: usize = 64;
 
-const HTTP_HEAD: &[u8] = b"HTTP/1.0 200 OK\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\nContent-Type: application/json\r\n\r\n";
+/// Which document a client gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// uWSGI's stats JSON.
+    Json,
+    /// Prometheus' text exposition (`/metrics` on `stats-http`, or `stats-prometheus`).
+    Prometheus,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindStatsError {
@@ -39,15 +46,23 @@ pub enum BindStatsError {
 }
 
 pub struct StatsServer {
-    listener: OwnedFd,
-    pub local: BindAddr,
-    http: bool,
+    listeners: Vec<Listening>,
     clients: Vec<Client>,
+}
+
+/// One listening socket: `stats` (JSON, or HTTP with `/metrics` too) or `stats-prometheus`.
+struct Listening {
+    fd: OwnedFd,
+    local: BindAddr,
+    http: bool,
+    prometheus_only: bool,
 }
 
 struct Client {
     fd: OwnedFd,
     deadline: Instant,
+    http: bool,
+    prometheus_only: bool,
     /// `None` while waiting for the HTTP request; then the bytes still to send.
     pending: Option<(Vec<u8>, usize)>,
 }
@@ -84,48 +99,39 @@ pub fn parse_address(address: &str) -> Result<BindAddr, BindStatsError> {
 }
 
 impl StatsServer {
-    /// Binds `address`; a unix socket gets `chmod_socket`'s mode when set, as in uWSGI.
-    pub fn bind(
-        address: &str,
-        http: bool,
-        chmod_socket: Option<u32>,
-    ) -> Result<StatsServer, BindStatsError> {
-        let wanted = parse_address(address)?;
-        // No TCP_DEFER_ACCEPT: the stats client never speaks first.
-        let listener = sys::net::bind_listener(&wanted, 64, sys::net::ListenOptions::default())
-            .and_then(|fd| sys::fd::set_nonblocking(fd.as_fd(), true).map(|()| fd))
-            .map_err(|source| BindStatsError::Bind {
-                address: address.to_string(),
-                source,
-            })?;
-        if let (BindAddr::Unix(path), Some(mode)) = (&wanted, chmod_socket) {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(
-                |source| BindStatsError::Bind {
-                    address: address.to_string(),
-                    source,
-                },
-            )?;
+    /// Binds `stats` and `stats-prometheus`, if either is set.
+    pub fn from_config(config: &crate::config::Config) -> Result<Option<Self>, BindStatsError> {
+        let mut listeners = Vec::new();
+        if let Some(address) = &config.stats {
+            let listening = bind(address, config.stats_http, false, config.chmod_socket)?;
+            tracing::info!(address = %listening.local, http = config.stats_http, "stats server listening");
+            listeners.push(listening);
         }
-        let local = sys::net::local_addr(listener.as_fd()).unwrap_or(wanted);
-        Ok(StatsServer {
-            listener,
-            local,
-            http,
+        if let Some(address) = &config.stats_prometheus {
+            let listening = bind(address, true, true, config.chmod_socket)?;
+            tracing::info!(address = %listening.local, "Prometheus metrics listening (/metrics)");
+            listeners.push(listening);
+        }
+        Ok((!listeners.is_empty()).then_some(StatsServer {
+            listeners,
             clients: Vec::new(),
-        })
+        }))
     }
 
     /// Descriptors a forked worker must close (it must not hold a client's connection open).
     pub fn raw_fds(&self) -> Vec<RawFd> {
-        std::iter::once(self.listener.as_raw_fd())
+        self.listeners
+            .iter()
+            .map(|l| l.fd.as_raw_fd())
             .chain(self.clients.iter().map(|c| c.fd.as_raw_fd()))
             .collect()
     }
 
-    /// What to poll: the listener first, then each client for reading or writing.
+    /// What to poll: the listeners first, then each client for reading or writing.
     pub fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, i16)> {
-        std::iter::once((self.listener.as_fd(), sys::poll::READABLE))
+        self.listeners
+            .iter()
+            .map(|l| (l.fd.as_fd(), sys::poll::READABLE))
             .chain(self.clients.iter().map(|client| {
                 let events = if client.pending.is_some() {
                     sys::poll::WRITABLE
@@ -142,13 +148,14 @@ impl StatsServer {
     }
 
     /// Handles the poll results for [`StatsServer::poll_fds`] (same order), then drops
-    /// clients past their deadline. `render` makes the JSON document.
-    pub fn on_events(&mut self, revents: &[i16], mut render: impl FnMut() -> Vec<u8>) {
+    /// clients past their deadline. `render` makes the document asked for.
+    pub fn on_events(&mut self, revents: &[i16], mut render: impl FnMut(Document) -> Vec<u8>) {
         let now = Instant::now();
+        let first_client = self.listeners.len();
         let mut keep = Vec::with_capacity(self.clients.len());
         let clients = std::mem::take(&mut self.clients);
         for (index, mut client) in clients.into_iter().enumerate() {
-            let ready = revents.get(index + 1).copied().unwrap_or(0) != 0;
+            let ready = revents.get(index + first_client).copied().unwrap_or(0) != 0;
             if ready {
                 if client.pending.is_none() {
                     // stats-http: one read of the request is enough, as in uWSGI.
@@ -156,7 +163,15 @@ impl StatsServer {
                     match sys::fd::read(client.fd.as_fd(), &mut request) {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                         Ok(0) | Err(_) => continue,
-                        Ok(_) => client.pending = Some((self.document(&mut render), 0)),
+                        Ok(n) => {
+                            let document = if client.prometheus_only || asks_metrics(&request[..n])
+                            {
+                                Document::Prometheus
+                            } else {
+                                Document::Json
+                            };
+                            client.pending = Some((http_document(document, &mut render), 0));
+                        }
                     }
                 }
                 if client.pending.is_some() && !flush(&mut client) {
@@ -169,25 +184,22 @@ impl StatsServer {
             keep.push(client);
         }
         self.clients = keep;
-        if revents.first().copied().unwrap_or(0) != 0 {
-            self.accept_all(now, &mut render);
+        for index in 0..self.listeners.len() {
+            if revents.get(index).copied().unwrap_or(0) != 0 {
+                self.accept_all(index, now, &mut render);
+            }
         }
     }
 
-    fn document(&self, render: &mut impl FnMut() -> Vec<u8>) -> Vec<u8> {
-        let body = render();
-        if !self.http {
-            return body;
-        }
-        let mut out = Vec::with_capacity(HTTP_HEAD.len() + body.len());
-        out.extend_from_slice(HTTP_HEAD);
-        out.extend_from_slice(&body);
-        out
-    }
-
-    fn accept_all(&mut self, now: Instant, render: &mut impl FnMut() -> Vec<u8>) {
+    fn accept_all(
+        &mut self,
+        index: usize,
+        now: Instant,
+        render: &mut impl FnMut(Document) -> Vec<u8>,
+    ) {
+        let listening = &self.listeners[index];
         loop {
-            let fd = match sys::net::accept(self.listener.as_fd()) {
+            let fd = match sys::net::accept(listening.fd.as_fd()) {
                 Ok(Some((fd, _))) => fd,
                 Ok(None) => return,
                 Err(err) => {
@@ -202,10 +214,12 @@ impl StatsServer {
             let mut client = Client {
                 fd,
                 deadline: now + CLIENT_TIMEOUT,
+                http: listening.http,
+                prometheus_only: listening.prometheus_only,
                 pending: None,
             };
-            if !self.http {
-                client.pending = Some((self.document(render), 0));
+            if !client.http {
+                client.pending = Some((render(Document::Json), 0));
                 // Most documents fit the socket buffer: done in one write.
                 if !flush(&mut client) {
                     continue;
@@ -214,6 +228,65 @@ impl StatsServer {
             self.clients.push(client);
         }
     }
+}
+
+/// Binds one listener; a unix socket gets `chmod_socket`'s mode when set, as in uWSGI.
+fn bind(
+    address: &str,
+    http: bool,
+    prometheus_only: bool,
+    chmod_socket: Option<u32>,
+) -> Result<Listening, BindStatsError> {
+    let wanted = parse_address(address)?;
+    // No TCP_DEFER_ACCEPT: the stats client never speaks first.
+    let fd = sys::net::bind_listener(&wanted, 64, sys::net::ListenOptions::default())
+        .and_then(|fd| sys::fd::set_nonblocking(fd.as_fd(), true).map(|()| fd))
+        .map_err(|source| BindStatsError::Bind {
+            address: address.to_string(),
+            source,
+        })?;
+    if let (BindAddr::Unix(path), Some(mode)) = (&wanted, chmod_socket) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(
+            |source| BindStatsError::Bind {
+                address: address.to_string(),
+                source,
+            },
+        )?;
+    }
+    let local = sys::net::local_addr(fd.as_fd()).unwrap_or(wanted);
+    Ok(Listening {
+        fd,
+        local,
+        http,
+        prometheus_only,
+    })
+}
+
+/// `GET /metrics` (with or without a query string) on `stats-http`.
+fn asks_metrics(request: &[u8]) -> bool {
+    let line = request.split(|b| *b == b'\n').next().unwrap_or(b"");
+    let mut parts = line.split(|b| *b == b' ');
+    let _method = parts.next();
+    let target = parts.next().unwrap_or(b"");
+    let path = target.split(|b| *b == b'?').next().unwrap_or(b"");
+    path == b"/metrics"
+}
+
+/// The answer to an HTTP client: a minimal HTTP/1.0 head and the document.
+fn http_document(document: Document, render: &mut impl FnMut(Document) -> Vec<u8>) -> Vec<u8> {
+    let content_type = match document {
+        Document::Json => "application/json",
+        Document::Prometheus => crate::protocol::prometheus::CONTENT_TYPE,
+    };
+    let body = render(document);
+    let mut out = format!(
+        "HTTP/1.0 200 OK\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    out
 }
 
 /// Sends what the socket takes now. False once the client is done (all sent, or gone).
@@ -252,5 +325,13 @@ mod tests {
             "127.0.0.1:x",
             "error: cannot resolve the stats address `127.0.0.1:x`",
         );
+    }
+
+    #[test]
+    fn only_the_metrics_path_asks_for_metrics() {
+        assert!(asks_metrics(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(asks_metrics(b"GET /metrics?name[]=x HTTP/1.1\r\n"));
+        assert!(!asks_metrics(b"GET / HTTP/1.1\r\n"));
+        assert!(!asks_metrics(b"GET /metricsx HTTP/1.1\r\n"));
     }
 }

@@ -18,11 +18,13 @@ mod autoreload;
 mod exchange;
 mod gate;
 mod harakiri;
+mod health;
 mod offload;
 pub mod options;
 mod proxy_header;
 pub mod recycle;
 pub mod request_log;
+pub mod request_metrics;
 pub mod scoreboard;
 mod serve;
 mod statics;
@@ -114,6 +116,8 @@ pub struct Limits {
     pub options: options::RequestOptions,
     /// `static-map`, `check-static`, `offload-threads` and the rest.
     pub statics: Arc<crate::config::StaticConfig>,
+    /// `health-check-path`: answered without the app (`health.rs`).
+    pub health_check_path: Option<Arc<str>>,
 }
 
 pub struct WorkerSetup<'a> {
@@ -280,6 +284,8 @@ pub(crate) struct Shared {
     /// The static files, when any are mapped, and the threads that finish sending them.
     pub statics: Option<statics::StaticFiles>,
     pub offload: Option<offload::Offload>,
+    /// `health-check-path`: probes answered without the app, even when saturated.
+    pub health: Option<health::Health>,
 }
 
 impl Shared {
@@ -389,6 +395,9 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         gate: Arc::new(gate::AcceptGate::new(setup.limits.max_connections)),
         statics: static_files,
         offload,
+        health: setup.limits.health_check_path.as_deref().map(|path| {
+            health::Health::new(path, setup.threads.max(1) as usize, app.is_unavailable())
+        }),
     });
     offload::Offload::start(&shared)?;
     harakiri::install_user_harakiri(setup.scoreboard.clone(), setup.id, setup.bank);
@@ -416,6 +425,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     // in C code would never let go.
     let python_signals = python_signal_pipe();
     let handles = threads.serve(&shared);
+    health::start_probe_thread(&shared);
     // Accepting before the master hears it: whoever the master's readiness lets in (stats,
     // a test) must find it so.
     if let Some(slot) = shared.slot() {

@@ -165,6 +165,7 @@ mod tests {
             min_worker_lifetime: Duration::from_secs(min_secs),
             options: Default::default(),
             statics: Default::default(),
+            health_check_path: None,
         }
     }
 

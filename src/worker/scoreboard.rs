@@ -91,7 +91,11 @@ impl Scoreboard {
         let workers = workers.max(1) as usize;
         let cores = cores.max(1) as usize;
         let banks = 2 * workers;
-        let words = SharedWords::new(workers * field::WORDS + banks * cores * core_field::WORDS)?;
+        let words = SharedWords::new(
+            workers * field::WORDS
+                + banks * cores * core_field::WORDS
+                + super::request_metrics::words(workers),
+        )?;
         Ok(Scoreboard {
             words,
             workers,
@@ -137,6 +141,28 @@ impl Scoreboard {
             bank: &self.words.words()[start..start + bank_words],
             cores: self.cores,
         })
+    }
+
+    /// Status classes, duration buckets and vassal-wide flags, after the banks
+    /// (`request_metrics.rs`).
+    pub fn metrics(&self) -> super::request_metrics::RequestMetrics<'_> {
+        let start = self.workers * field::WORDS + self.banks() * self.cores * core_field::WORDS;
+        super::request_metrics::RequestMetrics::new(&self.words.words()[start..])
+    }
+
+    /// Whether worker `id`'s current process accepts and has a request thread between
+    /// requests (relaxed loads only, no copy: the health probe thread asks often).
+    pub fn has_free_thread(&self, id: u32) -> bool {
+        let Some(worker) = self.worker(id) else {
+            return false;
+        };
+        worker.get(field::PID) != 0
+            && worker.get(field::ACCEPTING) != 0
+            && (0..self.cores).any(|index| {
+                worker
+                    .core(index)
+                    .is_some_and(|core| core.get(core_field::IN_REQUEST) == 0)
+            })
     }
 
     fn header(&self, id: u32) -> Option<&[AtomicU64]> {
@@ -602,5 +628,30 @@ mod tests {
         assert!(!core.is_condemned());
         core.begin_request(78, "GET", "/", "");
         assert!(!core.is_condemned());
+    }
+
+    #[test]
+    fn a_free_thread_is_one_between_requests_in_an_accepting_worker() {
+        let board = Scoreboard::new(1, 2).expect("mmap");
+        let worker = board.worker(1).expect("worker 1");
+        worker.prepare_spawn(0, 1, 1000);
+        assert!(!board.has_free_thread(1), "no process yet");
+        worker.set_pid(42);
+        worker.set_accepting(true);
+        assert!(board.has_free_thread(1));
+        worker
+            .core(0)
+            .expect("core 0")
+            .begin_request(1, "GET", "/", "");
+        assert!(board.has_free_thread(1), "core 1 is free");
+        worker
+            .core(1)
+            .expect("core 1")
+            .begin_request(2, "GET", "/", "");
+        assert!(!board.has_free_thread(1), "both busy");
+        worker.core(1).expect("core 1").end_request();
+        worker.set_accepting(false);
+        assert!(!board.has_free_thread(1), "not accepting");
+        assert!(!board.has_free_thread(2));
     }
 }

@@ -295,7 +295,7 @@ fn accept_one(shared: &Shared, index: usize) -> bool {
     }
 }
 
-fn accept_conn(shared: &Shared, index: usize) -> Option<Conn> {
+pub(super) fn accept_conn(shared: &Shared, index: usize) -> Option<Conn> {
     if !shared.gate.is_open() {
         return None;
     }
@@ -364,7 +364,7 @@ pub(super) fn resume(shared: &Shared, mut conn: Conn) {
 ///
 /// The connection enters the table and is armed under the table lock: a thread woken for
 /// it blocks on the lock until it is there, and nothing can close it in between.
-fn park(shared: &Shared, conn: Conn) {
+pub(super) fn park(shared: &Shared, conn: Conn) {
     park_with(shared, conn, 0);
 }
 
@@ -414,6 +414,14 @@ fn drive(shared: &Shared, mut conn: Conn) {
                 Protocol::Http => match http::parse_request_head(&buf, max_head) {
                     Ok(Some(head)) => {
                         conn.buf = buf[head.len..].to_vec();
+                        if shared
+                            .health
+                            .as_ref()
+                            .is_some_and(|h| h.is_probe_http(&head))
+                        {
+                            super::health::answer(shared, conn, head.method == b"HEAD");
+                            return;
+                        }
                         match serve_http(shared, conn, head) {
                             Some(next) => {
                                 conn = next;
@@ -448,6 +456,15 @@ fn drive(shared: &Shared, mut conn: Conn) {
                 Protocol::Uwsgi => match uwsgi::parse_packet(&buf, shared.limits.buffer_size) {
                     Ok(Some(packet)) => {
                         conn.buf = buf[packet.len..].to_vec();
+                        if shared
+                            .health
+                            .as_ref()
+                            .is_some_and(|h| h.is_probe_uwsgi(&packet))
+                        {
+                            let head_only = super::health::is_head_uwsgi(&packet);
+                            super::health::answer(shared, conn, head_only);
+                            return;
+                        }
                         serve_uwsgi(shared, conn, packet);
                         return;
                     }
@@ -775,6 +792,9 @@ fn answer_body_error(exchange: &mut ConnExchange, status: &[u8], body: &[u8]) {
 }
 
 fn begin_request(shared: &Shared, exchange: &mut ConnExchange) {
+    if let Some(health) = &shared.health {
+        health.enter();
+    }
     let Some(core) = current_core() else {
         return;
     };
@@ -803,6 +823,9 @@ fn finish(
         .into_any()
         .downcast()
         .expect("the exchange given to the runner is a ConnExchange");
+    if let Some(health) = &shared.health {
+        health.leave();
+    }
     let total = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
     // Before the connection can close: harakiri must not answer on a reused fd.
     let core = current_core();
@@ -821,6 +844,11 @@ fn finish(
             log.elapsed.as_micros() as u64,
             (log.header_bytes as u64).saturating_add(log.body_bytes),
             outcome.app_error,
+        );
+        shared.scoreboard.metrics().record(
+            shared.worker_id,
+            log.status,
+            log.elapsed.as_micros() as u64,
         );
     }
     let asked = crate::python::take_log_this_request();

@@ -6,6 +6,8 @@
 mod attached;
 mod cheaper;
 mod crons;
+mod drain;
+mod heartbeat;
 mod mules;
 mod pause;
 mod recycling;
@@ -162,6 +164,10 @@ struct Master<'a> {
     spoolers: super::spooler::Spoolers,
     mules: super::mules::Mules,
     crons: super::cron::Crons,
+    /// `health-drain-delay`: when the stop begins, and the signal that asked for it.
+    drain_until: Option<(Instant, &'static str)>,
+    /// `heartbeat`: when the next `WATCHDOG=1` is due (`heartbeat.rs`).
+    next_heartbeat: Option<Instant>,
 }
 
 /// The master's reload and recycling state (issue 5), kept together so the loop's hooks
@@ -204,6 +210,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     let mut inherited = sockets::take_inherited();
     attached::run_asap_hooks(config)?;
     super::process_setup::immediate(config)?;
+    inherited.extend(super::socket_activation::take());
 
     if let Some(dir) = &config.chdir {
         std::env::set_current_dir(dir).map_err(|source| RunVassalError::Chdir {
@@ -215,18 +222,12 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         std::env::set_var(key, value);
     }
     super::process_setup::apply_unenv(config);
-    if config.sockets.is_empty() {
+    // systemd may pass sockets the INI does not name (`socket_activation.rs`).
+    if config.sockets.is_empty() && !inherited.iter().any(sockets::names_its_option) {
         return Err(RunVassalError::NoSocket);
     }
     let bound = sockets::bind_all(config, &mut inherited)?;
-    let stats = match &config.stats {
-        Some(address) => {
-            let server = StatsServer::bind(address, config.stats_http, config.chmod_socket)?;
-            tracing::info!(address = %server.local, http = config.stats_http, "stats server listening");
-            Some(server)
-        }
-        None => None,
-    };
+    let stats = StatsServer::from_config(config)?;
     let interpreter = super::python_setup::interpreter_options(config);
     let spec = super::python_setup::app_spec(config);
     // `pidfile` before dropping privileges, `pidfile2` after, as uWSGI (process_setup.rs).
@@ -352,6 +353,8 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         spoolers,
         mules: super::mules::Mules::new(&config.mules),
         crons: super::cron::Crons::new(&config.crons, config.cron_harakiri),
+        drain_until: None,
+        next_heartbeat: (!config.heartbeat.is_zero()).then(|| started + config.heartbeat),
     };
     let initial = master.initial_workers();
     if !master.start_cheap() {
@@ -633,6 +636,7 @@ impl Master<'_> {
                             reload_on_exception: config.extra.reload_on_exception,
                         },
                         statics: Arc::new(config.statics.clone()),
+                        health_check_path: config.health_check_path.as_deref().map(Into::into),
                     },
                     ready_fd: self.ready_write.as_raw_fd(),
                     close_fds,
@@ -760,6 +764,8 @@ impl Master<'_> {
             daemons_deadline,
             cheaper_deadline,
             self.next_timer(),
+            self.drain_deadline(),
+            self.heartbeat_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -776,7 +782,7 @@ impl Master<'_> {
         }
         match sig {
             libc::SIGCHLD => {}
-            libc::SIGTERM | libc::SIGQUIT => self.begin_stop(false, sys::signal::name(sig)),
+            libc::SIGTERM | libc::SIGQUIT => self.stop_after_drain(sys::signal::name(sig)),
             libc::SIGINT => self.begin_stop(true, "SIGINT"),
             libc::SIGHUP => self.begin_reload(false)?,
             libc::SIGUSR1 => self.log_stats(),
@@ -975,6 +981,8 @@ impl Master<'_> {
     fn on_timers(&mut self) -> Result<(), RunVassalError> {
         let now = Instant::now();
         self.attached_tick(now);
+        self.drain_tick(now);
+        self.heartbeat_tick(now);
         if let Phase::Stopping { deadline, fast } = self.phase {
             if now >= deadline {
                 for pid in self.worker_pids() {

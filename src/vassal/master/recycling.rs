@@ -102,6 +102,7 @@ impl Master<'_> {
                     "the new configuration was not checked within reload-mercy; killing the check"
                 );
                 let _ = sys::signal::kill(pid, libc::SIGKILL);
+                self.scoreboard.metrics().count_recycle("evil-memory");
             }
         }
         for (action, path) in self.lifecycle.touches.changed() {
@@ -236,6 +237,9 @@ impl Master<'_> {
             pid,
             "recycling worker {id}: {cause}; starting its replacement first"
         );
+        self.scoreboard
+            .metrics()
+            .count_recycle(crate::vassal::prometheus::recycle_reason(cause));
         self.lifecycle.recycler.retiring.push(Retiring {
             pid,
             id,

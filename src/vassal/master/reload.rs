@@ -129,6 +129,7 @@ impl Master<'_> {
             std::env::set_var(EMPEROR_FD_ENV, raw.to_string());
         }
         std::env::set_var(LISTEN_FDS_ENV, fds.join(","));
+        sockets::mark_activated_for_exec(&self.sockets);
         let old: Vec<String> = self.worker_pids().iter().map(|p| p.to_string()).collect();
         std::env::set_var(OLD_WORKERS_ENV, old.join(","));
         std::env::set_var(RELOADS_ENV, (self.reloads + 1).to_string());
@@ -152,6 +153,7 @@ impl Master<'_> {
             RELOADS_ENV,
             EMPEROR_FD_ENV,
             cheaper::RUNNING_ENV,
+            sockets::ACTIVATED_FDS_ENV,
         ] {
             std::env::remove_var(key);
         }
@@ -186,7 +188,7 @@ impl Master<'_> {
                 Command::WorkersReload => self.workers_reload()?,
                 Command::BrutalWorkersReload => self.brutal_workers_reload(),
                 Command::ChainReload => self.chain_reload(),
-                Command::Stop => self.begin_stop(false, "master fifo `q`"),
+                Command::Stop => self.stop_after_drain("master fifo `q`"),
                 Command::BrutalStop => self.begin_stop(true, "master fifo `Q`"),
                 Command::Stats => self.log_stats(),
                 Command::Pause => self.toggle_pause(),

@@ -1,6 +1,7 @@
 //! What the master tells about its workers: SIGUSR1's log lines and the stats server's document.
 
 use super::*;
+use crate::vassal::stats_server::Document;
 
 impl Master<'_> {
     /// SIGUSR1: per-worker figures from the scoreboard, one line each (uWSGI's `stats()`).
@@ -42,11 +43,38 @@ impl Master<'_> {
         let Some(mut stats) = self.stats.take() else {
             return;
         };
-        stats.on_events(revents, || self.stats_document());
+        stats.on_events(revents, |document| match document {
+            Document::Json => self.stats_document(),
+            Document::Prometheus => self.metrics_document(),
+        });
         self.stats = Some(stats);
     }
 
     pub(super) fn stats_document(&self) -> Vec<u8> {
+        let mut document = crate::vassal::stats::render(&self.stats_snapshot());
+        self.add_daemon_stats(&mut document);
+        crate::vassal::stats::to_bytes(&document, self.config.stats_minified)
+    }
+
+    /// `/metrics`: the stats JSON's figures and the request histogram, in Prometheus' format.
+    pub(super) fn metrics_document(&self) -> Vec<u8> {
+        let stats = self.stats_snapshot();
+        let metrics = self.scoreboard.metrics();
+        let requests = stats
+            .workers
+            .iter()
+            .map(|w| metrics.snapshot(w.id))
+            .collect();
+        crate::vassal::prometheus::render(&crate::vassal::prometheus::MetricsInput {
+            stats: &stats,
+            requests,
+            uptime_secs: self.started.elapsed().as_secs_f64(),
+            draining: metrics.draining(),
+            recycles: metrics.recycles(),
+        })
+    }
+
+    fn stats_snapshot(&self) -> crate::vassal::stats::VassalStats {
         let sockets = self
             .sockets
             .iter()
@@ -80,7 +108,7 @@ impl Master<'_> {
                 })
             })
             .collect();
-        let stats = crate::vassal::stats::VassalStats {
+        crate::vassal::stats::VassalStats {
             version: concat!("kaiser-", env!("CARGO_PKG_VERSION")).to_string(),
             pid: sys::process::getpid() as u32,
             uid: sys::process::uid(),
@@ -92,9 +120,6 @@ impl Master<'_> {
             workers,
             with_cores: !self.config.stats_no_cores,
             extra: self.stats_sections(),
-        };
-        let mut document = crate::vassal::stats::render(&stats);
-        self.add_daemon_stats(&mut document);
-        crate::vassal::stats::to_bytes(&document, self.config.stats_minified)
+        }
     }
 }

@@ -1,0 +1,241 @@
+//! On-demand vassals (as uWSGI): for `foo.ini` the emperor binds its socket itself and starts
+//! no process. `emperor-on-demand-directory DIR` names it `DIR/foo.socket`;
+//! `emperor-on-demand-extension EXT` reads it from the file `foo.iniEXT` (a unix path, or
+//! `host:port` for TCP). The first connection (the socket
+//! turns readable; nothing is accepted) starts the vassal, which gets the socket
+//! (`KAISER_ON_DEMAND_FD`) and serves the waiting connection from the backlog: none is
+//! refused. When the vassal exits after serving (`idle` + `die-on-idle`, or any exit once it
+//! was ready), the socket is watched again. The vassal's INI names the same socket
+//! (`socket = DIR/foo.socket`, or `http-socket` for HTTP) so that it knows the protocol.
+//! `emperor-on-demand-exec CMD` takes the first line `CMD <vassal file>` prints.
+//!
+//! It owns the socket and the wait for a connection; when to start or stop the vassal is the
+//! state machine's (`state.rs`, `State::Waiting`).
+
+use std::net::ToSocketAddrs;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::sys;
+use crate::sys::net::BindAddr;
+
+/// The environment variable naming the on-demand socket's fd in the vassal.
+pub const FD_ENV: &str = "KAISER_ON_DEMAND_FD";
+
+/// The backlog of an on-demand socket (uWSGI uses its `listen`, 100 by default).
+const BACKLOG: u32 = 1024;
+
+/// Where an on-demand vassal's socket comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// `emperor-on-demand-directory`: `DIR/<name without extension>.socket`.
+    Directory(PathBuf),
+    /// `emperor-on-demand-extension`: the first line of the file `<vassal file>EXT`.
+    Extension(String),
+    /// `emperor-on-demand-exec`: the first line printed by `CMD <vassal file>` (run by
+    /// `sh -c`, bounded by [`EXEC_TIMEOUT`]).
+    Exec(String),
+}
+
+/// How long `emperor-on-demand-exec`'s command may take (the emperor waits for it, as uWSGI
+/// does).
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindOnDemandError {
+    #[error("cannot read the on-demand socket name from `{}`", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` names no socket", .path.display())]
+    Empty { path: PathBuf },
+    #[error("`emperor-on-demand-exec` command `{command}` failed: {reason}")]
+    Exec { command: String, reason: String },
+    #[error("cannot bind the on-demand socket `{address}`")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct OnDemand {
+    fd: OwnedFd,
+    local: BindAddr,
+    waiter: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl OnDemand {
+    /// Binds the socket `source` names for the vassal file `vassal`: a path is a unix socket
+    /// (mode 0666, as uWSGI), `host:port` a TCP one. A stale socket file is replaced.
+    /// `Ok(None)`: with `emperor-on-demand-extension`, a vassal without the file is an
+    /// ordinary one.
+    pub fn bind(source: &Source, vassal: &Path) -> Result<Option<Self>, BindOnDemandError> {
+        let address = match source {
+            Source::Directory(dir) => {
+                let stem = vassal.file_stem().unwrap_or_default();
+                dir.join(stem)
+                    .with_extension("socket")
+                    .to_string_lossy()
+                    .into_owned()
+            }
+            Source::Extension(extension) => {
+                let mut name = vassal.as_os_str().to_owned();
+                name.push(extension);
+                let path = PathBuf::from(name);
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(text) => text,
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(source) => return Err(BindOnDemandError::Read { path, source }),
+                };
+                match text.lines().next().map(str::trim) {
+                    Some(line) if !line.is_empty() => line.to_owned(),
+                    _ => return Err(BindOnDemandError::Empty { path }),
+                }
+            }
+            Source::Exec(command) => match run_exec(command, vassal) {
+                // An empty answer: not an on-demand vassal.
+                Ok(line) if line.is_empty() => return Ok(None),
+                Ok(line) => line,
+                Err(reason) => {
+                    return Err(BindOnDemandError::Exec {
+                        command: command.clone(),
+                        reason,
+                    })
+                }
+            },
+        };
+        let bind_error = |source| BindOnDemandError::Bind {
+            address: address.clone(),
+            source,
+        };
+        let wanted = match address.rsplit_once(':') {
+            Some((host, port)) if !address.starts_with('/') => {
+                let port: u16 = port.parse().map_err(|_| {
+                    bind_error(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "invalid port",
+                    ))
+                })?;
+                let host = match host.trim_start_matches('[').trim_end_matches(']') {
+                    "" | "*" | "0" => "0.0.0.0",
+                    other => other,
+                };
+                let addr = (host, port).to_socket_addrs().map_err(bind_error)?.next();
+                BindAddr::Tcp(addr.ok_or_else(|| {
+                    bind_error(std::io::Error::from(std::io::ErrorKind::NotFound))
+                })?)
+            }
+            _ => BindAddr::Unix(std::path::absolute(&address).map_err(bind_error)?),
+        };
+        let options = sys::net::ListenOptions {
+            // A port scan's bare connect must not start the vassal: wait for data.
+            defer_accept: true,
+            ..sys::net::ListenOptions::default()
+        };
+        let fd = sys::net::bind_listener(&wanted, BACKLOG, options).map_err(bind_error)?;
+        if let BindAddr::Unix(path) = &wanted {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+                .map_err(bind_error)?;
+        }
+        let local = sys::net::local_addr(fd.as_fd()).unwrap_or(wanted);
+        Ok(Some(OnDemand {
+            fd,
+            local,
+            waiter: None,
+        }))
+    }
+
+    /// The bound address (`/run/od/app.socket`, `127.0.0.1:3031`).
+    pub fn address(&self) -> String {
+        self.local.to_string()
+    }
+
+    /// The listening fd, for the vassal to inherit.
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Waits (on a task) for a connection to arrive, then calls `woken` once. Nothing is
+    /// accepted: the connection stays in the backlog for the vassal.
+    pub fn arm(&mut self, woken: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+        self.disarm();
+        let watched: OwnedFd = self.fd.as_fd().try_clone_to_owned()?;
+        self.waiter = Some(tokio::spawn(async move {
+            // SAFETY: `watched` is an open fd owned by the AsyncFd for its whole life, and an
+            // OwnedFd's `as_raw_fd` always returns that same fd.
+            let registered = unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(
+                    watched,
+                    tokio::io::Interest::READABLE,
+                )
+            };
+            match registered {
+                Ok(fd) => {
+                    if fd.readable().await.is_ok() {
+                        woken();
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot watch an on-demand socket")
+                }
+            }
+        }));
+        Ok(())
+    }
+
+    /// Stops waiting (the vassal runs, or is gone).
+    pub fn disarm(&mut self) {
+        if let Some(waiter) = self.waiter.take() {
+            waiter.abort();
+        }
+    }
+}
+
+/// Runs `command <vassal>` and returns the first line it printed, trimmed.
+fn run_exec(command: &str, vassal: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let mut child = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("{command} \"$1\""))
+        .arg("sh")
+        .arg(vassal)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + EXEC_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no answer within {} s", EXEC_TIMEOUT.as_secs()));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = stdout.read_to_string(&mut out);
+    }
+    if !status.success() {
+        return Err(format!("it exited with {status}"));
+    }
+    Ok(out.lines().next().unwrap_or("").trim().to_owned())
+}
+
+impl Drop for OnDemand {
+    fn drop(&mut self) {
+        self.disarm();
+        if let BindAddr::Unix(path) = &self.local {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
