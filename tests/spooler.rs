@@ -564,6 +564,18 @@ fn spool_can_target_an_external_spooler_directory() {
     instance.get("/spool?name=here");
     instance.wait_done(&["here"]);
     assert!(std::path::Path::new(&path).exists());
+    // `spooler_get_task` reads it back as the spooler would get it.
+    let task: serde_json::Value =
+        serde_json::from_str(&instance.get(&format!("/task?path={path}"))).unwrap();
+    assert_eq!(task["name"], "elsewhere", "{task}");
+    assert_eq!(task["ud_spool_func"], "record", "{task}");
+    assert!(
+        task["spooler_task_name"]
+            .as_str()
+            .unwrap()
+            .starts_with("uwsgi_spoolfile_on_"),
+        "{task}"
+    );
     assert!(
         !instance.runs().contains("elsewhere"),
         "{}",
