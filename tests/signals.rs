@@ -207,3 +207,47 @@ fn signal_wait_returns_once_the_signal_arrives() {
     // Its handler ran once, on the waiting thread.
     assert_eq!(events(&instance, "awaited").len(), 1);
 }
+
+/// How many times `pid` has gone to sleep (`voluntary_ctxt_switches`): each turn of the
+/// master's loop waits in poll once. None once it is gone.
+fn wakeups(pid: i32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_timer_does_not_spin_the_master_while_it_stops() {
+    // Regression: during a graceful stop timers are not fired, and their past deadline made
+    // the master's loop wake every millisecond until the last request ended.
+    let mut instance = start(&[]);
+    let master = instance.kaiser.pid();
+    let addr = instance.addr;
+    let request = std::thread::spawn(move || http_get(addr, "/sleep?s=3"));
+    wait_until("the request to start", START_TIMEOUT, |_| {
+        Ok(instance.out.join("sleeping").exists().then_some(()))
+    })
+    .unwrap();
+    let before = wakeups(master).unwrap();
+    instance.kaiser.signal(libc::SIGTERM);
+    let mut last = before;
+    wait_until("the vassal to stop", Duration::from_secs(30), |_| {
+        if let Some(now) = wakeups(master) {
+            last = now;
+        }
+        Ok(instance.kaiser.try_exit())
+    })
+    .unwrap();
+    let _ = request.join();
+    // A loop waking once a second (or on a signal) sleeps a few dozen times in 3 s; one
+    // that spins sleeps thousands of times.
+    assert!(
+        last - before < 300,
+        "the master woke {} times during a 3 s stop",
+        last - before
+    );
+}

@@ -89,6 +89,9 @@ def application(environ, start_response):
         uwsgi.signal(int(query["n"]))
     elif path == "/thread":
         in_background(query["name"])
+    elif path == "/sleep":
+        open(os.path.join(OUT, "sleeping"), "w").close()
+        time.sleep(float(query["s"]))
     elif path == "/slow":
         too_slow()
     elif path == "/rpc":
