@@ -118,6 +118,7 @@ impl Master<'_> {
         let old: Vec<String> = self.worker_pids().iter().map(|p| p.to_string()).collect();
         std::env::set_var(OLD_WORKERS_ENV, old.join(","));
         std::env::set_var(RELOADS_ENV, (self.reloads + 1).to_string());
+        std::env::set_var(sys::shm::CARRIED_ENV, sys::shm::carry_across_exec(true));
         tracing::info!(
             sockets = fds.len(),
             workers = old.len(),
@@ -131,7 +132,14 @@ impl Master<'_> {
         for socket in &self.sockets {
             let _ = sys::fd::set_cloexec(socket.fd.as_fd(), true);
         }
-        for key in [LISTEN_FDS_ENV, OLD_WORKERS_ENV, RELOADS_ENV, EMPEROR_FD_ENV] {
+        sys::shm::carry_across_exec(false);
+        for key in [
+            LISTEN_FDS_ENV,
+            OLD_WORKERS_ENV,
+            RELOADS_ENV,
+            EMPEROR_FD_ENV,
+            sys::shm::CARRIED_ENV,
+        ] {
             std::env::remove_var(key);
         }
         err
