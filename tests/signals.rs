@@ -251,3 +251,26 @@ fn a_timer_does_not_spin_the_master_while_it_stops() {
         last - before
     );
 }
+
+#[test]
+fn accepting_marks_the_worker_in_the_stats() {
+    let dir = TempDir::new("accepting");
+    let stats = dir.join("stats.sock");
+    let stats_text = stats.display().to_string();
+    let instance = start(&["--stats", &stats_text]);
+    let accepting = || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut wait_for_unix(&stats, START_TIMEOUT).unwrap(),
+            &mut text,
+        )
+        .unwrap();
+        let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+        document["workers"][0]["accepting"].clone()
+    };
+    assert_eq!(accepting(), 1);
+    http_get(instance.addr, "/accepting?v=0").unwrap();
+    assert_eq!(accepting(), 0);
+    http_get(instance.addr, "/accepting?v=1").unwrap();
+    assert_eq!(accepting(), 1);
+}

@@ -32,8 +32,9 @@ pub use spooler::{
 };
 pub use tracebacks::thread_stacks;
 pub use uwsgi_module::{
-    install as install_uwsgi_module, run_post_fork_hook, set_user_harakiri_hook, set_worker_id,
-    set_workers_hook, take_log_this_request, ModuleInfo, WorkerFigures,
+    current_worker_id, install as install_uwsgi_module, run_post_fork_hook, set_accepting_hook,
+    set_user_harakiri_hook, set_worker_id, set_workers_hook, take_log_this_request, ModuleInfo,
+    WorkerFigures,
 };
 pub use wsgi::{
     Exchange, ListenerEnv, Outcome, RequestVars, RespondError, ResponseHead, WsgiRunner,
