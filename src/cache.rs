@@ -134,10 +134,25 @@ impl Cache {
             .checked_mul(item_words)
             .and_then(|n| n.checked_add(header::WORDS + index_len))
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "cache too large"))?;
+        // Carried across a reload's exec when the layout is the same: the items stay, and both
+        // generations of workers share them while the old one finishes.
+        let key: String = format!(
+            "cache-{}-{}-{}-{}",
+            spec.name, spec.items, spec.keysize, spec.blocksize
+        )
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
         Ok(Cache {
             name: spec.name.clone(),
-            lock: SharedWords::new(1)?,
-            words: SharedWords::new(total)?,
+            lock: SharedWords::carried(&format!("{key}-lock"), 1)?,
+            words: SharedWords::carried(&key, total)?,
             items,
             index_len,
             keysize,

@@ -187,3 +187,27 @@ fn the_api_answers_as_uwsgi_does_and_stats_show_the_caches() {
     assert_eq!(caches[1]["items"], 0, "{text}");
     assert!(caches[1]["hits"].as_u64().unwrap() >= 3, "{text}");
 }
+
+#[test]
+fn items_outlive_a_graceful_reload() {
+    let (kaiser, addr) = start(&["--cache2", "name=kept,items=10"]);
+    assert_eq!(
+        json(&kaiser, addr, "/set?key=greeting&value=hello")["stored"],
+        true
+    );
+    let before = json(&kaiser, addr, "/get?key=greeting")["pid"].clone();
+    let mark = kaiser.log_mark();
+    kaiser.signal(libc::SIGHUP);
+    kaiser
+        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A worker of the new generation reads what the old one wrote: the master handed the
+    // cache's memory to its re-exec.
+    let answer = wait_until("a new worker to answer", START_TIMEOUT, |last| {
+        let answer = json(&kaiser, addr, "/get?key=greeting");
+        *last = answer.to_string();
+        Ok((answer["pid"] != before).then_some(answer))
+    })
+    .unwrap();
+    assert_eq!(answer["value"], "hello", "{answer}\n{}", kaiser.logs());
+}

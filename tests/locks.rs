@@ -118,3 +118,23 @@ fn lock_numbers_and_relocking() {
     );
     assert_eq!(get(&kaiser, addr, "/is-locked"), "false");
 }
+
+#[test]
+fn a_lock_held_by_the_old_generation_excludes_the_new_one_during_a_reload() {
+    let (kaiser, addr, out) = start(&["--locks", "1"]);
+    let holder = std::thread::spawn(move || http_get(addr, "/hold?n=1").unwrap().text());
+    wait_until("the lock to be taken", START_TIMEOUT, |_| {
+        Ok(out.join("holding").exists().then_some(()))
+    })
+    .unwrap();
+    let mark = kaiser.log_mark();
+    kaiser.signal(libc::SIGHUP);
+    kaiser
+        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The old worker still finishes its request, holding lock 1; the new worker sees it.
+    assert_eq!(get(&kaiser, addr, "/is-locked?n=1"), "true");
+    std::fs::write(out.join("release"), b"").unwrap();
+    assert_eq!(holder.join().unwrap(), "released");
+    assert_eq!(get(&kaiser, addr, "/is-locked?n=1"), "false");
+}

@@ -17,6 +17,10 @@ struct Instance {
 }
 
 fn start() -> Instance {
+    start_with(&[])
+}
+
+fn start_with(extra: &[&str]) -> Instance {
     let out = TempDir::new("mules");
     let venv = venv().display().to_string();
     let out_path = out.path().to_path_buf();
@@ -33,7 +37,11 @@ fn start() -> Instance {
             &script,
             "--farm",
             "scripted:3",
-        ],
+        ]
+        .iter()
+        .copied()
+        .chain(extra.iter().copied())
+        .collect::<Vec<_>>(),
         |command| {
             command.env("APP_OUT", &out_path);
         },
@@ -132,4 +140,24 @@ fn a_killed_mule_is_respawned_and_mules_stop_with_the_vassal() {
         0,
         "the mule outlived its vassal"
     );
+}
+
+#[test]
+fn mule_harakiri_kills_a_mule_stuck_on_a_message() {
+    let instance = start_with(&["--mule-harakiri", "1"]);
+    get(&instance, "/stuck?first");
+    let stuck = wait_events(&instance, "stuck", 1);
+    assert_eq!(stuck[0].1, 1);
+    instance
+        .kaiser
+        .wait_for_log("mule-harakiri", Duration::from_secs(20))
+        .unwrap();
+    instance
+        .kaiser
+        .wait_for_log("respawned mule", Duration::from_secs(20))
+        .unwrap();
+    // The respawned mule 1 handles messages again.
+    get(&instance, "/stuck?second");
+    let stuck = wait_events(&instance, "stuck", 2);
+    assert_ne!(stuck[1].0, stuck[0].0, "{stuck:?}");
 }

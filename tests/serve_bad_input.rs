@@ -392,11 +392,10 @@ fn limit_post_answers_413_for_larger_bodies_and_the_worker_keeps_serving() {
         );
 
         assert_eq!(worker_pid(http), pid, "{extra:?}: the worker changed");
-        let logs = kaiser.logs();
-        assert!(
-            logs.contains("limit-post"),
-            "no log line names limit-post:\n{logs}"
-        );
+        // The line may follow the answer by a moment: wait for it.
+        kaiser
+            .wait_for_log("limit-post", START_TIMEOUT)
+            .unwrap_or_else(|e| panic!("no log line names limit-post: {e}"));
     }
 }
 

@@ -78,11 +78,12 @@ fn a_timer_fires_every_second_in_the_workers() {
             "a tick ran outside the workers: {ticks:?}"
         );
     }
-    // One tick per second: never two in the same second.
-    for pair in ticks.windows(2) {
-        let gap = pair[1].2 - pair[0].2;
-        assert!(gap > 0.5, "ticks {gap:.3} s apart: {ticks:?}");
-    }
+    // One tick per second. Each handler runs up to a poll interval (and a busy machine's
+    // delay) after its tick, so compare the span of the four rather than each gap.
+    let mut times: Vec<f64> = ticks.iter().take(4).map(|t| t.2).collect();
+    times.sort_by(f64::total_cmp);
+    let span = times[3] - times[0];
+    assert!(span > 2.0, "4 ticks within {span:.3} s: {ticks:?}");
 }
 
 #[test]
@@ -205,4 +206,71 @@ fn signal_wait_returns_once_the_signal_arrives() {
     assert_eq!(waiter.join().unwrap(), "44");
     // Its handler ran once, on the waiting thread.
     assert_eq!(events(&instance, "awaited").len(), 1);
+}
+
+/// How many times `pid` has gone to sleep (`voluntary_ctxt_switches`): each turn of the
+/// master's loop waits in poll once. None once it is gone.
+fn wakeups(pid: i32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_timer_does_not_spin_the_master_while_it_stops() {
+    // Regression: during a graceful stop timers are not fired, and their past deadline made
+    // the master's loop wake every millisecond until the last request ended.
+    let mut instance = start(&[]);
+    let master = instance.kaiser.pid();
+    let addr = instance.addr;
+    let request = std::thread::spawn(move || http_get(addr, "/sleep?s=3"));
+    wait_until("the request to start", START_TIMEOUT, |_| {
+        Ok(instance.out.join("sleeping").exists().then_some(()))
+    })
+    .unwrap();
+    let before = wakeups(master).unwrap();
+    instance.kaiser.signal(libc::SIGTERM);
+    let mut last = before;
+    wait_until("the vassal to stop", Duration::from_secs(30), |_| {
+        if let Some(now) = wakeups(master) {
+            last = now;
+        }
+        Ok(instance.kaiser.try_exit())
+    })
+    .unwrap();
+    let _ = request.join();
+    // A loop waking once a second (or on a signal) sleeps a few dozen times in 3 s; one
+    // that spins sleeps thousands of times.
+    assert!(
+        last - before < 300,
+        "the master woke {} times during a 3 s stop",
+        last - before
+    );
+}
+
+#[test]
+fn accepting_marks_the_worker_in_the_stats() {
+    let dir = TempDir::new("accepting");
+    let stats = dir.join("stats.sock");
+    let stats_text = stats.display().to_string();
+    let instance = start(&["--stats", &stats_text]);
+    let accepting = || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut wait_for_unix(&stats, START_TIMEOUT).unwrap(),
+            &mut text,
+        )
+        .unwrap();
+        let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+        document["workers"][0]["accepting"].clone()
+    };
+    assert_eq!(accepting(), 1);
+    http_get(instance.addr, "/accepting?v=0").unwrap();
+    assert_eq!(accepting(), 0);
+    http_get(instance.addr, "/accepting?v=1").unwrap();
+    assert_eq!(accepting(), 1);
 }

@@ -189,7 +189,7 @@ fn every_spooled_task_runs_exactly_once_and_at_once() {
     }
     let info: serde_json::Value = serde_json::from_str(&instance.get("/spooler")).unwrap();
     assert_eq!(info["jobs"], serde_json::json!([]), "{info}");
-    assert_eq!(info["i_am_the_spooler"], false, "{info}");
+    assert_eq!(info["i_am_the_spooler"], serde_json::Value::Null, "{info}");
     let pids = info["pids"].as_array().unwrap();
     assert_eq!(pids.len(), 2, "{info}");
     assert_eq!(info["pid"], pids[0], "{info}");
@@ -564,6 +564,18 @@ fn spool_can_target_an_external_spooler_directory() {
     instance.get("/spool?name=here");
     instance.wait_done(&["here"]);
     assert!(std::path::Path::new(&path).exists());
+    // `spooler_get_task` reads it back as the spooler would get it.
+    let task: serde_json::Value =
+        serde_json::from_str(&instance.get(&format!("/task?path={path}"))).unwrap();
+    assert_eq!(task["name"], "elsewhere", "{task}");
+    assert_eq!(task["ud_spool_func"], "record", "{task}");
+    assert!(
+        task["spooler_task_name"]
+            .as_str()
+            .unwrap()
+            .starts_with("uwsgi_spoolfile_on_"),
+        "{task}"
+    );
     assert!(
         !instance.runs().contains("elsewhere"),
         "{}",

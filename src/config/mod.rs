@@ -275,6 +275,8 @@ pub struct Config {
     /// `farm = NAME:1,2`: named groups of mule ids.
     pub farms: Vec<(String, Vec<u32>)>,
     pub mule_msg_size: usize,
+    /// `mule-harakiri` (zero: off).
+    pub mule_harakiri: Duration,
     /// `timer`/`rbtimer`: (signal, seconds) the master raises.
     pub timers: Vec<(u8, u64)>,
     /// `cron`, `unique-cron`, `cron2`: commands the master runs.
@@ -402,6 +404,7 @@ impl Default for Config {
             mules: Vec::new(),
             farms: Vec::new(),
             mule_msg_size: 65536,
+            mule_harakiri: Duration::ZERO,
             timers: Vec::new(),
             crons: Vec::new(),
             cron_harakiri: Duration::ZERO,

@@ -535,7 +535,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("mules", Int, Lifecycle, "add N mules that wait for messages").default("0"),
     opt("farm", Text, Lifecycle, "a named group of mules, `NAME:1,2`: `mule_msg(msg, NAME)` goes to one of them").multi(),
     opt("mule-msg-size", Int, Lifecycle, "the largest mule message, in bytes").default("65536"),
-    opt("mule-harakiri", Seconds, Lifecycle, "kill a mule stuck this long").later(),
+    opt("mule-harakiri", Seconds, Lifecycle, "kill a mule whose handling of one message (`mule_msg_hook`) runs longer than this; it is respawned").default("0"),
     opt("cache2", Text, Lifecycle, "create a shared cache: `name=NAME,items=N[,blocksize=BYTES,keysize=BYTES,expires=SECS,purge_lru=1]`").multi(),
     opt("cache", Int, Lifecycle, "legacy: a cache named `default` of N items").default("0"),
     opt("cache-blocksize", Int, Lifecycle, "legacy `cache`: the largest value, in bytes").default("65536"),

@@ -438,6 +438,9 @@ fn render_spooler(config: &Config, default: &Config, line: &mut impl FnMut(&str,
         let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
         line("farm", &format!("{name}:{}", ids.join(",")));
     }
+    if config.mule_harakiri != default.mule_harakiri {
+        line("mule-harakiri", &config.mule_harakiri.as_secs().to_string());
+    }
     if config.mule_msg_size != default.mule_msg_size {
         line("mule-msg-size", &config.mule_msg_size.to_string());
     }

@@ -348,6 +348,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
             .mules
             .extend(std::iter::repeat_n(String::new(), number(v)? as usize)),
         "farm" => config.farms.push(farm(v)?),
+        "mule-harakiri" => config.mule_harakiri = seconds(v)?,
         "mule-msg-size" => config.mule_msg_size = number(v)?.clamp(1, 1 << 24) as usize,
         "timer" | "rbtimer" => config.timers.push(super::cron::parse_timer(v)?),
         "cron" => config.crons.push(super::cron::parse_cron(v, false)?),

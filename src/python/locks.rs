@@ -21,7 +21,9 @@ static LOCKS: OnceLock<SharedWords<AtomicU32>> = OnceLock::new();
 /// Called by the master before the app is imported and before any fork: `count` user locks
 /// beside lock 0.
 pub fn create_locks(count: u32) -> std::io::Result<()> {
-    let words = SharedWords::new(count as usize + 1)?;
+    // Carried across a reload's exec: the old generation's workers, still finishing their
+    // requests, and the new one's exclude each other.
+    let words = SharedWords::carried(&format!("locks-{}", count + 1), count as usize + 1)?;
     let _ = LOCKS.set(words);
     Ok(())
 }

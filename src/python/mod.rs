@@ -27,7 +27,7 @@ pub use interpreter::{
 };
 pub use locks::create_locks;
 pub use modules::loaded_module_files;
-pub use mules::{create_mules, run_mule_loop, run_mule_script, set_mule_id};
+pub use mules::{create_mules, mule_busy_since, run_mule_loop, run_mule_script, set_mule_id};
 pub use signals::{dispatch_pending as dispatch_uwsgi_signals, set_spooler_signal_slot};
 pub use spooler::{
     import_spooler_modules, run_spooler_task, set_i_am_the_spooler, set_spooler_api, SpoolVars,
@@ -35,8 +35,9 @@ pub use spooler::{
 };
 pub use tracebacks::{thread_stacks, thread_stacks_within};
 pub use uwsgi_module::{
-    install as install_uwsgi_module, run_post_fork_hook, set_user_harakiri_hook, set_worker_id,
-    set_workers_hook, take_log_this_request, take_logvars, ModuleInfo, WorkerFigures,
+    current_worker_id, install as install_uwsgi_module, run_post_fork_hook, set_accepting_hook,
+    set_user_harakiri_hook, set_worker_id, set_workers_hook, take_log_this_request, take_logvars,
+    ModuleInfo, WorkerFigures,
 };
 pub use wsgi::{
     Exchange, ListenerEnv, Outcome, RequestVars, RespondError, ResponseHead, WsgiRunner,

@@ -38,6 +38,9 @@ struct Mules {
     shared: Mailbox,
     farms: Vec<(String, Vec<u32>, Mailbox)>,
     msg_size: usize,
+    /// Per mule, when it started handling its current message (Unix µs; 0: waiting), for
+    /// `mule-harakiri`. Shared with the master.
+    busy: crate::sys::shm::SharedWords,
 }
 
 static MULES: OnceLock<Mules> = OnceLock::new();
@@ -62,6 +65,7 @@ pub fn create_mules(
             .map(|(name, ids)| Ok((name.clone(), ids.clone(), Mailbox::new()?)))
             .collect::<std::io::Result<_>>()?,
         msg_size,
+        busy: crate::sys::shm::SharedWords::new(count)?,
     };
     let _ = MULES.set(mules);
     Ok(())
@@ -71,6 +75,23 @@ pub fn create_mules(
 pub fn set_mule_id(id: u32) {
     MULE_ID.store(id, Ordering::Relaxed);
     super::signals::set_mule_signal_slot(id);
+}
+
+/// When mule `id` started handling its current message (Unix µs), 0 when it waits.
+pub fn mule_busy_since(id: u32) -> u64 {
+    MULES
+        .get()
+        .and_then(|mules| mules.busy.words().get((id as usize).wrapping_sub(1)))
+        .map_or(0, |word| word.load(Ordering::Relaxed))
+}
+
+fn set_busy(id: u32, since_us: u64) {
+    if let Some(word) = MULES
+        .get()
+        .and_then(|mules| mules.busy.words().get((id as usize).wrapping_sub(1)))
+    {
+        word.store(since_us, Ordering::Relaxed);
+    }
 }
 
 pub(crate) fn current_mule_id() -> u32 {
@@ -295,7 +316,13 @@ pub fn run_mule_loop() -> ! {
                 .getattr("mule_msg_hook");
             match hook {
                 Ok(hook) if hook.is_callable() => {
-                    hook.call1((PyBytes::new(py, &message),))?;
+                    let now_us = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_micros() as u64);
+                    set_busy(id, now_us.max(1));
+                    let handled = hook.call1((PyBytes::new(py, &message),));
+                    set_busy(id, 0);
+                    handled?;
                 }
                 _ => tracing::warn!(
                     mule = id,

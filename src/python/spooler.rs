@@ -144,9 +144,10 @@ fn set_spooler_frequency(seconds: u64) -> PyResult<bool> {
     Ok(true)
 }
 
+/// `uwsgi.i_am_the_spooler()`: True in a spooler, None elsewhere (uWSGI's answers).
 #[pyfunction]
-fn i_am_the_spooler() -> bool {
-    i_am_the_spooler_now()
+fn i_am_the_spooler() -> Option<bool> {
+    i_am_the_spooler_now().then_some(true)
 }
 
 /// `uwsgi.spooler_get_task(path)`: the dict the task would be run with, or None.

@@ -35,6 +35,26 @@ pub struct WorkerFigures {
     pub avg_rt_us: u64,
 }
 
+/// Sets this worker's `accepting` flag in the stats (`uwsgi.accepting()`).
+pub type AcceptingHook = Box<dyn Fn(bool) + Send + Sync>;
+
+static ACCEPTING: OnceLock<AcceptingHook> = OnceLock::new();
+
+/// Called in a worker after fork: what `uwsgi.accepting()` does there.
+pub fn set_accepting_hook(hook: AcceptingHook) {
+    let _ = ACCEPTING.set(hook);
+}
+
+/// `uwsgi.accepting([flag])`: marks this worker as accepting (or not) in the stats, as
+/// uWSGI's does; it changes nothing else. Outside a worker it does nothing.
+#[pyfunction]
+#[pyo3(signature = (accepting = true))]
+fn accepting(accepting: bool) {
+    if let Some(hook) = ACCEPTING.get() {
+        hook(accepting);
+    }
+}
+
 /// Every worker's figures, in id order.
 pub type WorkersHook = Box<dyn Fn() -> Vec<WorkerFigures> + Send + Sync>;
 
@@ -206,7 +226,7 @@ pub fn take_logvars() -> Vec<(String, String)> {
 }
 
 /// This process's worker id (0 outside workers).
-pub(crate) fn current_worker_id() -> u32 {
+pub fn current_worker_id() -> u32 {
     WORKER_ID.load(Ordering::Relaxed)
 }
 
@@ -294,6 +314,7 @@ pub fn install(info: ModuleInfo) -> PyResult<()> {
         module.add_function(wrap_pyfunction!(request_id, &module)?)?;
         module.add_function(wrap_pyfunction!(mem, &module)?)?;
         module.add_function(wrap_pyfunction!(micros, &module)?)?;
+        module.add_function(wrap_pyfunction!(accepting, &module)?)?;
         super::spooler::add_to_module(&module)?;
         super::locks::add_to_module(&module)?;
         super::cache::add_to_module(&module)?;

@@ -39,6 +39,15 @@ impl Mules {
         self.slots.iter().filter_map(|s| s.pid)
     }
 
+    /// `(index, pid)` of every live mule.
+    pub fn live(&self) -> Vec<(usize, Pid)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| slot.pid.map(|pid| (index, pid)))
+            .collect()
+    }
+
     pub fn script(&self, index: usize) -> &str {
         &self.slots[index].script
     }

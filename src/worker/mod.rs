@@ -513,8 +513,16 @@ fn python_signal_pipe() -> Option<(OwnedFd, OwnedFd)> {
     Some((read, write))
 }
 
-/// Where `uwsgi.workers()`, `total_requests()` and `request_id()` read: the scoreboard.
+/// Where `uwsgi.workers()`, `total_requests()` and `request_id()` read, and
+/// `uwsgi.accepting()` writes: the scoreboard.
 fn install_workers_hook(scoreboard: Arc<Scoreboard>) {
+    let board = scoreboard.clone();
+    python::set_accepting_hook(Box::new(move |accepting| {
+        let id = python::current_worker_id();
+        if let Some(slot) = board.worker(id) {
+            slot.set_accepting(accepting);
+        }
+    }));
     python::set_workers_hook(Box::new(move || {
         (1..=scoreboard.workers() as u32)
             .filter_map(|id| {

@@ -2,6 +2,7 @@
 every mule, a farm. Events are lines in `$APP_OUT/events.log`: `KIND PID MULE_ID ARG`."""
 
 import os
+import time
 
 import uwsgi
 from uwsgidecorators import mulefunc, signal
@@ -28,6 +29,13 @@ def in_mule_two(name):
     note("two", name)
 
 
+@mulefunc(1)
+def stuck_forever(name):
+    note("stuck", name)
+    while True:
+        time.sleep(1)
+
+
 @signal(50, target="mules")
 def to_every_mule(signum):
     note("signal", signum)
@@ -41,6 +49,8 @@ def application(environ, start_response):
         anywhere(arg)
     elif path == "/two":
         in_mule_two(arg)
+    elif path == "/stuck":
+        stuck_forever(arg)
     elif path == "/signal":
         uwsgi.signal(50)
     elif path == "/farm":

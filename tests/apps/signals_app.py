@@ -89,6 +89,9 @@ def application(environ, start_response):
         uwsgi.signal(int(query["n"]))
     elif path == "/thread":
         in_background(query["name"])
+    elif path == "/sleep":
+        open(os.path.join(OUT, "sleeping"), "w").close()
+        time.sleep(float(query["s"]))
     elif path == "/slow":
         too_slow()
     elif path == "/rpc":
@@ -103,6 +106,8 @@ def application(environ, start_response):
         open(os.path.join(OUT, "waiting"), "w").close()
         uwsgi.signal_wait(44)
         body = str(uwsgi.signal_received())
+    elif path == "/accepting":
+        uwsgi.accepting(query["v"] == "1")
     elif path == "/registered":
         body = json.dumps([uwsgi.signal_registered(n) for n in (0, 1, 2, 42, 43, 200)])
     start_response("200 OK", [("Content-Type", "text/plain")])

@@ -96,6 +96,11 @@ def application(environ, start_response):
             "spoolers": [d.decode() for d in uwsgi.spoolers],
             "i_am_the_spooler": uwsgi.i_am_the_spooler(),
         }).encode()
+    elif path == "/task":
+        task = uwsgi.spooler_get_task(query["path"])
+        body = json.dumps({
+            (k.decode() if isinstance(k, bytes) else k): v.decode() for k, v in task.items()
+        }).encode()
     elif path == "/pid":
         body = json.dumps({"pid": os.getpid(), "worker": uwsgi.worker_id()}).encode()
     else:

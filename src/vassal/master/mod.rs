@@ -240,6 +240,8 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     if let Some(handle) = spoolers.handle() {
         python::set_spooler_api(Box::new(handle));
     }
+    // Locks and caches the previous master handed over through a reload's exec.
+    sys::shm::adopt_carried();
     // Before anything forks and before the app is imported, which may take one.
     crate::signals::create(
         config.processes.max(1) as usize,
@@ -256,6 +258,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     }
     python::create_locks(config.locks)?;
     python::create_caches(&config.caches())?;
+    sys::shm::drop_unclaimed();
     python::create_mules(config.mules.len(), &config.farms, config.mule_msg_size)?;
     let fifo =
         MasterFifo::open(&config.master_fifo).map_err(|source| RunVassalError::MasterFifo {

@@ -56,6 +56,23 @@ impl Master<'_> {
     }
 
     pub(super) fn mules_tick(&mut self, now: Instant) -> Result<(), RunVassalError> {
+        let limit = self.config.mule_harakiri;
+        if !limit.is_zero() {
+            let now_us = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64);
+            for (index, pid) in self.mules.live() {
+                let since = python::mule_busy_since(index as u32 + 1);
+                if since > 0 && now_us.saturating_sub(since) > limit.as_micros() as u64 {
+                    tracing::warn!(
+                        mule = index + 1,
+                        pid,
+                        "mule-harakiri: a message has been handled for too long; killing the mule"
+                    );
+                    let _ = sys::signal::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
         for index in self.mules.due(now) {
             self.spawn_mule(index)?;
         }

@@ -134,6 +134,7 @@ impl Master<'_> {
         std::env::set_var(OLD_WORKERS_ENV, old.join(","));
         std::env::set_var(RELOADS_ENV, (self.reloads + 1).to_string());
         self.pass_running_on();
+        std::env::set_var(sys::shm::CARRIED_ENV, sys::shm::carry_across_exec(true));
         tracing::info!(
             sockets = fds.len(),
             workers = old.len(),
@@ -147,6 +148,7 @@ impl Master<'_> {
         for socket in &self.sockets {
             let _ = sys::fd::set_cloexec(socket.fd.as_fd(), true);
         }
+        sys::shm::carry_across_exec(false);
         for key in [
             LISTEN_FDS_ENV,
             OLD_WORKERS_ENV,
@@ -154,6 +156,7 @@ impl Master<'_> {
             EMPEROR_FD_ENV,
             cheaper::RUNNING_ENV,
             sockets::ACTIVATED_FDS_ENV,
+            sys::shm::CARRIED_ENV,
         ] {
             std::env::remove_var(key);
         }

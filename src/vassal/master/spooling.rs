@@ -77,8 +77,12 @@ impl Master<'_> {
         true
     }
 
-    /// When the next uWSGI timer is due, for the loop's wait.
+    /// When the next uWSGI timer is due, for the loop's wait. None while stopping: timers
+    /// are not fired then, and a past deadline would spin the loop.
     pub(super) fn next_timer(&self) -> Option<Instant> {
+        if matches!(self.phase, Phase::Stopping { .. }) {
+            return None;
+        }
         let due_ms = crate::signals::board()?.next_timer_ms()?;
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
