@@ -62,9 +62,7 @@ fn install_uwsgi_module(
         numproc: config.processes,
         master_pid: crate::sys::process::getpid(),
         buffer_size: config.buffer_size,
-        started_on: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        started_on: crate::sys::clock::unix_secs(),
         threads: config.threads,
         options: options.to_vec(),
     })

@@ -75,9 +75,7 @@ fn bytes_of(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::sys::clock::unix_secs()
 }
 
 /// `True` on success, `None` otherwise, as uWSGI answers writes.

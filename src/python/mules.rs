@@ -316,9 +316,8 @@ pub fn run_mule_loop() -> ! {
                 .getattr("mule_msg_hook");
             match hook {
                 Ok(hook) if hook.is_callable() => {
-                    let now_us = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_micros() as u64);
+                    // On `CLOCK_MONOTONIC`: `mule-harakiri` must not fire on an NTP step.
+                    let now_us = crate::sys::clock::monotonic_us();
                     set_busy(id, now_us.max(1));
                     let handled = hook.call1((PyBytes::new(py, &message),));
                     set_busy(id, 0);

@@ -86,9 +86,7 @@ fn signal_registered(signum: u8) -> bool {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    crate::sys::clock::unix_ms()
 }
 
 /// `uwsgi.add_timer(num, seconds)`: the master raises `num` every `seconds`.

@@ -138,9 +138,7 @@ fn mem() -> (u64, u64) {
 /// `uwsgi.micros()`: the wall clock in microseconds.
 #[pyfunction]
 fn micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    crate::sys::clock::unix_us()
 }
 
 /// Facts the module exposes, fixed when the master starts.

@@ -22,7 +22,7 @@ use std::os::fd::{AsFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::config::SpoolerConfig;
 use crate::protocol::spool;
@@ -401,7 +401,10 @@ impl Spooler<'_> {
             }
         }
         let started = std::time::Instant::now();
-        setup.board.task_started(setup.slot, unix_micros());
+        // On `CLOCK_MONOTONIC`: `spooler-harakiri` must not fire on an NTP step.
+        setup
+            .board
+            .task_started(setup.slot, crate::sys::clock::monotonic_us());
         let verdict = python::run_spooler_task(name, &task.vars, task.body);
         let counted = !matches!(verdict, TaskVerdict::Ignored | TaskVerdict::NoHandler);
         match verdict {
@@ -442,13 +445,5 @@ impl Spooler<'_> {
 }
 
 fn unix_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn unix_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    crate::sys::clock::unix_secs()
 }

@@ -13,6 +13,11 @@ pub fn unix_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// Unix time in milliseconds.
+pub fn unix_ms() -> u64 {
+    unix_us() / 1_000
+}
+
 /// Unix time in whole seconds.
 pub fn unix_secs() -> u64 {
     unix_us() / 1_000_000

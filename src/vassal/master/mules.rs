@@ -58,9 +58,8 @@ impl Master<'_> {
     pub(super) fn mules_tick(&mut self, now: Instant) -> Result<(), RunVassalError> {
         let limit = self.config.mule_harakiri;
         if !limit.is_zero() {
-            let now_us = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros() as u64);
+            // The mule writes its start on `CLOCK_MONOTONIC` (`python/mules.rs`).
+            let now_us = sys::clock::monotonic_us();
             for (index, pid) in self.mules.live() {
                 let since = python::mule_busy_since(index as u32 + 1);
                 if since > 0 && now_us.saturating_sub(since) > limit.as_micros() as u64 {

@@ -84,9 +84,7 @@ impl Master<'_> {
             return None;
         }
         let due_ms = crate::signals::board()?.next_timer_ms()?;
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now_ms = sys::clock::unix_ms();
         Some(Instant::now() + Duration::from_millis(due_ms.saturating_sub(now_ms)))
     }
 
@@ -139,14 +137,13 @@ impl Master<'_> {
     /// Each turn of the loop: fire due uWSGI timers and crons, respawn spoolers that are due,
     /// and end a task past `spooler-harakiri`.
     pub(super) fn spooler_tick(&mut self, now: Instant) -> Result<(), RunVassalError> {
-        let now_us = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
+        let now_us = sys::clock::unix_us();
         if let Some(board) = crate::signals::board() {
             let secs = now_us / 1_000_000;
             board.tick(now_us / 1000, &crate::signals::local_time(secs), secs / 60);
         }
-        for (pid, seconds) in self.spoolers.overdue(now_us) {
+        // Task starts are on `CLOCK_MONOTONIC` (`spooler/mod.rs`).
+        for (pid, seconds) in self.spoolers.overdue(sys::clock::monotonic_us()) {
             tracing::warn!(
                 pid,
                 seconds,

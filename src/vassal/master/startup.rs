@@ -70,9 +70,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         config.mules.len(),
     )?;
     if let Some(board) = crate::signals::board() {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now_ms = sys::clock::unix_ms();
         for (signal, seconds) in &config.timers {
             board.add_timer(*signal, *seconds, 0, now_ms);
         }
@@ -90,10 +88,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         numproc: config.processes,
         master_pid: sys::process::getpid(),
         buffer_size: config.buffer_size,
-        started_on: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        started_on: sys::clock::unix_secs(),
         threads: config.threads,
         options: loaded.options.clone(),
     };
@@ -251,10 +246,7 @@ fn preload(
 }
 
 pub(super) fn unix_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    sys::clock::unix_secs()
 }
 
 pub(super) fn drop_privileges(
