@@ -27,7 +27,8 @@
 //! Module map: [`monitor`] (what files are vassals, snapshots and diffs), [`debounce`],
 //! [`state`] (the per-vassal state machine), [`backoff`], [`spawn`] (the process contract),
 //! [`sd_notify`], [`stats`] (uWSGI's emperor-stats JSON), `governor` (the event loop that
-//! ties them together and the only part doing I/O beyond spawning).
+//! ties them together and the only part doing I/O beyond spawning; its children hold the
+//! vassal record, the filesystem watch, the stats glue and the systemd reports).
 
 pub mod backoff;
 pub mod debounce;
