@@ -25,11 +25,11 @@ use tracing::{error, info, warn};
 
 use super::debounce::Debouncer;
 use super::heartbeat;
-use super::sd_notify::Notifier;
 use super::spawn;
 use super::state::{Event, State, Throttle};
 use super::stats_server;
 use super::{EmperorError, Settings};
+use crate::sys::notify::Notifier;
 use serving::Listeners;
 use systemd::{watchdog_interval, SETTLE_TIMEOUT};
 use vassal::{Vassal, VassalReport};
@@ -119,7 +119,7 @@ impl Governor {
             vassals: BTreeMap::new(),
             next_spawn_id: 0,
             reports: reports_tx,
-            notifier: Notifier::from_env(),
+            notifier: Notifier::systemd_from_env(),
             debouncer: Debouncer::new(DEBOUNCE_QUIET, DEBOUNCE_MAX_WAIT),
             next_rescan: now,
             watcher,
@@ -135,7 +135,7 @@ impl Governor {
         for state in &governor.monitors {
             info!(monitor = state.monitor.arg(), watch = %state.monitor.watch_root().display(), "governing vassals of");
         }
-        governor.notifier.send("STATUS=initializing");
+        governor.notify_systemd("STATUS=initializing");
         governor.rescan();
         governor.next_rescan = Instant::now() + governor.rescan_interval();
 
@@ -159,7 +159,7 @@ impl Governor {
             }
         }
         let status = "STATUS=The Emperor is buried.";
-        governor.notifier.send(status);
+        governor.notify_systemd(status);
         info!("the emperor is buried");
         listeners.remove_paths(&governor.settings.stats, &governor.settings.prometheus);
         Ok(())
@@ -267,7 +267,7 @@ impl Governor {
             vassals = self.vassals.len(),
             "SIGHUP: reloading all vassals"
         );
-        self.notifier.send(&format!(
+        self.notify_systemd(&format!(
             "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading all vassals",
             crate::sys::clock::monotonic_us()
         ));
@@ -291,7 +291,7 @@ impl Governor {
             mercy_s = mercy.as_secs(),
             "stopping all vassals"
         );
-        self.notifier.send(&format!(
+        self.notify_systemd(&format!(
             "STOPPING=1\nSTATUS=stopping {} vassals",
             self.vassals.len()
         ));

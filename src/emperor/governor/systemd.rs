@@ -29,19 +29,27 @@ pub(super) fn watchdog_interval() -> Option<Duration> {
 }
 
 impl Governor {
+    /// Sends one sd_notify message to systemd, when it asked for them. A failure is logged,
+    /// never fatal: systemd going away must not take the vassals with it.
+    pub(super) fn notify_systemd(&self, message: &str) {
+        if let Err(error) = self.notifier.notify(message) {
+            tracing::debug!(%error, message, "sd_notify send failed");
+        }
+    }
+
     /// The watchdog ping when due, the settling READY=1, and `STATUS=` when it changed; run
     /// after every wake-up.
     pub(super) fn tell_systemd(&mut self, now: Instant) {
-        if let Some((interval, last)) = &mut self.watchdog {
-            if now >= *last + *interval {
-                self.notifier.send("WATCHDOG=1");
-                *last = now;
+        if let Some((interval, last)) = self.watchdog {
+            if now >= last + interval {
+                self.notify_systemd("WATCHDOG=1");
+                self.watchdog = Some((interval, now));
             }
         }
         self.check_settled(now);
         let status = self.status_line();
         if status != self.last_status {
-            self.notifier.send(&format!("STATUS={status}"));
+            self.notify_systemd(&format!("STATUS={status}"));
             self.last_status = status;
         }
     }
@@ -94,7 +102,7 @@ impl Governor {
         self.settle_deadline = None;
         let status = self.status_line();
         info!(status = %status, "emperor ready");
-        self.notifier.send(&format!("READY=1\nSTATUS={status}"));
+        self.notify_systemd(&format!("READY=1\nSTATUS={status}"));
         self.last_status = status;
     }
 }

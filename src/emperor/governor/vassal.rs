@@ -312,12 +312,7 @@ impl Governor {
     }
 
     /// One task reads the vassal's channel, another waits for its exit; both report to the loop.
-    fn watch_vassal(
-        &self,
-        spawn_id: u64,
-        mut child: tokio::process::Child,
-        channel: OwnedFd,
-    ) {
+    fn watch_vassal(&self, spawn_id: u64, mut child: tokio::process::Child, channel: OwnedFd) {
         let reports = self.reports.clone();
         match tokio::net::UnixDatagram::from_std(std::os::unix::net::UnixDatagram::from(channel)) {
             Ok(socket) => {
