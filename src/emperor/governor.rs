@@ -17,7 +17,7 @@ mod watch;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
@@ -25,7 +25,6 @@ use tracing::{error, info, warn};
 
 use super::debounce::Debouncer;
 use super::heartbeat;
-use super::spawn;
 use super::state::{Event, State, Throttle};
 use super::stats_server;
 use super::{EmperorError, Settings};
@@ -62,12 +61,6 @@ pub struct Governor {
     warned: HashSet<PathBuf>,
     /// Permits for the stats clients being served (`stats_server::MAX_CLIENTS`).
     stats_clients: std::sync::Arc<tokio::sync::Semaphore>,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -240,7 +233,7 @@ impl Governor {
                 vassal.kill_at = None;
                 if let Some(pid) = vassal.pid {
                     warn!(vassal = %vassal.name, pid, mercy_s = self.settings.mercy.as_secs(), "vassal ignored the stop, no mercy: SIGKILL");
-                    spawn::send_signal(-(pid as i32), libc::SIGKILL);
+                    vassal::signal_vassal(-(pid as i32), libc::SIGKILL);
                 }
             }
         }
@@ -250,7 +243,7 @@ impl Governor {
                 for vassal in self.vassals.values() {
                     if let Some(pid) = vassal.pid {
                         warn!(vassal = %vassal.name, pid, "no mercy for vassal: SIGKILL");
-                        spawn::send_signal(-(pid as i32), libc::SIGKILL);
+                        vassal::signal_vassal(-(pid as i32), libc::SIGKILL);
                     }
                 }
             }

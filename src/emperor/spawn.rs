@@ -127,8 +127,7 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<Spawned, SpawnVassalError> {
         source,
     })?;
     let child_fd: RawFd = theirs.as_raw_fd();
-    // SAFETY: getpid has no preconditions.
-    let emperor_pid = unsafe { libc::getpid() };
+    let emperor_pid = crate::sys::process::getpid();
 
     // One pipe for stdout and stderr, so the emperor can name the vassal on each line.
     let (output, output_write) =
@@ -242,19 +241,6 @@ fn seqpacket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
         return Err(std::io::Error::last_os_error());
     }
     Ok((ours, theirs))
-}
-
-/// Sends `signal` to a pid (positive) or a process group (negative). A process that is already
-/// gone is not an error.
-pub fn send_signal(target: i32, signal: libc::c_int) {
-    // SAFETY: kill has no memory-safety preconditions.
-    let rc = unsafe { libc::kill(target, signal) };
-    if rc != 0 {
-        let error = std::io::Error::last_os_error();
-        if error.raw_os_error() != Some(libc::ESRCH) {
-            tracing::warn!(target, signal, %error, "kill failed");
-        }
-    }
 }
 
 /// Makes a display form of argv for logs ("the same command line a person would type").

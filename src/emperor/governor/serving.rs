@@ -96,10 +96,8 @@ impl Governor {
         EmperorStats {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             pid: std::process::id(),
-            // SAFETY: getuid/getgid cannot fail and have no preconditions.
-            uid: unsafe { libc::getuid() },
-            // SAFETY: as above.
-            gid: unsafe { libc::getgid() },
+            uid: crate::sys::process::uid(),
+            gid: crate::sys::process::gid(),
             cwd: std::env::current_dir()
                 .map(|dir| dir.display().to_string())
                 .unwrap_or_default(),

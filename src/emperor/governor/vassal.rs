@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn};
 
-use super::{millis, unix_now, Governor};
+use super::{millis, Governor};
 use crate::emperor::heartbeat;
 use crate::emperor::monitor::{self, FileStamp, Monitor};
 use crate::emperor::on_demand::OnDemand;
 use crate::emperor::sd_notify::{self, VassalMessage};
 use crate::emperor::spawn::{self, SpawnRequest};
 use crate::emperor::state::{Action, Event, Exit, Lifecycle, State};
+use crate::sys::clock::unix_secs;
 
 /// What vassal-side tasks report to the loop. `spawn_id` tells instances of one vassal apart,
 /// so a late message from a process that was replaced is recognised as stale.
@@ -179,7 +180,7 @@ impl Governor {
             }
             vassal.since = now;
             if after == State::Ready {
-                vassal.last_ready = unix_now();
+                vassal.last_ready = unix_secs();
             }
             if after == State::Waiting {
                 vassal.pid = None;
@@ -199,7 +200,7 @@ impl Governor {
             vassal.first_failure = 0;
         }
         if after == State::Failed {
-            let now = unix_now();
+            let now = unix_secs();
             if vassal.first_failure == 0 {
                 vassal.first_failure = now;
             }
@@ -215,22 +216,22 @@ impl Governor {
             Action::Spawn => self.spawn(path),
             Action::Reload => {
                 if let Some(pid) = self.vassals.get(path).and_then(|vassal| vassal.pid) {
-                    spawn::send_signal(pid as i32, libc::SIGHUP);
+                    signal_vassal(pid as i32, libc::SIGHUP);
                 }
             }
             Action::Stop => {
                 let mercy = self.settings.mercy;
                 if let Some(vassal) = self.vassals.get_mut(path) {
                     if let Some(pid) = vassal.pid {
-                        spawn::send_signal(pid as i32, libc::SIGTERM);
+                        signal_vassal(pid as i32, libc::SIGTERM);
                     }
                     vassal.kill_at = Some(Instant::now() + mercy);
-                    vassal.cursed = unix_now();
+                    vassal.cursed = unix_secs();
                 }
             }
             Action::RetryAfter(delay) => {
                 if let Some(vassal) = self.vassals.get_mut(path) {
-                    let now = unix_now();
+                    let now = unix_secs();
                     if vassal.first_failure == 0 {
                         vassal.first_failure = now;
                     }
@@ -285,7 +286,7 @@ impl Governor {
                     .vassals
                     .get_mut(path)
                     .expect("checked at the top of spawn");
-                let now = unix_now();
+                let now = unix_secs();
                 vassal.spawn_id = spawn_id;
                 vassal.pid = Some(spawned.pid);
                 vassal.spawned_at = Some(Instant::now());
@@ -416,7 +417,7 @@ impl Governor {
                     .take()
                     .map_or(0, |at| millis(at.elapsed()));
                 // Workers left behind by a vassal that crashed share its process group.
-                spawn::send_signal(-(pid as i32), libc::SIGKILL);
+                signal_vassal(-(pid as i32), libc::SIGKILL);
                 if vassal.life.state == State::Stopping && exit == Exit::Clean {
                     info!(vassal = %vassal.name, pid, uptime_ms, "vassal stopped");
                 } else {
@@ -450,9 +451,9 @@ impl Governor {
                 tolerance_secs = tolerance.as_secs(),
                 "vassal missed its heartbeat: cursing it (SIGKILL), it will be respawned"
             );
-            vassal.cursed = unix_now();
+            vassal.cursed = unix_secs();
             vassal.last_heartbeat = None;
-            spawn::send_signal(-(pid as i32), libc::SIGKILL);
+            signal_vassal(-(pid as i32), libc::SIGKILL);
         }
     }
 
@@ -481,5 +482,14 @@ fn describe(status: std::process::ExitStatus) -> String {
         (Some(code), _) => format!("exit code {code}"),
         (None, Some(signal)) => format!("killed by signal {signal}"),
         _ => status.to_string(),
+    }
+}
+
+/// Sends `signal` to a vassal (`pid`) or its process group (`-pid`). A process already gone
+/// is not an error ([`crate::sys::signal::kill`]); any other failure is logged, never fatal
+/// to the loop.
+pub(super) fn signal_vassal(target: i32, signal: libc::c_int) {
+    if let Err(error) = crate::sys::signal::kill(target, signal) {
+        warn!(target, signal, %error, "kill failed");
     }
 }
