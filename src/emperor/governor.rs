@@ -7,8 +7,10 @@
 //! the emperor-wide orders (reload all, stop all, the SIGUSR1 table). What the loop carries
 //! out is split by idea into its children: [`vassal`] (a vassal's record and transitions),
 //! [`watch`] (inotify and rescans), [`serving`] (the stats and metrics listeners) and
-//! [`systemd`] (status, readiness, watchdog). It never blocks: spawning execs at once, and
-//! stats clients are written to from their own tasks.
+//! [`systemd`] (status, readiness, watchdog). It does not wait on vassals: spawning execs at
+//! once, and stats clients are written to from their own tasks. One exception blocks the
+//! loop: `emperor-on-demand-exec` runs its command for a new vassal file synchronously
+//! (`on_demand.rs`, at most 5 s).
 
 mod serving;
 mod systemd;

@@ -6,7 +6,8 @@
 //! the on-demand socket's wake-up.
 //!
 //! It does not choose transitions (the state machine does) and must not wait: spawning
-//! execs at once, and a vassal's channel and exit are read by tasks that report to the loop.
+//! execs at once, and a vassal's channel and exit are read by tasks that report to the loop
+//! (binding an `emperor-on-demand-exec` socket is the exception, see the loop's doc).
 //! Handling one vassal must not touch another's record.
 
 use std::os::fd::OwnedFd;
