@@ -192,19 +192,16 @@ impl Governor {
     }
 }
 
+const WATCHES_HINT: &str = "raise the `fs.inotify.max_user_watches` sysctl, e.g. \
+     `sysctl fs.inotify.max_user_watches=524288`";
+
 /// Which sysctl to raise when inotify fails on a kernel limit: `inotify_init` gives EMFILE
 /// at `fs.inotify.max_user_instances`, `inotify_add_watch` gives ENOSPC (notify's
 /// `MaxFilesWatch`) at `fs.inotify.max_user_watches` (inotify(7), "/proc interfaces").
 fn inotify_limit_hint(error: &notify::Error) -> Option<&'static str> {
     match &error.kind {
-        notify::ErrorKind::MaxFilesWatch => Some(
-            "raise the `fs.inotify.max_user_watches` sysctl, e.g. \
-             `sysctl fs.inotify.max_user_watches=524288`",
-        ),
-        notify::ErrorKind::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => Some(
-            "raise the `fs.inotify.max_user_watches` sysctl, e.g. \
-             `sysctl fs.inotify.max_user_watches=524288`",
-        ),
+        notify::ErrorKind::MaxFilesWatch => Some(WATCHES_HINT),
+        notify::ErrorKind::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => Some(WATCHES_HINT),
         notify::ErrorKind::Io(io) if io.raw_os_error() == Some(libc::EMFILE) => Some(
             "raise the `fs.inotify.max_user_instances` sysctl, e.g. \
              `sysctl fs.inotify.max_user_instances=1024`, or the open-file limit",
