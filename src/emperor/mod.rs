@@ -9,9 +9,9 @@
 //! # The contract with a vassal
 //! - argv: `[--inherit T]* [--include I]* --ini FILE [--inherit T]* [--include I]*`
 //!   (the `-before` variants first); cwd is the vassals directory; stdin is `/dev/null`;
-//!   stdout and stderr are the emperor's (so under systemd it logs to the same journal, with
-//!   its own `VASSAL=` field, see `crate::logging`); its own process group;
-//!   `PR_SET_PDEATHSIG=SIGKILL`.
+//!   stdout and stderr are one pipe the emperor reads a line at a time and writes as
+//!   `[NAME] LINE` on its own stderr, or under journald as an entry with `VASSAL=NAME`
+//!   (`vassal_logs.rs`); its own process group; `PR_SET_PDEATHSIG=SIGKILL`.
 //! - env: the emperor's, minus `NOTIFY_SOCKET`/`WATCHDOG_*`/`LISTEN_*`, with
 //!   `UWSGI_VASSAL_xxx` renamed to `UWSGI_xxx`, plus `KAISER_EMPEROR_FD=<n>`, the vassal's end
 //!   of a `SOCK_SEQPACKET` socketpair.
@@ -27,7 +27,8 @@
 //! Module map: [`monitor`] (what files are vassals, snapshots and diffs), [`debounce`],
 //! [`state`] (the per-vassal state machine), [`backoff`], [`spawn`] (the process contract),
 //! [`sd_notify`], [`stats`] (uWSGI's emperor-stats JSON), `governor` (the event loop that
-//! ties them together and the only part doing I/O beyond spawning).
+//! ties them together and the only part doing I/O beyond spawning; its children hold the
+//! vassal record, the filesystem watch, the stats glue and the systemd reports).
 
 pub mod backoff;
 pub mod debounce;

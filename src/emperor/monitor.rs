@@ -8,7 +8,6 @@
 //! no watching and spawns nothing.
 
 use std::collections::BTreeMap;
-use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -196,7 +195,7 @@ pub fn scan(monitor: &Monitor) -> ScanReport {
                 Vec::new()
             }
         },
-        Monitor::Glob { pattern, .. } => match glob(pattern) {
+        Monitor::Glob { pattern, .. } => match crate::sys::glob::glob(pattern) {
             Ok(paths) => paths
                 .into_iter()
                 .map(|path| std::path::absolute(&path).unwrap_or(path))
@@ -230,39 +229,6 @@ pub fn scan(monitor: &Monitor) -> ScanReport {
 
 fn is_symlink(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink())
-}
-
-/// POSIX `glob(3)`, which is what uWSGI uses, so patterns behave identically (`*`, `?`,
-/// `[...]`, no `**`). No match is an empty list, not an error.
-fn glob(pattern: &str) -> std::io::Result<Vec<PathBuf>> {
-    use std::os::unix::ffi::OsStringExt;
-    let c_pattern = CString::new(pattern).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "pattern contains NUL")
-    })?;
-    // SAFETY: `glob_t` is a plain C struct for which all-zero is the documented initial state.
-    let mut found: libc::glob_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `c_pattern` is NUL-terminated and outlives the call; `found` is a valid glob_t
-    // that we free below on every path.
-    let rc = unsafe { libc::glob(c_pattern.as_ptr(), 0, None, &mut found) };
-    let result = match rc {
-        0 => {
-            let mut paths = Vec::with_capacity(found.gl_pathc);
-            for idx in 0..found.gl_pathc {
-                // SAFETY: glob succeeded, so gl_pathv holds gl_pathc valid C strings.
-                let entry = unsafe { CStr::from_ptr(*found.gl_pathv.add(idx)) };
-                paths.push(PathBuf::from(std::ffi::OsString::from_vec(
-                    entry.to_bytes().to_vec(),
-                )));
-            }
-            Ok(paths)
-        }
-        libc::GLOB_NOMATCH => Ok(Vec::new()),
-        libc::GLOB_ABORTED => Err(std::io::Error::other("read error while expanding glob")),
-        _ => Err(std::io::Error::other("glob expansion failed")),
-    };
-    // SAFETY: `found` was initialised by glob (or zeroed, which globfree accepts).
-    unsafe { libc::globfree(&mut found) };
-    result
 }
 
 /// One difference between two snapshots.

@@ -4,7 +4,7 @@
 //! The emperor never forks except through `Command::spawn`, which execs at once.
 
 use std::ffi::{OsStr, OsString};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -127,8 +127,7 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<Spawned, SpawnVassalError> {
         source,
     })?;
     let child_fd: RawFd = theirs.as_raw_fd();
-    // SAFETY: getpid has no preconditions.
-    let emperor_pid = unsafe { libc::getpid() };
+    let emperor_pid = crate::sys::process::getpid();
 
     // One pipe for stdout and stderr, so the emperor can name the vassal on each line.
     let (output, output_write) =
@@ -165,36 +164,13 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<Spawned, SpawnVassalError> {
         // std drops supplementary groups (setgroups(0)) when changing uid as root.
         command.uid(uid).gid(gid);
     }
-    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
-    // functions (prctl, getppid, fcntl, _exit); it allocates nothing. Both fds it touches
-    // are open in the emperor for the whole spawn.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The emperor may have died between fork and prctl; then no signal will come.
-            if libc::getppid() != emperor_pid {
-                libc::_exit(1);
-            }
-            // The vassal's end was created close-on-exec so that no *other* vassal inherits
-            // it; only this child keeps it across exec.
-            let flags = libc::fcntl(child_fd, libc::F_GETFD);
-            if flags < 0 || libc::fcntl(child_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The on-demand socket likewise: this vassal's, no other's.
-            if on_demand_fd >= 0 {
-                let flags = libc::fcntl(on_demand_fd, libc::F_GETFD);
-                if flags < 0
-                    || libc::fcntl(on_demand_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+    // The vassal's end was created close-on-exec so that no *other* vassal inherits it; only
+    // this child keeps it across exec. The on-demand socket likewise: this vassal's, no other's.
+    crate::sys::process::die_with_parent_on_exec(
+        command.as_std_mut(),
+        emperor_pid,
+        [child_fd, on_demand_fd],
+    );
     let child = command.spawn().map_err(|source| SpawnVassalError::Exec {
         program: request.program.to_owned(),
         config: request.config.to_owned(),
@@ -215,46 +191,12 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<Spawned, SpawnVassalError> {
     })
 }
 
-/// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`: message boundaries like datagrams,
-/// EOF like a stream, so the vassal sees the emperor die. Our end is non-blocking for tokio.
+/// The channel: a `SOCK_SEQPACKET` pair, so the vassal sees the emperor die (EOF). Our end
+/// is non-blocking for tokio.
 fn seqpacket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` is a valid two-element array for socketpair to fill.
-    let rc = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: socketpair succeeded, so both fds are open and owned by nobody else.
-    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY: `ours` is an open fd.
-    let rc = unsafe {
-        let flags = libc::fcntl(ours.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(ours.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK)
-    };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let (ours, theirs) = crate::sys::seqpacket::channel_pair()?;
+    crate::sys::fd::set_nonblocking(ours.as_fd(), true)?;
     Ok((ours, theirs))
-}
-
-/// Sends `signal` to a pid (positive) or a process group (negative). A process that is already
-/// gone is not an error.
-pub fn send_signal(target: i32, signal: libc::c_int) {
-    // SAFETY: kill has no memory-safety preconditions.
-    let rc = unsafe { libc::kill(target, signal) };
-    if rc != 0 {
-        let error = std::io::Error::last_os_error();
-        if error.raw_os_error() != Some(libc::ESRCH) {
-            tracing::warn!(target, signal, %error, "kill failed");
-        }
-    }
 }
 
 /// Makes a display form of argv for logs ("the same command line a person would type").

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod fd;
 pub mod file;
 pub mod fork;
+pub mod glob;
 pub mod inotify;
 pub mod lock;
 pub mod net;

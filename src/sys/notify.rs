@@ -1,7 +1,8 @@
 //! The sd_notify datagram protocol (`READY=1`, `STATUS=…`, `RELOADING=1`, `STOPPING=1`),
 //! spoken to systemd through `NOTIFY_SOCKET` or to the emperor through the inherited
 //! channel named by `KAISER_EMPEROR_FD`. One sender serves both: a vassal says the same
-//! things to whichever supervisor started it.
+//! things to whichever supervisor started it, and the emperor uses it to talk to systemd.
+//! Parsing what a vassal sends is the emperor's (`emperor::sd_notify`).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -36,17 +37,24 @@ impl Notifier {
             super::fd::set_cloexec(fd.as_fd(), true)?;
             return Ok(Notifier::Emperor(fd));
         }
-        if let Some(path) = std::env::var_os("NOTIFY_SOCKET") {
-            std::env::remove_var("NOTIFY_SOCKET");
-            use std::os::unix::ffi::OsStrExt;
-            let bytes = path.as_bytes();
-            let addr = match bytes.first() {
-                Some(b'@') => BindAddr::Abstract(bytes[1..].to_vec()),
-                _ => BindAddr::Unix(PathBuf::from(path)),
-            };
-            return Ok(Notifier::Systemd(addr));
-        }
-        Ok(Notifier::None)
+        let notifier = Self::systemd_from_env();
+        std::env::remove_var("NOTIFY_SOCKET");
+        Ok(notifier)
+    }
+
+    /// Systemd's `NOTIFY_SOCKET` alone (`@name` is an abstract address), leaving the
+    /// environment as it is: for the emperor, which reports to systemd whatever started it
+    /// and removes the variable from each vassal's environment itself.
+    pub fn systemd_from_env() -> Self {
+        use std::os::unix::ffi::OsStrExt;
+        let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+            return Notifier::None;
+        };
+        let bytes = path.as_bytes();
+        Notifier::Systemd(match bytes.first() {
+            Some(b'@') => BindAddr::Abstract(bytes[1..].to_vec()),
+            _ => BindAddr::Unix(PathBuf::from(path)),
+        })
     }
 
     /// Sends one message (newline-separated `KEY=VALUE` lines). Failures are returned for
@@ -72,5 +80,25 @@ impl Notifier {
             Notifier::Emperor(fd) => Some(fd.as_raw_fd()),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sends_to_a_path_socket() {
+        let dir = std::env::temp_dir().join(format!("kaiser-sdn-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir is writable");
+        let path = dir.join("notify");
+        let listener = std::os::unix::net::UnixDatagram::bind(&path).expect("bind notify socket");
+        let notifier = Notifier::Systemd(BindAddr::Unix(path));
+        notifier.notify("READY=1\nSTATUS=x").expect("datagram sent");
+        let mut buf = [0u8; 64];
+        let len = listener.recv(&mut buf).expect("datagram arrives");
+        assert_eq!(&buf[..len], b"READY=1\nSTATUS=x");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

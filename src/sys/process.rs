@@ -416,6 +416,39 @@ pub fn new_session_on_exec(command: &mut std::process::Command, die_with_parent:
     }
 }
 
+/// Makes `command`'s child get SIGKILL when the *thread* that spawns it exits
+/// (`PR_SET_PDEATHSIG`), exit at once with 1 if `parent` died before that was armed, and keep
+/// the fds of `inherit` (created close-on-exec so that no other child gets them; `-1` for
+/// none) open across exec. For the emperor's vassals: the caller must spawn from a thread
+/// that lives as long as the process.
+pub fn die_with_parent_on_exec(
+    command: &mut std::process::Command,
+    parent: Pid,
+    inherit: [std::os::fd::RawFd; 2],
+) {
+    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+    // functions (prctl, getppid, fcntl, _exit) on values it captured by copy; it allocates
+    // nothing. The caller keeps the fds of `inherit` open for the whole spawn.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(command, move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl; then no signal will come.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            for fd in inherit.into_iter().filter(|fd| *fd >= 0) {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Names the process as `ps -o comm` and `top` show it, from any of its threads: writing
 /// `/proc/self/comm` renames the main thread, which names the process (`PR_SET_NAME` would
 /// rename only the calling thread). The kernel keeps the first 15 bytes.

@@ -1,6 +1,7 @@
 //! The log master's pipes: `SOCK_SEQPACKET` socketpairs, where each `write(2)` is one
 //! message that arrives whole (a line is never mixed with another writer's), with the
-//! sender's pid on each message (`SO_PASSCRED`), so a writer's partial lines can be joined.
+//! sender's pid on each message (`SO_PASSCRED`), so a writer's partial lines can be joined;
+//! and the bare pair that is the emperor's channel to a vassal.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -10,6 +11,22 @@ pub const MAX_MESSAGE: usize = 4 << 20;
 
 /// A connected `SOCK_SEQPACKET` pair, both ends close-on-exec: (read end, write end).
 pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = channel_pair()?;
+    set_int(read.as_fd_ref(), libc::SOL_SOCKET, libc::SO_PASSCRED, 1)?;
+    // A unix socket's queue is the sender's buffer, and one message must fit in it: a single
+    // `write` larger than it fails with EMSGSIZE. SO_SNDBUF is capped at net.core.wmem_max
+    // (about 200 KiB); SO_SNDBUFFORCE, allowed to root (CAP_NET_ADMIN), is not.
+    let size = MAX_MESSAGE as libc::c_int;
+    let sndbuf = (write.as_fd_ref(), libc::SOL_SOCKET);
+    if set_int(sndbuf.0, sndbuf.1, libc::SO_SNDBUFFORCE, size).is_err() {
+        let _ = set_int(sndbuf.0, sndbuf.1, libc::SO_SNDBUF, size);
+    }
+    Ok((read, write))
+}
+
+/// A bare connected `SOCK_SEQPACKET` pair, both ends close-on-exec: message boundaries like
+/// datagrams, EOF like a stream (the emperor's channel to each vassal).
+pub fn channel_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid out-array of two ints.
     let ret = unsafe {
@@ -24,17 +41,7 @@ pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fresh fds that we own.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    set_int(read.as_fd_ref(), libc::SOL_SOCKET, libc::SO_PASSCRED, 1)?;
-    // A unix socket's queue is the sender's buffer, and one message must fit in it: a single
-    // `write` larger than it fails with EMSGSIZE. SO_SNDBUF is capped at net.core.wmem_max
-    // (about 200 KiB); SO_SNDBUFFORCE, allowed to root (CAP_NET_ADMIN), is not.
-    let size = MAX_MESSAGE as libc::c_int;
-    let sndbuf = (write.as_fd_ref(), libc::SOL_SOCKET);
-    if set_int(sndbuf.0, sndbuf.1, libc::SO_SNDBUFFORCE, size).is_err() {
-        let _ = set_int(sndbuf.0, sndbuf.1, libc::SO_SNDBUF, size);
-    }
-    Ok((read, write))
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 trait AsFdRef {
