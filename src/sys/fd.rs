@@ -157,7 +157,6 @@ pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// A pipe whose both ends are close-on-exec.
 /// A close-on-exec, non-blocking `AF_UNIX` datagram socketpair: each `send` on one end is
 /// one message read whole from the other (mule messages).
 pub fn datagram_pair() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -175,6 +174,7 @@ pub fn datagram_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// A pipe whose both ends are close-on-exec.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.

@@ -262,7 +262,7 @@ impl Master<'_> {
                 SlotView {
                     state,
                     busy: snapshot.as_ref().is_some_and(|s| s.busy()),
-                    stoppable: slot.ready && !self.lifecycle.recycler.is_pending(slot.id),
+                    stoppable: slot.ready && !self.upkeep.recycler.is_pending(slot.id),
                     busy_us: snapshot.map_or(0, |s| s.busy_time_us(clock_us)),
                 }
             })

@@ -164,7 +164,7 @@ struct Master<'a> {
     idle: Option<IdleWatch>,
     harakiri: Harakiri,
     stats: Option<StatsServer>,
-    lifecycle: Lifecycle,
+    upkeep: Upkeep,
     /// Hooks and external daemons (issue 15).
     attached: attached::Attached,
     /// `cheaper`: the adaptive worker count; `None` when off.
@@ -178,9 +178,10 @@ struct Master<'a> {
     next_heartbeat: Option<Instant>,
 }
 
-/// The master's reload and recycling state (issue 5), kept together so the loop's hooks
+/// The master's upkeep between events: the FIFO, touch files, the one-at-a-time replacement
+/// queue and the mercy deadlines of reloads and recycling, kept together so the loop's hooks
 /// stay small.
-struct Lifecycle {
+struct Upkeep {
     fifo: Option<MasterFifo>,
     touches: Touches,
     recycler: Recycler,
@@ -206,7 +207,7 @@ impl Master<'_> {
             .iter()
             .filter_map(|s| s.pid)
             .chain(self.old_workers.iter().copied())
-            .chain(self.lifecycle.recycler.retiring.iter().map(|r| r.pid))
+            .chain(self.upkeep.recycler.retiring.iter().map(|r| r.pid))
             .collect()
     }
 
@@ -223,7 +224,7 @@ impl Master<'_> {
                 fds.push((channel, sys::poll::READABLE));
             }
             let mut fifo_index = None;
-            if let Some(fifo) = self.lifecycle.fifo.as_ref().and_then(MasterFifo::fd) {
+            if let Some(fifo) = self.upkeep.fifo.as_ref().and_then(MasterFifo::fd) {
                 fifo_index = Some(fds.len());
                 fds.push((fifo, sys::poll::READABLE));
             }
@@ -337,7 +338,7 @@ impl Master<'_> {
                     bank: s.bank,
                 })
             })
-            .chain(self.lifecycle.recycler.retiring.iter().map(|r| Live {
+            .chain(self.upkeep.recycler.retiring.iter().map(|r| Live {
                 id: r.id,
                 pid: r.pid,
                 bank: r.bank,
@@ -352,10 +353,10 @@ impl Master<'_> {
             if n == 0 {
                 break;
             }
-            self.lifecycle.from_workers.extend_from_slice(&buf[..n]);
+            self.upkeep.from_workers.extend_from_slice(&buf[..n]);
         }
-        let whole = self.lifecycle.from_workers.len() / RECORD_LEN * RECORD_LEN;
-        let records: Vec<u8> = self.lifecycle.from_workers.drain(..whole).collect();
+        let whole = self.upkeep.from_workers.len() / RECORD_LEN * RECORD_LEN;
+        let records: Vec<u8> = self.upkeep.from_workers.drain(..whole).collect();
         for record in records.chunks_exact(RECORD_LEN) {
             let record: &[u8; RECORD_LEN] = record.try_into().expect("chunks of RECORD_LEN");
             match messages::decode(record) {
@@ -371,8 +372,8 @@ impl Master<'_> {
     }
 
     fn all_ready(&mut self) {
-        if !self.old_workers.is_empty() && self.lifecycle.old_kill_at.is_none() {
-            self.lifecycle.old_kill_at = Some(Instant::now() + recycle::whole_mercy(self.config));
+        if !self.old_workers.is_empty() && self.upkeep.old_kill_at.is_none() {
+            self.upkeep.old_kill_at = Some(Instant::now() + recycle::whole_mercy(self.config));
         }
         if !self.old_workers.is_empty() {
             tracing::info!(old = ?self.old_workers, "new workers accept; stopping the previous generation gracefully");
@@ -514,7 +515,7 @@ impl Master<'_> {
             }
             return Ok(());
         }
-        self.lifecycle_tick(now)?;
+        self.upkeep_tick(now)?;
         self.spooler_tick(now)?;
         self.mules_tick(now)?;
         self.crons_tick(now);
@@ -531,7 +532,7 @@ impl Master<'_> {
     }
 }
 
-impl Lifecycle {
+impl Upkeep {
     fn fifo_raw_fd(&self) -> Option<RawFd> {
         self.fifo
             .as_ref()

@@ -20,7 +20,7 @@ impl Master<'_> {
         let id = self.slots[index].id;
         let kill_at = Instant::now() + self.config.worker_reload_mercy;
         let mut replaced = Vec::new();
-        for retiring in self.lifecycle.recycler.waiting_for(id) {
+        for retiring in self.upkeep.recycler.waiting_for(id) {
             retiring.kill_at = Some(kill_at);
             replaced.push(retiring.pid);
         }
@@ -33,8 +33,8 @@ impl Master<'_> {
             );
             let _ = sys::signal::kill(old, libc::SIGTERM);
         }
-        self.lifecycle.recycler.accepted(id);
-        if self.lifecycle.recycler.chain_done() {
+        self.upkeep.recycler.accepted(id);
+        if self.upkeep.recycler.chain_done() {
             tracing::info!("chain reload complete");
         }
     }
@@ -48,14 +48,14 @@ impl Master<'_> {
             return;
         };
         let id = self.slots[index].id;
-        if self.lifecycle.recycler.request(id, cause.clone()) {
+        if self.upkeep.recycler.request(id, cause.clone()) {
             tracing::debug!(worker = id, pid, %cause, "worker asks to be recycled; queued");
         }
     }
 
     /// True if `pid` was a replaced worker (now gone).
     pub(super) fn reap_retiring(&mut self, pid: Pid, how: ExitKind) -> bool {
-        let retiring = &mut self.lifecycle.recycler.retiring;
+        let retiring = &mut self.upkeep.recycler.retiring;
         let Some(position) = retiring.iter().position(|r| r.pid == pid) else {
             return false;
         };
@@ -69,7 +69,7 @@ impl Master<'_> {
     /// broken deploy keeps the old code serving. False if nothing was being replaced.
     pub(super) fn reinstate(&mut self, index: usize) -> bool {
         let id = self.slots[index].id;
-        let recycler = &mut self.lifecycle.recycler;
+        let recycler = &mut self.upkeep.recycler;
         let Some(position) = recycler
             .retiring
             .iter()
@@ -95,7 +95,7 @@ impl Master<'_> {
 
     /// Once per loop iteration outside a shutdown: touch files, lifetimes, memory, mercy
     /// for replaced and previous-generation workers, and the next queued replacement.
-    pub(super) fn lifecycle_tick(&mut self, now: Instant) -> Result<(), RunVassalError> {
+    pub(super) fn upkeep_tick(&mut self, now: Instant) -> Result<(), RunVassalError> {
         if let Phase::Checking { pid, deadline, .. } = self.phase {
             if now >= deadline {
                 tracing::error!(
@@ -105,7 +105,7 @@ impl Master<'_> {
                 self.scoreboard.metrics().count_recycle("evil-memory");
             }
         }
-        for (action, path) in self.lifecycle.touches.changed() {
+        for (action, path) in self.upkeep.touches.changed() {
             tracing::info!(path = %path.display(), "{}: `{}` was touched", action.option(), path.display());
             match action {
                 TouchAction::Reload => self.begin_reload(false)?,
@@ -113,7 +113,7 @@ impl Master<'_> {
                 TouchAction::WorkersReload => self.workers_reload()?,
             }
         }
-        for retiring in &mut self.lifecycle.recycler.retiring {
+        for retiring in &mut self.upkeep.recycler.retiring {
             if retiring.kill_at.is_some_and(|at| now >= at) {
                 tracing::warn!(
                     worker = retiring.id,
@@ -124,7 +124,7 @@ impl Master<'_> {
                 retiring.kill_at = Some(now + Duration::from_secs(3600));
             }
         }
-        if self.lifecycle.old_kill_at.is_some_and(|at| now >= at) {
+        if self.upkeep.old_kill_at.is_some_and(|at| now >= at) {
             for pid in &self.old_workers {
                 tracing::warn!(
                     pid,
@@ -132,28 +132,28 @@ impl Master<'_> {
                 );
                 let _ = sys::signal::kill(*pid, libc::SIGKILL);
             }
-            self.lifecycle.old_kill_at = None;
+            self.upkeep.old_kill_at = None;
         }
         if self.phase != Phase::Running {
             return Ok(());
         }
         self.check_lifetimes();
         self.check_evil_memory(now);
-        while let Some((id, cause)) = self.lifecycle.recycler.next_turn() {
+        while let Some((id, cause)) = self.upkeep.recycler.next_turn() {
             let Some(index) = self.slots.iter().position(|s| s.id == id) else {
                 continue;
             };
             if self.replace_worker(index, &cause)? {
-                self.lifecycle.recycler.started(id);
+                self.upkeep.recycler.started(id);
                 break;
             }
             if self.slots[index].pid.is_some() {
                 // No free bank: the workers it would overlap with are still finishing.
-                self.lifecycle.recycler.put_back(id, cause);
+                self.upkeep.recycler.put_back(id, cause);
                 break;
             }
         }
-        if self.lifecycle.recycler.chain_done() {
+        if self.upkeep.recycler.chain_done() {
             tracing::info!("chain reload complete");
         }
         Ok(())
@@ -168,9 +168,9 @@ impl Master<'_> {
             if slot.pid.is_some()
                 && slot.ready
                 && lived >= max
-                && !self.lifecycle.recycler.is_pending(slot.id)
+                && !self.upkeep.recycler.is_pending(slot.id)
             {
-                self.lifecycle
+                self.upkeep
                     .recycler
                     .request(slot.id, Cause::Lifetime { lived, max });
             }
@@ -183,10 +183,10 @@ impl Master<'_> {
         if self.config.evil_reload_on_rss == 0 && self.config.evil_reload_on_as == 0 {
             return;
         }
-        if now < self.lifecycle.next_memory_check {
+        if now < self.upkeep.next_memory_check {
             return;
         }
-        self.lifecycle.next_memory_check = now + Duration::from_secs(1);
+        self.upkeep.next_memory_check = now + Duration::from_secs(1);
         for slot in &self.slots {
             let Some(pid) = slot.pid else { continue };
             let Some(memory) = sys::process::memory_bytes(pid) else {
@@ -221,12 +221,12 @@ impl Master<'_> {
         };
         // The replacement needs a bank besides the one the old worker keeps.
         let spare = self.slots.iter().filter(|s| s.pid.is_some()).count()
-            + self.lifecycle.recycler.retiring.len();
+            + self.upkeep.recycler.retiring.len();
         if spare >= self.scoreboard.banks() {
             tracing::debug!(
                 worker = id,
                 pid,
-                retiring = self.lifecycle.recycler.retiring.len(),
+                retiring = self.upkeep.recycler.retiring.len(),
                 "replacement of worker {id} waits for replaced workers to finish their requests"
             );
             return Ok(false);
@@ -240,7 +240,7 @@ impl Master<'_> {
         self.scoreboard
             .metrics()
             .count_recycle(crate::vassal::prometheus::recycle_reason(cause));
-        self.lifecycle.recycler.retiring.push(Retiring {
+        self.upkeep.recycler.retiring.push(Retiring {
             pid,
             id,
             bank,

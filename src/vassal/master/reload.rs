@@ -166,7 +166,7 @@ impl Master<'_> {
 
     pub(super) fn finish(&mut self) -> i32 {
         if self.config.vacuum {
-            if let Some(fifo) = &self.lifecycle.fifo {
+            if let Some(fifo) = &self.upkeep.fifo {
                 fifo.remove();
             }
             sockets::vacuum(&self.sockets);
@@ -180,7 +180,7 @@ impl Master<'_> {
         self.exit_code
     }
     pub(super) fn on_fifo(&mut self) -> Result<(), RunVassalError> {
-        let Some(fifo) = self.lifecycle.fifo.as_mut() else {
+        let Some(fifo) = self.upkeep.fifo.as_mut() else {
             return Ok(());
         };
         for command in fifo.read_commands() {
@@ -226,11 +226,11 @@ impl Master<'_> {
         }
         tracing::info!("workers reload: replacing every worker");
         self.note_preloaded("workers reload");
-        self.lifecycle.recycler.abort();
+        self.upkeep.recycler.abort();
         for index in 0..self.slots.len() {
             if !self.replace_worker(index, &Cause::WorkersReload)? {
                 let id = self.slots[index].id;
-                self.lifecycle.recycler.request(id, Cause::WorkersReload);
+                self.upkeep.recycler.request(id, Cause::WorkersReload);
             }
         }
         Ok(())
@@ -243,7 +243,7 @@ impl Master<'_> {
             return;
         }
         tracing::info!("brutal workers reload: stopping every worker now; they are respawned");
-        self.lifecycle.recycler.abort();
+        self.upkeep.recycler.abort();
         for pid in self.slots.iter().filter_map(|s| s.pid) {
             let _ = sys::signal::kill(pid, libc::SIGINT);
         }
@@ -259,7 +259,7 @@ impl Master<'_> {
         tracing::info!("chain reload: replacing workers one at a time");
         self.note_preloaded("chain reload");
         for id in self.slots.iter().map(|s| s.id).collect::<Vec<_>>() {
-            self.lifecycle.recycler.request(id, Cause::ChainReload);
+            self.upkeep.recycler.request(id, Cause::ChainReload);
         }
     }
 }

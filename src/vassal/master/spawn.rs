@@ -12,12 +12,7 @@ impl Master<'_> {
         let workers = self.scoreboard.workers();
         let in_use = |bank: usize| {
             self.slots.iter().any(|s| s.pid.is_some() && s.bank == bank)
-                || self
-                    .lifecycle
-                    .recycler
-                    .retiring
-                    .iter()
-                    .any(|r| r.bank == bank)
+                || self.upkeep.recycler.retiring.iter().any(|r| r.bank == bank)
         };
         let own = (id as usize).saturating_sub(1);
         [own, own + workers]
@@ -47,7 +42,7 @@ impl Master<'_> {
                     self.ready_read.as_raw_fd(),
                 ];
                 close_fds.extend(self.notifier.raw_emperor_fd());
-                close_fds.extend(self.lifecycle.fifo_raw_fd());
+                close_fds.extend(self.upkeep.fifo_raw_fd());
                 close_fds.extend(self.stats.iter().flat_map(|s| s.raw_fds()));
                 let app = match (&self.app, self.lazy.take()) {
                     (Some(app), _) => AppSource::Preloaded(app),

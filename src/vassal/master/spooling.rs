@@ -16,7 +16,7 @@ impl Master<'_> {
             self.ready_write.as_raw_fd(),
         ];
         fds.extend(self.notifier.raw_emperor_fd());
-        fds.extend(self.lifecycle.fifo_raw_fd());
+        fds.extend(self.upkeep.fifo_raw_fd());
         fds.extend(self.stats.iter().flat_map(|s| s.raw_fds()));
         fds.extend(self.sockets.iter().map(|s| s.fd.as_raw_fd()));
         fds

@@ -149,7 +149,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         signals,
         reloads,
         exit_code: exit::OK,
-        lifecycle: Lifecycle {
+        upkeep: Upkeep {
             fifo,
             touches: Touches::new(config),
             recycler: Recycler::default(),
