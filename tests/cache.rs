@@ -199,7 +199,7 @@ fn items_outlive_a_graceful_reload() {
     let mark = kaiser.log_mark();
     kaiser.signal(libc::SIGHUP);
     kaiser
-        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .wait_for_log_since(mark, ": reloaded in", START_TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}"));
     // A worker of the new generation reads what the old one wrote: the master handed the
     // cache's memory to its re-exec.

@@ -182,7 +182,7 @@ fn if_reload_blocks_apply_after_a_reload() {
     let mark = kaiser.log_mark();
     kaiser.signal(libc::SIGHUP);
     kaiser
-        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .wait_for_log_since(mark, ": reloaded in", START_TIMEOUT)
         .unwrap_or_else(|e| panic!("the master did not reload: {e}"));
     let after = kaiser.logs_since(mark);
     assert!(

@@ -432,7 +432,7 @@ fn a_reload_is_vetted_with_the_environment_that_hooks_set() {
     let mark = kaiser.log_mark();
     kaiser.signal(libc::SIGHUP);
     kaiser
-        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .wait_for_log_since(mark, ": reloaded in", START_TIMEOUT)
         .unwrap_or_else(|e| panic!("the reload was refused: {e}"));
     assert_eq!(http_get(addr, "/").unwrap().text(), "from-a-hook");
     kaiser.signal(libc::SIGTERM);

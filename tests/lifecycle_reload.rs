@@ -225,7 +225,7 @@ fn the_reload_check_imports_the_app_at_a_lower_priority() {
     let mark = kaiser.log_mark();
     touch(&reload);
     kaiser
-        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .wait_for_log_since(mark, ": reloaded in", START_TIMEOUT)
         .unwrap();
 
     let (entries, log) = read_imports(&imports);

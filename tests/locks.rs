@@ -130,7 +130,7 @@ fn a_lock_held_by_the_old_generation_excludes_the_new_one_during_a_reload() {
     let mark = kaiser.log_mark();
     kaiser.signal(libc::SIGHUP);
     kaiser
-        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .wait_for_log_since(mark, ": reloaded in", START_TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}"));
     // The old worker still finishes its request, holding lock 1; the new worker sees it.
     assert_eq!(get(&kaiser, addr, "/is-locked?n=1"), "true");

@@ -525,7 +525,7 @@ fn graceful_reload_keeps_the_log_master_and_reopens_its_file() {
     // logrotate's rename, then `postrotate kaiser --reload PIDFILE` (SIGHUP).
     std::fs::rename(&log, vassal.path("app.log.1")).unwrap();
     vassal.kaiser.signal(libc::SIGHUP);
-    wait_for_file(&log, "reloaded in");
+    wait_for_file(&log, ": reloaded in");
     vassal.get("/second");
     let text = wait_for_file(&log, "REQ /second");
     assert!(!text.contains("REQ /first"), "{text}");

@@ -411,7 +411,7 @@ fn a_reload_after_dropping_privileges_keeps_serving() {
     let mark = kaiser.log_mark();
     kaiser.signal(libc::SIGHUP);
     kaiser
-        .wait_for_log_since(mark, "reloaded in", EXIT)
+        .wait_for_log_since(mark, ": reloaded in", EXIT)
         .unwrap_or_else(|e| panic!("the reload failed: {e}"));
     assert_eq!(http_get(addr, "/").unwrap().text(), "Hello World");
     assert_eq!(

@@ -804,7 +804,7 @@ fn logto_appends_every_line_to_the_file_and_a_reload_reopens_it() {
 
     std::fs::rename(&log, &rotated).unwrap();
     kaiser.signal(libc::SIGHUP);
-    wait_in(&log, "reloaded in");
+    wait_in(&log, ": reloaded in");
     // A worker of the previous generation may still take one request (and log it to the
     // file it has open); once it is gone, every request is the new workers'.
     wait_in(&log, "previous-generation worker finished");

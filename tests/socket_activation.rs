@@ -130,7 +130,7 @@ fn the_unit_alone_may_name_the_socket() {
     let mark = kaiser.log_mark();
     kaiser.signal(libc::SIGHUP);
     kaiser
-        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .wait_for_log_since(mark, ": reloaded in", START_TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}\n{}", kaiser.logs()));
     assert_eq!(http_get(addr, "/").unwrap().text(), "Hello World");
     kaiser.signal(libc::SIGTERM);
@@ -167,7 +167,7 @@ fn vacuum_leaves_a_passed_unix_socket_even_after_a_reload() {
     let mark = kaiser.log_mark();
     kaiser.signal(libc::SIGHUP);
     kaiser
-        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .wait_for_log_since(mark, ": reloaded in", START_TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}\n{}", kaiser.logs()));
     assert_eq!(http_get_unix(&path, "/").unwrap().status, 200);
     kaiser.signal(libc::SIGTERM);
