@@ -33,7 +33,7 @@ pub struct MuleSetup {
 /// Runs the mule in the freshly forked child. Never returns.
 pub fn run(setup: MuleSetup) -> ! {
     // Every signal kaiser handles back to its default: SIGTERM and SIGINT end a mule at once.
-    sys::signal::reset(&[
+    const KAISERS: [libc::c_int; 8] = [
         libc::SIGHUP,
         libc::SIGTERM,
         libc::SIGINT,
@@ -42,27 +42,12 @@ pub fn run(setup: MuleSetup) -> ! {
         libc::SIGUSR2,
         libc::SIGTSTP,
         libc::SIGCHLD,
-    ]);
-    let all = sys::signal::SigSet::of(&[
-        libc::SIGHUP,
-        libc::SIGTERM,
-        libc::SIGINT,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGTSTP,
-        libc::SIGCHLD,
-    ]);
+    ];
+    sys::signal::reset(&KAISERS);
+    let all = sys::signal::SigSet::of(&KAISERS);
     let _ = sys::signal::unblock(&all);
     sys::signal::ignore_sigpipe();
-    for fd in &setup.close_fds {
-        // SAFETY: these fds belong to the master; the child never uses them.
-        unsafe { libc::close(*fd) };
-    }
-    let _ = sys::process::set_parent_death_signal(libc::SIGKILL);
-    if sys::process::getppid() != setup.master_pid {
-        sys::process::exit_now(0);
-    }
+    sys::process::become_child_of(setup.master_pid, &setup.close_fds);
     let pid = sys::process::getpid();
     let span = tracing::info_span!("mule", id = setup.id, pid);
     let _entered = span.enter();

@@ -124,14 +124,7 @@ pub fn run(setup: SpoolerSetup) -> ! {
     defaults.extend([libc::SIGINT, libc::SIGUSR2, libc::SIGTSTP, libc::SIGCHLD]);
     sys::signal::reset(&defaults);
     sys::signal::ignore_sigpipe();
-    for fd in &setup.close_fds {
-        // SAFETY: these fds belong to the master; the child never uses them.
-        unsafe { libc::close(*fd) };
-    }
-    let _ = sys::process::set_parent_death_signal(libc::SIGKILL);
-    if sys::process::getppid() != setup.master_pid {
-        sys::process::exit_now(0);
-    }
+    sys::process::become_child_of(setup.master_pid, &setup.close_fds);
     let pid = sys::process::getpid();
     let span = tracing::info_span!("spooler", dir = %setup.dir.display(), pid);
     let _entered = span.enter();

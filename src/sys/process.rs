@@ -460,3 +460,18 @@ pub fn set_name(name: &str) {
         .collect();
     let _ = std::fs::write("/proc/self/comm", bytes);
 }
+
+/// First steps of every child the master forks (worker, spooler, mule): close the fds only
+/// the master uses, die with the master (`PR_SET_PDEATHSIG`), and exit at once if the master
+/// died before that took effect (the child was already orphaned).
+pub fn become_child_of(master: Pid, master_only_fds: &[std::os::fd::RawFd]) {
+    for fd in master_only_fds {
+        // SAFETY: the caller hands fds the master owns and this child never uses; closing
+        // them affects only this process's copy.
+        unsafe { libc::close(*fd) };
+    }
+    let _ = set_parent_death_signal(libc::SIGKILL);
+    if getppid() != master {
+        exit_now(0);
+    }
+}
