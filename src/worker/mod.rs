@@ -21,6 +21,7 @@ mod harakiri;
 mod offload;
 pub mod options;
 mod proxy_header;
+mod read_buffer;
 pub mod recycle;
 pub mod request_log;
 pub mod scoreboard;
