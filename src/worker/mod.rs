@@ -18,6 +18,7 @@ mod autoreload;
 mod exchange;
 mod gate;
 mod harakiri;
+mod log_recycle;
 mod offload;
 pub mod options;
 mod proxy_header;

@@ -617,9 +617,9 @@ fn serve_http(shared: &Shared, conn: Conn, head: http::RequestHead<'_>) -> Optio
         head.keep_alive && !shared.stopping.load(Ordering::Acquire),
         head.expect_continue,
     );
-    exchange.log.method = String::from_utf8_lossy(head.method).into_owned();
-    exchange.log.uri = String::from_utf8_lossy(head.target).into_owned();
-    exchange.log.protocol = head.version.as_str().to_string();
+    super::log_recycle::set_lossy(&mut exchange.log.method, head.method);
+    super::log_recycle::set_lossy(&mut exchange.log.uri, head.target);
+    exchange.log.protocol.push_str(head.version.as_str());
     exchange.log.var_count = vars.len() + 8;
     exchange.log.packet_size = vars.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     if shared.limits.log_x_forwarded_for {
@@ -871,6 +871,9 @@ fn finish(
             logvars,
         };
         super::request_log::write(&limits.request_log, limits.line_format, &log, &origin);
+    }
+    if core.is_some() {
+        super::log_recycle::recycle(log);
     }
     let mut conn = conn?;
     if !reusable || shared.stopping.load(Ordering::Acquire) {
