@@ -7,7 +7,7 @@
 #   bench/request_cost/callgrind.sh [BINARY] [hello|flask]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${1:-$ROOT/target/release/kaiser}
+BIN=$(realpath "${1:-$ROOT/target/release/kaiser}")
 APP=${2:-hello}
 VENV=${VENV:-$ROOT/target/bench-venv}
 if [ "$APP" = hello ]; then F=$ROOT/tests/apps/hello.py; P=/; else F=$ROOT/tests/apps/flask_app/app.py; P=/json; fi

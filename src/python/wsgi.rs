@@ -530,7 +530,9 @@ fn deliver(
         let head = if st.head_sent {
             None
         } else {
-            let Some(status) = st.status.clone() else {
+            // Taken, not copied: once the head is out, `head_sent` refuses a second
+            // start_response, and a refused head (`Invalid`) gets its status from the 500 path.
+            let Some(status) = st.status.take() else {
                 st.exchange = Some(exchange);
                 return Err(SendError::App(PyAssertionError::new_err(
                     "the app did not call start_response before returning a body",

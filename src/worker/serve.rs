@@ -375,6 +375,7 @@ fn park(shared: &Shared, conn: Conn) {
     park_with(shared, conn, 0);
 }
 
+/// Puts a connection in the table and (re-)arms it.
 ///
 /// A worker with one request thread arms connections edge-triggered instead of one-shot: no
 /// other thread waits on its epoll set, so nothing can wake for a connection this thread is
