@@ -25,18 +25,27 @@ const KEY_CACHE_LIMIT: usize = 512;
 #[derive(Default)]
 pub struct EnvironKeys(Mutex<Table>);
 
-type Table = HashMap<Vec<u8>, Py<PyString>, BuildHasherDefault<NameHasher>>;
+#[derive(Default)]
+struct Table {
+    names: HashMap<Vec<u8>, Py<PyString>, BuildHasherDefault<NameHasher>>,
+    /// The names of the last environ, in order: requests from one client (or one proxy) send
+    /// the same variables in the same order, so the name at position i is usually the last
+    /// environ's i-th, found by one comparison instead of a hash lookup.
+    last: Vec<(Vec<u8>, Py<PyString>)>,
+}
 
-/// The table, locked for one environ (`None`: another thread holds it).
-pub struct Locked<'a>(Option<MutexGuard<'a, Table>>);
+/// The table, locked for one environ (`None`: another thread holds it), and the position of
+/// the next name in this environ.
+pub struct Locked<'a>(Option<MutexGuard<'a, Table>>, usize);
 
 impl EnvironKeys {
     pub fn lock(&self) -> Locked<'_> {
-        Locked(match self.0.try_lock() {
+        let table = match self.0.try_lock() {
             Ok(table) => Some(table),
             Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
             Err(std::sync::TryLockError::WouldBlock) => None,
-        })
+        };
+        Locked(table, 0)
     }
 }
 
@@ -51,14 +60,32 @@ impl Locked<'_> {
         let Some(table) = self.0.as_mut() else {
             return make(py, name);
         };
-        if let Some(key) = table.get(name) {
-            return key.bind(py).clone();
+        let position = self.1;
+        self.1 += 1;
+        if let Some((last, key)) = table.last.get(position) {
+            if last.as_slice() == name {
+                return key.bind(py).clone();
+            }
         }
-        let key = make(py, name);
-        if table.len() < KEY_CACHE_LIMIT {
+        let key = if let Some(key) = table.names.get(name) {
+            key.bind(py).clone()
+        } else {
+            let key = make(py, name);
+            if table.names.len() >= KEY_CACHE_LIMIT {
+                return key;
+            }
             let interned = PyString::intern(py, &key.to_string_lossy());
-            table.insert(name.to_vec(), interned.clone().unbind());
-            return interned;
+            table.names.insert(name.to_vec(), interned.clone().unbind());
+            interned
+        };
+        // Remember it at this position (names past the cache limit are never remembered).
+        if position < KEY_CACHE_LIMIT {
+            let entry = (name.to_vec(), key.clone().unbind());
+            if position < table.last.len() {
+                table.last[position] = entry;
+            } else if position == table.last.len() {
+                table.last.push(entry);
+            }
         }
         key
     }
