@@ -29,7 +29,7 @@ def parse_args(argv):
         help="measure this kaiser binary (another commit's build, for a before/after run); implies --no-build",
     )
     parser.add_argument(
-        "--servers", help="comma-separated subset of kaiser,uwsgi,gunicorn,granian (for trying the harness)"
+        "--servers", help="comma-separated subset of kaiser,uwsgi,gunicorn,granian,peregrine (for trying the harness)"
     )
     parser.add_argument(
         "--only-reload", action="store_true",

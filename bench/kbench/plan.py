@@ -17,7 +17,7 @@ SERVER_CPU = 0  # the server, its workers and nginx in front of it
 CLIENT_CPU = 1  # wrk, and the reload loop's clients
 
 FRONT_ENDS = (
-    ("http", ("kaiser", "uwsgi", "gunicorn", "granian")),
+    ("http", ("kaiser", "uwsgi", "gunicorn", "granian", "peregrine")),
     ("nginx", ("kaiser", "uwsgi")),
     ("ceiling", ("nginx",)),
 )

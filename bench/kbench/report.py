@@ -24,8 +24,8 @@ README_END = "<!-- readme:end -->"
 RELOAD_START = "<!-- readme-reload:start -->"
 RELOAD_END = "<!-- readme-reload:end -->"
 BLOCKS = ((README_START, README_END), (RELOAD_START, RELOAD_END))
-PEERS = ("uwsgi", "gunicorn", "granian")
-NAMES = {"kaiser": "kaiser", "uwsgi": "uWSGI", "gunicorn": "gunicorn", "granian": "granian", "nginx": "nginx"}
+PEERS = ("uwsgi", "gunicorn", "granian", "peregrine")
+NAMES = {"kaiser": "kaiser", "uwsgi": "uWSGI", "gunicorn": "gunicorn", "granian": "granian", "peregrine": "peregrine", "nginx": "nginx"}
 FRONT_END_NAMES = {
     "http": "HTTP keep-alive",
     "nginx": "nginx uwsgi_pass",
@@ -64,6 +64,7 @@ def versions(tools):
         "uWSGI": _output([tools.venv_bin("uwsgi"), "--version"]),
         "gunicorn": _output([tools.venv_bin("gunicorn"), "--version"]),
         "granian": _output([tools.venv_bin("granian"), "--version"]),
+        "peregrine": _output([tools.venv_bin("peregrine"), "--version"]),
         "Flask": flask,
         "nginx": _output([tools.nginx, "-v"]).replace("nginx version: ", ""),
         "wrk": re.sub(r"\s*Copyright.*", "", _output([tools.wrk, "-v"])),
@@ -123,8 +124,8 @@ def _workloads_in(results, pinning, workloads):
 def _summary(results, pinning, workloads, failed_keys):
     notes_static = []
     lines = [
-        f"| workload | front end | kaiser req/s | vs uWSGI | vs gunicorn | vs granian | kaiser answered |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        f"| workload | front end | kaiser req/s | vs uWSGI | vs gunicorn | vs granian | vs peregrine | kaiser answered |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for workload in _workloads_in(results, pinning, workloads):
         for front_end, names in FRONT_ENDS:

@@ -6,7 +6,8 @@ Addresses are loopback TCP ports or unix sockets in a private temporary director
 
 Front ends:
   http     the server speaks HTTP/1.1 keep-alive itself (uWSGI `--http11-socket`, gunicorn
-           gthread, granian `--interface wsgi --http 1`, kaiser `--http-socket`)
+           gthread, granian `--interface wsgi --http 1`, peregrine (HTTP/1.1 on a plain
+           socket), kaiser `--http-socket`)
   nginx    nginx `uwsgi_pass` to the server's unix socket (uWSGI and kaiser only)
   ceiling  nginx answering a fixed string by itself: what this machine can drive at all
 """
@@ -45,6 +46,8 @@ SERVERS = {
     "uwsgi": ServerKind("uwsgi", ("http", "nginx"), signal.SIGINT, signal.SIGHUP, chain_reload=True, static_files=True),
     "gunicorn": ServerKind("gunicorn", ("http",), signal.SIGINT, signal.SIGHUP),
     "granian": ServerKind("granian", ("http",), signal.SIGINT, signal.SIGHUP),
+    # A Swift server (issue 21); SIGINT stops it without its drain delay. No reload is measured.
+    "peregrine": ServerKind("peregrine", ("http",), signal.SIGINT, 0),
     "nginx": ServerKind("nginx", ("ceiling",), signal.SIGTERM, 0, static_files=True),
 }
 
@@ -116,6 +119,15 @@ def server_argv(tools, kind, app, threads, front_end, address, master_fifo=None,
             "--workers", str(WORKER_PROCESSES), "--blocking-threads", str(threads),
             "--backlog", str(LISTEN_BACKLOG), "--working-dir", app.directory,
             "--log-level", "warning", "--no-access-log", app.target,
+        ]
+    if kind == "peregrine":
+        # Access log off by default; the app's directory is the working directory (spawn's cwd)
+        # and goes on sys.path; the venv's own binary embeds /usr/bin/python3's libpython.
+        return [
+            tools.venv_bin("peregrine"), "--host", "127.0.0.1", "--port", str(address),
+            "--workers", str(WORKER_PROCESSES), "--wsgi-threads", str(threads),
+            "--protocol", "wsgi", "--backlog", str(LISTEN_BACKLOG),
+            "--python-path", app.directory, "--log-level", "warning", app.target,
         ]
     raise ValueError(f"unknown server `{kind}`")
 

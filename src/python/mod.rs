@@ -7,6 +7,7 @@
 
 mod app;
 mod cache;
+mod environ_keys;
 mod interpreter;
 mod loaders;
 mod locks;

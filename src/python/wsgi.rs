@@ -118,23 +118,26 @@ pub struct WsgiRunner {
     /// SCRIPT_NAME first.
     manage_script_name: bool,
     bases: Vec<Py<PyDict>>,
-    /// Environ keys already made into interned Python strings: a request's variable names
-    /// repeat (HTTP_HOST, HTTP_USER_AGENT, …), so each is created once, and dict lookups
-    /// on them use the cached hash. Bounded, so hostile header names cannot grow it.
-    keys: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Py<PyString>>>,
+    /// Environ keys already made into interned Python strings (see `environ_keys`).
+    keys: super::environ_keys::EnvironKeys,
     quiet_write: bool,
 }
 
-const KEY_CACHE_LIMIT: usize = 512;
-
+/// PEP 3333: environ strings are "bytes as latin-1", one char per byte. One C-API call,
+/// which copies ASCII (nearly every value) straight into a compact string.
 fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
-    match std::str::from_utf8(bytes) {
-        Ok(s) if s.is_ascii() => PyString::new(py, s),
-        _ => {
-            // PEP 3333: environ strings are "bytes as latin-1", one char per byte.
-            let decoded: String = bytes.iter().map(|&b| b as char).collect();
-            PyString::new(py, &decoded)
-        }
+    // SAFETY: the pointer and length describe `bytes`, which outlives the call; with the GIL
+    // held (`py`), PyUnicode_DecodeLatin1 returns a new reference or NULL with an exception
+    // set, and latin-1 decoding fails only when memory runs out.
+    unsafe {
+        let raw = pyo3::ffi::PyUnicode_DecodeLatin1(
+            bytes.as_ptr().cast(),
+            bytes.len() as pyo3::ffi::Py_ssize_t,
+            std::ptr::null(),
+        );
+        Bound::from_owned_ptr_or_err(py, raw)
+            .expect("latin-1 decoding cannot fail but for memory")
+            .cast_into_unchecked()
     }
 }
 
@@ -368,20 +371,6 @@ impl WsgiRunner {
         outcome
     }
 
-    fn key<'py>(&self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
-        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(key) = keys.get(name) {
-            return key.bind(py).clone();
-        }
-        let key = latin1(py, name);
-        if keys.len() < KEY_CACHE_LIMIT {
-            let interned = PyString::intern(py, &key.to_string_lossy());
-            keys.insert(name.to_vec(), interned.clone().unbind());
-            return interned;
-        }
-        key
-    }
-
     fn build_environ<'py>(
         &self,
         py: Python<'py>,
@@ -390,6 +379,7 @@ impl WsgiRunner {
     ) -> PyResult<Bound<'py, PyDict>> {
         let environ = self.bases[request.listener].bind(py).copy()?;
         let mut scheme_override: Option<&'static str> = None;
+        let mut keys = self.keys.lock();
         for (key, value) in request.vars {
             match key {
                 b"UWSGI_SCHEME" => {
@@ -407,8 +397,9 @@ impl WsgiRunner {
                 b"HTTP_CONTENT_LENGTH" | b"HTTP_CONTENT_TYPE" => continue,
                 _ => {}
             }
-            environ.set_item(self.key(py, key), latin1(py, value))?;
+            environ.set_item(keys.key(py, key, latin1), latin1(py, value))?;
         }
+        drop(keys);
         if let Some(scheme) = scheme_override {
             environ.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
         }
@@ -539,7 +530,9 @@ fn deliver(
         let head = if st.head_sent {
             None
         } else {
-            let Some(status) = st.status.clone() else {
+            // Taken, not copied: once the head is out, `head_sent` refuses a second
+            // start_response, and a refused head (`Invalid`) gets its status from the 500 path.
+            let Some(status) = st.status.take() else {
                 st.exchange = Some(exchange);
                 return Err(SendError::App(PyAssertionError::new_err(
                     "the app did not call start_response before returning a body",

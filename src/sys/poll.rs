@@ -70,6 +70,7 @@ pub const EPOLLOUT: u32 = libc::EPOLLOUT as u32;
 pub const EPOLLEXCLUSIVE: u32 = libc::EPOLLEXCLUSIVE as u32;
 pub const EPOLLONESHOT: u32 = libc::EPOLLONESHOT as u32;
 pub const EPOLLRDHUP: u32 = libc::EPOLLRDHUP as u32;
+pub const EPOLLET: u32 = libc::EPOLLET as u32;
 
 pub struct Epoll(OwnedFd);
 

@@ -193,7 +193,8 @@ impl ConnExchange {
         request_keep_alive: bool,
         expect_continue: bool,
     ) -> Self {
-        let remote_addr = conn.peer_addr.clone();
+        let mut log = super::log_recycle::fresh();
+        log.remote_addr.push_str(&conn.peer_addr);
         let limits = &shared.limits;
         // A chunked body has no length the app could refuse it by, and post-buffering reads
         // the body whole before the app runs: without `limit-post` those get the default cap.
@@ -236,12 +237,9 @@ impl ConnExchange {
                 let start = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or_default();
-                RequestLog {
-                    remote_addr,
-                    start_unix: start.as_secs(),
-                    start_unix_micros: start.as_micros() as u64,
-                    ..RequestLog::default()
-                }
+                log.start_unix = start.as_secs();
+                log.start_unix_micros = start.as_micros() as u64;
+                log
             },
             inflight: None,
         }

@@ -37,6 +37,9 @@ pub struct Conn {
     pub fresh: bool,
     /// Already added to the worker's epoll set (later parks re-arm with `EPOLL_CTL_MOD`).
     pub registered: bool,
+    /// Armed edge-triggered for reading and still so: a single-threaded worker parks it
+    /// again without a system call (see [`park_with`]).
+    pub edge_armed: bool,
     /// The last request's body was not read to its end: the client may still be sending it.
     pub body_pending: bool,
     /// Closing after an error: what the client still sends is read and dropped until it
@@ -321,6 +324,7 @@ pub(super) fn accept_conn(shared: &Shared, index: usize) -> Option<Conn> {
                 // A new connection's first request is bounded by `socket-timeout`.
                 partial: true,
                 registered: false,
+                edge_armed: false,
                 fresh: true,
                 body_pending: false,
                 linger_until: None,
@@ -349,6 +353,9 @@ fn offloads_done(shared: &Shared) -> bool {
 /// its answer. A request already read into its buffer (pipelined) must not wait for the
 /// socket to become readable: it is armed for writability too, which fires at once.
 pub(super) fn resume(shared: &Shared, mut conn: Conn) {
+    // An edge that came while the offload thread held it found no connection in the table
+    // and was dropped: re-arming makes the kernel check readiness again.
+    conn.edge_armed = false;
     conn.partial = !conn.buf.is_empty();
     conn.fresh = false;
     conn.last_active = Instant::now();
@@ -368,14 +375,34 @@ pub(super) fn park(shared: &Shared, conn: Conn) {
     park_with(shared, conn, 0);
 }
 
+/// Puts a connection in the table and (re-)arms it.
+///
+/// A worker with one request thread arms connections edge-triggered instead of one-shot: no
+/// other thread waits on its epoll set, so nothing can wake for a connection this thread is
+/// serving, and a kept-alive connection is parked without an `epoll_ctl` per request. An
+/// edge that arrives while the thread serves it stays queued in the epoll set, and one that
+/// arrived before its last read only costs a read that would block. With several threads
+/// each park re-arms `EPOLLONESHOT`, so that a connection wakes one thread at a time.
 fn park_with(shared: &Shared, mut conn: Conn, extra_events: u32) {
+    if current_core().is_some() {
+        super::read_buffer::give_back(&mut conn.buf);
+    }
     let fd = conn.fd.as_raw_fd();
     let token = fd as u64;
-    let events =
-        sys::poll::EPOLLIN | sys::poll::EPOLLONESHOT | sys::poll::EPOLLRDHUP | extra_events;
+    let edge = !shared.multithreaded && extra_events == 0;
+    let events = if edge {
+        sys::poll::EPOLLIN | sys::poll::EPOLLET | sys::poll::EPOLLRDHUP
+    } else {
+        sys::poll::EPOLLIN | sys::poll::EPOLLONESHOT | sys::poll::EPOLLRDHUP | extra_events
+    };
     let first = !conn.registered;
     conn.registered = true;
     let mut conns = lock_conns(shared);
+    if edge && conn.edge_armed {
+        conns.insert(fd, conn);
+        return;
+    }
+    conn.edge_armed = edge;
     let armed = if first {
         shared.epoll.add(conn.fd.as_fd(), events, token)
     } else {
@@ -425,6 +452,7 @@ fn drive(shared: &Shared, mut conn: Conn) {
                         match serve_http(shared, conn, head) {
                             Some(next) => {
                                 conn = next;
+                                super::read_buffer::keep(buf);
                                 // Back to the queue rather than read again: a client that
                                 // answers within microseconds would otherwise keep this
                                 // thread to itself while other connections wait (seen as a
@@ -466,6 +494,7 @@ fn drive(shared: &Shared, mut conn: Conn) {
                             return;
                         }
                         serve_uwsgi(shared, conn, packet);
+                        super::read_buffer::keep(buf);
                         return;
                     }
                     Ok(None) => conn.buf = buf,
@@ -477,6 +506,7 @@ fn drive(shared: &Shared, mut conn: Conn) {
                 },
             }
         }
+        super::read_buffer::lend(&mut conn.buf);
         match sys::fd::read_append(conn.fd.as_fd(), &mut conn.buf, READ_SIZE) {
             Ok(0) => {
                 close(shared, conn);
@@ -514,7 +544,10 @@ fn drive(shared: &Shared, mut conn: Conn) {
 
 /// Closes a connection. Closing the fd also removes it from the epoll set (no other
 /// process or fd shares the connection), so no `EPOLL_CTL_DEL` is needed.
-fn close(_shared: &Shared, conn: Conn) {
+fn close(_shared: &Shared, mut conn: Conn) {
+    if current_core().is_some() {
+        super::read_buffer::give_back(&mut conn.buf);
+    }
     drop(conn);
 }
 
@@ -602,9 +635,9 @@ fn serve_http(shared: &Shared, conn: Conn, head: http::RequestHead<'_>) -> Optio
         head.keep_alive && !shared.stopping.load(Ordering::Acquire),
         head.expect_continue,
     );
-    exchange.log.method = String::from_utf8_lossy(head.method).into_owned();
-    exchange.log.uri = String::from_utf8_lossy(head.target).into_owned();
-    exchange.log.protocol = head.version.as_str().to_string();
+    super::log_recycle::set_lossy(&mut exchange.log.method, head.method);
+    super::log_recycle::set_lossy(&mut exchange.log.uri, head.target);
+    exchange.log.protocol.push_str(head.version.as_str());
     exchange.log.var_count = vars.len() + 8;
     exchange.log.packet_size = vars.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     if shared.limits.log_x_forwarded_for {
@@ -867,6 +900,9 @@ fn finish(
             logvars,
         };
         super::request_log::write(&limits.request_log, limits.line_format, &log, &origin);
+    }
+    if core.is_some() {
+        super::log_recycle::recycle(log);
     }
     let mut conn = conn?;
     if !reusable || shared.stopping.load(Ordering::Acquire) {

@@ -1,0 +1,149 @@
+//! The environ's variable names as interned Python strings, made once per worker.
+//!
+//! A request's names repeat (`HTTP_HOST`, `HTTP_USER_AGENT`, …), so each is created once and
+//! dict stores on it reuse its cached hash. The lookup is on every environ key of every
+//! request: it hashes with a multiply-rotate hash rather than SipHash (a hello-world request
+//! spent 1,800 instructions in SipHash and the table), and the table is locked once per
+//! environ, not once per key, with `try_lock`: request threads touch it only while attached
+//! to Python, so it is never contended unless a thread lost the GIL while holding it, and
+//! then the names are made afresh rather than waited for (waiting there, holding the GIL,
+//! could deadlock). Hash flooding cannot grow it: it holds at most
+//! [`KEY_CACHE_LIMIT`] names, and a name past that is made afresh each time.
+//!
+//! It must not hold values, only names.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Mutex, MutexGuard};
+
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+const KEY_CACHE_LIMIT: usize = 512;
+
+/// The names seen so far, shared by a worker's request threads.
+#[derive(Default)]
+pub struct EnvironKeys(Mutex<Table>);
+
+#[derive(Default)]
+struct Table {
+    names: HashMap<Vec<u8>, Py<PyString>, BuildHasherDefault<NameHasher>>,
+    /// The names of the last environ, in order: requests from one client (or one proxy) send
+    /// the same variables in the same order, so the name at position i is usually the last
+    /// environ's i-th, found by one comparison instead of a hash lookup.
+    last: Vec<(Vec<u8>, Py<PyString>)>,
+}
+
+/// The table, locked for one environ (`None`: another thread holds it), and the position of
+/// the next name in this environ.
+pub struct Locked<'a>(Option<MutexGuard<'a, Table>>, usize);
+
+impl EnvironKeys {
+    pub fn lock(&self) -> Locked<'_> {
+        let table = match self.0.try_lock() {
+            Ok(table) => Some(table),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        Locked(table, 0)
+    }
+}
+
+impl Locked<'_> {
+    /// The interned string for `name`; `make` builds it (latin-1) when it is new.
+    pub fn key<'py>(
+        &mut self,
+        py: Python<'py>,
+        name: &[u8],
+        make: impl FnOnce(Python<'py>, &[u8]) -> Bound<'py, PyString>,
+    ) -> Bound<'py, PyString> {
+        let Some(table) = self.0.as_mut() else {
+            return make(py, name);
+        };
+        let position = self.1;
+        self.1 += 1;
+        if let Some((last, key)) = table.last.get(position) {
+            if last.as_slice() == name {
+                return key.bind(py).clone();
+            }
+        }
+        let key = if let Some(key) = table.names.get(name) {
+            key.bind(py).clone()
+        } else {
+            let key = make(py, name);
+            if table.names.len() >= KEY_CACHE_LIMIT {
+                return key;
+            }
+            let interned = PyString::intern(py, &key.to_string_lossy());
+            table.names.insert(name.to_vec(), interned.clone().unbind());
+            interned
+        };
+        // Remember it at this position (names past the cache limit are never remembered).
+        if position < KEY_CACHE_LIMIT {
+            let entry = (name.to_vec(), key.clone().unbind());
+            if position < table.last.len() {
+                table.last[position] = entry;
+            } else if position == table.last.len() {
+                table.last.push(entry);
+            }
+        }
+        key
+    }
+}
+
+/// FxHash's step (rotate, xor, multiply) over 8 bytes at a time: names are short ASCII.
+#[derive(Default)]
+pub struct NameHasher(u64);
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl NameHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last));
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    #[test]
+    fn names_differing_in_any_byte_or_length_hash_apart() {
+        let build = BuildHasherDefault::<NameHasher>::default();
+        let names: [&[u8]; 5] = [
+            b"HTTP_HOST",
+            b"HTTP_HOSU",
+            b"HTTP_HOST\0",
+            b"PATH_INFO",
+            b"",
+        ];
+        let hashes: Vec<u64> = names.iter().map(|n| build.hash_one(n)).collect();
+        for (i, a) in hashes.iter().enumerate() {
+            for b in &hashes[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+}
