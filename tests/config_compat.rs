@@ -237,3 +237,17 @@ fn numbers_with_trailing_comments_are_read_as_uwsgi_reads_them() {
         kaiser.logs()
     );
 }
+
+/// Options real configs carry whose job kaiser does another way load as documented no-ops
+/// (they were refused), and the instance serves.
+#[test]
+fn honour_stdin_and_post_buffering_bufsize_are_accepted() {
+    let (_kaiser, addr) = start_http(&[
+        "--wsgi-file",
+        "tests/apps/hello.py",
+        "--honour-stdin",
+        "--post-buffering-bufsize",
+        "8192",
+    ]);
+    assert_eq!(http_get(addr, "/").unwrap().status, 200);
+}

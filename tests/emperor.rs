@@ -711,6 +711,31 @@ fn sigkill_of_the_emperor_leaves_no_vassal_or_worker_behind() {
     wait_gone(&everyone, "every vassal and worker to die with the emperor");
 }
 
+/// `emperor-pidfile` names the emperor; the uWSGI options real emperor configs carry that
+/// kaiser answers another way (`emperor-freq`, `emperor-graceful-shutdown`,
+/// `emperor-procname`) are accepted and change nothing.
+#[test]
+fn emperor_pidfile_is_written_and_uwsgis_polling_options_are_accepted() {
+    let pid_dir = TempDir::new("e-pidfile");
+    let pidfile = pid_dir.join("emperor.pid");
+    let mut emperor = Emperor::start(
+        "e-pidfile",
+        &[
+            "--emperor-pidfile",
+            pidfile.to_str().expect("utf-8 temp dir"),
+            "--emperor-freq",
+            "3",
+            "--emperor-graceful-shutdown",
+            "--emperor-procname",
+            "kaiser-emperor",
+        ],
+        &[("a.ini", hello("a"))],
+    );
+    emperor.ready();
+    let written = std::fs::read_to_string(&pidfile).expect("the emperor wrote its pidfile");
+    assert_eq!(written.trim(), emperor.kaiser.pid().to_string());
+}
+
 #[test]
 fn emperor_stats_serve_uwsgis_json_layout_over_tcp() {
     let mut emperor = Emperor::start(

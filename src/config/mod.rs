@@ -303,6 +303,8 @@ pub struct Config {
     /// `emperor-on-demand-exec`: a command printing a vassal's socket.
     pub emperor_on_demand_exec: Option<String>,
     pub emperor_tyrant: bool,
+    /// `emperor-pidfile`.
+    pub emperor_pidfile: Option<PathBuf>,
     pub vassals_include: Vec<String>,
     pub vassals_include_before: Vec<String>,
     pub vassals_inherit: Vec<String>,
@@ -425,6 +427,7 @@ impl Default for Config {
             emperor_on_demand_extension: None,
             emperor_on_demand_exec: None,
             emperor_tyrant: false,
+            emperor_pidfile: None,
             vassals_include: Vec::new(),
             vassals_include_before: Vec::new(),
             vassals_inherit: Vec::new(),

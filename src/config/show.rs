@@ -273,6 +273,9 @@ pub(crate) fn render(config: &Config) -> String {
     if config.emperor_tyrant {
         line("emperor-tyrant", "true");
     }
+    if let Some(path) = &config.emperor_pidfile {
+        line("emperor-pidfile", &path.display().to_string());
+    }
     for file in &config.vassals_include {
         line("vassals-include", file);
     }

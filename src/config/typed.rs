@@ -376,6 +376,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "emperor-on-demand-extension" => config.emperor_on_demand_extension = Some(text(v)?),
         "emperor-on-demand-exec" => config.emperor_on_demand_exec = Some(text(v)?),
         "emperor-tyrant" => config.emperor_tyrant = uwsgi_bool(v),
+        "emperor-pidfile" => config.emperor_pidfile = Some(path(v)?),
         "vassals-include" => config.vassals_include.push(text(v)?),
         "vassals-include-before" => config.vassals_include_before.push(text(v)?),
         "vassals-inherit" => config.vassals_inherit.push(text(v)?),

@@ -55,6 +55,12 @@ pub enum EmperorError {
     NoMonitors,
     #[error("cannot start the emperor's event loop")]
     Runtime(#[source] std::io::Error),
+    #[error("cannot write `emperor-pidfile` `{}`", .path.display())]
+    Pidfile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot find the kaiser executable to run vassals with")]
     CurrentExe(#[source] std::io::Error),
     #[error("cannot listen for `emperor-stats` on `{address}`")]
@@ -134,6 +140,14 @@ pub fn run(config: &Config) -> Result<(), EmperorError> {
         return Err(EmperorError::NoMonitors);
     }
     let program = std::env::current_exe().map_err(EmperorError::CurrentExe)?;
+    if let Some(path) = &config.emperor_pidfile {
+        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| {
+            EmperorError::Pidfile {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    }
     // `main` has entered the `emperor` span already.
     tracing::info!(pid = std::process::id(), "starting the kaiser emperor");
     // execve keeps the signal mask: a signal the emperor handles that its starter had
