@@ -341,6 +341,37 @@ fn hook_touch_runs_its_action_when_the_file_changes() {
         .unwrap();
 }
 
+/// uWSGI's `touch-exec = FILE COMMAND` runs the command in the master when the file is
+/// touched (it was refused).
+#[test]
+fn touch_exec_runs_its_command_when_the_file_changes() {
+    let dir = TempDir::new("hooks-touch-exec");
+    let flag = dir.write("flag", "");
+    let done = dir.join("done");
+    let config = ini(
+        &dir,
+        &format!(
+            "wsgi-file = tests/apps/hello.py\ntouch-exec = {} touch {}\n",
+            flag.display(),
+            done.display()
+        ),
+    );
+    let (_kaiser, _) = start_http(&["--ini", &config]);
+    assert!(!done.exists());
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&flag)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    wait_until("the touch-exec command to run", START_TIMEOUT, |last| {
+        *last = format!("{} exists: {}", done.display(), done.exists());
+        Ok(done.exists().then_some(()))
+    })
+    .unwrap();
+}
+
 /// `hook-as-vassal` in the emperor's config runs in each vassal it starts, before the
 /// vassal serves.
 #[test]

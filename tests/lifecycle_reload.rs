@@ -315,3 +315,23 @@ fn a_lazy_worker_imports_at_a_lower_priority_and_serves_at_its_own() {
         );
     }
 }
+
+/// uWSGI's `fs-reload` (it was refused) reloads gracefully when its path changes, as
+/// `touch-reload` does.
+#[test]
+fn fs_reload_reloads_when_its_path_changes() {
+    let dir = TempDir::new("fs-reload");
+    let watched = dir.write("watched", "");
+    let watched_text = watched.display().to_string();
+    let (kaiser, _addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/hello.py",
+        "--fs-reload",
+        &watched_text,
+    ]);
+    let mark = kaiser.log_mark();
+    touch(&watched);
+    kaiser
+        .wait_for_log_since(mark, ": reloaded in", START_TIMEOUT)
+        .unwrap();
+}

@@ -309,7 +309,18 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
             let timeout = seconds(v)?;
             config.harakiri = (!timeout.is_zero()).then_some(timeout);
         }
-        "touch-reload" => config.touch_reload.push(path(v)?),
+        "touch-reload" | "fs-reload" => config.touch_reload.push(path(v)?),
+        "touch-exec" => {
+            let (file, command) = v
+                .trim()
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| format!("expected `FILE COMMAND`, got `{v}`"))?;
+            let mut hook =
+                super::hooks::parse("hook-touch", &format!("{file} exec:{}", command.trim()))?;
+            hook.option = "touch-exec".to_string();
+            hook.text = v.to_string();
+            config.hooks.push(hook);
+        }
         "master-fifo" => config.master_fifo.push(path(v)?),
         "harakiri-verbose" => config.harakiri_verbose = uwsgi_bool(v),
         "harakiri-graceful-timeout" => config.harakiri_graceful_timeout = seconds(v)?,
