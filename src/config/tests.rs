@@ -714,7 +714,11 @@ fn reload_and_recycling_values() {
     );
     check(
         "[uwsgi]\ntouch-exec = /tmp/l",
-        "error: app.ini:2: touch-exec: `touch-exec` is a uWSGI option that kaiser does not support yet",
+        "error: app.ini:2: touch-exec: expected `FILE COMMAND`, got `/tmp/l`",
+    );
+    check(
+        "[uwsgi]\ntouch-signal = /tmp/l 17",
+        "error: app.ini:2: touch-signal: `touch-signal` is a uWSGI option that kaiser does not support yet",
     );
 }
 

@@ -778,6 +778,7 @@ mod tests {
                 _ if spec.name == "mount" => "/app=app.py",
                 _ if spec.name == "add-header" => "X-A: b",
                 _ if spec.name == "hook-touch" => "/tmp/flag print:x",
+                _ if spec.name == "touch-exec" => "/tmp/flag true",
                 _ if spec.name.starts_with("hook-") => "print:x",
                 _ if spec.name.starts_with("smart-attach-daemon") => "/tmp/x.pid sleep 9",
                 _ if spec.name == "attach-daemon2" => "cmd=sleep 9",
