@@ -315,7 +315,7 @@ fn uwsgi_over_tcp_directly() {
 
 /// Over uwsgi the response head carries no `Connection` header, as uWSGI's: the connection
 /// holds one request and its close ends the response, and nginx would only parse the header
-/// to drop it (1,400 instructions of nginx's 24,700 per proxied Flask request). A length-framed
+/// to drop it (about 1,500 instructions of nginx's 24,700 per proxied Flask request). A length-framed
 /// response, a close-delimited stream and a HEAD, for HTTP/1.1 and HTTP/1.0 requests.
 #[test]
 fn uwsgi_response_heads_carry_no_connection_header() {
