@@ -690,14 +690,23 @@ impl Exchange for ConnExchange {
                 .chain(self.add_headers.iter())
                 .map(|(n, v)| (n.as_slice(), v.as_slice()))
                 .collect();
-            response::write_head(
-                &mut self.wbuf,
-                self.version,
-                head.status,
-                &headers,
-                &framing,
-                keep_alive,
-            );
+            match self.protocol {
+                Protocol::Http => response::write_head(
+                    &mut self.wbuf,
+                    self.version,
+                    head.status,
+                    &headers,
+                    &framing,
+                    keep_alive,
+                ),
+                Protocol::Uwsgi => response::write_uwsgi_head(
+                    &mut self.wbuf,
+                    self.version,
+                    head.status,
+                    &headers,
+                    &framing,
+                ),
+            }
             self.log.status = code;
             // The app's headers and `add-header`'s, the app's Content-Length headers counted
             // as the one that went out.
