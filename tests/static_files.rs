@@ -436,6 +436,8 @@ fn traversal_over_the_uwsgi_protocol_never_leaks() {
     let stream = wait_for_connect(addr, START_TIMEOUT).unwrap();
     let ok = uwsgi_request(stream, &cgi_vars("GET", "/static/app.css", None, &[]), b"").unwrap();
     assert_eq!(ok.text(), CSS, "{ok}");
+    // As every uwsgi-protocol answer: no `Connection` header for nginx to parse and drop.
+    assert_eq!(ok.header("Connection"), None, "{ok}");
     drop(dir);
 }
 

@@ -740,9 +740,9 @@ fn respond(
                 answer.keep_alive,
                 false,
             );
-            response::write_head(
+            write_head(
                 &mut head,
-                answer.version,
+                &answer,
                 b"403 Forbidden",
                 &headers,
                 &framing,
@@ -810,9 +810,9 @@ fn respond(
                         .map(|(n, v)| (n.as_slice(), v.as_slice())),
                 )
                 .collect();
-            response::write_head(
+            write_head(
                 &mut head,
-                answer.version,
+                &answer,
                 plan.status,
                 &headers,
                 &framing,
@@ -877,6 +877,23 @@ fn respond(
 }
 
 /// After a complete answer: the connection for the next request, or closed.
+/// The response head as the protocol wants it: over the uwsgi protocol no `Connection`
+/// header, as uWSGI sends none and nginx would parse it for nothing (`write_uwsgi_head`).
+fn write_head(
+    out: &mut Vec<u8>,
+    answer: &Answer,
+    status: &[u8],
+    headers: &[(&[u8], &[u8])],
+    framing: &response::Framing,
+    keep_alive: bool,
+) {
+    if answer.protocol_http {
+        response::write_head(out, answer.version, status, headers, framing, keep_alive);
+    } else {
+        response::write_uwsgi_head(out, answer.version, status, headers, framing);
+    }
+}
+
 fn finish(shared: &Shared, mut conn: Conn, keep_alive: bool) -> Option<Conn> {
     if !keep_alive || shared.stopping.load(Ordering::Acquire) {
         return None;
