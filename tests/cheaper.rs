@@ -629,11 +629,9 @@ fn idle_cheap_mode_and_cheaper_work_together() {
     workers.min = 1;
     load.finish(&kaiser);
     workers.sample();
-    assert!(
-        kaiser.logs().contains("leaving cheap mode"),
-        "{}",
-        kaiser.logs()
-    );
+    kaiser
+        .wait_for_log("leaving cheap mode", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
@@ -730,11 +728,9 @@ fn cheap_starts_without_workers_and_the_first_connection_brings_the_minimum() {
     assert_eq!(response.status, 200, "{response}");
     let mut workers = Workers::new(stats, 1, 3);
     workers.wait_running(1, &kaiser);
-    assert!(
-        kaiser.logs().contains("leaving cheap mode"),
-        "{}",
-        kaiser.logs()
-    );
+    kaiser
+        .wait_for_log("leaving cheap mode", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

@@ -92,11 +92,9 @@ fn a_daemon_is_restarted_after_kill_9_and_stopped_with_the_vassal() {
     let second = wait_pids(&pid_log, 2, &kaiser)[1];
     assert_ne!(first, second);
     assert!(alive(second), "{}", kaiser.logs());
-    assert!(
-        kaiser.logs().contains("died; respawning"),
-        "{}",
-        kaiser.logs()
-    );
+    kaiser
+        .wait_for_log("died; respawning", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
     let document = stats(&stats_path);
     assert_eq!(document["daemons"][0]["pid"], second, "{document}");
     assert_eq!(document["daemons"][0]["respawns"], 2, "{document}");
@@ -117,11 +115,9 @@ fn a_daemon_is_restarted_after_kill_9_and_stopped_with_the_vassal() {
         "the daemon outlived its vassal:\n{}",
         kaiser.logs()
     );
-    assert!(
-        kaiser.logs().contains("stopping daemon"),
-        "{}",
-        kaiser.logs()
-    );
+    kaiser
+        .wait_for_log("stopping daemon", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
@@ -144,11 +140,9 @@ fn a_crash_looping_daemon_is_throttled() {
         "three starts before the third throttle:\n{}",
         kaiser.logs()
     );
-    assert!(
-        kaiser.logs().contains("throttling daemon \"echo"),
-        "{}",
-        kaiser.logs()
-    );
+    kaiser
+        .wait_for_log("throttling daemon \"echo", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A daemon that ignores its stop signal is SIGKILLed (its whole process group) after
@@ -174,11 +168,9 @@ fn a_daemon_ignoring_sigterm_is_killed_after_reload_mercy() {
         kaiser.logs()
     );
     assert!(!alive(pid), "{}", kaiser.logs());
-    assert!(
-        kaiser.logs().contains("did not stop within reload-mercy"),
-        "{}",
-        kaiser.logs()
-    );
+    kaiser
+        .wait_for_log("did not stop within reload-mercy", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A graceful reload stops the plain daemons and the re-executed master starts them again,
@@ -253,11 +245,9 @@ fn a_smart_daemon_is_tracked_by_its_pidfile_and_survives_the_vassal() {
     })
     .unwrap();
     cleanup.0.push(second);
-    assert!(
-        kaiser.logs().contains("its pidfile names no live process"),
-        "{}",
-        kaiser.logs()
-    );
+    kaiser
+        .wait_for_log("its pidfile names no live process", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
 
     // The vassal stops; the smart daemon stays (uWSGI leaves pidfile daemons running).
     kaiser.signal(libc::SIGTERM);
@@ -328,11 +318,9 @@ fn a_control_daemon_that_dies_stops_the_vassal() {
         "{}",
         kaiser.logs()
     );
-    assert!(
-        kaiser.logs().contains("control daemon"),
-        "{}",
-        kaiser.logs()
-    );
+    kaiser
+        .wait_for_log("control daemon", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// `attach-daemon2`'s key=value form: `touch=` restarts the daemon with its `stopsignal`.

@@ -86,11 +86,9 @@ fn idle_stops_the_workers_and_the_next_connection_brings_them_back() {
         )
     });
     assert_eq!(response.status, 200);
-    assert!(
-        kaiser.logs().contains("leaving cheap mode"),
-        "{}",
-        kaiser.logs()
-    );
+    kaiser
+        .wait_for_log("leaving cheap mode", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "waking took {:?}",
@@ -113,7 +111,9 @@ fn die_on_idle_stops_the_vassal_cleanly() {
         "die-on-idle should exit 0, got {status}\n{}",
         kaiser.logs()
     );
-    assert!(kaiser.logs().contains("die-on-idle"), "{}", kaiser.logs());
+    kaiser
+        .wait_for_log("die-on-idle", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// `py-call-osafterfork`'s promise: a handler the app installs with `signal.signal()` at

@@ -155,11 +155,9 @@ fn immediate_uid_drops_privileges_before_binding() {
     ]);
     let status = kaiser.expect_exit(EXIT);
     assert!(!status.success(), "{}", kaiser.logs());
-    assert!(
-        kaiser.logs().contains("ermission denied"),
-        "{}",
-        kaiser.logs()
-    );
+    kaiser
+        .wait_for_log("ermission denied", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
@@ -311,11 +309,9 @@ fn exit_on_reload_stops_instead_of_reloading() {
     kaiser.signal(libc::SIGHUP);
     let status = kaiser.expect_exit(EXIT);
     assert_eq!(status.code(), Some(0), "{}", kaiser.logs());
-    assert!(
-        kaiser.logs().contains("exit-on-reload"),
-        "{}",
-        kaiser.logs()
-    );
+    kaiser
+        .wait_for_log("exit-on-reload", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(!kaiser.logs().contains("re-executing"), "{}", kaiser.logs());
 }
 
@@ -341,11 +337,9 @@ fn reload_on_exception_replaces_the_worker_after_the_app_raised() {
         Ok((now != first).then_some(()))
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", kaiser.logs()));
-    assert!(
-        kaiser.logs().contains("reload-on-exception"),
-        "{}",
-        kaiser.logs()
-    );
+    kaiser
+        .wait_for_log("reload-on-exception", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

@@ -217,11 +217,9 @@ fn chdir2_unenv_and_the_file_wrapper_switch() {
 #[test]
 fn lazy_is_lazy_apps() {
     let (kaiser, addr) = start_http(&["--wsgi-file", "tests/apps/hello.py", "--lazy"]);
-    assert!(
-        kaiser.logs().contains("app loaded in worker (lazy-apps)"),
-        "{}",
-        kaiser.logs()
-    );
+    kaiser
+        .wait_for_log("app loaded in worker (lazy-apps)", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(http_get(addr, "/").unwrap().text(), "Hello World");
 }
 

@@ -842,7 +842,9 @@ fn unopenable_log_file_fails(option: &str, dir: &TempDir) {
         "cannot open the log file `{}` (`{option}`)",
         missing.display()
     );
-    assert!(kaiser.logs().contains(&expected), "{}", kaiser.logs());
+    kaiser
+        .wait_for_log(&expected, START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// `log-micros`, `memory-report` and `log-x-forwarded-for` change the request line as they
@@ -1065,11 +1067,9 @@ fn graceful_worker_exits_run_the_apps_exit_handlers() {
         "{}",
         kaiser.logs()
     );
-    assert!(
-        kaiser.logs().contains(&format!("printed by pid {second}")),
-        "{}",
-        kaiser.logs()
-    );
+    kaiser
+        .wait_for_log(&format!("printed by pid {second}"), START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// `uwsgi.workers()`, `total_requests()`, `request_id()`, `mem()` and `micros()` report the

@@ -246,7 +246,9 @@ fn reuse_port_lets_two_instances_share_a_port_and_so_keepalive_reaches_connectio
         !status.success(),
         "a third instance without reuse-port bound the port"
     );
-    assert!(refused.logs().contains("in use"), "{}", refused.logs());
+    refused
+        .wait_for_log("in use", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
 
     // A connection served by the first instance (the one with so-keepalive) has the timer.
     let addr: std::net::SocketAddr = spec.parse().unwrap();

@@ -78,11 +78,9 @@ fn a_passed_socket_with_the_configured_address_is_used_not_rebound() {
         (response.status, response.text().as_str()),
         (200, "Hello World")
     );
-    assert!(
-        kaiser.logs().contains("socket passed by systemd"),
-        "{}",
-        kaiser.logs()
-    );
+    kaiser
+        .wait_for_log("socket passed by systemd", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
     kaiser.signal(libc::SIGINT);
 }
 

@@ -223,11 +223,10 @@ fn a_spooler_killed_mid_task_runs_it_again_once_respawned() {
     // The respawned spooler finds the task still there (its lock died with the first one).
     let second = instance.started_marker("slow", Some(first));
     assert_ne!(first, second);
-    assert!(
-        instance.kaiser.logs().contains("the spooler is no more"),
-        "{}",
-        instance.kaiser.logs()
-    );
+    instance
+        .kaiser
+        .wait_for_log("the spooler is no more", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(instance.out.join("release-slow"), b"").unwrap();
     instance.wait_done(&["slow"]);
     instance.wait_queue_empty();
@@ -381,13 +380,12 @@ fn a_queue_left_by_uwsgi_runs_after_migration() {
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", kaiser.logs()));
     assert!(runs.contains("body migrated from-uwsgi"), "{runs}");
-    assert!(
-        kaiser.logs().contains(
-            "managing request uwsgi_spoolfile_on_oldhost_4242_1_1804289383_1700000000_12345"
-        ),
-        "{}",
-        kaiser.logs()
-    );
+    kaiser
+        .wait_for_log(
+            "managing request uwsgi_spoolfile_on_oldhost_4242_1_1804289383_1700000000_12345",
+            START_TIMEOUT,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
@@ -483,11 +481,10 @@ fn spooler_harakiri_kills_a_stuck_task_which_runs_again() {
     // Killed by the master after a second; its replacement starts the task again.
     let second = instance.started_marker("stuck", Some(first));
     assert_ne!(first, second);
-    assert!(
-        instance.kaiser.logs().contains("spooler-harakiri"),
-        "{}",
-        instance.kaiser.logs()
-    );
+    instance
+        .kaiser
+        .wait_for_log("spooler-harakiri", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(instance.out.join("release-stuck"), b"").unwrap();
     instance.wait_done(&["stuck"]);
     instance.wait_queue_empty();
