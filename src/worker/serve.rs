@@ -847,6 +847,49 @@ fn begin_request(shared: &Shared, exchange: &mut ConnExchange) {
 }
 
 /// Logs the request and decides whether the connection lives on.
+/// What the request path knows of a finished request besides its log record.
+pub(super) struct Finished {
+    /// The worker's request count, this one included.
+    pub total: u64,
+    pub core: Option<usize>,
+    pub app_error: bool,
+    /// `uwsgi.log_this_request()`.
+    pub asked: bool,
+    /// `uwsgi.set_logvar()`.
+    pub logvars: Vec<(String, String)>,
+}
+
+/// Accounts a finished request, app or static file alike: the worker's scoreboard totals,
+/// the Prometheus counters and, when its conditions hold, the request line.
+pub(super) fn account(shared: &Shared, log: &super::exchange::RequestLog, finished: Finished) {
+    let elapsed_us = log.elapsed.as_micros() as u64;
+    if let Some(worker) = shared.slot() {
+        worker.count_request(
+            elapsed_us,
+            (log.header_bytes as u64).saturating_add(log.body_bytes),
+            finished.app_error,
+        );
+        shared
+            .scoreboard
+            .metrics()
+            .record(shared.worker_id, log.status, elapsed_us);
+    }
+    let limits = &shared.limits;
+    if limits
+        .log_conditions
+        .should_log(limits.disable_logging, &log.facts(finished.asked))
+    {
+        let origin = super::request_log::Origin {
+            pid: shared.pid,
+            worker_id: shared.worker_id,
+            total_requests: finished.total,
+            core: finished.core.unwrap_or(0),
+            logvars: finished.logvars,
+        };
+        super::request_log::write(&limits.request_log, limits.line_format, log, &origin);
+    }
+}
+
 fn finish(
     shared: &Shared,
     exchange: Box<dyn crate::python::Exchange>,
@@ -865,42 +908,26 @@ fn finish(
     if let Some(inflight) = core.and_then(|c| shared.inflight.get(c)) {
         inflight.finish();
     }
-    let worker = shared.slot();
-    if let Some(slot) = worker.and_then(|w| w.core(core?)) {
+    if let Some(slot) = shared.slot().and_then(|w| w.core(core?)) {
         slot.end_request();
     }
     super::after_request(shared, total);
     super::options::after_request(shared, outcome.app_error);
     let (conn, reusable, log) = exchange.into_parts(outcome);
-    if let Some(worker) = worker {
-        worker.count_request(
-            log.elapsed.as_micros() as u64,
-            (log.header_bytes as u64).saturating_add(log.body_bytes),
-            outcome.app_error,
-        );
-        shared.scoreboard.metrics().record(
-            shared.worker_id,
-            log.status,
-            log.elapsed.as_micros() as u64,
-        );
-    }
     let asked = crate::python::take_log_this_request();
     // Taken whether or not the line is written, so none leaks into the next request.
     let logvars = crate::python::take_logvars();
-    let limits = &shared.limits;
-    if limits
-        .log_conditions
-        .should_log(limits.disable_logging, &log.facts(asked))
-    {
-        let origin = super::request_log::Origin {
-            pid: shared.pid,
-            worker_id: shared.worker_id,
-            total_requests: total,
-            core: core.unwrap_or(0),
+    account(
+        shared,
+        &log,
+        Finished {
+            total,
+            core,
+            app_error: outcome.app_error,
+            asked,
             logvars,
-        };
-        super::request_log::write(&limits.request_log, limits.line_format, &log, &origin);
-    }
+        },
+    );
     if core.is_some() {
         super::log_recycle::recycle(log);
     }

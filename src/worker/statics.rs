@@ -909,30 +909,20 @@ fn finish(shared: &Shared, mut conn: Conn, keep_alive: bool) -> Option<Conn> {
 fn account(shared: &Shared, log: &RequestLog) {
     let total = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let core = current_core();
-    if let Some(worker) = shared.slot() {
-        worker.count_request(
-            log.elapsed.as_micros() as u64,
-            (log.header_bytes as u64).saturating_add(log.body_bytes),
-            false,
-        );
-        if let Some(slot) = core.and_then(|c| worker.core(c)) {
-            slot.end_request();
-            slot.count_static(log.via_offload);
-        }
+    if let Some(slot) = shared.slot().and_then(|w| w.core(core?)) {
+        slot.end_request();
+        slot.count_static(log.via_offload);
     }
     super::after_request(shared, total);
-    let limits = &shared.limits;
-    if limits
-        .log_conditions
-        .should_log(limits.disable_logging, &log.facts(false))
-    {
-        let origin = super::request_log::Origin {
-            pid: shared.pid,
-            worker_id: shared.worker_id,
-            total_requests: total,
-            core: core.unwrap_or(0),
+    super::serve::account(
+        shared,
+        log,
+        super::serve::Finished {
+            total,
+            core,
+            app_error: false,
+            asked: false,
             logvars: Vec::new(),
-        };
-        super::request_log::write(&limits.request_log, limits.line_format, log, &origin);
-    }
+        },
+    );
 }
