@@ -24,6 +24,7 @@ pub mod process_setup;
 mod prometheus;
 pub mod python_setup;
 mod recycle;
+mod respawn;
 mod socket_activation;
 mod sockets;
 mod spooler;

@@ -2,7 +2,7 @@
 //! fork-bomb guard as workers). The forking is in `master/mules.rs`; the process is
 //! `crate::mule`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::sys::process::Pid;
 
@@ -16,7 +16,7 @@ struct Slot {
 
 pub struct Mules {
     slots: Vec<Slot>,
-    respawn_times: Vec<Instant>,
+    respawns: super::respawn::RespawnGuard,
 }
 
 impl Mules {
@@ -31,7 +31,7 @@ impl Mules {
                     respawns: 0,
                 })
                 .collect(),
-            respawn_times: Vec::new(),
+            respawns: Default::default(),
         }
     }
 
@@ -70,14 +70,8 @@ impl Mules {
         }
         let now = Instant::now();
         self.slots[index].respawns += 1;
-        self.respawn_times
-            .retain(|t| now.duration_since(*t) < Duration::from_secs(1));
-        self.respawn_times.push(now);
-        self.slots[index].respawn_at = Some(if self.respawn_times.len() > self.slots.len() {
-            now + Duration::from_secs(2)
-        } else {
-            now
-        });
+        let (at, _) = self.respawns.next(now, self.slots.len());
+        self.slots[index].respawn_at = Some(at);
         Some(index)
     }
 

@@ -26,7 +26,7 @@ pub struct Spoolers {
     pub dirs: Arc<SpoolDirs>,
     pub board: Arc<Board>,
     slots: Vec<Slot>,
-    respawn_times: Vec<Instant>,
+    respawns: super::respawn::RespawnGuard,
     harakiri: Duration,
 }
 
@@ -53,7 +53,7 @@ impl Spoolers {
             dirs: Arc::new(dirs),
             board: Arc::new(board),
             slots,
-            respawn_times: Vec::new(),
+            respawns: Default::default(),
             harakiri: config.harakiri,
         })
     }
@@ -104,14 +104,8 @@ impl Spoolers {
             return Some(index);
         }
         slot.respawns += 1;
-        self.respawn_times
-            .retain(|t| now.duration_since(*t) < Duration::from_secs(1));
-        self.respawn_times.push(now);
-        self.slots[index].respawn_at = Some(if self.respawn_times.len() > self.slots.len() {
-            now + Duration::from_secs(2)
-        } else {
-            now
-        });
+        let (at, _) = self.respawns.next(now, self.slots.len());
+        self.slots[index].respawn_at = Some(at);
         Some(index)
     }
 

@@ -152,7 +152,7 @@ struct Master<'a> {
     phase: Phase,
     started: Instant,
     announced_ready: bool,
-    respawn_times: Vec<Instant>,
+    respawn_guard: crate::vassal::respawn::RespawnGuard,
     ready_read: OwnedFd,
     ready_write: OwnedFd,
     signals: sys::signal::SignalFd,

@@ -157,15 +157,11 @@ impl Master<'_> {
     /// wait (uWSGI's fork-bomb guard, `worker respawning too fast`).
     pub(super) fn schedule_respawn(&mut self, index: usize) {
         let now = Instant::now();
-        self.respawn_times
-            .retain(|t| now.duration_since(*t) < Duration::from_secs(1));
-        self.respawn_times.push(now);
         self.slots[index].respawns += 1;
-        if self.respawn_times.len() > self.slots.len() {
+        let (at, too_fast) = self.respawn_guard.next(now, self.slots.len());
+        if too_fast {
             tracing::warn!("workers are respawning too fast; waiting 2 seconds");
-            self.slots[index].respawn_at = Some(now + Duration::from_secs(2));
-        } else {
-            self.slots[index].respawn_at = Some(now);
         }
+        self.slots[index].respawn_at = Some(at);
     }
 }

@@ -143,7 +143,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         phase: Phase::Running,
         started,
         announced_ready: false,
-        respawn_times: Vec::new(),
+        respawn_guard: Default::default(),
         ready_read,
         ready_write,
         signals,
