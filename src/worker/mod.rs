@@ -217,14 +217,7 @@ pub fn run(setup: WorkerSetup<'_>) -> ! {
     own.push(libc::SIGCHLD);
     sys::signal::reset(&own);
     sys::signal::ignore_sigpipe();
-    for fd in &setup.close_fds {
-        // SAFETY: these fds belong to the master; the child never uses them.
-        unsafe { libc::close(*fd) };
-    }
-    let _ = sys::process::set_parent_death_signal(libc::SIGKILL);
-    if sys::process::getppid() != setup.master_pid {
-        sys::process::exit_now(EXIT_OK);
-    }
+    sys::process::become_child_of(setup.master_pid, &setup.close_fds);
     python::set_worker_id(setup.id);
     options::at_start(&setup.options);
     let pid = sys::process::getpid();
