@@ -168,29 +168,6 @@ pub fn lookup_group(spec: &str) -> io::Result<u32> {
     Ok(grp.gr_gid)
 }
 
-/// Drops to `gid` then `uid` (in that order: after setuid we could no longer change groups),
-/// clearing supplementary groups.
-pub fn drop_privileges(uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
-    if let Some(gid) = gid {
-        // SAFETY: setgroups with an empty list, then setgid; no pointers besides null.
-        unsafe {
-            if libc::setgroups(0, std::ptr::null()) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::setgid(gid) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-    }
-    if let Some(uid) = uid {
-        // SAFETY: setuid has no memory effects.
-        if unsafe { libc::setuid(uid) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
 pub fn chown(path: &std::path::Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
     std::os::unix::fs::chown(path, uid, gid)
 }
