@@ -911,8 +911,6 @@ fn finish(
     if let Some(slot) = shared.slot().and_then(|w| w.core(core?)) {
         slot.end_request();
     }
-    super::after_request(shared, total);
-    super::options::after_request(shared, outcome.app_error);
     let (conn, reusable, log) = exchange.into_parts(outcome);
     let asked = crate::python::take_log_this_request();
     // Taken whether or not the line is written, so none leaks into the next request.
@@ -928,6 +926,10 @@ fn finish(
             logvars,
         },
     );
+    // After the request is counted: a replacement asked for here must not be seen (stats,
+    // metrics) before the request that asked for it.
+    super::after_request(shared, total);
+    super::options::after_request(shared, outcome.app_error);
     if core.is_some() {
         super::log_recycle::recycle(log);
     }

@@ -913,7 +913,6 @@ fn account(shared: &Shared, log: &RequestLog) {
         slot.end_request();
         slot.count_static(log.via_offload);
     }
-    super::after_request(shared, total);
     super::serve::account(
         shared,
         log,
@@ -925,4 +924,5 @@ fn account(shared: &Shared, log: &RequestLog) {
             logvars: Vec::new(),
         },
     );
+    super::after_request(shared, total);
 }
