@@ -281,3 +281,33 @@ fn py_autoreload_picks_up_an_edited_module() {
         "the ignored module triggered it: {reload_line}"
     );
 }
+
+/// The interpreter kaiser embeds loads C extension modules, which find the `Py*` symbols in
+/// the kaiser binary itself when it links libpython statically (build.rs): the standard
+/// library's own (`lib-dynload`: `_json`, `_decimal`, `_ssl`, `_sqlite3`, `_ctypes`) and a venv
+/// package's (markupsafe's `_speedups`, which Flask's templates use).
+#[test]
+fn c_extension_modules_load_in_the_embedded_interpreter() {
+    let dir = TempDir::new("cext");
+    let app = json_app(
+        &dir,
+        "app.py",
+        "import _json, _decimal, _ssl, _sqlite3, _ctypes, decimal, sqlite3, ctypes, ssl\n\
+         import markupsafe._speedups as speedups",
+        "{'decimal': str(decimal.Decimal(1) / decimal.Decimal(8)), \
+          'sqlite': sqlite3.connect(':memory:').execute('select 6 * 7').fetchone()[0], \
+          'ctypes': ctypes.c_int(-5).value, 'ssl': ssl.OPENSSL_VERSION.split()[0], \
+          'json': _json.__file__.endswith('.so'), \
+          'escape': speedups._escape_inner('<a>'), \
+          }",
+    );
+    let home = venv();
+    let (_kaiser, addr) = start_http(&["--home", home.to_str().unwrap(), "--wsgi-file", &app]);
+    let got = get_json(addr, "/");
+    assert_eq!(got["decimal"], "0.125", "{got}");
+    assert_eq!(got["sqlite"], 42, "{got}");
+    assert_eq!(got["ctypes"], -5, "{got}");
+    assert_eq!(got["ssl"], "OpenSSL", "{got}");
+    assert_eq!(got["json"], true, "{got}");
+    assert_eq!(got["escape"], "&lt;a&gt;", "{got}");
+}
