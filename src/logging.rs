@@ -90,7 +90,7 @@ struct DateTimer(Option<String>);
 impl tracing_subscriber::fmt::time::FormatTime for DateTimer {
     fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
         let mut date = String::new();
-        let now = (crate::sys::time::now_micros() / 1_000_000) as i64;
+        let now = crate::sys::clock::unix_secs() as i64;
         crate::sys::time::strftime_local(
             self.0.as_deref().unwrap_or("%a %b %e %H:%M:%S %Y"),
             now,

@@ -13,9 +13,7 @@ fn context() -> Context {
     let user = sys::process::lookup_user(&uid.to_string())
         .map(|(_, _, name)| name)
         .unwrap_or_else(|_| uid.to_string());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now_micros = sys::clock::unix_us();
     Context {
         cwd: std::env::current_dir().unwrap_or_else(|_| "/".into()),
         hostname: sys::process::hostname(),
@@ -25,8 +23,8 @@ fn context() -> Context {
         group: gid.to_string(),
         cpu_count: sys::process::cpu_count(),
         binary: std::env::current_exe().unwrap_or_else(|_| "kaiser".into()),
-        now_unix: now.as_secs(),
-        now_micros: now.as_micros() as u64,
+        now_unix: now_micros / 1_000_000,
+        now_micros,
         is_reload: vassal::is_reexec(),
     }
 }

@@ -213,7 +213,7 @@ fn serve(setup: SpoolerSetup) -> Result<(), RunSpoolerError> {
                 wait = wait.min(Duration::from_secs(1));
             }
             if let Some(due) = scan.next_due {
-                let until = Duration::from_secs(due.saturating_sub(unix_secs()));
+                let until = Duration::from_secs(due.saturating_sub(sys::clock::unix_secs()));
                 wait = wait.min(until.max(Duration::from_millis(100)));
             }
             next_scan = Instant::now() + wait;
@@ -344,7 +344,7 @@ impl Spooler<'_> {
             return;
         }
         let mtime = meta.mtime().max(0) as u64;
-        if mtime > unix_secs() {
+        if mtime > sys::clock::unix_secs() {
             scan.next_due = Some(scan.next_due.map_or(mtime, |due| due.min(mtime)));
             return;
         }
@@ -435,8 +435,4 @@ impl Spooler<'_> {
             }
         }
     }
-}
-
-fn unix_secs() -> u64 {
-    crate::sys::clock::unix_secs()
 }

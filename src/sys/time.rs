@@ -23,14 +23,6 @@ pub fn strftime_local(format: &str, unix_secs: i64, out: &mut String) {
     out.push_str(&String::from_utf8_lossy(&buf[..len]));
 }
 
-/// Now, in microseconds since the epoch.
-pub fn now_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
