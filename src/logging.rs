@@ -35,6 +35,19 @@ fn level() -> LevelFilter {
     }
 }
 
+/// An error and its causes on one line, `: `-separated, as uWSGI-style log lines want them
+/// (`main` prints a fatal error's chain one cause a line instead).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// `logto`: appends stdout and stderr (so every line of this process and its children) to
 /// `path`, created with mode 0640 if missing. Call before [`init`]: the file is plain text, so
 /// the journal's stream, if stderr was one, is no longer where the lines go.

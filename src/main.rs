@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use kaiser::config::{self, Action, Context};
+use kaiser::logging::error_chain;
 use kaiser::{logging, sys, vassal};
 
 fn context() -> Context {
@@ -194,14 +195,4 @@ fn main() -> ExitCode {
             ExitCode::from(err.exit_code() as u8)
         }
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }

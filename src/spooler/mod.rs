@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::SpoolerConfig;
+use crate::logging::error_chain;
 use crate::protocol::spool;
 use crate::python::{self, InterpreterOptions, ModuleInfo, TaskVerdict};
 use crate::sys;
@@ -77,17 +78,6 @@ impl python::SpoolerApi for Handle {
     fn read_task(&self, path: &str) -> Option<(python::SpoolVars, Vec<u8>)> {
         queue::read_task(Path::new(path))
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// How the spooler gets Python: forked with the app (preload), or starting its own
