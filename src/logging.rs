@@ -49,15 +49,11 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 /// `logto`: appends stdout and stderr (so every line of this process and its children) to
-/// `path`, created with mode 0640 if missing. Call before [`init`]: the file is plain text, so
-/// the journal's stream, if stderr was one, is no longer where the lines go.
-pub fn redirect_to(path: &std::path::Path) -> std::io::Result<()> {
-    redirect_to_configured(path, &crate::config::Config::default())
-}
-
-/// [`redirect_to`] with `log-truncate` (only at the first start, not in a master re-executed
-/// by a reload), `logfile-chmod` and `logfile-chown` (to `uid`/`gid`).
-pub fn redirect_to_configured(
+/// `path`, created with mode 0640 if missing, with `log-truncate` (only at the first start,
+/// not in a master re-executed by a reload), `logfile-chmod` and `logfile-chown` (to the
+/// configured `uid`/`gid`). Call before [`init`]: the file is plain text, so the journal's
+/// stream, if stderr was one, is no longer where the lines go.
+pub fn redirect_to(
     path: &std::path::Path,
     config: &crate::config::Config,
 ) -> std::io::Result<()> {

@@ -113,7 +113,7 @@ fn main() -> ExitCode {
     if let (Action::Run, Some((path, option)), false) =
         (&loaded.config.action, log_file, log_master_adopted)
     {
-        if let Err(err) = logging::redirect_to_configured(path, &loaded.config) {
+        if let Err(err) = logging::redirect_to(path, &loaded.config) {
             eprintln!(
                 "kaiser: error: cannot open the log file `{}` (`{option}`): {err}",
                 path.display()
