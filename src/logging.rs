@@ -14,8 +14,11 @@
 //! another socket than `/run/systemd/journal/socket`: the tests point it at a socket of their
 //! own, since no journald runs there.
 //!
-//! What this does not do: output written straight to fd 2 (Python's `print` to stderr, the
-//! request log lines) reaches the journal through the stream, without structured fields.
+//! What this does not do: request lines (`worker::request_log`, which sends its own native
+//! entries) or output written straight to fd 1 and 2 (Python's `print`): the latter reaches
+//! the journal through the stream, without structured fields, unless an emperor reads it
+//! and adds `VASSAL=` (`emperor::vassal_logs`). It also holds [`error_chain`], the one way
+//! an error and its causes are put on a log line.
 
 pub mod journal;
 pub mod master;
@@ -53,10 +56,7 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 /// not in a master re-executed by a reload), `logfile-chmod` and `logfile-chown` (to the
 /// configured `uid`/`gid`). Call before [`init`]: the file is plain text, so the journal's
 /// stream, if stderr was one, is no longer where the lines go.
-pub fn redirect_to(
-    path: &std::path::Path,
-    config: &crate::config::Config,
-) -> std::io::Result<()> {
+pub fn redirect_to(path: &std::path::Path, config: &crate::config::Config) -> std::io::Result<()> {
     use std::os::fd::AsFd as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     use std::os::unix::fs::PermissionsExt as _;

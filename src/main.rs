@@ -1,5 +1,10 @@
-//! Picks the role (help, config check, emperor, vassal master) and turns errors into exit
-//! codes. Nothing else lives here.
+//! The entry point: loads the config (the machine's facts go in as a `Context`), answers the
+//! one-shot actions (`--help`, `--version`, `--print-config`, `--reload`/`--stop PIDFILE`,
+//! `--cheaper-algo-list`), does what must precede every role and logging itself (`umask`,
+//! the `logto`/`daemonize` file on fds 1 and 2, `daemonize`'s detach, the tracing
+//! subscriber), then starts the role: `--check-config`, the emperor (after its hook phases)
+//! or a vassal master (after the emperor's `hook-as-vassal` lines). Only here do errors
+//! become exit codes; what a role does lives in its module.
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -1,4 +1,7 @@
-//! Raw reads, writes and flags on file descriptors, for sockets the worker drives itself.
+//! File descriptors by hand: reads, writes and sends (retried on EINTR), `sendfile`, the
+//! non-blocking and close-on-exec flags, pipes, FIFOs, datagram pairs, `dup2`, and the fds a
+//! process inherits across exec. For the sockets a worker drives itself and the log master's
+//! pipes and files.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
