@@ -13,14 +13,14 @@ use std::time::Duration;
 use super::diagnostics::{did_you_mean, Origin, Report};
 use super::options::{self, Kind, OptionSpec, Status};
 use super::sources::Entry;
-use super::values::*;
 use super::{extra, hints, numbers, Action, Address, Config, Protocol, SocketSpec};
-
-/// The value readers other config files use through here.
-pub(crate) use super::values::{address, megabytes, uwsgi_bool};
 
 /// `buffer-size` is a 16-bit field in uWSGI.
 const MAX_BUFFER_SIZE: usize = 65535;
+
+use super::values::*;
+/// The value readers other config files use through here.
+pub(crate) use super::values::{address, megabytes, uwsgi_bool};
 
 pub(crate) fn build(
     entries: &[Entry],
