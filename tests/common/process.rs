@@ -18,6 +18,17 @@ struct Logs {
     changed: Condvar,
 }
 
+impl Logs {
+    /// Sleeps until a reader thread adds output (or closes a stream), or `timeout` passes.
+    fn wait_for_change<'a>(
+        &self,
+        state: std::sync::MutexGuard<'a, LogState>,
+        timeout: Duration,
+    ) -> std::sync::MutexGuard<'a, LogState> {
+        self.changed.wait_timeout(state, timeout).unwrap().0
+    }
+}
+
 struct LogState {
     text: String,
     /// Output pipes still open; 0 means no more output can come.
@@ -240,12 +251,7 @@ impl LoggedProcess {
                     indent(&text)
                 ));
             }
-            state = self
-                .logs
-                .changed
-                .wait_timeout(state, deadline - now)
-                .unwrap()
-                .0;
+            state = self.logs.wait_for_change(state, deadline - now);
         }
     }
 
@@ -325,12 +331,7 @@ impl LoggedProcess {
             if now >= deadline {
                 return false;
             }
-            state = self
-                .logs
-                .changed
-                .wait_timeout(state, deadline - now)
-                .unwrap()
-                .0;
+            state = self.logs.wait_for_change(state, deadline - now);
         }
         true
     }
