@@ -16,6 +16,9 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::hooks::{Hook, HookAction, HookPhase, MasterAction, Owner, WaitFor, WriteMode};
 use crate::sys;
 
+/// Where hook failures are formatted; public here too for the callers that run hooks.
+pub use crate::logging::error_chain;
+
 /// How long `wait_for_*` waits (uWSGI's `wait-for-fs-timeout` default).
 const WAIT_FOR_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -345,14 +348,4 @@ impl TouchHooks {
             }
         }
     }
-}
-
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }

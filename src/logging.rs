@@ -14,8 +14,11 @@
 //! another socket than `/run/systemd/journal/socket`: the tests point it at a socket of their
 //! own, since no journald runs there.
 //!
-//! What this does not do: output written straight to fd 2 (Python's `print` to stderr, the
-//! request log lines) reaches the journal through the stream, without structured fields.
+//! What this does not do: request lines (`worker::request_log`, which sends its own native
+//! entries) or output written straight to fd 1 and 2 (Python's `print`): the latter reaches
+//! the journal through the stream, without structured fields, unless an emperor reads it
+//! and adds `VASSAL=` (`emperor::vassal_logs`). It also holds [`error_chain`], the one way
+//! an error and its causes are put on a log line.
 
 pub mod journal;
 pub mod master;
@@ -35,19 +38,25 @@ fn level() -> LevelFilter {
     }
 }
 
-/// `logto`: appends stdout and stderr (so every line of this process and its children) to
-/// `path`, created with mode 0640 if missing. Call before [`init`]: the file is plain text, so
-/// the journal's stream, if stderr was one, is no longer where the lines go.
-pub fn redirect_to(path: &std::path::Path) -> std::io::Result<()> {
-    redirect_to_configured(path, &crate::config::Config::default())
+/// An error and its causes on one line, `: `-separated, as uWSGI-style log lines want them
+/// (`main` prints a fatal error's chain one cause a line instead).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
-/// [`redirect_to`] with `log-truncate` (only at the first start, not in a master re-executed
-/// by a reload), `logfile-chmod` and `logfile-chown` (to `uid`/`gid`).
-pub fn redirect_to_configured(
-    path: &std::path::Path,
-    config: &crate::config::Config,
-) -> std::io::Result<()> {
+/// `logto`: appends stdout and stderr (so every line of this process and its children) to
+/// `path`, created with mode 0640 if missing, with `log-truncate` (only at the first start,
+/// not in a master re-executed by a reload), `logfile-chmod` and `logfile-chown` (to the
+/// configured `uid`/`gid`). Call before [`init`]: the file is plain text, so the journal's
+/// stream, if stderr was one, is no longer where the lines go.
+pub fn redirect_to(path: &std::path::Path, config: &crate::config::Config) -> std::io::Result<()> {
     use std::os::fd::AsFd as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     use std::os::unix::fs::PermissionsExt as _;
@@ -90,7 +99,7 @@ struct DateTimer(Option<String>);
 impl tracing_subscriber::fmt::time::FormatTime for DateTimer {
     fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
         let mut date = String::new();
-        let now = (crate::sys::time::now_micros() / 1_000_000) as i64;
+        let now = crate::sys::clock::unix_secs() as i64;
         crate::sys::time::strftime_local(
             self.0.as_deref().unwrap_or("%a %b %e %H:%M:%S %Y"),
             now,

@@ -1,10 +1,16 @@
-//! Picks the role (help, config check, emperor, vassal master) and turns errors into exit
-//! codes. Nothing else lives here.
+//! The entry point: loads the config (the machine's facts go in as a `Context`), answers the
+//! one-shot actions (`--help`, `--version`, `--print-config`, `--reload`/`--stop PIDFILE`,
+//! `--cheaper-algo-list`), does what must precede every role and logging itself (`umask`,
+//! the `logto`/`daemonize` file on fds 1 and 2, `daemonize`'s detach, the tracing
+//! subscriber), then starts the role: `--check-config`, the emperor (after its hook phases)
+//! or a vassal master (after the emperor's `hook-as-vassal` lines). Only here do errors
+//! become exit codes; what a role does lives in its module.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 use kaiser::config::{self, Action, Context};
+use kaiser::logging::error_chain;
 use kaiser::{logging, sys, vassal};
 
 fn context() -> Context {
@@ -13,9 +19,7 @@ fn context() -> Context {
     let user = sys::process::lookup_user(&uid.to_string())
         .map(|(_, _, name)| name)
         .unwrap_or_else(|_| uid.to_string());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now_micros = sys::clock::unix_us();
     Context {
         cwd: std::env::current_dir().unwrap_or_else(|_| "/".into()),
         hostname: sys::process::hostname(),
@@ -25,8 +29,8 @@ fn context() -> Context {
         group: gid.to_string(),
         cpu_count: sys::process::cpu_count(),
         binary: std::env::current_exe().unwrap_or_else(|_| "kaiser".into()),
-        now_unix: now.as_secs(),
-        now_micros: now.as_micros() as u64,
+        now_unix: now_micros / 1_000_000,
+        now_micros,
         is_reload: vassal::is_reexec(),
     }
 }
@@ -114,7 +118,7 @@ fn main() -> ExitCode {
     if let (Action::Run, Some((path, option)), false) =
         (&loaded.config.action, log_file, log_master_adopted)
     {
-        if let Err(err) = logging::redirect_to_configured(path, &loaded.config) {
+        if let Err(err) = logging::redirect_to(path, &loaded.config) {
             eprintln!(
                 "kaiser: error: cannot open the log file `{}` (`{option}`): {err}",
                 path.display()
@@ -196,14 +200,4 @@ fn main() -> ExitCode {
             ExitCode::from(err.exit_code() as u8)
         }
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }

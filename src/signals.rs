@@ -466,11 +466,16 @@ pub fn board() -> Option<&'static Board> {
 
 /// Local time, broken down for crons.
 pub fn local_time(unix: u64) -> CronTime {
-    let t = unix as libc::time_t;
-    // SAFETY: `tm` is plain old data; localtime_r fills it from `t` and touches nothing else.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointers to a time_t and a tm.
-    unsafe { libc::localtime_r(&t, &mut tm) };
+    let Some(tm) = crate::sys::time::local_tm(unix as i64) else {
+        // A time localtime_r cannot represent: what its zeroed `tm` always read as.
+        return CronTime {
+            minute: 0,
+            hour: 0,
+            day: 0,
+            month: 1,
+            weekday: 0,
+        };
+    };
     CronTime {
         minute: i64::from(tm.tm_min),
         hour: i64::from(tm.tm_hour),

@@ -236,8 +236,12 @@ fn spare_follows_idle_burst_idle_and_no_request_fails() {
             .any(|l| l.contains("idle for") && l.contains("stopping worker")),
         "{lines:#?}"
     );
-    assert!(kaiser.logs().contains("cheaped (pid"), "{}", kaiser.logs());
-    // A cheap slot is not respawned by the dead-worker path.
+    kaiser
+        .wait_for_log("cheaped (pid", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A cheap slot is not respawned by the dead-worker path (which would log instead of,
+    // or after, the line above).
+    kaiser.master_barrier();
     assert!(!kaiser.logs().contains(", respawning"), "{}", kaiser.logs());
 }
 
@@ -719,6 +723,8 @@ fn cheap_starts_without_workers_and_the_first_connection_brings_the_minimum() {
             .all(|w| w["status"] == "cheap" && w["pid"] == 0),
         "{document}"
     );
+    // Whatever the master spawned before the stats said "cheap" is logged by now.
+    kaiser.master_barrier();
     assert!(
         !kaiser.logs().contains("spawned worker"),
         "{}",

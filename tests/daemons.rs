@@ -260,6 +260,7 @@ fn a_smart_daemon_is_tracked_by_its_pidfile_and_survives_the_vassal() {
         .wait_for_log("found a valid pidfile", START_TIMEOUT)
         .unwrap();
     assert_eq!(read_pid(), Some(second));
+    kaiser.master_barrier();
     assert!(
         !kaiser.logs().contains("spawned daemon"),
         "{}",

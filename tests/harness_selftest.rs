@@ -99,6 +99,30 @@ fn a_process_dies_with_the_thread_that_spawned_it() {
     );
 }
 
+/// A negative check must wait for a later line: the unwanted line here comes 200 ms after
+/// the start, when a one-time read of `logs()` would long have passed.
+#[test]
+fn assert_no_log_before_waits_for_its_marker_and_catches_a_late_line() {
+    let process = shell("sleep 0.2; echo unwanted; echo marker; exec sleep 1000");
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        process.assert_no_log_before(0, "unwanted", "marker", SHORT)
+    }));
+    assert!(caught.is_err(), "the unwanted line went unseen");
+
+    let process = shell("sleep 0.2; echo marker; echo unwanted; exec sleep 1000");
+    // A line after the marker is not the check's business.
+    process.assert_no_log_before(0, "unwanted", "marker", SHORT);
+}
+
+#[test]
+fn stop_and_read_logs_returns_everything_printed_until_the_end() {
+    let mut process =
+        shell("trap 'echo goodbye; exit 0' TERM; echo started; while :; do sleep 0.05; done");
+    process.wait_for_log("started", SHORT).unwrap();
+    let logs = process.stop_and_read_logs(libc::SIGTERM, SHORT);
+    assert!(logs.contains("goodbye"), "{logs}");
+}
+
 #[test]
 fn signals_and_exit_status() {
     let mut process =

@@ -159,6 +159,7 @@ fn reloads_of_a_broken_app_keep_the_current_workers_serving() {
         .unwrap();
     hammer.wait_for_more(20);
     hammer.finish(&kaiser, "reloads of a broken app");
+    kaiser.master_barrier();
     let logs = kaiser.logs();
     assert!(
         !logs.contains("shutting down") && !logs.contains("recycling worker 2"),

@@ -190,9 +190,13 @@ fn log_format_prints_every_variable_and_a_dash_for_empty_ones() {
         .unwrap()
         .0;
     assert_eq!(ctime.len(), 24, "{ctime:?}");
-    assert!(
-        !vassal.kaiser.logs().contains("=> generated"),
-        "log-format replaces the default line"
+    // The one worker logs a second request after everything it logged for the first.
+    vassal.get("/status?code=200");
+    vassal.kaiser.assert_no_log_before(
+        0,
+        "=> generated",
+        "GET /status?code=200 HTTP/1.1 200",
+        WAIT,
     );
 }
 
@@ -258,8 +262,15 @@ fn several_loggers_at_once_with_routing() {
     );
     vassal.get("/print?n=2&tag=oops");
     vassal.get("/print?n=2&tag=fine");
-    let all = wait_for_file(&vassal.path("all.log"), "REQ /print?n=2&tag=fine 200");
-    let errors = wait_for_file(&vassal.path("errors.log"), "oops 1 ");
+    vassal.get("/print?n=1&tag=oops-last");
+    // The app's lines reach the log master in the order the worker printed them, so a
+    // misrouted `oops 0` is in all.log before `fine 1`, and a misrouted `fine` line in
+    // errors.log before `oops-last 0`. (Stopping the vassal instead would wait on the
+    // syslog datagrams this test has not read yet.)
+    wait_for_file(&vassal.path("all.log"), "REQ /print?n=2&tag=fine 200");
+    let all = wait_for_file(&vassal.path("all.log"), "fine 1 ");
+    let errors = wait_for_file(&vassal.path("errors.log"), "oops-last 0 ");
+    assert!(errors.contains("oops 1 "), "{errors}");
     assert!(
         all.contains("fine 1 ") && all.contains("REQ /print?n=2&tag=oops 200"),
         "{all}"
@@ -307,8 +318,11 @@ fn req_logger_takes_request_lines_and_log_4xx_works_with_it() {
     vassal.get("/status?code=404");
     vassal.get("/print?n=1&tag=app-line");
     vassal.get("/status?code=403");
-    let access = wait_for_file(&vassal.path("access.log"), "REQ /status?code=403 403");
-    let app = wait_for_file(&vassal.path("app.log"), "app-line 0");
+    // Stopped, the log master has written every line: none can still be on its way.
+    let dir = vassal.stop();
+    let access = read(&dir.join("access.log"));
+    let app = read(&dir.join("app.log"));
+    assert!(app.contains("app-line 0"), "{app}");
     assert_eq!(
         access.lines().collect::<Vec<_>>(),
         ["REQ /status?code=404 404", "REQ /status?code=403 403"],
@@ -596,7 +610,7 @@ fn seed000_logging_block() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    let kaiser = Kaiser::spawn(&["--ini", dir.join("app.ini").to_str().unwrap()]);
+    let mut kaiser = Kaiser::spawn(&["--ini", dir.join("app.ini").to_str().unwrap()]);
     wait_for_unix(&socket, START_TIMEOUT).unwrap_or_else(|e| panic!("{e}\n{}", kaiser.logs()));
     // `socket =` speaks the uwsgi protocol, as behind nginx's `uwsgi_pass`.
     let vars = common::cgi_vars(
@@ -623,6 +637,8 @@ fn seed000_logging_block() {
             && line.ends_with(" \"http://r/\" \"seed-agent\""),
         "{line}"
     );
+    // Stopped, no process can still be writing the request's line anywhere.
+    kaiser.stop_and_read_logs(libc::SIGTERM, WAIT);
     let access = read(&dir.join("access.log"));
     assert!(
         access.contains("listening") && !access.contains("/seed"),
@@ -890,7 +906,7 @@ fn under_journald_entries_carry_vassal_worker_and_priority() {
             }
         })
     };
-    let emperor = TwoVassals::start("emperor-journal", |command| {
+    let mut emperor = TwoVassals::start("emperor-journal", |command| {
         command
             .env("JOURNAL_STREAM", "8:1234")
             .env("KAISER_JOURNAL_SOCKET", &path);
@@ -970,10 +986,11 @@ fn under_journald_entries_carry_vassal_worker_and_priority() {
             }
         }
     }
+    // Stopped, the emperor has written all it will: a stream copy cannot still be on its way.
+    let logs = emperor.emperor.stop_and_read_logs(libc::SIGTERM, WAIT);
     assert!(
-        !emperor.emperor.logs().contains("alpha-print"),
-        "under journald nothing goes to the stream as well:\n{}",
-        emperor.emperor.logs()
+        !logs.contains("alpha-print"),
+        "under journald nothing goes to the stream as well:\n{logs}"
     );
 }
 

@@ -189,6 +189,7 @@ fn listen_sets_the_backlog_and_a_value_above_somaxconn_is_capped_with_a_warning(
         small,
         "--listen {small}"
     );
+    kaiser.master_barrier();
     assert!(
         !kaiser.logs().contains("somaxconn"),
         "a backlog within the cap warned:\n{}",

@@ -95,7 +95,7 @@ fn hello_through_nginx_uwsgi_pass_on_a_unix_socket() {
 
 #[test]
 fn every_validated_route_passes_through_nginx() {
-    let stack = stack(
+    let mut stack = stack(
         "tests/apps/wsgi_suite_validated.py",
         &["--processes", "2", "--threads", "2"],
     );
@@ -145,7 +145,11 @@ fn every_validated_route_passes_through_nginx() {
         .kaiser
         .wait_for_log("validated-through-nginx", Duration::from_secs(5))
         .unwrap();
-    let logs = stack.kaiser.logs();
+    // Two workers served the routes, so no one later line follows all they printed: stopped,
+    // they have printed everything.
+    let logs = stack
+        .kaiser
+        .stop_and_read_logs(libc::SIGTERM, Duration::from_secs(20));
     for complaint in ["AssertionError", "WSGIWarning", "Exception ignored"] {
         assert!(
             !logs.contains(complaint),

@@ -390,7 +390,7 @@ fn a_queue_left_by_uwsgi_runs_after_migration() {
 
 #[test]
 fn seed_002_spooler_import_under_lazy_apps() {
-    let instance = start(
+    let mut instance = start(
         "tests/apps/lazy_spooler_app.py",
         &[
             "--lazy-apps",
@@ -404,10 +404,13 @@ fn seed_002_spooler_import_under_lazy_apps() {
     instance.get("/?name=imported");
     instance.wait_done(&["imported"]);
     instance.wait_queue_empty();
+    // Stopped, the spooler has written all it will.
+    let logs = instance
+        .kaiser
+        .stop_and_read_logs(libc::SIGTERM, START_TIMEOUT);
     assert!(
-        !instance.kaiser.logs().contains("managing request"),
-        "spooler-quiet still logged tasks:\n{}",
-        instance.kaiser.logs()
+        !logs.contains("managing request"),
+        "spooler-quiet still logged tasks:\n{logs}"
     );
 }
 

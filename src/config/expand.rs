@@ -374,15 +374,7 @@ fn resolve(
 
 /// `strtoll` semantics: the leading integer, or 0.
 fn number(text: &str) -> i64 {
-    let text = text.trim_start();
-    let (sign, digits) = match text.strip_prefix('-') {
-        Some(rest) => (-1, rest),
-        None => (1, text.strip_prefix('+').unwrap_or(text)),
-    };
-    let end = digits
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(digits.len());
-    digits[..end].parse::<i64>().map_or(0, |n| sign * n)
+    super::logic::leading_integer(text.trim_start())
 }
 
 #[cfg(test)]

@@ -196,9 +196,9 @@ pub(crate) fn substitute(value: &str, item: Option<&str>) -> String {
     }
 }
 
-/// C's `atoi`: leading blanks, a sign, digits; 0 when there are none.
-pub(crate) fn atoi(text: &str) -> i64 {
-    let text = text.trim_start_matches([' ', '\t', '\n', '\r']);
+/// The optionally signed integer at the start of `text` (no blanks skipped), or 0 when
+/// there is none or it does not fit an `i64`.
+pub(crate) fn leading_integer(text: &str) -> i64 {
     let (sign, digits) = match text.strip_prefix('-') {
         Some(rest) => (-1, rest),
         None => (1, text.strip_prefix('+').unwrap_or(text)),
@@ -206,9 +206,12 @@ pub(crate) fn atoi(text: &str) -> i64 {
     let end = digits
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(digits.len());
-    digits[..end]
-        .parse::<i64>()
-        .map_or(0, |n| sign * n)
+    digits[..end].parse::<i64>().map_or(0, |n| sign * n)
+}
+
+/// C's `atoi`: leading blanks, a sign, digits; 0 when there are none.
+pub(crate) fn atoi(text: &str) -> i64 {
+    leading_integer(text.trim_start_matches([' ', '\t', '\n', '\r']))
         .clamp(i64::from(i32::MIN), i64::from(i32::MAX))
 }
 

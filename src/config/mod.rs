@@ -53,6 +53,7 @@ mod show;
 mod sources;
 mod statics;
 mod typed;
+mod values;
 
 pub use cheaper::{BusynessConfig, CheaperAlgo, CheaperConfig};
 pub use logging::{LogOptions, LoggerSpec, LoggerTarget, Pattern, Route};

@@ -168,7 +168,7 @@ impl TimeFormat for Clock {
 
 impl EncoderClock for Clock {
     fn now_micros(&self) -> u64 {
-        sys::time::now_micros()
+        sys::clock::unix_us()
     }
 }
 

@@ -114,7 +114,7 @@ impl LogFile {
         if let Some(fixed) = &self.backupname {
             return fixed.clone();
         }
-        let now = crate::sys::time::now_micros() / 1_000_000;
+        let now = crate::sys::clock::unix_secs();
         let base = format!("{}.{now}", self.path.display());
         let mut candidate = PathBuf::from(&base);
         let mut n = 1;
@@ -131,10 +131,7 @@ impl LogFile {
         self.flush(0);
         let backup = self.backup_path();
         let mut note = String::new();
-        crate::protocol::log::push_ctime(
-            &mut note,
-            (crate::sys::time::now_micros() / 1_000_000) as i64,
-        );
+        crate::protocol::log::push_ctime(&mut note, crate::sys::clock::unix_secs() as i64);
         let _ = writeln!(
             self.file,
             "{note} - logsize: {}, triggering rotation to {}...",
@@ -168,7 +165,7 @@ impl LogFile {
     /// or FIFO `l`.
     pub fn reopen(&mut self) {
         self.flush(0);
-        let now = crate::sys::time::now_micros() / 1_000_000;
+        let now = crate::sys::clock::unix_secs();
         let _ = writeln!(
             self.file,
             "[{now}] logsize: {}, triggering log-reopen...",
@@ -407,7 +404,7 @@ pub fn syslog_packet(facility: u8, hostname: Option<&str>, ident: &str, message:
     let mut packet = format!("<{}>", u32::from(facility) * 8 + 6);
     crate::sys::time::strftime_local(
         "%b %e %H:%M:%S",
-        (crate::sys::time::now_micros() / 1_000_000) as i64,
+        crate::sys::clock::unix_secs() as i64,
         &mut packet,
     );
     packet.push(' ');

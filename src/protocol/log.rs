@@ -8,6 +8,8 @@
 
 use std::fmt::Write as _;
 
+use super::log_format::push_escaped;
+
 /// The numbers and strings of one request's log line. Request-supplied fields are bytes,
 /// since they come from the wire; invalid UTF-8 is escaped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,22 +148,6 @@ impl LogConditions {
             || (self.big_bytes != 0 && request.body_bytes >= self.big_bytes)
             || (self.sendfile && request.via_sendfile)
             || (self.io_error && request.io_error)
-    }
-}
-
-/// Appends `bytes` as text, with control characters and invalid UTF-8 as `\xNN`.
-fn push_escaped(out: &mut String, bytes: &[u8]) {
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if c.is_control() && (c as u32) < 0x100 {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            } else {
-                out.push(c);
-            }
-        }
-        for &byte in chunk.invalid() {
-            let _ = write!(out, "\\x{byte:02x}");
-        }
     }
 }
 

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::SpoolerConfig;
+use crate::logging::error_chain;
 use crate::protocol::spool;
 use crate::python::{self, InterpreterOptions, ModuleInfo, TaskVerdict};
 use crate::sys;
@@ -77,17 +78,6 @@ impl python::SpoolerApi for Handle {
     fn read_task(&self, path: &str) -> Option<(python::SpoolVars, Vec<u8>)> {
         queue::read_task(Path::new(path))
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// How the spooler gets Python: forked with the app (preload), or starting its own
@@ -213,7 +203,7 @@ fn serve(setup: SpoolerSetup) -> Result<(), RunSpoolerError> {
                 wait = wait.min(Duration::from_secs(1));
             }
             if let Some(due) = scan.next_due {
-                let until = Duration::from_secs(due.saturating_sub(unix_secs()));
+                let until = Duration::from_secs(due.saturating_sub(sys::clock::unix_secs()));
                 wait = wait.min(until.max(Duration::from_millis(100)));
             }
             next_scan = Instant::now() + wait;
@@ -344,7 +334,7 @@ impl Spooler<'_> {
             return;
         }
         let mtime = meta.mtime().max(0) as u64;
-        if mtime > unix_secs() {
+        if mtime > sys::clock::unix_secs() {
             scan.next_due = Some(scan.next_due.map_or(mtime, |due| due.min(mtime)));
             return;
         }
@@ -435,8 +425,4 @@ impl Spooler<'_> {
             }
         }
     }
-}
-
-fn unix_secs() -> u64 {
-    crate::sys::clock::unix_secs()
 }

@@ -141,16 +141,14 @@ impl SpoolDirs {
             // An existing directory is the common case; a real failure shows at the write.
             let _ = fs::DirBuilder::new().mode(0o750).create(&target);
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let now_micros = sys::clock::unix_us();
         let name = spool::task_file_name(
             &self.hostname,
             sys::process::getpid(),
             COUNTER.fetch_add(1, Ordering::Relaxed) + 1,
             sys::file::random_u32(),
-            now.as_secs(),
-            now.subsec_micros(),
+            now_micros / 1_000_000,
+            (now_micros % 1_000_000) as u32,
         );
         let path = target.join(&name);
         // Written in a hidden subdirectory, which the spoolers do not watch, so that only

@@ -1,9 +1,13 @@
-//! Raw reads, writes and flags on file descriptors, for sockets the worker drives itself.
+//! File descriptors by hand: reads, writes and sends (retried on EINTR), `sendfile`, the
+//! non-blocking and close-on-exec flags, pipes, FIFOs, datagram pairs, `dup2`, and the fds a
+//! process inherits across exec. For the sockets a worker drives itself and the log master's
+//! pipes and files.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+/// A negative return of a system call as `errno`'s error.
+pub(super) fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -19,16 +23,20 @@ fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
     }
 }
 
-/// `read(2)`, retrying on EINTR.
-pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+/// Makes a byte-count system call again while a signal interrupts it (EINTR).
+fn retrying(mut call: impl FnMut() -> libc::ssize_t) -> io::Result<usize> {
     loop {
-        // SAFETY: `buf` is a valid writable slice of `buf.len()` bytes and `fd` is open.
-        let ret = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        match cvt_size(ret) {
+        match cvt_size(call()) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => return other,
         }
     }
+}
+
+/// `read(2)`, retrying on EINTR.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid writable slice of `buf.len()` bytes and `fd` is open.
+    retrying(|| unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
 }
 
 /// Reads into the spare capacity of `buf`, growing it by `at_least` first if needed.
@@ -63,53 +71,24 @@ pub fn read_limited(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, limit: usize) -> io::
 
 /// `send(2)` with MSG_NOSIGNAL (a peer that went away gives EPIPE, never SIGPIPE).
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: `buf` is a valid readable slice and `fd` is an open socket.
-        let ret = unsafe {
-            libc::send(
-                fd.as_raw_fd(),
-                buf.as_ptr().cast(),
-                buf.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        match cvt_size(ret) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
+    send_with_flags(fd, buf, libc::MSG_NOSIGNAL)
 }
 
 /// `send(2)` with MSG_MORE as well: more data follows at once (a file body after its
 /// head), so the kernel may hold a partial segment back instead of sending it alone.
 pub fn send_more(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: `buf` is a valid readable slice and `fd` is an open socket.
-        let ret = unsafe {
-            libc::send(
-                fd.as_raw_fd(),
-                buf.as_ptr().cast(),
-                buf.len(),
-                libc::MSG_NOSIGNAL | libc::MSG_MORE,
-            )
-        };
-        match cvt_size(ret) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
+    send_with_flags(fd, buf, libc::MSG_NOSIGNAL | libc::MSG_MORE)
+}
+
+fn send_with_flags(fd: BorrowedFd<'_>, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid readable slice and `fd` is an open socket.
+    retrying(|| unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags) })
 }
 
 /// `write(2)` to a non-socket (a pipe or a log file), retrying on EINTR.
 pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: `buf` is a valid readable slice and `fd` is open.
-        let ret = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
-        match cvt_size(ret) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
+    // SAFETY: `buf` is a valid readable slice and `fd` is open.
+    retrying(|| unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })
 }
 
 /// `sendfile(2)` from `file` at `offset` to the socket `out`.
@@ -119,40 +98,30 @@ pub fn sendfile(
     offset: &mut i64,
     count: usize,
 ) -> io::Result<usize> {
-    loop {
-        // SAFETY: both fds are open and `offset` points to a valid off_t.
-        let ret = unsafe { libc::sendfile(out.as_raw_fd(), file.as_raw_fd(), offset, count) };
-        match cvt_size(ret) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
+    // SAFETY: both fds are open and `offset` points to a valid off_t.
+    retrying(|| unsafe { libc::sendfile(out.as_raw_fd(), file.as_raw_fd(), offset, count) })
 }
 
 pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    // SAFETY: F_GETFL/F_SETFL on an open fd have no memory effects.
-    unsafe {
-        let flags = cvt(libc::fcntl(fd.as_raw_fd(), libc::F_GETFL))?;
-        let flags = if on {
-            flags | libc::O_NONBLOCK
-        } else {
-            flags & !libc::O_NONBLOCK
-        };
-        cvt(libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags))?;
-    }
-    Ok(())
+    set_flag(fd, (libc::F_GETFL, libc::F_SETFL), libc::O_NONBLOCK, on)
 }
 
 pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    // SAFETY: F_GETFD/F_SETFD on an open fd have no memory effects.
+    set_flag(fd, (libc::F_GETFD, libc::F_SETFD), libc::FD_CLOEXEC, on)
+}
+
+/// Sets or clears one bit of the flags that the `fcntl` commands `get`/`set` read and write.
+fn set_flag(
+    fd: BorrowedFd<'_>,
+    (get, set): (libc::c_int, libc::c_int),
+    bit: libc::c_int,
+    on: bool,
+) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL and F_GETFD/F_SETFD on an open fd have no memory effects.
     unsafe {
-        let flags = cvt(libc::fcntl(fd.as_raw_fd(), libc::F_GETFD))?;
-        let flags = if on {
-            flags | libc::FD_CLOEXEC
-        } else {
-            flags & !libc::FD_CLOEXEC
-        };
-        cvt(libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, flags))?;
+        let flags = cvt(libc::fcntl(fd.as_raw_fd(), get))?;
+        let flags = if on { flags | bit } else { flags & !bit };
+        cvt(libc::fcntl(fd.as_raw_fd(), set, flags))?;
     }
     Ok(())
 }

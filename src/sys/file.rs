@@ -136,10 +136,7 @@ pub fn random_u32() -> u32 {
     // SAFETY: the buffer is valid for 4 bytes of writes.
     let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
     if n != 4 {
-        return std::process::id()
-            ^ (std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos()));
+        return std::process::id() ^ (super::clock::unix_us() % 1_000_000) as u32;
     }
     u32::from_ne_bytes(bytes) >> 1
 }

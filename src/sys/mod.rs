@@ -1,8 +1,9 @@
 //! Thin, safe wrappers over the Linux system calls kaiser needs: fork, signals, sockets,
 //! epoll, process control, privileges and the sd_notify datagram.
 //!
-//! Every `unsafe` block of the crate outside `python/` lives here, each with a `// SAFETY:`
-//! comment. This module knows nothing about config, Python or protocols; it does not log.
+//! Almost every `unsafe` block of the crate outside `python/` lives here, each with a
+//! `// SAFETY:` comment (ARCHITECTURE.md lists the few elsewhere). This module knows nothing
+//! about config, Python or protocols; it does not log.
 
 pub mod clock;
 pub mod fd;

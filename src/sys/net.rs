@@ -8,6 +8,8 @@ use std::io;
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use super::fd::cvt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -29,12 +31,13 @@ impl std::fmt::Display for BindAddr {
     }
 }
 
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
+/// `storage` seen as one of the concrete `sockaddr_*` types.
+///
+/// # Safety
+/// `T` must be a `sockaddr_*` type, which `sockaddr_storage` is large and aligned enough for.
+unsafe fn storage_as<T>(storage: &mut libc::sockaddr_storage) -> &mut T {
+    // SAFETY: the caller vouches for the size and alignment of `T`.
+    unsafe { &mut *(storage as *mut libc::sockaddr_storage).cast::<T>() }
 }
 
 fn socket(domain: libc::c_int) -> io::Result<OwnedFd> {
@@ -70,9 +73,7 @@ fn encode(addr: &BindAddr) -> io::Result<(libc::sockaddr_storage, libc::socklen_
     let len = match addr {
         BindAddr::Tcp(SocketAddr::V4(v4)) => {
             // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
-            let sin = unsafe {
-                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
-            };
+            let sin = unsafe { storage_as::<libc::sockaddr_in>(&mut storage) };
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
             sin.sin_port = v4.port().to_be();
             sin.sin_addr = libc::in_addr {
@@ -82,9 +83,7 @@ fn encode(addr: &BindAddr) -> io::Result<(libc::sockaddr_storage, libc::socklen_
         }
         BindAddr::Tcp(SocketAddr::V6(v6)) => {
             // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in6.
-            let sin6 = unsafe {
-                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
+            let sin6 = unsafe { storage_as::<libc::sockaddr_in6>(&mut storage) };
             sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
             sin6.sin6_port = v6.port().to_be();
             sin6.sin6_addr = libc::in6_addr {
@@ -95,9 +94,7 @@ fn encode(addr: &BindAddr) -> io::Result<(libc::sockaddr_storage, libc::socklen_
         }
         BindAddr::Unix(_) | BindAddr::Abstract(_) => {
             // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_un.
-            let sun = unsafe {
-                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_un>()
-            };
+            let sun = unsafe { storage_as::<libc::sockaddr_un>(&mut storage) };
             sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
             let (bytes, offset): (&[u8], usize) = match addr {
                 BindAddr::Unix(path) => (path.as_os_str().as_bytes(), 0),

@@ -103,34 +103,21 @@ pub fn cpu_count() -> u32 {
 
 /// A user resolved by name or number: (uid, primary gid, name).
 pub fn lookup_user(spec: &str) -> io::Result<(u32, u32, String)> {
-    let name = CString::new(spec)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in user name"))?;
+    let name = c_name(spec, "user")?;
     let mut buf = vec![0 as libc::c_char; 16384];
     // SAFETY: passwd is plain old data.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::passwd = std::ptr::null_mut();
+    let (buf_ptr, buf_len) = (buf.as_mut_ptr(), buf.len());
     let ret = match spec.parse::<u32>() {
         // SAFETY: all pointers are valid for the sizes given.
-        Ok(uid) => unsafe {
-            libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result)
-        },
+        Ok(uid) => unsafe { libc::getpwuid_r(uid, &mut pwd, buf_ptr, buf_len, &mut result) },
         // SAFETY: all pointers are valid for the sizes given.
         Err(_) => unsafe {
-            libc::getpwnam_r(
-                name.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
+            libc::getpwnam_r(name.as_ptr(), &mut pwd, buf_ptr, buf_len, &mut result)
         },
     };
-    if ret != 0 || result.is_null() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no user `{spec}`"),
-        ));
-    }
+    found(ret, result, "user", spec)?;
     // SAFETY: on success pw_name points into `buf`, NUL-terminated.
     let user = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }
         .to_string_lossy()
@@ -143,29 +130,33 @@ pub fn lookup_group(spec: &str) -> io::Result<u32> {
     if let Ok(gid) = spec.parse::<u32>() {
         return Ok(gid);
     }
-    let name = CString::new(spec)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in group name"))?;
+    let name = c_name(spec, "group")?;
     let mut buf = vec![0 as libc::c_char; 16384];
     // SAFETY: group is plain old data.
     let mut grp: libc::group = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::group = std::ptr::null_mut();
+    let (buf_ptr, buf_len) = (buf.as_mut_ptr(), buf.len());
     // SAFETY: all pointers are valid for the sizes given.
-    let ret = unsafe {
-        libc::getgrnam_r(
-            name.as_ptr(),
-            &mut grp,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
-    };
+    let ret = unsafe { libc::getgrnam_r(name.as_ptr(), &mut grp, buf_ptr, buf_len, &mut result) };
+    found(ret, result, "group", spec)?;
+    Ok(grp.gr_gid)
+}
+
+/// A user or group name for the C library (`what` names which, for the error).
+fn c_name(spec: &str, what: &str) -> io::Result<CString> {
+    CString::new(spec)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("NUL in {what} name")))
+}
+
+/// The outcome of a `get*_r` lookup: found, or "no user `spec`" (or group).
+fn found<T>(ret: libc::c_int, result: *mut T, what: &str, spec: &str) -> io::Result<()> {
     if ret != 0 || result.is_null() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
-            format!("no group `{spec}`"),
+            format!("no {what} `{spec}`"),
         ));
     }
-    Ok(grp.gr_gid)
+    Ok(())
 }
 
 pub fn chown(path: &std::path::Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {

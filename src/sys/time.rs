@@ -1,6 +1,6 @@
-//! Wall-clock formatting through the C library: `strftime(3)` over `localtime_r(3)`, so that
+//! Local time through the C library: `strftime(3)` over `localtime_r(3)`, so that
 //! `%(ltime)`, `log-date` and the encoders' `${strftime:…}` follow `TZ` exactly as uWSGI's
-//! do. It does not cache or log.
+//! do, and the broken-down local time crons match against. It does not cache or log.
 
 use std::ffi::CString;
 
@@ -10,25 +10,26 @@ pub fn strftime_local(format: &str, unix_secs: i64, out: &mut String) {
     let Ok(format) = CString::new(format) else {
         return;
     };
-    // SAFETY: `tm` is plain data that localtime_r fills; zeroed is a valid value for it.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let time: libc::time_t = unix_secs as libc::time_t;
-    // SAFETY: both pointers are to live locals; localtime_r is thread-safe.
-    if unsafe { libc::localtime_r(&time, &mut tm) }.is_null() {
+    let Some(tm) = local_tm(unix_secs) else {
         return;
-    }
+    };
     let mut buf = [0u8; 256];
     // SAFETY: buf is writable for its length, format is NUL-terminated and tm initialised.
     let len = unsafe { libc::strftime(buf.as_mut_ptr().cast(), buf.len(), format.as_ptr(), &tm) };
     out.push_str(&String::from_utf8_lossy(&buf[..len]));
 }
 
-/// Now, in microseconds since the epoch.
-pub fn now_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+/// `localtime_r(3)`: `unix_secs` broken down in the local zone (`TZ`), or `None` when the
+/// C library cannot represent it.
+pub fn local_tm(unix_secs: i64) -> Option<libc::tm> {
+    // SAFETY: `tm` is plain data that localtime_r fills; zeroed is a valid value for it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let time: libc::time_t = unix_secs as libc::time_t;
+    // SAFETY: both pointers are to live locals; localtime_r is thread-safe.
+    if unsafe { libc::localtime_r(&time, &mut tm) }.is_null() {
+        return None;
+    }
+    Some(tm)
 }
 
 #[cfg(test)]

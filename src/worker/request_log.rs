@@ -208,7 +208,7 @@ fn render(
         micros: log.elapsed.as_micros() as u64,
         rt_in_micros: format.micros,
         start_unix_micros: log.start_unix_micros,
-        now_unix_secs: sys::time::now_micros() / 1_000_000,
+        now_unix_secs: sys::clock::unix_secs(),
         pid: origin.pid as u32,
         worker_id: origin.worker_id as usize,
         core: origin.core,

@@ -18,6 +18,17 @@ struct Logs {
     changed: Condvar,
 }
 
+impl Logs {
+    /// Sleeps until a reader thread adds output (or closes a stream), or `timeout` passes.
+    fn wait_for_change<'a>(
+        &self,
+        state: std::sync::MutexGuard<'a, LogState>,
+        timeout: Duration,
+    ) -> std::sync::MutexGuard<'a, LogState> {
+        self.changed.wait_timeout(state, timeout).unwrap().0
+    }
+}
+
 struct LogState {
     text: String,
     /// Output pipes still open; 0 means no more output can come.
@@ -129,6 +140,61 @@ impl LoggedProcess {
         )
     }
 
+    /// Fails unless a line containing `marker` is printed after `mark` with no line
+    /// containing `unwanted` before it: the way to check that something was never logged.
+    ///
+    /// The output is read on threads of their own, so `logs()` right after an event can miss
+    /// a line the process already wrote; an absence is only proven up to a line read later.
+    /// Pick a `marker` the process can only print after it would have printed `unwanted`, on
+    /// the same stream (e.g. the log line of a later request to the same worker).
+    pub fn assert_no_log_before(
+        &self,
+        mark: usize,
+        unwanted: &str,
+        marker: &str,
+        timeout: Duration,
+    ) {
+        let mut seen: Option<String> = None;
+        self.wait_for_line(
+            mark,
+            &format!("a log line containing {marker:?}"),
+            timeout,
+            |line| {
+                if line.contains(marker) {
+                    return Some(());
+                }
+                if seen.is_none() && line.contains(unwanted) {
+                    seen = Some(line.to_owned());
+                }
+                None
+            },
+        )
+        .unwrap_or_else(|error| panic!("{error}"));
+        if let Some(line) = seen {
+            panic!(
+                "expected no log line containing {unwanted:?} before {marker:?}, got {line:?}; \
+                 logs of {}:\n{}",
+                self.name,
+                indent(&self.logs())
+            );
+        }
+    }
+
+    /// Sends `signal`, waits for the process to exit and for every process sharing its
+    /// output to close it, and returns all it printed: for checks that something was never
+    /// logged, when the test has no later line to wait for.
+    pub fn stop_and_read_logs(&mut self, signal: i32, timeout: Duration) -> String {
+        self.signal(signal);
+        self.expect_exit(timeout);
+        assert!(
+            self.wait_output_closed(timeout),
+            "a process of {}'s group still holds its output open; its logs:\n{}",
+            self.name,
+            indent(&self.logs())
+        );
+        self.logs()
+    }
+
     /// Waits for a log line containing `needle` and a socket address with a non-zero port
     /// (`127.0.0.1:41234`, `[::1]:8080`), and returns the first such address: how a test
     /// learns which port a server given port 0 bound.
@@ -185,12 +251,7 @@ impl LoggedProcess {
                     indent(&text)
                 ));
             }
-            state = self
-                .logs
-                .changed
-                .wait_timeout(state, deadline - now)
-                .unwrap()
-                .0;
+            state = self.logs.wait_for_change(state, deadline - now);
         }
     }
 
@@ -270,12 +331,7 @@ impl LoggedProcess {
             if now >= deadline {
                 return false;
             }
-            state = self
-                .logs
-                .changed
-                .wait_timeout(state, deadline - now)
-                .unwrap()
-                .0;
+            state = self.logs.wait_for_change(state, deadline - now);
         }
         true
     }
@@ -402,6 +458,19 @@ impl Kaiser {
         Kaiser {
             process: LoggedProcess::spawn("kaiser", command),
         }
+    }
+}
+
+impl Kaiser {
+    /// Returns once every line the vassal master wrote before this call has been read into
+    /// `logs()`: SIGUSR1 makes the master print its stats report, and its lines arrive in
+    /// the order it wrote them. It says nothing of the workers' lines (a worker writes on its
+    /// own); two barriers in a row span at least one whole turn of the master's loop.
+    pub fn master_barrier(&self) {
+        let mark = self.log_mark();
+        self.signal(libc::SIGUSR1);
+        self.wait_for_log_since(mark, "*** kaiser stats:", Duration::from_secs(20))
+            .unwrap_or_else(|error| panic!("{error}"));
     }
 }
 
