@@ -21,6 +21,7 @@ mod idle;
 mod master;
 mod mules;
 pub mod process_setup;
+mod process_table;
 mod prometheus;
 pub mod python_setup;
 mod recycle;

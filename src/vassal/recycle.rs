@@ -52,16 +52,6 @@ pub(super) fn lifetime_for(config: &Config, id: u32) -> Option<Duration> {
     Some(config.max_worker_lifetime + config.max_worker_lifetime_delta * id.saturating_sub(1))
 }
 
-/// How long a whole reload or shutdown may take: `reload-mercy`, but never longer than one
-/// worker's `worker-reload-mercy` (0 means unset, as in uWSGI).
-pub(super) fn whole_mercy(config: &Config) -> Duration {
-    if config.reload_mercy.is_zero() {
-        config.worker_reload_mercy
-    } else {
-        config.reload_mercy.min(config.worker_reload_mercy)
-    }
-}
-
 /// Why a worker is replaced; displayed in the log line with the figures.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Cause {
@@ -292,16 +282,13 @@ mod tests {
     }
 
     #[test]
-    fn lifetimes_and_mercy() {
+    fn lifetimes_are_staggered_by_delta() {
         let mut config = Config::default();
         assert_eq!(lifetime_for(&config, 1), None);
         config.max_worker_lifetime = Duration::from_secs(60);
         config.max_worker_lifetime_delta = Duration::from_secs(5);
         assert_eq!(lifetime_for(&config, 1), Some(Duration::from_secs(60)));
         assert_eq!(lifetime_for(&config, 3), Some(Duration::from_secs(70)));
-        assert_eq!(whole_mercy(&Config::default()), Duration::from_secs(30));
-        config.reload_mercy = Duration::ZERO;
-        assert_eq!(whole_mercy(&config), Duration::from_secs(60));
     }
 
     #[test]

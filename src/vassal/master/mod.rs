@@ -373,7 +373,8 @@ impl Master<'_> {
 
     fn all_ready(&mut self) {
         if !self.old_workers.is_empty() && self.upkeep.old_kill_at.is_none() {
-            self.upkeep.old_kill_at = Some(Instant::now() + recycle::whole_mercy(self.config));
+            self.upkeep.old_kill_at =
+                Some(Instant::now() + crate::vassal::process_table::whole_mercy(self.config));
         }
         if !self.old_workers.is_empty() {
             tracing::info!(old = ?self.old_workers, "new workers accept; stopping the previous generation gracefully");

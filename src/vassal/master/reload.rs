@@ -19,7 +19,7 @@ impl Master<'_> {
         let mercy = if fast {
             Duration::from_secs(3)
         } else {
-            recycle::whole_mercy(self.config)
+            crate::vassal::process_table::whole_mercy(self.config)
         };
         tracing::info!(reason = why, fast, "shutting down");
         let _ = self.notifier.notify("STOPPING=1\nSTATUS=stopping");
@@ -77,7 +77,7 @@ impl Master<'_> {
         let child = command.spawn()?;
         self.phase = Phase::Checking {
             pid: child.id() as Pid,
-            deadline: Instant::now() + recycle::whole_mercy(self.config),
+            deadline: Instant::now() + crate::vassal::process_table::whole_mercy(self.config),
             brutal,
         };
         // The child is reaped by `reap` through waitpid; dropping the handle does not wait.
