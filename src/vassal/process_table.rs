@@ -61,11 +61,6 @@ impl Kind {
         !matches!(self, Kind::Cron(_))
     }
 
-    /// Whether it has a seat to be filled again when it dies.
-    pub fn has_seat(self) -> bool {
-        self.policy() == Policy::RespawnUnlessStopping
-    }
-
     /// Kinds share a fork-bomb guard: workers die "too fast" only counting workers.
     fn family(self) -> Discriminant<Kind> {
         std::mem::discriminant(&self)

@@ -21,7 +21,6 @@ use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::sys::process::Pid;
 use crate::worker::recycle::{Limit, ToMaster};
 
 const MB: f64 = 1024.0 * 1024.0;
@@ -147,18 +146,8 @@ pub(super) fn evil_over(config: &Config, memory: (u64, u64)) -> Option<String> {
     None
 }
 
-/// A replaced worker: it serves until its replacement accepts, then drains.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Retiring {
-    pub pid: Pid,
-    pub id: u32,
-    /// The scoreboard bank it keeps writing until it exits.
-    pub bank: usize,
-    /// Set when it was told to stop: SIGKILL after this (`worker-reload-mercy`).
-    pub kill_at: Option<Instant>,
-}
-
-/// The one-at-a-time queue of replacements, and the replaced workers still alive.
+/// The one-at-a-time queue of replacements (the replaced workers still alive are in the
+/// process table, retiring).
 #[derive(Debug, Default)]
 pub(super) struct Recycler {
     queue: VecDeque<(u32, Cause)>,
@@ -166,7 +155,6 @@ pub(super) struct Recycler {
     in_progress: Option<u32>,
     /// A chain reload is running (for its "complete" log line).
     chain: bool,
-    pub retiring: Vec<Retiring>,
 }
 
 impl Recycler {
@@ -233,13 +221,6 @@ impl Recycler {
         self.queue.clear();
         self.in_progress = None;
         self.chain = false;
-    }
-
-    /// Retiring workers of `id` not yet told to stop.
-    pub fn waiting_for(&mut self, id: u32) -> impl Iterator<Item = &mut Retiring> {
-        self.retiring
-            .iter_mut()
-            .filter(move |r| r.id == id && r.kill_at.is_none())
     }
 }
 

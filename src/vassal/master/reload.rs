@@ -24,13 +24,14 @@ impl Master<'_> {
         tracing::info!(reason = why, fast, "shutting down");
         let _ = self.notifier.notify("STOPPING=1\nSTATUS=stopping");
         let sig = if fast { libc::SIGINT } else { libc::SIGTERM };
-        for pid in self.worker_pids() {
+        let deadline = Instant::now() + mercy;
+        for pid in self.children.stopped_with_vassal() {
+            self.stop_child(pid, sig, Why::Shutdown { fast }, deadline);
+        }
+        for pid in self.spoolers.pids().chain(self.mules.pids()) {
             let _ = sys::signal::kill(pid, sig);
         }
-        self.phase = Phase::Stopping {
-            deadline: Instant::now() + mercy,
-            fast,
-        };
+        self.phase = Phase::Stopping { deadline, fast };
     }
 
     /// Graceful reload, step 1: vet the new config (and app import) in a separate
@@ -91,7 +92,7 @@ impl Master<'_> {
         self.phase = Phase::Running;
         if how != ExitKind::Code(0) {
             tracing::error!(%how, "reload aborted: the new configuration does not load; the current workers keep serving");
-            let n = self.slots.len();
+            let n = self.processes;
             let _ = self.notifier.notify(&format!(
                 "READY=1\nSTATUS=serving with {n} workers (reload failed)"
             ));
@@ -227,9 +228,8 @@ impl Master<'_> {
         tracing::info!("workers reload: replacing every worker");
         self.note_preloaded("workers reload");
         self.upkeep.recycler.abort();
-        for index in 0..self.slots.len() {
-            if !self.replace_worker(index, &Cause::WorkersReload)? {
-                let id = self.slots[index].id;
+        for id in self.worker_ids() {
+            if !self.replace_worker(id, &Cause::WorkersReload)? {
                 self.upkeep.recycler.request(id, Cause::WorkersReload);
             }
         }
@@ -244,7 +244,7 @@ impl Master<'_> {
         }
         tracing::info!("brutal workers reload: stopping every worker now; they are respawned");
         self.upkeep.recycler.abort();
-        for pid in self.slots.iter().filter_map(|s| s.pid) {
+        for pid in self.worker_ids().filter_map(|id| self.worker_pid(id)) {
             let _ = sys::signal::kill(pid, libc::SIGINT);
         }
     }
@@ -258,7 +258,7 @@ impl Master<'_> {
         }
         tracing::info!("chain reload: replacing workers one at a time");
         self.note_preloaded("chain reload");
-        for id in self.slots.iter().map(|s| s.id).collect::<Vec<_>>() {
+        for id in self.worker_ids() {
             self.upkeep.recycler.request(id, Cause::ChainReload);
         }
     }

@@ -118,17 +118,15 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     sys::fd::set_nonblocking(ready_read.as_fd(), true)?;
 
     let listeners = Arc::new(bound.iter().map(listener_of).collect::<Vec<_>>());
-    let slots = (1..=config.processes.max(1))
-        .map(|id| Slot {
-            id,
-            pid: None,
-            bank: 0,
-            ready: false,
-            spawned_at: started,
-            respawn_at: None,
-            respawns: 0,
-        })
-        .collect();
+    let processes = config.processes.max(1);
+    let mut children = ProcessTable::default();
+    children.add_seats((1..=processes).map(Kind::Worker), None);
+    for pid in old_workers {
+        children.insert(Entry {
+            state: State::Retiring,
+            ..Entry::new(Kind::Previous, pid, started)
+        });
+    }
     let mut master = Master {
         config,
         max_connections: connection_cap(config),
@@ -138,12 +136,11 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         notifier,
         app,
         lazy,
-        slots,
-        old_workers,
+        processes,
+        children,
         phase: Phase::Running,
         started,
         announced_ready: false,
-        respawn_guard: Default::default(),
         ready_read,
         ready_write,
         signals,
@@ -154,7 +151,6 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
             touches: Touches::new(config),
             recycler: Recycler::default(),
             from_workers: Vec::new(),
-            old_kill_at: None,
             next_memory_check: started,
         },
         scoreboard: Arc::new(Scoreboard::new(config.processes, config.threads)?),
@@ -177,9 +173,9 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     };
     let initial = master.initial_workers();
     if !master.start_cheap() {
-        for index in 0..master.slots.len() {
-            if !master.keep_cheap(index, initial) {
-                master.spawn(index)?;
+        for id in master.worker_ids() {
+            if !master.keep_cheap(id, initial) {
+                master.spawn(id)?;
             }
         }
     }
