@@ -19,7 +19,6 @@ mod fifo;
 mod harakiri;
 mod idle;
 mod master;
-mod mules;
 pub mod process_setup;
 mod process_table;
 mod prometheus;

@@ -279,6 +279,13 @@ impl ProcessTable {
         }
     }
 
+    /// No seat is filled again (the vassal stops).
+    pub fn cancel_respawns(&mut self) {
+        for seat in &mut self.seats {
+            seat.respawn_at = None;
+        }
+    }
+
     /// Empty seats whose respawn time has come, in seat order.
     pub fn due(&self, now: Instant) -> Vec<Kind> {
         self.seats

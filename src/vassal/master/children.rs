@@ -46,9 +46,6 @@ impl Master<'_> {
                 self.on_exit(entry, exit, how);
                 continue;
             }
-            if self.reap_spooler(pid, how) || self.reap_mule(pid, how) || self.reap_cron(pid, how) {
-                continue;
-            }
             if crate::logging::master::pid() == Some(pid) {
                 // Every line written since went nowhere; a reload starts a new log master.
                 crate::logging::master::forget();
@@ -75,7 +72,30 @@ impl Master<'_> {
             (Kind::Previous, _) => {
                 tracing::info!(pid, %how, "previous-generation worker finished")
             }
-            (Kind::Spooler(_) | Kind::Mule(_) | Kind::Cron(_), _) => {}
+            (Kind::Spooler(index), exit) => {
+                self.spoolers.exited(index);
+                if exit == Exit::Stopped {
+                    tracing::info!(pid, %how, "spooler stopped");
+                    return;
+                }
+                if how == ExitKind::Code(0) {
+                    tracing::info!(pid, "spooler exited (recycled), respawning");
+                } else {
+                    tracing::warn!(pid, %how, "OOOPS the spooler is no more...trying respawn...");
+                }
+                self.schedule_respawn(entry.kind);
+            }
+            (Kind::Mule(index), Exit::Stopped) => {
+                tracing::info!(mule = index + 1, pid, %how, "mule stopped")
+            }
+            (Kind::Mule(index), _) => {
+                tracing::warn!(mule = index + 1, pid, %how, "mule ended, respawning");
+                self.schedule_respawn(entry.kind);
+            }
+            (Kind::Cron(index), _) => {
+                let command = self.crons.command(index);
+                tracing::info!(pid, %how, command, "cron: the command finished");
+            }
         }
     }
 
@@ -127,10 +147,27 @@ impl Master<'_> {
         for kind in self.children.due(now) {
             match kind {
                 Kind::Worker(id) => self.spawn(id)?,
-                Kind::Previous | Kind::Spooler(_) | Kind::Mule(_) | Kind::Cron(_) => {}
+                Kind::Spooler(index) => self.spawn_spooler(index)?,
+                Kind::Mule(index) => self.spawn_mule(index)?,
+                Kind::Previous | Kind::Cron(_) => {}
             }
         }
         Ok(())
+    }
+
+    /// `(index, pid)` of each live child of a kind, e.g. `Kind::Mule`.
+    pub(super) fn live(&self, of_kind: fn(usize) -> Kind) -> Vec<(usize, Pid)> {
+        self.children
+            .entries()
+            .filter_map(|e| match e.kind {
+                Kind::Spooler(index) | Kind::Mule(index) | Kind::Cron(index)
+                    if e.kind == of_kind(index) =>
+                {
+                    Some((index, e.pid))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// Sends `signal` to the child `pid` and gives it until `deadline` to exit.

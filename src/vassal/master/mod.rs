@@ -121,9 +121,8 @@ enum Phase {
         /// `R`: kill the workers instead of letting them finish, then re-exec.
         brutal: bool,
     },
+    /// The children were told to stop (their mercy deadlines are in the process table).
     Stopping {
-        /// When spoolers and mules get SIGKILL.
-        deadline: Instant,
         fast: bool,
     },
 }
@@ -140,7 +139,8 @@ struct Master<'a> {
     lazy: Option<(AppSpec, InterpreterOptions, ModuleInfo)>,
     /// `processes`: workers have the ids `1..=processes`.
     processes: u32,
-    /// Every child: workers (current, replaced, previous generation) so far.
+    /// Every child the master forked or spawned, but attached daemons: workers (current,
+    /// replaced, previous generation), spoolers, mules and cron commands.
     children: ProcessTable,
     phase: Phase,
     started: Instant,
@@ -162,7 +162,6 @@ struct Master<'a> {
     /// `cheaper`: the adaptive worker count; `None` when off.
     cheaper: Option<cheaper::CheaperRun>,
     spoolers: super::spooler::Spoolers,
-    mules: super::mules::Mules,
     crons: super::cron::Crons,
     /// `health-drain-delay`: when the stop begins, and the signal that asked for it.
     drain_until: Option<(Instant, &'static str)>,
@@ -185,10 +184,7 @@ struct Upkeep {
 impl Master<'_> {
     /// Every child the master stops, reloads and waits for: workers, spoolers and mules.
     fn worker_pids(&self) -> Vec<Pid> {
-        let mut pids = self.children.stopped_with_vassal();
-        pids.extend(self.spoolers.pids());
-        pids.extend(self.mules.pids());
-        pids
+        self.children.stopped_with_vassal()
     }
 
     fn event_loop(&mut self) -> Result<i32, RunVassalError> {
@@ -258,9 +254,6 @@ impl Master<'_> {
     fn next_timeout(&self) -> Duration {
         let now = Instant::now();
         let mut next = now + Duration::from_secs(1);
-        if let Phase::Stopping { deadline, .. } = self.phase {
-            next = next.min(deadline);
-        }
         let stats_deadline = self.stats.as_ref().and_then(|s| s.next_deadline());
         let daemons_deadline = self.attached.daemons.next_deadline();
         let cheaper_deadline = self.cheaper.as_ref().map(|c| c.next_deadline());
@@ -393,26 +386,12 @@ impl Master<'_> {
         self.drain_tick(now);
         self.heartbeat_tick(now);
         self.mercy_tick(now);
-        if let Phase::Stopping { deadline, fast } = self.phase {
-            if now >= deadline {
-                for pid in self.spoolers.pids().chain(self.mules.pids()) {
-                    tracing::warn!(
-                        pid,
-                        fast,
-                        "worker did not stop within worker-reload-mercy; killing it"
-                    );
-                    let _ = sys::signal::kill(pid, libc::SIGKILL);
-                }
-                self.phase = Phase::Stopping {
-                    deadline: now + Duration::from_secs(3600),
-                    fast,
-                };
-            }
+        if let Phase::Stopping { .. } = self.phase {
             return Ok(());
         }
         self.upkeep_tick(now)?;
-        self.spooler_tick(now)?;
-        self.mules_tick(now)?;
+        self.spooler_tick();
+        self.mules_tick();
         self.crons_tick(now);
         self.check_idle(now);
         self.cheaper_tick(now)?;

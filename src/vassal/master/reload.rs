@@ -28,10 +28,9 @@ impl Master<'_> {
         for pid in self.children.stopped_with_vassal() {
             self.stop_child(pid, sig, Why::Shutdown { fast }, deadline);
         }
-        for pid in self.spoolers.pids().chain(self.mules.pids()) {
-            let _ = sys::signal::kill(pid, sig);
-        }
-        self.phase = Phase::Stopping { deadline, fast };
+        // Nothing is respawned any more, and a respawn that was due must not wake the loop.
+        self.children.cancel_respawns();
+        self.phase = Phase::Stopping { fast };
     }
 
     /// Graceful reload, step 1: vet the new config (and app import) in a separate

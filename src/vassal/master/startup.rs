@@ -121,6 +121,9 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     let processes = config.processes.max(1);
     let mut children = ProcessTable::default();
     children.add_seats((1..=processes).map(Kind::Worker), None);
+    // Spoolers and mules are forked by the loop's first `respawn_due`.
+    children.add_seats((0..spoolers.len()).map(Kind::Spooler), Some(started));
+    children.add_seats((0..config.mules.len()).map(Kind::Mule), Some(started));
     for pid in old_workers {
         children.insert(Entry {
             state: State::Retiring,
@@ -166,7 +169,6 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         attached: attached::Attached::new(config, started),
         cheaper: cheaper::CheaperRun::new(config, started),
         spoolers,
-        mules: crate::vassal::mules::Mules::new(&config.mules),
         crons: crate::vassal::cron::Crons::new(&config.crons, config.cron_harakiri),
         drain_until: None,
         next_heartbeat: (!config.heartbeat.is_zero()).then(|| started + config.heartbeat),
@@ -180,10 +182,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         }
     }
     master.on_master_start();
-    for index in master.spoolers.due(Instant::now()) {
-        master.spawn_spooler(index)?;
-    }
-    master.mules_tick(Instant::now())?;
+    master.respawn_due(Instant::now())?;
     master.event_loop()
 }
 
