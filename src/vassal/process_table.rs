@@ -92,6 +92,22 @@ pub enum Why {
     Cheaped,
 }
 
+impl Why {
+    /// The log line of the SIGKILL that ends this stop's mercy.
+    pub fn kill_line(self) -> &'static str {
+        match self {
+            Why::Shutdown { .. } => "worker did not stop within worker-reload-mercy; killing it",
+            Why::Replaced => {
+                "replaced worker did not finish within worker-reload-mercy; killing it"
+            }
+            Why::PreviousGeneration => {
+                "previous-generation worker did not finish within reload-mercy; killing it"
+            }
+            Why::Cheaped => "cheaped worker did not finish within worker-reload-mercy; killing it",
+        }
+    }
+}
+
 /// A child told to stop: why, and when SIGKILL follows (`None` once it was sent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stop {

@@ -240,7 +240,7 @@ impl Master<'_> {
                 SlotView {
                     state,
                     busy: snapshot.as_ref().is_some_and(|s| s.busy()),
-                    stoppable: self.worker_ready(id) && !self.upkeep.recycler.is_pending(id),
+                    stoppable: self.worker_ready(id) && !self.upkeep.replacements.is_pending(id),
                     busy_us: snapshot.map_or(0, |s| s.busy_time_us(clock_us)),
                 }
             })

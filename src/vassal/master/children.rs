@@ -186,31 +186,8 @@ impl Master<'_> {
     pub(super) fn mercy_tick(&mut self, now: Instant) {
         for entry in self.children.past_mercy(now) {
             let pid = entry.pid;
-            let id = match entry.kind {
-                Kind::Worker(id) => id,
-                _ => 0,
-            };
-            match entry.stop.map(|s| s.why) {
-                Some(Why::Shutdown { fast }) => tracing::warn!(
-                    pid,
-                    fast,
-                    "worker did not stop within worker-reload-mercy; killing it"
-                ),
-                Some(Why::Replaced) => tracing::warn!(
-                    worker = id,
-                    pid,
-                    "replaced worker did not finish within worker-reload-mercy; killing it"
-                ),
-                Some(Why::PreviousGeneration) => tracing::warn!(
-                    pid,
-                    "previous-generation worker did not finish within reload-mercy; killing it"
-                ),
-                Some(Why::Cheaped) => tracing::warn!(
-                    worker = id,
-                    pid,
-                    "cheaped worker did not finish within worker-reload-mercy; killing it"
-                ),
-                None => {}
+            if let Some(stop) = entry.stop {
+                tracing::warn!(pid, kind = ?entry.kind, "{}", stop.why.kill_line());
             }
             let _ = sys::signal::kill(pid, libc::SIGKILL);
         }

@@ -1,20 +1,21 @@
 //! The master's state and event loop. Start-up (`startup`: from the config to the first
-//! forks) and forking (`spawn`: banks, the worker's setup, the fork-bomb guard) live beside
-//! it, and so do the loop's hooks: `reload` (stops and reloads), `recycling` (replacing
-//! workers one at a time), `pause` (SIGTSTP and cheap mode), `cheaper` (the adaptive worker
-//! count), `report` (SIGUSR1, the stats document and `/metrics`), `attached` (hooks and
-//! external daemons), `spooling`, `mules` and `crons` (the other children), `drain` and
-//! `heartbeat`.
+//! forks) and forking workers (`spawn`: banks, the worker's setup) live beside it, and so do
+//! the loop's hooks: `children` (the process table's side in the master: reaping, respawn
+//! and stop-with-mercy for every kind of child), `reload` (stops and reloads), `handover`
+//! (replacing workers one at a time), `pause` (SIGTSTP and cheap mode), `cheaper` (the
+//! adaptive worker count), `report` (SIGUSR1, the stats document and `/metrics`),
+//! `attached` (hooks and external daemons), `spooling`, `mules` and `crons` (forking the
+//! other kinds of child, and their harakiri), `drain` and `heartbeat`.
 
 mod attached;
 mod cheaper;
 mod children;
 mod crons;
 mod drain;
+mod handover;
 mod heartbeat;
 mod mules;
 mod pause;
-mod recycling;
 mod reload;
 mod report;
 mod spawn;
@@ -31,7 +32,7 @@ use super::fifo::{Command, MasterFifo};
 use super::harakiri::{Harakiri, HarakiriSettings, Live};
 use super::idle::{IdleVerdict, IdleWatch};
 use super::process_table::{Entry, Exit, Kind, ProcessTable, State, Why};
-use super::recycle::{self, Cause, Recycler};
+use super::replacement::{self, Cause, ReplacementQueue};
 use super::sockets::{self, BoundSocket, LISTEN_FDS_ENV};
 use super::stats_server::{BindStatsError, StatsServer};
 use super::touch::{TouchAction, Touches};
@@ -175,7 +176,7 @@ struct Master<'a> {
 struct Upkeep {
     fifo: Option<MasterFifo>,
     touches: Touches,
-    recycler: Recycler,
+    replacements: ReplacementQueue,
     /// Bytes read from the workers' pipe that do not make a whole record yet.
     from_workers: Vec<u8>,
     next_memory_check: Instant,

@@ -226,10 +226,10 @@ impl Master<'_> {
         }
         tracing::info!("workers reload: replacing every worker");
         self.note_preloaded("workers reload");
-        self.upkeep.recycler.abort();
+        self.upkeep.replacements.abort();
         for id in self.worker_ids() {
             if !self.replace_worker(id, &Cause::WorkersReload)? {
-                self.upkeep.recycler.request(id, Cause::WorkersReload);
+                self.upkeep.replacements.request(id, Cause::WorkersReload);
             }
         }
         Ok(())
@@ -242,7 +242,7 @@ impl Master<'_> {
             return;
         }
         tracing::info!("brutal workers reload: stopping every worker now; they are respawned");
-        self.upkeep.recycler.abort();
+        self.upkeep.replacements.abort();
         for pid in self.worker_ids().filter_map(|id| self.worker_pid(id)) {
             let _ = sys::signal::kill(pid, libc::SIGINT);
         }
@@ -258,7 +258,7 @@ impl Master<'_> {
         tracing::info!("chain reload: replacing workers one at a time");
         self.note_preloaded("chain reload");
         for id in self.worker_ids() {
-            self.upkeep.recycler.request(id, Cause::ChainReload);
+            self.upkeep.replacements.request(id, Cause::ChainReload);
         }
     }
 }

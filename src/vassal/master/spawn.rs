@@ -98,7 +98,7 @@ impl Master<'_> {
                             timeout: config.transfer_timeout,
                             min_rate: config.transfer_min_rate,
                         },
-                        max_requests: recycle::max_requests_for(config, id),
+                        max_requests: replacement::max_requests_for(config, id),
                         reload_on_rss: config.reload_on_rss,
                         reload_on_as: config.reload_on_as,
                         min_worker_lifetime: config.min_worker_lifetime,

@@ -152,7 +152,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         upkeep: Upkeep {
             fifo,
             touches: Touches::new(config),
-            recycler: Recycler::default(),
+            replacements: ReplacementQueue::default(),
             from_workers: Vec::new(),
             next_memory_check: started,
         },

@@ -1,5 +1,5 @@
-//! Recycling policy: each worker's own limits, why a worker is replaced, and the queue that
-//! replaces one worker at a time.
+//! Why and when a worker is replaced (recycled): each worker's own limits, the cause of a
+//! replacement, and the queue that replaces one worker at a time.
 //!
 //! uWSGI recycles a worker by letting it exit and forking another afterwards, so capacity
 //! dips while the new one starts, and with `max-requests` alone every worker tends to reach
@@ -149,7 +149,7 @@ pub(super) fn evil_over(config: &Config, memory: (u64, u64)) -> Option<String> {
 /// The one-at-a-time queue of replacements (the replaced workers still alive are in the
 /// process table, retiring).
 #[derive(Debug, Default)]
-pub(super) struct Recycler {
+pub(super) struct ReplacementQueue {
     queue: VecDeque<(u32, Cause)>,
     /// The worker id whose replacement does not accept yet.
     in_progress: Option<u32>,
@@ -157,7 +157,7 @@ pub(super) struct Recycler {
     chain: bool,
 }
 
-impl Recycler {
+impl ReplacementQueue {
     /// Queues worker `id`; false if it is already queued or being replaced.
     pub fn request(&mut self, id: u32, cause: Cause) -> bool {
         if self.in_progress == Some(id) || self.queue.iter().any(|(queued, _)| *queued == id) {
@@ -175,7 +175,7 @@ impl Recycler {
     }
 
     /// The next worker to replace, unless a replacement is still starting. The caller
-    /// reports [`Recycler::started`] if it did replace it.
+    /// reports [`ReplacementQueue::started`] if it did replace it.
     pub fn next_turn(&mut self) -> Option<(u32, Cause)> {
         if self.in_progress.is_some() {
             return None;
@@ -314,42 +314,42 @@ mod tests {
 
     #[test]
     fn one_replacement_at_a_time() {
-        let mut recycler = Recycler::default();
-        assert!(recycler.request(1, Cause::WorkersReload));
-        assert!(recycler.request(2, Cause::WorkersReload));
-        assert!(!recycler.request(1, Cause::WorkersReload), "queued twice");
-        let (id, _) = recycler.next_turn().unwrap();
+        let mut queue = ReplacementQueue::default();
+        assert!(queue.request(1, Cause::WorkersReload));
+        assert!(queue.request(2, Cause::WorkersReload));
+        assert!(!queue.request(1, Cause::WorkersReload), "queued twice");
+        let (id, _) = queue.next_turn().unwrap();
         assert_eq!(id, 1);
-        recycler.started(1);
+        queue.started(1);
         assert_eq!(
-            recycler.next_turn(),
+            queue.next_turn(),
             None,
             "worker 2 waits for worker 1's replacement"
         );
         assert!(
-            !recycler.request(1, Cause::WorkersReload),
+            !queue.request(1, Cause::WorkersReload),
             "already in progress"
         );
-        assert!(!recycler.accepted(2));
-        assert!(recycler.accepted(1));
-        assert_eq!(recycler.next_turn().map(|(id, _)| id), Some(2));
+        assert!(!queue.accepted(2));
+        assert!(queue.accepted(1));
+        assert_eq!(queue.next_turn().map(|(id, _)| id), Some(2));
     }
 
     #[test]
     fn chain_done_fires_once_after_the_last_worker() {
-        let mut recycler = Recycler::default();
+        let mut queue = ReplacementQueue::default();
         for id in 1..=2 {
-            recycler.request(id, Cause::ChainReload);
+            queue.request(id, Cause::ChainReload);
         }
         for id in 1..=2 {
-            assert!(!recycler.chain_done());
-            let (next, _) = recycler.next_turn().unwrap();
+            assert!(!queue.chain_done());
+            let (next, _) = queue.next_turn().unwrap();
             assert_eq!(next, id);
-            recycler.started(id);
-            assert!(!recycler.chain_done());
-            recycler.accepted(id);
+            queue.started(id);
+            assert!(!queue.chain_done());
+            queue.accepted(id);
         }
-        assert!(recycler.chain_done());
-        assert!(!recycler.chain_done());
+        assert!(queue.chain_done());
+        assert!(!queue.chain_done());
     }
 }

@@ -1,5 +1,8 @@
-//! Replacing workers one at a time: readiness hand-over, recycling requests from workers,
-//! lifetimes, `evil-*` memory limits and the queued replacements of a chain reload.
+//! The hand-over from a worker to its replacement, one worker at a time: the replacement is
+//! forked first and the old process (retiring, in the process table) is told to finish once
+//! the new one accepts. Also what starts a replacement: recycling requests from workers,
+//! lifetimes, `evil-*` memory limits and the queued replacements of a chain reload. The
+//! policy (limits, causes, the queue) is `vassal/replacement.rs`.
 
 use super::*;
 
@@ -36,8 +39,8 @@ impl Master<'_> {
             );
             self.stop_child(old, libc::SIGTERM, Why::Replaced, kill_at);
         }
-        self.upkeep.recycler.accepted(id);
-        if self.upkeep.recycler.chain_done() {
+        self.upkeep.replacements.accepted(id);
+        if self.upkeep.replacements.chain_done() {
             tracing::info!("chain reload complete");
         }
     }
@@ -61,7 +64,7 @@ impl Master<'_> {
         else {
             return;
         };
-        if self.upkeep.recycler.request(id, cause.clone()) {
+        if self.upkeep.replacements.request(id, cause.clone()) {
             tracing::debug!(worker = id, pid, %cause, "worker asks to be recycled; queued");
         }
     }
@@ -73,7 +76,7 @@ impl Master<'_> {
         let Some(&old) = self.replaced_by_none_yet(id).first() else {
             return false;
         };
-        self.upkeep.recycler.abort();
+        self.upkeep.replacements.abort();
         tracing::error!(
             worker = id,
             pid = old,
@@ -112,21 +115,21 @@ impl Master<'_> {
         }
         self.check_lifetimes();
         self.check_evil_memory(now);
-        while let Some((id, cause)) = self.upkeep.recycler.next_turn() {
+        while let Some((id, cause)) = self.upkeep.replacements.next_turn() {
             if !self.worker_ids().contains(&id) {
                 continue;
             }
             if self.replace_worker(id, &cause)? {
-                self.upkeep.recycler.started(id);
+                self.upkeep.replacements.started(id);
                 break;
             }
             if self.worker_pid(id).is_some() {
                 // No free bank: the workers it would overlap with are still finishing.
-                self.upkeep.recycler.put_back(id, cause);
+                self.upkeep.replacements.put_back(id, cause);
                 break;
             }
         }
-        if self.upkeep.recycler.chain_done() {
+        if self.upkeep.replacements.chain_done() {
             tracing::info!("chain reload complete");
         }
         Ok(())
@@ -134,17 +137,19 @@ impl Master<'_> {
 
     pub(super) fn check_lifetimes(&mut self) {
         for id in self.worker_ids() {
-            let Some(max) = recycle::lifetime_for(self.config, id) else {
+            let Some(max) = replacement::lifetime_for(self.config, id) else {
                 return;
             };
             let Some(entry) = self.children.occupant(Kind::Worker(id)) else {
                 continue;
             };
             let lived = entry.started.elapsed();
-            if entry.state == State::Serving && lived >= max && !self.upkeep.recycler.is_pending(id)
+            if entry.state == State::Serving
+                && lived >= max
+                && !self.upkeep.replacements.is_pending(id)
             {
                 self.upkeep
-                    .recycler
+                    .replacements
                     .request(id, Cause::Lifetime { lived, max });
             }
         }
@@ -167,7 +172,7 @@ impl Master<'_> {
             let Some(memory) = sys::process::memory_bytes(pid) else {
                 continue;
             };
-            if let Some(why) = recycle::evil_over(self.config, memory) {
+            if let Some(why) = replacement::evil_over(self.config, memory) {
                 tracing::warn!(worker = id, pid, "{why}; killing worker {id}");
                 let _ = sys::signal::kill(pid, libc::SIGKILL);
                 return;
