@@ -1,12 +1,14 @@
 //! The vassal master's process table: one entry per live child, whatever its kind (a worker,
-//! a worker being replaced, a worker of the master before a re-exec, a spooler, a mule, a
-//! cron command), and one seat per child the vassal is meant to have running (worker ids,
-//! spooler slots, mules), with that seat's respawn time and count.
+//! a worker being replaced, a worker of the master before a re-exec, a spooler, a mule, an
+//! attached daemon, a cron command), and one seat per child the vassal is meant to have
+//! running (worker ids, spooler slots, mules, daemons), with that seat's respawn time, count
+//! and rule.
 //!
 //! Everything the master decides about its children in the same way for every kind is here,
 //! once: who a reaped pid was and what its exit means for its kind ([`Kind::policy`]), when a
-//! seat is filled again (the fork-bomb guard of `respawn.rs`, one per kind), and the mercy
-//! deadlines of children told to stop (SIGKILL once the deadline passes, sent once).
+//! seat is filled again (`respawn.rs`: the fork-bomb guard, one per kind, or a daemon's
+//! throttle), and the mercy deadlines of children told to stop (SIGKILL once the deadline
+//! passes, sent once).
 //!
 //! It decides and keeps the books; it must not fork, signal, log or read a clock (the times
 //! come in as arguments), so every decision is tested here without a process. The master
@@ -17,7 +19,7 @@ use std::collections::HashMap;
 use std::mem::Discriminant;
 use std::time::{Duration, Instant};
 
-use super::respawn::RespawnGuard;
+use super::respawn::{RespawnGuard, Throttle};
 use crate::config::Config;
 use crate::sys::process::Pid;
 
@@ -34,6 +36,11 @@ pub enum Kind {
     Spooler(usize),
     /// A mule, by index (0-based; uWSGI's mule id is index + 1).
     Mule(usize),
+    /// An attached daemon's process (`attach-daemon`), by the daemon's index: the daemon
+    /// itself, or for a smart daemon the process kaiser started (its launcher, or the daemon
+    /// when kaiser writes its pidfile). A smart daemon's pidfile may name a process that is
+    /// not a child; `daemons.rs` tracks that one.
+    Daemon(usize),
     /// A `cron` command, by the command's index, while it runs.
     Cron(usize),
 }
@@ -50,15 +57,18 @@ pub enum Policy {
 impl Kind {
     pub fn policy(self) -> Policy {
         match self {
-            Kind::Worker(_) | Kind::Spooler(_) | Kind::Mule(_) => Policy::RespawnUnlessStopping,
+            Kind::Worker(_) | Kind::Spooler(_) | Kind::Mule(_) | Kind::Daemon(_) => {
+                Policy::RespawnUnlessStopping
+            }
             Kind::Previous | Kind::Cron(_) => Policy::LogOnly,
         }
     }
 
-    /// Whether the vassal's stop (and a reload's re-exec) signals it and waits for it. A
-    /// cron command is left to finish on its own, as uWSGI does.
+    /// Whether the vassal's stop (and a reload's re-exec) signals it with SIGTERM/SIGINT and
+    /// waits for it. A cron command is left to finish on its own, as uWSGI does; a daemon
+    /// gets its own stop signal, to its process group (`daemons.rs`).
     pub fn stops_with_vassal(self) -> bool {
-        !matches!(self, Kind::Cron(_))
+        !matches!(self, Kind::Cron(_) | Kind::Daemon(_))
     }
 
     /// Kinds share a fork-bomb guard: workers die "too fast" only counting workers.
@@ -90,6 +100,9 @@ pub enum Why {
     PreviousGeneration,
     /// The cheaper stops an idle worker (`worker-reload-mercy`).
     Cheaped,
+    /// A plain daemon stopped with the vassal or for a re-exec (`reload-mercy`); its
+    /// process group gets the SIGKILL.
+    DaemonStop,
 }
 
 impl Why {
@@ -104,6 +117,7 @@ impl Why {
                 "previous-generation worker did not finish within reload-mercy; killing it"
             }
             Why::Cheaped => "cheaped worker did not finish within worker-reload-mercy; killing it",
+            Why::DaemonStop => "did not stop within reload-mercy; killing its process group",
         }
     }
 }
@@ -165,12 +179,37 @@ pub enum Exit {
     Finished,
 }
 
-/// What the vassal should have running: one seat per worker id, spooler slot and mule.
+/// How a seat is filled again after a death.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// The fork-bomb guard its kind shares.
+    Guard,
+    /// A daemon's quick-death throttle.
+    Throttle(Throttle),
+}
+
+/// Why a respawn is not at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Late {
+    OnTime,
+    /// Its kind dies faster than it has seats per second.
+    TooFast,
+    /// A daemon's `quick_deaths`-th quick death in a row.
+    Throttled {
+        quick_deaths: u32,
+    },
+}
+
+/// What the vassal should have running: one seat per worker id, spooler slot, mule and
+/// daemon.
 #[derive(Debug)]
 struct Seat {
     kind: Kind,
+    rule: Rule,
     respawn_at: Option<Instant>,
     respawns: u64,
+    /// When its last child was started (or failed to start).
+    last_start: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -184,11 +223,19 @@ impl ProcessTable {
     /// A seat for each of `kinds`; `due`: filled at the first [`ProcessTable::due`] (else
     /// the caller spawns it or leaves it empty, as workers at start-up).
     pub fn add_seats(&mut self, kinds: impl IntoIterator<Item = Kind>, due: Option<Instant>) {
-        self.seats.extend(kinds.into_iter().map(|kind| Seat {
+        for kind in kinds {
+            self.add_seat(kind, Rule::Guard, due);
+        }
+    }
+
+    pub fn add_seat(&mut self, kind: Kind, rule: Rule, due: Option<Instant>) {
+        self.seats.push(Seat {
             kind,
+            rule,
             respawn_at: due,
             respawns: 0,
-        }));
+            last_start: None,
+        });
     }
 
     /// A child was forked into `entry.kind`'s seat (or has none): it is recorded with the
@@ -196,6 +243,7 @@ impl ProcessTable {
     pub fn insert(&mut self, mut entry: Entry) {
         if let Some(seat) = self.seat_mut(entry.kind) {
             seat.respawn_at = None;
+            seat.last_start = Some(entry.started);
             entry.generation = seat.respawns;
         }
         self.entries.push(entry);
@@ -252,24 +300,47 @@ impl ProcessTable {
         Some((entry, exit))
     }
 
-    /// Fills `kind`'s seat again at once, unless children of its kind die faster than there
-    /// are seats of it per second: then in 2 seconds. Returns when, and whether late.
-    pub fn schedule_respawn(&mut self, kind: Kind, now: Instant) -> (Instant, bool) {
+    /// Fills `kind`'s seat again by its rule: the guard (at once, unless children of its
+    /// kind die faster than there are seats of it per second: then in 2 seconds), or a
+    /// daemon's throttle. Returns when, and why late.
+    pub fn schedule_respawn(&mut self, kind: Kind, now: Instant) -> (Instant, Late) {
         let population = self
             .seats
             .iter()
             .filter(|s| s.kind.family() == kind.family())
             .count();
-        let (at, too_fast) = self
-            .guards
-            .entry(kind.family())
-            .or_default()
-            .next(now, population);
+        let guard = self.guards.entry(kind.family()).or_default();
+        let Some(seat) = self.seats.iter_mut().find(|s| s.kind == kind) else {
+            return (now, Late::OnTime);
+        };
+        let (at, late) = match &mut seat.rule {
+            Rule::Guard => match guard.next(now, population) {
+                (at, true) => (at, Late::TooFast),
+                (at, false) => (at, Late::OnTime),
+            },
+            Rule::Throttle(throttle) => match throttle.next(seat.last_start, now) {
+                (delay, 0) => (now + delay, Late::OnTime),
+                (delay, quick_deaths) => (now + delay, Late::Throttled { quick_deaths }),
+            },
+        };
+        seat.respawns += 1;
+        seat.respawn_at = Some(at);
+        (at, late)
+    }
+
+    /// Starting `kind`'s child at `now` failed: it is tried again as if it had died at once.
+    pub fn failed_start(&mut self, kind: Kind, now: Instant) -> (Instant, Late) {
         if let Some(seat) = self.seat_mut(kind) {
-            seat.respawns += 1;
-            seat.respawn_at = Some(at);
+            seat.last_start = Some(now);
         }
-        (at, too_fast)
+        self.schedule_respawn(kind, now)
+    }
+
+    /// Whether `kind`'s seat waits for its respawn.
+    pub fn respawn_pending(&self, kind: Kind) -> bool {
+        self.seats
+            .iter()
+            .any(|s| s.kind == kind && s.respawn_at.is_some())
     }
 
     /// Counts a respawn of `kind`'s seat that did not go through a death (a replacement, a
@@ -449,21 +520,16 @@ mod tests {
         table.insert(serving(Kind::Worker(1), 10));
         assert_eq!(table.get(10).unwrap().generation, 0);
         // Two deaths among two workers in a second: at once; a third: 2 s later.
+        let on_time = (start, Late::OnTime);
+        assert_eq!(table.schedule_respawn(Kind::Worker(1), start), on_time);
+        assert_eq!(table.schedule_respawn(Kind::Worker(2), start), on_time);
+        // Spoolers have their own guard.
+        assert_eq!(table.schedule_respawn(Kind::Spooler(0), start), on_time);
+        let late = start + Duration::from_secs(2);
         assert_eq!(
             table.schedule_respawn(Kind::Worker(1), start),
-            (start, false)
+            (late, Late::TooFast)
         );
-        assert_eq!(
-            table.schedule_respawn(Kind::Worker(2), start),
-            (start, false)
-        );
-        // Spoolers have their own guard.
-        assert_eq!(
-            table.schedule_respawn(Kind::Spooler(0), start),
-            (start, false)
-        );
-        let late = start + Duration::from_secs(2);
-        assert_eq!(table.schedule_respawn(Kind::Worker(1), start), (late, true));
         assert_eq!(table.respawns(Kind::Worker(1)), 2);
         let due = table.due(start);
         assert!(!due.contains(&Kind::Worker(1)), "too fast: {due:?}");
@@ -474,6 +540,37 @@ mod tests {
         assert_eq!(table.get(11).unwrap().generation, 2);
         table.cancel_respawn(Kind::Worker(2));
         assert!(!table.due(late).contains(&Kind::Worker(2)));
+    }
+
+    #[test]
+    fn a_daemon_seat_follows_its_throttle() {
+        let mut table = ProcessTable::default();
+        let kind = Kind::Daemon(0);
+        table.add_seat(kind, Rule::Throttle(Throttle::new(None)), None);
+        let start = Instant::now();
+        // Never started: no quick death.
+        assert_eq!(table.schedule_respawn(kind, start), (start, Late::OnTime));
+        table.insert(serving(kind, 20));
+        let started = table.get(20).unwrap().started;
+        assert_eq!(
+            table.exited(20, false).map(|(_, exit)| exit),
+            Some(Exit::Respawn)
+        );
+        let (at, late) = table.schedule_respawn(kind, started);
+        assert_eq!(
+            (at - started, late),
+            (Duration::from_secs(1), Late::Throttled { quick_deaths: 1 })
+        );
+        assert!(table.respawn_pending(kind));
+        let (next, late) = table.failed_start(kind, at);
+        assert_eq!(
+            (next - at, late),
+            (Duration::from_secs(2), Late::Throttled { quick_deaths: 2 })
+        );
+        assert!(!table.due(at).contains(&kind));
+        assert!(table.due(next).contains(&kind));
+        // Daemons are stopped with their own signal, not with the workers.
+        assert_eq!(table.stopped_with_vassal(), Vec::<Pid>::new());
     }
 
     #[test]

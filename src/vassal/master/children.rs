@@ -53,7 +53,6 @@ impl Master<'_> {
                 self.begin_reload(false)?;
                 continue;
             }
-            self.reap_daemon(pid, how);
         }
         Ok(())
     }
@@ -92,6 +91,7 @@ impl Master<'_> {
                 tracing::warn!(mule = index + 1, pid, %how, "mule ended, respawning");
                 self.schedule_respawn(entry.kind);
             }
+            (Kind::Daemon(index), exit) => self.on_daemon_exit(index, pid, how, exit),
             (Kind::Cron(index), _) => {
                 let command = self.crons.command(index);
                 tracing::info!(pid, %how, command, "cron: the command finished");
@@ -134,10 +134,10 @@ impl Master<'_> {
     }
 
     /// Fills `kind`'s seat again, at once unless its kind dies too fast (uWSGI's fork-bomb
-    /// guard, `worker respawning too fast`).
+    /// guard, `worker respawning too fast`). Daemons schedule theirs in `daemons.rs`.
     pub(super) fn schedule_respawn(&mut self, kind: Kind) {
-        let (_, too_fast) = self.children.schedule_respawn(kind, Instant::now());
-        if too_fast && matches!(kind, Kind::Worker(_)) {
+        let (_, late) = self.children.schedule_respawn(kind, Instant::now());
+        if late == Late::TooFast && matches!(kind, Kind::Worker(_)) {
             tracing::warn!("workers are respawning too fast; waiting 2 seconds");
         }
     }
@@ -149,6 +149,7 @@ impl Master<'_> {
                 Kind::Worker(id) => self.spawn(id)?,
                 Kind::Spooler(index) => self.spawn_spooler(index)?,
                 Kind::Mule(index) => self.spawn_mule(index)?,
+                Kind::Daemon(index) => self.attached.daemons.spawn(index, &mut self.children, now),
                 Kind::Previous | Kind::Cron(_) => {}
             }
         }
@@ -186,6 +187,11 @@ impl Master<'_> {
     pub(super) fn mercy_tick(&mut self, now: Instant) {
         for entry in self.children.past_mercy(now) {
             let pid = entry.pid;
+            if let Kind::Daemon(index) = entry.kind {
+                // Its process group, with the daemon's command in the line.
+                self.attached.daemons.kill_past_mercy(index, pid);
+                continue;
+            }
             if let Some(stop) = entry.stop {
                 tracing::warn!(pid, kind = ?entry.kind, "{}", stop.why.kill_line());
             }

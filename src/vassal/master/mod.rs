@@ -31,7 +31,7 @@ use super::exit;
 use super::fifo::{Command, MasterFifo};
 use super::harakiri::{Harakiri, HarakiriSettings, Live};
 use super::idle::{IdleVerdict, IdleWatch};
-use super::process_table::{Entry, Exit, Kind, ProcessTable, State, Why};
+use super::process_table::{Entry, Exit, Kind, Late, ProcessTable, State, Why};
 use super::replacement::{self, Cause, ReplacementQueue};
 use super::sockets::{self, BoundSocket, LISTEN_FDS_ENV};
 use super::stats_server::{BindStatsError, StatsServer};
@@ -140,8 +140,8 @@ struct Master<'a> {
     lazy: Option<(AppSpec, InterpreterOptions, ModuleInfo)>,
     /// `processes`: workers have the ids `1..=processes`.
     processes: u32,
-    /// Every child the master forked or spawned, but attached daemons: workers (current,
-    /// replaced, previous generation), spoolers, mules and cron commands.
+    /// Every child the master forked or spawned: workers (current, replaced, previous
+    /// generation), spoolers, mules, attached daemons and cron commands.
     children: ProcessTable,
     phase: Phase,
     started: Instant,
@@ -244,7 +244,8 @@ impl Master<'_> {
             self.check_harakiri();
             self.on_timers()?;
             if let Phase::Stopping { .. } = self.phase {
-                if self.worker_pids().is_empty() && self.attached.daemons.all_stopped() {
+                let daemons_gone = self.attached.daemons.all_stopped(&self.children);
+                if self.worker_pids().is_empty() && daemons_gone {
                     self.at_exit();
                     return Ok(self.finish());
                 }

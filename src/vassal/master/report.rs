@@ -36,7 +36,7 @@ impl Master<'_> {
                 );
             }
         }
-        self.attached.daemons.log();
+        self.attached.daemons.log(&self.children);
     }
 
     pub(super) fn on_stats_events(&mut self, revents: &[i16]) {

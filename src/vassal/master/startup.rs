@@ -124,6 +124,8 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     // Spoolers and mules are forked by the loop's first `respawn_due`.
     children.add_seats((0..spoolers.len()).map(Kind::Spooler), Some(started));
     children.add_seats((0..config.mules.len()).map(Kind::Mule), Some(started));
+    let attached = attached::Attached::new(config, started);
+    attached.daemons.add_seats(&mut children);
     for pid in old_workers {
         children.insert(Entry {
             state: State::Retiring,
@@ -166,7 +168,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
             verbose: config.harakiri_verbose,
         }),
         stats,
-        attached: attached::Attached::new(config, started),
+        attached,
         cheaper: cheaper::CheaperRun::new(config, started),
         spoolers,
         crons: crate::vassal::cron::Crons::new(&config.crons, config.cron_harakiri),
