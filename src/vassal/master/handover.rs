@@ -99,7 +99,6 @@ impl Master<'_> {
                     "the new configuration was not checked within reload-mercy; killing the check"
                 );
                 let _ = sys::signal::kill(pid, libc::SIGKILL);
-                self.scoreboard.metrics().count_recycle("evil-memory");
             }
         }
         for (action, path) in self.upkeep.touches.changed() {
@@ -175,6 +174,7 @@ impl Master<'_> {
             if let Some(why) = replacement::evil_over(self.config, memory) {
                 tracing::warn!(worker = id, pid, "{why}; killing worker {id}");
                 let _ = sys::signal::kill(pid, libc::SIGKILL);
+                self.scoreboard.metrics().count_recycle("evil-memory");
                 return;
             }
         }
