@@ -308,7 +308,8 @@ impl Daemons {
             }
             let now = Instant::now();
             if now >= start + mercy {
-                for entry in table.past_mercy(now) {
+                let daemons = |kind| matches!(kind, Kind::Daemon(_));
+                for entry in table.past_mercy(now, daemons) {
                     if let Kind::Daemon(index) = entry.kind {
                         self.kill_past_mercy(index, entry.pid);
                     }

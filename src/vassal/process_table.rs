@@ -393,10 +393,11 @@ impl ProcessTable {
         }
     }
 
-    /// Children whose mercy ran out at `now`: each returned once, to be SIGKILLed.
-    pub fn past_mercy(&mut self, now: Instant) -> Vec<Entry> {
+    /// Children of the kinds `which` accepts whose mercy ran out at `now`: each returned
+    /// once, to be SIGKILLed.
+    pub fn past_mercy(&mut self, now: Instant, which: impl Fn(Kind) -> bool) -> Vec<Entry> {
         let mut overdue = Vec::new();
-        for entry in &mut self.entries {
+        for entry in self.entries.iter_mut().filter(|e| which(e.kind)) {
             if let Some(stop) = &mut entry.stop {
                 if stop.deadline.is_some_and(|at| now >= at) {
                     stop.deadline = None;
@@ -583,14 +584,23 @@ mod tests {
         assert_eq!(table.next_deadline(), None);
         table.stop(10, Why::Cheaped, start + mercy);
         assert_eq!(table.next_deadline(), Some(start + mercy));
-        assert!(table.past_mercy(start).is_empty());
-        let killed = table.past_mercy(start + mercy);
+        let any = |_| true;
+        assert!(table.past_mercy(start, any).is_empty());
+        let daemons = |kind| matches!(kind, Kind::Daemon(_));
+        assert!(
+            table.past_mercy(start + mercy, daemons).is_empty(),
+            "a worker"
+        );
+        let killed = table.past_mercy(start + mercy, any);
         assert_eq!(killed.len(), 1);
         assert_eq!(
             (killed[0].pid, killed[0].stop.unwrap().why),
             (10, Why::Cheaped)
         );
-        assert!(table.past_mercy(start + mercy * 2).is_empty(), "only once");
+        assert!(
+            table.past_mercy(start + mercy * 2, any).is_empty(),
+            "only once"
+        );
         assert_eq!(table.next_deadline(), None);
         // A fast stop after a graceful one sets a new, earlier deadline.
         table.stop(11, Why::Shutdown { fast: false }, start + mercy);

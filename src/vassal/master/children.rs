@@ -185,7 +185,7 @@ impl Master<'_> {
 
     /// SIGKILL to each child whose mercy ran out, with the line that names that mercy.
     pub(super) fn mercy_tick(&mut self, now: Instant) {
-        for entry in self.children.past_mercy(now) {
+        for entry in self.children.past_mercy(now, |_| true) {
             let pid = entry.pid;
             if let Kind::Daemon(index) = entry.kind {
                 // Its process group, with the daemon's command in the line.

@@ -30,7 +30,7 @@ impl Master<'_> {
             let _ = sys::signal::kill(pid, libc::SIGTSTP);
         }
         let kill_at = Instant::now() + self.config.worker_reload_mercy;
-        for old in self.replaced_by_none_yet(id) {
+        for old in self.replaced_still_serving(id) {
             tracing::info!(
                 worker = id,
                 old,
@@ -46,7 +46,7 @@ impl Master<'_> {
     }
 
     /// The replaced processes of worker `id` not yet told to stop.
-    fn replaced_by_none_yet(&self, id: u32) -> Vec<Pid> {
+    fn replaced_still_serving(&self, id: u32) -> Vec<Pid> {
         self.children
             .entries()
             .filter(|e| {
@@ -73,7 +73,7 @@ impl Master<'_> {
     /// was to replace takes the seat back, and queued replacements are cancelled, so a
     /// broken deploy keeps the old code serving. False if nothing was being replaced.
     pub(super) fn reinstate(&mut self, id: u32) -> bool {
-        let Some(&old) = self.replaced_by_none_yet(id).first() else {
+        let Some(&old) = self.replaced_still_serving(id).first() else {
             return false;
         };
         self.upkeep.replacements.abort();
@@ -90,8 +90,9 @@ impl Master<'_> {
         true
     }
 
-    /// Once per loop iteration outside a shutdown: touch files, lifetimes, memory, mercy
-    /// for replaced and previous-generation workers, and the next queued replacement.
+    /// Once per loop iteration outside a shutdown: the config check's deadline, touch files,
+    /// lifetimes, memory, and the next queued replacement (the mercy of replaced and
+    /// previous-generation workers is the process table's, `children.rs`).
     pub(super) fn upkeep_tick(&mut self, now: Instant) -> Result<(), RunVassalError> {
         if let Phase::Checking { pid, deadline, .. } = self.phase {
             if now >= deadline {

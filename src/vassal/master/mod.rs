@@ -171,8 +171,7 @@ struct Master<'a> {
 }
 
 /// The master's upkeep between events: the FIFO, touch files, the one-at-a-time replacement
-/// queue and the mercy deadlines of reloads and recycling, kept together so the loop's hooks
-/// stay small.
+/// queue and the workers' pipe, kept together so the loop's hooks stay small.
 struct Upkeep {
     fifo: Option<MasterFifo>,
     touches: Touches,
