@@ -4,7 +4,7 @@
 //! `@mulemsg` and `@farm` run from `uwsgi.post_fork_hook`, called first.
 //!
 //! It serves no request and opens no socket; the master respawns it when it ends and stops it
-//! with the vassal (`vassal/mules.rs`).
+//! with the vassal (its entry in the process table, `vassal/process_table.rs`).
 
 use std::os::fd::RawFd;
 

@@ -163,7 +163,17 @@ fn reload_on_rss_recycles_gracefully_and_evil_reload_on_rss_kills() {
     hammer.wait_for_more(10);
     hammer.finish(&kaiser, "reload-on-rss recycling");
 
-    let (kaiser, addr) = start(&["--wsgi-file", &app_text, "--evil-reload-on-rss", "48"]);
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        &app_text,
+        "--evil-reload-on-rss",
+        "48",
+        "--stats-prometheus",
+        "127.0.0.1:0",
+    ]);
+    let metrics = kaiser
+        .wait_for_addr("Prometheus metrics listening", START_TIMEOUT)
+        .unwrap();
     let _ = http_get(addr, "/grow");
     let line = kaiser
         .wait_for_log("evil-reload-on-rss: ", START_TIMEOUT)
@@ -173,4 +183,10 @@ fn reload_on_rss_recycles_gracefully_and_evil_reload_on_rss_kills() {
         .wait_for_log("respawned worker", START_TIMEOUT)
         .unwrap();
     assert_eq!(http_get(addr, "/").unwrap().text(), "Hello World");
+    // The kill is counted as what it is (a config check timing out is not).
+    let text = http_get(metrics, "/metrics").unwrap().text();
+    assert!(
+        text.contains("kaiser_worker_recycles_total{reason=\"evil-memory\"} 1\n"),
+        "{text}"
+    );
 }

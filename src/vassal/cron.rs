@@ -1,21 +1,18 @@
-//! The master's `cron`/`unique-cron`/`cron2` commands: which are due this minute, which are
-//! still running (for `unique` and harakiri). The master spawns and reaps them
+//! The master's `cron`/`unique-cron`/`cron2` commands: which are due this minute, and each
+//! one's harakiri. The master spawns them; its process table knows which run and reaps them
 //! (`master/crons.rs`). Also the file monitors (`uwsgi.add_file_monitor`): the master stats
 //! each watched path at every turn of its loop and raises its signal when it changed.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::CronCommand;
 use crate::signals::{CronSpec, CronTime};
-use crate::sys::process::Pid;
 
 pub struct Crons {
     commands: Vec<CronCommand>,
     default_harakiri: Duration,
     /// The Unix minute last checked: each minute runs its commands once.
     last_minute: u64,
-    /// (command index, pid, started).
-    running: Vec<(usize, Pid, Instant)>,
     /// The Unix second of the last cache sweep.
     last_second: u64,
     /// What each monitored path looked like at the last look.
@@ -50,7 +47,6 @@ impl Crons {
             default_harakiri,
             last_minute: 0,
             last_second: 0,
-            running: Vec::new(),
             watched: std::collections::HashMap::new(),
         }
     }
@@ -74,8 +70,9 @@ impl Crons {
         signals
     }
 
-    /// The commands to start at `minute` (the Unix minute, local `time`), once per minute.
-    pub fn due(&mut self, minute: u64, time: &CronTime) -> Vec<(usize, String)> {
+    /// The commands to start at `minute` (the Unix minute, local `time`), once per minute;
+    /// a `unique` one only when it is not among `running` (command indexes).
+    pub fn due(&mut self, minute: u64, time: &CronTime, running: &[usize]) -> Vec<(usize, String)> {
         if self.commands.is_empty() || minute == self.last_minute {
             return Vec::new();
         }
@@ -92,37 +89,23 @@ impl Crons {
                     month,
                     weekday,
                 };
-                spec.matches(time)
-                    && !(cron.unique && self.running.iter().any(|(i, _, _)| i == index))
+                spec.matches(time) && !(cron.unique && running.contains(index))
             })
             .map(|(index, cron)| (index, cron.command.clone()))
             .collect()
     }
 
-    pub fn started(&mut self, index: usize, pid: Pid) {
-        self.running.push((index, pid, Instant::now()));
+    pub fn command(&self, index: usize) -> &str {
+        &self.commands[index].command
     }
 
-    /// A reaped child that was a cron command: its command.
-    pub fn finished(&mut self, pid: Pid) -> Option<String> {
-        let position = self.running.iter().position(|(_, p, _)| *p == pid)?;
-        let (index, _, _) = self.running.remove(position);
-        Some(self.commands[index].command.clone())
-    }
-
-    /// Commands running past their harakiri (theirs, else `cron-harakiri`).
-    pub fn overdue(&self, now: Instant) -> Vec<(Pid, String)> {
-        self.running
-            .iter()
-            .filter_map(|(index, pid, started)| {
-                let cron = &self.commands[*index];
-                let limit = match cron.harakiri {
-                    0 => self.default_harakiri,
-                    seconds => Duration::from_secs(seconds),
-                };
-                (!limit.is_zero() && now.duration_since(*started) > limit)
-                    .then(|| (*pid, cron.command.clone()))
-            })
-            .collect()
+    /// Whether command `index`, running for `ran`, is past its harakiri (its own, else
+    /// `cron-harakiri`).
+    pub fn overdue(&self, index: usize, ran: Duration) -> bool {
+        let limit = match self.commands[index].harakiri {
+            0 => self.default_harakiri,
+            seconds => Duration::from_secs(seconds),
+        };
+        !limit.is_zero() && ran > limit
     }
 }

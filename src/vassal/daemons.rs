@@ -12,15 +12,13 @@
 //!   copy, and they are left running across reloads and shutdown (signalled only with
 //!   `notifypid`), which is what their pidfile is for.
 //!
-//! Throttling: a daemon that dies within 3 seconds of its start waits before its next start,
-//! one second more for each such quick death in a row (capped by `max_throttle`, else 300 s);
-//! one that ran longer restarts at once. uWSGI grows the delay with the total number of
-//! respawns instead, so a daemon that crashed often long ago waits long for a new quick
-//! crash; counting quick deaths in a row keeps the bound and forgets old history.
-//!
-//! This module does not reap children itself during normal running (the master's loop reaps
-//! every child and offers each pid here first); only `stop_now`, used right before a re-exec,
-//! waits for its own pids, by pid.
+//! The processes kaiser starts are entries of the master's process table
+//! (`process_table.rs`, `Kind::Daemon`), which reaps them, fills a daemon's seat again after
+//! the quick-death throttle (`respawn.rs`) and keeps the SIGKILL deadline of a stopped one.
+//! This module adds what only daemons have: starting the command, the pidfiles, `touch=`,
+//! the process-group signals, what a death means (a control daemon stops the vassal, a smart
+//! daemon's launcher only daemonized). It reaps nothing itself, except in `stop_now`, right
+//! before a re-exec, which waits for its own pids, by pid.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -28,14 +26,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
+use super::process_table::{Entry, Exit, Kind, Late, ProcessTable, Rule, State, Why};
+use super::respawn::Throttle;
 use crate::config::daemons::DaemonSpec;
 use crate::sys;
 use crate::sys::process::{ExitKind, Pid};
-
-/// A daemon that dies within this long of its start counts as a quick death.
-const QUICK_DEATH: Duration = Duration::from_secs(3);
-/// uWSGI's cap on the throttle when `max_throttle` is not set.
-const MAX_THROTTLE: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
@@ -47,26 +42,20 @@ enum Status {
 
 struct Daemon {
     spec: DaemonSpec,
-    /// The daemon's pid (for a smart daemon, the one its pidfile names).
-    pid: Option<Pid>,
-    /// The process kaiser spawned for a self-daemonizing smart daemon, until it exits.
-    launcher: Option<Pid>,
+    /// A smart daemon's pid: the one its pidfile names, or the process kaiser started when
+    /// kaiser writes the pidfile. A plain daemon's pid is its entry in the process table.
+    smart_pid: Option<Pid>,
     status: Status,
     spawns: u64,
-    last_spawn: Option<Instant>,
-    quick_deaths: u32,
-    respawn_at: Option<Instant>,
     pidfile_checks: u32,
     /// Stopping with the vassal: not respawned.
     stopping: bool,
     touch_seen: Vec<Option<SystemTime>>,
 }
 
-/// What the master should do after a daemon exited.
+/// What the master should do after a daemon's process exited.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Exited {
-    /// Not a daemon's pid.
-    Unknown,
     /// Handled (respawn scheduled, or the daemon was stopping).
     Handled,
     /// An `attach-control-daemon` died: the vassal stops gracefully.
@@ -76,7 +65,6 @@ pub(super) enum Exited {
 pub(super) struct Daemons {
     list: Vec<Daemon>,
     next_check: Instant,
-    kill_at: Option<Instant>,
     /// `stop_all` was called (and `resume` not since).
     stopping: bool,
 }
@@ -110,13 +98,9 @@ impl Daemons {
                     honour_stdin: spec.honour_stdin || honour_stdin,
                     ..spec.clone()
                 },
-                pid: None,
-                launcher: None,
+                smart_pid: None,
                 status: Status::Started,
                 spawns: 0,
-                last_spawn: None,
-                quick_deaths: 0,
-                respawn_at: None,
                 pidfile_checks: 0,
                 stopping: false,
             })
@@ -124,107 +108,128 @@ impl Daemons {
         Daemons {
             list,
             next_check: now + Duration::from_secs(1),
-            kill_at: None,
             stopping: false,
         }
     }
 
+    /// A seat per daemon in the process table, each with its own throttle.
+    pub fn add_seats(&self, table: &mut ProcessTable) {
+        for (index, daemon) in self.list.iter().enumerate() {
+            let throttle = Throttle::new(daemon.spec.max_throttle);
+            table.add_seat(Kind::Daemon(index), Rule::Throttle(throttle), None);
+        }
+    }
+
+    /// Daemon `index`'s pid: a plain daemon's process, a smart daemon's pidfile's.
+    fn pid(&self, index: usize, table: &ProcessTable) -> Option<Pid> {
+        match self.list[index].is_smart() {
+            true => self.list[index].smart_pid,
+            false => table.pid_of(Kind::Daemon(index)),
+        }
+    }
+
     /// Starts every daemon; a smart daemon whose pidfile names a live process is adopted.
-    pub fn start_all(&mut self, now: Instant) {
-        for daemon in &mut self.list {
+    pub fn start_all(&mut self, table: &mut ProcessTable, now: Instant) {
+        for index in 0..self.list.len() {
+            let daemon = &mut self.list[index];
             if let Some(pidfile) = &daemon.spec.pidfile {
                 if let Some(pid) = pidfile_pid(pidfile) {
                     tracing::info!(pid, pidfile = %pidfile.display(), "found a valid pidfile for daemon \"{}\"; not spawning it", daemon.spec.command);
-                    daemon.pid = Some(pid);
+                    daemon.smart_pid = Some(pid);
                     daemon.status = Status::Monitored;
                     continue;
                 }
             }
-            daemon.spawn(now);
+            self.spawn(index, table, now);
         }
     }
 
-    /// Offers an exited child's pid; the master treats it as a worker only if this says
-    /// `Unknown`.
-    pub fn on_exit(&mut self, pid: Pid, how: ExitKind, now: Instant) -> Exited {
-        for daemon in &mut self.list {
-            if daemon.launcher == Some(pid) {
-                // A smart daemon's launcher exits once the daemon has forked away.
-                daemon.launcher = None;
-                tracing::debug!(pid, %how, "daemon \"{}\" daemonized", daemon.spec.command);
-                return Exited::Handled;
-            }
-            if daemon.pid != Some(pid) {
-                continue;
-            }
-            daemon.pid = None;
-            if daemon.stopping {
-                tracing::info!(pid, %how, "daemon \"{}\" stopped", daemon.spec.command);
-                return Exited::Handled;
-            }
-            if daemon.spec.control {
-                tracing::warn!(pid, %how, "control daemon \"{}\" died; stopping the vassal", daemon.spec.command);
-                daemon.stopping = true;
-                return Exited::StopVassal;
-            }
-            tracing::warn!(pid, %how, "daemon \"{}\" died; respawning", daemon.spec.command);
-            daemon.schedule_respawn(now);
+    /// Daemon `index`'s process `pid` exited; the table, which has removed its entry, says
+    /// what that means (`Exit::Stopped`: the vassal stops).
+    pub fn on_exit(
+        &mut self,
+        index: usize,
+        pid: Pid,
+        how: ExitKind,
+        exit: Exit,
+        table: &mut ProcessTable,
+        now: Instant,
+    ) -> Exited {
+        let daemon = &mut self.list[index];
+        if daemon.is_smart() && !daemon.spec.write_pidfile {
+            // A smart daemon's launcher exits once the daemon has forked away.
+            tracing::debug!(pid, %how, "daemon \"{}\" daemonized", daemon.spec.command);
             return Exited::Handled;
         }
-        Exited::Unknown
+        if daemon.is_smart() {
+            if daemon.smart_pid != Some(pid) {
+                // Its pidfile names another process now: that one is the daemon.
+                return Exited::Handled;
+            }
+            daemon.smart_pid = None;
+        }
+        if daemon.stopping || exit == Exit::Stopped {
+            tracing::info!(pid, %how, "daemon \"{}\" stopped", daemon.spec.command);
+            return Exited::Handled;
+        }
+        if daemon.spec.control {
+            tracing::warn!(pid, %how, "control daemon \"{}\" died; stopping the vassal", daemon.spec.command);
+            daemon.stopping = true;
+            return Exited::StopVassal;
+        }
+        tracing::warn!(pid, %how, "daemon \"{}\" died; respawning", daemon.spec.command);
+        let late = table.schedule_respawn(Kind::Daemon(index), now);
+        self.log_throttle(index, late, now);
+        Exited::Handled
     }
 
-    /// Once per loop turn: due respawns, `touch=` files and (once a second) the pidfiles of
-    /// smart daemons; past the stop deadline, SIGKILL.
-    pub fn tick(&mut self, now: Instant) {
-        if let Some(at) = self.kill_at {
-            if now >= at {
-                for daemon in self.list.iter().filter(|d| d.stopping && !d.is_smart()) {
-                    if let Some(pid) = daemon.pid {
-                        tracing::warn!(pid, "daemon \"{}\" did not stop within reload-mercy; killing its process group", daemon.spec.command);
-                        signal_group(pid, libc::SIGKILL);
-                    }
-                }
-                self.kill_at = None;
-            }
+    fn log_throttle(&self, index: usize, (at, late): (Instant, Late), now: Instant) {
+        if let Late::Throttled { quick_deaths } = late {
+            tracing::warn!(
+                quick_deaths,
+                "throttling daemon \"{}\" for {} seconds",
+                self.list[index].spec.command,
+                at.saturating_duration_since(now).as_secs()
+            );
         }
-        for daemon in &mut self.list {
-            if daemon.stopping {
-                continue;
+    }
+
+    /// Once per loop turn: `touch=` files and (once a second) the pidfiles of smart
+    /// daemons. Respawns and the SIGKILL after a stop are the process table's.
+    pub fn tick(&mut self, table: &mut ProcessTable, now: Instant) {
+        for index in 0..self.list.len() {
+            if !self.list[index].stopping {
+                let pid = self.pid(index, table);
+                self.list[index].check_touch(pid);
             }
-            if daemon.respawn_at.is_some_and(|at| at <= now) {
-                daemon.spawn(now);
-            }
-            daemon.check_touch();
         }
         if now >= self.next_check {
             self.next_check = now + Duration::from_secs(1);
-            for daemon in self.list.iter_mut().filter(|d| !d.stopping && d.is_smart()) {
-                daemon.check_pidfile(now);
+            for index in 0..self.list.len() {
+                let daemon = &self.list[index];
+                if !daemon.stopping && daemon.is_smart() {
+                    self.check_pidfile(index, table, now);
+                }
             }
         }
     }
 
-    /// The earliest moment `tick` has something to do.
+    /// The next pidfile check, for the loop's wait.
     pub fn next_deadline(&self) -> Option<Instant> {
-        if self.list.is_empty() {
-            return None;
-        }
-        let respawns = self.list.iter().filter_map(|d| d.respawn_at);
-        respawns
-            .chain(self.kill_at)
-            .chain(Some(self.next_check))
-            .min()
+        (!self.list.is_empty()).then_some(self.next_check)
     }
 
     /// Stops the plain daemons (stop signal, or `reloadsignal` when `reloading`, to each
-    /// process group) and signals `notifypid` smart daemons; SIGKILL follows at `kill_at`.
-    pub fn stop_all(&mut self, reloading: bool, kill_at: Instant) {
+    /// process group; SIGKILL at `kill_at`) and signals `notifypid` smart daemons.
+    pub fn stop_all(&mut self, table: &mut ProcessTable, reloading: bool, kill_at: Instant) {
         self.stopping = true;
-        for daemon in &mut self.list {
-            daemon.stopping = true;
-            daemon.respawn_at = None;
-            let Some(pid) = daemon.pid else { continue };
+        for index in 0..self.list.len() {
+            self.list[index].stopping = true;
+            table.cancel_respawn(Kind::Daemon(index));
+            let Some(pid) = self.pid(index, table) else {
+                continue;
+            };
+            let daemon = &self.list[index];
             if daemon.is_smart() {
                 if daemon.spec.notifypid {
                     let signal = if reloading {
@@ -242,18 +247,29 @@ impl Daemons {
             };
             tracing::info!(pid, signal, "stopping daemon \"{}\"", daemon.spec.command);
             signal_group(pid, signal);
+            table.stop(pid, Why::DaemonStop, kill_at);
         }
-        self.kill_at = Some(kill_at);
+    }
+
+    /// A plain daemon's process `pid` did not stop within its mercy: SIGKILL to its group.
+    pub fn kill_past_mercy(&self, index: usize, pid: Pid) {
+        tracing::warn!(
+            pid,
+            "daemon \"{}\" {}",
+            self.list[index].spec.command,
+            Why::DaemonStop.kill_line()
+        );
+        signal_group(pid, libc::SIGKILL);
     }
 
     /// After a re-exec that failed: the daemons `stop_now` stopped run again.
-    pub fn resume(&mut self, now: Instant) {
-        self.kill_at = None;
+    pub fn resume(&mut self, table: &mut ProcessTable, now: Instant) {
         self.stopping = false;
-        for daemon in &mut self.list {
-            daemon.stopping = false;
-            if daemon.pid.is_none() && daemon.launcher.is_none() {
-                daemon.spawn(now);
+        for index in 0..self.list.len() {
+            self.list[index].stopping = false;
+            let idle = table.occupant(Kind::Daemon(index)).is_none();
+            if idle && self.list[index].smart_pid.is_none() {
+                self.spawn(index, table, now);
             }
         }
     }
@@ -264,36 +280,47 @@ impl Daemons {
     }
 
     /// Whether every plain daemon is gone (smart ones are left running).
-    pub fn all_stopped(&self) -> bool {
-        self.list.iter().all(|d| d.is_smart() || d.pid.is_none())
+    pub fn all_stopped(&self, table: &ProcessTable) -> bool {
+        (0..self.list.len())
+            .all(|index| self.list[index].is_smart() || self.pid(index, table).is_none())
     }
 
     /// Right before a re-exec: stops the plain daemons and waits for them, by pid, up to
     /// `mercy`, then SIGKILLs what is left. The new master image starts them again.
-    pub fn stop_now(&mut self, mercy: Duration) {
+    pub fn stop_now(&mut self, table: &mut ProcessTable, mercy: Duration) {
         let start = Instant::now();
-        self.stop_all(true, start + mercy);
+        self.stop_all(table, true, start + mercy);
+        let plain: Vec<usize> = (0..self.list.len())
+            .filter(|&index| !self.list[index].is_smart())
+            .collect();
         loop {
-            for daemon in self.list.iter_mut().filter(|d| !d.is_smart()) {
-                if let Some(pid) = daemon.pid {
-                    if let Ok(Some(how)) = sys::process::try_wait(pid) {
-                        tracing::info!(pid, %how, "daemon \"{}\" stopped", daemon.spec.command);
-                        daemon.pid = None;
-                    }
+            for &index in &plain {
+                let Some(pid) = table.pid_of(Kind::Daemon(index)) else {
+                    continue;
+                };
+                if let Ok(Some(how)) = sys::process::try_wait(pid) {
+                    tracing::info!(pid, %how, "daemon \"{}\" stopped", self.list[index].spec.command);
+                    table.exited(pid, true);
                 }
             }
-            if self.all_stopped() {
+            if self.all_stopped(table) {
                 return;
             }
             let now = Instant::now();
-            if self.kill_at.is_some_and(|at| now >= at) {
-                self.tick(now);
-                for daemon in self.list.iter_mut().filter(|d| !d.is_smart()) {
-                    if let Some(pid) = daemon.pid.take() {
+            if now >= start + mercy {
+                let daemons = |kind| matches!(kind, Kind::Daemon(_));
+                for entry in table.past_mercy(now, daemons) {
+                    if let Kind::Daemon(index) = entry.kind {
+                        self.kill_past_mercy(index, entry.pid);
+                    }
+                }
+                for &index in &plain {
+                    if let Some(pid) = table.pid_of(Kind::Daemon(index)) {
                         // Blocks only on a SIGKILLed child: a moment.
                         while let Ok(None) = sys::process::try_wait(pid) {
                             std::thread::sleep(Duration::from_millis(10));
                         }
+                        table.exited(pid, true);
                     }
                 }
                 return;
@@ -303,12 +330,12 @@ impl Daemons {
     }
 
     /// One line per daemon for SIGUSR1's stats.
-    pub fn log(&self) {
-        for daemon in &self.list {
+    pub fn log(&self, table: &ProcessTable) {
+        for (index, daemon) in self.list.iter().enumerate() {
             tracing::info!(
                 "daemon \"{}\" (pid: {}) started {} times",
                 daemon.spec.command,
-                daemon.pid.unwrap_or(0),
+                self.pid(index, table).unwrap_or(0),
                 daemon.spawns
             );
         }
@@ -316,22 +343,137 @@ impl Daemons {
 
     /// uWSGI's `daemons` list in the stats JSON: `cmd`, `pid` (0 while down), `respawns`
     /// (how many times it was started, as uWSGI counts).
-    pub fn stats(&self) -> Option<Value> {
+    pub fn stats(&self, table: &ProcessTable) -> Option<Value> {
         if self.list.is_empty() {
             return None;
         }
-        let list: Vec<Value> = self
-            .list
-            .iter()
-            .map(|d| {
+        let list: Vec<Value> = (0..self.list.len())
+            .map(|index| {
+                let daemon = &self.list[index];
                 json!({
-                    "cmd": d.spec.command,
-                    "pid": d.pid.unwrap_or(0),
-                    "respawns": d.spawns,
+                    "cmd": daemon.spec.command,
+                    "pid": self.pid(index, table).unwrap_or(0),
+                    "respawns": daemon.spawns,
                 })
             })
             .collect();
         Some(Value::Array(list))
+    }
+
+    /// Starts daemon `index`'s command into its seat.
+    pub fn spawn(&mut self, index: usize, table: &mut ProcessTable, now: Instant) {
+        let kind = Kind::Daemon(index);
+        let daemon = &mut self.list[index];
+        let mut command = Command::new("/bin/sh");
+        command.arg("-c").arg(&daemon.spec.command);
+        if !daemon.spec.honour_stdin {
+            command.stdin(Stdio::null());
+        }
+        if let Some(dir) = &daemon.spec.chdir {
+            command.current_dir(dir);
+        }
+        if let Some(gid) = daemon.spec.gid {
+            std::os::unix::process::CommandExt::gid(&mut command, gid);
+        }
+        if let Some(uid) = daemon.spec.uid {
+            std::os::unix::process::CommandExt::uid(&mut command, uid);
+        }
+        // Plain daemons die with the master, as in uWSGI; smart ones outlive it.
+        sys::process::new_session_on_exec(&mut command, !daemon.is_smart());
+        daemon.spawns += 1;
+        daemon.status = Status::Started;
+        daemon.pidfile_checks = 0;
+        let child = match command.spawn() {
+            Ok(child) => child.id() as Pid,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot spawn daemon \"{}\"", daemon.spec.command);
+                let late = table.failed_start(kind, now);
+                self.log_throttle(index, late, now);
+                return;
+            }
+        };
+        let verb = if daemon.spawns > 1 {
+            "respawned"
+        } else {
+            "spawned"
+        };
+        tracing::info!(pid = child, "{verb} daemon \"{}\"", daemon.spec.command);
+        if let Some(pidfile) = daemon
+            .spec
+            .pidfile
+            .as_ref()
+            .filter(|_| daemon.spec.write_pidfile)
+        {
+            daemon.smart_pid = Some(child);
+            if let Err(err) = std::fs::write(pidfile, format!("{child}\n")) {
+                tracing::error!(error = %err, pidfile = %pidfile.display(), "cannot write the daemon's pidfile");
+            }
+        }
+        table.insert(Entry {
+            state: State::Serving,
+            ..Entry::new(kind, child, now)
+        });
+    }
+
+    /// uWSGI's `uwsgi_daemons_smart_check`, once a second.
+    fn check_pidfile(&mut self, index: usize, table: &mut ProcessTable, now: Instant) {
+        let kind = Kind::Daemon(index);
+        if table.respawn_pending(kind) {
+            return;
+        }
+        // The process kaiser started for a self-daemonizing smart daemon, until it exits.
+        let launcher = table
+            .pid_of(kind)
+            .filter(|_| !self.list[index].spec.write_pidfile);
+        let daemon = &mut self.list[index];
+        let pidfile = daemon
+            .spec
+            .pidfile
+            .clone()
+            .expect("only smart daemons are checked");
+        let respawn = match pidfile_pid(&pidfile) {
+            Some(pid) => {
+                if daemon.smart_pid != Some(pid) {
+                    if daemon.status == Status::Monitored {
+                        tracing::info!(old = ?daemon.smart_pid, new = pid, "daemon \"{}\" changed pid", daemon.spec.command);
+                    }
+                    daemon.smart_pid = Some(pid);
+                }
+                daemon.status = Status::Monitored;
+                false
+            }
+            None if daemon.status == Status::Monitored => {
+                tracing::warn!(pid = ?daemon.smart_pid, pidfile = %pidfile.display(), "daemon \"{}\" is gone (its pidfile names no live process); respawning", daemon.spec.command);
+                daemon.smart_pid = None;
+                true
+            }
+            None => {
+                daemon.pidfile_checks += 1;
+                if daemon.pidfile_checks < daemon.spec.freq.max(1) {
+                    return;
+                }
+                daemon.pidfile_checks = 0;
+                if launcher.is_some() {
+                    tracing::warn!(
+                        "daemon \"{}\" did not daemonize (no valid pidfile `{}` yet)",
+                        daemon.spec.command,
+                        pidfile.display()
+                    );
+                    false
+                } else {
+                    tracing::warn!(
+                        "daemon \"{}\" wrote no valid pidfile `{}`; respawning",
+                        daemon.spec.command,
+                        pidfile.display()
+                    );
+                    true
+                }
+            }
+        };
+        if respawn {
+            let late = table.schedule_respawn(kind, now);
+            self.log_throttle(index, late, now);
+        }
     }
 }
 
@@ -340,77 +482,9 @@ impl Daemon {
         self.spec.pidfile.is_some()
     }
 
-    fn schedule_respawn(&mut self, now: Instant) {
-        let quick = self
-            .last_spawn
-            .is_some_and(|at| now.duration_since(at) <= QUICK_DEATH);
-        if !quick {
-            self.quick_deaths = 0;
-            self.respawn_at = Some(now);
-            return;
-        }
-        self.quick_deaths += 1;
-        let cap = self.spec.max_throttle.unwrap_or(MAX_THROTTLE);
-        let delay = Duration::from_secs(self.quick_deaths.into()).min(cap);
-        tracing::warn!(
-            quick_deaths = self.quick_deaths,
-            "throttling daemon \"{}\" for {} seconds",
-            self.spec.command,
-            delay.as_secs()
-        );
-        self.respawn_at = Some(now + delay);
-    }
-
-    fn spawn(&mut self, now: Instant) {
-        self.respawn_at = None;
-        let mut command = Command::new("/bin/sh");
-        command.arg("-c").arg(&self.spec.command);
-        if !self.spec.honour_stdin {
-            command.stdin(Stdio::null());
-        }
-        if let Some(dir) = &self.spec.chdir {
-            command.current_dir(dir);
-        }
-        if let Some(gid) = self.spec.gid {
-            std::os::unix::process::CommandExt::gid(&mut command, gid);
-        }
-        if let Some(uid) = self.spec.uid {
-            std::os::unix::process::CommandExt::uid(&mut command, uid);
-        }
-        // Plain daemons die with the master, as in uWSGI; smart ones outlive it.
-        sys::process::new_session_on_exec(&mut command, !self.is_smart());
-        self.spawns += 1;
-        self.last_spawn = Some(now);
-        self.status = Status::Started;
-        self.pidfile_checks = 0;
-        let child = match command.spawn() {
-            Ok(child) => child.id() as Pid,
-            Err(err) => {
-                tracing::error!(error = %err, "cannot spawn daemon \"{}\"", self.spec.command);
-                self.schedule_respawn(now);
-                return;
-            }
-        };
-        let verb = if self.spawns > 1 {
-            "respawned"
-        } else {
-            "spawned"
-        };
-        tracing::info!(pid = child, "{verb} daemon \"{}\"", self.spec.command);
-        match &self.spec.pidfile {
-            Some(pidfile) if self.spec.write_pidfile => {
-                self.pid = Some(child);
-                if let Err(err) = std::fs::write(pidfile, format!("{child}\n")) {
-                    tracing::error!(error = %err, pidfile = %pidfile.display(), "cannot write the daemon's pidfile");
-                }
-            }
-            Some(_) => self.launcher = Some(child),
-            None => self.pid = Some(child),
-        }
-    }
-
-    fn check_touch(&mut self) {
-        let Some(pid) = self.pid else { return };
+    /// `touch=`: a touched file restarts the daemon `pid` with its stop signal.
+    fn check_touch(&mut self, pid: Option<Pid>) {
+        let Some(pid) = pid else { return };
         for (path, seen) in self.spec.touch.iter().zip(self.touch_seen.iter_mut()) {
             let now = mtime(path);
             if now != *seen {
@@ -419,94 +493,5 @@ impl Daemon {
                 signal_group(pid, self.spec.stop_signal);
             }
         }
-    }
-
-    /// uWSGI's `uwsgi_daemons_smart_check`, once a second.
-    fn check_pidfile(&mut self, now: Instant) {
-        if self.respawn_at.is_some() {
-            return;
-        }
-        let pidfile = self
-            .spec
-            .pidfile
-            .as_ref()
-            .expect("only smart daemons are checked");
-        match pidfile_pid(pidfile) {
-            Some(pid) => {
-                if self.pid != Some(pid) {
-                    if self.status == Status::Monitored {
-                        tracing::info!(old = ?self.pid, new = pid, "daemon \"{}\" changed pid", self.spec.command);
-                    }
-                    self.pid = Some(pid);
-                }
-                self.status = Status::Monitored;
-            }
-            None if self.status == Status::Monitored => {
-                tracing::warn!(pid = ?self.pid, pidfile = %pidfile.display(), "daemon \"{}\" is gone (its pidfile names no live process); respawning", self.spec.command);
-                self.pid = None;
-                self.schedule_respawn(now);
-            }
-            None => {
-                self.pidfile_checks += 1;
-                if self.pidfile_checks < self.spec.freq.max(1) {
-                    return;
-                }
-                self.pidfile_checks = 0;
-                if self.launcher.is_some() {
-                    tracing::warn!(
-                        "daemon \"{}\" did not daemonize (no valid pidfile `{}` yet)",
-                        self.spec.command,
-                        pidfile.display()
-                    );
-                } else {
-                    tracing::warn!(
-                        "daemon \"{}\" wrote no valid pidfile `{}`; respawning",
-                        self.spec.command,
-                        pidfile.display()
-                    );
-                    self.schedule_respawn(now);
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn daemon(max_throttle: Option<u64>) -> Daemon {
-        let mut spec = crate::config::daemons::parse("attach-daemon", "true").unwrap();
-        spec.max_throttle = max_throttle.map(Duration::from_secs);
-        Daemons::new(&[spec], false, Instant::now())
-            .list
-            .pop()
-            .unwrap()
-    }
-
-    /// Started at `start`, died `lived` later: the delay before its next start.
-    fn delay_after(daemon: &mut Daemon, start: Instant, lived: u64) -> u64 {
-        daemon.last_spawn = Some(start);
-        let death = start + Duration::from_secs(lived);
-        daemon.schedule_respawn(death);
-        daemon.respawn_at.unwrap().duration_since(death).as_secs()
-    }
-
-    #[test]
-    fn quick_deaths_in_a_row_wait_longer_and_a_long_run_resets() {
-        let mut d = daemon(None);
-        let t = Instant::now();
-        let delays: Vec<u64> = (0..4).map(|_| delay_after(&mut d, t, 0)).collect();
-        assert_eq!(delays, [1, 2, 3, 4]);
-        assert_eq!(
-            delay_after(&mut d, t, 60),
-            0,
-            "ran a minute: restarts at once"
-        );
-        assert_eq!(delay_after(&mut d, t, 1), 1, "the count starts again");
-
-        let mut capped = daemon(Some(2));
-        let delays: Vec<u64> = (0..4).map(|_| delay_after(&mut capped, t, 0)).collect();
-        assert_eq!(delays, [1, 2, 2, 2], "max_throttle caps the delay");
     }
 }

@@ -9,8 +9,9 @@
 //! connection is refused. It never serves a request itself.
 //!
 //! Reloads and recycling (issue 5) are spread over small modules the loop calls into: the
-//! master FIFO (`fifo.rs`), touch files (`touch.rs`) and the recycling policy with its
-//! one-at-a-time replacement queue (`recycle.rs`).
+//! master FIFO (`fifo.rs`), touch files (`touch.rs`) and the replacement (recycling) policy
+//! with its one-at-a-time queue (`replacement.rs`). Every child of the master is an entry of
+//! one process table (`process_table.rs`).
 
 mod cheaper;
 mod cron;
@@ -19,11 +20,11 @@ mod fifo;
 mod harakiri;
 mod idle;
 mod master;
-mod mules;
 pub mod process_setup;
+mod process_table;
 mod prometheus;
 pub mod python_setup;
-mod recycle;
+mod replacement;
 mod respawn;
 mod socket_activation;
 mod sockets;

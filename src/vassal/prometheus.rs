@@ -25,8 +25,8 @@ pub struct MetricsInput<'a> {
 }
 
 /// The `reason` label of a recycle (one of [`RECYCLE_REASONS`]).
-pub(super) fn recycle_reason(cause: &super::recycle::Cause) -> &'static str {
-    use super::recycle::Cause;
+pub(super) fn recycle_reason(cause: &super::replacement::Cause) -> &'static str {
+    use super::replacement::Cause;
     use crate::worker::recycle::Limit;
     match cause {
         Cause::Asked {

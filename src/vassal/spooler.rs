@@ -1,32 +1,24 @@
-//! The master's view of its spooler processes: which directory each serves, its pid, when a
-//! dead one is respawned (with the same fork-bomb guard as workers), and which one has run a
-//! task past `spooler-harakiri`. The forking itself is in `master/spooling.rs`; the process
-//! is `crate::spooler`.
+//! The master's view of its spooler processes: which directory each slot serves, the shared
+//! board they write, and which one has run a task past `spooler-harakiri`. Their pids,
+//! respawns and stops are the process table's (`process_table.rs`); the forking is in
+//! `master/spooling.rs`; the process is `crate::spooler`.
 //!
-//! It does not fork, signal or log on its own behalf beyond what it is asked to decide.
+//! It does not fork, signal or log.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::SpoolerConfig;
 use crate::spooler::queue::{PrepareSpoolerError, SpoolDirs};
 use crate::spooler::{Board, Handle};
 use crate::sys::process::Pid;
 
-#[derive(Debug)]
-struct Slot {
-    dir: PathBuf,
-    pid: Option<Pid>,
-    respawn_at: Option<Instant>,
-    respawns: u64,
-}
-
 pub struct Spoolers {
     pub dirs: Arc<SpoolDirs>,
     pub board: Arc<Board>,
-    slots: Vec<Slot>,
-    respawns: super::respawn::RespawnGuard,
+    /// The directory each slot serves.
+    slots: Vec<PathBuf>,
     harakiri: Duration,
 }
 
@@ -35,25 +27,17 @@ impl Spoolers {
     /// directory.
     pub fn new(config: &SpoolerConfig) -> Result<Self, PrepareSpoolerError> {
         let dirs = SpoolDirs::prepare(config)?;
-        let slots: Vec<Slot> = dirs
+        let slots: Vec<PathBuf> = dirs
             .dirs
             .iter()
             .filter(|dir| dir.served)
-            .flat_map(|dir| {
-                (0..config.processes.max(1)).map(|_| Slot {
-                    dir: dir.path.clone(),
-                    pid: None,
-                    respawn_at: Some(Instant::now()),
-                    respawns: 0,
-                })
-            })
+            .flat_map(|dir| (0..config.processes.max(1)).map(|_| dir.path.clone()))
             .collect();
         let board = Board::new(slots.len())?;
         Ok(Spoolers {
             dirs: Arc::new(dirs),
             board: Arc::new(board),
             slots,
-            respawns: Default::default(),
             harakiri: config.harakiri,
         })
     }
@@ -71,65 +55,30 @@ impl Spoolers {
         self.slots.len()
     }
 
-    pub fn pids(&self) -> impl Iterator<Item = Pid> + '_ {
-        self.slots.iter().filter_map(|s| s.pid)
+    pub fn dir(&self, index: usize) -> &Path {
+        &self.slots[index]
     }
 
-    pub fn dir(&self, index: usize) -> &PathBuf {
-        &self.slots[index].dir
-    }
-
-    pub fn respawns(&self, index: usize) -> u64 {
-        self.slots[index].respawns
-    }
-
-    pub fn spawned(&mut self, index: usize, pid: Pid) {
-        let slot = &mut self.slots[index];
-        slot.pid = Some(pid);
-        slot.respawn_at = None;
+    /// Slot `index` has a new spooler, `pid`, respawned `respawns` times.
+    pub fn spawned(&mut self, index: usize, pid: Pid, respawns: u64) {
         self.board.set_pid(index, pid as u64);
-        self.board.set_respawns(index, slot.respawns);
+        self.board.set_respawns(index, respawns);
     }
 
-    /// A child exited: `Some(slot)` if it was a spooler. Unless `respawn` is false (the
-    /// vassal is stopping), it is respawned at once, or after 2 s when spoolers die faster
-    /// than one per slot per second.
-    pub fn exited(&mut self, pid: Pid, respawn: bool) -> Option<usize> {
-        let index = self.slots.iter().position(|s| s.pid == Some(pid))?;
+    /// Slot `index`'s spooler exited.
+    pub fn exited(&mut self, index: usize) {
         self.board.set_pid(index, 0);
-        let now = Instant::now();
-        let slot = &mut self.slots[index];
-        slot.pid = None;
-        if !respawn {
-            return Some(index);
-        }
-        slot.respawns += 1;
-        let (at, _) = self.respawns.next(now, self.slots.len());
-        self.slots[index].respawn_at = Some(at);
-        Some(index)
     }
 
-    /// Slots whose respawn time has come.
-    pub fn due(&self, now: Instant) -> Vec<usize> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.pid.is_none() && s.respawn_at.is_some_and(|at| at <= now))
-            .map(|(index, _)| index)
-            .collect()
-    }
-
-    /// Spoolers whose current task has run longer than `spooler-harakiri`.
-    pub fn overdue(&self, now_us: u64) -> Vec<(Pid, u64)> {
+    /// Of the `live` spoolers (slot, pid), those whose current task has run longer than
+    /// `spooler-harakiri`, with its seconds.
+    pub fn overdue(&self, live: &[(usize, Pid)], now_us: u64) -> Vec<(Pid, u64)> {
         if self.harakiri.is_zero() {
             return Vec::new();
         }
         let limit = self.harakiri.as_micros() as u64;
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(index, slot)| {
-                let pid = slot.pid?;
+        live.iter()
+            .filter_map(|&(index, pid)| {
                 let figures = self.board.figures(index);
                 let started = figures.task_start_us;
                 (figures.running && started > 0 && now_us.saturating_sub(started) > limit)
@@ -138,18 +87,19 @@ impl Spoolers {
             .collect()
     }
 
-    /// `(dir, pid, tasks, respawns, running)` per slot, for the stats document.
-    pub fn figures(&self) -> Vec<(String, u64, u64, u64, bool)> {
+    /// `(dir, pid, tasks, respawns, running)` per slot, for the stats document; `respawns`
+    /// gives a slot's count.
+    pub fn figures(&self, respawns: impl Fn(usize) -> u64) -> Vec<(String, u64, u64, u64, bool)> {
         self.slots
             .iter()
             .enumerate()
-            .map(|(index, slot)| {
+            .map(|(index, dir)| {
                 let figures = self.board.figures(index);
                 (
-                    slot.dir.to_string_lossy().into_owned(),
+                    dir.to_string_lossy().into_owned(),
                     figures.pid,
                     figures.tasks,
-                    slot.respawns,
+                    respawns(index),
                     figures.running,
                 )
             })

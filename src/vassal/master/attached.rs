@@ -8,6 +8,7 @@ use super::*;
 use crate::config::hooks::{HookPhase, MasterAction};
 use crate::hooks::{self, TouchHooks};
 use crate::vassal::daemons::{Daemons, Exited};
+use crate::vassal::process_table::Exit;
 
 pub(super) struct Attached {
     touch: TouchHooks,
@@ -68,7 +69,9 @@ impl Master<'_> {
     /// `hook-master-start` lines (uWSGI's order). A failed hook stops the vassal at once,
     /// as uWSGI's `kill_them_all`.
     pub(super) fn on_master_start(&mut self) {
-        self.attached.daemons.start_all(Instant::now());
+        self.attached
+            .daemons
+            .start_all(&mut self.children, Instant::now());
         if let Err(err) = hooks::run_phase(&self.config.hooks, HookPhase::MasterStart) {
             tracing::error!(
                 "{}; stopping the vassal (a failed hook is fatal)",
@@ -101,16 +104,12 @@ impl Master<'_> {
         Ok(true)
     }
 
-    /// A reaped pid that may be a daemon's. True when it was one (the caller must then not
-    /// look for it among the workers).
-    pub(super) fn reap_daemon(&mut self, pid: Pid, how: ExitKind) -> bool {
-        match self.attached.daemons.on_exit(pid, how, Instant::now()) {
-            Exited::Unknown => false,
-            Exited::Handled => true,
-            Exited::StopVassal => {
-                self.begin_stop(false, "attach-control-daemon died");
-                true
-            }
+    /// Daemon `index`'s process `pid` exited (the process table reaped it).
+    pub(super) fn on_daemon_exit(&mut self, index: usize, pid: Pid, how: ExitKind, exit: Exit) {
+        let daemons = &mut self.attached.daemons;
+        let now = Instant::now();
+        if daemons.on_exit(index, pid, how, exit, &mut self.children, now) == Exited::StopVassal {
+            self.begin_stop(false, "attach-control-daemon died");
         }
     }
 
@@ -118,25 +117,30 @@ impl Master<'_> {
     pub(super) fn attached_tick(&mut self, now: Instant) {
         if matches!(self.phase, Phase::Stopping { .. }) {
             if !self.attached.daemons.stopping() {
+                let kill_at = now + self.config.reload_mercy;
                 self.attached
                     .daemons
-                    .stop_all(false, now + self.config.reload_mercy);
+                    .stop_all(&mut self.children, false, kill_at);
             }
         } else {
             self.attached.touch.check(&self.config.hooks);
         }
-        self.attached.daemons.tick(now);
+        self.attached.daemons.tick(&mut self.children, now);
     }
 
     /// Right before the master re-execs for a reload: plain daemons are stopped (the new
     /// image starts them again), as uWSGI does.
     pub(super) fn stop_daemons_for_reexec(&mut self) {
-        self.attached.daemons.stop_now(self.config.reload_mercy);
+        self.attached
+            .daemons
+            .stop_now(&mut self.children, self.config.reload_mercy);
     }
 
     /// The re-exec failed: the daemons stopped for it run again.
     pub(super) fn resume_daemons(&mut self) {
-        self.attached.daemons.resume(Instant::now());
+        self.attached
+            .daemons
+            .resume(&mut self.children, Instant::now());
     }
 
     /// `hook-as-user-atexit`, `exec-as-user-atexit`: when the master exits (not fatal).
@@ -146,9 +150,10 @@ impl Master<'_> {
 
     /// The stats document's `daemons` list, as uWSGI's (present only with daemons).
     pub(super) fn add_daemon_stats(&self, document: &mut serde_json::Value) {
-        if let (Some(list), Some(object)) =
-            (self.attached.daemons.stats(), document.as_object_mut())
-        {
+        if let (Some(list), Some(object)) = (
+            self.attached.daemons.stats(&self.children),
+            document.as_object_mut(),
+        ) {
             object.insert("daemons".to_string(), list);
         }
     }

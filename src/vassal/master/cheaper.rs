@@ -18,10 +18,8 @@ pub(super) const RUNNING_ENV: &str = "KAISER_CHEAPER_RUNNING";
 /// The cheaper subsystem's state in the master.
 pub(super) struct CheaperRun {
     decide: Cheaper,
-    /// Per slot index: kept empty (or being emptied) by the cheaper.
+    /// Per worker id - 1: kept empty (or being emptied) by the cheaper.
     cheap: Vec<bool>,
-    /// Per slot index: when a stopped worker gets SIGKILL.
-    kill_at: Vec<Option<Instant>>,
     next_cycle: Instant,
     /// The monotonic clock's origin for the decisions' microseconds.
     origin: Instant,
@@ -64,7 +62,6 @@ impl CheaperRun {
         Some(CheaperRun {
             decide: Cheaper::new(settings, processes, 0),
             cheap: vec![false; processes as usize],
-            kill_at: vec![None; processes as usize],
             next_cycle: now + Duration::from_secs(1),
             origin: now,
             inherited,
@@ -73,19 +70,17 @@ impl CheaperRun {
 }
 
 impl CheaperRun {
-    /// When the loop must wake next: the next cycle, or a stopped worker's SIGKILL.
+    /// When the loop must wake next: the next cycle (a stopped worker's SIGKILL is the
+    /// process table's).
     pub(super) fn next_deadline(&self) -> Instant {
-        self.kill_at
-            .iter()
-            .flatten()
-            .copied()
-            .fold(self.next_cycle, Instant::min)
+        self.next_cycle
     }
 }
 
 impl Master<'_> {
-    /// Whether the slot at `index` is kept cheap.
-    pub(super) fn is_cheaped(&self, index: usize) -> bool {
+    /// Whether worker `id`'s slot is kept cheap.
+    pub(super) fn is_cheaped(&self, id: u32) -> bool {
+        let index = id as usize - 1;
         self.cheaper
             .as_ref()
             .is_some_and(|run| run.cheap.get(index).copied().unwrap_or(false))
@@ -93,26 +88,28 @@ impl Master<'_> {
 
     /// At start and when leaving `idle`'s cheap mode: the slots beyond the first `wanted`
     /// stay cheap (true), the others are to be spawned (false).
-    pub(super) fn keep_cheap(&mut self, index: usize, wanted: u32) -> bool {
-        let id = self.slots[index].id;
+    pub(super) fn keep_cheap(&mut self, id: u32, wanted: u32) -> bool {
         let Some(run) = self.cheaper.as_mut() else {
             return false;
         };
-        let cheap = index as u32 >= wanted;
-        run.cheap[index] = cheap;
-        run.kill_at[index] = None;
+        let cheap = id > wanted;
+        run.cheap[id as usize - 1] = cheap;
+        if let Some(entry) = self.children.occupant_mut(Kind::Worker(id)) {
+            // A worker the cheaper was stopping finishes without a SIGKILL.
+            entry.stop = entry.stop.filter(|stop| stop.why != Why::Cheaped);
+        }
         if let Some(board) = self.scoreboard.worker(id) {
             board.set_cheap(cheap);
         }
         cheap
     }
 
-    /// What the stats and `uwsgi.workers()` show for slot `index`: `cheap` (and pid 0) for
+    /// What the stats and `uwsgi.workers()` show for worker `id`: `cheap` (and pid 0) for
     /// a slot with no worker because of the cheaper or `idle`'s cheap mode.
-    pub(super) fn show_cheap(&self, index: usize, cheap: bool) {
-        if let Some(board) = self.scoreboard.worker(self.slots[index].id) {
+    pub(super) fn show_cheap(&self, id: u32, cheap: bool) {
+        if let Some(board) = self.scoreboard.worker(id) {
             board.set_cheap(cheap);
-            if cheap && self.slots[index].pid.is_none() {
+            if cheap && self.worker_pid(id).is_none() {
                 board.set_pid(0);
             }
         }
@@ -121,7 +118,7 @@ impl Master<'_> {
     /// How many workers run after start-up or after `idle`'s cheap mode (`cheaper-initial`,
     /// else all).
     pub(super) fn initial_workers(&self) -> u32 {
-        let processes = self.slots.len() as u32;
+        let processes = self.processes;
         let inherited = self.cheaper.as_ref().map_or(0, |run| run.inherited);
         let initial = self.config.cheaper.initial_workers(processes);
         if inherited > initial {
@@ -136,26 +133,23 @@ impl Master<'_> {
     /// Before a re-exec: tell the next master how many workers run.
     pub(super) fn pass_running_on(&self) {
         if self.cheaper.is_some() {
-            let running = (0..self.slots.len())
-                .filter(|&index| self.slots[index].pid.is_some() && !self.is_cheaped(index))
+            let running = self
+                .worker_ids()
+                .filter(|&id| self.worker_pid(id).is_some() && !self.is_cheaped(id))
                 .count();
             std::env::set_var(RUNNING_ENV, running.to_string());
         }
     }
 
     /// The dead-worker path asks: a cheaped worker exited. It is not respawned.
-    pub(super) fn reap_cheaped(&mut self, index: usize, pid: Pid, how: ExitKind) -> bool {
-        if !self.is_cheaped(index) {
+    pub(super) fn reap_cheaped(&mut self, id: u32, pid: Pid, how: ExitKind) -> bool {
+        if !self.is_cheaped(id) {
             return false;
-        }
-        let id = self.slots[index].id;
-        if let Some(run) = self.cheaper.as_mut() {
-            run.kill_at[index] = None;
         }
         if let Some(board) = self.scoreboard.worker(id) {
             board.set_pid(0);
         }
-        self.slots[index].respawn_at = None;
+        self.children.cancel_respawn(Kind::Worker(id));
         tracing::info!(worker = id, pid, %how, "worker {id} cheaped (pid {pid} exited)");
         true
     }
@@ -176,19 +170,6 @@ impl Master<'_> {
         let Some(run) = self.cheaper.as_mut() else {
             return Ok(());
         };
-        for (index, kill_at) in run.kill_at.iter_mut().enumerate() {
-            if kill_at.is_some_and(|at| now >= at) {
-                *kill_at = None;
-                if let Some(pid) = self.slots[index].pid {
-                    tracing::warn!(
-                        worker = self.slots[index].id,
-                        pid,
-                        "cheaped worker did not finish within worker-reload-mercy; killing it"
-                    );
-                    let _ = sys::signal::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
         if now < run.next_cycle {
             return Ok(());
         }
@@ -230,26 +211,23 @@ impl Master<'_> {
             );
         }
         for id in decision.stop {
-            self.cheap_worker(id as usize - 1, now);
+            self.cheap_worker(id, now);
         }
         for id in decision.spawn {
-            self.decheap(id as usize - 1)?;
+            self.decheap(id)?;
         }
         Ok(())
     }
 
     fn observe(&self, now: Instant) -> Observation {
-        let cheap = |index: usize| self.is_cheaped(index);
         // The scoreboard's request starts are on `CLOCK_MONOTONIC`.
         let clock_us = sys::clock::monotonic_us();
         let mut rss = 0;
         let slots = self
-            .slots
-            .iter()
-            .enumerate()
-            .map(|(index, slot)| {
-                let snapshot = self.scoreboard.worker(slot.id).map(|w| w.snapshot());
-                let state = match (cheap(index), slot.pid) {
+            .worker_ids()
+            .map(|id| {
+                let snapshot = self.scoreboard.worker(id).map(|w| w.snapshot());
+                let state = match (self.is_cheaped(id), self.worker_pid(id)) {
                     (true, None) => SlotState::Cheap,
                     (false, Some(pid)) => {
                         if self.config.cheaper.rss_limit_soft > 0 {
@@ -262,7 +240,7 @@ impl Master<'_> {
                 SlotView {
                     state,
                     busy: snapshot.as_ref().is_some_and(|s| s.busy()),
-                    stoppable: slot.ready && !self.upkeep.recycler.is_pending(slot.id),
+                    stoppable: self.worker_ready(id) && !self.upkeep.replacements.is_pending(id),
                     busy_us: snapshot.map_or(0, |s| s.busy_time_us(clock_us)),
                 }
             })
@@ -286,38 +264,37 @@ impl Master<'_> {
         }
     }
 
-    /// Stops the worker in slot `index` gracefully and keeps the slot cheap.
-    fn cheap_worker(&mut self, index: usize, now: Instant) {
-        let (id, Some(pid)) = (self.slots[index].id, self.slots[index].pid) else {
+    /// Stops worker `id` gracefully and keeps its slot cheap.
+    fn cheap_worker(&mut self, id: u32, now: Instant) {
+        let Some(pid) = self.worker_pid(id) else {
             return;
         };
         if let Some(run) = self.cheaper.as_mut() {
-            run.cheap[index] = true;
-            run.kill_at[index] = Some(now + self.config.worker_reload_mercy);
+            run.cheap[id as usize - 1] = true;
         }
         if let Some(board) = self.scoreboard.worker(id) {
             board.set_cheap(true);
         }
-        self.slots[index].respawn_at = None;
-        let _ = sys::signal::kill(pid, libc::SIGTERM);
+        self.children.cancel_respawn(Kind::Worker(id));
+        let deadline = now + self.config.worker_reload_mercy;
+        self.stop_child(pid, libc::SIGTERM, Why::Cheaped, deadline);
     }
 
-    /// Spawns a worker into the cheap slot `index`.
-    fn decheap(&mut self, index: usize) -> Result<(), RunVassalError> {
-        if self.slots[index].pid.is_some() {
+    /// Spawns a worker into worker `id`'s cheap slot.
+    fn decheap(&mut self, id: u32) -> Result<(), RunVassalError> {
+        if self.worker_pid(id).is_some() {
             return Ok(());
         }
-        let id = self.slots[index].id;
         if let Some(run) = self.cheaper.as_mut() {
-            run.cheap[index] = false;
+            run.cheap[id as usize - 1] = false;
         }
         if let Some(board) = self.scoreboard.worker(id) {
             board.set_cheap(false);
             // A slot that ran before counts a respawn, as in uWSGI.
             if board.snapshot().respawn_count > 0 {
-                self.slots[index].respawns += 1;
+                self.children.count_respawn(Kind::Worker(id));
             }
         }
-        self.spawn(index)
+        self.spawn(id)
     }
 }

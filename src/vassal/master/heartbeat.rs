@@ -25,11 +25,7 @@ impl Master<'_> {
         self.next_heartbeat = Some(now + self.config.heartbeat);
         // Cheap mode (`idle`) has no workers on purpose: the master watches the sockets.
         let healthy = matches!(self.phase, Phase::Running | Phase::Checking { .. })
-            && (self.is_cheap()
-                || self
-                    .slots
-                    .iter()
-                    .any(|slot| slot.ready && slot.pid.is_some()));
+            && (self.is_cheap() || self.worker_ids().any(|id| self.worker_ready(id)));
         if healthy {
             let _ = self.notifier.notify("WATCHDOG=1");
         } else {

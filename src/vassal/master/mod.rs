@@ -1,19 +1,21 @@
 //! The master's state and event loop. Start-up (`startup`: from the config to the first
-//! forks) and forking (`spawn`: banks, the worker's setup, the fork-bomb guard) live beside
-//! it, and so do the loop's hooks: `reload` (stops and reloads), `recycling` (replacing
-//! workers one at a time), `pause` (SIGTSTP and cheap mode), `cheaper` (the adaptive worker
-//! count), `report` (SIGUSR1, the stats document and `/metrics`), `attached` (hooks and
-//! external daemons), `spooling`, `mules` and `crons` (the other children), `drain` and
-//! `heartbeat`.
+//! forks) and forking workers (`spawn`: banks, the worker's setup) live beside it, and so do
+//! the loop's hooks: `children` (the process table's side in the master: reaping, respawn
+//! and stop-with-mercy for every kind of child), `reload` (stops and reloads), `handover`
+//! (replacing workers one at a time), `pause` (SIGTSTP and cheap mode), `cheaper` (the
+//! adaptive worker count), `report` (SIGUSR1, the stats document and `/metrics`),
+//! `attached` (hooks and external daemons), `spooling`, `mules` and `crons` (forking the
+//! other kinds of child, and their harakiri), `drain` and `heartbeat`.
 
 mod attached;
 mod cheaper;
+mod children;
 mod crons;
 mod drain;
+mod handover;
 mod heartbeat;
 mod mules;
 mod pause;
-mod recycling;
 mod reload;
 mod report;
 mod spawn;
@@ -29,7 +31,8 @@ use super::exit;
 use super::fifo::{Command, MasterFifo};
 use super::harakiri::{Harakiri, HarakiriSettings, Live};
 use super::idle::{IdleVerdict, IdleWatch};
-use super::recycle::{self, Cause, Recycler, Retiring};
+use super::process_table::{Entry, Exit, Kind, Late, ProcessTable, State, Why};
+use super::replacement::{self, Cause, ReplacementQueue};
 use super::sockets::{self, BoundSocket, LISTEN_FDS_ENV};
 use super::stats_server::{BindStatsError, StatsServer};
 use super::touch::{TouchAction, Touches};
@@ -108,18 +111,6 @@ impl RunVassalError {
     }
 }
 
-#[derive(Debug)]
-struct Slot {
-    id: u32,
-    pid: Option<Pid>,
-    /// The scoreboard bank `pid` writes its cores in (meaningless without a pid).
-    bank: usize,
-    ready: bool,
-    spawned_at: Instant,
-    respawn_at: Option<Instant>,
-    respawns: u64,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
     Running,
@@ -131,8 +122,8 @@ enum Phase {
         /// `R`: kill the workers instead of letting them finish, then re-exec.
         brutal: bool,
     },
+    /// The children were told to stop (their mercy deadlines are in the process table).
     Stopping {
-        deadline: Instant,
         fast: bool,
     },
 }
@@ -147,12 +138,14 @@ struct Master<'a> {
     notifier: Notifier,
     app: Option<App>,
     lazy: Option<(AppSpec, InterpreterOptions, ModuleInfo)>,
-    slots: Vec<Slot>,
-    old_workers: Vec<Pid>,
+    /// `processes`: workers have the ids `1..=processes`.
+    processes: u32,
+    /// Every child the master forked or spawned: workers (current, replaced, previous
+    /// generation), spoolers, mules, attached daemons and cron commands.
+    children: ProcessTable,
     phase: Phase,
     started: Instant,
     announced_ready: bool,
-    respawn_guard: crate::vassal::respawn::RespawnGuard,
     ready_read: OwnedFd,
     ready_write: OwnedFd,
     signals: sys::signal::SignalFd,
@@ -170,7 +163,6 @@ struct Master<'a> {
     /// `cheaper`: the adaptive worker count; `None` when off.
     cheaper: Option<cheaper::CheaperRun>,
     spoolers: super::spooler::Spoolers,
-    mules: super::mules::Mules,
     crons: super::cron::Crons,
     /// `health-drain-delay`: when the stop begins, and the signal that asked for it.
     drain_until: Option<(Instant, &'static str)>,
@@ -179,36 +171,20 @@ struct Master<'a> {
 }
 
 /// The master's upkeep between events: the FIFO, touch files, the one-at-a-time replacement
-/// queue and the mercy deadlines of reloads and recycling, kept together so the loop's hooks
-/// stay small.
+/// queue and the workers' pipe, kept together so the loop's hooks stay small.
 struct Upkeep {
     fifo: Option<MasterFifo>,
     touches: Touches,
-    recycler: Recycler,
+    replacements: ReplacementQueue,
     /// Bytes read from the workers' pipe that do not make a whole record yet.
     from_workers: Vec<u8>,
-    /// When the previous generation (after a re-exec) gets SIGKILL.
-    old_kill_at: Option<Instant>,
     next_memory_check: Instant,
 }
 
 impl Master<'_> {
-    /// Every child the master stops, reloads and waits for: workers, and spoolers.
+    /// Every child the master stops, reloads and waits for: workers, spoolers and mules.
     fn worker_pids(&self) -> Vec<Pid> {
-        let mut pids = self.serving_pids();
-        pids.extend(self.spoolers.pids());
-        pids.extend(self.mules.pids());
-        pids
-    }
-
-    /// The workers only, current and previous generations.
-    fn serving_pids(&self) -> Vec<Pid> {
-        self.slots
-            .iter()
-            .filter_map(|s| s.pid)
-            .chain(self.old_workers.iter().copied())
-            .chain(self.upkeep.recycler.retiring.iter().map(|r| r.pid))
-            .collect()
+        self.children.stopped_with_vassal()
     }
 
     fn event_loop(&mut self) -> Result<i32, RunVassalError> {
@@ -233,7 +209,7 @@ impl Master<'_> {
                 fds.extend(stats.poll_fds());
             }
             let stats_to = fds.len();
-            if self.is_cheap() && self.serving_pids().is_empty() {
+            if self.is_cheap() && !self.any_worker_alive() {
                 fds.extend(
                     self.sockets
                         .iter()
@@ -267,7 +243,8 @@ impl Master<'_> {
             self.check_harakiri();
             self.on_timers()?;
             if let Phase::Stopping { .. } = self.phase {
-                if self.worker_pids().is_empty() && self.attached.daemons.all_stopped() {
+                let daemons_gone = self.attached.daemons.all_stopped(&self.children);
+                if self.worker_pids().is_empty() && daemons_gone {
                     self.at_exit();
                     return Ok(self.finish());
                 }
@@ -278,19 +255,12 @@ impl Master<'_> {
     fn next_timeout(&self) -> Duration {
         let now = Instant::now();
         let mut next = now + Duration::from_secs(1);
-        if let Phase::Stopping { deadline, .. } = self.phase {
-            next = next.min(deadline);
-        }
-        for slot in &self.slots {
-            if let Some(at) = slot.respawn_at {
-                next = next.min(at);
-            }
-        }
         let stats_deadline = self.stats.as_ref().and_then(|s| s.next_deadline());
         let daemons_deadline = self.attached.daemons.next_deadline();
         let cheaper_deadline = self.cheaper.as_ref().map(|c| c.next_deadline());
         for at in [
             self.harakiri.next_deadline(),
+            self.children.next_deadline(),
             stats_deadline,
             daemons_deadline,
             cheaper_deadline,
@@ -329,20 +299,16 @@ impl Master<'_> {
     /// in a retiring worker is its own, not its replacement's.
     fn check_harakiri(&mut self) {
         let live: Vec<Live> = self
-            .slots
-            .iter()
-            .filter_map(|s| {
-                s.pid.map(|pid| Live {
-                    id: s.id,
-                    pid,
-                    bank: s.bank,
-                })
+            .children
+            .entries()
+            .filter_map(|entry| match (entry.kind, entry.bank) {
+                (Kind::Worker(id), Some(bank)) => Some(Live {
+                    id,
+                    pid: entry.pid,
+                    bank,
+                }),
+                _ => None,
             })
-            .chain(self.upkeep.recycler.retiring.iter().map(|r| Live {
-                id: r.id,
-                pid: r.pid,
-                bank: r.bank,
-            }))
             .collect();
         self.harakiri.check(&self.scoreboard, &live);
     }
@@ -365,28 +331,23 @@ impl Master<'_> {
                 None => tracing::warn!("unreadable message from a worker; ignoring it"),
             }
         }
-        let serving = |(index, slot): (usize, &Slot)| slot.ready || self.is_cheaped(index);
-        if self.phase == Phase::Running && self.slots.iter().enumerate().all(serving) {
+        let serving = |id: u32| self.worker_ready(id) || self.is_cheaped(id);
+        if self.phase == Phase::Running && self.worker_ids().all(serving) {
             self.all_ready();
         }
     }
 
     fn all_ready(&mut self) {
-        if !self.old_workers.is_empty() && self.upkeep.old_kill_at.is_none() {
-            self.upkeep.old_kill_at = Some(Instant::now() + recycle::whole_mercy(self.config));
-        }
-        if !self.old_workers.is_empty() {
-            tracing::info!(old = ?self.old_workers, "new workers accept; stopping the previous generation gracefully");
-            for pid in &self.old_workers {
-                let _ = sys::signal::kill(*pid, libc::SIGTERM);
-            }
-        }
+        self.stop_previous_generation();
         if self.announced_ready {
             return;
         }
         self.announced_ready = true;
         let elapsed = self.started.elapsed().as_millis();
-        let n = self.slots.iter().filter(|s| s.ready).count();
+        let n = self
+            .worker_ids()
+            .filter(|&id| self.worker_ready(id))
+            .count();
         if self.reloads > 0 {
             tracing::info!(
                 workers = n,
@@ -420,115 +381,22 @@ impl Master<'_> {
         }
     }
 
-    fn reap(&mut self) -> Result<(), RunVassalError> {
-        while let Some((pid, how)) = sys::process::try_wait_any()? {
-            if let Phase::Checking { pid: checker, .. } = self.phase {
-                if pid == checker {
-                    self.on_check_done(how)?;
-                    continue;
-                }
-            }
-            if self.reap_retiring(pid, how)
-                || self.reap_spooler(pid, how)
-                || self.reap_mule(pid, how)
-                || self.reap_cron(pid, how)
-            {
-                continue;
-            }
-            if crate::logging::master::pid() == Some(pid) {
-                // Every line written since went nowhere; a reload starts a new log master.
-                crate::logging::master::forget();
-                tracing::error!(pid, %how, "the log master died; reloading to start a new one");
-                self.begin_reload(false)?;
-                continue;
-            }
-            if let Some(position) = self.old_workers.iter().position(|p| *p == pid) {
-                self.old_workers.remove(position);
-                tracing::info!(pid, %how, "previous-generation worker finished");
-                continue;
-            }
-            if self.reap_daemon(pid, how) {
-                continue;
-            }
-            let Some(index) = self.slots.iter().position(|s| s.pid == Some(pid)) else {
-                continue;
-            };
-            let was_ready = self.slots[index].ready;
-            let id = self.slots[index].id;
-            self.slots[index].pid = None;
-            self.slots[index].ready = false;
-            if let Phase::Stopping { .. } = self.phase {
-                tracing::info!(worker = id, pid, %how, "worker stopped");
-                continue;
-            }
-            if how == ExitKind::Code(worker::EXIT_FAILED_APP) && !was_ready && self.reinstate(index)
-            {
-                continue;
-            }
-            if how == ExitKind::Code(worker::EXIT_FAILED_APP) && !was_ready {
-                tracing::error!(
-                    worker = id,
-                    "the app failed to load in a worker (lazy-apps); shutting down"
-                );
-                self.exit_code = exit::FAILED_APP;
-                self.begin_stop(true, "app failed to load");
-                continue;
-            }
-            if self.is_cheap() {
-                tracing::info!(worker = id, pid, %how, "worker stopped (cheap mode)");
-                self.show_cheap(index, true);
-                continue;
-            }
-            if self.reap_cheaped(index, pid, how) {
-                continue;
-            }
-            match how {
-                ExitKind::Code(0) => {
-                    tracing::info!(worker = id, pid, "worker exited (recycled), respawning")
-                }
-                _ => tracing::warn!(worker = id, pid, %how, "worker died, respawning"),
-            }
-            self.schedule_respawn(index);
-        }
-        Ok(())
-    }
-
     fn on_timers(&mut self) -> Result<(), RunVassalError> {
         let now = Instant::now();
         self.attached_tick(now);
         self.drain_tick(now);
         self.heartbeat_tick(now);
-        if let Phase::Stopping { deadline, fast } = self.phase {
-            if now >= deadline {
-                for pid in self.worker_pids() {
-                    tracing::warn!(
-                        pid,
-                        fast,
-                        "worker did not stop within worker-reload-mercy; killing it"
-                    );
-                    let _ = sys::signal::kill(pid, libc::SIGKILL);
-                }
-                self.phase = Phase::Stopping {
-                    deadline: now + Duration::from_secs(3600),
-                    fast,
-                };
-            }
+        self.mercy_tick(now);
+        if let Phase::Stopping { .. } = self.phase {
             return Ok(());
         }
         self.upkeep_tick(now)?;
-        self.spooler_tick(now)?;
-        self.mules_tick(now)?;
+        self.spooler_tick();
+        self.mules_tick();
         self.crons_tick(now);
         self.check_idle(now);
         self.cheaper_tick(now)?;
-        for index in 0..self.slots.len() {
-            if self.slots[index].pid.is_none()
-                && self.slots[index].respawn_at.is_some_and(|at| at <= now)
-            {
-                self.spawn(index)?;
-            }
-        }
-        Ok(())
+        self.respawn_due(now)
     }
 }
 

@@ -1,5 +1,5 @@
-//! The master's mule hooks: fork the mules after the app is preloaded, respawn one that ends,
-//! and count them among `worker_pids` so stops and reloads end them too.
+//! The master's mule hooks: fork a mule into its seat of the process table (the table reaps
+//! it, respawns it and stops it with the vassal, as every child), and `mule-harakiri`.
 
 use super::*;
 use crate::mule::{self, MuleSetup, PythonSource};
@@ -21,15 +21,19 @@ impl Master<'_> {
                 };
                 mule::run(MuleSetup {
                     id: index as u32 + 1,
-                    script: self.mules.script(index).to_string(),
+                    script: self.config.mules[index].clone(),
                     master_pid: sys::process::getppid(),
                     close_fds: self.master_only_fds(),
                     python,
                 })
             }
             Forked::Parent { child } => {
-                let respawns = self.mules.respawns(index);
-                self.mules.spawned(index, child);
+                let kind = Kind::Mule(index);
+                let respawns = self.children.respawns(kind);
+                self.children.insert(Entry {
+                    state: State::Serving,
+                    ..Entry::new(kind, child, Instant::now())
+                });
                 let id = index + 1;
                 if respawns == 0 {
                     tracing::info!(mule = id, pid = child, "spawned mule");
@@ -41,26 +45,13 @@ impl Master<'_> {
         }
     }
 
-    pub(super) fn reap_mule(&mut self, pid: Pid, how: ExitKind) -> bool {
-        let stopping = matches!(self.phase, Phase::Stopping { .. });
-        let Some(index) = self.mules.exited(pid, !stopping) else {
-            return false;
-        };
-        let id = index + 1;
-        if stopping {
-            tracing::info!(mule = id, pid, %how, "mule stopped");
-        } else {
-            tracing::warn!(mule = id, pid, %how, "mule ended, respawning");
-        }
-        true
-    }
-
-    pub(super) fn mules_tick(&mut self, now: Instant) -> Result<(), RunVassalError> {
+    /// `mule-harakiri`: a mule handling one message for too long is killed (and respawned).
+    pub(super) fn mules_tick(&mut self) {
         let limit = self.config.mule_harakiri;
         if !limit.is_zero() {
             // The mule writes its start on `CLOCK_MONOTONIC` (`python/mules.rs`).
             let now_us = sys::clock::monotonic_us();
-            for (index, pid) in self.mules.live() {
+            for (index, pid) in self.live(Kind::Mule) {
                 let since = python::mule_busy_since(index as u32 + 1);
                 if since > 0 && now_us.saturating_sub(since) > limit.as_micros() as u64 {
                     tracing::warn!(
@@ -72,9 +63,5 @@ impl Master<'_> {
                 }
             }
         }
-        for index in self.mules.due(now) {
-            self.spawn_mule(index)?;
-        }
-        Ok(())
     }
 }

@@ -16,8 +16,8 @@ impl Master<'_> {
         }
         // Only ready workers have their signalfd; a starting one gets the state when it is
         // ready (SIGTSTP's default action would stop it).
-        for slot in self.slots.iter().filter(|s| s.ready) {
-            if let Some(pid) = slot.pid {
+        for id in self.worker_ids().filter(|&id| self.worker_ready(id)) {
+            if let Some(pid) = self.worker_pid(id) {
                 let _ = sys::signal::kill(pid, libc::SIGTSTP);
             }
         }
@@ -49,9 +49,9 @@ impl Master<'_> {
         let _ = self
             .notifier
             .notify("STATUS=cheap: no workers until the next connection");
-        for slot in &mut self.slots {
-            slot.respawn_at = None;
-            if let Some(pid) = slot.pid {
+        for id in self.worker_ids() {
+            self.children.cancel_respawn(Kind::Worker(id));
+            if let Some(pid) = self.worker_pid(id) {
                 let _ = sys::signal::kill(pid, libc::SIGTERM);
             }
         }
@@ -64,8 +64,8 @@ impl Master<'_> {
             return false;
         };
         watch.cheap = true;
-        for index in 0..self.slots.len() {
-            self.show_cheap(index, true);
+        for id in self.worker_ids() {
+            self.show_cheap(id, true);
         }
         tracing::info!("cheap mode: no worker until the first connection (`cheap`)");
         self.all_ready();
@@ -79,8 +79,8 @@ impl Master<'_> {
     pub(super) fn activity(&self) -> (u64, bool) {
         let mut requests = 0;
         let mut busy = false;
-        for slot in &self.slots {
-            if let Some(worker) = self.scoreboard.worker(slot.id) {
+        for id in self.worker_ids() {
+            if let Some(worker) = self.scoreboard.worker(id) {
                 let snapshot = worker.snapshot();
                 requests += snapshot.requests;
                 busy |= snapshot.busy();
@@ -103,10 +103,10 @@ impl Master<'_> {
         tracing::info!("a connection arrived: respawning the workers (leaving cheap mode)");
         // With `cheaper`, only its minimum comes back (as in uWSGI); the algorithm adds more.
         let wanted = self.config.cheaper.count.max(1);
-        for index in 0..self.slots.len() {
-            if self.slots[index].pid.is_none() && !self.keep_cheap(index, wanted) {
-                self.show_cheap(index, false);
-                self.spawn(index)?;
+        for id in self.worker_ids() {
+            if self.worker_pid(id).is_none() && !self.keep_cheap(id, wanted) {
+                self.show_cheap(id, false);
+                self.spawn(id)?;
             }
         }
         Ok(())

@@ -19,18 +19,18 @@ impl Master<'_> {
         let mercy = if fast {
             Duration::from_secs(3)
         } else {
-            recycle::whole_mercy(self.config)
+            crate::vassal::process_table::whole_mercy(self.config)
         };
         tracing::info!(reason = why, fast, "shutting down");
         let _ = self.notifier.notify("STOPPING=1\nSTATUS=stopping");
         let sig = if fast { libc::SIGINT } else { libc::SIGTERM };
-        for pid in self.worker_pids() {
-            let _ = sys::signal::kill(pid, sig);
+        let deadline = Instant::now() + mercy;
+        for pid in self.children.stopped_with_vassal() {
+            self.stop_child(pid, sig, Why::Shutdown { fast }, deadline);
         }
-        self.phase = Phase::Stopping {
-            deadline: Instant::now() + mercy,
-            fast,
-        };
+        // Nothing is respawned any more, and a respawn that was due must not wake the loop.
+        self.children.cancel_respawns();
+        self.phase = Phase::Stopping { fast };
     }
 
     /// Graceful reload, step 1: vet the new config (and app import) in a separate
@@ -77,7 +77,7 @@ impl Master<'_> {
         let child = command.spawn()?;
         self.phase = Phase::Checking {
             pid: child.id() as Pid,
-            deadline: Instant::now() + recycle::whole_mercy(self.config),
+            deadline: Instant::now() + crate::vassal::process_table::whole_mercy(self.config),
             brutal,
         };
         // The child is reaped by `reap` through waitpid; dropping the handle does not wait.
@@ -91,7 +91,7 @@ impl Master<'_> {
         self.phase = Phase::Running;
         if how != ExitKind::Code(0) {
             tracing::error!(%how, "reload aborted: the new configuration does not load; the current workers keep serving");
-            let n = self.slots.len();
+            let n = self.processes;
             let _ = self.notifier.notify(&format!(
                 "READY=1\nSTATUS=serving with {n} workers (reload failed)"
             ));
@@ -226,11 +226,10 @@ impl Master<'_> {
         }
         tracing::info!("workers reload: replacing every worker");
         self.note_preloaded("workers reload");
-        self.upkeep.recycler.abort();
-        for index in 0..self.slots.len() {
-            if !self.replace_worker(index, &Cause::WorkersReload)? {
-                let id = self.slots[index].id;
-                self.upkeep.recycler.request(id, Cause::WorkersReload);
+        self.upkeep.replacements.abort();
+        for id in self.worker_ids() {
+            if !self.replace_worker(id, &Cause::WorkersReload)? {
+                self.upkeep.replacements.request(id, Cause::WorkersReload);
             }
         }
         Ok(())
@@ -243,8 +242,8 @@ impl Master<'_> {
             return;
         }
         tracing::info!("brutal workers reload: stopping every worker now; they are respawned");
-        self.upkeep.recycler.abort();
-        for pid in self.slots.iter().filter_map(|s| s.pid) {
+        self.upkeep.replacements.abort();
+        for pid in self.worker_ids().filter_map(|id| self.worker_pid(id)) {
             let _ = sys::signal::kill(pid, libc::SIGINT);
         }
     }
@@ -258,8 +257,8 @@ impl Master<'_> {
         }
         tracing::info!("chain reload: replacing workers one at a time");
         self.note_preloaded("chain reload");
-        for id in self.slots.iter().map(|s| s.id).collect::<Vec<_>>() {
-            self.upkeep.recycler.request(id, Cause::ChainReload);
+        for id in self.worker_ids() {
+            self.upkeep.replacements.request(id, Cause::ChainReload);
         }
     }
 }

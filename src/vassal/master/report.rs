@@ -6,16 +6,16 @@ use crate::vassal::stats_server::Document;
 impl Master<'_> {
     /// SIGUSR1: per-worker figures from the scoreboard, one line each (uWSGI's `stats()`).
     pub(super) fn log_stats(&self) {
-        tracing::info!("*** kaiser stats: {} workers ***", self.slots.len());
-        for slot in &self.slots {
-            let Some(board) = self.scoreboard.worker(slot.id) else {
+        tracing::info!("*** kaiser stats: {} workers ***", self.processes);
+        for id in self.worker_ids() {
+            let Some(board) = self.scoreboard.worker(id) else {
                 continue;
             };
             let s = board.snapshot();
             tracing::info!(
                 "worker {} (pid: {}) {}: requests {} (since spawn {}), exceptions {}, harakiri {}, respawns {}, avg_rt {} us, tx {} bytes",
-                slot.id,
-                slot.pid.unwrap_or(0),
+                id,
+                self.worker_pid(id).unwrap_or(0),
                 s.status(),
                 s.requests,
                 s.delta_requests,
@@ -28,7 +28,7 @@ impl Master<'_> {
             for core in s.cores.iter().filter(|c| c.in_request) {
                 tracing::info!(
                     "worker {} core {}: {} from {} since {}",
-                    slot.id,
+                    id,
                     core.id,
                     core.request,
                     core.remote,
@@ -36,7 +36,7 @@ impl Master<'_> {
                 );
             }
         }
-        self.attached.daemons.log();
+        self.attached.daemons.log(&self.children);
     }
 
     pub(super) fn on_stats_events(&mut self, revents: &[i16]) {
@@ -91,13 +91,12 @@ impl Master<'_> {
             })
             .collect();
         let workers = self
-            .slots
-            .iter()
-            .filter_map(|slot| {
-                let snapshot = self.scoreboard.worker(slot.id)?.snapshot();
-                let pid = slot.pid.unwrap_or(0);
+            .worker_ids()
+            .filter_map(|id| {
+                let snapshot = self.scoreboard.worker(id)?.snapshot();
+                let pid = self.worker_pid(id).unwrap_or(0);
                 Some(crate::vassal::stats::WorkerStats {
-                    id: slot.id,
+                    id,
                     rss: sys::process::rss_bytes(pid)
                         .filter(|_| pid > 0)
                         .unwrap_or(0),

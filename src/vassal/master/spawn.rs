@@ -1,6 +1,6 @@
-//! Forking workers: which scoreboard bank a new process writes, the `WorkerSetup` it is
-//! handed, and the fork-bomb guard on respawns. It does not decide when a worker is needed
-//! (the loop, recycling and the cheaper do) nor reap anything.
+//! Forking workers: which scoreboard bank a new process writes and the `WorkerSetup` it is
+//! handed. It does not decide when a worker is needed (the loop, recycling and the cheaper
+//! do), nor reap or respawn anything (`children.rs`).
 
 use super::*;
 
@@ -10,10 +10,7 @@ impl Master<'_> {
     /// (`worker/scoreboard.rs`).
     pub(super) fn free_bank(&self, id: u32) -> Option<usize> {
         let workers = self.scoreboard.workers();
-        let in_use = |bank: usize| {
-            self.slots.iter().any(|s| s.pid.is_some() && s.bank == bank)
-                || self.upkeep.recycler.retiring.iter().any(|r| r.bank == bank)
-        };
+        let in_use = |bank: usize| self.children.entries().any(|e| e.bank == Some(bank));
         let own = (id as usize).saturating_sub(1);
         [own, own + workers]
             .into_iter()
@@ -21,15 +18,17 @@ impl Master<'_> {
             .find(|&bank| bank < self.scoreboard.banks() && !in_use(bank))
     }
 
-    pub(super) fn spawn(&mut self, index: usize) -> Result<(), RunVassalError> {
-        let id = self.slots[index].id;
+    /// Forks worker `id`'s process into its seat.
+    pub(super) fn spawn(&mut self, id: u32) -> Result<(), RunVassalError> {
+        let kind = Kind::Worker(id);
+        let respawns = self.children.respawns(kind);
         // Live processes never outnumber the banks: `replace_worker` only adds one when a
         // bank is free, and a respawn follows the death that freed one.
         let bank = self
             .free_bank(id)
             .expect("a worker is spawned only when a scoreboard bank is free");
         if let Some(slot) = self.scoreboard.process(id, bank) {
-            slot.prepare_spawn(bank, self.slots[index].respawns + 1, unix_secs());
+            slot.prepare_spawn(bank, respawns + 1, unix_secs());
         }
         let forked = match &self.app {
             Some(_) => python::fork()?,
@@ -99,7 +98,7 @@ impl Master<'_> {
                             timeout: config.transfer_timeout,
                             min_rate: config.transfer_min_rate,
                         },
-                        max_requests: recycle::max_requests_for(config, id),
+                        max_requests: replacement::max_requests_for(config, id),
                         reload_on_rss: config.reload_on_rss,
                         reload_on_as: config.reload_on_as,
                         min_worker_lifetime: config.min_worker_lifetime,
@@ -132,36 +131,17 @@ impl Master<'_> {
                 if let Some(board) = self.scoreboard.process(id, bank) {
                     board.set_pid(child as u64);
                 }
-                let slot = &mut self.slots[index];
-                slot.pid = Some(child);
-                slot.bank = bank;
-                slot.ready = false;
-                slot.spawned_at = Instant::now();
-                slot.respawn_at = None;
-                if slot.respawns == 0 {
+                self.children.insert(Entry {
+                    bank: Some(bank),
+                    ..Entry::new(kind, child, Instant::now())
+                });
+                if respawns == 0 {
                     tracing::info!(worker = id, pid = child, "spawned worker");
                 } else {
-                    tracing::info!(
-                        worker = id,
-                        pid = child,
-                        respawns = slot.respawns,
-                        "respawned worker"
-                    );
+                    tracing::info!(worker = id, pid = child, respawns, "respawned worker");
                 }
                 Ok(())
             }
         }
-    }
-
-    /// Respawns at once, unless workers are dying faster than `processes` per second: then
-    /// wait (uWSGI's fork-bomb guard, `worker respawning too fast`).
-    pub(super) fn schedule_respawn(&mut self, index: usize) {
-        let now = Instant::now();
-        self.slots[index].respawns += 1;
-        let (at, too_fast) = self.respawn_guard.next(now, self.slots.len());
-        if too_fast {
-            tracing::warn!("workers are respawning too fast; waiting 2 seconds");
-        }
-        self.slots[index].respawn_at = Some(at);
     }
 }

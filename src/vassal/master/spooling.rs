@@ -1,8 +1,7 @@
-//! The master's spooler hooks: fork the spooler processes after the app is preloaded,
-//! respawn one that dies, and kill one stuck past `spooler-harakiri` (its task stays on disk
-//! and runs again). They are stopped with the workers: `worker_pids` includes them, so a
-//! stop, a reload's re-exec (they finish their task, then exit) and the mercy kill treat them
-//! as the workers.
+//! The master's spooler hooks: fork a spooler process into its seat of the process table
+//! (the table reaps it, respawns it and stops it with the vassal, as every child), and kill
+//! one stuck past `spooler-harakiri` (its task stays on disk and runs again). A reload's
+//! re-exec hands them over as the previous generation: they finish their task, then exit.
 
 use super::*;
 use crate::spooler::{self, PythonSource, SpoolerSetup};
@@ -38,7 +37,7 @@ impl Master<'_> {
                 };
                 spooler::run(SpoolerSetup {
                     slot: index,
-                    dir: self.spoolers.dir(index).clone(),
+                    dir: self.spoolers.dir(index).to_path_buf(),
                     config: self.config.spooler.clone(),
                     board: Arc::clone(&self.spoolers.board),
                     master_pid: sys::process::getppid(),
@@ -47,8 +46,13 @@ impl Master<'_> {
                 })
             }
             Forked::Parent { child } => {
-                let respawns = self.spoolers.respawns(index);
-                self.spoolers.spawned(index, child);
+                let kind = Kind::Spooler(index);
+                let respawns = self.children.respawns(kind);
+                self.spoolers.spawned(index, child, respawns);
+                self.children.insert(Entry {
+                    state: State::Serving,
+                    ..Entry::new(kind, child, Instant::now())
+                });
                 let dir = self.spoolers.dir(index).display().to_string();
                 if respawns == 0 {
                     tracing::info!(pid = child, "spawned the spooler on dir {dir}");
@@ -58,23 +62,6 @@ impl Master<'_> {
                 Ok(())
             }
         }
-    }
-
-    /// A reaped child that was a spooler: logged and, unless the vassal is stopping,
-    /// scheduled for respawn.
-    pub(super) fn reap_spooler(&mut self, pid: Pid, how: ExitKind) -> bool {
-        let stopping = matches!(self.phase, Phase::Stopping { .. });
-        if self.spoolers.exited(pid, !stopping).is_none() {
-            return false;
-        }
-        if stopping {
-            tracing::info!(pid, %how, "spooler stopped");
-        } else if how == ExitKind::Code(0) {
-            tracing::info!(pid, "spooler exited (recycled), respawning");
-        } else {
-            tracing::warn!(pid, %how, "OOOPS the spooler is no more...trying respawn...");
-        }
-        true
     }
 
     /// When the next uWSGI timer is due, for the loop's wait. None while stopping: timers
@@ -114,7 +101,9 @@ impl Master<'_> {
         if !caches.is_empty() {
             sections.push(("caches", serde_json::Value::Array(caches)));
         }
-        let figures = self.spoolers.figures();
+        let figures = self
+            .spoolers
+            .figures(|index| self.children.respawns(Kind::Spooler(index)));
         if figures.is_empty() {
             return sections;
         }
@@ -134,16 +123,17 @@ impl Master<'_> {
         sections
     }
 
-    /// Each turn of the loop: fire due uWSGI timers and crons, respawn spoolers that are due,
-    /// and end a task past `spooler-harakiri`.
-    pub(super) fn spooler_tick(&mut self, now: Instant) -> Result<(), RunVassalError> {
+    /// Each turn of the loop: fire due uWSGI timers and crons, and end a task past
+    /// `spooler-harakiri`.
+    pub(super) fn spooler_tick(&mut self) {
         let now_us = sys::clock::unix_us();
         if let Some(board) = crate::signals::board() {
             let secs = now_us / 1_000_000;
             board.tick(now_us / 1000, &crate::signals::local_time(secs), secs / 60);
         }
         // Task starts are on `CLOCK_MONOTONIC` (`spooler/mod.rs`).
-        for (pid, seconds) in self.spoolers.overdue(sys::clock::monotonic_us()) {
+        let live = self.live(Kind::Spooler);
+        for (pid, seconds) in self.spoolers.overdue(&live, sys::clock::monotonic_us()) {
             tracing::warn!(
                 pid,
                 seconds,
@@ -151,9 +141,5 @@ impl Master<'_> {
             );
             let _ = sys::signal::kill(pid, libc::SIGKILL);
         }
-        for index in self.spoolers.due(now) {
-            self.spawn_spooler(index)?;
-        }
-        Ok(())
     }
 }

@@ -118,17 +118,20 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     sys::fd::set_nonblocking(ready_read.as_fd(), true)?;
 
     let listeners = Arc::new(bound.iter().map(listener_of).collect::<Vec<_>>());
-    let slots = (1..=config.processes.max(1))
-        .map(|id| Slot {
-            id,
-            pid: None,
-            bank: 0,
-            ready: false,
-            spawned_at: started,
-            respawn_at: None,
-            respawns: 0,
-        })
-        .collect();
+    let processes = config.processes.max(1);
+    let mut children = ProcessTable::default();
+    children.add_seats((1..=processes).map(Kind::Worker), None);
+    // Spoolers and mules are forked by the loop's first `respawn_due`.
+    children.add_seats((0..spoolers.len()).map(Kind::Spooler), Some(started));
+    children.add_seats((0..config.mules.len()).map(Kind::Mule), Some(started));
+    let attached = attached::Attached::new(config, started);
+    attached.daemons.add_seats(&mut children);
+    for pid in old_workers {
+        children.insert(Entry {
+            state: State::Retiring,
+            ..Entry::new(Kind::Previous, pid, started)
+        });
+    }
     let mut master = Master {
         config,
         max_connections: connection_cap(config),
@@ -138,12 +141,11 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         notifier,
         app,
         lazy,
-        slots,
-        old_workers,
+        processes,
+        children,
         phase: Phase::Running,
         started,
         announced_ready: false,
-        respawn_guard: Default::default(),
         ready_read,
         ready_write,
         signals,
@@ -152,9 +154,8 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         upkeep: Upkeep {
             fifo,
             touches: Touches::new(config),
-            recycler: Recycler::default(),
+            replacements: ReplacementQueue::default(),
             from_workers: Vec::new(),
-            old_kill_at: None,
             next_memory_check: started,
         },
         scoreboard: Arc::new(Scoreboard::new(config.processes, config.threads)?),
@@ -167,27 +168,23 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
             verbose: config.harakiri_verbose,
         }),
         stats,
-        attached: attached::Attached::new(config, started),
+        attached,
         cheaper: cheaper::CheaperRun::new(config, started),
         spoolers,
-        mules: crate::vassal::mules::Mules::new(&config.mules),
         crons: crate::vassal::cron::Crons::new(&config.crons, config.cron_harakiri),
         drain_until: None,
         next_heartbeat: (!config.heartbeat.is_zero()).then(|| started + config.heartbeat),
     };
     let initial = master.initial_workers();
     if !master.start_cheap() {
-        for index in 0..master.slots.len() {
-            if !master.keep_cheap(index, initial) {
-                master.spawn(index)?;
+        for id in master.worker_ids() {
+            if !master.keep_cheap(id, initial) {
+                master.spawn(id)?;
             }
         }
     }
     master.on_master_start();
-    for index in master.spoolers.due(Instant::now()) {
-        master.spawn_spooler(index)?;
-    }
-    master.mules_tick(Instant::now())?;
+    master.respawn_due(Instant::now())?;
     master.event_loop()
 }
 

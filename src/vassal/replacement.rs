@@ -1,5 +1,5 @@
-//! Recycling policy: each worker's own limits, why a worker is replaced, and the queue that
-//! replaces one worker at a time.
+//! Why and when a worker is replaced (recycled): each worker's own limits, the cause of a
+//! replacement, and the queue that replaces one worker at a time.
 //!
 //! uWSGI recycles a worker by letting it exit and forking another afterwards, so capacity
 //! dips while the new one starts, and with `max-requests` alone every worker tends to reach
@@ -21,7 +21,6 @@ use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::sys::process::Pid;
 use crate::worker::recycle::{Limit, ToMaster};
 
 const MB: f64 = 1024.0 * 1024.0;
@@ -50,16 +49,6 @@ pub(super) fn lifetime_for(config: &Config, id: u32) -> Option<Duration> {
         return None;
     }
     Some(config.max_worker_lifetime + config.max_worker_lifetime_delta * id.saturating_sub(1))
-}
-
-/// How long a whole reload or shutdown may take: `reload-mercy`, but never longer than one
-/// worker's `worker-reload-mercy` (0 means unset, as in uWSGI).
-pub(super) fn whole_mercy(config: &Config) -> Duration {
-    if config.reload_mercy.is_zero() {
-        config.worker_reload_mercy
-    } else {
-        config.reload_mercy.min(config.worker_reload_mercy)
-    }
 }
 
 /// Why a worker is replaced; displayed in the log line with the figures.
@@ -157,29 +146,18 @@ pub(super) fn evil_over(config: &Config, memory: (u64, u64)) -> Option<String> {
     None
 }
 
-/// A replaced worker: it serves until its replacement accepts, then drains.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Retiring {
-    pub pid: Pid,
-    pub id: u32,
-    /// The scoreboard bank it keeps writing until it exits.
-    pub bank: usize,
-    /// Set when it was told to stop: SIGKILL after this (`worker-reload-mercy`).
-    pub kill_at: Option<Instant>,
-}
-
-/// The one-at-a-time queue of replacements, and the replaced workers still alive.
+/// The one-at-a-time queue of replacements (the replaced workers still alive are in the
+/// process table, retiring).
 #[derive(Debug, Default)]
-pub(super) struct Recycler {
+pub(super) struct ReplacementQueue {
     queue: VecDeque<(u32, Cause)>,
     /// The worker id whose replacement does not accept yet.
     in_progress: Option<u32>,
     /// A chain reload is running (for its "complete" log line).
     chain: bool,
-    pub retiring: Vec<Retiring>,
 }
 
-impl Recycler {
+impl ReplacementQueue {
     /// Queues worker `id`; false if it is already queued or being replaced.
     pub fn request(&mut self, id: u32, cause: Cause) -> bool {
         if self.in_progress == Some(id) || self.queue.iter().any(|(queued, _)| *queued == id) {
@@ -197,7 +175,7 @@ impl Recycler {
     }
 
     /// The next worker to replace, unless a replacement is still starting. The caller
-    /// reports [`Recycler::started`] if it did replace it.
+    /// reports [`ReplacementQueue::started`] if it did replace it.
     pub fn next_turn(&mut self) -> Option<(u32, Cause)> {
         if self.in_progress.is_some() {
             return None;
@@ -244,13 +222,6 @@ impl Recycler {
         self.in_progress = None;
         self.chain = false;
     }
-
-    /// Retiring workers of `id` not yet told to stop.
-    pub fn waiting_for(&mut self, id: u32) -> impl Iterator<Item = &mut Retiring> {
-        self.retiring
-            .iter_mut()
-            .filter(move |r| r.id == id && r.kill_at.is_none())
-    }
 }
 
 #[cfg(test)]
@@ -292,16 +263,13 @@ mod tests {
     }
 
     #[test]
-    fn lifetimes_and_mercy() {
+    fn lifetimes_are_staggered_by_delta() {
         let mut config = Config::default();
         assert_eq!(lifetime_for(&config, 1), None);
         config.max_worker_lifetime = Duration::from_secs(60);
         config.max_worker_lifetime_delta = Duration::from_secs(5);
         assert_eq!(lifetime_for(&config, 1), Some(Duration::from_secs(60)));
         assert_eq!(lifetime_for(&config, 3), Some(Duration::from_secs(70)));
-        assert_eq!(whole_mercy(&Config::default()), Duration::from_secs(30));
-        config.reload_mercy = Duration::ZERO;
-        assert_eq!(whole_mercy(&config), Duration::from_secs(60));
     }
 
     #[test]
@@ -346,42 +314,42 @@ mod tests {
 
     #[test]
     fn one_replacement_at_a_time() {
-        let mut recycler = Recycler::default();
-        assert!(recycler.request(1, Cause::WorkersReload));
-        assert!(recycler.request(2, Cause::WorkersReload));
-        assert!(!recycler.request(1, Cause::WorkersReload), "queued twice");
-        let (id, _) = recycler.next_turn().unwrap();
+        let mut queue = ReplacementQueue::default();
+        assert!(queue.request(1, Cause::WorkersReload));
+        assert!(queue.request(2, Cause::WorkersReload));
+        assert!(!queue.request(1, Cause::WorkersReload), "queued twice");
+        let (id, _) = queue.next_turn().unwrap();
         assert_eq!(id, 1);
-        recycler.started(1);
+        queue.started(1);
         assert_eq!(
-            recycler.next_turn(),
+            queue.next_turn(),
             None,
             "worker 2 waits for worker 1's replacement"
         );
         assert!(
-            !recycler.request(1, Cause::WorkersReload),
+            !queue.request(1, Cause::WorkersReload),
             "already in progress"
         );
-        assert!(!recycler.accepted(2));
-        assert!(recycler.accepted(1));
-        assert_eq!(recycler.next_turn().map(|(id, _)| id), Some(2));
+        assert!(!queue.accepted(2));
+        assert!(queue.accepted(1));
+        assert_eq!(queue.next_turn().map(|(id, _)| id), Some(2));
     }
 
     #[test]
     fn chain_done_fires_once_after_the_last_worker() {
-        let mut recycler = Recycler::default();
+        let mut queue = ReplacementQueue::default();
         for id in 1..=2 {
-            recycler.request(id, Cause::ChainReload);
+            queue.request(id, Cause::ChainReload);
         }
         for id in 1..=2 {
-            assert!(!recycler.chain_done());
-            let (next, _) = recycler.next_turn().unwrap();
+            assert!(!queue.chain_done());
+            let (next, _) = queue.next_turn().unwrap();
             assert_eq!(next, id);
-            recycler.started(id);
-            assert!(!recycler.chain_done());
-            recycler.accepted(id);
+            queue.started(id);
+            assert!(!queue.chain_done());
+            queue.accepted(id);
         }
-        assert!(recycler.chain_done());
-        assert!(!recycler.chain_done());
+        assert!(queue.chain_done());
+        assert!(!queue.chain_done());
     }
 }
