@@ -5,7 +5,7 @@
 #![no_main]
 
 use kaiser::protocol::http::Version;
-use kaiser::protocol::response::{check_head, choose_framing, write_head, Framing};
+use kaiser::protocol::response::{check_head, choose_framing, write_head, ResponseFraming};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -45,8 +45,8 @@ fuzz_target!(|data: &[u8]| {
         .copied()
         .collect();
     match framing {
-        Framing::Length(n) => assert_eq!(lengths, [format!("Content-Length: {n}\r").as_bytes()]),
-        Framing::NoBody => assert!(lengths.len() == usize::from(checked.content_length.is_some())),
-        Framing::Chunked | Framing::Close => assert!(lengths.is_empty()),
+        ResponseFraming::Length(n) => assert_eq!(lengths, [format!("Content-Length: {n}\r").as_bytes()]),
+        ResponseFraming::NoBody => assert!(lengths.len() == usize::from(checked.content_length.is_some())),
+        ResponseFraming::Chunked | ResponseFraming::Close => assert!(lengths.is_empty()),
     }
 });

@@ -123,7 +123,7 @@ pub fn content_length<'a>(
 
 /// How the response body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
+pub enum ResponseFraming {
     /// The app's `Content-Length`; the body must be exactly this long.
     Length(u64),
     /// `Transfer-Encoding: chunked`: use [`write_chunk`] and [`write_last_chunk`].
@@ -146,16 +146,16 @@ pub fn choose_framing(
     content_length: Option<u64>,
     request_keep_alive: bool,
     chunked_allowed: bool,
-) -> (Framing, bool) {
+) -> (ResponseFraming, bool) {
     if is_head || (100..200).contains(&status) || status == 204 || status == 304 {
-        return (Framing::NoBody, request_keep_alive);
+        return (ResponseFraming::NoBody, request_keep_alive);
     }
     match content_length {
-        Some(length) => (Framing::Length(length), request_keep_alive),
+        Some(length) => (ResponseFraming::Length(length), request_keep_alive),
         None if version == Version::Http11 && chunked_allowed => {
-            (Framing::Chunked, request_keep_alive)
+            (ResponseFraming::Chunked, request_keep_alive)
         }
-        None => (Framing::Close, false),
+        None => (ResponseFraming::Close, false),
     }
 }
 
@@ -180,7 +180,7 @@ pub fn write_head(
     version: Version,
     status: &[u8],
     headers: &[(&[u8], &[u8])],
-    framing: &Framing,
+    framing: &ResponseFraming,
     keep_alive: bool,
 ) {
     write_head_with(out, version, status, headers, framing, keep_alive, true);
@@ -195,7 +195,7 @@ pub fn write_uwsgi_head(
     version: Version,
     status: &[u8],
     headers: &[(&[u8], &[u8])],
-    framing: &Framing,
+    framing: &ResponseFraming,
 ) {
     write_head_with(out, version, status, headers, framing, false, false);
 }
@@ -205,7 +205,7 @@ fn write_head_with(
     version: Version,
     status: &[u8],
     headers: &[(&[u8], &[u8])],
-    framing: &Framing,
+    framing: &ResponseFraming,
     keep_alive: bool,
     announce_connection: bool,
 ) {
@@ -233,15 +233,15 @@ fn write_head_with(
         out.extend_from_slice(b"\r\n");
     }
     let length = match framing {
-        Framing::Length(length) => Some(*length),
-        Framing::NoBody => app_length,
-        Framing::Chunked | Framing::Close => None,
+        ResponseFraming::Length(length) => Some(*length),
+        ResponseFraming::NoBody => app_length,
+        ResponseFraming::Chunked | ResponseFraming::Close => None,
     };
     if let Some(length) = length {
         write!(DecimalSink(out), "Content-Length: {length}\r\n")
             .expect("writing to a Vec cannot fail");
     }
-    if *framing == Framing::Chunked {
+    if *framing == ResponseFraming::Chunked {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
     if announce_connection && !keep_alive {
@@ -496,7 +496,7 @@ mod tests {
     #[test]
     fn framing() {
         let check = |args: (Version, bool, u16, Option<u64>, bool, bool),
-                     expected: (Framing, bool)| {
+                     expected: (ResponseFraming, bool)| {
             let (version, is_head, status, length, keep_alive, chunked) = args;
             assert_eq!(
                 choose_framing(version, is_head, status, length, keep_alive, chunked),
@@ -504,7 +504,7 @@ mod tests {
                 "{args:?}"
             );
         };
-        use Framing::*;
+        use ResponseFraming::*;
         check((Http11, false, 200, Some(5), true, true), (Length(5), true));
         check((Http11, false, 200, Some(0), true, true), (Length(0), true));
         check(
@@ -537,7 +537,7 @@ mod tests {
     fn heads() {
         let check = |version: Version,
                      headers: &[(&str, &str)],
-                     framing: Framing,
+                     framing: ResponseFraming,
                      keep_alive: bool,
                      expected: &str| {
             let headers: Vec<(&[u8], &[u8])> = headers
@@ -552,7 +552,7 @@ mod tests {
                 "{version:?} {framing:?} {keep_alive}"
             );
         };
-        use Framing::*;
+        use ResponseFraming::*;
         let length = [("Content-Type", "text/plain"), ("Content-Length", "5")];
         check(
             Http11,
@@ -679,13 +679,13 @@ mod tests {
                 .filter(|line| line.to_ascii_lowercase().starts_with("content-length:"))
                 .collect();
             let expected = match framing {
-                Framing::Length(n) => vec![format!("Content-Length: {n}")],
-                Framing::NoBody => checked
+                ResponseFraming::Length(n) => vec![format!("Content-Length: {n}")],
+                ResponseFraming::NoBody => checked
                     .content_length
                     .map(|n| format!("Content-Length: {n}"))
                     .into_iter()
                     .collect(),
-                Framing::Chunked | Framing::Close => vec![],
+                ResponseFraming::Chunked | ResponseFraming::Close => vec![],
             };
             proptest::prop_assert_eq!(lines, expected, "{}", text);
         }

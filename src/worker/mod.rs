@@ -14,26 +14,30 @@
 //! This module does not bind sockets, decide worker counts or restart anything: that is
 //! the master's job (`vassal/`).
 
+mod accept;
 mod autoreload;
+mod conn;
 mod exchange;
 mod gate;
 mod harakiri;
 mod health;
-mod log_recycle;
 mod offload;
 pub mod options;
 mod proxy_header;
 mod read_buffer;
 pub mod recycle;
+mod request;
+mod request_head;
 pub mod request_log;
 pub mod request_metrics;
+mod request_record;
 pub mod scoreboard;
 mod serve;
 mod statics;
 mod transfer;
 mod turn;
 
-pub use exchange::LineFormat;
+pub use request_record::LineFormat;
 pub use transfer::TransferLimit;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -259,7 +263,7 @@ pub(crate) struct Shared {
     pub listeners: Arc<Vec<Listener>>,
     pub runner: WsgiRunner,
     pub limits: Limits,
-    pub conns: std::sync::Mutex<serve::ConnTable>,
+    pub conns: std::sync::Mutex<conn::ConnTable>,
     pub requests: AtomicU64,
     pub pid: sys::process::Pid,
     pub multithreaded: bool,
@@ -374,7 +378,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         listeners: setup.listeners.clone(),
         runner,
         limits: setup.limits.clone(),
-        conns: std::sync::Mutex::new(serve::ConnTable::default()),
+        conns: std::sync::Mutex::new(conn::ConnTable::default()),
         requests: AtomicU64::new(0),
         pid: sys::process::getpid(),
         multithreaded: setup.threads > 1,

@@ -5,7 +5,7 @@
 //!
 //! It must not read the socket itself: `serve.rs` reads, this only looks at what was read.
 
-use super::serve::Conn;
+use super::conn::Conn;
 use super::Shared;
 use crate::config::Protocol;
 use crate::protocol::proxy::{self, Proxied};
