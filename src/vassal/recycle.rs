@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::sys::process::Pid;
-use crate::worker::recycle::{Limit, ToMaster};
+use crate::worker::to_master::{Limit, ToMaster};
 
 const MB: f64 = 1024.0 * 1024.0;
 

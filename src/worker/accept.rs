@@ -123,7 +123,7 @@ pub(super) fn accept_conn(shared: &Shared, index: usize) -> Option<Conn> {
                 fresh: true,
                 body_pending: false,
                 linger_until: None,
-                head_deadline: Instant::now() + shared.limits.socket_timeout,
+                head_deadline: Instant::now() + shared.settings.socket_timeout,
                 _open: open,
                 proxy_checked: false,
             })

@@ -64,7 +64,7 @@ impl Conn {
         let now = Instant::now();
         self.partial = !self.buf.is_empty();
         if self.partial {
-            self.head_deadline = now + shared.limits.socket_timeout;
+            self.head_deadline = now + shared.settings.socket_timeout;
         }
         self.fresh = false;
         self.last_active = now;
@@ -182,7 +182,7 @@ pub(super) fn close(_shared: &Shared, mut conn: Conn) {
 pub(super) fn linger(shared: &Shared, mut conn: Conn) {
     sys::net::shutdown_write(conn.fd.as_fd());
     conn.buf.clear();
-    conn.linger_until = Some(Instant::now() + shared.limits.socket_timeout);
+    conn.linger_until = Some(Instant::now() + shared.settings.socket_timeout);
     discard(shared, conn);
 }
 
@@ -232,7 +232,7 @@ pub(super) fn sweep_idle(shared: &Shared) {
                 // every few seconds (slowloris) must not hold the connection for hours.
                 return now >= c.head_deadline;
             }
-            now.duration_since(c.last_active) > shared.limits.keepalive_timeout
+            now.duration_since(c.last_active) > shared.settings.keepalive_timeout
         })
         .map(|(fd, _)| *fd)
         .collect();

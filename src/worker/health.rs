@@ -206,7 +206,7 @@ fn another_worker_is_free(shared: &Shared) -> bool {
 /// for the request threads.
 fn triage(shared: &Shared, health: &Health, mut conn: Conn) {
     let protocol = shared.listeners[conn.listener].protocol;
-    let max_head = shared.limits.buffer_size;
+    let max_head = shared.settings.buffer_size;
     let mut buf = vec![0u8; max_head.min(16 * 1024)];
     let deadline = Instant::now() + HEAD_WAIT;
     loop {

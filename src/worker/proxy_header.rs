@@ -24,7 +24,7 @@ pub(crate) fn strip(shared: &Shared, conn: &mut Conn, protocol: Protocol) -> Ste
     if conn.proxy_checked
         || !conn.fresh
         || protocol != Protocol::Http
-        || !shared.limits.options.proxy_protocol
+        || !shared.settings.options.proxy_protocol
     {
         return Step::Ready;
     }

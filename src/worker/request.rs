@@ -59,7 +59,7 @@ fn run_app<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     describe(shared, &mut log, head, &conn.peer_addr, forwarded_for);
     (log.var_count, log.packet_size) = log_size;
     let mut exchange = ConnExchange::new(conn, shared, head, log);
-    super::request_log::capture(&shared.limits.request_log, &mut exchange.log, pairs());
+    super::request_log::capture(&shared.settings.request_log, &mut exchange.log, pairs());
     begin_request(shared, &mut exchange);
     if !within_limit_post(&mut exchange) || !prebuffer(shared, &mut exchange) {
         let outcome = Outcome {
@@ -106,7 +106,7 @@ pub(super) fn describe<'a>(
             );
         }
     }
-    if shared.limits.log_x_forwarded_for {
+    if shared.settings.log_x_forwarded_for {
         if let Some(value) = forwarded_for() {
             set_lossy(&mut log.forwarded_for, value);
         }
@@ -140,7 +140,7 @@ fn begin_request(shared: &Shared, exchange: &mut ConnExchange) {
 /// `post-buffering`: the body is read whole before the app runs. A body that does not arrive
 /// is answered here (400, or 408 on `socket-timeout`) and the app is not called.
 fn prebuffer(shared: &Shared, exchange: &mut ConnExchange) -> bool {
-    let threshold = shared.limits.post_buffering;
+    let threshold = shared.settings.post_buffering;
     if threshold == 0 {
         return true;
     }
@@ -236,7 +236,7 @@ pub(super) fn account(shared: &Shared, log: RequestLog, finished: Finished) {
             .metrics()
             .record(shared.worker_id, log.status, elapsed_us);
     }
-    let limits = &shared.limits;
+    let limits = &shared.settings;
     if limits
         .log_conditions
         .should_log(limits.disable_logging, &log.facts(finished.asked))
@@ -252,7 +252,7 @@ pub(super) fn account(shared: &Shared, log: RequestLog, finished: Finished) {
     }
     // After the request is counted: a replacement asked for here must not be seen (stats,
     // metrics) before the request that asked for it.
-    super::after_request(shared, finished.total);
+    super::limits::after_request(shared, finished.total);
     if finished.core.is_some() {
         request_record::recycle(log);
     }

@@ -123,7 +123,7 @@ pub(super) fn drive(shared: &Shared, mut conn: Conn) {
         discard(shared, conn);
         return;
     }
-    let max_head = shared.limits.buffer_size;
+    let max_head = shared.settings.buffer_size;
     let protocol = shared.listeners[conn.listener].protocol;
     loop {
         let proxy = super::proxy_header::strip(shared, &mut conn, protocol);
@@ -178,7 +178,7 @@ pub(super) fn drive(shared: &Shared, mut conn: Conn) {
                 let now = Instant::now();
                 if !conn.partial {
                     // The first bytes of a new request on a kept-alive connection.
-                    conn.head_deadline = now + shared.limits.socket_timeout;
+                    conn.head_deadline = now + shared.settings.socket_timeout;
                 }
                 conn.partial = true;
                 conn.last_active = now;

@@ -77,8 +77,8 @@ pub(super) const COALESCE: usize = 64 * 1024;
 impl ConnExchange {
     /// The exchange of the request `head` on `conn`; `log` already describes the request.
     pub fn new(conn: Conn, shared: &Shared, head: &ParsedHead<'_>, mut log: RequestLog) -> Self {
-        let body = head.body(shared.limits.buffer_size);
-        let limits = &shared.limits;
+        let body = head.body(shared.settings.buffer_size);
+        let limits = &shared.settings;
         // A chunked body has no length the app could refuse it by, and post-buffering reads
         // the body whole before the app runs: without `limit-post` those get the default cap.
         let unsized_or_buffered =
@@ -92,12 +92,12 @@ impl ConnExchange {
         };
         ConnExchange {
             conn,
-            timeout: shared.limits.socket_timeout,
+            timeout: shared.settings.socket_timeout,
             body,
             body_remaining_known: true,
             body_failed: false,
             body_read: 0,
-            add_headers: shared.limits.add_headers.clone(),
+            add_headers: shared.settings.add_headers.clone(),
             body_limit,
             body_limit_option,
             transfer: limits.transfer,

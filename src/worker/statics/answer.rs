@@ -223,7 +223,7 @@ fn respond(
                 .map(|(name, value)| (*name, value.as_bytes()))
                 .chain(
                     shared
-                        .limits
+                        .settings
                         .add_headers
                         .iter()
                         .map(|(n, v)| (n.as_slice(), v.as_slice())),
@@ -275,7 +275,7 @@ fn respond(
                 conn,
                 transfer,
                 keep_alive: keep_alive && answer.protocol_http,
-                timeout: shared.limits.socket_timeout,
+                timeout: shared.settings.socket_timeout,
             };
             match shared.offload.as_ref() {
                 Some(offload) => {
