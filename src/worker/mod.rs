@@ -267,7 +267,7 @@ pub(crate) struct Shared {
     pub multithreaded: bool,
     /// Paused by the master (SIGTSTP): the listeners are out of the epoll set.
     pub paused: AtomicBool,
-    /// The last accept succeeded: more connections may be queued (see `serve::accept_from`).
+    /// The last accept succeeded: more connections may be queued (see `accept::accept_from`).
     pub backlog_pending: AtomicBool,
     pub recycling: limits::RecycleWatch,
     pub worker_id: u32,
