@@ -61,6 +61,10 @@ pub(crate) fn after_request(shared: &Shared, requests: u64) {
         return;
     }
     let limits = &shared.settings.recycle;
+    if limits.max_requests == 0 && limits.reload_on_rss == 0 && limits.reload_on_as == 0 {
+        // Nothing to check: no clock read, no `/proc` read.
+        return;
+    }
     let due = due(limits, requests, watch.started.elapsed(), || {
         sys::process::memory_bytes(shared.pid)
     });

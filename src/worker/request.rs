@@ -40,16 +40,13 @@ pub(super) fn serve(shared: &Shared, conn: Conn, head: ParsedHead<'_>) -> Option
 /// `(N vars in M bytes)`.
 fn run_app<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     shared: &Shared,
-    conn: Conn,
+    mut conn: Conn,
     head: &ParsedHead<'_>,
     vars: &[(K, V)],
     log_size: (usize, usize),
 ) -> Option<Conn> {
     let pairs = || vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
     let listener = conn.listener;
-    // Over HTTP the worker knows the client; over uwsgi the front end sends REMOTE_ADDR.
-    let remote = (head.protocol() == Protocol::Http)
-        .then(|| (conn.peer_addr.clone(), conn.peer_port.clone()));
     let forwarded_for = || {
         pairs()
             .find(|(k, _)| *k == b"HTTP_X_FORWARDED_FOR")
@@ -58,6 +55,15 @@ fn run_app<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     let mut log = request_record::fresh();
     describe(shared, &mut log, head, &conn.peer_addr, forwarded_for);
     (log.var_count, log.packet_size) = log_size;
+    // Over HTTP the worker knows the client (over uwsgi the front end sends REMOTE_ADDR): its
+    // address and port are lent to the environ while the exchange holds the connection and
+    // given back after, with no copy per request.
+    let remote = (head.protocol() == Protocol::Http).then(|| {
+        (
+            std::mem::take(&mut conn.peer_addr),
+            std::mem::take(&mut conn.peer_port),
+        )
+    });
     let mut exchange = ConnExchange::new(conn, shared, head, log);
     super::request_log::capture(&shared.settings.request_log, &mut exchange.log, pairs());
     begin_request(shared, &mut exchange);
@@ -66,7 +72,7 @@ fn run_app<K: AsRef<[u8]>, V: AsRef<[u8]>>(
             aborted: true,
             app_error: false,
         };
-        return finish(shared, Box::new(exchange), outcome);
+        return finish(shared, Box::new(exchange), outcome, remote);
     }
     let mut iter = pairs();
     let request = RequestVars {
@@ -77,7 +83,7 @@ fn run_app<K: AsRef<[u8]>, V: AsRef<[u8]>>(
             .map(|(addr, port)| (addr.as_str(), port.as_str())),
     };
     let (exchange, outcome) = shared.runner.run(request, Box::new(exchange));
-    finish(shared, exchange, outcome)
+    finish(shared, exchange, outcome, remote)
 }
 
 /// Fills in what the request line says of the request itself, into the record's reused
@@ -258,12 +264,13 @@ pub(super) fn account(shared: &Shared, log: RequestLog, finished: Finished) {
     }
 }
 
-/// Ends an app request: takes the connection back from the exchange, accounts the request,
-/// and keeps the connection for the next request or closes it.
+/// Ends an app request: takes the connection back from the exchange (with the client
+/// address `remote` it lent), accounts the request, and keeps the connection for the next request or closes it.
 fn finish(
     shared: &Shared,
     exchange: Box<dyn crate::python::Exchange>,
     outcome: Outcome,
+    remote: Option<(String, String)>,
 ) -> Option<Conn> {
     let exchange: Box<ConnExchange> = exchange
         .into_any()
@@ -288,5 +295,10 @@ fn finish(
     };
     account(shared, log, finished);
     super::options::after_request(shared, outcome.app_error);
-    conn::keep_or_close(shared, conn?, reusable)
+    let mut conn = conn?;
+    if let Some((addr, port)) = remote {
+        conn.peer_addr = addr;
+        conn.peer_port = port;
+    }
+    conn::keep_or_close(shared, conn, reusable)
 }

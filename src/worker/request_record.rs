@@ -127,37 +127,33 @@ impl RequestLog {
 const KEEP_AT_MOST: usize = 4096;
 
 thread_local! {
-    static SPARE: Cell<Option<Box<RequestLog>>> = const { Cell::new(None) };
+    static SPARE: Cell<Option<[String; 4]>> = const { Cell::new(None) };
 }
 
 /// A fresh record, with the allocations of the thread's previous one when it has it.
 pub fn fresh() -> RequestLog {
-    let Some(mut old) = SPARE.with(Cell::take) else {
+    let Some([mut method, mut uri, mut protocol, mut remote_addr]) = SPARE.with(Cell::take) else {
         return RequestLog::default();
     };
-    let emptied = |s: &mut String| {
-        let mut s = std::mem::take(s);
+    for s in [&mut method, &mut uri, &mut protocol, &mut remote_addr] {
         s.clear();
-        s
-    };
+    }
     RequestLog {
-        method: emptied(&mut old.method),
-        uri: emptied(&mut old.uri),
-        protocol: emptied(&mut old.protocol),
-        remote_addr: emptied(&mut old.remote_addr),
+        method,
+        uri,
+        protocol,
+        remote_addr,
         ..RequestLog::default()
     }
 }
 
 /// Keeps `log`'s strings for the thread's next request (call it on request threads only).
 pub fn recycle(log: RequestLog) {
-    if [&log.method, &log.uri, &log.protocol, &log.remote_addr]
-        .iter()
-        .any(|s| s.capacity() > KEEP_AT_MOST)
-    {
+    let strings = [log.method, log.uri, log.protocol, log.remote_addr];
+    if strings.iter().any(|s| s.capacity() > KEEP_AT_MOST) {
         return;
     }
-    SPARE.with(|spare| spare.set(Some(Box::new(log))));
+    SPARE.with(|spare| spare.set(Some(strings)));
 }
 
 /// `*into` = `bytes` as text (invalid UTF-8 replaced), in `into`'s allocation.

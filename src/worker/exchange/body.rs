@@ -182,7 +182,7 @@ impl ConnExchange {
                 self.body_failed = true;
                 self.body_error_status = Some(b"413 Content Too Large");
                 tracing::warn!(
-                    peer = %self.conn.peer_addr,
+                    peer = %self.log.remote_addr,
                     limit = self.body_limit,
                     option = self.body_limit_option,
                     "the request body passed {}; the connection will close",
@@ -204,7 +204,7 @@ impl ConnExchange {
                 _ => None,
             };
             tracing::warn!(
-                peer = %self.conn.peer_addr,
+                peer = %self.log.remote_addr,
                 error = %err,
                 "bad or incomplete request body; the connection will close"
             );

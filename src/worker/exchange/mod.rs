@@ -71,6 +71,11 @@ pub struct ConnExchange {
     pub inflight: Option<Arc<super::harakiri::InFlight>>,
 }
 
+thread_local! {
+    /// The last exchange's write buffer, for the thread's next one: no `malloc` per response.
+    static WRITE_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// Below this, the head and body go out in one write.
 pub(super) const COALESCE: usize = 64 * 1024;
 
@@ -115,7 +120,7 @@ impl ConnExchange {
             completed: false,
             broken: false,
             length_left: None,
-            wbuf: Vec::new(),
+            wbuf: WRITE_BUFFER.with(std::cell::Cell::take),
             started: Instant::now(),
             log: {
                 let start = sys::clock::unix_us();
@@ -211,6 +216,11 @@ impl ConnExchange {
             reusable = false;
         }
         let body_pending = !self.body_done();
+        if self.wbuf.capacity() <= COALESCE {
+            let mut wbuf = std::mem::take(&mut self.wbuf);
+            wbuf.clear();
+            WRITE_BUFFER.with(|spare| spare.set(wbuf));
+        }
         let this = *self;
         let conn = if this.broken {
             None

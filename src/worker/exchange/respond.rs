@@ -19,7 +19,7 @@ impl ConnExchange {
     fn log_write_timeout(&self, err: &io::Error) {
         if err.kind() == io::ErrorKind::TimedOut {
             tracing::warn!(
-                peer = %self.conn.peer_addr,
+                peer = %self.log.remote_addr,
                 uri = %self.log.uri,
                 error = %err,
                 "the client did not read the response in time; closing the connection"
