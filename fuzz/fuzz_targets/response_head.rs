@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         data.len() % 3 != 0,
     );
     let mut out = Vec::new();
-    write_head(&mut out, Version::Http11, status, &headers, &framing, keep_alive);
+    write_head(&mut out, Version::Http11, status, headers.iter().copied(), &framing, keep_alive);
     assert!(out.ends_with(b"\r\n\r\n"));
     let text = &out[..out.len() - 2];
     let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();

@@ -175,11 +175,11 @@ fn is_hop_by_hop(name: &[u8]) -> bool {
 /// `Transfer-Encoding: chunked` for a chunked body (RFC 9112 §6.3 forbids a length with it),
 /// `Connection: close` when the connection will close, and `Connection: keep-alive` when an
 /// HTTP/1.0 connection stays open.
-pub fn write_head(
+pub fn write_head<'h>(
     out: &mut Vec<u8>,
     version: Version,
     status: &[u8],
-    headers: &[(&[u8], &[u8])],
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])> + Clone,
     framing: &ResponseFraming,
     keep_alive: bool,
 ) {
@@ -190,27 +190,27 @@ pub fn write_head(
 /// it: no `Connection` header at all, as uWSGI sends none (`proto/base.c`). nginx drops an
 /// upstream's `Connection` header anyway, after parsing, looking up and hiding it: about 1,500
 /// of the 24,700 instructions nginx spends per proxied Flask request (bench/README.md).
-pub fn write_uwsgi_head(
+pub fn write_uwsgi_head<'h>(
     out: &mut Vec<u8>,
     version: Version,
     status: &[u8],
-    headers: &[(&[u8], &[u8])],
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])> + Clone,
     framing: &ResponseFraming,
 ) {
     write_head_with(out, version, status, headers, framing, false, false);
 }
 
-fn write_head_with(
+fn write_head_with<'h>(
     out: &mut Vec<u8>,
     version: Version,
     status: &[u8],
-    headers: &[(&[u8], &[u8])],
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])> + Clone,
     framing: &ResponseFraming,
     keep_alive: bool,
     announce_connection: bool,
 ) {
     let headers_len: usize = headers
-        .iter()
+        .clone()
         .map(|(name, value)| name.len() + value.len() + 4)
         .sum();
     out.reserve(16 + status.len() + headers_len + 32);
@@ -545,7 +545,14 @@ mod tests {
                 .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
                 .collect();
             let mut out = b"previous".to_vec();
-            write_head(&mut out, version, b"200 OK", &headers, &framing, keep_alive);
+            write_head(
+                &mut out,
+                version,
+                b"200 OK",
+                headers.iter().copied(),
+                &framing,
+                keep_alive,
+            );
             assert_eq!(
                 String::from_utf8(out).unwrap(),
                 format!("previous{expected}"),
@@ -672,7 +679,7 @@ mod tests {
             let (framing, keep_alive) =
                 choose_framing(Http11, is_head, 200, length, true, true);
             let mut out = Vec::new();
-            write_head(&mut out, Http11, b"200 OK", &headers, &framing, keep_alive);
+            write_head(&mut out, Http11, b"200 OK", headers.iter().copied(), &framing, keep_alive);
             let text = String::from_utf8(out).unwrap();
             let lines: Vec<&str> = text
                 .lines()

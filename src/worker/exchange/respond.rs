@@ -100,18 +100,17 @@ impl Exchange for ConnExchange {
                     response::choose_framing(self.version, self.is_head, code, known, false, false)
                 }
             };
-            let headers: Vec<(&[u8], &[u8])> = head
+            let headers = head
                 .headers
                 .iter()
                 .chain(self.add_headers.iter())
-                .map(|(n, v)| (n.as_slice(), v.as_slice()))
-                .collect();
+                .map(|(n, v)| (n.as_slice(), v.as_slice()));
             match self.protocol {
                 Protocol::Http => response::write_head(
                     &mut self.wbuf,
                     self.version,
                     head.status,
-                    &headers,
+                    headers.clone(),
                     &framing,
                     keep_alive,
                 ),
@@ -119,7 +118,7 @@ impl Exchange for ConnExchange {
                     &mut self.wbuf,
                     self.version,
                     head.status,
-                    &headers,
+                    headers.clone(),
                     &framing,
                 ),
             }
@@ -127,12 +126,13 @@ impl Exchange for ConnExchange {
             // The app's headers and `add-header`'s, the app's Content-Length headers counted
             // as the one that went out.
             let lengths_given = headers
-                .iter()
+                .clone()
                 .filter(|(name, _)| name.eq_ignore_ascii_case(b"content-length"))
                 .count();
             let length_sent = matches!(framing, ResponseFraming::Length(_))
                 || (framing == ResponseFraming::NoBody && app_length.is_some());
-            self.log.header_count = headers.len() - lengths_given + usize::from(length_sent);
+            self.log.header_count = head.headers.len() + self.add_headers.len() - lengths_given
+                + usize::from(length_sent);
             self.log.header_bytes = self.wbuf.len();
             self.length_left = match framing {
                 ResponseFraming::Length(n) => Some(n),

@@ -306,9 +306,22 @@ fn write_head(
     keep_alive: bool,
 ) {
     if answer.protocol_http {
-        response::write_head(out, answer.version, status, headers, framing, keep_alive);
+        response::write_head(
+            out,
+            answer.version,
+            status,
+            headers.iter().copied(),
+            framing,
+            keep_alive,
+        );
     } else {
-        response::write_uwsgi_head(out, answer.version, status, headers, framing);
+        response::write_uwsgi_head(
+            out,
+            answer.version,
+            status,
+            headers.iter().copied(),
+            framing,
+        );
     }
 }
 
