@@ -307,7 +307,14 @@ fn malformed_uwsgi_packets_close_the_connection_with_a_log_line() {
     zero_key.extend_from_slice(&[0, 0, 2, 0, b'h', b'i']);
     let mut overlong_value = uwsgi_header(0, 8, 0);
     overlong_value.extend_from_slice(&[1, 0, b'A', 200, 0, b'x', b'y', b'z']);
+    // `CONTENT_LENGTH: 12abc`: where the body ends would be a guess.
+    let mut bad_length = uwsgi_header(0, 23, 0);
+    bad_length.extend_from_slice(&[14, 0]);
+    bad_length.extend_from_slice(b"CONTENT_LENGTH");
+    bad_length.extend_from_slice(&[5, 0]);
+    bad_length.extend_from_slice(b"12abc");
     let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("a non-numeric CONTENT_LENGTH", bad_length, false),
         ("a packet larger than buffer-size", oversized, false),
         ("a zero-length key", zero_key, false),
         ("a value running past the packet", overlong_value, false),

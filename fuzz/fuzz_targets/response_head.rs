@@ -5,7 +5,7 @@
 #![no_main]
 
 use kaiser::protocol::http::Version;
-use kaiser::protocol::response::{check_head, choose_framing, write_head, Framing};
+use kaiser::protocol::response::{check_head, choose_framing, write_head, ResponseFraming};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         data.len() % 3 != 0,
     );
     let mut out = Vec::new();
-    write_head(&mut out, Version::Http11, status, &headers, &framing, keep_alive);
+    write_head(&mut out, Version::Http11, status, headers.iter().copied(), &framing, keep_alive);
     assert!(out.ends_with(b"\r\n\r\n"));
     let text = &out[..out.len() - 2];
     let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
@@ -45,8 +45,8 @@ fuzz_target!(|data: &[u8]| {
         .copied()
         .collect();
     match framing {
-        Framing::Length(n) => assert_eq!(lengths, [format!("Content-Length: {n}\r").as_bytes()]),
-        Framing::NoBody => assert!(lengths.len() == usize::from(checked.content_length.is_some())),
-        Framing::Chunked | Framing::Close => assert!(lengths.is_empty()),
+        ResponseFraming::Length(n) => assert_eq!(lengths, [format!("Content-Length: {n}\r").as_bytes()]),
+        ResponseFraming::NoBody => assert!(lengths.len() == usize::from(checked.content_length.is_some())),
+        ResponseFraming::Chunked | ResponseFraming::Close => assert!(lengths.is_empty()),
     }
 });

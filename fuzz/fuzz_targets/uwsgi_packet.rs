@@ -9,7 +9,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(Some(packet)) = parse_packet(data, 65535) else {
         return;
     };
-    let _ = packet.content_length();
     let encoded = encode_packet(
         packet.header.modifier1,
         packet.header.modifier2,

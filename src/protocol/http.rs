@@ -56,7 +56,7 @@ pub struct Header<'a> {
 
 /// How the request body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFraming {
+pub enum RequestBodyFraming {
     /// No body: no framing header, or `Content-Length: 0`.
     None,
     /// Exactly this many bytes (never 0).
@@ -79,7 +79,7 @@ pub struct RequestHead<'a> {
     pub version: Version,
     /// Header lines in the order received; names keep their case.
     pub headers: Vec<Header<'a>>,
-    pub body: BodyFraming,
+    pub body: RequestBodyFraming,
     /// Whether the connection may serve another request after this one (HTTP/1.1 unless
     /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`).
     pub keep_alive: bool,

@@ -123,7 +123,7 @@ pub fn content_length<'a>(
 
 /// How the response body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
+pub enum ResponseFraming {
     /// The app's `Content-Length`; the body must be exactly this long.
     Length(u64),
     /// `Transfer-Encoding: chunked`: use [`write_chunk`] and [`write_last_chunk`].
@@ -146,16 +146,16 @@ pub fn choose_framing(
     content_length: Option<u64>,
     request_keep_alive: bool,
     chunked_allowed: bool,
-) -> (Framing, bool) {
+) -> (ResponseFraming, bool) {
     if is_head || (100..200).contains(&status) || status == 204 || status == 304 {
-        return (Framing::NoBody, request_keep_alive);
+        return (ResponseFraming::NoBody, request_keep_alive);
     }
     match content_length {
-        Some(length) => (Framing::Length(length), request_keep_alive),
+        Some(length) => (ResponseFraming::Length(length), request_keep_alive),
         None if version == Version::Http11 && chunked_allowed => {
-            (Framing::Chunked, request_keep_alive)
+            (ResponseFraming::Chunked, request_keep_alive)
         }
-        None => (Framing::Close, false),
+        None => (ResponseFraming::Close, false),
     }
 }
 
@@ -175,12 +175,12 @@ fn is_hop_by_hop(name: &[u8]) -> bool {
 /// `Transfer-Encoding: chunked` for a chunked body (RFC 9112 §6.3 forbids a length with it),
 /// `Connection: close` when the connection will close, and `Connection: keep-alive` when an
 /// HTTP/1.0 connection stays open.
-pub fn write_head(
+pub fn write_head<'h>(
     out: &mut Vec<u8>,
     version: Version,
     status: &[u8],
-    headers: &[(&[u8], &[u8])],
-    framing: &Framing,
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])> + Clone,
+    framing: &ResponseFraming,
     keep_alive: bool,
 ) {
     write_head_with(out, version, status, headers, framing, keep_alive, true);
@@ -190,27 +190,27 @@ pub fn write_head(
 /// it: no `Connection` header at all, as uWSGI sends none (`proto/base.c`). nginx drops an
 /// upstream's `Connection` header anyway, after parsing, looking up and hiding it: about 1,500
 /// of the 24,700 instructions nginx spends per proxied Flask request (bench/README.md).
-pub fn write_uwsgi_head(
+pub fn write_uwsgi_head<'h>(
     out: &mut Vec<u8>,
     version: Version,
     status: &[u8],
-    headers: &[(&[u8], &[u8])],
-    framing: &Framing,
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])> + Clone,
+    framing: &ResponseFraming,
 ) {
     write_head_with(out, version, status, headers, framing, false, false);
 }
 
-fn write_head_with(
+fn write_head_with<'h>(
     out: &mut Vec<u8>,
     version: Version,
     status: &[u8],
-    headers: &[(&[u8], &[u8])],
-    framing: &Framing,
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])> + Clone,
+    framing: &ResponseFraming,
     keep_alive: bool,
     announce_connection: bool,
 ) {
     let headers_len: usize = headers
-        .iter()
+        .clone()
         .map(|(name, value)| name.len() + value.len() + 4)
         .sum();
     out.reserve(16 + status.len() + headers_len + 32);
@@ -233,15 +233,15 @@ fn write_head_with(
         out.extend_from_slice(b"\r\n");
     }
     let length = match framing {
-        Framing::Length(length) => Some(*length),
-        Framing::NoBody => app_length,
-        Framing::Chunked | Framing::Close => None,
+        ResponseFraming::Length(length) => Some(*length),
+        ResponseFraming::NoBody => app_length,
+        ResponseFraming::Chunked | ResponseFraming::Close => None,
     };
     if let Some(length) = length {
         write!(DecimalSink(out), "Content-Length: {length}\r\n")
             .expect("writing to a Vec cannot fail");
     }
-    if *framing == Framing::Chunked {
+    if *framing == ResponseFraming::Chunked {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
     if announce_connection && !keep_alive {
@@ -496,7 +496,7 @@ mod tests {
     #[test]
     fn framing() {
         let check = |args: (Version, bool, u16, Option<u64>, bool, bool),
-                     expected: (Framing, bool)| {
+                     expected: (ResponseFraming, bool)| {
             let (version, is_head, status, length, keep_alive, chunked) = args;
             assert_eq!(
                 choose_framing(version, is_head, status, length, keep_alive, chunked),
@@ -504,7 +504,7 @@ mod tests {
                 "{args:?}"
             );
         };
-        use Framing::*;
+        use ResponseFraming::*;
         check((Http11, false, 200, Some(5), true, true), (Length(5), true));
         check((Http11, false, 200, Some(0), true, true), (Length(0), true));
         check(
@@ -537,7 +537,7 @@ mod tests {
     fn heads() {
         let check = |version: Version,
                      headers: &[(&str, &str)],
-                     framing: Framing,
+                     framing: ResponseFraming,
                      keep_alive: bool,
                      expected: &str| {
             let headers: Vec<(&[u8], &[u8])> = headers
@@ -545,14 +545,21 @@ mod tests {
                 .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
                 .collect();
             let mut out = b"previous".to_vec();
-            write_head(&mut out, version, b"200 OK", &headers, &framing, keep_alive);
+            write_head(
+                &mut out,
+                version,
+                b"200 OK",
+                headers.iter().copied(),
+                &framing,
+                keep_alive,
+            );
             assert_eq!(
                 String::from_utf8(out).unwrap(),
                 format!("previous{expected}"),
                 "{version:?} {framing:?} {keep_alive}"
             );
         };
-        use Framing::*;
+        use ResponseFraming::*;
         let length = [("Content-Type", "text/plain"), ("Content-Length", "5")];
         check(
             Http11,
@@ -672,20 +679,20 @@ mod tests {
             let (framing, keep_alive) =
                 choose_framing(Http11, is_head, 200, length, true, true);
             let mut out = Vec::new();
-            write_head(&mut out, Http11, b"200 OK", &headers, &framing, keep_alive);
+            write_head(&mut out, Http11, b"200 OK", headers.iter().copied(), &framing, keep_alive);
             let text = String::from_utf8(out).unwrap();
             let lines: Vec<&str> = text
                 .lines()
                 .filter(|line| line.to_ascii_lowercase().starts_with("content-length:"))
                 .collect();
             let expected = match framing {
-                Framing::Length(n) => vec![format!("Content-Length: {n}")],
-                Framing::NoBody => checked
+                ResponseFraming::Length(n) => vec![format!("Content-Length: {n}")],
+                ResponseFraming::NoBody => checked
                     .content_length
                     .map(|n| format!("Content-Length: {n}"))
                     .into_iter()
                     .collect(),
-                Framing::Chunked | Framing::Close => vec![],
+                ResponseFraming::Chunked | ResponseFraming::Close => vec![],
             };
             proptest::prop_assert_eq!(lines, expected, "{}", text);
         }

@@ -105,26 +105,31 @@ pub struct Packet<'a> {
     pub vars: Vec<Var<'a>>,
     /// Bytes of the buffer the packet occupies (`HEADER_LEN + size`); the body starts here.
     pub len: usize,
+    /// The request body length from `CONTENT_LENGTH`, checked while parsing (see
+    /// [`content_length`]).
+    pub content_length: u64,
 }
 
 impl<'a> Packet<'a> {
     /// The value of the first variable named `key` (case-sensitive, like CGI).
     pub fn get(&self, key: &[u8]) -> Option<&'a [u8]> {
-        self.vars.iter().find(|(k, _)| *k == key).map(|&(_, v)| v)
+        get(&self.vars, key)
     }
+}
 
-    /// The request body length from `CONTENT_LENGTH`. nginx's `uwsgi_params` always sends
-    /// the variable and leaves it empty when the request has no body, so a missing or empty
-    /// value is 0.
-    pub fn content_length(&self) -> Result<u64, ParseUwsgiError> {
-        match self.get(b"CONTENT_LENGTH") {
-            None | Some(b"") => Ok(0),
-            Some(value) => {
-                parse_decimal(value).ok_or_else(|| ParseUwsgiError::InvalidContentLength {
-                    value: String::from_utf8_lossy(value).into_owned(),
-                })
-            }
-        }
+fn get<'a>(vars: &[Var<'a>], key: &[u8]) -> Option<&'a [u8]> {
+    vars.iter().find(|(k, _)| *k == key).map(|&(_, v)| v)
+}
+
+/// The request body length from `CONTENT_LENGTH`. nginx's `uwsgi_params` always sends the
+/// variable and leaves it empty when the request has no body, so a missing or empty value is
+/// 0; anything but digits refuses the packet (the body's end would be a guess).
+fn content_length(vars: &[Var<'_>]) -> Result<u64, ParseUwsgiError> {
+    match get(vars, b"CONTENT_LENGTH") {
+        None | Some(b"") => Ok(0),
+        Some(value) => parse_decimal(value).ok_or_else(|| ParseUwsgiError::InvalidContentLength {
+            value: String::from_utf8_lossy(value).into_owned(),
+        }),
     }
 }
 
@@ -191,7 +196,13 @@ pub fn parse_packet_with_limit(
         return Ok(None);
     };
     let vars = parse_vars(block, header.size, max_vars)?;
-    Ok(Some(Packet { header, vars, len }))
+    let content_length = content_length(&vars)?;
+    Ok(Some(Packet {
+        header,
+        vars,
+        len,
+        content_length,
+    }))
 }
 
 pub(super) fn parse_vars(
@@ -431,7 +442,7 @@ mod tests {
         );
         assert_eq!(packet.get(b"A"), Some(&b"1"[..]));
         assert_eq!(packet.get(b"a"), None);
-        assert_eq!(packet.content_length(), Ok(12));
+        assert_eq!(packet.content_length, 12);
 
         let check_cl = |value: Option<&[u8]>, expected: Result<u64, ParseUwsgiError>| {
             let vars: Vec<(&[u8], &[u8])> = value
@@ -439,12 +450,8 @@ mod tests {
                 .into_iter()
                 .collect();
             let buf = encode_packet(0, 0, &vars).unwrap();
-            let packet = parse_packet(&buf, 4096).unwrap().unwrap();
-            assert_eq!(
-                packet.content_length(),
-                expected,
-                "CONTENT_LENGTH {value:?}"
-            );
+            let parsed = parse_packet(&buf, 4096).map(|packet| packet.unwrap().content_length);
+            assert_eq!(parsed, expected, "CONTENT_LENGTH {value:?}");
         };
         let invalid = |value: &str| {
             Err(ParseUwsgiError::InvalidContentLength {

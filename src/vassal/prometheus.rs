@@ -27,7 +27,7 @@ pub struct MetricsInput<'a> {
 /// The `reason` label of a recycle (one of [`RECYCLE_REASONS`]).
 pub(super) fn recycle_reason(cause: &super::replacement::Cause) -> &'static str {
     use super::replacement::Cause;
-    use crate::worker::recycle::Limit;
+    use crate::worker::to_master::Limit;
     match cause {
         Cause::Asked {
             limit: Limit::MaxRequests,

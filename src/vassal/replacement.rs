@@ -21,7 +21,7 @@ use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::worker::recycle::{Limit, ToMaster};
+use crate::worker::to_master::{Limit, ToMaster};
 
 const MB: f64 = 1024.0 * 1024.0;
 

@@ -26,10 +26,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::serve::{self, Conn};
+use super::conn::{self, Conn};
+use super::request_head::ParsedHead;
 use super::Shared;
-use crate::config::Protocol;
-use crate::protocol::{http, uwsgi};
 use crate::sys;
 
 /// Connections the probe thread takes from the backlog per saturated spell, probe or not.
@@ -90,28 +89,9 @@ impl Health {
         self.busy.load(Ordering::SeqCst) >= self.threads
     }
 
-    pub fn is_probe_http(&self, head: &http::RequestHead<'_>) -> bool {
-        matches!(head.method, b"GET" | b"HEAD") && head.path == &*self.path
+    pub(super) fn is_probe(&self, head: &ParsedHead<'_>) -> bool {
+        matches!(head.method(), b"GET" | b"HEAD") && head.raw_path() == &*self.path
     }
-
-    pub fn is_probe_uwsgi(&self, packet: &uwsgi::Packet<'_>) -> bool {
-        let var = |name: &[u8]| {
-            packet
-                .vars
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| *v)
-        };
-        matches!(var(b"REQUEST_METHOD"), Some(b"GET" | b"HEAD"))
-            && var(b"PATH_INFO") == Some(&*self.path)
-    }
-}
-
-pub fn is_head_uwsgi(packet: &uwsgi::Packet<'_>) -> bool {
-    packet
-        .vars
-        .iter()
-        .any(|(k, v)| *k == b"REQUEST_METHOD" && *v == b"HEAD")
 }
 
 /// Answers a probe on `conn` and closes it.
@@ -207,7 +187,7 @@ fn probe_loop(shared: &Shared) {
                 // Its idle thread is woken for this connection too: let it have it.
                 std::thread::sleep(GRACE);
             }
-            if let Some(conn) = serve::accept_conn(shared, index) {
+            if let Some(conn) = super::accept::accept_conn(shared, index) {
                 taken += 1;
                 triage(shared, health, conn);
             }
@@ -226,7 +206,7 @@ fn another_worker_is_free(shared: &Shared) -> bool {
 /// for the request threads.
 fn triage(shared: &Shared, health: &Health, mut conn: Conn) {
     let protocol = shared.listeners[conn.listener].protocol;
-    let max_head = shared.limits.buffer_size;
+    let max_head = shared.settings.buffer_size;
     let mut buf = vec![0u8; max_head.min(16 * 1024)];
     let deadline = Instant::now() + HEAD_WAIT;
     loop {
@@ -237,25 +217,14 @@ fn triage(shared: &Shared, health: &Health, mut conn: Conn) {
             Err(_) => return,
         };
         if n > 0 {
-            let probe = match protocol {
-                Protocol::Http => match http::parse_request_head(&buf[..n], max_head) {
-                    Ok(Some(head)) => Some(
-                        health
-                            .is_probe_http(&head)
-                            .then_some((head.len, head.method == b"HEAD")),
-                    ),
-                    Ok(None) => None,
-                    Err(_) => Some(None),
-                },
-                Protocol::Uwsgi => match uwsgi::parse_packet(&buf[..n], max_head) {
-                    Ok(Some(packet)) => Some(
-                        health
-                            .is_probe_uwsgi(&packet)
-                            .then_some((packet.len, is_head_uwsgi(&packet))),
-                    ),
-                    Ok(None) => None,
-                    Err(_) => Some(None),
-                },
+            let probe = match super::serve::parse(&buf[..n], protocol, max_head) {
+                Ok(Some(head)) => Some(
+                    health
+                        .is_probe(&head)
+                        .then_some((head.len(), head.is_head())),
+                ),
+                Ok(None) => None,
+                Err(_) => Some(None),
             };
             match probe {
                 Some(Some((len, head_only))) => {
@@ -292,5 +261,5 @@ fn triage(shared: &Shared, health: &Health, mut conn: Conn) {
             std::thread::sleep(Duration::from_millis(1).min(deadline - now));
         }
     }
-    serve::park(shared, conn);
+    conn::park(shared, conn);
 }

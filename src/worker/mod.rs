@@ -14,26 +14,31 @@
 //! This module does not bind sockets, decide worker counts or restart anything: that is
 //! the master's job (`vassal/`).
 
+mod accept;
 mod autoreload;
+mod conn;
 mod exchange;
 mod gate;
 mod harakiri;
 mod health;
-mod log_recycle;
+pub mod limits;
 mod offload;
 pub mod options;
 mod proxy_header;
 mod read_buffer;
-pub mod recycle;
+mod request;
+mod request_head;
 pub mod request_log;
 pub mod request_metrics;
+mod request_record;
 pub mod scoreboard;
 mod serve;
 mod statics;
+pub mod to_master;
 mod transfer;
 mod turn;
 
-pub use exchange::LineFormat;
+pub use request_record::LineFormat;
 pub use transfer::TransferLimit;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -75,9 +80,10 @@ pub enum AppSource<'a> {
     },
 }
 
-/// Request-handling settings, copied from the config.
+/// What a worker takes from the config to serve requests: buffers and timeouts, body
+/// limits, logging, response headers, static files, health checks, and its recycling limits.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub struct Settings {
     pub buffer_size: usize,
     pub socket_timeout: Duration,
     pub keepalive_timeout: Duration,
@@ -108,12 +114,8 @@ pub struct Limits {
     pub transfer: TransferLimit,
     /// `post-buffering` in bytes (0: the app reads the body from the socket as it comes).
     pub post_buffering: usize,
-    /// This worker's own figure: `max-requests` plus its delta and jitter (0: off).
-    pub max_requests: u64,
-    /// Bytes (0: off).
-    pub reload_on_rss: u64,
-    pub reload_on_as: u64,
-    pub min_worker_lifetime: Duration,
+    /// `max-requests`, `reload-on-rss`, `reload-on-as`, `min-worker-lifetime`.
+    pub recycle: limits::RecycleLimits,
     /// `enable-proxy-protocol`, `reaper`, `reload-on-exception`.
     pub options: options::RequestOptions,
     /// `static-map`, `check-static`, `offload-threads` and the rest.
@@ -135,8 +137,8 @@ pub struct WorkerSetup<'a> {
     pub thread_stack: usize,
     pub listeners: Arc<Vec<Listener>>,
     pub app: AppSource<'a>,
-    pub limits: Limits,
-    /// The write end of the master's pipe: [`recycle::ToMaster`] records (ready, recycle).
+    pub settings: Settings,
+    /// The write end of the master's pipe: [`to_master::ToMaster`] records (ready, recycle).
     pub ready_fd: RawFd,
     /// Master-only descriptors to close first thing in the child.
     pub close_fds: Vec<RawFd>,
@@ -258,16 +260,16 @@ pub(crate) struct Shared {
     pub stopping: AtomicBool,
     pub listeners: Arc<Vec<Listener>>,
     pub runner: WsgiRunner,
-    pub limits: Limits,
-    pub conns: std::sync::Mutex<serve::ConnTable>,
+    pub settings: Settings,
+    pub conns: std::sync::Mutex<conn::ConnTable>,
     pub requests: AtomicU64,
     pub pid: sys::process::Pid,
     pub multithreaded: bool,
     /// Paused by the master (SIGTSTP): the listeners are out of the epoll set.
     pub paused: AtomicBool,
-    /// The last accept succeeded: more connections may be queued (see `serve::accept_from`).
+    /// The last accept succeeded: more connections may be queued (see `accept::accept_from`).
     pub backlog_pending: AtomicBool,
-    pub recycling: RecycleWatch,
+    pub recycling: limits::RecycleWatch,
     pub worker_id: u32,
     /// This process's scoreboard bank (see [`Shared::slot`]).
     pub bank: usize,
@@ -353,16 +355,16 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         .collect();
     let runner = WsgiRunner::new(app, &envs, setup.threads > 1, setup.processes > 1)
         .map_err(|e| WorkerError::Python(e.to_string()))?
-        .quiet_write_errors(setup.limits.disable_write_exception)
+        .quiet_write_errors(setup.settings.disable_write_exception)
         .without_file_wrapper(setup.options.disable_file_wrapper)
-        .manage_script_name(setup.limits.manage_script_name);
+        .manage_script_name(setup.settings.manage_script_name);
     let signals = sys::signal::SignalFd::new(&handled)?;
-    let static_files = statics::StaticFiles::new(&setup.limits.statics);
+    let static_files = statics::StaticFiles::new(&setup.settings.statics);
     // Offload threads exist whenever static files are served: `offload-threads = 0` (the
     // default) means one, so that a slow client never holds a request thread.
     let offload = match &static_files {
         Some(_) => Some(offload::Offload::new(
-            setup.limits.statics.offload_threads.max(1),
+            setup.settings.statics.offload_threads.max(1),
         )?),
         None => None,
     };
@@ -373,24 +375,24 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         stopping: AtomicBool::new(false),
         listeners: setup.listeners.clone(),
         runner,
-        limits: setup.limits.clone(),
-        conns: std::sync::Mutex::new(serve::ConnTable::default()),
+        settings: setup.settings.clone(),
+        conns: std::sync::Mutex::new(conn::ConnTable::default()),
         requests: AtomicU64::new(0),
         pid: sys::process::getpid(),
         multithreaded: setup.threads > 1,
         backlog_pending: AtomicBool::new(false),
         paused: AtomicBool::new(false),
-        recycling: RecycleWatch::new(setup.ready_fd),
+        recycling: limits::RecycleWatch::new(setup.ready_fd),
         worker_id: setup.id,
         bank: setup.bank,
         scoreboard: setup.scoreboard.clone(),
         inflight: (0..setup.threads.max(1))
             .map(|_| Arc::new(harakiri::InFlight::default()))
             .collect(),
-        gate: Arc::new(gate::AcceptGate::new(setup.limits.max_connections)),
+        gate: Arc::new(gate::AcceptGate::new(setup.settings.max_connections)),
         statics: static_files,
         offload,
-        health: setup.limits.health_check_path.as_deref().map(|path| {
+        health: setup.settings.health_check_path.as_deref().map(|path| {
             health::Health::new(path, setup.threads.max(1) as usize, app.is_unavailable())
         }),
     });
@@ -428,7 +430,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
     }
     // SAFETY: the master handed us this pipe's write end; it stays open until we exit.
     let ready = unsafe { BorrowedFd::borrow_raw(setup.ready_fd) };
-    recycle::send(ready, shared.pid, recycle::ToMaster::Ready);
+    to_master::send(ready, shared.pid, to_master::ToMaster::Ready);
     accepting_hooks(setup.hooks, setup.id, setup.master_pid, &shared.scoreboard);
 
     // The forking thread only waits for signals; request threads do the work. kaiser's own
@@ -599,48 +601,6 @@ fn begin_stop(shared: &Shared, sig: libc::c_int) {
         tracing::debug!(signal = sys::signal::name(sig), "stopping gracefully");
     }
     shared.stop.signal();
-}
-
-/// Checks the recycling limits after each request, and asks the master once for a
-/// replacement (uWSGI checks in `uwsgi_close_request`, on the request's own thread too).
-pub(crate) struct RecycleWatch {
-    started: std::time::Instant,
-    master_pipe: RawFd,
-    asked: AtomicBool,
-}
-
-impl RecycleWatch {
-    fn new(master_pipe: RawFd) -> Self {
-        RecycleWatch {
-            started: std::time::Instant::now(),
-            master_pipe,
-            asked: AtomicBool::new(false),
-        }
-    }
-}
-
-/// Called by a request thread after each request, with the worker's request count.
-pub(crate) fn after_request(shared: &Shared, requests: u64) {
-    let watch = &shared.recycling;
-    if watch.asked.load(Ordering::Relaxed) || shared.stopping.load(Ordering::Relaxed) {
-        return;
-    }
-    let due = recycle::due(&shared.limits, requests, watch.started.elapsed(), || {
-        sys::process::memory_bytes(shared.pid)
-    });
-    let Some(message) = due else {
-        return;
-    };
-    if watch.asked.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    tracing::debug!(
-        ?message,
-        "over a recycling limit; asking the master for a replacement"
-    );
-    // SAFETY: the master's pipe stays open until this process exits.
-    let master = unsafe { BorrowedFd::borrow_raw(watch.master_pipe) };
-    recycle::send(master, shared.pid, message);
 }
 
 /// SIGTSTP from the master: stop or resume accepting. Open connections keep being served;

@@ -6,7 +6,7 @@
 //! thread waits for the socket to be writable and sends with non-blocking `sendfile`, for any
 //! number of connections at once. A transfer that makes no progress for `socket-timeout`
 //! is dropped (the connection closes). A finished keep-alive connection goes back to the
-//! request threads' epoll set (`serve::resume`) for its next request.
+//! request threads' epoll set (`conn::resume`) for its next request.
 //!
 //! These threads never run Python, parse requests or log request lines; the request thread
 //! logged the request when it handed it over (uWSGI's `via offload()`).
@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::serve::{self, Conn};
+use super::conn::{self, Conn};
 use super::statics::Transfer;
 use super::Shared;
 use crate::sys;
@@ -188,7 +188,7 @@ fn run(shared: &Shared, index: usize) {
 /// A transfer ended: the connection goes back for its next request, or closes.
 fn done(shared: &Shared, offload: &Offload, job: Job, complete: bool) {
     if complete && job.keep_alive && !shared.stopping.load(Ordering::Acquire) {
-        serve::resume(shared, job.conn);
+        conn::resume(shared, job.conn);
     }
     offload.in_flight.fetch_sub(1, Ordering::AcqRel);
 }

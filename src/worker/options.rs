@@ -5,15 +5,14 @@
 //!
 //! It must not decide anything the master decides: a worker that wants replacing asks.
 
-use std::os::fd::BorrowedFd;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::recycle::{self, Limit, ToMaster};
+use super::to_master::{Limit, ToMaster};
 use super::Shared;
 use crate::sys;
 
-/// Per-request options, kept in [`super::Limits`].
+/// Per-request options, kept in [`super::Settings`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestOptions {
     /// `enable-proxy-protocol`: HTTP connections may start with a PROXY header.
@@ -53,7 +52,7 @@ pub(crate) fn at_start(options: &ProcessOptions) {
 
 /// After each request, on the request's thread: `reaper`, then `reload-on-exception`.
 pub(crate) fn after_request(shared: &Shared, app_raised: bool) {
-    let options = shared.limits.options;
+    let options = shared.settings.options;
     if options.reaper {
         // The app's children that exited; uWSGI's `--reaper` does the same `waitpid(-1)`.
         while let Ok(Some((pid, _))) = sys::process::try_wait_any() {
@@ -61,22 +60,12 @@ pub(crate) fn after_request(shared: &Shared, app_raised: bool) {
         }
     }
     if options.reload_on_exception && app_raised {
-        let watch = &shared.recycling;
-        if shared.stopping.load(Ordering::Relaxed) || watch.asked.swap(true, Ordering::SeqCst) {
-            return;
-        }
         tracing::info!("reload-on-exception: the app raised; asking the master for a replacement");
-        // SAFETY: the master's pipe stays open until this process exits.
-        let master = unsafe { BorrowedFd::borrow_raw(watch.master_pipe) };
-        let requests = shared.requests.load(Ordering::Relaxed);
-        recycle::send(
-            master,
-            shared.pid,
-            ToMaster::Recycle {
-                limit: Limit::Exception,
-                value: requests,
-                max: 0,
-            },
-        );
+        let message = ToMaster::Recycle {
+            limit: Limit::Exception,
+            value: shared.requests.load(Ordering::Relaxed),
+            max: 0,
+        };
+        shared.recycling.ask(shared, message);
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! It must not read the socket itself: `serve.rs` reads, this only looks at what was read.
 
-use super::serve::Conn;
+use super::conn::Conn;
 use super::Shared;
 use crate::config::Protocol;
 use crate::protocol::proxy::{self, Proxied};
@@ -24,7 +24,7 @@ pub(crate) fn strip(shared: &Shared, conn: &mut Conn, protocol: Protocol) -> Ste
     if conn.proxy_checked
         || !conn.fresh
         || protocol != Protocol::Http
-        || !shared.limits.options.proxy_protocol
+        || !shared.settings.options.proxy_protocol
     {
         return Step::Ready;
     }

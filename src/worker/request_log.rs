@@ -15,7 +15,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::exchange::{LineFormat, RequestLog};
+use super::request_record::{LineFormat, RequestLog};
 use crate::protocol::log_format::{LogTemplate, RequestRecord, TimeFormat};
 use crate::sys;
 

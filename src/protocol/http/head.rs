@@ -4,7 +4,7 @@
 //! arrives in pieces costs only re-scans until it is complete; the second allocates the
 //! headers `Vec` once, at its exact size.
 
-use super::{lossy, BodyFraming, Header, ParseHttpError, RequestHead, Version};
+use super::{lossy, Header, ParseHttpError, RequestBodyFraming, RequestHead, Version};
 use crate::protocol::syntax::{
     find_byte, find_lf, is_field_value, is_request_target, is_token, is_token_byte, parse_decimal,
     trim_ows,
@@ -184,7 +184,7 @@ fn starts_with_ignore_case(bytes: &[u8], prefix: &[u8]) -> bool {
 
 /// Framing-relevant headers, collected while the header lines are parsed.
 #[derive(Default)]
-struct Framing<'a> {
+struct FramingHeaders<'a> {
     content_length: Option<u64>,
     /// The last `Transfer-Encoding` value, for error messages.
     transfer_encoding: Option<&'a [u8]>,
@@ -200,7 +200,7 @@ struct Framing<'a> {
     content_type_seen: bool,
 }
 
-impl<'a> Framing<'a> {
+impl<'a> FramingHeaders<'a> {
     fn add(&mut self, name: &[u8], value: &'a [u8]) -> Result<(), ParseHttpError> {
         // Dispatch on length first: most headers match none of these names.
         match name.len() {
@@ -261,7 +261,7 @@ impl<'a> Framing<'a> {
         Ok(())
     }
 
-    fn body(&self, version: Version) -> Result<BodyFraming, ParseHttpError> {
+    fn body(&self, version: Version) -> Result<RequestBodyFraming, ParseHttpError> {
         if let Some(transfer_encoding) = self.transfer_encoding {
             if self.content_length.is_some() {
                 return Err(ParseHttpError::ContentLengthWithTransferEncoding);
@@ -286,11 +286,11 @@ impl<'a> Framing<'a> {
                     coding: lossy(coding),
                 });
             }
-            return Ok(BodyFraming::Chunked);
+            return Ok(RequestBodyFraming::Chunked);
         }
         Ok(match self.content_length {
-            None | Some(0) => BodyFraming::None,
-            Some(length) => BodyFraming::Length(length),
+            None | Some(0) => RequestBodyFraming::None,
+            Some(length) => RequestBodyFraming::Length(length),
         })
     }
 }
@@ -298,7 +298,7 @@ impl<'a> Framing<'a> {
 fn parse_lines(buf: &[u8], lines: HeadLines) -> Result<RequestHead<'_>, ParseHttpError> {
     let request_line = parse_request_line(&buf[lines.start..lines.request_line_end])?;
     let mut headers = Vec::with_capacity(lines.header_count);
-    let mut framing = Framing::default();
+    let mut framing = FramingHeaders::default();
     // The header lines, each still ending in CRLF, without the final empty line.
     let mut rest = &buf[lines.request_line_end + 2..lines.end - 2];
     while let Some(lf) = find_lf(rest) {

@@ -3,7 +3,7 @@
 //! modification time and the request's conditional and range headers.
 //!
 //! Nothing here opens a file, reads a clock or touches a socket: the worker
-//! (`worker/statics.rs`) resolves paths on the file system and sends the bytes, and passes
+//! (`worker/statics/`) resolves paths on the file system and sends the bytes, and passes
 //! the facts (a `stat`, the time now) in. That keeps every security and HTTP decision
 //! testable from tables of cases.
 

@@ -44,9 +44,9 @@ use crate::sys::fork::Forked;
 use crate::sys::net::BindAddr;
 use crate::sys::notify::{Notifier, EMPEROR_FD_ENV};
 use crate::sys::process::{ExitKind, Pid};
-use crate::worker::recycle::{self as messages, ToMaster, RECORD_LEN};
 use crate::worker::scoreboard::Scoreboard;
-use crate::worker::{self, AppSource, Limits, Listener, WorkerSetup};
+use crate::worker::to_master::{self as messages, ToMaster, RECORD_LEN};
+use crate::worker::{self, AppSource, Listener, Settings, WorkerSetup};
 
 use startup::{drop_privileges, unix_secs};
 pub use startup::{is_reexec, run};

@@ -68,7 +68,7 @@ impl Master<'_> {
                     },
                     listeners: self.listeners.clone(),
                     app,
-                    limits: Limits {
+                    settings: Settings {
                         buffer_size: config.buffer_size,
                         socket_timeout: config.socket_timeout,
                         keepalive_timeout: config.socket_timeout.max(Duration::from_secs(30)),
@@ -98,10 +98,12 @@ impl Master<'_> {
                             timeout: config.transfer_timeout,
                             min_rate: config.transfer_min_rate,
                         },
-                        max_requests: replacement::max_requests_for(config, id),
-                        reload_on_rss: config.reload_on_rss,
-                        reload_on_as: config.reload_on_as,
-                        min_worker_lifetime: config.min_worker_lifetime,
+                        recycle: worker::limits::RecycleLimits {
+                            max_requests: replacement::max_requests_for(config, id),
+                            reload_on_rss: config.reload_on_rss,
+                            reload_on_as: config.reload_on_as,
+                            min_worker_lifetime: config.min_worker_lifetime,
+                        },
                         options: worker::options::RequestOptions {
                             proxy_protocol: config.extra.proxy_protocol,
                             reaper: config.extra.reaper,

@@ -1,41 +1,19 @@
-//! Static files served by the worker itself (`static-map`, `static-map2`, `check-static`),
-//! before and without Python: no GIL, no WSGI environ, a `sendfile(2)` body.
+//! Looking a request up in the static files: `check-static`, `static-map` and `static-map2`
+//! roots opened beneath their handle, index files, compressed variants, `static-expires`.
 //!
-//! A request is looked up in uWSGI's order (every `check-static`, then `static-map`, then
-//! `static-map2`); a path that names no file falls through to the app, as in uWSGI. A path
-//! that tries to leave its root (`..` above it, a NUL or a backslash, a symlink out of it
-//! that `static-safe` does not allow) is answered 403 and never reaches the app (uWSGI logs
-//! "security error" and passes it on). Names are resolved with `openat2(RESOLVE_BENEATH)`
-//! under a handle on the root opened once, so no check-then-open race can lead outside.
-//!
-//! The body is sent from the request thread while the socket takes it; what a client does not
-//! take at once goes to the worker's offload threads (`offload.rs`), so a slow client never
-//! holds a request thread.
-//!
-//! The pure decisions (path folding, MIME types, 304/206/416) live in
-//! `protocol::static_files`; this module does the file system and socket half. It does not
-//! touch Python or the WSGI exchange.
+//! It does not write to the connection (`answer.rs`).
 
 use std::fs::File;
-use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::exchange::RequestLog;
-use super::serve::{current_core, Conn};
-use super::Shared;
 use crate::config::{ExpiresOn, FileServeMode, StaticConfig, StaticMapKind};
-use crate::protocol::http::{self, Version};
-use crate::protocol::response;
 use crate::protocol::static_files::conditional::{self, Conditions, FileFacts};
-use crate::protocol::static_files::mime::{self, MimeTypes};
+use crate::protocol::static_files::mime::MimeTypes;
 use crate::protocol::static_files::path::{self, MapKind};
-use crate::protocol::uwsgi;
 use crate::sys;
 
 const DEFAULT_MIME_FILE: &str = "/etc/mime.types";
@@ -47,13 +25,13 @@ pub struct StaticFiles {
     skip_ext: Vec<String>,
     /// `static-safe`, canonical.
     safe: Vec<PathBuf>,
-    mime: MimeTypes,
+    pub(super) mime: MimeTypes,
     expires: Vec<Expires>,
     gzip_all: bool,
     gzip_patterns: Vec<regex::bytes::Regex>,
     gzip_dirs: Vec<String>,
     gzip_suffixes: Vec<String>,
-    file_serve_mode: Option<FileServeMode>,
+    pub(super) file_serve_mode: Option<FileServeMode>,
     /// `check-static-docroot`.
     docroot: bool,
 }
@@ -92,24 +70,24 @@ pub struct StaticRequest<'a> {
     pub document_root: Option<&'a [u8]>,
 }
 
-enum Lookup<'s> {
+pub(super) enum Lookup<'s> {
     /// Not a static file: the app answers.
     Pass,
     Forbidden,
     Found(Found<'s>),
 }
 
-struct Found<'s> {
-    file: File,
-    facts: FileFacts,
+pub(super) struct Found<'s> {
+    pub(super) file: File,
+    pub(super) facts: FileFacts,
     /// The file's path as kaiser sees it (root + folded request path): what `static-expires`
     /// matches and whose extension gives the type.
-    path: PathBuf,
+    pub(super) path: PathBuf,
     /// For a file under a root directory: that root's handle and path, and the file's
     /// name relative to it, to open variants beneath the root too.
-    beneath: Option<(&'s OwnedFd, &'s Path, Vec<u8>)>,
-    encoding: Option<&'static str>,
-    has_variants: bool,
+    pub(super) beneath: Option<(&'s OwnedFd, &'s Path, Vec<u8>)>,
+    pub(super) encoding: Option<&'static str>,
+    pub(super) has_variants: bool,
 }
 
 impl StaticFiles {
@@ -193,7 +171,7 @@ impl StaticFiles {
         Some(statics)
     }
 
-    fn lookup(&self, request: &StaticRequest<'_>) -> Lookup<'_> {
+    pub(super) fn lookup(&self, request: &StaticRequest<'_>) -> Lookup<'_> {
         if request.method != b"GET" && request.method != b"HEAD" {
             return Lookup::Pass;
         }
@@ -414,7 +392,7 @@ impl StaticFiles {
 
     /// `Expires` from the first rule that matches, in uWSGI's order: file path, `PATH_INFO`,
     /// `REQUEST_URI`, then MIME type.
-    fn expires(
+    pub(super) fn expires(
         &self,
         found: &Found,
         request: &StaticRequest<'_>,
@@ -499,430 +477,4 @@ fn classify(fd: OwnedFd) -> Opened {
         mtime: meta.mtime(),
     };
     Opened::File(file, facts)
-}
-
-/// The bytes of a static answer still to go out: the head, then a range of the file.
-pub struct Transfer {
-    head: Vec<u8>,
-    head_sent: usize,
-    file: Option<File>,
-    offset: i64,
-    remaining: u64,
-}
-
-impl Transfer {
-    /// Sends what the socket takes. `Ok(true)`: all sent; `Ok(false)`: the socket is full.
-    pub fn advance(&mut self, socket: std::os::fd::BorrowedFd<'_>) -> io::Result<bool> {
-        while self.head_sent < self.head.len() {
-            let rest = &self.head[self.head_sent..];
-            let sent = if self.remaining > 0 {
-                sys::fd::send_more(socket, rest)
-            } else {
-                sys::fd::send(socket, rest)
-            };
-            match sent {
-                Ok(n) => self.head_sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e),
-            }
-        }
-        while self.remaining > 0 {
-            let Some(file) = self.file.as_ref() else {
-                break;
-            };
-            let chunk = self.remaining.min(1 << 30) as usize;
-            match sys::fd::sendfile(socket, file.as_fd(), &mut self.offset, chunk) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the static file shrank while it was being sent",
-                    ))
-                }
-                Ok(n) => self.remaining -= n as u64,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e),
-            }
-        }
-        self.file = None;
-        Ok(true)
-    }
-}
-
-/// Serves an HTTP request from the static files, or gives the connection back (`Err`) when
-/// the app should answer. `Ok` holds the connection if it stays open for another request.
-#[expect(
-    clippy::result_large_err,
-    reason = "the connection goes back to the caller by value when the request is not for a static file: boxing it would allocate on every request"
-)]
-pub fn serve_http(
-    shared: &Shared,
-    conn: Conn,
-    head: &http::RequestHead<'_>,
-) -> Result<Option<Conn>, Conn> {
-    let Some(statics) = shared.statics.as_ref() else {
-        return Err(conn);
-    };
-    if head.body != http::BodyFraming::None {
-        return Err(conn);
-    }
-    let path_info = http::percent_decode(head.path);
-    let header = |name: &str| {
-        head.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|h| h.value)
-    };
-    let request = StaticRequest {
-        method: head.method,
-        path_info: &path_info,
-        uri: head.target,
-        conditions: Conditions {
-            if_modified_since: header("if-modified-since"),
-            if_none_match: header("if-none-match"),
-            range: header("range"),
-            if_range: header("if-range"),
-        },
-        accept_encoding: header("accept-encoding"),
-        document_root: None,
-    };
-    let started = Instant::now();
-    let lookup = statics.lookup(&request);
-    if matches!(lookup, Lookup::Pass) {
-        return Err(conn);
-    }
-    let log = RequestLog {
-        method: String::from_utf8_lossy(head.method).into_owned(),
-        uri: String::from_utf8_lossy(head.target).into_owned(),
-        protocol: head.version.as_str().to_string(),
-        remote_addr: conn.peer_addr.clone(),
-        var_count: head.headers.len() + 8,
-        packet_size: head.len,
-        forwarded_for: forwarded_for(shared, header("x-forwarded-for")),
-        ..RequestLog::default()
-    };
-    let answer = Answer {
-        version: head.version,
-        is_head: head.method == b"HEAD",
-        keep_alive: head.keep_alive && !shared.stopping.load(Ordering::Acquire),
-        protocol_http: true,
-    };
-    Ok(respond(
-        shared, statics, conn, lookup, &request, answer, log, started,
-    ))
-}
-
-/// Serves a uwsgi-protocol request from the static files, or gives the connection back.
-/// The connection closes after the answer, as nginx's `uwsgi_pass` expects.
-#[expect(
-    clippy::result_large_err,
-    reason = "the connection goes back to the caller by value when the request is not for a static file: boxing it would allocate on every request"
-)]
-pub fn serve_uwsgi(shared: &Shared, conn: Conn, packet: &uwsgi::Packet<'_>) -> Result<(), Conn> {
-    let Some(statics) = shared.statics.as_ref() else {
-        return Err(conn);
-    };
-    let find = |name: &[u8]| {
-        packet
-            .vars
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| *v)
-    };
-    let has_body = find(b"CONTENT_LENGTH")
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > 0);
-    if has_body {
-        return Err(conn);
-    }
-    let method = find(b"REQUEST_METHOD").unwrap_or(b"");
-    let uri = find(b"REQUEST_URI")
-        .or_else(|| find(b"PATH_INFO"))
-        .unwrap_or(b"");
-    let request = StaticRequest {
-        method,
-        path_info: find(b"PATH_INFO").unwrap_or(b""),
-        uri,
-        conditions: Conditions {
-            if_modified_since: find(b"HTTP_IF_MODIFIED_SINCE"),
-            if_none_match: find(b"HTTP_IF_NONE_MATCH"),
-            range: find(b"HTTP_RANGE"),
-            if_range: find(b"HTTP_IF_RANGE"),
-        },
-        accept_encoding: find(b"HTTP_ACCEPT_ENCODING"),
-        document_root: find(b"DOCUMENT_ROOT"),
-    };
-    let started = Instant::now();
-    let lookup = statics.lookup(&request);
-    if matches!(lookup, Lookup::Pass) {
-        return Err(conn);
-    }
-    let protocol = find(b"SERVER_PROTOCOL").unwrap_or(b"HTTP/1.0");
-    let version = if protocol == b"HTTP/1.1" {
-        Version::Http11
-    } else {
-        Version::Http10
-    };
-    let log = RequestLog {
-        method: String::from_utf8_lossy(method).into_owned(),
-        uri: String::from_utf8_lossy(uri).into_owned(),
-        protocol: String::from_utf8_lossy(protocol).into_owned(),
-        remote_addr: String::from_utf8_lossy(find(b"REMOTE_ADDR").unwrap_or(b"")).into_owned(),
-        remote_user: String::from_utf8_lossy(find(b"REMOTE_USER").unwrap_or(b"")).into_owned(),
-        var_count: packet.vars.len(),
-        packet_size: packet.len - uwsgi::HEADER_LEN,
-        forwarded_for: forwarded_for(shared, find(b"HTTP_X_FORWARDED_FOR")),
-        ..RequestLog::default()
-    };
-    let answer = Answer {
-        version,
-        is_head: method == b"HEAD",
-        keep_alive: false,
-        protocol_http: false,
-    };
-    if let Some(conn) = respond(
-        shared, statics, conn, lookup, &request, answer, log, started,
-    ) {
-        drop(conn);
-    }
-    Ok(())
-}
-
-/// `log-x-forwarded-for`: the address the request line shows instead of the peer's.
-fn forwarded_for(shared: &Shared, header: Option<&[u8]>) -> String {
-    match header {
-        Some(value) if shared.limits.log_x_forwarded_for => {
-            String::from_utf8_lossy(value).into_owned()
-        }
-        _ => String::new(),
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Answer {
-    version: Version,
-    is_head: bool,
-    keep_alive: bool,
-    protocol_http: bool,
-}
-
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the two protocols' entry points hand over every fact of the request once"
-)]
-fn respond(
-    shared: &Shared,
-    statics: &StaticFiles,
-    conn: Conn,
-    lookup: Lookup,
-    request: &StaticRequest<'_>,
-    answer: Answer,
-    mut log: RequestLog,
-    started: Instant,
-) -> Option<Conn> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    log.start_unix = now.max(0) as u64;
-    let mut head = Vec::with_capacity(384);
-    let (transfer, keep_alive) = match lookup {
-        Lookup::Pass => unreachable!("the callers pass these to the app"),
-        Lookup::Forbidden => {
-            let body = b"forbidden\n";
-            let headers: Vec<(&[u8], &[u8])> =
-                vec![(b"Content-Type", b"text/plain"), (b"Content-Length", b"10")];
-            let (framing, keep_alive) = response::choose_framing(
-                answer.version,
-                answer.is_head,
-                403,
-                Some(body.len() as u64),
-                answer.keep_alive,
-                false,
-            );
-            write_head(
-                &mut head,
-                &answer,
-                b"403 Forbidden",
-                &headers,
-                &framing,
-                keep_alive,
-            );
-            log.header_count = headers.len();
-            log.header_bytes = head.len();
-            log.status = 403;
-            if !answer.is_head {
-                head.extend_from_slice(body);
-                log.body_bytes = body.len() as u64;
-            }
-            (
-                Transfer {
-                    head,
-                    head_sent: 0,
-                    file: None,
-                    offset: 0,
-                    remaining: 0,
-                },
-                keep_alive,
-            )
-        }
-        Lookup::Found(found) => {
-            let decision = conditional::decide(found.facts, &request.conditions);
-            let name = found.path.as_os_str().as_bytes();
-            let mime = statics.mime.lookup(name);
-            let content_type = mime.map(mime::content_type);
-            let extras = conditional::Extras {
-                content_type: content_type.as_deref(),
-                encoding: found.encoding,
-                expires: statics.expires(&found, request, mime, now),
-                vary: found.has_variants,
-            };
-            let plan = match statics.file_serve_mode {
-                None => conditional::plan(decision, found.facts, &extras),
-                Some(mode) => {
-                    let header: &'static [u8] = match mode {
-                        FileServeMode::XAccelRedirect => b"X-Accel-Redirect",
-                        FileServeMode::XSendfile => b"X-Sendfile",
-                    };
-                    let path = found.path.to_string_lossy();
-                    conditional::plan_handoff(decision, found.facts, &extras, header, &path)
-                }
-            };
-            let code = response::parse_status(plan.status).unwrap_or(200);
-            let length = plan.body.map(|(_, length)| length);
-            let (framing, keep_alive) = response::choose_framing(
-                answer.version,
-                answer.is_head,
-                code,
-                length,
-                answer.keep_alive,
-                false,
-            );
-            let headers: Vec<(&[u8], &[u8])> = plan
-                .headers
-                .iter()
-                .map(|(name, value)| (*name, value.as_bytes()))
-                .chain(
-                    shared
-                        .limits
-                        .add_headers
-                        .iter()
-                        .map(|(n, v)| (n.as_slice(), v.as_slice())),
-                )
-                .collect();
-            write_head(
-                &mut head,
-                &answer,
-                plan.status,
-                &headers,
-                &framing,
-                keep_alive,
-            );
-            log.header_count = headers.len();
-            log.header_bytes = head.len();
-            log.status = code;
-            let (offset, remaining) = match (plan.body, &framing) {
-                (Some((offset, length)), response::Framing::Length(_)) => (offset, length),
-                _ => (0, 0),
-            };
-            log.body_bytes = remaining;
-            log.via_sendfile = remaining > 0;
-            (
-                Transfer {
-                    head,
-                    head_sent: 0,
-                    file: (remaining > 0).then_some(found.file),
-                    offset: offset as i64,
-                    remaining,
-                },
-                keep_alive,
-            )
-        }
-    };
-    let mut transfer = transfer;
-    let outcome = transfer.advance(conn.fd.as_fd());
-    let offloaded = matches!(outcome, Ok(false));
-    log.via_offload = offloaded && shared.offload.is_some();
-    if log.via_offload {
-        log.via_sendfile = false;
-    }
-    log.io_error = outcome.is_err();
-    log.elapsed = started.elapsed();
-    account(shared, &log);
-    match outcome {
-        Ok(true) => finish(shared, conn, keep_alive),
-        Ok(false) => {
-            let job = super::offload::Job {
-                conn,
-                transfer,
-                keep_alive: keep_alive && answer.protocol_http,
-                timeout: shared.limits.socket_timeout,
-            };
-            match shared.offload.as_ref() {
-                Some(offload) => {
-                    offload.submit(job);
-                    None
-                }
-                // Without offload threads (none configured cannot happen with static maps,
-                // but keep the request thread correct) the body is sent here.
-                None => super::offload::send_blocking(job)
-                    .and_then(|(conn, keep)| finish(shared, conn, keep)),
-            }
-        }
-        Err(err) => {
-            tracing::debug!(error = %err, "static file transfer failed; closing the connection");
-            None
-        }
-    }
-}
-
-/// After a complete answer: the connection for the next request, or closed.
-/// The response head as the protocol wants it: over the uwsgi protocol no `Connection`
-/// header, as uWSGI sends none and nginx would parse it for nothing (`write_uwsgi_head`).
-fn write_head(
-    out: &mut Vec<u8>,
-    answer: &Answer,
-    status: &[u8],
-    headers: &[(&[u8], &[u8])],
-    framing: &response::Framing,
-    keep_alive: bool,
-) {
-    if answer.protocol_http {
-        response::write_head(out, answer.version, status, headers, framing, keep_alive);
-    } else {
-        response::write_uwsgi_head(out, answer.version, status, headers, framing);
-    }
-}
-
-fn finish(shared: &Shared, mut conn: Conn, keep_alive: bool) -> Option<Conn> {
-    if !keep_alive || shared.stopping.load(Ordering::Acquire) {
-        return None;
-    }
-    conn.partial = !conn.buf.is_empty();
-    conn.fresh = false;
-    conn.last_active = Instant::now();
-    Some(conn)
-}
-
-/// Counts the request (worker and core figures, `static_requests`, `offloaded_requests`),
-/// runs the recycling check and writes the request line.
-fn account(shared: &Shared, log: &RequestLog) {
-    let total = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
-    let core = current_core();
-    if let Some(slot) = shared.slot().and_then(|w| w.core(core?)) {
-        slot.end_request();
-        slot.count_static(log.via_offload);
-    }
-    super::serve::account(
-        shared,
-        log,
-        super::serve::Finished {
-            total,
-            core,
-            app_error: false,
-            asked: false,
-            logvars: Vec::new(),
-        },
-    );
-    super::after_request(shared, total);
 }

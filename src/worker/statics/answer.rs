@@ -1,0 +1,343 @@
+//! Answering a request found in the static files: the head (403, or the file's 200, 206, 304
+//! or 416 with its headers), the body with `sendfile(2)` while the socket takes it, the rest
+//! handed to an offload thread, and the request accounted as the app's are.
+//!
+//! It does not look files up (`lookup.rs`) or touch Python.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::lookup::{Lookup, StaticFiles, StaticRequest};
+use crate::config::{FileServeMode, Protocol};
+use crate::protocol::http::Version;
+use crate::protocol::response::{self, ResponseFraming};
+use crate::protocol::static_files::conditional::{self, Conditions};
+use crate::protocol::static_files::mime;
+use crate::sys;
+use crate::worker::conn::{keep_or_close, Conn};
+use crate::worker::request::{self, count_end, describe, Finished};
+use crate::worker::request_head::ParsedHead;
+use crate::worker::request_record::{self, RequestLog};
+use crate::worker::Shared;
+
+/// The bytes of a static answer still to go out: the head, then a range of the file.
+pub struct Transfer {
+    head: Vec<u8>,
+    head_sent: usize,
+    file: Option<File>,
+    offset: i64,
+    remaining: u64,
+}
+
+impl Transfer {
+    /// Sends what the socket takes. `Ok(true)`: all sent; `Ok(false)`: the socket is full.
+    pub fn advance(&mut self, socket: std::os::fd::BorrowedFd<'_>) -> io::Result<bool> {
+        while self.head_sent < self.head.len() {
+            let rest = &self.head[self.head_sent..];
+            let sent = if self.remaining > 0 {
+                sys::fd::send_more(socket, rest)
+            } else {
+                sys::fd::send(socket, rest)
+            };
+            match sent {
+                Ok(n) => self.head_sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        while self.remaining > 0 {
+            let Some(file) = self.file.as_ref() else {
+                break;
+            };
+            let chunk = self.remaining.min(1 << 30) as usize;
+            match sys::fd::sendfile(socket, file.as_fd(), &mut self.offset, chunk) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the static file shrank while it was being sent",
+                    ))
+                }
+                Ok(n) => self.remaining -= n as u64,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        self.file = None;
+        Ok(true)
+    }
+}
+
+/// Serves a request from the static files, or gives the connection back (`Err`) when the app
+/// should answer. `Ok` holds the connection if it stays open for another request (never over
+/// uwsgi: nginx's `uwsgi_pass` expects the answer to end with the connection).
+#[expect(
+    clippy::result_large_err,
+    reason = "the connection goes back to the caller by value when the request is not for a static file: boxing it would allocate on every request"
+)]
+pub fn serve(shared: &Shared, conn: Conn, head: &ParsedHead<'_>) -> Result<Option<Conn>, Conn> {
+    let Some(statics) = shared.statics.as_ref() else {
+        return Err(conn);
+    };
+    if head.has_body() {
+        return Err(conn);
+    }
+    let path_info = head.path_info();
+    let request = StaticRequest {
+        method: head.method(),
+        path_info: &path_info,
+        uri: head.uri(),
+        conditions: Conditions {
+            if_modified_since: head.header(b"if-modified-since"),
+            if_none_match: head.header(b"if-none-match"),
+            range: head.header(b"range"),
+            if_range: head.header(b"if-range"),
+        },
+        accept_encoding: head.header(b"accept-encoding"),
+        document_root: head.front_end_var(b"DOCUMENT_ROOT"),
+    };
+    let started = Instant::now();
+    let lookup = statics.lookup(&request);
+    if matches!(lookup, Lookup::Pass) {
+        return Err(conn);
+    }
+    let mut log = request_record::fresh();
+    describe(shared, &mut log, head, &conn.peer_addr, || {
+        head.header(b"x-forwarded-for")
+    });
+    (log.var_count, log.packet_size) = head.log_size();
+    let answer = Answer {
+        version: head.version(),
+        is_head: head.is_head(),
+        keep_alive: head.keep_alive() && !shared.stopping.load(Ordering::Acquire),
+        protocol_http: head.protocol() == Protocol::Http,
+    };
+    Ok(respond(
+        shared, statics, conn, lookup, &request, answer, log, started,
+    ))
+}
+
+#[derive(Clone, Copy)]
+struct Answer {
+    version: Version,
+    is_head: bool,
+    keep_alive: bool,
+    protocol_http: bool,
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the two protocols' entry points hand over every fact of the request once"
+)]
+fn respond(
+    shared: &Shared,
+    statics: &StaticFiles,
+    conn: Conn,
+    lookup: Lookup,
+    request: &StaticRequest<'_>,
+    answer: Answer,
+    mut log: RequestLog,
+    started: Instant,
+) -> Option<Conn> {
+    let now = sys::clock::unix_secs() as i64;
+    log.start_unix = now as u64;
+    let mut head = Vec::with_capacity(384);
+    let (transfer, keep_alive) = match lookup {
+        Lookup::Pass => unreachable!("the callers pass these to the app"),
+        Lookup::Forbidden => {
+            let body = b"forbidden\n";
+            let headers: Vec<(&[u8], &[u8])> =
+                vec![(b"Content-Type", b"text/plain"), (b"Content-Length", b"10")];
+            let (framing, keep_alive) = response::choose_framing(
+                answer.version,
+                answer.is_head,
+                403,
+                Some(body.len() as u64),
+                answer.keep_alive,
+                false,
+            );
+            write_head(
+                &mut head,
+                &answer,
+                b"403 Forbidden",
+                &headers,
+                &framing,
+                keep_alive,
+            );
+            log.header_count = headers.len();
+            log.header_bytes = head.len();
+            log.status = 403;
+            if !answer.is_head {
+                head.extend_from_slice(body);
+                log.body_bytes = body.len() as u64;
+            }
+            (
+                Transfer {
+                    head,
+                    head_sent: 0,
+                    file: None,
+                    offset: 0,
+                    remaining: 0,
+                },
+                keep_alive,
+            )
+        }
+        Lookup::Found(found) => {
+            let decision = conditional::decide(found.facts, &request.conditions);
+            let name = found.path.as_os_str().as_bytes();
+            let mime = statics.mime.lookup(name);
+            let content_type = mime.map(mime::content_type);
+            let extras = conditional::Extras {
+                content_type: content_type.as_deref(),
+                encoding: found.encoding,
+                expires: statics.expires(&found, request, mime, now),
+                vary: found.has_variants,
+            };
+            let plan = match statics.file_serve_mode {
+                None => conditional::plan(decision, found.facts, &extras),
+                Some(mode) => {
+                    let header: &'static [u8] = match mode {
+                        FileServeMode::XAccelRedirect => b"X-Accel-Redirect",
+                        FileServeMode::XSendfile => b"X-Sendfile",
+                    };
+                    let path = found.path.to_string_lossy();
+                    conditional::plan_handoff(decision, found.facts, &extras, header, &path)
+                }
+            };
+            let code = response::parse_status(plan.status).unwrap_or(200);
+            let length = plan.body.map(|(_, length)| length);
+            let (framing, keep_alive) = response::choose_framing(
+                answer.version,
+                answer.is_head,
+                code,
+                length,
+                answer.keep_alive,
+                false,
+            );
+            let headers: Vec<(&[u8], &[u8])> = plan
+                .headers
+                .iter()
+                .map(|(name, value)| (*name, value.as_bytes()))
+                .chain(
+                    shared
+                        .settings
+                        .add_headers
+                        .iter()
+                        .map(|(n, v)| (n.as_slice(), v.as_slice())),
+                )
+                .collect();
+            write_head(
+                &mut head,
+                &answer,
+                plan.status,
+                &headers,
+                &framing,
+                keep_alive,
+            );
+            log.header_count = headers.len();
+            log.header_bytes = head.len();
+            log.status = code;
+            let (offset, remaining) = match (plan.body, &framing) {
+                (Some((offset, length)), ResponseFraming::Length(_)) => (offset, length),
+                _ => (0, 0),
+            };
+            log.body_bytes = remaining;
+            log.via_sendfile = remaining > 0;
+            (
+                Transfer {
+                    head,
+                    head_sent: 0,
+                    file: (remaining > 0).then_some(found.file),
+                    offset: offset as i64,
+                    remaining,
+                },
+                keep_alive,
+            )
+        }
+    };
+    let mut transfer = transfer;
+    let outcome = transfer.advance(conn.fd.as_fd());
+    let offloaded = matches!(outcome, Ok(false));
+    log.via_offload = offloaded && shared.offload.is_some();
+    if log.via_offload {
+        log.via_sendfile = false;
+    }
+    log.io_error = outcome.is_err();
+    log.elapsed = started.elapsed();
+    account(shared, log);
+    match outcome {
+        Ok(true) => keep_or_close(shared, conn, keep_alive),
+        Ok(false) => {
+            let job = crate::worker::offload::Job {
+                conn,
+                transfer,
+                keep_alive: keep_alive && answer.protocol_http,
+                timeout: shared.settings.socket_timeout,
+            };
+            match shared.offload.as_ref() {
+                Some(offload) => {
+                    offload.submit(job);
+                    None
+                }
+                // Without offload threads (none configured cannot happen with static maps,
+                // but keep the request thread correct) the body is sent here.
+                None => crate::worker::offload::send_blocking(job)
+                    .and_then(|(conn, keep)| keep_or_close(shared, conn, keep)),
+            }
+        }
+        Err(err) => {
+            tracing::debug!(error = %err, "static file transfer failed; closing the connection");
+            None
+        }
+    }
+}
+
+/// The response head as the protocol wants it: over the uwsgi protocol no `Connection`
+/// header, as uWSGI sends none and nginx would parse it for nothing (`write_uwsgi_head`).
+fn write_head(
+    out: &mut Vec<u8>,
+    answer: &Answer,
+    status: &[u8],
+    headers: &[(&[u8], &[u8])],
+    framing: &ResponseFraming,
+    keep_alive: bool,
+) {
+    if answer.protocol_http {
+        response::write_head(
+            out,
+            answer.version,
+            status,
+            headers.iter().copied(),
+            framing,
+            keep_alive,
+        );
+    } else {
+        response::write_uwsgi_head(
+            out,
+            answer.version,
+            status,
+            headers.iter().copied(),
+            framing,
+        );
+    }
+}
+
+/// Counts the request (worker and core figures, `static_requests`, `offloaded_requests`),
+/// writes the request line and runs the recycling check, as for the app's requests.
+fn account(shared: &Shared, log: RequestLog) {
+    let (total, core) = count_end(shared);
+    if let Some(slot) = shared.slot().and_then(|w| w.core(core?)) {
+        slot.count_static(log.via_offload);
+    }
+    let finished = Finished {
+        total,
+        core,
+        app_error: false,
+        asked: false,
+        logvars: Vec::new(),
+    };
+    request::account(shared, log, finished);
+}
