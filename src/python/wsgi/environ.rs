@@ -52,6 +52,27 @@ pub(super) fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString>
     }
 }
 
+/// How many keys an environ has room for before it grows: the template's 12, a request's
+/// CGI variables (a browser's request has 15–25) and REMOTE_ADDR/PORT and `wsgi.input`. The
+/// template is made this large, and a copy of a dict keeps its table, so a request's keys go
+/// in without the resize (rehashing every key) that a copy of a 12-key dict needs at its 22nd.
+const ENVIRON_CAPACITY: isize = 40;
+
+extern "C" {
+    // CPython's own presized constructor (exported, and what Cython's generated code uses);
+    // pyo3-ffi leaves the private names out.
+    fn _PyDict_NewPresized(minused: pyo3::ffi::Py_ssize_t) -> *mut pyo3::ffi::PyObject;
+}
+
+/// An empty dict with room for `capacity` keys.
+fn presized(py: Python<'_>, capacity: isize) -> PyResult<Bound<'_, PyDict>> {
+    // SAFETY: attached (`py`); the call returns a new reference to a dict, or NULL with an
+    // exception set.
+    unsafe {
+        Ok(Bound::from_owned_ptr_or_err(py, _PyDict_NewPresized(capacity))?.cast_into_unchecked())
+    }
+}
+
 impl Environs {
     pub fn new(
         py: Python<'_>,
@@ -65,7 +86,7 @@ impl Environs {
         let version = PyTuple::new(py, [1, 0])?;
         let mut bases = Vec::with_capacity(listeners.len());
         for listener in listeners {
-            let base = PyDict::new(py);
+            let base = presized(py, ENVIRON_CAPACITY)?;
             base.set_item("SCRIPT_NAME", "")?;
             base.set_item("SERVER_NAME", listener.server_name.as_str())?;
             base.set_item("SERVER_PORT", listener.server_port.as_str())?;
@@ -120,15 +141,18 @@ impl Environs {
                 b"HTTP_CONTENT_LENGTH" | b"HTTP_CONTENT_TYPE" => continue,
                 _ => {}
             }
-            environ.set_item(keys.key(py, key, latin1), latin1(py, value))?;
+            let (key, value) = keys.entry(py, key, value, latin1);
+            environ.set_item(key, value)?;
+        }
+        if let Some((addr, port)) = request.remote {
+            for (key, value) in [(&b"REMOTE_ADDR"[..], addr), (b"REMOTE_PORT", port)] {
+                let (key, value) = keys.entry(py, key, value.as_bytes(), latin1);
+                environ.set_item(key, value)?;
+            }
         }
         drop(keys);
         if let Some(scheme) = scheme_override {
             environ.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
-        }
-        if let Some((addr, port)) = request.remote {
-            environ.set_item(intern!(py, "REMOTE_ADDR"), addr)?;
-            environ.set_item(intern!(py, "REMOTE_PORT"), port)?;
         }
         environ.set_item(intern!(py, "wsgi.input"), input)?;
         Ok(environ)
