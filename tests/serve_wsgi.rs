@@ -336,3 +336,41 @@ fn a_write_from_the_apps_own_thread_after_the_request_does_not_kill_the_worker()
     );
     assert!(!kaiser.logs().contains("worker died"), "{}", kaiser.logs());
 }
+
+/// The environ reuses the previous request's value strings where a request repeats the same
+/// bytes at the same position: each request must still see its own values, whether they
+/// repeat, change, are long or are credentials.
+#[test]
+fn each_request_sees_its_own_environ_values_when_they_repeat_or_change() {
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--processes",
+        "1",
+        "--threads",
+        "1",
+    ]);
+    let long = "L".repeat(200);
+    let mut conn = HttpConn::new(wait_for_connect(addr, START_TIMEOUT).unwrap());
+    for (agent, token, method) in [
+        ("one", "secret-1", "GET"),
+        ("one", "secret-1", "GET"),
+        ("two", "secret-2", "POST"),
+        (long.as_str(), "secret-2", "GET"),
+        ("one", "secret-1", "GET"),
+    ] {
+        let response = conn
+            .request(&request_bytes(
+                method,
+                "/env",
+                &[("User-Agent", agent), ("Authorization", token)],
+                b"",
+            ))
+            .unwrap();
+        assert_eq!(response.status, 200, "{response}\n{}", kaiser.logs());
+        let env = env_of(&response);
+        assert_eq!(env["HTTP_USER_AGENT"], agent);
+        assert_eq!(env["HTTP_AUTHORIZATION"], token);
+        assert_eq!(env["REQUEST_METHOD"], method);
+    }
+}
