@@ -374,3 +374,44 @@ fn each_request_sees_its_own_environ_values_when_they_repeat_or_change() {
         assert_eq!(env["REQUEST_METHOD"], method);
     }
 }
+
+/// kaiser reuses a request thread's `start_response`, `write` and `wsgi.input` for its next
+/// request; an app that kept them from an earlier request must still find them tied to that
+/// finished request, never to the one running now.
+#[test]
+fn objects_an_app_kept_from_an_earlier_request_cannot_touch_a_later_one() {
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/keeps_callables.py",
+        "--processes",
+        "1",
+        "--threads",
+        "1",
+    ]);
+    // Requests that keep nothing: the thread's objects are reused from here on.
+    for _ in 0..3 {
+        assert_eq!(
+            http_get(addr, "/use").unwrap().status,
+            200,
+            "{}",
+            kaiser.logs()
+        );
+    }
+    assert_eq!(http_get(addr, "/keep").unwrap().text(), "kept");
+    for _ in 0..2 {
+        let stream = wait_for_connect(addr, START_TIMEOUT).unwrap();
+        let used = http_request(
+            stream,
+            &request_bytes("POST", "/use", &[("Connection", "close")], b"new body"),
+        )
+        .unwrap();
+        assert_eq!(used.status, 200, "{}", kaiser.logs());
+        assert_eq!(used.header("X-Stolen"), None);
+        assert_eq!(
+            used.text(),
+            "start_response: AssertionError\nwrite: OSError\ninput: b''\nsame input: False",
+            "{}",
+            kaiser.logs()
+        );
+    }
+}

@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyList};
 use super::state::{lock, Shared};
 
 /// `wsgi.input`: the request body, bounded by CONTENT_LENGTH, chunked bodies decoded.
-#[pyclass(module = "kaiser")]
+#[pyclass(module = "kaiser", frozen)]
 pub(super) struct Input {
     pub state: Shared,
 }

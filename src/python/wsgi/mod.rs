@@ -13,6 +13,7 @@ mod environ_keys;
 mod exchange;
 mod file_wrapper;
 mod input;
+mod kit;
 mod mounts;
 mod response;
 mod start_response;
@@ -29,10 +30,9 @@ pub use exchange::{Exchange, Outcome, RespondError, ResponseHead};
 
 use super::app::{format_exception, App};
 use environ::Environs;
-use input::Input;
+use kit::Kit;
 use mounts::Mounts;
 use response::{internal_error, send_result, SendError};
-use start_response::StartResponse;
 use state::{lock, take_back, Shared, State};
 
 /// The runner a worker builds once after fork and shares between its request threads.
@@ -92,44 +92,32 @@ impl WsgiRunner {
         request: RequestVars<'_>,
         exchange: Box<dyn Exchange>,
     ) -> (Box<dyn Exchange>, Outcome) {
-        let state: Shared = Arc::new(Mutex::new(State {
-            exchange: Some(exchange),
-            status: None,
-            headers: Vec::new(),
-            head_sent: false,
-            input: Vec::new(),
-            input_pos: 0,
-            input_eof: false,
-            quiet_write: self.quiet_write,
-        }));
-        let outcome = Python::attach(|py| self.run_attached(py, request, &state));
-        (take_back(&state), outcome)
+        Python::attach(|py| {
+            let kit = match Kit::take(py, exchange, self.quiet_write) {
+                Ok(kit) => kit,
+                Err((err, exchange)) => {
+                    let state: Shared = Arc::new(Mutex::new(State::new(self.quiet_write)));
+                    lock(&state).exchange = Some(exchange);
+                    let outcome = server_error(py, &state, "creating start_response", &err);
+                    return (take_back(py, &state), outcome);
+                }
+            };
+            let outcome = self.run_attached(py, request, &kit);
+            let exchange = take_back(py, &kit.state);
+            kit.give_back(py);
+            (exchange, outcome)
+        })
     }
 
-    fn run_attached(&self, py: Python<'_>, request: RequestVars<'_>, state: &Shared) -> Outcome {
+    fn run_attached(&self, py: Python<'_>, request: RequestVars<'_>, kit: &Kit) -> Outcome {
+        let state = &kit.state;
         let mut outcome = Outcome::default();
-        let input = match Py::new(
-            py,
-            Input {
-                state: state.clone(),
-            },
-        ) {
-            Ok(input) => input.into_bound(py).into_any(),
-            Err(err) => return server_error(py, state, "creating wsgi.input", &err),
-        };
+        let input = kit.input.bind(py).clone().into_any();
         let environ = match self.environs.build(py, request, input) {
             Ok(environ) => environ,
             Err(err) => return server_error(py, state, "building the WSGI environ", &err),
         };
-        let start_response = match Py::new(
-            py,
-            StartResponse {
-                state: state.clone(),
-            },
-        ) {
-            Ok(sr) => sr,
-            Err(err) => return server_error(py, state, "creating start_response", &err),
-        };
+        let start_response = kit.start_response.bind(py);
         let app = match self.mounts.route(&environ) {
             Ok(app) => app,
             Err(err) => return server_error(py, state, "choosing the mounted app", &err),

@@ -24,7 +24,6 @@ pub(super) fn type_name(value: &Bound<'_, PyAny>) -> String {
 /// request body was at fault); otherwise marks the connection for closing.
 pub(super) fn internal_error(py: Python<'_>, state: &Shared, outcome: &mut Outcome) {
     outcome.app_error = true;
-    let headers = vec![(b"Content-Type".to_vec(), b"text/plain".to_vec())];
     let status: &[u8] = {
         let mut st = lock(state);
         if st.head_sent {
@@ -36,8 +35,19 @@ pub(super) fn internal_error(py: Python<'_>, state: &Shared, outcome: &mut Outco
             .as_ref()
             .and_then(|exchange| exchange.request_error_status())
             .unwrap_or(b"500 Internal Server Error");
-        st.status = Some(status.to_vec());
-        st.headers = headers;
+        st.status.clear();
+        st.status.extend_from_slice(status);
+        st.has_status = true;
+        st.headers.truncate(1);
+        if st.headers.is_empty() {
+            st.headers.push(Default::default());
+        }
+        let (name, value) = &mut st.headers[0];
+        name.clear();
+        name.extend_from_slice(b"Content-Type");
+        value.clear();
+        value.extend_from_slice(b"text/plain");
+        st.header_count = 1;
         status
     };
     let body = &status[4..];
@@ -84,6 +94,8 @@ fn deliver(
     payload: Payload<'_>,
     content_length: Option<u64>,
 ) -> Result<(), SendError> {
+    // The status and header buffers travel with the exchange into the GIL-free call and
+    // back, so that the thread's next request reuses them.
     let (mut exchange, head) = {
         let mut st = lock(state);
         let Some(exchange) = st.exchange.take() else {
@@ -92,38 +104,50 @@ fn deliver(
         let head = if st.head_sent {
             None
         } else {
-            // Taken, not copied: once the head is out, `head_sent` refuses a second
-            // start_response, and a refused head (`Invalid`) gets its status from the 500 path.
-            let Some(status) = st.status.take() else {
+            // Once the head is out, `head_sent` refuses a second start_response, and a
+            // refused head (`Invalid`) gets its status from the 500 path.
+            if !st.has_status {
                 st.exchange = Some(exchange);
                 return Err(SendError::App(PyAssertionError::new_err(
                     "the app did not call start_response before returning a body",
                 )));
-            };
+            }
+            st.has_status = false;
             st.head_sent = true;
-            Some((status, std::mem::take(&mut st.headers)))
+            Some((
+                std::mem::take(&mut st.status),
+                std::mem::take(&mut st.headers),
+                st.header_count,
+            ))
         };
         (exchange, head)
     };
-    let (exchange, result) = py.detach(move || {
-        let head = head.as_ref().map(|(status, headers)| ResponseHead {
-            status,
-            headers,
-            content_length,
-        });
-        let result = match payload {
-            Payload::Bytes { body, last } => exchange.respond(head, body, last),
-            Payload::File { fd, offset, count } => exchange.send_file(head, fd, offset, count),
+    let (exchange, head, result) = py.detach(move || {
+        let result = {
+            let head = head.as_ref().map(|(status, headers, count)| ResponseHead {
+                status,
+                headers: &headers[..*count],
+                content_length,
+            });
+            match payload {
+                Payload::Bytes { body, last } => exchange.respond(head, body, last),
+                Payload::File { fd, offset, count } => exchange.send_file(head, fd, offset, count),
+            }
         };
-        (exchange, result)
+        (exchange, head, result)
     });
-    lock(state).exchange = Some(exchange);
+    let mut st = lock(state);
+    st.exchange = Some(exchange);
+    if let Some((status, headers, _)) = head {
+        st.status = status;
+        st.headers = headers;
+    }
     match result {
         Ok(()) => Ok(()),
         Err(RespondError::Io(_)) => Err(SendError::Client),
         Err(RespondError::Invalid(msg)) => {
             // The head was refused before anything was written: let the 500 path send one.
-            lock(state).head_sent = false;
+            st.head_sent = false;
             Err(SendError::App(PyValueError::new_err(msg)))
         }
     }
@@ -141,30 +165,11 @@ pub(super) fn send_result(
     }
     // A list or tuple (what most frameworks return) has a known length: send it with
     // Content-Length, in as few writes as possible.
-    if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
-        let items: Vec<Bound<'_, PyAny>> = result
-            .try_iter()
-            .map_err(SendError::App)?
-            .collect::<PyResult<_>>()
-            .map_err(SendError::App)?;
-        let mut total: u64 = 0;
-        for item in &items {
-            let bytes = item
-                .cast::<PyBytes>()
-                .map_err(|_| SendError::App(not_bytes(item)))?;
-            total += bytes.as_bytes().len() as u64;
-        }
-        let count = items.len();
-        if count == 0 {
-            return respond(py, state, b"", true, Some(0));
-        }
-        for (index, item) in items.iter().enumerate() {
-            let bytes = item
-                .cast::<PyBytes>()
-                .map_err(|_| SendError::App(not_bytes(item)))?;
-            respond(py, state, bytes.as_bytes(), index + 1 == count, Some(total))?;
-        }
-        return Ok(());
+    if let Ok(list) = result.cast_exact::<PyList>() {
+        return send_sequence(py, state, list.len(), |i| list.get_item(i));
+    }
+    if let Ok(tuple) = result.cast_exact::<PyTuple>() {
+        return send_sequence(py, state, tuple.len(), |i| tuple.get_item(i));
     }
     let iterator = result.try_iter().map_err(SendError::App)?;
     for item in iterator {
@@ -180,6 +185,36 @@ pub(super) fn send_result(
         respond(py, state, data, false, None)?;
     }
     respond(py, state, b"", true, None)
+}
+
+/// The items of a list or tuple, all bytes, with their total length as Content-Length.
+fn send_sequence<'py>(
+    py: Python<'py>,
+    state: &Shared,
+    count: usize,
+    item: impl Fn(usize) -> PyResult<Bound<'py, PyAny>>,
+) -> Result<(), SendError> {
+    let mut total: u64 = 0;
+    for index in 0..count {
+        let item = item(index).map_err(SendError::App)?;
+        let bytes = item
+            .cast::<PyBytes>()
+            .map_err(|_| SendError::App(not_bytes(&item)))?;
+        total += bytes.as_bytes().len() as u64;
+    }
+    if count == 0 {
+        return respond(py, state, b"", true, Some(0));
+    }
+    for index in 0..count {
+        // A list another thread shortened meanwhile fails here like an app error, and the
+        // connection closes short of its Content-Length.
+        let item = item(index).map_err(SendError::App)?;
+        let bytes = item
+            .cast::<PyBytes>()
+            .map_err(|_| SendError::App(not_bytes(&item)))?;
+        respond(py, state, bytes.as_bytes(), index + 1 == count, Some(total))?;
+    }
+    Ok(())
 }
 
 pub(super) fn not_bytes(item: &Bound<'_, PyAny>) -> PyErr {
