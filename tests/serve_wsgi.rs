@@ -338,3 +338,82 @@ fn a_write_from_the_apps_own_thread_after_the_request_does_not_kill_the_worker()
     let _ = http_get(addr, "/?after-the-late-write").unwrap();
     kaiser.assert_no_log_before(0, "worker died", "/?after-the-late-write", START_TIMEOUT);
 }
+
+/// The environ reuses the previous request's value strings where a request repeats the same
+/// bytes at the same position: each request must still see its own values, whether they
+/// repeat, change, are long or are credentials.
+#[test]
+fn each_request_sees_its_own_environ_values_when_they_repeat_or_change() {
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--processes",
+        "1",
+        "--threads",
+        "1",
+    ]);
+    let long = "L".repeat(200);
+    let mut conn = HttpConn::new(wait_for_connect(addr, START_TIMEOUT).unwrap());
+    for (agent, token, method) in [
+        ("one", "secret-1", "GET"),
+        ("one", "secret-1", "GET"),
+        ("two", "secret-2", "POST"),
+        (long.as_str(), "secret-2", "GET"),
+        ("one", "secret-1", "GET"),
+    ] {
+        let response = conn
+            .request(&request_bytes(
+                method,
+                "/env",
+                &[("User-Agent", agent), ("Authorization", token)],
+                b"",
+            ))
+            .unwrap();
+        assert_eq!(response.status, 200, "{response}\n{}", kaiser.logs());
+        let env = env_of(&response);
+        assert_eq!(env["HTTP_USER_AGENT"], agent);
+        assert_eq!(env["HTTP_AUTHORIZATION"], token);
+        assert_eq!(env["REQUEST_METHOD"], method);
+    }
+}
+
+/// kaiser reuses a request thread's `start_response`, `write` and `wsgi.input` for its next
+/// request; an app that kept them from an earlier request must still find them tied to that
+/// finished request, never to the one running now.
+#[test]
+fn objects_an_app_kept_from_an_earlier_request_cannot_touch_a_later_one() {
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/keeps_callables.py",
+        "--processes",
+        "1",
+        "--threads",
+        "1",
+    ]);
+    // Requests that keep nothing: the thread's objects are reused from here on.
+    for _ in 0..3 {
+        assert_eq!(
+            http_get(addr, "/use").unwrap().status,
+            200,
+            "{}",
+            kaiser.logs()
+        );
+    }
+    assert_eq!(http_get(addr, "/keep").unwrap().text(), "kept");
+    for _ in 0..2 {
+        let stream = wait_for_connect(addr, START_TIMEOUT).unwrap();
+        let used = http_request(
+            stream,
+            &request_bytes("POST", "/use", &[("Connection", "close")], b"new body"),
+        )
+        .unwrap();
+        assert_eq!(used.status, 200, "{}", kaiser.logs());
+        assert_eq!(used.header("X-Stolen"), None);
+        assert_eq!(
+            used.text(),
+            "start_response: AssertionError\nwrite: OSError\ninput: b''\nsame input: False",
+            "{}",
+            kaiser.logs()
+        );
+    }
+}

@@ -7,7 +7,6 @@
 
 mod app;
 mod cache;
-mod environ_keys;
 mod interpreter;
 mod loaders;
 mod locks;

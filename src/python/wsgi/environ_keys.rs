@@ -1,4 +1,5 @@
-//! The environ's variable names as interned Python strings, made once per worker.
+//! The environ's variable names as interned Python strings, made once per worker, and the
+//! last request's short values, reused when the next request has the same bytes there.
 //!
 //! A request's names repeat (`HTTP_HOST`, `HTTP_USER_AGENT`, …), so each is created once and
 //! dict stores on it reuse its cached hash. The lookup is on every environ key of every
@@ -10,7 +11,8 @@
 //! could deadlock). Hash flooding cannot grow it: it holds at most
 //! [`KEY_CACHE_LIMIT`] names, and a name past that is made afresh each time.
 //!
-//! It must not hold values, only names.
+//! It holds names, and of values only the last environ's short ones that are not credentials
+//! (`Cookie`, `Authorization`), position by position.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -28,14 +30,39 @@ pub struct EnvironKeys(Mutex<Table>);
 #[derive(Default)]
 struct Table {
     names: HashMap<Vec<u8>, Py<PyString>, BuildHasherDefault<NameHasher>>,
-    /// The names of the last environ, in order: requests from one client (or one proxy) send
-    /// the same variables in the same order, so the name at position i is usually the last
-    /// environ's i-th, found by one comparison instead of a hash lookup.
-    last: Vec<(Vec<u8>, Py<PyString>)>,
+    /// The variables of the last environ, in order: requests from one client (or one proxy)
+    /// send the same variables in the same order, so the name at position i is usually the
+    /// last environ's i-th, found by one comparison instead of a hash lookup.
+    last: Vec<Remembered>,
+}
+
+/// The last environ's variable at one position: its name, and its value when it was short
+/// and not a credential, to be given again to a request with the same bytes there (`GET`,
+/// `HTTP/1.1`, the client's `Host` and `Accept`): Python strings are immutable, so two
+/// environs can share one.
+struct Remembered {
+    name: Vec<u8>,
+    key: Py<PyString>,
+    value: Vec<u8>,
+    text: Option<Py<PyString>>,
+}
+
+/// Values longer than this are made afresh for each request (a cache hit would save less
+/// than the comparison costs, and they are rarely repeated).
+const VALUE_CACHE_MAX: usize = 64;
+
+/// Whether a value may be kept for the next request: short, and not a credential (kept
+/// values stay in memory after the request; these should not).
+fn value_cacheable(name: &[u8], value: &[u8]) -> bool {
+    value.len() <= VALUE_CACHE_MAX
+        && !matches!(
+            name,
+            b"HTTP_COOKIE" | b"HTTP_AUTHORIZATION" | b"HTTP_PROXY_AUTHORIZATION"
+        )
 }
 
 /// The table, locked for one environ (`None`: another thread holds it), and the position of
-/// the next name in this environ.
+/// the next variable in this environ.
 pub struct Locked<'a>(Option<MutexGuard<'a, Table>>, usize);
 
 impl EnvironKeys {
@@ -50,21 +77,29 @@ impl EnvironKeys {
 }
 
 impl Locked<'_> {
-    /// The interned string for `name`; `make` builds it (latin-1) when it is new.
-    pub fn key<'py>(
+    /// The interned string for `name` and a string of `value`; `make` builds a string
+    /// (latin-1) when neither the position nor the names table has it.
+    pub fn entry<'py>(
         &mut self,
         py: Python<'py>,
         name: &[u8],
-        make: impl FnOnce(Python<'py>, &[u8]) -> Bound<'py, PyString>,
-    ) -> Bound<'py, PyString> {
+        value: &[u8],
+        make: impl Fn(Python<'py>, &[u8]) -> Bound<'py, PyString>,
+    ) -> (Bound<'py, PyString>, Bound<'py, PyString>) {
         let Some(table) = self.0.as_mut() else {
-            return make(py, name);
+            return (make(py, name), make(py, value));
         };
         let position = self.1;
         self.1 += 1;
-        if let Some((last, key)) = table.last.get(position) {
-            if last.as_slice() == name {
-                return key.bind(py).clone();
+        if let Some(last) = table.last.get_mut(position) {
+            if last.name.as_slice() == name {
+                let key = last.key.bind(py).clone();
+                if let Some(text) = last.text.as_ref().filter(|_| last.value == value) {
+                    return (key, text.bind(py).clone());
+                }
+                let text = make(py, value);
+                remember_value(last, name, value, &text);
+                return (key, text);
             }
         }
         let key = if let Some(key) = table.names.get(name) {
@@ -72,22 +107,39 @@ impl Locked<'_> {
         } else {
             let key = make(py, name);
             if table.names.len() >= KEY_CACHE_LIMIT {
-                return key;
+                return (key, make(py, value));
             }
             let interned = PyString::intern(py, &key.to_string_lossy());
             table.names.insert(name.to_vec(), interned.clone().unbind());
             interned
         };
+        let text = make(py, value);
         // Remember it at this position (names past the cache limit are never remembered).
-        if position < KEY_CACHE_LIMIT {
-            let entry = (name.to_vec(), key.clone().unbind());
+        if position < KEY_CACHE_LIMIT && position <= table.last.len() {
+            let mut entry = Remembered {
+                name: name.to_vec(),
+                key: key.clone().unbind(),
+                value: Vec::new(),
+                text: None,
+            };
+            remember_value(&mut entry, name, value, &text);
             if position < table.last.len() {
                 table.last[position] = entry;
-            } else if position == table.last.len() {
+            } else {
                 table.last.push(entry);
             }
         }
-        key
+        (key, text)
+    }
+}
+
+fn remember_value(last: &mut Remembered, name: &[u8], value: &[u8], text: &Bound<'_, PyString>) {
+    if value_cacheable(name, value) {
+        last.value.clear();
+        last.value.extend_from_slice(value);
+        last.text = Some(text.clone().unbind());
+    } else {
+        last.text = None;
     }
 }
 
