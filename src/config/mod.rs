@@ -14,6 +14,7 @@
 //! Where the stages live:
 //! - `cli.rs`: argv to entries (long and short forms, bare config files);
 //! - `ini.rs`: the uWSGI INI dialect (repeated keys, no inline comments);
+//! - `formats/`: uWSGI's YAML subset, JSON and XML, read into the same lines as INI;
 //! - `expand.rs`: magic variables, `$(ENV)`, `@(file)`, `%(placeholder)` with arithmetic;
 //! - `logic.rs`: `if-*` … `endif` and `for*` … `endfor` blocks;
 //! - `numbers.rs`: numeric values read as uWSGI's `atoi` reads them, with warnings;
@@ -28,7 +29,7 @@
 //! that uWSGI would misread are errors, not silent surprises (an inline comment that changes
 //! the value, `key==value`, a non-numeric number, two sockets on one address); an unknown key
 //! that no `%(…)` uses is a warning; a known uWSGI option kaiser does not implement is an
-//! error; unique prefixes of long options are not accepted; XML/YAML/JSON files are refused.
+//! error; unique prefixes of long options are not accepted.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -42,6 +43,7 @@ pub mod daemons;
 mod diagnostics;
 mod expand;
 mod extra;
+mod formats;
 mod hints;
 pub mod hooks;
 mod ini;

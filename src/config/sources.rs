@@ -12,6 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use super::cli::CliEntry;
 use super::diagnostics::{Origin, Report};
 use super::expand::{self, FileFacts};
+use super::formats::{self, Format};
 use super::logic::{self, Logic, PathKind};
 use super::{hints, ini, Context};
 
@@ -213,11 +214,12 @@ impl Loader<'_> {
             inherited,
         };
         match key {
-            "ini" | "include" | "inherit" => {
+            "ini" | "include" | "inherit" | "yaml" | "yml" | "json" | "js" | "xml"
+            | "xmlconfig" => {
                 self.collected.entries.push(entry(key, value, false));
                 if key == "inherit" {
                     self.inherits.push((value.to_string(), origin.clone()));
-                } else if key == "ini" && !bare {
+                } else if Format::of_option(key).is_some() && !bare {
                     self.load_file(value, &origin, key, LoadKind::Ini);
                 } else {
                     self.load_file(value, &origin, key, LoadKind::Load);
@@ -443,12 +445,36 @@ impl Loader<'_> {
         let (text_after_magic, removed) =
             expand::magic(&text, &facts, self.first_ini.as_ref(), self.ctx);
         hints::removed_magic(&text, &path, &removed, self.report);
-        let parsed = ini::parse(&text_after_magic, section);
-        if !parsed.section_found {
+        // `yaml = file` reads YAML whatever the name; `include`, `inherit` and bare
+        // arguments go by the extension, as uWSGI's `uwsgi_opt_load`.
+        let format = Format::of_option(key).unwrap_or_else(|| Format::of_path(&path));
+        // An XML file's `:ID` picks a `<uwsgi id="ID">`; without one, the first `<uwsgi>`.
+        let wanted = if format == Format::Xml {
+            explicit_section
+        } else {
+            section
+        };
+        let parsed = formats::parse(format, &text_after_magic, wanted);
+        for note in &parsed.notes {
+            let at = Origin::File {
+                path: path.clone(),
+                line: note.line,
+            };
+            if note.error {
+                self.report.error(&at, key, note.message.clone());
+            } else {
+                self.report.warn(&at, key, note.message.clone());
+            }
+        }
+        if !parsed.section_found && !parsed.notes.iter().any(|note| note.error) {
+            let shown = match format {
+                Format::Yaml => format!("`{section}:`"),
+                _ => format!("`[{section}]`"),
+            };
             self.report.warn(
                 origin,
                 key,
-                format!("section `[{section}]` not found in `{path}`"),
+                format!("section {shown} not found in `{path}`"),
             );
         }
         self.stack.push((abs, section.to_string()));
@@ -467,8 +493,10 @@ impl Loader<'_> {
 
     /// The three value passes of `uwsgi_setup`, in order, over every entry so far.
     fn expand_values(&mut self) {
-        let expandable =
-            |entry: &Entry| !matches!(entry.key.as_str(), "ini" | "include" | "inherit");
+        let expandable = |entry: &Entry| {
+            !matches!(entry.key.as_str(), "ini" | "include" | "inherit")
+                && Format::of_option(&entry.key).is_none()
+        };
         for entry in self.collected.entries.iter_mut().filter(|e| expandable(e)) {
             hints::dollar_without_parentheses(entry, self.report);
             let (value, unset) = expand::env_vars(&entry.value, self.env);

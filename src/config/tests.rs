@@ -387,7 +387,12 @@ fn command_line_forms() {
     check_with(&[], "--daemonize /tmp/log", &[], "daemonize = /tmp/log");
     check_with(&[], "-d /tmp/log", &[], "daemonize = /tmp/log");
     check_with(&[], "--daemonize2 /tmp/log", &[], "daemonize = /tmp/log");
-    check_with(&[], "app.yaml", &[], "error: command line argument 1: cannot load `app.yaml`: kaiser reads INI files only (convert it to an `[uwsgi]` INI file)");
+    check_with(
+        &[],
+        "app.yaml",
+        &[],
+        "error: command line argument 1: yaml: cannot read `app.yaml`: entity not found",
+    );
     check_with(&[], "", &[("UWSGI_PLUGINS", "python3")], "");
 }
 
@@ -1382,4 +1387,47 @@ fn cheaper_options_and_the_checks_uwsgi_makes_too() {
         "{cheaper:?}"
     );
     assert_eq!(CheaperConfig::default().initial_workers(8), 8);
+}
+
+/// YAML, JSON and XML files feed the same entry stream as INI: magic variables, `include`
+/// by extension, placeholders, config logic, and messages with the file and line.
+#[test]
+fn yaml_json_and_xml_files_load_like_ini() {
+    let yaml = "uwsgi:\n  set-ph: port=9000\n  http-socket: :%(port)\n  include: more.json\n  if-env: STAGE\n  processes: 4\n  endif:\n  env: FILE=%n\n";
+    let json = "{\"uwsgi\": {\"env\": [\"A=1\", \"B=2\"], \"master\": true, \"include\": \"last.xml:prod\"}}";
+    let xml = "<all><uwsgi id=\"dev\"><threads>9</threads></uwsgi>\n<uwsgi id=\"prod\"><threads>2</threads></uwsgi></all>";
+    let files = [("app.yaml", yaml), ("more.json", json), ("last.xml", xml)];
+    check_with(
+        &files,
+        "--yaml app.yaml",
+        &[("STAGE", "prod")],
+        "env = A=1 | env = B=2 | env = FILE=app | processes = 4 | threads = 2 | http-socket = :9000",
+    );
+    check_with(
+        &files,
+        "-y app.yaml",
+        &[],
+        "env = A=1 | env = B=2 | env = FILE=app | threads = 2 | http-socket = :9000",
+    );
+    check_with(
+        &[("a.yml", "prod:\n  processes: x\n")],
+        "--yml a.yml:prod",
+        &[],
+        "error: a.yml:2: processes: expected a whole number, got `x`",
+    );
+    check_with(
+        &[("a.json", "{\"uwsgi\": {\n\"processes\": 2,\n}}")],
+        "a.json",
+        &[],
+        "error: a.json:3: json: invalid JSON: expected a member name in double quotes",
+    );
+    check_with(
+        &[
+            ("a.ini", "[uwsgi]\nxml = a.xml\n"),
+            ("a.xml", "<uwsgi>\n<processes>3</processes>\n</uwsgi>"),
+        ],
+        "a.ini",
+        &[],
+        "processes = 3",
+    );
 }

@@ -231,6 +231,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         // Loading options and config logic were applied while the sources were read.
         "ini" | "include" | "inherit" | "set" | "set-placeholder" | "for" | "endfor" | "if-env"
         | "if-reload" | "endif" | "ini-paste" | "declare-option" => {}
+        "yaml" | "json" | "xml" => {}
         "strict" => config.strict = uwsgi_bool(v),
 
         "wsgi-file" => config.wsgi_file = Some(path(v)?),
