@@ -35,6 +35,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod alarms;
 mod cache;
 mod cheaper;
 mod cli;
@@ -59,6 +60,7 @@ mod typed;
 pub use cheaper::{BusynessConfig, CheaperAlgo, CheaperConfig};
 pub use logging::{LogOptions, LoggerSpec, LoggerTarget, Pattern, Route};
 
+pub use alarms::{AlarmAction, AlarmConfig, AlarmSpec, LogAlarm};
 pub use cache::CacheSpec;
 pub use cron::CronCommand;
 pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
@@ -319,6 +321,8 @@ pub struct Config {
     pub daemons: Vec<daemons::DaemonSpec>,
     /// `daemons-honour-stdin`: every daemon keeps the master's stdin.
     pub daemons_honour_stdin: bool,
+    /// `alarm` and its triggers (`alarms.rs`).
+    pub alarm: AlarmConfig,
 }
 
 impl Default for Config {
@@ -437,6 +441,7 @@ impl Default for Config {
             hooks: Vec::new(),
             daemons: Vec::new(),
             daemons_honour_stdin: false,
+            alarm: AlarmConfig::default(),
         }
     }
 }

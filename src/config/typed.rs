@@ -108,6 +108,7 @@ pub(crate) fn build(
     split_module_callable(&mut config);
     config.sockets = build_sockets(&sockets, protocol, report);
     super::cheaper::check(&mut config, entries, report);
+    super::alarms::check(&config.alarm, entries, report);
     for entry in unknown {
         unknown_key(entry, config.strict, used_as_placeholder, report);
     }
@@ -397,6 +398,9 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
             config.hooks.push(super::hooks::parse(name, v)?)
         }
         "daemons-honour-stdin" => config.daemons_honour_stdin = uwsgi_bool(v),
+        name if super::alarms::NAMES.contains(&name) => {
+            super::alarms::apply(&mut config.alarm, name, v)?
+        }
         "attach-daemon"
         | "attach-daemon2"
         | "smart-attach-daemon"
@@ -797,6 +801,8 @@ mod tests {
                 _ if matches!(spec.name, "cron" | "unique-cron") => "-1 -1 -1 -1 -1 true",
                 _ if spec.name == "cron2" => "minute=-1 true",
                 _ if spec.name == "health-check-path" => "/healthz",
+                _ if spec.name == "alarm" => "a cmd:true",
+                _ if spec.name.ends_with("log-alarm") => "a x",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",

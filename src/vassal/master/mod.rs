@@ -6,6 +6,7 @@
 //! external daemons), `spooling`, `mules` and `crons` (the other children), `drain` and
 //! `heartbeat`.
 
+mod alarming;
 mod attached;
 mod cheaper;
 mod crons;
@@ -176,6 +177,8 @@ struct Master<'a> {
     drain_until: Option<(Instant, &'static str)>,
     /// `heartbeat`: when the next `WATCHDOG=1` is due (`heartbeat.rs`).
     next_heartbeat: Option<Instant>,
+    /// `alarm-backlog`, `alarm-segfault` and the alarms the log master hands over.
+    alarming: alarming::Alarming,
 }
 
 /// The master's upkeep between events: the FIFO, touch files, the one-at-a-time replacement
@@ -482,6 +485,7 @@ impl Master<'_> {
             if self.reap_cheaped(index, pid, how) {
                 continue;
             }
+            self.alarm_on_worker_death(id, pid, how);
             match how {
                 ExitKind::Code(0) => {
                     tracing::info!(worker = id, pid, "worker exited (recycled), respawning")
@@ -519,6 +523,7 @@ impl Master<'_> {
         self.spooler_tick(now)?;
         self.mules_tick(now)?;
         self.crons_tick(now);
+        self.alarm_tick(now);
         self.check_idle(now);
         self.cheaper_tick(now)?;
         for index in 0..self.slots.len() {

@@ -174,6 +174,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         crons: crate::vassal::cron::Crons::new(&config.crons, config.cron_harakiri),
         drain_until: None,
         next_heartbeat: (!config.heartbeat.is_zero()).then(|| started + config.heartbeat),
+        alarming: alarming::Alarming::new(config),
     };
     let initial = master.initial_workers();
     if !master.start_cheap() {

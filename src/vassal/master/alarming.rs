@@ -1,0 +1,74 @@
+//! The master's alarm hooks (`crate::alarm`): once a second it runs the alarms the log
+//! master handed over (`signal:` and `mule:` ones raised by `log-alarm`), and checks the
+//! listen queues for `alarm-backlog` as uWSGI's `master_check_listen_queue` does; when a
+//! worker dies of SIGSEGV it raises `alarm-segfault`.
+
+use super::*;
+use crate::alarm::{Alarms, Raised};
+
+/// The master's alarms and when it last looked at the listen queues.
+pub(super) struct Alarming {
+    alarms: Alarms,
+    next_check: Instant,
+}
+
+impl Alarming {
+    pub(super) fn new(config: &Config) -> Alarming {
+        Alarming {
+            alarms: Alarms::new(&config.alarm, true),
+            next_check: Instant::now(),
+        }
+    }
+}
+
+impl Master<'_> {
+    pub(super) fn alarm_tick(&mut self, now: Instant) {
+        if now < self.alarming.next_check {
+            return;
+        }
+        self.alarming.next_check = now + Duration::from_secs(1);
+        for (name, message) in crate::alarm::received_from_log_master() {
+            self.raise_alarm(&name, &message);
+        }
+        if self.config.alarm.backlog.is_empty() {
+            return;
+        }
+        let mut full = Vec::new();
+        for socket in &self.sockets {
+            let queue = sys::net::listen_queue(socket.fd.as_fd())
+                .or_else(|| sys::sock_diag::unix_listen_queue(socket.fd.as_fd()));
+            if let Some((waiting, backlog)) = queue {
+                if waiting > 0 && waiting >= backlog {
+                    full.push(format!(
+                        "listen queue of socket \"{}\" (fd: {}) full !!! ({waiting}/{backlog})",
+                        socket.local,
+                        socket.fd.as_raw_fd()
+                    ));
+                }
+            }
+        }
+        for message in full {
+            tracing::warn!("*** uWSGI {message} ***");
+            for name in self.config.alarm.backlog.clone() {
+                self.raise_alarm(&name, message.as_bytes());
+            }
+        }
+    }
+
+    /// A worker died: `alarm-segfault` when SIGSEGV killed it.
+    pub(super) fn alarm_on_worker_death(&mut self, id: u32, pid: Pid, how: ExitKind) {
+        if how != ExitKind::Signal(libc::SIGSEGV) || self.config.alarm.segfault.is_empty() {
+            return;
+        }
+        let message = format!("!!! uWSGI process {pid} (worker {id}) got Segmentation Fault !!!");
+        for name in self.config.alarm.segfault.clone() {
+            self.raise_alarm(&name, message.as_bytes());
+        }
+    }
+
+    fn raise_alarm(&mut self, name: &str, message: &[u8]) {
+        if let Raised::Log(text) = self.alarming.alarms.raise(name, message) {
+            tracing::warn!(alarm = name, "{text}");
+        }
+    }
+}
