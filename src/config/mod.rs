@@ -101,6 +101,12 @@ pub enum Action {
     Stop(PathBuf),
     /// `--cheaper-algo-list`: print the cheaper algorithms' names and exit.
     CheaperAlgoList,
+    /// `--pause PIDFILE` (`suspend`, `resume`): send SIGTSTP, which toggles the pause.
+    Pause(PathBuf),
+    /// `--get KEY`: print each key's first value and exit.
+    Get(Vec<String>),
+    /// `--dump-options`: print every option name and alias and exit.
+    DumpOptions,
 }
 
 /// A listening address as written in the config; resolved and bound by the vassal.
@@ -525,6 +531,11 @@ pub fn load(
 /// `kaiser --help` text: options by group, one line each.
 pub fn help_text() -> String {
     options::help_text()
+}
+
+/// Every option name and alias kaiser knows, in table order (`--dump-options`).
+pub fn option_names() -> Vec<&'static str> {
+    options::all_names().collect()
 }
 
 /// The README's option table (Markdown): name, aliases, type, default, status, one-line doc.

@@ -136,6 +136,10 @@ struct Loader<'a> {
     in_block: bool,
     /// `declare-option`: (name, template) of each custom option, in declaration order.
     custom: Vec<(String, String)>,
+    /// `inject-before` and `inject-after` files: their text goes around every config file
+    /// read after them (uWSGI's `uwsgi_open_and_read` with a magic table).
+    inject_before: Vec<String>,
+    inject_after: Vec<String>,
 }
 
 /// An open config-logic block.
@@ -170,6 +174,8 @@ pub(crate) fn collect(
         block: None,
         in_block: false,
         custom: Vec::new(),
+        inject_before: Vec::new(),
+        inject_after: Vec::new(),
     };
     for (var, value) in env {
         let Some(name) = var.strip_prefix("UWSGI_") else {
@@ -214,12 +220,29 @@ impl Loader<'_> {
             inherited,
         };
         match key {
+            "inject-before" | "inject-after" => {
+                self.collected.entries.push(entry(key, value, false));
+                let path = absolute(&self.ctx.cwd, value);
+                if key == "inject-before" {
+                    self.inject_before.push(path);
+                } else {
+                    self.inject_after.push(path);
+                }
+            }
+            "config" if !Format::is_known_extension(ini::split_section(value).0) => {
+                self.collected.entries.push(entry(key, value, false));
+                self.report.error(
+                    &origin,
+                    key,
+                    format!("unable to load configuration from `{value}`: `config` knows `.ini`, `.yaml`/`.yml`, `.json`/`.js` and `.xml` files"),
+                );
+            }
             "ini" | "include" | "inherit" | "yaml" | "yml" | "json" | "js" | "xml"
-            | "xmlconfig" => {
+            | "xmlconfig" | "config" => {
                 self.collected.entries.push(entry(key, value, false));
                 if key == "inherit" {
                     self.inherits.push((value.to_string(), origin.clone()));
-                } else if Format::of_option(key).is_some() && !bare {
+                } else if (Format::of_option(key).is_some() || key == "config") && !bare {
                     self.load_file(value, &origin, key, LoadKind::Ini);
                 } else {
                     self.load_file(value, &origin, key, LoadKind::Load);
@@ -302,6 +325,19 @@ impl Loader<'_> {
                 );
                 self.report.error(origin, key, message);
                 return true;
+            }
+            if let Logic::If {
+                test: logic::Test::HostnameMatch,
+                ..
+            } = opened
+            {
+                if let Err(error) = regex::Regex::new(value) {
+                    self.report.error(
+                        origin,
+                        key,
+                        format!("invalid regular expression `{value}`: {error}"),
+                    );
+                }
             }
             let mut items = Vec::new();
             if !matches!(opened, Logic::If { .. }) {
@@ -421,7 +457,7 @@ impl Loader<'_> {
             return;
         }
         let text = match self.fs.read(Path::new(&abs)) {
-            Ok(text) => text,
+            Ok(text) => self.inject(text, origin, key),
             Err(error) => {
                 let hint = hints::inline_comment(spec)
                     .map(|_| format!("; {}", hints::inline_comment_message(key, spec, false)))
@@ -491,10 +527,39 @@ impl Loader<'_> {
         self.stack.pop();
     }
 
+    /// A config file's text with the `inject-before` files' text before it and the
+    /// `inject-after` files' after it, joined as they are (uWSGI adds no line breaks).
+    /// Line numbers in messages then count from the start of the joined text.
+    fn inject(&mut self, text: String, origin: &Origin, key: &str) -> String {
+        if self.inject_before.is_empty() && self.inject_after.is_empty() {
+            return text;
+        }
+        let read = |path: &String, report: &mut Report| match self.fs.read(Path::new(path)) {
+            Ok(injected) => injected,
+            Err(error) => {
+                report.error(
+                    origin,
+                    key,
+                    format!("cannot read `{path}` to inject it: {error}"),
+                );
+                String::new()
+            }
+        };
+        let mut joined = String::new();
+        for path in &self.inject_before {
+            joined.push_str(&read(path, self.report));
+        }
+        joined.push_str(&text);
+        for path in &self.inject_after {
+            joined.push_str(&read(path, self.report));
+        }
+        joined
+    }
+
     /// The three value passes of `uwsgi_setup`, in order, over every entry so far.
     fn expand_values(&mut self) {
         let expandable = |entry: &Entry| {
-            !matches!(entry.key.as_str(), "ini" | "include" | "inherit")
+            !matches!(entry.key.as_str(), "ini" | "include" | "inherit" | "config")
                 && Format::of_option(&entry.key).is_none()
         };
         for entry in self.collected.entries.iter_mut().filter(|e| expandable(e)) {

@@ -1230,7 +1230,10 @@ fn logic_problems() {
         "app.ini:2: for-readline: cannot read `nope.txt`: entity not found"
     );
     assert_eq!(warnings("[uwsgi]\nendif\nendfor"), "");
-    check("[uwsgi]\nif-hostname-match = ^web\nprocesses = 2\nendif", "error: app.ini:2: if-hostname-match: `if-hostname-match` is a uWSGI option that kaiser does not support yet; use `if-hostname` with the exact name");
+    check(
+        "[uwsgi]\nif-hostname-match = ^web\nprocesses = 2\nendif",
+        "processes = 2",
+    );
 }
 
 // --- values as uWSGI reads them (`numbers.rs`, issue 15 part 8) ---
@@ -1429,5 +1432,52 @@ fn yaml_json_and_xml_files_load_like_ini() {
         "a.ini",
         &[],
         "processes = 3",
+    );
+}
+
+/// `config` by extension, `inject-before`/`inject-after`, `if-hostname-match`, and the
+/// `pause`/`get`/`dump-options` actions.
+#[test]
+fn config_inject_hostname_match_and_actions() {
+    let action = |argv: &str| run(&[("app.ini", "[uwsgi]\n")], argv, &[]).map(|l| l.config.action);
+    assert_eq!(
+        action("--resume /run/app.pid"),
+        Ok(Action::Pause("/run/app.pid".into()))
+    );
+    assert_eq!(
+        action("--get processes --get socket app.ini"),
+        Ok(Action::Get(vec!["processes".into(), "socket".into()]))
+    );
+    assert_eq!(action("--dump-options"), Ok(Action::DumpOptions));
+
+    check_with(
+        &[("a.json", "{\"uwsgi\": {\"processes\": 3}}")],
+        "--config a.json",
+        &[],
+        "processes = 3",
+    );
+    check_with(
+        &[],
+        "--config a.conf",
+        &[],
+        "error: command line argument 1: config: unable to load configuration from `a.conf`: `config` knows `.ini`, `.yaml`/`.yml`, `.json`/`.js` and `.xml` files",
+    );
+    check_with(
+        &[
+            ("before.txt", "[uwsgi]\nprocesses = 2\n"),
+            ("after.txt", "\n[uwsgi]\nthreads = 4\n"),
+            ("app.ini", "[other]\nx = 1\n[uwsgi]\nprocesses = 3\n"),
+        ],
+        "--inject-before before.txt --inject-after after.txt --ini app.ini",
+        &[],
+        "processes = 3 | threads = 4",
+    );
+    check(
+        "[uwsgi]\nif-hostname-match = ^web[0-9]+$\nprocesses = 5\nendif\nif-not-hostname-match = ^web\nprocesses = 9\nendif\n",
+        "processes = 5",
+    );
+    check(
+        "[uwsgi]\nif-hostname-match = (\nprocesses = 5\nendif\n",
+        "error: app.ini:2: if-hostname-match: invalid regular expression `(`: regex parse error:\n    (\n    ^\nerror: unclosed group",
     );
 }

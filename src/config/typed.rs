@@ -228,11 +228,18 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "show-config" => config.show_config = uwsgi_bool(v),
         "check-config" | "print-config" => {}
         "reload" => config.action = Action::Reload(path(v)?),
+        "pause" => config.action = Action::Pause(path(v)?),
+        "get" => match &mut config.action {
+            Action::Get(keys) => keys.push(text(v)?),
+            _ => config.action = Action::Get(vec![text(v)?]),
+        },
+        "dump-options" if uwsgi_bool(v) => config.action = Action::DumpOptions,
+        "dump-options" => {}
         "stop" => config.action = Action::Stop(path(v)?),
         // Loading options and config logic were applied while the sources were read.
         "ini" | "include" | "inherit" | "set" | "set-placeholder" | "for" | "endfor" | "if-env"
         | "if-reload" | "endif" | "ini-paste" | "declare-option" => {}
-        "yaml" | "json" | "xml" => {}
+        "yaml" | "json" | "xml" | "config" | "inject-before" => {}
         "strict" => config.strict = uwsgi_bool(v),
 
         "wsgi-file" => config.wsgi_file = Some(path(v)?),

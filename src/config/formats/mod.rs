@@ -47,6 +47,13 @@ impl Format {
             _ => Format::Ini,
         }
     }
+
+    /// Whether `config` can load this path: one of the extensions uWSGI registers a
+    /// configurator for.
+    pub fn is_known_extension(path: &str) -> bool {
+        let extension = path.rsplit_once('.').map_or("", |(_, ext)| ext);
+        matches!(extension, "ini" | "yaml" | "yml" | "json" | "js" | "xml")
+    }
 }
 
 /// Something a reader noticed at a line: an error stops the configuration from loading.
