@@ -2,7 +2,8 @@
 //! line on its stdin, writes `log:` alarms once per `alarm-freq` for the same line, hands a
 //! `signal:` alarm to the master, which raises the uWSGI signal in a worker; `alarm-backlog`
 //! fires when a paused instance's listen queue fills; `alarm-segfault` when a worker dies of
-//! SIGSEGV.
+//! SIGSEGV. Beside them, the other file-driven triggers: `touch-signal` raises a uWSGI signal
+//! and `fs-brutal-reload` reloads.
 
 mod common;
 
@@ -154,4 +155,56 @@ fn an_alarm_trigger_naming_no_alarm_is_an_error() {
     let logs = kaiser.logs();
     assert!(logs.contains("cmd:curl -s --data-binary @- URL"), "{logs}");
     assert!(logs.contains("no alarm is named `mail`"), "{logs}");
+}
+
+#[test]
+fn touch_signal_raises_the_uwsgi_signal_and_fs_brutal_reload_reloads() {
+    let dir = TempDir::new("touch-signal");
+    let signals = dir.join("signals.txt");
+    let signal_file = signals.display().to_string();
+    let flag = dir.write("signal.flag", "");
+    let brutal = dir.join("brutal.flag");
+    let (kaiser, addr) = start_http_with(
+        &[
+            "--wsgi-file",
+            "tests/apps/alarm_app.py",
+            "--touch-signal",
+            &format!("{} 17", flag.display()),
+            "--fs-brutal-reload",
+            &brutal.display().to_string(),
+        ],
+        |command| {
+            command.env("KAISER_TEST_SIGNAL_FILE", &signal_file);
+        },
+    );
+    assert!(read(&signals).is_empty(), "a signal before the touch");
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&flag)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    wait_until("the touch raised uWSGI signal 17", ALARM_TIMEOUT, |seen| {
+        let text = read(&signals);
+        *seen = text.clone();
+        Ok(text.contains("signal 17").then_some(()))
+    })
+    .unwrap();
+
+    let mark = kaiser.log_mark();
+    std::fs::write(&brutal, "").unwrap();
+    kaiser
+        .wait_for_log_since(mark, "fs-brutal-reload: `", ALARM_TIMEOUT)
+        .unwrap_or_else(|e| panic!("creating the file did not fire: {e}"));
+    kaiser
+        .wait_for_log_since(mark, ": reloaded in", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("the master did not reload: {e}"));
+    wait_until("the reloaded workers serve", START_TIMEOUT, |seen| {
+        Ok(http_get(addr, "/")
+            .map_err(|e| *seen = e)
+            .ok()
+            .filter(|r| r.text() == "ok"))
+    })
+    .unwrap();
 }

@@ -258,6 +258,10 @@ pub struct Config {
     pub cheap: bool,
     pub touch_chain_reload: Vec<PathBuf>,
     pub touch_workers_reload: Vec<PathBuf>,
+    /// `touch-signal = FILE SIGNAL`: (file, uWSGI signal).
+    pub touch_signal: Vec<(PathBuf, u8)>,
+    /// `fs-brutal-reload`: files whose change asks for a brutal reload.
+    pub fs_brutal_reload: Vec<PathBuf>,
     pub stats_http: bool,
     pub stats_minified: bool,
     pub stats_no_cores: bool,
@@ -408,6 +412,8 @@ impl Default for Config {
             cheap: false,
             touch_chain_reload: Vec::new(),
             touch_workers_reload: Vec::new(),
+            touch_signal: Vec::new(),
+            fs_brutal_reload: Vec::new(),
             stats_http: false,
             stats_minified: false,
             stats_no_cores: false,

@@ -347,6 +347,20 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "cheap" => config.cheap = uwsgi_bool(v),
         "touch-chain-reload" => config.touch_chain_reload.push(path(v)?),
         "touch-workers-reload" => config.touch_workers_reload.push(path(v)?),
+        "touch-signal" => {
+            let (file, signal) = v
+                .trim()
+                .split_once(' ')
+                .ok_or_else(|| format!("expected `FILE SIGNAL`, got `{v}`"))?;
+            let signal = signal.trim().parse::<u8>().map_err(|_| {
+                format!(
+                    "expected a uWSGI signal number (0-255), got `{}`",
+                    signal.trim()
+                )
+            })?;
+            config.touch_signal.push((path(file)?, signal));
+        }
+        "fs-brutal-reload" => config.fs_brutal_reload.push(path(v)?),
         "stats-http" => config.stats_http = uwsgi_bool(v),
         "stats-minified" => config.stats_minified = uwsgi_bool(v),
         "stats-no-cores" => config.stats_no_cores = uwsgi_bool(v),
@@ -809,6 +823,7 @@ mod tests {
                 _ if spec.name == "cron2" => "minute=-1 true",
                 _ if spec.name == "health-check-path" => "/healthz",
                 _ if spec.name == "alarm" => "a cmd:true",
+                _ if spec.name == "touch-signal" => "/tmp/flag 17",
                 _ if spec.name.ends_with("log-alarm") => "a x",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
