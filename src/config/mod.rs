@@ -235,6 +235,8 @@ pub struct Config {
     pub harakiri: Option<Duration>,
     pub harakiri_verbose: bool,
     pub harakiri_graceful_timeout: Duration,
+    /// `harakiri-queue-threshold`: harakiri only while the listen queue is this deep (0: off).
+    pub harakiri_queue_threshold: u64,
     pub touch_reload: Vec<PathBuf>,
     pub master_fifo: Vec<PathBuf>,
     pub stats: Option<String>,
@@ -396,6 +398,7 @@ impl Default for Config {
             harakiri: None,
             harakiri_verbose: false,
             harakiri_graceful_timeout: Duration::from_secs(3),
+            harakiri_queue_threshold: 0,
             touch_reload: Vec::new(),
             master_fifo: Vec::new(),
             stats: None,

@@ -333,6 +333,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "master-fifo" => config.master_fifo.push(path(v)?),
         "harakiri-verbose" => config.harakiri_verbose = uwsgi_bool(v),
         "harakiri-graceful-timeout" => config.harakiri_graceful_timeout = seconds(v)?,
+        "harakiri-queue-threshold" => config.harakiri_queue_threshold = number(v)?,
         "stats" => config.stats = Some(text(v)?),
         "max-requests-jitter" => config.max_requests_jitter = number(v)?,
         "max-worker-lifetime" => config.max_worker_lifetime = seconds(v)?,

@@ -66,6 +66,19 @@ impl Master<'_> {
         }
     }
 
+    /// The deepest listen queue of the sockets, as uWSGI's `shared->backlog`.
+    pub(super) fn listen_backlog(&self) -> u64 {
+        self.sockets
+            .iter()
+            .filter_map(|socket| {
+                sys::net::listen_queue(socket.fd.as_fd())
+                    .or_else(|| sys::sock_diag::unix_listen_queue(socket.fd.as_fd()))
+            })
+            .map(|(waiting, _)| u64::from(waiting))
+            .max()
+            .unwrap_or(0)
+    }
+
     fn raise_alarm(&mut self, name: &str, message: &[u8]) {
         if let Raised::Log(text) = self.alarming.alarms.raise(name, message) {
             tracing::warn!(alarm = name, "{text}");

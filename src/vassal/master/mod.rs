@@ -347,6 +347,9 @@ impl Master<'_> {
                 bank: r.bank,
             }))
             .collect();
+        if self.config.harakiri_queue_threshold > 0 {
+            self.harakiri.set_backlog(self.listen_backlog());
+        }
         self.harakiri.check(&self.scoreboard, &live);
     }
 

@@ -165,6 +165,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
             timeout: config.harakiri,
             grace: config.harakiri_graceful_timeout,
             verbose: config.harakiri_verbose,
+            queue_threshold: config.harakiri_queue_threshold,
         }),
         stats,
         attached: attached::Attached::new(config, started),
