@@ -172,6 +172,44 @@ fn parse_alarm(value: &str) -> Result<AlarmSpec, String> {
     })
 }
 
+/// The alarm options as `--print-config` shows them (`alarm` lines first, so the triggers
+/// read back name defined alarms).
+pub(crate) fn render(config: &AlarmConfig, line: &mut impl FnMut(&str, &str)) {
+    let default = AlarmConfig::default();
+    for alarm in &config.alarms {
+        let action = match &alarm.action {
+            AlarmAction::Cmd(command) => format!("cmd:{command}"),
+            AlarmAction::Signal(signal) => format!("signal:{signal}"),
+            AlarmAction::Log(text) => format!("log:{text}"),
+            AlarmAction::Mule(id) => format!("mule:{id}"),
+        };
+        line("alarm", &format!("{} {action}", alarm.name));
+    }
+    for rule in &config.log {
+        let key = if rule.negate {
+            "not-log-alarm"
+        } else {
+            "log-alarm"
+        };
+        line(
+            key,
+            &format!("{} {}", rule.alarms.join(","), rule.pattern.0.as_str()),
+        );
+    }
+    if !config.backlog.is_empty() {
+        line("alarm-backlog", &config.backlog.join(","));
+    }
+    if !config.segfault.is_empty() {
+        line("alarm-segfault", &config.segfault.join(","));
+    }
+    if config.freq != default.freq {
+        line("alarm-freq", &config.freq.as_secs().to_string());
+    }
+    if config.msg_size != default.msg_size {
+        line("alarm-msg-size", &config.msg_size.to_string());
+    }
+}
+
 /// Every alarm a trigger names must be defined somewhere in the configuration (uWSGI exits
 /// with `invalid log-alarm` otherwise), whatever the order of the lines.
 pub(crate) fn check(config: &AlarmConfig, entries: &[Entry], report: &mut Report) {

@@ -302,7 +302,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("ini-paste", Load, Loading, "load this INI file's `[uwsgi]` section and its app with paste.deploy (`ini` + `paste = config:FILE`)").aliases(&["ini-paste-logged"]),
     opt("pyargv", Text, Application, "`sys.argv[1:]`, split on spaces (`sys.argv[0]` is `uwsgi`, or `py-programname`)"),
     opt("optimize", Int, Application, "Python's optimisation level, as `python -O` (1) or `-OO` (2)").short('O').default("0"),
-    opt("py-tracebacker", Path, Application, "expose Python tracebacks on a socket").later(),
+    opt("py-tracebacker", Path, Application, "expose each worker's Python tracebacks on a unix socket").noop("kaiser opens no traceback sockets; the stacks of a stuck request are logged by harakiri (`harakiri-verbose` adds each thread's system call)"),
     opt("py-autoreload", Seconds, Application, "every N seconds, check the files of the loaded Python modules and gracefully reload when one changed (development; 0: off)").aliases(&["py-auto-reload", "python-autoreload", "python-auto-reload"]).default("0"),
     opt("py-auto-reload-ignore", Name, Application, "with `py-autoreload`: do not check this module's file").aliases(&["py-autoreload-ignore"]).multi(),
     opt("py-executable", Path, Application, "set `sys.executable` (default: the venv's `bin/python`, or the Python kaiser embeds)").aliases(&["py-sys-executable"]),
@@ -473,7 +473,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("ignore-sigpipe", Bool, Logging, "do not report SIGPIPE").noop("kaiser ignores SIGPIPE and reports broken connections once, quietly"),
     opt("ignore-write-errors", Bool, Logging, "do not report write errors").aliases(&["write-errors-exception-only"]).noop("kaiser does not log a client that goes away mid-response"),
     opt("disable-write-exception", Bool, Logging, "the app's `write()` does not raise `OSError` when the client has gone away").default("false"),
-    opt("write-errors-tolerance", Int, Logging, "write errors allowed before `write()` raises").later(),
+    opt("write-errors-tolerance", Int, Logging, "write errors allowed before `write()` raises").noop("kaiser raises `OSError` in the app at the first failed write to a departed client, as uWSGI with its default tolerance of 0; `disable-write-exception` makes every failed write silent instead"),
     // --- lifecycle ---
     opt("max-requests", Int, Lifecycle, "recycle a worker after this many requests (0: never)").short('R').default("0"),
     opt("max-requests-delta", Int, Lifecycle, "add (worker_id - 1) × delta to `max-requests` so workers do not recycle together").default("0"),
@@ -544,16 +544,16 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("cache2", Text, Lifecycle, "create a shared cache: `name=NAME,items=N[,blocksize=BYTES,keysize=BYTES,expires=SECS,purge_lru=1]`").multi(),
     opt("cache", Int, Lifecycle, "legacy: a cache named `default` of N items").default("0"),
     opt("cache-blocksize", Int, Lifecycle, "legacy `cache`: the largest value, in bytes").default("65536"),
-    opt("cache-store", Path, Lifecycle, "persist the legacy cache to a file").aliases(&["cache-store-sync"]).later(),
-    opt("queue", Int, Lifecycle, "shared queue").aliases(&["sharedarea", "py-sharedarea"]).later(),
+    opt("cache-store", Path, Lifecycle, "persist the legacy cache to a file").aliases(&["cache-store-sync"]).noop("kaiser's caches live in shared memory only: the items survive a reload (the re-executed master takes the memory over) but not a stop, and no file is written"),
+    opt("queue", Int, Lifecycle, "a shared queue, or shared memory areas").aliases(&["sharedarea", "py-sharedarea"]).noop("kaiser creates no shared queue or sharedarea: its `uwsgi` module has no `queue_*` or `sharedarea_*` functions (the cache, `uwsgi.cache_*`, is there)"),
     opt("timer", Text, Lifecycle, "raise uWSGI signal SIG every SECS seconds: `SIG SECS`").aliases(&["signal-timer"]).multi(),
     opt("rbtimer", Text, Lifecycle, "as `timer`").aliases(&["signal-rbtimer"]).multi(),
     opt("cron", Text, Lifecycle, "run a command from the master: `MINUTE HOUR DAY MONTH WEEKDAY COMMAND` (-1 or `*`: any; -N or `*/N`: every N)").multi(),
     opt("unique-cron", Text, Lifecycle, "as `cron`, not started again while the previous run goes on").multi(),
     opt("cron2", Text, Lifecycle, "a cron as `minute=M,hour=H,day=D,month=M,week=W,unique=1,harakiri=S COMMAND`").multi(),
     opt("cron-harakiri", Seconds, Lifecycle, "kill a cron command running longer than this").default("0"),
-    opt("legion-cron", Text, Lifecycle, "a cron run by the legion's lord").multi().later(),
-    opt("enable-metrics", Bool, Lifecycle, "metrics subsystem").aliases(&["metric", "carbon", "carbon-use-metrics", "metrics-dir"]).later(),
+    opt("legion-cron", Text, Lifecycle, "a cron run by the legion's lord").multi().noop("kaiser has no legions, so it is never a legion's lord and the command never runs, as on a uWSGI node that is not the lord; use `cron` to run it here"),
+    opt("enable-metrics", Bool, Lifecycle, "uWSGI's metrics subsystem").aliases(&["metric", "carbon", "carbon-use-metrics", "metrics-dir"]).noop("kaiser has no uWSGI metric tree: its counters are in `stats` and on `stats-prometheus` (scrape that instead of pushing to Carbon); `uwsgi.metric_*` does not exist and no `metrics-dir` files are written"),
     opt("alarm", Text, Lifecycle, "define an alarm `NAME PLUGIN:ARG`: `cmd:COMMAND` (the message on its stdin), `signal:N`, `log:TEXT` or `mule:N`").multi(),
     opt("log-alarm", Text, Lifecycle, "`ALARM[,ALARM…] REGEXP`: raise the alarms when a log line matches (starts the log master)").aliases(&["alarm-log"]).multi(),
     opt("not-log-alarm", Text, Lifecycle, "`ALARM[,ALARM…] REGEXP`: a matching log line raises no alarm from the `log-alarm` lines after this one").aliases(&["not-alarm-log"]).multi(),
@@ -791,9 +791,9 @@ mod tests {
         assert!(help.contains("  -p, --processes N"), "{help}");
         assert!(help.contains("--emperor-max-throttle MS"), "{help}");
         assert!(help.contains("--spooler PATH"), "{help}");
-        assert!(help.contains("queue"), "{help}");
+        assert!(help.contains("unshare"), "{help}");
         assert!(
-            !help.contains("--queue"),
+            !help.contains("--unshare"),
             "refused options are listed by name only"
         );
     }

@@ -569,9 +569,9 @@ fn blog_post_hints() {
 #[test]
 fn all_problems_of_a_file_at_once() {
     check(
-        "[uwsgi]\nprocesses = x\nqueue = 10\nsocket = :http\nstrict\nbogus = 1",
+        "[uwsgi]\nprocesses = x\nunshare = net\nsocket = :http\nstrict\nbogus = 1",
         "error: app.ini:2: processes: expected a whole number, got `x` || \
-         app.ini:3: queue: `queue` is a uWSGI option that kaiser does not support yet || \
+         app.ini:3: unshare: `unshare` is a uWSGI option that kaiser does not support yet || \
          app.ini:4: socket: invalid port `http` in `:http` || \
          app.ini:6: bogus: unknown option",
     );
@@ -580,8 +580,8 @@ fn all_problems_of_a_file_at_once() {
 #[test]
 fn statuses() {
     check(
-        "[uwsgi]\nqueue = 10",
-        "error: app.ini:2: queue: `queue` is a uWSGI option that kaiser does not support yet",
+        "[uwsgi]\nunshare = net",
+        "error: app.ini:2: unshare: `unshare` is a uWSGI option that kaiser does not support yet",
     );
     check(
         "[uwsgi]\nspooler = /tmp/spool\nspooler-processes = 2\nspooler-quiet\nlocks = 4",
@@ -656,8 +656,8 @@ fn typed_values() {
     );
     check("[uwsgi]\nharakiri = 0\nharakiri-graceful-timeout = 3", "");
     check(
-        "[uwsgi]\nharakiri-graceful-signal = 15",
-        "error: app.ini:2: harakiri-graceful-signal: `harakiri-graceful-signal` is a uWSGI option that kaiser does not support yet",
+        "[uwsgi]\nharakiri-graceful-signal = 15\nharakiri-queue-threshold = 3",
+        "harakiri-queue-threshold = 3",
     );
     check(
         "[uwsgi]\nhttp-socket = 127.0.0.1:0\nsocket = 127.0.0.1:0",
@@ -722,8 +722,12 @@ fn reload_and_recycling_values() {
         "error: app.ini:2: touch-exec: expected `FILE COMMAND`, got `/tmp/l`",
     );
     check(
-        "[uwsgi]\ntouch-signal = /tmp/l 17",
-        "error: app.ini:2: touch-signal: `touch-signal` is a uWSGI option that kaiser does not support yet",
+        "[uwsgi]\ntouch-signal = /tmp/l 17\nfs-brutal-reload = /tmp/b\nalarm = a log:x\nlog-alarm = a ^x\nalarm-freq = 9",
+        "touch-signal = /tmp/l 17 | fs-brutal-reload = /tmp/b | alarm = a log:x | log-alarm = a ^x | alarm-freq = 9",
+    );
+    check(
+        "[uwsgi]\ntouch-signal = /tmp/l",
+        "error: app.ini:2: touch-signal: expected `FILE SIGNAL`, got `/tmp/l`",
     );
 }
 
