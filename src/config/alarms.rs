@@ -24,6 +24,7 @@ pub(crate) const NAMES: &[&str] = &[
     "alarm-segfault",
     "alarm-freq",
     "alarm-msg-size",
+    "alarm-list",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +42,8 @@ pub struct AlarmConfig {
     pub freq: Duration,
     /// `alarm-msg-size`: longer messages are cut to this many bytes.
     pub msg_size: usize,
+    /// `alarm-list`: log the alarm plugins at start.
+    pub list: bool,
 }
 
 impl Default for AlarmConfig {
@@ -52,6 +55,7 @@ impl Default for AlarmConfig {
             segfault: Vec::new(),
             freq: Duration::from_secs(3),
             msg_size: 8192,
+            list: false,
         }
     }
 }
@@ -114,6 +118,7 @@ pub(crate) fn apply(config: &mut AlarmConfig, name: &str, value: &str) -> Result
         "alarm-segfault" => config.segfault.extend(split_names(value)),
         "alarm-freq" => config.freq = Duration::from_secs(whole(value)?),
         "alarm-msg-size" => config.msg_size = whole(value)?.clamp(1, 1 << 20) as usize,
+        "alarm-list" => config.list = !matches!(value.trim(), "false" | "off" | "no" | "0"),
         other => return Err(format!("`{other}` is not an alarm option")),
     }
     Ok(())
@@ -207,6 +212,9 @@ pub(crate) fn render(config: &AlarmConfig, line: &mut impl FnMut(&str, &str)) {
     }
     if config.msg_size != default.msg_size {
         line("alarm-msg-size", &config.msg_size.to_string());
+    }
+    if config.list {
+        line("alarm-list", "true");
     }
 }
 

@@ -219,3 +219,36 @@ fn formats_by_option_and_extension() {
     assert_eq!(Format::of_path("app.js"), Format::Json);
     assert_eq!(Format::of_path("app.conf"), Format::Ini);
 }
+
+mod never_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Text made of the characters the three syntaxes care about, plus multi-byte ones, so
+    /// the readers' slicing meets every boundary.
+    fn config_text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("uwsgi".to_string()),
+                Just(": ".to_string()),
+                Just("\n  ".to_string()),
+                "[-#:\"'{}\\[\\],<>/=!?&;\\\\ \t\r\nCDATAxé😀0-9a-z]{0,4}",
+            ],
+            0..40,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn the_readers_never_panic(text in config_text()) {
+            for format in [Format::Yaml, Format::Json, Format::Xml] {
+                let parsed = parse(format, &text, "uwsgi");
+                let lines = text.split('\n').count().max(1);
+                for entry in &parsed.entries {
+                    prop_assert!(entry.line >= 1 && entry.line <= lines, "{format:?} line {} of {lines}", entry.line);
+                }
+            }
+        }
+    }
+}

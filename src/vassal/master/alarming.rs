@@ -14,6 +14,10 @@ pub(super) struct Alarming {
 
 impl Alarming {
     pub(super) fn new(config: &Config) -> Alarming {
+        if config.alarm.list {
+            // uWSGI's `alarms_list`: the plugins, at start.
+            tracing::info!("\n*** uWSGI loaded alarms ***\ncmd\nsignal\nmule\nlog\n--- end of alarms list ---\n");
+        }
         Alarming {
             alarms: Alarms::new(&config.alarm, true),
             next_check: Instant::now(),
