@@ -37,6 +37,7 @@ use std::time::Duration;
 
 mod alarms;
 mod cache;
+mod carbon;
 mod cheaper;
 mod cli;
 mod cron;
@@ -62,6 +63,7 @@ pub use logging::{LogOptions, LoggerSpec, LoggerTarget, Pattern, Route};
 
 pub use alarms::{AlarmAction, AlarmConfig, AlarmSpec, LogAlarm};
 pub use cache::CacheSpec;
+pub use carbon::{CarbonConfig, IdleAvg};
 pub use cron::CronCommand;
 pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
 pub use extra::Extra;
@@ -335,6 +337,8 @@ pub struct Config {
     pub daemons_honour_stdin: bool,
     /// `alarm` and its triggers (`alarms.rs`).
     pub alarm: AlarmConfig,
+    /// `carbon` and its tuning (`carbon.rs`).
+    pub carbon: CarbonConfig,
 }
 
 impl Default for Config {
@@ -457,6 +461,7 @@ impl Default for Config {
             daemons: Vec::new(),
             daemons_honour_stdin: false,
             alarm: AlarmConfig::default(),
+            carbon: CarbonConfig::default(),
         }
     }
 }

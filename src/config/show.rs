@@ -300,6 +300,7 @@ pub(crate) fn render(config: &Config) -> String {
     }
     super::extra::render(&config.extra, &mut line);
     super::alarms::render(&config.alarm, &mut line);
+    super::carbon::render(&config.carbon, &mut line);
     out
 }
 

@@ -423,6 +423,9 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         name if super::alarms::NAMES.contains(&name) => {
             super::alarms::apply(&mut config.alarm, name, v)?
         }
+        name if super::carbon::NAMES.contains(&name) => {
+            super::carbon::apply(&mut config.carbon, name, v)?
+        }
         "attach-daemon"
         | "attach-daemon2"
         | "smart-attach-daemon"
@@ -825,6 +828,8 @@ mod tests {
                 _ if spec.name == "health-check-path" => "/healthz",
                 _ if spec.name == "alarm" => "a cmd:true",
                 _ if spec.name == "touch-signal" => "/tmp/flag 17",
+                _ if spec.name == "carbon" => "127.0.0.1:2003",
+                _ if spec.name == "carbon-idle-avg" => "zero",
                 _ if spec.name.ends_with("log-alarm") => "a x",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",

@@ -12,6 +12,7 @@
 //! master FIFO (`fifo.rs`), touch files (`touch.rs`) and the recycling policy with its
 //! one-at-a-time replacement queue (`recycle.rs`).
 
+mod carbon;
 mod cheaper;
 mod cron;
 mod daemons;

@@ -8,6 +8,7 @@
 
 mod alarming;
 mod attached;
+mod carbon;
 mod cheaper;
 mod crons;
 mod drain;
@@ -179,6 +180,8 @@ struct Master<'a> {
     next_heartbeat: Option<Instant>,
     /// `alarm-backlog`, `alarm-segfault` and the alarms the log master hands over.
     alarming: alarming::Alarming,
+    /// `carbon`: when the next push is due; `None` without a server.
+    carbon: Option<carbon::CarbonPush>,
 }
 
 /// The master's upkeep between events: the FIFO, touch files, the one-at-a-time replacement
@@ -527,6 +530,7 @@ impl Master<'_> {
         self.mules_tick(now)?;
         self.crons_tick(now);
         self.alarm_tick(now);
+        self.carbon_tick(now);
         self.check_idle(now);
         self.cheaper_tick(now)?;
         for index in 0..self.slots.len() {

@@ -129,6 +129,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
             respawns: 0,
         })
         .collect();
+    let carbon = carbon::CarbonPush::new(config, &bound, started);
     let mut master = Master {
         config,
         max_connections: connection_cap(config),
@@ -176,6 +177,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         drain_until: None,
         next_heartbeat: (!config.heartbeat.is_zero()).then(|| started + config.heartbeat),
         alarming: alarming::Alarming::new(config),
+        carbon,
     };
     let initial = master.initial_workers();
     if !master.start_cheap() {
