@@ -15,6 +15,7 @@
 //! - `cli.rs`: argv to entries (long and short forms, bare config files);
 //! - `ini.rs`: the uWSGI INI dialect (repeated keys, no inline comments);
 //! - `formats/`: uWSGI's YAML subset, JSON and XML, read into the same lines as INI;
+//! - `alarms.rs`, `carbon.rs`: the alarm subsystem's and the Carbon pusher's options;
 //! - `expand.rs`: magic variables, `$(ENV)`, `@(file)`, `%(placeholder)` with arithmetic;
 //! - `logic.rs`: `if-*` … `endif` and `for*` … `endfor` blocks;
 //! - `numbers.rs`: numeric values read as uWSGI's `atoi` reads them, with warnings;

@@ -3,8 +3,9 @@
 //! it, and so do the loop's hooks: `reload` (stops and reloads), `recycling` (replacing
 //! workers one at a time), `pause` (SIGTSTP and cheap mode), `cheaper` (the adaptive worker
 //! count), `report` (SIGUSR1, the stats document and `/metrics`), `attached` (hooks and
-//! external daemons), `spooling`, `mules` and `crons` (the other children), `drain` and
-//! `heartbeat`.
+//! external daemons), `spooling`, `mules` and `crons` (the other children), `drain`,
+//! `heartbeat`, `alarming` (`alarm-backlog`, `alarm-segfault`, the log master's alarms) and
+//! `carbon` (pushing the stats to Graphite).
 
 mod alarming;
 mod attached;
