@@ -340,6 +340,8 @@ pub struct Config {
     pub alarm: AlarmConfig,
     /// `carbon` and its tuning (`carbon.rs`).
     pub carbon: CarbonConfig,
+    /// `py-tracebacker`: each worker serves its threads' stacks on `PATH<id>`.
+    pub py_tracebacker: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -463,6 +465,7 @@ impl Default for Config {
             daemons_honour_stdin: false,
             alarm: AlarmConfig::default(),
             carbon: CarbonConfig::default(),
+            py_tracebacker: None,
         }
     }
 }

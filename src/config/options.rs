@@ -302,7 +302,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("ini-paste", Load, Loading, "load this INI file's `[uwsgi]` section and its app with paste.deploy (`ini` + `paste = config:FILE`)").aliases(&["ini-paste-logged"]),
     opt("pyargv", Text, Application, "`sys.argv[1:]`, split on spaces (`sys.argv[0]` is `uwsgi`, or `py-programname`)"),
     opt("optimize", Int, Application, "Python's optimisation level, as `python -O` (1) or `-OO` (2)").short('O').default("0"),
-    opt("py-tracebacker", Path, Application, "expose each worker's Python tracebacks on a unix socket").noop("kaiser opens no traceback sockets; the stacks of a stuck request are logged by harakiri (`harakiri-verbose` adds each thread's system call)"),
+    opt("py-tracebacker", Path, Application, "each worker answers a connection to the unix socket `PATH<worker id>` with its threads' Python stacks (uWSGI's format; read it with `nc -U`)"),
     opt("py-autoreload", Seconds, Application, "every N seconds, check the files of the loaded Python modules and gracefully reload when one changed (development; 0: off)").aliases(&["py-auto-reload", "python-autoreload", "python-auto-reload"]).default("0"),
     opt("py-auto-reload-ignore", Name, Application, "with `py-autoreload`: do not check this module's file").aliases(&["py-autoreload-ignore"]).multi(),
     opt("py-executable", Path, Application, "set `sys.executable` (default: the venv's `bin/python`, or the Python kaiser embeds)").aliases(&["py-sys-executable"]),

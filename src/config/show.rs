@@ -301,6 +301,9 @@ pub(crate) fn render(config: &Config) -> String {
     super::extra::render(&config.extra, &mut line);
     super::alarms::render(&config.alarm, &mut line);
     super::carbon::render(&config.carbon, &mut line);
+    if let Some(socket) = &config.py_tracebacker {
+        line("py-tracebacker", &path(socket));
+    }
     out
 }
 

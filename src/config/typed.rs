@@ -362,6 +362,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
             config.touch_signal.push((path(file)?, signal));
         }
         "fs-brutal-reload" => config.fs_brutal_reload.push(path(v)?),
+        "py-tracebacker" => config.py_tracebacker = Some(path(v)?),
         "stats-http" => config.stats_http = uwsgi_bool(v),
         "stats-minified" => config.stats_minified = uwsgi_bool(v),
         "stats-no-cores" => config.stats_no_cores = uwsgi_bool(v),

@@ -16,6 +16,7 @@ mod mules;
 mod rpc;
 mod signals;
 mod spooler;
+mod tracebacker;
 mod tracebacks;
 mod uwsgi_module;
 mod wsgi;
@@ -36,6 +37,7 @@ pub use spooler::{
     import_spooler_modules, run_spooler_task, set_i_am_the_spooler, set_spooler_api, SpoolVars,
     SpoolerApi, TaskVerdict,
 };
+pub use tracebacker::tracebacker_dump;
 pub use tracebacks::{thread_stacks, thread_stacks_within};
 pub use uwsgi_module::{
     current_worker_id, install as install_uwsgi_module, run_post_fork_hook, set_accepting_hook,
