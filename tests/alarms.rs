@@ -208,3 +208,50 @@ fn touch_signal_raises_the_uwsgi_signal_and_fs_brutal_reload_reloads() {
     })
     .unwrap();
 }
+
+#[test]
+fn a_readable_inherited_fd_raises_alarm_fd() {
+    let dir = TempDir::new("alarm-fd");
+    let out = dir.join("fd.txt");
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid out-array of two ints.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (read_end, write_end) = (fds[0], fds[1]);
+    let (_kaiser, _addr) = start_http_with(
+        &[
+            "--wsgi-file",
+            "tests/apps/alarm_app.py",
+            "--alarm",
+            &format!("oom cmd:cat >> {}", out.display()),
+            "--alarm-fd",
+            "oom 50 the cgroup ran out of memory",
+        ],
+        |command| {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec, only async-signal-safe dup2 and close.
+            unsafe {
+                command.pre_exec(move || {
+                    libc::dup2(read_end, 50);
+                    libc::close(write_end);
+                    Ok(())
+                });
+            }
+        },
+    );
+    // SAFETY: closing this process's own copy of the read end, owned by no Rust object.
+    unsafe { libc::close(read_end) };
+    assert!(read(&out).is_empty(), "an alarm before the fd was readable");
+    // SAFETY: a one-byte write from a valid buffer to the pipe's write end.
+    assert_eq!(
+        unsafe { libc::write(write_end, b"x".as_ptr().cast(), 1) },
+        1
+    );
+    wait_until("the fd alarm ran", ALARM_TIMEOUT, |seen| {
+        let text = read(&out);
+        *seen = text.clone();
+        Ok(text.contains("the cgroup ran out of memory").then_some(()))
+    })
+    .unwrap();
+    // SAFETY: closing the write end this test created.
+    unsafe { libc::close(write_end) };
+}

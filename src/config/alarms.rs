@@ -25,6 +25,7 @@ pub(crate) const NAMES: &[&str] = &[
     "alarm-freq",
     "alarm-msg-size",
     "alarm-list",
+    "alarm-fd",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +45,8 @@ pub struct AlarmConfig {
     pub msg_size: usize,
     /// `alarm-list`: log the alarm plugins at start.
     pub list: bool,
+    /// `alarm-fd`: inherited descriptors whose readiness raises an alarm.
+    pub fds: Vec<AlarmFd>,
 }
 
 impl Default for AlarmConfig {
@@ -56,6 +59,7 @@ impl Default for AlarmConfig {
             freq: Duration::from_secs(3),
             msg_size: 8192,
             list: false,
+            fds: Vec::new(),
         }
     }
 }
@@ -90,6 +94,16 @@ pub enum AlarmAction {
     Mule(u32),
 }
 
+/// `alarm-fd = ALARM FD[:BYTES] MESSAGE`: when `fd` (inherited, e.g. a cgroup's OOM
+/// eventfd) is readable, read `bytes` from it and raise `alarm` with `message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmFd {
+    pub alarm: String,
+    pub fd: i32,
+    pub bytes: usize,
+    pub message: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogAlarm {
     pub alarms: Vec<String>,
@@ -118,6 +132,7 @@ pub(crate) fn apply(config: &mut AlarmConfig, name: &str, value: &str) -> Result
         "alarm-segfault" => config.segfault.extend(split_names(value)),
         "alarm-freq" => config.freq = Duration::from_secs(whole(value)?),
         "alarm-msg-size" => config.msg_size = whole(value)?.clamp(1, 1 << 20) as usize,
+        "alarm-fd" => config.fds.push(parse_alarm_fd(value)?),
         "alarm-list" => config.list = !matches!(value.trim(), "false" | "off" | "no" | "0"),
         other => return Err(format!("`{other}` is not an alarm option")),
     }
@@ -137,6 +152,27 @@ fn split_names(text: &str) -> Vec<String> {
         .filter(|name| !name.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// `ALARM FD[:BYTES] MESSAGE` (`uwsgi_alarms_init`: one byte by default, 8 for an eventfd).
+fn parse_alarm_fd(value: &str) -> Result<AlarmFd, String> {
+    let invalid = || format!("expected `ALARM FD[:BYTES] MESSAGE`, got `{value}`");
+    let (alarm, rest) = value.trim().split_once(' ').ok_or_else(invalid)?;
+    let (fd, message) = rest.trim_start().split_once(' ').ok_or_else(invalid)?;
+    let (fd, bytes) = match fd.split_once(':') {
+        Some((fd, bytes)) => (fd, bytes.parse::<usize>().map_err(|_| invalid())?.max(1)),
+        None => (fd, 1),
+    };
+    Ok(AlarmFd {
+        alarm: alarm.to_string(),
+        fd: fd
+            .parse::<i32>()
+            .ok()
+            .filter(|fd| *fd >= 0)
+            .ok_or_else(invalid)?,
+        bytes: bytes.min(4096),
+        message: message.to_string(),
+    })
 }
 
 /// `NAME PLUGIN:ARG`, split as `uwsgi_alarms_init` does: at the first space, then at the
@@ -216,6 +252,15 @@ pub(crate) fn render(config: &AlarmConfig, line: &mut impl FnMut(&str, &str)) {
     if config.list {
         line("alarm-list", "true");
     }
+    for watched in &config.fds {
+        line(
+            "alarm-fd",
+            &format!(
+                "{} {}:{} {}",
+                watched.alarm, watched.fd, watched.bytes, watched.message
+            ),
+        );
+    }
 }
 
 /// Every alarm a trigger names must be defined somewhere in the configuration (uWSGI exits
@@ -233,6 +278,12 @@ pub(crate) fn check(config: &AlarmConfig, entries: &[Entry], report: &mut Report
                 .map(|(names, _)| split_names(names))
                 .unwrap_or_default(),
             "alarm-backlog" | "alarm-segfault" => split_names(&entry.value),
+            "alarm-fd" => entry
+                .value
+                .trim()
+                .split_once(' ')
+                .map(|(name, _)| vec![name.to_string()])
+                .unwrap_or_default(),
             _ => continue,
         };
         for name in names {
@@ -286,6 +337,23 @@ mod tests {
         assert!(parse_alarm("slack curl:https://hooks.example/x")
             .unwrap_err()
             .contains("cmd:curl -s --data-binary @- URL"));
+    }
+
+    #[test]
+    fn alarm_fd_lines() {
+        let parsed = parse_alarm_fd("oom 50:8 the cgroup ran out of memory").unwrap();
+        assert_eq!(
+            (
+                parsed.alarm.as_str(),
+                parsed.fd,
+                parsed.bytes,
+                parsed.message.as_str()
+            ),
+            ("oom", 50, 8, "the cgroup ran out of memory")
+        );
+        assert_eq!(parse_alarm_fd("a 3 m").unwrap().bytes, 1);
+        assert!(parse_alarm_fd("a 3").is_err());
+        assert!(parse_alarm_fd("a x m").is_err());
     }
 
     #[test]

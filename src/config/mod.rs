@@ -62,7 +62,7 @@ mod typed;
 pub use cheaper::{BusynessConfig, CheaperAlgo, CheaperConfig};
 pub use logging::{LogOptions, LoggerSpec, LoggerTarget, Pattern, Route};
 
-pub use alarms::{AlarmAction, AlarmConfig, AlarmSpec, LogAlarm};
+pub use alarms::{AlarmAction, AlarmConfig, AlarmFd, AlarmSpec, LogAlarm};
 pub use cache::CacheSpec;
 pub use carbon::{CarbonConfig, IdleAvg};
 pub use cron::CronCommand;

@@ -573,7 +573,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("alarm-freq", Seconds, Lifecycle, "an alarm repeats the same message at most this often").default("3"),
     opt("alarm-msg-size", Int, Lifecycle, "alarm messages are cut to this many bytes").default("8192"),
     opt("alarm-list", Bool, Lifecycle, "log the alarm plugins at start (`cmd`, `signal`, `mule`, `log`)").aliases(&["alarms-list"]),
-    opt("alarm-fd", Text, Lifecycle, "`ALARM FD[:BYTES] MESSAGE`: raise the alarm when the inherited fd is readable").multi().noop("kaiser watches no file descriptors for alarms (uWSGI's use is a cgroup OOM eventfd set up by hooks); use `log-alarm` on what the kernel or the app logs"),
+    opt("alarm-fd", Text, Lifecycle, "`ALARM FD[:BYTES] MESSAGE`: when the inherited descriptor FD is readable, read BYTES (1; 8 for an eventfd) and raise the alarm with MESSAGE (checked every second)").multi(),
     opt("alarm-cheap", Bool, Lifecycle, "run curl alarms in the main alarm thread").noop("kaiser's alarms have no threads: a `cmd:` alarm is a child process the master does not wait for"),
     opt("heartbeat", Seconds, Lifecycle, "every N seconds, while a worker accepts, send `WATCHDOG=1` to the emperor (or to systemd when run directly) (0: off)").default("0"),
     opt("vassal-sos", Int, Lifecycle, "ask the emperor for reinforcements").aliases(&["vassal-sos-backlog"]).later(),

@@ -828,6 +828,7 @@ mod tests {
                 _ if spec.name == "cron2" => "minute=-1 true",
                 _ if spec.name == "health-check-path" => "/healthz",
                 _ if spec.name == "alarm" => "a cmd:true",
+                _ if spec.name == "alarm-fd" => "a 3 m",
                 _ if spec.name == "touch-signal" => "/tmp/flag 17",
                 _ if spec.name == "carbon" => "127.0.0.1:2003",
                 _ if spec.name == "carbon-idle-avg" => "zero",

@@ -6,10 +6,12 @@
 use super::*;
 use crate::alarm::{Alarms, Raised};
 
-/// The master's alarms and when it last looked at the listen queues.
+/// The master's alarms, when it last looked at the listen queues, and the `alarm-fd`
+/// descriptors still watched.
 pub(super) struct Alarming {
     alarms: Alarms,
     next_check: Instant,
+    fds: Vec<crate::config::AlarmFd>,
 }
 
 impl Alarming {
@@ -21,6 +23,25 @@ impl Alarming {
         Alarming {
             alarms: Alarms::new(&config.alarm, true),
             next_check: Instant::now(),
+            fds: config
+                .alarm
+                .fds
+                .iter()
+                .filter(|watched| {
+                    // SAFETY: F_GETFD only asks about the descriptor number; no memory is
+                    // involved.
+                    let open = unsafe { libc::fcntl(watched.fd, libc::F_GETFD) } >= 0;
+                    if !open {
+                        tracing::warn!(
+                            fd = watched.fd,
+                            alarm = watched.alarm,
+                            "alarm-fd: the descriptor is not open; not watched"
+                        );
+                    }
+                    open
+                })
+                .cloned()
+                .collect(),
         }
     }
 }
@@ -34,6 +55,7 @@ impl Master<'_> {
         for (name, message) in crate::alarm::received_from_log_master() {
             self.raise_alarm(&name, &message);
         }
+        self.alarm_fds();
         if self.config.alarm.backlog.is_empty() {
             return;
         }
@@ -56,6 +78,48 @@ impl Master<'_> {
             for name in self.config.alarm.backlog.clone() {
                 self.raise_alarm(&name, message.as_bytes());
             }
+        }
+    }
+
+    /// `alarm-fd`: each readable descriptor raises its alarm; one at EOF or in error is
+    /// no longer watched, as uWSGI's alarm thread drops it.
+    fn alarm_fds(&mut self) {
+        let mut fired = Vec::new();
+        self.alarming.fds.retain(|watched| {
+            // SAFETY: the descriptor was open at start (checked in `Alarming::new`), was
+            // inherited for this purpose and is never closed by kaiser; it is only borrowed
+            // for this poll and read.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(watched.fd) };
+            match sys::poll::poll(&[(fd, sys::poll::READABLE)], Some(Duration::ZERO)) {
+                Ok(revents) if revents[0] == 0 => true,
+                Ok(_) => {
+                    let mut buf = vec![0u8; watched.bytes];
+                    match sys::fd::read(fd, &mut buf) {
+                        Ok(n) if n > 0 => {
+                            fired.push((watched.alarm.clone(), watched.message.clone()));
+                            true
+                        }
+                        outcome => {
+                            tracing::warn!(
+                                fd = watched.fd,
+                                ?outcome,
+                                "alarm-fd: the descriptor is closed or failed; no longer watched"
+                            );
+                            false
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        fd = watched.fd,
+                        "alarm-fd: cannot poll the descriptor ({error}); no longer watched"
+                    );
+                    false
+                }
+            }
+        });
+        for (name, message) in fired {
+            self.raise_alarm(&name, message.as_bytes());
         }
     }
 
