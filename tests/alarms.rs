@@ -40,6 +40,10 @@ fn a_log_line_raises_cmd_log_and_signal_alarms() {
             "page,note BOOM",
             "--alarm-log",
             "poke ^SIGNAL ME$",
+            // Far longer than the test, so the repeated line is throttled however slow
+            // the machine.
+            "--alarm-freq",
+            "60",
         ],
         |command| {
             command.env("KAISER_TEST_SIGNAL_FILE", &signal_file);
