@@ -119,3 +119,56 @@ fn a_broken_file_names_its_line_and_nothing_starts() {
         );
     }
 }
+
+/// One configuration written as INI, YAML, JSON and XML: `--print-config` shows the same
+/// effective options for each.
+#[test]
+fn the_same_options_in_four_formats_give_the_same_configuration() {
+    let options: &[(&str, &str)] = &[
+        ("socket", "127.0.0.1:3031"),
+        ("http-socket", "127.0.0.1:8080"),
+        ("chdir", "/srv/app"),
+        ("module", "mysite.wsgi:application"),
+        ("master", "true"),
+        ("processes", "4"),
+        ("threads", "2"),
+        ("env", "DJANGO_SETTINGS_MODULE=mysite.settings"),
+        ("env", "LANG=en_US.UTF-8"),
+        ("harakiri", "30"),
+        ("max-requests", "5000"),
+        ("add-header", "X-Served-By: kaiser"),
+        ("static-map", "/static=/srv/app/static"),
+        ("log-format", "%(addr) %(method) %(uri) %(status)"),
+        ("vacuum", "true"),
+    ];
+    let dir = TempDir::new("four-formats");
+    let mut ini = String::from("[uwsgi]\n");
+    let mut yaml = String::from("uwsgi:\n");
+    let mut xml = String::from("<uwsgi>\n");
+    let mut json_keys: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (key, value) in options {
+        ini.push_str(&format!("{key} = {value}\n"));
+        yaml.push_str(&format!("  {key}: {value}\n"));
+        xml.push_str(&format!("  <{key}>{value}</{key}>\n"));
+        match json_keys.iter_mut().find(|(k, _)| k == key) {
+            Some((_, values)) => values.push(value),
+            None => json_keys.push((key, vec![value])),
+        }
+    }
+    xml.push_str("</uwsgi>\n");
+    let members: Vec<String> = json_keys
+        .iter()
+        .map(|(key, values)| {
+            let values: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+            format!("    {key:?}: [{}]", values.join(", "))
+        })
+        .collect();
+    let json = format!("{{\n  \"uwsgi\": {{\n{}\n  }}\n}}\n", members.join(",\n"));
+    let from_ini = print_config(&[&dir.write("app.ini", &ini).display().to_string()]);
+    assert!(from_ini.contains("processes = 4\n"), "{from_ini}");
+    for (name, text) in [("app.yaml", yaml), ("app.json", json), ("app.xml", xml)] {
+        let path = dir.write(name, &text);
+        let shown = print_config(&[&path.display().to_string()]);
+        assert_eq!(shown, from_ini, "{name}:\n{text}");
+    }
+}
