@@ -24,7 +24,7 @@ pub struct Alarms {
     config: AlarmConfig,
     /// Per alarm, the last message it ran with and when.
     last: Vec<Option<(Vec<u8>, Instant)>>,
-    /// `cmd:` children not reaped yet (the vassal master's own reaper may take them first).
+    /// `cmd:` children not reaped yet (in the log master; the vassal master reaps its own).
     children: Vec<Child>,
     /// Whether `signal:` and `mule:` can run in this process.
     local_ipc: bool,
@@ -115,7 +115,12 @@ impl Alarms {
                     // without reading gets EPIPE here, which is not an error of the alarm.
                     let _ = stdin.write_all(message);
                 }
-                self.children.push(child);
+                // The vassal master reaps every child through `waitpid(-1)`; a handle kept
+                // here could later wait on a recycled pid (a new worker's). The log master
+                // has no such reaper, so it keeps them.
+                if !self.local_ipc {
+                    self.children.push(child);
+                }
             }
             Err(error) => tracing::error!(
                 alarm = name,
