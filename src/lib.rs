@@ -4,6 +4,7 @@
 //! The binary (`main.rs`) picks a role; everything else lives in these modules. The crate is
 //! also a library so that fuzz targets and benchmarks can reach the sans-I/O codecs.
 
+pub mod alarm;
 pub mod cache;
 pub mod check;
 pub mod config;

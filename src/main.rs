@@ -103,6 +103,24 @@ fn main() -> ExitCode {
             println!("--- end of cheaper algorithms list ---\n");
             return ExitCode::SUCCESS;
         }
+        Action::Pause(path) => return signal_pidfile(path, libc::SIGTSTP),
+        Action::Get(keys) => {
+            // uWSGI's `--get`: the first entry of each key, nothing for a key without one
+            // (or a flag without a value).
+            for key in keys {
+                let first = loaded.options.iter().find(|(name, _)| name == key);
+                if let Some((_, value)) = first.filter(|(_, value)| !value.is_empty()) {
+                    println!("{value}");
+                }
+            }
+            return ExitCode::SUCCESS;
+        }
+        Action::DumpOptions => {
+            for name in config::option_names() {
+                println!("{name}");
+            }
+            return ExitCode::SUCCESS;
+        }
         Action::CheckConfig | Action::Run => {}
     }
     if let (Action::Run, Some(mask)) = (&loaded.config.action, loaded.config.umask) {

@@ -2,7 +2,8 @@
 //!
 //! `--name value`, `--name=value`, flags without a value, short forms (`-p 4`, `-p4`,
 //! clustered flags `-MT`), and bare arguments, which are config files chosen by extension
-//! (`.ini`, or `.py`/`.wsgi` as `wsgi-file` like the python plugin's magic hook).
+//! (`.ini`, `.yaml`/`.yml`, `.json`/`.js`, `.xml`, or `.py`/`.wsgi` as `wsgi-file` like the
+//! python plugin's magic hook).
 //! Unlike getopt, unique prefixes of long names are not accepted: they make a typo silently
 //! mean another option. This stage does not open files.
 
@@ -172,9 +173,11 @@ fn looks_like_value(arg: &OsString) -> bool {
     };
     let (file, _) = super::ini::split_section(arg);
     !arg.starts_with('-')
-        && ![".ini", ".py", ".wsgi"]
-            .iter()
-            .any(|ext| file.ends_with(ext))
+        && ![
+            ".ini", ".py", ".wsgi", ".yaml", ".yml", ".json", ".js", ".xml",
+        ]
+        .iter()
+        .any(|ext| file.ends_with(ext))
 }
 
 /// A non-option argument is a config file, chosen by extension as uWSGI does.
@@ -185,19 +188,14 @@ fn bare_argument(arg: &str, index: usize, entries: &mut Vec<CliEntry>, report: &
     let key = match extension {
         "ini" => "ini",
         "py" | "wsgi" => "wsgi-file",
-        "xml" | "yaml" | "yml" | "json" | "js" => {
-            report.error(
-                &origin,
-                "",
-                format!("cannot load `{arg}`: kaiser reads INI files only (convert it to an `[uwsgi]` INI file)"),
-            );
-            return;
-        }
+        "yaml" | "yml" => "yaml",
+        "json" | "js" => "json",
+        "xml" => "xml",
         _ => {
             report.error(
                 &origin,
                 "",
-                format!("unable to load configuration from `{arg}` (expected a `.ini` file, or a `.py`/`.wsgi` app)"),
+                format!("unable to load configuration from `{arg}` (expected a `.ini`, `.yaml`, `.json` or `.xml` file, or a `.py`/`.wsgi` app)"),
             );
             return;
         }
@@ -276,8 +274,12 @@ mod tests {
         check("app.py", "wsgi-file=app.py@");
         check("app.wsgi -p 2", "wsgi-file=app.wsgi@ | processes=2");
         check("-- --weird.ini", "ini=--weird.ini@");
-        check("app.yaml", "! command line argument 1: cannot load `app.yaml`: kaiser reads INI files only (convert it to an `[uwsgi]` INI file)");
-        check("app.conf", "! command line argument 1: unable to load configuration from `app.conf` (expected a `.ini` file, or a `.py`/`.wsgi` app)");
+        check("app.yaml", "yaml=app.yaml@");
+        check(
+            "app.yml:prod app.js app.xml:id",
+            "yaml=app.yml:prod@ | json=app.js@ | xml=app.xml:id@",
+        );
+        check("app.conf", "! command line argument 1: unable to load configuration from `app.conf` (expected a `.ini`, `.yaml`, `.json` or `.xml` file, or a `.py`/`.wsgi` app)");
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub(crate) enum Test {
     /// This start is a reload (a re-exec of the master).
     Reload,
     Hostname,
+    /// The hostname matches a regular expression (searched, not anchored).
+    HostnameMatch,
     /// A uWSGI plugin: kaiser has `python*` and `http` built in.
     Plugin,
 }
@@ -98,6 +100,8 @@ pub(crate) fn opening(key: &str) -> Option<Logic> {
         "if-not-reload" => logic(Test::Reload, true),
         "if-hostname" => logic(Test::Hostname, false),
         "if-not-hostname" => logic(Test::Hostname, true),
+        "if-hostname-match" => logic(Test::HostnameMatch, false),
+        "if-not-hostname-match" => logic(Test::HostnameMatch, true),
         "if-plugin" | "ifplugin" => logic(Test::Plugin, false),
         "if-not-plugin" => logic(Test::Plugin, true),
         _ => None,
@@ -184,6 +188,11 @@ pub(crate) fn test(
         ),
         Test::Reload => (facts.is_reload() != negated, None),
         Test::Hostname => ((facts.hostname() == arg) != negated, Some(arg.to_string())),
+        Test::HostnameMatch => {
+            // An invalid expression matches nothing; `sources.rs` reports it at the opening.
+            let matches = regex::Regex::new(arg).is_ok_and(|re| re.is_match(facts.hostname()));
+            (matches != negated, Some(arg.to_string()))
+        }
         Test::Plugin => (builtin_plugin(arg) != negated, Some(arg.to_string())),
     }
 }
@@ -449,6 +458,11 @@ mod tests {
         check_if("if-hostname", "web1", "v=web1");
         check_if("if-hostname", "web2", "-");
         check_if("if-not-hostname", "web2", "v=web2");
+        check_if("if-hostname-match", "^web[0-9]$", "v=^web[0-9]$");
+        check_if("if-hostname-match", "eb", "v=eb");
+        check_if("if-hostname-match", "^db", "-");
+        check_if("if-not-hostname-match", "^db", "v=^db");
+        check_if("if-hostname-match", "(", "-");
         check_if("if-plugin", "python3", "v=python3");
         check_if("if-plugin", "php", "-");
         check_if("if-not-plugin", "php", "v=php");

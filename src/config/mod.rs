@@ -14,6 +14,8 @@
 //! Where the stages live:
 //! - `cli.rs`: argv to entries (long and short forms, bare config files);
 //! - `ini.rs`: the uWSGI INI dialect (repeated keys, no inline comments);
+//! - `formats/`: uWSGI's YAML subset, JSON and XML, read into the same lines as INI;
+//! - `alarms.rs`, `carbon.rs`: the alarm subsystem's and the Carbon pusher's options;
 //! - `expand.rs`: magic variables, `$(ENV)`, `@(file)`, `%(placeholder)` with arithmetic;
 //! - `logic.rs`: `if-*` … `endif` and `for*` … `endfor` blocks;
 //! - `numbers.rs`: numeric values read as uWSGI's `atoi` reads them, with warnings;
@@ -28,13 +30,15 @@
 //! that uWSGI would misread are errors, not silent surprises (an inline comment that changes
 //! the value, `key==value`, a non-numeric number, two sockets on one address); an unknown key
 //! that no `%(…)` uses is a warning; a known uWSGI option kaiser does not implement is an
-//! error; unique prefixes of long options are not accepted; XML/YAML/JSON files are refused.
+//! error; unique prefixes of long options are not accepted.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod alarms;
 mod cache;
+mod carbon;
 mod cheaper;
 mod cli;
 mod cron;
@@ -42,6 +46,7 @@ pub mod daemons;
 mod diagnostics;
 mod expand;
 mod extra;
+mod formats;
 mod hints;
 pub mod hooks;
 mod ini;
@@ -58,7 +63,9 @@ mod values;
 pub use cheaper::{BusynessConfig, CheaperAlgo, CheaperConfig};
 pub use logging::{LogOptions, LoggerSpec, LoggerTarget, Pattern, Route};
 
+pub use alarms::{AlarmAction, AlarmConfig, AlarmFd, AlarmSpec, LogAlarm};
 pub use cache::CacheSpec;
+pub use carbon::{CarbonConfig, IdleAvg};
 pub use cron::CronCommand;
 pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
 pub use extra::Extra;
@@ -98,6 +105,12 @@ pub enum Action {
     Stop(PathBuf),
     /// `--cheaper-algo-list`: print the cheaper algorithms' names and exit.
     CheaperAlgoList,
+    /// `--pause PIDFILE` (`suspend`, `resume`): send SIGTSTP, which toggles the pause.
+    Pause(PathBuf),
+    /// `--get KEY`: print each key's first value and exit.
+    Get(Vec<String>),
+    /// `--dump-options`: print every option name and alias and exit.
+    DumpOptions,
 }
 
 /// A listening address as written in the config; resolved and bound by the vassal.
@@ -226,6 +239,8 @@ pub struct Config {
     pub harakiri: Option<Duration>,
     pub harakiri_verbose: bool,
     pub harakiri_graceful_timeout: Duration,
+    /// `harakiri-queue-threshold`: harakiri only while the listen queue is this deep (0: off).
+    pub harakiri_queue_threshold: u64,
     pub touch_reload: Vec<PathBuf>,
     pub master_fifo: Vec<PathBuf>,
     pub stats: Option<String>,
@@ -249,6 +264,10 @@ pub struct Config {
     pub cheap: bool,
     pub touch_chain_reload: Vec<PathBuf>,
     pub touch_workers_reload: Vec<PathBuf>,
+    /// `touch-signal = FILE SIGNAL`: (file, uWSGI signal).
+    pub touch_signal: Vec<(PathBuf, u8)>,
+    /// `fs-brutal-reload`: files whose change asks for a brutal reload.
+    pub fs_brutal_reload: Vec<PathBuf>,
     pub stats_http: bool,
     pub stats_minified: bool,
     pub stats_no_cores: bool,
@@ -318,6 +337,12 @@ pub struct Config {
     pub daemons: Vec<daemons::DaemonSpec>,
     /// `daemons-honour-stdin`: every daemon keeps the master's stdin.
     pub daemons_honour_stdin: bool,
+    /// `alarm` and its triggers (`alarms.rs`).
+    pub alarm: AlarmConfig,
+    /// `carbon` and its tuning (`carbon.rs`).
+    pub carbon: CarbonConfig,
+    /// `py-tracebacker`: each worker serves its threads' stacks on `PATH<id>`.
+    pub py_tracebacker: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -381,6 +406,7 @@ impl Default for Config {
             harakiri: None,
             harakiri_verbose: false,
             harakiri_graceful_timeout: Duration::from_secs(3),
+            harakiri_queue_threshold: 0,
             touch_reload: Vec::new(),
             master_fifo: Vec::new(),
             stats: None,
@@ -397,6 +423,8 @@ impl Default for Config {
             cheap: false,
             touch_chain_reload: Vec::new(),
             touch_workers_reload: Vec::new(),
+            touch_signal: Vec::new(),
+            fs_brutal_reload: Vec::new(),
             stats_http: false,
             stats_minified: false,
             stats_no_cores: false,
@@ -436,6 +464,9 @@ impl Default for Config {
             hooks: Vec::new(),
             daemons: Vec::new(),
             daemons_honour_stdin: false,
+            alarm: AlarmConfig::default(),
+            carbon: CarbonConfig::default(),
+            py_tracebacker: None,
         }
     }
 }
@@ -519,6 +550,11 @@ pub fn load(
 /// `kaiser --help` text: options by group, one line each.
 pub fn help_text() -> String {
     options::help_text()
+}
+
+/// Every option name and alias kaiser knows, in table order (`--dump-options`).
+pub fn option_names() -> Vec<&'static str> {
+    options::all_names().collect()
 }
 
 /// The README's option table (Markdown): name, aliases, type, default, status, one-line doc.

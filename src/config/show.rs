@@ -299,6 +299,11 @@ pub(crate) fn render(config: &Config) -> String {
         line(&daemon.option, &daemon.text);
     }
     super::extra::render(&config.extra, &mut line);
+    super::alarms::render(&config.alarm, &mut line);
+    super::carbon::render(&config.carbon, &mut line);
+    if let Some(socket) = &config.py_tracebacker {
+        line("py-tracebacker", &path(socket));
+    }
     out
 }
 
@@ -369,6 +374,18 @@ fn render_recycling(config: &Config, default: &Config, line: &mut impl FnMut(&st
     }
     for file in &config.touch_workers_reload {
         line("touch-workers-reload", &file.display().to_string());
+    }
+    for (file, signal) in &config.touch_signal {
+        line("touch-signal", &format!("{} {signal}", file.display()));
+    }
+    for file in &config.fs_brutal_reload {
+        line("fs-brutal-reload", &file.display().to_string());
+    }
+    if config.harakiri_queue_threshold != default.harakiri_queue_threshold {
+        line(
+            "harakiri-queue-threshold",
+            &config.harakiri_queue_threshold.to_string(),
+        );
     }
 }
 

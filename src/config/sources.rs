@@ -12,6 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use super::cli::CliEntry;
 use super::diagnostics::{Origin, Report};
 use super::expand::{self, FileFacts};
+use super::formats::{self, Format};
 use super::logic::{self, Logic, PathKind};
 use super::{hints, ini, Context};
 
@@ -135,6 +136,10 @@ struct Loader<'a> {
     in_block: bool,
     /// `declare-option`: (name, template) of each custom option, in declaration order.
     custom: Vec<(String, String)>,
+    /// `inject-before` and `inject-after` files: their text goes around every config file
+    /// read after them (uWSGI's `uwsgi_open_and_read` with a magic table).
+    inject_before: Vec<String>,
+    inject_after: Vec<String>,
 }
 
 /// An open config-logic block.
@@ -169,6 +174,8 @@ pub(crate) fn collect(
         block: None,
         in_block: false,
         custom: Vec::new(),
+        inject_before: Vec::new(),
+        inject_after: Vec::new(),
     };
     for (var, value) in env {
         let Some(name) = var.strip_prefix("UWSGI_") else {
@@ -213,11 +220,29 @@ impl Loader<'_> {
             inherited,
         };
         match key {
-            "ini" | "include" | "inherit" => {
+            "inject-before" | "inject-after" => {
+                self.collected.entries.push(entry(key, value, false));
+                let path = absolute(&self.ctx.cwd, value);
+                if key == "inject-before" {
+                    self.inject_before.push(path);
+                } else {
+                    self.inject_after.push(path);
+                }
+            }
+            "config" if !Format::is_known_extension(ini::split_section(value).0) => {
+                self.collected.entries.push(entry(key, value, false));
+                self.report.error(
+                    &origin,
+                    key,
+                    format!("unable to load configuration from `{value}`: `config` knows `.ini`, `.yaml`/`.yml`, `.json`/`.js` and `.xml` files"),
+                );
+            }
+            "ini" | "include" | "inherit" | "yaml" | "yml" | "json" | "js" | "xml"
+            | "xmlconfig" | "config" => {
                 self.collected.entries.push(entry(key, value, false));
                 if key == "inherit" {
                     self.inherits.push((value.to_string(), origin.clone()));
-                } else if key == "ini" && !bare {
+                } else if (Format::of_option(key).is_some() || key == "config") && !bare {
                     self.load_file(value, &origin, key, LoadKind::Ini);
                 } else {
                     self.load_file(value, &origin, key, LoadKind::Load);
@@ -300,6 +325,19 @@ impl Loader<'_> {
                 );
                 self.report.error(origin, key, message);
                 return true;
+            }
+            if let Logic::If {
+                test: logic::Test::HostnameMatch,
+                ..
+            } = opened
+            {
+                if let Err(error) = regex::Regex::new(value) {
+                    self.report.error(
+                        origin,
+                        key,
+                        format!("invalid regular expression `{value}`: {error}"),
+                    );
+                }
             }
             let mut items = Vec::new();
             if !matches!(opened, Logic::If { .. }) {
@@ -419,7 +457,7 @@ impl Loader<'_> {
             return;
         }
         let text = match self.fs.read(Path::new(&abs)) {
-            Ok(text) => text,
+            Ok(text) => self.inject(text, origin, key),
             Err(error) => {
                 let hint = hints::inline_comment(spec)
                     .map(|_| format!("; {}", hints::inline_comment_message(key, spec, false)))
@@ -443,12 +481,36 @@ impl Loader<'_> {
         let (text_after_magic, removed) =
             expand::magic(&text, &facts, self.first_ini.as_ref(), self.ctx);
         hints::removed_magic(&text, &path, &removed, self.report);
-        let parsed = ini::parse(&text_after_magic, section);
-        if !parsed.section_found {
+        // `yaml = file` reads YAML whatever the name; `include`, `inherit` and bare
+        // arguments go by the extension, as uWSGI's `uwsgi_opt_load`.
+        let format = Format::of_option(key).unwrap_or_else(|| Format::of_path(&path));
+        // An XML file's `:ID` picks a `<uwsgi id="ID">`; without one, the first `<uwsgi>`.
+        let wanted = if format == Format::Xml {
+            explicit_section
+        } else {
+            section
+        };
+        let parsed = formats::parse(format, &text_after_magic, wanted);
+        for note in &parsed.notes {
+            let at = Origin::File {
+                path: path.clone(),
+                line: note.line,
+            };
+            if note.error {
+                self.report.error(&at, key, note.message.clone());
+            } else {
+                self.report.warn(&at, key, note.message.clone());
+            }
+        }
+        if !parsed.section_found && !parsed.notes.iter().any(|note| note.error) {
+            let shown = match format {
+                Format::Yaml => format!("`{section}:`"),
+                _ => format!("`[{section}]`"),
+            };
             self.report.warn(
                 origin,
                 key,
-                format!("section `[{section}]` not found in `{path}`"),
+                format!("section {shown} not found in `{path}`"),
             );
         }
         self.stack.push((abs, section.to_string()));
@@ -465,10 +527,41 @@ impl Loader<'_> {
         self.stack.pop();
     }
 
+    /// A config file's text with the `inject-before` files' text before it and the
+    /// `inject-after` files' after it, joined as they are (uWSGI adds no line breaks).
+    /// Line numbers in messages then count from the start of the joined text.
+    fn inject(&mut self, text: String, origin: &Origin, key: &str) -> String {
+        if self.inject_before.is_empty() && self.inject_after.is_empty() {
+            return text;
+        }
+        let read = |path: &String, report: &mut Report| match self.fs.read(Path::new(path)) {
+            Ok(injected) => injected,
+            Err(error) => {
+                report.error(
+                    origin,
+                    key,
+                    format!("cannot read `{path}` to inject it: {error}"),
+                );
+                String::new()
+            }
+        };
+        let mut joined = String::new();
+        for path in &self.inject_before {
+            joined.push_str(&read(path, self.report));
+        }
+        joined.push_str(&text);
+        for path in &self.inject_after {
+            joined.push_str(&read(path, self.report));
+        }
+        joined
+    }
+
     /// The three value passes of `uwsgi_setup`, in order, over every entry so far.
     fn expand_values(&mut self) {
-        let expandable =
-            |entry: &Entry| !matches!(entry.key.as_str(), "ini" | "include" | "inherit");
+        let expandable = |entry: &Entry| {
+            !matches!(entry.key.as_str(), "ini" | "include" | "inherit" | "config")
+                && Format::of_option(&entry.key).is_none()
+        };
         for entry in self.collected.entries.iter_mut().filter(|e| expandable(e)) {
             hints::dollar_without_parentheses(entry, self.report);
             let (value, unset) = expand::env_vars(&entry.value, self.env);

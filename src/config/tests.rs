@@ -387,7 +387,12 @@ fn command_line_forms() {
     check_with(&[], "--daemonize /tmp/log", &[], "daemonize = /tmp/log");
     check_with(&[], "-d /tmp/log", &[], "daemonize = /tmp/log");
     check_with(&[], "--daemonize2 /tmp/log", &[], "daemonize = /tmp/log");
-    check_with(&[], "app.yaml", &[], "error: command line argument 1: cannot load `app.yaml`: kaiser reads INI files only (convert it to an `[uwsgi]` INI file)");
+    check_with(
+        &[],
+        "app.yaml",
+        &[],
+        "error: command line argument 1: yaml: cannot read `app.yaml`: entity not found",
+    );
     check_with(&[], "", &[("UWSGI_PLUGINS", "python3")], "");
 }
 
@@ -564,9 +569,9 @@ fn blog_post_hints() {
 #[test]
 fn all_problems_of_a_file_at_once() {
     check(
-        "[uwsgi]\nprocesses = x\nqueue = 10\nsocket = :http\nstrict\nbogus = 1",
+        "[uwsgi]\nprocesses = x\nunshare = net\nsocket = :http\nstrict\nbogus = 1",
         "error: app.ini:2: processes: expected a whole number, got `x` || \
-         app.ini:3: queue: `queue` is a uWSGI option that kaiser does not support yet || \
+         app.ini:3: unshare: `unshare` is a uWSGI option that kaiser does not support yet || \
          app.ini:4: socket: invalid port `http` in `:http` || \
          app.ini:6: bogus: unknown option",
     );
@@ -575,8 +580,8 @@ fn all_problems_of_a_file_at_once() {
 #[test]
 fn statuses() {
     check(
-        "[uwsgi]\nqueue = 10",
-        "error: app.ini:2: queue: `queue` is a uWSGI option that kaiser does not support yet",
+        "[uwsgi]\nunshare = net",
+        "error: app.ini:2: unshare: `unshare` is a uWSGI option that kaiser does not support yet",
     );
     check(
         "[uwsgi]\nspooler = /tmp/spool\nspooler-processes = 2\nspooler-quiet\nlocks = 4",
@@ -651,8 +656,8 @@ fn typed_values() {
     );
     check("[uwsgi]\nharakiri = 0\nharakiri-graceful-timeout = 3", "");
     check(
-        "[uwsgi]\nharakiri-graceful-signal = 15",
-        "error: app.ini:2: harakiri-graceful-signal: `harakiri-graceful-signal` is a uWSGI option that kaiser does not support yet",
+        "[uwsgi]\nharakiri-graceful-signal = 15\nharakiri-queue-threshold = 3",
+        "harakiri-queue-threshold = 3",
     );
     check(
         "[uwsgi]\nhttp-socket = 127.0.0.1:0\nsocket = 127.0.0.1:0",
@@ -717,8 +722,12 @@ fn reload_and_recycling_values() {
         "error: app.ini:2: touch-exec: expected `FILE COMMAND`, got `/tmp/l`",
     );
     check(
-        "[uwsgi]\ntouch-signal = /tmp/l 17",
-        "error: app.ini:2: touch-signal: `touch-signal` is a uWSGI option that kaiser does not support yet",
+        "[uwsgi]\ntouch-signal = /tmp/l 17\nfs-brutal-reload = /tmp/b\nalarm = a log:x\nlog-alarm = a ^x\nalarm-freq = 9",
+        "touch-signal = /tmp/l 17 | fs-brutal-reload = /tmp/b | alarm = a log:x | log-alarm = a ^x | alarm-freq = 9",
+    );
+    check(
+        "[uwsgi]\ntouch-signal = /tmp/l",
+        "error: app.ini:2: touch-signal: expected `FILE SIGNAL`, got `/tmp/l`",
     );
 }
 
@@ -1225,7 +1234,10 @@ fn logic_problems() {
         "app.ini:2: for-readline: cannot read `nope.txt`: entity not found"
     );
     assert_eq!(warnings("[uwsgi]\nendif\nendfor"), "");
-    check("[uwsgi]\nif-hostname-match = ^web\nprocesses = 2\nendif", "error: app.ini:2: if-hostname-match: `if-hostname-match` is a uWSGI option that kaiser does not support yet; use `if-hostname` with the exact name");
+    check(
+        "[uwsgi]\nif-hostname-match = ^web\nprocesses = 2\nendif",
+        "processes = 2",
+    );
 }
 
 // --- values as uWSGI reads them (`numbers.rs`, issue 15 part 8) ---
@@ -1382,4 +1394,94 @@ fn cheaper_options_and_the_checks_uwsgi_makes_too() {
         "{cheaper:?}"
     );
     assert_eq!(CheaperConfig::default().initial_workers(8), 8);
+}
+
+/// YAML, JSON and XML files feed the same entry stream as INI: magic variables, `include`
+/// by extension, placeholders, config logic, and messages with the file and line.
+#[test]
+fn yaml_json_and_xml_files_load_like_ini() {
+    let yaml = "uwsgi:\n  set-ph: port=9000\n  http-socket: :%(port)\n  include: more.json\n  if-env: STAGE\n  processes: 4\n  endif:\n  env: FILE=%n\n";
+    let json = "{\"uwsgi\": {\"env\": [\"A=1\", \"B=2\"], \"master\": true, \"include\": \"last.xml:prod\"}}";
+    let xml = "<all><uwsgi id=\"dev\"><threads>9</threads></uwsgi>\n<uwsgi id=\"prod\"><threads>2</threads></uwsgi></all>";
+    let files = [("app.yaml", yaml), ("more.json", json), ("last.xml", xml)];
+    check_with(
+        &files,
+        "--yaml app.yaml",
+        &[("STAGE", "prod")],
+        "env = A=1 | env = B=2 | env = FILE=app | processes = 4 | threads = 2 | http-socket = :9000",
+    );
+    check_with(
+        &files,
+        "-y app.yaml",
+        &[],
+        "env = A=1 | env = B=2 | env = FILE=app | threads = 2 | http-socket = :9000",
+    );
+    check_with(
+        &[("a.yml", "prod:\n  processes: x\n")],
+        "--yml a.yml:prod",
+        &[],
+        "error: a.yml:2: processes: expected a whole number, got `x`",
+    );
+    check_with(
+        &[("a.json", "{\"uwsgi\": {\n\"processes\": 2,\n}}")],
+        "a.json",
+        &[],
+        "error: a.json:3: json: invalid JSON: expected a member name in double quotes",
+    );
+    check_with(
+        &[
+            ("a.ini", "[uwsgi]\nxml = a.xml\n"),
+            ("a.xml", "<uwsgi>\n<processes>3</processes>\n</uwsgi>"),
+        ],
+        "a.ini",
+        &[],
+        "processes = 3",
+    );
+}
+
+/// `config` by extension, `inject-before`/`inject-after`, `if-hostname-match`, and the
+/// `pause`/`get`/`dump-options` actions.
+#[test]
+fn config_inject_hostname_match_and_actions() {
+    let action = |argv: &str| run(&[("app.ini", "[uwsgi]\n")], argv, &[]).map(|l| l.config.action);
+    assert_eq!(
+        action("--resume /run/app.pid"),
+        Ok(Action::Pause("/run/app.pid".into()))
+    );
+    assert_eq!(
+        action("--get processes --get socket app.ini"),
+        Ok(Action::Get(vec!["processes".into(), "socket".into()]))
+    );
+    assert_eq!(action("--dump-options"), Ok(Action::DumpOptions));
+
+    check_with(
+        &[("a.json", "{\"uwsgi\": {\"processes\": 3}}")],
+        "--config a.json",
+        &[],
+        "processes = 3",
+    );
+    check_with(
+        &[],
+        "--config a.conf",
+        &[],
+        "error: command line argument 1: config: unable to load configuration from `a.conf`: `config` knows `.ini`, `.yaml`/`.yml`, `.json`/`.js` and `.xml` files",
+    );
+    check_with(
+        &[
+            ("before.txt", "[uwsgi]\nprocesses = 2\n"),
+            ("after.txt", "\n[uwsgi]\nthreads = 4\n"),
+            ("app.ini", "[other]\nx = 1\n[uwsgi]\nprocesses = 3\n"),
+        ],
+        "--inject-before before.txt --inject-after after.txt --ini app.ini",
+        &[],
+        "processes = 3 | threads = 4",
+    );
+    check(
+        "[uwsgi]\nif-hostname-match = ^web[0-9]+$\nprocesses = 5\nendif\nif-not-hostname-match = ^web\nprocesses = 9\nendif\n",
+        "processes = 5",
+    );
+    check(
+        "[uwsgi]\nif-hostname-match = (\nprocesses = 5\nendif\n",
+        "error: app.ini:2: if-hostname-match: invalid regular expression `(`: regex parse error:\n    (\n    ^\nerror: unclosed group",
+    );
 }

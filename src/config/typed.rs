@@ -113,6 +113,7 @@ pub(crate) fn build(
     split_module_callable(&mut config);
     config.sockets = build_sockets(&sockets, protocol, report);
     super::cheaper::check(&mut config, entries, report);
+    super::alarms::check(&config.alarm, entries, report);
     for entry in unknown {
         unknown_key(entry, config.strict, used_as_placeholder, report);
     }
@@ -232,10 +233,18 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "show-config" => config.show_config = uwsgi_bool(v),
         "check-config" | "print-config" => {}
         "reload" => config.action = Action::Reload(path(v)?),
+        "pause" => config.action = Action::Pause(path(v)?),
+        "get" => match &mut config.action {
+            Action::Get(keys) => keys.push(text(v)?),
+            _ => config.action = Action::Get(vec![text(v)?]),
+        },
+        "dump-options" if uwsgi_bool(v) => config.action = Action::DumpOptions,
+        "dump-options" => {}
         "stop" => config.action = Action::Stop(path(v)?),
         // Loading options and config logic were applied while the sources were read.
         "ini" | "include" | "inherit" | "set" | "set-placeholder" | "for" | "endfor" | "if-env"
         | "if-reload" | "endif" | "ini-paste" | "declare-option" => {}
+        "yaml" | "json" | "xml" | "config" | "inject-before" => {}
         "strict" => config.strict = uwsgi_bool(v),
 
         "wsgi-file" => config.wsgi_file = Some(path(v)?),
@@ -329,6 +338,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "master-fifo" => config.master_fifo.push(path(v)?),
         "harakiri-verbose" => config.harakiri_verbose = uwsgi_bool(v),
         "harakiri-graceful-timeout" => config.harakiri_graceful_timeout = seconds(v)?,
+        "harakiri-queue-threshold" => config.harakiri_queue_threshold = number(v)?,
         "stats" => config.stats = Some(text(v)?),
         "max-requests-jitter" => config.max_requests_jitter = number(v)?,
         "max-worker-lifetime" => config.max_worker_lifetime = seconds(v)?,
@@ -343,6 +353,21 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "cheap" => config.cheap = uwsgi_bool(v),
         "touch-chain-reload" => config.touch_chain_reload.push(path(v)?),
         "touch-workers-reload" => config.touch_workers_reload.push(path(v)?),
+        "touch-signal" => {
+            let (file, signal) = v
+                .trim()
+                .split_once(' ')
+                .ok_or_else(|| format!("expected `FILE SIGNAL`, got `{v}`"))?;
+            let signal = signal.trim().parse::<u8>().map_err(|_| {
+                format!(
+                    "expected a uWSGI signal number (0-255), got `{}`",
+                    signal.trim()
+                )
+            })?;
+            config.touch_signal.push((path(file)?, signal));
+        }
+        "fs-brutal-reload" => config.fs_brutal_reload.push(path(v)?),
+        "py-tracebacker" => config.py_tracebacker = Some(path(v)?),
         "stats-http" => config.stats_http = uwsgi_bool(v),
         "stats-minified" => config.stats_minified = uwsgi_bool(v),
         "stats-no-cores" => config.stats_no_cores = uwsgi_bool(v),
@@ -401,6 +426,12 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
             config.hooks.push(super::hooks::parse(name, v)?)
         }
         "daemons-honour-stdin" => config.daemons_honour_stdin = uwsgi_bool(v),
+        name if super::alarms::NAMES.contains(&name) => {
+            super::alarms::apply(&mut config.alarm, name, v)?
+        }
+        name if super::carbon::NAMES.contains(&name) => {
+            super::carbon::apply(&mut config.carbon, name, v)?
+        }
         "attach-daemon"
         | "attach-daemon2"
         | "smart-attach-daemon"
@@ -546,6 +577,12 @@ mod tests {
                 _ if matches!(spec.name, "cron" | "unique-cron") => "-1 -1 -1 -1 -1 true",
                 _ if spec.name == "cron2" => "minute=-1 true",
                 _ if spec.name == "health-check-path" => "/healthz",
+                _ if spec.name == "alarm" => "a cmd:true",
+                _ if spec.name == "alarm-fd" => "a 3 m",
+                _ if spec.name == "touch-signal" => "/tmp/flag 17",
+                _ if spec.name == "carbon" => "127.0.0.1:2003",
+                _ if spec.name == "carbon-idle-avg" => "zero",
+                _ if spec.name.ends_with("log-alarm") => "a x",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",

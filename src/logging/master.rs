@@ -62,6 +62,7 @@ pub enum StartLogMasterError {
 /// commands reopen and rotate that file).
 pub fn uses_log_master(config: &Config) -> bool {
     config.log.needs_master()
+        || config.alarm.needs_log_master()
         || (!config.master_fifo.is_empty()
             && (config.logto.is_some() || config.daemonize.is_some()))
 }
@@ -115,7 +116,9 @@ pub fn start(config: &Config) -> Result<(), StartLogMasterError> {
     if !uses_log_master(config) {
         return Ok(());
     }
-    let dispatch = Dispatch::open(config)?;
+    let mut dispatch = Dispatch::open(config)?;
+    let alarm_link =
+        crate::alarm::Link::create(&config.alarm).map_err(StartLogMasterError::Pipe)?;
     let (general_read, general_write) =
         sys::seqpacket::pair().map_err(StartLogMasterError::Pipe)?;
     let (request_read, request_write) =
@@ -124,12 +127,17 @@ pub fn start(config: &Config) -> Result<(), StartLogMasterError> {
         sys::fork::Forked::Child => {
             drop(general_write);
             drop(request_write);
+            let link = alarm_link.map(crate::alarm::Link::into_log_master_end);
+            dispatch.watch = crate::alarm::LogWatch::new(&config.alarm, link);
             let keep = [general_read.as_raw_fd(), request_read.as_raw_fd()];
             let code = run(dispatch, general_read, request_read, &keep, &config.log);
             sys::process::exit_now(code)
         }
         sys::fork::Forked::Parent { child } => {
             drop(dispatch);
+            if let Some(link) = alarm_link {
+                link.keep_master_end().map_err(StartLogMasterError::Pipe)?;
+            }
             drop(general_read);
             drop(request_read);
             sys::fd::dup2(general_write.as_fd(), 1).map_err(StartLogMasterError::Pipe)?;
@@ -179,6 +187,8 @@ struct Dispatch {
     loggers: Vec<Output>,
     req_loggers: Vec<Output>,
     options: LogOptions,
+    /// `log-alarm`: tries each line (`crate::alarm`).
+    watch: Option<crate::alarm::LogWatch>,
 }
 
 impl Dispatch {
@@ -206,6 +216,7 @@ impl Dispatch {
                 .map(|spec| Output::open(spec, &config.name))
                 .collect::<Result<_, _>>()?,
             options: log.clone(),
+            watch: None,
         })
     }
 
@@ -217,6 +228,16 @@ impl Dispatch {
 
     /// One whole line (with its newline, unless it was cut).
     fn line(&mut self, line: &str, request: bool) {
+        // Request lines are log lines to uWSGI's alarms unless `req-logger` gives them
+        // loggers of their own (they then travel a pipe the alarm check does not read).
+        if !request || self.req_loggers.is_empty() {
+            if let Some(mut watch) = self.watch.take() {
+                for text in watch.check(line) {
+                    self.line(&format!("{text}\n"), false);
+                }
+                self.watch = Some(watch);
+            }
+        }
         let bare = line.strip_suffix('\n').unwrap_or(line);
         let options = &self.options;
         if !request {
@@ -370,6 +391,7 @@ fn run(
 ) -> i32 {
     let mut keep = keep.to_vec();
     keep.extend(dispatch.outputs().filter_map(|o| o.raw_fd()));
+    keep.extend(dispatch.watch.as_ref().and_then(|w| w.link_fd()));
     sys::fd::close_all_except(&keep);
     let own = [
         libc::SIGHUP,
@@ -467,6 +489,9 @@ fn run(
                 }
             }
             dispatch.outputs().for_each(Output::resync);
+            if let Some(watch) = &mut dispatch.watch {
+                watch.tick();
+            }
             partials.flush(Duration::from_secs(1), |line| {
                 dispatch.line(&String::from_utf8_lossy(line), false)
             });

@@ -15,6 +15,7 @@ mod mules;
 mod rpc;
 mod signals;
 mod spooler;
+mod tracebacker;
 mod tracebacks;
 mod uwsgi_module;
 mod wsgi;
@@ -27,12 +28,15 @@ pub use interpreter::{
 };
 pub use locks::create_locks;
 pub use modules::loaded_module_files;
-pub use mules::{create_mules, mule_busy_since, run_mule_loop, run_mule_script, set_mule_id};
+pub use mules::{
+    create_mules, mule_busy_since, run_mule_loop, run_mule_script, send_to_mule, set_mule_id,
+};
 pub use signals::{dispatch_pending as dispatch_uwsgi_signals, set_spooler_signal_slot};
 pub use spooler::{
     import_spooler_modules, run_spooler_task, set_i_am_the_spooler, set_spooler_api, SpoolVars,
     SpoolerApi, TaskVerdict,
 };
+pub use tracebacker::tracebacker_dump;
 pub use tracebacks::{thread_stacks, thread_stacks_within};
 pub use uwsgi_module::{
     current_worker_id, install as install_uwsgi_module, run_post_fork_hook, set_accepting_hook,

@@ -129,6 +129,19 @@ fn send(mailbox: &Mailbox, message: &[u8]) -> bool {
     }
 }
 
+/// Sends `message` to mule `id`, or with 0 (or an id past the last mule) to whichever mule
+/// reads first: a `mule:` alarm. False when there are no mules or the mailbox stayed full.
+pub fn send_to_mule(id: u32, message: &[u8]) -> bool {
+    let Some(mules) = MULES.get() else {
+        return false;
+    };
+    let mailbox = (id as usize)
+        .checked_sub(1)
+        .and_then(|index| mules.own.get(index))
+        .unwrap_or(&mules.shared);
+    send(mailbox, message)
+}
+
 /// `uwsgi.mule_msg(message[, mule_id_or_farm])`: to mule N, to a farm, or (no target, or 0)
 /// to whichever mule reads first. True when sent.
 #[pyfunction]

@@ -27,6 +27,9 @@ pub struct HarakiriSettings {
     pub timeout: Option<Duration>,
     pub grace: Duration,
     pub verbose: bool,
+    /// `harakiri-queue-threshold`: a stuck request is ended only while the listen queue
+    /// holds at least this many connections (0: always).
+    pub queue_threshold: u64,
 }
 
 /// One live worker process, as the master knows it.
@@ -55,6 +58,10 @@ struct Condemned {
 pub struct Harakiri {
     settings: HarakiriSettings,
     condemned: Vec<Condemned>,
+    /// The listen queue last measured, for `queue_threshold`.
+    backlog: u64,
+    /// Workers whose harakiri was skipped for the threshold, each logged once.
+    skipped: Vec<Pid>,
 }
 
 impl Harakiri {
@@ -62,7 +69,14 @@ impl Harakiri {
         Harakiri {
             settings,
             condemned: Vec::new(),
+            backlog: 0,
+            skipped: Vec::new(),
         }
+    }
+
+    /// The deepest listen queue now, for `harakiri-queue-threshold`.
+    pub fn set_backlog(&mut self, backlog: u64) {
+        self.backlog = backlog;
     }
 
     /// When the loop must wake next for a pending kill.
@@ -80,6 +94,8 @@ impl Harakiri {
         let now_us = clock::monotonic_us();
         self.condemned
             .retain(|c| workers.iter().any(|w| w.pid == c.pid));
+        self.skipped
+            .retain(|pid| workers.iter().any(|w| w.pid == *pid));
         self.finish_graceful(scoreboard, now);
         for &Live { id, pid, bank } in workers {
             if self.condemned.iter().any(|c| c.pid == pid) {
@@ -95,6 +111,18 @@ impl Harakiri {
                 .filter(|core| self.past_deadline(core, now_us))
                 .collect();
             if stuck.is_empty() {
+                continue;
+            }
+            let threshold = self.settings.queue_threshold;
+            if threshold > 0 && self.backlog < threshold {
+                // uWSGI's `uwsgi_master_check_harakiri`: no queue pressure, no harakiri.
+                if !self.skipped.contains(&pid) {
+                    self.skipped.push(pid);
+                    tracing::warn!(
+                        "HARAKIRI: Skipping harakiri on worker {id}. Listen queue is smaller than the threshold ({} < {threshold})",
+                        self.backlog
+                    );
+                }
                 continue;
             }
             self.condemn(scoreboard, Live { id, pid, bank }, &stuck, now);

@@ -13,6 +13,7 @@
 //! with its one-at-a-time queue (`replacement.rs`). Every child of the master is an entry of
 //! one process table (`process_table.rs`).
 
+mod carbon;
 mod cheaper;
 mod cron;
 mod daemons;

@@ -1,5 +1,6 @@
-//! `touch-reload`, `touch-chain-reload`, `touch-workers-reload`: files whose change asks for a
-//! reload, checked once per master cycle (uWSGI's `uwsgi_check_touches`).
+//! `touch-reload`, `touch-chain-reload`, `touch-workers-reload`, `fs-brutal-reload`: files
+//! whose change asks for a reload, and `touch-signal` files whose change raises a uWSGI
+//! signal, checked once per master cycle (uWSGI's `uwsgi_check_touches`).
 //!
 //! A file fires when its mtime changes, when it is created, and when it is deleted. A file
 //! missing at start is logged once and fires when it appears. The state is taken when the
@@ -18,6 +19,8 @@ pub(super) enum TouchAction {
     Reload,
     ChainReload,
     WorkersReload,
+    BrutalReload,
+    Signal(u8),
 }
 
 impl TouchAction {
@@ -26,6 +29,8 @@ impl TouchAction {
             TouchAction::Reload => "touch-reload",
             TouchAction::ChainReload => "touch-chain-reload",
             TouchAction::WorkersReload => "touch-workers-reload",
+            TouchAction::BrutalReload => "fs-brutal-reload",
+            TouchAction::Signal(_) => "touch-signal",
         }
     }
 }
@@ -51,24 +56,31 @@ impl Touches {
             (&config.touch_reload, TouchAction::Reload),
             (&config.touch_chain_reload, TouchAction::ChainReload),
             (&config.touch_workers_reload, TouchAction::WorkersReload),
+            (&config.fs_brutal_reload, TouchAction::BrutalReload),
         ];
+        let signals = config
+            .touch_signal
+            .iter()
+            .map(|(path, signal)| (path, TouchAction::Signal(*signal)));
+        let all = lists
+            .iter()
+            .flat_map(|(paths, action)| paths.iter().map(move |path| (path, *action)))
+            .chain(signals);
         let mut watched = Vec::new();
-        for (paths, action) in lists {
-            for path in paths {
-                let seen = mtime(path);
-                if seen.is_none() {
-                    tracing::info!(
-                        path = %path.display(),
-                        "{}: the file does not exist; creating it will trigger",
-                        action.option()
-                    );
-                }
-                watched.push(Watched {
-                    path: path.clone(),
-                    action,
-                    seen,
-                });
+        for (path, action) in all {
+            let seen = mtime(path);
+            if seen.is_none() {
+                tracing::info!(
+                    path = %path.display(),
+                    "{}: the file does not exist; creating it will trigger",
+                    action.option()
+                );
             }
+            watched.push(Watched {
+                path: path.clone(),
+                action,
+                seen,
+            });
         }
         Touches { watched }
     }

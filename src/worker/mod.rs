@@ -11,8 +11,9 @@
 //! alive. An idle keep-alive connection costs an fd, never a thread, so a worker serves any
 //! number of keep-alive clients.
 //!
-//! This module does not bind sockets, decide worker counts or restart anything: that is
-//! the master's job (`vassal/`).
+//! This module does not bind sockets (but `py-tracebacker`'s own, per worker as in uWSGI:
+//! `tracebacker.rs`), decide worker counts or restart anything: that is the master's job
+//! (`vassal/`).
 
 mod accept;
 mod autoreload;
@@ -35,6 +36,7 @@ pub mod scoreboard;
 mod serve;
 mod statics;
 pub mod to_master;
+mod tracebacker;
 mod transfer;
 mod turn;
 
@@ -337,6 +339,9 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
             &lazy_app
         }
     };
+    if let Some(path) = &setup.options.py_tracebacker {
+        tracebacker::start(path, setup.id);
+    }
     if !setup.options.py_autoreload.is_zero() && setup.id == 1 {
         autoreload::spawn(
             setup.options.py_autoreload,

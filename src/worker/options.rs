@@ -36,6 +36,8 @@ pub struct ProcessOptions {
     pub py_autoreload: Duration,
     /// `py-auto-reload-ignore`: modules (by name) whose files are not checked.
     pub py_autoreload_ignore: Vec<String>,
+    /// `py-tracebacker`: the socket path, before the worker id.
+    pub py_tracebacker: Option<std::path::PathBuf>,
 }
 
 /// First thing in the worker, before any thread exists, so every thread inherits it.

@@ -124,6 +124,7 @@ impl Master<'_> {
         if self.reap_cheaped(id, pid, how) {
             return;
         }
+        self.alarm_on_worker_death(id, pid, how);
         match how {
             ExitKind::Code(0) => {
                 tracing::info!(worker = id, pid, "worker exited (recycled), respawning")

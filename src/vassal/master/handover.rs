@@ -108,6 +108,15 @@ impl Master<'_> {
                 TouchAction::Reload => self.begin_reload(false)?,
                 TouchAction::ChainReload => self.chain_reload(),
                 TouchAction::WorkersReload => self.workers_reload()?,
+                TouchAction::BrutalReload => self.begin_reload(true)?,
+                TouchAction::Signal(signal) => {
+                    if !crate::signals::board().is_some_and(|board| board.raise(signal)) {
+                        tracing::warn!(
+                            signal,
+                            "touch-signal: no handler is registered for the uWSGI signal"
+                        );
+                    }
+                }
             }
         }
         if self.phase != Phase::Running {

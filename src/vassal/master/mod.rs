@@ -5,9 +5,13 @@
 //! (replacing workers one at a time), `pause` (SIGTSTP and cheap mode), `cheaper` (the
 //! adaptive worker count), `report` (SIGUSR1, the stats document and `/metrics`),
 //! `attached` (hooks and external daemons), `spooling`, `mules` and `crons` (forking the
-//! other kinds of child, and their harakiri), `drain` and `heartbeat`.
+//! other kinds of child, and their harakiri), `drain`, `heartbeat`,
+//! `alarming` (`alarm-backlog`, `alarm-segfault`, the log master's alarms) and `carbon`
+//! (pushing the stats to Graphite).
 
+mod alarming;
 mod attached;
+mod carbon;
 mod cheaper;
 mod children;
 mod crons;
@@ -168,6 +172,10 @@ struct Master<'a> {
     drain_until: Option<(Instant, &'static str)>,
     /// `heartbeat`: when the next `WATCHDOG=1` is due (`heartbeat.rs`).
     next_heartbeat: Option<Instant>,
+    /// `alarm-backlog`, `alarm-segfault` and the alarms the log master hands over.
+    alarming: alarming::Alarming,
+    /// `carbon`: when the next push is due; `None` without a server.
+    carbon: Option<carbon::CarbonPush>,
 }
 
 /// The master's upkeep between events: the FIFO, touch files, the one-at-a-time replacement
@@ -310,6 +318,9 @@ impl Master<'_> {
                 _ => None,
             })
             .collect();
+        if self.config.harakiri_queue_threshold > 0 {
+            self.harakiri.set_backlog(self.listen_backlog());
+        }
         self.harakiri.check(&self.scoreboard, &live);
     }
 
@@ -394,6 +405,8 @@ impl Master<'_> {
         self.spooler_tick();
         self.mules_tick();
         self.crons_tick(now);
+        self.alarm_tick(now);
+        self.carbon_tick(now);
         self.check_idle(now);
         self.cheaper_tick(now)?;
         self.respawn_due(now)

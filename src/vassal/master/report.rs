@@ -74,7 +74,7 @@ impl Master<'_> {
         })
     }
 
-    fn stats_snapshot(&self) -> crate::vassal::stats::VassalStats {
+    pub(super) fn stats_snapshot(&self) -> crate::vassal::stats::VassalStats {
         let sockets = self
             .sockets
             .iter()

@@ -126,6 +126,7 @@ impl Master<'_> {
                         disable_file_wrapper: config.extra.wsgi_disable_file_wrapper,
                         py_autoreload: config.extra.py_autoreload,
                         py_autoreload_ignore: config.extra.py_autoreload_ignore.clone(),
+                        py_tracebacker: config.py_tracebacker.clone(),
                     },
                 })
             }

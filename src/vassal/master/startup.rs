@@ -132,6 +132,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
             ..Entry::new(Kind::Previous, pid, started)
         });
     }
+    let carbon = carbon::CarbonPush::new(config, &bound, started);
     let mut master = Master {
         config,
         max_connections: connection_cap(config),
@@ -166,6 +167,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
             timeout: config.harakiri,
             grace: config.harakiri_graceful_timeout,
             verbose: config.harakiri_verbose,
+            queue_threshold: config.harakiri_queue_threshold,
         }),
         stats,
         attached,
@@ -174,6 +176,8 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         crons: crate::vassal::cron::Crons::new(&config.crons, config.cron_harakiri),
         drain_until: None,
         next_heartbeat: (!config.heartbeat.is_zero()).then(|| started + config.heartbeat),
+        alarming: alarming::Alarming::new(config),
+        carbon,
     };
     let initial = master.initial_workers();
     if !master.start_cheap() {
