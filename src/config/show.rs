@@ -299,6 +299,18 @@ pub(crate) fn render(config: &Config) -> String {
         line(&daemon.option, &daemon.text);
     }
     super::extra::render(&config.extra, &mut line);
+    super::emperor_extra::render(&config.emperor_extra, &mut line);
+    for (option, mask) in [
+        ("unshare", config.unshare.before_post_jail),
+        ("unshare2", config.unshare.after_post_jail),
+    ] {
+        if mask != 0 {
+            line(option, &super::jail::names(mask));
+        }
+    }
+    if config.async_cores != 0 {
+        line("gevent", &config.async_cores.to_string());
+    }
     out
 }
 
