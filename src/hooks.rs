@@ -282,7 +282,12 @@ pub fn run_as_vassal_from_env() -> Result<(), RunHookError> {
         let Some((option, value)) = line.split_once('=') else {
             continue;
         };
-        match crate::config::hooks::parse(option, value) {
+        let parsed = if option.starts_with("mount-") || option.starts_with("umount-") {
+            crate::config::hooks::parse_mount(option, value)
+        } else {
+            crate::config::hooks::parse(option, value)
+        };
+        match parsed {
             Ok(hook) => hooks.push(hook),
             // The emperor parsed these already; a line that no longer parses is a bug.
             Err(message) => tracing::error!("ignoring as-vassal hook `{line}`: {message}"),

@@ -88,7 +88,9 @@ impl Governor {
             .vassals
             .values()
             .filter(|vassal| matches!(vassal.life.state, State::Starting | State::Reloading))
-            .count();
+            .count()
+            // Files still waiting for `emperor-on-demand-exec`'s answer are vassals too.
+            + self.on_demand_asking.len();
         if unsettled > 0 && now < deadline {
             return;
         }

@@ -92,6 +92,8 @@ pub enum RunVassalError {
     #[error(transparent)]
     Hook(#[from] crate::hooks::RunHookError),
     #[error(transparent)]
+    Jail(#[from] crate::jail::EnterJailError),
+    #[error(transparent)]
     Setup(#[from] super::process_setup::ProcessSetupError),
     #[error(transparent)]
     LogMaster(#[from] crate::logging::master::StartLogMasterError),
@@ -308,6 +310,7 @@ impl Master<'_> {
     }
 
     fn on_signal(&mut self, sig: libc::c_int) -> Result<(), RunVassalError> {
+        self.on_emperor_order(sig);
         if self.on_rebound_signal(sig)? {
             return Ok(());
         }
@@ -410,6 +413,10 @@ impl Master<'_> {
             Ok(0) | Err(_) => {
                 if !matches!(self.phase, Phase::Stopping { .. }) {
                     tracing::warn!("lost the emperor channel (the emperor died); shutting down");
+                    let _ = crate::hooks::run_phase(
+                        &self.config.hooks,
+                        crate::config::hooks::HookPhase::EmperorLost,
+                    );
                     self.notifier = Notifier::None;
                     self.begin_stop(false, "emperor gone");
                 } else {
