@@ -310,9 +310,9 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("wsgi-disable-file-wrapper", Bool, Application, "leave `wsgi.file_wrapper` out of the environ").default("false"),
     opt("spooler-import", Text, Application, "import a module (or a `.py` file) in each spooler process").aliases(&["spooler-pyimport", "spooler-py-import", "spooler-python-import"]).multi(),
 
-    opt("gevent", Int, Application, "uWSGI's gevent loop with N async cores per worker: kaiser runs N request threads per worker instead (a monkey-patched app works; a warning says so)").aliases(&["async", "asyncio"]),
+    opt("gevent", Int, Application, "uWSGI's gevent loop with N async cores per worker: kaiser runs N request threads per worker instead, with a warning; an app that monkey-patches must call `gevent.monkey.patch_all(thread=False)`").aliases(&["async", "asyncio"]),
     opt("ugreen", Bool, Application, "uWSGI's green-thread suspend engine for `async`").aliases(&["greenlet"]).noop("kaiser serves `async`/`gevent` cores as request threads, which need no suspend engine"),
-    opt("gevent-monkey-patch", Bool, Application, "call `gevent.monkey.patch_all()` before loading the app").aliases(&["gevent-early-monkey-patch"]).noop("kaiser runs requests on threads, not on a gevent hub; an app that patches itself still works"),
+    opt("gevent-monkey-patch", Bool, Application, "call `gevent.monkey.patch_all()` before loading the app").aliases(&["gevent-early-monkey-patch"]).noop("kaiser runs requests on threads and does not patch: gevent's patched locks deadlock when real threads share them; an app that wants cooperative sockets calls `gevent.monkey.patch_all(thread=False)` itself"),
     // --- processes ---
     opt("processes", Int, Processes, "number of worker processes").aliases(&["workers"]).short('p').default("1"),
     opt("threads", Int, Processes, "Python threads per worker").default("1"),

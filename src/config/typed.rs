@@ -103,7 +103,7 @@ pub(crate) fn build(
                         &entry.origin,
                         &entry.key,
                         format!(
-                            "kaiser has no gevent/async loop engine: each worker serves `{}` cores as request threads instead (`threads`); a gevent-monkey-patched app still works",
+                            "kaiser has no gevent/async loop engine: each worker serves `{}` cores as request threads instead (`threads`); an app that calls `gevent.monkey.patch_all()` must pass `thread=False` (gevent's patched locks deadlock when real threads share them)",
                             entry.key
                         ),
                     );

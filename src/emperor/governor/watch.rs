@@ -147,7 +147,7 @@ impl Governor {
                 if self.warned.insert(path.clone()) {
                     if report.unsupported.contains(path) {
                         warn!(vassal = %monitor::vassal_name(path), file = %path.display(),
-                            "only `.ini` vassals (and `emperor-extra-extension` ones) are supported, ignoring this file");
+                            "only `.ini` vassals are supported (and `emperor-extra-extension` suffixes), ignoring this file");
                     } else {
                         warn!(vassal = %monitor::vassal_name(path), file = %path.display(),
                             "not a regular file (or a dangling symlink), ignoring it");
