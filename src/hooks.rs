@@ -180,7 +180,13 @@ fn perform(action: &HookAction) -> Result<(), HookFailure> {
             target,
             flags,
             data,
-        } => Ok(sys::mount::mount(fs, source, target, *flags, data.as_deref())?),
+        } => Ok(sys::mount::mount(
+            fs,
+            source,
+            target,
+            *flags,
+            data.as_deref(),
+        )?),
         HookAction::Umount { target, flags } => Ok(sys::mount::umount(target, *flags)?),
         HookAction::UnixSignal { signal, action } => {
             let name = sys::signal::name(*signal);

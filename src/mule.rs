@@ -70,8 +70,7 @@ pub fn run(setup: MuleSetup) -> ! {
         }
     }
     // uWSGI's `hook-as-mule`: a failure ends this mule (the master respawns it, throttled).
-    if let Err(err) =
-        crate::hooks::run_phase(&setup.hooks, crate::config::hooks::HookPhase::AsMule)
+    if let Err(err) = crate::hooks::run_phase(&setup.hooks, crate::config::hooks::HookPhase::AsMule)
     {
         tracing::error!("{}; the mule exits", crate::hooks::error_chain(&err));
         sys::process::exit_now(1);

@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use common::{app, http_get, http_get_unix, venv, wait_until, TempDir};
 use emperor_support::*;
 
-
 /// Clients each sending GETs in a loop until stopped; counts successes and records
 /// failures.
 ///

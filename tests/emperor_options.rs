@@ -24,11 +24,18 @@ fn script(dir: &TempDir, name: &str, body: &str) -> String {
 
 /// Waits until `path` holds a line containing `needle`, and returns the file.
 fn wait_file_line(path: &Path, needle: &str) -> String {
-    wait_until(&format!("a line with `{needle}` in {}", path.display()), TIMEOUT, |last| {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        *last = text.clone();
-        Ok(text.lines().any(|line| line.contains(needle)).then_some(text))
-    })
+    wait_until(
+        &format!("a line with `{needle}` in {}", path.display()),
+        TIMEOUT,
+        |last| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            *last = text.clone();
+            Ok(text
+                .lines()
+                .any(|line| line.contains(needle))
+                .then_some(text))
+        },
+    )
     .unwrap_or_else(|error| panic!("{error}"))
 }
 
@@ -36,7 +43,12 @@ fn wait_file_line(path: &Path, needle: &str) -> String {
 fn vassals_set_reaches_every_vassal_and_the_files_own_value_wins() {
     let mut emperor = Emperor::start(
         "e-vassals-set",
-        &["--vassals-set", "processes=2", "--vassal-set", "need-app=true"],
+        &[
+            "--vassals-set",
+            "processes=2",
+            "--vassal-set",
+            "need-app=true",
+        ],
         &[
             ("site.ini", hello("site")),
             ("own.ini", hello("own") + "processes = 3\n"),
@@ -47,7 +59,10 @@ fn vassals_set_reaches_every_vassal_and_the_files_own_value_wins() {
     assert!(line.contains("serving with 2 workers"), "{line}");
     let line = emperor.wait_log(&["vassal ready", "vassal=own"]);
     assert!(line.contains("serving with 3 workers"), "{line}");
-    emperor.wait_log(&["vassal starting", "--set processes=2 --set need-app=true --ini"]);
+    emperor.wait_log(&[
+        "vassal starting",
+        "--set processes=2 --set need-app=true --ini",
+    ]);
     assert_eq!(get(&emperor.socket("site")), Ok("Hello World".into()));
 }
 
@@ -58,7 +73,11 @@ fn emperor_nofollow_ignores_edits_of_a_symlinks_target() {
         let target = outside.join("real.ini");
         let mut emperor = Emperor::start(
             "e-nofollow",
-            if nofollow { &["--emperor-nofollow"] } else { &[] },
+            if nofollow {
+                &["--emperor-nofollow"]
+            } else {
+                &[]
+            },
             &[],
         );
         std::fs::write(&target, hello_ini(&emperor.socket("linked"))).expect("write target");
@@ -67,20 +86,33 @@ fn emperor_nofollow_ignores_edits_of_a_symlinks_target() {
         emperor.ready();
         // Edit the target (outside the watched directory), then add a vassal: its arrival
         // proves a rescan ran after the edit.
-        std::fs::write(&target, hello_ini(&emperor.socket("linked")) + "processes = 2\n")
-            .expect("rewrite target");
+        std::fs::write(
+            &target,
+            hello_ini(&emperor.socket("linked")) + "processes = 2\n",
+        )
+        .expect("rewrite target");
         emperor.write("probe.ini", &hello("probe"));
         emperor.wait_log(&["vassal ready", "vassal=probe"]);
         let changed = emperor.count(&["config changed", "vassal=linked"]);
         if nofollow {
-            assert_eq!(changed, 0, "nofollow: the target's edit must not reload\n{}", emperor.kaiser.logs());
+            assert_eq!(
+                changed,
+                0,
+                "nofollow: the target's edit must not reload\n{}",
+                emperor.kaiser.logs()
+            );
             // Replacing the link itself is a change.
             let link = emperor.vassals().join("linked.ini");
             std::fs::remove_file(&link).expect("remove link");
             std::fs::write(&link, hello("linked")).expect("replace link by a file");
             emperor.wait_log(&["config changed", "vassal=linked"]);
         } else {
-            assert_eq!(changed, 1, "without nofollow the target's edit reloads\n{}", emperor.kaiser.logs());
+            assert_eq!(
+                changed,
+                1,
+                "without nofollow the target's edit reloads\n{}",
+                emperor.kaiser.logs()
+            );
         }
     }
 }
@@ -126,7 +158,9 @@ fn emperor_no_blacklist_retries_a_failing_vassal_without_backing_off() {
         .map(str::to_owned)
         .collect();
     assert!(
-        throttles.iter().all(|line| line.contains("retry_in_ms=100")),
+        throttles
+            .iter()
+            .all(|line| line.contains("retry_in_ms=100")),
         "every retry waits `emperor-throttle`: {throttles:#?}"
     );
 }
@@ -138,26 +172,43 @@ fn emperor_wrapper_override_and_fallback_run_the_vassal() {
     let wrapper = script(
         &dir,
         "wrapper.sh",
-        &format!("echo \"$@\" >> {}\nexec {} \"$@\"", marker.display(), kaiser_bin()),
+        &format!(
+            "echo \"$@\" >> {}\nexec {} \"$@\"",
+            marker.display(),
+            kaiser_bin()
+        ),
     );
     let missing = dir.join("missing-wrapper");
     let missing = missing.to_str().expect("utf-8");
     // An override that cannot run, then the wrapper.
     let emperor = Emperor::start(
         "e-wrapper",
-        &["--emperor-wrapper-override", missing, "--emperor-wrapper", &wrapper],
+        &[
+            "--emperor-wrapper-override",
+            missing,
+            "--emperor-wrapper",
+            &wrapper,
+        ],
         &[("site.ini", hello("site"))],
     );
     emperor.wait_log(&["vassal ready", "vassal=site"]);
     assert_eq!(get(&emperor.socket("site")), Ok("Hello World".into()));
-    emperor.wait_log(&["cannot execute this vassal program, trying the next one", "missing-wrapper"]);
+    emperor.wait_log(&[
+        "cannot execute this vassal program, trying the next one",
+        "missing-wrapper",
+    ]);
     wait_file_line(&marker, "--ini");
     drop(emperor);
     // The wrapper cannot run: the fallback does.
     std::fs::remove_file(&marker).expect("reset the marker");
     let emperor = Emperor::start(
         "e-wrapper-fallback",
-        &["--emperor-wrapper", missing, "--emperor-wrapper-fallback", &wrapper],
+        &[
+            "--emperor-wrapper",
+            missing,
+            "--emperor-wrapper-fallback",
+            &wrapper,
+        ],
         &[("site.ini", hello("site"))],
     );
     emperor.wait_log(&["vassal ready", "vassal=site"]);
@@ -171,9 +222,16 @@ fn vassals_start_and_stop_hooks_run_with_the_vassals_name() {
     let start = script(
         &dir,
         "start.sh",
-        &format!("echo \"start $1 $UWSGI_VASSALS_DIR $PPID\" >> {}", record.display()),
+        &format!(
+            "echo \"start $1 $UWSGI_VASSALS_DIR $PPID\" >> {}",
+            record.display()
+        ),
     );
-    let stop = script(&dir, "stop.sh", &format!("echo \"stop $1\" >> {}", record.display()));
+    let stop = script(
+        &dir,
+        "stop.sh",
+        &format!("echo \"stop $1\" >> {}", record.display()),
+    );
     let emperor = Emperor::start(
         "e-vassal-hooks",
         &["--vassals-start-hook", &start, "--vassals-stop-hook", &stop],
@@ -182,7 +240,10 @@ fn vassals_start_and_stop_hooks_run_with_the_vassals_name() {
     emperor.wait_log(&["vassal ready", "vassal=site"]);
     let text = wait_file_line(&record, "start site.ini");
     let vassals = emperor.vassals().canonicalize().expect("vassals dir");
-    let line = text.lines().find(|l| l.starts_with("start")).expect("start line");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("start"))
+        .expect("start line");
     // Run by the vassal itself (its parent is the vassal's master), as uWSGI runs it in
     // the vassal's process before exec.
     let master = emperor.vassal_pid("site.ini");
@@ -191,7 +252,10 @@ fn vassals_start_and_stop_hooks_run_with_the_vassals_name() {
         format!("start site.ini {} {master}", vassals.display()),
         "{text}"
     );
-    assert!(!text.contains("stop"), "no stop hook before the vassal ends: {text}");
+    assert!(
+        !text.contains("stop"),
+        "no stop hook before the vassal ends: {text}"
+    );
     std::fs::remove_file(emperor.vassals().join("site.ini")).expect("remove vassal");
     wait_file_line(&record, "stop site.ini");
     emperor.wait_log(&["start-hook returned 0"]);
@@ -225,7 +289,10 @@ fn exec_as_emperor_sees_the_vassal_and_hook_emperor_start_runs_first() {
 /// The test's own uid, from `/proc` (no libc call needed).
 fn unsafe_free_uid() -> String {
     let status = std::fs::read_to_string("/proc/self/status").expect("procfs");
-    let line = status.lines().find(|l| l.starts_with("Uid:")).expect("Uid line");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .expect("Uid line");
     line.split_whitespace().nth(1).expect("real uid").to_owned()
 }
 
@@ -266,12 +333,17 @@ fn a_slow_on_demand_exec_does_not_hold_up_the_other_vassals() {
     );
     emperor.write("slow.ini", &slow);
     // While the command for `slow.ini` waits: stats are served and another vassal reloads.
-    wait_until("the on-demand command to be asked about slow.ini", TIMEOUT, |_| {
-        Ok(asking.exists().then_some(()))
-    })
+    wait_until(
+        "the on-demand command to be asked about slow.ini",
+        TIMEOUT,
+        |_| Ok(asking.exists().then_some(())),
+    )
     .unwrap_or_else(|error| panic!("{error}"));
     let body = emperor_stats(&stats);
-    assert!(!body.contains("\"id\":\"slow.ini\""), "slow.ini is not a vassal before its answer: {body}");
+    assert!(
+        !body.contains("\"id\":\"slow.ini\""),
+        "slow.ini is not a vassal before its answer: {body}"
+    );
     let plain = emperor.vassals().join("plain.ini");
     std::fs::write(&plain, hello("plain") + "processes = 2\n").expect("edit plain.ini");
     emperor.wait_log(&["vassal reloaded", "vassal=plain"]);
@@ -293,4 +365,33 @@ fn emperor_stats(path: &Path) -> String {
         .and_then(|mut stream| stream.read_to_string(&mut body))
         .unwrap_or_else(|error| panic!("reading emperor stats at {}: {error}", path.display()));
     body
+}
+
+#[test]
+fn a_vassals_emperor_stop_and_reload_hooks_run_on_the_emperors_orders() {
+    let dir = TempDir::new("e-emperor-orders");
+    let record = dir.join("record");
+    let line = |what: &str| format!("exec:echo {what} >> {}", record.display());
+    let ini = |extra: &str| {
+        format!(
+            "{}hook-emperor-reload = {}\nhook-emperor-stop = {}\n{extra}",
+            hello("site"),
+            line("reload"),
+            line("stop"),
+        )
+    };
+    let mut emperor = Emperor::start("e-emperor-orders", &[], &[("site.ini", ini(""))]);
+    emperor.wait_log(&["vassal ready", "vassal=site"]);
+    emperor.ready();
+    let dir_text = emperor.dir.path().to_str().expect("utf-8").to_owned();
+    emperor.write(
+        "site.ini",
+        &ini("processes = 2\n").replace("@DIR@", &dir_text),
+    );
+    emperor.wait_log(&["vassal reloaded", "vassal=site"]);
+    wait_file_line(&record, "reload");
+    std::fs::remove_file(emperor.vassals().join("site.ini")).expect("remove the vassal");
+    emperor.wait_log(&["vassal stopped", "vassal=site"]);
+    let text = wait_file_line(&record, "stop");
+    assert_eq!(text, "reload\nstop\n");
 }

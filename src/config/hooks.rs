@@ -59,8 +59,6 @@ pub enum HookPhase {
     EmperorStop,
     /// In a vassal's config: when its emperor reloads it (not fatal).
     EmperorReload,
-    /// In a vassal's config: when the channel to its emperor is lost (not fatal).
-    EmperorLost,
 }
 
 impl HookPhase {
@@ -89,7 +87,6 @@ impl HookPhase {
             HookPhase::EmperorStart => "emperor-start",
             HookPhase::EmperorStop => "emperor-stop",
             HookPhase::EmperorReload => "emperor-reload",
-            HookPhase::EmperorLost => "emperor-lost",
         }
     }
 
@@ -102,7 +99,6 @@ impl HookPhase {
                 | HookPhase::AsEmperor
                 | HookPhase::EmperorStop
                 | HookPhase::EmperorReload
-                | HookPhase::EmperorLost
         )
     }
 
@@ -145,7 +141,6 @@ impl HookPhase {
             "emperor-start" if !exec => HookPhase::EmperorStart,
             "emperor-stop" if !exec => HookPhase::EmperorStop,
             "emperor-reload" if !exec => HookPhase::EmperorReload,
-            "emperor-lost" if !exec => HookPhase::EmperorLost,
             _ => return None,
         };
         Some((phase, exec))
@@ -252,7 +247,10 @@ pub enum HookAction {
     },
     /// `umount:TARGET [FLAGS]` (and `umount-PHASE`): umount2(2), `rec` first unmounting
     /// everything below TARGET.
-    Umount { target: PathBuf, flags: u64 },
+    Umount {
+        target: PathBuf,
+        flags: u64,
+    },
 }
 
 /// The uWSGI master functions that `unix_signal` can bind, as kaiser's master actions.
@@ -555,7 +553,11 @@ const MOUNT_FLAGS: [(&str, u64); 20] = [
 
 fn mount_flags(text: Option<&str>) -> Result<u64, String> {
     let mut flags = 0;
-    for name in text.unwrap_or("").split(',').filter(|n| !n.is_empty() && *n != "defaults") {
+    for name in text
+        .unwrap_or("")
+        .split(',')
+        .filter(|n| !n.is_empty() && *n != "defaults")
+    {
         let Some((_, flag)) = MOUNT_FLAGS.iter().find(|(known, _)| *known == name) else {
             return Err(format!("unknown mount flag `{name}`"));
         };
@@ -576,7 +578,11 @@ fn mount(argument: &str) -> Result<HookAction, String> {
     }
     Ok(HookAction::Mount {
         // uWSGI passes an empty type as NULL (bind mounts, remounts): `none` means that too.
-        fs: if fs == "none" { String::new() } else { fs.to_string() },
+        fs: if fs == "none" {
+            String::new()
+        } else {
+            fs.to_string()
+        },
         source: source.to_string(),
         target: PathBuf::from(target),
         flags: mount_flags(parts.next())?,
@@ -688,7 +694,10 @@ mod tests {
             }),
         );
         let hook = parse_mount("umount-in-jail", "/jail/proc").expect("a valid umount line");
-        assert_eq!((hook.phase, hook.option.as_str(), hook.text.as_str()), (HookPhase::InJail, "umount-in-jail", "/jail/proc"));
+        assert_eq!(
+            (hook.phase, hook.option.as_str(), hook.text.as_str()),
+            (HookPhase::InJail, "umount-in-jail", "/jail/proc")
+        );
         let hook = parse_mount("mount-as-emperor", "proc none /p").expect("a valid mount line");
         assert_eq!(hook.phase, HookPhase::AsEmperor);
     }
@@ -778,7 +787,11 @@ mod tests {
             "mount:proc /proc",
             Err("expects `FS SOURCE TARGET"),
         );
-        check("hook-asap", "mount:tmpfs none /x nosync", Err("unknown mount flag `nosync`"));
+        check(
+            "hook-asap",
+            "mount:tmpfs none /x nosync",
+            Err("unknown mount flag `nosync`"),
+        );
         check("hook-asap", "write:/tmp/x", Err("expects `FILE TEXT`"));
         check("hook-asap", "chmod:/tmp/x rwx", Err("octal mode"));
         check(

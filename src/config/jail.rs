@@ -49,7 +49,11 @@ pub(crate) fn parse(value: &str) -> Result<libc::c_int, String> {
 pub fn names(mask: libc::c_int) -> String {
     let mut out: Vec<&str> = Vec::new();
     for (name, flag) in NAMES {
-        if mask & flag != 0 && !out.iter().any(|n| NAMES.iter().any(|(m, f)| m == n && *f == flag)) {
+        if mask & flag != 0
+            && !out
+                .iter()
+                .any(|n| NAMES.iter().any(|(m, f)| m == n && *f == flag))
+        {
             out.push(name);
         }
     }
@@ -73,7 +77,10 @@ mod tests {
             }
         }
         check("net", Ok(libc::CLONE_NEWNET));
-        check("net,ipc, uts", Ok(libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS));
+        check(
+            "net,ipc, uts",
+            Ok(libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS),
+        );
         check("mnt,fs", Ok(libc::CLONE_NEWNS));
         check("netz", Err("unknown namespace `netz`"));
         check("", Err("expected namespaces"));

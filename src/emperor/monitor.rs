@@ -128,7 +128,11 @@ pub fn classify_name_with(name: &str, extra_extensions: &[String]) -> NameKind {
     if is_temp {
         return NameKind::Ignored;
     }
-    if name.ends_with(".ini") || extra_extensions.iter().any(|ext| name.ends_with(ext.as_str())) {
+    if name.ends_with(".ini")
+        || extra_extensions
+            .iter()
+            .any(|ext| name.ends_with(ext.as_str()))
+    {
         return NameKind::Vassal;
     }
     const OTHER_UWSGI: [&str; 5] = [".xml", ".yml", ".yaml", ".js", ".json"];
@@ -521,7 +525,11 @@ mod tests {
         let after = scan_with(&monitor, &options);
         assert!(diff(&before.snapshot, &after.snapshot, false).is_empty());
         let followed = scan(&monitor).snapshot[&dir.join("link.ini")];
-        assert_ne!(followed, before.snapshot[&dir.join("link.ini")], "without nofollow the target's stamp");
+        assert_ne!(
+            followed,
+            before.snapshot[&dir.join("link.ini")],
+            "without nofollow the target's stamp"
+        );
 
         let report = scan(&classify_monitor(dir.join("nope").to_str().unwrap()));
         assert!(report.error.is_some(), "a missing directory is reported");

@@ -39,7 +39,9 @@ pub fn run_start_hook_from_env() {
     match command.status() {
         Ok(status) => tracing::info!(
             "[emperor] {vassal} start-hook returned {}",
-            status.code().map_or_else(|| status.to_string(), |code| code.to_string())
+            status
+                .code()
+                .map_or_else(|| status.to_string(), |code| code.to_string())
         ),
         Err(error) => {
             tracing::warn!(%error, "[emperor] {vassal} start-hook `{program}` could not run")
@@ -63,9 +65,13 @@ pub fn spawn_stop_hook(program: &str, vassal: &str, vassals_dir: Option<&Path>) 
                 match child.wait().await {
                     Ok(status) => tracing::info!(
                         "[emperor] {vassal} stop-hook returned {}",
-                        status.code().map_or_else(|| status.to_string(), |code| code.to_string())
+                        status
+                            .code()
+                            .map_or_else(|| status.to_string(), |code| code.to_string())
                     ),
-                    Err(error) => tracing::warn!(%error, "[emperor] {vassal} stop-hook: wait failed"),
+                    Err(error) => {
+                        tracing::warn!(%error, "[emperor] {vassal} stop-hook: wait failed")
+                    }
                 }
             });
         }

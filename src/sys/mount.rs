@@ -13,10 +13,18 @@ fn c_string(text: &[u8]) -> io::Result<CString> {
 
 /// `mount(source, target, fs, flags, data)`; an empty `fs` passes NULL (bind mounts,
 /// remounts, propagation changes), as uWSGI does.
-pub fn mount(fs: &str, source: &str, target: &Path, flags: u64, data: Option<&str>) -> io::Result<()> {
+pub fn mount(
+    fs: &str,
+    source: &str,
+    target: &Path,
+    flags: u64,
+    data: Option<&str>,
+) -> io::Result<()> {
     let source = c_string(source.as_bytes())?;
     let target = c_string(target.as_os_str().as_bytes())?;
-    let fs = (!fs.is_empty()).then(|| c_string(fs.as_bytes())).transpose()?;
+    let fs = (!fs.is_empty())
+        .then(|| c_string(fs.as_bytes()))
+        .transpose()?;
     let data = data.map(|d| c_string(d.as_bytes())).transpose()?;
     // SAFETY: every pointer is a NUL-terminated string that outlives the call, or NULL where
     // mount(2) allows it (type and data).

@@ -96,7 +96,11 @@ impl Governor {
         if let Some(Source::Exec(command)) = &self.settings.on_demand {
             // Asked on a task; `on_exec_answer` adds the vassal. Until then a rescan sees the
             // file in the snapshot already and does not ask twice.
-            if self.on_demand_asking.insert(path.clone(), monitor_idx).is_none() {
+            if self
+                .on_demand_asking
+                .insert(path.clone(), monitor_idx)
+                .is_none()
+            {
                 let reports = self.reports.clone();
                 let (command, file) = (command.clone(), path.clone());
                 tokio::spawn(async move {

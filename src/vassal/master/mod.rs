@@ -413,10 +413,6 @@ impl Master<'_> {
             Ok(0) | Err(_) => {
                 if !matches!(self.phase, Phase::Stopping { .. }) {
                     tracing::warn!("lost the emperor channel (the emperor died); shutting down");
-                    let _ = crate::hooks::run_phase(
-                        &self.config.hooks,
-                        crate::config::hooks::HookPhase::EmperorLost,
-                    );
                     self.notifier = Notifier::None;
                     self.begin_stop(false, "emperor gone");
                 } else {
