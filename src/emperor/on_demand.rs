@@ -14,7 +14,6 @@
 //! It owns the socket and the wait for a connection; when to start or stop the vassal is the
 //! state machine's (`state.rs`, `State::Waiting`).
 
-use std::net::ToSocketAddrs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -110,24 +109,11 @@ impl OnDemand {
             address: address.clone(),
             source,
         };
-        let wanted = match address.rsplit_once(':') {
-            Some((host, port)) if !address.starts_with('/') => {
-                let port: u16 = port.parse().map_err(|_| {
-                    bind_error(std::io::Error::new(
-                        std::io::ErrorKind::InvalidInput,
-                        "invalid port",
-                    ))
-                })?;
-                let host = match host.trim_start_matches('[').trim_end_matches(']') {
-                    "" | "*" | "0" => "0.0.0.0",
-                    other => other,
-                };
-                let addr = (host, port).to_socket_addrs().map_err(bind_error)?.next();
-                BindAddr::Tcp(addr.ok_or_else(|| {
-                    bind_error(std::io::Error::from(std::io::ErrorKind::NotFound))
-                })?)
-            }
-            _ => BindAddr::Unix(std::path::absolute(&address).map_err(bind_error)?),
+        // uWSGI's rule, shared with `stats` (`@name` is abstract, `:` is TCP); a relative
+        // unix path is taken from the emperor's cwd, as uWSGI binds it.
+        let wanted = match sys::net::resolve_listen_address(&address).map_err(bind_error)? {
+            BindAddr::Unix(path) => BindAddr::Unix(std::path::absolute(path).map_err(bind_error)?),
+            other => other,
         };
         let options = sys::net::ListenOptions {
             // A port scan's bare connect must not start the vassal: wait for data.

@@ -181,6 +181,33 @@ fn decode(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<Bind
 /// `TCP_DEFER_ACCEPT` timeout for listening sockets, in seconds.
 const DEFER_ACCEPT_SECS: libc::c_int = 5;
 
+/// Reads a listening address the way uWSGI reads `stats`, `emperor-stats` and on-demand
+/// sockets: `@name` is an abstract unix socket, an address with `:` is TCP (`:9191`, `*:9191`
+/// and `0:9191` are every IPv4 interface, `[::1]:9191` is IPv6, a host name is resolved),
+/// anything else a unix socket path. One parser for the vassal and the emperor.
+pub fn resolve_listen_address(address: &str) -> io::Result<BindAddr> {
+    if let Some(name) = address.strip_prefix('@') {
+        return Ok(BindAddr::Abstract(name.as_bytes().to_vec()));
+    }
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Ok(BindAddr::Unix(address.into()));
+    };
+    let port: u16 = port.parse().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid port `{port}`"),
+        )
+    })?;
+    let host = match host.trim_start_matches('[').trim_end_matches(']') {
+        "" | "*" | "0" => "0.0.0.0",
+        other => other,
+    };
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
+        .next()
+        .map(BindAddr::Tcp)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address found"))
+}
+
 /// Binds and listens. For a unix path, a stale socket file left by a previous run is removed
 /// first (as uWSGI does); any other existing file is an error rather than clobbered.
 pub fn bind_listener(addr: &BindAddr, backlog: u32, options: ListenOptions) -> io::Result<OwnedFd> {
@@ -408,5 +435,30 @@ pub fn peek(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
         if err.kind() != io::ErrorKind::Interrupted {
             return Err(err);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_follow_uwsgi() {
+        fn check(text: &str, expected: &str) {
+            let got = match resolve_listen_address(text) {
+                Ok(addr) => addr.to_string(),
+                Err(error) => format!("error: {error}"),
+            };
+            assert_eq!(got, expected, "{text}");
+        }
+        check("127.0.0.1:9191", "127.0.0.1:9191");
+        check(":9191", "0.0.0.0:9191");
+        check("*:9191", "0.0.0.0:9191");
+        check("0:9191", "0.0.0.0:9191");
+        check("[::1]:9191", "[::1]:9191");
+        check("/run/app/stats.sock", "/run/app/stats.sock");
+        check("stats.sock", "stats.sock");
+        check("@app-stats", "@app-stats");
+        check("127.0.0.1:x", "error: invalid port `x`");
     }
 }
