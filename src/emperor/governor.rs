@@ -31,7 +31,7 @@ use super::stats_server;
 use super::{EmperorError, Settings};
 use crate::sys::notify::Notifier;
 use serving::Listeners;
-use systemd::{watchdog_interval, SETTLE_TIMEOUT};
+use systemd::{watchdog_interval, NOTIFY_RETRY, SETTLE_TIMEOUT};
 use vassal::{Vassal, VassalReport};
 use watch::{MonitorState, DEBOUNCE_MAX_WAIT, DEBOUNCE_QUIET};
 
@@ -60,6 +60,8 @@ pub struct Governor {
     settle_deadline: Option<Instant>,
     watchdog: Option<(Duration, Instant)>,
     last_status: String,
+    /// sd_notify messages waiting for room in `NOTIFY_SOCKET`'s queue (`systemd.rs`).
+    notify_pending: std::collections::VecDeque<String>,
     warned: HashSet<PathBuf>,
     /// Permits for the stats clients being served (`stats_server::MAX_CLIENTS`).
     stats_clients: std::sync::Arc<tokio::sync::Semaphore>,
@@ -122,6 +124,7 @@ impl Governor {
             settle_deadline: Some(now + SETTLE_TIMEOUT),
             watchdog: watchdog_interval().map(|interval| (interval, now)),
             last_status: String::new(),
+            notify_pending: std::collections::VecDeque::new(),
             warned: HashSet::new(),
             stats_clients: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 stats_server::MAX_CLIENTS,
@@ -182,6 +185,9 @@ impl Governor {
         consider(self.debouncer.deadline());
         consider(self.settle_deadline);
         consider(self.watchdog.map(|(interval, last)| last + interval));
+        if !self.notify_pending.is_empty() {
+            consider(Some(Instant::now() + NOTIFY_RETRY));
+        }
         consider(self.shutdown.as_ref().map(|shutdown| {
             if shutdown.killed {
                 shutdown.deadline + REAP_GRACE

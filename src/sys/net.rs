@@ -393,6 +393,16 @@ pub fn somaxconn() -> Option<u32> {
 
 /// Sends one datagram to a unix datagram socket address (path or `@abstract`).
 pub fn send_datagram_to(addr: &BindAddr, payload: &[u8]) -> io::Result<()> {
+    send_datagram_to_with(addr, payload, 0)
+}
+
+/// [`send_datagram_to`] without waiting: a receiver whose queue is full gives `WouldBlock`
+/// instead of blocking the caller (an event loop must not wait on a slow reader).
+pub fn try_send_datagram_to(addr: &BindAddr, payload: &[u8]) -> io::Result<()> {
+    send_datagram_to_with(addr, payload, libc::MSG_DONTWAIT)
+}
+
+fn send_datagram_to_with(addr: &BindAddr, payload: &[u8], flags: libc::c_int) -> io::Result<()> {
     // SAFETY: creating a new datagram socket.
     let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: a fresh fd that we own.
@@ -404,7 +414,7 @@ pub fn send_datagram_to(addr: &BindAddr, payload: &[u8]) -> io::Result<()> {
             fd.as_raw_fd(),
             payload.as_ptr().cast(),
             payload.len(),
-            libc::MSG_NOSIGNAL,
+            libc::MSG_NOSIGNAL | flags,
             (&storage as *const libc::sockaddr_storage).cast(),
             len,
         )
