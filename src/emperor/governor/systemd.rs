@@ -40,9 +40,9 @@ impl Governor {
     /// (`flush_notify`); a newer `STATUS=` replaces a waiting one. A failure is logged, never
     /// fatal: systemd going away must not take the vassals with it.
     pub(super) fn notify_systemd(&mut self, message: &str) {
-        if message.starts_with("STATUS=") && !message.contains('\n') {
-            self.notify_pending
-                .retain(|waiting| !(waiting.starts_with("STATUS=") && !waiting.contains('\n')));
+        let status_only = |text: &str| text.starts_with("STATUS=") && !text.contains('\n');
+        if status_only(message) {
+            self.notify_pending.retain(|waiting| !status_only(waiting));
         }
         self.notify_pending.push_back(message.to_owned());
         while self.notify_pending.len() > MAX_PENDING {
