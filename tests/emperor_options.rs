@@ -393,3 +393,35 @@ fn a_vassals_emperor_stop_and_reload_hooks_run_on_the_emperors_orders() {
     let text = wait_file_line(&record, "stop");
     assert_eq!(text, "reload\nstop\n");
 }
+
+#[test]
+fn emperor_tyrant_nofollow_runs_a_symlinked_vassal_as_the_links_owner() {
+    // Files we create are root's only when the tests run as root (as in CI here).
+    if unsafe_free_uid() != "0" {
+        return;
+    }
+    let outside = TempDir::new("e-tyrant-nofollow-target");
+    let target = outside.write("real.ini", hello_ini(&outside.join("linked.sock")));
+    let stats = outside.join("stats.sock");
+    let stats_arg = stats.to_str().expect("utf-8").to_owned();
+    for nofollow in [false, true] {
+        let mut args = vec!["--emperor-tyrant", "--emperor-stats", &stats_arg];
+        if nofollow {
+            args.push("--emperor-tyrant-nofollow");
+        }
+        let emperor = Emperor::start("e-tyrant-nofollow", &args, &[]);
+        let link = emperor.vassals().join("linked.ini");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).expect("lchown the link");
+        if nofollow {
+            emperor.wait_log(&["vassal starting", "vassal=linked"]);
+            let body = emperor_stats(&stats);
+            assert!(
+                body.contains("\"uid\":65534"),
+                "runs as the link's owner: {body}"
+            );
+        } else {
+            emperor.wait_log(&["refusing a vassal file owned by root", "vassal=linked"]);
+        }
+    }
+}
