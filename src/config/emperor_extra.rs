@@ -120,3 +120,26 @@ pub(crate) fn render(extra: &EmperorExtra, line: &mut impl FnMut(&str, &str)) {
         line("emperor-no-blacklist", "true");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_checked_once_in_the_emperor() {
+        fn check(value: &str, expected: Result<&str, &str>) {
+            match (set_value(value), expected) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want),
+                (Err(got), Err(part)) => assert!(got.contains(part), "{value}: {got}"),
+                (got, want) => panic!("{value}: got {got:?}, expected {want:?}"),
+            }
+        }
+        check("processes=4", Ok("processes=4"));
+        check("env=A=b", Ok("env=A=b"));
+        check("processes", Err("expected `NAME=VALUE`"));
+        check("=4", Err("expected `NAME=VALUE`"));
+        assert_eq!(extension(" .conf "), Ok(".conf".to_string()));
+        assert!(extension("").is_err());
+        assert!(extension("a/b").is_err());
+    }
+}
