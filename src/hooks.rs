@@ -177,6 +177,20 @@ fn perform(action: &HookAction) -> Result<(), HookFailure> {
             tracing::info!(code, "exit hook: exiting");
             std::process::exit(*code)
         }
+        HookAction::Mount {
+            fs,
+            source,
+            target,
+            flags,
+            data,
+        } => Ok(sys::mount::mount(
+            fs,
+            source,
+            target,
+            *flags,
+            data.as_deref(),
+        )?),
+        HookAction::Umount { target, flags } => Ok(sys::mount::umount(target, *flags)?),
         HookAction::UnixSignal { signal, action } => {
             let name = sys::signal::name(*signal);
             match MasterAction::default_for(*signal) {
@@ -277,7 +291,12 @@ pub fn run_as_vassal_from_env() -> Result<(), RunHookError> {
         let Some((option, value)) = line.split_once('=') else {
             continue;
         };
-        match crate::config::hooks::parse(option, value) {
+        let parsed = if option.starts_with("mount-") || option.starts_with("umount-") {
+            crate::config::hooks::parse_mount(option, value)
+        } else {
+            crate::config::hooks::parse(option, value)
+        };
+        match parsed {
             Ok(hook) => hooks.push(hook),
             // The emperor parsed these already; a line that no longer parses is a bug.
             Err(message) => tracing::error!("ignoring as-vassal hook `{line}`: {message}"),
@@ -286,13 +305,18 @@ pub fn run_as_vassal_from_env() -> Result<(), RunHookError> {
     run_phase(&hooks, HookPhase::AsVassal)
 }
 
-/// In an emperor: its `asap` hooks run (uWSGI runs them in every instance); `as-vassal` ones
-/// are for its vassals; the others have no phase in kaiser's emperor and are named in a
+/// In an emperor: its `asap` hooks run (uWSGI runs them in every instance), then
+/// `emperor-start`; `as-vassal` ones are for its vassals and `as-emperor` ones run after each
+/// vassal starts (`emperor/as_emperor.rs`); the others have no phase in kaiser's emperor and are named in a
 /// warning rather than silently skipped.
 pub fn run_emperor_phases(hooks: &[Hook]) -> Result<(), RunHookError> {
     run_phase(hooks, HookPhase::Asap)?;
+    run_phase(hooks, HookPhase::EmperorStart)?;
     for hook in hooks {
-        if !matches!(hook.phase, HookPhase::Asap | HookPhase::AsVassal) {
+        if !matches!(
+            hook.phase,
+            HookPhase::Asap | HookPhase::AsVassal | HookPhase::AsEmperor | HookPhase::EmperorStart
+        ) {
             tracing::warn!(
                 "`{} = {}` does not run in the emperor (it has no such phase); put it in the vassals' configs",
                 hook.option,

@@ -10,6 +10,7 @@ pub mod check;
 pub mod config;
 pub mod emperor;
 pub mod hooks;
+pub mod jail;
 pub mod logging;
 pub mod mule;
 pub mod protocol;

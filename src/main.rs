@@ -207,6 +207,7 @@ fn main() -> ExitCode {
     }
     let span = tracing::info_span!("vassal", name = %loaded.config.name);
     let _entered = span.enter();
+    kaiser::emperor::vassal_hooks::run_start_hook_from_env();
     if let Err(err) = kaiser::hooks::run_as_vassal_from_env() {
         tracing::error!("{} (a failed hook is fatal)", error_chain(&err));
         return ExitCode::from(vassal::exit::CONFIG as u8);

@@ -28,6 +28,8 @@ pub struct MuleSetup {
     pub master_pid: sys::process::Pid,
     pub close_fds: Vec<RawFd>,
     pub python: PythonSource,
+    /// The vassal's hook lines; the mule runs the `as-mule` ones when it starts.
+    pub hooks: Vec<crate::config::hooks::Hook>,
 }
 
 /// Runs the mule in the freshly forked child. Never returns.
@@ -66,6 +68,12 @@ pub fn run(setup: MuleSetup) -> ! {
             tracing::error!("mule cannot set up `uwsgi`: {err}");
             sys::process::exit_now(1);
         }
+    }
+    // uWSGI's `hook-as-mule`: a failure ends this mule (the master respawns it, throttled).
+    if let Err(err) = crate::hooks::run_phase(&setup.hooks, crate::config::hooks::HookPhase::AsMule)
+    {
+        tracing::error!("{}; the mule exits", crate::hooks::error_chain(&err));
+        sys::process::exit_now(1);
     }
     tracing::info!(script = %setup.script, "mule ready");
     python::run_post_fork_hook();

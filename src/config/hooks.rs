@@ -6,7 +6,7 @@
 //! `crate::hooks`, and deciding when each phase happens is the master's and the worker's.
 //! The actions are uWSGI 2.0's (`core/hooks.c`). Those that call C functions of the uWSGI
 //! binary by name (`call:`, `callret:`, `callint:`, `callintret:`), or need a uWSGI subsystem
-//! kaiser does not have (`mount:`, `umount:`, `alarm:`, `rpc:`, `retryrpc:`, `spinningfifo:`),
+//! kaiser does not have (`alarm:`, `rpc:`, `retryrpc:`, `spinningfifo:`),
 //! are refused with a reason. `unix_signal:N FUNCTION` is accepted for the master's own
 //! actions and changes what the master does on that signal.
 
@@ -43,6 +43,22 @@ pub enum HookPhase {
     Touch,
     /// In an emperor's config: run first thing in each vassal it starts, before the vassal binds its sockets.
     AsVassal,
+    /// In the master on its first start, after `asap`, before `unshare` (`crate::jail`).
+    PreJail,
+    /// In the master on every start, after `pre-jail`.
+    InJail,
+    /// In the master right after `unshare` moved it into new namespaces (only then).
+    PostJail,
+    /// In each mule when it starts.
+    AsMule,
+    /// In an emperor's config: in the emperor after each vassal starts (not fatal).
+    AsEmperor,
+    /// In an emperor's config: in the emperor when it starts.
+    EmperorStart,
+    /// In a vassal's config: when its emperor stops it (not fatal).
+    EmperorStop,
+    /// In a vassal's config: when its emperor reloads it (not fatal).
+    EmperorReload,
 }
 
 impl HookPhase {
@@ -63,12 +79,27 @@ impl HookPhase {
             HookPhase::AsUserAtexit => "atexit",
             HookPhase::Touch => "touch",
             HookPhase::AsVassal => "as-vassal",
+            HookPhase::PreJail => "pre-jail",
+            HookPhase::InJail => "in-jail",
+            HookPhase::PostJail => "post-jail",
+            HookPhase::AsMule => "as-mule",
+            HookPhase::AsEmperor => "as-emperor",
+            HookPhase::EmperorStart => "emperor-start",
+            HookPhase::EmperorStop => "emperor-stop",
+            HookPhase::EmperorReload => "emperor-reload",
         }
     }
 
     /// A failed hook stops the instance, as in uWSGI, except at exit and on touch.
     pub fn fatal(self) -> bool {
-        !matches!(self, HookPhase::AsUserAtexit | HookPhase::Touch)
+        !matches!(
+            self,
+            HookPhase::AsUserAtexit
+                | HookPhase::Touch
+                | HookPhase::AsEmperor
+                | HookPhase::EmperorStop
+                | HookPhase::EmperorReload
+        )
     }
 
     /// Whether the phase runs in the master process itself (not in a worker, and not only
@@ -102,6 +133,14 @@ impl HookPhase {
             "as-user-atexit" => HookPhase::AsUserAtexit,
             "touch" if !exec => HookPhase::Touch,
             "as-vassal" => HookPhase::AsVassal,
+            "pre-jail" => HookPhase::PreJail,
+            "in-jail" => HookPhase::InJail,
+            "post-jail" => HookPhase::PostJail,
+            "as-mule" if !exec => HookPhase::AsMule,
+            "as-emperor" => HookPhase::AsEmperor,
+            "emperor-start" if !exec => HookPhase::EmperorStart,
+            "emperor-stop" if !exec => HookPhase::EmperorStop,
+            "emperor-reload" if !exec => HookPhase::EmperorReload,
             _ => return None,
         };
         Some((phase, exec))
@@ -197,6 +236,20 @@ pub enum HookAction {
     UnixSignal {
         signal: i32,
         action: MasterAction,
+    },
+    /// `mount:FS SOURCE TARGET [FLAGS [DATA]]` (and `mount-PHASE`): mount(2).
+    Mount {
+        fs: String,
+        source: String,
+        target: PathBuf,
+        flags: u64,
+        data: Option<String>,
+    },
+    /// `umount:TARGET [FLAGS]` (and `umount-PHASE`): umount2(2), `rec` first unmounting
+    /// everything below TARGET.
+    Umount {
+        target: PathBuf,
+        flags: u64,
     },
 }
 
@@ -446,11 +499,8 @@ fn action(name: &str, argument: &str) -> Result<HookAction, String> {
                 "`{name}:` calls a C function of the uWSGI binary by name, and kaiser has no such functions; run a command with `exec:` instead"
             ))
         }
-        "mount" | "umount" => {
-            return Err(format!(
-                "`{name}:` is not supported: kaiser does not manage mounts; mount before starting it (systemd `BindPaths=`, fstab)"
-            ))
-        }
+        "mount" => mount(argument)?,
+        "umount" => umount(argument)?,
         "alarm" | "rpc" | "retryrpc" | "spinningfifo" | "hostname" | "wait_for_socket" => {
             return Err(format!(
                 "`{name}:` is not supported by kaiser (it needs a uWSGI subsystem kaiser does not have)"
@@ -458,9 +508,99 @@ fn action(name: &str, argument: &str) -> Result<HookAction, String> {
         }
         other => {
             return Err(format!(
-                "unknown hook action `{other}` (kaiser knows exec, safeexec, chdir, mkdir, putenv, chmod, chown, chown2, sticky, create, write, writen, append, appendn, writefifo, unlink, wait_for_fs, wait_for_file, wait_for_dir, print, log, exit, unix_signal)"
+                "unknown hook action `{other}` (kaiser knows exec, safeexec, chdir, mkdir, putenv, chmod, chown, chown2, sticky, create, write, writen, append, appendn, writefifo, unlink, wait_for_fs, wait_for_file, wait_for_dir, print, log, exit, unix_signal, mount, umount)"
             ))
         }
+    })
+}
+
+/// `mount-PHASE = ARGS` and `umount-PHASE = ARGS`: the `mount:`/`umount:` action in that
+/// phase's hooks (uWSGI runs them after the phase's hook lines; kaiser in config order).
+pub(crate) fn parse_mount(option: &str, value: &str) -> Result<Hook, String> {
+    let (action, phase) = match option.strip_prefix("umount-") {
+        Some(phase) => ("umount", phase),
+        None => ("mount", option.strip_prefix("mount-").unwrap_or(option)),
+    };
+    let mut hook = parse(&format!("hook-{phase}"), &format!("{action}:{value}"))?;
+    hook.option = option.to_string();
+    hook.text = value.to_string();
+    Ok(hook)
+}
+
+/// uWSGI's mount flag names (`core/mount.c`) and the `MS_*`/`MNT_*` values they stand for.
+const MOUNT_FLAGS: [(&str, u64); 20] = [
+    ("bind", libc::MS_BIND),
+    ("dirsync", libc::MS_DIRSYNC),
+    ("mandlock", libc::MS_MANDLOCK),
+    ("move", libc::MS_MOVE),
+    ("noatime", libc::MS_NOATIME),
+    ("nodev", libc::MS_NODEV),
+    ("noexec", libc::MS_NOEXEC),
+    ("rdonly", libc::MS_RDONLY),
+    ("readonly", libc::MS_RDONLY),
+    ("ro", libc::MS_RDONLY),
+    ("remount", libc::MS_REMOUNT),
+    ("nosuid", libc::MS_NOSUID),
+    ("sync", libc::MS_SYNCHRONOUS),
+    ("force", libc::MNT_FORCE as u64),
+    ("detach", libc::MNT_DETACH as u64),
+    ("rec", libc::MS_REC),
+    ("recursive", libc::MS_REC),
+    ("private", libc::MS_PRIVATE),
+    ("shared", libc::MS_SHARED),
+    ("slave", libc::MS_SLAVE),
+];
+
+fn mount_flags(text: Option<&str>) -> Result<u64, String> {
+    let mut flags = 0;
+    for name in text
+        .unwrap_or("")
+        .split(',')
+        .filter(|n| !n.is_empty() && *n != "defaults")
+    {
+        let Some((_, flag)) = MOUNT_FLAGS.iter().find(|(known, _)| *known == name) else {
+            return Err(format!("unknown mount flag `{name}`"));
+        };
+        flags |= flag;
+    }
+    Ok(flags)
+}
+
+fn mount(argument: &str) -> Result<HookAction, String> {
+    let mut parts = argument.splitn(5, ' ');
+    let (Some(fs), Some(source), Some(target)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(format!(
+            "`mount:` expects `FS SOURCE TARGET [FLAGS [DATA]]` (such as `tmpfs none /run/app`, or `none /src /dst bind`), got `{argument}`"
+        ));
+    };
+    if target.is_empty() {
+        return Err(format!("`mount:` needs a target, got `{argument}`"));
+    }
+    Ok(HookAction::Mount {
+        // uWSGI passes an empty type as NULL (bind mounts, remounts): `none` means that too.
+        fs: if fs == "none" {
+            String::new()
+        } else {
+            fs.to_string()
+        },
+        source: source.to_string(),
+        target: PathBuf::from(target),
+        flags: mount_flags(parts.next())?,
+        data: parts.next().map(str::to_string),
+    })
+}
+
+fn umount(argument: &str) -> Result<HookAction, String> {
+    let (target, flags) = match argument.split_once(' ') {
+        Some((target, flags)) => (target, Some(flags)),
+        None => (argument, None),
+    };
+    if target.is_empty() {
+        return Err("`umount:` needs a target".to_string());
+    }
+    Ok(HookAction::Umount {
+        target: PathBuf::from(target),
+        flags: mount_flags(flags)?,
     })
 }
 
@@ -519,6 +659,47 @@ mod tests {
             command: command.into(),
             safe: false,
         }
+    }
+
+    #[test]
+    fn mounts() {
+        check(
+            "hook-asap",
+            "mount:tmpfs none /run/app",
+            Ok(HookAction::Mount {
+                fs: "tmpfs".into(),
+                source: "none".into(),
+                target: "/run/app".into(),
+                flags: 0,
+                data: None,
+            }),
+        );
+        check(
+            "hook-pre-jail",
+            "mount:none /srv /jail/srv bind,rec,ro size=1",
+            Ok(HookAction::Mount {
+                fs: String::new(),
+                source: "/srv".into(),
+                target: "/jail/srv".into(),
+                flags: libc::MS_BIND | libc::MS_REC | libc::MS_RDONLY,
+                data: Some("size=1".into()),
+            }),
+        );
+        check(
+            "hook-asap",
+            "umount:/jail rec,detach",
+            Ok(HookAction::Umount {
+                target: "/jail".into(),
+                flags: libc::MS_REC | libc::MNT_DETACH as u64,
+            }),
+        );
+        let hook = parse_mount("umount-in-jail", "/jail/proc").expect("a valid umount line");
+        assert_eq!(
+            (hook.phase, hook.option.as_str(), hook.text.as_str()),
+            (HookPhase::InJail, "umount-in-jail", "/jail/proc")
+        );
+        let hook = parse_mount("mount-as-emperor", "proc none /p").expect("a valid mount line");
+        assert_eq!(hook.phase, HookPhase::AsEmperor);
     }
 
     #[test]
@@ -604,7 +785,12 @@ mod tests {
         check(
             "hook-asap",
             "mount:proc /proc",
-            Err("does not manage mounts"),
+            Err("expects `FS SOURCE TARGET"),
+        );
+        check(
+            "hook-asap",
+            "mount:tmpfs none /x nosync",
+            Err("unknown mount flag `nosync`"),
         );
         check("hook-asap", "write:/tmp/x", Err("expects `FILE TEXT`"));
         check("hook-asap", "chmod:/tmp/x rwx", Err("octal mode"));

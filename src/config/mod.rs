@@ -44,12 +44,14 @@ mod cli;
 mod cron;
 pub mod daemons;
 mod diagnostics;
+mod emperor_extra;
 mod expand;
 mod extra;
 mod formats;
 mod hints;
 pub mod hooks;
 mod ini;
+pub mod jail;
 mod logging;
 mod logic;
 mod numbers;
@@ -68,6 +70,7 @@ pub use cache::CacheSpec;
 pub use carbon::{CarbonConfig, IdleAvg};
 pub use cron::CronCommand;
 pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
+pub use emperor_extra::EmperorExtra;
 pub use extra::Extra;
 pub use statics::{ExpiresOn, ExpiresRule, FileServeMode, StaticConfig, StaticMap, StaticMapKind};
 
@@ -329,6 +332,12 @@ pub struct Config {
     pub vassals_include_before: Vec<String>,
     pub vassals_inherit: Vec<String>,
     pub vassals_inherit_before: Vec<String>,
+    /// `emperor-nofollow`, wrappers, `vassals-set`, start/stop hooks, … (`emperor_extra.rs`).
+    pub emperor_extra: EmperorExtra,
+    /// `unshare`, `unshare2` (`jail.rs`).
+    pub unshare: jail::Unshare,
+    /// `gevent`/`async`/`asyncio`: uWSGI's async cores per worker, served as threads.
+    pub async_cores: u32,
 
     // --- hooks and external daemons (issue 15) ---
     /// Every `hook-*`/`exec-*` line in config order, typed (`hooks.rs`).
@@ -461,6 +470,9 @@ impl Default for Config {
             vassals_include_before: Vec::new(),
             vassals_inherit: Vec::new(),
             vassals_inherit_before: Vec::new(),
+            emperor_extra: EmperorExtra::default(),
+            unshare: jail::Unshare::default(),
+            async_cores: 0,
             hooks: Vec::new(),
             daemons: Vec::new(),
             daemons_honour_stdin: false,

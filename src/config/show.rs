@@ -304,6 +304,18 @@ pub(crate) fn render(config: &Config) -> String {
     if let Some(socket) = &config.py_tracebacker {
         line("py-tracebacker", &path(socket));
     }
+    super::emperor_extra::render(&config.emperor_extra, &mut line);
+    for (option, mask) in [
+        ("unshare", config.unshare.before_post_jail),
+        ("unshare2", config.unshare.after_post_jail),
+    ] {
+        if mask != 0 {
+            line(option, &super::jail::names(mask));
+        }
+    }
+    if config.async_cores != 0 {
+        line("gevent", &config.async_cores.to_string());
+    }
     out
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::diagnostics::{did_you_mean, Origin, Report};
 use super::options::{self, Kind, OptionSpec, Status};
 use super::sources::Entry;
-use super::{extra, hints, numbers, Action, Address, Config, Protocol, SocketSpec};
+use super::{emperor_extra, extra, hints, numbers, Action, Address, Config, Protocol, SocketSpec};
 
 /// `buffer-size` is a 16-bit field in uWSGI.
 const MAX_BUFFER_SIZE: usize = 65535;
@@ -103,6 +103,17 @@ pub(crate) fn build(
                         "kaiser speaks `uwsgi` and `http` on `socket` entries, not `{other}`"
                     )),
                 },
+                "gevent" => {
+                    report.warn(
+                        &entry.origin,
+                        &entry.key,
+                        format!(
+                            "kaiser has no gevent/async loop engine: each worker serves `{}` cores as request threads instead (`threads`); an app that calls `gevent.monkey.patch_all()` must pass `thread=False` (gevent's patched locks deadlock when real threads share them)",
+                            entry.key
+                        ),
+                    );
+                    apply(&mut config, spec, &value)
+                }
                 _ => apply(&mut config, spec, &value),
             },
         };
@@ -111,6 +122,8 @@ pub(crate) fn build(
         }
     }
     split_module_callable(&mut config);
+    // uWSGI's async cores per worker become request threads (the warning above says so).
+    config.threads = config.threads.max(config.async_cores);
     config.sockets = build_sockets(&sockets, protocol, report);
     super::cheaper::check(&mut config, entries, report);
     super::alarms::check(&config.alarm, entries, report);
@@ -223,6 +236,9 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         boolean: uwsgi_bool,
     };
     if let Some(applied) = extra::apply(&mut config.extra, spec.name, v, &parsers) {
+        return applied;
+    }
+    if let Some(applied) = emperor_extra::apply(&mut config.emperor_extra, spec.name, v, &parsers) {
         return applied;
     }
     match spec.name {
@@ -422,6 +438,12 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "vassals-include-before" => config.vassals_include_before.push(text(v)?),
         "vassals-inherit" => config.vassals_inherit.push(text(v)?),
         "vassals-inherit-before" => config.vassals_inherit_before.push(text(v)?),
+        "unshare" => config.unshare.before_post_jail |= super::jail::parse(v)?,
+        "unshare2" => config.unshare.after_post_jail |= super::jail::parse(v)?,
+        "gevent" => config.async_cores = at_least_one(v)?,
+        name if name.starts_with("mount-") || name.starts_with("umount-") => {
+            config.hooks.push(super::hooks::parse_mount(name, v)?)
+        }
         name if super::hooks::HookPhase::of_option(name).is_some() => {
             config.hooks.push(super::hooks::parse(name, v)?)
         }
@@ -583,6 +605,10 @@ mod tests {
                 _ if spec.name == "carbon" => "127.0.0.1:2003",
                 _ if spec.name == "carbon-idle-avg" => "zero",
                 _ if spec.name.ends_with("log-alarm") => "a x",
+                _ if spec.name.starts_with("unshare") => "net,uts",
+                _ if spec.name.starts_with("mount-") => "tmpfs none /x",
+                _ if spec.name == "vassals-set" => "processes=2",
+                _ if spec.name == "emperor-extra-extension" => ".conf",
                 Kind::Int | Kind::Seconds | Kind::Millis => "2",
                 Kind::KeyValue | Kind::Define => "A=b",
                 Kind::Mode => "660",

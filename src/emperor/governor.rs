@@ -8,9 +8,8 @@
 //! out is split by idea into its children: [`vassal`] (a vassal's record and transitions),
 //! [`watch`] (inotify and rescans), [`serving`] (the stats and metrics listeners) and
 //! [`systemd`] (status, readiness, watchdog). It does not wait on vassals: spawning execs at
-//! once, and stats clients are written to from their own tasks. One exception blocks the
-//! loop: `emperor-on-demand-exec` runs its command for a new vassal file synchronously
-//! (`on_demand.rs`, at most 5 s).
+//! once, stats clients are written to from their own tasks, and `emperor-on-demand-exec`'s
+//! command runs on a task whose answer comes back as a report (`on_demand.rs`).
 
 mod serving;
 mod systemd;
@@ -32,7 +31,7 @@ use super::stats_server;
 use super::{EmperorError, Settings};
 use crate::sys::notify::Notifier;
 use serving::Listeners;
-use systemd::{watchdog_interval, SETTLE_TIMEOUT};
+use systemd::{watchdog_interval, NOTIFY_RETRY, SETTLE_TIMEOUT};
 use vassal::{Vassal, VassalReport};
 use watch::{MonitorState, DEBOUNCE_MAX_WAIT, DEBOUNCE_QUIET};
 
@@ -46,9 +45,10 @@ struct Shutdown {
 
 pub struct Governor {
     settings: Settings,
-    program: PathBuf,
     monitors: Vec<MonitorState>,
     vassals: BTreeMap<PathBuf, Vassal>,
+    /// New vassal files whose `emperor-on-demand-exec` answer is awaited, with their monitor.
+    on_demand_asking: std::collections::HashMap<PathBuf, usize>,
     next_spawn_id: u64,
     reports: mpsc::UnboundedSender<VassalReport>,
     notifier: Notifier,
@@ -60,6 +60,8 @@ pub struct Governor {
     settle_deadline: Option<Instant>,
     watchdog: Option<(Duration, Instant)>,
     last_status: String,
+    /// sd_notify messages waiting for room in `NOTIFY_SOCKET`'s queue (`systemd.rs`).
+    notify_pending: std::collections::VecDeque<String>,
     warned: HashSet<PathBuf>,
     /// Permits for the stats clients being served (`stats_server::MAX_CLIENTS`).
     stats_clients: std::sync::Arc<tokio::sync::Semaphore>,
@@ -96,7 +98,7 @@ impl Signals {
 }
 
 impl Governor {
-    pub async fn run(settings: Settings, program: PathBuf) -> Result<(), EmperorError> {
+    pub async fn run(settings: Settings) -> Result<(), EmperorError> {
         let mut signals = Signals::install()?;
         let listeners = Listeners::bind(&settings.stats, &settings.prometheus).await?;
         let (reports_tx, mut reports_rx) = mpsc::unbounded_channel();
@@ -110,8 +112,8 @@ impl Governor {
                 .map(|arg| MonitorState::new(arg))
                 .collect(),
             settings,
-            program,
             vassals: BTreeMap::new(),
+            on_demand_asking: std::collections::HashMap::new(),
             next_spawn_id: 0,
             reports: reports_tx,
             notifier: Notifier::systemd_from_env(),
@@ -122,6 +124,7 @@ impl Governor {
             settle_deadline: Some(now + SETTLE_TIMEOUT),
             watchdog: watchdog_interval().map(|interval| (interval, now)),
             last_status: String::new(),
+            notify_pending: std::collections::VecDeque::new(),
             warned: HashSet::new(),
             stats_clients: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 stats_server::MAX_CLIENTS,
@@ -160,10 +163,15 @@ impl Governor {
         Ok(())
     }
 
+    /// With `emperor-no-blacklist` the delay stays at `emperor-throttle` instead of doubling.
     fn throttle(&self) -> Throttle {
         Throttle {
             base: self.settings.throttle,
-            max: self.settings.max_throttle,
+            max: if self.settings.no_blacklist {
+                self.settings.throttle
+            } else {
+                self.settings.max_throttle
+            },
         }
     }
 
@@ -177,6 +185,9 @@ impl Governor {
         consider(self.debouncer.deadline());
         consider(self.settle_deadline);
         consider(self.watchdog.map(|(interval, last)| last + interval));
+        if !self.notify_pending.is_empty() {
+            consider(Some(Instant::now() + NOTIFY_RETRY));
+        }
         consider(self.shutdown.as_ref().map(|shutdown| {
             if shutdown.killed {
                 shutdown.deadline + REAP_GRACE

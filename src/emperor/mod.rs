@@ -30,6 +30,7 @@
 //! ties them together and the only part doing I/O beyond spawning; its children hold the
 //! vassal record, the filesystem watch, the stats glue and the systemd reports).
 
+mod as_emperor;
 pub mod backoff;
 pub mod debounce;
 mod governor;
@@ -42,6 +43,7 @@ pub mod spawn;
 pub mod state;
 pub mod stats;
 mod stats_server;
+pub mod vassal_hooks;
 mod vassal_logs;
 
 use std::time::Duration;
@@ -94,10 +96,28 @@ struct Settings {
     /// How long a stopping vassal gets before SIGKILL (`reload-mercy`; 0 means 30 s, as uWSGI).
     mercy: Duration,
     vassal_args: spawn::VassalArgs,
+    /// `emperor-nofollow`, `emperor-tyrant-nofollow`, `emperor-extra-extension`.
+    scan: monitor::ScanOptions,
+    /// `emperor-no-blacklist`: the throttle does not grow.
+    no_blacklist: bool,
+    /// `emperor-wrapper-override`, the wrapper (or kaiser), `emperor-wrapper-fallback`.
+    programs: Vec<std::path::PathBuf>,
+    start_hook: Option<String>,
+    stop_hook: Option<String>,
+    /// The `as-emperor` hook lines (`as_emperor.rs`).
+    hooks: Vec<crate::config::hooks::Hook>,
 }
 
 impl Settings {
-    fn from_config(config: &Config) -> Self {
+    fn from_config(config: &Config, kaiser: std::path::PathBuf) -> Self {
+        let extra = &config.emperor_extra;
+        let programs = extra
+            .wrapper_override
+            .iter()
+            .cloned()
+            .chain(std::iter::once(extra.wrapper.clone().unwrap_or(kaiser)))
+            .chain(extra.wrapper_fallback.iter().cloned())
+            .collect();
         Settings {
             monitors: config.emperor.clone(),
             throttle: config.emperor_throttle,
@@ -126,8 +146,19 @@ impl Settings {
                 include_before: config.vassals_include_before.clone(),
                 inherit: config.vassals_inherit.clone(),
                 include: config.vassals_include.clone(),
+                set: extra.vassals_set.clone(),
                 as_vassal: crate::hooks::as_vassal_env(&config.hooks),
             },
+            scan: monitor::ScanOptions {
+                nofollow: extra.nofollow,
+                tyrant_nofollow: extra.tyrant_nofollow,
+                extra_extensions: extra.extra_extensions.clone(),
+            },
+            no_blacklist: extra.no_blacklist,
+            programs,
+            start_hook: extra.start_hook.clone(),
+            stop_hook: extra.stop_hook.clone(),
+            hooks: config.hooks.clone(),
         }
     }
 }
@@ -135,11 +166,11 @@ impl Settings {
 /// Runs the emperor until it is told to stop (SIGTERM, SIGQUIT, SIGINT) and every vassal is
 /// gone. Returns `Ok` on a requested stop, so `main` exits 0.
 pub fn run(config: &Config) -> Result<(), EmperorError> {
-    let settings = Settings::from_config(config);
-    if settings.monitors.is_empty() {
+    if config.emperor.is_empty() {
         return Err(EmperorError::NoMonitors);
     }
     let program = std::env::current_exe().map_err(EmperorError::CurrentExe)?;
+    let settings = Settings::from_config(config, program.clone());
     if let Some(path) = &config.emperor_pidfile {
         std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| {
             EmperorError::Pidfile {
@@ -170,5 +201,5 @@ pub fn run(config: &Config) -> Result<(), EmperorError> {
         .enable_all()
         .build()
         .map_err(EmperorError::Runtime)?;
-    runtime.block_on(governor::Governor::run(settings, program))
+    runtime.block_on(governor::Governor::run(settings))
 }

@@ -102,8 +102,25 @@ pub enum NameKind {
     Ignored,
 }
 
+/// How a scan reads the files it finds (`emperor-nofollow`, `emperor-tyrant-nofollow`,
+/// `emperor-extra-extension`).
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    /// `lstat` instead of `stat`: a symlink is a vassal by itself, its stamp the link's.
+    pub nofollow: bool,
+    /// The owner (for `emperor-tyrant`) is the link's, not the target's.
+    pub tyrant_nofollow: bool,
+    /// More suffixes that make a file a vassal, read as INI.
+    pub extra_extensions: Vec<String>,
+}
+
 /// Classifies a file name (not a path). Case-sensitive like uWSGI's `uwsgi_emperor_is_valid`.
 pub fn classify_name(name: &str) -> NameKind {
+    classify_name_with(name, &[])
+}
+
+/// [`classify_name`] with `emperor-extra-extension` suffixes, which count as vassals.
+pub fn classify_name_with(name: &str, extra_extensions: &[String]) -> NameKind {
     let is_temp = name.starts_with('.')             // dotfiles, vim `.x.swp`, emacs `.#x`
         || name.ends_with('~')                      // backups
         || (name.starts_with('#') && name.ends_with('#')) // emacs auto-save
@@ -111,7 +128,11 @@ pub fn classify_name(name: &str) -> NameKind {
     if is_temp {
         return NameKind::Ignored;
     }
-    if name.ends_with(".ini") {
+    if name.ends_with(".ini")
+        || extra_extensions
+            .iter()
+            .any(|ext| name.ends_with(ext.as_str()))
+    {
         return NameKind::Vassal;
     }
     const OTHER_UWSGI: [&str; 5] = [".xml", ".yml", ".yaml", ".js", ".json"];
@@ -180,6 +201,13 @@ pub struct ScanReport {
 /// Lists the vassal files of `monitor` right now. Symlinks are followed (`stat`, not
 /// `lstat`), as uWSGI does without `emperor-nofollow`.
 pub fn scan(monitor: &Monitor) -> ScanReport {
+    scan_with(monitor, &ScanOptions::default())
+}
+
+/// [`scan`] with `emperor-nofollow` and friends: with `nofollow`, a symlink is stamped by
+/// `lstat` (editing its target is no change; pointing it elsewhere is) and accepted even
+/// when it dangles, as uWSGI accepts `S_ISLNK`.
+pub fn scan_with(monitor: &Monitor, options: &ScanOptions) -> ScanReport {
     let mut report = ScanReport::default();
     let candidates: Vec<PathBuf> = match monitor {
         Monitor::Dir { dir, .. } => match std::fs::read_dir(dir) {
@@ -210,12 +238,25 @@ pub fn scan(monitor: &Monitor) -> ScanReport {
         let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
             continue;
         };
-        match classify_name(name) {
+        match classify_name_with(name, &options.extra_extensions) {
             NameKind::Ignored => {}
             NameKind::Unsupported => report.unsupported.push(path),
+            NameKind::Vassal if options.nofollow => match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_file() || meta.file_type().is_symlink() => {
+                    report.snapshot.insert(path, FileStamp::of(&meta));
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                _ => report.not_regular.push(path),
+            },
             NameKind::Vassal => match std::fs::metadata(&path) {
                 Ok(meta) if meta.is_file() => {
-                    report.snapshot.insert(path, FileStamp::of(&meta));
+                    let mut stamp = FileStamp::of(&meta);
+                    if options.tyrant_nofollow {
+                        if let Ok(link) = std::fs::symlink_metadata(&path) {
+                            (stamp.uid, stamp.gid) = (link.uid(), link.gid());
+                        }
+                    }
+                    report.snapshot.insert(path, stamp);
                 }
                 // Deleted between readdir and stat: the next event or rescan settles it.
                 Err(error)
@@ -465,6 +506,29 @@ mod tests {
         assert_eq!(
             names(report.snapshot.keys().collect()),
             ["a.ini", "link.ini"]
+        );
+
+        // `emperor-nofollow`: the dangling link is a vassal too, and the link's stamp is its
+        // own: rewriting the target changes nothing. `emperor-extra-extension` adds `.txt`.
+        let options = ScanOptions {
+            nofollow: true,
+            tyrant_nofollow: false,
+            extra_extensions: vec![".txt".into()],
+        };
+        let monitor = classify_monitor(dir.to_str().expect("utf-8 temp dir"));
+        let before = scan_with(&monitor, &options);
+        assert_eq!(
+            names(before.snapshot.keys().collect()),
+            ["a.ini", "dangling.ini", "e.txt", "link.ini"]
+        );
+        std::fs::write(dir.join("target"), "[uwsgi]\nprocesses = 2\n").expect("rewrite");
+        let after = scan_with(&monitor, &options);
+        assert!(diff(&before.snapshot, &after.snapshot, false).is_empty());
+        let followed = scan(&monitor).snapshot[&dir.join("link.ini")];
+        assert_ne!(
+            followed,
+            before.snapshot[&dir.join("link.ini")],
+            "without nofollow the target's stamp"
         );
 
         let report = scan(&classify_monitor(dir.join("nope").to_str().unwrap()));

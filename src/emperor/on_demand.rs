@@ -7,15 +7,16 @@
 //! refused. When the vassal exits after serving (`idle` + `die-on-idle`, or any exit once it
 //! was ready), the socket is watched again. The vassal's INI names the same socket
 //! (`socket = DIR/foo.socket`, or `http-socket` for HTTP) so that it knows the protocol.
-//! `emperor-on-demand-exec CMD` takes the first line `CMD <vassal file>` prints.
+//! `emperor-on-demand-exec CMD` takes the first line `CMD <vassal file>` prints; the
+//! command runs on a task ([`ask_exec`]) and its answer comes back to the loop as a report,
+//! so a slow command holds up only its own vassal.
 //!
 //! It owns the socket and the wait for a connection; when to start or stop the vassal is the
 //! state machine's (`state.rs`, `State::Waiting`).
 
-use std::net::ToSocketAddrs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::sys;
 use crate::sys::net::BindAddr;
@@ -38,8 +39,8 @@ pub enum Source {
     Exec(String),
 }
 
-/// How long `emperor-on-demand-exec`'s command may take (the emperor waits for it, as uWSGI
-/// does).
+/// How long `emperor-on-demand-exec`'s command may take (uWSGI waits for it, blocking its
+/// whole loop; kaiser waits on a task, and only this vassal waits).
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +73,8 @@ impl OnDemand {
     /// Binds the socket `source` names for the vassal file `vassal`: a path is a unix socket
     /// (mode 0666, as uWSGI), `host:port` a TCP one. A stale socket file is replaced.
     /// `Ok(None)`: with `emperor-on-demand-extension`, a vassal without the file is an
-    /// ordinary one.
+    /// ordinary one. `emperor-on-demand-exec` is asked first with [`ask_exec`], whose
+    /// answer goes to [`OnDemand::bind_address`]; here it gives `Ok(None)`.
     pub fn bind(source: &Source, vassal: &Path) -> Result<Option<Self>, BindOnDemandError> {
         let address = match source {
             Source::Directory(dir) => {
@@ -96,40 +98,22 @@ impl OnDemand {
                     _ => return Err(BindOnDemandError::Empty { path }),
                 }
             }
-            Source::Exec(command) => match run_exec(command, vassal) {
-                // An empty answer: not an on-demand vassal.
-                Ok(line) if line.is_empty() => return Ok(None),
-                Ok(line) => line,
-                Err(reason) => {
-                    return Err(BindOnDemandError::Exec {
-                        command: command.clone(),
-                        reason,
-                    })
-                }
-            },
+            Source::Exec(_) => return Ok(None),
         };
+        Self::bind_address(address).map(Some)
+    }
+
+    /// Binds `address` (a unix path, or `host:port`), as [`OnDemand::bind`] does.
+    pub fn bind_address(address: String) -> Result<Self, BindOnDemandError> {
         let bind_error = |source| BindOnDemandError::Bind {
             address: address.clone(),
             source,
         };
-        let wanted = match address.rsplit_once(':') {
-            Some((host, port)) if !address.starts_with('/') => {
-                let port: u16 = port.parse().map_err(|_| {
-                    bind_error(std::io::Error::new(
-                        std::io::ErrorKind::InvalidInput,
-                        "invalid port",
-                    ))
-                })?;
-                let host = match host.trim_start_matches('[').trim_end_matches(']') {
-                    "" | "*" | "0" => "0.0.0.0",
-                    other => other,
-                };
-                let addr = (host, port).to_socket_addrs().map_err(bind_error)?.next();
-                BindAddr::Tcp(addr.ok_or_else(|| {
-                    bind_error(std::io::Error::from(std::io::ErrorKind::NotFound))
-                })?)
-            }
-            _ => BindAddr::Unix(std::path::absolute(&address).map_err(bind_error)?),
+        // uWSGI's rule, shared with `stats` (`@name` is abstract, `:` is TCP); a relative
+        // unix path is taken from the emperor's cwd, as uWSGI binds it.
+        let wanted = match sys::net::resolve_listen_address(&address).map_err(bind_error)? {
+            BindAddr::Unix(path) => BindAddr::Unix(std::path::absolute(path).map_err(bind_error)?),
+            other => other,
         };
         let options = sys::net::ListenOptions {
             // A port scan's bare connect must not start the vassal: wait for data.
@@ -143,11 +127,11 @@ impl OnDemand {
                 .map_err(bind_error)?;
         }
         let local = sys::net::local_addr(fd.as_fd()).unwrap_or(wanted);
-        Ok(Some(OnDemand {
+        Ok(OnDemand {
             fd,
             local,
             waiter: None,
-        }))
+        })
     }
 
     /// The bound address (`/run/od/app.socket`, `127.0.0.1:3031`).
@@ -196,39 +180,39 @@ impl OnDemand {
     }
 }
 
-/// Runs `command <vassal>` and returns the first line it printed, trimmed.
-fn run_exec(command: &str, vassal: &Path) -> Result<String, String> {
-    use std::io::Read;
-    let mut child = std::process::Command::new("/bin/sh")
+/// Runs `command <vassal>` (`/bin/sh -c`) and returns the first line it printed, trimmed
+/// (empty: not an on-demand vassal). At most [`EXEC_TIMEOUT`]; then the command is killed.
+pub async fn ask_exec(command: String, vassal: PathBuf) -> Result<String, BindOnDemandError> {
+    let failed = |reason: String| BindOnDemandError::Exec {
+        command: command.clone(),
+        reason,
+    };
+    let child = tokio::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(format!("{command} \"$1\""))
         .arg("sh")
-        .arg(vassal)
+        .arg(&vassal)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
-        .map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + EXEC_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("no answer within {} s", EXEC_TIMEOUT.as_secs()));
-            }
-            Err(e) => return Err(e.to_string()),
+        .map_err(|error| failed(error.to_string()))?;
+    let output = match tokio::time::timeout(EXEC_TIMEOUT, child.wait_with_output()).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(error)) => return Err(failed(error.to_string())),
+        // Dropping the future drops the child, which `kill_on_drop` kills (tokio reaps it).
+        Err(_) => {
+            return Err(failed(format!(
+                "no answer within {} s",
+                EXEC_TIMEOUT.as_secs()
+            )))
         }
     };
-    let mut out = String::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        let _ = stdout.read_to_string(&mut out);
+    if !output.status.success() {
+        return Err(failed(format!("it exited with {}", output.status)));
     }
-    if !status.success() {
-        return Err(format!("it exited with {status}"));
-    }
-    Ok(out.lines().next().unwrap_or("").trim().to_owned())
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(text.lines().next().unwrap_or("").trim().to_owned())
 }
 
 impl Drop for OnDemand {

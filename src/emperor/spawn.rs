@@ -18,12 +18,14 @@ pub struct VassalArgs {
     pub include_before: Vec<String>,
     pub inherit: Vec<String>,
     pub include: Vec<String>,
+    /// `vassals-set`: `NAME=VALUE`, each passed as `--set NAME=VALUE`.
+    pub set: Vec<String>,
     /// `hook-as-vassal`/`exec-as-vassal` lines, for [`crate::hooks::AS_VASSAL_ENV`].
     pub as_vassal: Option<String>,
 }
 
-/// argv after the program: `[--inherit T]* [--include I]* --ini FILE [--inherit T]* [--include I]*`,
-/// the order of uWSGI's `uwsgi_emperor_spawn_vassal` (reference §2.4).
+/// argv after the program: `[--inherit T]* [--include I]* [--set S]* --ini FILE [--inherit T]*
+/// [--include I]*`, the order of uWSGI's `uwsgi_emperor_spawn_vassal` (reference §2.4).
 pub fn vassal_argv(args: &VassalArgs, config: &Path) -> Vec<OsString> {
     fn push(argv: &mut Vec<OsString>, flag: &str, values: &[String]) {
         for value in values {
@@ -34,6 +36,7 @@ pub fn vassal_argv(args: &VassalArgs, config: &Path) -> Vec<OsString> {
     let mut argv = Vec::new();
     push(&mut argv, "--inherit", &args.inherit_before);
     push(&mut argv, "--include", &args.include_before);
+    push(&mut argv, "--set", &args.set);
     argv.push("--ini".into());
     argv.push(config.as_os_str().to_owned());
     push(&mut argv, "--inherit", &args.inherit);
@@ -109,7 +112,9 @@ pub struct Spawned {
 /// Everything needed to start one vassal.
 #[derive(Debug)]
 pub struct SpawnRequest<'a> {
-    pub program: &'a Path,
+    /// `emperor-wrapper-override`, then the wrapper or kaiser, then `emperor-wrapper-fallback`:
+    /// the first that can be executed runs the vassal.
+    pub programs: &'a [PathBuf],
     pub config: &'a Path,
     pub cwd: &'a Path,
     pub args: &'a VassalArgs,
@@ -117,11 +122,35 @@ pub struct SpawnRequest<'a> {
     pub owner: Option<(u32, u32)>,
     /// An on-demand vassal's socket (`on_demand.rs`), inherited by this child alone.
     pub on_demand_fd: Option<RawFd>,
+    /// Extra environment for this vassal (`vassals-start-hook`'s variables).
+    pub env: &'a [(String, String)],
 }
 
-/// Starts a vassal. Must be called from the thread that lives as long as the emperor:
-/// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, not the process.
-pub fn spawn(request: &SpawnRequest<'_>) -> Result<Spawned, SpawnVassalError> {
+/// Starts a vassal with the first of `request.programs` that can be executed (uWSGI's
+/// `emperor-wrapper-override` and `-fallback`). Must be called from the thread that lives as
+/// long as the emperor: `PR_SET_PDEATHSIG` fires when the *thread* that forked the child
+/// exits, not the process.
+pub fn spawn<'a>(request: &SpawnRequest<'a>) -> Result<(Spawned, &'a Path), SpawnVassalError> {
+    let mut last_error = None;
+    for (idx, program) in request.programs.iter().enumerate() {
+        match spawn_program(request, program) {
+            Ok(spawned) => return Ok((spawned, program)),
+            Err(error @ SpawnVassalError::Exec { .. }) if idx + 1 < request.programs.len() => {
+                tracing::warn!(program = %program.display(), cause = %std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default(),
+                    "cannot execute this vassal program, trying the next one");
+                last_error = Some(error);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| SpawnVassalError::Exec {
+        program: PathBuf::new(),
+        config: request.config.to_owned(),
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+    }))
+}
+
+fn spawn_program(request: &SpawnRequest<'_>, program: &Path) -> Result<Spawned, SpawnVassalError> {
     let (ours, theirs) = seqpacket_pair().map_err(|source| SpawnVassalError::Channel {
         config: request.config.to_owned(),
         source,
@@ -141,12 +170,13 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<Spawned, SpawnVassalError> {
             config: request.config.to_owned(),
             source,
         })?;
-    let mut command = tokio::process::Command::new(request.program);
+    let mut command = tokio::process::Command::new(program);
     command
         .args(vassal_argv(request.args, request.config))
         .current_dir(request.cwd)
         .env_clear()
         .envs(vassal_env(std::env::vars_os()))
+        .envs(request.env.iter().map(|(key, value)| (key, value)))
         .env(CHANNEL_ENV, child_fd.to_string())
         .env_remove(crate::hooks::AS_VASSAL_ENV)
         .stdin(Stdio::null())
@@ -172,7 +202,7 @@ pub fn spawn(request: &SpawnRequest<'_>) -> Result<Spawned, SpawnVassalError> {
         [child_fd, on_demand_fd],
     );
     let child = command.spawn().map_err(|source| SpawnVassalError::Exec {
-        program: request.program.to_owned(),
+        program: program.to_owned(),
         config: request.config.to_owned(),
         source,
     })?;
@@ -229,9 +259,10 @@ mod tests {
                 include_before: vec!["c.ini".into()],
                 inherit: vec!["d.ini".into()],
                 include: vec!["e.ini".into(), "f.ini".into()],
+                set: vec!["processes=4".into()],
                 as_vassal: None,
             },
-            "kaiser --inherit a.ini --inherit b.ini --include c.ini --ini /v/app.ini \
+            "kaiser --inherit a.ini --inherit b.ini --include c.ini --set processes=4 --ini /v/app.ini \
              --inherit d.ini --include e.ini --include f.ini",
         );
     }

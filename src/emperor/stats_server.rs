@@ -5,7 +5,7 @@
 //!
 //! It does not build the document (`stats.rs`) or decide when to serve (the governor's loop).
 
-use std::path::Path;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +13,14 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tracing::debug;
 
+use crate::sys::net::BindAddr;
+
 /// How long one client may take to read the whole document.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Clients served at once.
 pub const MAX_CLIENTS: usize = 64;
+/// The listen backlog (uWSGI's default `listen` is 100).
+const BACKLOG: u32 = 128;
 
 pub enum StatsListener {
     Tcp(tokio::net::TcpListener),
@@ -30,33 +34,25 @@ pub enum StatsStream {
 
 impl StatsListener {
     /// `:` in the address means TCP, `@name` an abstract unix socket, anything else a unix
-    /// socket path, as in uWSGI.
+    /// socket path, as in uWSGI: the vassal's parser ([`crate::sys::net::resolve_listen_address`]).
+    /// A socket file left by a previous run is replaced.
     pub async fn bind(address: &str) -> std::io::Result<Self> {
-        if address.contains(':') {
-            let address = address
-                .strip_prefix(':')
-                .map_or(address.to_owned(), |port| format!("0.0.0.0:{port}"));
-            return Ok(StatsListener::Tcp(
-                tokio::net::TcpListener::bind(address).await?,
-            ));
-        }
-        if let Some(name) = address.strip_prefix('@') {
-            use std::os::linux::net::SocketAddrExt;
-            let abstract_address = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
-            let listener = std::os::unix::net::UnixListener::bind_addr(&abstract_address)?;
-            listener.set_nonblocking(true)?;
-            return Ok(StatsListener::Unix(tokio::net::UnixListener::from_std(
-                listener,
-            )?));
-        }
-        let path = Path::new(address);
-        // A socket left behind by a previous run would make bind fail with EADDRINUSE.
-        if std::fs::symlink_metadata(path)
-            .is_ok_and(|meta| std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()))
-        {
-            std::fs::remove_file(path)?;
-        }
-        Ok(StatsListener::Unix(tokio::net::UnixListener::bind(path)?))
+        let wanted = crate::sys::net::resolve_listen_address(address)?;
+        let options = crate::sys::net::ListenOptions {
+            // The server writes first: a deferred accept would hold clients back for seconds.
+            defer_accept: false,
+            ..crate::sys::net::ListenOptions::default()
+        };
+        let fd = crate::sys::net::bind_listener(&wanted, BACKLOG, options)?;
+        crate::sys::fd::set_nonblocking(fd.as_fd(), true)?;
+        Ok(match wanted {
+            BindAddr::Tcp(_) => StatsListener::Tcp(tokio::net::TcpListener::from_std(
+                std::net::TcpListener::from(fd),
+            )?),
+            BindAddr::Unix(_) | BindAddr::Abstract(_) => StatsListener::Unix(
+                tokio::net::UnixListener::from_std(std::os::unix::net::UnixListener::from(fd))?,
+            ),
+        })
     }
 
     /// Whether the socket is a path in the file system (removed at exit).

@@ -12,6 +12,7 @@ pub mod fork;
 pub mod glob;
 pub mod inotify;
 pub mod lock;
+pub mod mount;
 pub mod net;
 pub mod notify;
 pub mod poll;

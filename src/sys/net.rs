@@ -178,6 +178,33 @@ fn decode(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<Bind
 /// `TCP_DEFER_ACCEPT` timeout for listening sockets, in seconds.
 const DEFER_ACCEPT_SECS: libc::c_int = 5;
 
+/// Reads a listening address the way uWSGI reads `stats`, `emperor-stats` and on-demand
+/// sockets: `@name` is an abstract unix socket, an address with `:` is TCP (`:9191`, `*:9191`
+/// and `0:9191` are every IPv4 interface, `[::1]:9191` is IPv6, a host name is resolved),
+/// anything else a unix socket path. One parser for the vassal and the emperor.
+pub fn resolve_listen_address(address: &str) -> io::Result<BindAddr> {
+    if let Some(name) = address.strip_prefix('@') {
+        return Ok(BindAddr::Abstract(name.as_bytes().to_vec()));
+    }
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Ok(BindAddr::Unix(address.into()));
+    };
+    let port: u16 = port.parse().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid port `{port}`"),
+        )
+    })?;
+    let host = match host.trim_start_matches('[').trim_end_matches(']') {
+        "" | "*" | "0" => "0.0.0.0",
+        other => other,
+    };
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
+        .next()
+        .map(BindAddr::Tcp)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address found"))
+}
+
 /// Binds and listens. For a unix path, a stale socket file left by a previous run is removed
 /// first (as uWSGI does); any other existing file is an error rather than clobbered.
 pub fn bind_listener(addr: &BindAddr, backlog: u32, options: ListenOptions) -> io::Result<OwnedFd> {
@@ -363,6 +390,16 @@ pub fn somaxconn() -> Option<u32> {
 
 /// Sends one datagram to a unix datagram socket address (path or `@abstract`).
 pub fn send_datagram_to(addr: &BindAddr, payload: &[u8]) -> io::Result<()> {
+    send_datagram_to_with(addr, payload, 0)
+}
+
+/// [`send_datagram_to`] without waiting: a receiver whose queue is full gives `WouldBlock`
+/// instead of blocking the caller (an event loop must not wait on a slow reader).
+pub fn try_send_datagram_to(addr: &BindAddr, payload: &[u8]) -> io::Result<()> {
+    send_datagram_to_with(addr, payload, libc::MSG_DONTWAIT)
+}
+
+fn send_datagram_to_with(addr: &BindAddr, payload: &[u8], flags: libc::c_int) -> io::Result<()> {
     // SAFETY: creating a new datagram socket.
     let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: a fresh fd that we own.
@@ -374,7 +411,7 @@ pub fn send_datagram_to(addr: &BindAddr, payload: &[u8]) -> io::Result<()> {
             fd.as_raw_fd(),
             payload.as_ptr().cast(),
             payload.len(),
-            libc::MSG_NOSIGNAL,
+            libc::MSG_NOSIGNAL | flags,
             (&storage as *const libc::sockaddr_storage).cast(),
             len,
         )
@@ -405,5 +442,30 @@ pub fn peek(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
         if err.kind() != io::ErrorKind::Interrupted {
             return Err(err);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_follow_uwsgi() {
+        fn check(text: &str, expected: &str) {
+            let got = match resolve_listen_address(text) {
+                Ok(addr) => addr.to_string(),
+                Err(error) => format!("error: {error}"),
+            };
+            assert_eq!(got, expected, "{text}");
+        }
+        check("127.0.0.1:9191", "127.0.0.1:9191");
+        check(":9191", "0.0.0.0:9191");
+        check("*:9191", "0.0.0.0:9191");
+        check("0:9191", "0.0.0.0:9191");
+        check("[::1]:9191", "[::1]:9191");
+        check("/run/app/stats.sock", "/run/app/stats.sock");
+        check("stats.sock", "stats.sock");
+        check("@app-stats", "@app-stats");
+        check("127.0.0.1:x", "error: invalid port `x`");
     }
 }

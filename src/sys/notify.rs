@@ -8,7 +8,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
-use super::net::{send_datagram_to, BindAddr};
+use super::net::{send_datagram_to, try_send_datagram_to, BindAddr};
 
 /// The environment variable naming the vassal's end of the emperor channel.
 pub const EMPEROR_FD_ENV: &str = "KAISER_EMPEROR_FD";
@@ -64,6 +64,15 @@ impl Notifier {
             Notifier::None => Ok(()),
             Notifier::Systemd(addr) => send_datagram_to(addr, message.as_bytes()),
             Notifier::Emperor(fd) => super::fd::send(fd.as_fd(), message.as_bytes()).map(|_| ()),
+        }
+    }
+
+    /// [`Notifier::notify`] to systemd without waiting: a full `NOTIFY_SOCKET` queue gives
+    /// `WouldBlock` (for the emperor's event loop, which must not wait on its reader).
+    pub fn try_notify(&self, message: &str) -> io::Result<()> {
+        match self {
+            Notifier::Systemd(addr) => try_send_datagram_to(addr, message.as_bytes()),
+            other => other.notify(message),
         }
     }
 

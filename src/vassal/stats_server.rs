@@ -8,7 +8,6 @@
 //! the master's attention. It does not know what the JSON says (`stats.rs`).
 
 use std::io;
-use std::net::ToSocketAddrs;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -67,35 +66,12 @@ struct Client {
     pending: Option<(Vec<u8>, usize)>,
 }
 
-/// uWSGI's rule: an address with `:` is TCP (`:9191` is every interface), `@name` is
-/// abstract, anything else a unix socket path.
+/// uWSGI's rule ([`sys::net::resolve_listen_address`], shared with the emperor).
 pub fn parse_address(address: &str) -> Result<BindAddr, BindStatsError> {
-    if let Some(name) = address.strip_prefix('@') {
-        return Ok(BindAddr::Abstract(name.as_bytes().to_vec()));
-    }
-    let Some((host, port)) = address.rsplit_once(':') else {
-        return Ok(BindAddr::Unix(address.into()));
-    };
-    let resolve_error = |source| BindStatsError::Resolve {
+    sys::net::resolve_listen_address(address).map_err(|source| BindStatsError::Resolve {
         address: address.to_string(),
         source,
-    };
-    let port: u16 = port.parse().map_err(|_| {
-        resolve_error(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("invalid port `{port}`"),
-        ))
-    })?;
-    let host = match host.trim_start_matches('[').trim_end_matches(']') {
-        "" | "*" | "0" => "0.0.0.0",
-        other => other,
-    };
-    (host, port)
-        .to_socket_addrs()
-        .map_err(resolve_error)?
-        .next()
-        .map(BindAddr::Tcp)
-        .ok_or_else(|| resolve_error(io::Error::new(io::ErrorKind::NotFound, "no address found")))
+    })
 }
 
 impl StatsServer {

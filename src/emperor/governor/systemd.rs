@@ -28,18 +28,45 @@ pub(super) fn watchdog_interval() -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec / 2))
 }
 
+/// Messages kept while `NOTIFY_SOCKET`'s queue is full; past this the oldest are dropped.
+const MAX_PENDING: usize = 32;
+/// How soon the loop retries sending them.
+pub(super) const NOTIFY_RETRY: Duration = Duration::from_millis(50);
+
 impl Governor {
-    /// Sends one sd_notify message to systemd, when it asked for them. A failure is logged,
-    /// never fatal: systemd going away must not take the vassals with it.
-    pub(super) fn notify_systemd(&self, message: &str) {
-        if let Err(error) = self.notifier.notify(message) {
-            tracing::debug!(%error, message, "sd_notify send failed");
+    /// Sends one sd_notify message to systemd, when it asked for them, without ever waiting:
+    /// while the receiver's queue is full (a reader that does not keep up, the kernel keeps
+    /// 10 datagrams) messages wait in order in `notify_pending` and the loop retries them
+    /// (`flush_notify`); a newer `STATUS=` replaces a waiting one. A failure is logged, never
+    /// fatal: systemd going away must not take the vassals with it.
+    pub(super) fn notify_systemd(&mut self, message: &str) {
+        let status_only = |text: &str| text.starts_with("STATUS=") && !text.contains('\n');
+        if status_only(message) {
+            self.notify_pending.retain(|waiting| !status_only(waiting));
+        }
+        self.notify_pending.push_back(message.to_owned());
+        while self.notify_pending.len() > MAX_PENDING {
+            self.notify_pending.pop_front();
+        }
+        self.flush_notify();
+    }
+
+    /// Sends the waiting messages until the queue is full again.
+    pub(super) fn flush_notify(&mut self) {
+        while let Some(message) = self.notify_pending.front() {
+            match self.notifier.try_notify(message) {
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(error) => tracing::debug!(%error, message, "sd_notify send failed"),
+                Ok(()) => {}
+            }
+            self.notify_pending.pop_front();
         }
     }
 
     /// The watchdog ping when due, the settling READY=1, and `STATUS=` when it changed; run
     /// after every wake-up.
     pub(super) fn tell_systemd(&mut self, now: Instant) {
+        self.flush_notify();
         if let Some((interval, last)) = self.watchdog {
             if now >= last + interval {
                 self.notify_systemd("WATCHDOG=1");
@@ -88,7 +115,9 @@ impl Governor {
             .vassals
             .values()
             .filter(|vassal| matches!(vassal.life.state, State::Starting | State::Reloading))
-            .count();
+            .count()
+            // Files still waiting for `emperor-on-demand-exec`'s answer are vassals too.
+            + self.on_demand_asking.len();
         if unsettled > 0 && now < deadline {
             return;
         }

@@ -6,8 +6,8 @@
 //! the on-demand socket's wake-up.
 //!
 //! It does not choose transitions (the state machine does) and must not wait: spawning
-//! execs at once, and a vassal's channel and exit are read by tasks that report to the loop
-//! (binding an `emperor-on-demand-exec` socket is the exception, see the loop's doc).
+//! execs at once, and a vassal's channel and exit, and `emperor-on-demand-exec`'s answer, are
+//! read by tasks that report to the loop.
 //! Handling one vassal must not touch another's record.
 
 use std::os::fd::OwnedFd;
@@ -17,12 +17,14 @@ use std::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
 
 use super::{millis, Governor};
+use crate::emperor::as_emperor::{self, StartedVassal};
 use crate::emperor::heartbeat;
 use crate::emperor::monitor::{self, FileStamp, Monitor};
-use crate::emperor::on_demand::OnDemand;
+use crate::emperor::on_demand::{self, OnDemand, Source};
 use crate::emperor::sd_notify::{self, VassalMessage};
 use crate::emperor::spawn::{self, SpawnRequest};
 use crate::emperor::state::{Action, Event, Exit, Lifecycle, State};
+use crate::emperor::vassal_hooks;
 use crate::sys::clock::unix_secs;
 
 /// What vassal-side tasks report to the loop. `spawn_id` tells instances of one vassal apart,
@@ -41,6 +43,11 @@ pub(super) enum VassalReport {
     /// A connection waits on an on-demand vassal's socket (`on_demand.rs`).
     Connection {
         path: PathBuf,
+    },
+    /// `emperor-on-demand-exec` answered for a new vassal file (`on_demand::ask_exec`).
+    OnDemandAnswer {
+        path: PathBuf,
+        answer: Result<String, crate::emperor::on_demand::BindOnDemandError>,
     },
 }
 
@@ -86,15 +93,69 @@ impl Governor {
             }
             return;
         }
+        if let Some(Source::Exec(command)) = &self.settings.on_demand {
+            // Asked on a task; `on_exec_answer` adds the vassal. Until then a rescan sees the
+            // file in the snapshot already and does not ask twice.
+            if self
+                .on_demand_asking
+                .insert(path.clone(), monitor_idx)
+                .is_none()
+            {
+                let reports = self.reports.clone();
+                let (command, file) = (command.clone(), path.clone());
+                tokio::spawn(async move {
+                    let answer = on_demand::ask_exec(command, file.clone()).await;
+                    let _ = reports.send(VassalReport::OnDemandAnswer { path: file, answer });
+                });
+            }
+            return;
+        }
         let on_demand = self.settings.on_demand.as_ref().and_then(|source| {
             OnDemand::bind(source, &path)
-                .inspect_err(|error| {
-                    error!(error = %error, cause = %std::error::Error::source(error).map(ToString::to_string).unwrap_or_default(),
-                        file = %path.display(), "on-demand socket: starting the vassal now instead")
-                })
+                .inspect_err(|error| log_on_demand_error(error, &path))
                 .ok()
                 .flatten()
         });
+        self.add_vassal(monitor_idx, path, stamp, on_demand);
+    }
+
+    /// `emperor-on-demand-exec` answered: bind what it named (nothing: an ordinary vassal),
+    /// unless the file went away meanwhile.
+    fn on_exec_answer(
+        &mut self,
+        path: PathBuf,
+        answer: Result<String, crate::emperor::on_demand::BindOnDemandError>,
+    ) {
+        let Some(monitor_idx) = self.on_demand_asking.remove(&path) else {
+            return;
+        };
+        let Some(stamp) = self.monitors[monitor_idx].snapshot.get(&path).copied() else {
+            debug!(file = %path.display(), "vassal file gone before its on-demand answer");
+            return;
+        };
+        if self.shutdown.is_some() || self.vassals.contains_key(&path) {
+            return;
+        }
+        let on_demand = match answer {
+            Ok(line) if line.is_empty() => None,
+            Ok(line) => OnDemand::bind_address(line)
+                .inspect_err(|error| log_on_demand_error(error, &path))
+                .ok(),
+            Err(error) => {
+                log_on_demand_error(&error, &path);
+                None
+            }
+        };
+        self.add_vassal(monitor_idx, path, stamp, on_demand);
+    }
+
+    fn add_vassal(
+        &mut self,
+        monitor_idx: usize,
+        path: PathBuf,
+        stamp: FileStamp,
+        on_demand: Option<OnDemand>,
+    ) {
         let (life, action) = match &on_demand {
             Some(socket) => {
                 info!(vassal = %monitor::vassal_name(&path), socket = %socket.address(),
@@ -271,16 +332,35 @@ impl Governor {
                 .parent()
                 .map_or_else(|| PathBuf::from("/"), Path::to_owned),
         };
+        let (uwsgi_name, vassals_dir) = self.uwsgi_name(vassal);
+        let mut env = Vec::new();
+        if let Some(program) = &self.settings.start_hook {
+            env.push((
+                vassal_hooks::START_HOOK_ENV.to_string(),
+                vassal_hooks::start_hook_env(program, &uwsgi_name),
+            ));
+            if let Some(dir) = &vassals_dir {
+                env.push((
+                    vassal_hooks::VASSALS_DIR_ENV.to_string(),
+                    dir.to_string_lossy().into_owned(),
+                ));
+            }
+        }
         let request = SpawnRequest {
-            program: &self.program,
+            programs: &self.settings.programs,
             config: path,
             cwd: &cwd,
             args: &self.settings.vassal_args,
             owner: self.settings.tyrant.then_some(owner),
             on_demand_fd: vassal.on_demand.as_ref().map(OnDemand::raw_fd),
+            env: &env,
         };
         match spawn::spawn(&request) {
-            Ok(spawned) => {
+            Ok((spawned, program)) => {
+                let command = spawn::command_line(
+                    program,
+                    &spawn::vassal_argv(&self.settings.vassal_args, path),
+                );
                 self.next_spawn_id += 1;
                 let spawn_id = self.next_spawn_id;
                 let vassal = self
@@ -300,9 +380,21 @@ impl Governor {
                     vassal.first_run = now;
                 }
                 vassal.status.clear();
-                info!(vassal = %vassal.name, pid = spawned.pid,
-                    command = %spawn::command_line(&self.program, &spawn::vassal_argv(&self.settings.vassal_args, path)),
-                    "vassal starting");
+                info!(vassal = %vassal.name, pid = spawned.pid, %command, "vassal starting");
+                let (uid, gid) = if self.settings.tyrant {
+                    owner
+                } else {
+                    (crate::sys::process::uid(), crate::sys::process::gid())
+                };
+                as_emperor::spawn(
+                    &self.settings.hooks,
+                    StartedVassal {
+                        config: uwsgi_name,
+                        pid: spawned.pid,
+                        uid,
+                        gid,
+                    },
+                );
                 crate::emperor::vassal_logs::relay(vassal.name.clone(), spawned.output);
                 self.watch_vassal(spawn_id, spawned.child, spawned.channel);
             }
@@ -359,6 +451,7 @@ impl Governor {
 
     pub(super) fn on_report(&mut self, report: VassalReport) {
         match report {
+            VassalReport::OnDemandAnswer { path, answer } => self.on_exec_answer(path, answer),
             VassalReport::Connection { path } => {
                 if let Some(vassal) = self.vassals.get_mut(&path) {
                     if vassal.life.state == State::Waiting {
@@ -430,8 +523,24 @@ impl Governor {
                     };
                     warn!(vassal = %vassal.name, pid, uptime_ms, exit = %detail, reason, state = %vassal.life.state, "vassal exited");
                 }
+                if let Some(program) = &self.settings.stop_hook {
+                    let (name, dir) = self.uwsgi_name(&self.vassals[&path]);
+                    vassal_hooks::spawn_stop_hook(program, &name, dir.as_deref());
+                }
                 self.feed(&path, Event::Exited(exit));
             }
+        }
+    }
+
+    /// The name uWSGI gives a vassal in its hooks (`n_ui->name`): the file name for a
+    /// directory monitor (whose absolute path is `UWSGI_VASSALS_DIR`), the path for a glob.
+    fn uwsgi_name(&self, vassal: &Vassal) -> (String, Option<PathBuf>) {
+        match &self.monitors[vassal.monitor_idx].monitor {
+            Monitor::Dir { dir, .. } => (
+                vassal.file_name.clone(),
+                Some(std::path::absolute(dir).unwrap_or_else(|_| dir.clone())),
+            ),
+            Monitor::Glob { .. } => (vassal.path.to_string_lossy().into_owned(), None),
         }
     }
 
@@ -475,6 +584,11 @@ impl Governor {
             error!(%error, socket = %socket.address(), "cannot watch the on-demand socket");
         }
     }
+}
+
+fn log_on_demand_error(error: &crate::emperor::on_demand::BindOnDemandError, path: &Path) {
+    error!(error = %error, cause = %std::error::Error::source(error).map(ToString::to_string).unwrap_or_default(),
+        file = %path.display(), "on-demand socket: starting the vassal now instead");
 }
 
 fn describe(status: std::process::ExitStatus) -> String {

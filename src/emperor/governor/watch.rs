@@ -118,7 +118,7 @@ impl Governor {
 
     pub(super) fn rescan(&mut self) {
         for idx in 0..self.monitors.len() {
-            let report = monitor::scan(&self.monitors[idx].monitor);
+            let report = monitor::scan_with(&self.monitors[idx].monitor, &self.settings.scan);
             let arg = self.monitors[idx].monitor.arg().to_owned();
             if let Some(error) = &report.error {
                 if self.monitors[idx].error_logged != Some(error.kind()) {
@@ -147,7 +147,7 @@ impl Governor {
                 if self.warned.insert(path.clone()) {
                     if report.unsupported.contains(path) {
                         warn!(vassal = %monitor::vassal_name(path), file = %path.display(),
-                            "only `.ini` vassals are supported, ignoring this file");
+                            "only `.ini` vassals are supported (and `emperor-extra-extension` suffixes), ignoring this file");
                     } else {
                         warn!(vassal = %monitor::vassal_name(path), file = %path.display(),
                             "not a regular file (or a dangling symlink), ignoring it");

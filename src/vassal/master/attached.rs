@@ -65,6 +65,21 @@ pub(super) fn drop_privileges_between_hooks(
 }
 
 impl Master<'_> {
+    /// `hook-emperor-stop` and `hook-emperor-reload`: uWSGI runs them when its emperor's stop
+    /// or reload message arrives; kaiser's emperor orders with SIGTERM and SIGHUP, so they run
+    /// on those signals while this master has an emperor. Not fatal, as in uWSGI.
+    pub(super) fn on_emperor_order(&mut self, sig: libc::c_int) {
+        if self.notifier.emperor_channel().is_none() {
+            return;
+        }
+        let phase = match sig {
+            libc::SIGTERM | libc::SIGQUIT => HookPhase::EmperorStop,
+            libc::SIGHUP => HookPhase::EmperorReload,
+            _ => return,
+        };
+        let _ = hooks::run_phase(&self.config.hooks, phase);
+    }
+
     /// When the loop starts, after the workers are forked: the daemons, then the
     /// `hook-master-start` lines (uWSGI's order). A failed hook stops the vassal at once,
     /// as uWSGI's `kill_them_all`.

@@ -99,6 +99,8 @@ pub enum RunVassalError {
     #[error(transparent)]
     Hook(#[from] crate::hooks::RunHookError),
     #[error(transparent)]
+    Jail(#[from] crate::jail::EnterJailError),
+    #[error(transparent)]
     Setup(#[from] super::process_setup::ProcessSetupError),
     #[error(transparent)]
     LogMaster(#[from] crate::logging::master::StartLogMasterError),
@@ -286,6 +288,7 @@ impl Master<'_> {
     }
 
     fn on_signal(&mut self, sig: libc::c_int) -> Result<(), RunVassalError> {
+        self.on_emperor_order(sig);
         if self.on_rebound_signal(sig)? {
             return Ok(());
         }

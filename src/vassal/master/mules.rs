@@ -25,6 +25,7 @@ impl Master<'_> {
                     master_pid: sys::process::getppid(),
                     close_fds: self.master_only_fds(),
                     python,
+                    hooks: self.config.hooks.clone(),
                 })
             }
             Forked::Parent { child } => {

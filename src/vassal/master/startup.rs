@@ -31,6 +31,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     let mut inherited = sockets::take_inherited();
     attached::run_asap_hooks(config)?;
     crate::vassal::process_setup::immediate(config)?;
+    crate::jail::enter(config, reloads)?;
     inherited.extend(crate::vassal::socket_activation::take());
 
     if let Some(dir) = &config.chdir {
