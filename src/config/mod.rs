@@ -313,6 +313,8 @@ pub struct Config {
     // --- hooks and external daemons (issue 15) ---
     /// Every `hook-*`/`exec-*` line in config order, typed (`hooks.rs`).
     pub hooks: Vec<hooks::Hook>,
+    /// `route*`, `error-route*`, `response-route*`, `final-route*`: internal routing.
+    pub routes: crate::routing::RouteTables,
     /// `attach-daemon` and its variants, in config order (`daemons.rs`).
     pub daemons: Vec<daemons::DaemonSpec>,
     /// `daemons-honour-stdin`: every daemon keeps the master's stdin.
@@ -433,6 +435,7 @@ impl Default for Config {
             vassals_inherit: Vec::new(),
             vassals_inherit_before: Vec::new(),
             hooks: Vec::new(),
+            routes: crate::routing::RouteTables::default(),
             daemons: Vec::new(),
             daemons_honour_stdin: false,
         }

@@ -1383,3 +1383,18 @@ fn cheaper_options_and_the_checks_uwsgi_makes_too() {
     );
     assert_eq!(CheaperConfig::default().initial_workers(8), 8);
 }
+
+#[test]
+fn routes_are_typed_with_file_and_line() {
+    check(
+        "[uwsgi]\nroute = ^/old/(.*) redirect-301:/new/$1\nroute-if = equal:${PATH_INFO};/x goto:end\nroute-run = last:\nroute-label = end\nerror-route-status = 404 return:404\nresponse-route-run = addheader:X-A: b\nfinal-route-run = log:done",
+        "",
+    );
+    check(
+        "[uwsgi]\nprocesses = 2\nroute-host = ^a nosuch:x\nroute = ^/a uwsgi:127.0.0.1:3031,0,0\nroute-if = bogus:x last:\nroute-run = goto:nowhere",
+        "error: app.ini:3: route-host: unknown or unsupported route action `nosuch` || \
+         app.ini:4: route: the `uwsgi` route action forwards the request to another server, which kaiser does not do: let nginx route it (`uwsgi_pass`/`proxy_pass` in a `location`) || \
+         app.ini:5: route-if: unknown route condition `bogus` (kaiser has exists, isfile, isdir, islink, isexec, empty, regexp, equal, startswith, endswith, contains, ishigher, islower, ishigherequal, islowerequal, ipv4in, ipv6in) || \
+         configuration: route-label: `goto:nowhere`: no `route-label = nowhere` in the same table",
+    );
+}

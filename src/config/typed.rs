@@ -85,6 +85,10 @@ pub(crate) fn build(
                     sockets.push(entry);
                     Ok(())
                 }
+                // The key as written tells the table and the subject (`error-route-status`).
+                "route" | "error-route" | "response-route" | "final-route" => {
+                    config.routes.add(&entry.key, &value)
+                }
                 "protocol" => match value.as_str() {
                     "uwsgi" => {
                         protocol = Protocol::Uwsgi;
@@ -104,6 +108,9 @@ pub(crate) fn build(
         if let Err(message) = applied {
             report.error(&entry.origin, &entry.key, message);
         }
+    }
+    if let Err(message) = config.routes.check() {
+        report.error(&super::diagnostics::Origin::Whole, "route-label", message);
     }
     split_module_callable(&mut config);
     config.sockets = build_sockets(&sockets, protocol, report);
@@ -769,7 +776,18 @@ mod tests {
             .iter()
             .filter(|s| s.status == Status::Implemented)
         {
-            if matches!(spec.name, "socket" | "http-socket" | "http" | "protocol") {
+            // Typed in `build`, which knows the key as written (see the `route` tests there).
+            if matches!(
+                spec.name,
+                "socket"
+                    | "http-socket"
+                    | "http"
+                    | "protocol"
+                    | "route"
+                    | "error-route"
+                    | "response-route"
+                    | "final-route"
+            ) {
                 continue;
             }
             let sample = match spec.kind {

@@ -5,6 +5,7 @@
 //! comment. This module knows nothing about config, Python or protocols; it does not log.
 
 pub mod clock;
+pub mod crypt;
 pub mod fd;
 pub mod file;
 pub mod fork;

@@ -166,6 +166,7 @@ mod tests {
             options: Default::default(),
             statics: Default::default(),
             health_check_path: None,
+            routes: None,
         }
     }
 

@@ -670,7 +670,7 @@ fn serve_http(shared: &Shared, conn: Conn, head: http::RequestHead<'_>) -> Optio
         vars: &mut iter,
         remote: Some((peer_addr.as_str(), peer_port.as_str())),
     };
-    let (exchange, outcome) = shared.runner.run(request, Box::new(exchange));
+    let (exchange, outcome) = run_app(shared, request, Box::new(exchange));
     finish(shared, exchange, outcome)
 }
 
@@ -756,9 +756,23 @@ fn serve_uwsgi(shared: &Shared, conn: Conn, packet: uwsgi::Packet<'_>) {
         vars: &mut iter,
         remote: None,
     };
-    let (exchange, outcome) = shared.runner.run(request, Box::new(exchange));
+    let (exchange, outcome) = run_app(shared, request, Box::new(exchange));
     if let Some(conn) = finish(shared, exchange, outcome) {
         close(shared, conn);
+    }
+}
+
+/// The app, behind the internal routes when there are any (`route*`: `crate::routing`).
+fn run_app(
+    shared: &Shared,
+    request: RequestVars<'_>,
+    exchange: Box<dyn crate::python::Exchange>,
+) -> (Box<dyn crate::python::Exchange>, crate::python::Outcome) {
+    match &shared.limits.routes {
+        None => shared.runner.run(request, exchange),
+        Some(routes) => crate::routing::serve(routes, request, exchange, |request, exchange| {
+            shared.runner.run(request, exchange)
+        }),
     }
 }
 
@@ -857,6 +871,8 @@ pub(super) struct Finished {
     pub asked: bool,
     /// `uwsgi.set_logvar()`.
     pub logvars: Vec<(String, String)>,
+    /// A `donotlog` route ran: no request line, whatever the log conditions say.
+    pub silenced: bool,
 }
 
 /// Accounts a finished request, app or static file alike: the worker's scoreboard totals,
@@ -875,9 +891,10 @@ pub(super) fn account(shared: &Shared, log: &super::exchange::RequestLog, finish
             .record(shared.worker_id, log.status, elapsed_us);
     }
     let limits = &shared.limits;
-    if limits
-        .log_conditions
-        .should_log(limits.disable_logging, &log.facts(finished.asked))
+    if !finished.silenced
+        && limits
+            .log_conditions
+            .should_log(limits.disable_logging, &log.facts(finished.asked))
     {
         let origin = super::request_log::Origin {
             pid: shared.pid,
@@ -912,6 +929,8 @@ fn finish(
         slot.end_request();
     }
     let (conn, reusable, log) = exchange.into_parts(outcome);
+    // A `donotlog` route: no line for this request.
+    let silenced = shared.limits.routes.is_some() && crate::routing::take_do_not_log();
     let asked = crate::python::take_log_this_request();
     // Taken whether or not the line is written, so none leaks into the next request.
     let logvars = crate::python::take_logvars();
@@ -924,6 +943,7 @@ fn finish(
             app_error: outcome.app_error,
             asked,
             logvars,
+            silenced,
         },
     );
     // After the request is counted: a replacement asked for here must not be seen (stats,

@@ -922,6 +922,7 @@ fn account(shared: &Shared, log: &RequestLog) {
             app_error: false,
             asked: false,
             logvars: Vec::new(),
+            silenced: false,
         },
     );
     super::after_request(shared, total);
