@@ -49,6 +49,7 @@ mod logging;
 mod logic;
 mod numbers;
 mod options;
+mod shared_sockets;
 mod show;
 mod sources;
 mod statics;
@@ -216,6 +217,8 @@ pub struct Config {
     pub reuse_port: bool,
     /// `so-keepalive`: `SO_KEEPALIVE` on the TCP listeners (and so on their connections).
     pub so_keepalive: bool,
+    /// `freebind`: `IP_FREEBIND` on the TCP listeners (bind an address not yet configured).
+    pub freebind: bool,
     /// `static-map`, `check-static`, `static-expires-*`, `offload-threads`, …
     pub statics: StaticConfig,
 
@@ -375,6 +378,7 @@ impl Default for Config {
             umask: None,
             threads_stacksize: 0,
             reuse_port: false,
+            freebind: false,
             so_keepalive: false,
             statics: StaticConfig::default(),
             max_requests: 0,

@@ -1398,3 +1398,28 @@ fn routes_are_typed_with_file_and_line() {
          configuration: route-label: `goto:nowhere`: no `route-label = nowhere` in the same table",
     );
 }
+
+#[test]
+fn shared_and_abstract_sockets() {
+    check(
+        "[uwsgi]\nshared-socket = 127.0.0.1:8443\nshared-socket = :8080\nhttp-socket = =1\nsocket = =0",
+        "http-socket = :8080 | socket = 127.0.0.1:8443",
+    );
+    check(
+        "[uwsgi]\nsocket = =2\nshared-socket = :80",
+        "error: configuration: socket: `socket = =2` names shared socket 2, but there is only one `shared-socket` (=0)",
+    );
+    check_warnings(
+        "[uwsgi]\nshared-socket = :80\nhttp-socket = :8080",
+        "app.ini:2: shared-socket: no `socket`, `http-socket` or `http` uses this shared socket (write `= =0` there); it is not bound",
+    );
+    check(
+        "[uwsgi]\nabstract-socket\nsocket = /run/app.sock\nhttp-socket = @web",
+        "socket = @/run/app.sock | http-socket = @web",
+    );
+    check(
+        "[uwsgi]\nfreebind = true\nhttp-socket = 192.0.2.1:80",
+        "http-socket = 192.0.2.1:80 | freebind = true",
+    );
+    check("[uwsgi]\nhttp-socket-modifier1 = 0\nhttp-modifier1 = 9", "");
+}

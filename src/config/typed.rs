@@ -34,6 +34,8 @@ pub(crate) fn build(
     };
     let mut sockets: Vec<&Entry> = Vec::new();
     let mut protocol = Protocol::Uwsgi;
+    let mut abstract_sockets = false;
+    let mut shared: Vec<&Entry> = Vec::new();
     let mut unknown: Vec<&Entry> = Vec::new();
     for entry in entries.iter().filter(|e| !e.placeholder_only) {
         if entry.key.is_empty() {
@@ -89,6 +91,14 @@ pub(crate) fn build(
                 "route" | "error-route" | "response-route" | "final-route" => {
                     config.routes.add(&entry.key, &value)
                 }
+                "abstract-socket" => {
+                    abstract_sockets = uwsgi_bool(&value);
+                    Ok(())
+                }
+                "shared-socket" => {
+                    shared.push(entry);
+                    Ok(())
+                }
                 "protocol" => match value.as_str() {
                     "uwsgi" => {
                         protocol = Protocol::Uwsgi;
@@ -114,6 +124,7 @@ pub(crate) fn build(
     }
     split_module_callable(&mut config);
     config.sockets = build_sockets(&sockets, protocol, report);
+    super::shared_sockets::resolve(&mut config.sockets, &shared, abstract_sockets, report);
     super::cheaper::check(&mut config, entries, report);
     for entry in unknown {
         unknown_key(entry, config.strict, used_as_placeholder, report);
@@ -127,7 +138,11 @@ fn prepare_value(spec: &OptionSpec, entry: &Entry, report: &mut Report) -> Optio
     let value = entry.value.as_str();
     let free_text = matches!(spec.kind, Kind::Text | Kind::KeyValue | Kind::Marker)
         || matches!(spec.status, Status::NoOp(_));
-    if value.starts_with('=') {
+    // `=N` names the Nth `shared-socket` (see shared_sockets.rs).
+    let shared_reference = spec.kind == Kind::Address
+        && value.len() > 1
+        && value[1..].bytes().all(|b| b.is_ascii_digit());
+    if value.starts_with('=') && !shared_reference {
         let message = hints::doubled_equals_message(&entry.key, value);
         if free_text {
             report.warn(&entry.origin, &entry.key, message);
@@ -283,6 +298,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "add-header" => config.add_header.push(header(v)?),
         "umask" => config.umask = Some(mode(v)?),
         "reuse-port" => config.reuse_port = uwsgi_bool(v),
+        "freebind" => config.freebind = uwsgi_bool(v),
         "so-keepalive" => config.so_keepalive = uwsgi_bool(v),
         name if super::statics::OPTION_NAMES.contains(&name) => {
             config.statics.apply(name, v, uwsgi_bool(v))?
@@ -783,6 +799,8 @@ mod tests {
                     | "http-socket"
                     | "http"
                     | "protocol"
+                    | "abstract-socket"
+                    | "shared-socket"
                     | "route"
                     | "error-route"
                     | "response-route"

@@ -122,6 +122,7 @@ pub fn bind_all(
     let listen_options = sys::net::ListenOptions {
         defer_accept: true,
         reuse_port: config.reuse_port,
+        freebind: config.freebind,
         keepalive: config.so_keepalive,
     };
     let mut bound = Vec::new();

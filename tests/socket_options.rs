@@ -1,0 +1,86 @@
+//! Socket options of the Sockets group run by the real binary: `freebind` binds an address
+//! no interface has, `abstract-socket` moves a unix socket path into the abstract namespace,
+//! and a `shared-socket` serves the `http-socket` written `=0`.
+
+mod common;
+
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr as UnixAddr, UnixStream};
+
+use common::*;
+
+/// TEST-NET-1 (RFC 5737): never configured on a machine, so only `IP_FREEBIND` can bind it.
+const NOWHERE: &str = "192.0.2.1:0";
+
+#[test]
+fn freebind_binds_an_address_no_interface_has() {
+    let mut refused = Kaiser::spawn(&[
+        "--http-socket",
+        NOWHERE,
+        "--wsgi-file",
+        "tests/apps/hello.py",
+    ]);
+    let status = refused.expect_exit(START_TIMEOUT);
+    assert!(!status.success(), "{}", refused.logs());
+    assert!(refused.logs().contains("192.0.2.1"), "{}", refused.logs());
+
+    let kaiser = Kaiser::spawn(&[
+        "--http-socket",
+        NOWHERE,
+        "--freebind",
+        "--wsgi-file",
+        "tests/apps/hello.py",
+    ]);
+    kaiser
+        .wait_for_log("ready in", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("with freebind the socket binds: {e}"));
+}
+
+#[test]
+fn abstract_socket_binds_paths_in_the_abstract_namespace() {
+    let dir = TempDir::new("abstract");
+    let path = dir.join("app.sock");
+    let path_arg = path.display().to_string();
+    let kaiser = Kaiser::spawn(&[
+        "--http-socket",
+        &path_arg,
+        "--abstract-socket",
+        "--wsgi-file",
+        "tests/apps/hello.py",
+    ]);
+    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    assert!(!path.exists(), "no file is created for an abstract socket");
+    let name = UnixAddr::from_abstract_name(path_arg.as_bytes()).unwrap();
+    let stream = UnixStream::connect_addr(&name).unwrap();
+    let response = http_request(
+        stream,
+        &request_bytes("GET", "/", &[("Connection", "close")], b""),
+    )
+    .unwrap();
+    assert_eq!(response.status, 200, "{response}");
+}
+
+#[test]
+fn an_http_socket_can_name_a_shared_socket() {
+    let (kaiser, addr) = start_http(&[
+        "--shared-socket",
+        "127.0.0.1:0",
+        "--http-socket",
+        "=0",
+        "--wsgi-file",
+        "tests/apps/hello.py",
+    ]);
+    // Two listeners: the `--http-socket 127.0.0.1:0` of start_http and the shared one.
+    let shared = kaiser
+        .wait_for_line(0, "a second http socket", START_TIMEOUT, |line| {
+            if !line.contains("protocol=\"http\"") {
+                return None;
+            }
+            parse_socket_addrs(line)
+                .into_iter()
+                .find(|found| found.port() != 0 && *found != addr)
+        })
+        .unwrap();
+    let response = http_get(shared, "/").unwrap();
+    assert_eq!(response.status, 200, "{response}");
+}
