@@ -84,3 +84,69 @@ fn an_http_socket_can_name_a_shared_socket() {
     let response = http_get(shared, "/").unwrap();
     assert_eq!(response.status, 200, "{response}");
 }
+
+/// The vars of a uwsgi packet, and its modifiers.
+fn parse_uwsgi(bytes: &[u8]) -> (u8, u8, Vec<(String, String)>) {
+    let size = usize::from(u16::from_le_bytes([bytes[1], bytes[2]]));
+    let mut vars = Vec::new();
+    let mut rest = &bytes[4..4 + size];
+    let mut take = |rest: &mut &[u8]| {
+        let len = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
+        let text = String::from_utf8_lossy(&rest[2..2 + len]).into_owned();
+        *rest = &rest[2 + len..];
+        text
+    };
+    while !rest.is_empty() {
+        let key = take(&mut rest);
+        let value = take(&mut rest);
+        vars.push((key, value));
+    }
+    (bytes[0], bytes[3], vars)
+}
+
+#[test]
+fn subscribe_to_announces_the_socket_and_withdraws_it_on_stop() {
+    let router = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    router.set_read_timeout(Some(START_TIMEOUT)).unwrap();
+    let target = format!("{}:example.com", router.local_addr().unwrap());
+    let mut kaiser = Kaiser::spawn(&[
+        "--socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        "tests/apps/hello.py",
+        "--subscribe-to",
+        &target,
+        "--processes",
+        "2",
+    ]);
+    let socket = kaiser
+        .wait_for_addr("protocol=\"uwsgi\"", START_TIMEOUT)
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let len = router.recv(&mut buf).expect("a subscription datagram");
+    let (modifier1, modifier2, vars) = parse_uwsgi(&buf[..len]);
+    assert_eq!((modifier1, modifier2), (224, 0), "{vars:?}");
+    let var = |vars: &[(String, String)], name: &str| {
+        vars.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no `{name}` in {vars:?}"))
+    };
+    assert_eq!(var(&vars, "key"), "example.com");
+    assert_eq!(var(&vars, "address"), socket.to_string());
+    assert_eq!(var(&vars, "cores"), "2");
+    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    kaiser.signal(libc::SIGTERM);
+    // Announcements may still be in flight; the last datagram is the withdrawal.
+    loop {
+        let len = router
+            .recv(&mut buf)
+            .expect("an unsubscribe datagram before the exit");
+        let (_, modifier2, vars) = parse_uwsgi(&buf[..len]);
+        if modifier2 == 1 {
+            assert_eq!(var(&vars, "key"), "example.com");
+            break;
+        }
+    }
+    assert!(kaiser.expect_exit(START_TIMEOUT).success());
+}

@@ -53,6 +53,7 @@ mod shared_sockets;
 mod show;
 mod sources;
 mod statics;
+pub mod subscriptions;
 mod typed;
 
 pub use cheaper::{BusynessConfig, CheaperAlgo, CheaperConfig};
@@ -219,6 +220,10 @@ pub struct Config {
     pub so_keepalive: bool,
     /// `freebind`: `IP_FREEBIND` on the TCP listeners (bind an address not yet configured).
     pub freebind: bool,
+    /// `subscribe-to`, `subscribe2`: uWSGI subscription servers to announce this instance to.
+    pub subscriptions: Vec<subscriptions::Subscription>,
+    /// `subscribe-freq`.
+    pub subscribe_freq: Duration,
     /// `static-map`, `check-static`, `static-expires-*`, `offload-threads`, …
     pub statics: StaticConfig,
 
@@ -379,6 +384,8 @@ impl Default for Config {
             threads_stacksize: 0,
             reuse_port: false,
             freebind: false,
+            subscriptions: Vec::new(),
+            subscribe_freq: Duration::from_secs(10),
             so_keepalive: false,
             statics: StaticConfig::default(),
             max_requests: 0,

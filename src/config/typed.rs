@@ -299,6 +299,13 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "umask" => config.umask = Some(mode(v)?),
         "reuse-port" => config.reuse_port = uwsgi_bool(v),
         "freebind" => config.freebind = uwsgi_bool(v),
+        "subscribe-to" => config
+            .subscriptions
+            .push(super::subscriptions::parse_subscribe_to(v)?),
+        "subscribe2" => config
+            .subscriptions
+            .push(super::subscriptions::parse_subscribe2(v)?),
+        "subscribe-freq" => config.subscribe_freq = seconds(v)?.max(Duration::from_secs(1)),
         "so-keepalive" => config.so_keepalive = uwsgi_bool(v),
         name if super::statics::OPTION_NAMES.contains(&name) => {
             config.statics.apply(name, v, uwsgi_bool(v))?
@@ -828,6 +835,8 @@ mod tests {
                 _ if spec.name == "file-serve-mode" => "nginx",
                 _ if spec.name == "cache2" => "name=a,items=1",
                 _ if spec.name == "farm" => "f:1,2",
+                _ if spec.name == "subscribe-to" => "127.0.0.1:7171:example.com",
+                _ if spec.name == "subscribe2" => "server=127.0.0.1:7171,key=k",
                 _ if matches!(spec.name, "timer" | "rbtimer") => "1 2",
                 _ if matches!(spec.name, "cron" | "unique-cron") => "-1 -1 -1 -1 -1 true",
                 _ if spec.name == "cron2" => "minute=-1 true",

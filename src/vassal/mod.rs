@@ -30,6 +30,7 @@ mod sockets;
 mod spooler;
 mod stats;
 mod stats_server;
+mod subscription;
 mod touch;
 
 pub use master::{is_reexec, run, RunVassalError};

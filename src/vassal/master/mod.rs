@@ -176,6 +176,8 @@ struct Master<'a> {
     drain_until: Option<(Instant, &'static str)>,
     /// `heartbeat`: when the next `WATCHDOG=1` is due (`heartbeat.rs`).
     next_heartbeat: Option<Instant>,
+    /// `subscribe-to`: announcements to uWSGI routers (`vassal/subscription.rs`).
+    subscriptions: Option<crate::vassal::subscription::Subscriptions>,
 }
 
 /// The master's upkeep between events: the FIFO, touch files, the one-at-a-time replacement
@@ -268,6 +270,9 @@ impl Master<'_> {
             self.on_timers()?;
             if let Phase::Stopping { .. } = self.phase {
                 if self.worker_pids().is_empty() && self.attached.daemons.all_stopped() {
+                    if let Some(subscriptions) = &self.subscriptions {
+                        subscriptions.unsubscribe();
+                    }
                     self.at_exit();
                     return Ok(self.finish());
                 }
@@ -297,6 +302,7 @@ impl Master<'_> {
             self.next_timer(),
             self.drain_deadline(),
             self.heartbeat_deadline(),
+            self.subscriptions.as_ref().map(|s| s.deadline()),
         ]
         .into_iter()
         .flatten()
@@ -514,6 +520,9 @@ impl Master<'_> {
                 };
             }
             return Ok(());
+        }
+        if let Some(subscriptions) = &mut self.subscriptions {
+            subscriptions.tick(now);
         }
         self.upkeep_tick(now)?;
         self.spooler_tick(now)?;

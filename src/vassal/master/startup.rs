@@ -129,8 +129,10 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
             respawns: 0,
         })
         .collect();
+    let subscriptions = crate::vassal::subscription::Subscriptions::new(config, &bound, started);
     let mut master = Master {
         config,
+        subscriptions,
         max_connections: connection_cap(config),
         args,
         sockets: bound,
