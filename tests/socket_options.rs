@@ -1,6 +1,7 @@
 //! Socket options of the Sockets group run by the real binary: `freebind` binds an address
 //! no interface has, `abstract-socket` moves a unix socket path into the abstract namespace,
-//! and a `shared-socket` serves the `http-socket` written `=0`.
+//! a `shared-socket` serves the `http-socket` written `=0`, `subscribe-to` announces the
+//! instance to a (test) subscription server, and a zerg serves what its zerg server hands over.
 
 mod common;
 
@@ -90,7 +91,7 @@ fn parse_uwsgi(bytes: &[u8]) -> (u8, u8, Vec<(String, String)>) {
     let size = usize::from(u16::from_le_bytes([bytes[1], bytes[2]]));
     let mut vars = Vec::new();
     let mut rest = &bytes[4..4 + size];
-    let mut take = |rest: &mut &[u8]| {
+    let take = |rest: &mut &[u8]| {
         let len = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
         let text = String::from_utf8_lossy(&rest[2..2 + len]).into_owned();
         *rest = &rest[2 + len..];
@@ -149,4 +150,64 @@ fn subscribe_to_announces_the_socket_and_withdraws_it_on_stop() {
         }
     }
     assert!(kaiser.expect_exit(START_TIMEOUT).success());
+}
+
+#[test]
+fn a_zerg_serves_the_sockets_its_zerg_server_hands_over() {
+    let dir = TempDir::new("zerg");
+    let zerg_path = dir.join("zerg.sock").display().to_string();
+    let mut server = Kaiser::spawn(&[
+        "--socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        "tests/apps/hello.py",
+        "--zerg-server",
+        &zerg_path,
+    ]);
+    let addr = server
+        .wait_for_addr("protocol=\"uwsgi\"", START_TIMEOUT)
+        .unwrap();
+    server
+        .wait_for_log("zerg server enabled", START_TIMEOUT)
+        .unwrap();
+    let zerg = Kaiser::spawn(&[
+        "--zerg",
+        &zerg_path,
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+    ]);
+    zerg.wait_for_log("zerg sockets attached", START_TIMEOUT)
+        .unwrap();
+    zerg.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    // Once the server is gone, only the zerg holds the socket: it answers on that address.
+    server.signal(libc::SIGTERM);
+    assert!(server.expect_exit(START_TIMEOUT).success());
+    let stream = wait_for_connect(addr, START_TIMEOUT).unwrap();
+    let response = uwsgi_request(stream, &cgi_vars("GET", "/env", None, &[]), b"").unwrap();
+    assert_eq!(response.status, 200, "{response}");
+    assert!(response.text().contains("PATH_INFO"), "{response}");
+}
+
+#[test]
+fn an_unreachable_zerg_server_fails_unless_zerg_fallback() {
+    let dir = TempDir::new("zerg-missing");
+    let missing = dir.join("nobody.sock").display().to_string();
+    let mut refused = Kaiser::spawn(&[
+        "--zerg",
+        &missing,
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        "tests/apps/hello.py",
+    ]);
+    assert!(!refused.expect_exit(START_TIMEOUT).success());
+    assert!(refused.logs().contains("nobody.sock"), "{}", refused.logs());
+    let (_kaiser, addr) = start_http(&[
+        "--zerg",
+        &missing,
+        "--zerg-fallback",
+        "--wsgi-file",
+        "tests/apps/hello.py",
+    ]);
+    assert_eq!(http_get(addr, "/").unwrap().status, 200);
 }

@@ -224,6 +224,12 @@ pub struct Config {
     pub subscriptions: Vec<subscriptions::Subscription>,
     /// `subscribe-freq`.
     pub subscribe_freq: Duration,
+    /// `zerg`: zerg servers to take the listening sockets from.
+    pub zerg: Vec<PathBuf>,
+    /// `zerg-fallback`.
+    pub zerg_fallback: bool,
+    /// `zerg-server`: hand the listening sockets to zergs connecting here.
+    pub zerg_server: Option<PathBuf>,
     /// `static-map`, `check-static`, `static-expires-*`, `offload-threads`, …
     pub statics: StaticConfig,
 
@@ -386,6 +392,9 @@ impl Default for Config {
             freebind: false,
             subscriptions: Vec::new(),
             subscribe_freq: Duration::from_secs(10),
+            zerg: Vec::new(),
+            zerg_fallback: false,
+            zerg_server: None,
             so_keepalive: false,
             statics: StaticConfig::default(),
             max_requests: 0,

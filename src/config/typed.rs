@@ -306,6 +306,9 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
             .subscriptions
             .push(super::subscriptions::parse_subscribe2(v)?),
         "subscribe-freq" => config.subscribe_freq = seconds(v)?.max(Duration::from_secs(1)),
+        "zerg" => config.zerg.push(path(v)?),
+        "zerg-fallback" => config.zerg_fallback = uwsgi_bool(v),
+        "zerg-server" => config.zerg_server = Some(path(v)?),
         "so-keepalive" => config.so_keepalive = uwsgi_bool(v),
         name if super::statics::OPTION_NAMES.contains(&name) => {
             config.statics.apply(name, v, uwsgi_bool(v))?

@@ -17,6 +17,7 @@ pub mod notify;
 pub mod poll;
 pub mod privileges;
 pub mod process;
+pub mod scm;
 pub mod seqpacket;
 pub mod shm;
 pub mod signal;

@@ -32,6 +32,7 @@ mod stats;
 mod stats_server;
 mod subscription;
 mod touch;
+mod zerg;
 
 pub use master::{is_reexec, run, RunVassalError};
 pub use sockets::LISTEN_FDS_ENV;

@@ -62,6 +62,8 @@ pub enum RunVassalError {
     #[error(transparent)]
     Bind(#[from] sockets::BindSocketError),
     #[error(transparent)]
+    Zerg(#[from] crate::vassal::zerg::AttachZergError),
+    #[error(transparent)]
     Stats(#[from] BindStatsError),
     #[error("cannot drop privileges to `{spec}`")]
     Privileges {
@@ -178,6 +180,8 @@ struct Master<'a> {
     next_heartbeat: Option<Instant>,
     /// `subscribe-to`: announcements to uWSGI routers (`vassal/subscription.rs`).
     subscriptions: Option<crate::vassal::subscription::Subscriptions>,
+    /// `zerg-server`: hands the sockets to zergs (`vassal/zerg.rs`).
+    zerg_server: Option<crate::vassal::zerg::ZergServer>,
 }
 
 /// The master's upkeep between events: the FIFO, touch files, the one-at-a-time replacement
@@ -523,6 +527,9 @@ impl Master<'_> {
         }
         if let Some(subscriptions) = &mut self.subscriptions {
             subscriptions.tick(now);
+        }
+        if let Some(zerg) = &self.zerg_server {
+            zerg.tick(&self.sockets);
         }
         self.upkeep_tick(now)?;
         self.spooler_tick(now)?;
