@@ -118,6 +118,8 @@ pub enum Protocol {
     Uwsgi,
     /// `http-socket` / `http`: HTTP/1.1 parsed by the workers themselves.
     Http,
+    /// `scgi-socket` / `scgi-nph-socket` (`nph`: an HTTP status line instead of `Status:`).
+    Scgi { nph: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -83,7 +83,7 @@ pub(crate) fn build(
         let applied = match spec.status {
             Status::NoOp(_) => check_noop(spec, &value),
             _ => match spec.name {
-                "socket" | "http-socket" | "http" => {
+                "socket" | "http-socket" | "http" | "scgi-socket" | "scgi-nph-socket" => {
                     sockets.push(entry);
                     Ok(())
                 }
@@ -465,6 +465,8 @@ fn build_sockets(entries: &[&Entry], protocol: Protocol, report: &mut Report) ->
             // `protocol` changes the default sockets only; `uwsgi-socket` is explicit.
             "socket" => protocol,
             "uwsgi-socket" => Protocol::Uwsgi,
+            "scgi-socket" => Protocol::Scgi { nph: false },
+            "scgi-nph-socket" => Protocol::Scgi { nph: true },
             _ => Protocol::Http,
         };
         let address = match address(&entry.value) {
@@ -808,6 +810,8 @@ mod tests {
                 "socket"
                     | "http-socket"
                     | "http"
+                    | "scgi-socket"
+                    | "scgi-nph-socket"
                     | "protocol"
                     | "abstract-socket"
                     | "shared-socket"

@@ -264,6 +264,8 @@ fn chown_socket(path: &std::path::Path, owner: &str) -> std::io::Result<()> {
 pub fn protocol_name(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::Http => "http",
+        Protocol::Scgi { nph: false } => "scgi",
+        Protocol::Scgi { nph: true } => "scgi-nph",
         Protocol::Uwsgi => "uwsgi",
     }
 }

@@ -256,6 +256,8 @@ fn triage(shared: &Shared, health: &Health, mut conn: Conn) {
                     Ok(None) => None,
                     Err(_) => Some(None),
                 },
+                // SCGI probes are served by the request threads like any request.
+                Protocol::Scgi { .. } => Some(None),
             };
             match probe {
                 Some(Some((len, head_only))) => {

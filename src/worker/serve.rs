@@ -504,6 +504,22 @@ fn drive(shared: &Shared, mut conn: Conn) {
                         return;
                     }
                 },
+                // Served as a uwsgi packet; the exchange writes SCGI's head.
+                Protocol::Scgi { .. } => match crate::protocol::scgi::parse_request(&buf, max_head)
+                {
+                    Ok(Some(packet)) => {
+                        conn.buf = buf[packet.len..].to_vec();
+                        serve_uwsgi(shared, conn, packet);
+                        super::read_buffer::keep(buf);
+                        return;
+                    }
+                    Ok(None) => conn.buf = buf,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "bad SCGI request; closing the connection");
+                        close(shared, conn);
+                        return;
+                    }
+                },
             }
         }
         super::read_buffer::lend(&mut conn.buf);
@@ -703,15 +719,9 @@ fn serve_uwsgi(shared: &Shared, conn: Conn, packet: uwsgi::Packet<'_>) {
     };
     let is_head = find(b"REQUEST_METHOD") == Some(b"HEAD");
     let listener = conn.listener;
+    let protocol = shared.listeners[conn.listener].protocol;
     let mut exchange = ConnExchange::new(
-        conn,
-        shared,
-        framing,
-        Protocol::Uwsgi,
-        version,
-        is_head,
-        false,
-        false,
+        conn, shared, framing, protocol, version, is_head, false, false,
     );
     exchange.log.method =
         String::from_utf8_lossy(find(b"REQUEST_METHOD").unwrap_or(b"")).into_owned();
