@@ -19,7 +19,7 @@ pub enum Check {
     Refuse,
 }
 
-pub fn check(auth: &BasicAuth, request: &RequestState, facts: &dyn Facts) -> Check {
+pub fn check(auth: &BasicAuth, request: &RequestState<'_>, facts: &dyn Facts) -> Check {
     if request
         .get(b"REMOTE_USER")
         .is_some_and(|user| !user.is_empty())

@@ -5,31 +5,48 @@
 //! `crypt(3)`, the clock) comes through [`Facts`]; logging, answering and serving files are
 //! left to the caller, which reads the [`Verdict`] and [`Effects`].
 
+use std::borrow::Cow;
+
 use super::basicauth;
 use super::rules::{Action, Compare, Condition, MathOp, Rule, SetVar, Step, Table, Test};
 use super::template::{Func, Lookup, Template};
 
 /// The request as the rules see and change it: its CGI variables, and the response status
 /// once there is one (error, response and final routes).
+///
+/// The variables borrow the request's buffer until a rule changes one: routing a request
+/// copies nothing it does not change.
 #[derive(Debug, Clone, Default)]
-pub struct RequestState {
-    pub vars: Vec<(Vec<u8>, Vec<u8>)>,
+pub struct RequestState<'a> {
+    pub vars: Vec<(Cow<'a, [u8]>, Cow<'a, [u8]>)>,
     pub status: u16,
 }
 
-impl RequestState {
+impl RequestState<'_> {
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
         // The last wins, as in the environ the app gets.
         self.vars
             .iter()
             .rev()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_slice())
+            .find(|(key, _)| key.as_ref() == name)
+            .map(|(_, value)| value.as_ref())
     }
 
     pub fn set(&mut self, name: &[u8], value: Vec<u8>) {
-        self.vars.retain(|(key, _)| key != name);
-        self.vars.push((name.to_vec(), value));
+        self.vars.retain(|(key, _)| key.as_ref() != name);
+        self.vars.push((Cow::Owned(name.to_vec()), Cow::Owned(value)));
+    }
+
+    /// A copy that owns its variables.
+    pub fn to_owned_state(&self) -> RequestState<'static> {
+        RequestState {
+            vars: self
+                .vars
+                .iter()
+                .map(|(k, v)| (Cow::Owned(k.to_vec()), Cow::Owned(v.to_vec())))
+                .collect(),
+            status: self.status,
+        }
     }
 }
 
@@ -107,7 +124,7 @@ pub enum Verdict {
 /// Runs `table`. Termination: `goto` only jumps forward, as in uWSGI.
 pub fn run(
     table: &Table,
-    request: &mut RequestState,
+    request: &mut RequestState<'_>,
     facts: &dyn Facts,
     effects: &mut Effects,
 ) -> Verdict {
@@ -178,12 +195,16 @@ enum Flow {
 type Captures = Vec<Option<Vec<u8>>>;
 
 /// Whether the rule applies, with the captures its action may use.
-fn test(step: &Step, request: &RequestState, facts: &dyn Facts) -> Option<Captures> {
+fn test(step: &Step, request: &RequestState<'_>, facts: &dyn Facts) -> Option<Captures> {
     match &step.test {
         Test::Always => Some(Vec::new()),
         Test::Status(code) => (request.status == *code).then(Vec::new),
         Test::Match { subject, pattern } => {
             let value = request.get(subject.var().as_bytes()).unwrap_or(b"");
+            // A miss, the common case, is cheaper to find without the capture slots.
+            if !pattern.0.is_match(value) {
+                return None;
+            }
             let found = pattern.0.captures(value)?;
             Some(
                 found
@@ -297,7 +318,7 @@ fn ip_in<const N: usize>(address: &[u8], network: &[u8]) -> bool {
 fn act(
     step: &Step,
     captures: Captures,
-    request: &mut RequestState,
+    request: &mut RequestState<'_>,
     facts: &dyn Facts,
     effects: &mut Effects,
     own: &mut Own,
@@ -509,7 +530,7 @@ fn not_found() -> Verdict {
 
 /// `rewrite:`: the new PATH_INFO (percent-decoded) and, after a `?`, a query string that
 /// goes before the request's own (uWSGI joins them with `&`).
-fn rewrite(request: &mut RequestState, target: &[u8]) {
+fn rewrite(request: &mut RequestState<'_>, target: &[u8]) {
     let (path, query) = match target.iter().position(|&b| b == b'?') {
         Some(mark) => (&target[..mark], Some(&target[mark + 1..])),
         None => (target, None),
@@ -575,7 +596,7 @@ pub fn reason(code: u16) -> &'static str {
 
 /// What a template reads while a rule runs.
 struct Context<'a> {
-    request: &'a RequestState,
+    request: &'a RequestState<'a>,
     captures: &'a Captures,
     facts: &'a dyn Facts,
 }
@@ -738,21 +759,22 @@ mod tests {
         }
     }
 
-    fn request(path: &str, query: &str) -> RequestState {
-        RequestState {
-            vars: vec![
-                (b"PATH_INFO".to_vec(), path.as_bytes().to_vec()),
-                (b"QUERY_STRING".to_vec(), query.as_bytes().to_vec()),
-                (b"HTTP_HOST".to_vec(), b"example.com".to_vec()),
-                (b"REMOTE_ADDR".to_vec(), b"10.1.2.3".to_vec()),
-                (b"HTTP_COOKIE".to_vec(), b"a=1; sid=xyz".to_vec()),
-            ],
-            status: 0,
+    fn request(path: &str, query: &str) -> RequestState<'static> {
+        let mut state = RequestState::default();
+        for (name, value) in [
+            ("PATH_INFO", path),
+            ("QUERY_STRING", query),
+            ("HTTP_HOST", "example.com"),
+            ("REMOTE_ADDR", "10.1.2.3"),
+            ("HTTP_COOKIE", "a=1; sid=xyz"),
+        ] {
+            state.set(name.as_bytes(), value.as_bytes().to_vec());
         }
+        state
     }
 
     /// Runs `lines` (option, value) on a request for `path`.
-    fn route(lines: &[(&str, &str)], state: &mut RequestState) -> (Verdict, Effects) {
+    fn route(lines: &[(&str, &str)], state: &mut RequestState<'_>) -> (Verdict, Effects) {
         let mut tables = RouteTables::default();
         for (key, value) in lines {
             tables.add(key, value).unwrap();

@@ -6,6 +6,7 @@
 //! It reads files (`static:`, `file:`, `isfile`, htpasswd) with plain `std::fs`; it must not
 //! know the connection or its framing, which stay behind [`Exchange`].
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -38,7 +39,7 @@ pub fn serve(
     let mut state = RequestState {
         vars: request
             .vars
-            .map(|(key, value)| (key.to_vec(), value.to_vec()))
+            .map(|(key, value)| (Cow::Borrowed(key), Cow::Borrowed(value)))
             .collect(),
         status: 0,
     };
@@ -61,8 +62,15 @@ pub fn serve(
         || !tables.error.rules.is_empty()
         || !tables.response.rules.is_empty()
         || !tables.final_.rules.is_empty();
-    let vars = std::mem::take(&mut state.vars);
-    let mut iter = vars.iter().map(|(k, v)| (k.as_slice(), v.as_slice()));
+    let routed_state = if !tables.error.rules.is_empty()
+        || !tables.response.rules.is_empty()
+        || !tables.final_.rules.is_empty()
+    {
+        state.to_owned_state()
+    } else {
+        RequestState::default()
+    };
+    let mut iter = state.vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
     let app_request = RequestVars {
         listener: request.listener,
         vars: &mut iter,
@@ -71,21 +79,11 @@ pub fn serve(
     if !wrap {
         return run_app(app_request, exchange);
     }
-    let needs_state = !tables.error.rules.is_empty()
-        || !tables.response.rules.is_empty()
-        || !tables.final_.rules.is_empty();
     let routed = Box::new(Routed {
         inner: exchange,
         edits: effects.headers,
         tables: tables.clone(),
-        state: RequestState {
-            vars: if needs_state {
-                vars.clone()
-            } else {
-                Vec::new()
-            },
-            status: 0,
-        },
+        state: routed_state,
         swallow: false,
     });
     let (routed, outcome) = run_app(app_request, routed);
@@ -126,7 +124,7 @@ fn answer(
     exchange: &mut dyn Exchange,
     verdict: Verdict,
     edits: &[HeaderEdit],
-    state: &RequestState,
+    state: &RequestState<'_>,
 ) -> Result<(), RespondError> {
     match verdict {
         Verdict::Pass => Ok(()),
@@ -172,7 +170,7 @@ fn serve_static(
     exchange: &mut dyn Exchange,
     path: &[u8],
     edits: &[HeaderEdit],
-    state: &RequestState,
+    state: &RequestState<'_>,
 ) -> Result<(), RespondError> {
     let Ok(file) = File::open(path_of(path)) else {
         return answer(exchange, not_found(), edits, state);
@@ -265,7 +263,7 @@ struct Routed {
     edits: Vec<HeaderEdit>,
     tables: Arc<RouteTables>,
     /// The variables as the app got them, and the response's status once known.
-    state: RequestState,
+    state: RequestState<'static>,
     /// An error or response route answered instead: the app's body is dropped.
     swallow: bool,
 }
@@ -294,7 +292,7 @@ impl Routed {
     }
 }
 
-fn run_after(table: &Table, state: &mut RequestState, effects: &mut Effects) -> Verdict {
+fn run_after(table: &Table, state: &mut RequestState<'_>, effects: &mut Effects) -> Verdict {
     if table.rules.is_empty() {
         return Verdict::Pass;
     }
