@@ -2,7 +2,7 @@
 //! from an INI file, over HTTP and over the uwsgi protocol: redirects with captures, `Host`
 //! rules, `return`, `rewrite` into the app, `basicauth` (plain, htpasswd `{SHA}` and
 //! crypt), `addvar`/`setpathinfo`, header edits, `static:`/`file:`, `goto`, `donotlog`,
-//! `log`, error and response routes; and a bad rule refused with its file and line.
+//! `log`, error, response and final routes; and a bad rule refused with its file and line.
 
 mod common;
 
@@ -52,6 +52,8 @@ route = ^/pid donotlog:
 route = ^/env log:route saw ${{PATH_INFO}} from ${{REMOTE_ADDR}}
 error-route-status = 404 redirect:/missing-page
 response-route = ^/env addheader:X-Response-Route: on
+final-route = ^/env log:final ${{uwsgi[status]}} for ${{PATH_INFO}}
+final-route-status = 410 log:final saw a 410
 "#,
         app = app("wsgi_suite.py").display(),
         dir = dir.path().display(),
@@ -110,6 +112,10 @@ fn routes_answer_rewrite_and_edit_over_http() {
 
     let gone = site.get("/gone", &[]);
     assert_eq!((gone.status, gone.text().as_str()), (410, "Gone"));
+    // Final routes run after a route's own answer too.
+    site.kaiser
+        .wait_for_log("final saw a 410", START_TIMEOUT)
+        .unwrap();
 
     let pretty = site.get("/pretty/abc?x=1", &[]);
     let vars = env(&pretty);
@@ -205,6 +211,9 @@ fn donotlog_and_log_routes() {
     assert_eq!(site.get("/env", &[]).status, 200);
     site.kaiser
         .wait_for_log_since(mark, "route saw /env from 127.0.0.1", START_TIMEOUT)
+        .unwrap();
+    site.kaiser
+        .wait_for_log_since(mark, "final 200 for /env", START_TIMEOUT)
         .unwrap();
     // The /env request's line comes after the /pid one would have.
     site.kaiser

@@ -34,7 +34,8 @@ impl RequestState<'_> {
 
     pub fn set(&mut self, name: &[u8], value: Vec<u8>) {
         self.vars.retain(|(key, _)| key.as_ref() != name);
-        self.vars.push((Cow::Owned(name.to_vec()), Cow::Owned(value)));
+        self.vars
+            .push((Cow::Owned(name.to_vec()), Cow::Owned(value)));
     }
 
     /// A copy that owns its variables.
@@ -459,7 +460,9 @@ fn act(
         }
         Action::Static(path, next) => {
             let path = render(path);
-            if facts.file_kind(&path).file {
+            if climbs(&path) {
+                Flow::Done(forbidden())
+            } else if facts.file_kind(&path).file {
                 Flow::Done(Verdict::Static(path))
             } else if *next {
                 Flow::Next
@@ -469,6 +472,9 @@ fn act(
         }
         Action::File(spec, next) => {
             let path = render(&spec.filename);
+            if climbs(&path) {
+                return Flow::Done(forbidden());
+            }
             if !facts.file_kind(&path).file {
                 return if *next {
                     Flow::Next
@@ -518,6 +524,20 @@ fn act(
 fn compare_number(value: Option<&[u8]>) -> i64 {
     let text = String::from_utf8_lossy(value.unwrap_or(b""));
     text.trim().parse().unwrap_or(0)
+}
+
+/// A `..` segment: a capture (`static:/srv/files/$1`) must not lead out of the directory the
+/// rule names. uWSGI serves such a path; kaiser answers 403.
+fn climbs(path: &[u8]) -> bool {
+    path.split(|&b| b == b'/').any(|segment| segment == b"..")
+}
+
+fn forbidden() -> Verdict {
+    Verdict::Reply(Reply {
+        status: b"403 Forbidden".to_vec(),
+        headers: vec![(b"Content-Type".to_vec(), b"text/plain".to_vec())],
+        body: b"Forbidden".to_vec(),
+    })
 }
 
 fn not_found() -> Verdict {
@@ -990,6 +1010,17 @@ mod tests {
             )
             .0,
             "404 Not Found"
+        );
+        assert_eq!(
+            reply(
+                &route(
+                    &[("route", "^/files/(.*)$ static:/srv/www/$1")],
+                    &mut request("/files/../../etc/passwd", "")
+                )
+                .0
+            )
+            .0,
+            "403 Forbidden"
         );
         assert_eq!(
             route(

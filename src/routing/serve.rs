@@ -51,7 +51,19 @@ pub fn serve(
     let verdict = eval::run(&tables.request, &mut state, &Machine, &mut effects);
     apply(&mut effects);
     if verdict != Verdict::Pass {
+        let status = match &verdict {
+            Verdict::Reply(reply) => status_code(&reply.status),
+            Verdict::File { status, .. } => status_code(status),
+            Verdict::Static(_) => 200,
+            Verdict::Pass | Verdict::Stop => 0,
+        };
         let answered = answer(exchange.as_mut(), verdict, &effects.headers, &state);
+        if !tables.final_.rules.is_empty() {
+            state.status = status;
+            let mut effects = Effects::default();
+            let _ = eval::run(&tables.final_, &mut state, &Machine, &mut effects);
+            apply(&mut effects);
+        }
         let outcome = Outcome {
             aborted: answered.is_err(),
             app_error: false,
