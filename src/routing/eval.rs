@@ -18,7 +18,7 @@ use super::template::{Func, Lookup, Template};
 /// copies nothing it does not change.
 #[derive(Debug, Clone, Default)]
 pub struct RequestState<'a> {
-    pub vars: Vec<(Cow<'a, [u8]>, Cow<'a, [u8]>)>,
+    pub vars: Vec<Var<'a>>,
     pub status: u16,
 }
 
@@ -50,6 +50,9 @@ impl RequestState<'_> {
         }
     }
 }
+
+/// One request variable, borrowed from the request or set by a rule.
+pub type Var<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
 
 /// What rules ask of the machine.
 pub trait Facts {
