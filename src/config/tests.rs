@@ -1386,6 +1386,11 @@ fn cheaper_options_and_the_checks_uwsgi_makes_too() {
 
 #[test]
 fn routes_are_typed_with_file_and_line() {
+    // `${VAR}` is routing's own placeholder, not a mistyped `$(VAR)`.
+    check_warnings(
+        "[uwsgi]\nroute-host = ^www\\.(.*)$ redirect-301:https://$1${REQUEST_URI}\nroute-if = empty:${QUERY_STRING} last:",
+        "",
+    );
     check(
         "[uwsgi]\nroute = ^/old/(.*) redirect-301:/new/$1\nroute-if = equal:${PATH_INFO};/x goto:end\nroute-run = last:\nroute-label = end\nerror-route-status = 404 return:404\nresponse-route-run = addheader:X-A: b\nfinal-route-run = log:done",
         "",
