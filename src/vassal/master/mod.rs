@@ -306,7 +306,12 @@ impl Master<'_> {
             self.next_timer(),
             self.drain_deadline(),
             self.heartbeat_deadline(),
-            self.subscriptions.as_ref().map(|s| s.deadline()),
+            // Not while stopping: no announcement goes out then, and a deadline in the past
+            // would wake the loop every millisecond.
+            self.subscriptions
+                .as_ref()
+                .filter(|_| !matches!(self.phase, Phase::Stopping { .. }))
+                .map(|s| s.deadline()),
         ]
         .into_iter()
         .flatten()
