@@ -2,7 +2,8 @@
 //! from an INI file, over HTTP and over the uwsgi protocol: redirects with captures, `Host`
 //! rules, `return`, `rewrite` into the app, `basicauth` (plain, htpasswd `{SHA}` and
 //! crypt), `addvar`/`setpathinfo`, header edits, `static:`/`file:`, `goto`, `donotlog`,
-//! `log`, error, response and final routes; and a bad rule refused with its file and line.
+//! `log`, `harakiri`, error, response and final routes; and a bad rule refused with its file
+//! and line.
 
 mod common;
 
@@ -247,4 +248,20 @@ fn a_bad_rule_is_refused_with_its_file_and_line() {
         logs.contains("app.ini:5") && logs.contains("uwsgi_pass"),
         "{logs}"
     );
+}
+
+#[test]
+fn a_harakiri_route_bounds_the_request_it_matches() {
+    let (kaiser, addr) = start_http(&[
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--route",
+        "^/sleep harakiri:1",
+        "--harakiri-graceful-timeout",
+        "1",
+    ]);
+    // Other paths have no limit of their own.
+    assert_eq!(http_get(addr, "/env").unwrap().status, 200);
+    let response = http_get(addr, "/sleep?ms=20000").unwrap();
+    assert_eq!(response.status, 504, "{response}\n{}", kaiser.logs());
 }
