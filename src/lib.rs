@@ -15,6 +15,7 @@ pub mod logging;
 pub mod mule;
 pub mod protocol;
 pub mod python;
+pub mod routing;
 pub mod signals;
 pub mod spooler;
 pub mod sys;

@@ -44,6 +44,14 @@ pub(crate) fn dollar_without_parentheses(entry: &Entry, report: &mut Report) {
     if matches!(entry.key.as_str(), "log-encoder" | "log-req-encoder") {
         return;
     }
+    // Internal routing's own `${VAR}` placeholders and `$1` captures (routing/template.rs).
+    let key = entry.key.as_str();
+    if ["route", "error-route", "response-route", "final-route"]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+    {
+        return;
+    }
     let value = &entry.value;
     for (at, _) in value.match_indices('$') {
         let rest = &value[at + 1..];

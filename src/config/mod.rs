@@ -56,9 +56,11 @@ mod logging;
 mod logic;
 mod numbers;
 mod options;
+mod shared_sockets;
 mod show;
 mod sources;
 mod statics;
+pub mod subscriptions;
 mod typed;
 mod values;
 
@@ -133,6 +135,8 @@ pub enum Protocol {
     Uwsgi,
     /// `http-socket` / `http`: HTTP/1.1 parsed by the workers themselves.
     Http,
+    /// `scgi-socket` / `scgi-nph-socket` (`nph`: an HTTP status line instead of `Status:`).
+    Scgi { nph: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,6 +237,18 @@ pub struct Config {
     pub reuse_port: bool,
     /// `so-keepalive`: `SO_KEEPALIVE` on the TCP listeners (and so on their connections).
     pub so_keepalive: bool,
+    /// `freebind`: `IP_FREEBIND` on the TCP listeners (bind an address not yet configured).
+    pub freebind: bool,
+    /// `subscribe-to`, `subscribe2`: uWSGI subscription servers to announce this instance to.
+    pub subscriptions: Vec<subscriptions::Subscription>,
+    /// `subscribe-freq`.
+    pub subscribe_freq: Duration,
+    /// `zerg`: zerg servers to take the listening sockets from.
+    pub zerg: Vec<PathBuf>,
+    /// `zerg-fallback`.
+    pub zerg_fallback: bool,
+    /// `zerg-server`: hand the listening sockets to zergs connecting here.
+    pub zerg_server: Option<PathBuf>,
     /// `static-map`, `check-static`, `static-expires-*`, `offload-threads`, …
     pub statics: StaticConfig,
 
@@ -342,6 +358,8 @@ pub struct Config {
     // --- hooks and external daemons (issue 15) ---
     /// Every `hook-*`/`exec-*` line in config order, typed (`hooks.rs`).
     pub hooks: Vec<hooks::Hook>,
+    /// `route*`, `error-route*`, `response-route*`, `final-route*`: internal routing.
+    pub routes: crate::routing::RouteTables,
     /// `attach-daemon` and its variants, in config order (`daemons.rs`).
     pub daemons: Vec<daemons::DaemonSpec>,
     /// `daemons-honour-stdin`: every daemon keeps the master's stdin.
@@ -408,6 +426,12 @@ impl Default for Config {
             umask: None,
             threads_stacksize: 0,
             reuse_port: false,
+            freebind: false,
+            subscriptions: Vec::new(),
+            subscribe_freq: Duration::from_secs(10),
+            zerg: Vec::new(),
+            zerg_fallback: false,
+            zerg_server: None,
             so_keepalive: false,
             statics: StaticConfig::default(),
             max_requests: 0,
@@ -474,6 +498,7 @@ impl Default for Config {
             unshare: jail::Unshare::default(),
             async_cores: 0,
             hooks: Vec::new(),
+            routes: crate::routing::RouteTables::default(),
             daemons: Vec::new(),
             daemons_honour_stdin: false,
             alarm: AlarmConfig::default(),

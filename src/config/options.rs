@@ -210,10 +210,6 @@ impl OptionSpec {
         self.status = Status::NoOp(why);
         self
     }
-    const fn later(mut self) -> Self {
-        self.status = Status::NotYet("");
-        self
-    }
     const fn refuse(mut self, why: &'static str) -> Self {
         self.status = Status::Refused(why);
         self
@@ -430,14 +426,18 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("post-buffering", Int, Sockets, "read the whole request body before calling the app: up to this many bytes in memory, the rest in an anonymous temp file (0: the app reads from the socket)").default("0"),
     opt("socket-timeout", Seconds, Sockets, "timeout for socket reads and writes").short('z').default("4"),
     opt("https-socket", Address, Sockets, "listen with HTTPS").aliases(&["https", "ssl-socket", "suwsgi-socket", "https2"]).multi().refuse("kaiser does not terminate TLS: put nginx (or another proxy) in front and use `http-socket` or `socket` behind it; a TLS stack would add a heavy dependency for what the front end does better"),
-    opt("shared-socket", Address, Sockets, "create a shared socket").aliases(&["undeferred-shared-socket"]).multi().later(),
-    opt("fastcgi-socket", Address, Sockets, "listen with FastCGI").aliases(&["scgi-socket", "scgi-nph-socket", "raw-socket", "puwsgi-socket", "fastcgi-nph-socket"]).multi().later(),
-    opt("abstract-socket", Bool, Sockets, "force abstract unix sockets").short('a').later_hint("write the address as `@name`"),
+    opt("shared-socket", Address, Sockets, "a socket bound by the master for a `socket`, `http-socket` or `http` written `=N` (the Nth `shared-socket`, from 0); kaiser binds every socket in the master before dropping privileges, so `=N` is the same as writing the address there").aliases(&["undeferred-shared-socket"]).multi(),
+    opt("scgi-socket", Address, Sockets, "listen with SCGI (nginx `scgi_pass`); answers with CGI's `Status:` line").multi(),
+    opt("scgi-nph-socket", Address, Sockets, "listen with SCGI, answering with an HTTP status line (non-parsed headers)").multi(),
+    opt("fastcgi-socket", Address, Sockets, "listen with FastCGI").aliases(&["fastcgi-nph-socket"]).multi().later_hint("point nginx at a `socket` with `uwsgi_pass`, or at an `scgi-socket` with `scgi_pass`, instead of `fastcgi_pass`"),
+    opt("raw-socket", Address, Sockets, "listen with uWSGI's raw mode (the connection handed to a `raw` handler)").multi().later_hint("kaiser serves WSGI requests only"),
+    opt("puwsgi-socket", Address, Sockets, "listen with persistent uwsgi (several requests per connection, for uWSGI's routers)").multi().later_hint("use `socket`: nginx's `uwsgi_pass` opens a connection per request"),
+    opt("abstract-socket", Bool, Sockets, "bind every unix socket path in the abstract namespace (`/run/app.sock` as `@/run/app.sock`; an address written `@name` is abstract anyway)").short('a').default("false"),
     opt("reuse-port", Bool, Sockets, "set SO_REUSEPORT on the TCP sockets, so several instances can bind one port").default("false"),
     opt("so-keepalive", Bool, Sockets, "set SO_KEEPALIVE on the TCP sockets (their connections inherit it)").default("false"),
     opt("tcp-nodelay", Bool, Sockets, "set TCP_NODELAY").noop("kaiser always sets TCP_NODELAY on TCP connections"),
-    opt("freebind", Bool, Sockets, "set IP_FREEBIND").later(),
-    opt("map-socket", Text, Sockets, "map sockets to workers").multi().later(),
+    opt("freebind", Bool, Sockets, "set IP_FREEBIND on the TCP sockets: bind an address not (yet) on any interface, e.g. a failover IP").default("false"),
+    opt("map-socket", Text, Sockets, "map sockets to workers").multi().noop("every kaiser worker serves every socket; to give a socket workers of its own, serve it from a vassal of its own (a second INI with the same app)"),
     opt("http-timeout", Seconds, Sockets, "timeout of uWSGI's HTTP router").noop("there is no router between the client and the worker, so nothing cuts a slow response short: `socket-timeout` bounds each read and write, `harakiri` a request's run time"),
     opt("http-keepalive", Bool, Sockets, "keep-alive in uWSGI's HTTP router").noop("kaiser's HTTP sockets always keep HTTP/1.1 connections alive (and HTTP/1.0 ones that ask)"),
     opt("http-auto-chunked", Bool, Sockets, "chunked responses from uWSGI's HTTP router").noop("kaiser always sends a response without `Content-Length` chunked to HTTP/1.1 clients"),
@@ -446,9 +446,12 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("http-to", Text, Sockets, "the uwsgi socket uWSGI's HTTP router forwards to").multi().noop("kaiser's workers serve `http` themselves, so there is nothing to forward to; the same app serves `http` and `socket`"),
     opt("http-processes", Int, Sockets, "number of uWSGI HTTP router processes").aliases(&["http-workers"]).noop("there is no router process: every worker serves HTTP"),
     opt("http-websockets", Bool, Sockets, "WebSocket support in uWSGI's HTTP router").noop("kaiser serves WSGI, which has no connection upgrade: an `Upgrade: websocket` request reaches the app as a plain request, and `uwsgi.websocket_handshake` is not provided; serve WebSockets from an ASGI server behind the same nginx"),
-    opt("http-socket-modifier1", Int, Sockets, "modifier1 for http sockets").aliases(&["http-modifier1", "http-socket-modifier2"]).later(),
+    opt("http-socket-modifier1", Int, Sockets, "modifier1 for http sockets").aliases(&["http-modifier1", "http-socket-modifier2"]).noop("the modifier only picks one of uWSGI's language plugins; kaiser runs the Python app for every request, and a config that loads another plugin is refused at `plugins`"),
     opt("add-header", Text, Sockets, "`Name: value`: a header added to every response").multi(),
-    opt("route", Text, Sockets, "internal routing rule").aliases(&["route-run", "route-host", "route-uri", "route-if", "route-if-not", "response-route", "final-route", "error-route"]).multi().later(),
+    opt("route", Text, Sockets, "internal routing: `REGEX ACTION:ARGS` on PATH_INFO, run by the worker before the app (`route-host`, `route-uri`, `route-qs`, `route-remote-addr`, `route-user-agent`, `route-referer`, `route-remote-user` match other variables; `route-if = COND:ARGS ACTION:ARGS`; `route-run = ACTION:ARGS`; `route-label = NAME` for `goto`); see the README's Internal routing").aliases(&["route-host", "route-uri", "route-qs", "route-remote-addr", "route-user-agent", "route-referer", "route-remote-user", "route-if", "route-if-not", "route-run", "route-label"]).multi(),
+    opt("error-route", Text, Sockets, "internal routing when the app's response status is known (`error-route-status = 404 ACTION:ARGS`); the same forms as `route`").aliases(&["error-route-status", "error-route-host", "error-route-uri", "error-route-qs", "error-route-remote-addr", "error-route-user-agent", "error-route-referer", "error-route-remote-user", "error-route-if", "error-route-if-not", "error-route-run", "error-route-label"]).multi(),
+    opt("response-route", Text, Sockets, "internal routing on the app's response head, before it is sent (`addheader`, `delheader`, …); the same forms as `route`").aliases(&["response-route-status", "response-route-host", "response-route-uri", "response-route-qs", "response-route-remote-addr", "response-route-user-agent", "response-route-referer", "response-route-remote-user", "response-route-if", "response-route-if-not", "response-route-run", "response-route-label"]).multi(),
+    opt("final-route", Text, Sockets, "internal routing after the response was sent (`log`, `logvar`, …); the same forms as `route`").aliases(&["final-route-status", "final-route-host", "final-route-uri", "final-route-qs", "final-route-remote-addr", "final-route-user-agent", "final-route-referer", "final-route-remote-user", "final-route-if", "final-route-if-not", "final-route-run", "final-route-label"]).multi(),
     opt("max-worker-connections", Int, Sockets, "connections one worker holds open at once; at the cap it stops accepting and new ones wait in the backlog (kaiser's own; 0: the open-files limit less 64)").default("0"),
     opt("limit-post", Int, Sockets, "the largest request body accepted, in bytes; a larger one is answered 413 and the app is not called (0: no limit)").default("0"),
     opt("limit-post-default", Int, Sockets, "with `limit-post` at 0, the largest chunked request body, or body read ahead by `post-buffering`, accepted in bytes (larger: 413); a body with a Content-Length that the app reads itself stays unlimited (0: no limit)").default("1073741824"),
@@ -456,9 +459,14 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("transfer-min-rate", Int, Sockets, "bytes per second a client must move to keep its `transfer-timeout` growing: each byte read or written adds 1/rate seconds (0: a fixed deadline)").default("1024"),
     opt("post-buffering-bufsize", Int, Sockets, "the chunk size uWSGI reads a post-buffered body in").noop("kaiser reads a buffered body in its own chunks; `post-buffering` alone decides what is held in memory and what goes to a temp file"),
     opt("enable-proxy-protocol", Bool, Sockets, "on HTTP sockets, read a PROXY protocol header (v1 text or v2 binary) before the request when one comes, and take REMOTE_ADDR and REMOTE_PORT from it (any client can send one: use it only behind a proxy that does)").aliases(&["http-enable-proxy-protocol"]).default("false"),
-    opt("upload-progress", Path, Sockets, "upload progress files").later(),
-    opt("zerg", Address, Sockets, "attach to a zerg server").aliases(&["zerg-server", "zergpool"]).later(),
-    opt("subscribe-to", Text, Sockets, "subscribe to a router").aliases(&["subscribe2", "st"]).multi().later(),
+    opt("upload-progress", Path, Sockets, "uWSGI's upload progress files (`DIR/<X-Progress-ID>.js`, written while `post-buffering` reads a body)").noop("kaiser writes no progress files: uploads work, but a page polling for the file finds none; nginx's upload progress module (`track_uploads`, `report_uploads`) reports the same JSON from the front end"),
+    opt("zerg", Path, Sockets, "take the listening sockets from the zerg server on this unix socket (served as `socket`s) instead of binding them").multi(),
+    opt("zerg-fallback", Bool, Sockets, "when the zerg server cannot be reached, bind the configured sockets instead of failing").default("false"),
+    opt("zerg-server", Path, Sockets, "hand this instance's listening sockets to every zerg that connects to this unix socket (answered within a second)"),
+    opt("zergpool", Text, Sockets, "run a pool of zerg servers").later_hint("run an instance that binds those sockets with `zerg-server = PATH` instead"),
+    opt("subscribe-to", Text, Sockets, "`[ADDRESS=]SERVER:PORT:KEY[,MODIFIER1]`: announce this instance's first socket (or ADDRESS) for KEY to a uWSGI subscription server (fastrouter, HTTP router) every `subscribe-freq` seconds; unsubscribed when the vassal stops").aliases(&["st", "subscribe"]).multi(),
+    opt("subscribe2", Text, Sockets, "`server=…,key=…[,addr=…][,socket=N][,weight=…][,modifier1=…][,modifier2=…][,backup=…]`: a subscription in key=value form").multi(),
+    opt("subscribe-freq", Seconds, Sockets, "seconds between subscription announcements").default("10"),
     opt("max-vars", Int, Sockets, "maximum number of request variables").short('v').noop("kaiser has no limit of its own on the number of variables; `buffer-size` bounds the request head"),
     // --- logging ---
     opt("disable-logging", Bool, Logging, "do not log requests").short('L').default("false"),

@@ -149,6 +149,7 @@ pub(crate) fn render(config: &Config) -> String {
         ("disable-write-exception", config.disable_write_exception),
         ("manage-script-name", config.manage_script_name),
         ("reuse-port", config.reuse_port),
+        ("freebind", config.freebind),
         ("so-keepalive", config.so_keepalive),
     ] {
         if on {

@@ -1485,3 +1485,48 @@ fn config_inject_hostname_match_and_actions() {
         "error: app.ini:2: if-hostname-match: invalid regular expression `(`: regex parse error:\n    (\n    ^\nerror: unclosed group",
     );
 }
+
+#[test]
+fn routes_are_typed_with_file_and_line() {
+    // `${VAR}` is routing's own placeholder, not a mistyped `$(VAR)`.
+    check_warnings(
+        "[uwsgi]\nroute-host = ^www\\.(.*)$ redirect-301:https://$1${REQUEST_URI}\nroute-if = empty:${QUERY_STRING} last:",
+        "",
+    );
+    check(
+        "[uwsgi]\nroute = ^/old/(.*) redirect-301:/new/$1\nroute-if = equal:${PATH_INFO};/x goto:end\nroute-run = last:\nroute-label = end\nerror-route-status = 404 return:404\nresponse-route-run = addheader:X-A: b\nfinal-route-run = log:done",
+        "",
+    );
+    check(
+        "[uwsgi]\nprocesses = 2\nroute-host = ^a nosuch:x\nroute = ^/a uwsgi:127.0.0.1:3031,0,0\nroute-if = bogus:x last:\nroute-run = goto:nowhere",
+        "error: app.ini:3: route-host: unknown or unsupported route action `nosuch` || \
+         app.ini:4: route: the `uwsgi` route action forwards the request to another server, which kaiser does not do: let nginx route it (`uwsgi_pass`/`proxy_pass` in a `location`) || \
+         app.ini:5: route-if: unknown route condition `bogus` (kaiser has exists, isfile, isdir, islink, isexec, empty, regexp, equal, startswith, endswith, contains, ishigher, islower, ishigherequal, islowerequal, ipv4in, ipv6in) || \
+         configuration: route-label: `goto:nowhere`: no `route-label = nowhere` in the same table",
+    );
+}
+
+#[test]
+fn shared_and_abstract_sockets() {
+    check(
+        "[uwsgi]\nshared-socket = 127.0.0.1:8443\nshared-socket = :8080\nhttp-socket = =1\nsocket = =0",
+        "http-socket = :8080 | socket = 127.0.0.1:8443",
+    );
+    check(
+        "[uwsgi]\nsocket = =2\nshared-socket = :80",
+        "error: configuration: socket: `socket = =2` names shared socket 2, but there is only one `shared-socket` (=0)",
+    );
+    check_warnings(
+        "[uwsgi]\nshared-socket = :80\nhttp-socket = :8080",
+        "app.ini:2: shared-socket: no `socket`, `http-socket` or `http` uses this shared socket (write `= =0` there); it is not bound",
+    );
+    check(
+        "[uwsgi]\nabstract-socket\nsocket = /run/app.sock\nhttp-socket = @web",
+        "socket = @/run/app.sock | http-socket = @web",
+    );
+    check(
+        "[uwsgi]\nfreebind = true\nhttp-socket = 192.0.2.1:80",
+        "http-socket = 192.0.2.1:80 | freebind = true",
+    );
+    check("[uwsgi]\nhttp-socket-modifier1 = 0\nhttp-modifier1 = 9", "");
+}

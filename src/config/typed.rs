@@ -39,6 +39,8 @@ pub(crate) fn build(
     };
     let mut sockets: Vec<&Entry> = Vec::new();
     let mut protocol = Protocol::Uwsgi;
+    let mut abstract_sockets = false;
+    let mut shared: Vec<&Entry> = Vec::new();
     let mut unknown: Vec<&Entry> = Vec::new();
     for entry in entries.iter().filter(|e| !e.placeholder_only) {
         if entry.key.is_empty() {
@@ -86,8 +88,20 @@ pub(crate) fn build(
         let applied = match spec.status {
             Status::NoOp(_) => check_noop(spec, &value),
             _ => match spec.name {
-                "socket" | "http-socket" | "http" => {
+                "socket" | "http-socket" | "http" | "scgi-socket" | "scgi-nph-socket" => {
                     sockets.push(entry);
+                    Ok(())
+                }
+                // The key as written tells the table and the subject (`error-route-status`).
+                "route" | "error-route" | "response-route" | "final-route" => {
+                    config.routes.add(&entry.key, &value)
+                }
+                "abstract-socket" => {
+                    abstract_sockets = uwsgi_bool(&value);
+                    Ok(())
+                }
+                "shared-socket" => {
+                    shared.push(entry);
                     Ok(())
                 }
                 "protocol" => match value.as_str() {
@@ -121,10 +135,14 @@ pub(crate) fn build(
             report.error(&entry.origin, &entry.key, message);
         }
     }
+    if let Err(message) = config.routes.check() {
+        report.error(&super::diagnostics::Origin::Whole, "route-label", message);
+    }
     split_module_callable(&mut config);
     // uWSGI's async cores per worker become request threads (the warning above says so).
     config.threads = config.threads.max(config.async_cores);
     config.sockets = build_sockets(&sockets, protocol, report);
+    super::shared_sockets::resolve(&mut config.sockets, &shared, abstract_sockets, report);
     super::cheaper::check(&mut config, entries, report);
     super::alarms::check(&config.alarm, entries, report);
     for entry in unknown {
@@ -139,7 +157,11 @@ fn prepare_value(spec: &OptionSpec, entry: &Entry, report: &mut Report) -> Optio
     let value = entry.value.as_str();
     let free_text = matches!(spec.kind, Kind::Text | Kind::KeyValue | Kind::Marker)
         || matches!(spec.status, Status::NoOp(_));
-    if value.starts_with('=') {
+    // `=N` names the Nth `shared-socket` (see shared_sockets.rs).
+    let shared_reference = spec.kind == Kind::Address
+        && value.len() > 1
+        && value[1..].bytes().all(|b| b.is_ascii_digit());
+    if value.starts_with('=') && !shared_reference {
         let message = hints::doubled_equals_message(&entry.key, value);
         if free_text {
             report.warn(&entry.origin, &entry.key, message);
@@ -306,6 +328,17 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "add-header" => config.add_header.push(header(v)?),
         "umask" => config.umask = Some(mode(v)?),
         "reuse-port" => config.reuse_port = uwsgi_bool(v),
+        "freebind" => config.freebind = uwsgi_bool(v),
+        "subscribe-to" => config
+            .subscriptions
+            .push(super::subscriptions::parse_subscribe_to(v)?),
+        "subscribe2" => config
+            .subscriptions
+            .push(super::subscriptions::parse_subscribe2(v)?),
+        "subscribe-freq" => config.subscribe_freq = seconds(v)?.max(Duration::from_secs(1)),
+        "zerg" => config.zerg.push(path(v)?),
+        "zerg-fallback" => config.zerg_fallback = uwsgi_bool(v),
+        "zerg-server" => config.zerg_server = Some(path(v)?),
         "so-keepalive" => config.so_keepalive = uwsgi_bool(v),
         name if super::statics::OPTION_NAMES.contains(&name) => {
             config.statics.apply(name, v, uwsgi_bool(v))?
@@ -490,6 +523,8 @@ fn build_sockets(entries: &[&Entry], protocol: Protocol, report: &mut Report) ->
             // `protocol` changes the default sockets only; `uwsgi-socket` is explicit.
             "socket" => protocol,
             "uwsgi-socket" => Protocol::Uwsgi,
+            "scgi-socket" => Protocol::Scgi { nph: false },
+            "scgi-nph-socket" => Protocol::Scgi { nph: true },
             _ => Protocol::Http,
         };
         let address = match address(&entry.value) {
@@ -572,7 +607,22 @@ mod tests {
             .iter()
             .filter(|s| s.status == Status::Implemented)
         {
-            if matches!(spec.name, "socket" | "http-socket" | "http" | "protocol") {
+            // Typed in `build`, which knows the key as written (see the `route` tests there).
+            if matches!(
+                spec.name,
+                "socket"
+                    | "http-socket"
+                    | "http"
+                    | "scgi-socket"
+                    | "scgi-nph-socket"
+                    | "protocol"
+                    | "abstract-socket"
+                    | "shared-socket"
+                    | "route"
+                    | "error-route"
+                    | "response-route"
+                    | "final-route"
+            ) {
                 continue;
             }
             let sample = match spec.kind {
@@ -595,6 +645,8 @@ mod tests {
                 _ if spec.name == "file-serve-mode" => "nginx",
                 _ if spec.name == "cache2" => "name=a,items=1",
                 _ if spec.name == "farm" => "f:1,2",
+                _ if spec.name == "subscribe-to" => "127.0.0.1:7171:example.com",
+                _ if spec.name == "subscribe2" => "server=127.0.0.1:7171,key=k",
                 _ if matches!(spec.name, "timer" | "rbtimer") => "1 2",
                 _ if matches!(spec.name, "cron" | "unique-cron") => "-1 -1 -1 -1 -1 true",
                 _ if spec.name == "cron2" => "minute=-1 true",

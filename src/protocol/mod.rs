@@ -15,6 +15,7 @@ pub mod log_format;
 pub mod prometheus;
 pub mod proxy;
 pub mod response;
+pub mod scgi;
 pub mod spool;
 pub mod static_files;
 mod syntax;

@@ -124,7 +124,7 @@ fn get<'a>(vars: &[Var<'a>], key: &[u8]) -> Option<&'a [u8]> {
 /// The request body length from `CONTENT_LENGTH`. nginx's `uwsgi_params` always sends the
 /// variable and leaves it empty when the request has no body, so a missing or empty value is
 /// 0; anything but digits refuses the packet (the body's end would be a guess).
-fn content_length(vars: &[Var<'_>]) -> Result<u64, ParseUwsgiError> {
+pub(super) fn content_length(vars: &[Var<'_>]) -> Result<u64, ParseUwsgiError> {
     match get(vars, b"CONTENT_LENGTH") {
         None | Some(b"") => Ok(0),
         Some(value) => parse_decimal(value).ok_or_else(|| ParseUwsgiError::InvalidContentLength {

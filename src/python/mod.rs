@@ -39,9 +39,9 @@ pub use spooler::{
 pub use tracebacker::tracebacker_dump;
 pub use tracebacks::{thread_stacks, thread_stacks_within};
 pub use uwsgi_module::{
-    current_worker_id, install as install_uwsgi_module, run_post_fork_hook, set_accepting_hook,
-    set_user_harakiri_hook, set_worker_id, set_workers_hook, take_log_this_request, take_logvars,
-    ModuleInfo, WorkerFigures,
+    current_worker_id, install as install_uwsgi_module, request_logvar, request_user_harakiri,
+    run_post_fork_hook, set_accepting_hook, set_user_harakiri_hook, set_worker_id,
+    set_workers_hook, take_log_this_request, take_logvars, ModuleInfo, WorkerFigures,
 };
 pub use wsgi::{
     Exchange, ListenerEnv, Outcome, RequestVars, RespondError, ResponseHead, WsgiRunner,

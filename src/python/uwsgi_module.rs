@@ -218,6 +218,16 @@ fn get_logvar(key: &str) -> Option<Vec<u8>> {
     })
 }
 
+/// What `uwsgi.set_logvar` does, for internal routing's `logvar:` action.
+pub fn request_logvar(key: String, value: String) {
+    set_logvar(key, value);
+}
+
+/// What `uwsgi.set_user_harakiri` does, for internal routing's `harakiri:` action.
+pub fn request_user_harakiri(seconds: u64) {
+    set_user_harakiri(seconds);
+}
+
 /// The logvars the request that just ran on this thread set; clears them.
 pub fn take_logvars() -> Vec<(String, String)> {
     LOGVARS.with(|vars| std::mem::take(&mut *vars.borrow_mut()))

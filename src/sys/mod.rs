@@ -6,6 +6,7 @@
 //! about config, Python or protocols; it does not log.
 
 pub mod clock;
+pub mod crypt;
 pub mod fd;
 pub mod file;
 pub mod fork;
@@ -18,6 +19,7 @@ pub mod notify;
 pub mod poll;
 pub mod privileges;
 pub mod process;
+pub mod scm;
 pub mod seqpacket;
 pub mod shm;
 pub mod signal;

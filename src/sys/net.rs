@@ -220,6 +220,10 @@ pub fn bind_listener(addr: &BindAddr, backlog: u32, options: ListenOptions) -> i
             if options.reuse_port {
                 setsockopt_int(fd.as_fd_(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
             }
+            if options.freebind {
+                // ip(7): also honoured on IPv6 sockets at this level.
+                setsockopt_int(fd.as_fd_(), libc::SOL_IP, libc::IP_FREEBIND, 1)?;
+            }
             if options.keepalive {
                 // Accepted connections inherit it from the listener.
                 setsockopt_int(fd.as_fd_(), libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
@@ -263,6 +267,8 @@ pub struct ListenOptions {
     pub defer_accept: bool,
     pub reuse_port: bool,
     pub keepalive: bool,
+    /// `IP_FREEBIND`: bind an address that is not (yet) on an interface.
+    pub freebind: bool,
 }
 
 trait AsFdExt {

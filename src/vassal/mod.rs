@@ -32,7 +32,9 @@ mod sockets;
 mod spooler;
 mod stats;
 mod stats_server;
+mod subscription;
 mod touch;
+mod zerg;
 
 pub use master::{is_reexec, run, RunVassalError};
 pub use sockets::LISTEN_FDS_ENV;

@@ -122,6 +122,7 @@ pub fn bind_all(
     let listen_options = sys::net::ListenOptions {
         defer_accept: true,
         reuse_port: config.reuse_port,
+        freebind: config.freebind,
         keepalive: config.so_keepalive,
     };
     let mut bound = Vec::new();
@@ -263,6 +264,8 @@ fn chown_socket(path: &std::path::Path, owner: &str) -> std::io::Result<()> {
 pub fn protocol_name(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::Http => "http",
+        Protocol::Scgi { nph: false } => "scgi",
+        Protocol::Scgi { nph: true } => "scgi-nph",
         Protocol::Uwsgi => "uwsgi",
     }
 }

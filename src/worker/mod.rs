@@ -124,6 +124,8 @@ pub struct Settings {
     pub statics: Arc<crate::config::StaticConfig>,
     /// `health-check-path`: answered without the app (`health.rs`).
     pub health_check_path: Option<Arc<str>>,
+    /// Internal routing (`route*`), when any rule is configured.
+    pub routes: Option<Arc<crate::routing::RouteTables>>,
 }
 
 pub struct WorkerSetup<'a> {

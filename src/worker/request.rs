@@ -32,7 +32,9 @@ pub(super) fn serve(shared: &Shared, conn: Conn, head: ParsedHead<'_>) -> Option
             let size = vars.iter().map(|(k, v)| k.len() + v.len()).sum();
             run_app(shared, conn, &head, &vars, (vars.len() + 8, size))
         }
-        ParsedHead::Uwsgi(packet) => run_app(shared, conn, &head, &packet.vars, head.log_size()),
+        ParsedHead::Uwsgi(packet) | ParsedHead::Scgi(packet, _) => {
+            run_app(shared, conn, &head, &packet.vars, head.log_size())
+        }
     }
 }
 
@@ -82,7 +84,13 @@ fn run_app<K: AsRef<[u8]>, V: AsRef<[u8]>>(
             .as_ref()
             .map(|(addr, port)| (addr.as_str(), port.as_str())),
     };
-    let (exchange, outcome) = shared.runner.run(request, Box::new(exchange));
+    let (exchange, outcome) = match &shared.settings.routes {
+        None => shared.runner.run(request, Box::new(exchange)),
+        // Internal routing (`route*`: `crate::routing`) around the app.
+        Some(routes) => crate::routing::serve(routes, request, Box::new(exchange), |r, e| {
+            shared.runner.run(r, e)
+        }),
+    };
     finish(shared, exchange, outcome, remote)
 }
 
@@ -101,7 +109,7 @@ pub(super) fn describe<'a>(
     set_lossy(&mut log.protocol, head.protocol_name());
     match head.protocol() {
         Protocol::Http => log.remote_addr.push_str(peer_addr),
-        Protocol::Uwsgi => {
+        Protocol::Uwsgi | Protocol::Scgi { .. } => {
             set_lossy(
                 &mut log.remote_addr,
                 head.front_end_var(b"REMOTE_ADDR").unwrap_or(b""),
@@ -213,6 +221,8 @@ pub(super) struct Finished {
     pub asked: bool,
     /// `uwsgi.set_logvar()`.
     pub logvars: Vec<(String, String)>,
+    /// A `donotlog` route ran: no request line, whatever the log conditions say.
+    pub silenced: bool,
 }
 
 /// The request is over for the scoreboard: counted in the worker's total, its core idle.
@@ -243,9 +253,10 @@ pub(super) fn account(shared: &Shared, log: RequestLog, finished: Finished) {
             .record(shared.worker_id, log.status, elapsed_us);
     }
     let limits = &shared.settings;
-    if limits
-        .log_conditions
-        .should_log(limits.disable_logging, &log.facts(finished.asked))
+    if !finished.silenced
+        && limits
+            .log_conditions
+            .should_log(limits.disable_logging, &log.facts(finished.asked))
     {
         let origin = super::request_log::Origin {
             pid: shared.pid,
@@ -292,6 +303,8 @@ fn finish(
         asked: crate::python::take_log_this_request(),
         // Taken whether or not the line is written, so none leaks into the next request.
         logvars: crate::python::take_logvars(),
+        // A `donotlog` route: no line for this request.
+        silenced: shared.settings.routes.is_some() && crate::routing::take_do_not_log(),
     };
     account(shared, log, finished);
     super::options::after_request(shared, outcome.app_error);

@@ -17,6 +17,9 @@ use super::exchange::RequestBody;
 pub(super) enum ParsedHead<'a> {
     Http(http::RequestHead<'a>),
     Uwsgi(uwsgi::Packet<'a>),
+    /// An SCGI request (`scgi-socket`), read into a uwsgi packet: the same CGI variables.
+    /// `true`: `scgi-nph-socket`.
+    Scgi(uwsgi::Packet<'a>, bool),
 }
 
 impl<'a> ParsedHead<'a> {
@@ -24,6 +27,7 @@ impl<'a> ParsedHead<'a> {
         match self {
             Self::Http(_) => Protocol::Http,
             Self::Uwsgi(_) => Protocol::Uwsgi,
+            Self::Scgi(_, nph) => Protocol::Scgi { nph: *nph },
         }
     }
 
@@ -31,7 +35,7 @@ impl<'a> ParsedHead<'a> {
     pub fn len(&self) -> usize {
         match self {
             Self::Http(head) => head.len,
-            Self::Uwsgi(packet) => packet.len,
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) => packet.len,
         }
     }
 
@@ -40,14 +44,18 @@ impl<'a> ParsedHead<'a> {
     pub fn log_size(&self) -> (usize, usize) {
         match self {
             Self::Http(head) => (head.headers.len() + 8, head.len),
-            Self::Uwsgi(packet) => (packet.vars.len(), packet.len - uwsgi::HEADER_LEN),
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) => {
+                (packet.vars.len(), packet.len - uwsgi::HEADER_LEN)
+            }
         }
     }
 
     pub fn method(&self) -> &'a [u8] {
         match self {
             Self::Http(head) => head.method,
-            Self::Uwsgi(packet) => packet.get(b"REQUEST_METHOD").unwrap_or(b""),
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) => {
+                packet.get(b"REQUEST_METHOD").unwrap_or(b"")
+            }
         }
     }
 
@@ -59,7 +67,7 @@ impl<'a> ParsedHead<'a> {
     pub fn uri(&self) -> &'a [u8] {
         match self {
             Self::Http(head) => head.target,
-            Self::Uwsgi(packet) => packet
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) => packet
                 .get(b"REQUEST_URI")
                 .or_else(|| packet.get(b"PATH_INFO"))
                 .unwrap_or(b""),
@@ -70,7 +78,7 @@ impl<'a> ParsedHead<'a> {
     pub fn raw_path(&self) -> &'a [u8] {
         match self {
             Self::Http(head) => head.path,
-            Self::Uwsgi(packet) => packet.get(b"PATH_INFO").unwrap_or(b""),
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) => packet.get(b"PATH_INFO").unwrap_or(b""),
         }
     }
 
@@ -78,7 +86,9 @@ impl<'a> ParsedHead<'a> {
     pub fn path_info(&self) -> Cow<'a, [u8]> {
         match self {
             Self::Http(head) => http::percent_decode(head.path),
-            Self::Uwsgi(packet) => Cow::Borrowed(packet.get(b"PATH_INFO").unwrap_or(b"")),
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) => {
+                Cow::Borrowed(packet.get(b"PATH_INFO").unwrap_or(b""))
+            }
         }
     }
 
@@ -86,7 +96,9 @@ impl<'a> ParsedHead<'a> {
     pub fn protocol_name(&self) -> &'a [u8] {
         match self {
             Self::Http(head) => head.version.as_str().as_bytes(),
-            Self::Uwsgi(packet) => packet.get(b"SERVER_PROTOCOL").unwrap_or(b"HTTP/1.0"),
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) => {
+                packet.get(b"SERVER_PROTOCOL").unwrap_or(b"HTTP/1.0")
+            }
         }
     }
 
@@ -102,14 +114,14 @@ impl<'a> ParsedHead<'a> {
     pub fn keep_alive(&self) -> bool {
         match self {
             Self::Http(head) => head.keep_alive,
-            Self::Uwsgi(_) => false,
+            Self::Uwsgi(_) | Self::Scgi(..) => false,
         }
     }
 
     pub fn expect_continue(&self) -> bool {
         match self {
             Self::Http(head) => head.expect_continue,
-            Self::Uwsgi(_) => false,
+            Self::Uwsgi(_) | Self::Scgi(..) => false,
         }
     }
 
@@ -121,7 +133,7 @@ impl<'a> ParsedHead<'a> {
     fn body_framing(&self) -> RequestBodyFraming {
         match self {
             Self::Http(head) => head.body,
-            Self::Uwsgi(packet) => match packet.content_length {
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) => match packet.content_length {
                 0 => RequestBodyFraming::None,
                 length => RequestBodyFraming::Length(length),
             },
@@ -143,7 +155,7 @@ impl<'a> ParsedHead<'a> {
     pub fn header(&self, name: &[u8]) -> Option<&'a [u8]> {
         match self {
             Self::Http(head) => head.header(name),
-            Self::Uwsgi(packet) => packet
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) => packet
                 .vars
                 .iter()
                 .find(|(key, _)| is_cgi_header(key, name))
@@ -156,7 +168,7 @@ impl<'a> ParsedHead<'a> {
     pub fn front_end_var(&self, name: &[u8]) -> Option<&'a [u8]> {
         match self {
             Self::Http(_) => None,
-            Self::Uwsgi(packet) => packet.get(name),
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) => packet.get(name),
         }
     }
 }

@@ -208,6 +208,7 @@ pub(super) fn drive(shared: &Shared, mut conn: Conn) {
 pub(super) enum BadHead {
     Http(http::ParseHttpError),
     Uwsgi(uwsgi::ParseUwsgiError),
+    Scgi(crate::protocol::scgi::ParseScgiError),
 }
 
 /// Parses the request head at the start of `buf` by the listener's protocol; `Ok(None)`:
@@ -224,6 +225,9 @@ pub(super) fn parse(
         Protocol::Uwsgi => uwsgi::parse_packet(buf, max_head)
             .map(|packet| packet.map(ParsedHead::Uwsgi))
             .map_err(BadHead::Uwsgi),
+        Protocol::Scgi { nph } => crate::protocol::scgi::parse_request(buf, max_head)
+            .map(|packet| packet.map(|packet| ParsedHead::Scgi(packet, nph)))
+            .map_err(BadHead::Scgi),
     }
 }
 
@@ -245,6 +249,10 @@ fn refuse(shared: &Shared, conn: Conn, err: BadHead) {
         }
         BadHead::Uwsgi(err) => {
             tracing::warn!(error = %err, "bad uwsgi packet; closing the connection");
+            close(shared, conn);
+        }
+        BadHead::Scgi(err) => {
+            tracing::warn!(error = %err, "bad SCGI request; closing the connection");
             close(shared, conn);
         }
     }

@@ -69,6 +69,8 @@ pub enum RunVassalError {
     #[error(transparent)]
     Bind(#[from] sockets::BindSocketError),
     #[error(transparent)]
+    Zerg(#[from] crate::vassal::zerg::AttachZergError),
+    #[error(transparent)]
     Stats(#[from] BindStatsError),
     #[error("cannot drop privileges to `{spec}`")]
     Privileges {
@@ -178,6 +180,10 @@ struct Master<'a> {
     alarming: alarming::Alarming,
     /// `carbon`: when the next push is due; `None` without a server.
     carbon: Option<carbon::CarbonPush>,
+    /// `subscribe-to`: announcements to uWSGI routers (`vassal/subscription.rs`).
+    subscriptions: Option<crate::vassal::subscription::Subscriptions>,
+    /// `zerg-server`: hands the sockets to zergs (`vassal/zerg.rs`).
+    zerg_server: Option<crate::vassal::zerg::ZergServer>,
 }
 
 /// The master's upkeep between events: the FIFO, touch files, the one-at-a-time replacement
@@ -255,6 +261,9 @@ impl Master<'_> {
             if let Phase::Stopping { .. } = self.phase {
                 let daemons_gone = self.attached.daemons.all_stopped(&self.children);
                 if self.worker_pids().is_empty() && daemons_gone {
+                    if let Some(subscriptions) = &self.subscriptions {
+                        subscriptions.unsubscribe();
+                    }
                     self.at_exit();
                     return Ok(self.finish());
                 }
@@ -277,6 +286,12 @@ impl Master<'_> {
             self.next_timer(),
             self.drain_deadline(),
             self.heartbeat_deadline(),
+            // Not while stopping: no announcement goes out then, and a deadline in the past
+            // would wake the loop every millisecond.
+            self.subscriptions
+                .as_ref()
+                .filter(|_| !matches!(self.phase, Phase::Stopping { .. }))
+                .map(|s| s.deadline()),
         ]
         .into_iter()
         .flatten()
@@ -403,6 +418,12 @@ impl Master<'_> {
         self.mercy_tick(now);
         if let Phase::Stopping { .. } = self.phase {
             return Ok(());
+        }
+        if let Some(subscriptions) = &mut self.subscriptions {
+            subscriptions.tick(now);
+        }
+        if let Some(zerg) = &self.zerg_server {
+            zerg.tick(&self.sockets);
         }
         self.upkeep_tick(now)?;
         self.spooler_tick();

@@ -111,6 +111,8 @@ impl Master<'_> {
                         },
                         statics: Arc::new(config.statics.clone()),
                         health_check_path: config.health_check_path.as_deref().map(Into::into),
+                        routes: (!config.routes.is_empty())
+                            .then(|| Arc::new(config.routes.clone())),
                     },
                     ready_fd: self.ready_write.as_raw_fd(),
                     close_fds,

@@ -33,6 +33,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     crate::vassal::process_setup::immediate(config)?;
     crate::jail::enter(config, reloads)?;
     inherited.extend(crate::vassal::socket_activation::take());
+    inherited.extend(crate::vassal::zerg::attach(config)?);
 
     if let Some(dir) = &config.chdir {
         std::env::set_current_dir(dir).map_err(|source| RunVassalError::Chdir {
@@ -134,8 +135,12 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         });
     }
     let carbon = carbon::CarbonPush::new(config, &bound, started);
+    let subscriptions = crate::vassal::subscription::Subscriptions::new(config, &bound, started);
+    let zerg_server = crate::vassal::zerg::ZergServer::bind(config)?;
     let mut master = Master {
         config,
+        subscriptions,
+        zerg_server,
         max_connections: connection_cap(config),
         args,
         sockets: bound,

@@ -96,7 +96,7 @@ impl Exchange for ConnExchange {
                     self.request_keep_alive && !self.body_failed,
                     self.version == Version::Http11,
                 ),
-                Protocol::Uwsgi => {
+                Protocol::Uwsgi | Protocol::Scgi { .. } => {
                     response::choose_framing(self.version, self.is_head, code, known, false, false)
                 }
             };
@@ -116,6 +116,14 @@ impl Exchange for ConnExchange {
                 ),
                 Protocol::Uwsgi => response::write_uwsgi_head(
                     &mut self.wbuf,
+                    self.version,
+                    head.status,
+                    headers.clone(),
+                    &framing,
+                ),
+                Protocol::Scgi { nph } => crate::protocol::scgi::write_head(
+                    &mut self.wbuf,
+                    nph,
                     self.version,
                     head.status,
                     headers.clone(),

@@ -338,6 +338,7 @@ fn account(shared: &Shared, log: RequestLog) {
         app_error: false,
         asked: false,
         logvars: Vec::new(),
+        silenced: false,
     };
     request::account(shared, log, finished);
 }
