@@ -846,9 +846,9 @@ mod tests {
         assert!(help.contains("  -p, --processes N"), "{help}");
         assert!(help.contains("--emperor-max-throttle MS"), "{help}");
         assert!(help.contains("--spooler PATH"), "{help}");
-        assert!(help.contains("unshare"), "{help}");
+        assert!(help.contains("raw-socket"), "{help}");
         assert!(
-            !help.contains("--unshare"),
+            !help.contains("--raw-socket"),
             "refused options are listed by name only"
         );
     }

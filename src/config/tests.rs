@@ -569,9 +569,9 @@ fn blog_post_hints() {
 #[test]
 fn all_problems_of_a_file_at_once() {
     check(
-        "[uwsgi]\nprocesses = x\nunshare = net\nsocket = :http\nstrict\nbogus = 1",
+        "[uwsgi]\nprocesses = x\nraw-socket = :9\nsocket = :http\nstrict\nbogus = 1",
         "error: app.ini:2: processes: expected a whole number, got `x` || \
-         app.ini:3: unshare: `unshare` is a uWSGI option that kaiser does not support yet || \
+         app.ini:3: raw-socket: `raw-socket` is a uWSGI option that kaiser does not support yet; kaiser serves WSGI requests only || \
          app.ini:4: socket: invalid port `http` in `:http` || \
          app.ini:6: bogus: unknown option",
     );
@@ -580,8 +580,8 @@ fn all_problems_of_a_file_at_once() {
 #[test]
 fn statuses() {
     check(
-        "[uwsgi]\nunshare = net",
-        "error: app.ini:2: unshare: `unshare` is a uWSGI option that kaiser does not support yet",
+        "[uwsgi]\nraw-socket = :9",
+        "error: app.ini:2: raw-socket: `raw-socket` is a uWSGI option that kaiser does not support yet; kaiser serves WSGI requests only",
     );
     check(
         "[uwsgi]\nspooler = /tmp/spool\nspooler-processes = 2\nspooler-quiet\nlocks = 4",
