@@ -318,22 +318,34 @@ fn a_broken_config_marks_the_vassal_failed_until_edited() {
 }
 
 #[test]
-fn ignored_files_spawn_nothing_and_other_formats_are_named() {
+fn ignored_files_spawn_nothing_and_yaml_json_xml_vassals_run() {
     let unused = Path::new("/nonexistent/kaiser.sock");
+    let hello_py = app("hello.py");
+    let hello_py = hello_py.display();
     let mut emperor = Emperor::start(
-        "e-ignored",
+        "e-formats",
         &[],
         &[
             (".hidden.ini", hello_ini(unused)),
             ("backup.ini~", hello_ini(unused)),
-            ("site.yaml", "uwsgi: {}\n".into()),
+            ("backup.yaml~", "uwsgi:\n  http-socket: /nonexistent/y.sock\n".into()),
             ("README", "hello\n".into()),
+            // uWSGI's emperor reads a vassal by its extension; so does kaiser's.
+            ("y.yaml", format!("uwsgi:\n  http-socket: @DIR@/y.sock\n  wsgi-file: {hello_py}\n")),
+            ("j.json", format!("{{\"uwsgi\": {{\"http-socket\": \"@DIR@/j.sock\", \"wsgi-file\": \"{hello_py}\"}}}}\n")),
+            ("x.xml", format!("<uwsgi>\n<http-socket>@DIR@/x.sock</http-socket>\n<wsgi-file>{hello_py}</wsgi-file>\n</uwsgi>\n")),
         ],
     );
     let ready = emperor.ready();
-    assert!(ready.contains("governing 0 vassals"), "{ready:?}");
-    emperor.wait_log(&["only `.ini` vassals are supported", "site.yaml"]);
-    assert_eq!(emperor.count(&["new vassal"]), 0);
+    assert!(ready.contains("governing 3 vassals"), "{ready:?}");
+    for name in ["y", "j", "x"] {
+        assert_eq!(
+            get(&emperor.socket(name)).as_deref(),
+            Ok("Hello World"),
+            "{name}"
+        );
+    }
+    assert_eq!(emperor.count(&["new vassal"]), 3);
 }
 
 #[test]

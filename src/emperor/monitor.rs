@@ -94,10 +94,9 @@ pub fn classify_monitor(arg: &str) -> Monitor {
 /// What a directory entry's name says about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameKind {
-    /// A vassal config we run (`*.ini`).
+    /// A vassal config we run (`*.ini`, `*.xml`, `*.yml`/`*.yaml`, `*.json`/`*.js`, and
+    /// `emperor-extra-extension` suffixes).
     Vassal,
-    /// A config format uWSGI accepts and we do not support yet: worth a warning.
-    Unsupported,
     /// Not a vassal at all: dotfiles, editor temp and backup files, anything else.
     Ignored,
 }
@@ -129,17 +128,28 @@ pub fn classify_name_with(name: &str, extra_extensions: &[String]) -> NameKind {
         return NameKind::Ignored;
     }
     if name.ends_with(".ini")
+        || config_flag(name) != "--ini"
         || extra_extensions
             .iter()
             .any(|ext| name.ends_with(ext.as_str()))
     {
         return NameKind::Vassal;
     }
-    const OTHER_UWSGI: [&str; 5] = [".xml", ".yml", ".yaml", ".js", ".json"];
-    if OTHER_UWSGI.iter().any(|ext| name.ends_with(ext)) {
-        NameKind::Unsupported
+    NameKind::Ignored
+}
+
+/// The flag a vassal file is read with, by its extension, as uWSGI's emperor picks the
+/// config loader: `--xml`, `--yaml` (`.yml`/`.yaml`), `--json` (`.json`/`.js`), else `--ini`
+/// (also for `emperor-extra-extension` files).
+pub fn config_flag(name: &str) -> &'static str {
+    if name.ends_with(".xml") {
+        "--xml"
+    } else if name.ends_with(".yml") || name.ends_with(".yaml") {
+        "--yaml"
+    } else if name.ends_with(".json") || name.ends_with(".js") {
+        "--json"
     } else {
-        NameKind::Ignored
+        "--ini"
     }
 }
 
@@ -190,8 +200,6 @@ pub type Snapshot = BTreeMap<PathBuf, FileStamp>;
 #[derive(Debug, Default)]
 pub struct ScanReport {
     pub snapshot: Snapshot,
-    /// Files with a uWSGI config extension we do not support.
-    pub unsupported: Vec<PathBuf>,
     /// `*.ini` names that are not regular files (directories, sockets, dangling symlinks).
     pub not_regular: Vec<PathBuf>,
     /// Set when the monitor itself could not be read (missing directory, permissions).
@@ -240,7 +248,6 @@ pub fn scan_with(monitor: &Monitor, options: &ScanOptions) -> ScanReport {
         };
         match classify_name_with(name, &options.extra_extensions) {
             NameKind::Ignored => {}
-            NameKind::Unsupported => report.unsupported.push(path),
             NameKind::Vassal if options.nofollow => match std::fs::symlink_metadata(&path) {
                 Ok(meta) if meta.is_file() || meta.file_type().is_symlink() => {
                     report.snapshot.insert(path, FileStamp::of(&meta));
@@ -338,11 +345,11 @@ mod tests {
         check("4913", Ignored);
         check("README", Ignored);
         check("mysite.INI", Ignored);
-        check("mysite.xml", Unsupported);
-        check("mysite.yml", Unsupported);
-        check("mysite.yaml", Unsupported);
-        check("mysite.json", Unsupported);
-        check("mysite.js", Unsupported);
+        check("mysite.xml", Vassal);
+        check("mysite.yml", Vassal);
+        check("mysite.yaml", Vassal);
+        check("mysite.json", Vassal);
+        check("mysite.js", Vassal);
         check(&format!("{}.ini", "x".repeat(251)), Ignored);
         check(&format!("{}.ini", "x".repeat(250)), Vassal);
     }
@@ -476,7 +483,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kaiser-scan-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("sub.ini")).expect("temp dir is writable");
-        for name in ["a.ini", ".b.ini", "c.ini~", "d.xml", "e.txt", "target"] {
+        for name in [
+            "a.ini", ".b.ini", "c.ini~", "d.xml", "e.txt", "target", "f.yml~",
+        ] {
             std::fs::write(dir.join(name), "[uwsgi]\n").expect("temp dir is writable");
         }
         std::os::unix::fs::symlink(dir.join("target"), dir.join("link.ini")).expect("symlink");
@@ -492,9 +501,8 @@ mod tests {
         };
         assert_eq!(
             names(report.snapshot.keys().collect()),
-            ["a.ini", "link.ini"]
+            ["a.ini", "d.xml", "link.ini"]
         );
-        assert_eq!(names(report.unsupported.iter().collect()), ["d.xml"]);
         assert_eq!(
             names(report.not_regular.iter().collect()),
             ["dangling.ini", "sub.ini"]
@@ -519,7 +527,7 @@ mod tests {
         let before = scan_with(&monitor, &options);
         assert_eq!(
             names(before.snapshot.keys().collect()),
-            ["a.ini", "dangling.ini", "e.txt", "link.ini"]
+            ["a.ini", "d.xml", "dangling.ini", "e.txt", "link.ini"]
         );
         std::fs::write(dir.join("target"), "[uwsgi]\nprocesses = 2\n").expect("rewrite");
         let after = scan_with(&monitor, &options);

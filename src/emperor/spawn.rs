@@ -37,7 +37,8 @@ pub fn vassal_argv(args: &VassalArgs, config: &Path) -> Vec<OsString> {
     push(&mut argv, "--inherit", &args.inherit_before);
     push(&mut argv, "--include", &args.include_before);
     push(&mut argv, "--set", &args.set);
-    argv.push("--ini".into());
+    let name = config.file_name().unwrap_or_default().to_string_lossy();
+    argv.push(super::monitor::config_flag(&name).into());
     argv.push(config.as_os_str().to_owned());
     push(&mut argv, "--inherit", &args.inherit);
     push(&mut argv, "--include", &args.include);

@@ -143,15 +143,10 @@ impl Governor {
                 }
                 self.ensure_watched(idx);
             }
-            for path in report.unsupported.iter().chain(&report.not_regular) {
+            for path in &report.not_regular {
                 if self.warned.insert(path.clone()) {
-                    if report.unsupported.contains(path) {
-                        warn!(vassal = %monitor::vassal_name(path), file = %path.display(),
-                            "only `.ini` vassals are supported (and `emperor-extra-extension` suffixes), ignoring this file");
-                    } else {
-                        warn!(vassal = %monitor::vassal_name(path), file = %path.display(),
-                            "not a regular file (or a dangling symlink), ignoring it");
-                    }
+                    warn!(vassal = %monitor::vassal_name(path), file = %path.display(),
+                        "not a regular file (or a dangling symlink), ignoring it");
                 }
             }
             let changes = monitor::diff(
