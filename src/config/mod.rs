@@ -48,6 +48,7 @@ mod emperor_extra;
 mod expand;
 mod extra;
 mod formats;
+pub(crate) use formats::Format;
 mod hints;
 pub mod hooks;
 mod ini;

@@ -12,6 +12,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::config::Format;
+
 /// One `--emperor` argument, classified as uWSGI's `emperor_build_scanners` does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Monitor {
@@ -128,7 +130,7 @@ pub fn classify_name_with(name: &str, extra_extensions: &[String]) -> NameKind {
         return NameKind::Ignored;
     }
     if name.ends_with(".ini")
-        || config_flag(name) != "--ini"
+        || Format::of_path(name) != Format::Ini
         || extra_extensions
             .iter()
             .any(|ext| name.ends_with(ext.as_str()))
@@ -139,17 +141,14 @@ pub fn classify_name_with(name: &str, extra_extensions: &[String]) -> NameKind {
 }
 
 /// The flag a vassal file is read with, by its extension, as uWSGI's emperor picks the
-/// config loader: `--xml`, `--yaml` (`.yml`/`.yaml`), `--json` (`.json`/`.js`), else `--ini`
-/// (also for `emperor-extra-extension` files).
+/// config loader (the config module's own choice, [`Format::of_path`]): `--xml`, `--yaml`,
+/// `--json`, else `--ini` (also for `emperor-extra-extension` files).
 pub fn config_flag(name: &str) -> &'static str {
-    if name.ends_with(".xml") {
-        "--xml"
-    } else if name.ends_with(".yml") || name.ends_with(".yaml") {
-        "--yaml"
-    } else if name.ends_with(".json") || name.ends_with(".js") {
-        "--json"
-    } else {
-        "--ini"
+    match Format::of_path(name) {
+        Format::Xml => "--xml",
+        Format::Yaml => "--yaml",
+        Format::Json => "--json",
+        Format::Ini => "--ini",
     }
 }
 
