@@ -417,3 +417,74 @@ fn objects_an_app_kept_from_an_earlier_request_cannot_touch_a_later_one() {
         );
     }
 }
+
+/// A response write holds the GIL only while it completes at once: a client that stops
+/// reading makes the write wait for it, and that wait must let the worker's other request
+/// threads run Python. (With the GIL kept through the wait, the second request would hang
+/// until `socket-timeout` cut the first client.)
+#[test]
+fn a_client_that_stops_reading_does_not_stall_the_other_request_threads() {
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--processes",
+        "1",
+        "--threads",
+        "2",
+        "--socket-timeout",
+        "60",
+    ]);
+    // 2,000 write() calls of 16 KiB (32 MiB), no delay: far more than the socket buffers
+    // hold, so the request thread soon waits for a client that reads nothing.
+    let worker: serde_json::Value =
+        serde_json::from_str(&http_get(addr, "/pid").unwrap().text()).unwrap();
+    let worker = worker["pid"].as_u64().unwrap();
+    let mut stalled = wait_for_connect(addr, START_TIMEOUT).unwrap();
+    stalled
+        .write_all(&request_bytes(
+            "GET",
+            "/write?chunks=2000&delay_ms=0",
+            &[("Connection", "close")],
+            b"",
+        ))
+        .unwrap();
+    let mut first = [0u8; 1];
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    std::io::Read::read_exact(&mut stalled, &mut first).expect("the response started");
+    // Until a request thread sits in poll(2) (syscall 7), waiting for the client to read.
+    wait_until(
+        "a request thread waiting for the client",
+        Duration::from_secs(20),
+        |_| Ok(request_thread_in_poll(worker).then_some(())),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", kaiser.logs()));
+    // The stalled thread is now blocked on its client; the other thread must still serve.
+    for _ in 0..3 {
+        let response = http_get(addr, "/").unwrap_or_else(|e| panic!("{e}\n{}", kaiser.logs()));
+        assert_eq!(response.status, 200, "{}", kaiser.logs());
+    }
+    // The first request is still waiting (not cut by a timeout): it was never the reason.
+    assert!(
+        !kaiser.logs().contains("did not read the response in time"),
+        "{}",
+        kaiser.logs()
+    );
+    drop(stalled);
+}
+
+/// Whether one of `pid`'s request threads (`kaiser-wN-tM`) is inside `poll(2)`.
+fn request_thread_in_poll(pid: u64) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        let read = |name: &str| std::fs::read_to_string(task.path().join(name)).unwrap_or_default();
+        let comm = read("comm");
+        let syscall = read("syscall");
+        comm.starts_with("kaiser-w")
+            && comm.contains("-t")
+            && syscall.split(' ').next() == Some("7")
+    })
+}

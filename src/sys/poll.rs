@@ -106,7 +106,8 @@ impl Epoll {
         self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
     }
 
-    /// Waits for events; fills `out` with `(token, events)`. EINTR gives no events.
+    /// Waits for events; fills `out` with `(token, events)`, at most `max` of them (and at
+    /// most [`Epoll::MAX_EVENTS`]). EINTR gives no events.
     pub fn wait(
         &self,
         out: &mut Vec<(u64, u32)>,
@@ -114,13 +115,16 @@ impl Epoll {
         timeout: Option<Duration>,
     ) -> io::Result<()> {
         out.clear();
-        let mut events: Vec<libc::epoll_event> = Vec::with_capacity(max);
-        // SAFETY: `events` has capacity for `max` entries; epoll_wait writes at most that
-        // many and returns the count, which is then exposed with set_len.
+        // On the stack: a worker thread waits here between requests, so no allocation.
+        let mut events =
+            [const { std::mem::MaybeUninit::<libc::epoll_event>::uninit() }; Self::MAX_EVENTS];
+        let max = max.clamp(1, Self::MAX_EVENTS);
+        // SAFETY: `events` has room for `max` entries; epoll_wait writes at most that many
+        // and returns the count.
         let n = unsafe {
             libc::epoll_wait(
                 self.0.as_raw_fd(),
-                events.as_mut_ptr(),
+                events.as_mut_ptr().cast(),
                 max as libc::c_int,
                 millis(timeout),
             )
@@ -132,11 +136,16 @@ impl Epoll {
             }
             return Err(err);
         }
-        // SAFETY: epoll_wait initialised the first `n` entries.
-        unsafe { events.set_len(n as usize) };
-        out.extend(events.iter().map(|e| (e.u64, e.events)));
+        out.extend(events[..n as usize].iter().map(|e| {
+            // SAFETY: epoll_wait initialised the first `n` entries.
+            let e = unsafe { e.assume_init_ref() };
+            (e.u64, e.events)
+        }));
         Ok(())
     }
+
+    /// The most events one [`Epoll::wait`] returns.
+    pub const MAX_EVENTS: usize = 64;
 }
 
 /// An eventfd used as a level-triggered "something changed" flag shared by threads.

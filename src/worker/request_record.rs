@@ -159,7 +159,11 @@ pub fn recycle(log: RequestLog) {
 /// `*into` = `bytes` as text (invalid UTF-8 replaced), in `into`'s allocation.
 pub fn set_lossy(into: &mut String, bytes: &[u8]) {
     into.clear();
-    into.push_str(&String::from_utf8_lossy(bytes));
+    // `from_utf8` checks ASCII a word at a time; request lines nearly always are.
+    match std::str::from_utf8(bytes) {
+        Ok(text) => into.push_str(text),
+        Err(_) => into.push_str(&String::from_utf8_lossy(bytes)),
+    }
 }
 
 #[cfg(test)]

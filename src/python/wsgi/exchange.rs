@@ -16,6 +16,21 @@ pub trait Exchange: Send {
         body: &[u8],
         last: bool,
     ) -> Result<(), RespondError>;
+    /// [`Exchange::respond`] for a caller that holds a lock (the GIL) it can let go of only
+    /// when the exchange would wait: `unblock` is called, at most once, before the exchange
+    /// waits on the client or makes a long system call, and not at all when the response
+    /// data goes out in non-blocking writes that complete at once. The default lets go
+    /// first.
+    fn respond_unblocking(
+        &mut self,
+        head: Option<ResponseHead<'_>>,
+        body: &[u8],
+        last: bool,
+        unblock: &mut dyn FnMut(),
+    ) -> Result<(), RespondError> {
+        unblock();
+        self.respond(head, body, last)
+    }
     /// Sends `count` bytes of the open regular file `fd`, from `offset`, as the whole body
     /// (`wsgi.file_wrapper` over a real file): `sendfile(2)` where the framing allows it.
     /// `head` is `Some` as in [`Exchange::respond`]; the response is complete afterwards.

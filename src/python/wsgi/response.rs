@@ -96,7 +96,7 @@ fn deliver(
 ) -> Result<(), SendError> {
     // The status and header buffers travel with the exchange into the GIL-free call and
     // back, so that the thread's next request reuses them.
-    let (mut exchange, head) = {
+    let (exchange, head) = {
         let mut st = lock(state);
         let Some(exchange) = st.exchange.take() else {
             return Err(SendError::Client);
@@ -122,20 +122,25 @@ fn deliver(
         };
         (exchange, head)
     };
-    let (exchange, head, result) = py.detach(move || {
-        let result = {
-            let head = head.as_ref().map(|(status, headers, count)| ResponseHead {
-                status,
-                headers: &headers[..*count],
-                content_length,
-            });
-            match payload {
-                Payload::Bytes { body, last } => exchange.respond(head, body, last),
-                Payload::File { fd, offset, count } => exchange.send_file(head, fd, offset, count),
+    let mut exchange = exchange;
+    let result = {
+        let head = head.as_ref().map(|(status, headers, count)| ResponseHead {
+            status,
+            headers: &headers[..*count],
+            content_length,
+        });
+        match payload {
+            // Most responses go out in one non-blocking write that completes at once: the
+            // GIL is held through it and let go only if the exchange has to wait.
+            Payload::Bytes { body, last } => {
+                let mut gil = HeldGil::new(py);
+                exchange.respond_unblocking(head, body, last, &mut || gil.release())
             }
-        };
-        (exchange, head, result)
-    });
+            Payload::File { fd, offset, count } => {
+                py.detach(|| exchange.send_file(head, fd, offset, count))
+            }
+        }
+    };
     let mut st = lock(state);
     st.exchange = Some(exchange);
     if let Some((status, headers, _)) = head {
@@ -149,6 +154,42 @@ fn deliver(
             // The head was refused before anything was written: let the 500 path send one.
             st.head_sent = false;
             Err(SendError::App(PyValueError::new_err(msg)))
+        }
+    }
+}
+
+/// The GIL through one response write: held unless [`HeldGil::release`] is called (the
+/// exchange is about to wait on the client), and then taken back when this is dropped.
+struct HeldGil<'py> {
+    saved: *mut pyo3::ffi::PyThreadState,
+    _py: Python<'py>,
+}
+
+impl<'py> HeldGil<'py> {
+    fn new(py: Python<'py>) -> Self {
+        HeldGil {
+            saved: std::ptr::null_mut(),
+            _py: py,
+        }
+    }
+
+    fn release(&mut self) {
+        if self.saved.is_null() {
+            // SAFETY: the `Python` token proves this thread holds the GIL, and `saved` is null,
+            // so it has not been let go yet. Until `drop` takes it back, the only code that
+            // runs on this thread is the exchange's socket writes and waits, which touch no
+            // Python object (the body they send is a `bytes` the caller keeps a reference to,
+            // and immutable).
+            self.saved = unsafe { pyo3::ffi::PyEval_SaveThread() };
+        }
+    }
+}
+
+impl Drop for HeldGil<'_> {
+    fn drop(&mut self) {
+        if !self.saved.is_null() {
+            // SAFETY: `saved` is this thread's state, from its `PyEval_SaveThread` above.
+            unsafe { pyo3::ffi::PyEval_RestoreThread(self.saved) };
         }
     }
 }

@@ -174,7 +174,17 @@ impl ConnExchange {
         }
     }
 
-    fn send_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+    fn send_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.send_all_unblocking(data, &mut || {})
+    }
+
+    /// Sends `data` whole; `unblock` is called before the first wait for the client (see
+    /// `Exchange::respond_unblocking`).
+    fn send_all_unblocking(
+        &mut self,
+        mut data: &[u8],
+        unblock: &mut dyn FnMut(),
+    ) -> io::Result<()> {
         while !data.is_empty() {
             match sys::fd::send(self.conn.fd.as_fd(), data) {
                 Ok(n) => {
@@ -182,6 +192,7 @@ impl ConnExchange {
                     data = &data[n..]
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    unblock();
                     self.wait(sys::poll::WRITABLE)?
                 }
                 Err(e) => return Err(e),
@@ -190,9 +201,9 @@ impl ConnExchange {
         Ok(())
     }
 
-    fn flush_wbuf(&mut self) -> io::Result<()> {
+    fn flush_wbuf(&mut self, unblock: &mut dyn FnMut()) -> io::Result<()> {
         let buf = std::mem::take(&mut self.wbuf);
-        let result = self.send_all(&buf);
+        let result = self.send_all_unblocking(&buf, unblock);
         self.wbuf = buf;
         self.wbuf.clear();
         result

@@ -40,23 +40,15 @@ impl ConnExchange {
             );
         }
     }
-}
 
-/// What the app's driver calls (`python::Exchange`): reading the body is `body.rs`'s.
-impl Exchange for ConnExchange {
-    fn read_body(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
-        self.read_body_within_limit(out, max)
-    }
-
-    fn request_error_status(&self) -> Option<&'static [u8]> {
-        self.body_error_status
-    }
-
-    fn respond(
+    /// Sends response data (`Exchange::respond`); `unblock` is called before anything that
+    /// may wait: a wait for the client, or a body large enough to go out on its own.
+    fn respond_with(
         &mut self,
         head: Option<ResponseHead<'_>>,
         body: &[u8],
         last: bool,
+        unblock: &mut dyn FnMut(),
     ) -> Result<(), RespondError> {
         if self.broken {
             return Err(RespondError::Io(io::Error::from(io::ErrorKind::BrokenPipe)));
@@ -170,7 +162,9 @@ impl Exchange for ConnExchange {
         let chunked = matches!(framing, ResponseFraming::Chunked);
         let result = if send_body && !chunked && body.len() >= COALESCE {
             // Large bodies go out without a copy.
-            self.flush_wbuf().and_then(|()| self.send_all(body))
+            unblock();
+            self.flush_wbuf(unblock)
+                .and_then(|()| self.send_all_unblocking(body, unblock))
         } else {
             if send_body {
                 if chunked {
@@ -182,7 +176,7 @@ impl Exchange for ConnExchange {
                     self.wbuf.extend_from_slice(body);
                 }
             }
-            self.flush_wbuf()
+            self.flush_wbuf(unblock)
         };
         if let Err(err) = result {
             self.broken = true;
@@ -193,6 +187,36 @@ impl Exchange for ConnExchange {
             self.completed = true;
         }
         Ok(())
+    }
+}
+
+/// What the app's driver calls (`python::Exchange`): reading the body is `body.rs`'s.
+impl Exchange for ConnExchange {
+    fn read_body(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        self.read_body_within_limit(out, max)
+    }
+
+    fn request_error_status(&self) -> Option<&'static [u8]> {
+        self.body_error_status
+    }
+
+    fn respond(
+        &mut self,
+        head: Option<ResponseHead<'_>>,
+        body: &[u8],
+        last: bool,
+    ) -> Result<(), RespondError> {
+        self.respond_with(head, body, last, &mut || {})
+    }
+
+    fn respond_unblocking(
+        &mut self,
+        head: Option<ResponseHead<'_>>,
+        body: &[u8],
+        last: bool,
+        unblock: &mut dyn FnMut(),
+    ) -> Result<(), RespondError> {
+        self.respond_with(head, body, last, unblock)
     }
 
     fn send_file(
