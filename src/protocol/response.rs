@@ -238,8 +238,10 @@ fn write_head_with<'h>(
         ResponseFraming::Chunked | ResponseFraming::Close => None,
     };
     if let Some(length) = length {
-        write!(DecimalSink(out), "Content-Length: {length}\r\n")
-            .expect("writing to a Vec cannot fail");
+        let mut digits = [0u8; 20];
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(decimal_digits(length, &mut digits));
+        out.extend_from_slice(b"\r\n");
     }
     if *framing == ResponseFraming::Chunked {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
@@ -252,13 +254,17 @@ fn write_head_with<'h>(
     out.extend_from_slice(b"\r\n");
 }
 
-/// `fmt::Write` into a byte buffer, for the one number formatted per head.
-struct DecimalSink<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for DecimalSink<'_> {
-    fn write_str(&mut self, text: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(text.as_bytes());
-        Ok(())
+/// `value` in decimal, written at the end of `buf` (the one number formatted per head,
+/// without `fmt`'s machinery).
+fn decimal_digits(mut value: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            return &buf[start..];
+        }
     }
 }
 
@@ -336,6 +342,17 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 mod tests {
     use super::*;
     use Version::*;
+
+    #[test]
+    fn decimal_lengths() {
+        for value in [0, 7, 10, 99, 100, 1234567, u64::MAX] {
+            let mut buf = [0u8; 20];
+            assert_eq!(
+                decimal_digits(value, &mut buf),
+                value.to_string().as_bytes()
+            );
+        }
+    }
 
     #[test]
     fn statuses() {
