@@ -136,14 +136,15 @@ fn two_pools_in_one_config_hand_each_zerg_its_own_sockets() {
     let ini = dir.write(
         "pools.ini",
         format!(
-            "[uwsgi]\nmaster = true\nhttp-socket = 127.0.0.1:0\nwsgi-file = tests/apps/hello.py\n\
+            "[uwsgi]\nmaster = true\nvacuum = true\nhttp-socket = 127.0.0.1:0\n\
+             wsgi-file = tests/apps/hello.py\n\
              zergpool = {}:127.0.0.1:0,{}\nzerg-pool = {}:127.0.0.1:0\n",
             pool1.display(),
             unix.display(),
             pool2.display()
         ),
     );
-    let instance = Kaiser::spawn(&["--ini", &ini.display().to_string()]);
+    let mut instance = Kaiser::spawn(&["--ini", &ini.display().to_string()]);
     let own = instance
         .wait_for_addr("protocol=\"http\"", START_TIMEOUT)
         .unwrap();
@@ -187,6 +188,18 @@ fn two_pools_in_one_config_hand_each_zerg_its_own_sockets() {
         assert!(response.text().contains("PATH_INFO"), "{response}");
     }
     assert_eq!(http_get(own, "/").unwrap().text(), "Hello World");
+
+    // `vacuum`: the pools' socket files and the pooled unix socket go with the instance.
+    instance.signal(libc::SIGTERM);
+    assert!(instance.expect_exit(START_TIMEOUT).success());
+    for path in [&pool1, &pool2, &unix] {
+        assert!(
+            !path.exists(),
+            "{} is left: {}",
+            path.display(),
+            instance.logs()
+        );
+    }
 }
 
 #[test]
