@@ -1,6 +1,6 @@
 //! `zergpool` run by the real binary: a pool instance binds sockets and hands them to zerg
 //! instances (`zerg = POOL`) that serve HTTP and uwsgi on them, the pool keeps the same
-//! sockets across its graceful reload, two pools in one config each hand over their own, and
+//! sockets across its graceful reload and a zerg across its own, two pools in one config each hand over their own, and
 //! a bad value is an error naming file and line.
 
 mod common;
@@ -200,6 +200,36 @@ fn two_pools_in_one_config_hand_each_zerg_its_own_sockets() {
             instance.logs()
         );
     }
+}
+
+/// A zerg's own graceful reload keeps the pooled socket it was handed, once: the new image
+/// gets it back with the other listening sockets and does not ask the pool again.
+#[test]
+fn a_zergs_reload_keeps_its_pooled_socket_once() {
+    let dir = TempDir::new("zergpool-zerg-reload");
+    let pool = dir.join("pool.sock");
+    let pool_instance = Kaiser::spawn(&[
+        "--master",
+        "--zergpool",
+        &format!("{}:127.0.0.1:0", pool.display()),
+    ]);
+    let addr = pooled_addr(&pool_instance, "pool.sock");
+    pool_instance
+        .wait_for_log("ready in", START_TIMEOUT)
+        .unwrap();
+    let zerg = start_zerg(&pool, &["--wsgi-file", "tests/apps/wsgi_suite.py"]);
+    let mark = zerg.log_mark();
+    zerg.signal(libc::SIGHUP);
+    zerg.wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let after = zerg.logs_since(mark);
+    let listening = after.lines().filter(|l| l.contains("listening")).count();
+    assert_eq!(listening, 1, "the pooled socket, once: {after}");
+    assert!(!after.contains("zerg sockets attached"), "{after}");
+    let env = cgi_vars("GET", "/env", None, &[]);
+    let response =
+        uwsgi_request(wait_for_connect(addr, START_TIMEOUT).unwrap(), &env, b"").unwrap();
+    assert_eq!(response.status, 200, "{response}");
 }
 
 #[test]

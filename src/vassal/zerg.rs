@@ -1,7 +1,8 @@
 //! uWSGI's zerg mode. `zerg = PATH`: instead of binding, this instance asks a zerg server on
 //! the unix socket PATH for its listening sockets and serves them (as `socket`s); with
 //! `zerg-fallback` an unreachable server is a warning and the configured sockets are bound
-//! as usual. `zerg-server = PATH`: this master hands its own listening sockets to every
+//! as usual. It asks on the first start only: a reload's new image gets them back with the
+//! other listening sockets (`startup.rs`), as uWSGI does. `zerg-server = PATH`: this master hands its own listening sockets to every
 //! zerg that connects to PATH. [`ZergServer`] is the one server side: `zergpool`
 //! (`zergpool.rs`) runs one per pool, handing over the pool's sockets instead.
 //!

@@ -33,7 +33,11 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     crate::vassal::process_setup::immediate(config)?;
     crate::jail::enter(config, reloads)?;
     inherited.extend(crate::vassal::socket_activation::take());
-    inherited.extend(crate::vassal::zerg::attach(config)?);
+    // As uWSGI (`uwsgi_setup_zerg` only when not a reload): after a reload the zerg sockets
+    // come back with the others, and attaching again would serve each one twice.
+    if reloads == 0 {
+        inherited.extend(crate::vassal::zerg::attach(config)?);
+    }
 
     if let Some(dir) = &config.chdir {
         std::env::set_current_dir(dir).map_err(|source| RunVassalError::Chdir {
