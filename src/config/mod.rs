@@ -24,7 +24,8 @@
 //! - `typed.rs`: entries to [`Config`], statuses, strict mode, unknown keys;
 //! - `hints.rs`: the blog-post mistakes; `diagnostics.rs`: origins and messages;
 //! - `show.rs`: `--show-config` and `--print-config`;
-//! - `extra.rs`: the Python loading, process and HTTP options of issue 15, typed and shown.
+//! - `extra.rs`: the Python loading, process and HTTP options of issue 15, typed and shown;
+//! - `zergpool.rs`: `zergpool` values.
 //!
 //! Deliberate differences from uWSGI 2.0 (each also noted where it is implemented): values
 //! that uWSGI would misread are errors, not silent surprises (an inline comment that changes
@@ -64,6 +65,7 @@ mod statics;
 pub mod subscriptions;
 mod typed;
 mod values;
+mod zergpool;
 
 pub use cheaper::{BusynessConfig, CheaperAlgo, CheaperConfig};
 pub use logging::{LogOptions, LoggerSpec, LoggerTarget, Pattern, Route};
@@ -76,6 +78,7 @@ pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
 pub use emperor_extra::EmperorExtra;
 pub use extra::Extra;
 pub use statics::{ExpiresOn, ExpiresRule, FileServeMode, StaticConfig, StaticMap, StaticMapKind};
+pub use zergpool::ZergPool;
 
 /// Facts about the running process that magic variables need (`%v %h %k %u %g %t %b`).
 #[derive(Debug, Clone)]
@@ -250,6 +253,8 @@ pub struct Config {
     pub zerg_fallback: bool,
     /// `zerg-server`: hand the listening sockets to zergs connecting here.
     pub zerg_server: Option<PathBuf>,
+    /// `zergpool`: pools of sockets this instance binds and hands to zergs (`zergpool.rs`).
+    pub zergpools: Vec<ZergPool>,
     /// `static-map`, `check-static`, `static-expires-*`, `offload-threads`, …
     pub statics: StaticConfig,
 
@@ -433,6 +438,7 @@ impl Default for Config {
             zerg: Vec::new(),
             zerg_fallback: false,
             zerg_server: None,
+            zergpools: Vec::new(),
             so_keepalive: false,
             statics: StaticConfig::default(),
             max_requests: 0,

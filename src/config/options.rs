@@ -463,7 +463,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("zerg", Path, Sockets, "take the listening sockets from the zerg server on this unix socket (served as `socket`s) instead of binding them").multi(),
     opt("zerg-fallback", Bool, Sockets, "when the zerg server cannot be reached, bind the configured sockets instead of failing").default("false"),
     opt("zerg-server", Path, Sockets, "hand this instance's listening sockets to every zerg that connects to this unix socket (answered within a second)"),
-    opt("zergpool", Text, Sockets, "run a pool of zerg servers").later_hint("run an instance that binds those sockets with `zerg-server = PATH` instead"),
+    opt("zergpool", Text, Sockets, "`POOL:ADDRESS[,ADDRESS…]`: bind each ADDRESS and hand them all to every zerg that connects to the unix socket POOL (`zerg = POOL`); answered by the master within a second, kept across reloads. An instance with pools and no socket of its own runs no workers").aliases(&["zerg-pool"]).multi(),
     opt("subscribe-to", Text, Sockets, "`[ADDRESS=]SERVER:PORT:KEY[,MODIFIER1]`: announce this instance's first socket (or ADDRESS) for KEY to a uWSGI subscription server (fastrouter, HTTP router) every `subscribe-freq` seconds; unsubscribed when the vassal stops").aliases(&["st", "subscribe"]).multi(),
     opt("subscribe2", Text, Sockets, "`server=…,key=…[,addr=…][,socket=N][,weight=…][,modifier1=…][,modifier2=…][,backup=…]`: a subscription in key=value form").multi(),
     opt("subscribe-freq", Seconds, Sockets, "seconds between subscription announcements").default("10"),

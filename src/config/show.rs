@@ -306,6 +306,9 @@ pub(crate) fn render(config: &Config) -> String {
         line("py-tracebacker", &path(socket));
     }
     super::emperor_extra::render(&config.emperor_extra, &mut line);
+    for pool in &config.zergpools {
+        line("zergpool", &pool.to_string());
+    }
     for (option, mask) in [
         ("unshare", config.unshare.before_post_jail),
         ("unshare2", config.unshare.after_post_jail),

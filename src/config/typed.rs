@@ -339,6 +339,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "zerg" => config.zerg.push(path(v)?),
         "zerg-fallback" => config.zerg_fallback = uwsgi_bool(v),
         "zerg-server" => config.zerg_server = Some(path(v)?),
+        "zergpool" => super::zergpool::add(&mut config.zergpools, v)?,
         "so-keepalive" => config.so_keepalive = uwsgi_bool(v),
         name if super::statics::OPTION_NAMES.contains(&name) => {
             config.statics.apply(name, v, uwsgi_bool(v))?
@@ -647,6 +648,7 @@ mod tests {
                 _ if spec.name == "farm" => "f:1,2",
                 _ if spec.name == "subscribe-to" => "127.0.0.1:7171:example.com",
                 _ if spec.name == "subscribe2" => "server=127.0.0.1:7171,key=k",
+                _ if spec.name == "zergpool" => "/tmp/zp:127.0.0.1:3031",
                 _ if matches!(spec.name, "timer" | "rbtimer") => "1 2",
                 _ if matches!(spec.name, "cron" | "unique-cron") => "-1 -1 -1 -1 -1 true",
                 _ if spec.name == "cron2" => "minute=-1 true",

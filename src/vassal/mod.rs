@@ -35,6 +35,7 @@ mod stats_server;
 mod subscription;
 mod touch;
 mod zerg;
+mod zergpool;
 
 pub use master::{is_reexec, run, RunVassalError};
 pub use sockets::LISTEN_FDS_ENV;

@@ -68,7 +68,8 @@ pub enum BindSocketError {
     },
 }
 
-fn resolve(spec: &SocketSpec) -> Result<BindAddr, BindSocketError> {
+/// `spec`'s address as a socket address (a host name is resolved).
+pub fn resolve(spec: &SocketSpec) -> Result<BindAddr, BindSocketError> {
     match &spec.address {
         Address::Unix(path) => Ok(BindAddr::Unix(path.clone())),
         Address::Abstract(name) => Ok(BindAddr::Abstract(name.as_bytes().to_vec())),
@@ -96,7 +97,7 @@ fn resolve(spec: &SocketSpec) -> Result<BindAddr, BindSocketError> {
 }
 
 /// Same address, where port 0 matches any port (the inherited socket carries the real one).
-fn same_address(wanted: &BindAddr, actual: &BindAddr) -> bool {
+pub fn same_address(wanted: &BindAddr, actual: &BindAddr) -> bool {
     match (wanted, actual) {
         (BindAddr::Tcp(w), BindAddr::Tcp(a)) => {
             w.ip() == a.ip() && (w.port() == 0 || w.port() == a.port())
@@ -119,12 +120,6 @@ pub fn bind_all(
         }
         backlog = backlog.min(max);
     }
-    let listen_options = sys::net::ListenOptions {
-        defer_accept: true,
-        reuse_port: config.reuse_port,
-        freebind: config.freebind,
-        keepalive: config.so_keepalive,
-    };
     let mut bound = Vec::new();
     for spec in &config.sockets {
         let wanted = resolve(spec)?;
@@ -152,32 +147,7 @@ pub fn bind_all(
             });
             continue;
         }
-        let fd = sys::net::bind_listener(&wanted, backlog, listen_options).map_err(|source| {
-            BindSocketError::Bind {
-                option: spec.option.clone(),
-                address: wanted.to_string(),
-                source,
-            }
-        })?;
-        if let BindAddr::Unix(path) = &wanted {
-            let mode = config.chmod_socket.unwrap_or(0o666);
-            // Without `chmod-socket` the socket keeps the umask's mode, as in uWSGI.
-            if config.chmod_socket.is_some() {
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(
-                    |source| BindSocketError::Permissions {
-                        path: path.display().to_string(),
-                        source,
-                    },
-                )?;
-            }
-            if let Some(owner) = &config.chown_socket {
-                chown_socket(path, owner).map_err(|source| BindSocketError::Permissions {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-            }
-        }
-        let local = sys::net::local_addr(fd.as_fd()).unwrap_or(wanted);
+        let (fd, local) = bind_new(config, spec, &wanted, backlog)?;
         tracing::info!(protocol = protocol_name(spec.protocol), address = %local, fd = fd.as_raw_fd(), "listening");
         bound.push(BoundSocket {
             fd,
@@ -211,6 +181,55 @@ pub fn bind_all(
         }
     }
     Ok(bound)
+}
+
+/// Binds `wanted` (resolved from `spec`) afresh, as every configured socket is bound: the
+/// listen options, then `chmod-socket` and `chown-socket` on a unix path. Returns the fd and
+/// its real address (port 0 resolved). `zergpool` binds its sockets through here too.
+pub fn bind_new(
+    config: &Config,
+    spec: &SocketSpec,
+    wanted: &BindAddr,
+    backlog: u32,
+) -> Result<(OwnedFd, BindAddr), BindSocketError> {
+    let listen_options = sys::net::ListenOptions {
+        defer_accept: true,
+        reuse_port: config.reuse_port,
+        freebind: config.freebind,
+        keepalive: config.so_keepalive,
+    };
+    let fd = sys::net::bind_listener(wanted, backlog, listen_options).map_err(|source| {
+        BindSocketError::Bind {
+            option: spec.option.clone(),
+            address: wanted.to_string(),
+            source,
+        }
+    })?;
+    if let BindAddr::Unix(path) = wanted {
+        let mode = config.chmod_socket.unwrap_or(0o666);
+        // Without `chmod-socket` the socket keeps the umask's mode, as in uWSGI.
+        if config.chmod_socket.is_some() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(
+                |source| BindSocketError::Permissions {
+                    path: path.display().to_string(),
+                    source,
+                },
+            )?;
+        }
+        if let Some(owner) = &config.chown_socket {
+            chown_socket(path, owner).map_err(|source| BindSocketError::Permissions {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    let local = sys::net::local_addr(fd.as_fd()).unwrap_or_else(|_| wanted.clone());
+    Ok((fd, local))
+}
+
+/// `listen`, capped by `net.core.somaxconn` (quietly: `bind_all` warns).
+pub fn backlog(config: &Config) -> u32 {
+    sys::net::somaxconn().map_or(config.listen, |max| config.listen.min(max))
 }
 
 /// A passed socket whose `FileDescriptorName=` is a socket option's name.

@@ -1,8 +1,10 @@
 //! uWSGI's zerg mode. `zerg = PATH`: instead of binding, this instance asks a zerg server on
 //! the unix socket PATH for its listening sockets and serves them (as `socket`s); with
 //! `zerg-fallback` an unreachable server is a warning and the configured sockets are bound
-//! as usual. `zerg-server = PATH`: this master hands its own listening sockets to every
-//! zerg that connects to PATH.
+//! as usual. It asks on the first start only: a reload's new image gets them back with the
+//! other listening sockets (`startup.rs`), as uWSGI does. `zerg-server = PATH`: this master hands its own listening sockets to every
+//! zerg that connects to PATH. [`ZergServer`] is the one server side: `zergpool`
+//! (`zergpool.rs`) runs one per pool, handing over the pool's sockets instead.
 //!
 //! The protocol is uWSGI's (core/socket.c `uwsgi_manage_zerg`, core/io.c
 //! `uwsgi_attach_fd`): one message, the 10 bytes `uwsgi-zerg` and a native `int` count,
@@ -12,7 +14,7 @@
 //! the master's event loop needs no new source; it never blocks: a zerg that does not read
 //! its message is dropped.
 
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -91,13 +93,15 @@ fn attach_one(path: &Path) -> std::io::Result<Vec<Inherited>> {
         .collect()
 }
 
-/// `zerg-server`: the master's listener for zergs.
+/// A unix listener that hands a set of listening sockets to every zerg that connects: the
+/// master's own (`zerg-server`) or a pool's (`zergpool`).
 pub struct ZergServer {
     listener: UnixListener,
     path: PathBuf,
 }
 
 impl ZergServer {
+    /// `zerg-server`, bound afresh.
     pub fn bind(config: &Config) -> Result<Option<ZergServer>, AttachZergError> {
         let Some(path) = &config.zerg_server else {
             return Ok(None);
@@ -114,23 +118,40 @@ impl ZergServer {
             let _ = std::fs::remove_file(path);
         }
         let listener = UnixListener::bind(path).map_err(serve_error)?;
-        listener.set_nonblocking(true).map_err(serve_error)?;
+        let server = ZergServer::adopt(listener.into(), path.clone()).map_err(serve_error)?;
         tracing::info!(path = %path.display(), "zerg server enabled");
-        Ok(Some(ZergServer {
-            listener,
-            path: path.clone(),
-        }))
+        Ok(Some(server))
     }
 
-    /// Hands `sockets` to every zerg waiting to connect.
+    /// Serves zergs on `listener`, a listening unix socket bound to `path`.
+    pub(super) fn adopt(listener: OwnedFd, path: PathBuf) -> std::io::Result<ZergServer> {
+        let listener = UnixListener::from(listener);
+        listener.set_nonblocking(true)?;
+        Ok(ZergServer { listener, path })
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(super) fn listener(&self) -> BorrowedFd<'_> {
+        self.listener.as_fd()
+    }
+
+    /// `zerg-server`: hands `sockets` to every zerg waiting to connect.
     pub fn tick(&self, sockets: &[BoundSocket]) {
         let fds: Vec<RawFd> = sockets.iter().map(|s| s.fd.as_raw_fd()).collect();
+        self.hand_over(&fds);
+    }
+
+    /// Hands `fds` to every zerg waiting to connect, without blocking.
+    pub(super) fn hand_over(&self, fds: &[RawFd]) {
         let mut payload = MAGIC.to_vec();
         payload.extend_from_slice(&(fds.len() as i32).to_ne_bytes());
         while let Ok((zerg, _)) = self.listener.accept() {
             // Never wait on a zerg: one message into an empty socket buffer does not block.
             let _ = zerg.set_nonblocking(true);
-            match sys::scm::send_fds(zerg.as_fd(), &payload, &fds) {
+            match sys::scm::send_fds(zerg.as_fd(), &payload, fds) {
                 Ok(()) => {
                     tracing::info!(server = %self.path.display(), sockets = fds.len(), "zerg: sockets handed over")
                 }

@@ -184,6 +184,8 @@ struct Master<'a> {
     subscriptions: Option<crate::vassal::subscription::Subscriptions>,
     /// `zerg-server`: hands the sockets to zergs (`vassal/zerg.rs`).
     zerg_server: Option<crate::vassal::zerg::ZergServer>,
+    /// `zergpool`: sockets bound for zergs (`vassal/zergpool.rs`).
+    zergpools: crate::vassal::zergpool::ZergPools,
 }
 
 /// The master's upkeep between events: the FIFO, touch files, the one-at-a-time replacement
@@ -425,6 +427,7 @@ impl Master<'_> {
         if let Some(zerg) = &self.zerg_server {
             zerg.tick(&self.sockets);
         }
+        self.zergpools.tick();
         self.upkeep_tick(now)?;
         self.spooler_tick();
         self.mules_tick();

@@ -122,6 +122,10 @@ impl Master<'_> {
             }
             fds.push(socket.fd.as_raw_fd().to_string());
         }
+        if let Err(e) = self.zergpools.keep_across_exec() {
+            self.zergpools.undo_exec();
+            return e;
+        }
         if let Some(raw) = self.notifier.raw_emperor_fd() {
             if let Some(channel) = self.notifier.emperor_channel() {
                 let _ = sys::fd::set_cloexec(channel, false);
@@ -149,6 +153,7 @@ impl Master<'_> {
             let _ = sys::fd::set_cloexec(socket.fd.as_fd(), true);
         }
         sys::shm::carry_across_exec(false);
+        self.zergpools.undo_exec();
         for key in [
             LISTEN_FDS_ENV,
             OLD_WORKERS_ENV,
@@ -170,6 +175,7 @@ impl Master<'_> {
                 fifo.remove();
             }
             sockets::vacuum(&self.sockets);
+            self.zergpools.vacuum();
             for path in super::super::process_setup::pidfiles(self.config) {
                 if std::fs::remove_file(path).is_ok() {
                     tracing::info!(path = %path.display(), "vacuum: removed pidfile");

@@ -33,7 +33,11 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     crate::vassal::process_setup::immediate(config)?;
     crate::jail::enter(config, reloads)?;
     inherited.extend(crate::vassal::socket_activation::take());
-    inherited.extend(crate::vassal::zerg::attach(config)?);
+    // As uWSGI (`uwsgi_setup_zerg` only when not a reload): after a reload the zerg sockets
+    // come back with the others, and attaching again would serve each one twice.
+    if reloads == 0 {
+        inherited.extend(crate::vassal::zerg::attach(config)?);
+    }
 
     if let Some(dir) = &config.chdir {
         std::env::set_current_dir(dir).map_err(|source| RunVassalError::Chdir {
@@ -46,10 +50,18 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     }
     crate::vassal::process_setup::apply_unenv(config);
     // systemd may pass sockets the INI does not name (`socket_activation.rs`).
-    if config.sockets.is_empty() && !inherited.iter().any(sockets::names_its_option) {
+    // An instance may serve nothing but its `zergpool`s (see `pool_only` below).
+    if config.sockets.is_empty()
+        && config.zergpools.is_empty()
+        && !inherited.iter().any(sockets::names_its_option)
+    {
         return Err(RunVassalError::NoSocket);
     }
     let bound = sockets::bind_all(config, &mut inherited)?;
+    let zergpools = crate::vassal::zergpool::ZergPools::bind(config)?;
+    // uWSGI forks no worker when it has no socket (`numproc = 0`) and then needs no app: the
+    // master serves the pools alone.
+    let pool_only = bound.is_empty() && !zergpools.is_empty();
     let stats = StatsServer::from_config(config)?;
     let interpreter = crate::vassal::python_setup::interpreter_options(config);
     let spec = crate::vassal::python_setup::app_spec(config);
@@ -94,7 +106,10 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         threads: config.threads,
         options: loaded.options.clone(),
     };
-    let (app, lazy) = if config.lazy_apps {
+    let (app, lazy) = if pool_only {
+        tracing::info!("no socket of its own: the master serves its zergpools and forks no worker; no app is imported");
+        (None, Some((spec, interpreter, module)))
+    } else if config.lazy_apps {
         tracing::info!("lazy-apps: each worker imports the app after fork");
         (None, Some((spec, interpreter, module)))
     } else {
@@ -120,7 +135,11 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     sys::fd::set_nonblocking(ready_read.as_fd(), true)?;
 
     let listeners = Arc::new(bound.iter().map(listener_of).collect::<Vec<_>>());
-    let processes = config.processes.max(1);
+    let processes = if pool_only {
+        0
+    } else {
+        config.processes.max(1)
+    };
     let mut children = ProcessTable::default();
     children.add_seats((1..=processes).map(Kind::Worker), None);
     // Spoolers and mules are forked by the loop's first `respawn_due`.
@@ -141,6 +160,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         config,
         subscriptions,
         zerg_server,
+        zergpools,
         max_connections: connection_cap(config),
         args,
         sockets: bound,
@@ -167,7 +187,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         },
         scoreboard: Arc::new(Scoreboard::new(config.processes, config.threads)?),
         paused: false,
-        idle: (config.idle > Duration::ZERO || config.cheap)
+        idle: (!pool_only && (config.idle > Duration::ZERO || config.cheap))
             .then(|| IdleWatch::new(config.idle, config.die_on_idle, started)),
         harakiri: Harakiri::new(HarakiriSettings {
             timeout: config.harakiri,
@@ -177,7 +197,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         }),
         stats,
         attached,
-        cheaper: cheaper::CheaperRun::new(config, started),
+        cheaper: cheaper::CheaperRun::new(config, started).filter(|_| !pool_only),
         spoolers,
         crons: crate::vassal::cron::Crons::new(&config.crons, config.cron_harakiri),
         drain_until: None,
@@ -192,6 +212,9 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
                 master.spawn(id)?;
             }
         }
+    }
+    if pool_only {
+        master.all_ready();
     }
     master.on_master_start();
     master.respawn_due(Instant::now())?;
