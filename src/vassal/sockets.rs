@@ -267,6 +267,8 @@ pub fn protocol_name(protocol: Protocol) -> &'static str {
         Protocol::Scgi { nph: false } => "scgi",
         Protocol::Scgi { nph: true } => "scgi-nph",
         Protocol::Uwsgi => "uwsgi",
+        Protocol::Puwsgi => "puwsgi",
+        Protocol::Raw => "raw",
     }
 }
 

@@ -32,7 +32,7 @@ pub(super) fn serve(shared: &Shared, conn: Conn, head: ParsedHead<'_>) -> Option
             let size = vars.iter().map(|(k, v)| k.len() + v.len()).sum();
             run_app(shared, conn, &head, &vars, (vars.len() + 8, size))
         }
-        ParsedHead::Uwsgi(packet) | ParsedHead::Scgi(packet, _) => {
+        ParsedHead::Uwsgi(packet) | ParsedHead::Scgi(packet, _) | ParsedHead::Puwsgi(packet) => {
             run_app(shared, conn, &head, &packet.vars, head.log_size())
         }
     }
@@ -108,8 +108,8 @@ pub(super) fn describe<'a>(
     set_lossy(&mut log.uri, head.uri());
     set_lossy(&mut log.protocol, head.protocol_name());
     match head.protocol() {
-        Protocol::Http => log.remote_addr.push_str(peer_addr),
-        Protocol::Uwsgi | Protocol::Scgi { .. } => {
+        Protocol::Http | Protocol::Raw => log.remote_addr.push_str(peer_addr),
+        Protocol::Uwsgi | Protocol::Scgi { .. } | Protocol::Puwsgi => {
             set_lossy(
                 &mut log.remote_addr,
                 head.front_end_var(b"REMOTE_ADDR").unwrap_or(b""),
