@@ -2,8 +2,9 @@
 //! several requests on one connection (a POST body, an unread body that holds a packet, two
 //! packets in one write, HEAD), a response of unknown length that ends with the connection,
 //! a malformed packet that closes only its own connection, an idle connection that does not
-//! hold the only worker thread, the idle `socket-timeout`, and a graceful reload that
-//! finishes the request under way and closes idle connections without a byte.
+//! hold the only worker thread, the idle `socket-timeout`, a graceful reload that finishes
+//! the request under way and closes idle connections without a byte, and nginx's
+//! `uwsgi_pass` (one request per connection), which must not wait for a close.
 
 mod common;
 
@@ -184,4 +185,29 @@ fn a_graceful_reload_finishes_the_request_and_closes_idle_connections() {
         .unwrap();
     let mut fresh = connect(&dir.join("p.sock"));
     assert_eq!(ask(&mut fresh, "GET", "/env?n=3", b"").status, 200);
+}
+
+#[test]
+fn nginx_uwsgi_pass_to_a_puwsgi_socket() {
+    let dir = TempDir::new("puwsgi-nginx");
+    // An idle timeout far beyond the client's: nginx must not wait for the close.
+    let _kaiser = start(&dir, &["--socket-timeout", "60"]);
+    let nginx = Nginx::start(&format!(
+        "location / {{ include uwsgi_params; uwsgi_pass unix:{}; }}",
+        dir.join("p.sock").display()
+    ));
+    let env = http_get(nginx.addr(), "/env?via=nginx").unwrap();
+    assert_eq!(env.status, 200, "{env}");
+    assert!(
+        env.text().contains("\"QUERY_STRING\": \"via=nginx\""),
+        "{env}"
+    );
+    let body = b"posted through nginx";
+    let stream = wait_for_connect(nginx.addr(), START_TIMEOUT).unwrap();
+    let echoed = http_request(
+        stream,
+        &request_bytes("POST", "/echo", &[("Connection", "close")], body),
+    )
+    .unwrap();
+    assert_eq!(echoed.body, body, "{echoed}");
 }

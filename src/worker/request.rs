@@ -19,8 +19,8 @@ use crate::protocol::http;
 use crate::python::{Outcome, RequestVars};
 
 /// Serves one request whose head was parsed off the front of `conn.buf`. Returns the
-/// connection if it stays open for another request (never over uwsgi, whose responses are
-/// close-delimited).
+/// connection if it stays open for another request (never over `socket`'s uwsgi or SCGI,
+/// whose responses are close-delimited; over `puwsgi-socket` when the length was known).
 pub(super) fn serve(shared: &Shared, conn: Conn, head: ParsedHead<'_>) -> Option<Conn> {
     let conn = match super::statics::serve(shared, conn, &head) {
         Ok(next) => return next,
