@@ -51,6 +51,11 @@ fn a_raw_connection_gets_what_the_handler_returns() {
         "by hand and returned\n"
     );
     assert_eq!(text(raw(&socket, "conn\n")), "same fd\n");
+    // The handler closed its connection (a socket object made with `fileno=fd` does when it
+    // is collected) and the number now names one of its files: kaiser neither writes the
+    // result there nor closes it.
+    assert_eq!(text(raw(&socket, "socket\n")), "via socket\n");
+    assert_eq!(text(raw(&socket, "reused\n")), "\"\"\"");
     let source = std::fs::read(HANDLER).unwrap();
     assert_eq!(
         raw(&socket, "file\n"),

@@ -11,7 +11,7 @@
 //! the connection: one connection is one call of the handler.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::conn::{close, Conn};
@@ -43,13 +43,16 @@ pub(super) fn serve(shared: &Shared, conn: Conn) {
     if let Some(slot) = current_core().and_then(|core| shared.slot()?.core(core)) {
         slot.begin_request(sys::clock::monotonic_us(), "", "", &log.remote_addr);
     }
+    let raw_fd = conn.fd.as_raw_fd();
     let mut sink = Sink {
         fd: conn.fd.as_fd(),
+        identity: sys::fd::identity(raw_fd),
         timeout: shared.settings.socket_timeout,
         written: 0,
         via_sendfile: false,
     };
-    let outcome = handler.run(conn.fd.as_raw_fd(), &mut sink);
+    let outcome = handler.run(raw_fd, &mut sink);
+    let still_ours = sink.still_ours();
     log.body_bytes = sink.written;
     log.via_sendfile = sink.via_sendfile;
     log.io_error = outcome.client_gone;
@@ -68,19 +71,47 @@ pub(super) fn serve(shared: &Shared, conn: Conn) {
     };
     account(shared, log, finished);
     super::options::after_request(shared, outcome.app_error);
-    close(shared, conn);
+    if still_ours {
+        close(shared, conn);
+    } else {
+        // The handler closed the fd itself (a `socket.socket(fileno=fd)` does when it is
+        // collected): the number may already name another thread's file, so it is not
+        // closed a second time.
+        tracing::debug!("the python-raw handler closed its connection itself");
+        let Conn { fd, .. } = conn;
+        let _ = fd.into_raw_fd();
+    }
 }
 
 /// The connection as the handler's result sees it: every write waits at most
 /// `socket-timeout` for the client to take more.
 struct Sink<'a> {
     fd: BorrowedFd<'a>,
+    /// What the fd referred to when the handler got it (see [`Sink::still_ours`]).
+    identity: Option<(u64, u64)>,
     timeout: Duration,
     written: u64,
     via_sendfile: bool,
 }
 
 impl Sink<'_> {
+    /// Whether the fd still is the connection: the handler may have closed it, and the
+    /// number may have been reused since.
+    fn still_ours(&self) -> bool {
+        self.identity.is_some() && sys::fd::identity(self.fd.as_raw_fd()) == self.identity
+    }
+
+    fn check_ours(&self) -> io::Result<()> {
+        if self.still_ours() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the handler closed the connection",
+            ))
+        }
+    }
+
     fn wait_writable(&self) -> io::Result<()> {
         if sys::poll::wait_one(self.fd, sys::poll::WRITABLE, self.timeout)? {
             Ok(())
@@ -95,6 +126,7 @@ impl Sink<'_> {
 
 impl RawConnection for Sink<'_> {
     fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        self.check_ours()?;
         while !data.is_empty() {
             match sys::fd::send(self.fd, data) {
                 Ok(n) => {
@@ -112,6 +144,7 @@ impl RawConnection for Sink<'_> {
         // SAFETY: the fd is the app's (an int it returned, or its file object's `fileno()`);
         // the Python side holds that object for the whole call, and the fd is only read.
         let file = unsafe { BorrowedFd::borrow_raw(fd) };
+        self.check_ours()?;
         let mut position: i64 = 0;
         loop {
             match sys::fd::sendfile(self.fd, file, &mut position, 1 << 30) {

@@ -9,6 +9,10 @@ and answers by what it returns (or writes itself):
     gen N       returns a generator of N lines
     write TEXT  writes TEXT to the fd itself, then returns b" and returned\\n"
     conn        returns b"same fd\\n" when uwsgi.connection_fd() is the fd it was given
+    socket      answers through socket.socket(fileno=fd) and closes that socket (as it
+                would when collected), then opens this file under the same fd number
+    reused      returns the first 3 bytes of the file `socket` opened: the server must
+                not have closed that fd number after the `socket` connection
     raise       raises RuntimeError
     str         returns a str (not sendable: an error is logged)
 
@@ -17,6 +21,7 @@ A WSGI `application` in the same process is not needed: raw connections never re
 
 import os
 import select
+import socket
 
 THIS_FILE = os.path.abspath(__file__)
 
@@ -53,6 +58,18 @@ def application(fd):
         import uwsgi
 
         return b"same fd\n" if uwsgi.connection_fd() == fd else b"another fd\n"
+    if command == "socket":
+        conn = socket.socket(fileno=fd)
+        conn.sendall(b"via socket\n")
+        conn.close()
+        reopened = os.open(THIS_FILE, os.O_RDONLY)
+        if reopened != fd:
+            os.dup2(reopened, fd)
+            os.close(reopened)
+        application.reused = os.fdopen(fd, "rb")
+        return b"returned after the close\n"
+    if command == "reused":
+        return [application.reused.read(3)]
     if command == "raise":
         raise RuntimeError("raised on purpose by the raw handler")
     if command == "str":
