@@ -3,8 +3,8 @@
 //! written back before the connection closes; it can write to the fd itself and find it
 //! with `uwsgi.connection_fd()`. A handler that raises (or returns what cannot be sent)
 //! closes only its connection, WSGI requests on another socket of the same server are
-//! served, a server with only a raw handler runs, and a raw socket without `python-raw` is a
-//! config error.
+//! served, a server with only a raw handler runs, a raw socket without `python-raw` is a
+//! config error, and a raw TCP socket does not defer the accept (a server may speak first).
 
 mod common;
 
@@ -117,4 +117,84 @@ fn a_raw_socket_needs_python_raw() {
         "{}",
         kaiser.logs()
     );
+}
+
+/// `TCP_DEFER_ACCEPT` of the listening socket `fd` of process `pid`, read through a copy of
+/// the fd (`pidfd_getfd`; the test is the server's parent, so it may).
+fn defer_accept_of(pid: i32, fd: i32) -> i32 {
+    // SAFETY: plain system calls on integers; every fd opened here is closed here.
+    unsafe {
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
+        assert!(
+            pidfd >= 0,
+            "pidfd_open: {}",
+            std::io::Error::last_os_error()
+        );
+        let copy = libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) as i32;
+        let error = std::io::Error::last_os_error();
+        libc::close(pidfd);
+        assert!(copy >= 0, "pidfd_getfd: {error}");
+        let mut value: libc::c_int = -1;
+        let mut length = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let got = libc::getsockopt(
+            copy,
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut length,
+        );
+        let error = std::io::Error::last_os_error();
+        libc::close(copy);
+        assert_eq!(got, 0, "getsockopt(TCP_DEFER_ACCEPT): {error}");
+        value
+    }
+}
+
+/// The fd number the master logged for the listener of `protocol`.
+fn listener_fd(kaiser: &Kaiser, protocol: &str) -> i32 {
+    kaiser
+        .wait_for_line(
+            0,
+            &format!("the listening line of the {protocol} socket"),
+            START_TIMEOUT,
+            |line| {
+                if !line.contains(&format!("protocol=\"{protocol}\"")) {
+                    return None;
+                }
+                line.split_whitespace()
+                    .find_map(|word| word.strip_prefix("fd=")?.parse().ok())
+            },
+        )
+        .unwrap()
+}
+
+#[test]
+fn a_server_that_speaks_first_is_not_deferred() {
+    // `greet` answers without reading: its client sends nothing. With TCP_DEFER_ACCEPT (as
+    // kaiser's other TCP sockets have) the kernel would hold the connection back for
+    // seconds, waiting for data that never comes.
+    let (kaiser, _) = start_http(&[
+        "--raw-socket",
+        "127.0.0.1:0",
+        "--python-raw",
+        HANDLER,
+        "--callable",
+        "greet",
+    ]);
+    assert_eq!(
+        defer_accept_of(kaiser.pid(), listener_fd(&kaiser, "raw")),
+        0
+    );
+    assert_ne!(
+        defer_accept_of(kaiser.pid(), listener_fd(&kaiser, "http")),
+        0
+    );
+    let addr = kaiser
+        .wait_for_addr("protocol=\"raw\"", START_TIMEOUT)
+        .unwrap();
+    let mut stream = wait_for_connect(addr, START_TIMEOUT).unwrap();
+    stream.set_io_timeout(IO_TIMEOUT).unwrap();
+    let mut greeting = String::new();
+    stream.read_to_string(&mut greeting).unwrap();
+    assert_eq!(greeting, "hello from the server\n");
 }

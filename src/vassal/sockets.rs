@@ -152,7 +152,14 @@ pub fn bind_all(
             });
             continue;
         }
-        let fd = sys::net::bind_listener(&wanted, backlog, listen_options).map_err(|source| {
+        // A raw socket's protocol is the app's: its client may wait for the server to speak
+        // first, so the accept is not deferred until data arrives (uWSGI binds it
+        // `no_defer` too).
+        let options = sys::net::ListenOptions {
+            defer_accept: spec.protocol != Protocol::Raw,
+            ..listen_options
+        };
+        let fd = sys::net::bind_listener(&wanted, backlog, options).map_err(|source| {
             BindSocketError::Bind {
                 option: spec.option.clone(),
                 address: wanted.to_string(),

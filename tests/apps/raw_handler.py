@@ -75,3 +75,8 @@ def application(fd):
     if command == "str":
         return "not bytes"
     return [b"unknown command\n"]
+
+
+def greet(fd):
+    """A server that speaks first: its client sends nothing."""
+    return b"hello from the server\n"
