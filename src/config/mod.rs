@@ -58,6 +58,7 @@ mod logging;
 mod logic;
 mod numbers;
 mod options;
+mod raw;
 mod shared_sockets;
 mod show;
 mod sources;
@@ -141,6 +142,10 @@ pub enum Protocol {
     Http,
     /// `scgi-socket` / `scgi-nph-socket` (`nph`: an HTTP status line instead of `Status:`).
     Scgi { nph: bool },
+    /// `puwsgi-socket`: uwsgi packets, several requests one after another on a connection.
+    Puwsgi,
+    /// `raw-socket`: no protocol; each connection is handed to the `python-raw` handler.
+    Raw,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +173,8 @@ pub struct Config {
 
     // --- application ---
     pub wsgi_file: Option<PathBuf>,
+    /// `python-raw`: the file whose callable serves `raw-socket` connections.
+    pub python_raw: Option<PathBuf>,
     pub module: Option<String>,
     pub callable: String,
     pub chdir: Option<PathBuf>,
@@ -388,6 +395,7 @@ impl Default for Config {
             strict: false,
             show_config: false,
             wsgi_file: None,
+            python_raw: None,
             module: None,
             callable: "application".to_string(),
             chdir: None,

@@ -272,6 +272,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("wsgi-file", Path, Application, "load the WSGI application from this Python file").aliases(&["file"]),
     opt("module", Name, Application, "load the WSGI application from this module (`pkg.mod` or `pkg.mod:callable`)").aliases(&["wsgi"]).short('w'),
     opt("callable", Name, Application, "name of the WSGI callable in the module or file").default("application"),
+    opt("python-raw", Path, Application, "load the callable (`callable`, default `application`) of this Python file to serve `raw-socket` connections: it is called with the connection's fd"),
     opt("chdir", Path, Application, "change to this directory before loading the app"),
     opt("pythonpath", Path, Application, "add a directory to `sys.path`").aliases(&["python-path", "pp"]).multi(),
     opt("home", Path, Application, "use this virtualenv (made with `python -m venv` from the same Python)").aliases(&["virtualenv", "venv", "pyhome"]).short('H'),
@@ -430,8 +431,10 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("scgi-socket", Address, Sockets, "listen with SCGI (nginx `scgi_pass`); answers with CGI's `Status:` line").multi(),
     opt("scgi-nph-socket", Address, Sockets, "listen with SCGI, answering with an HTTP status line (non-parsed headers)").multi(),
     opt("fastcgi-socket", Address, Sockets, "listen with FastCGI").aliases(&["fastcgi-nph-socket"]).multi().later_hint("point nginx at a `socket` with `uwsgi_pass`, or at an `scgi-socket` with `scgi_pass`, instead of `fastcgi_pass`"),
-    opt("raw-socket", Address, Sockets, "listen with uWSGI's raw mode (the connection handed to a `raw` handler)").multi().later_hint("kaiser serves WSGI requests only"),
-    opt("puwsgi-socket", Address, Sockets, "listen with persistent uwsgi (several requests per connection, for uWSGI's routers)").multi().later_hint("use `socket`: nginx's `uwsgi_pass` opens a connection per request"),
+    opt("raw-socket", Address, Sockets, "listen in uWSGI's raw mode: nothing is parsed, each connection's fd is handed to the `python-raw` callable, what it returns is written back and the connection closed").multi(),
+    opt("raw-modifier1", Int, Sockets, "the plugin that serves `raw-socket` connections; only 0 (Python, `python-raw`) exists in kaiser").default("0"),
+    opt("raw-modifier2", Int, Sockets, "modifier2 of `raw-socket` connections").noop("uWSGI's Python plugin ignores modifier2 for raw connections, and so does kaiser"),
+    opt("puwsgi-socket", Address, Sockets, "listen with persistent uwsgi: uwsgi packets (each followed by its `CONTENT_LENGTH` body) one after another on a connection; a response is kept on the connection when its length is known (`Content-Length`, or no body), else it ends with the connection").multi(),
     opt("abstract-socket", Bool, Sockets, "bind every unix socket path in the abstract namespace (`/run/app.sock` as `@/run/app.sock`; an address written `@name` is abstract anyway)").short('a').default("false"),
     opt("reuse-port", Bool, Sockets, "set SO_REUSEPORT on the TCP sockets, so several instances can bind one port").default("false"),
     opt("so-keepalive", Bool, Sockets, "set SO_KEEPALIVE on the TCP sockets (their connections inherit it)").default("false"),
@@ -846,9 +849,9 @@ mod tests {
         assert!(help.contains("  -p, --processes N"), "{help}");
         assert!(help.contains("--emperor-max-throttle MS"), "{help}");
         assert!(help.contains("--spooler PATH"), "{help}");
-        assert!(help.contains("raw-socket"), "{help}");
+        assert!(help.contains("https-socket"), "{help}");
         assert!(
-            !help.contains("--raw-socket"),
+            !help.contains("--https-socket"),
             "refused options are listed by name only"
         );
     }

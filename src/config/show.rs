@@ -23,6 +23,9 @@ pub(crate) fn render(config: &Config) -> String {
     if let Some(file) = &config.wsgi_file {
         line("wsgi-file", &path(file));
     }
+    if let Some(file) = &config.python_raw {
+        line("python-raw", &path(file));
+    }
     if let Some(module) = &config.module {
         line("module", module);
     }
@@ -80,12 +83,16 @@ pub(crate) fn render(config: &Config) -> String {
     }
 
     // `protocol` applies to every `socket` entry, so one line restores them all.
-    if config
+    let socket_protocol = config
         .sockets
         .iter()
-        .any(|s| s.option == "socket" && s.protocol == Protocol::Http)
-    {
-        line("protocol", "http");
+        .find(|s| s.option == "socket")
+        .map(|s| s.protocol);
+    match socket_protocol {
+        Some(Protocol::Http) => line("protocol", "http"),
+        Some(Protocol::Puwsgi) => line("protocol", "puwsgi"),
+        Some(Protocol::Raw) => line("protocol", "raw"),
+        _ => {}
     }
     for socket in &config.sockets {
         line(&socket.option, &render_address(&socket.address));

@@ -569,9 +569,9 @@ fn blog_post_hints() {
 #[test]
 fn all_problems_of_a_file_at_once() {
     check(
-        "[uwsgi]\nprocesses = x\nraw-socket = :9\nsocket = :http\nstrict\nbogus = 1",
+        "[uwsgi]\nprocesses = x\nhttps-socket = :9\nsocket = :http\nstrict\nbogus = 1",
         "error: app.ini:2: processes: expected a whole number, got `x` || \
-         app.ini:3: raw-socket: `raw-socket` is a uWSGI option that kaiser does not support yet; kaiser serves WSGI requests only || \
+         app.ini:3: https-socket: `https-socket` is refused: kaiser does not terminate TLS: put nginx (or another proxy) in front and use `http-socket` or `socket` behind it; a TLS stack would add a heavy dependency for what the front end does better || \
          app.ini:4: socket: invalid port `http` in `:http` || \
          app.ini:6: bogus: unknown option",
     );
@@ -580,8 +580,8 @@ fn all_problems_of_a_file_at_once() {
 #[test]
 fn statuses() {
     check(
-        "[uwsgi]\nraw-socket = :9",
-        "error: app.ini:2: raw-socket: `raw-socket` is a uWSGI option that kaiser does not support yet; kaiser serves WSGI requests only",
+        "[uwsgi]\nhttps-socket = :9",
+        "error: app.ini:2: https-socket: `https-socket` is refused: kaiser does not terminate TLS: put nginx (or another proxy) in front and use `http-socket` or `socket` behind it; a TLS stack would add a heavy dependency for what the front end does better",
     );
     check(
         "[uwsgi]\nspooler = /tmp/spool\nspooler-processes = 2\nspooler-quiet\nlocks = 4",
@@ -683,7 +683,7 @@ fn typed_values() {
         "[uwsgi]\nprotocol = http\nsocket = :80\nuwsgi-socket = :81",
         "protocol = http | socket = :80 | uwsgi-socket = :81",
     );
-    check("[uwsgi]\nprotocol = fastcgi", "error: app.ini:2: protocol: kaiser speaks `uwsgi` and `http` on `socket` entries, not `fastcgi`");
+    check("[uwsgi]\nprotocol = fastcgi", "error: app.ini:2: protocol: kaiser speaks `uwsgi`, `http`, `puwsgi` and `raw` on `socket` entries, not `fastcgi`");
     check(
         "[uwsgi]\nstats-server = 127.0.0.1:9191\nstats-http = true\nstats-minified = true",
         "stats = 127.0.0.1:9191 | stats-http = true | stats-minified = true",
@@ -1529,4 +1529,29 @@ fn shared_and_abstract_sockets() {
         "http-socket = 192.0.2.1:80 | freebind = true",
     );
     check("[uwsgi]\nhttp-socket-modifier1 = 0\nhttp-modifier1 = 9", "");
+}
+
+#[test]
+fn persistent_uwsgi_and_raw_sockets() {
+    check(
+        "[uwsgi]\npuwsgi-socket = /run/p.sock\nwsgi-file = app.py",
+        "wsgi-file = app.py | puwsgi-socket = /run/p.sock",
+    );
+    // `protocol` switches the `socket` entries, as in uWSGI.
+    check(
+        "[uwsgi]\nprotocol = puwsgi\nsocket = :3031",
+        "protocol = puwsgi | socket = :3031",
+    );
+    check(
+        "[uwsgi]\nraw-socket = :4000\npython-raw = raw.py\nraw-modifier1 = 0\nraw-modifier2 = 9",
+        "python-raw = raw.py | raw-socket = :4000",
+    );
+    check(
+        "[uwsgi]\nprotocol = raw\nsocket = :4000\nwsgi-file = app.py",
+        "error: app.ini:2: protocol: a raw socket needs `python-raw = FILE`, whose callable is called with each connection's fd (uWSGI would close every connection unanswered)",
+    );
+    check(
+        "[uwsgi]\nraw-socket = :4000\npython-raw = raw.py\nraw-modifier1 = 5",
+        "error: app.ini:4: raw-modifier1: kaiser serves raw connections with its Python plugin only (modifier1 0, the `python-raw` callable), not modifier1 5",
+    );
 }

@@ -88,7 +88,8 @@ pub(crate) fn build(
         let applied = match spec.status {
             Status::NoOp(_) => check_noop(spec, &value),
             _ => match spec.name {
-                "socket" | "http-socket" | "http" | "scgi-socket" | "scgi-nph-socket" => {
+                "socket" | "http-socket" | "http" | "scgi-socket" | "scgi-nph-socket"
+                | "puwsgi-socket" | "raw-socket" => {
                     sockets.push(entry);
                     Ok(())
                 }
@@ -113,8 +114,16 @@ pub(crate) fn build(
                         protocol = Protocol::Http;
                         Ok(())
                     }
+                    "puwsgi" => {
+                        protocol = Protocol::Puwsgi;
+                        Ok(())
+                    }
+                    "raw" => {
+                        protocol = Protocol::Raw;
+                        Ok(())
+                    }
                     other => Err(format!(
-                        "kaiser speaks `uwsgi` and `http` on `socket` entries, not `{other}`"
+                        "kaiser speaks `uwsgi`, `http`, `puwsgi` and `raw` on `socket` entries, not `{other}`"
                     )),
                 },
                 "gevent" => {
@@ -145,6 +154,7 @@ pub(crate) fn build(
     super::shared_sockets::resolve(&mut config.sockets, &shared, abstract_sockets, report);
     super::cheaper::check(&mut config, entries, report);
     super::alarms::check(&config.alarm, entries, report);
+    super::raw::check(&config, entries, report);
     for entry in unknown {
         unknown_key(entry, config.strict, used_as_placeholder, report);
     }
@@ -286,6 +296,8 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "strict" => config.strict = uwsgi_bool(v),
 
         "wsgi-file" => config.wsgi_file = Some(path(v)?),
+        "python-raw" => config.python_raw = Some(path(v)?),
+        "raw-modifier1" => super::raw::check_modifier1(number(v)?)?,
         "module" => config.module = Some(text(v)?),
         "callable" => config.callable = text(v)?,
         "mount" => config.mount.push(mount(v)?),
@@ -526,6 +538,8 @@ fn build_sockets(entries: &[&Entry], protocol: Protocol, report: &mut Report) ->
             "uwsgi-socket" => Protocol::Uwsgi,
             "scgi-socket" => Protocol::Scgi { nph: false },
             "scgi-nph-socket" => Protocol::Scgi { nph: true },
+            "puwsgi-socket" => Protocol::Puwsgi,
+            "raw-socket" => Protocol::Raw,
             _ => Protocol::Http,
         };
         let address = match address(&entry.value) {
@@ -616,6 +630,8 @@ mod tests {
                     | "http"
                     | "scgi-socket"
                     | "scgi-nph-socket"
+                    | "puwsgi-socket"
+                    | "raw-socket"
                     | "protocol"
                     | "abstract-socket"
                     | "shared-socket"
@@ -629,6 +645,7 @@ mod tests {
             let sample = match spec.kind {
                 // A string that must be an octal mask (a bare `--umask` would make no sense).
                 _ if spec.name == "umask" => "022",
+                _ if spec.name == "raw-modifier1" => "0",
                 _ if spec.name == "mount" => "/app=app.py",
                 _ if spec.name == "add-header" => "X-A: b",
                 _ if spec.name == "hook-touch" => "/tmp/flag print:x",

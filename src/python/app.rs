@@ -22,6 +22,8 @@ pub struct AppSpec {
     pub paste_logger: bool,
     /// `chdir2`: the directory to change to once the app is loaded.
     pub chdir_after: Option<PathBuf>,
+    /// `python-raw`: the file whose callable serves `raw-socket` connections.
+    pub raw: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,8 @@ pub struct App {
     pub description: String,
     /// `mount`: (mountpoint, callable), in the order given.
     pub(crate) mounts: Vec<(String, Py<PyAny>)>,
+    /// `python-raw`'s callable, for `raw-socket` connections.
+    pub raw: Option<super::raw::RawHandler>,
 }
 
 impl App {
@@ -83,6 +87,7 @@ impl App {
                     callable: callable.unbind(),
                     description: format!("(unavailable: {reason})"),
                     mounts: Vec::new(),
+                    raw: None,
                 }),
                 Err(e) => Err(LoadAppError::Import {
                     source_name: "fallback app".into(),
@@ -171,6 +176,24 @@ fn load_app_attached(py: Python<'_>, spec: &AppSpec) -> Result<App, LoadAppError
             descriptions.push(format!("{shown}={description}"));
             mounts.push((point.clone(), callable));
         }
+        let raw = match &spec.raw {
+            Some(file) => {
+                let (callable, description) = super::raw::load(py, file, &spec.callable)?;
+                Some(super::raw::RawHandler::new(callable, description))
+            }
+            None => None,
+        };
+        if main.is_none() && mounts.is_empty() {
+            if let Some(raw) = raw {
+                // Only raw connections are served: WSGI requests (on another socket) get 500.
+                let mut app = App::unavailable(&format!(
+                    "no WSGI app; raw-socket connections go to the python-raw handler {}",
+                    raw.description
+                ))?;
+                app.raw = Some(raw);
+                return Ok(app);
+            }
+        }
         let (callable, description) = match main {
             Some((callable, description)) if mounts.is_empty() => (callable, description),
             Some((callable, description)) => (
@@ -189,6 +212,7 @@ fn load_app_attached(py: Python<'_>, spec: &AppSpec) -> Result<App, LoadAppError
             callable,
             description,
             mounts,
+            raw,
         })
     }
 }
@@ -204,7 +228,7 @@ fn import_one(py: Python<'_>, name: &str) -> PyResult<()> {
 }
 
 /// Imports one app: a file (`wsgi-file`) or a module, and its callable.
-fn load_one(
+pub(super) fn load_one(
     py: Python<'_>,
     wsgi_file: Option<&std::path::Path>,
     module: Option<&str>,

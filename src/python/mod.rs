@@ -12,6 +12,7 @@ mod loaders;
 mod locks;
 mod modules;
 mod mules;
+mod raw;
 mod rpc;
 mod signals;
 mod spooler;
@@ -31,6 +32,7 @@ pub use modules::loaded_module_files;
 pub use mules::{
     create_mules, mule_busy_since, run_mule_loop, run_mule_script, send_to_mule, set_mule_id,
 };
+pub use raw::{RawConnection, RawHandler, RawOutcome};
 pub use signals::{dispatch_pending as dispatch_uwsgi_signals, set_spooler_signal_slot};
 pub use spooler::{
     import_spooler_modules, run_spooler_task, set_i_am_the_spooler, set_spooler_api, SpoolVars,

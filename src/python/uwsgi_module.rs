@@ -329,6 +329,7 @@ pub fn install(info: ModuleInfo) -> PyResult<()> {
         super::signals::add_to_module(&module)?;
         super::mules::add_to_module(&module)?;
         super::rpc::add_to_module(&module)?;
+        super::raw::add_to_module(&module)?;
         py.import("sys")?
             .getattr("modules")?
             .set_item("uwsgi", module)?;

@@ -33,6 +33,19 @@ fn retrying(mut call: impl FnMut() -> libc::ssize_t) -> io::Result<usize> {
     }
 }
 
+/// What the fd number `fd` refers to now, as `(st_dev, st_ino)`; `None` when it is closed.
+/// Code that lends an fd number to someone who may close it (a `python-raw` handler) compares
+/// this before and after, so it never writes to, or closes, a number reused for another file.
+pub fn identity(fd: RawFd) -> Option<(u64, u64)> {
+    // SAFETY: `stat` is plain old data; fstat fills it for a valid fd.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `stat` is a writable struct of the right type; an invalid fd is EBADF.
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+        return None;
+    }
+    Some((stat.st_dev, stat.st_ino))
+}
+
 /// `read(2)`, retrying on EINTR.
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a valid writable slice of `buf.len()` bytes and `fd` is open.

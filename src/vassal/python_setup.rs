@@ -33,6 +33,7 @@ pub fn app_spec(config: &Config) -> AppSpec {
         paste: extra.paste.clone(),
         paste_logger: extra.paste_logger,
         chdir_after: extra.chdir2.clone(),
+        raw: config.python_raw.clone(),
     }
 }
 
@@ -43,4 +44,5 @@ pub fn names_an_app(config: &Config) -> bool {
         || !config.mount.is_empty()
         || config.extra.eval.is_some()
         || config.extra.paste.is_some()
+        || config.python_raw.is_some()
 }

@@ -193,7 +193,10 @@ pub fn bind_new(
     backlog: u32,
 ) -> Result<(OwnedFd, BindAddr), BindSocketError> {
     let listen_options = sys::net::ListenOptions {
-        defer_accept: true,
+        // A raw socket's protocol is the app's: its client may wait for the server to speak
+        // first, so the accept is not deferred until data arrives (uWSGI binds it
+        // `no_defer` too).
+        defer_accept: spec.protocol != Protocol::Raw,
         reuse_port: config.reuse_port,
         freebind: config.freebind,
         keepalive: config.so_keepalive,
@@ -286,6 +289,8 @@ pub fn protocol_name(protocol: Protocol) -> &'static str {
         Protocol::Scgi { nph: false } => "scgi",
         Protocol::Scgi { nph: true } => "scgi-nph",
         Protocol::Uwsgi => "uwsgi",
+        Protocol::Puwsgi => "puwsgi",
+        Protocol::Raw => "raw",
     }
 }
 

@@ -232,7 +232,7 @@ pub(super) fn sweep_idle(shared: &Shared) {
                 // every few seconds (slowloris) must not hold the connection for hours.
                 return now >= c.head_deadline;
             }
-            now.duration_since(c.last_active) > shared.settings.keepalive_timeout
+            now.duration_since(c.last_active) > super::puwsgi::idle_timeout(shared, c.listener)
         })
         .map(|(fd, _)| *fd)
         .collect();

@@ -169,7 +169,11 @@ fn probe_loop(shared: &Shared) {
         let fds: Vec<_> = shared
             .listeners
             .iter()
-            .map(|l| (l.fd(), sys::poll::READABLE))
+            // A raw connection has no head to tell a probe by: the request threads take it.
+            .map(|l| match l.protocol {
+                crate::config::Protocol::Raw => (l.fd(), 0),
+                _ => (l.fd(), sys::poll::READABLE),
+            })
             .collect();
         let revents = match sys::poll::poll(&fds, Some(Duration::from_millis(50))) {
             Ok(revents) => revents,

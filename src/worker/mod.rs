@@ -26,6 +26,8 @@ pub mod limits;
 mod offload;
 pub mod options;
 mod proxy_header;
+mod puwsgi;
+mod raw;
 mod read_buffer;
 mod request;
 mod request_head;
@@ -264,6 +266,8 @@ pub(crate) struct Shared {
     pub stopping: AtomicBool,
     pub listeners: Arc<Vec<Listener>>,
     pub runner: WsgiRunner,
+    /// `python-raw`: serves the `raw-socket` connections (`raw.rs`).
+    pub raw: Option<python::RawHandler>,
     pub settings: Settings,
     pub conns: std::sync::Mutex<conn::ConnTable>,
     pub requests: AtomicU64,
@@ -382,6 +386,7 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         stopping: AtomicBool::new(false),
         listeners: setup.listeners.clone(),
         runner,
+        raw: app.raw.clone(),
         settings: setup.settings.clone(),
         conns: std::sync::Mutex::new(conn::ConnTable::default()),
         requests: AtomicU64::new(0),

@@ -19,8 +19,8 @@ use crate::protocol::http;
 use crate::python::{Outcome, RequestVars};
 
 /// Serves one request whose head was parsed off the front of `conn.buf`. Returns the
-/// connection if it stays open for another request (never over uwsgi, whose responses are
-/// close-delimited).
+/// connection if it stays open for another request (never over `socket`'s uwsgi or SCGI,
+/// whose responses are close-delimited; over `puwsgi-socket` when the length was known).
 pub(super) fn serve(shared: &Shared, conn: Conn, head: ParsedHead<'_>) -> Option<Conn> {
     let conn = match super::statics::serve(shared, conn, &head) {
         Ok(next) => return next,
@@ -32,7 +32,7 @@ pub(super) fn serve(shared: &Shared, conn: Conn, head: ParsedHead<'_>) -> Option
             let size = vars.iter().map(|(k, v)| k.len() + v.len()).sum();
             run_app(shared, conn, &head, &vars, (vars.len() + 8, size))
         }
-        ParsedHead::Uwsgi(packet) | ParsedHead::Scgi(packet, _) => {
+        ParsedHead::Uwsgi(packet) | ParsedHead::Scgi(packet, _) | ParsedHead::Puwsgi(packet) => {
             run_app(shared, conn, &head, &packet.vars, head.log_size())
         }
     }
@@ -108,8 +108,8 @@ pub(super) fn describe<'a>(
     set_lossy(&mut log.uri, head.uri());
     set_lossy(&mut log.protocol, head.protocol_name());
     match head.protocol() {
-        Protocol::Http => log.remote_addr.push_str(peer_addr),
-        Protocol::Uwsgi | Protocol::Scgi { .. } => {
+        Protocol::Http | Protocol::Raw => log.remote_addr.push_str(peer_addr),
+        Protocol::Uwsgi | Protocol::Scgi { .. } | Protocol::Puwsgi => {
             set_lossy(
                 &mut log.remote_addr,
                 head.front_end_var(b"REMOTE_ADDR").unwrap_or(b""),

@@ -20,6 +20,8 @@ pub(super) enum ParsedHead<'a> {
     /// An SCGI request (`scgi-socket`), read into a uwsgi packet: the same CGI variables.
     /// `true`: `scgi-nph-socket`.
     Scgi(uwsgi::Packet<'a>, bool),
+    /// A uwsgi packet on a `puwsgi-socket`, whose connection carries further requests.
+    Puwsgi(uwsgi::Packet<'a>),
 }
 
 impl<'a> ParsedHead<'a> {
@@ -28,6 +30,7 @@ impl<'a> ParsedHead<'a> {
             Self::Http(_) => Protocol::Http,
             Self::Uwsgi(_) => Protocol::Uwsgi,
             Self::Scgi(_, nph) => Protocol::Scgi { nph: *nph },
+            Self::Puwsgi(_) => Protocol::Puwsgi,
         }
     }
 
@@ -35,7 +38,7 @@ impl<'a> ParsedHead<'a> {
     pub fn len(&self) -> usize {
         match self {
             Self::Http(head) => head.len,
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) => packet.len,
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => packet.len,
         }
     }
 
@@ -44,7 +47,7 @@ impl<'a> ParsedHead<'a> {
     pub fn log_size(&self) -> (usize, usize) {
         match self {
             Self::Http(head) => (head.headers.len() + 8, head.len),
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) => {
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => {
                 (packet.vars.len(), packet.len - uwsgi::HEADER_LEN)
             }
         }
@@ -53,7 +56,7 @@ impl<'a> ParsedHead<'a> {
     pub fn method(&self) -> &'a [u8] {
         match self {
             Self::Http(head) => head.method,
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) => {
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => {
                 packet.get(b"REQUEST_METHOD").unwrap_or(b"")
             }
         }
@@ -67,7 +70,7 @@ impl<'a> ParsedHead<'a> {
     pub fn uri(&self) -> &'a [u8] {
         match self {
             Self::Http(head) => head.target,
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) => packet
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => packet
                 .get(b"REQUEST_URI")
                 .or_else(|| packet.get(b"PATH_INFO"))
                 .unwrap_or(b""),
@@ -78,7 +81,9 @@ impl<'a> ParsedHead<'a> {
     pub fn raw_path(&self) -> &'a [u8] {
         match self {
             Self::Http(head) => head.path,
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) => packet.get(b"PATH_INFO").unwrap_or(b""),
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => {
+                packet.get(b"PATH_INFO").unwrap_or(b"")
+            }
         }
     }
 
@@ -86,7 +91,7 @@ impl<'a> ParsedHead<'a> {
     pub fn path_info(&self) -> Cow<'a, [u8]> {
         match self {
             Self::Http(head) => http::percent_decode(head.path),
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) => {
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => {
                 Cow::Borrowed(packet.get(b"PATH_INFO").unwrap_or(b""))
             }
         }
@@ -96,7 +101,7 @@ impl<'a> ParsedHead<'a> {
     pub fn protocol_name(&self) -> &'a [u8] {
         match self {
             Self::Http(head) => head.version.as_str().as_bytes(),
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) => {
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => {
                 packet.get(b"SERVER_PROTOCOL").unwrap_or(b"HTTP/1.0")
             }
         }
@@ -110,10 +115,12 @@ impl<'a> ParsedHead<'a> {
     }
 
     /// Whether the client wants the connection kept for another request. Over uwsgi the
-    /// response is close-delimited, as nginx's `uwsgi_pass` expects.
+    /// response is close-delimited, as nginx's `uwsgi_pass` expects; a `puwsgi-socket`
+    /// connection is kept by definition (see `puwsgi.rs`).
     pub fn keep_alive(&self) -> bool {
         match self {
             Self::Http(head) => head.keep_alive,
+            Self::Puwsgi(_) => true,
             Self::Uwsgi(_) | Self::Scgi(..) => false,
         }
     }
@@ -121,7 +128,7 @@ impl<'a> ParsedHead<'a> {
     pub fn expect_continue(&self) -> bool {
         match self {
             Self::Http(head) => head.expect_continue,
-            Self::Uwsgi(_) | Self::Scgi(..) => false,
+            Self::Uwsgi(_) | Self::Scgi(..) | Self::Puwsgi(_) => false,
         }
     }
 
@@ -133,10 +140,12 @@ impl<'a> ParsedHead<'a> {
     fn body_framing(&self) -> RequestBodyFraming {
         match self {
             Self::Http(head) => head.body,
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) => match packet.content_length {
-                0 => RequestBodyFraming::None,
-                length => RequestBodyFraming::Length(length),
-            },
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => {
+                match packet.content_length {
+                    0 => RequestBodyFraming::None,
+                    length => RequestBodyFraming::Length(length),
+                }
+            }
         }
     }
 
@@ -155,7 +164,7 @@ impl<'a> ParsedHead<'a> {
     pub fn header(&self, name: &[u8]) -> Option<&'a [u8]> {
         match self {
             Self::Http(head) => head.header(name),
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) => packet
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => packet
                 .vars
                 .iter()
                 .find(|(key, _)| is_cgi_header(key, name))
@@ -168,7 +177,7 @@ impl<'a> ParsedHead<'a> {
     pub fn front_end_var(&self, name: &[u8]) -> Option<&'a [u8]> {
         match self {
             Self::Http(_) => None,
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) => packet.get(name),
+            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => packet.get(name),
         }
     }
 }

@@ -125,6 +125,11 @@ pub(super) fn drive(shared: &Shared, mut conn: Conn) {
     }
     let max_head = shared.settings.buffer_size;
     let protocol = shared.listeners[conn.listener].protocol;
+    if protocol == Protocol::Raw {
+        // Nothing to parse: the connection itself is the request (`raw.rs`).
+        super::raw::serve(shared, conn);
+        return;
+    }
     loop {
         let proxy = super::proxy_header::strip(shared, &mut conn, protocol);
         if proxy == super::proxy_header::Step::Invalid {
@@ -228,6 +233,11 @@ pub(super) fn parse(
         Protocol::Scgi { nph } => crate::protocol::scgi::parse_request(buf, max_head)
             .map(|packet| packet.map(|packet| ParsedHead::Scgi(packet, nph)))
             .map_err(BadHead::Scgi),
+        Protocol::Puwsgi => uwsgi::parse_packet(buf, max_head)
+            .map(|packet| packet.map(ParsedHead::Puwsgi))
+            .map_err(BadHead::Uwsgi),
+        // `drive` hands a raw connection to `raw.rs` before anything is parsed.
+        Protocol::Raw => Ok(None),
     }
 }
 

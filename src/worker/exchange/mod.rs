@@ -218,7 +218,7 @@ impl ConnExchange {
             && !self.broken
             && self.completed
             && self.keep_alive_after
-            && self.protocol == Protocol::Http
+            && matches!(self.protocol, Protocol::Http | Protocol::Puwsgi)
             && self.length_left.is_none_or(|left| left == 0);
         if reusable && !self.body_done() {
             reusable = !self.expect_continue && self.drain_body();

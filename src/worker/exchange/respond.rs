@@ -88,9 +88,18 @@ impl ConnExchange {
                     self.request_keep_alive && !self.body_failed,
                     self.version == Version::Http11,
                 ),
-                Protocol::Uwsgi | Protocol::Scgi { .. } => {
+                Protocol::Uwsgi | Protocol::Scgi { .. } | Protocol::Raw => {
                     response::choose_framing(self.version, self.is_head, code, known, false, false)
                 }
+                // Persistent uwsgi: kept when the length is known, never chunked (`puwsgi.rs`).
+                Protocol::Puwsgi => response::choose_framing(
+                    self.version,
+                    self.is_head,
+                    code,
+                    known,
+                    self.request_keep_alive && !self.body_failed,
+                    false,
+                ),
             };
             let headers = head
                 .headers
@@ -106,7 +115,7 @@ impl ConnExchange {
                     &framing,
                     keep_alive,
                 ),
-                Protocol::Uwsgi => response::write_uwsgi_head(
+                Protocol::Uwsgi | Protocol::Puwsgi | Protocol::Raw => response::write_uwsgi_head(
                     &mut self.wbuf,
                     self.version,
                     head.status,
