@@ -1,6 +1,7 @@
 //! Sending the app's response: the result iterable (a list or tuple with its length known,
 //! an iterator chunk by chunk, a `wsgi.file_wrapper` over a regular file with `sendfile`),
-//! each piece handed to the exchange with the GIL released, and the error answers (500, or
+//! each piece handed to the exchange (the GIL let go only if the exchange has to wait for the
+//! client, or for a file or a large body), and the error answers (500, or
 //! the 4xx the exchange names) when nothing was sent yet.
 
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
@@ -87,7 +88,8 @@ pub(super) fn respond(
     deliver(py, state, Payload::Bytes { body, last }, content_length)
 }
 
-/// Sends response data through the exchange with the GIL released.
+/// Sends response data through the exchange: bytes with the GIL held until the exchange
+/// would wait, a file with it released.
 fn deliver(
     py: Python<'_>,
     state: &Shared,
