@@ -390,6 +390,9 @@ impl Spooler<'_> {
             .task_started(setup.slot, crate::sys::clock::monotonic_us());
         let verdict = python::run_spooler_task(name, &task.vars, task.body);
         let counted = !matches!(verdict, TaskVerdict::Ignored | TaskVerdict::NoHandler);
+        // Counted before the file goes: whoever sees the queue without it (a stats reader)
+        // must see the task among the spooler's finished ones.
+        setup.board.task_finished(setup.slot, counted);
         match verdict {
             TaskVerdict::Done => {
                 // Removed while still locked: no other spooler can start it meanwhile.
@@ -408,7 +411,6 @@ impl Spooler<'_> {
             ),
             TaskVerdict::Retry | TaskVerdict::Ignored | TaskVerdict::Other(_) => {}
         }
-        setup.board.task_finished(setup.slot, counted);
         // The lock goes with the file.
         drop(file);
         if setup.config.chdir.is_some() {
