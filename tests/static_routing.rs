@@ -208,9 +208,11 @@ fn log_format_request_variables_are_filled_for_static_requests() {
 fn logvar_and_donotlog_routes_shape_a_static_request_line() {
     let site = start(
         "static-routing-log",
-        "log-format = REQ %(method) %(uri) %(status) area=%(area) ua=%(uagent)\n\
+        "log-format = REQ %(method) %(uri) %(status) area=%(area) ua=%(uagent) user=%(user)\n\
          route = ^/static/app\\.css logvar:area=styles\n\
-         route = ^/static/refused donotlog:\n",
+         route = ^/static/refused donotlog:\n\
+         route = ^/static/private/ basicauth:kaiser,alice:wonderland\n\
+         route = ^/env basicauth:kaiser,alice:wonderland\n",
     );
     let mark = site.kaiser.log_mark();
     let headers = [("User-Agent", "routed-agent")];
@@ -224,4 +226,19 @@ fn logvar_and_donotlog_routes_shape_a_static_request_line() {
         !logs.contains("REQ GET /static/refused.txt"),
         "donotlog drops a static request's line:\n{logs}"
     );
+
+    // The user basicauth let in is the line's %(user), as uWSGI's `remote_user`, for a static
+    // file and for the app.
+    let auth = [("Authorization", ALICE)];
+    assert_eq!(site.get("/static/private/report.txt", &auth).status, 200);
+    let line = line_since(&site, mark, "REQ GET /static/private/report.txt 200");
+    assert!(line.ends_with("user=alice"), "{line}");
+    assert_eq!(site.get("/env", &auth).status, 200);
+    let line = line_since(&site, mark, "REQ GET /env 200");
+    assert!(line.ends_with("user=alice"), "{line}");
+    // And nothing of it stays for the thread's next request.
+    let mark = site.kaiser.log_mark();
+    assert_eq!(site.get("/static/app.css", &[]).status, 200);
+    let line = line_since(&site, mark, "REQ GET /static/app.css 200");
+    assert!(line.ends_with("user=-"), "{line}");
 }
