@@ -1,7 +1,8 @@
 //! Static files under internal routing, run by the real binary from an INI file: as in
 //! uWSGI (`core/static.c` applies `uwsgi.routes` once the file is found, before sending it),
 //! `basicauth` protects a `static-map` file, `addheader` edits its head, `break` refuses it,
-//! and `logvar`/`donotlog` shape its request line; over HTTP and the uwsgi protocol. And
+//! the response and final tables see it, and `logvar`/`donotlog` shape its request line; over
+//! HTTP and the uwsgi protocol. And
 //! `log-format`'s request variables (`%(host)`, `%(uagent)`, `%(referer)`, `%(var.NAME)`,
 //! `%(tmicros)`) filled for static requests as for the app's.
 
@@ -30,6 +31,8 @@ fn start(label: &str, lines: &str) -> Site {
     dir.write("www/app.css", CSS);
     dir.write("www/private/report.txt", SECRET);
     dir.write("www/refused.txt", SECRET);
+    dir.write("outside.txt", SECRET);
+    std::os::unix::fs::symlink(dir.join("outside.txt"), dir.join("www/leak.txt")).unwrap();
     let www = dir.join("www").display().to_string();
     let ini = format!(
         "[uwsgi]\nwsgi-file = {app}\nstatic-map = /static={www}\n{lines}\n",
@@ -69,6 +72,8 @@ impl Site {
 const ROUTES: &str = r#"route = ^/static/private/ basicauth:kaiser,alice:wonderland
 route = ^/static/refused\.txt$ break:403 Forbidden
 route = ^/static/ addheader:X-Static-Route: yes
+response-route = ^/static/app\.css addheader:X-Response-Route: on
+final-route = ^/static/ log:final ${uwsgi[status]} for ${PATH_INFO}
 "#;
 
 #[test]
@@ -115,6 +120,10 @@ fn addheader_and_break_routes_apply_to_static_files() {
     assert_eq!(css.text(), CSS);
     assert_eq!(css.header("X-Static-Route"), Some("yes"), "{css}");
     assert_eq!(css.header("Content-Type"), Some("text/css; charset=utf-8"));
+    assert_eq!(css.header("X-Response-Route"), Some("on"), "{css}");
+    site.kaiser
+        .wait_for_log("final 200 for /static/app.css", START_TIMEOUT)
+        .unwrap();
     // The file's validators and ranges still work under routes.
     let etag = css.header("ETag").expect("an ETag").to_string();
     let cached = site.get("/static/app.css", &[("If-None-Match", &etag)]);
@@ -123,6 +132,13 @@ fn addheader_and_break_routes_apply_to_static_files() {
     let part = site.get("/static/app.css", &[("Range", "bytes=0-3")]);
     assert_eq!(part.status, 206, "{part}");
     assert_eq!(part.text(), "body");
+
+    // A path out of the root is refused (403) after the routes ran, as it reaches them in
+    // uWSGI (which passes it on to the app).
+    let leak = site.get("/static/leak.txt", &[]);
+    assert_eq!(leak.status, 403, "{leak}");
+    assert_eq!(leak.header("X-Static-Route"), Some("yes"), "{leak}");
+    assert!(!leak.text().contains(SECRET), "{leak}");
 
     let refused = site.get("/static/refused.txt", &[]);
     assert_eq!(refused.status, 403, "{refused}");
