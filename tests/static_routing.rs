@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::io::Read;
 use std::net::SocketAddr;
 
 use common::*;
@@ -18,7 +19,7 @@ const CSS: &str = "body { color: #123456 }\n";
 const SECRET: &str = "not for the public\n";
 
 struct Site {
-    _dir: TempDir,
+    dir: TempDir,
     kaiser: Kaiser,
     http: SocketAddr,
     uwsgi: SocketAddr,
@@ -37,7 +38,9 @@ fn start(label: &str, lines: &str) -> Site {
     let ini = format!(
         "[uwsgi]\nwsgi-file = {app}\nstatic-map = /static={www}\n{lines}\n",
         app = app("wsgi_suite.py").display(),
-        lines = lines.replace("{www}", &www),
+        lines = lines
+            .replace("{www}", &www)
+            .replace("{dir}", &dir.path().display().to_string()),
     );
     let ini_path = dir.write("app.ini", ini);
     let ini_arg = ini_path.display().to_string();
@@ -46,7 +49,7 @@ fn start(label: &str, lines: &str) -> Site {
         .wait_for_addr("protocol=\"uwsgi\"", START_TIMEOUT)
         .unwrap();
     Site {
-        _dir: dir,
+        dir,
         kaiser,
         http,
         uwsgi,
@@ -257,4 +260,52 @@ fn logvar_and_donotlog_routes_shape_a_static_request_line() {
     assert_eq!(site.get("/static/app.css", &[]).status, 200);
     let line = line_since(&site, mark, "REQ GET /static/app.css 200");
     assert!(line.ends_with("user=-"), "{line}");
+}
+
+/// The sum of `key` over every core in the stats server's answer.
+fn core_sum(site: &Site, key: &str) -> u64 {
+    let mut stream = wait_for_unix(&site.dir.join("stats.sock"), START_TIMEOUT).unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let stats: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("stats are not JSON ({e}): {text}"));
+    stats["workers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|w| w["cores"].as_array().into_iter().flatten())
+        .map(|core| core[key].as_u64().unwrap_or(0))
+        .sum()
+}
+
+#[test]
+fn requests_a_route_answers_count_in_routed_requests() {
+    let site = start(
+        "static-routing-stats",
+        &format!("stats = {{dir}}/stats.sock\nroute = ^/gone$ return:410\n{ROUTES}"),
+    );
+    // Answered by routes: a 401 for a static file, a refused static file, an app path.
+    assert_eq!(site.get("/static/private/report.txt", &[]).status, 401);
+    assert_eq!(site.get("/static/refused.txt", &[]).status, 403);
+    assert_eq!(site.get("/gone", &[]).status, 410);
+    // Not answered by routes (an `addheader` goes on): a static file, the app.
+    assert_eq!(site.get("/static/app.css", &[]).status, 200);
+    assert_eq!(site.get("/env", &[]).status, 200);
+    // The request is counted after its answer went out: wait for the fifth.
+    let counts = wait_until("five requests counted", START_TIMEOUT, |seen| {
+        let counts = (
+            core_sum(&site, "requests"),
+            core_sum(&site, "routed_requests"),
+            core_sum(&site, "static_requests"),
+        );
+        *seen = format!("{counts:?}");
+        Ok((counts.0 == 5).then_some(counts))
+    });
+    // As in uWSGI, a static file a route answered for is a routed request, not a static one.
+    assert_eq!(
+        counts,
+        Ok((5, 3, 1)),
+        "(requests, routed_requests, static_requests)\n{}",
+        site.kaiser.logs()
+    );
 }

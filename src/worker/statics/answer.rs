@@ -137,8 +137,12 @@ pub fn serve(shared: &Shared, conn: Conn, head: &ParsedHead<'_>) -> Result<Optio
         protocol: head.protocol(),
     };
     let now = (start / 1_000_000) as i64;
-    let (transfer, keep_alive) = match &shared.settings.routes {
-        None => unrouted(shared, statics, lookup, &request, &answer, &mut log, now),
+    let (transfer, keep_alive, served) = match &shared.settings.routes {
+        None => {
+            let (transfer, keep_alive) =
+                unrouted(shared, statics, lookup, &request, &answer, &mut log, now);
+            (transfer, keep_alive, true)
+        }
         Some(routes) => {
             let found = Found {
                 statics,
@@ -149,9 +153,8 @@ pub fn serve(shared: &Shared, conn: Conn, head: &ParsedHead<'_>) -> Result<Optio
             super::routed::answer(shared, routes, found, head, &conn, &answer, &mut log)
         }
     };
-    Ok(send(
-        shared, conn, transfer, keep_alive, &answer, log, started,
-    ))
+    let sent = Sent { keep_alive, served };
+    Ok(send(shared, conn, transfer, sent, &answer, log, started))
 }
 
 /// What a static answer needs of the request, decided once.
@@ -294,13 +297,21 @@ fn unrouted(
     }
 }
 
+/// What is known of an answer besides its bytes.
+struct Sent {
+    /// The connection may serve another request.
+    keep_alive: bool,
+    /// The static answer ran (no route answered instead): a static request for the stats.
+    served: bool,
+}
+
 /// Sends what the socket takes at once, leaves the rest to an offload thread, accounts the
 /// request, and keeps the connection or closes it.
 fn send(
     shared: &Shared,
     conn: Conn,
     mut transfer: Transfer,
-    keep_alive: bool,
+    Sent { keep_alive, served }: Sent,
     answer: &Answer,
     mut log: RequestLog,
     started: Instant,
@@ -313,7 +324,7 @@ fn send(
     }
     log.io_error = outcome.is_err();
     log.elapsed = started.elapsed();
-    account(shared, log);
+    account(shared, log, served);
     match outcome {
         Ok(true) => keep_or_close(shared, conn, keep_alive),
         Ok(false) => {
@@ -405,15 +416,16 @@ pub(super) fn write_head(
     }
 }
 
-/// Counts the request (worker and core figures, `static_requests`, `offloaded_requests`),
-/// writes the request line and runs the recycling check and `reaper`, as for the app's
-/// requests; with routes, what they asked of the line (`donotlog`, `logvar`).
-fn account(shared: &Shared, log: RequestLog) {
+/// Counts the request (worker and core figures; `static_requests` and `offloaded_requests`
+/// when the static answer ran), writes the request line and runs the recycling check and
+/// `reaper`, as for the app's requests; with routes, what they asked of the line (`donotlog`,
+/// `logvar`).
+fn account(shared: &Shared, log: RequestLog, served: bool) {
     if let Some(health) = &shared.health {
         health.leave();
     }
     let (total, core) = count_end(shared);
-    if let Some(slot) = shared.slot().and_then(|w| w.core(core?)) {
+    if let Some(slot) = shared.slot().and_then(|w| w.core(core?)).filter(|_| served) {
         slot.count_static(log.via_offload);
     }
     let routed = shared.settings.routes.is_some();

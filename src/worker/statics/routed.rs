@@ -29,8 +29,9 @@ use crate::worker::request_record::RequestLog;
 use crate::worker::Shared;
 
 /// Runs the request table on a request for a static file, then (unless a route answered or
-/// refused it) plans the file's answer. Returns what to send and whether the connection may
-/// serve another request; fills the log record's response fields.
+/// refused it) plans the file's answer. Returns what to send, whether the connection may
+/// serve another request, and whether the static answer ran (uWSGI counts `static_requests`
+/// only then); fills the log record's response fields.
 pub(super) fn answer(
     shared: &Shared,
     routes: &Arc<RouteTables>,
@@ -39,13 +40,15 @@ pub(super) fn answer(
     conn: &Conn,
     answer: &Answer,
     log: &mut RequestLog,
-) -> (Transfer, bool) {
+) -> (Transfer, bool, bool) {
     let exchange = Box::new(Buffered::new(*answer, shared.settings.add_headers.clone()));
     let listener = conn.listener;
     // Over HTTP the worker knows the client; over uwsgi and SCGI the front end sent it.
     let remote = (answer.protocol == crate::config::Protocol::Http)
         .then_some((conn.peer_addr.as_str(), conn.peer_port.as_str()));
+    let ran = std::cell::Cell::new(false);
     let run = |_: RequestVars<'_>, mut exchange: Box<dyn Exchange>| {
+        ran.set(true);
         let sent = respond_static(exchange.as_mut(), found);
         let outcome = Outcome {
             aborted: sent.is_err(),
@@ -78,7 +81,8 @@ pub(super) fn answer(
         .into_any()
         .downcast()
         .expect("the routes give back the exchange they were handed");
-    (*buffered).finish(log)
+    let (transfer, keep_alive) = (*buffered).finish(log);
+    (transfer, keep_alive, ran.get())
 }
 
 /// The static answer, through the routes' exchange (which edits its head).
