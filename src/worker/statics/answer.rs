@@ -144,7 +144,7 @@ pub fn serve(shared: &Shared, conn: Conn, head: &ParsedHead<'_>) -> Result<Optio
             (transfer, keep_alive, true)
         }
         Some(routes) => {
-            let found = Found {
+            let found = StaticAnswer {
                 statics,
                 lookup,
                 request: &request,
@@ -167,7 +167,7 @@ pub(super) struct Answer {
 }
 
 /// A request the static files answer, before its answer is planned.
-pub(super) struct Found<'s, 'r> {
+pub(super) struct StaticAnswer<'s, 'r> {
     pub(super) statics: &'s StaticFiles,
     pub(super) lookup: Lookup<'s>,
     pub(super) request: &'r StaticRequest<'r>,

@@ -17,7 +17,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use super::answer::{plan_file, write_head, Answer, Found, Transfer, FORBIDDEN_BODY};
+use super::answer::{plan_file, write_head, Answer, StaticAnswer, Transfer, FORBIDDEN_BODY};
 use super::lookup::Lookup;
 use crate::protocol::http::{self, Version};
 use crate::protocol::response::{self, ResponseFraming};
@@ -35,7 +35,7 @@ use crate::worker::Shared;
 pub(super) fn answer(
     shared: &Shared,
     routes: &Arc<RouteTables>,
-    found: Found<'_, '_>,
+    found: StaticAnswer<'_, '_>,
     head: &ParsedHead<'_>,
     conn: &Conn,
     answer: &Answer,
@@ -86,7 +86,10 @@ pub(super) fn answer(
 }
 
 /// The static answer, through the routes' exchange (which edits its head).
-fn respond_static(exchange: &mut dyn Exchange, found: Found<'_, '_>) -> Result<(), RespondError> {
+fn respond_static(
+    exchange: &mut dyn Exchange,
+    found: StaticAnswer<'_, '_>,
+) -> Result<(), RespondError> {
     match found.lookup {
         Lookup::Pass => unreachable!("the callers pass these to the app"),
         Lookup::Forbidden => {
