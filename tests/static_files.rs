@@ -2,7 +2,7 @@
 //! through a real nginx `uwsgi_pass`, with 304/206/416/HEAD, gzip variants, index files,
 //! `Expires`, traversal payloads that must never leak a file outside the root, symlinks out
 //! of the root refused unless `static-safe` allows them, and a slow client that must not hold
-//! the only request thread.
+//! the only request thread; over SCGI the CGI `Status:` head.
 
 mod common;
 
@@ -749,4 +749,61 @@ fn a_graceful_stop_finishes_offloaded_downloads() {
     );
     let status = kaiser.expect_exit(START_TIMEOUT);
     assert!(status.success(), "{status:?}\n{}", kaiser.logs());
+}
+
+/// Over `scgi-socket` a static file gets CGI's `Status:` head, as the app's responses do (the
+/// front end, nginx's `scgi_pass`, reads `Status:`); over `scgi-nph-socket` an HTTP status line.
+#[test]
+fn static_files_over_scgi_get_a_cgi_status_head() {
+    let site = Site::new();
+    let scgi = site.dir.join("scgi.sock");
+    let nph = site.dir.join("nph.sock");
+    let map = format!("/static={}", site.root());
+    let kaiser = Kaiser::spawn(&[
+        "--scgi-socket",
+        scgi.to_str().unwrap(),
+        "--scgi-nph-socket",
+        nph.to_str().unwrap(),
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--static-map",
+        &map,
+    ]);
+    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    let request = |path: &Path, method: &str| {
+        let mut block = Vec::new();
+        for (name, value) in [
+            ("CONTENT_LENGTH", "0"),
+            ("SCGI", "1"),
+            ("REQUEST_METHOD", method),
+            ("REQUEST_URI", "/static/app.css"),
+            ("PATH_INFO", "/static/app.css"),
+            ("QUERY_STRING", ""),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ] {
+            block.extend_from_slice(name.as_bytes());
+            block.push(0);
+            block.extend_from_slice(value.as_bytes());
+            block.push(0);
+        }
+        let mut raw = format!("{}:", block.len()).into_bytes();
+        raw.extend_from_slice(&block);
+        raw.push(b',');
+        let mut stream = wait_for_unix(path, START_TIMEOUT).unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.write_all(&raw).unwrap();
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let cgi = request(&scgi, "GET");
+    assert!(cgi.starts_with("Status: 200 OK\r\n"), "{cgi}");
+    assert!(cgi.ends_with(CSS), "{cgi}");
+    let nph_answer = request(&nph, "GET");
+    assert!(
+        nph_answer.starts_with("HTTP/1.1 200 OK\r\n"),
+        "{nph_answer}"
+    );
+    assert!(nph_answer.ends_with(CSS), "{nph_answer}");
+    drop(kaiser);
 }

@@ -96,6 +96,9 @@ pub struct Effects {
     pub logvars: Vec<(String, String)>,
     pub do_not_log: bool,
     pub harakiri: Option<u64>,
+    /// `basicauth` let a user in, or `setuser` named one: the request line's user, as
+    /// uWSGI's `wsgi_req->remote_user`.
+    pub remote_user: Option<Vec<u8>>,
 }
 
 /// A response a route makes itself.
@@ -383,6 +386,9 @@ fn act(
                 // kaiser picks a `mount`'s app by SCRIPT_NAME; uWSGI's app id is its mountpoint.
                 request.set(b"SCRIPT_NAME", value.clone());
             }
+            if *var == SetVar::User {
+                effects.remote_user = Some(value.clone());
+            }
             request.set(var.var().as_bytes(), value);
             Flow::Next
         }
@@ -502,6 +508,7 @@ fn act(
         Action::BasicAuth(auth) => match basicauth::check(auth, request, facts) {
             basicauth::Check::Pass => Flow::Next,
             basicauth::Check::User(user) => {
+                effects.remote_user = Some(user.clone());
                 request.set(b"REMOTE_USER", user);
                 Flow::Next
             }

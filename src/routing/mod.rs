@@ -21,4 +21,4 @@ mod serve;
 mod template;
 
 pub use rules::RouteTables;
-pub use serve::{serve, take_do_not_log};
+pub use serve::{serve, take_do_not_log, take_remote_user, take_routed};

@@ -21,11 +21,27 @@ use crate::python::{Exchange, Outcome, RequestVars, RespondError, ResponseHead};
 thread_local! {
     /// `donotlog:` ran for the request on this thread.
     static DO_NOT_LOG: Cell<bool> = const { Cell::new(false) };
+    /// A route answered or stopped the request on this thread (the core's `routed_requests`).
+    static ROUTED: Cell<bool> = const { Cell::new(false) };
+    /// The user `basicauth` or `setuser` named for the request on this thread.
+    static REMOTE_USER: Cell<Option<Vec<u8>>> = const { Cell::new(None) };
 }
 
 /// Whether a route asked not to log the request that just ran on this thread; clears it.
 pub fn take_do_not_log() -> bool {
     DO_NOT_LOG.with(|flag| flag.replace(false))
+}
+
+/// Whether a route answered or stopped the request that just ran on this thread, as
+/// uWSGI's `routed_requests` counts; clears it.
+pub fn take_routed() -> bool {
+    ROUTED.with(|flag| flag.replace(false))
+}
+
+/// The user a route authenticated or set for the request that just ran on this thread (its
+/// request line's user, as in uWSGI); clears it.
+pub fn take_remote_user() -> Option<Vec<u8>> {
+    REMOTE_USER.with(Cell::take)
 }
 
 /// Runs one request through the routes and, unless a route answered, the app
@@ -51,6 +67,7 @@ pub fn serve(
     let verdict = eval::run(&tables.request, &mut state, &Machine, &mut effects);
     apply(&mut effects);
     if verdict != Verdict::Pass {
+        ROUTED.with(|flag| flag.set(true));
         let status = match &verdict {
             Verdict::Reply(reply) => status_code(&reply.status),
             Verdict::File { status, .. } => status_code(status),
@@ -125,6 +142,9 @@ fn apply(effects: &mut Effects) {
     }
     if effects.do_not_log {
         DO_NOT_LOG.with(|flag| flag.set(true));
+    }
+    if let Some(user) = effects.remote_user.take() {
+        REMOTE_USER.with(|slot| slot.set(Some(user)));
     }
     if let Some(seconds) = effects.harakiri.take() {
         crate::python::request_user_harakiri(seconds);
@@ -290,6 +310,7 @@ impl Routed {
             match run_after(table, &mut self.state, &mut effects) {
                 Verdict::Pass | Verdict::Stop => continue,
                 verdict => {
+                    ROUTED.with(|flag| flag.set(true));
                     apply(&mut effects);
                     self.edits.append(&mut effects.headers);
                     self.swallow = true;

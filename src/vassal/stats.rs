@@ -134,7 +134,7 @@ fn render_worker(worker: &WorkerStats, with_cores: bool) -> Value {
                     "id": core.id,
                     "requests": core.requests,
                     "static_requests": core.static_requests,
-                    "routed_requests": 0,
+                    "routed_requests": core.routed_requests,
                     "offloaded_requests": core.offloaded_requests,
                     "write_errors": 0,
                     "read_errors": 0,

@@ -239,7 +239,18 @@ pub(super) fn count_end(shared: &Shared) -> (u64, Option<usize>) {
 /// Accounts a finished request, app or static file alike: the worker's scoreboard totals,
 /// the Prometheus counters and, when its conditions hold, the request line; then the
 /// recycling check. Gives the record back to the thread for its next request.
-pub(super) fn account(shared: &Shared, log: RequestLog, finished: Finished) {
+pub(super) fn account(shared: &Shared, mut log: RequestLog, finished: Finished) {
+    // The user a route's `basicauth` or `setuser` named, and whether a route answered
+    // (statics and app alike).
+    if shared.settings.routes.is_some() {
+        if let Some(user) = crate::routing::take_remote_user() {
+            set_lossy(&mut log.remote_user, &user);
+        }
+        let core = finished.core.and_then(|c| shared.slot()?.core(c));
+        if let (true, Some(core)) = (crate::routing::take_routed(), core) {
+            core.count_routed();
+        }
+    }
     let elapsed_us = log.elapsed.as_micros() as u64;
     if let Some(worker) = shared.slot() {
         worker.count_request(

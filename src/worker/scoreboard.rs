@@ -72,7 +72,9 @@ mod core_field {
     /// Requests answered from the static files, and those whose body an offload thread sent.
     pub const STATIC_REQUESTS: usize = REMOTE_TEXT + REMOTE_WORDS;
     pub const OFFLOADED_REQUESTS: usize = STATIC_REQUESTS + 1;
-    pub const WORDS: usize = OFFLOADED_REQUESTS + 1;
+    /// Requests a route answered or stopped (uWSGI counts a route action's `BREAK`).
+    pub const ROUTED_REQUESTS: usize = OFFLOADED_REQUESTS + 1;
+    pub const WORDS: usize = ROUTED_REQUESTS + 1;
 }
 
 /// How many bytes of `METHOD URI` a core keeps for reports.
@@ -243,6 +245,7 @@ pub struct CoreSnapshot {
     pub requests: u64,
     pub static_requests: u64,
     pub offloaded_requests: u64,
+    pub routed_requests: u64,
     /// On `CLOCK_MONOTONIC`, for deadlines.
     pub request_start_us: u64,
     /// The same instant in Unix µs, for reports; 0 when idle.
@@ -434,6 +437,11 @@ impl CoreSlot<'_> {
         }
     }
 
+    /// A route answered or stopped the request (after `end_request`).
+    pub fn count_routed(&self) {
+        self.words[core_field::ROUTED_REQUESTS].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// `uwsgi.set_user_harakiri`: 0 clears it.
     pub fn set_user_deadline(&self, deadline_us: u64) {
         self.set(core_field::USER_DEADLINE, deadline_us);
@@ -461,6 +469,7 @@ impl CoreSlot<'_> {
             requests: self.get(core_field::REQUESTS),
             static_requests: self.get(core_field::STATIC_REQUESTS),
             offloaded_requests: self.get(core_field::OFFLOADED_REQUESTS),
+            routed_requests: self.get(core_field::ROUTED_REQUESTS),
             request_start_us: start,
             request_start_unix_us: if start == 0 {
                 0

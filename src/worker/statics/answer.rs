@@ -11,9 +11,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::lookup::{Lookup, StaticFiles, StaticRequest};
+use super::lookup::{self, Lookup, StaticFiles, StaticRequest};
 use crate::config::{FileServeMode, Protocol};
-use crate::protocol::http::Version;
+use crate::protocol::http::{self, Version};
 use crate::protocol::response::{self, ResponseFraming};
 use crate::protocol::static_files::conditional::{self, Conditions};
 use crate::protocol::static_files::mime;
@@ -21,7 +21,9 @@ use crate::sys;
 use crate::worker::conn::{keep_or_close, Conn};
 use crate::worker::request::{self, count_end, describe, Finished};
 use crate::worker::request_head::ParsedHead;
+use crate::worker::request_log;
 use crate::worker::request_record::{self, RequestLog};
+use crate::worker::serve::current_core;
 use crate::worker::Shared;
 
 /// The bytes of a static answer still to go out: the head, then a range of the file.
@@ -34,6 +36,16 @@ pub struct Transfer {
 }
 
 impl Transfer {
+    pub(super) fn new(head: Vec<u8>, file: Option<File>, offset: u64, remaining: u64) -> Self {
+        Transfer {
+            head,
+            head_sent: 0,
+            file,
+            offset: offset as i64,
+            remaining,
+        }
+    }
+
     /// Sends what the socket takes. `Ok(true)`: all sent; `Ok(false)`: the socket is full.
     pub fn advance(&mut self, socket: std::os::fd::BorrowedFd<'_>) -> io::Result<bool> {
         while self.head_sent < self.head.len() {
@@ -74,6 +86,10 @@ impl Transfer {
 /// Serves a request from the static files, or gives the connection back (`Err`) when the app
 /// should answer. `Ok` holds the connection if it stays open for another request (never over
 /// uwsgi: nginx's `uwsgi_pass` expects the answer to end with the connection).
+///
+/// With internal routes configured, a request that names a static file goes through the
+/// request table first, as in uWSGI (`uwsgi_file_serve` runs `uwsgi.routes` before sending
+/// the file): see `routed.rs`. Without routes that costs one branch.
 #[expect(
     clippy::result_large_err,
     reason = "the connection goes back to the caller by value when the request is not for a static file: boxing it would allocate on every request"
@@ -109,46 +125,104 @@ pub fn serve(shared: &Shared, conn: Conn, head: &ParsedHead<'_>) -> Result<Optio
         head.header(b"x-forwarded-for")
     });
     (log.var_count, log.packet_size) = head.log_size();
+    let start = sys::clock::unix_us();
+    log.start_unix = start / 1_000_000;
+    log.start_unix_micros = start;
+    capture_log_vars(shared, &mut log, head);
+    begin(shared, &log);
     let answer = Answer {
         version: head.version(),
         is_head: head.is_head(),
         keep_alive: head.keep_alive() && !shared.stopping.load(Ordering::Acquire),
-        protocol_http: head.protocol() == Protocol::Http,
+        protocol: head.protocol(),
     };
-    Ok(respond(
-        shared, statics, conn, lookup, &request, answer, log, started,
-    ))
+    let now = (start / 1_000_000) as i64;
+    let (transfer, keep_alive, served) = match &shared.settings.routes {
+        None => {
+            let (transfer, keep_alive) =
+                unrouted(shared, statics, lookup, &request, &answer, &mut log, now);
+            (transfer, keep_alive, true)
+        }
+        Some(routes) => {
+            let found = StaticAnswer {
+                statics,
+                lookup,
+                request: &request,
+                now,
+            };
+            super::routed::answer(shared, routes, found, head, &conn, &answer, &mut log)
+        }
+    };
+    let sent = Sent { keep_alive, served };
+    Ok(send(shared, conn, transfer, sent, &answer, log, started))
 }
 
+/// What a static answer needs of the request, decided once.
 #[derive(Clone, Copy)]
-struct Answer {
-    version: Version,
-    is_head: bool,
-    keep_alive: bool,
-    protocol_http: bool,
+pub(super) struct Answer {
+    pub(super) version: Version,
+    pub(super) is_head: bool,
+    pub(super) keep_alive: bool,
+    pub(super) protocol: Protocol,
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the two protocols' entry points hand over every fact of the request once"
-)]
-fn respond(
+/// A request the static files answer, before its answer is planned.
+pub(super) struct StaticAnswer<'s, 'r> {
+    pub(super) statics: &'s StaticFiles,
+    pub(super) lookup: Lookup<'s>,
+    pub(super) request: &'r StaticRequest<'r>,
+    /// Unix seconds, for `Expires`.
+    pub(super) now: i64,
+}
+
+/// The forbidden path's answer.
+pub(super) const FORBIDDEN_BODY: &[u8] = b"forbidden\n";
+
+/// The file's answer (status, headers, byte range) as `static-map` plans it.
+pub(super) fn plan_file(
+    statics: &StaticFiles,
+    found: &lookup::Found<'_>,
+    request: &StaticRequest<'_>,
+    now: i64,
+) -> conditional::Plan {
+    let decision = conditional::decide(found.facts, &request.conditions);
+    let name = found.path.as_os_str().as_bytes();
+    let mime = statics.mime.lookup(name);
+    let content_type = mime.map(mime::content_type);
+    let extras = conditional::Extras {
+        content_type: content_type.as_deref(),
+        encoding: found.encoding,
+        expires: statics.expires(found, request, mime, now),
+        vary: found.has_variants,
+    };
+    match statics.file_serve_mode {
+        None => conditional::plan(decision, found.facts, &extras),
+        Some(mode) => {
+            let header: &'static [u8] = match mode {
+                FileServeMode::XAccelRedirect => b"X-Accel-Redirect",
+                FileServeMode::XSendfile => b"X-Sendfile",
+            };
+            let path = found.path.to_string_lossy();
+            conditional::plan_handoff(decision, found.facts, &extras, header, &path)
+        }
+    }
+}
+
+/// The answer without routes: the head written here, the file's range left to `send`.
+fn unrouted(
     shared: &Shared,
     statics: &StaticFiles,
-    conn: Conn,
     lookup: Lookup,
     request: &StaticRequest<'_>,
-    answer: Answer,
-    mut log: RequestLog,
-    started: Instant,
-) -> Option<Conn> {
-    let now = sys::clock::unix_secs() as i64;
-    log.start_unix = now as u64;
+    answer: &Answer,
+    log: &mut RequestLog,
+    now: i64,
+) -> (Transfer, bool) {
     let mut head = Vec::with_capacity(384);
-    let (transfer, keep_alive) = match lookup {
+    match lookup {
         Lookup::Pass => unreachable!("the callers pass these to the app"),
         Lookup::Forbidden => {
-            let body = b"forbidden\n";
+            let body = FORBIDDEN_BODY;
             let headers: Vec<(&[u8], &[u8])> =
                 vec![(b"Content-Type", b"text/plain"), (b"Content-Length", b"10")];
             let (framing, keep_alive) = response::choose_framing(
@@ -161,7 +235,7 @@ fn respond(
             );
             write_head(
                 &mut head,
-                &answer,
+                answer,
                 b"403 Forbidden",
                 &headers,
                 &framing,
@@ -174,39 +248,10 @@ fn respond(
                 head.extend_from_slice(body);
                 log.body_bytes = body.len() as u64;
             }
-            (
-                Transfer {
-                    head,
-                    head_sent: 0,
-                    file: None,
-                    offset: 0,
-                    remaining: 0,
-                },
-                keep_alive,
-            )
+            (Transfer::new(head, None, 0, 0), keep_alive)
         }
         Lookup::Found(found) => {
-            let decision = conditional::decide(found.facts, &request.conditions);
-            let name = found.path.as_os_str().as_bytes();
-            let mime = statics.mime.lookup(name);
-            let content_type = mime.map(mime::content_type);
-            let extras = conditional::Extras {
-                content_type: content_type.as_deref(),
-                encoding: found.encoding,
-                expires: statics.expires(&found, request, mime, now),
-                vary: found.has_variants,
-            };
-            let plan = match statics.file_serve_mode {
-                None => conditional::plan(decision, found.facts, &extras),
-                Some(mode) => {
-                    let header: &'static [u8] = match mode {
-                        FileServeMode::XAccelRedirect => b"X-Accel-Redirect",
-                        FileServeMode::XSendfile => b"X-Sendfile",
-                    };
-                    let path = found.path.to_string_lossy();
-                    conditional::plan_handoff(decision, found.facts, &extras, header, &path)
-                }
-            };
+            let plan = plan_file(statics, &found, request, now);
             let code = response::parse_status(plan.status).unwrap_or(200);
             let length = plan.body.map(|(_, length)| length);
             let (framing, keep_alive) = response::choose_framing(
@@ -231,7 +276,7 @@ fn respond(
                 .collect();
             write_head(
                 &mut head,
-                &answer,
+                answer,
                 plan.status,
                 &headers,
                 &framing,
@@ -246,19 +291,31 @@ fn respond(
             };
             log.body_bytes = remaining;
             log.via_sendfile = remaining > 0;
-            (
-                Transfer {
-                    head,
-                    head_sent: 0,
-                    file: (remaining > 0).then_some(found.file),
-                    offset: offset as i64,
-                    remaining,
-                },
-                keep_alive,
-            )
+            let file = (remaining > 0).then_some(found.file);
+            (Transfer::new(head, file, offset, remaining), keep_alive)
         }
-    };
-    let mut transfer = transfer;
+    }
+}
+
+/// What is known of an answer besides its bytes.
+struct Sent {
+    /// The connection may serve another request.
+    keep_alive: bool,
+    /// The static answer ran (no route answered instead): a static request for the stats.
+    served: bool,
+}
+
+/// Sends what the socket takes at once, leaves the rest to an offload thread, accounts the
+/// request, and keeps the connection or closes it.
+fn send(
+    shared: &Shared,
+    conn: Conn,
+    mut transfer: Transfer,
+    Sent { keep_alive, served }: Sent,
+    answer: &Answer,
+    mut log: RequestLog,
+    started: Instant,
+) -> Option<Conn> {
     let outcome = transfer.advance(conn.fd.as_fd());
     let offloaded = matches!(outcome, Ok(false));
     log.via_offload = offloaded && shared.offload.is_some();
@@ -267,14 +324,14 @@ fn respond(
     }
     log.io_error = outcome.is_err();
     log.elapsed = started.elapsed();
-    account(shared, log);
+    account(shared, log, served);
     match outcome {
         Ok(true) => keep_or_close(shared, conn, keep_alive),
         Ok(false) => {
             let job = crate::worker::offload::Job {
                 conn,
                 transfer,
-                keep_alive: keep_alive && answer.protocol_http,
+                keep_alive: keep_alive && answer.protocol == Protocol::Http,
                 timeout: shared.settings.socket_timeout,
             };
             match shared.offload.as_ref() {
@@ -295,9 +352,49 @@ fn respond(
     }
 }
 
+/// `log-format`'s request variables (`%(host)`, `%(uagent)`, `%(referer)`, `%(var.NAME)`),
+/// kept as for the app's requests. Only a template that prints them pays for the CGI
+/// variables of an HTTP request.
+fn capture_log_vars(shared: &Shared, log: &mut RequestLog, head: &ParsedHead<'_>) {
+    let settings = &shared.settings.request_log;
+    if !settings.needs_headers() && settings.request_vars().is_empty() {
+        return;
+    }
+    match head {
+        ParsedHead::Http(http_head) => {
+            let vars = http::cgi_vars(http_head);
+            let pairs = vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
+            request_log::capture(settings, log, pairs);
+        }
+        ParsedHead::Uwsgi(packet) | ParsedHead::Scgi(packet, _) => {
+            request_log::capture(settings, log, packet.vars.iter().copied());
+        }
+    }
+}
+
+/// The request is in progress, as an app request is from its parsed head: on the scoreboard
+/// (the stats server's `in_request`, and harakiri's clock) and in `health-check`'s count.
+fn begin(shared: &Shared, log: &RequestLog) {
+    if let Some(health) = &shared.health {
+        health.enter();
+    }
+    let Some(core) = current_core() else {
+        return;
+    };
+    if let Some(slot) = shared.slot().and_then(|w| w.core(core)) {
+        slot.begin_request(
+            sys::clock::monotonic_us(),
+            &log.method,
+            &log.uri,
+            &log.remote_addr,
+        );
+    }
+}
+
 /// The response head as the protocol wants it: over the uwsgi protocol no `Connection`
-/// header, as uWSGI sends none and nginx would parse it for nothing (`write_uwsgi_head`).
-fn write_head(
+/// header, as uWSGI sends none and nginx would parse it for nothing (`write_uwsgi_head`);
+/// over SCGI CGI's `Status:` line (unless `scgi-nph-socket`).
+pub(super) fn write_head(
     out: &mut Vec<u8>,
     answer: &Answer,
     status: &[u8],
@@ -305,40 +402,45 @@ fn write_head(
     framing: &ResponseFraming,
     keep_alive: bool,
 ) {
-    if answer.protocol_http {
-        response::write_head(
-            out,
-            answer.version,
-            status,
-            headers.iter().copied(),
-            framing,
-            keep_alive,
-        );
-    } else {
-        response::write_uwsgi_head(
-            out,
-            answer.version,
-            status,
-            headers.iter().copied(),
-            framing,
-        );
+    let headers = headers.iter().copied();
+    match answer.protocol {
+        Protocol::Http => {
+            response::write_head(out, answer.version, status, headers, framing, keep_alive)
+        }
+        Protocol::Uwsgi => {
+            response::write_uwsgi_head(out, answer.version, status, headers, framing)
+        }
+        Protocol::Scgi { nph } => {
+            crate::protocol::scgi::write_head(out, nph, answer.version, status, headers, framing)
+        }
     }
 }
 
-/// Counts the request (worker and core figures, `static_requests`, `offloaded_requests`),
-/// writes the request line and runs the recycling check, as for the app's requests.
-fn account(shared: &Shared, log: RequestLog) {
+/// Counts the request (worker and core figures; `static_requests` and `offloaded_requests`
+/// when the static answer ran), writes the request line and runs the recycling check and
+/// `reaper`, as for the app's requests; with routes, what they asked of the line (`donotlog`,
+/// `logvar`).
+fn account(shared: &Shared, log: RequestLog, served: bool) {
+    if let Some(health) = &shared.health {
+        health.leave();
+    }
     let (total, core) = count_end(shared);
-    if let Some(slot) = shared.slot().and_then(|w| w.core(core?)) {
+    if let Some(slot) = shared.slot().and_then(|w| w.core(core?)).filter(|_| served) {
         slot.count_static(log.via_offload);
     }
+    let routed = shared.settings.routes.is_some();
     let finished = Finished {
         total,
         core,
         app_error: false,
         asked: false,
-        logvars: Vec::new(),
-        silenced: false,
+        logvars: if routed {
+            crate::python::take_logvars()
+        } else {
+            Vec::new()
+        },
+        silenced: routed && crate::routing::take_do_not_log(),
     };
     request::account(shared, log, finished);
+    crate::worker::options::after_request(shared, false);
 }

@@ -18,10 +18,12 @@
 
 //!
 //! Looking a request up (maps, roots, index files, variants, `Expires`) is `lookup.rs`;
-//! answering it (the head, the body, offloading, accounting) is `answer.rs`.
+//! answering it (the head, the body, offloading, accounting) is `answer.rs`; with internal
+//! routes configured, the request table runs before the answer, as in uWSGI (`routed.rs`).
 
 mod answer;
 mod lookup;
+mod routed;
 
 pub use answer::{serve, Transfer};
 pub use lookup::StaticFiles;
