@@ -211,3 +211,26 @@ fn nginx_uwsgi_pass_to_a_puwsgi_socket() {
     .unwrap();
     assert_eq!(echoed.body, body, "{echoed}");
 }
+
+/// `static-map` files over a persistent connection: framed by Content-Length with no
+/// `Connection` header (the uwsgi protocol's head), and the connection serves the next
+/// request, static or app.
+#[test]
+fn static_files_share_a_persistent_connection() {
+    let dir = TempDir::new("puwsgi-static");
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), b"static bytes\n").unwrap();
+    let map = format!("/files={}", root.display());
+    let _kaiser = start(&dir, &["--static-map", &map]);
+    let mut conn = connect(&dir.join("p.sock"));
+    for _ in 0..2 {
+        let file = ask(&mut conn, "GET", "/files/a.txt", b"");
+        assert_eq!(file.status, 200, "{file}");
+        assert_eq!(file.body, b"static bytes\n", "{file}");
+        assert_eq!(file.framing, BodyFraming::ContentLength(13), "{file}");
+        assert_eq!(file.header("Connection"), None, "{file}");
+    }
+    let app = ask(&mut conn, "GET", "/env?after=static", b"");
+    assert_eq!(app.status, 200, "{app}");
+}

@@ -366,7 +366,7 @@ fn capture_log_vars(shared: &Shared, log: &mut RequestLog, head: &ParsedHead<'_>
             let pairs = vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
             request_log::capture(settings, log, pairs);
         }
-        ParsedHead::Uwsgi(packet) | ParsedHead::Scgi(packet, _) => {
+        ParsedHead::Uwsgi(packet) | ParsedHead::Puwsgi(packet) | ParsedHead::Scgi(packet, _) => {
             request_log::capture(settings, log, packet.vars.iter().copied());
         }
     }
@@ -391,8 +391,8 @@ fn begin(shared: &Shared, log: &RequestLog) {
     }
 }
 
-/// The response head as the protocol wants it: over the uwsgi protocol no `Connection`
-/// header, as uWSGI sends none and nginx would parse it for nothing (`write_uwsgi_head`);
+/// The response head as the protocol wants it: over the uwsgi protocol (persistent or not) no
+/// `Connection` header, as uWSGI sends none and nginx would parse it for nothing (`write_uwsgi_head`);
 /// over SCGI CGI's `Status:` line (unless `scgi-nph-socket`).
 pub(super) fn write_head(
     out: &mut Vec<u8>,
@@ -407,7 +407,8 @@ pub(super) fn write_head(
         Protocol::Http => {
             response::write_head(out, answer.version, status, headers, framing, keep_alive)
         }
-        Protocol::Uwsgi => {
+        // A raw connection never reaches static files (`raw.rs` takes it unparsed).
+        Protocol::Uwsgi | Protocol::Puwsgi | Protocol::Raw => {
             response::write_uwsgi_head(out, answer.version, status, headers, framing)
         }
         Protocol::Scgi { nph } => {
