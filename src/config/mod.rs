@@ -57,6 +57,7 @@ mod logging;
 mod logic;
 mod numbers;
 mod options;
+mod pcre;
 mod shared_sockets;
 mod show;
 mod sources;
@@ -200,6 +201,8 @@ pub struct Config {
     pub limit_post: u64,
     /// `max-worker-connections` (0: derived from the open-files limit).
     pub max_worker_connections: u64,
+    /// `max-fd`: the open-files limit (soft and hard `RLIMIT_NOFILE`) to set; 0 keeps it.
+    pub max_fd: u64,
     /// `limit-post-default`: the cap on chunked and post-buffered bodies when `limit_post`
     /// is 0 (0: none).
     pub limit_post_default: u64,
@@ -408,6 +411,7 @@ impl Default for Config {
             post_buffering: 0,
             limit_post: 0,
             max_worker_connections: 0,
+            max_fd: 0,
             limit_post_default: 1 << 30,
             socket_timeout: Duration::from_secs(4),
             transfer_timeout: Duration::from_secs(60),

@@ -218,8 +218,8 @@ fn check_noop(spec: &OptionSpec, value: &str) -> Result<(), String> {
     if spec.name == "plugins" {
         // `plugins = python3` and friends are how uWSGI loads what kaiser has built in.
         for plugin in value.split([',', ' ']).filter(|p| !p.is_empty()) {
-            let builtin =
-                plugin.starts_with("python") || plugin == "http" || plugin == "router_http";
+            let builtin = plugin.starts_with("python")
+                || super::hints::BUILTIN_PLUGINS.contains(&plugin.trim());
             if !builtin && plugin.contains('/') {
                 continue; // a plugin directory
             }
@@ -322,6 +322,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "socket-timeout" => config.socket_timeout = seconds(v)?,
         "limit-post" => config.limit_post = number(v)?,
         "max-worker-connections" => config.max_worker_connections = number(v)?,
+        "max-fd" => config.max_fd = number(v)?,
         "limit-post-default" => config.limit_post_default = number(v)?,
         "transfer-timeout" => config.transfer_timeout = seconds(v)?,
         "transfer-min-rate" => config.transfer_min_rate = number(v)?,
