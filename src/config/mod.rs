@@ -58,6 +58,7 @@ mod logic;
 mod numbers;
 mod options;
 mod pcre;
+mod schemes;
 mod shared_sockets;
 mod show;
 mod sources;

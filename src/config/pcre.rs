@@ -11,7 +11,11 @@
 
 /// A compiled regular expression, equal to another with the same source.
 #[derive(Debug, Clone)]
-pub struct Pattern(Engine);
+pub struct Pattern {
+    /// As written in the config (what `--print-config` shows).
+    source: String,
+    engine: Engine,
+}
 
 #[derive(Debug, Clone)]
 enum Engine {
@@ -30,11 +34,19 @@ impl Pattern {
     pub fn new(source: &str) -> Result<Pattern, String> {
         let pcre = escape_literal_braces(source);
         let linear_error = match regex::Regex::new(&pcre) {
-            Ok(re) => return Ok(Pattern(Engine::Linear(re))),
+            Ok(re) => {
+                return Ok(Pattern {
+                    source: source.to_owned(),
+                    engine: Engine::Linear(re),
+                })
+            }
             Err(err) => last_line(&err.to_string()),
         };
         match fancy_regex::Regex::new(&pcre) {
-            Ok(re) => Ok(Pattern(Engine::Backtracking(re))),
+            Ok(re) => Ok(Pattern {
+                source: source.to_owned(),
+                engine: Engine::Backtracking(re),
+            }),
             Err(err) => Err(format!(
                 "invalid regular expression `{source}`: {linear_error} ({err})"
             )),
@@ -42,16 +54,13 @@ impl Pattern {
     }
 
     pub fn as_str(&self) -> &str {
-        match &self.0 {
-            Engine::Linear(re) => re.as_str(),
-            Engine::Backtracking(re) => re.as_str(),
-        }
+        &self.source
     }
 
     /// A backtracking pattern that exceeds its step limit on `text` does not match (PCRE's
     /// `PCRE_ERROR_MATCHLIMIT`, which uWSGI treats as no match).
     pub fn is_match(&self, text: &str) -> bool {
-        match &self.0 {
+        match &self.engine {
             Engine::Linear(re) => re.is_match(text),
             Engine::Backtracking(re) => re.is_match(text).unwrap_or(false),
         }
@@ -149,6 +158,9 @@ mod tests {
     #[test]
     fn a_pattern_no_engine_reads_is_an_error() {
         let err = Pattern::new("(unclosed").unwrap_err();
-        assert!(err.starts_with("invalid regular expression `(unclosed`"), "{err}");
+        assert!(
+            err.starts_with("invalid regular expression `(unclosed`"),
+            "{err}"
+        );
     }
 }
