@@ -242,6 +242,8 @@ pub struct Config {
     pub reuse_port: bool,
     /// `so-keepalive`: `SO_KEEPALIVE` on the TCP listeners (and so on their connections).
     pub so_keepalive: bool,
+    /// `no-defer-accept`: do not set `TCP_DEFER_ACCEPT` on the TCP listeners.
+    pub no_defer_accept: bool,
     /// `freebind`: `IP_FREEBIND` on the TCP listeners (bind an address not yet configured).
     pub freebind: bool,
     /// `subscribe-to`, `subscribe2`: uWSGI subscription servers to announce this instance to.
@@ -439,6 +441,7 @@ impl Default for Config {
             zerg_fallback: false,
             zerg_server: None,
             so_keepalive: false,
+            no_defer_accept: false,
             statics: StaticConfig::default(),
             max_requests: 0,
             max_requests_delta: 0,

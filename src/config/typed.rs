@@ -96,6 +96,9 @@ pub(crate) fn build(
                 "route" | "error-route" | "response-route" | "final-route" => {
                     config.routes.add(&entry.key, &value)
                 }
+                "collect-header" | "pull-header" => {
+                    config.routes.collect(&value, spec.name == "pull-header")
+                }
                 "abstract-socket" => {
                     abstract_sockets = uwsgi_bool(&value);
                     Ok(())
@@ -341,6 +344,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "zerg-fallback" => config.zerg_fallback = uwsgi_bool(v),
         "zerg-server" => config.zerg_server = Some(path(v)?),
         "so-keepalive" => config.so_keepalive = uwsgi_bool(v),
+        "no-defer-accept" => config.no_defer_accept = uwsgi_bool(v),
         name if super::statics::OPTION_NAMES.contains(&name) => {
             config.statics.apply(name, v, uwsgi_bool(v))?
         }
@@ -623,6 +627,8 @@ mod tests {
                     | "error-route"
                     | "response-route"
                     | "final-route"
+                    | "collect-header"
+                    | "pull-header"
             ) {
                 continue;
             }

@@ -120,7 +120,7 @@ pub fn bind_all(
         backlog = backlog.min(max);
     }
     let listen_options = sys::net::ListenOptions {
-        defer_accept: true,
+        defer_accept: !config.no_defer_accept,
         reuse_port: config.reuse_port,
         freebind: config.freebind,
         keepalive: config.so_keepalive,

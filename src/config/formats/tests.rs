@@ -167,6 +167,10 @@ fn xml_app_with_a_script_element_is_a_mount() {
         "<uwsgi>\n  <app mountpoint=\"/\">\n    <script>django_wsgi</script>;\n  </app>\n</uwsgi>",
         "2:mount=/=django_wsgi",
     );
+    xml(
+        "<uwsgi><app mountpoint=\"/\"></app><module>a</module></uwsgi>",
+        "1:module=a",
+    );
 }
 
 #[test]

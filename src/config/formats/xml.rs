@@ -62,6 +62,10 @@ pub(super) fn parse(text: &str, id: &str) -> Parsed {
                 continue;
             }
         }
+        if element.name == "app" && element.children.is_empty() {
+            // `<app mountpoint="/"></app>`: uWSGI adds only an empty `app`, which does nothing.
+            continue;
+        }
         let value = match element.children.first() {
             // uWSGI 0.9's `<app mountpoint="/"><script>mod</script></app>`: the target is
             // the text of the element after the first (blank) child, as `xmlconf.c` reads it.

@@ -1,0 +1,62 @@
+//! Options the public-config survey (tests/config_survey.rs) found kaiser lacking, run by the
+//! real binary: `collect-header`/`pull-header` feeding response routes (MathHubInfo/mhd's
+//! X-Sendfile routes), `max-fd` setting the open-files limit (healthchecks' workaround for
+//! uWSGI issue 2299).
+
+mod common;
+
+use common::*;
+
+#[test]
+fn collected_and_pulled_headers_feed_response_routes() {
+    let dir = TempDir::new("collect-header");
+    let ini = dir.write(
+        "app.ini",
+        format!(
+            "[uwsgi]\nwsgi-file = {app}\n\
+             collect-header = X-Body-Length BODY_LEN\n\
+             response-route-if = equal:${{BODY_LEN}};3 addheader:X-Collected: three\n\
+             pull-header = X-Content-Type-Env CT_ENV\n\
+             response-route-if-not = empty:${{CT_ENV}} addheader:X-Pulled: ${{CT_ENV}}\n",
+            app = app("wsgi_suite.py").display()
+        ),
+    );
+    let (_kaiser, addr) = start_http(&["--ini", &ini.display().to_string()]);
+    let post = |body: &[u8]| {
+        let stream = wait_for_connect(addr, START_TIMEOUT).unwrap();
+        let raw = request_bytes(
+            "POST",
+            "/echo",
+            &[("Connection", "close"), ("Content-Type", "text/x-survey")],
+            body,
+        );
+        http_request(stream, &raw).unwrap()
+    };
+    let three = post(b"abc");
+    assert_eq!(three.status, 200, "{three}");
+    // Collected: the header stays, and the response route saw its value.
+    assert_eq!(three.header("X-Body-Length"), Some("3"), "{three}");
+    assert_eq!(three.header("X-Collected"), Some("three"), "{three}");
+    // Pulled: the header is gone, and its value reached the route.
+    assert_eq!(three.header("X-Content-Type-Env"), None, "{three}");
+    assert_eq!(three.header("X-Pulled"), Some("text/x-survey"), "{three}");
+    let four = post(b"abcd");
+    assert_eq!(four.header("X-Collected"), None, "{four}");
+}
+
+#[test]
+fn max_fd_sets_the_open_files_limit() {
+    let (kaiser, _addr) = start_http(&[
+        "--wsgi-file",
+        &app("hello.py").display().to_string(),
+        "--max-fd",
+        "777",
+    ]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", kaiser.pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers, ["777", "777"], "{line}");
+}
