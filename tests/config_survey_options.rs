@@ -60,3 +60,46 @@ fn max_fd_sets_the_open_files_limit() {
     let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
     assert_eq!(numbers, ["777", "777"], "{line}");
 }
+
+#[test]
+fn no_site_and_pythonpath_globs_reach_the_interpreter() {
+    let dir = TempDir::new("no-site");
+    for sub in ["lib-a/pkgs", "lib-b/pkgs", "other/pkgs"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    let pattern = format!("{}/lib-*/pkgs", dir.path().display());
+    let app_path = app("sys_probe.py").display().to_string();
+    let probe = |extra: &[&str]| {
+        let mut args = vec![
+            "--wsgi-file",
+            app_path.as_str(),
+            "--pythonpath",
+            pattern.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        let (_kaiser, addr) = start_http(&args);
+        let response = http_get(addr, "/").unwrap();
+        assert_eq!(response.status, 200, "{response}");
+        serde_json::from_slice::<serde_json::Value>(&response.body).unwrap()
+    };
+    let with_site = probe(&[]);
+    assert_eq!(with_site["no_site"], 0, "{with_site}");
+    let without_site = probe(&["--no-site"]);
+    assert_eq!(without_site["no_site"], 1, "{without_site}");
+    // The glob gave each match, in order, and not the pattern or the non-matching dir.
+    let path: Vec<String> = without_site["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    let a = dir.path().join("lib-a/pkgs").display().to_string();
+    let b = dir.path().join("lib-b/pkgs").display().to_string();
+    let pos = |p: &str| path.iter().position(|e| e.trim_end_matches('/') == p);
+    assert!(pos(&a).is_some() && pos(&b).is_some(), "{path:?}");
+    assert!(pos(&a) < pos(&b), "{path:?}");
+    assert!(
+        !path.iter().any(|p| p.contains('*') || p.contains("other")),
+        "{path:?}"
+    );
+}

@@ -204,6 +204,10 @@ pub struct Config {
     pub max_worker_connections: u64,
     /// `max-fd`: the open-files limit (soft and hard `RLIMIT_NOFILE`) to set; 0 keeps it.
     pub max_fd: u64,
+    /// `print`: messages to log once the configuration is read, in order.
+    pub print: Vec<String>,
+    /// `no-site`: start Python without importing `site` (`python -S`).
+    pub no_site: bool,
     /// `limit-post-default`: the cap on chunked and post-buffered bodies when `limit_post`
     /// is 0 (0: none).
     pub limit_post_default: u64,
@@ -415,6 +419,8 @@ impl Default for Config {
             limit_post: 0,
             max_worker_connections: 0,
             max_fd: 0,
+            print: Vec::new(),
+            no_site: false,
             limit_post_default: 1 << 30,
             socket_timeout: Duration::from_secs(4),
             transfer_timeout: Duration::from_secs(60),

@@ -326,6 +326,8 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "limit-post" => config.limit_post = number(v)?,
         "max-worker-connections" => config.max_worker_connections = number(v)?,
         "max-fd" => config.max_fd = number(v)?,
+        "print" => config.print.push(v.to_string()),
+        "no-site" => config.no_site = uwsgi_bool(v),
         "limit-post-default" => config.limit_post_default = number(v)?,
         "transfer-timeout" => config.transfer_timeout = seconds(v)?,
         "transfer-min-rate" => config.transfer_min_rate = number(v)?,
