@@ -284,7 +284,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("py-call-osafterfork", Bool, Application, "let workers handle OS signals in Python").noop("kaiser always calls `PyOS_AfterFork_Child` in workers"),
     opt("py-call-uwsgi-fork-hooks", Bool, Application, "call CPython's fork hooks").noop("kaiser always calls `PyOS_BeforeFork`/`PyOS_AfterFork_*`"),
     opt("plugins", Text, Application, "load uWSGI plugins").aliases(&["plugin", "need-plugin", "need-plugins", "plugins-dir", "plugin-dir"]).multi()
-        .noop("kaiser is Python-only and has the python plugin built in; `python*` and `http` are accepted, other plugins are refused"),
+        .noop("kaiser is Python-only and has the python plugin built in; `python*`, `http` and the plugins whose features kaiser has built in (`logfile`, `syslog`, `rsyslog`, `logsocket`, `systemd_logger`, `router_static`, `router_basicauth`, `router_rewrite`, `router_redirect`, `cheaper_busyness`, `gevent`, `ugreen`) are accepted, other plugins are refused"),
     opt("wsgi-env-behaviour", Text, Application, "WSGI environ allocation strategy").aliases(&["wsgi-env-behavior"]).noop("kaiser builds a fresh environ per request"),
     opt("chdir2", Path, Application, "change to this directory after the app is loaded (in the master, or in each worker with `lazy-apps`)"),
     opt("unenv", Text, Application, "remove this variable from the environment the app sees (after `env`)").multi(),
