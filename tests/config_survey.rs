@@ -107,16 +107,19 @@ const NOT_UWSGI_OPTIONS: &[&str] = &[
     "app",
     "base_dir",
     "name",
-    "port",                     // platform.sh examples: not an option in any uWSGI version
-    "exec-pre",                 // not a uWSGI option (Dispatcharr): `exec-pre-app` is
-    "log-buffering",            // not a uWSGI option (Dispatcharr)
-    "log-backupcount",          // not a uWSGI option (mikroman): `log-backupname` is
-    "number-of-threads",        // UWSGI_NUMBER_OF_THREADS read as an option, as uWSGI does
-    "static-map /static",       // `static-map /static=…`: the `=` is missing (ArchiveBox)
+    "port",              // platform.sh examples: not an option in any uWSGI version
+    "exec-pre",          // not a uWSGI option (Dispatcharr): `exec-pre-app` is
+    "log-buffering",     // not a uWSGI option (Dispatcharr)
+    "log-backupcount",   // not a uWSGI option (mikroman): `log-backupname` is
+    "number-of-threads", // UWSGI_NUMBER_OF_THREADS read as an option, as uWSGI does
+    "user",              // UWSGI_USER and UWSGI_GROUP likewise (kobotoolbox)
+    "group",
+    "static-map /static", // `static-map /static=…`: the `=` is missing (ArchiveBox)
     "vassals-set socket-chmod", // `vassals-set KEY = VALUE`: the key swallowed the space
     "vassals-set idle",
     "vassals-set die-on-idle",
     "vassals-set cheaper-algo",
+    "guid", // `gid` misspelt (ckan)
 ];
 
 fn fixtures_dir() -> PathBuf {

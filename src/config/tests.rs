@@ -613,8 +613,14 @@ fn statuses() {
     check("[uwsgi]\nplugin = python311,http", "");
     // Plugins whose features kaiser has built in (loggers, routers, gevent), as real
     // configs load them (tests/fixtures/real-configs: geopuzzle, backurne, jupyter-jsc).
-    check("[uwsgi]\nplugins = python3,logfile\nplugins = python3, syslog", "");
-    check("[uwsgi]\nneed-plugins = http,router_static,python3\nplugin = gevent", "");
+    check(
+        "[uwsgi]\nplugins = python3,logfile\nplugins = python3, syslog",
+        "",
+    );
+    check(
+        "[uwsgi]\nneed-plugins = http,router_static,python3\nplugin = gevent",
+        "",
+    );
     check("[uwsgi]\nplugins = python3,sentry", "error: app.ini:2: plugins: plugin `sentry` is not available: kaiser is a Python-only server with the python plugin built in");
     check("[uwsgi]\nplugins = php", "error: app.ini:2: plugins: plugin `php` is not available: kaiser is a Python-only server with the python plugin built in");
     check("[uwsgi]\nfor = a b\nendfor", "");
