@@ -174,7 +174,9 @@ pub(crate) fn env_vars(value: &str, env: &[(String, String)]) -> (String, Vec<St
             return Some(lookup(name).unwrap_or(default).to_string());
         }
         let found = lookup(inner).map(str::to_string);
-        if found.is_none() {
+        // `$(dirname $(which python))` inside an `@(exec://…)` is shell text, not a variable
+        // someone forgot to set: only a name without spaces is reported.
+        if found.is_none() && !inner.contains(char::is_whitespace) {
             unset.push(inner.to_string());
         }
         found
@@ -502,6 +504,10 @@ pub(crate) mod tests {
         check_env("a $(HOME) b $(HOME)", "a /home/u b /home/u");
         check_env("$(HOME", "$(HOME");
         assert_eq!(env_vars("$(A) $(B)", &[]).1, vec!["A", "B"]);
+        // Shell text in an `@(exec://…)` is left alone and not reported as a variable.
+        let (out, unset) = env_vars("@(exec://dirname $(dirname $(which python)))", &[]);
+        assert_eq!(out, "@(exec://dirname $(dirname $(which python)))");
+        assert!(unset.is_empty(), "{unset:?}");
     }
 
     #[test]

@@ -197,7 +197,10 @@ fn prepare_value(spec: &OptionSpec, entry: &Entry, report: &mut Report) -> Optio
     };
     let intended = value[..at].trim_end();
     if free_text {
-        let message = hints::inline_comment_message(&entry.key, value, false);
+        // A no-op boolean (`no-orphans = true ; comment`) still reads as the same boolean.
+        let same = matches!(spec.kind, Kind::Bool | Kind::OptionalBool)
+            && uwsgi_bool(value) == uwsgi_bool(intended);
+        let message = hints::inline_comment_message(&entry.key, value, same);
         report.warn(&entry.origin, &entry.key, message);
         return Some(value.to_string());
     }
