@@ -1,7 +1,8 @@
 //! Options the public-config survey (tests/config_survey.rs) found kaiser lacking, run by the
 //! real binary: `collect-header`/`pull-header` feeding response routes (MathHubInfo/mhd's
 //! X-Sendfile routes), `max-fd` setting the open-files limit (healthchecks' workaround for
-//! uWSGI issue 2299).
+//! uWSGI issue 2299), `no-site` and `pythonpath` globs reaching the interpreter
+//! (shadowsocks-manager), `no-defer-accept` on the TCP listeners (localshop, esup-campulse).
 
 mod common;
 
@@ -102,4 +103,75 @@ fn no_site_and_pythonpath_globs_reach_the_interpreter() {
         !path.iter().any(|p| p.contains('*') || p.contains("other")),
         "{path:?}"
     );
+}
+
+/// `TCP_DEFER_ACCEPT` on the listener of `pid` bound to `port`, read from a copy of the
+/// process's descriptor (`pidfd_getfd`; the tests run as the same user).
+fn defer_accept_of(pid: i32, port: u16) -> libc::c_int {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
+    assert!(
+        pidfd >= 0,
+        "pidfd_open: {}",
+        std::io::Error::last_os_error()
+    );
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
+    for entry in fds {
+        let entry = entry.unwrap();
+        let target = std::fs::read_link(entry.path()).unwrap_or_default();
+        if !target.to_string_lossy().starts_with("socket:") {
+            continue;
+        }
+        let remote: libc::c_int = entry.file_name().to_string_lossy().parse().unwrap();
+        // SAFETY: pidfd_getfd copies the target's descriptor into this process.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, remote, 0) } as libc::c_int;
+        if fd < 0 {
+            continue;
+        }
+        let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: getsockname writes at most `len` bytes into `addr`.
+        let named = unsafe {
+            libc::getsockname(fd, (&mut addr as *mut libc::sockaddr_in).cast(), &mut len)
+        };
+        let mut value: libc::c_int = -1;
+        if named == 0
+            && addr.sin_family as libc::c_int == libc::AF_INET
+            && u16::from_be(addr.sin_port) == port
+        {
+            let mut size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: getsockopt writes one c_int.
+            let rc = unsafe {
+                libc::getsockopt(
+                    fd,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_DEFER_ACCEPT,
+                    (&mut value as *mut libc::c_int).cast(),
+                    &mut size,
+                )
+            };
+            assert_eq!(rc, 0, "getsockopt: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: fd is ours (the copy made above).
+        unsafe { libc::close(fd) };
+        if value >= 0 {
+            // SAFETY: pidfd is ours.
+            unsafe { libc::close(pidfd) };
+            return value;
+        }
+    }
+    panic!("no listener on port {port} in process {pid}");
+}
+
+#[test]
+fn no_defer_accept_leaves_tcp_defer_accept_off() {
+    let hello = app("hello.py").display().to_string();
+    let (kaiser, addr) = start_http(&["--wsgi-file", &hello]);
+    assert!(
+        defer_accept_of(kaiser.pid(), addr.port()) > 0,
+        "kaiser defers accept by default"
+    );
+    drop(kaiser);
+    let (kaiser, addr) = start_http(&["--wsgi-file", &hello, "--no-defer-accept"]);
+    assert_eq!(defer_accept_of(kaiser.pid(), addr.port()), 0);
 }
