@@ -175,3 +175,30 @@ fn no_defer_accept_leaves_tcp_defer_accept_off() {
     let (kaiser, addr) = start_http(&["--wsgi-file", &hello, "--no-defer-accept"]);
     assert_eq!(defer_accept_of(kaiser.pid(), addr.port()), 0);
 }
+
+#[test]
+fn print_logs_its_message_once_the_config_is_read() {
+    let dir = TempDir::new("print");
+    let ini = dir.write(
+        "app.ini",
+        format!(
+            "[uwsgi]\nwsgi-file = {}\nprint = config read for %n\n",
+            app("hello.py").display()
+        ),
+    );
+    let ini = ini.display().to_string();
+    // Printed by --print-config, which exits at once…
+    let mut printed = Kaiser::spawn(&["--print-config", &ini]);
+    assert_eq!(printed.expect_exit(START_TIMEOUT).code(), Some(0));
+    assert!(printed.wait_output_closed(START_TIMEOUT));
+    assert!(
+        printed.logs().contains("config read for app"),
+        "{}",
+        printed.logs()
+    );
+    // …and logged by a running instance.
+    let (kaiser, _addr) = start_http(&["--ini", &ini]);
+    kaiser
+        .wait_for_log("config read for app", START_TIMEOUT)
+        .unwrap();
+}
