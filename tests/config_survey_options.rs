@@ -128,6 +128,7 @@ fn defer_accept_of(pid: i32, port: u16) -> libc::c_int {
         if fd < 0 {
             continue;
         }
+        // SAFETY: sockaddr_in is plain data for which all-zero is a valid value.
         let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
         // SAFETY: getsockname writes at most `len` bytes into `addr`.
