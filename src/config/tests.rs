@@ -626,6 +626,35 @@ fn statuses() {
     check("[uwsgi]\nfor = a b\nendfor", "");
 }
 
+/// Options the public-config survey (tests/config_survey.rs) found in real configs.
+#[test]
+fn survey_options() {
+    check("[uwsgi]\nmax-fd = 10000", "max-fd = 10000");
+    check("[uwsgi]\nno-defer-accept = 1", "no-defer-accept = true");
+    check("[uwsgi]\nno-site = True", "no-site = true");
+    check(
+        "[uwsgi]\nprint = hello\niprint = again",
+        "print = hello | print = again",
+    );
+    // Route tables (and so the collected headers) are not part of show-config.
+    check(
+        "[uwsgi]\ncollect-header = X-Sendfile X_SENDFILE\npull-header = X-A A",
+        "",
+    );
+    check(
+        "[uwsgi]\ncollect-header = X-Sendfile",
+        "error: app.ini:2: collect-header: expected `HEADER VAR`, got `X-Sendfile`",
+    );
+    check(
+        "[uwsgi]\npypy-wsgi = app:ocapp",
+        "module = app | callable = ocapp",
+    );
+    check(
+        "[uwsgi]\nno-default-app = true\nmaster-as-root\nvhost\nprofiler = pycall\ncatch-exceptions\nno-threads-wait\nchunked-input-limit = 10485760\nignore-script-name",
+        "",
+    );
+}
+
 #[test]
 fn typed_values() {
     check("[uwsgi]\nworkers = 3", "processes = 3");
