@@ -46,6 +46,29 @@ fn collected_and_pulled_headers_feed_response_routes() {
 }
 
 #[test]
+fn pull_header_alone_drops_the_header() {
+    let dir = TempDir::new("pull-header");
+    let ini = dir.write(
+        "app.ini",
+        format!(
+            "[uwsgi]\nwsgi-file = {app}\npull-header = X-Body-Length LEN\n",
+            app = app("wsgi_suite.py").display()
+        ),
+    );
+    let (_kaiser, addr) = start_http(&["--ini", &ini.display().to_string()]);
+    let stream = wait_for_connect(addr, START_TIMEOUT).unwrap();
+    let raw = request_bytes("POST", "/echo", &[("Connection", "close")], b"abc");
+    let response = http_request(stream, &raw).unwrap();
+    assert_eq!(response.status, 200, "{response}");
+    assert_eq!(response.header("X-Body-Length"), None, "{response}");
+    assert_eq!(
+        response.header("X-Body-Sha256").is_some(),
+        true,
+        "{response}"
+    );
+}
+
+#[test]
 fn max_fd_sets_the_open_files_limit() {
     let (kaiser, _addr) = start_http(&[
         "--wsgi-file",

@@ -261,6 +261,7 @@ impl RouteTables {
             && self.error.rules.is_empty()
             && self.response.rules.is_empty()
             && self.final_.rules.is_empty()
+            && self.collect.is_empty()
     }
 
     /// Adds the rule of one option line: `key` is the option's name as written
