@@ -61,11 +61,8 @@ fn pull_header_alone_drops_the_header() {
     let response = http_request(stream, &raw).unwrap();
     assert_eq!(response.status, 200, "{response}");
     assert_eq!(response.header("X-Body-Length"), None, "{response}");
-    assert_eq!(
-        response.header("X-Body-Sha256").is_some(),
-        true,
-        "{response}"
-    );
+    // The other headers are untouched.
+    assert!(response.header("X-Body-Sha256").is_some(), "{response}");
 }
 
 #[test]
