@@ -90,6 +90,9 @@ fn main() -> ExitCode {
             for warning in &loaded.warnings {
                 eprintln!("kaiser: warning: {warning}");
             }
+            for message in &loaded.config.print {
+                eprintln!("{message}");
+            }
             print!("{}", loaded.show_config);
             return ExitCode::SUCCESS;
         }
@@ -165,6 +168,9 @@ fn main() -> ExitCode {
     );
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
+    }
+    for message in &loaded.config.print {
+        tracing::info!("{message}");
     }
     if loaded.config.show_config && loaded.config.action == Action::Run {
         // uWSGI's `show-config` logs the configuration and carries on; Docker images run

@@ -76,7 +76,7 @@ mod tests {
     fn rules_in_order_with_not_log_alarm_stopping_the_rest() {
         let rule = |names: &[&str], regexp: &str, negate| LogAlarm {
             alarms: names.iter().map(|n| n.to_string()).collect(),
-            pattern: Pattern(regex::Regex::new(regexp).unwrap()),
+            pattern: Pattern::new(regexp).unwrap(),
             negate,
         };
         let config = AlarmConfig {

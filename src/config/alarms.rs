@@ -120,11 +120,10 @@ pub(crate) fn apply(config: &mut AlarmConfig, name: &str, value: &str) -> Result
                 .trim()
                 .split_once(' ')
                 .ok_or_else(|| format!("expected `ALARM[,ALARM…] REGEXP`, got `{value}`"))?;
-            let pattern = regex::Regex::new(regexp.trim_start())
-                .map_err(|error| format!("invalid regular expression `{regexp}`: {error}"))?;
+            let pattern = Pattern::new(regexp.trim_start())?;
             config.log.push(LogAlarm {
                 alarms: split_names(names),
-                pattern: Pattern(pattern),
+                pattern,
                 negate: name == "not-log-alarm",
             });
         }
@@ -234,7 +233,7 @@ pub(crate) fn render(config: &AlarmConfig, line: &mut impl FnMut(&str, &str)) {
         };
         line(
             key,
-            &format!("{} {}", rule.alarms.join(","), rule.pattern.0.as_str()),
+            &format!("{} {}", rule.alarms.join(","), rule.pattern.as_str()),
         );
     }
     if !config.backlog.is_empty() {

@@ -174,7 +174,9 @@ pub(crate) fn env_vars(value: &str, env: &[(String, String)]) -> (String, Vec<St
             return Some(lookup(name).unwrap_or(default).to_string());
         }
         let found = lookup(inner).map(str::to_string);
-        if found.is_none() {
+        // `$(dirname $(which python))` inside an `@(exec://…)` is shell text, not a variable
+        // someone forgot to set: only a name without spaces is reported.
+        if found.is_none() && !inner.contains(char::is_whitespace) {
             unset.push(inner.to_string());
         }
         found
@@ -202,15 +204,18 @@ pub(crate) fn file_includes(
     })
 }
 
-/// Replaces each `<sigil>(inner)` (up to the first `)`) with `f(inner)`, leaving it as is
-/// when `f` gives nothing.
+/// Replaces each `<sigil>(inner)` with `f(inner)`, leaving it as is when `f` gives nothing.
+/// Parentheses nest, as in uWSGI's `uwsgi_apply_config_pass`: `@(exec://dirname $(which
+/// python))` runs the whole command.
 fn replace_calls(value: &str, sigil: char, mut f: impl FnMut(&str) -> Option<String>) -> String {
     let open = format!("{sigil}(");
     let mut out = String::new();
     let mut rest = value;
     while let Some(start) = rest.find(&open) {
         let after = &rest[start + 2..];
-        let Some(end) = after.find(')') else { break };
+        let Some(end) = closing_paren(after) else {
+            break;
+        };
         out.push_str(&rest[..start]);
         let inner = &after[..end];
         match f(inner) {
@@ -221,6 +226,20 @@ fn replace_calls(value: &str, sigil: char, mut f: impl FnMut(&str) -> Option<Str
     }
     out.push_str(rest);
     out
+}
+
+/// The index of the `)` that closes a `(` just before `text`, counting nested pairs.
+fn closing_paren(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth == 0 => return Some(i),
+            ')' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The entries a `declare-option` custom option stands for (uWSGI's `uwsgi_opt_custom`):
@@ -485,6 +504,27 @@ pub(crate) mod tests {
         check_env("a $(HOME) b $(HOME)", "a /home/u b /home/u");
         check_env("$(HOME", "$(HOME");
         assert_eq!(env_vars("$(A) $(B)", &[]).1, vec!["A", "B"]);
+        // Shell text in an `@(exec://…)` is left alone and not reported as a variable.
+        let (out, unset) = env_vars("@(exec://dirname $(dirname $(which python)))", &[]);
+        assert_eq!(out, "@(exec://dirname $(dirname $(which python)))");
+        assert!(unset.is_empty(), "{unset:?}");
+    }
+
+    #[test]
+    fn nested_parentheses_belong_to_the_outer_call() {
+        let mut seen = Vec::new();
+        let out = replace_calls(
+            "home = @(exec://dirname $(dirname $(which python)))/x",
+            '@',
+            |inner| {
+                seen.push(inner.to_string());
+                Some("/venv".into())
+            },
+        );
+        assert_eq!(out, "home = /venv/x");
+        assert_eq!(seen, ["exec://dirname $(dirname $(which python))"]);
+        // An unbalanced call is left as it is.
+        assert_eq!(replace_calls("@(a(b)", '@', |_| Some("x".into())), "@(a(b)");
     }
 
     #[test]

@@ -118,6 +118,30 @@ pub(crate) fn unexpanded_in_template(key: &str, value: &str, origin: &Origin, re
     }
 }
 
+/// uWSGI plugins (besides `python*`) whose features kaiser has built in, so `plugins = NAME`
+/// loads nothing and is accepted: the HTTP router, the routers whose actions kaiser's
+/// routing has (`static:`, `basicauth:`, `rewrite:`, `redirect:`), the loggers kaiser
+/// implements (`logger = file:` `syslog:` `rsyslog:` `socket:` `systemd`), the cheaper
+/// busyness algorithm, and the async engines kaiser serves as request threads (`gevent`,
+/// `ugreen`).
+pub(crate) const BUILTIN_PLUGINS: &[&str] = &[
+    "http",
+    "router_http",
+    "router_static",
+    "router_basicauth",
+    "router_rewrite",
+    "router_redirect",
+    "logfile",
+    "syslog",
+    "rsyslog",
+    "logsocket",
+    "systemd_logger",
+    "cheaper_busyness",
+    "gevent",
+    "greenlet",
+    "ugreen",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

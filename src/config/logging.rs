@@ -34,21 +34,7 @@ pub enum LoggerTarget {
     Journal,
 }
 
-/// A compiled regular expression, equal to another with the same source.
-#[derive(Debug, Clone)]
-pub struct Pattern(pub regex::Regex);
-
-impl PartialEq for Pattern {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.as_str() == other.0.as_str()
-    }
-}
-
-impl Pattern {
-    pub fn is_match(&self, text: &str) -> bool {
-        self.0.is_match(text)
-    }
-}
+pub use super::pcre::Pattern;
 
 /// A `log-route`/`log-req-route`: lines matching `pattern` go to the logger named `id`.
 #[derive(Debug, Clone, PartialEq)]
@@ -226,13 +212,7 @@ fn non_empty_path(value: &str) -> Result<PathBuf, String> {
 }
 
 fn regex(value: &str) -> Result<Pattern, String> {
-    regex::Regex::new(value).map(Pattern).map_err(|err| {
-        let first = err.to_string();
-        let first = first.lines().last().unwrap_or("").trim().to_owned();
-        format!(
-            "invalid regular expression `{value}`: {first} (kaiser uses Rust's regex syntax: PCRE look-arounds and back-references are not available)"
-        )
-    })
+    Pattern::new(value)
 }
 
 /// `ID REGEX`.
@@ -421,8 +401,12 @@ mod tests {
         assert_eq!(log.routes[0].id, "errors");
         assert!(log.routes[0].pattern.is_match("an ERROR here"));
         assert!(apply(&mut log, "log-route", "noregex").is_err());
-        let err = apply(&mut log, "log-route", "x ^((?!y).)*$").unwrap_err();
-        assert!(err.contains("look-arounds"), "{err}");
+        // PCRE look-arounds work, as in uWSGI.
+        apply(&mut log, "log-route", "x ^((?!y).)*$").unwrap();
+        assert!(log.routes[1].pattern.is_match("zzz"));
+        assert!(!log.routes[1].pattern.is_match("zyz"));
+        let err = apply(&mut log, "log-route", "x (open").unwrap_err();
+        assert!(err.contains("invalid regular expression"), "{err}");
         assert!(apply(&mut log, "log-encoder", "gzip").is_err());
         apply(&mut log, "log-maxsize", "10485760").unwrap();
         assert_eq!(log.maxsize, 10_485_760);

@@ -114,7 +114,7 @@ pub(crate) fn is_end(key: &str) -> bool {
 
 /// The plugins kaiser has built in, for `if-plugin` (the same set `plugins` accepts).
 pub(crate) fn builtin_plugin(name: &str) -> bool {
-    name.starts_with("python") || name == "http" || name == "router_http"
+    name.starts_with("python") || super::hints::BUILTIN_PLUGINS.contains(&name)
 }
 
 /// The items of a `for*` block, computed once when it opens. A `for-readline` file that

@@ -58,7 +58,9 @@ mod logging;
 mod logic;
 mod numbers;
 mod options;
+mod pcre;
 mod raw;
+mod schemes;
 mod shared_sockets;
 mod show;
 mod sources;
@@ -210,6 +212,12 @@ pub struct Config {
     pub limit_post: u64,
     /// `max-worker-connections` (0: derived from the open-files limit).
     pub max_worker_connections: u64,
+    /// `max-fd`: the open-files limit (soft and hard `RLIMIT_NOFILE`) to set; 0 keeps it.
+    pub max_fd: u64,
+    /// `print`: messages to log once the configuration is read, in order.
+    pub print: Vec<String>,
+    /// `no-site`: start Python without importing `site` (`python -S`).
+    pub no_site: bool,
     /// `limit-post-default`: the cap on chunked and post-buffered bodies when `limit_post`
     /// is 0 (0: none).
     pub limit_post_default: u64,
@@ -248,6 +256,8 @@ pub struct Config {
     pub reuse_port: bool,
     /// `so-keepalive`: `SO_KEEPALIVE` on the TCP listeners (and so on their connections).
     pub so_keepalive: bool,
+    /// `no-defer-accept`: do not set `TCP_DEFER_ACCEPT` on the TCP listeners.
+    pub no_defer_accept: bool,
     /// `freebind`: `IP_FREEBIND` on the TCP listeners (bind an address not yet configured).
     pub freebind: bool,
     /// `subscribe-to`, `subscribe2`: uWSGI subscription servers to announce this instance to.
@@ -421,6 +431,9 @@ impl Default for Config {
             post_buffering: 0,
             limit_post: 0,
             max_worker_connections: 0,
+            max_fd: 0,
+            print: Vec::new(),
+            no_site: false,
             limit_post_default: 1 << 30,
             socket_timeout: Duration::from_secs(4),
             transfer_timeout: Duration::from_secs(60),
@@ -448,6 +461,7 @@ impl Default for Config {
             zerg_server: None,
             zergpools: Vec::new(),
             so_keepalive: false,
+            no_defer_accept: false,
             statics: StaticConfig::default(),
             max_requests: 0,
             max_requests_delta: 0,

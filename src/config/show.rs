@@ -158,6 +158,8 @@ pub(crate) fn render(config: &Config) -> String {
         ("reuse-port", config.reuse_port),
         ("freebind", config.freebind),
         ("so-keepalive", config.so_keepalive),
+        ("no-defer-accept", config.no_defer_accept),
+        ("no-site", config.no_site),
     ] {
         if on {
             line(name, "true");
@@ -177,6 +179,13 @@ pub(crate) fn render(config: &Config) -> String {
             "mount",
             &format!("{}={target}", if point.is_empty() { "/" } else { point }),
         );
+    }
+
+    if config.max_fd != 0 {
+        line("max-fd", &config.max_fd.to_string());
+    }
+    for message in &config.print {
+        line("print", message);
     }
 
     if config.threads_stacksize != 0 {

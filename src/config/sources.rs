@@ -580,6 +580,9 @@ impl Loader<'_> {
         let cwd = self.ctx.cwd.clone();
         for entry in self.collected.entries.iter_mut().filter(|e| expandable(e)) {
             let mut read = |path: &str| {
+                if let Some(command) = super::schemes::exec_command(path) {
+                    return super::schemes::run(command, &cwd);
+                }
                 fs.read(Path::new(&absolute(&cwd, path)))
                     .map_err(|error| format!("cannot read `{path}` for `@({path})`: {error}"))
             };

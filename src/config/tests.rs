@@ -611,8 +611,48 @@ fn statuses() {
     check("[uwsgi]\nmaster = true\nenable-threads\nsingle-interpreter\ndie-on-term\nthunder-lock\nauto-procname\npy-call-osafterfork", "");
     check("[uwsgi]\nplugins = python3", "");
     check("[uwsgi]\nplugin = python311,http", "");
+    // Plugins whose features kaiser has built in (loggers, routers, gevent), as real
+    // configs load them (tests/fixtures/real-configs: geopuzzle, backurne, jupyter-jsc).
+    check(
+        "[uwsgi]\nplugins = python3,logfile\nplugins = python3, syslog",
+        "",
+    );
+    check(
+        "[uwsgi]\nneed-plugins = http,router_static,python3\nplugin = gevent",
+        "",
+    );
+    check("[uwsgi]\nplugins = python3,sentry", "error: app.ini:2: plugins: plugin `sentry` is not available: kaiser is a Python-only server with the python plugin built in");
     check("[uwsgi]\nplugins = php", "error: app.ini:2: plugins: plugin `php` is not available: kaiser is a Python-only server with the python plugin built in");
     check("[uwsgi]\nfor = a b\nendfor", "");
+}
+
+/// Options the public-config survey (tests/config_survey.rs) found in real configs.
+#[test]
+fn survey_options() {
+    check("[uwsgi]\nmax-fd = 10000", "max-fd = 10000");
+    check("[uwsgi]\nno-defer-accept = 1", "no-defer-accept = true");
+    check("[uwsgi]\nno-site = True", "no-site = true");
+    check(
+        "[uwsgi]\nprint = hello\niprint = again",
+        "print = hello | print = again",
+    );
+    // Route tables (and so the collected headers) are not part of show-config.
+    check(
+        "[uwsgi]\ncollect-header = X-Sendfile X_SENDFILE\npull-header = X-A A",
+        "",
+    );
+    check(
+        "[uwsgi]\ncollect-header = X-Sendfile",
+        "error: app.ini:2: collect-header: expected `HEADER VAR`, got `X-Sendfile`",
+    );
+    check(
+        "[uwsgi]\npypy-wsgi = app:ocapp",
+        "module = app | callable = ocapp",
+    );
+    check(
+        "[uwsgi]\nno-default-app = true\nmaster-as-root\nvhost\nprofiler = pycall\ncatch-exceptions\nno-threads-wait\nchunked-input-limit = 10485760\nignore-script-name",
+        "",
+    );
 }
 
 #[test]

@@ -97,6 +97,9 @@ pub(crate) fn build(
                 "route" | "error-route" | "response-route" | "final-route" => {
                     config.routes.add(&entry.key, &value)
                 }
+                "collect-header" | "pull-header" => {
+                    config.routes.collect(&value, spec.name == "pull-header")
+                }
                 "abstract-socket" => {
                     abstract_sockets = uwsgi_bool(&value);
                     Ok(())
@@ -204,7 +207,10 @@ fn prepare_value(spec: &OptionSpec, entry: &Entry, report: &mut Report) -> Optio
     };
     let intended = value[..at].trim_end();
     if free_text {
-        let message = hints::inline_comment_message(&entry.key, value, false);
+        // A no-op boolean (`no-orphans = true ; comment`) still reads as the same boolean.
+        let same = matches!(spec.kind, Kind::Bool | Kind::OptionalBool)
+            && uwsgi_bool(value) == uwsgi_bool(intended);
+        let message = hints::inline_comment_message(&entry.key, value, same);
         report.warn(&entry.origin, &entry.key, message);
         return Some(value.to_string());
     }
@@ -228,8 +234,8 @@ fn check_noop(spec: &OptionSpec, value: &str) -> Result<(), String> {
     if spec.name == "plugins" {
         // `plugins = python3` and friends are how uWSGI loads what kaiser has built in.
         for plugin in value.split([',', ' ']).filter(|p| !p.is_empty()) {
-            let builtin =
-                plugin.starts_with("python") || plugin == "http" || plugin == "router_http";
+            let builtin = plugin.starts_with("python")
+                || super::hints::BUILTIN_PLUGINS.contains(&plugin.trim());
             if !builtin && plugin.contains('/') {
                 continue; // a plugin directory
             }
@@ -334,6 +340,9 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "socket-timeout" => config.socket_timeout = seconds(v)?,
         "limit-post" => config.limit_post = number(v)?,
         "max-worker-connections" => config.max_worker_connections = number(v)?,
+        "max-fd" => config.max_fd = number(v)?,
+        "print" => config.print.push(v.to_string()),
+        "no-site" => config.no_site = uwsgi_bool(v),
         "limit-post-default" => config.limit_post_default = number(v)?,
         "transfer-timeout" => config.transfer_timeout = seconds(v)?,
         "transfer-min-rate" => config.transfer_min_rate = number(v)?,
@@ -353,6 +362,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "zerg-server" => config.zerg_server = Some(path(v)?),
         "zergpool" => super::zergpool::add(&mut config.zergpools, v)?,
         "so-keepalive" => config.so_keepalive = uwsgi_bool(v),
+        "no-defer-accept" => config.no_defer_accept = uwsgi_bool(v),
         name if super::statics::OPTION_NAMES.contains(&name) => {
             config.statics.apply(name, v, uwsgi_bool(v))?
         }
@@ -639,6 +649,8 @@ mod tests {
                     | "error-route"
                     | "response-route"
                     | "final-route"
+                    | "collect-header"
+                    | "pull-header"
             ) {
                 continue;
             }

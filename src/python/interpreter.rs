@@ -27,6 +27,8 @@ pub struct InterpreterOptions {
     pub argv: Option<String>,
     /// `py-executable`: `sys.executable` instead of the venv's or the build's interpreter.
     pub executable: Option<PathBuf>,
+    /// `no-site`: do not import `site` at startup (`python -S`).
+    pub no_site: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +136,9 @@ pub fn initialize(options: &InterpreterOptions) -> Result<(), InitPythonError> {
         config.install_signal_handlers = 0;
         config.parse_argv = 0;
         config.optimization_level = options.optimize as std::ffi::c_int;
+        if options.no_site {
+            config.site_import = 0;
+        }
         let exe = CString::new(executable.as_os_str().as_encoded_bytes())
             .map_err(|e| InitPythonError::Init(e.to_string()))?;
         let status =

@@ -20,6 +20,32 @@ pub struct RouteTables {
     pub response: Table,
     /// `final-route*`: after the response.
     pub final_: Table,
+    /// `collect-header`/`pull-header`: response headers copied into request variables
+    /// before the error and response tables run.
+    pub collect: Vec<CollectHeader>,
+}
+
+/// `collect-header = HEADER VAR` (`pull-header`: and drop the header from the response).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectHeader {
+    pub header: Vec<u8>,
+    pub var: Vec<u8>,
+    pub pull: bool,
+}
+
+impl RouteTables {
+    /// Adds a `collect-header` (`pull` false) or `pull-header` line: `HEADER VAR`.
+    pub fn collect(&mut self, value: &str, pull: bool) -> Result<(), String> {
+        let Some((header, var)) = value.trim().split_once(' ') else {
+            return Err(format!("expected `HEADER VAR`, got `{value}`"));
+        };
+        self.collect.push(CollectHeader {
+            header: header.as_bytes().to_vec(),
+            var: var.trim().as_bytes().to_vec(),
+            pull,
+        });
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -235,6 +261,7 @@ impl RouteTables {
             && self.error.rules.is_empty()
             && self.response.rules.is_empty()
             && self.final_.rules.is_empty()
+            && self.collect.is_empty()
     }
 
     /// Adds the rule of one option line: `key` is the option's name as written

@@ -88,10 +88,12 @@ pub fn serve(
         return (exchange, outcome);
     }
     let wrap = !effects.headers.is_empty()
+        || !tables.collect.is_empty()
         || !tables.error.rules.is_empty()
         || !tables.response.rules.is_empty()
         || !tables.final_.rules.is_empty();
     let routed_state = if !tables.error.rules.is_empty()
+        || !tables.collect.is_empty()
         || !tables.response.rules.is_empty()
         || !tables.final_.rules.is_empty()
     {
@@ -305,6 +307,19 @@ impl Routed {
     /// headers after the edits, or `None` when a route answered instead.
     fn head(&mut self, head: &ResponseHead<'_>) -> Result<Option<Headers>, RespondError> {
         self.state.status = status_code(head.status);
+        // `collect-header`/`pull-header`, as uWSGI's writer does before the response routes.
+        for collect in &self.tables.collect {
+            if let Some((_, value)) = head
+                .headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(&collect.header))
+            {
+                self.state.set(&collect.var, value.clone());
+                if collect.pull {
+                    self.edits.push(HeaderEdit::Remove(collect.header.clone()));
+                }
+            }
+        }
         let mut effects = Effects::default();
         for table in [&self.tables.error, &self.tables.response] {
             match run_after(table, &mut self.state, &mut effects) {

@@ -298,6 +298,20 @@ pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {
     Ok((before, limit.rlim_cur))
 }
 
+/// Sets the soft and hard `RLIMIT_NOFILE` to `n` (`max-fd`); raising the hard limit needs
+/// `CAP_SYS_RESOURCE`.
+pub fn set_nofile_limit(n: u64) -> io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: n as libc::rlim_t,
+        rlim_max: n as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads only `limit`.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Reaps `pid` if it has exited, without blocking; `None` while it runs (or when it is not
 /// our child, or was reaped already).
 pub fn try_wait(pid: Pid) -> io::Result<Option<ExitKind>> {

@@ -8,11 +8,30 @@ pub fn interpreter_options(config: &Config) -> InterpreterOptions {
     let extra = &config.extra;
     InterpreterOptions {
         home: config.home.clone(),
-        pythonpath: config.pythonpath.clone(),
+        pythonpath: config
+            .pythonpath
+            .iter()
+            .flat_map(|entry| expand_pythonpath(entry))
+            .collect(),
         optimize: extra.optimize,
         program_name: extra.py_programname.clone(),
         argv: extra.pyargv.clone(),
         executable: extra.py_executable.clone(),
+        no_site: config.no_site,
+    }
+}
+
+/// A `pythonpath` entry is a glob pattern, as in uWSGI's python plugin
+/// (`pythonpath = /usr/local/lib*/python3*/site-packages`): each match in order, or the
+/// entry itself when nothing matches.
+fn expand_pythonpath(entry: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let text = entry.to_string_lossy();
+    if !text.contains(['*', '?', '[']) {
+        return vec![entry.to_path_buf()];
+    }
+    match crate::sys::glob::glob(&text) {
+        Ok(found) if !found.is_empty() => found,
+        _ => vec![entry.to_path_buf()],
     }
 }
 

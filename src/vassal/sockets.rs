@@ -196,7 +196,7 @@ pub fn bind_new(
         // A raw socket's protocol is the app's: its client may wait for the server to speak
         // first, so the accept is not deferred until data arrives (uWSGI binds it
         // `no_defer` too).
-        defer_accept: spec.protocol != Protocol::Raw,
+        defer_accept: spec.protocol != Protocol::Raw && !config.no_defer_accept,
         reuse_port: config.reuse_port,
         freebind: config.freebind,
         keepalive: config.so_keepalive,

@@ -161,6 +161,19 @@ fn json_errors_name_the_line() {
 }
 
 #[test]
+fn xml_app_with_a_script_element_is_a_mount() {
+    // uWSGI 0.9's form, still read by uWSGI 2.0's `xmlconf.c`.
+    xml(
+        "<uwsgi>\n  <app mountpoint=\"/\">\n    <script>django_wsgi</script>;\n  </app>\n</uwsgi>",
+        "2:mount=/=django_wsgi",
+    );
+    xml(
+        "<uwsgi><app mountpoint=\"/\"></app><module>a</module></uwsgi>",
+        "1:module=a",
+    );
+}
+
+#[test]
 fn xml_as_uwsgi_reads_it() {
     xml(
         "<?xml version=\"1.0\"?>\n<uwsgi>\n  <socket>:3031</socket>\n  <master/>\n  <!-- comment -->\n  <env>A=&lt;b&gt; &amp;&#65;</env>\n  <processes>\n    4\n  </processes>\n</uwsgi>\n",

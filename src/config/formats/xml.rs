@@ -62,7 +62,24 @@ pub(super) fn parse(text: &str, id: &str) -> Parsed {
                 continue;
             }
         }
+        if element.name == "app" && element.children.is_empty() {
+            // `<app mountpoint="/"></app>`: uWSGI adds only an empty `app`, which does nothing.
+            continue;
+        }
         let value = match element.children.first() {
+            // uWSGI 0.9's `<app mountpoint="/"><script>mod</script></app>`: the target is
+            // the text of the element after the first (blank) child, as `xmlconf.c` reads it.
+            Some(Node::Text(blank)) if element.name == "app" && blank.trim().is_empty() => {
+                match element.children.get(1) {
+                    Some(Node::Element(script)) => match script.children.first() {
+                        Some(Node::Text(text) | Node::CData { text, .. }) => {
+                            text.trim().to_string()
+                        }
+                        _ => String::new(),
+                    },
+                    _ => String::new(),
+                }
+            }
             None => "1".to_string(),
             Some(Node::Text(text) | Node::CData { text, .. }) => text.trim().to_string(),
             Some(Node::Element(inner)) => {

@@ -225,6 +225,14 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
 /// unless `max-worker-connections` sets one: the limit less 64 descriptors for the
 /// listeners, the worker's own pipes and what the app opens.
 pub(super) fn connection_cap(config: &Config) -> usize {
+    if config.max_fd > 0 {
+        match sys::process::set_nofile_limit(config.max_fd) {
+            Ok(()) => tracing::info!(limit = config.max_fd, "set the open-files limit (`max-fd`)"),
+            Err(err) => {
+                tracing::error!(limit = config.max_fd, error = %err, "cannot set the open-files limit (`max-fd`)")
+            }
+        }
+    }
     let limit = match sys::process::raise_nofile_limit() {
         Ok((before, after)) => {
             if after > before {
