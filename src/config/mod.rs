@@ -138,6 +138,9 @@ pub enum Protocol {
     Http,
     /// `scgi-socket` / `scgi-nph-socket` (`nph`: an HTTP status line instead of `Status:`).
     Scgi { nph: bool },
+    /// `fastcgi-socket` / `fastcgi-nph-socket` (nginx `fastcgi_pass`; `nph`: an HTTP status
+    /// line instead of `Status:`).
+    FastCgi { nph: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

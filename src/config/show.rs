@@ -80,12 +80,16 @@ pub(crate) fn render(config: &Config) -> String {
     }
 
     // `protocol` applies to every `socket` entry, so one line restores them all.
-    if config
+    let socket_protocol = config
         .sockets
         .iter()
-        .any(|s| s.option == "socket" && s.protocol == Protocol::Http)
-    {
-        line("protocol", "http");
+        .find(|s| s.option == "socket")
+        .map(|s| s.protocol);
+    match socket_protocol {
+        Some(Protocol::Http) => line("protocol", "http"),
+        Some(Protocol::FastCgi { nph: false }) => line("protocol", "fastcgi"),
+        Some(Protocol::FastCgi { nph: true }) => line("protocol", "fastcgi-nph"),
+        _ => {}
     }
     for socket in &config.sockets {
         line(&socket.option, &render_address(&socket.address));

@@ -683,7 +683,11 @@ fn typed_values() {
         "[uwsgi]\nprotocol = http\nsocket = :80\nuwsgi-socket = :81",
         "protocol = http | socket = :80 | uwsgi-socket = :81",
     );
-    check("[uwsgi]\nprotocol = fastcgi", "error: app.ini:2: protocol: kaiser speaks `uwsgi` and `http` on `socket` entries, not `fastcgi`");
+    check(
+        "[uwsgi]\nprotocol = fastcgi\nsocket = :80\nfastcgi-nph-socket = :81",
+        "protocol = fastcgi | socket = :80 | fastcgi-nph-socket = :81",
+    );
+    check("[uwsgi]\nprotocol = raw", "error: app.ini:2: protocol: kaiser speaks `uwsgi`, `http` and `fastcgi` on `socket` entries, not `raw`");
     check(
         "[uwsgi]\nstats-server = 127.0.0.1:9191\nstats-http = true\nstats-minified = true",
         "stats = 127.0.0.1:9191 | stats-http = true | stats-minified = true",

@@ -88,7 +88,8 @@ pub(crate) fn build(
         let applied = match spec.status {
             Status::NoOp(_) => check_noop(spec, &value),
             _ => match spec.name {
-                "socket" | "http-socket" | "http" | "scgi-socket" | "scgi-nph-socket" => {
+                "socket" | "http-socket" | "http" | "scgi-socket" | "scgi-nph-socket"
+                | "fastcgi-socket" | "fastcgi-nph-socket" => {
                     sockets.push(entry);
                     Ok(())
                 }
@@ -113,8 +114,16 @@ pub(crate) fn build(
                         protocol = Protocol::Http;
                         Ok(())
                     }
+                    "fastcgi" => {
+                        protocol = Protocol::FastCgi { nph: false };
+                        Ok(())
+                    }
+                    "fastcgi-nph" => {
+                        protocol = Protocol::FastCgi { nph: true };
+                        Ok(())
+                    }
                     other => Err(format!(
-                        "kaiser speaks `uwsgi` and `http` on `socket` entries, not `{other}`"
+                        "kaiser speaks `uwsgi`, `http` and `fastcgi` on `socket` entries, not `{other}`"
                     )),
                 },
                 "gevent" => {
@@ -525,6 +534,8 @@ fn build_sockets(entries: &[&Entry], protocol: Protocol, report: &mut Report) ->
             "uwsgi-socket" => Protocol::Uwsgi,
             "scgi-socket" => Protocol::Scgi { nph: false },
             "scgi-nph-socket" => Protocol::Scgi { nph: true },
+            "fastcgi-socket" => Protocol::FastCgi { nph: false },
+            "fastcgi-nph-socket" => Protocol::FastCgi { nph: true },
             _ => Protocol::Http,
         };
         let address = match address(&entry.value) {
@@ -615,6 +626,8 @@ mod tests {
                     | "http"
                     | "scgi-socket"
                     | "scgi-nph-socket"
+                    | "fastcgi-socket"
+                    | "fastcgi-nph-socket"
                     | "protocol"
                     | "abstract-socket"
                     | "shared-socket"

@@ -1,6 +1,6 @@
 //! Sans-I/O codecs for the wire protocols kaiser speaks: the uwsgi binary packet
 //! ([`uwsgi`]), HTTP/1.1 requests ([`http`]), HTTP responses for both ([`response`]), the
-//! default request log line ([`log`]), the PROXY protocol header ([`proxy`]), the
+//! default request log line ([`log`]), FastCGI records ([`fastcgi`]), the PROXY protocol header ([`proxy`]), the
 //! decisions of static file serving ([`static_files`]) and Prometheus' text exposition
 //! ([`prometheus`]).
 //!
@@ -9,6 +9,7 @@
 //! unit-tested, property-tested and fuzzed alone. Parsers borrow the caller's buffer instead
 //! of copying, and say "need more bytes" with `Ok(None)` rather than blocking.
 
+pub mod fastcgi;
 pub mod http;
 pub mod log;
 pub mod log_format;

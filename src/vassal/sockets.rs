@@ -266,6 +266,8 @@ pub fn protocol_name(protocol: Protocol) -> &'static str {
         Protocol::Http => "http",
         Protocol::Scgi { nph: false } => "scgi",
         Protocol::Scgi { nph: true } => "scgi-nph",
+        Protocol::FastCgi { nph: false } => "fastcgi",
+        Protocol::FastCgi { nph: true } => "fastcgi-nph",
         Protocol::Uwsgi => "uwsgi",
     }
 }

@@ -89,8 +89,11 @@ impl Health {
         self.busy.load(Ordering::SeqCst) >= self.threads
     }
 
+    /// Over FastCGI the answer would have to go in records: the app answers those probes.
     pub(super) fn is_probe(&self, head: &ParsedHead<'_>) -> bool {
-        matches!(head.method(), b"GET" | b"HEAD") && head.raw_path() == &*self.path
+        matches!(head.method(), b"GET" | b"HEAD")
+            && head.raw_path() == &*self.path
+            && !matches!(head, ParsedHead::FastCgi(..))
     }
 }
 

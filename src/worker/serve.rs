@@ -131,7 +131,13 @@ pub(super) fn drive(shared: &Shared, mut conn: Conn) {
             close(shared, conn);
             return;
         }
-        if !conn.buf.is_empty() && proxy == super::proxy_header::Step::Ready {
+        // FastCGI: management records in front of a request are answered first.
+        let Ok(records_ready) = super::fastcgi::answer_management(shared, &mut conn, protocol)
+        else {
+            close(shared, conn);
+            return;
+        };
+        if !conn.buf.is_empty() && proxy == super::proxy_header::Step::Ready && records_ready {
             // Parse from a buffer taken out of the connection, so that a complete request
             // can move the connection into its exchange while the head is still borrowed.
             let buf = std::mem::take(&mut conn.buf);
@@ -209,6 +215,7 @@ pub(super) enum BadHead {
     Http(http::ParseHttpError),
     Uwsgi(uwsgi::ParseUwsgiError),
     Scgi(crate::protocol::scgi::ParseScgiError),
+    FastCgi(crate::protocol::fastcgi::ParseFastCgiError),
 }
 
 /// Parses the request head at the start of `buf` by the listener's protocol; `Ok(None)`:
@@ -228,6 +235,9 @@ pub(super) fn parse(
         Protocol::Scgi { nph } => crate::protocol::scgi::parse_request(buf, max_head)
             .map(|packet| packet.map(|packet| ParsedHead::Scgi(packet, nph)))
             .map_err(BadHead::Scgi),
+        Protocol::FastCgi { nph } => crate::protocol::fastcgi::parse_request(buf, max_head)
+            .map(|request| request.map(|request| ParsedHead::FastCgi(request, nph)))
+            .map_err(BadHead::FastCgi),
     }
 }
 
@@ -253,6 +263,10 @@ fn refuse(shared: &Shared, conn: Conn, err: BadHead) {
         }
         BadHead::Scgi(err) => {
             tracing::warn!(error = %err, "bad SCGI request; closing the connection");
+            close(shared, conn);
+        }
+        BadHead::FastCgi(err) => {
+            tracing::warn!(peer = %conn.peer_addr, error = %err, "bad FastCGI request; closing the connection");
             close(shared, conn);
         }
     }

@@ -7,6 +7,7 @@
 //! account for the request (`request.rs`).
 
 mod body;
+mod fastcgi;
 mod respond;
 
 use std::io;
@@ -55,6 +56,8 @@ pub struct ConnExchange {
     spool: Option<Spool>,
     expect_continue: bool,
     protocol: Protocol,
+    /// FastCGI: the request id the response's records carry.
+    fastcgi: Option<u16>,
     version: Version,
     is_head: bool,
     request_keep_alive: bool,
@@ -112,6 +115,10 @@ impl ConnExchange {
             spool: None,
             expect_continue: head.expect_continue(),
             protocol: head.protocol(),
+            fastcgi: match head {
+                ParsedHead::FastCgi(request, _) => Some(request.begin.id),
+                _ => None,
+            },
             version: head.version(),
             is_head: head.is_head(),
             request_keep_alive: head.keep_alive() && !shared.stopping.load(Ordering::Acquire),
@@ -175,6 +182,9 @@ impl ConnExchange {
     }
 
     fn send_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        if let Some(id) = self.fastcgi {
+            return self.send_stdout(id, data);
+        }
         while !data.is_empty() {
             match sys::fd::send(self.conn.fd.as_fd(), data) {
                 Ok(n) => {
@@ -207,7 +217,7 @@ impl ConnExchange {
             && !self.broken
             && self.completed
             && self.keep_alive_after
-            && self.protocol == Protocol::Http
+            && (self.protocol == Protocol::Http || self.fastcgi.is_some())
             && self.length_left.is_none_or(|left| left == 0);
         if reusable && !self.body_done() {
             reusable = !self.expect_continue && self.drain_body();
@@ -215,6 +225,7 @@ impl ConnExchange {
         if !self.completed && !self.broken && self.response_framing.is_some() {
             reusable = false;
         }
+        reusable &= self.end_fastcgi_response();
         let body_pending = !self.body_done();
         if self.wbuf.capacity() <= COALESCE {
             let mut wbuf = std::mem::take(&mut self.wbuf);

@@ -16,7 +16,7 @@ use crate::sys;
 impl ConnExchange {
     /// A response write that ran out of `socket-timeout` or `transfer-timeout` gets a line:
     /// the client was too slow, and the connection closes.
-    fn log_write_timeout(&self, err: &io::Error) {
+    pub(super) fn log_write_timeout(&self, err: &io::Error) {
         if err.kind() == io::ErrorKind::TimedOut {
             tracing::warn!(
                 peer = %self.log.remote_addr,
@@ -99,6 +99,12 @@ impl Exchange for ConnExchange {
                 Protocol::Uwsgi | Protocol::Scgi { .. } => {
                     response::choose_framing(self.version, self.is_head, code, known, false, false)
                 }
+                // The records delimit the body: the connection outlives one without a length.
+                Protocol::FastCgi { .. } => (
+                    response::choose_framing(self.version, self.is_head, code, known, false, false)
+                        .0,
+                    self.request_keep_alive && !self.body_failed,
+                ),
             };
             let headers = head
                 .headers
@@ -121,14 +127,17 @@ impl Exchange for ConnExchange {
                     headers.clone(),
                     &framing,
                 ),
-                Protocol::Scgi { nph } => crate::protocol::scgi::write_head(
-                    &mut self.wbuf,
-                    nph,
-                    self.version,
-                    head.status,
-                    headers.clone(),
-                    &framing,
-                ),
+                // FastCGI's head is SCGI's: CGI's `Status:` line, or an HTTP one for nph.
+                Protocol::Scgi { nph } | Protocol::FastCgi { nph } => {
+                    crate::protocol::scgi::write_head(
+                        &mut self.wbuf,
+                        nph,
+                        self.version,
+                        head.status,
+                        headers.clone(),
+                        &framing,
+                    )
+                }
             }
             self.log.status = code;
             // The app's headers and `add-header`'s, the app's Content-Length headers counted
@@ -213,7 +222,11 @@ impl Exchange for ConnExchange {
         let file = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
         match self.response_framing {
             Some(ResponseFraming::NoBody) => {}
-            Some(ResponseFraming::Chunked) | None => {
+            // Over FastCGI, too: every byte goes out in a record.
+            framing
+                if self.fastcgi.is_some()
+                    || matches!(framing, Some(ResponseFraming::Chunked) | None) =>
+            {
                 // Only when the length is unknown to the framing; read and chunk it.
                 let mut buffer = vec![0u8; COALESCE];
                 let mut position = offset as i64;
@@ -230,7 +243,10 @@ impl Exchange for ConnExchange {
                     remaining -= n as u64;
                 }
             }
-            Some(ResponseFraming::Length(_)) | Some(ResponseFraming::Close) => {
+            Some(
+                ResponseFraming::Length(_) | ResponseFraming::Close | ResponseFraming::Chunked,
+            )
+            | None => {
                 let mut position = offset as i64;
                 let mut remaining = count.min(self.length_left.unwrap_or(u64::MAX));
                 while remaining > 0 {
