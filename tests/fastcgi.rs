@@ -11,6 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 
@@ -656,5 +657,92 @@ fn nginx_fastcgi_keep_conn_serves_every_request_on_one_connection() {
         !nginx.error_log().contains("upstream"),
         "nginx complained:\n{}",
         nginx.error_log()
+    );
+}
+
+#[test]
+fn harakiri_answers_a_stuck_fastcgi_request_with_a_504_in_records() {
+    let dir = TempDir::new("fcgi-harakiri");
+    let served = start(
+        &dir,
+        &["--harakiri", "1", "--harakiri-graceful-timeout", "1"],
+    );
+    let mut stream = connect(&served.fastcgi);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let vars = get_vars("/sleep?ms=20000", "/sleep", "ms=20000");
+    stream.write_all(&request(5, true, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut stream, 5).unwrap();
+    let (head, body) = reply.head_and_body();
+    assert!(
+        head.starts_with("Status: 504 Gateway Timeout\r\n"),
+        "{head}"
+    );
+    assert_eq!(body, b"the request took too long (harakiri)\n");
+    closed(&mut stream).unwrap();
+}
+
+fn post_vars(length: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("REQUEST_METHOD", "POST"),
+        ("REQUEST_URI", "/echo"),
+        ("PATH_INFO", "/echo"),
+        ("CONTENT_LENGTH", length),
+    ]
+}
+
+#[test]
+fn limits_post_buffering_and_cut_short_responses_keep_the_records_straight() {
+    let dir = TempDir::new("fcgi-limits");
+    let served = start(
+        &dir,
+        &["--limit-post", "100000", "--post-buffering", "4096"],
+    );
+    // Over limit-post: a 413 in records, before the app runs.
+    let vars = post_vars("200000");
+    let mut stream = connect(&served.fastcgi);
+    stream.write_all(&request(1, true, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut stream, 1).unwrap();
+    let (head, _) = reply.head_and_body();
+    assert!(head.starts_with("Status: 413 "), "{head}");
+
+    // post-buffering: a body larger than the buffer spills to a file and is echoed whole.
+    let body: Vec<u8> = (0..50_000).map(|i| (i % 241) as u8).collect();
+    let vars = post_vars("50000");
+    let mut stream = connect(&served.fastcgi);
+    stream
+        .write_all(&request(2, false, &vars, &body, 4000))
+        .unwrap();
+    let reply = read_reply(&mut stream, 2).unwrap();
+    let (head, echoed) = reply.head_and_body();
+    assert!(head.starts_with("Status: 200 OK\r\n"), "{head}");
+    assert!(echoed == body.as_slice(), "the post-buffered body differs");
+
+    // A body shorter than its CONTENT_LENGTH (the stdin stream ends early): a 400.
+    let vars = post_vars("5000");
+    let mut stream = connect(&served.fastcgi);
+    stream
+        .write_all(&request(3, true, &vars, b"short", 1))
+        .unwrap();
+    let reply = read_reply(&mut stream, 3).unwrap();
+    let (head, _) = reply.head_and_body();
+    assert!(head.starts_with("Status: 400 "), "{head}");
+
+    // The app fails after its first chunk: stdout records, then the close, no END_REQUEST.
+    let vars = get_vars("/close?fail=1&chunks=3", "/close", "fail=1&chunks=3");
+    let mut stream = connect(&served.fastcgi);
+    stream.write_all(&request(4, true, &vars, b"", 1)).unwrap();
+    let err = match read_reply(&mut stream, 4) {
+        Ok(reply) => panic!(
+            "a cut-short response ended as a whole one: {}",
+            reply.text()
+        ),
+        Err(err) => err,
+    };
+    assert!(err.contains("Status: 200 OK"), "{err}");
+    assert!(
+        err.contains("failed to fill whole buffer") || err.contains("reset"),
+        "{err}"
     );
 }

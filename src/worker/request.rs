@@ -144,7 +144,7 @@ fn begin_request(shared: &Shared, exchange: &mut ConnExchange) {
         return;
     };
     if let Some(inflight) = shared.inflight.get(core) {
-        inflight.start(exchange.raw_fd());
+        inflight.start(exchange.raw_fd(), exchange.fastcgi_id());
         exchange.inflight = Some(inflight.clone());
     }
     if let Some(slot) = shared.slot().and_then(|w| w.core(core)) {

@@ -324,3 +324,91 @@ fn management_records_are_answered() {
     // Not a record at all: for the request parser to refuse.
     assert_eq!(management(b"GET / HTTP/1.1", 8), Ok(Management::None));
 }
+
+/// A whole request as a client may send it: params in records of `params_split` pairs, stdin
+/// in records of `stdin_size` bytes, every record padded by `padding`.
+fn encode_request(
+    id: u16,
+    vars: &[(Vec<u8>, Vec<u8>)],
+    body: &[u8],
+    params_split: usize,
+    stdin_size: usize,
+    padding: u8,
+) -> Vec<u8> {
+    let mut out = begin(id, 1, 0);
+    for group in vars.chunks(params_split.max(1)) {
+        let borrowed: Vec<(&[u8], &[u8])> = group
+            .iter()
+            .map(|(n, v)| (n.as_slice(), v.as_slice()))
+            .collect();
+        out.extend(record(4, id, &pairs(&borrowed), padding));
+    }
+    out.extend(record(4, id, b"", padding));
+    for piece in body.chunks(stdin_size.max(1)) {
+        out.extend(record(5, id, piece, padding));
+    }
+    out.extend(record(5, id, b"", padding));
+    out
+}
+
+proptest::proptest! {
+    #[test]
+    fn round_trip(
+        vars in proptest::collection::vec(
+            (
+                proptest::collection::vec(b'A'..=b'Z', 1..200),
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            ),
+            0..12,
+        ),
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+        id in 1u16..,
+        params_split in 1usize..5,
+        stdin_size in 1usize..700,
+        padding in 0u8..9,
+        step in 1usize..100,
+        max in 1usize..600,
+    ) {
+        let bytes = encode_request(id, &vars, &body, params_split, stdin_size, padding);
+        let request = parse_request(&bytes, 1 << 16).unwrap().unwrap();
+        let parsed: Vec<(Vec<u8>, Vec<u8>)> = request
+            .packet
+            .vars
+            .iter()
+            .map(|(n, v)| (n.to_vec(), v.to_vec()))
+            .collect();
+        proptest::prop_assert_eq!(&parsed, &vars);
+        let stdin = &bytes[request.packet.len..];
+        let mut decoder = StdinDecoder::new(id, Some(body.len() as u64));
+        let (decoded, consumed) = decode_all(&mut decoder, stdin, step, max).unwrap();
+        proptest::prop_assert_eq!(decoded, body);
+        proptest::prop_assert_eq!(consumed, stdin.len());
+        // Every truncation of the head is incomplete, never an error or a request.
+        for end in (0..request.packet.len).step_by(step) {
+            proptest::prop_assert_eq!(parse_request(&bytes[..end], 1 << 16), Ok(None));
+        }
+    }
+}
+
+proptest::proptest! {
+    /// Arbitrary bytes, alone or after a valid begin record (so the params parser is
+    /// reached): nothing panics, and a parsed head lies within the input.
+    #[test]
+    fn arbitrary_bytes_never_panic(
+        tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        after_begin in proptest::prelude::any::<bool>(),
+        max in 0usize..64,
+    ) {
+        let mut bytes = if after_begin { begin(1, 1, 1) } else { Vec::new() };
+        bytes.extend_from_slice(&tail);
+        if let Ok(Some(request)) = parse_request(&bytes, 256) {
+            proptest::prop_assert!(request.packet.len <= bytes.len());
+        }
+        let _ = management(&bytes, 2);
+        let mut out = Vec::new();
+        if let Ok(decoded) = StdinDecoder::new(1, None).decode(&tail, &mut out, max) {
+            proptest::prop_assert!(decoded.consumed <= tail.len());
+            proptest::prop_assert!(out.len() <= max);
+        }
+    }
+}

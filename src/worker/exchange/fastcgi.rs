@@ -14,6 +14,11 @@ use crate::protocol::fastcgi::{self, ParseFastCgiError};
 use crate::sys;
 
 impl ConnExchange {
+    /// The FastCGI request id of this exchange's request, if it is one (for harakiri's 504).
+    pub fn fastcgi_id(&self) -> Option<u16> {
+        self.fastcgi
+    }
+
     /// Sends `data` as `FCGI_STDOUT` records of request `id`, each header and its content in
     /// one system call. Nothing for empty data: an empty record would end the stream.
     pub(super) fn send_stdout(&mut self, id: u16, data: &[u8]) -> io::Result<()> {
