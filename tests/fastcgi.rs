@@ -746,3 +746,33 @@ fn limits_post_buffering_and_cut_short_responses_keep_the_records_straight() {
         "{err}"
     );
 }
+
+#[test]
+fn a_body_without_content_length_is_the_stdin_stream_capped_by_limit_post_default() {
+    let dir = TempDir::new("fcgi-unsized");
+    let served = start(&dir, &["--limit-post-default", "3000"]);
+    let vars = [
+        ("REQUEST_METHOD", "POST"),
+        ("REQUEST_URI", "/echo?mode=eof"),
+        ("PATH_INFO", "/echo"),
+        ("QUERY_STRING", "mode=eof"),
+        ("CONTENT_LENGTH", ""),
+    ];
+    // Within the cap: the app reads the stream to its end.
+    let mut stream = connect(&served.fastcgi);
+    stream
+        .write_all(&request(1, false, &vars, &[b'a'; 2000], 300))
+        .unwrap();
+    let reply = read_reply(&mut stream, 1).unwrap();
+    let (head, echoed) = reply.head_and_body();
+    assert!(head.starts_with("Status: 200 OK\r\n"), "{head}");
+    assert_eq!(echoed, &[b'a'; 2000][..]);
+    // Past it: 413, as a chunked HTTP body gets.
+    let mut stream = connect(&served.fastcgi);
+    stream
+        .write_all(&request(2, false, &vars, &[b'a'; 5000], 300))
+        .unwrap();
+    let reply = read_reply(&mut stream, 2).unwrap();
+    let (head, _) = reply.head_and_body();
+    assert!(head.starts_with("Status: 413 "), "{head}");
+}

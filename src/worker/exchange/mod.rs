@@ -89,8 +89,10 @@ impl ConnExchange {
         let limits = &shared.settings;
         // A chunked body has no length the app could refuse it by, and post-buffering reads
         // the body whole before the app runs: without `limit-post` those get the default cap.
-        let unsized_or_buffered =
-            matches!(body, RequestBody::Chunked(_)) || limits.post_buffering != 0;
+        // (A FastCGI body without CONTENT_LENGTH is as unsized as a chunked one.)
+        let unsized_or_buffered = matches!(body, RequestBody::Chunked(_))
+            || matches!(&body, RequestBody::FastCgi(stdin) if stdin.declared().is_none())
+            || limits.post_buffering != 0;
         let (body_limit, body_limit_option) = if limits.limit_post != 0 {
             (limits.limit_post, "limit-post")
         } else if unsized_or_buffered {
