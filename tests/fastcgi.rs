@@ -547,11 +547,13 @@ fastcgi_param  PATH_INFO          $document_uri;
 fn nginx_in_front(pipe: &CountingPipe, nph: &Path, keep_conn: bool) -> Nginx {
     let keep = if keep_conn { "on" } else { "off" };
     Nginx::start_http(&format!(
-        "upstream kaiser {{ server {pipe}; keepalive 4; }}
+        "upstream kaiser {{ server {pipe}; keepalive 4; keepalive_timeout 20s; }}
     server {{
         listen 127.0.0.1:@PORT@;
         client_max_body_size 10m;
         location / {{ {FASTCGI_PARAMS} fastcgi_keep_conn {keep}; fastcgi_pass kaiser; }}
+        location /unbuffered/ {{ {FASTCGI_PARAMS} fastcgi_param PATH_INFO /echo;
+            fastcgi_request_buffering off; fastcgi_keep_conn {keep}; fastcgi_pass kaiser; }}
         location /nph/ {{ {FASTCGI_PARAMS} fastcgi_param PATH_INFO /env; fastcgi_pass unix:{nph}; }}
     }}",
         pipe = pipe.addr,
@@ -604,6 +606,34 @@ fn exercise_nginx(nginx: &Nginx) -> usize {
     assert_eq!(echoed.status, 200, "{echoed}");
     assert!(echoed.body == body, "the body echoed through nginx differs");
 
+    // A chunked body, passed on as it comes (`fastcgi_request_buffering off`): no
+    // CONTENT_LENGTH, the stdin stream is the body.
+    let mut chunked = Vec::new();
+    for piece in body.chunks(30_000) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let echoed = client
+        .request(&request_bytes(
+            "POST",
+            "/unbuffered/x?mode=eof",
+            &[("Host", "localhost"), ("Transfer-Encoding", "chunked")],
+            &chunked,
+        ))
+        .unwrap();
+    assert_eq!(echoed.status, 200, "{echoed}");
+    assert_eq!(
+        echoed.header("X-Content-Length-Env"),
+        Some("empty"),
+        "{echoed}"
+    );
+    assert!(
+        echoed.body == body,
+        "the unbuffered body echoed through nginx differs"
+    );
+
     let streamed = get(&mut client, "/stream?chunks=4");
     assert_eq!(streamed.status, 200, "{streamed}");
     assert_eq!(streamed.text(), "chunk 0\nchunk 1\nchunk 2\nchunk 3\n");
@@ -618,7 +648,7 @@ fn exercise_nginx(nginx: &Nginx) -> usize {
     let nph = get(&mut client, "/nph/x");
     assert_eq!(nph.status, 200, "{nph}");
     assert!(nph.text().contains("\"PATH_INFO\": \"/env\""), "{nph}");
-    5
+    6
 }
 
 #[test]
