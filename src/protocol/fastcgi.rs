@@ -99,7 +99,7 @@ pub enum ParseFastCgiError {
     ZeroId,
     #[error("FastCGI role {role} is not served (only the responder role, 1)")]
     Role { role: u16 },
-    #[error("FastCGI request {other} began while request {id} was still open on the connection (multiplexing is not supported)")]
+    #[error("a record of FastCGI request {other} arrived while request {id} was open on the connection (multiplexing is not supported)")]
     Multiplexed { id: u16, other: u16 },
     #[error("invalid FastCGI request: a name-value pair in FCGI_PARAMS runs past its record")]
     PairPastRecord,
