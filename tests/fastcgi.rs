@@ -806,3 +806,24 @@ fn a_body_without_content_length_is_the_stdin_stream_capped_by_limit_post_defaul
     let (head, _) = reply.head_and_body();
     assert!(head.starts_with("Status: 413 "), "{head}");
 }
+
+#[test]
+fn health_probes_are_answered_by_the_worker_in_records() {
+    let dir = TempDir::new("fcgi-health");
+    let served = start(&dir, &["--health-check-path", "/healthz"]);
+    let mut stream = connect(&served.fastcgi);
+    let vars = get_vars("/healthz", "/healthz", "");
+    stream.write_all(&request(6, true, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut stream, 6).unwrap();
+    let (head, body) = reply.head_and_body();
+    assert!(head.starts_with("Status: 200 OK\r\n"), "{head}");
+    assert!(head.contains("Cache-Control: no-store\r\n"), "{head}");
+    assert_eq!(body, b"ok\n");
+    closed(&mut stream).unwrap();
+    // Not the app's traffic: no request line.
+    assert!(
+        !served.kaiser.logs().contains("GET /healthz"),
+        "{}",
+        served.kaiser.logs()
+    );
+}

@@ -73,6 +73,14 @@ impl<'a> ParsedHead<'a> {
         }
     }
 
+    /// The FastCGI request id, over FastCGI.
+    pub fn fastcgi_id(&self) -> Option<u16> {
+        match self {
+            Self::FastCgi(request, _) => Some(request.begin.id),
+            _ => None,
+        }
+    }
+
     pub fn is_head(&self) -> bool {
         self.method() == b"HEAD"
     }

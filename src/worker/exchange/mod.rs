@@ -117,10 +117,7 @@ impl ConnExchange {
             spool: None,
             expect_continue: head.expect_continue(),
             protocol: head.protocol(),
-            fastcgi: match head {
-                ParsedHead::FastCgi(request, _) => Some(request.begin.id),
-                _ => None,
-            },
+            fastcgi: head.fastcgi_id(),
             version: head.version(),
             is_head: head.is_head(),
             request_keep_alive: head.keep_alive() && !shared.stopping.load(Ordering::Acquire),
