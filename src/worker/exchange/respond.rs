@@ -127,17 +127,23 @@ impl Exchange for ConnExchange {
                     headers.clone(),
                     &framing,
                 ),
+                Protocol::Scgi { nph } => crate::protocol::scgi::write_head(
+                    &mut self.wbuf,
+                    nph,
+                    self.version,
+                    head.status,
+                    headers.clone(),
+                    &framing,
+                ),
                 // FastCGI's head is SCGI's: CGI's `Status:` line, or an HTTP one for nph.
-                Protocol::Scgi { nph } | Protocol::FastCgi { nph } => {
-                    crate::protocol::scgi::write_head(
-                        &mut self.wbuf,
-                        nph,
-                        self.version,
-                        head.status,
-                        headers.clone(),
-                        &framing,
-                    )
-                }
+                Protocol::FastCgi { nph } => crate::protocol::scgi::write_head(
+                    &mut self.wbuf,
+                    nph,
+                    self.version,
+                    head.status,
+                    headers.clone(),
+                    &framing,
+                ),
             }
             self.log.status = code;
             // The app's headers and `add-header`'s, the app's Content-Length headers counted
@@ -220,13 +226,16 @@ impl Exchange for ConnExchange {
         // SAFETY: the fd belongs to the app's file object, which the Python driver holds
         // (open) for the whole call; it is only read from here.
         let file = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        match self.response_framing {
+        let framing = match self.response_framing {
+            // Over FastCGI every byte goes out in a record: the file is read, not sendfile'd.
+            Some(ResponseFraming::Length(_) | ResponseFraming::Close) if self.fastcgi.is_some() => {
+                None
+            }
+            framing => framing,
+        };
+        match framing {
             Some(ResponseFraming::NoBody) => {}
-            // Over FastCGI, too: every byte goes out in a record.
-            framing
-                if self.fastcgi.is_some()
-                    || matches!(framing, Some(ResponseFraming::Chunked) | None) =>
-            {
+            Some(ResponseFraming::Chunked) | None => {
                 // Only when the length is unknown to the framing; read and chunk it.
                 let mut buffer = vec![0u8; COALESCE];
                 let mut position = offset as i64;
@@ -243,10 +252,7 @@ impl Exchange for ConnExchange {
                     remaining -= n as u64;
                 }
             }
-            Some(
-                ResponseFraming::Length(_) | ResponseFraming::Close | ResponseFraming::Chunked,
-            )
-            | None => {
+            Some(ResponseFraming::Length(_)) | Some(ResponseFraming::Close) => {
                 let mut position = offset as i64;
                 let mut remaining = count.min(self.length_left.unwrap_or(u64::MAX));
                 while remaining > 0 {
