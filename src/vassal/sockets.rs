@@ -222,6 +222,8 @@ fn protocol_of_option(name: &str) -> Option<Protocol> {
     match name {
         "http-socket" => Some(Protocol::Http),
         "socket" | "uwsgi-socket" => Some(Protocol::Uwsgi),
+        "fastcgi-socket" => Some(Protocol::FastCgi { nph: false }),
+        "fastcgi-nph-socket" => Some(Protocol::FastCgi { nph: true }),
         _ => None,
     }
 }
