@@ -139,6 +139,40 @@ fn the_unit_alone_may_name_the_socket() {
     );
 }
 
+/// A passed socket named `fastcgi-socket` speaks FastCGI, as the option would.
+#[test]
+fn a_passed_socket_named_fastcgi_socket_speaks_fastcgi() {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let kaiser = start_activated(
+        &listener,
+        "fastcgi-socket",
+        &["--wsgi-file", "tests/apps/hello.py"],
+    );
+    kaiser
+        .wait_for_log("ready in", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", kaiser.logs()));
+    // FCGI_BEGIN_REQUEST (id 1, responder), one param, the empty params and stdin records.
+    let mut request = vec![1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    request.extend_from_slice(&[1, 4, 0, 1, 0, 19, 0, 0, 14, 3]);
+    request.extend_from_slice(b"REQUEST_METHODGET");
+    request.extend_from_slice(&[1, 4, 0, 1, 0, 0, 0, 0, 1, 5, 0, 1, 0, 0, 0, 0]);
+    let mut stream = wait_for_connect(addr, START_TIMEOUT).unwrap();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.write_all(&request).unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).unwrap();
+    let text = String::from_utf8_lossy(&reply);
+    assert_eq!(
+        reply.get(..2),
+        Some(&[1u8, 6][..]),
+        "an FCGI_STDOUT record: {text:?}"
+    );
+    assert!(text.contains("Status: 200 OK\r\n"), "{text:?}");
+    assert!(text.contains("Hello World"), "{text:?}");
+}
+
 /// A passed unix socket belongs to the unit: `vacuum` leaves its file, also after a
 /// graceful reload (a re-exec, which hands the socket on like any other).
 #[test]

@@ -148,6 +148,9 @@ pub enum Protocol {
     Puwsgi,
     /// `raw-socket`: no protocol; each connection is handed to the `python-raw` handler.
     Raw,
+    /// `fastcgi-socket` / `fastcgi-nph-socket` (nginx `fastcgi_pass`; `nph`: an HTTP status
+    /// line instead of `Status:`).
+    FastCgi { nph: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -115,8 +115,6 @@ pub(crate) enum Status {
     Implemented,
     /// Accepted and documented as doing nothing in kaiser, with the reason.
     NoOp(&'static str),
-    /// A uWSGI option kaiser refuses for now, with an optional hint for the message.
-    NotYet(&'static str),
     /// A uWSGI option kaiser refuses by design, with the reason and what to do instead.
     Refused(&'static str),
 }
@@ -212,10 +210,6 @@ impl OptionSpec {
     }
     const fn refuse(mut self, why: &'static str) -> Self {
         self.status = Status::Refused(why);
-        self
-    }
-    const fn later_hint(mut self, hint: &'static str) -> Self {
-        self.status = Status::NotYet(hint);
         self
     }
 
@@ -427,7 +421,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("socket", Address, Sockets, "listen with the uwsgi protocol (nginx `uwsgi_pass`)").aliases(&["uwsgi-socket"]).short('s').multi(),
     opt("http-socket", Address, Sockets, "listen with HTTP/1.1, parsed by the workers").aliases(&["http11-socket"]).multi(),
     opt("http", Address, Sockets, "serve HTTP on this address (kaiser serves it from the workers; there is no separate router process)").multi(),
-    opt("protocol", Text, Sockets, "protocol of `socket` entries: `uwsgi` or `http`").aliases(&["socket-protocol"]).default("uwsgi"),
+    opt("protocol", Text, Sockets, "protocol of `socket` entries: `uwsgi`, `http`, `fastcgi`, `fastcgi-nph`, `puwsgi` or `raw`").aliases(&["socket-protocol"]).default("uwsgi"),
     opt("chmod-socket", Mode, Sockets, "mode of unix sockets in octal (bare: 666)").aliases(&["chmod"]).short('C'),
     opt("chown-socket", Owner, Sockets, "owner of unix sockets (`user` or `user:group`)"),
     opt("listen", Int, Sockets, "listen backlog (capped at net.core.somaxconn; uWSGI defaults to 100)").short('l').default("1024"),
@@ -438,7 +432,8 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("shared-socket", Address, Sockets, "a socket bound by the master for a `socket`, `http-socket` or `http` written `=N` (the Nth `shared-socket`, from 0); kaiser binds every socket in the master before dropping privileges, so `=N` is the same as writing the address there").aliases(&["undeferred-shared-socket"]).multi(),
     opt("scgi-socket", Address, Sockets, "listen with SCGI (nginx `scgi_pass`); answers with CGI's `Status:` line").multi(),
     opt("scgi-nph-socket", Address, Sockets, "listen with SCGI, answering with an HTTP status line (non-parsed headers)").multi(),
-    opt("fastcgi-socket", Address, Sockets, "listen with FastCGI").aliases(&["fastcgi-nph-socket"]).multi().later_hint("point nginx at a `socket` with `uwsgi_pass`, or at an `scgi-socket` with `scgi_pass`, instead of `fastcgi_pass`"),
+    opt("fastcgi-socket", Address, Sockets, "listen with FastCGI (nginx `fastcgi_pass`, `fastcgi_keep_conn` too); answers with CGI's `Status:` line").multi(),
+    opt("fastcgi-nph-socket", Address, Sockets, "listen with FastCGI, answering with an HTTP status line (non-parsed headers)").multi(),
     opt("raw-socket", Address, Sockets, "listen in uWSGI's raw mode: nothing is parsed, each connection's fd is handed to the `python-raw` callable, what it returns is written back and the connection closed").multi(),
     opt("raw-modifier1", Int, Sockets, "the plugin that serves `raw-socket` connections; only 0 (Python, `python-raw`) exists in kaiser").default("0"),
     opt("raw-modifier2", Int, Sockets, "modifier2 of `raw-socket` connections").noop("uWSGI's Python plugin ignores modifier2 for raw connections, and so does kaiser"),
@@ -708,8 +703,6 @@ fn status_doc(status: Status) -> String {
     match status {
         Status::Implemented => "implemented".to_string(),
         Status::NoOp(why) => format!("no-op: {why}"),
-        Status::NotYet("") => "not yet supported".to_string(),
-        Status::NotYet(hint) => format!("not yet supported ({hint})"),
         Status::Refused(why) => format!("refused: {why}"),
     }
 }
@@ -727,9 +720,10 @@ pub(crate) fn help_text() -> String {
     );
     for group in Group::ALL {
         out.push_str(&format!("\n{}:\n", group.title()));
-        for spec in OPTIONS.iter().filter(|spec| {
-            spec.group == group && !matches!(spec.status, Status::NotYet(_) | Status::Refused(_))
-        }) {
+        for spec in OPTIONS
+            .iter()
+            .filter(|spec| spec.group == group && !matches!(spec.status, Status::Refused(_)))
+        {
             let short = spec.short.map(|c| format!("-{c}, ")).unwrap_or_default();
             let flag = format!("{short}--{}{}", spec.name, spec.kind.metavar());
             let mut doc = spec.doc.to_string();
@@ -747,11 +741,11 @@ pub(crate) fn help_text() -> String {
     }
     let refused: Vec<&str> = OPTIONS
         .iter()
-        .filter(|spec| matches!(spec.status, Status::NotYet(_) | Status::Refused(_)))
+        .filter(|spec| matches!(spec.status, Status::Refused(_)))
         .flat_map(|spec| spec.names())
         .collect();
     out.push_str(&format!(
-        "\nRecognised uWSGI options that kaiser does not support yet, or refuses by design such as\n`https` (an error if used; the README's option table says why):\n{}\n",
+        "\nRecognised uWSGI options that kaiser refuses by design, such as `https` (an error if\nused; the README's option table says why):\n{}\n",
         wrap(&refused.join(", "), 92, "  ")
     ));
     out
@@ -877,6 +871,6 @@ mod tests {
         assert_eq!(table.lines().count(), OPTIONS.len() + 2);
         assert!(table.contains("| `processes` | `-p` `workers` | int | `1` | implemented |"));
         assert!(table.contains("| `cheaper` |"));
-        assert!(table.contains("not yet supported"));
+        assert!(table.contains("| refused: "));
     }
 }

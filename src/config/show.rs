@@ -92,6 +92,8 @@ pub(crate) fn render(config: &Config) -> String {
         Some(Protocol::Http) => line("protocol", "http"),
         Some(Protocol::Puwsgi) => line("protocol", "puwsgi"),
         Some(Protocol::Raw) => line("protocol", "raw"),
+        Some(Protocol::FastCgi { nph: false }) => line("protocol", "fastcgi"),
+        Some(Protocol::FastCgi { nph: true }) => line("protocol", "fastcgi-nph"),
         _ => {}
     }
     for socket in &config.sockets {

@@ -723,7 +723,11 @@ fn typed_values() {
         "[uwsgi]\nprotocol = http\nsocket = :80\nuwsgi-socket = :81",
         "protocol = http | socket = :80 | uwsgi-socket = :81",
     );
-    check("[uwsgi]\nprotocol = fastcgi", "error: app.ini:2: protocol: kaiser speaks `uwsgi`, `http`, `puwsgi` and `raw` on `socket` entries, not `fastcgi`");
+    check(
+        "[uwsgi]\nprotocol = fastcgi\nsocket = :80\nfastcgi-nph-socket = :81",
+        "protocol = fastcgi | socket = :80 | fastcgi-nph-socket = :81",
+    );
+    check("[uwsgi]\nprotocol = scgi", "error: app.ini:2: protocol: kaiser speaks `uwsgi`, `http`, `fastcgi`, `fastcgi-nph`, `puwsgi` and `raw` on `socket` entries, not `scgi`");
     check(
         "[uwsgi]\nstats-server = 127.0.0.1:9191\nstats-http = true\nstats-minified = true",
         "stats = 127.0.0.1:9191 | stats-http = true | stats-minified = true",
@@ -963,7 +967,7 @@ fn fixture_bloomberg_lists_every_problem() {
         &format!("--ini {path}"),
         &[],
     )
-    .expect_err("the production block uses options kaiser does not support yet");
+    .expect_err("the production block has an option uWSGI does not know either");
     let lines: Vec<String> = error
         .problems
         .iter()

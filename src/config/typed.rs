@@ -1,5 +1,5 @@
 //! Expanded entries to the typed [`Config`]: statuses from the option table (implemented,
-//! no-op, not yet supported), what each implemented option sets (`apply`), strict mode,
+//! no-op, refused), what each implemented option sets (`apply`), strict mode,
 //! unknown keys and the checks that need the whole configuration (two sockets on one
 //! address). How a single value is read (numbers, booleans, addresses, …) is `values.rs`.
 //!
@@ -63,25 +63,6 @@ pub(crate) fn build(
             );
             continue;
         }
-        if let Status::NotYet(hint) = spec.status {
-            let switched_off = matches!(spec.kind, Kind::Bool) && !uwsgi_bool(&entry.value);
-            if !switched_off {
-                let hint = if hint.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {hint}")
-                };
-                report.error(
-                    &entry.origin,
-                    &entry.key,
-                    format!(
-                        "`{}` is a uWSGI option that kaiser does not support yet{hint}",
-                        entry.key
-                    ),
-                );
-            }
-            continue;
-        }
         let Some(value) = prepare_value(spec, entry, report) else {
             continue;
         };
@@ -89,7 +70,8 @@ pub(crate) fn build(
             Status::NoOp(_) => check_noop(spec, &value),
             _ => match spec.name {
                 "socket" | "http-socket" | "http" | "scgi-socket" | "scgi-nph-socket"
-                | "puwsgi-socket" | "raw-socket" => {
+                | "puwsgi-socket" | "raw-socket"
+                | "fastcgi-socket" | "fastcgi-nph-socket" => {
                     sockets.push(entry);
                     Ok(())
                 }
@@ -125,8 +107,16 @@ pub(crate) fn build(
                         protocol = Protocol::Raw;
                         Ok(())
                     }
+                    "fastcgi" => {
+                        protocol = Protocol::FastCgi { nph: false };
+                        Ok(())
+                    }
+                    "fastcgi-nph" => {
+                        protocol = Protocol::FastCgi { nph: true };
+                        Ok(())
+                    }
                     other => Err(format!(
-                        "kaiser speaks `uwsgi`, `http`, `puwsgi` and `raw` on `socket` entries, not `{other}`"
+                        "kaiser speaks `uwsgi`, `http`, `fastcgi`, `fastcgi-nph`, `puwsgi` and `raw` on `socket` entries, not `{other}`"
                     )),
                 },
                 "gevent" => {
@@ -550,6 +540,8 @@ fn build_sockets(entries: &[&Entry], protocol: Protocol, report: &mut Report) ->
             "scgi-nph-socket" => Protocol::Scgi { nph: true },
             "puwsgi-socket" => Protocol::Puwsgi,
             "raw-socket" => Protocol::Raw,
+            "fastcgi-socket" => Protocol::FastCgi { nph: false },
+            "fastcgi-nph-socket" => Protocol::FastCgi { nph: true },
             _ => Protocol::Http,
         };
         let address = match address(&entry.value) {
@@ -642,6 +634,8 @@ mod tests {
                     | "scgi-nph-socket"
                     | "puwsgi-socket"
                     | "raw-socket"
+                    | "fastcgi-socket"
+                    | "fastcgi-nph-socket"
                     | "protocol"
                     | "abstract-socket"
                     | "shared-socket"

@@ -93,6 +93,20 @@ pub fn send_more(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     send_with_flags(fd, buf, libc::MSG_NOSIGNAL | libc::MSG_MORE)
 }
 
+/// `sendmsg(2)` of several buffers in one call (a record header and its content), with
+/// MSG_NOSIGNAL, retrying on EINTR.
+pub fn send_vectored(fd: BorrowedFd<'_>, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: an all-zero msghdr is valid (no name, no control data).
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    // `IoSlice` is ABI-compatible with `iovec` on Unix (std documents it so); sendmsg only
+    // reads through the pointer.
+    message.msg_iov = bufs.as_ptr().cast_mut().cast();
+    message.msg_iovlen = bufs.len() as _;
+    // SAFETY: `message` points at `bufs.len()` valid iovecs borrowed for this call, and `fd`
+    // is an open socket.
+    retrying(|| unsafe { libc::sendmsg(fd.as_raw_fd(), &message, libc::MSG_NOSIGNAL) })
+}
+
 fn send_with_flags(fd: BorrowedFd<'_>, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
     // SAFETY: `buf` is a valid readable slice and `fd` is an open socket.
     retrying(|| unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags) })

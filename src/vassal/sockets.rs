@@ -244,6 +244,8 @@ fn protocol_of_option(name: &str) -> Option<Protocol> {
     match name {
         "http-socket" => Some(Protocol::Http),
         "socket" | "uwsgi-socket" => Some(Protocol::Uwsgi),
+        "fastcgi-socket" => Some(Protocol::FastCgi { nph: false }),
+        "fastcgi-nph-socket" => Some(Protocol::FastCgi { nph: true }),
         _ => None,
     }
 }
@@ -288,6 +290,8 @@ pub fn protocol_name(protocol: Protocol) -> &'static str {
         Protocol::Http => "http",
         Protocol::Scgi { nph: false } => "scgi",
         Protocol::Scgi { nph: true } => "scgi-nph",
+        Protocol::FastCgi { nph: false } => "fastcgi",
+        Protocol::FastCgi { nph: true } => "fastcgi-nph",
         Protocol::Uwsgi => "uwsgi",
         Protocol::Puwsgi => "puwsgi",
         Protocol::Raw => "raw",

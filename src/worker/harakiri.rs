@@ -42,6 +42,8 @@ pub struct InFlight(Mutex<InFlightState>);
 #[derive(Default)]
 struct InFlightState {
     fd: Option<RawFd>,
+    /// A FastCGI request's id: its 504 goes in records.
+    fastcgi: Option<u16>,
     responded: bool,
     timed_out: bool,
 }
@@ -53,10 +55,11 @@ impl InFlight {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The request thread took a request on `fd`.
-    pub fn start(&self, fd: RawFd) {
+    /// The request thread took a request on `fd` (FastCGI request `fastcgi`, if one).
+    pub fn start(&self, fd: RawFd, fastcgi: Option<u16>) {
         *self.lock() = InFlightState {
             fd: Some(fd),
+            fastcgi,
             responded: false,
             timed_out: false,
         };
@@ -93,10 +96,33 @@ impl InFlight {
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
         // The socket buffer of a connection that has not been answered is empty, so this
         // small write goes out whole or the client is gone; either way we shut down.
-        let _ = sys::fd::send(fd, GATEWAY_TIMEOUT);
+        match state.fastcgi {
+            None => {
+                let _ = sys::fd::send(fd, GATEWAY_TIMEOUT);
+            }
+            Some(id) => {
+                let _ = sys::fd::send(fd, &fastcgi_gateway_timeout(id));
+            }
+        }
         sys::net::shutdown_both(fd);
         Answer::Sent504
     }
+}
+
+/// The 504 for FastCGI request `id`: CGI's `Status:` head (which nginx reads on either kind
+/// of FastCGI socket) in a stdout record, then the end records.
+fn fastcgi_gateway_timeout(id: u16) -> Vec<u8> {
+    use crate::protocol::fastcgi;
+    let status_line_end = GATEWAY_TIMEOUT
+        .windows(2)
+        .position(|pair| pair == b"\r\n")
+        .expect("the 504 has a status line");
+    let mut cgi = b"Status: 504 Gateway Timeout".to_vec();
+    cgi.extend_from_slice(&GATEWAY_TIMEOUT[status_line_end..]);
+    let mut out = fastcgi::stdout_header(id, cgi.len()).to_vec();
+    out.extend_from_slice(&cgi);
+    out.extend_from_slice(&fastcgi::end_request(id));
+    out
 }
 
 enum Answer {
@@ -191,6 +217,20 @@ pub(super) fn install_user_harakiri(scoreboard: Arc<Scoreboard>, worker_id: u32,
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_fastcgi_504_is_one_record_then_the_end() {
+        let records = super::fastcgi_gateway_timeout(7);
+        let len = usize::from(u16::from_be_bytes([records[4], records[5]]));
+        assert_eq!(&records[..4], &[1, 6, 0, 7]);
+        let cgi = std::str::from_utf8(&records[8..8 + len]).expect("ascii");
+        assert!(
+            cgi.starts_with("Status: 504 Gateway Timeout\r\nContent-Type"),
+            "{cgi:?}"
+        );
+        assert!(cgi.ends_with("(harakiri)\n"), "{cgi:?}");
+        assert_eq!(records[8 + len..], crate::protocol::fastcgi::end_request(7));
+    }
+
     #[test]
     fn the_504_is_well_framed() {
         let text = std::str::from_utf8(super::GATEWAY_TIMEOUT).expect("ascii");

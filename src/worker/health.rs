@@ -94,8 +94,10 @@ impl Health {
     }
 }
 
-/// Answers a probe on `conn` and closes it.
-pub fn answer(shared: &Shared, conn: Conn, head_only: bool) {
+/// Answers a probe on `conn` and closes it. Over FastCGI (`fastcgi`: the request id) the answer
+/// goes in records with CGI's `Status:` head, and the connection lingers: the rest of the
+/// request's stdin may still be unread.
+pub fn answer(shared: &Shared, conn: Conn, head_only: bool, fastcgi: Option<u16>) {
     let draining =
         shared.stopping.load(Ordering::Acquire) || shared.scoreboard.metrics().draining();
     let unavailable = shared.health.as_ref().is_some_and(|h| h.app_unavailable);
@@ -112,6 +114,15 @@ pub fn answer(shared: &Shared, conn: Conn, head_only: bool) {
     );
     if !head_only {
         reply.push_str(body);
+    }
+    if let Some(id) = fastcgi {
+        let cgi = reply.replacen("HTTP/1.1", "Status:", 1);
+        let mut records = crate::protocol::fastcgi::stdout_header(id, cgi.len()).to_vec();
+        records.extend_from_slice(cgi.as_bytes());
+        records.extend_from_slice(&crate::protocol::fastcgi::end_request(id));
+        let _ = sys::fd::send(conn.fd.as_fd(), &records);
+        conn::linger(shared, conn);
+        return;
     }
     let _ = sys::fd::send(conn.fd.as_fd(), reply.as_bytes());
     sys::net::shutdown_write(conn.fd.as_fd());
@@ -222,16 +233,16 @@ fn triage(shared: &Shared, health: &Health, mut conn: Conn) {
         };
         if n > 0 {
             let probe = match super::serve::parse(&buf[..n], protocol, max_head) {
-                Ok(Some(head)) => Some(
-                    health
-                        .is_probe(&head)
-                        .then_some((head.len(), head.is_head())),
-                ),
+                Ok(Some(head)) => Some(health.is_probe(&head).then_some((
+                    head.len(),
+                    head.is_head(),
+                    head.fastcgi_id(),
+                ))),
                 Ok(None) => None,
                 Err(_) => Some(None),
             };
             match probe {
-                Some(Some((len, head_only))) => {
+                Some(Some((len, head_only, fastcgi))) => {
                     // Consume the probe's head (it arrived whole: peek saw it).
                     let mut consumed = 0;
                     while consumed < len {
@@ -240,7 +251,7 @@ fn triage(shared: &Shared, health: &Health, mut conn: Conn) {
                             Ok(read) => consumed += read,
                         }
                     }
-                    answer(shared, conn, head_only);
+                    answer(shared, conn, head_only, fastcgi);
                     return;
                 }
                 // A whole request that is not a probe, or a bad one: the request threads

@@ -19,6 +19,7 @@ mod accept;
 mod autoreload;
 mod conn;
 mod exchange;
+mod fastcgi;
 mod gate;
 mod harakiri;
 mod health;

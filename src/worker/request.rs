@@ -22,9 +22,14 @@ use crate::python::{Outcome, RequestVars};
 /// connection if it stays open for another request (never over `socket`'s uwsgi or SCGI,
 /// whose responses are close-delimited; over `puwsgi-socket` when the length was known).
 pub(super) fn serve(shared: &Shared, conn: Conn, head: ParsedHead<'_>) -> Option<Conn> {
-    let conn = match super::statics::serve(shared, conn, &head) {
-        Ok(next) => return next,
-        Err(conn) => conn,
+    // Static files are sent straight to the socket, which a FastCGI response must not be
+    // (its bytes go in records): over FastCGI the app answers.
+    let conn = match &head {
+        ParsedHead::FastCgi(..) => conn,
+        _ => match super::statics::serve(shared, conn, &head) {
+            Ok(next) => return next,
+            Err(conn) => conn,
+        },
     };
     match &head {
         ParsedHead::Http(http_head) => {
@@ -32,7 +37,10 @@ pub(super) fn serve(shared: &Shared, conn: Conn, head: ParsedHead<'_>) -> Option
             let size = vars.iter().map(|(k, v)| k.len() + v.len()).sum();
             run_app(shared, conn, &head, &vars, (vars.len() + 8, size))
         }
-        ParsedHead::Uwsgi(packet) | ParsedHead::Scgi(packet, _) | ParsedHead::Puwsgi(packet) => {
+        ParsedHead::Uwsgi(packet)
+        | ParsedHead::Scgi(packet, _)
+        | ParsedHead::Puwsgi(packet)
+        | ParsedHead::FastCgi(crate::protocol::fastcgi::Request { packet, .. }, _) => {
             run_app(shared, conn, &head, &packet.vars, head.log_size())
         }
     }
@@ -109,7 +117,7 @@ pub(super) fn describe<'a>(
     set_lossy(&mut log.protocol, head.protocol_name());
     match head.protocol() {
         Protocol::Http | Protocol::Raw => log.remote_addr.push_str(peer_addr),
-        Protocol::Uwsgi | Protocol::Scgi { .. } | Protocol::Puwsgi => {
+        Protocol::Uwsgi | Protocol::Scgi { .. } | Protocol::Puwsgi | Protocol::FastCgi { .. } => {
             set_lossy(
                 &mut log.remote_addr,
                 head.front_end_var(b"REMOTE_ADDR").unwrap_or(b""),
@@ -137,7 +145,7 @@ fn begin_request(shared: &Shared, exchange: &mut ConnExchange) {
         return;
     };
     if let Some(inflight) = shared.inflight.get(core) {
-        inflight.start(exchange.raw_fd());
+        inflight.start(exchange.raw_fd(), exchange.fastcgi_id());
         exchange.inflight = Some(inflight.clone());
     }
     if let Some(slot) = shared.slot().and_then(|w| w.core(core)) {

@@ -1,7 +1,8 @@
-//! A parsed request head from either protocol: an HTTP request head (`http-socket`) or a uwsgi
-//! packet (`socket`, behind nginx's `uwsgi_pass`). What differs between the two is how the
-//! head is parsed and where each fact is found; everything after parsing (static files, the
-//! app, the log line, the accounting) asks this one type.
+//! A parsed request head from any protocol: an HTTP request head (`http-socket`), a uwsgi
+//! packet (`socket`, behind nginx's `uwsgi_pass`), or an SCGI or FastCGI request read into
+//! one. What differs between them is how the head is parsed and where each fact is found;
+//! everything after parsing (static files, the app, the log line, the accounting) asks this
+//! one type.
 //!
 //! It does not read sockets or decide anything about the request: it only answers questions
 //! about the bytes parsed.
@@ -10,7 +11,7 @@ use std::borrow::Cow;
 
 use crate::config::Protocol;
 use crate::protocol::http::{self, ChunkedDecoder, RequestBodyFraming, Version};
-use crate::protocol::uwsgi;
+use crate::protocol::{fastcgi, uwsgi};
 
 use super::exchange::RequestBody;
 
@@ -22,6 +23,9 @@ pub(super) enum ParsedHead<'a> {
     Scgi(uwsgi::Packet<'a>, bool),
     /// A uwsgi packet on a `puwsgi-socket`, whose connection carries further requests.
     Puwsgi(uwsgi::Packet<'a>),
+    /// A FastCGI request (`fastcgi-socket`): its params read into a uwsgi packet, its body
+    /// still in stdin records. `true`: `fastcgi-nph-socket`.
+    FastCgi(fastcgi::Request<'a>, bool),
 }
 
 impl<'a> ParsedHead<'a> {
@@ -31,6 +35,7 @@ impl<'a> ParsedHead<'a> {
             Self::Uwsgi(_) => Protocol::Uwsgi,
             Self::Scgi(_, nph) => Protocol::Scgi { nph: *nph },
             Self::Puwsgi(_) => Protocol::Puwsgi,
+            Self::FastCgi(_, nph) => Protocol::FastCgi { nph: *nph },
         }
     }
 
@@ -38,7 +43,10 @@ impl<'a> ParsedHead<'a> {
     pub fn len(&self) -> usize {
         match self {
             Self::Http(head) => head.len,
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => packet.len,
+            Self::Uwsgi(packet)
+            | Self::Scgi(packet, _)
+            | Self::Puwsgi(packet)
+            | Self::FastCgi(fastcgi::Request { packet, .. }, _) => packet.len,
         }
     }
 
@@ -50,15 +58,31 @@ impl<'a> ParsedHead<'a> {
             Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => {
                 (packet.vars.len(), packet.len - uwsgi::HEADER_LEN)
             }
+            // The params' size, without the records' framing.
+            Self::FastCgi(request, _) => (
+                request.packet.vars.len(),
+                usize::from(request.packet.header.size),
+            ),
         }
     }
 
     pub fn method(&self) -> &'a [u8] {
         match self {
             Self::Http(head) => head.method,
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => {
+            Self::Uwsgi(packet)
+            | Self::Scgi(packet, _)
+            | Self::Puwsgi(packet)
+            | Self::FastCgi(fastcgi::Request { packet, .. }, _) => {
                 packet.get(b"REQUEST_METHOD").unwrap_or(b"")
             }
+        }
+    }
+
+    /// The FastCGI request id, over FastCGI.
+    pub fn fastcgi_id(&self) -> Option<u16> {
+        match self {
+            Self::FastCgi(request, _) => Some(request.begin.id),
+            _ => None,
         }
     }
 
@@ -70,7 +94,10 @@ impl<'a> ParsedHead<'a> {
     pub fn uri(&self) -> &'a [u8] {
         match self {
             Self::Http(head) => head.target,
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => packet
+            Self::Uwsgi(packet)
+            | Self::Scgi(packet, _)
+            | Self::Puwsgi(packet)
+            | Self::FastCgi(fastcgi::Request { packet, .. }, _) => packet
                 .get(b"REQUEST_URI")
                 .or_else(|| packet.get(b"PATH_INFO"))
                 .unwrap_or(b""),
@@ -81,7 +108,10 @@ impl<'a> ParsedHead<'a> {
     pub fn raw_path(&self) -> &'a [u8] {
         match self {
             Self::Http(head) => head.path,
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => {
+            Self::Uwsgi(packet)
+            | Self::Scgi(packet, _)
+            | Self::Puwsgi(packet)
+            | Self::FastCgi(fastcgi::Request { packet, .. }, _) => {
                 packet.get(b"PATH_INFO").unwrap_or(b"")
             }
         }
@@ -91,7 +121,10 @@ impl<'a> ParsedHead<'a> {
     pub fn path_info(&self) -> Cow<'a, [u8]> {
         match self {
             Self::Http(head) => http::percent_decode(head.path),
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => {
+            Self::Uwsgi(packet)
+            | Self::Scgi(packet, _)
+            | Self::Puwsgi(packet)
+            | Self::FastCgi(fastcgi::Request { packet, .. }, _) => {
                 Cow::Borrowed(packet.get(b"PATH_INFO").unwrap_or(b""))
             }
         }
@@ -101,7 +134,10 @@ impl<'a> ParsedHead<'a> {
     pub fn protocol_name(&self) -> &'a [u8] {
         match self {
             Self::Http(head) => head.version.as_str().as_bytes(),
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => {
+            Self::Uwsgi(packet)
+            | Self::Scgi(packet, _)
+            | Self::Puwsgi(packet)
+            | Self::FastCgi(fastcgi::Request { packet, .. }, _) => {
                 packet.get(b"SERVER_PROTOCOL").unwrap_or(b"HTTP/1.0")
             }
         }
@@ -116,19 +152,21 @@ impl<'a> ParsedHead<'a> {
 
     /// Whether the client wants the connection kept for another request. Over uwsgi the
     /// response is close-delimited, as nginx's `uwsgi_pass` expects; a `puwsgi-socket`
-    /// connection is kept by definition (see `puwsgi.rs`).
+    /// connection is kept by definition (see `puwsgi.rs`); over FastCGI the begin record says
+    /// (`FCGI_KEEP_CONN`, nginx's `fastcgi_keep_conn on`).
     pub fn keep_alive(&self) -> bool {
         match self {
             Self::Http(head) => head.keep_alive,
             Self::Puwsgi(_) => true,
             Self::Uwsgi(_) | Self::Scgi(..) => false,
+            Self::FastCgi(request, _) => request.begin.keep_conn,
         }
     }
 
     pub fn expect_continue(&self) -> bool {
         match self {
             Self::Http(head) => head.expect_continue,
-            Self::Uwsgi(_) | Self::Scgi(..) | Self::Puwsgi(_) => false,
+            Self::Uwsgi(_) | Self::Scgi(..) | Self::Puwsgi(_) | Self::FastCgi(..) => false,
         }
     }
 
@@ -140,18 +178,27 @@ impl<'a> ParsedHead<'a> {
     fn body_framing(&self) -> RequestBodyFraming {
         match self {
             Self::Http(head) => head.body,
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => {
-                match packet.content_length {
-                    0 => RequestBodyFraming::None,
-                    length => RequestBodyFraming::Length(length),
-                }
-            }
+            Self::Uwsgi(packet)
+            | Self::Scgi(packet, _)
+            | Self::Puwsgi(packet)
+            | Self::FastCgi(fastcgi::Request { packet, .. }, _) => match packet.content_length {
+                0 => RequestBodyFraming::None,
+                length => RequestBodyFraming::Length(length),
+            },
         }
     }
 
     /// The request body, still to be read; a chunked one decodes lines of at most
     /// `buffer_size` bytes.
     pub fn body(&self, buffer_size: usize) -> RequestBody {
+        if let Self::FastCgi(request, _) = self {
+            // nginx sends CONTENT_LENGTH empty when there is no body.
+            let declared = match request.packet.get(b"CONTENT_LENGTH") {
+                None | Some(b"") => None,
+                Some(_) => Some(request.packet.content_length),
+            };
+            return RequestBody::FastCgi(fastcgi::StdinDecoder::new(request.begin.id, declared));
+        }
         match self.body_framing() {
             RequestBodyFraming::None => RequestBody::None,
             RequestBodyFraming::Length(length) => RequestBody::Length(length),
@@ -164,7 +211,10 @@ impl<'a> ParsedHead<'a> {
     pub fn header(&self, name: &[u8]) -> Option<&'a [u8]> {
         match self {
             Self::Http(head) => head.header(name),
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => packet
+            Self::Uwsgi(packet)
+            | Self::Scgi(packet, _)
+            | Self::Puwsgi(packet)
+            | Self::FastCgi(fastcgi::Request { packet, .. }, _) => packet
                 .vars
                 .iter()
                 .find(|(key, _)| is_cgi_header(key, name))
@@ -177,7 +227,10 @@ impl<'a> ParsedHead<'a> {
     pub fn front_end_var(&self, name: &[u8]) -> Option<&'a [u8]> {
         match self {
             Self::Http(_) => None,
-            Self::Uwsgi(packet) | Self::Scgi(packet, _) | Self::Puwsgi(packet) => packet.get(name),
+            Self::Uwsgi(packet)
+            | Self::Scgi(packet, _)
+            | Self::Puwsgi(packet)
+            | Self::FastCgi(fastcgi::Request { packet, .. }, _) => packet.get(name),
         }
     }
 }

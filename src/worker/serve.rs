@@ -136,7 +136,13 @@ pub(super) fn drive(shared: &Shared, mut conn: Conn) {
             close(shared, conn);
             return;
         }
-        if !conn.buf.is_empty() && proxy == super::proxy_header::Step::Ready {
+        // FastCGI: management records in front of a request are answered first.
+        let Ok(records_ready) = super::fastcgi::answer_management(shared, &mut conn, protocol)
+        else {
+            close(shared, conn);
+            return;
+        };
+        if !conn.buf.is_empty() && proxy == super::proxy_header::Step::Ready && records_ready {
             // Parse from a buffer taken out of the connection, so that a complete request
             // can move the connection into its exchange while the head is still borrowed.
             let buf = std::mem::take(&mut conn.buf);
@@ -144,7 +150,7 @@ pub(super) fn drive(shared: &Shared, mut conn: Conn) {
                 Ok(Some(head)) => {
                     conn.buf = buf[head.len()..].to_vec();
                     if shared.health.as_ref().is_some_and(|h| h.is_probe(&head)) {
-                        super::health::answer(shared, conn, head.is_head());
+                        super::health::answer(shared, conn, head.is_head(), head.fastcgi_id());
                         return;
                     }
                     let next = super::request::serve(shared, conn, head);
@@ -214,6 +220,7 @@ pub(super) enum BadHead {
     Http(http::ParseHttpError),
     Uwsgi(uwsgi::ParseUwsgiError),
     Scgi(crate::protocol::scgi::ParseScgiError),
+    FastCgi(crate::protocol::fastcgi::ParseFastCgiError),
 }
 
 /// Parses the request head at the start of `buf` by the listener's protocol; `Ok(None)`:
@@ -238,6 +245,9 @@ pub(super) fn parse(
             .map_err(BadHead::Uwsgi),
         // `drive` hands a raw connection to `raw.rs` before anything is parsed.
         Protocol::Raw => Ok(None),
+        Protocol::FastCgi { nph } => crate::protocol::fastcgi::parse_request(buf, max_head)
+            .map(|request| request.map(|request| ParsedHead::FastCgi(request, nph)))
+            .map_err(BadHead::FastCgi),
     }
 }
 
@@ -263,6 +273,10 @@ fn refuse(shared: &Shared, conn: Conn, err: BadHead) {
         }
         BadHead::Scgi(err) => {
             tracing::warn!(error = %err, "bad SCGI request; closing the connection");
+            close(shared, conn);
+        }
+        BadHead::FastCgi(err) => {
+            tracing::warn!(peer = %conn.peer_addr, error = %err, "bad FastCGI request; closing the connection");
             close(shared, conn);
         }
     }

@@ -19,6 +19,8 @@ pub enum RequestBody {
     /// This many bytes are still to come.
     Length(u64),
     Chunked(ChunkedDecoder),
+    /// FastCGI: the body comes in stdin records.
+    FastCgi(crate::protocol::fastcgi::StdinDecoder),
 }
 
 /// Bodies larger than this are not drained to save a keep-alive connection.
@@ -29,12 +31,13 @@ impl ConnExchange {
     pub fn declared_length(&self) -> Option<u64> {
         match self.body {
             RequestBody::Length(n) => Some(n),
+            RequestBody::FastCgi(ref decoder) => decoder.declared(),
             _ => None,
         }
     }
 
     /// Reads more bytes from the socket into the connection buffer; false at EOF.
-    fn fill(&mut self) -> io::Result<bool> {
+    pub(super) fn fill(&mut self) -> io::Result<bool> {
         if self.expect_continue {
             self.expect_continue = false;
             if self.response_framing.is_none() {
@@ -72,6 +75,7 @@ impl ConnExchange {
             RequestBody::None => true,
             RequestBody::Length(left) => *left == 0,
             RequestBody::Chunked(decoder) => decoder.is_done(),
+            RequestBody::FastCgi(decoder) => decoder.is_done(),
         }
     }
 
@@ -106,6 +110,7 @@ impl ConnExchange {
         loop {
             match &mut self.body {
                 RequestBody::None => return Ok(0),
+                RequestBody::FastCgi(_) => return self.read_fastcgi_stdin(out, max),
                 RequestBody::Length(left) => {
                     if *left == 0 {
                         return Ok(0);

@@ -7,6 +7,7 @@
 //! account for the request (`request.rs`).
 
 mod body;
+mod fastcgi;
 mod respond;
 
 use std::io;
@@ -55,6 +56,8 @@ pub struct ConnExchange {
     spool: Option<Spool>,
     expect_continue: bool,
     protocol: Protocol,
+    /// FastCGI: the request id the response's records carry.
+    fastcgi: Option<u16>,
     version: Version,
     is_head: bool,
     request_keep_alive: bool,
@@ -86,8 +89,10 @@ impl ConnExchange {
         let limits = &shared.settings;
         // A chunked body has no length the app could refuse it by, and post-buffering reads
         // the body whole before the app runs: without `limit-post` those get the default cap.
-        let unsized_or_buffered =
-            matches!(body, RequestBody::Chunked(_)) || limits.post_buffering != 0;
+        // (A FastCGI body without CONTENT_LENGTH is as unsized as a chunked one.)
+        let unsized_or_buffered = matches!(body, RequestBody::Chunked(_))
+            || matches!(&body, RequestBody::FastCgi(stdin) if stdin.declared().is_none())
+            || limits.post_buffering != 0;
         let (body_limit, body_limit_option) = if limits.limit_post != 0 {
             (limits.limit_post, "limit-post")
         } else if unsized_or_buffered {
@@ -112,6 +117,7 @@ impl ConnExchange {
             spool: None,
             expect_continue: head.expect_continue(),
             protocol: head.protocol(),
+            fastcgi: head.fastcgi_id(),
             version: head.version(),
             is_head: head.is_head(),
             request_keep_alive: head.keep_alive() && !shared.stopping.load(Ordering::Acquire),
@@ -185,6 +191,9 @@ impl ConnExchange {
         mut data: &[u8],
         unblock: &mut dyn FnMut(),
     ) -> io::Result<()> {
+        if let Some(id) = self.fastcgi {
+            return self.send_stdout(id, data, unblock);
+        }
         while !data.is_empty() {
             match sys::fd::send(self.conn.fd.as_fd(), data) {
                 Ok(n) => {
@@ -218,7 +227,8 @@ impl ConnExchange {
             && !self.broken
             && self.completed
             && self.keep_alive_after
-            && matches!(self.protocol, Protocol::Http | Protocol::Puwsgi)
+            && (matches!(self.protocol, Protocol::Http | Protocol::Puwsgi)
+                || self.fastcgi.is_some())
             && self.length_left.is_none_or(|left| left == 0);
         if reusable && !self.body_done() {
             reusable = !self.expect_continue && self.drain_body();
@@ -226,6 +236,7 @@ impl ConnExchange {
         if !self.completed && !self.broken && self.response_framing.is_some() {
             reusable = false;
         }
+        reusable &= self.end_fastcgi_response();
         let body_pending = !self.body_done();
         if self.wbuf.capacity() <= COALESCE {
             let mut wbuf = std::mem::take(&mut self.wbuf);

@@ -16,7 +16,7 @@ use crate::sys;
 impl ConnExchange {
     /// A response write that ran out of `socket-timeout` or `transfer-timeout` gets a line:
     /// the client was too slow, and the connection closes.
-    fn log_write_timeout(&self, err: &io::Error) {
+    pub(super) fn log_write_timeout(&self, err: &io::Error) {
         if err.kind() == io::ErrorKind::TimedOut {
             tracing::warn!(
                 peer = %self.log.remote_addr,
@@ -100,6 +100,12 @@ impl ConnExchange {
                     self.request_keep_alive && !self.body_failed,
                     false,
                 ),
+                // The records delimit the body: the connection outlives one without a length.
+                Protocol::FastCgi { .. } => (
+                    response::choose_framing(self.version, self.is_head, code, known, false, false)
+                        .0,
+                    self.request_keep_alive && !self.body_failed,
+                ),
             };
             let headers = head
                 .headers
@@ -123,6 +129,15 @@ impl ConnExchange {
                     &framing,
                 ),
                 Protocol::Scgi { nph } => crate::protocol::scgi::write_head(
+                    &mut self.wbuf,
+                    nph,
+                    self.version,
+                    head.status,
+                    headers.clone(),
+                    &framing,
+                ),
+                // FastCGI's head is SCGI's: CGI's `Status:` line, or an HTTP one for nph.
+                Protocol::FastCgi { nph } => crate::protocol::scgi::write_head(
                     &mut self.wbuf,
                     nph,
                     self.version,
@@ -244,7 +259,14 @@ impl Exchange for ConnExchange {
         // SAFETY: the fd belongs to the app's file object, which the Python driver holds
         // (open) for the whole call; it is only read from here.
         let file = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        match self.response_framing {
+        let framing = match self.response_framing {
+            // Over FastCGI every byte goes out in a record: the file is read, not sendfile'd.
+            Some(ResponseFraming::Length(_) | ResponseFraming::Close) if self.fastcgi.is_some() => {
+                None
+            }
+            framing => framing,
+        };
+        match framing {
             Some(ResponseFraming::NoBody) => {}
             Some(ResponseFraming::Chunked) | None => {
                 // Only when the length is unknown to the framing; read and chunk it.

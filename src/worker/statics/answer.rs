@@ -366,7 +366,10 @@ fn capture_log_vars(shared: &Shared, log: &mut RequestLog, head: &ParsedHead<'_>
             let pairs = vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
             request_log::capture(settings, log, pairs);
         }
-        ParsedHead::Uwsgi(packet) | ParsedHead::Puwsgi(packet) | ParsedHead::Scgi(packet, _) => {
+        ParsedHead::Uwsgi(packet)
+        | ParsedHead::Puwsgi(packet)
+        | ParsedHead::Scgi(packet, _)
+        | ParsedHead::FastCgi(crate::protocol::fastcgi::Request { packet, .. }, _) => {
             request_log::capture(settings, log, packet.vars.iter().copied());
         }
     }
@@ -414,6 +417,9 @@ pub(super) fn write_head(
         Protocol::Scgi { nph } => {
             crate::protocol::scgi::write_head(out, nph, answer.version, status, headers, framing)
         }
+        // Its bytes would have to go in records: `request::serve` lets the app answer FastCGI
+        // requests instead of static files.
+        Protocol::FastCgi { .. } => unreachable!("static files are not served over FastCGI"),
     }
 }
 

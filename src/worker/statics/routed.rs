@@ -67,7 +67,10 @@ pub(super) fn answer(
             };
             crate::routing::serve(routes, request, exchange, run)
         }
-        ParsedHead::Uwsgi(packet) | ParsedHead::Puwsgi(packet) | ParsedHead::Scgi(packet, _) => {
+        ParsedHead::Uwsgi(packet)
+        | ParsedHead::Puwsgi(packet)
+        | ParsedHead::Scgi(packet, _)
+        | ParsedHead::FastCgi(crate::protocol::fastcgi::Request { packet, .. }, _) => {
             let mut pairs = packet.vars.iter().copied();
             let request = RequestVars {
                 listener,
