@@ -1573,6 +1573,10 @@ fn shared_and_abstract_sockets() {
         "http-socket = 192.0.2.1:80 | freebind = true",
     );
     check("[uwsgi]\nhttp-socket-modifier1 = 0\nhttp-modifier1 = 9", "");
+    check(
+        "[uwsgi]\nfastcgi-modifier1 = 0\nfastcgi-modifier2 = 0\nscgi-modifier1 = 5\nhttps-socket-modifier2 = 1",
+        "",
+    );
 }
 
 #[test]
