@@ -19,6 +19,9 @@ CLIENT_CPU = 1  # wrk, and the reload loop's clients
 FRONT_ENDS = (
     ("http", ("kaiser", "uwsgi", "gunicorn", "granian", "peregrine")),
     ("nginx", ("kaiser", "uwsgi")),
+    # The same nginx with `fastcgi_pass`, `fastcgi_keep_conn on` and upstream keepalive: kaiser
+    # keeps the connection for the next request, uWSGI's FastCGI closes it after each one.
+    ("nginx-fastcgi", ("kaiser", "uwsgi")),
     ("ceiling", ("nginx",)),
 )
 
@@ -85,6 +88,8 @@ def _cells(pinning, workloads, front_ends=FRONT_ENDS, only_servers=None):
         for front_end, names in front_ends:
             if front_end == "ceiling" and workload.name not in ("hello", "static"):
                 continue  # nginx's fixed string stands in for hello world, its alias for static-map
+            if front_end == "nginx-fastcgi" and workload.name not in ("hello", "flask"):
+                continue
             for server in names:
                 if only_servers and server not in only_servers and server != "nginx":
                     continue

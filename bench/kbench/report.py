@@ -29,6 +29,7 @@ NAMES = {"kaiser": "kaiser", "uwsgi": "uWSGI", "gunicorn": "gunicorn", "granian"
 FRONT_END_NAMES = {
     "http": "HTTP keep-alive",
     "nginx": "nginx uwsgi_pass",
+    "nginx-fastcgi": "nginx fastcgi_pass, kept connections",
     "ceiling": "nginx fixed string",
 }
 
@@ -185,7 +186,7 @@ def _summary(results, pinning, workloads, failed_keys):
         notes.append(f"Ceiling (nginx answering a fixed string itself): {_median_of(ceiling, 'rps'):,.0f} req/s{share}.")
     memory = []
     for name in ("hello", "flask"):
-        for front_end in ("http", "nginx"):
+        for front_end in ("http", "nginx", "nginx-fastcgi"):
             kaiser = results.samples.get((pinning, name, front_end, "kaiser"), [])
             uwsgi = results.samples.get((pinning, name, front_end, "uwsgi"), [])
             if kaiser and uwsgi:

@@ -41,9 +41,9 @@ class ServerKind:
 
 
 SERVERS = {
-    "kaiser": ServerKind("kaiser", ("http", "nginx"), signal.SIGINT, signal.SIGHUP, chain_reload=True, static_files=True),
+    "kaiser": ServerKind("kaiser", ("http", "nginx", "nginx-fastcgi"), signal.SIGINT, signal.SIGHUP, chain_reload=True, static_files=True),
     # uWSGI 2.0 treats SIGTERM as a brutal reload; SIGINT stops it.
-    "uwsgi": ServerKind("uwsgi", ("http", "nginx"), signal.SIGINT, signal.SIGHUP, chain_reload=True, static_files=True),
+    "uwsgi": ServerKind("uwsgi", ("http", "nginx", "nginx-fastcgi"), signal.SIGINT, signal.SIGHUP, chain_reload=True, static_files=True),
     "gunicorn": ServerKind("gunicorn", ("http",), signal.SIGINT, signal.SIGHUP),
     "granian": ServerKind("granian", ("http",), signal.SIGINT, signal.SIGHUP),
     # A Swift server (issue 21); SIGINT stops it without its drain delay. No reload is measured.
@@ -89,7 +89,8 @@ def server_argv(tools, kind, app, threads, front_end, address, master_fifo=None,
         ["--lazy-apps"] if lazy_apps else []
     ) + (["--static-map", f"/static={static_root}"] if static_root else [])
     if kind == "kaiser":
-        listen = ["--http-socket", f"127.0.0.1:{address}"] if front_end == "http" else ["--socket", address]
+        listen = {"http": ["--http-socket", f"127.0.0.1:{address}"], "nginx": ["--socket", address],
+                  "nginx-fastcgi": ["--fastcgi-socket", address]}[front_end]
         return [
             tools.kaiser, *listen, "--wsgi-file", app.wsgi_file, "--master",
             "--processes", str(WORKER_PROCESSES), "--threads", str(threads),
@@ -97,7 +98,8 @@ def server_argv(tools, kind, app, threads, front_end, address, master_fifo=None,
             *reload_options,
         ]
     if kind == "uwsgi":
-        listen = ["--http11-socket", f"127.0.0.1:{address}"] if front_end == "http" else ["--socket", address]
+        listen = {"http": ["--http11-socket", f"127.0.0.1:{address}"], "nginx": ["--socket", address],
+                  "nginx-fastcgi": ["--fastcgi-socket", address]}[front_end]
         return [
             tools.venv_bin("uwsgi"), *listen, "--wsgi-file", app.wsgi_file, "--master",
             "--processes", str(WORKER_PROCESSES), "--threads", str(threads),
@@ -132,10 +134,36 @@ def server_argv(tools, kind, app, threads, front_end, address, master_fifo=None,
     raise ValueError(f"unknown server `{kind}`")
 
 
-def nginx_conf(prefix, port, upstream_socket, static_root=""):
-    """An nginx config that either proxies to `upstream_socket` or, without one, answers itself
-    (and serves `static_root` at /static/, with sendfile, as a production nginx would)."""
-    if upstream_socket:
+def nginx_conf(prefix, port, upstream_socket, static_root="", fastcgi=False):
+    """An nginx config that either proxies to `upstream_socket` (uwsgi_pass, or with `fastcgi`
+    fastcgi_pass keeping its upstream connections) or, without one, answers itself (and serves
+    `static_root` at /static/, with sendfile, as a production nginx would)."""
+    upstream = ""
+    if upstream_socket and fastcgi:
+        upstream = f"""
+    upstream backend {{
+        server unix:{upstream_socket};
+        keepalive 32;
+        keepalive_timeout 20s;
+    }}"""
+        location = """
+            fastcgi_pass backend;
+            fastcgi_keep_conn on;
+            fastcgi_param QUERY_STRING $query_string;
+            fastcgi_param REQUEST_METHOD $request_method;
+            fastcgi_param CONTENT_TYPE $content_type;
+            fastcgi_param CONTENT_LENGTH $content_length;
+            fastcgi_param REQUEST_URI $request_uri;
+            fastcgi_param PATH_INFO $document_uri;
+            fastcgi_param DOCUMENT_ROOT $document_root;
+            fastcgi_param SERVER_PROTOCOL $server_protocol;
+            fastcgi_param REQUEST_SCHEME $scheme;
+            fastcgi_param REMOTE_ADDR $remote_addr;
+            fastcgi_param REMOTE_PORT $remote_port;
+            fastcgi_param SERVER_PORT $server_port;
+            fastcgi_param SERVER_NAME $server_name;
+            fastcgi_max_temp_file_size 0;"""
+    elif upstream_socket:
         location = f"""
             uwsgi_pass unix:{upstream_socket};
             uwsgi_param QUERY_STRING $query_string;
@@ -187,7 +215,7 @@ http {{
     proxy_temp_path {prefix}/proxy;
     fastcgi_temp_path {prefix}/fastcgi;
     uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
+    scgi_temp_path {prefix}/scgi;{upstream}
     server {{
         listen 127.0.0.1:{port} backlog={LISTEN_BACKLOG};
         location / {{{location}
@@ -329,17 +357,19 @@ def deploy(tools, server, front_end, app, threads, cpu, tag, master_fifo=None, l
                 os.path.join(log_dir, f"{tag}.log"), SERVERS[server].stop_signal, cpu, app.directory,
             )
             processes.append(app_process)
-        elif front_end == "nginx":
+        elif front_end in ("nginx", "nginx-fastcgi"):
             socket_path = os.path.join(tools.scratch, f"{tag}.sock")
             if os.path.exists(socket_path):
                 os.unlink(socket_path)
             app_process = spawn(
                 server,
-                server_argv(tools, server, app, threads, "nginx", socket_path, master_fifo, lazy_apps, static_root),
+                server_argv(tools, server, app, threads, front_end, socket_path, master_fifo, lazy_apps, static_root),
                 os.path.join(log_dir, f"{tag}.log"), SERVERS[server].stop_signal, cpu, app.directory,
             )
             # nginx stops first so that it does not log the backend going away as errors.
-            front_process = _start_nginx(tools, port, socket_path, cpu, tag, log_dir)
+            front_process = _start_nginx(
+                tools, port, socket_path, cpu, tag, log_dir, fastcgi=front_end == "nginx-fastcgi"
+            )
             processes.append(front_process)
             processes.append(app_process)
         else:
@@ -356,12 +386,12 @@ def deploy(tools, server, front_end, app, threads, cpu, tag, master_fifo=None, l
     )
 
 
-def _start_nginx(tools, port, upstream_socket, cpu, tag, log_dir, static_root=""):
+def _start_nginx(tools, port, upstream_socket, cpu, tag, log_dir, static_root="", fastcgi=False):
     prefix = os.path.join(tools.scratch, f"nginx-{tag}")
     os.makedirs(prefix, exist_ok=True)
     conf = os.path.join(prefix, "nginx.conf")
     with open(conf, "w") as out:
-        out.write(nginx_conf(prefix, port, upstream_socket, static_root))
+        out.write(nginx_conf(prefix, port, upstream_socket, static_root, fastcgi))
     return spawn(
         "nginx", [tools.nginx, "-p", prefix, "-c", conf],
         os.path.join(log_dir, f"{tag}-nginx.log"), signal.SIGTERM, cpu,

@@ -20,7 +20,10 @@ impl ConnExchange {
     }
 
     /// Sends `data` as `FCGI_STDOUT` records of request `id`, each header and its content in
-    /// one system call. Nothing for empty data: an empty record would end the stream.
+    /// one system call. Nothing for empty data: an empty record would end the stream; but when
+    /// the exchange marked this as the response's last write (`fastcgi_end_next`), the end
+    /// records (the empty `FCGI_STDOUT` and `FCGI_END_REQUEST`) go out in the same system call
+    /// as the last record, so the front end gets the whole response in one read.
     /// `unblock` is called before the first wait (`Exchange::respond_unblocking`).
     pub(super) fn send_stdout(
         &mut self,
@@ -28,30 +31,48 @@ impl ConnExchange {
         data: &[u8],
         unblock: &mut dyn FnMut(),
     ) -> io::Result<()> {
-        for content in data.chunks(fastcgi::MAX_CONTENT) {
-            self.send_pair(&fastcgi::stdout_header(id, content.len()), content, unblock)?;
+        let end = std::mem::take(&mut self.fastcgi_end_next);
+        let tail = fastcgi::end_request(id);
+        if data.is_empty() {
+            if end {
+                self.send_parts(&[&tail], unblock)?;
+                self.fastcgi_ended = true;
+            }
+            return Ok(());
+        }
+        let mut contents = data.chunks(fastcgi::MAX_CONTENT).peekable();
+        while let Some(content) = contents.next() {
+            let header = fastcgi::stdout_header(id, content.len());
+            if end && contents.peek().is_none() {
+                self.send_parts(&[&header, content, &tail], unblock)?;
+                self.fastcgi_ended = true;
+            } else {
+                self.send_parts(&[&header, content], unblock)?;
+            }
         }
         Ok(())
     }
 
-    /// Sends `first` then `second`, waiting (within the write budget) while the socket is
-    /// full (`unblock` called first).
-    fn send_pair(
-        &mut self,
-        first: &[u8],
-        second: &[u8],
-        unblock: &mut dyn FnMut(),
-    ) -> io::Result<()> {
-        let total = first.len() + second.len();
+    /// Sends `parts` (at most three) one after another, waiting (within the write budget)
+    /// while the socket is full (`unblock` called first).
+    fn send_parts(&mut self, parts: &[&[u8]], unblock: &mut dyn FnMut()) -> io::Result<()> {
+        let total: usize = parts.iter().map(|part| part.len()).sum();
         let mut sent = 0;
         while sent < total {
-            let (head, tail) = if sent < first.len() {
-                (&first[sent..], second)
-            } else {
-                (&[][..], &second[sent - first.len()..])
-            };
-            let slices = [IoSlice::new(head), IoSlice::new(tail)];
-            match sys::fd::send_vectored(self.conn.fd.as_fd(), &slices) {
+            // The parts not yet sent, the first one cut where the last send stopped.
+            let mut slices = [IoSlice::new(&[]); 3];
+            let mut count = 0;
+            let mut skip = sent;
+            for part in parts {
+                if skip >= part.len() {
+                    skip -= part.len();
+                    continue;
+                }
+                slices[count] = IoSlice::new(&part[skip..]);
+                skip = 0;
+                count += 1;
+            }
+            match sys::fd::send_vectored(self.conn.fd.as_fd(), &slices[..count]) {
                 Ok(n) => {
                     self.write_budget.moved(n);
                     sent += n;
@@ -75,10 +96,13 @@ impl ConnExchange {
         let Some(id) = self.fastcgi else {
             return true;
         };
+        if self.fastcgi_ended {
+            return !self.broken;
+        }
         if self.broken || !self.completed || self.length_left.is_some_and(|left| left > 0) {
             return false;
         }
-        if let Err(err) = self.send_pair(&fastcgi::end_request(id), &[], &mut || {}) {
+        if let Err(err) = self.send_parts(&[&fastcgi::end_request(id)], &mut || {}) {
             self.broken = true;
             self.log_write_timeout(&err);
             return false;

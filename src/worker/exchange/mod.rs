@@ -58,6 +58,10 @@ pub struct ConnExchange {
     protocol: Protocol,
     /// FastCGI: the request id the response's records carry.
     fastcgi: Option<u16>,
+    /// FastCGI: the next write is the response's last, and carries the end records.
+    fastcgi_end_next: bool,
+    /// FastCGI: the end records went out with the last write.
+    fastcgi_ended: bool,
     version: Version,
     is_head: bool,
     request_keep_alive: bool,
@@ -118,6 +122,8 @@ impl ConnExchange {
             expect_continue: head.expect_continue(),
             protocol: head.protocol(),
             fastcgi: head.fastcgi_id(),
+            fastcgi_end_next: false,
+            fastcgi_ended: false,
             version: head.version(),
             is_head: head.is_head(),
             request_keep_alive: head.keep_alive() && !shared.stopping.load(Ordering::Acquire),

@@ -184,12 +184,18 @@ impl ConnExchange {
         self.log.body_bytes += body.len() as u64;
         let send_body = !matches!(framing, ResponseFraming::NoBody);
         let chunked = matches!(framing, ResponseFraming::Chunked);
+        // FastCGI: the response's last write carries its end records (one system call).
+        let end_fastcgi =
+            last && self.fastcgi.is_some() && self.length_left.is_none_or(|left| left == 0);
         let result = if send_body && !chunked && body.len() >= COALESCE {
             // Large bodies go out without a copy.
             unblock();
-            self.flush_wbuf(unblock)
-                .and_then(|()| self.send_all_unblocking(body, unblock))
+            self.flush_wbuf(unblock).and_then(|()| {
+                self.fastcgi_end_next = end_fastcgi;
+                self.send_all_unblocking(body, unblock)
+            })
         } else {
+            self.fastcgi_end_next = end_fastcgi;
             if send_body {
                 if chunked {
                     response::write_chunk(&mut self.wbuf, body);
@@ -202,6 +208,7 @@ impl ConnExchange {
             }
             self.flush_wbuf(unblock)
         };
+        self.fastcgi_end_next = false;
         if let Err(err) = result {
             self.broken = true;
             self.log_write_timeout(&err);
