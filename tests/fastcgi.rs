@@ -927,6 +927,16 @@ fn static_files_go_in_stdout_records_with_ranges_304s_and_keep_conn() {
     assert!(head.starts_with("Status: 304 Not Modified\r\n"), "{head}");
     assert!(body.is_empty(), "{body:?}");
 
+    // A symlink out of the root: 403 from the worker, its body in the records too.
+    std::fs::write(dir.join("outside.txt"), b"secret\n").unwrap();
+    std::os::unix::fs::symlink(dir.join("outside.txt"), root.join("leak.txt")).unwrap();
+    let vars = get_vars("/static/leak.txt", "/static/leak.txt", "");
+    stream.write_all(&request(9, true, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut stream, 9).unwrap();
+    let (head, body) = reply.head_and_body();
+    assert!(head.starts_with("Status: 403 Forbidden\r\n"), "{head}");
+    assert_eq!(body, b"forbidden\n");
+
     // The app, still on the same connection; without FCGI_KEEP_CONN it then closes.
     let vars = get_vars("/env?n=4", "/env", "n=4");
     stream.write_all(&request(4, false, &vars, b"", 1)).unwrap();
@@ -1009,4 +1019,62 @@ fn nginx_fastcgi_pass_serves_static_files_on_its_kept_connection() {
         "nginx complained:\n{}",
         nginx.error_log()
     );
+}
+
+#[test]
+fn routes_around_static_files_answer_in_records_too() {
+    let dir = TempDir::new("fcgi-static-routes");
+    let (root, _) = static_root(&dir, 100_000);
+    std::fs::create_dir_all(root.join("private")).unwrap();
+    std::fs::write(root.join("private/report.txt"), b"not for the public\n").unwrap();
+    let map = format!("/static={}", root.display());
+    let served = start(
+        &dir,
+        &[
+            "--static-map",
+            &map,
+            "--route",
+            "^/static/private/ basicauth:kaiser,alice:wonderland",
+            "--route",
+            "^/static/ addheader:X-Static-Route: yes",
+        ],
+    );
+    let mut stream = connect(&served.fastcgi);
+
+    // The file, its head edited by a route.
+    let vars = get_vars("/static/small.txt", "/static/small.txt", "");
+    stream.write_all(&request(1, true, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut stream, 1).unwrap();
+    let (head, body) = reply.head_and_body();
+    assert!(head.starts_with("Status: 200 OK\r\n"), "{head}");
+    assert!(head.contains("X-Static-Route: yes\r\n"), "{head}");
+    assert_eq!(body, b"0123456789abcdef\n");
+
+    // A route answers instead of the file (401), on the same connection, which stays.
+    let vars = get_vars(
+        "/static/private/report.txt",
+        "/static/private/report.txt",
+        "",
+    );
+    stream.write_all(&request(2, true, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut stream, 2).unwrap();
+    let (head, _) = reply.head_and_body();
+    assert!(head.starts_with("Status: 401 "), "{head}");
+    assert!(head.contains("WWW-Authenticate: Basic"), "{head}");
+
+    let vars = with_header(
+        get_vars(
+            "/static/private/report.txt",
+            "/static/private/report.txt",
+            "",
+        ),
+        "HTTP_AUTHORIZATION",
+        "Basic YWxpY2U6d29uZGVybGFuZA==",
+    );
+    stream.write_all(&request(3, false, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut stream, 3).unwrap();
+    let (head, body) = reply.head_and_body();
+    assert!(head.starts_with("Status: 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"not for the public\n");
+    closed(&mut stream).unwrap();
 }
