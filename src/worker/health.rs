@@ -3,7 +3,8 @@
 //!
 //! Two places answer it:
 //! - a request thread, right after parsing a request head and before anything reaches
-//!   Python (`serve.rs` calls [`Health::is_probe_http`] / [`Health::is_probe_uwsgi`]);
+//!   Python (`serve.rs` calls [`Health::is_probe`] on the parsed head, whatever its
+//!   protocol);
 //! - the worker's probe thread, a plain thread that never touches Python, while every
 //!   request thread is busy. Then nobody accepts, so a probe would wait in the backlog for
 //!   as long as the slowest request. The probe thread accepts instead, peeks at the request
