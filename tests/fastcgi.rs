@@ -1078,3 +1078,49 @@ fn routes_around_static_files_answer_in_records_too() {
     assert_eq!(body, b"not for the public\n");
     closed(&mut stream).unwrap();
 }
+
+#[test]
+fn a_static_path_with_stdin_bytes_is_the_apps_and_a_late_empty_stdin_is_waited_for() {
+    let dir = TempDir::new("fcgi-static-stdin");
+    let (root, _) = static_root(&dir, 10);
+    let map = format!("/static={}", root.display());
+    let served = start(&dir, &["--static-map", &map]);
+    let mut stream = connect(&served.fastcgi);
+    let vars = get_vars("/static/small.txt", "/static/small.txt", "");
+
+    // No CONTENT_LENGTH, but the stdin stream carries bytes: a body, so the app answers (and
+    // reads or drains it); nothing of it is taken for the next request's.
+    stream
+        .write_all(&request(1, true, &vars, b"a body after all", 5))
+        .unwrap();
+    let reply = read_reply(&mut stream, 1).unwrap();
+    let (head, body) = reply.head_and_body();
+    assert!(head.starts_with("Status: 404 Not Found\r\n"), "{head}");
+    assert!(
+        String::from_utf8_lossy(body).contains("no route for '/static/small.txt'"),
+        "{}",
+        reply.text()
+    );
+
+    // The head, and only then its empty stdin record, in separate writes: the file is
+    // answered once the stream ended, and the connection still carries the next request.
+    let whole = request(2, true, &vars, b"", 1);
+    let (head_records, stdin_end) = whole.split_at(whole.len() - 8);
+    stream.write_all(head_records).unwrap();
+    stream.flush().unwrap();
+    stream.write_all(stdin_end).unwrap();
+    let reply = read_reply(&mut stream, 2).unwrap();
+    let (head, body) = reply.head_and_body();
+    assert!(head.starts_with("Status: 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"0123456789abcdef\n");
+
+    let vars = get_vars("/env?n=3", "/env", "n=3");
+    stream.write_all(&request(3, false, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut stream, 3).unwrap();
+    assert!(
+        reply.text().contains("\"QUERY_STRING\": \"n=3\""),
+        "{}",
+        reply.text()
+    );
+    closed(&mut stream).unwrap();
+}
