@@ -820,10 +820,307 @@ fn health_probes_are_answered_by_the_worker_in_records() {
     assert!(head.contains("Cache-Control: no-store\r\n"), "{head}");
     assert_eq!(body, b"ok\n");
     closed(&mut stream).unwrap();
+    // `fastcgi-nph-socket`: the protocol's head, an HTTP status line, still in records.
+    let mut nph = connect(&served.nph);
+    nph.write_all(&request(7, false, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut nph, 7).unwrap();
+    let (head, _) = reply.head_and_body();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     // Not the app's traffic: no request line.
     assert!(
         !served.kaiser.logs().contains("GET /healthz"),
         "{}",
         served.kaiser.logs()
     );
+}
+
+/// A static-map root with a file of several records' worth (`big.bin`) and a small one.
+fn static_root(dir: &TempDir, big: usize) -> (PathBuf, Vec<u8>) {
+    let root = dir.join("files");
+    std::fs::create_dir_all(&root).unwrap();
+    let bytes: Vec<u8> = (0..big).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(root.join("big.bin"), &bytes).unwrap();
+    std::fs::write(root.join("small.txt"), b"0123456789abcdef\n").unwrap();
+    (root, bytes)
+}
+
+/// `vars` plus a request header (its `HTTP_*` variable).
+fn with_header<'a>(
+    mut vars: Vec<(&'a str, &'a str)>,
+    name: &'a str,
+    value: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vars.push((name, value));
+    vars
+}
+
+fn header_value<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+}
+
+#[test]
+fn static_files_go_in_stdout_records_with_ranges_304s_and_keep_conn() {
+    let dir = TempDir::new("fcgi-static");
+    let (root, big) = static_root(&dir, 4 * 1024 * 1024);
+    let map = format!("/static={}", root.display());
+    let served = start(&dir, &["--static-map", &map]);
+    let mut stream = connect(&served.fastcgi);
+
+    // A file larger than the socket takes: nothing is read until the request is logged (the
+    // request thread logs it when it hands the rest to an offload thread), so the offload
+    // thread frames most of it.
+    let vars = get_vars("/static/big.bin", "/static/big.bin", "");
+    stream.write_all(&request(1, true, &vars, b"", 1)).unwrap();
+    let line = served
+        .kaiser
+        .wait_for_log("GET /static/big.bin", IO_TIMEOUT)
+        .unwrap();
+    assert!(line.contains(" via offload() "), "{line}");
+    let reply = read_reply(&mut stream, 1).unwrap();
+    let (head, body) = reply.head_and_body();
+    assert!(head.starts_with("Status: 200 OK\r\n"), "{head}");
+    assert_eq!(
+        header_value(&head, "Content-Length"),
+        Some(big.len().to_string().as_str()),
+        "{head}"
+    );
+    assert!(body == big.as_slice(), "the static file's bytes differ");
+    let stdout_records = reply.records.iter().filter(|r| r.0 == STDOUT).count();
+    assert!(
+        stdout_records > big.len() / 65535,
+        "{stdout_records} records"
+    );
+    let last_modified = header_value(&head, "Last-Modified")
+        .expect("Last-Modified")
+        .to_string();
+
+    // A range, on the same connection.
+    let vars = with_header(
+        get_vars("/static/small.txt", "/static/small.txt", ""),
+        "HTTP_RANGE",
+        "bytes=2-5",
+    );
+    stream.write_all(&request(2, true, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut stream, 2).unwrap();
+    let (head, body) = reply.head_and_body();
+    assert!(
+        head.starts_with("Status: 206 Partial Content\r\n"),
+        "{head}"
+    );
+    assert_eq!(
+        header_value(&head, "Content-Range"),
+        Some("bytes 2-5/17"),
+        "{head}"
+    );
+    assert_eq!(body, b"2345");
+
+    // A conditional request: 304, no body.
+    let vars = with_header(
+        get_vars("/static/big.bin", "/static/big.bin", ""),
+        "HTTP_IF_MODIFIED_SINCE",
+        &last_modified,
+    );
+    stream.write_all(&request(3, true, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut stream, 3).unwrap();
+    let (head, body) = reply.head_and_body();
+    assert!(head.starts_with("Status: 304 Not Modified\r\n"), "{head}");
+    assert!(body.is_empty(), "{body:?}");
+
+    // A symlink out of the root: 403 from the worker, its body in the records too.
+    std::fs::write(dir.join("outside.txt"), b"secret\n").unwrap();
+    std::os::unix::fs::symlink(dir.join("outside.txt"), root.join("leak.txt")).unwrap();
+    let vars = get_vars("/static/leak.txt", "/static/leak.txt", "");
+    stream.write_all(&request(9, true, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut stream, 9).unwrap();
+    let (head, body) = reply.head_and_body();
+    assert!(head.starts_with("Status: 403 Forbidden\r\n"), "{head}");
+    assert_eq!(body, b"forbidden\n");
+
+    // The app, still on the same connection; without FCGI_KEEP_CONN it then closes.
+    let vars = get_vars("/env?n=4", "/env", "n=4");
+    stream.write_all(&request(4, false, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut stream, 4).unwrap();
+    assert!(
+        reply.text().contains("\"QUERY_STRING\": \"n=4\""),
+        "{}",
+        reply.text()
+    );
+    closed(&mut stream).unwrap();
+
+    // A static file without FCGI_KEEP_CONN closes after its END_REQUEST; nph has an HTTP
+    // status line.
+    let vars = get_vars("/static/small.txt", "/static/small.txt", "");
+    let mut nph = connect(&served.nph);
+    nph.write_all(&request(5, false, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut nph, 5).unwrap();
+    let (head, body) = reply.head_and_body();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"0123456789abcdef\n");
+    closed(&mut nph).unwrap();
+
+    // Logged as static answers are: the 206 and the 304 with their statuses (before the last
+    // request's line, which is waited for).
+    served
+        .kaiser
+        .wait_for_log("GET /static/small.txt => generated 17 bytes", IO_TIMEOUT)
+        .unwrap();
+    let logs = served.kaiser.logs();
+    assert!(
+        logs.contains("GET /static/small.txt => generated 4 bytes"),
+        "{logs}"
+    );
+    assert!(logs.contains("(HTTP/1.1 304)"), "{logs}");
+}
+
+#[test]
+fn nginx_fastcgi_pass_serves_static_files_on_its_kept_connection() {
+    let dir = TempDir::new("fcgi-nginx-static");
+    let (root, big) = static_root(&dir, 1_000_000);
+    let map = format!("/static={}", root.display());
+    let served = start(&dir, &["--static-map", &map]);
+    let pipe = CountingPipe::start(served.fastcgi.clone());
+    let nginx = nginx_in_front(&pipe, &served.nph, true);
+    let stream = wait_for_connect(nginx.addr(), START_TIMEOUT).unwrap();
+    let mut client = HttpConn::new(stream);
+    let mut get = |target: &str, headers: &[(&str, &str)]| {
+        let mut all = vec![("Host", "localhost")];
+        all.extend_from_slice(headers);
+        client
+            .request(&request_bytes("GET", target, &all, b""))
+            .unwrap()
+    };
+    let file = get("/static/big.bin", &[]);
+    assert_eq!(file.status, 200, "{file}");
+    assert!(file.body == big, "the file through nginx differs");
+    let last_modified = file.header("Last-Modified").expect("Last-Modified");
+
+    let range = get("/static/small.txt", &[("Range", "bytes=10-")]);
+    assert_eq!(range.status, 206, "{range}");
+    assert_eq!(range.text(), "abcdef\n");
+
+    let not_modified = get("/static/big.bin", &[("If-Modified-Since", last_modified)]);
+    assert_eq!(not_modified.status, 304, "{not_modified}");
+
+    let env = get("/env?after=static", &[]);
+    assert_eq!(env.status, 200, "{env}");
+    assert!(
+        env.text().contains("\"QUERY_STRING\": \"after=static\""),
+        "{env}"
+    );
+
+    assert_eq!(
+        pipe.connections(),
+        1,
+        "fastcgi_keep_conn on: static answers end with END_REQUEST and keep the connection"
+    );
+    assert!(
+        !nginx.error_log().contains("upstream"),
+        "nginx complained:\n{}",
+        nginx.error_log()
+    );
+}
+
+#[test]
+fn routes_around_static_files_answer_in_records_too() {
+    let dir = TempDir::new("fcgi-static-routes");
+    let (root, _) = static_root(&dir, 100_000);
+    std::fs::create_dir_all(root.join("private")).unwrap();
+    std::fs::write(root.join("private/report.txt"), b"not for the public\n").unwrap();
+    let map = format!("/static={}", root.display());
+    let served = start(
+        &dir,
+        &[
+            "--static-map",
+            &map,
+            "--route",
+            "^/static/private/ basicauth:kaiser,alice:wonderland",
+            "--route",
+            "^/static/ addheader:X-Static-Route: yes",
+        ],
+    );
+    let mut stream = connect(&served.fastcgi);
+
+    // The file, its head edited by a route.
+    let vars = get_vars("/static/small.txt", "/static/small.txt", "");
+    stream.write_all(&request(1, true, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut stream, 1).unwrap();
+    let (head, body) = reply.head_and_body();
+    assert!(head.starts_with("Status: 200 OK\r\n"), "{head}");
+    assert!(head.contains("X-Static-Route: yes\r\n"), "{head}");
+    assert_eq!(body, b"0123456789abcdef\n");
+
+    // A route answers instead of the file (401), on the same connection, which stays.
+    let vars = get_vars(
+        "/static/private/report.txt",
+        "/static/private/report.txt",
+        "",
+    );
+    stream.write_all(&request(2, true, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut stream, 2).unwrap();
+    let (head, _) = reply.head_and_body();
+    assert!(head.starts_with("Status: 401 "), "{head}");
+    assert!(head.contains("WWW-Authenticate: Basic"), "{head}");
+
+    let vars = with_header(
+        get_vars(
+            "/static/private/report.txt",
+            "/static/private/report.txt",
+            "",
+        ),
+        "HTTP_AUTHORIZATION",
+        "Basic YWxpY2U6d29uZGVybGFuZA==",
+    );
+    stream.write_all(&request(3, false, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut stream, 3).unwrap();
+    let (head, body) = reply.head_and_body();
+    assert!(head.starts_with("Status: 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"not for the public\n");
+    closed(&mut stream).unwrap();
+}
+
+#[test]
+fn a_static_path_with_stdin_bytes_is_the_apps_and_a_late_empty_stdin_is_waited_for() {
+    let dir = TempDir::new("fcgi-static-stdin");
+    let (root, _) = static_root(&dir, 10);
+    let map = format!("/static={}", root.display());
+    let served = start(&dir, &["--static-map", &map]);
+    let mut stream = connect(&served.fastcgi);
+    let vars = get_vars("/static/small.txt", "/static/small.txt", "");
+
+    // No CONTENT_LENGTH, but the stdin stream carries bytes: a body, so the app answers (and
+    // reads or drains it); nothing of it is taken for the next request's.
+    stream
+        .write_all(&request(1, true, &vars, b"a body after all", 5))
+        .unwrap();
+    let reply = read_reply(&mut stream, 1).unwrap();
+    let (head, body) = reply.head_and_body();
+    assert!(head.starts_with("Status: 404 Not Found\r\n"), "{head}");
+    assert!(
+        String::from_utf8_lossy(body).contains("no route for '/static/small.txt'"),
+        "{}",
+        reply.text()
+    );
+
+    // The head, and only then its empty stdin record, in separate writes: the file is
+    // answered once the stream ended, and the connection still carries the next request.
+    let whole = request(2, true, &vars, b"", 1);
+    let (head_records, stdin_end) = whole.split_at(whole.len() - 8);
+    stream.write_all(head_records).unwrap();
+    stream.flush().unwrap();
+    stream.write_all(stdin_end).unwrap();
+    let reply = read_reply(&mut stream, 2).unwrap();
+    let (head, body) = reply.head_and_body();
+    assert!(head.starts_with("Status: 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"0123456789abcdef\n");
+
+    let vars = get_vars("/env?n=3", "/env", "n=3");
+    stream.write_all(&request(3, false, &vars, b"", 1)).unwrap();
+    let reply = read_reply(&mut stream, 3).unwrap();
+    assert!(
+        reply.text().contains("\"QUERY_STRING\": \"n=3\""),
+        "{}",
+        reply.text()
+    );
+    closed(&mut stream).unwrap();
 }

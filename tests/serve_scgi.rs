@@ -132,3 +132,37 @@ fn nginx_scgi_pass_reaches_the_app() {
     assert_eq!(echoed.status, 200, "{echoed}");
     assert_eq!(echoed.body, body);
 }
+
+#[test]
+fn health_probes_get_the_scgi_head_too() {
+    let dir = TempDir::new("scgi-health");
+    let scgi = dir.join("scgi.sock").display().to_string();
+    let nph = dir.join("nph.sock").display().to_string();
+    let kaiser = Kaiser::spawn(&[
+        "--scgi-socket",
+        &scgi,
+        "--scgi-nph-socket",
+        &nph,
+        "--wsgi-file",
+        "tests/apps/wsgi_suite.py",
+        "--health-check-path",
+        "/healthz",
+    ]);
+    kaiser.wait_for_log("ready in", START_TIMEOUT).unwrap();
+    let probe: &[(&str, &str)] = &[
+        ("REQUEST_METHOD", "GET"),
+        ("REQUEST_URI", "/healthz"),
+        ("PATH_INFO", "/healthz"),
+        ("QUERY_STRING", ""),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+    ];
+    // nginx's `scgi_pass` reads CGI's `Status:` line; an HTTP status line would be taken for
+    // a header and the probe seen as a 200 whatever it said.
+    let cgi = exchange(&dir.join("scgi.sock"), &scgi_request(probe, b""));
+    assert!(cgi.starts_with("Status: 200 OK\r\n"), "{cgi}");
+    assert!(cgi.ends_with("\r\n\r\nok\n"), "{cgi}");
+    let nph = exchange(&dir.join("nph.sock"), &scgi_request(probe, b""));
+    assert!(nph.starts_with("HTTP/1.1 200 OK\r\n"), "{nph}");
+    // The worker answered, not the app: no request line.
+    assert!(!kaiser.logs().contains("GET /healthz"), "{}", kaiser.logs());
+}

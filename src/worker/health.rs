@@ -3,7 +3,8 @@
 //!
 //! Two places answer it:
 //! - a request thread, right after parsing a request head and before anything reaches
-//!   Python (`serve.rs` calls [`Health::is_probe_http`] / [`Health::is_probe_uwsgi`]);
+//!   Python (`serve.rs` calls [`Health::is_probe`] on the parsed head, whatever its
+//!   protocol);
 //! - the worker's probe thread, a plain thread that never touches Python, while every
 //!   request thread is busy. Then nobody accepts, so a probe would wait in the backlog for
 //!   as long as the slowest request. The probe thread accepts instead, peeks at the request
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant};
 use super::conn::{self, Conn};
 use super::request_head::ParsedHead;
 use super::Shared;
+use crate::config::Protocol;
 use crate::sys;
 
 /// Connections the probe thread takes from the backlog per saturated spell, probe or not.
@@ -94,10 +96,18 @@ impl Health {
     }
 }
 
-/// Answers a probe on `conn` and closes it. Over FastCGI (`fastcgi`: the request id) the answer
-/// goes in records with CGI's `Status:` head, and the connection lingers: the rest of the
-/// request's stdin may still be unread.
-pub fn answer(shared: &Shared, conn: Conn, head_only: bool, fastcgi: Option<u16>) {
+/// Answers a probe on `conn` and closes it. The head is the protocol's, as the app's and
+/// static files' are: CGI's `Status:` line over SCGI and FastCGI (unless their `-nph`
+/// variants), an HTTP status line otherwise. Over FastCGI (`fastcgi`: the request id) the
+/// answer goes in records, and the connection lingers: the rest of the request's stdin may
+/// still be unread.
+pub fn answer(
+    shared: &Shared,
+    conn: Conn,
+    head_only: bool,
+    protocol: Protocol,
+    fastcgi: Option<u16>,
+) {
     let draining =
         shared.stopping.load(Ordering::Acquire) || shared.scoreboard.metrics().draining();
     let unavailable = shared.health.as_ref().is_some_and(|h| h.app_unavailable);
@@ -108,17 +118,20 @@ pub fn answer(shared: &Shared, conn: Conn, head_only: bool, fastcgi: Option<u16>
     } else {
         ("200 OK", "ok\n")
     };
+    let status_line = match protocol {
+        Protocol::Scgi { nph: false } | Protocol::FastCgi { nph: false } => "Status:",
+        _ => "HTTP/1.1",
+    };
     let mut reply = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        "{status_line} {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
         body.len()
     );
     if !head_only {
         reply.push_str(body);
     }
     if let Some(id) = fastcgi {
-        let cgi = reply.replacen("HTTP/1.1", "Status:", 1);
-        let mut records = crate::protocol::fastcgi::stdout_header(id, cgi.len()).to_vec();
-        records.extend_from_slice(cgi.as_bytes());
+        let mut records = crate::protocol::fastcgi::stdout_header(id, reply.len()).to_vec();
+        records.extend_from_slice(reply.as_bytes());
         records.extend_from_slice(&crate::protocol::fastcgi::end_request(id));
         let _ = sys::fd::send(conn.fd.as_fd(), &records);
         conn::linger(shared, conn);
@@ -236,13 +249,14 @@ fn triage(shared: &Shared, health: &Health, mut conn: Conn) {
                 Ok(Some(head)) => Some(health.is_probe(&head).then_some((
                     head.len(),
                     head.is_head(),
+                    head.protocol(),
                     head.fastcgi_id(),
                 ))),
                 Ok(None) => None,
                 Err(_) => Some(None),
             };
             match probe {
-                Some(Some((len, head_only, fastcgi))) => {
+                Some(Some((len, head_only, protocol, fastcgi))) => {
                     // Consume the probe's head (it arrived whole: peek saw it).
                     let mut consumed = 0;
                     while consumed < len {
@@ -251,7 +265,7 @@ fn triage(shared: &Shared, health: &Health, mut conn: Conn) {
                             Ok(read) => consumed += read,
                         }
                     }
-                    answer(shared, conn, head_only, fastcgi);
+                    answer(shared, conn, head_only, protocol, fastcgi);
                     return;
                 }
                 // A whole request that is not a probe, or a bad one: the request threads

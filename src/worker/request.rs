@@ -22,14 +22,9 @@ use crate::python::{Outcome, RequestVars};
 /// connection if it stays open for another request (never over `socket`'s uwsgi or SCGI,
 /// whose responses are close-delimited; over `puwsgi-socket` when the length was known).
 pub(super) fn serve(shared: &Shared, conn: Conn, head: ParsedHead<'_>) -> Option<Conn> {
-    // Static files are sent straight to the socket, which a FastCGI response must not be
-    // (its bytes go in records): over FastCGI the app answers.
-    let conn = match &head {
-        ParsedHead::FastCgi(..) => conn,
-        _ => match super::statics::serve(shared, conn, &head) {
-            Ok(next) => return next,
-            Err(conn) => conn,
-        },
+    let conn = match super::statics::serve(shared, conn, &head) {
+        Ok(next) => return next,
+        Err(conn) => conn,
     };
     match &head {
         ParsedHead::Http(http_head) => {

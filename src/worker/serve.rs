@@ -150,7 +150,13 @@ pub(super) fn drive(shared: &Shared, mut conn: Conn) {
                 Ok(Some(head)) => {
                     conn.buf = buf[head.len()..].to_vec();
                     if shared.health.as_ref().is_some_and(|h| h.is_probe(&head)) {
-                        super::health::answer(shared, conn, head.is_head(), head.fastcgi_id());
+                        super::health::answer(
+                            shared,
+                            conn,
+                            head.is_head(),
+                            head.protocol(),
+                            head.fastcgi_id(),
+                        );
                         return;
                     }
                     let next = super::request::serve(shared, conn, head);

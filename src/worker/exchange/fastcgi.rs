@@ -1,7 +1,9 @@
-//! FastCGI framing of one exchange (`fastcgi-socket`): every response byte leaves as
-//! `FCGI_STDOUT` records (this is the one place response bytes get wrapped: `send_all` hands
-//! them here), a response sent whole ends with the empty `FCGI_STDOUT` and
-//! `FCGI_END_REQUEST`, and the body is unwrapped from `FCGI_STDIN` records.
+//! FastCGI framing of one exchange (`fastcgi-socket`): every byte of the app's response
+//! leaves as `FCGI_STDOUT` records (this is the one place the exchange's bytes get wrapped:
+//! `send_all` hands them here; static files and health probes, which bypass the exchange,
+//! frame theirs in `statics/fastcgi.rs` and `health.rs`), a response sent whole ends with the
+//! empty `FCGI_STDOUT` and `FCGI_END_REQUEST`, and the body is unwrapped from `FCGI_STDIN`
+//! records.
 //!
 //! It does not choose the response head or its framing (`respond.rs`) nor decide whether the
 //! connection is kept (`mod.rs`); the records themselves are `protocol::fastcgi`'s.

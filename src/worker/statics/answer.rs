@@ -11,6 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::fastcgi::{self, Stdin};
 use super::lookup::{self, Lookup, StaticFiles, StaticRequest};
 use crate::config::{FileServeMode, Protocol};
 use crate::protocol::http::{self, Version};
@@ -33,6 +34,9 @@ pub struct Transfer {
     file: Option<File>,
     offset: i64,
     remaining: u64,
+    /// FastCGI: the file goes in `FCGI_STDOUT` records, the response ends with
+    /// `FCGI_END_REQUEST` (`fastcgi.rs`).
+    records: Option<fastcgi::Records>,
 }
 
 impl Transfer {
@@ -43,40 +47,95 @@ impl Transfer {
             file,
             offset: offset as i64,
             remaining,
+            records: None,
         }
+    }
+
+    /// The same answer over FastCGI request `id`: its bytes in records; with `end` (the
+    /// answer is whole) the empty `FCGI_STDOUT` and `FCGI_END_REQUEST` after them. Without a
+    /// request id (every other protocol) it is unchanged.
+    pub(super) fn over_fastcgi(mut self, id: Option<u16>, end: bool) -> Self {
+        let Some(id) = id else {
+            return self;
+        };
+        debug_assert_eq!(self.head_sent, 0, "framed before anything was sent");
+        let file_follows = self.remaining > 0 && self.file.is_some();
+        let (head, records) = fastcgi::frame(&self.head, id, file_follows, end);
+        self.head = head;
+        self.records = Some(records);
+        self
+    }
+
+    /// Bytes (a record header, the response's end) follow what is being sent now.
+    fn more_follows(&self) -> bool {
+        self.remaining > 0 || self.records.is_some_and(|r| r.end)
+    }
+
+    /// The next bytes to send before the file's: a record header, or the response's end.
+    fn stage(&mut self, bytes: &[u8]) {
+        self.head.clear();
+        self.head.extend_from_slice(bytes);
+        self.head_sent = 0;
     }
 
     /// Sends what the socket takes. `Ok(true)`: all sent; `Ok(false)`: the socket is full.
     pub fn advance(&mut self, socket: std::os::fd::BorrowedFd<'_>) -> io::Result<bool> {
-        while self.head_sent < self.head.len() {
-            let rest = &self.head[self.head_sent..];
-            let sent = if self.remaining > 0 {
-                sys::fd::send_more(socket, rest)
-            } else {
-                sys::fd::send(socket, rest)
-            };
-            match sent {
-                Ok(n) => self.head_sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e),
-            }
-        }
-        while self.remaining > 0 {
-            let Some(file) = self.file.as_ref() else {
-                break;
-            };
-            let chunk = self.remaining.min(1 << 30) as usize;
-            match sys::fd::sendfile(socket, file.as_fd(), &mut self.offset, chunk) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the static file shrank while it was being sent",
-                    ))
+        loop {
+            while self.head_sent < self.head.len() {
+                let rest = &self.head[self.head_sent..];
+                let sent = if self.more_follows() {
+                    sys::fd::send_more(socket, rest)
+                } else {
+                    sys::fd::send(socket, rest)
+                };
+                match sent {
+                    Ok(n) => self.head_sent += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) => return Err(e),
                 }
-                Ok(n) => self.remaining -= n as u64,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e),
             }
+            if self.remaining > 0 && self.file.is_some() {
+                let chunk = match self.records.as_mut() {
+                    None => self.remaining.min(1 << 30) as usize,
+                    Some(records) if records.left == 0 => {
+                        // A new record: its header, then at most 65535 bytes of the file.
+                        let len = self
+                            .remaining
+                            .min(crate::protocol::fastcgi::MAX_CONTENT as u64);
+                        records.left = len as usize;
+                        let header =
+                            crate::protocol::fastcgi::stdout_header(records.id, records.left);
+                        self.stage(&header);
+                        continue;
+                    }
+                    Some(records) => records.left,
+                };
+                let file = self.file.as_ref().expect("checked above");
+                match sys::fd::sendfile(socket, file.as_fd(), &mut self.offset, chunk) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the static file shrank while it was being sent",
+                        ))
+                    }
+                    Ok(n) => {
+                        self.remaining -= n as u64;
+                        if let Some(records) = self.records.as_mut() {
+                            records.left -= n;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
+            if let Some(records) = self.records.as_mut().filter(|r| r.end) {
+                records.end = false;
+                let end = crate::protocol::fastcgi::end_request(records.id);
+                self.stage(&end);
+                continue;
+            }
+            break;
         }
         self.file = None;
         Ok(true)
@@ -94,7 +153,7 @@ impl Transfer {
     clippy::result_large_err,
     reason = "the connection goes back to the caller by value when the request is not for a static file: boxing it would allocate on every request"
 )]
-pub fn serve(shared: &Shared, conn: Conn, head: &ParsedHead<'_>) -> Result<Option<Conn>, Conn> {
+pub fn serve(shared: &Shared, mut conn: Conn, head: &ParsedHead<'_>) -> Result<Option<Conn>, Conn> {
     let Some(statics) = shared.statics.as_ref() else {
         return Err(conn);
     };
@@ -120,6 +179,14 @@ pub fn serve(shared: &Shared, conn: Conn, head: &ParsedHead<'_>) -> Result<Optio
     if matches!(lookup, Lookup::Pass) {
         return Err(conn);
     }
+    if let Some(id) = head.fastcgi_id() {
+        // The request's stdin stream comes off the connection before the answer, which
+        // may keep it (`FCGI_KEEP_CONN`); one that carries bytes is the app's.
+        let timeout = shared.settings.socket_timeout;
+        if let Stdin::NotEmpty = fastcgi::take_empty_stdin(&mut conn, id, timeout) {
+            return Err(conn);
+        }
+    }
     let mut log = request_record::fresh();
     describe(shared, &mut log, head, &conn.peer_addr, || {
         head.header(b"x-forwarded-for")
@@ -135,6 +202,7 @@ pub fn serve(shared: &Shared, conn: Conn, head: &ParsedHead<'_>) -> Result<Optio
         is_head: head.is_head(),
         keep_alive: head.keep_alive() && !shared.stopping.load(Ordering::Acquire),
         protocol: head.protocol(),
+        fastcgi: head.fastcgi_id(),
     };
     let now = (start / 1_000_000) as i64;
     let (transfer, keep_alive, served) = match &shared.settings.routes {
@@ -164,6 +232,8 @@ pub(super) struct Answer {
     pub(super) is_head: bool,
     pub(super) keep_alive: bool,
     pub(super) protocol: Protocol,
+    /// FastCGI: the request id the answer's records carry.
+    pub(super) fastcgi: Option<u16>,
 }
 
 /// A request the static files answer, before its answer is planned.
@@ -248,7 +318,11 @@ fn unrouted(
                 head.extend_from_slice(body);
                 log.body_bytes = body.len() as u64;
             }
-            (Transfer::new(head, None, 0, 0), keep_alive)
+            let transfer = Transfer::new(head, None, 0, 0).over_fastcgi(answer.fastcgi, true);
+            (
+                transfer,
+                keep_alive || answer.fastcgi.is_some() && answer.keep_alive,
+            )
         }
         Lookup::Found(found) => {
             let plan = plan_file(statics, &found, request, now);
@@ -292,7 +366,12 @@ fn unrouted(
             log.body_bytes = remaining;
             log.via_sendfile = remaining > 0;
             let file = (remaining > 0).then_some(found.file);
-            (Transfer::new(head, file, offset, remaining), keep_alive)
+            let transfer =
+                Transfer::new(head, file, offset, remaining).over_fastcgi(answer.fastcgi, true);
+            (
+                transfer,
+                keep_alive || answer.fastcgi.is_some() && answer.keep_alive,
+            )
         }
     }
 }
@@ -331,7 +410,9 @@ fn send(
             let job = crate::worker::offload::Job {
                 conn,
                 transfer,
-                keep_alive: keep_alive && answer.protocol == Protocol::Http,
+                // The records delimit a FastCGI answer: its connection is kept as well.
+                keep_alive: keep_alive
+                    && matches!(answer.protocol, Protocol::Http | Protocol::FastCgi { .. }),
                 timeout: shared.settings.socket_timeout,
             };
             match shared.offload.as_ref() {
@@ -396,7 +477,8 @@ fn begin(shared: &Shared, log: &RequestLog) {
 
 /// The response head as the protocol wants it: over the uwsgi protocol (persistent or not) no
 /// `Connection` header, as uWSGI sends none and nginx would parse it for nothing (`write_uwsgi_head`);
-/// over SCGI CGI's `Status:` line (unless `scgi-nph-socket`).
+/// over SCGI and FastCGI CGI's `Status:` line (unless `scgi-nph-socket` or
+/// `fastcgi-nph-socket`); FastCGI's records are put around it by [`Transfer::over_fastcgi`].
 pub(super) fn write_head(
     out: &mut Vec<u8>,
     answer: &Answer,
@@ -414,12 +496,9 @@ pub(super) fn write_head(
         Protocol::Uwsgi | Protocol::Puwsgi | Protocol::Raw => {
             response::write_uwsgi_head(out, answer.version, status, headers, framing)
         }
-        Protocol::Scgi { nph } => {
+        Protocol::Scgi { nph } | Protocol::FastCgi { nph } => {
             crate::protocol::scgi::write_head(out, nph, answer.version, status, headers, framing)
         }
-        // Its bytes would have to go in records: `request::serve` lets the app answer FastCGI
-        // requests instead of static files.
-        Protocol::FastCgi { .. } => unreachable!("static files are not served over FastCGI"),
     }
 }
 

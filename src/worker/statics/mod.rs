@@ -19,9 +19,11 @@
 //!
 //! Looking a request up (maps, roots, index files, variants, `Expires`) is `lookup.rs`;
 //! answering it (the head, the body, offloading, accounting) is `answer.rs`; with internal
-//! routes configured, the request table runs before the answer, as in uWSGI (`routed.rs`).
+//! routes configured, the request table runs before the answer, as in uWSGI (`routed.rs`);
+//! over FastCGI the answer goes in records (`fastcgi.rs`).
 
 mod answer;
+mod fastcgi;
 mod lookup;
 mod routed;
 

@@ -175,10 +175,13 @@ impl Buffered {
         };
         log.body_bytes = self.body_bytes + remaining;
         log.via_sendfile = remaining > 0;
-        let keep_alive = self.completed
-            && self.keep_alive
-            && self.length_left.is_none_or(|left| left == remaining);
-        (Transfer::new(self.out, file, offset, remaining), keep_alive)
+        let whole = self.completed && self.length_left.is_none_or(|left| left == remaining);
+        let keep_alive = whole && self.keep_alive;
+        // Over FastCGI an answer cut short gets no FCGI_END_REQUEST, as the app's do: the
+        // connection closes and the front end sees the truncation.
+        let transfer = Transfer::new(self.out, file, offset, remaining)
+            .over_fastcgi(self.answer.fastcgi, whole);
+        (transfer, keep_alive)
     }
 
     fn write_head(
@@ -195,7 +198,7 @@ impl Buffered {
         .map_err(|e| RespondError::Invalid(format!("a route's response head: {e}")))?;
         let known = checked.content_length.or(head.content_length).or(last_body);
         let http = self.answer.protocol == crate::config::Protocol::Http;
-        let (framing, keep_alive) = response::choose_framing(
+        let (framing, mut keep_alive) = response::choose_framing(
             self.answer.version,
             self.answer.is_head,
             checked.status,
@@ -203,6 +206,8 @@ impl Buffered {
             self.answer.keep_alive && http,
             http && self.answer.version == Version::Http11,
         );
+        // Over FastCGI the records delimit the answer, whatever its framing.
+        keep_alive |= self.answer.fastcgi.is_some() && self.answer.keep_alive;
         let headers: Vec<(&[u8], &[u8])> = head
             .headers
             .iter()
