@@ -2,7 +2,10 @@
 //!
 //! Rendered from the typed [`Config`] rather than from the raw entries, so includes,
 //! placeholders and overridden scalars are already resolved and loading the text back gives
-//! the same configuration. Options at their default are left out.
+//! the same configuration (`config/tests/show_round_trip.rs` checks it for every implemented
+//! option: a new `Config` field needs its line here). Options at their default are left out.
+//! Compiled values that keep no text (routes, `log-format`, log encoders) come from
+//! `Config::as_written`. This module only formats; it must not change the configuration.
 
 use std::fmt::Write;
 

@@ -73,11 +73,26 @@ fn prerequisite(name: &str) -> &'static str {
     }
 }
 
+/// The rows that bind a listening socket.
+const LISTENING: &[&str] = &[
+    "socket",
+    "http-socket",
+    "http",
+    "scgi-socket",
+    "scgi-nph-socket",
+    "puwsgi-socket",
+    "raw-socket",
+    "fastcgi-socket",
+    "fastcgi-nph-socket",
+];
+
 /// A value for `name` that loads and differs from its default.
 fn sample(name: &str, kind: Kind, default: &str) -> &'static str {
     match name {
         "umask" => "022",
         "optimize" => "2",
+        // Above the soft limit, which gets the usual sample.
+        "cheaper-rss-limit-hard" => "9",
         "collect-header" | "pull-header" => "X-Served-By SERVED_BY",
         "alarm-backlog" | "alarm-segfault" => "a",
         "mount" => "/app=app.py",
@@ -234,4 +249,27 @@ carbon-freq = 5
     // The output is a fixed point: printing what it loads gives the same text.
     let (_, shown_again, _) = round_trip(&shown).unwrap_or_else(|problem| panic!("{problem}"));
     assert_eq!(shown_again, shown);
+}
+
+/// Every sample of the first test in one config: options that only show up together
+/// (`protocol` and the sockets, the alarms and their triggers) and the order of the groups.
+#[test]
+fn every_implemented_option_at_once_survives_print_config() {
+    let mut ini = String::from("[uwsgi]\n");
+    for spec in OPTIONS.iter().filter(|s| s.status == Status::Implemented) {
+        if NOT_IN_CONFIG.iter().any(|(name, _)| *name == spec.name) {
+            continue;
+        }
+        ini.push_str(prerequisite(spec.name));
+        let value = sample(spec.name, spec.kind, spec.default);
+        // Each listening socket on its own port: two on one address are refused.
+        let value = if LISTENING.contains(&spec.name) {
+            format!("127.0.0.1:{}", 4000 + ini.len())
+        } else {
+            value.to_owned()
+        };
+        ini.push_str(&format!("{} = {value}\n", spec.name));
+    }
+    let (first, shown, again) = round_trip(&ini).unwrap_or_else(|problem| panic!("{problem}"));
+    assert_eq!(first, again, "--print-config showed:\n{shown}");
 }
