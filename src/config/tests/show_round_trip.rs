@@ -273,3 +273,41 @@ fn every_implemented_option_at_once_survives_print_config() {
     let (first, shown, again) = round_trip(&ini).unwrap_or_else(|problem| panic!("{problem}"));
     assert_eq!(first, again, "--print-config showed:\n{shown}");
 }
+
+/// The aliases too: an alias may mean more than its row (`route-host` names the subject,
+/// `route-run` has no regexp, `iprint` prints).
+#[test]
+fn every_alias_of_an_implemented_option_survives_print_config() {
+    let mut problems = Vec::new();
+    for spec in OPTIONS.iter().filter(|s| s.status == Status::Implemented) {
+        if NOT_IN_CONFIG.iter().any(|(name, _)| *name == spec.name) {
+            continue;
+        }
+        for alias in spec.aliases {
+            // The route subjects' aliases take other values than a regexp and an action.
+            let value = match alias {
+                a if a.ends_with("-status") => "404 log:x",
+                a if a.ends_with("-if") || a.ends_with("-if-not") => "empty:${QUERY_STRING} log:x",
+                a if a.ends_with("-run") => "log:x",
+                _ => sample(spec.name, spec.kind, spec.default),
+            };
+            let ini = format!("[uwsgi]\n{}{alias} = {value}\n", prerequisite(spec.name));
+            match round_trip(&ini) {
+                Err(problem) => problems.push(format!("`{alias}`: {problem}")),
+                Ok((first, _, _)) if first == normalize(Config::default()) => {
+                    problems.push(format!("`{alias} = {value}` leaves the default config"))
+                }
+                Ok((first, shown, again)) if first != again => problems.push(format!(
+                    "`{alias} = {value}` is lost by --print-config, which shows:\n{shown}"
+                )),
+                Ok(_) => {}
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} aliases do not round-trip:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
