@@ -1112,6 +1112,13 @@ fn config_line() -> impl Strategy<Value = String> {
         (1u16..65535).prop_map(|p| format!("stats-prometheus = 127.0.0.1:{p}")),
         (0u64..600).prop_map(|n| format!("emperor-required-heartbeat = {n}")),
         path.prop_map(|p| format!("emperor-on-demand-directory = {p}")),
+        path.prop_map(|p| format!("zerg = {p}.sock")),
+        (word, 1u16..65535).prop_map(|(w, p)| format!("subscribe-to = 127.0.0.1:{p}:{w}")),
+        (word, path).prop_map(|(w, p)| format!("logger = {w} file:{p}.log")),
+        "[a-z %()]{0,12}".prop_map(|t| format!("log-format = {}", t.replace('%', "%%"))),
+        (word, word).prop_map(|(p, w)| format!("route = ^/{p} log:{w}")),
+        (word, word).prop_map(|(h, v)| format!("collect-header = X-{h} {v}")),
+        (1u64..100_000).prop_map(|n| format!("max-worker-connections = {n}")),
     ]
 }
 

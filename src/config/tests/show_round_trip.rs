@@ -243,6 +243,34 @@ zerg = /run/z2.sock
 zerg-fallback = true
 max-worker-connections = 512
 carbon-freq = 5
+logger = systemd
+logger = rsyslog:10.0.0.1:514
+req-logger = ops syslog
+cache2 = name=c,items=10,blocksize=100,keysize=64,expires=30,purge_lru=1,clear_on_full=1
+cache2 = name=d,items=2
+cron = -5 */2 * * 1 /bin/true
+unique-cron = 0 3 -1 -1 -1 /bin/false
+cron2 = minute=-1,unique=1,harakiri=9 run-me
+alarm = a cmd:true
+alarm = b signal:17
+alarm-fd = a 3:8 m
+log-alarm = a,b ^boom
+not-log-alarm = b ^boom quietly
+reload-on-rss = 1.7
+evil-reload-on-as = 0.3
+reload-on-as = 1025
+limit-as = 2.9
+need-app
+chmod-socket
+umask = 007
+static-expires-type-mtime = text/css=60
+static-map = /s=/srv/static
+static-map2 = /t=/srv/t
+file-serve-mode = x-sendfile
+touch-signal = /tmp/flag 17
+hook-pre-app = exec:echo 100%%
+attach-daemon2 = cmd=sleep 9,freq=3
+env = EMPTY=
 ";
     let (first, shown, again) = round_trip(ini).unwrap_or_else(|problem| panic!("{problem}"));
     assert_eq!(first, again, "--print-config showed:\n{shown}");
