@@ -24,10 +24,6 @@ const NOT_IN_CONFIG: &[(&str, &str)] = &[
     ("get", "an action"),
     ("dump-options", "an action"),
     ("cheaper-algo-list", "an action"),
-    (
-        "show-config",
-        "asks for this very output; printing it again would log it twice",
-    ),
     ("ini", "loads a file: the output is what it loaded"),
     ("include", "loads a file: the output is what it loaded"),
     ("inherit", "loads a file: the output is what it loaded"),
