@@ -109,9 +109,6 @@ pub(crate) fn render(config: &CarbonConfig, line: &mut impl FnMut(&str, &str)) {
     for server in &config.servers {
         line("carbon", server);
     }
-    if config.servers.is_empty() {
-        return;
-    }
     if config.freq != default.freq {
         line("carbon-freq", &config.freq.as_secs().to_string());
     }

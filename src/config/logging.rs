@@ -284,32 +284,57 @@ pub(crate) fn logger(value: &str) -> Result<LoggerSpec, String> {
     Ok(LoggerSpec { id, target })
 }
 
-/// syslog(3) facility names as uWSGI's syslog plugin accepts them, to their codes.
+/// syslog(3) facility names as uWSGI's syslog plugin accepts them, with their codes.
+const FACILITIES: &[(&str, u8)] = &[
+    ("kern", 0),
+    ("user", 1),
+    ("mail", 2),
+    ("daemon", 3),
+    ("auth", 4),
+    ("syslog", 5),
+    ("lpr", 6),
+    ("news", 7),
+    ("uucp", 8),
+    ("cron", 9),
+    ("authpriv", 10),
+    ("ftp", 11),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+    ("local7", 23),
+];
+
 fn facility_code(name: &str) -> Result<u8, String> {
-    let code = match name {
-        "kern" => 0,
-        "user" => 1,
-        "mail" => 2,
-        "daemon" => 3,
-        "auth" => 4,
-        "syslog" => 5,
-        "lpr" => 6,
-        "news" => 7,
-        "uucp" => 8,
-        "cron" => 9,
-        "authpriv" => 10,
-        "ftp" => 11,
-        "local0" => 16,
-        "local1" => 17,
-        "local2" => 18,
-        "local3" => 19,
-        "local4" => 20,
-        "local5" => 21,
-        "local6" => 22,
-        "local7" => 23,
-        other => return Err(format!("unknown syslog facility `{other}`")),
+    FACILITIES
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, code)| *code)
+        .ok_or_else(|| format!("unknown syslog facility `{name}`"))
+}
+
+/// A logger as `logger = …` reads it back (`--print-config`).
+pub(crate) fn logger_text(spec: &LoggerSpec) -> String {
+    let target = match &spec.target {
+        LoggerTarget::File(path) => format!("file:{}", path.display()),
+        LoggerTarget::Stdio => "stdio".to_owned(),
+        LoggerTarget::Syslog { ident, facility } => {
+            match FACILITIES.iter().find(|(_, code)| code == facility) {
+                Some((name, _)) => format!("syslog:{ident},{name}"),
+                None => format!("syslog:{ident}"),
+            }
+        }
+        LoggerTarget::Rsyslog { address, ident } => format!("rsyslog:{address},{ident}"),
+        LoggerTarget::Socket(address) => format!("socket:{address}"),
+        LoggerTarget::Journal => "systemd".to_owned(),
     };
-    Ok(code)
+    match &spec.id {
+        Some(id) => format!("{id} {target}"),
+        None => target,
+    }
 }
 
 #[cfg(test)]

@@ -396,6 +396,10 @@ pub struct Config {
     pub carbon: CarbonConfig,
     /// `py-tracebacker`: each worker serves its threads' stacks on `PATH<id>`.
     pub py_tracebacker: Option<PathBuf>,
+    /// Entries whose typed form keeps no text to print back (`route*`, `collect-header`,
+    /// `log-format`, `log-encoder`, …): (key, value) in config order, for `--print-config`
+    /// (`show.rs`).
+    pub as_written: Vec<(String, String)>,
 }
 
 impl Default for Config {
@@ -536,6 +540,7 @@ impl Default for Config {
             alarm: AlarmConfig::default(),
             carbon: CarbonConfig::default(),
             py_tracebacker: None,
+            as_written: Vec::new(),
         }
     }
 }

@@ -2,11 +2,58 @@
 //!
 //! Rendered from the typed [`Config`] rather than from the raw entries, so includes,
 //! placeholders and overridden scalars are already resolved and loading the text back gives
-//! the same configuration. Options at their default are left out.
+//! the same configuration (`config/tests/show_round_trip.rs` checks it for every implemented
+//! option: a new `Config` field needs its line here). Options at their default are left out.
+//! Compiled values that keep no text (routes, `log-format`, log encoders) come from
+//! `Config::as_written`. This module only formats; it must not change the configuration.
 
 use std::fmt::Write;
 
+use super::subscriptions::Subscription;
 use super::{Address, Config, Protocol};
+
+/// Options kept as written (`Config::as_written`): their order matters (routes) or their
+/// typed form is compiled (templates, encoders) and keeps no text to print.
+const ROUTING: &[&str] = &[
+    "route",
+    "error-route",
+    "response-route",
+    "final-route",
+    "collect-header",
+    "pull-header",
+];
+const LOGGING: &[&str] = &["log-format", "log-encoder", "log-req-encoder"];
+
+/// The canonical name of `key` (an alias such as `route-host` gives `route`).
+fn canonical(key: &str) -> &'static str {
+    super::options::find(key).map_or("", |spec| spec.name)
+}
+
+/// Called for every applied entry: keeps those of [`ROUTING`] and [`LOGGING`] as written
+/// (a route under the key as written, which names its subject). `log-format` is one value,
+/// so a later one replaces the earlier. The list is kept in the order `render` prints it
+/// (`log-format`, the encoders, then the routes), so that it reads back the same.
+pub(crate) fn keep_as_written(config: &mut Config, name: &str, key: &str, value: &str) {
+    if ROUTING.contains(&name) {
+        config.as_written.push((key.to_owned(), value.to_owned()));
+    } else if LOGGING.contains(&name) {
+        if name == "log-format" {
+            config.as_written.retain(|(key, _)| key != "log-format");
+            config
+                .as_written
+                .insert(0, (name.to_owned(), value.to_owned()));
+            return;
+        }
+        let first_route = config
+            .as_written
+            .iter()
+            .position(|(key, _)| !LOGGING.contains(&key.as_str()))
+            .unwrap_or(config.as_written.len());
+        config
+            .as_written
+            .insert(first_route, (name.to_owned(), value.to_owned()));
+    }
+}
 
 pub(crate) fn render(config: &Config) -> String {
     let default = Config::default();
@@ -19,6 +66,9 @@ pub(crate) fn render(config: &Config) -> String {
 
     if config.strict {
         line("strict", "true");
+    }
+    if config.show_config {
+        line("show-config", "true");
     }
     if let Some(file) = &config.wsgi_file {
         line("wsgi-file", &path(file));
@@ -120,6 +170,12 @@ pub(crate) fn render(config: &Config) -> String {
     if config.limit_post_default != default.limit_post_default {
         line("limit-post-default", &config.limit_post_default.to_string());
     }
+    if config.max_worker_connections != default.max_worker_connections {
+        line(
+            "max-worker-connections",
+            &config.max_worker_connections.to_string(),
+        );
+    }
     if config.transfer_timeout != default.transfer_timeout {
         line(
             "transfer-timeout",
@@ -173,6 +229,7 @@ pub(crate) fn render(config: &Config) -> String {
     if log.big_bytes != 0 {
         line("log-big", &log.big_bytes.to_string());
     }
+    render_logging(config, &mut line);
     for (name, value) in &config.add_header {
         line("add-header", &format!("{name}: {value}"));
     }
@@ -317,6 +374,12 @@ pub(crate) fn render(config: &Config) -> String {
     for daemon in &config.daemons {
         line(&daemon.option, &daemon.text);
     }
+    // Routes as written, in order: `goto` and labels depend on it.
+    for (key, value) in &config.as_written {
+        if ROUTING.contains(&canonical(key)) {
+            line(key, value);
+        }
+    }
     super::extra::render(&config.extra, &mut line);
     super::alarms::render(&config.alarm, &mut line);
     super::carbon::render(&config.carbon, &mut line);
@@ -326,6 +389,24 @@ pub(crate) fn render(config: &Config) -> String {
     super::emperor_extra::render(&config.emperor_extra, &mut line);
     for pool in &config.zergpools {
         line("zergpool", &pool.to_string());
+    }
+    for server in &config.zerg {
+        line("zerg", &path(server));
+    }
+    if config.zerg_fallback {
+        line("zerg-fallback", "true");
+    }
+    if let Some(server) = &config.zerg_server {
+        line("zerg-server", &path(server));
+    }
+    for subscription in &config.subscriptions {
+        line("subscribe2", &subscription_text(subscription));
+    }
+    if config.subscribe_freq != default.subscribe_freq {
+        line(
+            "subscribe-freq",
+            &config.subscribe_freq.as_secs().to_string(),
+        );
     }
     for (option, mask) in [
         ("unshare", config.unshare.before_post_jail),
@@ -519,4 +600,101 @@ fn render_spooler(config: &Config, default: &Config, line: &mut impl FnMut(&str,
     if config.locks != default.locks {
         line("locks", &config.locks.to_string());
     }
+}
+
+/// The log master's options (`logging.rs`): files, loggers, routing, rotation.
+fn render_logging(config: &Config, line: &mut impl FnMut(&str, &str)) {
+    let log = &config.log;
+    let path = |p: &std::path::Path| p.display().to_string();
+    for (key, value) in &config.as_written {
+        if key == "log-format" {
+            line(key, value);
+        }
+    }
+    if log.format_strftime {
+        line("log-format-strftime", "true");
+    }
+    if log.date {
+        line("log-date", log.date_format.as_deref().unwrap_or("true"));
+    }
+    if let Some(file) = &log.logto2 {
+        line("logto2", &path(file));
+    }
+    if log.master {
+        line("log-master", "true");
+    }
+    for logger in &log.loggers {
+        line("logger", &super::logging::logger_text(logger));
+    }
+    for logger in &log.req_loggers {
+        line("req-logger", &super::logging::logger_text(logger));
+    }
+    for route in &log.routes {
+        line(
+            "log-route",
+            &format!("{} {}", route.id, route.pattern.as_str()),
+        );
+    }
+    for route in &log.req_routes {
+        line(
+            "log-req-route",
+            &format!("{} {}", route.id, route.pattern.as_str()),
+        );
+    }
+    for (key, value) in &config.as_written {
+        if key == "log-encoder" || key == "log-req-encoder" {
+            line(key, value);
+        }
+    }
+    for pattern in &log.drain {
+        line("log-drain", pattern.as_str());
+    }
+    for pattern in &log.filter {
+        line("log-filter", pattern.as_str());
+    }
+    if let Some(prefix) = &log.prefix {
+        line("log-prefix", prefix);
+    }
+    if log.maxsize != 0 {
+        line("log-maxsize", &log.maxsize.to_string());
+    }
+    if let Some(file) = &log.backupname {
+        line("log-backupname", &path(file));
+    }
+    for file in &log.touch_reopen {
+        line("touch-logreopen", &path(file));
+    }
+    for file in &log.touch_rotate {
+        line("touch-logrotate", &path(file));
+    }
+    if log.truncate {
+        line("log-truncate", "true");
+    }
+    if log.chown {
+        line("logfile-chown", "true");
+    }
+    if let Some(mode) = log.chmod {
+        line("logfile-chmod", &format!("{mode:o}"));
+    }
+}
+
+/// A subscription as `subscribe2` reads it back, every field spelled out (`subscribe-to`
+/// and `subscribe2` differ in their default weight).
+fn subscription_text(subscription: &Subscription) -> String {
+    let mut text = format!("server={},key={}", subscription.server, subscription.key);
+    if let Some(address) = &subscription.address {
+        let _ = write!(text, ",addr={address}");
+    }
+    if let Some(socket) = subscription.socket {
+        let _ = write!(text, ",socket={socket}");
+    }
+    let _ = write!(
+        text,
+        ",weight={},modifier1={},modifier2={}",
+        subscription.weight, subscription.modifier1, subscription.modifier2
+    );
+    if let Some(backup) = subscription.backup {
+        let _ = write!(text, ",backup={backup}");
+    }
+    text
 }

@@ -591,9 +591,15 @@ fn statuses() {
         "[uwsgi]\nlogto = /var/log/app.log",
         "logto = /var/log/app.log",
     );
-    check("[uwsgi]\nlogto = 127.0.0.1:1717", "");
+    check(
+        "[uwsgi]\nlogto = 127.0.0.1:1717",
+        "logger = socket:127.0.0.1:1717",
+    );
     check("[uwsgi]\ndaemonize = 127.0.0.1:1717", "error: app.ini:2: daemonize: logging to a UDP address (`127.0.0.1:1717`) is not supported yet: give a file path, or log to stderr and let systemd or the emperor collect it");
-    check("[uwsgi]\nlogto2 = /var/log/app.log", "");
+    check(
+        "[uwsgi]\nlogto2 = /var/log/app.log",
+        "logto2 = /var/log/app.log",
+    );
     check("[uwsgi]\nlog-reopen = true", "");
     check(
         "[uwsgi]\nadd-header = X-A:  b c \nadd-header = X-B: d",
@@ -636,10 +642,9 @@ fn survey_options() {
         "[uwsgi]\nprint = hello\niprint = again",
         "print = hello | print = again",
     );
-    // Route tables (and so the collected headers) are not part of show-config.
     check(
         "[uwsgi]\ncollect-header = X-Sendfile X_SENDFILE\npull-header = X-A A",
-        "",
+        "collect-header = X-Sendfile X_SENDFILE | pull-header = X-A A",
     );
     check(
         "[uwsgi]\ncollect-header = X-Sendfile",
@@ -1107,6 +1112,13 @@ fn config_line() -> impl Strategy<Value = String> {
         (1u16..65535).prop_map(|p| format!("stats-prometheus = 127.0.0.1:{p}")),
         (0u64..600).prop_map(|n| format!("emperor-required-heartbeat = {n}")),
         path.prop_map(|p| format!("emperor-on-demand-directory = {p}")),
+        path.prop_map(|p| format!("zerg = {p}.sock")),
+        (word, 1u16..65535).prop_map(|(w, p)| format!("subscribe-to = 127.0.0.1:{p}:{w}")),
+        (word, path).prop_map(|(w, p)| format!("logger = {w} file:{p}.log")),
+        "[a-z %()]{0,12}".prop_map(|t| format!("log-format = {}", t.replace('%', "%%"))),
+        (word, word).prop_map(|(p, w)| format!("route = ^/{p} log:{w}")),
+        (word, word).prop_map(|(h, v)| format!("collect-header = X-{h} {v}")),
+        (1u64..100_000).prop_map(|n| format!("max-worker-connections = {n}")),
     ]
 }
 
@@ -1539,7 +1551,9 @@ fn routes_are_typed_with_file_and_line() {
     );
     check(
         "[uwsgi]\nroute = ^/old/(.*) redirect-301:/new/$1\nroute-if = equal:${PATH_INFO};/x goto:end\nroute-run = last:\nroute-label = end\nerror-route-status = 404 return:404\nresponse-route-run = addheader:X-A: b\nfinal-route-run = log:done",
-        "",
+        "route = ^/old/(.*) redirect-301:/new/$1 | route-if = equal:${PATH_INFO};/x goto:end | \
+         route-run = last: | route-label = end | error-route-status = 404 return:404 | \
+         response-route-run = addheader:X-A: b | final-route-run = log:done",
     );
     check(
         "[uwsgi]\nprocesses = 2\nroute-host = ^a nosuch:x\nroute = ^/a uwsgi:127.0.0.1:3031,0,0\nroute-if = bogus:x last:\nroute-run = goto:nowhere",
@@ -1603,3 +1617,5 @@ fn persistent_uwsgi_and_raw_sockets() {
         "error: app.ini:4: raw-modifier1: kaiser serves raw connections with its Python plugin only (modifier1 0, the `python-raw` callable), not modifier1 5",
     );
 }
+
+mod show_round_trip;

@@ -133,8 +133,9 @@ pub(crate) fn build(
                 _ => apply(&mut config, spec, &value),
             },
         };
-        if let Err(message) = applied {
-            report.error(&entry.origin, &entry.key, message);
+        match applied {
+            Ok(()) => super::show::keep_as_written(&mut config, spec.name, &entry.key, &value),
+            Err(message) => report.error(&entry.origin, &entry.key, message),
         }
     }
     if let Err(message) = config.routes.check() {
