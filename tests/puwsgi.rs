@@ -234,3 +234,40 @@ fn static_files_share_a_persistent_connection() {
     let app = ask(&mut conn, "GET", "/env?after=static", b"");
     assert_eq!(app.status, 200, "{app}");
 }
+
+/// The two other ways a static file leaves: handed to an offload thread (a file larger than
+/// the socket takes) and answered through routes. Both keep a persistent connection, as the
+/// request thread's own answer does.
+#[test]
+fn offloaded_and_routed_static_files_keep_the_connection() {
+    let dir = TempDir::new("puwsgi-static-offload");
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let big: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("big.bin"), &big).unwrap();
+    std::fs::write(root.join("a.txt"), b"static bytes\n").unwrap();
+    let map = format!("/files={}", root.display());
+    let kaiser = start(
+        &dir,
+        &[
+            "--static-map",
+            &map,
+            "--route",
+            "^/files/a addheader:X-Routed: yes",
+        ],
+    );
+    let mut conn = connect(&dir.join("p.sock"));
+    let file = ask(&mut conn, "GET", "/files/big.bin", b"");
+    assert_eq!(file.status, 200, "{file}");
+    assert!(file.body == big, "the offloaded file arrived changed");
+    let line = kaiser
+        .wait_for_log("GET /files/big.bin", START_TIMEOUT)
+        .unwrap();
+    assert!(line.contains(" via offload() "), "{line}");
+    let routed = ask(&mut conn, "GET", "/files/a.txt", b"");
+    assert_eq!(routed.status, 200, "{routed}");
+    assert_eq!(routed.header("X-Routed"), Some("yes"), "{routed}");
+    assert_eq!(routed.body, b"static bytes\n", "{routed}");
+    let app = ask(&mut conn, "GET", "/env?after=routed", b"");
+    assert_eq!(app.status, 200, "{app}");
+}

@@ -410,9 +410,13 @@ fn send(
             let job = crate::worker::offload::Job {
                 conn,
                 transfer,
-                // The records delimit a FastCGI answer: its connection is kept as well.
+                // The records delimit a FastCGI answer, and a `puwsgi-socket` one has its
+                // length: their connections are kept as well.
                 keep_alive: keep_alive
-                    && matches!(answer.protocol, Protocol::Http | Protocol::FastCgi { .. }),
+                    && matches!(
+                        answer.protocol,
+                        Protocol::Http | Protocol::FastCgi { .. } | Protocol::Puwsgi
+                    ),
                 timeout: shared.settings.socket_timeout,
             };
             match shared.offload.as_ref() {

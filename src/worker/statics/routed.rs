@@ -198,12 +198,14 @@ impl Buffered {
         .map_err(|e| RespondError::Invalid(format!("a route's response head: {e}")))?;
         let known = checked.content_length.or(head.content_length).or(last_body);
         let http = self.answer.protocol == crate::config::Protocol::Http;
+        // A `puwsgi-socket` connection is kept when the answer's length is known (never chunked).
+        let persistent = http || self.answer.protocol == crate::config::Protocol::Puwsgi;
         let (framing, mut keep_alive) = response::choose_framing(
             self.answer.version,
             self.answer.is_head,
             checked.status,
             known,
-            self.answer.keep_alive && http,
+            self.answer.keep_alive && persistent,
             http && self.answer.version == Version::Http11,
         );
         // Over FastCGI the records delimit the answer, whatever its framing.
