@@ -98,24 +98,34 @@ pub(super) fn accept_conn(shared: &Shared, index: usize) -> Option<Conn> {
         return None;
     }
     let listener = &shared.listeners[index];
-    match sys::net::accept(listener.fd()) {
+    // A unix socket's peer has no address kaiser reports (REMOTE_ADDR comes from the uwsgi
+    // packet or is empty), and no Nagle to turn off: it is accepted without either.
+    let accepted = if listener.is_tcp {
+        sys::net::accept(listener.fd()).map(|conn| {
+            conn.map(|(fd, peer)| {
+                sys::net::set_nodelay(fd.as_fd());
+                (fd, peer)
+            })
+        })
+    } else {
+        sys::net::accept_unnamed(listener.fd()).map(|conn| conn.map(|fd| (fd, None)))
+    };
+    match accepted {
         Ok(Some((fd, peer))) => {
             shared.gate.accepted(shared);
             let open = OpenConn(shared.gate.clone());
-            if listener.is_tcp {
-                sys::net::set_nodelay(fd.as_fd());
-            }
             let (peer_addr, peer_port) = match peer {
                 Some(BindAddr::Tcp(addr)) => (addr.ip().to_string(), addr.port().to_string()),
                 _ => (String::new(), String::new()),
             };
+            let now = Instant::now();
             Some(Conn {
                 fd,
                 listener: index,
                 peer_addr,
                 peer_port,
                 buf: Vec::new(),
-                last_active: Instant::now(),
+                last_active: now,
                 // A new connection's first request is bounded by `socket-timeout`.
                 partial: true,
                 registered: false,
@@ -123,7 +133,7 @@ pub(super) fn accept_conn(shared: &Shared, index: usize) -> Option<Conn> {
                 fresh: true,
                 body_pending: false,
                 linger_until: None,
-                head_deadline: Instant::now() + shared.settings.socket_timeout,
+                head_deadline: now + shared.settings.socket_timeout,
                 _open: open,
                 proxy_checked: false,
             })
