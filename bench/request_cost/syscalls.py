@@ -6,6 +6,11 @@
   syscalls.py --strace PORT PATH PGID N    N requests over 8 keep-alive connections while
                                            `strace -c -f` follows every process of group PGID;
                                            prints each system call's count per request
+
+PORT may be a unix socket's path: then each request is a new connection carrying one uwsgi
+packet, built as nginx's `uwsgi_pass` builds it (the uwsgi_params of bench/kbench/servers.py's
+nginx_conf, then the client's headers), and the answer is read to EOF, as behind nginx.
+PAUSE_MS=N waits N ms before each such connection (a server that is mostly idle).
 """
 
 import os
@@ -47,11 +52,53 @@ def send(port, path, n):
     return ok
 
 
+def uwsgi_packet(path):
+    """One uwsgi packet (modifier 0) with the variables nginx sends for `GET path`."""
+    params = [
+        ("QUERY_STRING", ""), ("REQUEST_METHOD", "GET"), ("CONTENT_TYPE", ""),
+        ("CONTENT_LENGTH", ""), ("REQUEST_URI", path), ("PATH_INFO", path),
+        ("DOCUMENT_ROOT", "/usr/share/nginx/html"), ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("REQUEST_SCHEME", "http"), ("REMOTE_ADDR", "127.0.0.1"), ("REMOTE_PORT", "41234"),
+        ("SERVER_PORT", "8080"), ("SERVER_NAME", "localhost"),
+        ("HTTP_HOST", "localhost:8080"), ("HTTP_USER_AGENT", "cost"), ("HTTP_ACCEPT", "*/*"),
+    ]
+    body = b"".join(
+        len(k).to_bytes(2, "little") + k.encode() + len(v).to_bytes(2, "little") + v.encode()
+        for k, v in params
+    )
+    return b"\x00" + len(body).to_bytes(2, "little") + b"\x00" + body
+
+
+def send_uwsgi(sock_path, path, n):
+    """N requests, each on a new unix-socket connection read to EOF; returns the 200s."""
+    packet = uwsgi_packet(path)
+    pause = float(os.environ.get("PAUSE_MS", "0")) / 1000
+    ok = 0
+    for _ in range(n):
+        if pause:
+            time.sleep(pause)  # an idle server: each connection finds the worker waiting
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(30)
+            conn.connect(sock_path)
+            conn.sendall(packet)
+            answer = b""
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                answer += data
+            ok += answer.startswith(b"HTTP/1.1 200")
+    return ok
+
+
+SEND = send  # the client for PORT's kind, set in main
+
+
 def wait(port, path, seconds):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            if send(port, path, 1) == 1:
+            if SEND(port, path, 1) == 1:
                 return
         except OSError:
             pass
@@ -73,7 +120,7 @@ def group(pgid):
 
 
 def strace(port, path, pgid, n, connections=8):
-    send(port, path, 200)  # warm up
+    SEND(port, path, 200)  # warm up
     with tempfile.NamedTemporaryFile(suffix=".strace") as out:
         argv = ["strace", "-c", "-f", "-o", out.name]
         for pid in group(pgid):
@@ -82,7 +129,7 @@ def strace(port, path, pgid, n, connections=8):
         time.sleep(1.0)
         done = []
         threads = [
-            threading.Thread(target=lambda: done.append(send(port, path, n // connections)))
+            threading.Thread(target=lambda: done.append(SEND(port, path, n // connections)))
             for _ in range(connections)
         ]
         for thread in threads:
@@ -102,12 +149,16 @@ def strace(port, path, pgid, n, connections=8):
 
 
 if __name__ == "__main__":
-    mode, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    mode, port, path = sys.argv[1], sys.argv[2], sys.argv[3]
+    if port.isdigit():
+        port, SEND = int(port), send
+    else:
+        SEND = send_uwsgi
     if mode == "--wait":
         wait(port, path, float(sys.argv[4]))
     elif mode == "--send":
-        send(port, path, int(sys.argv[4]))
+        SEND(port, path, int(sys.argv[4]))
     elif mode == "--strace":
-        strace(port, path, int(sys.argv[4]), int(sys.argv[5]))
+        strace(port, path, int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]) if len(sys.argv) > 6 else 8)
     else:
         raise SystemExit(__doc__)

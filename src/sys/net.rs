@@ -343,6 +343,35 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<Option<(OwnedFd, Option<Bi
     }
 }
 
+/// Accepts a connection without asking for the peer's address: for unix-socket listeners,
+/// whose peers have none worth reporting (a connecting client's socket is unnamed). Saves
+/// the address's copy out of the kernel and its decoding. `Ok(None)`: nothing to accept.
+pub fn accept_unnamed(listener: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
+    loop {
+        // SAFETY: a null address and length are allowed: the kernel then writes none.
+        let fd = unsafe {
+            libc::accept4(
+                listener.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) | Some(libc::ECONNABORTED) | Some(libc::EPROTO) => {
+                    return Ok(None)
+                }
+                _ => return Err(err),
+            }
+        }
+        // SAFETY: accept4 returned a fresh fd that we own.
+        return Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }));
+    }
+}
+
 /// TCP_NODELAY on an accepted TCP socket: responses are written whole, so Nagle only adds
 /// latency. Errors (a unix socket) are ignored.
 pub fn set_nodelay(fd: BorrowedFd<'_>) {

@@ -47,6 +47,7 @@ pub fn thread_loop(shared: &Shared, core: usize) {
     let max_events = if shared.multithreaded { 1 } else { 32 };
     let mut last_sweep = Instant::now();
     let mut turn = super::turn::Turn::new();
+    let mut chain = super::accept::Chain::new();
     loop {
         if shared.stopping.load(Ordering::Acquire)
             && lock_conns(shared).is_empty()
@@ -106,7 +107,10 @@ pub fn thread_loop(shared: &Shared, core: usize) {
                 continue;
             }
             if token >= LISTENER_BASE {
-                accept_from(shared, (token - LISTENER_BASE) as usize);
+                let index = (token - LISTENER_BASE) as usize;
+                if accept_from(shared, index) && events.len() == 1 {
+                    chain.follow(shared, index, &mut turn);
+                }
                 continue;
             }
             let conn = lock_conns(shared).remove(&(token as i32));
