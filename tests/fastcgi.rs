@@ -1124,3 +1124,45 @@ fn a_static_path_with_stdin_bytes_is_the_apps_and_a_late_empty_stdin_is_waited_f
     );
     closed(&mut stream).unwrap();
 }
+
+/// The README's nginx block for FastCGI with kept connections, as written there: Debian's
+/// `fastcgi_params` (whose SCRIPT_NAME is the whole path), then SCRIPT_NAME and PATH_INFO
+/// given again. The app sees the values given last, so it is mounted at the root and routes
+/// by the path.
+#[test]
+fn the_readme_nginx_block_gives_the_app_its_path() {
+    let dir = TempDir::new("fcgi-readme");
+    let served = start(&dir, &[]);
+    let debian_params =
+        FASTCGI_PARAMS.replace("fastcgi_param  PATH_INFO          $document_uri;", "");
+    let nginx = Nginx::start_http(&format!(
+        "upstream app {{ server unix:{socket}; keepalive 32; keepalive_timeout 20s; }}
+    server {{
+        listen 127.0.0.1:@PORT@;
+        location / {{
+            {debian_params}
+            fastcgi_param SCRIPT_NAME \"\";
+            fastcgi_param PATH_INFO $document_uri;
+            fastcgi_pass app;
+            fastcgi_keep_conn on;
+        }}
+    }}",
+        socket = served.fastcgi.display(),
+    ));
+    let stream = wait_for_connect(nginx.addr(), START_TIMEOUT).unwrap();
+    let mut client = HttpConn::new(stream);
+    for _ in 0..2 {
+        let env = client
+            .request(&request_bytes(
+                "GET",
+                "/env?x=1",
+                &[("Host", "localhost")],
+                b"",
+            ))
+            .unwrap();
+        assert_eq!(env.status, 200, "{env}");
+        let text = env.text();
+        assert!(text.contains("\"SCRIPT_NAME\": \"\""), "{text}");
+        assert!(text.contains("\"PATH_INFO\": \"/env\""), "{text}");
+    }
+}
