@@ -316,13 +316,36 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<Option<(OwnedFd, Option<Bi
     // SAFETY: sockaddr_storage is plain old data.
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let accepted = accept_into(
+        listener,
+        (&mut storage as *mut libc::sockaddr_storage).cast(),
+        &mut len,
+    )?;
+    Ok(accepted.map(|fd| (fd, decode(&storage, len))))
+}
+
+/// Accepts a connection without asking for the peer's address: for unix-socket listeners,
+/// whose peers have none worth reporting (a connecting client's socket is unnamed). Saves
+/// the address's copy out of the kernel and its decoding. `Ok(None)`: nothing to accept.
+pub fn accept_unnamed(listener: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
+    accept_into(listener, std::ptr::null_mut(), std::ptr::null_mut())
+}
+
+/// `accept4`, non-blocking and close-on-exec, writing the peer's address to `address` and its
+/// length to `len` (both null: no address). `Ok(None)` when there is nothing to accept.
+fn accept_into(
+    listener: BorrowedFd<'_>,
+    address: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+) -> io::Result<Option<OwnedFd>> {
     loop {
-        // SAFETY: `storage` and `len` describe a writable buffer.
+        // SAFETY: `address` and `len` are both null (the kernel then writes no address) or
+        // describe a writable buffer of `*len` bytes, as the callers above make them.
         let fd = unsafe {
             libc::accept4(
                 listener.as_raw_fd(),
-                (&mut storage as *mut libc::sockaddr_storage).cast(),
-                &mut len,
+                address,
+                len,
                 libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
             )
         };
@@ -331,36 +354,6 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<Option<(OwnedFd, Option<Bi
             match err.raw_os_error() {
                 Some(libc::EINTR) => continue,
                 // ECONNABORTED and friends: the peer gave up while queued; nothing to accept.
-                Some(libc::EAGAIN) | Some(libc::ECONNABORTED) | Some(libc::EPROTO) => {
-                    return Ok(None)
-                }
-                _ => return Err(err),
-            }
-        }
-        // SAFETY: accept4 returned a fresh fd that we own.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        return Ok(Some((owned, decode(&storage, len))));
-    }
-}
-
-/// Accepts a connection without asking for the peer's address: for unix-socket listeners,
-/// whose peers have none worth reporting (a connecting client's socket is unnamed). Saves
-/// the address's copy out of the kernel and its decoding. `Ok(None)`: nothing to accept.
-pub fn accept_unnamed(listener: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
-    loop {
-        // SAFETY: a null address and length are allowed: the kernel then writes none.
-        let fd = unsafe {
-            libc::accept4(
-                listener.as_raw_fd(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EINTR) => continue,
                 Some(libc::EAGAIN) | Some(libc::ECONNABORTED) | Some(libc::EPROTO) => {
                     return Ok(None)
                 }
