@@ -360,3 +360,72 @@ fn attach_daemon2_touch_restarts_the_daemon_with_its_stop_signal() {
     kaiser.expect_exit(EXIT);
     assert!(!alive(second), "{}", kaiser.logs());
 }
+
+/// An instance that only supervises a daemon, as uWSGI vassals often run a Celery worker:
+/// no socket, no app. uWSGI runs it with no worker (`numproc = 0`); so does kaiser, and it
+/// still starts, restarts and stops the daemon. An instance with nothing at all to run is
+/// still refused.
+#[test]
+fn a_daemon_only_instance_runs_without_a_socket() {
+    let dir = TempDir::new("daemon-only");
+    let pid_log = dir.join("pids");
+    let command = format!("echo $$ >> {}; exec sleep 1000", pid_log.display());
+    let config = dir.write(
+        "daemon.ini",
+        format!("[uwsgi]\nmaster = true\nattach-daemon = {command}\n"),
+    );
+    let mut kaiser = Kaiser::spawn(&["--ini", config.to_str().unwrap()]);
+    kaiser
+        .wait_for_log("ready in", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let first = wait_pids(&pid_log, 1, &kaiser)[0];
+    assert!(alive(first));
+    assert!(
+        !kaiser.logs().contains("spawned worker"),
+        "{}",
+        kaiser.logs()
+    );
+    kill(first, libc::SIGKILL);
+    let second = wait_pids(&pid_log, 2, &kaiser)[1];
+    assert!(alive(second), "{}", kaiser.logs());
+    kaiser.signal(libc::SIGTERM);
+    assert_eq!(
+        kaiser.expect_exit(EXIT).code(),
+        Some(0),
+        "{}",
+        kaiser.logs()
+    );
+    assert!(!alive(second), "the daemon outlived its vassal");
+
+    let empty = dir.write("empty.ini", "[uwsgi]\nmaster = true\n");
+    let mut refused = Kaiser::spawn(&["--ini", empty.to_str().unwrap()]);
+    assert_ne!(refused.expect_exit(EXIT).code(), Some(0));
+    assert!(
+        refused.logs().contains("no socket configured"),
+        "{}",
+        refused.logs()
+    );
+}
+
+/// `no-server`: the master and its mules and nothing else, as in uWSGI.
+#[test]
+fn no_server_starts_a_master_without_workers() {
+    let dir = TempDir::new("no-server");
+    let config = dir.write("ns.ini", "[uwsgi]\nmaster = true\nno-server = true\n");
+    let mut kaiser = Kaiser::spawn(&["--ini", config.to_str().unwrap()]);
+    kaiser
+        .wait_for_log("ready in", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        kaiser.logs().contains("forks no worker"),
+        "{}",
+        kaiser.logs()
+    );
+    kaiser.signal(libc::SIGINT);
+    assert_eq!(
+        kaiser.expect_exit(EXIT).code(),
+        Some(0),
+        "{}",
+        kaiser.logs()
+    );
+}

@@ -261,6 +261,9 @@ pub struct Config {
     pub so_keepalive: bool,
     /// `no-defer-accept`: do not set `TCP_DEFER_ACCEPT` on the TCP listeners.
     pub no_defer_accept: bool,
+    /// `no-server`: run with no socket even when nothing else (daemons, crons, spoolers,
+    /// zergpools) would make an instance without one useful.
+    pub no_server: bool,
     /// `freebind`: `IP_FREEBIND` on the TCP listeners (bind an address not yet configured).
     pub freebind: bool,
     /// `subscribe-to`, `subscribe2`: uWSGI subscription servers to announce this instance to.
@@ -469,6 +472,7 @@ impl Default for Config {
             zergpools: Vec::new(),
             so_keepalive: false,
             no_defer_accept: false,
+            no_server: false,
             statics: StaticConfig::default(),
             max_requests: 0,
             max_requests_delta: 0,

@@ -441,6 +441,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("abstract-socket", Bool, Sockets, "bind every unix socket path in the abstract namespace (`/run/app.sock` as `@/run/app.sock`; an address written `@name` is abstract anyway)").short('a').default("false"),
     opt("reuse-port", Bool, Sockets, "set SO_REUSEPORT on the TCP sockets, so several instances can bind one port").default("false"),
     opt("so-keepalive", Bool, Sockets, "set SO_KEEPALIVE on the TCP sockets (their connections inherit it)").default("false"),
+    opt("no-server", Bool, Sockets, "run without a socket: the master, its daemons, crons, spoolers and mules, and no worker (an instance with `attach-daemon`, a cron, a spooler or a `zergpool` and no socket runs so anyway, as in uWSGI)").default("false"),
     opt("no-defer-accept", Bool, Sockets, "do not set `TCP_DEFER_ACCEPT` on the TCP listeners: accept a connection before its first bytes arrive (for protocols where the server speaks first, or load balancers that probe with empty connections)").default("false"),
     opt("tcp-nodelay", Bool, Sockets, "set TCP_NODELAY").noop("kaiser always sets TCP_NODELAY on TCP connections"),
     opt("freebind", Bool, Sockets, "set IP_FREEBIND on the TCP sockets: bind an address not (yet) on any interface, e.g. a failover IP").default("false"),

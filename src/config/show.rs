@@ -217,6 +217,7 @@ pub(crate) fn render(config: &Config) -> String {
         ("freebind", config.freebind),
         ("so-keepalive", config.so_keepalive),
         ("no-defer-accept", config.no_defer_accept),
+        ("no-server", config.no_server),
         ("no-site", config.no_site),
     ] {
         if on {

@@ -354,6 +354,7 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "zergpool" => super::zergpool::add(&mut config.zergpools, v)?,
         "so-keepalive" => config.so_keepalive = uwsgi_bool(v),
         "no-defer-accept" => config.no_defer_accept = uwsgi_bool(v),
+        "no-server" => config.no_server = uwsgi_bool(v),
         name if super::statics::OPTION_NAMES.contains(&name) => {
             config.statics.apply(name, v, uwsgi_bool(v))?
         }

@@ -121,10 +121,6 @@ impl ZergPools {
         Ok(ZergPools { pools })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.pools.is_empty()
-    }
-
     /// Hands each pool's sockets to the zergs waiting on it.
     pub fn tick(&self) {
         for pool in &self.pools {

@@ -50,18 +50,19 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     }
     crate::vassal::process_setup::apply_unenv(config);
     // systemd may pass sockets the INI does not name (`socket_activation.rs`).
-    // An instance may serve nothing but its `zergpool`s (see `pool_only` below).
+    // An instance with something else to run needs no socket (see `serverless` below).
     if config.sockets.is_empty()
-        && config.zergpools.is_empty()
+        && !runs_without_sockets(config)
         && !inherited.iter().any(sockets::names_its_option)
     {
         return Err(RunVassalError::NoSocket);
     }
     let bound = sockets::bind_all(config, &mut inherited)?;
     let zergpools = crate::vassal::zergpool::ZergPools::bind(config)?;
-    // uWSGI forks no worker when it has no socket (`numproc = 0`) and then needs no app: the
-    // master serves the pools alone.
-    let pool_only = bound.is_empty() && !zergpools.is_empty();
+    // uWSGI forks no worker when it has no socket (`numproc = 0`): the master runs its
+    // daemons, crons, spoolers, mules and zergpools alone. It imports the app only when the
+    // config names one (spoolers and mules may use its functions).
+    let serverless = bound.is_empty() && runs_without_sockets(config);
     let stats = StatsServer::from_config(config)?;
     let interpreter = crate::vassal::python_setup::interpreter_options(config);
     let spec = crate::vassal::python_setup::app_spec(config);
@@ -106,8 +107,10 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         threads: config.threads,
         options: loaded.options.clone(),
     };
-    let (app, lazy) = if pool_only {
-        tracing::info!("no socket of its own: the master serves its zergpools and forks no worker; no app is imported");
+    if serverless {
+        tracing::info!("no socket: the master runs its daemons, crons, spoolers, mules and zergpools and forks no worker");
+    }
+    let (app, lazy) = if serverless && !crate::vassal::python_setup::names_an_app(config) {
         (None, Some((spec, interpreter, module)))
     } else if config.lazy_apps {
         tracing::info!("lazy-apps: each worker imports the app after fork");
@@ -135,7 +138,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     sys::fd::set_nonblocking(ready_read.as_fd(), true)?;
 
     let listeners = Arc::new(bound.iter().map(listener_of).collect::<Vec<_>>());
-    let processes = if pool_only {
+    let processes = if serverless {
         0
     } else {
         config.processes.max(1)
@@ -187,7 +190,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         },
         scoreboard: Arc::new(Scoreboard::new(config.processes, config.threads)?),
         paused: false,
-        idle: (!pool_only && (config.idle > Duration::ZERO || config.cheap))
+        idle: (!serverless && (config.idle > Duration::ZERO || config.cheap))
             .then(|| IdleWatch::new(config.idle, config.die_on_idle, started)),
         harakiri: Harakiri::new(HarakiriSettings {
             timeout: config.harakiri,
@@ -197,7 +200,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         }),
         stats,
         attached,
-        cheaper: cheaper::CheaperRun::new(config, started).filter(|_| !pool_only),
+        cheaper: cheaper::CheaperRun::new(config, started).filter(|_| !serverless),
         spoolers,
         crons: crate::vassal::cron::Crons::new(&config.crons, config.cron_harakiri),
         drain_until: None,
@@ -213,12 +216,22 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
             }
         }
     }
-    if pool_only {
+    if serverless {
         master.all_ready();
     }
     master.on_master_start();
     master.respawn_due(Instant::now())?;
     master.event_loop()
+}
+
+/// Whether the instance has something to run without a socket, as uWSGI counts it: attached
+/// daemons, crons, spoolers, zergpools, or `no-server`.
+fn runs_without_sockets(config: &Config) -> bool {
+    config.no_server
+        || !config.zergpools.is_empty()
+        || !config.daemons.is_empty()
+        || !config.crons.is_empty()
+        || !config.spooler.dirs.is_empty()
 }
 
 /// Raises the open-files limit (logged) and derives each worker's connection cap from it,
