@@ -114,6 +114,16 @@ fn several_requests_share_one_connection() {
     assert_eq!(streamed.text(), "chunk 0\nchunk 1\nchunk 2\n");
     conn.expect_closed(IO_TIMEOUT).unwrap();
 
+    // Request lines reach the log after their responses: wait for the four (n=1, 3, 4, 5),
+    // then check that no fifth (a body taken for a packet) came with them.
+    wait_until("the request lines", START_TIMEOUT, |last| {
+        *last = kaiser.logs();
+        Ok((last.matches("GET /env?n=").count() >= 4).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    kaiser
+        .wait_for_log("GET /stream?chunks=3", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
     let lines = kaiser.logs().matches("GET /env?n=").count();
     assert_eq!(lines, 4, "request lines:\n{}", kaiser.logs());
 }
