@@ -43,6 +43,8 @@ pub enum Kind {
     Daemon(usize),
     /// A `cron` command, by the command's index, while it runs.
     Cron(usize),
+    /// A gateway process (the `fastrouter`), by index.
+    Gateway(usize),
 }
 
 /// What an exit means for a kind of child.
@@ -57,9 +59,11 @@ pub enum Policy {
 impl Kind {
     pub fn policy(self) -> Policy {
         match self {
-            Kind::Worker(_) | Kind::Spooler(_) | Kind::Mule(_) | Kind::Daemon(_) => {
-                Policy::RespawnUnlessStopping
-            }
+            Kind::Worker(_)
+            | Kind::Spooler(_)
+            | Kind::Mule(_)
+            | Kind::Daemon(_)
+            | Kind::Gateway(_) => Policy::RespawnUnlessStopping,
             Kind::Previous | Kind::Cron(_) => Policy::LogOnly,
         }
     }

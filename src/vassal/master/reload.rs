@@ -176,6 +176,9 @@ impl Master<'_> {
             }
             sockets::vacuum(&self.sockets);
             self.zergpools.vacuum();
+            if let Some(gateways) = &self.gateways {
+                gateways.vacuum();
+            }
             for path in super::super::process_setup::pidfiles(self.config) {
                 if std::fs::remove_file(path).is_ok() {
                     tracing::info!(path = %path.display(), "vacuum: removed pidfile");

@@ -1,0 +1,306 @@
+//! uWSGI's fastrouter: a gateway process the master forks (and respawns), kept out of the
+//! workers, that accepts uwsgi-protocol connections (nginx's `uwsgi_pass`) on its
+//! `fastrouter` addresses, picks a node for each request by key and relays the request and
+//! the response between the two (`relay.rs`). Keys map to nodes through, in uWSGI's order:
+//! `fastrouter-use-pattern`, the subscription server (`nodes.rs`), `fastrouter-use-base`,
+//! then the static `fastrouter-to` nodes.
+//!
+//! The master binds the listeners and the subscription sockets ([`GatewaySockets::bind`]),
+//! so a respawned router serves the same addresses; the router process runs one tokio event
+//! loop. A bad request, an unknown key or a dead node ends that one connection, never the
+//! router. This module must not touch the workers or Python.
+
+mod nodes;
+mod relay;
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::config::{Config, FastrouterConfig};
+use crate::sys;
+use crate::sys::net::BindAddr;
+use crate::sys::process::Pid;
+
+use super::sockets::BindSocketError;
+use nodes::{Announcement, StaticNodes, Subscriptions};
+
+/// The router's sockets, bound by the master before it forks the router.
+pub struct GatewaySockets {
+    listeners: Vec<(OwnedFd, BindAddr)>,
+    subscriptions: Vec<SubscriptionSocket>,
+}
+
+enum SubscriptionSocket {
+    Udp(std::net::UdpSocket),
+    Unix(std::os::unix::net::UnixDatagram),
+}
+
+impl GatewaySockets {
+    /// `None` without `fastrouter`.
+    pub fn bind(config: &Config) -> Result<Option<GatewaySockets>, BindSocketError> {
+        let router = &config.fastrouter;
+        if !router.enabled() {
+            return Ok(None);
+        }
+        let error = |option: &str, address: &str| {
+            let (option, address) = (option.to_string(), address.to_string());
+            move |source| BindSocketError::Bind {
+                option,
+                address,
+                source,
+            }
+        };
+        let mut listeners = Vec::new();
+        for address in &router.listen {
+            let addr = sys::net::resolve_listen_address(address).map_err(|source| {
+                BindSocketError::Resolve {
+                    option: "fastrouter".into(),
+                    address: address.clone(),
+                    source,
+                }
+            })?;
+            let options = sys::net::ListenOptions {
+                defer_accept: false,
+                reuse_port: config.reuse_port,
+                keepalive: config.so_keepalive,
+                freebind: config.freebind,
+            };
+            let fd = sys::net::bind_listener(&addr, super::sockets::backlog(config), options)
+                .map_err(error("fastrouter", address))?;
+            let local = sys::net::local_addr(std::os::fd::AsFd::as_fd(&fd)).unwrap_or(addr.clone());
+            tracing::info!(address = %local, "fastrouter: listening");
+            listeners.push((fd, addr));
+        }
+        let mut subscriptions = Vec::new();
+        for address in &router.subscription_servers {
+            let bind = error("fastrouter-subscription-server", address);
+            let socket = if address.contains(':') && !address.starts_with('/') {
+                let address = address
+                    .strip_prefix(':')
+                    .map_or(address.clone(), |port| format!("0.0.0.0:{port}"));
+                let socket = std::net::UdpSocket::bind(&address).map_err(bind)?;
+                let local = socket.local_addr().map_or(address, |a| a.to_string());
+                tracing::info!(address = %local, "fastrouter: subscription server listening");
+                SubscriptionSocket::Udp(socket)
+            } else {
+                // A stale socket file of a previous run goes, as with the listeners.
+                if std::fs::symlink_metadata(address)
+                    .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+                {
+                    let _ = std::fs::remove_file(address);
+                }
+                let socket = std::os::unix::net::UnixDatagram::bind(address).map_err(bind)?;
+                tracing::info!(address = %address, "fastrouter: subscription server listening");
+                SubscriptionSocket::Unix(socket)
+            };
+            subscriptions.push(socket);
+        }
+        Ok(Some(GatewaySockets {
+            listeners,
+            subscriptions,
+        }))
+    }
+
+    /// Every fd, for the other children to close.
+    pub fn raw_fds(&self) -> Vec<RawFd> {
+        let mut fds: Vec<RawFd> = self
+            .listeners
+            .iter()
+            .map(|(fd, _)| fd.as_raw_fd())
+            .collect();
+        fds.extend(self.subscriptions.iter().map(|s| match s {
+            SubscriptionSocket::Udp(s) => s.as_raw_fd(),
+            SubscriptionSocket::Unix(s) => s.as_raw_fd(),
+        }));
+        fds
+    }
+
+    /// Removes the unix socket files (`vacuum`).
+    pub fn vacuum(&self) {
+        for (_, addr) in &self.listeners {
+            if let BindAddr::Unix(path) = addr {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        for socket in &self.subscriptions {
+            if let SubscriptionSocket::Unix(s) = socket {
+                if let Some(path) = s
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_pathname().map(|p| p.to_path_buf()))
+                {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+    }
+}
+
+/// What the router shares between its connections.
+pub(crate) struct Router {
+    config: FastrouterConfig,
+    subscriptions: Mutex<Subscriptions>,
+    statics: Mutex<StaticNodes>,
+    has_subscriptions: bool,
+}
+
+/// The router process, after the fork: runs until the master stops it. `close_fds` are the
+/// master's own descriptors (and the workers' sockets), closed first.
+pub fn run(
+    sockets: &GatewaySockets,
+    config: &FastrouterConfig,
+    master: Pid,
+    close_fds: &[RawFd],
+) -> ! {
+    const KAISERS: [libc::c_int; 8] = [
+        libc::SIGHUP,
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGTSTP,
+        libc::SIGCHLD,
+    ];
+    sys::signal::reset(&KAISERS);
+    let _ = sys::signal::unblock(&sys::signal::SigSet::of(&KAISERS));
+    sys::signal::ignore_sigpipe();
+    sys::process::become_child_of(master, close_fds);
+    let pid = sys::process::getpid();
+    let span = tracing::info_span!("fastrouter", pid);
+    let _entered = span.enter();
+    sys::process::set_name("kaiser fastrouter");
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(error = %err, "fastrouter: cannot start its event loop");
+            sys::process::exit_now(1);
+        }
+    };
+    let router = Arc::new(Router {
+        config: config.clone(),
+        subscriptions: Mutex::new(Subscriptions::new(config.subscription_tolerance)),
+        statics: Mutex::new(StaticNodes::new(&config.to, config.gracetime)),
+        has_subscriptions: !sockets.subscriptions.is_empty(),
+    });
+    let result = runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for socket in &sockets.subscriptions {
+            let socket = subscription_socket(socket)?;
+            tasks.spawn(subscription_server(socket, router.clone()));
+        }
+        for (fd, addr) in &sockets.listeners {
+            let listener = listener(fd, addr)?;
+            tasks.spawn(relay::accept_loop(listener, router.clone()));
+        }
+        tracing::info!("fastrouter: serving");
+        while let Some(done) = tasks.join_next().await {
+            if let Err(err) = done {
+                tracing::error!(error = %err, "fastrouter: a task ended");
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    });
+    if let Err(err) = result {
+        tracing::error!(error = %err, "fastrouter: cannot use its sockets");
+    }
+    sys::process::exit_now(1);
+}
+
+/// A listening socket, in the event loop.
+pub(crate) enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+fn listener(fd: &OwnedFd, addr: &BindAddr) -> std::io::Result<Listener> {
+    let fd = fd.try_clone()?;
+    Ok(match addr {
+        BindAddr::Tcp(_) => {
+            let std = std::net::TcpListener::from(fd);
+            std.set_nonblocking(true)?;
+            Listener::Tcp(tokio::net::TcpListener::from_std(std)?)
+        }
+        _ => {
+            let std = std::os::unix::net::UnixListener::from(fd);
+            std.set_nonblocking(true)?;
+            Listener::Unix(tokio::net::UnixListener::from_std(std)?)
+        }
+    })
+}
+
+enum AsyncDatagram {
+    Udp(tokio::net::UdpSocket),
+    Unix(tokio::net::UnixDatagram),
+}
+
+fn subscription_socket(socket: &SubscriptionSocket) -> std::io::Result<AsyncDatagram> {
+    Ok(match socket {
+        SubscriptionSocket::Udp(s) => {
+            let s = s.try_clone()?;
+            s.set_nonblocking(true)?;
+            AsyncDatagram::Udp(tokio::net::UdpSocket::from_std(s)?)
+        }
+        SubscriptionSocket::Unix(s) => {
+            let s = s.try_clone()?;
+            s.set_nonblocking(true)?;
+            AsyncDatagram::Unix(tokio::net::UnixDatagram::from_std(s)?)
+        }
+    })
+}
+
+/// Reads subscription datagrams into the table, and drops silent nodes once a second.
+async fn subscription_server(socket: AsyncDatagram, router: Arc<Router>) {
+    let mut buf = vec![0u8; 65536];
+    let mut sweep = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        let received = tokio::select! {
+            received = async {
+                match &socket {
+                    AsyncDatagram::Udp(s) => s.recv(&mut buf).await,
+                    AsyncDatagram::Unix(s) => s.recv(&mut buf).await,
+                }
+            } => received,
+            _ = sweep.tick() => {
+                let dropped = router.table().expire(Instant::now());
+                for (key, address) in dropped {
+                    tracing::warn!(key, address, seconds = router.config.subscription_tolerance.as_secs(), "fastrouter: node dropped (no announcement within subscription-tolerance)");
+                }
+                continue;
+            }
+        };
+        let len = match received {
+            Ok(len) => len,
+            Err(err) => {
+                tracing::warn!(error = %err, "fastrouter: cannot read a subscription");
+                continue;
+            }
+        };
+        let outcome = router.table().handle(&buf[..len], Instant::now());
+        match outcome {
+            Ok(Announcement::New { key, address }) => {
+                tracing::info!(key, address, "fastrouter: new node")
+            }
+            Ok(Announcement::Removed { key, address }) => {
+                tracing::info!(key, address, "fastrouter: node unsubscribed")
+            }
+            Ok(Announcement::Refreshed | Announcement::Unknown) => {}
+            Err(err) => tracing::warn!(error = %err, "fastrouter: bad subscription packet ignored"),
+        }
+    }
+}
+
+impl Router {
+    fn table(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
+        self.subscriptions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn statics(&self) -> std::sync::MutexGuard<'_, StaticNodes> {
+        self.statics.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,209 @@
+//! One fastrouter connection: read the uwsgi packet's header and vars, find the key and its
+//! node, connect, forward the packet (with the node's modifiers for a subscribed node) and
+//! then relay bytes both ways until both sides are done, as uWSGI's `fastrouter.c` does.
+//!
+//! Whatever goes wrong (a malformed packet, no key, a key without a node, a node that cannot
+//! be reached) closes this connection and nothing else; uWSGI answers nothing either.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::nodes::{from_pattern, Target};
+use super::{Listener, Router};
+use crate::protocol::uwsgi::{parse_vars, HEADER_LEN, MAX_VARS};
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Accepts for ever; each connection is its own task.
+pub(super) async fn accept_loop(listener: Listener, router: Arc<Router>) {
+    loop {
+        let accepted: std::io::Result<Box<dyn Stream>> = match &listener {
+            Listener::Tcp(l) => l.accept().await.map(|(s, _)| {
+                let _ = s.set_nodelay(true);
+                Box::new(s) as Box<dyn Stream>
+            }),
+            Listener::Unix(l) => l
+                .accept()
+                .await
+                .map(|(s, _)| Box::new(s) as Box<dyn Stream>),
+        };
+        match accepted {
+            Ok(client) => {
+                tokio::spawn(serve(client, router.clone()));
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "fastrouter: accept failed");
+                // EMFILE and friends: give the open connections a moment to finish.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn serve(mut client: Box<dyn Stream>, router: Arc<Router>) {
+    let timeout = router.config.timeout;
+    let packet = match tokio::time::timeout(timeout, read_packet(&mut client)).await {
+        Ok(Ok(packet)) => packet,
+        Ok(Err(err)) => {
+            tracing::debug!(error = %err, "fastrouter: cannot read the request's header");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("fastrouter: no request header within fastrouter-timeout");
+            return;
+        }
+    };
+    let key = match request_key(&packet, &router) {
+        Ok(key) => key,
+        Err(why) => {
+            tracing::warn!(why, "fastrouter: bad request closed");
+            return;
+        }
+    };
+    let mut candidates = Vec::new();
+    match map(&router, &key) {
+        Some(target) => candidates.push(target),
+        None if router.config.fallback_on_no_key && !router.config.fallback.is_empty() => {}
+        None => {
+            tracing::warn!(key, "fastrouter: no node for this key; connection closed");
+            return;
+        }
+    }
+    candidates.extend(router.config.fallback.iter().map(|address| Target {
+        address: address.clone(),
+        modifiers: None,
+        static_index: None,
+    }));
+    for target in candidates {
+        let node = match tokio::time::timeout(timeout, connect(&target.address)).await {
+            Ok(Ok(node)) => node,
+            failed => {
+                if let Some(index) = target.static_index {
+                    router.statics().mark_dead(index, Instant::now());
+                }
+                if !router.config.quiet {
+                    let error = match failed {
+                        Ok(Err(err)) => err.to_string(),
+                        _ => "timed out (fastrouter-timeout)".to_string(),
+                    };
+                    tracing::error!(
+                        key,
+                        node = target.address,
+                        error,
+                        "fastrouter: cannot connect to the node"
+                    );
+                }
+                continue;
+            }
+        };
+        relay(client, node, packet, target.modifiers, &key).await;
+        return;
+    }
+}
+
+/// The header and the vars block, as read.
+async fn read_packet(client: &mut Box<dyn Stream>) -> std::io::Result<Vec<u8>> {
+    let mut header = [0u8; HEADER_LEN];
+    client.read_exact(&mut header).await?;
+    let size = usize::from(u16::from_le_bytes([header[1], header[2]]));
+    let mut packet = vec![0u8; HEADER_LEN + size];
+    packet[..HEADER_LEN].copy_from_slice(&header);
+    client.read_exact(&mut packet[HEADER_LEN..]).await?;
+    Ok(packet)
+}
+
+/// `fastrouter-force-key`, else `UWSGI_FASTROUTER_KEY`, else `HTTP_HOST`, else
+/// `SERVER_NAME` (uWSGI's `fr_get_hostname`).
+fn request_key(packet: &[u8], router: &Router) -> Result<String, &'static str> {
+    if let Some(key) = &router.config.force_key {
+        return Ok(key.clone());
+    }
+    let size = u16::from_le_bytes([packet[1], packet[2]]);
+    let vars =
+        parse_vars(&packet[HEADER_LEN..], size, MAX_VARS).map_err(|_| "malformed uwsgi vars")?;
+    let find = |name: &[u8]| {
+        vars.iter()
+            .find(|(k, v)| *k == name && !v.is_empty())
+            .map(|(_, v)| *v)
+    };
+    let key = find(b"UWSGI_FASTROUTER_KEY")
+        .or_else(|| find(b"HTTP_HOST"))
+        .or_else(|| find(b"SERVER_NAME"))
+        .ok_or("no key (HTTP_HOST, SERVER_NAME or UWSGI_FASTROUTER_KEY)")?;
+    // uWSGI keeps keys of at most 255 bytes.
+    if key.len() > 0xff {
+        return Err("key longer than 255 bytes");
+    }
+    String::from_utf8(key.to_vec()).map_err(|_| "key is not UTF-8")
+}
+
+/// The node for `key`, by the first map configured in uWSGI's order.
+fn map(router: &Router, key: &str) -> Option<Target> {
+    let config = &router.config;
+    let plain = |address: String| Target {
+        address,
+        modifiers: None,
+        static_index: None,
+    };
+    if let Some(pattern) = &config.pattern {
+        return Some(plain(from_pattern(pattern, key)));
+    }
+    if router.has_subscriptions {
+        let mut table = router.table();
+        return table.pick(key).or_else(|| {
+            config
+                .subscription_fallback_key
+                .as_deref()
+                .and_then(|fallback| table.pick(fallback))
+        });
+    }
+    if let Some(base) = &config.base {
+        return Some(plain(format!("{base}{key}")));
+    }
+    let mut statics = router.statics();
+    if !statics.is_empty() {
+        return statics.pick(Instant::now());
+    }
+    None
+}
+
+/// `host:port` is TCP; a path (or `@name`, abstract) is a unix socket.
+async fn connect(address: &str) -> std::io::Result<Box<dyn Stream>> {
+    if let Some(name) = address.strip_prefix('@') {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+        let stream = std::os::unix::net::UnixStream::connect_addr(&addr)?;
+        stream.set_nonblocking(true)?;
+        return Ok(Box::new(tokio::net::UnixStream::from_std(stream)?));
+    }
+    if address.starts_with('/') || !address.contains(':') {
+        return Ok(Box::new(tokio::net::UnixStream::connect(address).await?));
+    }
+    let stream = tokio::net::TcpStream::connect(address).await?;
+    let _ = stream.set_nodelay(true);
+    Ok(Box::new(stream))
+}
+
+async fn relay(
+    mut client: Box<dyn Stream>,
+    mut node: Box<dyn Stream>,
+    mut packet: Vec<u8>,
+    modifiers: Option<(u8, u8)>,
+    key: &str,
+) {
+    if let Some((modifier1, modifier2)) = modifiers {
+        packet[0] = modifier1;
+        packet[3] = modifier2;
+    }
+    if let Err(err) = node.write_all(&packet).await {
+        tracing::warn!(key, error = %err, "fastrouter: cannot send the request to the node");
+        return;
+    }
+    match tokio::io::copy_bidirectional(&mut client, &mut node).await {
+        Ok((up, down)) => tracing::debug!(key, up, down, "fastrouter: request relayed"),
+        Err(err) => tracing::debug!(key, error = %err, "fastrouter: relay ended"),
+    }
+}
