@@ -319,3 +319,52 @@ fn nginx_uwsgi_pass_goes_through_the_router() {
     .unwrap();
     assert_eq!(response.status, 502);
 }
+
+#[test]
+fn a_graceful_reload_keeps_the_routers_addresses() {
+    let (router_process, router_addr) = router(&[
+        "--fastrouter-subscription-server",
+        "127.0.0.1:0",
+        "--subscription-tolerance",
+        "30",
+    ]);
+    let subscription = router_process
+        .wait_for_addr("subscription server listening", START_TIMEOUT)
+        .unwrap();
+    let target = format!("{subscription}:alpha.test");
+    let _alpha = backend(
+        "alpha",
+        "127.0.0.1:0",
+        &["--subscribe-to", &target, "--subscribe-freq", "1"],
+    );
+    wait_for_node(&router_process, "alpha.test");
+    assert!(ask(router_addr, "alpha.test", "")
+        .unwrap()
+        .starts_with("alpha"));
+    let mark = router_process.log_mark();
+    router_process.signal(libc::SIGHUP);
+    router_process
+        .wait_for_log_since(mark, "reloaded in", START_TIMEOUT)
+        .unwrap();
+    // Port 0 was bound once: the same port after the reload, and the same subscription
+    // socket, which the backend keeps announcing to.
+    let again = router_process
+        .wait_for_line(
+            mark,
+            "the listener after the reload",
+            START_TIMEOUT,
+            |line| {
+                line.contains("fastrouter: listening")
+                    .then(|| parse_socket_addrs(line).into_iter().next())
+                    .flatten()
+            },
+        )
+        .unwrap();
+    assert_eq!(again, router_addr);
+    router_process
+        .wait_for_log_since(mark, "new node key=\"alpha.test\"", START_TIMEOUT)
+        .unwrap();
+    assert!(ask(router_addr, "alpha.test", "")
+        .unwrap()
+        .starts_with("alpha"));
+}

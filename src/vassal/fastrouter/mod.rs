@@ -10,10 +10,11 @@
 //! loop. A bad request, an unknown key or a dead node ends that one connection, never the
 //! router. This module must not touch the workers or Python.
 
+mod carry;
 mod nodes;
 mod relay;
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -27,8 +28,10 @@ use nodes::{Announcement, StaticNodes, Subscriptions};
 
 /// The router's sockets, bound by the master before it forks the router.
 pub struct GatewaySockets {
-    listeners: Vec<(OwnedFd, BindAddr)>,
-    subscriptions: Vec<SubscriptionSocket>,
+    /// Each listener with its address, and that address as written.
+    listeners: Vec<(OwnedFd, BindAddr, String)>,
+    /// Each subscription socket with its address as written.
+    subscriptions: Vec<(SubscriptionSocket, String)>,
 }
 
 enum SubscriptionSocket {
@@ -36,10 +39,21 @@ enum SubscriptionSocket {
     Unix(std::os::unix::net::UnixDatagram),
 }
 
+impl SubscriptionSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            SubscriptionSocket::Udp(s) => s.as_fd(),
+            SubscriptionSocket::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
 impl GatewaySockets {
     /// `None` without `fastrouter`.
     pub fn bind(config: &Config) -> Result<Option<GatewaySockets>, BindSocketError> {
         let router = &config.fastrouter;
+        // Taken even when the new config has no router, so that none leaks into children.
+        let mut carried = carry::take();
         if !router.enabled() {
             return Ok(None);
         }
@@ -66,16 +80,31 @@ impl GatewaySockets {
                 keepalive: config.so_keepalive,
                 freebind: config.freebind,
             };
-            let fd = sys::net::bind_listener(&addr, super::sockets::backlog(config), options)
-                .map_err(error("fastrouter", address))?;
+            let fd = match carry::claim(&mut carried, "fastrouter", address) {
+                Some(fd) => fd,
+                None => sys::net::bind_listener(&addr, super::sockets::backlog(config), options)
+                    .map_err(error("fastrouter", address))?,
+            };
             let local = sys::net::local_addr(std::os::fd::AsFd::as_fd(&fd)).unwrap_or(addr.clone());
             tracing::info!(address = %local, "fastrouter: listening");
-            listeners.push((fd, addr));
+            listeners.push((fd, addr, address.clone()));
         }
         let mut subscriptions = Vec::new();
         for address in &router.subscription_servers {
             let bind = error("fastrouter-subscription-server", address);
-            let socket = if address.contains(':') && !address.starts_with('/') {
+            let udp = address.contains(':') && !address.starts_with('/');
+            if let Some(fd) = carry::claim(&mut carried, "fastrouter-subscription-server", address)
+            {
+                let socket = if udp {
+                    SubscriptionSocket::Udp(std::net::UdpSocket::from(fd))
+                } else {
+                    SubscriptionSocket::Unix(std::os::unix::net::UnixDatagram::from(fd))
+                };
+                tracing::info!(address = %address, "fastrouter: subscription server listening (kept across the reload)");
+                subscriptions.push((socket, address.clone()));
+                continue;
+            }
+            let socket = if udp {
                 let address = address
                     .strip_prefix(':')
                     .map_or(address.clone(), |port| format!("0.0.0.0:{port}"));
@@ -94,7 +123,7 @@ impl GatewaySockets {
                 tracing::info!(address = %address, "fastrouter: subscription server listening");
                 SubscriptionSocket::Unix(socket)
             };
-            subscriptions.push(socket);
+            subscriptions.push((socket, address.clone()));
         }
         Ok(Some(GatewaySockets {
             listeners,
@@ -107,23 +136,48 @@ impl GatewaySockets {
         let mut fds: Vec<RawFd> = self
             .listeners
             .iter()
-            .map(|(fd, _)| fd.as_raw_fd())
+            .map(|(fd, _, _)| fd.as_raw_fd())
             .collect();
-        fds.extend(self.subscriptions.iter().map(|s| match s {
-            SubscriptionSocket::Udp(s) => s.as_raw_fd(),
-            SubscriptionSocket::Unix(s) => s.as_raw_fd(),
-        }));
+        fds.extend(
+            self.subscriptions
+                .iter()
+                .map(|(s, _)| s.as_fd().as_raw_fd()),
+        );
         fds
+    }
+
+    /// Before a reload's re-exec: the sockets stay open for the new image (`carry.rs`).
+    pub fn keep_across_exec(&self) -> std::io::Result<()> {
+        let mut named = Vec::new();
+        for (fd, _, address) in &self.listeners {
+            named.push((fd.as_fd(), "fastrouter", address.as_str()));
+        }
+        for (socket, address) in &self.subscriptions {
+            named.push((
+                socket.as_fd(),
+                "fastrouter-subscription-server",
+                address.as_str(),
+            ));
+        }
+        carry::keep(&named)
+    }
+
+    /// The re-exec failed.
+    pub fn undo_exec(&self) {
+        let mut fds: Vec<BorrowedFd<'_>> =
+            self.listeners.iter().map(|(fd, _, _)| fd.as_fd()).collect();
+        fds.extend(self.subscriptions.iter().map(|(s, _)| s.as_fd()));
+        carry::undo(&fds);
     }
 
     /// Removes the unix socket files (`vacuum`).
     pub fn vacuum(&self) {
-        for (_, addr) in &self.listeners {
+        for (_, addr, _) in &self.listeners {
             if let BindAddr::Unix(path) = addr {
                 let _ = std::fs::remove_file(path);
             }
         }
-        for socket in &self.subscriptions {
+        for (socket, _) in &self.subscriptions {
             if let SubscriptionSocket::Unix(s) = socket {
                 if let Some(path) = s
                     .local_addr()
@@ -190,11 +244,11 @@ pub fn run(
     });
     let result = runtime.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
-        for socket in &sockets.subscriptions {
+        for (socket, _) in &sockets.subscriptions {
             let socket = subscription_socket(socket)?;
             tasks.spawn(subscription_server(socket, router.clone()));
         }
-        for (fd, addr) in &sockets.listeners {
+        for (fd, addr, _) in &sockets.listeners {
             let listener = listener(fd, addr)?;
             tasks.spawn(relay::accept_loop(listener, router.clone()));
         }

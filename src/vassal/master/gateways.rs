@@ -43,3 +43,53 @@ impl Master<'_> {
         }
     }
 }
+
+impl Master<'_> {
+    /// Before a reload's re-exec: the router is stopped and waited for (uWSGI's reload
+    /// restarts its gateways too; relays under way are cut, and the subscription table starts
+    /// empty until the nodes announce themselves again); its sockets go on to the new image.
+    pub(super) fn stop_gateways_for_reexec(&mut self) {
+        let routers: Vec<Pid> = self
+            .children
+            .entries()
+            .filter(|e| matches!(e.kind, Kind::Gateway(_)))
+            .map(|e| e.pid)
+            .collect();
+        let deadline = Instant::now() + self.config.reload_mercy;
+        for pid in routers {
+            // Its default action: it ends at once.
+            let _ = sys::signal::kill(pid, libc::SIGTERM);
+            loop {
+                match sys::process::try_wait(pid) {
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    Ok(None) => {
+                        let _ = sys::signal::kill(pid, libc::SIGKILL);
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Ok(Some(how)) => {
+                        tracing::info!(pid, %how, "fastrouter stopped for the reload");
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.children.exited(pid, true);
+        }
+    }
+
+    /// The re-exec failed: the router's sockets close on exec again.
+    pub(super) fn undo_gateways_exec(&self) {
+        if let Some(gateways) = &self.gateways {
+            gateways.undo_exec();
+        }
+    }
+
+    /// The re-exec failed: the router runs again.
+    pub(super) fn resume_gateways(&mut self) {
+        if self.gateways.is_some() && self.children.pid_of(Kind::Gateway(0)).is_none() {
+            self.schedule_respawn(Kind::Gateway(0));
+        }
+    }
+}
