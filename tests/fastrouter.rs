@@ -368,3 +368,39 @@ fn a_graceful_reload_keeps_the_routers_addresses() {
         .unwrap()
         .starts_with("alpha"));
 }
+
+#[test]
+fn an_emperor_config_runs_its_fastrouter_for_its_vassals() {
+    // As Subscribie's emperor.ini: the emperor's own config has the router, and its vassals
+    // subscribe to it (here through a unix datagram socket).
+    let dir = TempDir::new("fastrouter-emperor");
+    let vassals = dir.join("vassals");
+    std::fs::create_dir(&vassals).unwrap();
+    let subscription = dir.join("subscription.sock").display().to_string();
+    std::fs::write(
+        vassals.join("alpha.ini"),
+        format!(
+            "[uwsgi]\nsocket = {}\nwsgi-file = {}\nenv = WHOAMI=alpha\nsubscribe-to = {subscription}:alpha.test\nsubscribe-freq = 1\n",
+            dir.join("alpha.sock").display(),
+            app("whoami.py").display(),
+        ),
+    )
+    .unwrap();
+    let glob = format!("{}/*.ini", vassals.display());
+    let emperor = Kaiser::spawn(&[
+        "--emperor",
+        &glob,
+        "--fastrouter",
+        "127.0.0.1:0",
+        "--fastrouter-subscription-server",
+        &subscription,
+    ]);
+    let router_addr = emperor
+        .wait_for_addr("fastrouter: listening", START_TIMEOUT)
+        .unwrap();
+    wait_for_node(&emperor, "alpha.test");
+    assert_eq!(
+        ask(router_addr, "alpha.test", "e").unwrap(),
+        "alpha host=alpha.test body=e"
+    );
+}

@@ -17,7 +17,7 @@ mod carbon;
 mod cheaper;
 mod cron;
 mod daemons;
-mod fastrouter;
+pub(crate) mod fastrouter;
 mod fifo;
 mod harakiri;
 mod idle;

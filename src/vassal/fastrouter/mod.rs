@@ -236,34 +236,47 @@ pub fn run(
             sys::process::exit_now(1);
         }
     };
-    let router = Arc::new(Router {
-        config: config.clone(),
-        subscriptions: Mutex::new(Subscriptions::new(config.subscription_tolerance)),
-        statics: Mutex::new(StaticNodes::new(&config.to, config.gracetime)),
-        has_subscriptions: !sockets.subscriptions.is_empty(),
-    });
     let result = runtime.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for (socket, _) in &sockets.subscriptions {
-            let socket = subscription_socket(socket)?;
-            tasks.spawn(subscription_server(socket, router.clone()));
-        }
-        for (fd, addr, _) in &sockets.listeners {
-            let listener = listener(fd, addr)?;
-            tasks.spawn(relay::accept_loop(listener, router.clone()));
-        }
-        tracing::info!("fastrouter: serving");
-        while let Some(done) = tasks.join_next().await {
-            if let Err(err) = done {
-                tracing::error!(error = %err, "fastrouter: a task ended");
-            }
-        }
+        start(sockets, config)?.await;
         Ok::<(), std::io::Error>(())
     });
     if let Err(err) = result {
         tracing::error!(error = %err, "fastrouter: cannot use its sockets");
     }
     sys::process::exit_now(1);
+}
+
+/// The router on the current tokio runtime, from its sockets (duplicated, so `sockets`
+/// stays the caller's): the returned future serves until its tasks end. Called inside a
+/// runtime: the router process's own, or the emperor's when an emperor config has a
+/// `fastrouter`.
+pub fn start(
+    sockets: &GatewaySockets,
+    config: &FastrouterConfig,
+) -> std::io::Result<impl std::future::Future<Output = ()> + 'static> {
+    let router = Arc::new(Router {
+        config: config.clone(),
+        subscriptions: Mutex::new(Subscriptions::new(config.subscription_tolerance)),
+        statics: Mutex::new(StaticNodes::new(&config.to, config.gracetime)),
+        has_subscriptions: !sockets.subscriptions.is_empty(),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for (socket, _) in &sockets.subscriptions {
+        let socket = subscription_socket(socket)?;
+        tasks.spawn(subscription_server(socket, router.clone()));
+    }
+    for (fd, addr, _) in &sockets.listeners {
+        let listener = listener(fd, addr)?;
+        tasks.spawn(relay::accept_loop(listener, router.clone()));
+    }
+    tracing::info!("fastrouter: serving");
+    Ok(async move {
+        while let Some(done) = tasks.join_next().await {
+            if let Err(err) = done {
+                tracing::error!(error = %err, "fastrouter: a task ended");
+            }
+        }
+    })
 }
 
 /// A listening socket, in the event loop.
