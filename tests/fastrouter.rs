@@ -404,3 +404,35 @@ fn an_emperor_config_runs_its_fastrouter_for_its_vassals() {
         "alpha host=alpha.test body=e"
     );
 }
+
+#[test]
+fn a_node_that_never_answers_is_given_up_after_the_timeout() {
+    // A node that accepts (in its backlog) and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let (router_process, addr) =
+        router(&["--fastrouter-to", &silent_addr, "--fastrouter-timeout", "1"]);
+    let mut stream = TcpStream::connect_timeout(&addr, START_TIMEOUT).unwrap();
+    // Longer than the router's timeout, shorter than a hang.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    stream.write_all(&request_for("any.test")).unwrap();
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        Ok(_) => assert!(answer.is_empty(), "{answer:?}"),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!(
+            "the router kept the connection past fastrouter-timeout: {e}\n{}",
+            router_process.logs()
+        ),
+    }
+    // The router still serves.
+    let alpha = backend("alpha", "127.0.0.1:0", &[]);
+    let alpha_addr = alpha
+        .wait_for_addr("protocol=\"uwsgi\"", START_TIMEOUT)
+        .unwrap()
+        .to_string();
+    let (_router2, addr2) = router(&["--fastrouter-to", &alpha_addr, "--fastrouter-timeout", "1"]);
+    assert!(ask(addr2, "any.test", "").unwrap().starts_with("alpha"));
+}

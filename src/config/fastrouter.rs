@@ -34,7 +34,8 @@ pub struct FastrouterConfig {
     pub base: Option<String>,
     /// `fastrouter-to`: static nodes, taken in turn.
     pub to: Vec<String>,
-    /// `fastrouter-timeout`: connecting to a node and reading the request's header.
+    /// `fastrouter-timeout`: reading the request's header, connecting to a node, and any
+    /// silence of both sides during the relay.
     pub timeout: Duration,
     /// `fastrouter-fallback`: nodes tried in order when the chosen one cannot be reached.
     pub fallback: Vec<String>,

@@ -486,7 +486,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("fastrouter-use-pattern", Text, Sockets, "map a key to the node address made from this pattern, `%s` replaced by the key (`/run/%s.sock`)"),
     opt("fastrouter-use-base", Text, Sockets, "map a key to this prefix followed by the key (`/run/sockets/` gives `/run/sockets/KEY`)"),
     opt("fastrouter-to", Text, Sockets, "forward every request to these nodes, in turn (repeat it for several); a node that refuses a connection is skipped for `fastrouter-gracetime` seconds").multi(),
-    opt("fastrouter-timeout", Seconds, Sockets, "how long the fastrouter waits for a request's header and for a node to accept the connection").default("60"),
+    opt("fastrouter-timeout", Seconds, Sockets, "how long the fastrouter waits for a request's header, for a node to accept the connection, and for either side to move during the relay").default("60"),
     opt("fastrouter-fallback", Text, Sockets, "nodes tried in order when the chosen node cannot be reached").multi(),
     opt("fastrouter-fallback-on-no-key", Bool, Sockets, "send a request whose key has no node to the `fastrouter-fallback` nodes").default("false"),
     opt("fastrouter-subscription-fallback-key", Text, Sockets, "the subscribed key whose nodes take requests whose own key has none"),

@@ -6,7 +6,7 @@
 //! be reached) closes this connection and nothing else; uWSGI answers nothing either.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -99,7 +99,7 @@ async fn serve(mut client: Box<dyn Stream>, router: Arc<Router>) {
                 continue;
             }
         };
-        relay(client, node, packet, target.modifiers, &key).await;
+        relay(client, node, packet, target.modifiers, &key, timeout).await;
         return;
     }
 }
@@ -193,6 +193,7 @@ async fn relay(
     mut packet: Vec<u8>,
     modifiers: Option<(u8, u8)>,
     key: &str,
+    timeout: Duration,
 ) {
     if let Some((modifier1, modifier2)) = modifiers {
         packet[0] = modifier1;
@@ -202,8 +203,52 @@ async fn relay(
         tracing::warn!(key, error = %err, "fastrouter: cannot send the request to the node");
         return;
     }
-    match tokio::io::copy_bidirectional(&mut client, &mut node).await {
+    match pump(&mut client, &mut node, timeout).await {
         Ok((up, down)) => tracing::debug!(key, up, down, "fastrouter: request relayed"),
         Err(err) => tracing::debug!(key, error = %err, "fastrouter: relay ended"),
+    }
+}
+
+/// Bytes both ways until the node has sent its whole response (its end of the stream ends
+/// the session, as in uWSGI), or until neither side moved for `timeout`
+/// (`fastrouter-timeout`). The client's end of its stream is passed on to the node.
+async fn pump(
+    client: &mut Box<dyn Stream>,
+    node: &mut Box<dyn Stream>,
+    timeout: Duration,
+) -> std::io::Result<(u64, u64)> {
+    let idle = || {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no traffic within fastrouter-timeout",
+        )
+    };
+    let mut up_buf = vec![0u8; 16 * 1024];
+    let mut down_buf = vec![0u8; 16 * 1024];
+    let (mut up, mut down) = (0u64, 0u64);
+    let mut client_open = true;
+    loop {
+        tokio::select! {
+            read = client.read(&mut up_buf), if client_open => {
+                let n = read?;
+                if n == 0 {
+                    client_open = false;
+                    let _ = node.shutdown().await;
+                    continue;
+                }
+                tokio::time::timeout(timeout, node.write_all(&up_buf[..n])).await.map_err(|_| idle())??;
+                up += n as u64;
+            }
+            read = node.read(&mut down_buf) => {
+                let n = read?;
+                if n == 0 {
+                    let _ = client.shutdown().await;
+                    return Ok((up, down));
+                }
+                tokio::time::timeout(timeout, client.write_all(&down_buf[..n])).await.map_err(|_| idle())??;
+                down += n as u64;
+            }
+            _ = tokio::time::sleep(timeout) => return Err(idle()),
+        }
     }
 }
