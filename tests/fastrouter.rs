@@ -436,3 +436,59 @@ fn a_node_that_never_answers_is_given_up_after_the_timeout() {
     let (_router2, addr2) = router(&["--fastrouter-to", &alpha_addr, "--fastrouter-timeout", "1"]);
     assert!(ask(addr2, "any.test", "").unwrap().starts_with("alpha"));
 }
+
+/// An address nothing listens on: connections to it are refused.
+fn refusing_address() -> String {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().to_string()
+}
+
+#[test]
+fn a_refusing_node_is_dropped_and_other_nodes_or_the_fallback_take_the_request() {
+    let beta = backend("beta", "127.0.0.1:0", &[]);
+    let beta_addr = beta
+        .wait_for_addr("protocol=\"uwsgi\"", START_TIMEOUT)
+        .unwrap()
+        .to_string();
+    let (router_process, router_addr) = router(&[
+        "--fastrouter-subscription-server",
+        "127.0.0.1:0",
+        "--fastrouter-fallback",
+        &beta_addr,
+        "--fastrouter-fallback-on-no-key",
+    ]);
+    let subscription = router_process
+        .wait_for_addr("subscription server listening", START_TIMEOUT)
+        .unwrap();
+    let target = format!("{subscription}:alpha.test");
+    let alpha = backend("alpha", "127.0.0.1:0", &["--subscribe-to", &target]);
+    wait_for_node(&router_process, "alpha.test");
+    assert!(ask(router_addr, "alpha.test", "")
+        .unwrap()
+        .starts_with("alpha"));
+    // Killed without unsubscribing: the router learns it at the next connection.
+    alpha.signal_group(libc::SIGKILL);
+    let _ = alpha.wait_output_closed(START_TIMEOUT);
+    let mark = router_process.log_mark();
+    assert_eq!(
+        ask(router_addr, "alpha.test", "x").unwrap(),
+        "beta host=alpha.test body=x"
+    );
+    router_process
+        .wait_for_log_since(mark, "node marked as failed and dropped", START_TIMEOUT)
+        .unwrap();
+    // A key without a node goes to the fallback too (`fastrouter-fallback-on-no-key`).
+    assert!(ask(router_addr, "nobody.test", "")
+        .unwrap()
+        .starts_with("beta"));
+
+    // Static nodes: the refusing one is skipped, the request goes to the next.
+    let dead = refusing_address();
+    let (_static_router, static_addr) =
+        router(&["--fastrouter-to", &dead, "--fastrouter-to", &beta_addr]);
+    for _ in 0..3 {
+        assert!(ask(static_addr, "any.test", "")
+            .unwrap()
+            .starts_with("beta"));
+    }
+}

@@ -18,6 +18,7 @@ pub(crate) const NAMES: &[&str] = &[
     "fastrouter-force-key",
     "fastrouter-gracetime",
     "fastrouter-quiet",
+    "fastrouter-max-retries",
     "subscription-tolerance",
 ];
 
@@ -50,6 +51,8 @@ pub struct FastrouterConfig {
     pub gracetime: Duration,
     /// `fastrouter-quiet`: do not log failed connections to nodes.
     pub quiet: bool,
+    /// `fastrouter-max-retries`: other nodes tried after a refusal, before the fallbacks.
+    pub max_retries: u32,
     /// `subscription-tolerance`: a subscribed node that has not announced itself for this
     /// long is dropped.
     pub subscription_tolerance: Duration,
@@ -70,6 +73,7 @@ impl Default for FastrouterConfig {
             force_key: None,
             gracetime: Duration::from_secs(30),
             quiet: false,
+            max_retries: 3,
             subscription_tolerance: Duration::from_secs(17),
         }
     }
@@ -113,6 +117,11 @@ pub(crate) fn apply(config: &mut FastrouterConfig, name: &str, value: &str) -> R
         "fastrouter-force-key" => config.force_key = Some(nonempty(value)?),
         "fastrouter-gracetime" => config.gracetime = seconds(value)?,
         "fastrouter-quiet" => config.quiet = flag,
+        "fastrouter-max-retries" => {
+            config.max_retries = value
+                .parse()
+                .map_err(|_| format!("expected a number of retries, got `{value}`"))?
+        }
         "subscription-tolerance" => config.subscription_tolerance = seconds(value)?,
         other => return Err(format!("`{other}` is not a fastrouter option")),
     }
@@ -160,6 +169,9 @@ pub(crate) fn render(config: &FastrouterConfig, line: &mut impl FnMut(&str, &str
     }
     if config.quiet {
         line("fastrouter-quiet", "true");
+    }
+    if config.max_retries != default.max_retries {
+        line("fastrouter-max-retries", &config.max_retries.to_string());
     }
     if config.subscription_tolerance != default.subscription_tolerance {
         line(

@@ -510,7 +510,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("fastrouter-buffer-size", Int, Sockets, "the router's internal buffer size").noop("kaiser's router sizes its own buffers; a request's vars may be up to 64 KiB"),
     opt("fastrouter-emperor-socket", Text, Sockets, "ask an Emperor to spawn vassals for subscribed keys").noop("kaiser's router does not spawn vassals; use the Emperor's `on-demand` sockets"),
     opt("fastrouter-defer-connect-timeout", Seconds, Sockets, "how long a deferred connection waits for a spawned vassal").noop("kaiser's router does not spawn vassals, so it never defers a connection"),
-    opt("fastrouter-max-retries", Int, Sockets, "connection attempts for a deferred connection").noop("kaiser's router does not defer connections; a node that fails gives way to `fastrouter-fallback`"),
+    opt("fastrouter-max-retries", Int, Sockets, "after a subscribed or `fastrouter-to` node refuses a connection (a subscribed one is dropped until it announces itself again), how many other nodes of the same map are tried before the `fastrouter-fallback` nodes").default("3"),
     opt("max-vars", Int, Sockets, "maximum number of request variables").short('v').noop("kaiser has no limit of its own on the number of variables; `buffer-size` bounds the request head"),
     // --- logging ---
     opt("disable-logging", Bool, Logging, "do not log requests").short('L').default("false"),

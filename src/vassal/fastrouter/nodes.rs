@@ -21,6 +21,8 @@ pub struct Target {
     pub modifiers: Option<(u8, u8)>,
     /// The `fastrouter-to` node it is, to mark it dead if it refuses.
     pub static_index: Option<usize>,
+    /// The key a subscribed node is under, to drop it if it refuses.
+    pub subscribed_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,7 +169,23 @@ impl Subscriptions {
             address: node.address.clone(),
             modifiers: Some((node.modifier1, node.modifier2)),
             static_index: None,
+            subscribed_key: Some(key.to_string()),
         })
+    }
+
+    /// A node that refused a connection is dropped, as uWSGI marks it failed; it comes back
+    /// with its next announcement.
+    pub fn remove(&mut self, key: &str, address: &str) -> bool {
+        let Some(slot) = self.keys.get_mut(key) else {
+            return false;
+        };
+        let before = slot.nodes.len();
+        slot.nodes.retain(|n| n.address != address);
+        let removed = slot.nodes.len() < before;
+        if slot.nodes.is_empty() {
+            self.keys.remove(key);
+        }
+        removed
     }
 
     /// How many nodes `key` has.
@@ -215,6 +233,7 @@ impl StaticNodes {
                 address: address.clone(),
                 modifiers: None,
                 static_index: Some(index),
+                subscribed_key: None,
             });
         }
         None
@@ -280,6 +299,7 @@ mod tests {
             Ok(Announcement::Refreshed)
         );
         let dropped = table.expire(t0 + Duration::from_secs(6));
+        assert!(!table.remove("a.test", "127.0.0.1:9"));
         assert_eq!(dropped, [("a.test".to_string(), "127.0.0.1:2".to_string())]);
         assert_eq!(table.nodes_of("a.test"), 1);
         table

@@ -63,44 +63,66 @@ async fn serve(mut client: Box<dyn Stream>, router: Arc<Router>) {
             return;
         }
     };
-    let mut candidates = Vec::new();
-    match map(&router, &key) {
-        Some(target) => candidates.push(target),
-        None if router.config.fallback_on_no_key && !router.config.fallback.is_empty() => {}
-        None => {
-            tracing::warn!(key, "fastrouter: no node for this key; connection closed");
-            return;
-        }
+    let mut target = map(&router, &key);
+    let to_fallback = router.config.fallback_on_no_key && !router.config.fallback.is_empty();
+    if target.is_none() && !to_fallback {
+        tracing::warn!(key, "fastrouter: no node for this key; connection closed");
+        return;
     }
-    candidates.extend(router.config.fallback.iter().map(|address| Target {
+    // The mapped node, another one of its map for each retry (a subscribed or static node
+    // that refused is dropped or skipped first), then the fallbacks in order.
+    let mut retries = 0;
+    let mut fallbacks = router.config.fallback.iter();
+    let fallback = |address: &String| Target {
         address: address.clone(),
         modifiers: None,
         static_index: None,
-    }));
-    for target in candidates {
-        let node = match tokio::time::timeout(timeout, connect(&target.address)).await {
-            Ok(Ok(node)) => node,
-            failed => {
-                if let Some(index) = target.static_index {
-                    router.statics().mark_dead(index, Instant::now());
-                }
-                if !router.config.quiet {
-                    let error = match failed {
-                        Ok(Err(err)) => err.to_string(),
-                        _ => "timed out (fastrouter-timeout)".to_string(),
-                    };
-                    tracing::error!(
-                        key,
-                        node = target.address,
-                        error,
-                        "fastrouter: cannot connect to the node"
-                    );
-                }
-                continue;
-            }
+        subscribed_key: None,
+    };
+    if target.is_none() {
+        target = fallbacks.next().map(fallback);
+    }
+    loop {
+        let Some(current) = target.take() else {
+            return;
         };
-        relay(client, node, packet, target.modifiers, &key, timeout).await;
-        return;
+        let failed = match tokio::time::timeout(timeout, connect(&current.address)).await {
+            Ok(Ok(node)) => {
+                relay(client, node, packet, current.modifiers, &key, timeout).await;
+                return;
+            }
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => "timed out (fastrouter-timeout)".to_string(),
+        };
+        if !router.config.quiet {
+            tracing::error!(
+                key,
+                node = current.address,
+                error = failed,
+                retries,
+                "fastrouter: cannot connect to the node"
+            );
+        }
+        let remapped = current.static_index.is_some() || current.subscribed_key.is_some();
+        if let Some(index) = current.static_index {
+            router.statics().mark_dead(index, Instant::now());
+        }
+        if let Some(subscribed) = &current.subscribed_key {
+            if router.table().remove(subscribed, &current.address) {
+                tracing::warn!(
+                    key = subscribed,
+                    node = current.address,
+                    "fastrouter: node marked as failed and dropped"
+                );
+            }
+        }
+        retries += 1;
+        if remapped && retries <= router.config.max_retries {
+            target = map(&router, &key);
+        }
+        if target.is_none() {
+            target = fallbacks.next().map(fallback);
+        }
     }
 }
 
@@ -147,6 +169,7 @@ fn map(router: &Router, key: &str) -> Option<Target> {
         address,
         modifiers: None,
         static_index: None,
+        subscribed_key: None,
     };
     if let Some(pattern) = &config.pattern {
         return Some(plain(from_pattern(pattern, key)));
