@@ -30,6 +30,10 @@ struct Node {
     address: String,
     modifier1: u8,
     modifier2: u8,
+    /// Requests it takes per round (its `weight`, at least 1).
+    weight: u32,
+    /// Requests it took this round.
+    taken: u32,
     last_seen: Instant,
 }
 
@@ -66,8 +70,6 @@ pub struct Subscriptions {
 #[derive(Debug, Default)]
 struct Slot {
     nodes: Vec<Node>,
-    /// The next node to take (round robin).
-    next: usize,
 }
 
 impl Subscriptions {
@@ -127,16 +129,23 @@ impl Subscriptions {
         }
         let slot = self.keys.entry(key.clone()).or_default();
         let (modifier1, modifier2) = (number("modifier1"), number("modifier2"));
+        let weight = get("weight")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(1)
+            .max(1);
         if let Some(node) = slot.nodes.iter_mut().find(|n| n.address == address) {
             node.last_seen = now;
             node.modifier1 = modifier1;
             node.modifier2 = modifier2;
+            node.weight = weight;
             return Ok(Announcement::Refreshed);
         }
         slot.nodes.push(Node {
             address: address.clone(),
             modifier1,
             modifier2,
+            weight,
+            taken: 0,
             last_seen: now,
         });
         Ok(Announcement::New { key, address })
@@ -160,11 +169,15 @@ impl Subscriptions {
         dropped
     }
 
-    /// The next node for `key`, in turn.
+    /// The next node for `key`: uWSGI's weighted round robin, where each node takes
+    /// `weight` requests in a row per round, in the order the nodes subscribed.
     pub fn pick(&mut self, key: &str) -> Option<Target> {
         let slot = self.keys.get_mut(key)?;
-        let node = slot.nodes.get(slot.next % slot.nodes.len())?;
-        slot.next = (slot.next + 1) % slot.nodes.len();
+        if slot.nodes.iter().all(|n| n.taken >= n.weight) {
+            slot.nodes.iter_mut().for_each(|n| n.taken = 0);
+        }
+        let node = slot.nodes.iter_mut().find(|n| n.taken < n.weight)?;
+        node.taken += 1;
         Some(Target {
             address: node.address.clone(),
             modifiers: Some((node.modifier1, node.modifier2)),
@@ -258,6 +271,10 @@ mod tests {
     use crate::protocol::uwsgi::encode_packet;
 
     fn packet(command: u8, key: &str, address: &str) -> Vec<u8> {
+        weighted(command, key, address, "1")
+    }
+
+    fn weighted(command: u8, key: &str, address: &str, weight: &str) -> Vec<u8> {
         encode_packet(
             224,
             command,
@@ -265,9 +282,20 @@ mod tests {
                 (b"key", key.as_bytes()),
                 (b"address", address.as_bytes()),
                 (b"modifier1", b"0"),
+                (b"weight", weight.as_bytes()),
             ],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn each_node_takes_its_weight_per_round() {
+        let now = Instant::now();
+        let mut table = Subscriptions::new(Duration::from_secs(5));
+        table.handle(&weighted(0, "k", "a:1", "2"), now).unwrap();
+        table.handle(&weighted(0, "k", "b:1", "0"), now).unwrap();
+        let picks: Vec<String> = (0..6).map(|_| table.pick("k").unwrap().address).collect();
+        assert_eq!(picks, ["a:1", "a:1", "b:1", "a:1", "a:1", "b:1"]);
     }
 
     #[test]
