@@ -97,8 +97,12 @@ fn wait_for_node(router: &Kaiser, key: &str) {
 
 #[test]
 fn subscribed_backends_get_the_requests_for_their_host() {
-    let (router_process, router_addr) =
-        router(&["--fastrouter-subscription-server", "127.0.0.1:0"]);
+    let (router_process, router_addr) = router(&[
+        "--fastrouter-subscription-server",
+        "127.0.0.1:0",
+        "--fastrouter-stats",
+        "127.0.0.1:0",
+    ]);
     let subscription = router_process
         .wait_for_addr("subscription server listening", START_TIMEOUT)
         .unwrap();
@@ -145,6 +149,33 @@ fn subscribed_backends_get_the_requests_for_their_host() {
         ask(router_addr, "alpha.test", "again").unwrap(),
         "alpha host=alpha.test body=again"
     );
+
+    // `fastrouter-stats`: uWSGI's document, with each key, its node and its hits.
+    let stats_addr = router_process
+        .wait_for_addr("fastrouter: stats server listening", START_TIMEOUT)
+        .unwrap();
+    let mut stream = TcpStream::connect_timeout(&stats_addr, START_TIMEOUT).unwrap();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        stats["fastrouter"],
+        serde_json::json!(["127.0.0.1:0"]),
+        "{stats}"
+    );
+    let subscriptions = stats["subscriptions"].as_array().unwrap();
+    let slot = |key: &str| {
+        subscriptions
+            .iter()
+            .find(|s| s["key"] == key)
+            .unwrap_or_else(|| panic!("no {key} in {stats}"))
+    };
+    assert_eq!(slot("alpha.test")["hits"], 2, "{stats}");
+    assert_eq!(slot("beta.test")["hits"], 2, "{stats}");
+    assert_eq!(slot("alpha.test")["nodes"].as_array().unwrap().len(), 1);
+    assert_eq!(slot("alpha.test")["nodes"][0]["requests"], 2, "{stats}");
+    assert!(stats["active_sessions"].is_u64(), "{stats}");
 }
 
 #[test]

@@ -19,6 +19,7 @@ pub(crate) const NAMES: &[&str] = &[
     "fastrouter-gracetime",
     "fastrouter-quiet",
     "fastrouter-max-retries",
+    "fastrouter-stats",
     "subscription-tolerance",
 ];
 
@@ -51,6 +52,8 @@ pub struct FastrouterConfig {
     pub gracetime: Duration,
     /// `fastrouter-quiet`: do not log failed connections to nodes.
     pub quiet: bool,
+    /// `fastrouter-stats`: where the router serves its stats document.
+    pub stats: Option<String>,
     /// `fastrouter-max-retries`: other nodes tried after a refusal, before the fallbacks.
     pub max_retries: u32,
     /// `subscription-tolerance`: a subscribed node that has not announced itself for this
@@ -74,6 +77,7 @@ impl Default for FastrouterConfig {
             gracetime: Duration::from_secs(30),
             quiet: false,
             max_retries: 3,
+            stats: None,
             subscription_tolerance: Duration::from_secs(17),
         }
     }
@@ -117,6 +121,7 @@ pub(crate) fn apply(config: &mut FastrouterConfig, name: &str, value: &str) -> R
         "fastrouter-force-key" => config.force_key = Some(nonempty(value)?),
         "fastrouter-gracetime" => config.gracetime = seconds(value)?,
         "fastrouter-quiet" => config.quiet = flag,
+        "fastrouter-stats" => config.stats = Some(nonempty(value)?),
         "fastrouter-max-retries" => {
             config.max_retries = value
                 .parse()
@@ -169,6 +174,9 @@ pub(crate) fn render(config: &FastrouterConfig, line: &mut impl FnMut(&str, &str
     }
     if config.quiet {
         line("fastrouter-quiet", "true");
+    }
+    if let Some(stats) = &config.stats {
+        line("fastrouter-stats", stats);
     }
     if config.max_retries != default.max_retries {
         line("fastrouter-max-retries", &config.max_retries.to_string());

@@ -32,6 +32,8 @@ pub struct GatewaySockets {
     listeners: Vec<(OwnedFd, BindAddr, String)>,
     /// Each subscription socket with its address as written.
     subscriptions: Vec<(SubscriptionSocket, String)>,
+    /// `fastrouter-stats`, like a listener.
+    stats: Option<(OwnedFd, BindAddr, String)>,
 }
 
 enum SubscriptionSocket {
@@ -89,6 +91,34 @@ impl GatewaySockets {
             tracing::info!(address = %local, "fastrouter: listening");
             listeners.push((fd, addr, address.clone()));
         }
+        let mut stats = None;
+        if let Some(address) = &router.stats {
+            let addr = sys::net::resolve_listen_address(address).map_err(|source| {
+                BindSocketError::Resolve {
+                    option: "fastrouter-stats".into(),
+                    address: address.clone(),
+                    source,
+                }
+            })?;
+            let fd = match carry::claim(&mut carried, "fastrouter-stats", address) {
+                Some(fd) => fd,
+                None => sys::net::bind_listener(
+                    &addr,
+                    super::sockets::backlog(config),
+                    sys::net::ListenOptions {
+                        // The stats server speaks first.
+                        defer_accept: false,
+                        reuse_port: false,
+                        keepalive: false,
+                        freebind: false,
+                    },
+                )
+                .map_err(error("fastrouter-stats", address))?,
+            };
+            let local = sys::net::local_addr(fd.as_fd()).unwrap_or(addr.clone());
+            tracing::info!(address = %local, "fastrouter: stats server listening");
+            stats = Some((fd, addr, address.clone()));
+        }
         let mut subscriptions = Vec::new();
         for address in &router.subscription_servers {
             let bind = error("fastrouter-subscription-server", address);
@@ -128,6 +158,7 @@ impl GatewaySockets {
         Ok(Some(GatewaySockets {
             listeners,
             subscriptions,
+            stats,
         }))
     }
 
@@ -167,12 +198,13 @@ impl GatewaySockets {
         let mut fds: Vec<BorrowedFd<'_>> =
             self.listeners.iter().map(|(fd, _, _)| fd.as_fd()).collect();
         fds.extend(self.subscriptions.iter().map(|(s, _)| s.as_fd()));
+        fds.extend(self.stats.iter().map(|(fd, _, _)| fd.as_fd()));
         carry::undo(&fds);
     }
 
     /// Removes the unix socket files (`vacuum`).
     pub fn vacuum(&self) {
-        for (_, addr, _) in &self.listeners {
+        for (_, addr, _) in self.listeners.iter().chain(&self.stats) {
             if let BindAddr::Unix(path) = addr {
                 let _ = std::fs::remove_file(path);
             }
@@ -197,6 +229,10 @@ pub(crate) struct Router {
     subscriptions: Mutex<Subscriptions>,
     statics: Mutex<StaticNodes>,
     has_subscriptions: bool,
+    /// Connections being served.
+    active: std::sync::atomic::AtomicU64,
+    /// The listeners' addresses, for the stats document.
+    addresses: Vec<String>,
 }
 
 /// The router process, after the fork: runs until the master stops it. `close_fds` are the
@@ -259,6 +295,12 @@ pub fn start(
         subscriptions: Mutex::new(Subscriptions::new(config.subscription_tolerance)),
         statics: Mutex::new(StaticNodes::new(&config.to, config.gracetime)),
         has_subscriptions: !sockets.subscriptions.is_empty(),
+        active: std::sync::atomic::AtomicU64::new(0),
+        addresses: sockets
+            .listeners
+            .iter()
+            .map(|(_, _, a)| a.clone())
+            .collect(),
     });
     let mut tasks = tokio::task::JoinSet::new();
     for (socket, _) in &sockets.subscriptions {
@@ -268,6 +310,10 @@ pub fn start(
     for (fd, addr, _) in &sockets.listeners {
         let listener = listener(fd, addr)?;
         tasks.spawn(relay::accept_loop(listener, router.clone()));
+    }
+    if let Some((fd, addr, _)) = &sockets.stats {
+        let listener = listener(fd, addr)?;
+        tasks.spawn(stats_server(listener, router.clone()));
     }
     tracing::info!("fastrouter: serving");
     Ok(async move {
@@ -362,7 +408,53 @@ async fn subscription_server(socket: AsyncDatagram, router: Arc<Router>) {
     }
 }
 
+/// `fastrouter-stats`: the document, written on connect, then the connection is closed.
+async fn stats_server(listener: Listener, router: Arc<Router>) {
+    use tokio::io::AsyncWriteExt;
+    loop {
+        let document = || router.stats_document().to_string();
+        let written = match &listener {
+            Listener::Tcp(l) => match l.accept().await {
+                Ok((mut s, _)) => s.write_all(document().as_bytes()).await,
+                Err(err) => Err(err),
+            },
+            Listener::Unix(l) => match l.accept().await {
+                Ok((mut s, _)) => s.write_all(document().as_bytes()).await,
+                Err(err) => Err(err),
+            },
+        };
+        if let Err(err) = written {
+            tracing::debug!(error = %err, "fastrouter: stats not sent");
+        }
+    }
+}
+
 impl Router {
+    /// uWSGI's corerouter stats layout.
+    fn stats_document(&self) -> serde_json::Value {
+        let now = Instant::now();
+        let now_unix = sys::clock::unix_secs();
+        let mut document = serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": sys::process::getpid(),
+            "uid": sys::process::uid(),
+            "gid": sys::process::gid(),
+            "cwd": std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+            "active_sessions": self.active.load(std::sync::atomic::Ordering::Relaxed),
+            "fastrouter": self.addresses,
+        });
+        if let Some(object) = document.as_object_mut() {
+            if !self.config.to.is_empty() {
+                object.insert("static_nodes".into(), self.statics().stats(now, now_unix));
+            }
+            if self.has_subscriptions {
+                object.insert("subscriptions".into(), self.table().stats(now, now_unix));
+            }
+            object.insert("cheap".into(), 0.into());
+        }
+        document
+    }
+
     fn table(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
         self.subscriptions.lock().unwrap_or_else(|e| e.into_inner())
     }

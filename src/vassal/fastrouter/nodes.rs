@@ -34,6 +34,8 @@ struct Node {
     weight: u32,
     /// Requests it took this round.
     taken: u32,
+    /// Requests it was picked for.
+    requests: u64,
     last_seen: Instant,
 }
 
@@ -70,6 +72,8 @@ pub struct Subscriptions {
 #[derive(Debug, Default)]
 struct Slot {
     nodes: Vec<Node>,
+    /// Requests for this key.
+    hits: u64,
 }
 
 impl Subscriptions {
@@ -146,6 +150,7 @@ impl Subscriptions {
             modifier2,
             weight,
             taken: 0,
+            requests: 0,
             last_seen: now,
         });
         Ok(Announcement::New { key, address })
@@ -173,17 +178,57 @@ impl Subscriptions {
     /// `weight` requests in a row per round, in the order the nodes subscribed.
     pub fn pick(&mut self, key: &str) -> Option<Target> {
         let slot = self.keys.get_mut(key)?;
+        slot.hits += 1;
         if slot.nodes.iter().all(|n| n.taken >= n.weight) {
             slot.nodes.iter_mut().for_each(|n| n.taken = 0);
         }
         let node = slot.nodes.iter_mut().find(|n| n.taken < n.weight)?;
         node.taken += 1;
+        node.requests += 1;
         Some(Target {
             address: node.address.clone(),
             modifiers: Some((node.modifier1, node.modifier2)),
             static_index: None,
             subscribed_key: Some(key.to_string()),
         })
+    }
+
+    /// The `subscriptions` list of the stats document, in uWSGI's layout (`now_unix` is the
+    /// wall clock at `now`).
+    pub fn stats(&self, now: Instant, now_unix: u64) -> serde_json::Value {
+        let mut keys: Vec<&String> = self.keys.keys().collect();
+        keys.sort();
+        let list = keys
+            .into_iter()
+            .map(|key| {
+                let slot = &self.keys[key];
+                let nodes: Vec<serde_json::Value> = slot
+                    .nodes
+                    .iter()
+                    .map(|n| {
+                        let age = now.saturating_duration_since(n.last_seen).as_secs();
+                        serde_json::json!({
+                            "name": n.address,
+                            "modifier1": n.modifier1,
+                            "modifier2": n.modifier2,
+                            "last_check": now_unix.saturating_sub(age),
+                            "requests": n.requests,
+                            "weight": n.weight,
+                            "wrr": n.taken,
+                            "failcnt": 0,
+                            "death_mark": 0,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "key": key,
+                    "hits": slot.hits,
+                    "algo": "wrr",
+                    "nodes": nodes,
+                })
+            })
+            .collect();
+        serde_json::Value::Array(list)
     }
 
     /// A node that refused a connection is dropped, as uWSGI marks it failed; it comes back
@@ -212,6 +257,8 @@ impl Subscriptions {
 #[derive(Debug)]
 pub struct StaticNodes {
     nodes: Vec<(String, Option<Instant>)>,
+    /// Requests each node was picked for.
+    hits: Vec<u64>,
     next: usize,
     gracetime: Duration,
 }
@@ -220,6 +267,7 @@ impl StaticNodes {
     pub fn new(nodes: &[String], gracetime: Duration) -> StaticNodes {
         StaticNodes {
             nodes: nodes.iter().map(|n| (n.clone(), None)).collect(),
+            hits: vec![0; nodes.len()],
             next: 0,
             gracetime,
         }
@@ -242,6 +290,7 @@ impl StaticNodes {
                 }
                 *dead_since = None;
             }
+            self.hits[index] += 1;
             return Some(Target {
                 address: address.clone(),
                 modifiers: None,
@@ -250,6 +299,23 @@ impl StaticNodes {
             });
         }
         None
+    }
+
+    /// The `static_nodes` list of the stats document: `grace` is when a node was marked
+    /// dead (unix seconds), 0 when it is not.
+    pub fn stats(&self, now: Instant, now_unix: u64) -> serde_json::Value {
+        let list = self
+            .nodes
+            .iter()
+            .zip(&self.hits)
+            .map(|((name, dead_since), hits)| {
+                let grace = dead_since.map_or(0, |since| {
+                    now_unix.saturating_sub(now.saturating_duration_since(since).as_secs())
+                });
+                serde_json::json!({ "name": name, "hits": hits, "grace": grace })
+            })
+            .collect();
+        serde_json::Value::Array(list)
     }
 
     /// The node refused a connection.

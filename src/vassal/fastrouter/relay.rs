@@ -5,6 +5,7 @@
 //! Whatever goes wrong (a malformed packet, no key, a key without a node, a node that cannot
 //! be reached) closes this connection and nothing else; uWSGI answers nothing either.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,7 @@ pub(super) async fn accept_loop(listener: Listener, router: Arc<Router>) {
 }
 
 async fn serve(mut client: Box<dyn Stream>, router: Arc<Router>) {
+    let _active = Active::new(&router);
     let timeout = router.config.timeout;
     let packet = match tokio::time::timeout(timeout, read_packet(&mut client)).await {
         Ok(Ok(packet)) => packet,
@@ -123,6 +125,22 @@ async fn serve(mut client: Box<dyn Stream>, router: Arc<Router>) {
         if target.is_none() {
             target = fallbacks.next().map(fallback);
         }
+    }
+}
+
+/// Counts a connection in the stats' `active_sessions` while it lives.
+struct Active<'a>(&'a Router);
+
+impl<'a> Active<'a> {
+    fn new(router: &'a Router) -> Active<'a> {
+        router.active.fetch_add(1, Ordering::Relaxed);
+        Active(router)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
