@@ -135,11 +135,24 @@ impl GatewaySockets {
                 continue;
             }
             let socket = if udp {
-                let address = address
-                    .strip_prefix(':')
-                    .map_or(address.clone(), |port| format!("0.0.0.0:{port}"));
-                let socket = std::net::UdpSocket::bind(&address).map_err(bind)?;
-                let local = socket.local_addr().map_or(address, |a| a.to_string());
+                // `:7171`, `*:7171` and `0:7171` are every IPv4 interface, as for listeners.
+                let resolved = match sys::net::resolve_listen_address(address) {
+                    Ok(BindAddr::Tcp(addr)) => addr,
+                    Ok(_) | Err(_) => {
+                        return Err(BindSocketError::Resolve {
+                            option: "fastrouter-subscription-server".into(),
+                            address: address.clone(),
+                            source: std::io::Error::new(
+                                std::io::ErrorKind::InvalidInput,
+                                "expected HOST:PORT or a unix socket path",
+                            ),
+                        })
+                    }
+                };
+                let socket = std::net::UdpSocket::bind(resolved).map_err(bind)?;
+                let local = socket
+                    .local_addr()
+                    .map_or(address.clone(), |a| a.to_string());
                 tracing::info!(address = %local, "fastrouter: subscription server listening");
                 SubscriptionSocket::Udp(socket)
             } else {
