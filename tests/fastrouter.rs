@@ -523,3 +523,32 @@ fn a_refusing_node_is_dropped_and_other_nodes_or_the_fallback_take_the_request()
             .starts_with("beta"));
     }
 }
+
+#[test]
+fn use_socket_forwards_to_the_instances_own_socket() {
+    let (router_process, addr) = {
+        let instance = Kaiser::spawn(&[
+            "--socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            "tests/apps/whoami.py",
+            "--env",
+            "WHOAMI=self",
+            "--fastrouter",
+            "127.0.0.1:0",
+            "--fastrouter-use-socket",
+            "0",
+        ]);
+        let addr = instance
+            .wait_for_addr("fastrouter: listening", START_TIMEOUT)
+            .unwrap();
+        instance.wait_for_log("ready in", START_TIMEOUT).unwrap();
+        (instance, addr)
+    };
+    assert_eq!(
+        ask(addr, "any.test", "s").unwrap(),
+        "self host=any.test body=s",
+        "{}",
+        router_process.logs()
+    );
+}

@@ -20,6 +20,7 @@ pub(crate) const NAMES: &[&str] = &[
     "fastrouter-quiet",
     "fastrouter-max-retries",
     "fastrouter-stats",
+    "fastrouter-use-socket",
     "subscription-tolerance",
 ];
 
@@ -52,6 +53,8 @@ pub struct FastrouterConfig {
     pub gracetime: Duration,
     /// `fastrouter-quiet`: do not log failed connections to nodes.
     pub quiet: bool,
+    /// `fastrouter-use-socket`: forward every request to this instance's Nth socket.
+    pub use_socket: Option<usize>,
     /// `fastrouter-stats`: where the router serves its stats document.
     pub stats: Option<String>,
     /// `fastrouter-max-retries`: other nodes tried after a refusal, before the fallbacks.
@@ -78,6 +81,7 @@ impl Default for FastrouterConfig {
             quiet: false,
             max_retries: 3,
             stats: None,
+            use_socket: None,
             subscription_tolerance: Duration::from_secs(17),
         }
     }
@@ -122,6 +126,15 @@ pub(crate) fn apply(config: &mut FastrouterConfig, name: &str, value: &str) -> R
         "fastrouter-gracetime" => config.gracetime = seconds(value)?,
         "fastrouter-quiet" => config.quiet = flag,
         "fastrouter-stats" => config.stats = Some(nonempty(value)?),
+        // uWSGI's optional argument: bare is the first socket.
+        "fastrouter-use-socket" => {
+            config.use_socket = Some(match value {
+                "" | "true" => 0,
+                n => n
+                    .parse()
+                    .map_err(|_| format!("expected a socket number (0: the first), got `{n}`"))?,
+            })
+        }
         "fastrouter-max-retries" => {
             config.max_retries = value
                 .parse()
@@ -174,6 +187,9 @@ pub(crate) fn render(config: &FastrouterConfig, line: &mut impl FnMut(&str, &str
     }
     if config.quiet {
         line("fastrouter-quiet", "true");
+    }
+    if let Some(n) = config.use_socket {
+        line("fastrouter-use-socket", &n.to_string());
     }
     if let Some(stats) = &config.stats {
         line("fastrouter-stats", stats);

@@ -498,7 +498,7 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("fastrouter-zerg", Text, Sockets, "attach the fastrouter to a zerg server").noop("the fastrouter listens on its `fastrouter` addresses only"),
     opt("fastrouter-use-cache", Text, Sockets, "map keys to nodes through a uWSGI cache").noop("kaiser's fastrouter does not read caches: use `fastrouter-subscription-server`, `fastrouter-use-pattern`, `fastrouter-use-base` or `fastrouter-to`"),
     opt("fastrouter-use-code-string", Text, Sockets, "map keys to nodes by calling code").noop("kaiser has no code-string plugin: use `fastrouter-use-pattern` or a subscription server"),
-    opt("fastrouter-use-socket", Text, Sockets, "forward requests to this instance's Nth socket").noop("not supported: name the socket's address with `fastrouter-to`"),
+    opt("fastrouter-use-socket", Int, Sockets, "forward every request to this instance's own Nth socket (0, or empty: the first), after the pattern, subscription and base maps"),
     opt("fastrouter-events", Int, Sockets, "the router's maximum number of concurrent events").noop("kaiser's event loop has no fixed event array; connections are bounded by the open-files limit"),
     opt("fastrouter-cheap", Bool, Sockets, "stop accepting while no node is subscribed").noop("the router always accepts; a request without a node is closed"),
     opt("fastrouter-subscription-slot", Int, Sockets, "deprecated in uWSGI").noop("deprecated in uWSGI itself (useless since its new subscription implementation)"),

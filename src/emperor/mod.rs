@@ -209,7 +209,7 @@ pub fn run(config: &Config) -> Result<(), EmperorError> {
         .map_err(|e| EmperorError::Fastrouter(std::io::Error::other(e)))?;
     runtime.block_on(async {
         if let Some(sockets) = &router {
-            let serving = crate::vassal::fastrouter::start(sockets, &config.fastrouter)
+            let serving = crate::vassal::fastrouter::start(sockets, &config.fastrouter, &[])
                 .map_err(EmperorError::Fastrouter)?;
             tokio::spawn(serving);
         }

@@ -3,7 +3,7 @@
 //! `fastrouter` addresses, picks a node for each request by key and relays the request and
 //! the response between the two (`relay.rs`). Keys map to nodes through, in uWSGI's order:
 //! `fastrouter-use-pattern`, the subscription server (`nodes.rs`), `fastrouter-use-base`,
-//! then the static `fastrouter-to` nodes.
+//! `fastrouter-use-socket`, then the static `fastrouter-to` nodes.
 //!
 //! The master binds the listeners and the subscription sockets ([`GatewaySockets::bind`]),
 //! so a respawned router serves the same addresses; the router process runs one tokio event
@@ -246,6 +246,8 @@ pub(crate) struct Router {
     active: std::sync::atomic::AtomicU64,
     /// The listeners' addresses, for the stats document.
     addresses: Vec<String>,
+    /// `fastrouter-use-socket`'s address.
+    to_socket: Option<String>,
 }
 
 /// The router process, after the fork: runs until the master stops it. `close_fds` are the
@@ -253,6 +255,7 @@ pub(crate) struct Router {
 pub fn run(
     sockets: &GatewaySockets,
     config: &FastrouterConfig,
+    own_sockets: &[String],
     master: Pid,
     close_fds: &[RawFd],
 ) -> ! {
@@ -286,7 +289,7 @@ pub fn run(
         }
     };
     let result = runtime.block_on(async {
-        start(sockets, config)?.await;
+        start(sockets, config, own_sockets)?.await;
         Ok::<(), std::io::Error>(())
     });
     if let Err(err) = result {
@@ -299,9 +302,11 @@ pub fn run(
 /// stays the caller's): the returned future serves until its tasks end. Called inside a
 /// runtime: the router process's own, or the emperor's when an emperor config has a
 /// `fastrouter`.
+/// `own_sockets` are the instance's own socket addresses, for `fastrouter-use-socket`.
 pub fn start(
     sockets: &GatewaySockets,
     config: &FastrouterConfig,
+    own_sockets: &[String],
 ) -> std::io::Result<impl std::future::Future<Output = ()> + 'static> {
     let router = Arc::new(Router {
         config: config.clone(),
@@ -314,6 +319,7 @@ pub fn start(
             .iter()
             .map(|(_, _, a)| a.clone())
             .collect(),
+        to_socket: config.use_socket.and_then(|n| own_sockets.get(n).cloned()),
     });
     let mut tasks = tokio::task::JoinSet::new();
     for (socket, _) in &sockets.subscriptions {

@@ -180,7 +180,8 @@ fn request_key(packet: &[u8], router: &Router) -> Result<String, &'static str> {
     String::from_utf8(key.to_vec()).map_err(|_| "key is not UTF-8")
 }
 
-/// The node for `key`, by the first map configured in uWSGI's order.
+/// The node for `key`, by the first map configured in uWSGI's order: pattern,
+/// subscriptions, base, the instance's own socket, static nodes.
 fn map(router: &Router, key: &str) -> Option<Target> {
     let config = &router.config;
     let plain = |address: String| Target {
@@ -203,6 +204,9 @@ fn map(router: &Router, key: &str) -> Option<Target> {
     }
     if let Some(base) = &config.base {
         return Some(plain(format!("{base}{key}")));
+    }
+    if let Some(address) = &router.to_socket {
+        return Some(plain(address.clone()));
     }
     let mut statics = router.statics();
     if !statics.is_empty() {

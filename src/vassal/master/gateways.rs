@@ -16,12 +16,14 @@ impl Master<'_> {
         match forked {
             Forked::Child => {
                 // The router keeps its own sockets and closes the master's and the workers'.
-                let own = sockets.raw_fds();
+                let kept = sockets.raw_fds();
                 let mut close_fds = self.master_only_fds();
-                close_fds.retain(|fd| !own.contains(fd));
+                close_fds.retain(|fd| !kept.contains(fd));
+                let own: Vec<String> = self.sockets.iter().map(|s| s.local.to_string()).collect();
                 crate::vassal::fastrouter::run(
                     sockets,
                     &self.config.fastrouter,
+                    &own,
                     sys::process::getppid(),
                     &close_fds,
                 )
