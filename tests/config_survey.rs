@@ -87,11 +87,6 @@ const KNOWN_GAPS: &[(&str, &str, &str)] = &[
         "`https` is refused",
         "a hosting platform's Emperor: TLS termination (refused by design), the tuntap router and HTTP subscriptions; it also includes /etc/uwsgi/local.ini from the host",
     ),
-    (
-        "Subscribie+subscribie__emperor.ini",
-        "fastrouter: unknown option",
-        "uWSGI's fastrouter (a subscription-based uwsgi-protocol load balancer) is not in kaiser; the Emperor and its on-demand vassals work",
-    ),
 ];
 
 /// Keys real configs hold that are not uWSGI options (uWSGI keeps them as placeholders and

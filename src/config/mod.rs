@@ -16,6 +16,7 @@
 //! - `ini.rs`: the uWSGI INI dialect (repeated keys, no inline comments);
 //! - `formats/`: uWSGI's YAML subset, JSON and XML, read into the same lines as INI;
 //! - `alarms.rs`, `carbon.rs`: the alarm subsystem's and the Carbon pusher's options;
+//! - `fastrouter.rs`: the fastrouter's options;
 //! - `expand.rs`: magic variables, `$(ENV)`, `@(file)`, `%(placeholder)` with arithmetic;
 //! - `logic.rs`: `if-*` … `endif` and `for*` … `endfor` blocks;
 //! - `numbers.rs`: numeric values read as uWSGI's `atoi` reads them, with warnings;
@@ -48,6 +49,7 @@ mod diagnostics;
 mod emperor_extra;
 mod expand;
 mod extra;
+mod fastrouter;
 mod formats;
 pub(crate) use formats::Format;
 mod hints;
@@ -80,6 +82,7 @@ pub use cron::CronCommand;
 pub use diagnostics::{Diagnostic, LoadConfigError, Origin};
 pub use emperor_extra::EmperorExtra;
 pub use extra::Extra;
+pub use fastrouter::FastrouterConfig;
 pub use statics::{ExpiresOn, ExpiresRule, FileServeMode, StaticConfig, StaticMap, StaticMapKind};
 pub use zergpool::ZergPool;
 
@@ -397,6 +400,8 @@ pub struct Config {
     pub alarm: AlarmConfig,
     /// `carbon` and its tuning (`carbon.rs`).
     pub carbon: CarbonConfig,
+    /// `fastrouter` and its options (`fastrouter.rs`).
+    pub fastrouter: FastrouterConfig,
     /// `py-tracebacker`: each worker serves its threads' stacks on `PATH<id>`.
     pub py_tracebacker: Option<PathBuf>,
     /// Entries whose typed form keeps no text to print back (`route*`, `collect-header`,
@@ -543,6 +548,7 @@ impl Default for Config {
             daemons_honour_stdin: false,
             alarm: AlarmConfig::default(),
             carbon: CarbonConfig::default(),
+            fastrouter: FastrouterConfig::default(),
             py_tracebacker: None,
             as_written: Vec::new(),
         }

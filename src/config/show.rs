@@ -384,6 +384,7 @@ pub(crate) fn render(config: &Config) -> String {
     super::extra::render(&config.extra, &mut line);
     super::alarms::render(&config.alarm, &mut line);
     super::carbon::render(&config.carbon, &mut line);
+    super::fastrouter::render(&config.fastrouter, &mut line);
     if let Some(socket) = &config.py_tracebacker {
         line("py-tracebacker", &path(socket));
     }

@@ -502,6 +502,9 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         name if super::carbon::NAMES.contains(&name) => {
             super::carbon::apply(&mut config.carbon, name, v)?
         }
+        name if super::fastrouter::NAMES.contains(&name) => {
+            super::fastrouter::apply(&mut config.fastrouter, name, v)?
+        }
         "attach-daemon"
         | "attach-daemon2"
         | "smart-attach-daemon"

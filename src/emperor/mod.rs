@@ -71,6 +71,8 @@ pub enum EmperorError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start the fastrouter")]
+    Fastrouter(#[source] std::io::Error),
     #[error("cannot handle {signal}")]
     Signal {
         signal: &'static str,
@@ -201,5 +203,16 @@ pub fn run(config: &Config) -> Result<(), EmperorError> {
         .enable_all()
         .build()
         .map_err(EmperorError::Runtime)?;
-    runtime.block_on(governor::Governor::run(settings))
+    // uWSGI runs an emperor config's `fastrouter` beside the emperor; here it shares the
+    // emperor's event loop (`vassal/fastrouter/`).
+    let router = crate::vassal::fastrouter::GatewaySockets::bind(config)
+        .map_err(|e| EmperorError::Fastrouter(std::io::Error::other(e)))?;
+    runtime.block_on(async {
+        if let Some(sockets) = &router {
+            let serving = crate::vassal::fastrouter::start(sockets, &config.fastrouter, &[])
+                .map_err(EmperorError::Fastrouter)?;
+            tokio::spawn(serving);
+        }
+        governor::Governor::run(settings).await
+    })
 }

@@ -205,7 +205,7 @@ pub fn parse_packet_with_limit(
     }))
 }
 
-pub(super) fn parse_vars(
+pub fn parse_vars(
     mut block: &[u8],
     size: u16,
     max_vars: usize,

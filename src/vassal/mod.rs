@@ -17,6 +17,7 @@ mod carbon;
 mod cheaper;
 mod cron;
 mod daemons;
+pub(crate) mod fastrouter;
 mod fifo;
 mod harakiri;
 mod idle;

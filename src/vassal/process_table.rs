@@ -1,8 +1,8 @@
 //! The vassal master's process table: one entry per live child, whatever its kind (a worker,
 //! a worker being replaced, a worker of the master before a re-exec, a spooler, a mule, an
-//! attached daemon, a cron command), and one seat per child the vassal is meant to have
-//! running (worker ids, spooler slots, mules, daemons), with that seat's respawn time, count
-//! and rule.
+//! attached daemon, a cron command, the fastrouter's gateway), and one seat per child the
+//! vassal is meant to have running (worker ids, spooler slots, mules, daemons, the gateway),
+//! with that seat's respawn time, count and rule.
 //!
 //! Everything the master decides about its children in the same way for every kind is here,
 //! once: who a reaped pid was and what its exit means for its kind ([`Kind::policy`]), when a
@@ -43,6 +43,8 @@ pub enum Kind {
     Daemon(usize),
     /// A `cron` command, by the command's index, while it runs.
     Cron(usize),
+    /// A gateway process (the `fastrouter`), by index.
+    Gateway(usize),
 }
 
 /// What an exit means for a kind of child.
@@ -57,9 +59,11 @@ pub enum Policy {
 impl Kind {
     pub fn policy(self) -> Policy {
         match self {
-            Kind::Worker(_) | Kind::Spooler(_) | Kind::Mule(_) | Kind::Daemon(_) => {
-                Policy::RespawnUnlessStopping
-            }
+            Kind::Worker(_)
+            | Kind::Spooler(_)
+            | Kind::Mule(_)
+            | Kind::Daemon(_)
+            | Kind::Gateway(_) => Policy::RespawnUnlessStopping,
             Kind::Previous | Kind::Cron(_) => Policy::LogOnly,
         }
     }

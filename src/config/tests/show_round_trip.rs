@@ -128,6 +128,7 @@ fn sample(name: &str, kind: Kind, default: &str) -> &'static str {
         "protocol" => "http",
         "shared-socket" => "127.0.0.1:3033",
         "abstract-socket" => "@abs",
+        "fastrouter-use-socket" => "1",
         n if n.ends_with("socket") || n == "http" => "127.0.0.1:3031",
         _ => match kind {
             Kind::Int | Kind::Seconds | Kind::Millis if default == "7" => "3",

@@ -92,6 +92,11 @@ impl Master<'_> {
                 self.schedule_respawn(entry.kind);
             }
             (Kind::Daemon(index), exit) => self.on_daemon_exit(index, pid, how, exit),
+            (Kind::Gateway(_), Exit::Stopped) => tracing::info!(pid, %how, "fastrouter stopped"),
+            (Kind::Gateway(_), _) => {
+                tracing::warn!(pid, %how, "the fastrouter died, respawning");
+                self.schedule_respawn(entry.kind);
+            }
             (Kind::Cron(index), _) => {
                 let command = self.crons.command(index);
                 tracing::info!(pid, %how, command, "cron: the command finished");
@@ -150,6 +155,7 @@ impl Master<'_> {
                 Kind::Worker(id) => self.spawn(id)?,
                 Kind::Spooler(index) => self.spawn_spooler(index)?,
                 Kind::Mule(index) => self.spawn_mule(index)?,
+                Kind::Gateway(index) => self.spawn_gateway(index)?,
                 Kind::Daemon(index) => self.attached.daemons.spawn(index, &mut self.children, now),
                 Kind::Previous | Kind::Cron(_) => {}
             }

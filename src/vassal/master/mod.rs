@@ -16,6 +16,7 @@ mod cheaper;
 mod children;
 mod crons;
 mod drain;
+mod gateways;
 mod handover;
 mod heartbeat;
 mod mules;
@@ -186,6 +187,8 @@ struct Master<'a> {
     zerg_server: Option<crate::vassal::zerg::ZergServer>,
     /// `zergpool`: sockets bound for zergs (`vassal/zergpool.rs`).
     zergpools: crate::vassal::zergpool::ZergPools,
+    /// The fastrouter's sockets, bound here for every router process (`gateways.rs`).
+    gateways: Option<crate::vassal::fastrouter::GatewaySockets>,
 }
 
 /// The master's upkeep between events: the FIFO, touch files, the one-at-a-time replacement

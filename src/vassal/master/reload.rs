@@ -115,6 +115,7 @@ impl Master<'_> {
             Err(e) => return e,
         };
         self.stop_daemons_for_reexec();
+        self.stop_gateways_for_reexec();
         let mut fds = Vec::new();
         for socket in &self.sockets {
             if let Err(e) = sys::fd::set_cloexec(socket.fd.as_fd(), false) {
@@ -123,6 +124,11 @@ impl Master<'_> {
             fds.push(socket.fd.as_raw_fd().to_string());
         }
         if let Err(e) = self.zergpools.keep_across_exec() {
+            self.zergpools.undo_exec();
+            return e;
+        }
+        if let Some(Err(e)) = self.gateways.as_ref().map(|g| g.keep_across_exec()) {
+            self.undo_gateways_exec();
             self.zergpools.undo_exec();
             return e;
         }
@@ -154,6 +160,7 @@ impl Master<'_> {
         }
         sys::shm::carry_across_exec(false);
         self.zergpools.undo_exec();
+        self.undo_gateways_exec();
         for key in [
             LISTEN_FDS_ENV,
             OLD_WORKERS_ENV,
@@ -166,6 +173,7 @@ impl Master<'_> {
             std::env::remove_var(key);
         }
         self.resume_daemons();
+        self.resume_gateways();
         err
     }
 
@@ -176,6 +184,9 @@ impl Master<'_> {
             }
             sockets::vacuum(&self.sockets);
             self.zergpools.vacuum();
+            if let Some(gateways) = &self.gateways {
+                gateways.vacuum();
+            }
             for path in super::super::process_setup::pidfiles(self.config) {
                 if std::fs::remove_file(path).is_ok() {
                     tracing::info!(path = %path.display(), "vacuum: removed pidfile");

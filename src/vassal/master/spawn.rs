@@ -43,6 +43,7 @@ impl Master<'_> {
                 close_fds.extend(self.notifier.raw_emperor_fd());
                 close_fds.extend(self.upkeep.fifo_raw_fd());
                 close_fds.extend(self.stats.iter().flat_map(|s| s.raw_fds()));
+                close_fds.extend(self.gateways.iter().flat_map(|g| g.raw_fds()));
                 let app = match (&self.app, self.lazy.take()) {
                     (Some(app), _) => AppSource::Preloaded(app),
                     (None, Some((spec, interpreter, module))) => AppSource::Lazy {

@@ -18,6 +18,7 @@ impl Master<'_> {
         fds.extend(self.upkeep.fifo_raw_fd());
         fds.extend(self.stats.iter().flat_map(|s| s.raw_fds()));
         fds.extend(self.sockets.iter().map(|s| s.fd.as_raw_fd()));
+        fds.extend(self.gateways.iter().flat_map(|g| g.raw_fds()));
         fds
     }
 

@@ -59,6 +59,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     }
     let bound = sockets::bind_all(config, &mut inherited)?;
     let zergpools = crate::vassal::zergpool::ZergPools::bind(config)?;
+    let gateways = crate::vassal::fastrouter::GatewaySockets::bind(config)?;
     // uWSGI forks no worker when it has no socket (`numproc = 0`): the master runs its
     // daemons, crons, spoolers, mules and zergpools alone. It imports the app only when the
     // config names one (spoolers and mules may use its functions).
@@ -108,7 +109,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         options: loaded.options.clone(),
     };
     if serverless {
-        tracing::info!("no socket: the master runs its daemons, crons, spoolers, mules and zergpools and forks no worker");
+        tracing::info!("no socket: the master runs its daemons, crons, spoolers, mules, zergpools and fastrouter and forks no worker");
     }
     let (app, lazy) = if serverless && !crate::vassal::python_setup::names_an_app(config) {
         (None, Some((spec, interpreter, module)))
@@ -148,6 +149,8 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
     // Spoolers and mules are forked by the loop's first `respawn_due`.
     children.add_seats((0..spoolers.len()).map(Kind::Spooler), Some(started));
     children.add_seats((0..config.mules.len()).map(Kind::Mule), Some(started));
+    // One router process (`fastrouter-processes` is a no-op), forked by the first `respawn_due`.
+    children.add_seats(gateways.iter().map(|_| Kind::Gateway(0)), Some(started));
     let attached = attached::Attached::new(config, started);
     attached.daemons.add_seats(&mut children);
     for pid in old_workers {
@@ -164,6 +167,7 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
         subscriptions,
         zerg_server,
         zergpools,
+        gateways,
         max_connections: connection_cap(config),
         args,
         sockets: bound,
@@ -225,9 +229,10 @@ pub fn run(loaded: Loaded, args: Vec<OsString>) -> Result<i32, RunVassalError> {
 }
 
 /// Whether the instance has something to run without a socket, as uWSGI counts it: attached
-/// daemons, crons, spoolers, zergpools, or `no-server`.
+/// daemons, crons, spoolers, zergpools, a fastrouter, or `no-server`.
 fn runs_without_sockets(config: &Config) -> bool {
     config.no_server
+        || config.fastrouter.enabled()
         || !config.zergpools.is_empty()
         || !config.daemons.is_empty()
         || !config.crons.is_empty()
