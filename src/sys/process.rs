@@ -443,10 +443,14 @@ pub fn set_name(name: &str) {
     let _ = std::fs::write("/proc/self/comm", bytes);
 }
 
-/// First steps of every child the master forks (worker, spooler, mule): close the fds only
-/// the master uses, die with the master (`PR_SET_PDEATHSIG`), and exit at once if the master
-/// died before that took effect (the child was already orphaned).
+/// First steps of every child the master forks (worker, spooler, mule, gateway): the
+/// master's signals back to their defaults with nothing blocked (any other disposition is the
+/// app's, set at import, and stays), SIGPIPE ignored, the fds only the master uses closed, die
+/// with the master (`PR_SET_PDEATHSIG`), and exit at once if the master died before that took
+/// effect (the child was already orphaned).
 pub fn become_child_of(master: Pid, master_only_fds: &[std::os::fd::RawFd]) {
+    super::signal::reset(&super::signal::MASTER_SIGNALS);
+    super::signal::ignore_sigpipe();
     for fd in master_only_fds {
         // SAFETY: the caller hands fds the master owns and this child never uses; closing
         // them affects only this process's copy.

@@ -87,6 +87,20 @@ pub fn reset(signals: &[libc::c_int]) {
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &empty.0, std::ptr::null_mut()) };
 }
 
+/// The signals kaiser's master handles, and SIGCHLD, which it reaps with: a child the master
+/// forks puts each back to its default first (`process::become_child_of`), then blocks and
+/// reads those it handles itself.
+pub const MASTER_SIGNALS: [libc::c_int; 8] = [
+    libc::SIGHUP,
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGTSTP,
+    libc::SIGCHLD,
+];
+
 /// Ignores SIGPIPE: writes to a closed peer then fail with EPIPE instead of killing us.
 pub fn ignore_sigpipe() {
     // SAFETY: setting SIG_IGN is always sound.

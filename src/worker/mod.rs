@@ -218,14 +218,8 @@ fn accepting_hooks(
 
 /// Runs the worker in the freshly forked child. Never returns.
 pub fn run(setup: WorkerSetup<'_>) -> ! {
-    // First: no inherited signal plumbing, no master-only fds, die with the master.
-    // kaiser's own signals back to their defaults (the worker blocks and reads them below);
-    // any other disposition is the app's, set up at import, and stays.
-    // SIGCHLD is the master's; a worker leaves it at its default.
-    let mut own = HANDLED_SIGNALS.to_vec();
-    own.push(libc::SIGCHLD);
-    sys::signal::reset(&own);
-    sys::signal::ignore_sigpipe();
+    // First: no inherited signal plumbing, no master-only fds, die with the master. The
+    // worker blocks and reads its own signals below; SIGCHLD stays at its default.
     sys::process::become_child_of(setup.master_pid, &setup.close_fds);
     python::set_worker_id(setup.id);
     options::at_start(&setup.options);

@@ -259,19 +259,6 @@ pub fn run(
     master: Pid,
     close_fds: &[RawFd],
 ) -> ! {
-    const KAISERS: [libc::c_int; 8] = [
-        libc::SIGHUP,
-        libc::SIGTERM,
-        libc::SIGINT,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGTSTP,
-        libc::SIGCHLD,
-    ];
-    sys::signal::reset(&KAISERS);
-    let _ = sys::signal::unblock(&sys::signal::SigSet::of(&KAISERS));
-    sys::signal::ignore_sigpipe();
     sys::process::become_child_of(master, close_fds);
     let pid = sys::process::getpid();
     let span = tracing::info_span!("fastrouter", pid);
