@@ -55,7 +55,12 @@ class Sample:
 
 
 def cpu_ticks(pgid):
-    total = 0
+    return sum(cpu_ticks_split(pgid))
+
+
+def cpu_ticks_split(pgid):
+    """(user, system) clock ticks of every process in the group."""
+    user = system = 0
     for pid in group_members(pgid):
         try:
             with open(f"/proc/{pid}/stat") as stat:
@@ -64,8 +69,9 @@ def cpu_ticks(pgid):
             continue
         # Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the command name; for a
         # process they include all of its threads.
-        total += int(fields[11]) + int(fields[12])
-    return total
+        user += int(fields[11])
+        system += int(fields[12])
+    return user, system
 
 
 def memory_kib(pgid):

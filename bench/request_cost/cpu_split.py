@@ -13,37 +13,21 @@ import argparse
 import os
 import re
 import signal
-import socket
 import subprocess
+import sys
 import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from kbench.measure import CLOCK_TICKS, cpu_ticks_split  # noqa: E402
+from kbench.servers import free_port  # noqa: E402
 
 
 def group_cpu(pgid):
     """(user, system) seconds of every process in process group `pgid`."""
-    user = system = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid:
-            user += int(fields[11])
-            system += int(fields[12])
-    return user / TICK, system / TICK
+    user, system = cpu_ticks_split(pgid)
+    return user / CLOCK_TICKS, system / CLOCK_TICKS
 
 
 def measure(name, argv, cwd, port, path, seconds):
