@@ -23,6 +23,35 @@ fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
     }
 }
 
+/// `read(2)` and `sendto(2)` as plain system calls. glibc's wrappers of both are
+/// cancellation points: in a process with threads each call also enters and leaves
+/// asynchronous cancellation, two atomic read-modify-writes around the system call (1% of a
+/// hello-world worker's CPU under `perf`). kaiser never cancels a thread, so the request
+/// path's reads and sends go straight to the kernel.
+///
+/// SAFETY (both): as for the libc functions: `buf` valid for `len` bytes.
+unsafe fn sys_read(fd: RawFd, buf: *mut libc::c_void, len: usize) -> libc::ssize_t {
+    libc::syscall(libc::SYS_read, fd, buf, len) as libc::ssize_t
+}
+
+unsafe fn sys_send(
+    fd: RawFd,
+    buf: *const libc::c_void,
+    len: usize,
+    flags: libc::c_int,
+) -> libc::ssize_t {
+    let no_address: *const libc::sockaddr = std::ptr::null();
+    libc::syscall(
+        libc::SYS_sendto,
+        fd,
+        buf,
+        len,
+        flags,
+        no_address,
+        0 as libc::socklen_t,
+    ) as libc::ssize_t
+}
+
 /// Makes a byte-count system call again while a signal interrupts it (EINTR).
 fn retrying(mut call: impl FnMut() -> libc::ssize_t) -> io::Result<usize> {
     loop {
@@ -49,7 +78,7 @@ pub fn identity(fd: RawFd) -> Option<(u64, u64)> {
 /// `read(2)`, retrying on EINTR.
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a valid writable slice of `buf.len()` bytes and `fd` is open.
-    retrying(|| unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+    retrying(|| unsafe { sys_read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
 }
 
 /// Reads into the spare capacity of `buf`, growing it by `at_least` first if needed.
@@ -69,7 +98,7 @@ pub fn read_limited(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, limit: usize) -> io::
     loop {
         // SAFETY: `spare` is valid for writes of `spare.len()` bytes; `read` initialises
         // exactly the returned count, which is what `set_len` then exposes.
-        let ret = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        let ret = unsafe { sys_read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
         match cvt_size(ret) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
@@ -109,7 +138,7 @@ pub fn send_vectored(fd: BorrowedFd<'_>, bufs: &[io::IoSlice<'_>]) -> io::Result
 
 fn send_with_flags(fd: BorrowedFd<'_>, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
     // SAFETY: `buf` is a valid readable slice and `fd` is an open socket.
-    retrying(|| unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags) })
+    retrying(|| unsafe { sys_send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags) })
 }
 
 /// `write(2)` to a non-socket (a pipe or a log file), retrying on EINTR.

@@ -59,9 +59,9 @@ pub(super) const READ_SIZE: usize = 16 * 1024;
 
 impl Conn {
     /// Readies a connection whose request was answered for its next request: a request
-    /// already pipelined in its buffer has its head's clock start now.
-    pub(super) fn next_request(&mut self, shared: &Shared) {
-        let now = Instant::now();
+    /// already pipelined in its buffer has its head's clock start `now` (when the last one
+    /// ended).
+    pub(super) fn next_request(&mut self, shared: &Shared, now: Instant) {
         self.partial = !self.buf.is_empty();
         if self.partial {
             self.head_deadline = now + shared.settings.socket_timeout;
@@ -103,7 +103,7 @@ pub(super) fn resume(shared: &Shared, mut conn: Conn) {
     // An edge that came while the offload thread held it found no connection in the table
     // and was dropped: re-arming makes the kernel check readiness again.
     conn.edge_armed = false;
-    conn.next_request(shared);
+    conn.next_request(shared, Instant::now());
     let extra = if conn.buf.is_empty() {
         0
     } else {
@@ -256,8 +256,13 @@ pub(super) fn sweep_idle(shared: &Shared) {
 
 /// After a complete answer: readies the connection for its next request when it may carry
 /// one (`keep`, and the worker is not stopping), else closes it, lingering if the client may
-/// still be sending the body nobody read.
-pub(super) fn keep_or_close(shared: &Shared, mut conn: Conn, keep: bool) -> Option<Conn> {
+/// still be sending the body nobody read. `ended`: when the answer was complete.
+pub(super) fn keep_or_close(
+    shared: &Shared,
+    mut conn: Conn,
+    keep: bool,
+    ended: Instant,
+) -> Option<Conn> {
     if !keep || shared.stopping.load(Ordering::Acquire) {
         if conn.body_pending {
             linger(shared, conn);
@@ -266,6 +271,6 @@ pub(super) fn keep_or_close(shared: &Shared, mut conn: Conn, keep: bool) -> Opti
         }
         return None;
     }
-    conn.next_request(shared);
+    conn.next_request(shared, ended);
     Some(conn)
 }

@@ -146,7 +146,7 @@ fn begin_request(shared: &Shared, exchange: &mut ConnExchange) {
     if let Some(slot) = shared.slot().and_then(|w| w.core(core)) {
         let log = &exchange.log;
         slot.begin_request(
-            crate::sys::clock::monotonic_us(),
+            crate::sys::clock::monotonic_us_at(exchange.started()),
             &log.method,
             &log.uri,
             &log.remote_addr,
@@ -272,6 +272,13 @@ pub(super) fn account(shared: &Shared, mut log: RequestLog, finished: Finished) 
             .log_conditions
             .should_log(limits.disable_logging, &log.facts(finished.asked))
     {
+        if log.start_unix_micros == 0 {
+            // An app request's wall-clock start, read only for a line that prints it: now,
+            // less how long it took.
+            let start = crate::sys::clock::unix_us().saturating_sub(log.elapsed.as_micros() as u64);
+            log.start_unix = start / 1_000_000;
+            log.start_unix_micros = start;
+        }
         let origin = super::request_log::Origin {
             pid: shared.pid,
             worker_id: shared.worker_id,
@@ -309,7 +316,7 @@ fn finish(
         inflight.finish();
     }
     let (total, core) = count_end(shared);
-    let (conn, reusable, log) = exchange.into_parts(outcome);
+    let (conn, reusable, log, ended) = exchange.into_parts(outcome);
     let finished = Finished {
         total,
         core,
@@ -327,5 +334,5 @@ fn finish(
         conn.peer_addr = addr;
         conn.peer_port = port;
     }
-    conn::keep_or_close(shared, conn, reusable)
+    conn::keep_or_close(shared, conn, reusable, ended)
 }

@@ -88,7 +88,7 @@ pub(super) const COALESCE: usize = 64 * 1024;
 
 impl ConnExchange {
     /// The exchange of the request `head` on `conn`; `log` already describes the request.
-    pub fn new(conn: Conn, shared: &Shared, head: &ParsedHead<'_>, mut log: RequestLog) -> Self {
+    pub fn new(conn: Conn, shared: &Shared, head: &ParsedHead<'_>, log: RequestLog) -> Self {
         let body = head.body(shared.settings.buffer_size);
         let limits = &shared.settings;
         // A chunked body has no length the app could refuse it by, and post-buffering reads
@@ -104,6 +104,7 @@ impl ConnExchange {
         } else {
             (0, "limit-post")
         };
+        let started = conn.last_active;
         ConnExchange {
             conn,
             timeout: shared.settings.socket_timeout,
@@ -133,13 +134,11 @@ impl ConnExchange {
             broken: false,
             length_left: None,
             wbuf: WRITE_BUFFER.with(std::cell::Cell::take),
-            started: Instant::now(),
-            log: {
-                let start = sys::clock::unix_us();
-                log.start_unix = start / 1_000_000;
-                log.start_unix_micros = start;
-                log
-            },
+            // The request started when its head was read (`drive` reads the clock then, and a
+            // pipelined request's start is the previous one's end); its wall-clock start is
+            // worked out only for a request line that prints it (`request::account`).
+            started,
+            log,
             inflight: None,
         }
     }
@@ -147,6 +146,11 @@ impl ConnExchange {
     /// The largest body accepted (0: any) and the option that set it.
     pub fn body_limit(&self) -> (u64, &'static str) {
         (self.body_limit, self.body_limit_option)
+    }
+
+    /// When the request started: when its head was read.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     pub fn raw_fd(&self) -> RawFd {
@@ -226,8 +230,14 @@ impl ConnExchange {
 
     /// Takes the connection back with the request's log record and whether the
     /// connection can serve another request.
-    pub fn into_parts(mut self: Box<Self>, outcome: Outcome) -> (Option<Conn>, bool, RequestLog) {
-        self.log.elapsed = self.started.elapsed();
+    /// Also returns when it ended (the one clock read at a request's end, which is also the
+    /// start of the connection's wait for its next request).
+    pub fn into_parts(
+        mut self: Box<Self>,
+        outcome: Outcome,
+    ) -> (Option<Conn>, bool, RequestLog, Instant) {
+        let ended = Instant::now();
+        self.log.elapsed = ended.saturating_duration_since(self.started);
         self.log.io_error = self.body_failed || self.broken;
         let mut reusable = !outcome.aborted
             && !self.broken
@@ -257,6 +267,6 @@ impl ConnExchange {
             conn.body_pending = body_pending;
             Some(conn)
         };
-        (conn, reusable, this.log)
+        (conn, reusable, this.log, ended)
     }
 }

@@ -405,7 +405,7 @@ fn send(
     log.elapsed = started.elapsed();
     account(shared, log, served);
     match outcome {
-        Ok(true) => keep_or_close(shared, conn, keep_alive),
+        Ok(true) => keep_or_close(shared, conn, keep_alive, Instant::now()),
         Ok(false) => {
             let job = crate::worker::offload::Job {
                 conn,
@@ -427,7 +427,7 @@ fn send(
                 // Without offload threads (none configured cannot happen with static maps,
                 // but keep the request thread correct) the body is sent here.
                 None => crate::worker::offload::send_blocking(job)
-                    .and_then(|(conn, keep)| keep_or_close(shared, conn, keep)),
+                    .and_then(|(conn, keep)| keep_or_close(shared, conn, keep, Instant::now())),
             }
         }
         Err(err) => {
