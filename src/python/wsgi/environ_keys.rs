@@ -225,7 +225,8 @@ mod tests {
         for len in 0..=base.len() {
             let a = &base[..len];
             assert!(same_bytes(a, a));
-            assert!(same_bytes(a, &a.to_vec()));
+            let copy = a.to_vec();
+            assert!(same_bytes(a, &copy));
             for other_len in 0..=base.len() {
                 assert_eq!(same_bytes(a, &base[..other_len]), len == other_len);
             }
