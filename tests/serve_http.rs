@@ -580,3 +580,56 @@ fn add_header_reaches_every_response() {
         );
     }
 }
+
+/// A worker with one request thread sends the responses of a batch of ready connections
+/// together when the batch ends (`worker/deferred.rs`). A response finished just before a
+/// slow request in the same batch must not wait for that request: the queue's ticker sends
+/// it within milliseconds. Pipelined responses keep their order.
+#[test]
+fn a_response_finished_before_a_slow_request_does_not_wait_for_it() {
+    let (kaiser, addr) = start(&[
+        "--wsgi-file",
+        "tests/apps/quick_and_slow.py",
+        "--processes",
+        "1",
+        "--threads",
+        "1",
+    ]);
+    let mut fast = connect(addr);
+    let mut slow = connect(addr);
+    let mut blocker = connect(addr);
+    // Both connections are kept alive and parked before the test proper.
+    for conn in [&mut fast, &mut slow] {
+        let response = conn.request(&get("/warm")).unwrap();
+        assert_eq!(response.text(), "/warm", "{}", kaiser.logs());
+    }
+    // Hold the only request thread, so that the next requests arrive while it is busy and
+    // are handed to it in one batch, the fast connection's first.
+    blocker.send(&get("/sleep?ms=400")).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let sent = Instant::now();
+    // Ten pipelined ones: whichever are quick enough to be queued (a debug build is slower
+    // than the threshold for some), the last is queued when the slow request starts.
+    let paths: Vec<String> = (0..10).map(|i| format!("/quick{i}")).collect();
+    let pipelined: Vec<u8> = paths.iter().flat_map(|path| get(path)).collect();
+    fast.send(&pipelined).unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    slow.send(&get("/sleep?ms=3000")).unwrap();
+
+    for path in &paths {
+        let response = fast.read_response(false).unwrap();
+        assert_eq!(&response.text(), path, "in order\n{}", kaiser.logs());
+    }
+    let waited = sent.elapsed();
+    // About 250 ms for the blocker, then the quick requests; the slow one takes 3 s.
+    assert!(
+        waited < Duration::from_millis(1500),
+        "the quick responses took {waited:?}: they waited for the slow request\n{}",
+        kaiser.logs()
+    );
+    assert_eq!(
+        blocker.read_response(false).unwrap().text(),
+        "slept 400 ms\n"
+    );
+    assert_eq!(slow.read_response(false).unwrap().text(), "slept 3000 ms\n");
+}

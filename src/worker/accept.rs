@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::conn::{lock_conns, Conn, OpenConn};
+use super::conn::{lock_conns, Conn, FlushFirst, OpenConn};
 use super::serve::{drive, STOP_TOKEN};
 use super::turn::Turn;
 use super::Shared;
@@ -200,6 +200,7 @@ pub(super) fn accept_conn(shared: &Shared, index: usize) -> Option<Conn> {
             };
             let now = Instant::now();
             Some(Conn {
+                _flush_first: FlushFirst,
                 fd,
                 listener: index,
                 peer_addr,

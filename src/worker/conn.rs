@@ -15,6 +15,8 @@ use crate::sys;
 
 /// One client connection and the bytes read from it but not yet consumed.
 pub struct Conn {
+    /// Before `fd`: fields drop in order (see [`FlushFirst`]).
+    pub _flush_first: FlushFirst,
     pub fd: OwnedFd,
     pub listener: usize,
     pub peer_addr: String,
@@ -43,6 +45,18 @@ pub struct Conn {
     pub _open: OpenConn,
     /// `enable-proxy-protocol`: the start was checked for a PROXY header.
     pub proxy_checked: bool,
+}
+
+/// Sends a response queued for the connection (`deferred.rs`) before its fd closes, however
+/// the connection ends: the queue holds the fd's number, which must not name another
+/// connection's socket by the time it is sent. Only request threads queue, so the calling
+/// thread's queue is the one. A field declared before `Conn::fd`, so dropped first.
+pub struct FlushFirst;
+
+impl Drop for FlushFirst {
+    fn drop(&mut self) {
+        super::deferred::flush_current();
+    }
 }
 
 /// One open connection in the [`AcceptGate`](super::gate::AcceptGate)'s count.
@@ -180,6 +194,9 @@ pub(super) fn close(_shared: &Shared, mut conn: Conn) {
 /// the answer, then EOF) and what still arrives is dropped until the client closes, for at most
 /// `socket-timeout`, without holding a thread: the connection waits in the epoll set.
 pub(super) fn linger(shared: &Shared, mut conn: Conn) {
+    if let Some(deferred) = &shared.deferred {
+        deferred.flush();
+    }
     sys::net::shutdown_write(conn.fd.as_fd());
     conn.buf.clear();
     conn.linger_until = Some(Instant::now() + shared.settings.socket_timeout);

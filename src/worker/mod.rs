@@ -18,6 +18,7 @@
 mod accept;
 mod autoreload;
 mod conn;
+mod deferred;
 mod exchange;
 mod fastcgi;
 mod gate;
@@ -286,6 +287,9 @@ pub(crate) struct Shared {
     pub offload: Option<offload::Offload>,
     /// `health-check-path`: probes answered without the app, even when saturated.
     pub health: Option<health::Health>,
+    /// A worker with one request thread and an HTTP listener sends the responses of a batch
+    /// of events together (`deferred.rs`).
+    pub deferred: Option<Arc<deferred::Deferred>>,
 }
 
 impl Shared {
@@ -402,8 +406,20 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         health: setup.settings.health_check_path.as_deref().map(|path| {
             health::Health::new(path, setup.threads.max(1) as usize, app.is_unavailable())
         }),
+        deferred: (setup.threads <= 1
+            && setup
+                .listeners
+                .iter()
+                .any(|listener| listener.protocol == crate::config::Protocol::Http))
+        .then(|| Arc::new(deferred::Deferred::new(setup.settings.socket_timeout))),
     });
     offload::Offload::start(&shared)?;
+    if let Some(deferred) = shared.deferred.clone() {
+        std::thread::Builder::new()
+            .name("responses".into())
+            .stack_size(64 * 1024)
+            .spawn(move || deferred.tick_forever())?;
+    }
     harakiri::install_user_harakiri(setup.scoreboard.clone(), setup.id, setup.bank);
     install_workers_hook(setup.scoreboard.clone());
     for (index, listener) in shared.listeners.iter().enumerate() {

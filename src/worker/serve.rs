@@ -48,6 +48,7 @@ pub fn thread_loop(shared: &Shared, core: usize) {
     let mut last_sweep = Instant::now();
     let mut turn = super::turn::Turn::new();
     let mut chain = super::accept::Chain::new();
+    super::deferred::set_current(shared.deferred.clone());
     loop {
         if shared.stopping.load(Ordering::Acquire)
             && lock_conns(shared).is_empty()
@@ -118,6 +119,10 @@ pub fn thread_loop(shared: &Shared, core: usize) {
                 drive(shared, conn);
             }
         }
+        // The batch is over: its responses go out together (`deferred.rs`).
+        if let Some(deferred) = &shared.deferred {
+            deferred.flush();
+        }
     }
 }
 
@@ -176,6 +181,11 @@ pub(super) fn drive(shared: &Shared, mut conn: Conn) {
                             if conn.buf.is_empty() {
                                 park(shared, conn);
                                 return;
+                            }
+                            // A pipelined request: the last response goes out before
+                            // anything else can be written here.
+                            if let Some(deferred) = &shared.deferred {
+                                deferred.flush();
                             }
                             continue;
                         }

@@ -58,6 +58,8 @@ impl ConnExchange {
             return Ok(());
         }
         self.wbuf.clear();
+        // The whole response in this one call: it may be queued (`deferred.rs`).
+        let whole = head.is_some() && last;
         if head.is_some() && self.inflight.as_ref().is_some_and(|f| !f.claim_response()) {
             // Harakiri answered 504 and shut the connection down meanwhile.
             self.broken = true;
@@ -206,7 +208,16 @@ impl ConnExchange {
                     self.wbuf.extend_from_slice(body);
                 }
             }
-            self.flush_wbuf(unblock)
+            let queued = whole
+                && self.protocol == Protocol::Http
+                && self.keep_alive_after
+                && self.length_left.is_none_or(|left| left == 0)
+                && crate::worker::deferred::queue_current(self.raw_fd(), &mut self.wbuf);
+            if queued {
+                Ok(())
+            } else {
+                self.flush_wbuf(unblock)
+            }
         };
         self.fastcgi_end_next = false;
         if let Err(err) = result {

@@ -1,0 +1,16 @@
+"""Two endpoints for the response-batching test (tests/serve_http.rs): `/sleep?ms=N` sleeps
+N ms, anything else answers at once with the path, as cheaply as a WSGI app can (a request
+shorter than the worker's fast-request threshold has its response queued)."""
+import time
+
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/sleep":
+        ms = int(environ["QUERY_STRING"].partition("=")[2] or "100")
+        time.sleep(ms / 1000.0)
+        body = b"slept %d ms\n" % ms
+    else:
+        body = path.encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
