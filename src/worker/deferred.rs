@@ -58,11 +58,12 @@ pub fn set_current(deferred: Option<std::sync::Arc<Deferred>>) {
 }
 
 /// Queues `bytes` for `fd` on the calling thread's queue; false (and `bytes` untouched)
-/// when the thread has none.
-pub fn queue_current(fd: RawFd, bytes: &mut Vec<u8>) -> bool {
+/// when the thread has none. `unblock` is called before waiting for the queue (see
+/// [`Deferred::queue`]).
+pub fn queue_current(fd: RawFd, bytes: &mut Vec<u8>, unblock: &mut dyn FnMut()) -> bool {
     CURRENT.with(|current| match current.borrow().as_deref() {
         Some(deferred) => {
-            deferred.queue(fd, bytes);
+            deferred.queue(fd, bytes, unblock);
             true
         }
         None => false,
@@ -113,9 +114,18 @@ impl Deferred {
     }
 
     /// Queues the whole response in `bytes` for the connection `fd`; `bytes` is left with an
-    /// empty buffer to reuse.
-    pub fn queue(&self, fd: RawFd, bytes: &mut Vec<u8>) {
-        let mut state = self.lock();
+    /// empty buffer to reuse. The ticker may hold the queue while it waits for a client that
+    /// reads slowly: then `unblock` is called first (the app's caller lets the GIL go, as it
+    /// does before any wait for a client).
+    pub fn queue(&self, fd: RawFd, bytes: &mut Vec<u8>, unblock: &mut dyn FnMut()) {
+        let mut state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                unblock();
+                self.lock()
+            }
+        };
         let spare = state.spares.pop().unwrap_or_default();
         state.queue.push((fd, std::mem::replace(bytes, spare)));
         self.pending.store(true, Ordering::Release);
@@ -216,7 +226,7 @@ mod tests {
         let (server, mut client) = pair();
         for part in [&b"first "[..], b"second"] {
             let mut bytes = part.to_vec();
-            deferred.queue(server.as_raw_fd(), &mut bytes);
+            deferred.queue(server.as_raw_fd(), &mut bytes, &mut || {});
             assert!(bytes.is_empty());
         }
         deferred.flush();
@@ -237,7 +247,7 @@ mod tests {
         assert!(deferred.lock().ticker_idle);
         let (server, mut client) = pair();
         let queued = Instant::now();
-        deferred.queue(server.as_raw_fd(), &mut b"late".to_vec());
+        deferred.queue(server.as_raw_fd(), &mut b"late".to_vec(), &mut || {});
         // Nobody flushes: the request thread would be inside the app.
         let mut got = [0u8; 4];
         client.read_exact(&mut got).unwrap();
@@ -248,11 +258,49 @@ mod tests {
     }
 
     #[test]
+    fn queueing_behind_a_busy_ticker_lets_the_gil_go_first() {
+        let deferred = Arc::new(Deferred::new(Duration::from_secs(1)));
+        let (server, _client) = pair();
+        let mut unblocked = false;
+        deferred.queue(server.as_raw_fd(), &mut b"free".to_vec(), &mut || {
+            unblocked = true
+        });
+        assert!(!unblocked, "an uncontended queue must not let the GIL go");
+        // The ticker holds the queue (as while it waits on a slow client).
+        let held = deferred.clone();
+        let (locked, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let holder = std::thread::spawn(move || {
+            let _state = held.lock();
+            locked.0.send(()).unwrap();
+            release.1.recv().unwrap();
+        });
+        locked.1.recv().unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            release.0.send(()).unwrap();
+        });
+        deferred.queue(server.as_raw_fd(), &mut b"busy".to_vec(), &mut || {
+            unblocked = true
+        });
+        assert!(
+            unblocked,
+            "waiting for the queue without letting the GIL go"
+        );
+        assert_eq!(deferred.lock().queue.len(), 2);
+        holder.join().unwrap();
+        releaser.join().unwrap();
+    }
+
+    #[test]
     fn a_queued_send_to_a_client_that_left_shuts_the_connection_down() {
         let deferred = Deferred::new(Duration::from_secs(1));
         let (server, client) = pair();
         drop(client);
-        deferred.queue(server.as_raw_fd(), &mut b"nobody reads".to_vec());
+        deferred.queue(
+            server.as_raw_fd(),
+            &mut b"nobody reads".to_vec(),
+            &mut || {},
+        );
         deferred.flush();
         // Shut down for reading too: the request thread's next read sees the end.
         let mut rest = Vec::new();

@@ -212,7 +212,7 @@ impl ConnExchange {
                 && self.protocol == Protocol::Http
                 && self.keep_alive_after
                 && self.length_left.is_none_or(|left| left == 0)
-                && crate::worker::deferred::queue_current(self.raw_fd(), &mut self.wbuf);
+                && crate::worker::deferred::queue_current(self.raw_fd(), &mut self.wbuf, unblock);
             if queued {
                 Ok(())
             } else {
