@@ -39,7 +39,8 @@ pub const FAST_REQUEST: Duration = Duration::from_micros(50);
 /// How often the ticker looks at the queue while the worker is busy.
 const TICK: Duration = Duration::from_millis(2);
 
-/// Idle ticks after which the ticker stops looking until the next queued response.
+/// Ticks in a row that found the queue empty, after which the ticker stops looking until the
+/// next queued response wakes it.
 const IDLE_TICKS: u32 = 100;
 
 /// Buffers kept for reuse (each at most [`SPARE_MAX_BYTES`]).
@@ -83,7 +84,8 @@ pub struct Deferred {
     state: Mutex<State>,
     /// Wakes an idle ticker.
     wake: Condvar,
-    /// Something is queued: lets `close` skip the lock in the common case.
+    /// Something is queued: lets a flush with nothing to send (every closed connection) skip
+    /// the lock.
     pending: AtomicBool,
     /// How long a queued send may wait for a client that does not read (`socket-timeout`).
     timeout: Duration,
@@ -145,8 +147,9 @@ impl Deferred {
     fn send_all(&self, state: &mut State) {
         let mut queue = std::mem::take(&mut state.queue);
         for (fd, mut bytes) in queue.drain(..) {
-            // SAFETY: a connection with a queued response is flushed before it closes
-            // (`conn::close`, `conn::linger`), so `fd` is still that connection's.
+            // SAFETY: a connection's fd closes only after the queue is sent (`Conn`'s
+            // `FlushFirst` field drops first; `conn::linger` flushes before its shutdown), so
+            // `fd` is still the connection's it was queued for.
             let fd = unsafe { BorrowedFd::borrow_raw(fd) };
             if send_whole(fd, &bytes, self.timeout).is_err() {
                 sys::net::shutdown_both(fd);
@@ -182,8 +185,11 @@ impl Deferred {
                 .0;
             if state.queue.is_empty() {
                 idle_ticks += 1;
-            } else if seen == Some(state.flushes) {
-                self.send_all(&mut state);
+            } else {
+                idle_ticks = 0;
+                if seen == Some(state.flushes) {
+                    self.send_all(&mut state);
+                }
             }
         }
     }
