@@ -203,6 +203,25 @@ fn main() -> ExitCode {
                 daemon.text
             );
         }
+        // uWSGI would also run this instance's own sockets and app beside its emperor; kaiser
+        // runs an emperor config as the emperor only, and says so rather than leave a socket
+        // nobody answers on.
+        let config = &loaded.config;
+        let served: Vec<&str> = config
+            .sockets
+            .iter()
+            .map(|socket| socket.option.as_str())
+            .chain(config.wsgi_file.iter().map(|_| "wsgi-file"))
+            .chain(config.module.iter().map(|_| "module"))
+            .chain(config.mount.iter().map(|_| "mount"))
+            .collect();
+        if !served.is_empty() {
+            tracing::warn!(
+                "`{}` not served: kaiser runs an emperor config as the emperor only (uWSGI \
+                 would also serve this instance's own app); put the app in a vassal's config",
+                served.join("`, `")
+            );
+        }
         return match kaiser::emperor::run(&loaded.config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {

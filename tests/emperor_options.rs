@@ -425,3 +425,28 @@ fn emperor_tyrant_nofollow_runs_a_symlinked_vassal_as_the_links_owner() {
         }
     }
 }
+
+/// uWSGI would serve an emperor config's own sockets and app beside the emperor; kaiser runs
+/// it as the emperor only and must say so, naming the options, instead of leaving a socket
+/// that nobody answers on without a word.
+#[test]
+fn an_emperor_config_with_its_own_app_says_the_app_is_not_served() {
+    let hello = app("hello.py");
+    let mut emperor = Emperor::start(
+        "e-own-app",
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            hello.to_str().expect("utf-8 path"),
+        ],
+        &[],
+    );
+    emperor.ready();
+    let line = emperor.wait_log(&["not served"]);
+    assert!(
+        line.contains("`http-socket`, `wsgi-file` not served")
+            && line.contains("put the app in a vassal's config"),
+        "{line}"
+    );
+}
