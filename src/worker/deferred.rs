@@ -73,7 +73,10 @@ pub fn queue_current(fd: RawFd, bytes: &mut Vec<u8>, unblock: &mut dyn FnMut()) 
 
 /// Sends the calling thread's queue now (a request that was not fast: see [`FAST_REQUEST`]).
 pub fn flush_current() {
-    CURRENT.with(|current| {
+    // `try_with`: a connection may be dropped while the thread's locals are being destroyed
+    // (nothing is queued on such a thread: only request threads queue, and they flush as
+    // they leave their loop).
+    let _ = CURRENT.try_with(|current| {
         if let Some(deferred) = current.borrow().as_deref() {
             deferred.flush();
         }
