@@ -251,9 +251,12 @@ mod tests {
         let deferred = Arc::new(Deferred::new(Duration::from_secs(1)));
         let ticker = deferred.clone();
         std::thread::spawn(move || ticker.tick_forever());
-        // Let it go idle first, so the queue has to wake it.
-        std::thread::sleep(TICK * (IDLE_TICKS + 20));
-        assert!(deferred.lock().ticker_idle);
+        // Let it go idle first (100 empty looks), so the queue has to wake it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !deferred.lock().ticker_idle {
+            assert!(Instant::now() < deadline, "the ticker never went idle");
+            std::thread::sleep(TICK * 10);
+        }
         let (server, mut client) = pair();
         let queued = Instant::now();
         deferred.queue(server.as_raw_fd(), &mut b"late".to_vec(), &mut || {});
