@@ -604,16 +604,19 @@ fn a_response_finished_before_a_slow_request_does_not_wait_for_it() {
         assert_eq!(response.text(), "/warm", "{}", kaiser.logs());
     }
     // Hold the only request thread, so that the next requests arrive while it is busy and
-    // are handed to it in one batch, the fast connection's first.
+    // are handed to it in one batch, the fast connection's first (sends from this thread
+    // reach the worker's sockets in the order they are made, and epoll hands out ready
+    // connections in the order they became ready).
     blocker.send(&get("/sleep?ms=400")).unwrap();
-    std::thread::sleep(Duration::from_millis(150));
+    kaiser
+        .wait_for_log("sleeping 400 ms", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("the blocker never started: {e}"));
     let sent = Instant::now();
-    // Ten pipelined ones: whichever are quick enough to be queued (a debug build is slower
+    // Forty pipelined ones: whichever are quick enough to be queued (a debug build is slower
     // than the threshold for some), the last is queued when the slow request starts.
-    let paths: Vec<String> = (0..10).map(|i| format!("/quick{i}")).collect();
+    let paths: Vec<String> = (0..40).map(|i| format!("/quick{i}")).collect();
     let pipelined: Vec<u8> = paths.iter().flat_map(|path| get(path)).collect();
     fast.send(&pipelined).unwrap();
-    std::thread::sleep(Duration::from_millis(30));
     slow.send(&get("/sleep?ms=3000")).unwrap();
 
     for path in &paths {
@@ -621,7 +624,7 @@ fn a_response_finished_before_a_slow_request_does_not_wait_for_it() {
         assert_eq!(&response.text(), path, "in order\n{}", kaiser.logs());
     }
     let waited = sent.elapsed();
-    // About 250 ms for the blocker, then the quick requests; the slow one takes 3 s.
+    // At most 400 ms for the blocker, then the quick requests; the slow one takes 3 s.
     assert!(
         waited < Duration::from_millis(1500),
         "the quick responses took {waited:?}: they waited for the slow request\n{}",

@@ -278,21 +278,21 @@ mod tests {
             unblocked = true
         });
         assert!(!unblocked, "an uncontended queue must not let the GIL go");
-        // The ticker holds the queue (as while it waits on a slow client).
+        // The ticker holds the queue (as while it waits on a slow client) until the queueing
+        // thread lets the GIL go; were it never to, the holder gives up after a while and the
+        // assertion below fails.
         let held = deferred.clone();
         let (locked, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
         let holder = std::thread::spawn(move || {
             let _state = held.lock();
             locked.0.send(()).unwrap();
-            release.1.recv().unwrap();
+            let _ = release.1.recv_timeout(Duration::from_secs(5));
         });
         locked.1.recv().unwrap();
-        let releaser = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(50));
-            release.0.send(()).unwrap();
-        });
+        let release = release.0;
         deferred.queue(server.as_raw_fd(), &mut b"busy".to_vec(), &mut || {
-            unblocked = true
+            unblocked = true;
+            let _ = release.send(());
         });
         assert!(
             unblocked,
@@ -300,7 +300,6 @@ mod tests {
         );
         assert_eq!(deferred.lock().queue.len(), 2);
         holder.join().unwrap();
-        releaser.join().unwrap();
     }
 
     #[test]
