@@ -7,19 +7,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use common::*;
 
 /// `alice:wonderland` in `Authorization: Basic`.
 const ALICE: &str = "Basic YWxpY2U6d29uZGVybGFuZA==";
-
-struct Site {
-    dir: TempDir,
-    kaiser: Kaiser,
-    http: SocketAddr,
-    uwsgi: SocketAddr,
-}
 
 fn start() -> Site {
     let dir = TempDir::new("routing");
@@ -59,34 +50,7 @@ final-route-status = 410 log:final saw a 410
         app = app("wsgi_suite.py").display(),
         dir = dir.path().display(),
     );
-    let ini_path = dir.write("app.ini", ini);
-    let ini_arg = ini_path.display().to_string();
-    let (kaiser, http) = start_http(&["--socket", "127.0.0.1:0", "--ini", &ini_arg]);
-    let uwsgi = kaiser
-        .wait_for_addr("protocol=\"uwsgi\"", START_TIMEOUT)
-        .unwrap();
-    Site {
-        dir,
-        kaiser,
-        http,
-        uwsgi,
-    }
-}
-
-impl Site {
-    fn get(&self, target: &str, headers: &[(&str, &str)]) -> Response {
-        let stream = wait_for_connect(self.http, START_TIMEOUT).unwrap();
-        let mut all = vec![("Connection", "close")];
-        all.extend_from_slice(headers);
-        http_request(stream, &request_bytes("GET", target, &all, b""))
-            .unwrap_or_else(|e| panic!("GET {target}: {e}"))
-    }
-
-    fn get_uwsgi(&self, target: &str, extra: &[(&str, &str)]) -> Response {
-        let stream = wait_for_connect(self.uwsgi, START_TIMEOUT).unwrap();
-        uwsgi_request(stream, &cgi_vars("GET", target, None, extra), b"")
-            .unwrap_or_else(|e| panic!("uwsgi GET {target}: {e}"))
-    }
+    Site::start(dir, ini)
 }
 
 /// The app's `/env` dump as JSON.

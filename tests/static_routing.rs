@@ -9,7 +9,6 @@
 mod common;
 
 use std::io::Read;
-use std::net::SocketAddr;
 
 use common::*;
 
@@ -17,13 +16,6 @@ use common::*;
 const ALICE: &str = "Basic YWxpY2U6d29uZGVybGFuZA==";
 const CSS: &str = "body { color: #123456 }\n";
 const SECRET: &str = "not for the public\n";
-
-struct Site {
-    dir: TempDir,
-    kaiser: Kaiser,
-    http: SocketAddr,
-    uwsgi: SocketAddr,
-}
 
 /// A `static-map` of `www/` with routes for it in `lines` (`{www}`: the root).
 fn start(label: &str, lines: &str) -> Site {
@@ -42,34 +34,7 @@ fn start(label: &str, lines: &str) -> Site {
             .replace("{www}", &www)
             .replace("{dir}", &dir.path().display().to_string()),
     );
-    let ini_path = dir.write("app.ini", ini);
-    let ini_arg = ini_path.display().to_string();
-    let (kaiser, http) = start_http(&["--socket", "127.0.0.1:0", "--ini", &ini_arg]);
-    let uwsgi = kaiser
-        .wait_for_addr("protocol=\"uwsgi\"", START_TIMEOUT)
-        .unwrap();
-    Site {
-        dir,
-        kaiser,
-        http,
-        uwsgi,
-    }
-}
-
-impl Site {
-    fn get(&self, target: &str, headers: &[(&str, &str)]) -> Response {
-        let stream = wait_for_connect(self.http, START_TIMEOUT).unwrap();
-        let mut all = vec![("Connection", "close")];
-        all.extend_from_slice(headers);
-        http_request(stream, &request_bytes("GET", target, &all, b""))
-            .unwrap_or_else(|e| panic!("GET {target}: {e}\n{}", self.kaiser.logs()))
-    }
-
-    fn get_uwsgi(&self, target: &str, extra: &[(&str, &str)]) -> Response {
-        let stream = wait_for_connect(self.uwsgi, START_TIMEOUT).unwrap();
-        uwsgi_request(stream, &cgi_vars("GET", target, None, extra), b"")
-            .unwrap_or_else(|e| panic!("uwsgi GET {target}: {e}\n{}", self.kaiser.logs()))
-    }
+    Site::start(dir, ini)
 }
 
 const ROUTES: &str = r#"route = ^/static/private/ basicauth:kaiser,alice:wonderland

@@ -59,3 +59,47 @@ pub fn read_rest(mut stream: TcpStream) -> String {
     let _ = stream.read_to_end(&mut rest);
     String::from_utf8_lossy(&rest).into_owned()
 }
+
+/// An instance started from an INI file, listening both for HTTP and for the uwsgi protocol
+/// (the routing tests ask each route both ways).
+pub struct Site {
+    pub dir: super::TempDir,
+    pub kaiser: Kaiser,
+    pub http: SocketAddr,
+    pub uwsgi: SocketAddr,
+}
+
+impl Site {
+    /// Writes `ini` as `app.ini` in `dir` and starts kaiser on it with an HTTP socket and a
+    /// uwsgi one, both on free ports.
+    pub fn start(dir: super::TempDir, ini: String) -> Site {
+        let ini_path = dir.write("app.ini", ini);
+        let ini_arg = ini_path.display().to_string();
+        let (kaiser, http) = start_http(&["--socket", "127.0.0.1:0", "--ini", &ini_arg]);
+        let uwsgi = kaiser
+            .wait_for_addr("protocol=\"uwsgi\"", START_TIMEOUT)
+            .unwrap();
+        Site {
+            dir,
+            kaiser,
+            http,
+            uwsgi,
+        }
+    }
+
+    /// `GET target` over HTTP with `headers` (and `Connection: close`).
+    pub fn get(&self, target: &str, headers: &[(&str, &str)]) -> super::Response {
+        let stream = wait_for_connect(self.http, START_TIMEOUT).unwrap();
+        let mut all = vec![("Connection", "close")];
+        all.extend_from_slice(headers);
+        super::http_request(stream, &request_bytes("GET", target, &all, b""))
+            .unwrap_or_else(|e| panic!("GET {target}: {e}\n{}", self.kaiser.logs()))
+    }
+
+    /// `GET target` over the uwsgi protocol, with `extra` CGI variables.
+    pub fn get_uwsgi(&self, target: &str, extra: &[(&str, &str)]) -> super::Response {
+        let stream = wait_for_connect(self.uwsgi, START_TIMEOUT).unwrap();
+        super::uwsgi_request(stream, &super::cgi_vars("GET", target, None, extra), b"")
+            .unwrap_or_else(|e| panic!("uwsgi GET {target}: {e}\n{}", self.kaiser.logs()))
+    }
+}
