@@ -5,6 +5,8 @@
 # path on a busy machine. This VM has no hardware counters (`perf stat -e instructions` says
 # "not supported"), hence valgrind.
 #   bench/request_cost/callgrind.sh [BINARY] [hello|flask]
+# KAISER_ARGS adds options to kaiser's command line, e.g. KAISER_ARGS=--py-hosted (valgrind
+# follows the hosted master's exec into python3).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$(realpath "${1:-$ROOT/target/release/kaiser}")
@@ -18,9 +20,10 @@ worker_ir() {  # N -> the worker's instruction total after N requests
     local n=$1 out=$SCRATCH/$1 port leader best=0 ir
     mkdir -p "$out"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    (cd "$(dirname "$F")" && exec setsid valgrind --tool=callgrind --callgrind-out-file="$out/cg.%p" \
+    (cd "$(dirname "$F")" && exec setsid valgrind --tool=callgrind --trace-children=yes \
+        --callgrind-out-file="$out/cg.%p" \
         "$BIN" --http-socket "127.0.0.1:$port" --wsgi-file "$F" --master --processes 1 --threads 1 \
-        --home "$VENV" --disable-logging >"$out/log" 2>&1) &
+        --home "$VENV" --disable-logging ${KAISER_ARGS:-} >"$out/log" 2>&1) &
     leader=$!
     python3 "$(dirname "$0")/syscalls.py" --wait "$port" "$P" 60
     python3 "$(dirname "$0")/syscalls.py" --send "$port" "$P" "$n"

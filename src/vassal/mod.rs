@@ -20,6 +20,7 @@ mod daemons;
 pub(crate) mod fastrouter;
 mod fifo;
 mod harakiri;
+pub mod hosting;
 mod idle;
 mod master;
 pub mod process_setup;
