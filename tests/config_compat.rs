@@ -16,8 +16,6 @@ fn print_config(args: &[&str], env: &[(&str, &str)]) -> String {
     let mut full = vec!["--print-config"];
     full.extend_from_slice(args);
     let mut kaiser = Kaiser::spawn_with(&full, |command| {
-        // The suite's embedded pass (`scripts/test`) sets it, and it would show here.
-        command.env_remove("UWSGI_PY_HOSTED");
         for (name, value) in env {
             command.env(name, value);
         }

@@ -17,8 +17,6 @@ const EXIT: Duration = Duration::from_secs(20);
 fn print_config(ini: &std::path::Path, env: &[(&str, &str)]) -> String {
     let ini = ini.display().to_string();
     let mut kaiser = Kaiser::spawn_with(&["--print-config", "--ini", &ini], |command| {
-        // The suite's embedded pass (`scripts/test`) sets it, and it would show here.
-        command.env_remove("UWSGI_PY_HOSTED");
         for (name, value) in env {
             command.env(name, value);
         }

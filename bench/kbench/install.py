@@ -82,10 +82,8 @@ def peers_venv(repo_root):
 
 
 def build_kaiser(repo_root):
-    say("building kaiser (cargo build --release, scripts/build-hosted --release)")
+    say("building kaiser (cargo build --release)")
     _run(["cargo", "build", "--release", "--quiet", "--bin", "kaiser"], cwd=repo_root)
-    # The extension a master runs inside python3 with (`py-hosted`, on where it can be).
-    _run([os.path.join(repo_root, "scripts", "build-hosted"), "--release"], cwd=repo_root)
     return os.path.join(repo_root, "target", "release", "kaiser")
 
 

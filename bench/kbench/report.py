@@ -387,14 +387,9 @@ def markdown(results, plan, workloads, version_table):
 
 def _kaiser_version(tools):
     built_here = os.path.join(tools.repo_root, "target", "release", "kaiser")
-    # Whether its masters run inside python3 (`py-hosted`, on where the library is found).
-    library = os.path.join(os.path.dirname(tools.kaiser), "libkaiser.so")
-    python = ("masters hosted in python3" if os.path.exists(library)
-              else "masters on the embedded libpython (no libkaiser.so beside the binary)")
     if os.path.realpath(tools.kaiser) == os.path.realpath(built_here):
-        commit = _output(["git", "-C", tools.repo_root, "describe", "--always", "--dirty", "--abbrev=12"])
-        return f"{commit}, {python}"
-    return f"{tools.kaiser} (given with --kaiser), {_output([tools.kaiser, '--version'])}, {python}"
+        return _output(["git", "-C", tools.repo_root, "describe", "--always", "--dirty", "--abbrev=12"])
+    return f"{tools.kaiser} (given with --kaiser), {_output([tools.kaiser, '--version'])}"
 
 
 def write(markdown_text, results_dir, plan_name, host):

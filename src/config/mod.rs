@@ -224,9 +224,6 @@ pub struct Config {
     pub print: Vec<String>,
     /// `no-site`: start Python without importing `site` (`python -S`).
     pub no_site: bool,
-    /// `py-hosted`: the master runs inside `python3` (`python/hosted.rs`). Unset: where it
-    /// can, silently; `true`: where it can, saying why when it cannot; `false`: never.
-    pub py_hosted: Option<bool>,
     /// `limit-post-default`: the cap on chunked and post-buffered bodies when `limit_post`
     /// is 0 (0: none).
     pub limit_post_default: u64,
@@ -452,7 +449,6 @@ impl Default for Config {
             max_fd: 0,
             print: Vec::new(),
             no_site: false,
-            py_hosted: None,
             limit_post_default: 1 << 30,
             socket_timeout: Duration::from_secs(4),
             transfer_timeout: Duration::from_secs(60),

@@ -296,7 +296,6 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
     opt("paste-logger", Bool, Application, "with `paste`: configure Python logging from the paste file (`logging.config.fileConfig`)").default("false"),
     opt("ini-paste", Load, Loading, "load this INI file's `[uwsgi]` section and its app with paste.deploy (`ini` + `paste = config:FILE`)").aliases(&["ini-paste-logged"]),
     opt("pyargv", Text, Application, "`sys.argv[1:]`, split on spaces (`sys.argv[0]` is `uwsgi`, or `py-programname`)"),
-    opt("py-hosted", Bool, Application, "run the master inside the venv's own `python3` (kaiser loaded as an extension module, as uWSGI's pyuwsgi is) rather than on the libpython linked into kaiser: the same Python, but Debian's link-time-optimised build of it, about 5% fewer instructions for Python code. Done where it can be (`libkaiser.so` beside the binary or in `../lib/kaiser/`, an app preloaded in the master, a venv of the Python kaiser was built with, no `uid`/`gid`/`chroot`/`unshare`); `true` also logs why when it cannot, `false` never hosts").default("where it can"),
     opt("no-site", Bool, Application, "start Python without importing `site` (`python -S`): no site-packages on `sys.path` unless `pythonpath` adds them").default("false"),
     opt("optimize", Int, Application, "Python's optimisation level, as `python -O` (1) or `-OO` (2)").short('O').default("0"),
     opt("py-tracebacker", Path, Application, "each worker answers a connection to the unix socket `PATH<worker id>` with its threads' Python stacks (uWSGI's format; read it with `nc -U`)"),

@@ -224,9 +224,6 @@ pub(crate) fn render(config: &Config) -> String {
             line(name, "true");
         }
     }
-    if let Some(hosted) = config.py_hosted {
-        line("py-hosted", if hosted { "true" } else { "false" });
-    }
     if log.slow_ms != 0 {
         line("log-slow", &log.slow_ms.to_string());
     }

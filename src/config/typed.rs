@@ -334,7 +334,6 @@ fn apply(config: &mut Config, spec: &OptionSpec, value: &str) -> Result<(), Stri
         "max-fd" => config.max_fd = number(v)?,
         "print" => config.print.push(v.to_string()),
         "no-site" => config.no_site = uwsgi_bool(v),
-        "py-hosted" => config.py_hosted = Some(uwsgi_bool(v)),
         "limit-post-default" => config.limit_post_default = number(v)?,
         "transfer-timeout" => config.transfer_timeout = seconds(v)?,
         "transfer-min-rate" => config.transfer_min_rate = number(v)?,

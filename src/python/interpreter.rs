@@ -2,7 +2,6 @@
 
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -12,7 +11,7 @@ use crate::sys::fork::{ForkError, Forked};
 /// The Python kaiser was built against (see `.cargo/config.toml`): `sys.executable` when no
 /// venv is configured, so `multiprocessing` and `subprocess.run([sys.executable, …])` start
 /// Python, never kaiser.
-pub const BUILD_PYTHON: &str = env!("PYO3_PYTHON");
+const BUILD_PYTHON: &str = env!("PYO3_PYTHON");
 
 #[derive(Debug, Clone, Default)]
 pub struct InterpreterOptions {
@@ -100,110 +99,11 @@ fn status_error(status: ffi::PyStatus) -> Option<String> {
 /// `site` adds its site-packages. Setting PYTHONHOME to a venv (uWSGI's approach) breaks
 /// the standard library lookup for venvs made without copies.
 pub fn initialize(options: &InterpreterOptions) -> Result<(), InitPythonError> {
-    if CONFIGURED.load(Ordering::Acquire) {
+    // SAFETY: Py_IsInitialized may be called at any time.
+    if unsafe { ffi::Py_IsInitialized() } != 0 {
         // Already done before a `chroot` (see `vassal/process_setup.rs`).
         return Ok(());
     }
-    if !super::hosted::is_hosted() {
-        let (executable, python_home) = python_for(options)?;
-        start_embedded(options, &executable, python_home.as_deref())?;
-    }
-    // pyo3 keeps its own "initialised" flag; this is a no-op for the interpreter itself.
-    Python::initialize();
-    if super::hosted::is_hosted() {
-        sync_os_environ().map_err(|e| {
-            Python::attach(|py| {
-                InitPythonError::SysPath(crate::python::app::format_exception(py, &e))
-            })
-        })?;
-    }
-
-    Python::attach(|py| -> PyResult<()> {
-        let sys = py.import("sys")?;
-        let path = sys.getattr("path")?;
-        // uWSGI puts the current directory first on sys.path, so `module = app` finds
-        // `./app.py` after `chdir`.
-        path.call_method1("insert", (0, ""))?;
-        // What loading a `wsgi-file` needs, imported while the standard library is in reach:
-        // after a `chroot` it usually is not.
-        py.import("importlib.util")?;
-        for (index, entry) in options.pythonpath.iter().enumerate() {
-            path.call_method1("insert", (index, entry.to_string_lossy().into_owned()))?;
-        }
-        if let Some(executable) = &options.executable {
-            sys.setattr("executable", executable.to_string_lossy().into_owned())?;
-        }
-        if options.argv.is_some() || options.program_name.is_some() {
-            // uWSGI's `sys.argv`: its program name (`uwsgi` by default), then `pyargv`.
-            let mut argv = vec![options
-                .program_name
-                .clone()
-                .unwrap_or_else(|| "uwsgi".to_string())];
-            argv.extend(
-                options
-                    .argv
-                    .iter()
-                    .flat_map(|args| args.split(' '))
-                    .filter(|arg| !arg.is_empty())
-                    .map(str::to_string),
-            );
-            sys.setattr("argv", argv)?;
-        }
-        Ok(())
-    })
-    .map_err(|e| {
-        Python::attach(|py| InitPythonError::SysPath(crate::python::app::format_exception(py, &e)))
-    })?;
-    CONFIGURED.store(true, Ordering::Release);
-    Ok(())
-}
-
-/// Hosted, Python read the environment when `python3` started, before kaiser applied `env`,
-/// `unenv` and what hooks set; embedded, it reads it here. Brings `os.environ` (and
-/// `os.environb`, which shares its data) to what the process environment is now. Setting a
-/// variable to the value it has, or removing one that is gone, changes nothing in the process.
-fn sync_os_environ() -> PyResult<()> {
-    use std::os::unix::ffi::OsStringExt;
-    Python::attach(|py| {
-        let environb = py.import("os")?.getattr("environb")?;
-        let now = pyo3::types::PyDict::new(py);
-        for (key, value) in std::env::vars_os() {
-            now.set_item(
-                pyo3::types::PyBytes::new(py, &key.into_vec()),
-                pyo3::types::PyBytes::new(py, &value.into_vec()),
-            )?;
-        }
-        for key in environb
-            .call_method0("keys")?
-            .try_iter()?
-            .collect::<PyResult<Vec<_>>>()?
-        {
-            if !now.contains(&key)? {
-                environb.del_item(&key)?;
-            }
-        }
-        for (key, value) in now.iter() {
-            let same = match environb.get_item(&key) {
-                Ok(old) => old.eq(&value)?,
-                Err(_) => false,
-            };
-            if !same {
-                environb.set_item(&key, &value)?;
-            }
-        }
-        Ok(())
-    })
-}
-
-/// Set once the interpreter is initialised and `sys` is set up as the options ask.
-static CONFIGURED: AtomicBool = AtomicBool::new(false);
-
-/// The Python executable a config runs (a venv's `bin/python`, or the Python kaiser was
-/// built against) and the PYTHONHOME to give it (a `home` that is not a venv), checked: the
-/// `home` exists, and a venv was made with the embedded Python's version.
-pub fn python_for(
-    options: &InterpreterOptions,
-) -> Result<(PathBuf, Option<PathBuf>), InitPythonError> {
     let embedded = embedded_version();
     let mut executable = PathBuf::from(BUILD_PYTHON);
     let mut python_home: Option<PathBuf> = None;
@@ -227,16 +127,6 @@ pub fn python_for(
         }
     }
 
-    Ok((executable, python_home))
-}
-
-/// `Py_InitializeFromConfig` for the libpython linked into kaiser, without Python's signal
-/// handlers, then the GIL released so any thread can attach.
-fn start_embedded(
-    options: &InterpreterOptions,
-    executable: &Path,
-    python_home: Option<&Path>,
-) -> Result<(), InitPythonError> {
     // SAFETY: PyConfig is a C struct that PyConfig_InitPythonConfig fully initialises before
     // any field is read; strings are set through the API, which copies them; the config is
     // cleared after use. This runs once, on the main thread, before any other Python call.
@@ -289,7 +179,45 @@ fn start_embedded(
         // Release the GIL taken by initialisation; pyo3's `attach` re-acquires it.
         ffi::PyEval_SaveThread();
     }
-    Ok(())
+    // pyo3 keeps its own "initialised" flag; this is a no-op for the interpreter itself.
+    Python::initialize();
+
+    Python::attach(|py| -> PyResult<()> {
+        let sys = py.import("sys")?;
+        let path = sys.getattr("path")?;
+        // uWSGI puts the current directory first on sys.path, so `module = app` finds
+        // `./app.py` after `chdir`.
+        path.call_method1("insert", (0, ""))?;
+        // What loading a `wsgi-file` needs, imported while the standard library is in reach:
+        // after a `chroot` it usually is not.
+        py.import("importlib.util")?;
+        for (index, entry) in options.pythonpath.iter().enumerate() {
+            path.call_method1("insert", (index, entry.to_string_lossy().into_owned()))?;
+        }
+        if let Some(executable) = &options.executable {
+            sys.setattr("executable", executable.to_string_lossy().into_owned())?;
+        }
+        if options.argv.is_some() || options.program_name.is_some() {
+            // uWSGI's `sys.argv`: its program name (`uwsgi` by default), then `pyargv`.
+            let mut argv = vec![options
+                .program_name
+                .clone()
+                .unwrap_or_else(|| "uwsgi".to_string())];
+            argv.extend(
+                options
+                    .argv
+                    .iter()
+                    .flat_map(|args| args.split(' '))
+                    .filter(|arg| !arg.is_empty())
+                    .map(str::to_string),
+            );
+            sys.setattr("argv", argv)?;
+        }
+        Ok(())
+    })
+    .map_err(|e| {
+        Python::attach(|py| InitPythonError::SysPath(crate::python::app::format_exception(py, &e)))
+    })
 }
 
 /// Forks with the interpreter in a consistent state: `PyOS_BeforeFork` takes Python's

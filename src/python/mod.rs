@@ -7,7 +7,6 @@
 
 mod app;
 mod cache;
-pub mod hosted;
 mod interpreter;
 mod loaders;
 mod locks;
@@ -24,11 +23,9 @@ mod wsgi;
 
 pub use app::{load_app, App, AppSpec, LoadAppError};
 pub use cache::{cache_stats, create_caches, sweep_caches};
-pub use interpreter::BUILD_PYTHON;
 pub use interpreter::{
-    fork, freeze_heap, initialize, prepare_request_thread, python_for, run_exit_handlers,
-    run_signal_handlers, set_signal_wakeup_fd, with_thread_state, InitPythonError,
-    InterpreterOptions,
+    fork, freeze_heap, initialize, prepare_request_thread, run_exit_handlers, run_signal_handlers,
+    set_signal_wakeup_fd, with_thread_state, InitPythonError, InterpreterOptions,
 };
 pub use locks::create_locks;
 pub use modules::loaded_module_files;

@@ -71,18 +71,6 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// The `kaiser` executable, for re-executing it: `/proc/self/exe`, or in a hosted master (which
-/// runs inside `python3`, see `python/hosted.rs`) the binary that started it.
-pub fn kaiser_binary() -> io::Result<std::path::PathBuf> {
-    match HOSTED_BY.get() {
-        Some(binary) => Ok(binary.clone()),
-        None => std::env::current_exe(),
-    }
-}
-
-/// Set once, by a hosted master's entry: the `kaiser` binary that exec'd `python3`.
-pub static HOSTED_BY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: `buf` is writable for its length.

@@ -20,7 +20,6 @@ mod daemons;
 pub(crate) mod fastrouter;
 mod fifo;
 mod harakiri;
-pub mod hosting;
 mod idle;
 mod master;
 pub mod process_setup;

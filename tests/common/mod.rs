@@ -35,9 +35,7 @@ pub use http::{
 };
 pub use nginx::{uwsgi_params, Nginx};
 pub use notify::NotifyListener;
-pub use paths::{
-    app, apps_dir, hosted_library, kaiser_bin, nginx_bin, repo_root, venv, venv_python,
-};
+pub use paths::{app, apps_dir, kaiser_bin, nginx_bin, repo_root, venv, venv_python};
 pub use process::{strip_ansi, Kaiser, LoggedProcess};
 pub use start::{in_flight, read_rest, start_http, start_http_with, Site};
 pub use tempdir::TempDir;

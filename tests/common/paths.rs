@@ -8,29 +8,6 @@ pub fn kaiser_bin() -> &'static str {
     env!("CARGO_BIN_EXE_kaiser")
 }
 
-/// The `py-hosted` extension module beside the binary under test (`target/debug/libkaiser.so`),
-/// built or brought up to date by `scripts/build-hosted` the first time a test process asks.
-pub fn hosted_library() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let script = repo_root().join("scripts").join("build-hosted");
-            let status = std::process::Command::new(&script)
-                .current_dir(repo_root())
-                .status()
-                .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-            assert!(status.success(), "{} failed: {status}", script.display());
-            let library = Path::new(kaiser_bin()).with_file_name("libkaiser.so");
-            assert!(
-                library.is_file(),
-                "scripts/build-hosted left no {}",
-                library.display()
-            );
-            library
-        })
-        .clone()
-}
-
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -55,7 +55,7 @@ impl Master<'_> {
         let kind = if brutal { "brutal" } else { "graceful" };
         tracing::info!("{kind} reload: checking the new configuration");
         let _ = self.notifier.notify("RELOADING=1\nSTATUS=reloading");
-        let exe = crate::sys::process::kaiser_binary()?;
+        let exe = std::env::current_exe()?;
         let mut command = std::process::Command::new(exe);
         command
             .args(&self.args)
@@ -110,7 +110,7 @@ impl Master<'_> {
     }
 
     pub(super) fn reexec(&mut self) -> std::io::Error {
-        let exe = match crate::sys::process::kaiser_binary() {
+        let exe = match std::env::current_exe() {
             Ok(exe) => exe,
             Err(e) => return e,
         };
