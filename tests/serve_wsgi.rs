@@ -488,3 +488,24 @@ fn request_thread_in_poll(pid: u64) -> bool {
             && syscall.split(' ').next() == Some("7")
     })
 }
+
+#[test]
+fn iteration_stops_once_the_declared_content_length_is_sent_but_a_generator_runs_to_its_end() {
+    let (kaiser, addr) = start(&["--wsgi-file", "tests/apps/complete_iterables.py"]);
+    // PEP 3333: "the server should ... stop iterating over the response when enough data has
+    // been sent", and close() is still called.
+    let response = http_get(addr, "/object").unwrap();
+    assert_eq!((response.status, response.text().as_str()), (200, "hello"));
+    kaiser
+        .wait_for_log("object closed", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A generator is iterated to its end, as uWSGI does: code after its last `yield` runs.
+    let response = http_get(addr, "/generator").unwrap();
+    assert_eq!((response.status, response.text().as_str()), (200, "hello"));
+    kaiser
+        .wait_for_log("after the last yield", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let logs = kaiser.logs();
+    assert!(!logs.contains("asked for more"), "{logs}");
+    assert!(!logs.contains("generator closed early"), "{logs}");
+}

@@ -214,6 +214,16 @@ pub(super) fn send_result(
     if let Ok(tuple) = result.cast_exact::<PyTuple>() {
         return send_sequence(py, state, tuple.len(), |i| tuple.get_item(i));
     }
+    // PEP 3333: "the server should ... stop iterating over the response when enough data
+    // has been sent" (the Content-Length the app declared). Then the last chunk goes out with
+    // the head as one whole response, and no `next()` is spent to find the end (for Flask's
+    // `ClosingIterator`, a Python call that raises StopIteration). Not for a generator: code
+    // after its last `yield` would not run (closing it raises GeneratorExit there), and an
+    // app written for uWSGI, which always iterates to the end, may rely on it.
+    // SAFETY: PyGen_Check only reads the type of an object the caller holds a reference to.
+    let stop_when_complete = unsafe { pyo3::ffi::PyGen_Check(result.as_ptr()) } == 0;
+    let mut declared: Option<Option<u64>> = None;
+    let mut sent: u64 = 0;
     let iterator = result.try_iter().map_err(SendError::App)?;
     for item in iterator {
         let item = item.map_err(SendError::App)?;
@@ -225,9 +235,28 @@ pub(super) fn send_result(
         if data.is_empty() {
             continue;
         }
+        if stop_when_complete {
+            sent += data.len() as u64;
+            let declared = *declared.get_or_insert_with(|| declared_length(state));
+            if declared == Some(sent) {
+                return respond(py, state, data, true, None);
+            }
+        }
         respond(py, state, data, false, None)?;
     }
     respond(py, state, b"", true, None)
+}
+
+/// The Content-Length among the headers `start_response` gave, before the head is sent.
+fn declared_length(state: &Shared) -> Option<u64> {
+    let st = lock(state);
+    if st.head_sent {
+        return None;
+    }
+    st.headers[..st.header_count]
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(b"content-length"))
+        .and_then(|(_, value)| std::str::from_utf8(value).ok()?.trim().parse().ok())
 }
 
 /// The items of a list or tuple, all bytes, with their total length as Content-Length.
