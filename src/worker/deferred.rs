@@ -12,8 +12,14 @@
 //! hello world 157k → 166k requests a second, the kernel's share of a request 2.2 → 1.9 µs.
 //!
 //! What bounds the wait:
-//! - Only responses of requests that took less than [`FAST_REQUEST`] are queued: a slow app
-//!   gains nothing from it, and its clients would wait for their neighbours' app calls.
+//! - A request that ends [`HOLD`] or more after the oldest queued response's request started
+//!   sends the queue, its own response included. A queue of quick responses (hello world,
+//!   a few µs each) goes out at the batch's end; one of responses that take longer (a
+//!   minimal Flask view takes about 90 µs) every few requests, so that no client waits long
+//!   for its neighbours' app calls, while the client still finds several responses per
+//!   wake-up. That wake-up is what batching saves most on: a client asleep on another core
+//!   is woken by an interprocessor interrupt sent from inside the server's `send`, which on
+//!   this VM costs the server's core about 15 µs (`bench/README.md`).
 //! - A response queued before an app call that then runs long is sent by the ticker thread:
 //!   it looks every [`TICK`] while the worker is busy, and sends a queue it saw at its last
 //!   look and that nobody has sent since. No response waits more than two ticks.
@@ -28,13 +34,12 @@
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::sys;
 
-/// A request that took longer than this sends its response (and the queue) at once: a
-/// hello world takes a few µs, a minimal Flask view about 90.
-pub const FAST_REQUEST: Duration = Duration::from_micros(50);
+/// How long a queued response may wait for the requests after it (see the module's doc).
+pub const HOLD: Duration = Duration::from_micros(500);
 
 /// How often the ticker looks at the queue while the worker is busy.
 const TICK: Duration = Duration::from_millis(2);
@@ -58,20 +63,35 @@ pub fn set_current(deferred: Option<std::sync::Arc<Deferred>>) {
     CURRENT.with(|current| *current.borrow_mut() = deferred);
 }
 
-/// Queues `bytes` for `fd` on the calling thread's queue; false (and `bytes` untouched)
-/// when the thread has none. `unblock` is called before waiting for the queue (see
-/// [`Deferred::queue`]).
-pub fn queue_current(fd: RawFd, bytes: &mut Vec<u8>, unblock: &mut dyn FnMut()) -> bool {
+/// Queues `bytes` for `fd` on the calling thread's queue, for the request that started at
+/// `started`; false (and `bytes` untouched) when the thread has none. `unblock` is called
+/// before waiting for the queue (see [`Deferred::queue`]).
+pub fn queue_current(
+    fd: RawFd,
+    bytes: &mut Vec<u8>,
+    started: Instant,
+    unblock: &mut dyn FnMut(),
+) -> bool {
     CURRENT.with(|current| match current.borrow().as_deref() {
         Some(deferred) => {
-            deferred.queue(fd, bytes, unblock);
+            deferred.queue(fd, bytes, started, unblock);
             true
         }
         None => false,
     })
 }
 
-/// Sends the calling thread's queue now (a request that was not fast: see [`FAST_REQUEST`]).
+/// At the end of a request (`ended`): sends the calling thread's queue if its oldest
+/// response's request started [`HOLD`] or more before.
+pub fn request_ended(ended: Instant) {
+    let _ = CURRENT.try_with(|current| {
+        if let Some(deferred) = current.borrow().as_deref() {
+            deferred.flush_if_held_since(ended);
+        }
+    });
+}
+
+/// Sends the calling thread's queue now.
 pub fn flush_current() {
     // `try_with`: a connection may be dropped while the thread's locals are being destroyed
     // (nothing is queued on such a thread: only request threads queue, and they flush as
@@ -97,6 +117,8 @@ pub struct Deferred {
 #[derive(Default)]
 struct State {
     queue: Vec<(RawFd, Vec<u8>)>,
+    /// When the request of the queue's first response started.
+    oldest: Option<Instant>,
     spares: Vec<Vec<u8>>,
     /// Counts the flushes: the ticker sends only a queue that was there at its last look
     /// and that no flush emptied since.
@@ -122,7 +144,13 @@ impl Deferred {
     /// empty buffer to reuse. The ticker may hold the queue while it waits for a client that
     /// reads slowly: then `unblock` is called first (the app's caller lets the GIL go, as it
     /// does before any wait for a client).
-    pub fn queue(&self, fd: RawFd, bytes: &mut Vec<u8>, unblock: &mut dyn FnMut()) {
+    pub fn queue(
+        &self,
+        fd: RawFd,
+        bytes: &mut Vec<u8>,
+        started: Instant,
+        unblock: &mut dyn FnMut(),
+    ) {
         let mut state = match self.state.try_lock() {
             Ok(state) => state,
             Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
@@ -133,10 +161,24 @@ impl Deferred {
         };
         let spare = state.spares.pop().unwrap_or_default();
         state.queue.push((fd, std::mem::replace(bytes, spare)));
+        state.oldest.get_or_insert(started);
         self.pending.store(true, Ordering::Release);
         if state.ticker_idle {
             state.ticker_idle = false;
             self.wake.notify_one();
+        }
+    }
+
+    /// Sends the queue if its first response's request started [`HOLD`] or more before `now`.
+    pub fn flush_if_held_since(&self, now: Instant) {
+        if self.pending.load(Ordering::Acquire) {
+            let mut state = self.lock();
+            if state
+                .oldest
+                .is_some_and(|oldest| now.saturating_duration_since(oldest) >= HOLD)
+            {
+                self.send_all(&mut state);
+            }
         }
     }
 
@@ -163,6 +205,7 @@ impl Deferred {
             }
         }
         state.queue = queue;
+        state.oldest = None;
         state.flushes += 1;
         self.pending.store(false, Ordering::Release);
     }
@@ -235,7 +278,7 @@ mod tests {
         let (server, mut client) = pair();
         for part in [&b"first "[..], b"second"] {
             let mut bytes = part.to_vec();
-            deferred.queue(server.as_raw_fd(), &mut bytes, &mut || {});
+            deferred.queue(server.as_raw_fd(), &mut bytes, Instant::now(), &mut || {});
             assert!(bytes.is_empty());
         }
         deferred.flush();
@@ -244,6 +287,43 @@ mod tests {
         assert_eq!(&got, b"first second");
         assert_eq!(deferred.lock().spares.len(), 2);
         assert!(!deferred.pending.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn a_queue_is_held_until_its_oldest_request_started_hold_ago() {
+        let deferred = Deferred::new(Duration::from_secs(1));
+        let (server, mut client) = pair();
+        client.set_nonblocking(true).unwrap();
+        let started = Instant::now();
+        deferred.queue(
+            server.as_raw_fd(),
+            &mut b"first".to_vec(),
+            started,
+            &mut || {},
+        );
+        let later = started + HOLD / 2;
+        deferred.queue(
+            server.as_raw_fd(),
+            &mut b"second".to_vec(),
+            later,
+            &mut || {},
+        );
+        deferred.flush_if_held_since(started + HOLD - Duration::from_micros(1));
+        let mut got = [0u8; 16];
+        assert_eq!(
+            client.read(&mut got).map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::WouldBlock),
+            "sent before the oldest request started HOLD ago"
+        );
+        deferred.flush_if_held_since(started + HOLD);
+        client.set_nonblocking(false).unwrap();
+        let mut got = [0u8; 11];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"firstsecond");
+        assert!(
+            deferred.lock().oldest.is_none(),
+            "a sent queue has no oldest"
+        );
     }
 
     #[test]
@@ -259,7 +339,12 @@ mod tests {
         }
         let (server, mut client) = pair();
         let queued = Instant::now();
-        deferred.queue(server.as_raw_fd(), &mut b"late".to_vec(), &mut || {});
+        deferred.queue(
+            server.as_raw_fd(),
+            &mut b"late".to_vec(),
+            queued,
+            &mut || {},
+        );
         // Nobody flushes: the request thread would be inside the app.
         let mut got = [0u8; 4];
         client.read_exact(&mut got).unwrap();
@@ -274,9 +359,12 @@ mod tests {
         let deferred = Arc::new(Deferred::new(Duration::from_secs(1)));
         let (server, _client) = pair();
         let mut unblocked = false;
-        deferred.queue(server.as_raw_fd(), &mut b"free".to_vec(), &mut || {
-            unblocked = true
-        });
+        deferred.queue(
+            server.as_raw_fd(),
+            &mut b"free".to_vec(),
+            Instant::now(),
+            &mut || unblocked = true,
+        );
         assert!(!unblocked, "an uncontended queue must not let the GIL go");
         // The ticker holds the queue (as while it waits on a slow client) until the queueing
         // thread lets the GIL go; were it never to, the holder gives up after a while and the
@@ -290,10 +378,15 @@ mod tests {
         });
         locked.1.recv().unwrap();
         let release = release.0;
-        deferred.queue(server.as_raw_fd(), &mut b"busy".to_vec(), &mut || {
-            unblocked = true;
-            let _ = release.send(());
-        });
+        deferred.queue(
+            server.as_raw_fd(),
+            &mut b"busy".to_vec(),
+            Instant::now(),
+            &mut || {
+                unblocked = true;
+                let _ = release.send(());
+            },
+        );
         assert!(
             unblocked,
             "waiting for the queue without letting the GIL go"
@@ -310,6 +403,7 @@ mod tests {
         deferred.queue(
             server.as_raw_fd(),
             &mut b"nobody reads".to_vec(),
+            Instant::now(),
             &mut || {},
         );
         deferred.flush();

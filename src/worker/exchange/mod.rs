@@ -238,10 +238,8 @@ impl ConnExchange {
     ) -> (Option<Conn>, bool, RequestLog, Instant) {
         let ended = Instant::now();
         self.log.elapsed = ended.saturating_duration_since(self.started);
-        if self.log.elapsed >= super::deferred::FAST_REQUEST {
-            // Not a fast request: its response (and any queued before it) goes out now.
-            super::deferred::flush_current();
-        }
+        // The queue goes out once its oldest response has waited long enough.
+        super::deferred::request_ended(ended);
         self.log.io_error = self.body_failed || self.broken;
         let mut reusable = !outcome.aborted
             && !self.broken

@@ -212,7 +212,12 @@ impl ConnExchange {
                 && self.protocol == Protocol::Http
                 && self.keep_alive_after
                 && self.length_left.is_none_or(|left| left == 0)
-                && crate::worker::deferred::queue_current(self.raw_fd(), &mut self.wbuf, unblock);
+                && crate::worker::deferred::queue_current(
+                    self.raw_fd(),
+                    &mut self.wbuf,
+                    self.started,
+                    unblock,
+                );
             if queued {
                 Ok(())
             } else {
