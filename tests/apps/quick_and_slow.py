@@ -1,6 +1,7 @@
 """Two endpoints for the response-batching test (tests/serve_http.rs): `/sleep?ms=N` logs
-"sleeping N ms" (so a test knows the request thread is inside it) and sleeps N ms, anything else answers at once with the path, as cheaply as a WSGI app can (a request
-shorter than the worker's fast-request threshold has its response queued)."""
+"sleeping N ms" (so a test knows the request thread is inside it) and sleeps N ms; anything
+else answers at once with the path, as cheaply as a WSGI app can (its response is queued and
+goes out with the batch's others)."""
 import sys
 import time
 
