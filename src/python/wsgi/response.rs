@@ -247,16 +247,19 @@ pub(super) fn send_result(
     respond(py, state, b"", true, None)
 }
 
-/// The Content-Length among the headers `start_response` gave, before the head is sent.
+/// The Content-Length among the headers `start_response` gave, before the head is sent, read
+/// as the worker reads it for the wire; none when it is invalid (the worker answers 500).
 fn declared_length(state: &Shared) -> Option<u64> {
     let st = lock(state);
     if st.head_sent {
         return None;
     }
-    st.headers[..st.header_count]
+    let headers = st.headers[..st.header_count]
         .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(b"content-length"))
-        .and_then(|(_, value)| std::str::from_utf8(value).ok()?.trim().parse().ok())
+        .map(|(name, value)| (name.as_slice(), value.as_slice()));
+    crate::protocol::response::content_length(headers)
+        .ok()
+        .flatten()
 }
 
 /// The items of a list or tuple, all bytes, with their total length as Content-Length.
