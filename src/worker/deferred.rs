@@ -272,6 +272,11 @@ mod tests {
         (a, b)
     }
 
+    /// Queues `bytes` for `server`, from a thread that needs no GIL let go.
+    fn put(deferred: &Deferred, server: &UnixStream, bytes: &[u8], started: Instant) {
+        deferred.queue(server.as_raw_fd(), &mut bytes.to_vec(), started, &mut || {});
+    }
+
     #[test]
     fn a_flush_sends_every_queued_response_in_order_and_reuses_the_buffers() {
         let deferred = Deferred::new(Duration::from_secs(1));
@@ -295,19 +300,9 @@ mod tests {
         let (server, mut client) = pair();
         client.set_nonblocking(true).unwrap();
         let started = Instant::now();
-        deferred.queue(
-            server.as_raw_fd(),
-            &mut b"first".to_vec(),
-            started,
-            &mut || {},
-        );
+        put(&deferred, &server, b"first", started);
         let later = started + HOLD / 2;
-        deferred.queue(
-            server.as_raw_fd(),
-            &mut b"second".to_vec(),
-            later,
-            &mut || {},
-        );
+        put(&deferred, &server, b"second", later);
         deferred.flush_if_held_since(started + HOLD - Duration::from_micros(1));
         let mut got = [0u8; 16];
         assert_eq!(
@@ -339,12 +334,7 @@ mod tests {
         }
         let (server, mut client) = pair();
         let queued = Instant::now();
-        deferred.queue(
-            server.as_raw_fd(),
-            &mut b"late".to_vec(),
-            queued,
-            &mut || {},
-        );
+        put(&deferred, &server, b"late", queued);
         // Nobody flushes: the request thread would be inside the app.
         let mut got = [0u8; 4];
         client.read_exact(&mut got).unwrap();
@@ -400,12 +390,7 @@ mod tests {
         let deferred = Deferred::new(Duration::from_secs(1));
         let (server, client) = pair();
         drop(client);
-        deferred.queue(
-            server.as_raw_fd(),
-            &mut b"nobody reads".to_vec(),
-            Instant::now(),
-            &mut || {},
-        );
+        put(&deferred, &server, b"nobody reads", Instant::now());
         deferred.flush();
         // Shut down for reading too: the request thread's next read sees the end.
         let mut rest = Vec::new();
