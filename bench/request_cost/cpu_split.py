@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """CPU time per request, split into user, system (kernel) and softirq time, of kaiser and a
-peer side by side: each server pinned to CPU 0 (2 workers x 1 thread; nginx in front of it
+peer side by side: each server pinned to CPU 0 (2 workers x 1 thread, or `--threads`; nginx in front of it
 on the same core with `--front nginx`), wrk on CPU 1 (2 threads, 64 keep-alive
 connections). Three views of one measured run:
 
@@ -17,7 +17,8 @@ server's own code (user), its system calls (system) or the network stack's deliv
 (softirq), which req/s alone cannot.
 
   bench/request_cost/cpu_split.py [--kaiser BIN]... [--app hello|flask] [--front http|nginx]
-                                  [--peer peregrine|uwsgi|none] [--seconds 5] [--rounds 2]
+                                  [--peer peregrine|uwsgi|none] [--threads 1] [--seconds 5]
+                                  [--rounds 2]
 
 The peer defaults to peregrine over HTTP and to uWSGI behind nginx (peregrine speaks no
 uwsgi protocol). Needs wrk, taskset, nginx for `--front nginx`, and the bench venv (VENV=,
@@ -55,8 +56,8 @@ def core_ticks(cpu):
     raise SystemExit(f"no cpu{cpu} in /proc/stat")
 
 
-def measure(name, tools, kind, front, app, path, seconds):
-    deployment = servers.deploy(tools, kind, front, app, 1, 0, name)
+def measure(name, tools, kind, front, app, path, seconds, threads=1):
+    deployment = servers.deploy(tools, kind, front, app, threads, 0, name)
     try:
         wrk = ["taskset", "-c", "1", tools.wrk, "-t2", "-c64", f"http://127.0.0.1:{deployment.port}{path}"]
         subprocess.run([*wrk, "-d1s"], capture_output=True, check=True)  # warm-up
@@ -92,6 +93,7 @@ def main():
                         help="HTTP keep-alive to the server, or nginx uwsgi_pass in front of it")
     parser.add_argument("--peer", choices=["peregrine", "uwsgi", "none"],
                         help="the other server measured (default: peregrine over HTTP, uWSGI behind nginx)")
+    parser.add_argument("--threads", type=int, default=1, help="request threads per worker (2 workers)")
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
@@ -112,7 +114,7 @@ def main():
         for _ in range(args.rounds):
             for name, kind, binary in runs:
                 tools = servers.Tools(ROOT, binary, venv, nginx, "wrk", scratch)
-                results[name].append(measure(name, tools, kind, args.front, app, path, args.seconds))
+                results[name].append(measure(name, tools, kind, args.front, app, path, args.seconds, args.threads))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print("medians:")
