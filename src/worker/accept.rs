@@ -217,6 +217,7 @@ pub(super) fn accept_conn(shared: &Shared, index: usize) -> Option<Conn> {
                 head_deadline: now + shared.settings.socket_timeout,
                 _open: open,
                 proxy_checked: false,
+                queued_at: None,
             })
         }
         Ok(None) => None,

@@ -45,6 +45,10 @@ pub struct Conn {
     pub _open: OpenConn,
     /// `enable-proxy-protocol`: the start was checked for a PROXY header.
     pub proxy_checked: bool,
+    /// Its last response was queued (`deferred.rs`) when the queue had been sent this many
+    /// times: if it still has, the queue goes out before anything else touches the connection
+    /// (another request thread may pick it up next).
+    pub queued_at: Option<u64>,
 }
 
 /// Sends a response queued for the connection (`deferred.rs`) before its fd closes, however

@@ -1,11 +1,13 @@
-//! Responses sent together at the end of a batch of events, in a worker with one request
-//! thread.
+//! Responses sent together at the end of a batch of events.
 //!
-//! The thread takes up to 32 ready connections from one `epoll_wait` and serves them one by
-//! one. A response that is whole in the write buffer (head and body together, the connection
-//! kept alive) is not sent at once but queued here, and the queue goes out when the batch is
-//! over, just before the thread waits again. Sending N responses back to back costs the
-//! kernel less than N sends spaced by N app calls: on loopback each send delivers the segment
+//! A worker's request threads share one queue. A single thread takes up to 32 ready
+//! connections from one `epoll_wait` and serves them one by one; each of several threads takes
+//! one at a time. A response that is whole in the write buffer (head and body together, the
+//! connection kept alive) is not sent at once but queued here, and the queue goes out when the
+//! batch is over, just before the thread waits again: with several threads, when the last
+//! thread still serving goes back to waiting (see "What bounds the wait"). Sending N
+//! responses back to back costs the kernel less than N sends spaced by N app calls: on
+//! loopback each send delivers the segment
 //! into the client's socket and wakes its epoll there and then, and the client's structures
 //! are still in this core's cache for the next send; the client also finds several responses
 //! per wake-up. Measured on the 2-core VM with 64 keep-alive clients (`bench/README.md`):
@@ -20,19 +22,31 @@
 //!   wake-up. That wake-up is what batching saves most on: a client asleep on another core
 //!   is woken by an interprocessor interrupt sent from inside the server's `send`, which on
 //!   this VM costs the server's core about 15 µs (`bench/README.md`).
+//! - With several request threads, a thread that finishes its batch while a sibling is still
+//!   serving leaves the queue to that sibling, as long as it has more to do itself: it looks
+//!   for its next event without waiting, and when there is none it sends the queue before it
+//!   sleeps. So the queue waits only while every thread is busy, that is under load, and
+//!   then the rules above bound it. Measured with two threads, Flask over HTTP
+//!   (`bench/README.md`): 12,644 → 15,073 requests a second.
+//! - Nothing is queued while the worker's typical request (a moving average of the last
+//!   eight or so) takes [`HOLD`] or more: such requests send the queue as they end anyway,
+//!   and an app that waits on a database gains nothing from batching; queueing would only
+//!   keep the ticker below awake.
 //! - A response queued before an app call that then runs long is sent by the ticker thread:
 //!   it looks every [`TICK`] while the worker is busy, and sends a queue it saw at its last
 //!   look and that nobody has sent since. No response waits more than two ticks.
 //! - Anything else that happens to a connection with a queued response (the next pipelined
-//!   request, closing it, a stop) sends the queue first, so bytes on a connection keep
-//!   their order.
+//!   request, on whichever thread; closing it; a stop) sends the queue first, so bytes on a
+//!   connection keep their order: a connection remembers the queue's flush count when its
+//!   response was queued ([`Deferred::queue`]), and [`Deferred::flush_if_still_queued`]
+//!   sends the queue if no flush happened since.
 //!
 //! A queued send that fails shuts the connection down: the thread then sees it closed. The
 //! request's log line was written as if the response went out (it was complete and valid;
 //! only the network failed afterwards).
 
 use std::os::fd::{BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -64,28 +78,31 @@ pub fn set_current(deferred: Option<std::sync::Arc<Deferred>>) {
 }
 
 /// Queues `bytes` for `fd` on the calling thread's queue, for the request that started at
-/// `started`; false (and `bytes` untouched) when the thread has none. `unblock` is called
-/// before waiting for the queue (see [`Deferred::queue`]).
+/// `started`: the queue's flush count then (see [`Deferred::queue`]), or `None` (and `bytes`
+/// untouched) when the thread has no queue, or the worker's requests take [`HOLD`] or more
+/// (see [`Deferred::batching`]). `unblock` is called before waiting for the queue.
 pub fn queue_current(
     fd: RawFd,
     bytes: &mut Vec<u8>,
     started: Instant,
     unblock: &mut dyn FnMut(),
-) -> bool {
-    CURRENT.with(|current| match current.borrow().as_deref() {
-        Some(deferred) => {
-            deferred.queue(fd, bytes, started, unblock);
-            true
-        }
-        None => false,
+) -> Option<u64> {
+    CURRENT.with(|current| {
+        current
+            .borrow()
+            .as_deref()
+            .filter(|deferred| deferred.batching())
+            .map(|deferred| deferred.queue(fd, bytes, started, unblock))
     })
 }
 
-/// At the end of a request (`ended`): sends the calling thread's queue if its oldest
-/// response's request started [`HOLD`] or more before.
-pub fn request_ended(ended: Instant) {
+/// At the end of a request (`started` to `ended`): counts its length in the worker's typical
+/// request, and sends the calling thread's queue if its oldest response's request started
+/// [`HOLD`] or more before.
+pub fn request_ended(started: Instant, ended: Instant) {
     let _ = CURRENT.try_with(|current| {
         if let Some(deferred) = current.borrow().as_deref() {
+            deferred.count_request(ended.saturating_duration_since(started));
             deferred.flush_if_held_since(ended);
         }
     });
@@ -112,6 +129,12 @@ pub struct Deferred {
     pending: AtomicBool,
     /// How long a queued send may wait for a client that does not read (`socket-timeout`).
     timeout: Duration,
+    /// Request threads between taking events from `epoll_wait` and waiting again.
+    serving: AtomicUsize,
+    /// How many times the queue was sent, read without the lock (`flush_if_still_queued`).
+    sent: AtomicU64,
+    /// The worker's typical request, in µs: a moving average over its last eight or so.
+    typical_us: AtomicU64,
 }
 
 #[derive(Default)]
@@ -133,6 +156,50 @@ impl Deferred {
             wake: Condvar::new(),
             pending: AtomicBool::new(false),
             timeout,
+            serving: AtomicUsize::new(0),
+            sent: AtomicU64::new(0),
+            typical_us: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one request's length in the typical request (an exponential moving average,
+    /// weight 1/8; threads racing on it lose an update at worst).
+    pub fn count_request(&self, length: Duration) {
+        let length = length.as_micros().min(u128::from(u32::MAX)) as i64;
+        let typical = self.typical_us.load(Ordering::Relaxed) as i64;
+        let typical = typical + (length - typical) / 8;
+        self.typical_us
+            .store(typical.max(0) as u64, Ordering::Relaxed);
+    }
+
+    /// Whether responses are queued at all: only while the worker's typical request is
+    /// shorter than [`HOLD`]. Longer requests (an app waiting on a database) would send the
+    /// queue as they end anyway; queueing their responses would only keep the ticker awake.
+    pub fn batching(&self) -> bool {
+        self.typical_us.load(Ordering::Relaxed) < HOLD.as_micros() as u64
+    }
+
+    /// A request thread took events from `epoll_wait` and serves them.
+    pub fn batch_started(&self) {
+        self.serving.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A request thread served its events; true when no other thread is serving any, and the
+    /// queue is this thread's to send.
+    pub fn batch_ended(&self) -> bool {
+        self.serving.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    /// Something is queued: a thread must not sleep on it (see the module's doc).
+    pub fn pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Sends the queue if it was not sent since a response was queued at flush count `queued`:
+    /// that response may still be in it.
+    pub fn flush_if_still_queued(&self, queued: u64) {
+        if self.sent.load(Ordering::Acquire) == queued {
+            self.flush();
         }
     }
 
@@ -141,7 +208,8 @@ impl Deferred {
     }
 
     /// Queues the whole response in `bytes` for the connection `fd`; `bytes` is left with an
-    /// empty buffer to reuse. The ticker may hold the queue while it waits for a client that
+    /// empty buffer to reuse. Returns the flush count, for [`Self::flush_if_still_queued`].
+    /// The ticker, or a sibling thread, may hold the queue while it waits for a client that
     /// reads slowly: then `unblock` is called first (the app's caller lets the GIL go, as it
     /// does before any wait for a client).
     pub fn queue(
@@ -150,7 +218,7 @@ impl Deferred {
         bytes: &mut Vec<u8>,
         started: Instant,
         unblock: &mut dyn FnMut(),
-    ) {
+    ) -> u64 {
         let mut state = match self.state.try_lock() {
             Ok(state) => state,
             Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
@@ -167,6 +235,7 @@ impl Deferred {
             state.ticker_idle = false;
             self.wake.notify_one();
         }
+        state.flushes
     }
 
     /// Sends the queue if its first response's request started [`HOLD`] or more before `now`.
@@ -207,6 +276,7 @@ impl Deferred {
         state.queue = queue;
         state.oldest = None;
         state.flushes += 1;
+        self.sent.store(state.flushes, Ordering::Release);
         self.pending.store(false, Ordering::Release);
     }
 
@@ -319,6 +389,73 @@ mod tests {
             deferred.lock().oldest.is_none(),
             "a sent queue has no oldest"
         );
+    }
+
+    #[test]
+    fn the_last_thread_to_end_its_batch_sends_the_queue() {
+        let deferred = Deferred::new(Duration::from_secs(1));
+        deferred.batch_started();
+        deferred.batch_started();
+        assert!(!deferred.batch_ended(), "a sibling is still serving");
+        assert!(deferred.batch_ended(), "the last one to end");
+        deferred.batch_started();
+        assert!(deferred.batch_ended(), "a thread alone always is the last");
+    }
+
+    #[test]
+    fn responses_are_queued_only_while_the_typical_request_is_shorter_than_the_hold() {
+        let deferred = Deferred::new(Duration::from_secs(1));
+        assert!(deferred.batching(), "a new worker batches");
+        for _ in 0..8 {
+            deferred.count_request(Duration::from_micros(80));
+        }
+        assert!(deferred.batching(), "Flask-like requests");
+        deferred.count_request(Duration::from_millis(50));
+        assert!(
+            !deferred.batching(),
+            "one 50 ms request among short ones is enough to stop"
+        );
+        let mut short_ones = 0;
+        while !deferred.batching() {
+            deferred.count_request(Duration::from_micros(80));
+            short_ones += 1;
+            assert!(short_ones < 100, "never batches again");
+        }
+        assert!(
+            (10..40).contains(&short_ones),
+            "batching again after {short_ones} short requests"
+        );
+    }
+
+    #[test]
+    fn a_connection_s_check_sends_the_queue_only_if_its_response_may_still_be_in_it() {
+        let deferred = Deferred::new(Duration::from_secs(1));
+        let (server, mut client) = pair();
+        client.set_nonblocking(true).unwrap();
+        let queued = deferred.queue(
+            server.as_raw_fd(),
+            &mut b"first".to_vec(),
+            Instant::now(),
+            &mut || {},
+        );
+        deferred.flush();
+        // Queued after that flush: a check for the first response must not send it.
+        put(&deferred, &server, b"second", Instant::now());
+        deferred.flush_if_still_queued(queued);
+        let mut got = [0u8; 16];
+        assert_eq!(client.read(&mut got).unwrap(), 5, "only the first was sent");
+        assert_eq!(&got[..5], b"first");
+        let queued = deferred.queue(
+            server.as_raw_fd(),
+            &mut b"third".to_vec(),
+            Instant::now(),
+            &mut || {},
+        );
+        deferred.flush_if_still_queued(queued);
+        client.set_nonblocking(false).unwrap();
+        let mut got = [0u8; 11];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"secondthird");
     }
 
     #[test]

@@ -287,8 +287,8 @@ pub(crate) struct Shared {
     pub offload: Option<offload::Offload>,
     /// `health-check-path`: probes answered without the app, even when saturated.
     pub health: Option<health::Health>,
-    /// A worker with one request thread and an HTTP listener sends the responses of a batch
-    /// of events together (`deferred.rs`).
+    /// A worker with an HTTP listener sends the responses of a batch of events together
+    /// (`deferred.rs`).
     pub deferred: Option<Arc<deferred::Deferred>>,
 }
 
@@ -406,12 +406,11 @@ fn serve_until_stopped(setup: WorkerSetup<'_>) -> Result<(), WorkerError> {
         health: setup.settings.health_check_path.as_deref().map(|path| {
             health::Health::new(path, setup.threads.max(1) as usize, app.is_unavailable())
         }),
-        deferred: (setup.threads <= 1
-            && setup
-                .listeners
-                .iter()
-                .any(|listener| listener.protocol == crate::config::Protocol::Http))
-        .then(|| Arc::new(deferred::Deferred::new(setup.settings.socket_timeout))),
+        deferred: setup
+            .listeners
+            .iter()
+            .any(|listener| listener.protocol == crate::config::Protocol::Http)
+            .then(|| Arc::new(deferred::Deferred::new(setup.settings.socket_timeout))),
     });
     offload::Offload::start(&shared)?;
     if let Some(deferred) = shared.deferred.clone() {

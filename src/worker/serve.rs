@@ -72,10 +72,18 @@ pub fn thread_loop(shared: &Shared, core: usize) {
             }
         }
         shared.gate.maybe_reopen(shared);
-        let wait = shared.gate.wait_hint().unwrap_or(Duration::from_secs(1));
+        let mut wait = shared.gate.wait_hint().unwrap_or(Duration::from_secs(1));
+        // A queue left to a sibling still serving: take the next event if one is ready, but
+        // do not sleep on the queue; a wait that finds nothing sends it below (`deferred.rs`).
+        if shared.deferred.as_ref().is_some_and(|d| d.pending()) {
+            wait = Duration::ZERO;
+        }
         if let Err(err) = shared.epoll.wait(&mut events, max_events, Some(wait)) {
             tracing::error!(error = %err, "epoll_wait failed");
             return;
+        }
+        if let (Some(deferred), false) = (&shared.deferred, events.is_empty()) {
+            deferred.batch_started();
         }
         if last_sweep.elapsed() >= Duration::from_secs(1) {
             last_sweep = Instant::now();
@@ -119,9 +127,13 @@ pub fn thread_loop(shared: &Shared, core: usize) {
                 drive(shared, conn);
             }
         }
-        // The batch is over: its responses go out together (`deferred.rs`).
+        // The batch is over: its responses go out together (`deferred.rs`), unless a sibling
+        // thread is still serving: the last one to finish sends them. A wait that ended
+        // without events (the hold ran out, or a quiet second) sends them too.
         if let Some(deferred) = &shared.deferred {
-            deferred.flush();
+            if events.is_empty() || deferred.batch_ended() {
+                deferred.flush();
+            }
         }
     }
 }
@@ -131,6 +143,10 @@ pub(super) fn drive(shared: &Shared, mut conn: Conn) {
     if conn.linger_until.is_some() {
         discard(shared, conn);
         return;
+    }
+    // Its last response may still be queued, by this thread or another: it goes first.
+    if let (Some(queued), Some(deferred)) = (conn.queued_at.take(), &shared.deferred) {
+        deferred.flush_if_still_queued(queued);
     }
     let max_head = shared.settings.buffer_size;
     let protocol = shared.listeners[conn.listener].protocol;

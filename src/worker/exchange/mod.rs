@@ -239,7 +239,7 @@ impl ConnExchange {
         let ended = Instant::now();
         self.log.elapsed = ended.saturating_duration_since(self.started);
         // The queue goes out once its oldest response has waited long enough.
-        super::deferred::request_ended(ended);
+        super::deferred::request_ended(self.started, ended);
         self.log.io_error = self.body_failed || self.broken;
         let mut reusable = !outcome.aborted
             && !self.broken

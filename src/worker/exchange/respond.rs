@@ -208,20 +208,26 @@ impl ConnExchange {
                     self.wbuf.extend_from_slice(body);
                 }
             }
-            let queued = whole
+            let queued = if whole
                 && self.protocol == Protocol::Http
                 && self.keep_alive_after
                 && self.length_left.is_none_or(|left| left == 0)
-                && crate::worker::deferred::queue_current(
+            {
+                crate::worker::deferred::queue_current(
                     self.raw_fd(),
                     &mut self.wbuf,
                     self.started,
                     unblock,
-                );
-            if queued {
-                Ok(())
+                )
             } else {
-                self.flush_wbuf(unblock)
+                None
+            };
+            match queued {
+                Some(flushes) => {
+                    self.conn.queued_at = Some(flushes);
+                    Ok(())
+                }
+                None => self.flush_wbuf(unblock),
             }
         };
         self.fastcgi_end_next = false;
