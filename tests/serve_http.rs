@@ -581,20 +581,33 @@ fn add_header_reaches_every_response() {
     }
 }
 
+/// `quick_and_slow.py` on one worker of `threads` request threads (the batching tests).
+fn quick_and_slow(threads: &str) -> (Kaiser, SocketAddr) {
+    start(&[
+        "--wsgi-file",
+        "tests/apps/quick_and_slow.py",
+        "--processes",
+        "1",
+        "--threads",
+        threads,
+    ])
+}
+
+/// Sends `/sleep?ms=MS` on `conn`; returns once a request thread is inside it.
+fn occupy_a_thread(kaiser: &Kaiser, conn: &mut HttpConn<TcpStream>, ms: u32) {
+    conn.send(&get(&format!("/sleep?ms={ms}"))).unwrap();
+    kaiser
+        .wait_for_log(&format!("sleeping {ms} ms"), START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("the {ms} ms request never started: {e}"));
+}
+
 /// With several request threads the queue is shared: a thread that finishes while a sibling
 /// still serves, and has another event ready, leaves its response queued
 /// (`worker/deferred.rs`). When that event is the same connection's next request, its
 /// response must not overtake the queued one by going out directly (64 KiB or more).
 #[test]
 fn with_several_threads_a_queued_response_goes_out_before_the_next_on_its_connection() {
-    let (kaiser, addr) = start(&[
-        "--wsgi-file",
-        "tests/apps/quick_and_slow.py",
-        "--processes",
-        "1",
-        "--threads",
-        "2",
-    ]);
+    let (kaiser, addr) = quick_and_slow("2");
     // No Nagle: the second request must leave while the first is unanswered.
     let stream = wait_for_connect(addr, START_TIMEOUT).unwrap();
     stream.set_nodelay(true).unwrap();
@@ -603,10 +616,7 @@ fn with_several_threads_a_queued_response_goes_out_before_the_next_on_its_connec
     let response = conn.request(&get("/warm")).unwrap();
     assert_eq!(response.text(), "/warm", "{}", kaiser.logs());
     // One thread stays inside a long request, so the other's responses wait in the queue.
-    busy.send(&get("/sleep?ms=5000")).unwrap();
-    kaiser
-        .wait_for_log("sleeping 5000 ms", START_TIMEOUT)
-        .unwrap_or_else(|e| panic!("the long request never started: {e}"));
+    occupy_a_thread(&kaiser, &mut busy, 5000);
     // The first request keeps its thread 350 µs, less than the 500 µs hold, so its response
     // is queued; the second arrives meanwhile (after the worker read the first), so the
     // connection is ready again as soon as that response is queued. Arrival times vary with
@@ -636,22 +646,12 @@ fn with_several_threads_a_queued_response_goes_out_before_the_next_on_its_connec
 /// as its own thread has nothing else to do, not when the long request ends.
 #[test]
 fn with_several_threads_a_response_does_not_wait_for_a_sibling_s_long_request() {
-    let (kaiser, addr) = start(&[
-        "--wsgi-file",
-        "tests/apps/quick_and_slow.py",
-        "--processes",
-        "1",
-        "--threads",
-        "2",
-    ]);
+    let (kaiser, addr) = quick_and_slow("2");
     let mut fast = connect(addr);
     let mut slow = connect(addr);
     let response = fast.request(&get("/warm")).unwrap();
     assert_eq!(response.text(), "/warm", "{}", kaiser.logs());
-    slow.send(&get("/sleep?ms=3000")).unwrap();
-    kaiser
-        .wait_for_log("sleeping 3000 ms", START_TIMEOUT)
-        .unwrap_or_else(|e| panic!("the long request never started: {e}"));
+    occupy_a_thread(&kaiser, &mut slow, 3000);
     let sent = Instant::now();
     for i in 0..20 {
         let path = format!("/quick{i}");
@@ -675,14 +675,7 @@ fn with_several_threads_a_response_does_not_wait_for_a_sibling_s_long_request() 
 /// it within milliseconds. Pipelined responses keep their order.
 #[test]
 fn a_response_finished_before_a_slow_request_does_not_wait_for_it() {
-    let (kaiser, addr) = start(&[
-        "--wsgi-file",
-        "tests/apps/quick_and_slow.py",
-        "--processes",
-        "1",
-        "--threads",
-        "1",
-    ]);
+    let (kaiser, addr) = quick_and_slow("1");
     let mut fast = connect(addr);
     let mut slow = connect(addr);
     let mut blocker = connect(addr);
@@ -695,10 +688,7 @@ fn a_response_finished_before_a_slow_request_does_not_wait_for_it() {
     // are handed to it in one batch, the fast connection's first (sends from this thread
     // reach the worker's sockets in the order they are made, and epoll hands out ready
     // connections in the order they became ready).
-    blocker.send(&get("/sleep?ms=400")).unwrap();
-    kaiser
-        .wait_for_log("sleeping 400 ms", START_TIMEOUT)
-        .unwrap_or_else(|e| panic!("the blocker never started: {e}"));
+    occupy_a_thread(&kaiser, &mut blocker, 400);
     let sent = Instant::now();
     // Forty pipelined ones: whichever are quick enough to be queued (a debug build is slower
     // than the threshold for some), the last is queued when the slow request starts.
