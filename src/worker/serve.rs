@@ -129,7 +129,7 @@ pub fn thread_loop(shared: &Shared, core: usize) {
         }
         // The batch is over: its responses go out together (`deferred.rs`), unless a sibling
         // thread is still serving: the last one to finish sends them. A wait that ended
-        // without events (the hold ran out, or a quiet second) sends them too.
+        // without events (a look that found nothing to do, or a quiet second) sends them too.
         if let Some(deferred) = &shared.deferred {
             if events.is_empty() || deferred.batch_ended() {
                 deferred.flush();
